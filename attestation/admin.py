@@ -1,0 +1,1 @@
+"""Admin of the attestation app: display, and actions that call services."""

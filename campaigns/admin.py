@@ -1,0 +1,1 @@
+"""Admin of the campaigns app: display, and actions that call services."""

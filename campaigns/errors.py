@@ -1,0 +1,9 @@
+"""Typed errors of the campaigns app; each has a stable machine-readable code (STYLE.md)."""
+
+from __future__ import annotations
+
+from mrmarket.errors import ApplicationError
+
+
+class CampaignsError(ApplicationError):
+    code = "campaigns_error"

@@ -1,0 +1,1 @@
+"""Local stand-ins for the outside world (chain, exchange, TEE, EasyEnclave) and the demo launcher."""

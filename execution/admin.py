@@ -1,0 +1,1 @@
+"""Admin of the execution app: display, and actions that call services."""

@@ -1,0 +1,1 @@
+"""Writes of the execution app: `<entity>_<action>(*, ...)`, typed, atomic, idempotent where they touch the outside."""

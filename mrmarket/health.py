@@ -1,0 +1,225 @@
+"""Dependency checks behind /readyz, the admin status page and the `mrmarket_dependency_up` metric.
+
+Each check is bounded by HEALTHCHECK_TIMEOUT_SECONDS and returns a CheckResult instead of raising, so one
+slow or broken dependency never hides the state of the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import httpx
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection, connections
+from prometheus_client import Gauge
+
+from mrmarket import heartbeats
+from mrmarket.config import redact_url
+from mrmarket.http import outbound_client
+from mrmarket.redis import get_redis
+
+State = Literal["ok", "fail", "not_configured"]
+
+DEPENDENCY_UP = Gauge("mrmarket_dependency_up", "1 when the dependency check passed, else 0", ["check"])
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    state: State
+    detail: str
+    checked_at: datetime
+    required: bool = False
+
+    @property
+    def ok(self) -> bool:
+        # A dependency that is not configured fails only when it is required.
+        return self.state == "ok" or (self.state == "not_configured" and not self.required)
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ok"] = self.ok
+        data["checked_at"] = self.checked_at.isoformat()
+        return data
+
+
+def _now() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+def _timeout() -> float:
+    return float(settings.HEALTHCHECK_TIMEOUT_SECONDS)
+
+
+def _error_text(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+
+
+def check_database() -> tuple[State, str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return "ok", f"{connection.vendor} reachable"
+
+
+def check_redis() -> tuple[State, str]:
+    get_redis(timeout=_timeout()).ping()
+    return "ok", "PING answered"
+
+
+def check_broker() -> tuple[State, str]:
+    from mrmarket.celery_app import app
+
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=max(1, round(_timeout())))
+    return "ok", f"connected to {redact_url(settings.CELERY_BROKER_URL).split('@')[-1]}"
+
+
+def check_channel_layer() -> tuple[State, str]:
+    layer = get_channel_layer()
+    if layer is None:
+        return "fail", "no channel layer configured"
+
+    async def roundtrip() -> None:
+        channel = await layer.new_channel(prefix="health")
+        marker = uuid.uuid4().hex
+        await layer.send(channel, {"type": "health.ping", "marker": marker})
+        message = await asyncio.wait_for(layer.receive(channel), timeout=_timeout())
+        if message.get("marker") != marker:
+            raise RuntimeError("channel layer returned another message")
+
+    async_to_sync(roundtrip)()
+    return "ok", "send/receive round trip"
+
+
+def check_chain_rpc() -> tuple[State, str]:
+    url = settings.CHAIN_RPC_URL
+    if not url:
+        return "not_configured", "CHAIN_RPC_URL is not set"
+    with outbound_client(timeout=_timeout()) as client:
+        response = client.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})
+    response.raise_for_status()
+    payload = response.json()
+    if "result" not in payload:
+        return "fail", f"eth_chainId returned an error: {payload.get('error')}"
+    return "ok", f"chain id {int(payload['result'], 16)}"
+
+
+def check_workers() -> tuple[State, str]:
+    now = _now()
+    workers = [b for b in heartbeats.all_heartbeats() if b.component.startswith("worker:")]
+    fresh = [b for b in workers if b.is_fresh(now)]
+    if fresh:
+        youngest = min(b.age(now).total_seconds() for b in fresh)
+        return "ok", f"{len(fresh)} alive, last heartbeat {youngest:.0f}s ago"
+    if workers:
+        return "fail", f"no heartbeat for {min(b.age(now).total_seconds() for b in workers):.0f}s"
+    return "fail", "no worker heartbeat yet"
+
+
+def check_beat() -> tuple[State, str]:
+    now = _now()
+    beat = next((b for b in heartbeats.all_heartbeats() if b.component == "beat"), None)
+    if beat is None:
+        return "fail", "no beat heartbeat yet"
+    age = beat.age(now).total_seconds()
+    return ("ok" if beat.is_fresh(now) else "fail"), f"last heartbeat {age:.0f}s ago"
+
+
+def queue_depth() -> int:
+    # kombu's Redis transport keeps a queue as lists: the plain name plus one per priority step.
+    r = get_redis(timeout=_timeout())
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    names = [queue, *(f"{queue}\x06\x16{p}" for p in range(1, 10))]
+    total = 0
+    for name in names:
+        total += int(r.llen(name))  # type: ignore[arg-type]  # the sync client returns int
+    return total
+
+
+def check_queue() -> tuple[State, str]:
+    if not settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        return "not_configured", "queue depth is read from Redis brokers only"
+    return "ok", f"{queue_depth()} task(s) waiting in {settings.CELERY_TASK_DEFAULT_QUEUE!r}"
+
+
+def check_executors() -> tuple[State, str]:
+    urls = settings.EXECUTOR_URLS
+    if not urls:
+        return "not_configured", "no executors yet"
+    failures = []
+    with outbound_client(timeout=_timeout()) as client:
+        for url in urls:
+            try:
+                client.get(url.rstrip("/") + "/v1/health").raise_for_status()
+            except httpx.HTTPError as exc:
+                failures.append(f"{url}: {_error_text(exc)}")
+    if failures:
+        return "fail", "; ".join(failures)
+    return "ok", f"{len(urls)} executor(s) healthy"
+
+
+def check_easyenclave() -> tuple[State, str]:
+    if not settings.EASYENCLAVE_URL:
+        return "not_configured", "EasyEnclave is not configured yet"
+    with outbound_client(timeout=_timeout()) as client:
+        client.get(
+            settings.EASYENCLAVE_URL.rstrip("/") + "/api/v1/services", params={"name": "mm-executor"}
+        ).raise_for_status()
+    return "ok", "reachable (attestation of the control plane is checked by the attestation app)"
+
+
+CHECKS: dict[str, Callable[[], tuple[State, str]]] = {
+    "database": check_database,
+    "redis": check_redis,
+    "broker": check_broker,
+    "channel_layer": check_channel_layer,
+    "chain_rpc": check_chain_rpc,
+    "workers": check_workers,
+    "beat": check_beat,
+    "queue": check_queue,
+    "executors": check_executors,
+    "easyenclave": check_easyenclave,
+}
+READYZ_CHECKS = ("database", "redis", "broker", "channel_layer", "chain_rpc", "workers", "beat")
+
+
+def run_check(name: str) -> CheckResult:
+    required = name in settings.READYZ_REQUIRED
+    try:
+        state, detail = CHECKS[name]()
+    except Exception as exc:  # a health check reports failures, it never raises them
+        state, detail = "fail", _error_text(exc)
+    result = CheckResult(name=name, state=state, detail=detail, checked_at=_now(), required=required)
+    DEPENDENCY_UP.labels(check=name).set(1 if result.state == "ok" else 0)
+    return result
+
+
+def _run_in_thread(name: str) -> CheckResult:
+    try:
+        return run_check(name)
+    finally:
+        connections.close_all()  # this thread's connections must not outlive it
+
+
+def run_checks(names: Iterable[str] = READYZ_CHECKS) -> list[CheckResult]:
+    """Run checks concurrently; the database check runs in the caller's thread (its connection and transaction)."""
+    names = list(names)
+    unknown = [n for n in names if n not in CHECKS]
+    if unknown:
+        raise KeyError(f"unknown health checks: {', '.join(unknown)}")
+    others = [n for n in names if n != "database"]
+    with ThreadPoolExecutor(max_workers=max(1, len(others))) as pool:
+        futures = {n: pool.submit(_run_in_thread, n) for n in others}
+        results = {n: f.result() for n, f in futures.items()}
+    if "database" in names:
+        results["database"] = run_check("database")
+    return [results[n] for n in names]

@@ -1,0 +1,1 @@
+"""Structured logs, correlation ids and metrics, shared by web, worker and beat."""

@@ -1,0 +1,54 @@
+"""The correlation context: which request, campaign, order, job... a log line or an outbound call belongs to.
+
+Backed by structlog's contextvars, so values bound here appear in every log line of the same task or request,
+and survive ``sync_to_async`` / ``async_to_sync`` hops (asgiref copies the context).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import structlog
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# The standard fields of STYLE.md habit 9; `version` is added to every line by the logging config.
+STANDARD_FIELDS = ("request_id", "campaign_id", "order_id", "job_id", "chain_id", "exchange", "mrtd")
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def clean_request_id(value: str | None) -> str:
+    """The caller's id when it is safe to log and forward, else a fresh one (never trust raw header text)."""
+    if value and _VALID_REQUEST_ID.fullmatch(value):
+        return value
+    return new_request_id()
+
+
+def current_request_id() -> str | None:
+    value = structlog.contextvars.get_contextvars().get("request_id")
+    return value if isinstance(value, str) else None
+
+
+def bind(**fields: Any) -> None:
+    structlog.contextvars.bind_contextvars(**{k: v for k, v in fields.items() if v is not None})
+
+
+def clear() -> None:
+    structlog.contextvars.clear_contextvars()
+
+
+@contextmanager
+def bound(**fields: Any) -> Iterator[None]:
+    """Bind fields for the duration of a block, restoring what was bound before."""
+    tokens = structlog.contextvars.bind_contextvars(**{k: v for k, v in fields.items() if v is not None})
+    try:
+        yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)

@@ -1,0 +1,1 @@
+"""Settings profiles: ``dev`` (default, embedded), ``test`` and ``prod``; see docs/configuration.md."""

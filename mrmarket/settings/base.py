@@ -1,0 +1,202 @@
+"""Settings shared by every profile. Every knob is an environment variable listed in docs/configuration.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+
+from mrmarket.config import ConfigError, parse_database_url, parse_redis_url
+from mrmarket.observability.logging import configure_logging
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+env = environ.Env()
+
+VERSION = "0.1.0"
+
+# Runtime files of a local run (SQLite database, beat schedule, demo state); never committed.
+DATA_DIR = Path(env.str("MRMARKET_DATA_DIR", default=str(BASE_DIR / "var")))
+
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "mrmarket.apps.MrMarketAdminConfig",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "channels",
+    "django_prometheus",
+    "mrmarket.apps.CoreConfig",
+    "campaigns",
+    "execution",
+    "attestation",
+    "payouts",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "mrmarket.observability.middleware.RequestContextMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "mrmarket.observability.middleware.UserContextMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "mrmarket.urls"
+ASGI_APPLICATION = "mrmarket.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- data stores -------------------------------------------------------------------------------------------
+DB_CONN_MAX_AGE = env.int("DB_CONN_MAX_AGE", default=60)  # PostgreSQL only
+DATABASE_URL = env.str("DATABASE_URL", default=f"sqlite:///{(DATA_DIR / 'db.sqlite3').resolve()}")
+DATABASES = {"default": parse_database_url("DATABASE_URL", DATABASE_URL, conn_max_age=DB_CONN_MAX_AGE)}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3") and DATABASES["default"]["NAME"] != ":memory:":
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# One Redis serves cache, Celery broker (unless CELERY_BROKER_URL says otherwise) and the channel layer.
+REDIS_URL = parse_redis_url("REDIS_URL", env.str("REDIS_URL", default="redis://127.0.0.1:6379/0"))
+REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="mrmarket")
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": REDIS_KEY_PREFIX,
+        "TIMEOUT": 300,
+    }
+}
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            # socket_timeout None: channels-redis blocks on BZPOPMIN; a client timeout would drop idle
+            # WebSockets every few seconds (docs/adr/0004-redis-client.md).
+            "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+            "prefix": f"{REDIS_KEY_PREFIX}:asgi",
+            "capacity": 1000,
+            "expiry": 60,
+        },
+    }
+}
+
+# --- Celery (read by mrmarket/celery.py through the CELERY_ namespace) --------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_DEFAULT_QUEUE", default="mrmarket")
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 3600,
+    "socket_timeout": 10,
+    "socket_connect_timeout": 5,
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+HEARTBEAT_INTERVAL_SECONDS = env.int("HEARTBEAT_INTERVAL_SECONDS", default=10)
+# Schedules are code, reviewed like code (docs/adr/0003-beat-schedule-in-settings.md).
+CELERY_BEAT_SCHEDULE = {
+    "heartbeat": {
+        "task": "mrmarket.heartbeat",
+        "schedule": float(HEARTBEAT_INTERVAL_SECONDS),
+        "options": {"expires": float(HEARTBEAT_INTERVAL_SECONDS)},
+    },
+}
+
+# --- outside world -----------------------------------------------------------------------------------------
+CHAIN_RPC_URL = env.str("CHAIN_RPC_URL", default="")
+EXECUTOR_URLS: list[str] = env.list("EXECUTOR_URLS", default=[])
+EASYENCLAVE_URL = env.str("EASYENCLAVE_URL", default="")
+HEALTHCHECK_TIMEOUT_SECONDS = env.float("HEALTHCHECK_TIMEOUT_SECONDS", default=2.0)
+READYZ_REQUIRED: list[str] = env.list(
+    "READYZ_REQUIRED",
+    default=["database", "redis", "broker", "channel_layer", "chain_rpc", "workers", "beat"],
+)
+OUTBOUND_HTTP_TIMEOUT_SECONDS = env.float("OUTBOUND_HTTP_TIMEOUT_SECONDS", default=10.0)
+
+# --- credentials at rest (envelope encryption; master key from the environment) ----------------------------
+CREDENTIALS_MASTER_KEY_ID = env.str("CREDENTIALS_MASTER_KEY_ID", default="k1")
+
+# --- auth and API ------------------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first: an anonymous API call then gets 401 with `WWW-Authenticate: Token`.
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    # Deny by default: every view states who may call it (mrmarket.api.permissions.RolePermission).
+    "DEFAULT_PERMISSION_CLASSES": ["mrmarket.api.permissions.RolePermission"],
+    "DEFAULT_SCHEMA_CLASS": "mrmarket.api.schema.AutoSchema",
+    "EXCEPTION_HANDLER": "mrmarket.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {"auth": env.str("AUTH_THROTTLE_RATE", default="10/min")},
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Mr.Market API",
+    "DESCRIPTION": "Campaigns, market-making orders, attested executors and payouts.",
+    "VERSION": "v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
+# --- i18n, static ------------------------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "static_root")))
+
+# --- logging -----------------------------------------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+if LOG_FORMAT not in {"json", "console"}:
+    raise ConfigError("LOG_FORMAT must be 'json' or 'console'")
+LOGGING_CONFIG = None  # configure_logging owns the stdlib and structlog setup
+configure_logging(level=LOG_LEVEL, fmt=LOG_FORMAT, version=VERSION)
+
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -1,0 +1,16 @@
+"""Local development on the embedded defaults (SQLite, the launcher's Redis, Anvil, devnet stand-ins)."""
+
+from __future__ import annotations
+
+from mrmarket.config import parse_master_key
+
+from .base import *  # noqa: F403
+from .base import env
+
+DEBUG = env.bool("DEBUG", default=True)
+# Dev-only values: the prod profile refuses to start without real ones.
+SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-secret-key-not-for-production-use-0123456789")
+CREDENTIALS_MASTER_KEY = parse_master_key(
+    "CREDENTIALS_MASTER_KEY",
+    env.str("CREDENTIALS_MASTER_KEY", default="ZGV2LW9ubHktbWFzdGVyLWtleS0zMi1ieXRlcy0hISE="),
+)

@@ -1,0 +1,34 @@
+"""Production. Refuses to start unless every required variable is set; see docs/configuration.md."""
+
+from __future__ import annotations
+
+import os
+
+from mrmarket.config import ConfigError, missing_variables, parse_master_key
+
+REQUIRED = ["SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS", "CREDENTIALS_MASTER_KEY"]
+_missing = missing_variables(os.environ, REQUIRED)
+if _missing:
+    raise ConfigError(
+        "mrmarket.settings.prod: missing required environment variables: "
+        + ", ".join(_missing)
+        + " (see docs/configuration.md)"
+    )
+
+from .base import *  # noqa: E402, F403
+from .base import env  # noqa: E402
+
+DEBUG = env.bool("DEBUG", default=False)
+if DEBUG:
+    raise ConfigError("DEBUG must be off in the prod profile")
+SECRET_KEY = env.str("SECRET_KEY")
+CREDENTIALS_MASTER_KEY = parse_master_key("CREDENTIALS_MASTER_KEY", env.str("CREDENTIALS_MASTER_KEY"))
+
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
+SECURE_REFERRER_POLICY = "same-origin"

@@ -1,0 +1,44 @@
+"""Probes and metrics: liveness, readiness (one entry per dependency), Prometheus."""
+
+from __future__ import annotations
+
+import hmac
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from django_prometheus.exports import ExportToDjangoView
+
+from mrmarket import health
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness: the process answers. Says nothing about dependencies (that is /readyz)."""
+    return JsonResponse({"status": "ok", "version": settings.VERSION})
+
+
+@never_cache
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    results = health.run_checks(health.READYZ_CHECKS)
+    ready = all(r.ok for r in results if r.required)
+    body = {
+        "status": "ok" if ready else "fail",
+        "version": settings.VERSION,
+        "checks": {r.name: {k: v for k, v in r.as_json().items() if k != "name"} for r in results},
+    }
+    return JsonResponse(body, status=200 if ready else 503)
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    token = settings.METRICS_TOKEN
+    if token:
+        supplied = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(supplied.encode(), token.encode()):
+            return HttpResponse("metrics token required\n", status=401, content_type="text/plain")
+    return ExportToDjangoView(request)

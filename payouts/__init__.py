@@ -1,0 +1,3 @@
+"""Recording oracle (scoring, anti-abuse, results bundles) and reputation oracle (payout manifests, Merkle roots,
+claims, audit and recompute).
+"""

@@ -1,0 +1,1 @@
+"""Admin of the payouts app: display, and actions that call services."""

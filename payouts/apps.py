@@ -1,0 +1,8 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class PayoutsConfig(AppConfig):
+    name = "payouts"
+    verbose_name = "Payouts"

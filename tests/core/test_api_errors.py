@@ -1,0 +1,47 @@
+"""One error shape for the whole API: {code, message, extra, request_id}."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests.factories import user_with
+
+pytestmark = pytest.mark.django_db
+
+
+def test_wrong_password_is_a_typed_error_and_issues_no_token() -> None:
+    from rest_framework.authtoken.models import Token
+
+    user_with(username="alice")
+    response = APIClient().post(
+        "/api/v1/auth/token", {"username": "alice", "password": "wrong"}, HTTP_X_REQUEST_ID="req-1"
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": "invalid_credentials",
+        "message": "Unknown username or wrong password.",
+        "extra": {},
+        "request_id": "req-1",
+    }
+    assert Token.objects.count() == 0
+
+
+def test_validation_errors_name_the_fields() -> None:
+    response = APIClient().post("/api/v1/auth/token", {"username": "alice"}, format="json")
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "invalid"
+    assert "password" in body["extra"]["fields"]
+
+
+def test_token_endpoint_is_throttled(settings) -> None:
+    from django.core.cache import cache
+
+    # The throttle counts per client address; start from zero and leave nothing behind (no flush: shared Redis).
+    cache.delete("throttle_auth_127.0.0.1")
+    client = APIClient()
+    codes = [client.post("/api/v1/auth/token", {"username": "x", "password": "y"}).status_code for _ in range(12)]
+    assert codes[:10] == [400] * 10
+    assert codes[10] == 429
+    cache.delete("throttle_auth_127.0.0.1")

@@ -1,0 +1,160 @@
+"""Configuration errors: one clear line naming the setting, nothing started."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from devnet.ports import free_port
+from mrmarket.config import ConfigError, parse_database_url, parse_master_key, parse_redis_url, redact_url
+
+ROOT = Path(__file__).resolve().parents[2]
+PROD_REQUIRED = ["SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS", "CREDENTIALS_MASTER_KEY"]
+GOOD_KEY = "ZGV2LW9ubHktbWFzdGVyLWtleS0zMi1ieXRlcy0hISE="
+
+
+def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k not in PROD_REQUIRED and k != "DJANGO_SETTINGS_MODULE"}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_postgres_url_parses() -> None:
+    db = parse_database_url("DATABASE_URL", "postgres://app:s3cret@db.internal:6432/mrmarket", conn_max_age=60)
+    assert db["ENGINE"] == "django.db.backends.postgresql"
+    assert (db["NAME"], db["USER"], db["PASSWORD"], db["HOST"], db["PORT"]) == (
+        "mrmarket", "app", "s3cret", "db.internal", "6432",
+    )  # fmt: skip
+    assert db["CONN_MAX_AGE"] == 60
+
+
+def test_sqlite_url_needs_an_absolute_path() -> None:
+    assert parse_database_url("DATABASE_URL", "sqlite:////tmp/x.db")["NAME"] == "/tmp/x.db"
+    assert parse_database_url("DATABASE_URL", "sqlite:///:memory:")["NAME"] == ":memory:"
+    with pytest.raises(ConfigError, match="DATABASE_URL is malformed: SQLite needs"):
+        parse_database_url("DATABASE_URL", "sqlite:///relative.db")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["garbage", "http://example.com/db", "postgres://u@h:notaport/db", "postgres:///nodb", "postgres://h"],
+)
+def test_malformed_database_urls_name_the_setting(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"^DATABASE_URL is malformed"):
+        parse_database_url("DATABASE_URL", url)
+
+
+@pytest.mark.parametrize("url", ["localhost:6379", "http://h:1/0", "redis://h:port/0"])
+def test_malformed_redis_urls_name_the_setting(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"^REDIS_URL is malformed"):
+        parse_redis_url("REDIS_URL", url)
+
+
+def test_master_key_must_be_32_bytes_of_base64() -> None:
+    assert len(parse_master_key("CREDENTIALS_MASTER_KEY", GOOD_KEY)) == 32
+    with pytest.raises(ConfigError, match="must decode to 32 bytes"):
+        parse_master_key("CREDENTIALS_MASTER_KEY", "c2hvcnQ=")
+    with pytest.raises(ConfigError, match="not valid base64"):
+        parse_master_key("CREDENTIALS_MASTER_KEY", "!!!!")
+
+
+def test_redact_url_hides_the_password_only() -> None:
+    assert redact_url("postgres://app:s3cret@h:5432/db") == "postgres://app:***@h:5432/db"
+    assert redact_url("redis://h:6379/0") == "redis://h:6379/0"
+
+
+def test_prod_without_variables_lists_every_missing_one() -> None:
+    result = run_manage("check", env={"DJANGO_SETTINGS_MODULE": "mrmarket.settings.prod"})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for name in PROD_REQUIRED:
+        assert name in lines[0]
+
+
+def test_prod_with_some_variables_lists_only_the_missing() -> None:
+    env = {
+        "DJANGO_SETTINGS_MODULE": "mrmarket.settings.prod",
+        "SECRET_KEY": "x" * 50,
+        "ALLOWED_HOSTS": "a.example",
+    }
+    result = run_manage("check", env=env)
+    assert result.returncode == 2
+    assert "DATABASE_URL, REDIS_URL, CREDENTIALS_MASTER_KEY" in result.stderr
+    assert "SECRET_KEY" not in result.stderr
+
+
+def prod_env(**overrides: str) -> dict[str, str]:
+    return {
+        "DJANGO_SETTINGS_MODULE": "mrmarket.settings.prod",
+        "SECRET_KEY": "prod-test-secret-key-" + "x" * 40,
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "ALLOWED_HOSTS": "mrmarket.example",
+        "CREDENTIALS_MASTER_KEY": GOOD_KEY,
+        **overrides,
+    }
+
+
+def test_prod_malformed_database_url_is_one_line_naming_it() -> None:
+    result = run_manage("check", env=prod_env(DATABASE_URL="postgress//nope"))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "DATABASE_URL is malformed" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_prod_refuses_debug() -> None:
+    result = run_manage("check", env=prod_env(DEBUG="true"))
+    assert result.returncode == 2
+    assert "DEBUG must be off" in result.stderr
+
+
+def test_prod_settings_are_hardened() -> None:
+    code = (
+        "from django.conf import settings as s;"
+        "print(s.DEBUG, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE,"
+        " s.SECURE_HSTS_SECONDS > 0, s.SECURE_SSL_REDIRECT)"
+    )
+    result = run_manage("shell", "--no-imports", "-c", code, env=prod_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].split() == ["False", "True", "True", "True", "True"]
+
+
+def test_unreachable_redis_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens here
+    env = {
+        "DJANGO_SETTINGS_MODULE": "mrmarket.settings.dev",
+        "MRMARKET_DATA_DIR": str(tmp_path),
+        "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+    }
+    result = run_manage("worker", env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert result.stderr.startswith(f"configuration error: REDIS_URL: cannot reach Redis at redis://127.0.0.1:{port}/0")
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_database_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        "DJANGO_SETTINGS_MODULE": "mrmarket.settings.dev",
+        "MRMARKET_DATA_DIR": str(tmp_path),
+        "DATABASE_URL": f"postgres://postgres:pw@127.0.0.1:{port}/nothing",
+    }
+    result = run_manage("serve", "--port", str(free_port()), env=env)
+    assert result.returncode == 2
+    assert result.stderr.startswith("configuration error: DATABASE_URL: cannot connect to the database")
+    assert ":pw@" not in result.stderr  # the password never appears
+    assert result.stderr.strip().count("\n") == 0, result.stderr
