@@ -61,7 +61,9 @@ def test_demo_comes_up_green_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
         argv += [f"--{name}-port", str(port)]
     launcher = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output: list[str] = []
-    reader = threading.Thread(target=lambda: output.extend(iter(launcher.stdout.readline, "")), daemon=True)
+    stdout = launcher.stdout
+    assert stdout is not None
+    reader = threading.Thread(target=lambda: output.extend(iter(stdout.readline, "")), daemon=True)
     reader.start()
     base = f"http://127.0.0.1:{ports['web']}"
     try:
@@ -86,7 +88,9 @@ def test_demo_comes_up_green_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
 
         with httpx.Client(base_url=base, timeout=10) as browser:
             login_page = browser.get("/admin/login/")
-            csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page.text).group(1)
+            found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page.text)
+            assert found is not None
+            csrf = found.group(1)
             browser.post(
                 "/admin/login/?next=/admin/system-status/",
                 data={**creds, "csrfmiddlewaretoken": csrf, "next": "/admin/system-status/"},
