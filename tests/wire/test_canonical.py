@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wire.canonical import canonical_bytes, digest, parse
+from wire.errors import CanonicalFormError
+
+
+def test_rfc8785_ordering_and_escaping() -> None:
+    # Keys sorted by UTF-16 code units, no whitespace, minimal escapes (RFC 8785 §3.2).
+    value = {"b": [1, True, None], "a": "x\u2028y", "€": "é", "\r": "\n"}
+    assert canonical_bytes(value) == b'{"\\r":"\\n","a":"x\xe2\x80\xa8y","b":[1,true,null],"\xe2\x82\xac":"\xc3\xa9"}'
+
+
+def test_digest_is_sha256_of_canonical_bytes() -> None:
+    value = {"z": 1, "a": [2, 3]}
+    assert digest(value) == hashlib.sha256(b'{"a":[2,3],"z":1}').hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"price": 1.5}, "price: floats are not allowed"),
+        ({"n": 2**53}, "n: integer outside the I-JSON range"),
+        ({"a": [{"b": b"x"}]}, r"a\[0\].b: bytes is not a JSON value"),
+        ({1: "x"}, "object keys must be strings"),
+    ],
+)
+def test_values_without_one_meaning_are_refused(value: object, message: str) -> None:
+    with pytest.raises(CanonicalFormError, match=message):
+        canonical_bytes(value)
+
+
+def test_parse_refuses_floats_and_duplicate_keys() -> None:
+    with pytest.raises(CanonicalFormError, match=r"float literal 1\.0"):
+        parse(b'{"a": 1.0}')
+    with pytest.raises(CanonicalFormError, match="duplicate key 'a'"):
+        parse(b'{"a": 1, "a": 2}')
+    with pytest.raises(CanonicalFormError, match="not JSON"):
+        parse(b"{")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5),
+    max_leaves=30,
+)
+
+
+@given(json_values)
+def test_canonical_form_round_trips(value: object) -> None:
+    encoded = canonical_bytes(value)
+    assert parse(encoded) == value
+    assert canonical_bytes(parse(encoded)) == encoded
+
+
+@given(st.dictionaries(st.text(max_size=6), st.integers(0, 100), max_size=8), st.randoms())
+def test_key_order_does_not_change_the_digest(value: dict, rnd) -> None:
+    items = list(value.items())
+    rnd.shuffle(items)
+    assert digest(dict(items)) == digest(value)

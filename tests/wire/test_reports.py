@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.wire.builders import DELETE, KEY, OTHER_KEY, SPEC_DIGEST, chain, mutated, report
+from wire.errors import ChainError, DigestMismatch, SchemaError, SignatureError
+from wire.reports import SignedReport, report_bytes, sign_report, verify_chain, verify_report
+
+
+def test_a_signed_report_verifies_and_round_trips() -> None:
+    (signed,) = chain(1)
+    verify_report(signed, signing_key=KEY.public_hex)
+    again = SignedReport.from_json(signed.as_json())
+    assert again == signed
+    assert report_bytes(signed).startswith(b'{"digest":')
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "where"),
+    [
+        ("schema", "mrmarket.report/v0", "report.schema: must be one of"),
+        ("sequence", -1, "report.sequence: must be ≥ 0"),
+        ("fills.0.price", 0.995, "report.fills[0].price: must be a decimal string"),
+        ("fills.0.price", "1e3", "report.fills[0].price: must be a decimal string"),
+        ("fills.0.amount", "0", "report.fills[0].amount: must be > 0"),
+        ("fills.0.liquidity", "both", "report.fills[0].liquidity: must be one of maker, taker"),
+        ("fills.0.trade_id", DELETE, "report.fills[0]: missing trade_id"),
+        ("metrics.extra", 1, "report.metrics: unknown extra"),
+        ("book_samples.0.resting.0.side", "long", "report.book_samples[0].resting[0].side"),
+        ("executor.measurement", "ab", "report.executor.measurement: does not match"),
+        ("window_end_ms", 1_700_000_000_000, "window_end_ms must be after window_start_ms"),
+        ("fills.0.ts_ms", 1_800_000_000_000, "report.fills[0].ts_ms: timestamp outside the report window"),
+        ("prev_digest", "cd" * 32, "prev_digest is null exactly for sequence 0"),
+        ("symbol", "mrm-usdt", "report.symbol: does not match"),
+    ],
+)
+def test_schema_errors_name_the_field(path: str, value: object, where: str) -> None:
+    with pytest.raises(SchemaError, match=re.escape(where)):
+        sign_report(mutated(report(), path, value), KEY)
+
+
+def test_duplicate_trade_ids_are_refused() -> None:
+    doc = report()
+    doc["fills"].append(dict(doc["fills"][0], ts_ms=doc["fills"][0]["ts_ms"] + 1))
+    with pytest.raises(SchemaError, match="a trade id appears twice"):
+        sign_report(doc, KEY)
+
+
+def test_a_report_signed_by_another_key_is_refused() -> None:
+    forged = sign_report(report(key=OTHER_KEY), OTHER_KEY)
+    with pytest.raises(SignatureError, match="another signing key than the attested one"):
+        verify_report(forged, signing_key=KEY.public_hex)
+    (genuine,) = chain(1)
+    swapped = SignedReport(report=genuine.report, digest=genuine.digest, signature=forged.signature)
+    with pytest.raises(SignatureError, match="does not verify"):
+        verify_report(swapped, signing_key=KEY.public_hex)
+
+
+def test_an_edited_report_no_longer_matches_its_digest() -> None:
+    (signed,) = chain(1)
+    edited = SignedReport(report=mutated(signed.report, "fills.0.amount", "2550"), digest=signed.digest,
+                          signature=signed.signature)  # fmt: skip
+    with pytest.raises(DigestMismatch):
+        verify_report(edited, signing_key=KEY.public_hex)
+
+
+def test_a_whole_chain_verifies_and_continues_from_a_checkpoint() -> None:
+    reports = chain(5)
+    assert verify_chain(reports, signing_key=KEY.public_hex, job_spec_digest=SPEC_DIGEST) == reports
+    assert verify_chain(reports[3:], signing_key=KEY.public_hex, after=reports[2]) == reports[3:]
+
+
+def test_chain_breaks_are_each_named() -> None:
+    r = chain(4)
+    key = KEY.public_hex
+    with pytest.raises(ChainError, match="gap: sequence 2 follows 0"):
+        verify_chain([r[0], r[2]], signing_key=key)
+    with pytest.raises(ChainError, match="starts at sequence 1"):
+        verify_chain(r[1:], signing_key=key)
+    with pytest.raises(ChainError, match="gap: sequence 1 follows 2"):
+        verify_chain([r[2], r[1]], signing_key=key, after=r[1])
+    relinked = sign_report(report(1, prev_digest="ee" * 32), KEY)
+    with pytest.raises(ChainError, match="does not link to the digest of report 0"):
+        verify_chain([r[0], relinked], signing_key=key)
+    other_job = sign_report(report(1, prev_digest=r[0].digest, job_id="job-2"), KEY)
+    with pytest.raises(ChainError, match="belongs to job job-2"):
+        verify_chain([r[0], other_job], signing_key=key)
+    with pytest.raises(ChainError, match="another job spec"):
+        verify_chain(r, signing_key=key, job_spec_digest="00" * 32)
+
+
+def test_envelope_shape_is_checked() -> None:
+    with pytest.raises(SchemaError, match="exactly report, digest and signature"):
+        SignedReport.from_json({"report": {}, "digest": "00" * 32})
+    with pytest.raises(SchemaError, match=r"envelope\.signature"):
+        SignedReport.from_json({"report": {}, "digest": "00" * 32, "signature": "xyz"})
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(min_value=1, max_value=6), st.data())
+def test_removing_or_swapping_any_report_breaks_the_chain(n: int, data) -> None:
+    reports = chain(n + 1)
+    i = data.draw(st.integers(min_value=0, max_value=n))
+    without = reports[:i] + reports[i + 1 :]
+    if i == n:  # dropping the last report leaves a valid (shorter) chain
+        assert verify_chain(without, signing_key=KEY.public_hex) == without
+    else:
+        with pytest.raises(ChainError):
+            verify_chain(without, signing_key=KEY.public_hex)

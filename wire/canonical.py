@@ -1,0 +1,76 @@
+"""Canonical JSON (RFC 8785, the JSON Canonicalization Scheme) and SHA-256 digests.
+
+Rules on top of RFC 8785, so that every party gets the same bytes from the same facts:
+- no floats anywhere: amounts and prices are decimal strings as the exchange reports them, times are
+  integer milliseconds; a float is refused, not rounded;
+- integers must fit in the I-JSON range (|n| < 2^53), as RFC 8785 requires;
+- object keys are strings; tuples are arrays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import rfc8785
+
+from wire.errors import CanonicalFormError
+
+_MAX_SAFE_INT = 2**53 - 1
+
+
+def _check(value: Any, path: str) -> None:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, int):
+        if abs(value) > _MAX_SAFE_INT:
+            raise CanonicalFormError("integer outside the I-JSON range; encode it as a decimal string", path=path)
+        return
+    if isinstance(value, float):
+        raise CanonicalFormError("floats are not allowed; use a decimal string", path=path)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise CanonicalFormError("object keys must be strings", path=path)
+            _check(item, f"{path}.{key}" if path else key)
+        return
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check(item, f"{path}[{index}]")
+        return
+    raise CanonicalFormError(f"{type(value).__name__} is not a JSON value", path=path)
+
+
+def canonical_bytes(value: Any) -> bytes:
+    _check(value, "")
+    try:
+        encoded: bytes = rfc8785.dumps(value)
+    except rfc8785.CanonicalizationError as exc:
+        raise CanonicalFormError(str(exc)) from None
+    return encoded
+
+
+def digest(value: Any) -> str:
+    """Lower-case hex SHA-256 of the canonical form."""
+    return hashlib.sha256(canonical_bytes(value)).hexdigest()
+
+
+def parse(data: bytes | str) -> Any:
+    """Parse JSON received from the other side, refusing floats and duplicate keys (both ambiguous)."""
+
+    def no_float(text: str) -> Any:
+        raise CanonicalFormError(f"float literal {text} is not allowed; use a decimal string")
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in result:
+                raise CanonicalFormError(f"duplicate key {key!r}")
+            result[key] = value
+        return result
+
+    try:
+        return json.loads(data, parse_float=no_float, object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise CanonicalFormError(f"not JSON: {exc.msg} at {exc.pos}") from None
