@@ -1,0 +1,150 @@
+"""Double-entry ledger maths. Pure: no Django, no I/O (ADR 0007).
+
+Every movement of value is a transaction of postings in integer base units; within a transaction the
+postings of each asset sum to zero. Balances are derived from postings, never stored. Value enters or leaves
+the system only through the `external:` accounts (a deposit from outside, a withdrawal to outside, a fee an
+exchange keeps, a trading gain or loss against the market), so the sum over all accounts of each asset is
+always zero, and the sum over the non-external accounts equals what the external accounts record as
+having come in.
+
+Account names are `kind:scope...:asset`, for example:
+    custody:USDT                          the custody wallet
+    transit:order-7:USDT                  sent from custody, not yet credited by the exchange
+    exchange:acct-3:free:USDT             on the exchange, available
+    exchange:acct-3:locked:USDT           on the exchange, locked in open orders
+    fees:order-7:USDT                     fees paid (the exchange's side is external:fees)
+    external:chain:USDT / external:market:USDT / external:fees:USDT
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+ACCOUNT_RE = re.compile(r"(custody|transit|exchange|fees|pnl|rewards|external)(:[A-Za-z0-9._\-]+)+")
+KEY_RE = re.compile(r"[A-Za-z0-9._:\-]{1,200}")
+
+
+class LedgerError(ValueError):
+    pass
+
+
+class Unbalanced(LedgerError):
+    pass
+
+
+class IdempotencyConflict(LedgerError):
+    """The same key was used for a different transaction: a bug, never a retry."""
+
+
+@dataclass(frozen=True, order=True)
+class Posting:
+    account: str
+    asset: str
+    amount: int  # base units; positive = debit (value into the account), negative = credit
+
+    def __post_init__(self) -> None:
+        if not ACCOUNT_RE.fullmatch(self.account):
+            raise LedgerError(f"malformed account name {self.account!r}")
+        if not self.account.endswith(f":{self.asset}"):
+            raise LedgerError(f"account {self.account} does not hold {self.asset}")
+        if isinstance(self.amount, bool) or not isinstance(self.amount, int):
+            raise LedgerError("amounts are integers in base units")
+        if self.amount == 0:
+            raise LedgerError("a posting of zero moves nothing")
+
+    @property
+    def is_external(self) -> bool:
+        return self.account.startswith("external:")
+
+
+@dataclass(frozen=True)
+class Transaction:
+    key: str  # idempotency key: applying the same transaction twice records it once
+    kind: str  # deposit_credit, withdraw_debit, reserve_lock, fill_settle, fee_debit, reward_credit, reversal...
+    postings: tuple[Posting, ...]
+
+    def __post_init__(self) -> None:
+        if not KEY_RE.fullmatch(self.key):
+            raise LedgerError(f"malformed idempotency key {self.key!r}")
+        if len(self.postings) < 2:
+            raise Unbalanced("a transaction needs at least two postings")
+        totals: dict[str, int] = defaultdict(int)
+        for posting in self.postings:
+            totals[posting.asset] += posting.amount
+        unbalanced = {asset: total for asset, total in totals.items() if total != 0}
+        if unbalanced:
+            raise Unbalanced(f"postings do not sum to zero per asset: {unbalanced}")
+
+    def same_as(self, other: Transaction) -> bool:
+        return self.kind == other.kind and sorted(self.postings) == sorted(other.postings)
+
+
+def transfer(key: str, kind: str, *, asset: str, amount: int, source: str, target: str) -> Transaction:
+    """The common two-posting transaction: `amount` of `asset` from `source` to `target`."""
+    if amount <= 0:
+        raise LedgerError("a transfer moves a positive amount")
+    return Transaction(
+        key=key,
+        kind=kind,
+        postings=(Posting(f"{source}:{asset}", asset, -amount), Posting(f"{target}:{asset}", asset, amount)),
+    )
+
+
+def balances(transactions: Iterable[Transaction]) -> dict[str, int]:
+    result: dict[str, int] = defaultdict(int)
+    for tx in transactions:
+        for posting in tx.postings:
+            result[posting.account] += posting.amount
+    return {account: amount for account, amount in result.items() if amount != 0}
+
+
+def asset_totals(balance: Mapping[str, int]) -> dict[str, int]:
+    """Per asset, the sum over every account: always zero for a consistent ledger."""
+    totals: dict[str, int] = defaultdict(int)
+    for account, amount in balance.items():
+        totals[account.rsplit(":", 1)[1]] += amount
+    return dict(totals)
+
+
+class Ledger:
+    """An in-memory ledger with the same rules as the database one: append-only, idempotent by key.
+
+    `may_go_negative` names the account kinds allowed below zero (the external world, and P&L and fee
+    counterparts); every other account must never hold less than nothing.
+    """
+
+    def __init__(self, *, may_go_negative: tuple[str, ...] = ("external:",)) -> None:
+        self._transactions: dict[str, Transaction] = {}
+        self._order: list[str] = []
+        self._balances: dict[str, int] = defaultdict(int)
+        self._may_go_negative = may_go_negative
+
+    def apply(self, tx: Transaction) -> bool:
+        """Record `tx`; returns False when that key was already recorded with the same content."""
+        existing = self._transactions.get(tx.key)
+        if existing is not None:
+            if not existing.same_as(tx):
+                raise IdempotencyConflict(f"key {tx.key} was already used for another transaction")
+            return False
+        for posting in tx.postings:
+            after = self._balances[posting.account] + posting.amount
+            if after < 0 and not posting.account.startswith(self._may_go_negative):
+                raise LedgerError(f"{posting.account} would go below zero ({after})")
+        for posting in tx.postings:
+            self._balances[posting.account] += posting.amount
+        self._transactions[tx.key] = tx
+        self._order.append(tx.key)
+        return True
+
+    def balance(self, account: str) -> int:
+        return self._balances.get(account, 0)
+
+    def balances(self) -> dict[str, int]:
+        return {a: v for a, v in self._balances.items() if v != 0}
+
+    @property
+    def transactions(self) -> list[Transaction]:
+        return [self._transactions[k] for k in self._order]
