@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
-from mrmarket.errors import ApplicationError
+from mrmarket.errors import ApplicationError, Conflict
 
 
 class ExecutionError(ApplicationError):
     code = "execution_error"
+
+
+class LedgerConflict(Conflict):
+    code = "ledger_idempotency_conflict"
+
+
+class LedgerOverdraft(ExecutionError):
+    code = "ledger_overdraft"
+
+
+class AccountRevoked(ExecutionError):
+    code = "exchange_account_revoked"
+    status = 409

@@ -1,1 +1,109 @@
-"""Models of the execution app: fields, constraints and TextChoices states; no business logic in save()."""
+"""Models of the execution app: exchange accounts (encrypted credentials) and the append-only ledger."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, ClassVar, NoReturn
+
+from django.conf import settings
+from django.db import models
+
+from mrmarket.fields import BaseUnitsField
+
+
+class AppendOnlyError(Exception):
+    pass
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs: Any) -> NoReturn:
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only: record a reversal instead")
+
+    def delete(self) -> NoReturn:
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only: record a reversal instead")
+
+
+class AppendOnlyModel(models.Model):
+    """Rows are written once (ADR 0007): corrections are new rows, never edits or deletes."""
+
+    objects: ClassVar[Any] = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError(f"{type(self).__name__} rows are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise AppendOnlyError(f"{type(self).__name__} rows are append-only")
+
+
+class LedgerTransaction(AppendOnlyModel):
+    key = models.CharField(max_length=200, unique=True, help_text="Idempotency key from the external fact.")
+    kind = models.CharField(max_length=40)
+    memo = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("id",)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.key}"
+
+
+class LedgerPosting(AppendOnlyModel):
+    transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="postings")
+    account = models.CharField(max_length=200, db_index=True)
+    asset = models.CharField(max_length=20)
+    # Base units can exceed 64 bits (18-decimal tokens): an exact integer up to uint256.
+    amount = BaseUnitsField()
+
+    class Meta:
+        ordering = ("id",)
+        constraints = [models.CheckConstraint(condition=~models.Q(amount=0), name="ledger_posting_nonzero")]
+
+    def __str__(self) -> str:
+        return f"{self.account} {self.amount}"
+
+
+class ExchangeAccount(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        REVOKED = "revoked"
+
+    class Role(models.TextChoices):
+        READ_ONLY = "read_only", "read only (monitoring, scoring)"
+        TRADING = "trading", "trading (market making; no withdrawals)"
+        TREASURY = "treasury", "treasury (withdrawals back to custody)"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="exchange_accounts")
+    exchange = models.CharField(max_length=32, help_text="ccxt exchange id")
+    label = models.CharField(max_length=64)
+    # Known before insert, so the credentials can be bound to the row in the same write.
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    role = models.CharField(max_length=16, choices=Role.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    # Envelope-encrypted credentials (execution.domain.envelope); never plaintext.
+    credentials_key_id = models.CharField(max_length=32)
+    credentials_wrapped_key = models.BinaryField()
+    credentials_ciphertext = models.BinaryField()
+    api_key_hint = models.CharField(max_length=16, help_text="Last characters of the API key, for people.")
+    permissions = models.JSONField(default=dict, blank=True, help_text="What the key can really do, as probed.")
+    permissions_checked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=("owner", "exchange", "label"), name="exchange_account_unique_label")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.exchange}:{self.label} (…{self.api_key_hint})"
+
+    @property
+    def context(self) -> bytes:
+        """Associated data binding the ciphertext to this row."""
+        return f"exchange_account:{self.uid}".encode()

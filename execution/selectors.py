@@ -1,1 +1,35 @@
 """Reads of the execution app."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from django.db import connection
+from django.db.models import Sum
+
+from execution.models import LedgerPosting
+
+
+def _exact_sums_in_python() -> bool:
+    # SQLite would sum the text-stored amounts as floats; PostgreSQL sums NUMERIC exactly.
+    return connection.vendor != "postgresql"
+
+
+def ledger_balance(*, account: str) -> int:
+    """The balance of one account, derived from its postings (base units)."""
+    postings = LedgerPosting.objects.filter(account=account)
+    if _exact_sums_in_python():
+        return sum(postings.values_list("amount", flat=True))
+    return int(postings.aggregate(total=Sum("amount"))["total"] or 0)
+
+
+def ledger_balances(*, prefix: str = "") -> dict[str, int]:
+    postings = LedgerPosting.objects.filter(account__startswith=prefix)
+    totals: dict[str, int] = defaultdict(int)
+    if _exact_sums_in_python():
+        for account, amount in postings.values_list("account", "amount"):
+            totals[account] += amount
+    else:
+        for row in postings.values("account").annotate(total=Sum("amount")):
+            totals[row["account"]] = int(row["total"])
+    return {account: total for account, total in totals.items() if total}

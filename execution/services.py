@@ -1,1 +1,159 @@
 """Writes of the execution app: `<entity>_<action>(*, ...)`, typed, atomic, idempotent where they touch the outside."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from execution import selectors
+from execution.credentials import ExchangeCredentials
+from execution.domain import envelope
+from execution.domain.ledger import Posting, Transaction
+from execution.errors import AccountRevoked, LedgerConflict, LedgerOverdraft
+from execution.models import ExchangeAccount, LedgerPosting, LedgerTransaction
+from mrmarket.observability.logging import get_logger
+
+log = get_logger(__name__)
+
+
+def _lock_accounts(accounts: Iterable[str]) -> None:
+    """Serialize concurrent movements on the same accounts (PostgreSQL advisory locks, sorted: no deadlock).
+
+    SQLite takes a database-wide write lock per transaction, which serializes writers already.
+    """
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for account in sorted(set(accounts)):
+            lock_id = int.from_bytes(hashlib.sha256(account.encode()).digest()[:8], "big", signed=True)
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_id])
+
+
+def _as_domain(row: LedgerTransaction) -> Transaction:
+    postings = tuple(Posting(p.account, p.asset, int(p.amount)) for p in row.postings.all())
+    return Transaction(key=row.key, kind=row.kind, postings=postings)
+
+
+@transaction.atomic
+def ledger_record(*, tx: Transaction, memo: str = "") -> bool:
+    """Record a balanced transaction once. Returns False when its key was already recorded identically.
+
+    Internal accounts never go below zero; a refused transaction writes nothing.
+    """
+    existing = LedgerTransaction.objects.filter(key=tx.key).prefetch_related("postings").first()
+    if existing is not None:
+        if not _as_domain(existing).same_as(tx):
+            raise LedgerConflict(f"ledger key {tx.key} was already used for another transaction")
+        return False
+    _lock_accounts(p.account for p in tx.postings)
+    for posting in tx.postings:
+        if posting.amount < 0 and not posting.is_external:
+            after = selectors.ledger_balance(account=posting.account) + posting.amount
+            if after < 0:
+                raise LedgerOverdraft(
+                    f"{posting.account} would go below zero", extra={"account": posting.account, "short": -after}
+                )
+    try:
+        with transaction.atomic():
+            row = LedgerTransaction.objects.create(key=tx.key, kind=tx.kind, memo=memo)
+            LedgerPosting.objects.bulk_create(
+                LedgerPosting(transaction=row, account=p.account, asset=p.asset, amount=p.amount) for p in tx.postings
+            )
+    except IntegrityError:
+        # Another worker recorded the same key between our check and our insert.
+        winner = LedgerTransaction.objects.prefetch_related("postings").get(key=tx.key)
+        if not _as_domain(winner).same_as(tx):
+            raise LedgerConflict(f"ledger key {tx.key} was already used for another transaction") from None
+        return False
+    log.info("ledger_recorded", key=tx.key, kind=tx.kind, postings=len(tx.postings))
+    return True
+
+
+def _seal_into(account: ExchangeAccount, credentials: ExchangeCredentials) -> None:
+    sealed = envelope.encrypt(
+        credentials.to_bytes(),
+        master_key=settings.CREDENTIALS_MASTER_KEYS[settings.CREDENTIALS_MASTER_KEY_ID],
+        key_id=settings.CREDENTIALS_MASTER_KEY_ID,
+        context=account.context,
+    )
+    account.credentials_key_id = sealed.key_id
+    account.credentials_wrapped_key = sealed.wrapped_key
+    account.credentials_ciphertext = sealed.ciphertext
+    account.api_key_hint = credentials.hint
+
+
+def _sealed_of(account: ExchangeAccount) -> envelope.Sealed:
+    return envelope.Sealed(
+        key_id=account.credentials_key_id,
+        wrapped_key=bytes(account.credentials_wrapped_key),
+        ciphertext=bytes(account.credentials_ciphertext),
+    )
+
+
+def exchange_account_store(
+    *, owner_id: int, exchange: str, label: str, role: ExchangeAccount.Role, credentials: ExchangeCredentials
+) -> ExchangeAccount:
+    """Store an account with its credentials encrypted (the permission probe runs before this, issue 5)."""
+    account = ExchangeAccount(owner_id=owner_id, exchange=exchange, label=label, role=role)
+    _seal_into(account, credentials)
+    account.full_clean(exclude=["credentials_wrapped_key", "credentials_ciphertext"])
+    account.save()
+    log.info("exchange_account_stored", exchange=exchange, account_id=account.pk, key_hint=credentials.hint)
+    return account
+
+
+def exchange_account_credentials(*, account: ExchangeAccount) -> ExchangeCredentials:
+    """Decrypt an account's credentials. Only the provisioning path calls this (issue 6), right before sealing
+    them to an attested executor; the plaintext never leaves that call."""
+    if account.status != ExchangeAccount.Status.ACTIVE:
+        raise AccountRevoked(f"exchange account {account.pk} is revoked")
+    raw = envelope.decrypt(_sealed_of(account), master_keys=settings.CREDENTIALS_MASTER_KEYS, context=account.context)
+    return ExchangeCredentials.from_bytes(raw)
+
+
+@transaction.atomic
+def exchange_account_revoke(*, account_id: int) -> ExchangeAccount:
+    """Disable at once: the credentials are destroyed, not just flagged (jobs and executors: issues 5 and 6)."""
+    account = ExchangeAccount.objects.select_for_update().get(pk=account_id)
+    if account.status == ExchangeAccount.Status.REVOKED:
+        return account
+    account.status = ExchangeAccount.Status.REVOKED
+    account.revoked_at = timezone.now()
+    account.credentials_wrapped_key = b""
+    account.credentials_ciphertext = b""
+    account.save(update_fields=["status", "revoked_at", "credentials_wrapped_key", "credentials_ciphertext"])
+    log.info("exchange_account_revoked", account_id=account.pk, exchange=account.exchange)
+    return account
+
+
+def credentials_rewrap_all() -> int:
+    """Move every active account to the current master key, one row per transaction (no downtime)."""
+    current = settings.CREDENTIALS_MASTER_KEY_ID
+    moved = 0
+    pending = (
+        ExchangeAccount.objects.filter(status=ExchangeAccount.Status.ACTIVE)
+        .exclude(credentials_key_id=current)
+        .values_list("pk", flat=True)
+    )
+    for pk in list(pending):
+        with transaction.atomic():
+            account = ExchangeAccount.objects.select_for_update().get(pk=pk)
+            if account.credentials_key_id == current or account.status != ExchangeAccount.Status.ACTIVE:
+                continue
+            sealed = envelope.rewrap(
+                _sealed_of(account),
+                master_keys=settings.CREDENTIALS_MASTER_KEYS,
+                new_key_id=current,
+                context=account.context,
+            )
+            account.credentials_key_id = sealed.key_id
+            account.credentials_wrapped_key = sealed.wrapped_key
+            account.credentials_ciphertext = sealed.ciphertext
+            account.save(update_fields=["credentials_key_id", "credentials_wrapped_key", "credentials_ciphertext"])
+            moved += 1
+    log.info("credentials_rewrapped", moved=moved, key_id=current)
+    return moved

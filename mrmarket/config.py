@@ -95,5 +95,16 @@ def parse_master_key(name: str, value: str) -> bytes:
     return raw
 
 
+def parse_key_ring(name: str, value: str) -> dict[str, bytes]:
+    """Retired master keys still needed to decrypt rows not yet re-wrapped: `id1:base64,id2:base64`."""
+    ring: dict[str, bytes] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        key_id, sep, encoded = item.partition(":")
+        if not sep or not key_id:
+            raise ConfigError(f"{name} entries are KEY_ID:BASE64, separated by commas")
+        ring[key_id] = parse_master_key(f"{name} ({key_id})", encoded)
+    return ring
+
+
 def missing_variables(environ: Mapping[str, str], names: list[str]) -> list[str]:
     return [n for n in names if not environ.get(n, "").strip()]

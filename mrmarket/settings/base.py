@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import django_stubs_ext
 import environ
 
 from mrmarket.config import ConfigError, parse_database_url, parse_redis_url
 from mrmarket.observability.logging import configure_logging
+
+# Lets generic classes such as ModelAdmin[Model] be subscripted at runtime (typed admin and querysets).
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()

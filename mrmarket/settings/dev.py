@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from mrmarket.config import parse_master_key
+from mrmarket.config import parse_key_ring, parse_master_key
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import CREDENTIALS_MASTER_KEY_ID, env
 
 DEBUG = env.bool("DEBUG", default=True)
 # Dev-only values: the prod profile refuses to start without real ones.
@@ -14,3 +14,8 @@ CREDENTIALS_MASTER_KEY = parse_master_key(
     "CREDENTIALS_MASTER_KEY",
     env.str("CREDENTIALS_MASTER_KEY", default="ZGV2LW9ubHktbWFzdGVyLWtleS0zMi1ieXRlcy0hISE="),
 )
+# Every master key that may still wrap a stored credential: the current one and retired ones during rotation.
+CREDENTIALS_MASTER_KEYS = {
+    **parse_key_ring("CREDENTIALS_RETIRED_KEYS", env.str("CREDENTIALS_RETIRED_KEYS", default="")),
+    CREDENTIALS_MASTER_KEY_ID: CREDENTIALS_MASTER_KEY,
+}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from mrmarket.config import ConfigError, missing_variables, parse_master_key
+from mrmarket.config import ConfigError, missing_variables, parse_key_ring, parse_master_key
 
 REQUIRED = ["SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS", "CREDENTIALS_MASTER_KEY"]
 _missing = missing_variables(os.environ, REQUIRED)
@@ -16,7 +16,7 @@ if _missing:
     )
 
 from .base import *  # noqa: E402, F403
-from .base import env  # noqa: E402
+from .base import CREDENTIALS_MASTER_KEY_ID, env  # noqa: E402
 
 DEBUG = env.bool("DEBUG", default=False)
 if DEBUG:
@@ -32,3 +32,8 @@ SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Every master key that may still wrap a stored credential: the current one and retired ones during rotation.
+CREDENTIALS_MASTER_KEYS = {
+    **parse_key_ring("CREDENTIALS_RETIRED_KEYS", env.str("CREDENTIALS_RETIRED_KEYS", default="")),
+    CREDENTIALS_MASTER_KEY_ID: CREDENTIALS_MASTER_KEY,
+}
