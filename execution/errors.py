@@ -17,6 +17,11 @@ class LedgerOverdraft(ExecutionError):
     code = "ledger_overdraft"
 
 
+class InvalidOrderTransition(ExecutionError):
+    code = "invalid_order_transition"
+    status = 409
+
+
 class AccountRevoked(ExecutionError):
     code = "exchange_account_revoked"
     status = 409

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, NoReturn
 from django.conf import settings
 from django.db import models
 
+from execution.domain import mm_order as mm
 from mrmarket.fields import BaseUnitsField
 
 
@@ -107,3 +108,46 @@ class ExchangeAccount(models.Model):
     def context(self) -> bytes:
         """Associated data binding the ciphertext to this row."""
         return f"exchange_account:{self.uid}".encode()
+
+
+class MMOrder(models.Model):
+    """A market-making order: funds from custody to an exchange, a job on them, and back (ADR 0006)."""
+
+    STATE_CHOICES = [(s.value, s.value.replace("_", " ")) for s in mm.State]  # the domain enum is the truth
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="mm_orders")
+    exchange_account = models.ForeignKey(ExchangeAccount, on_delete=models.PROTECT, related_name="mm_orders")
+    symbol = models.CharField(max_length=41, help_text="BASE/QUOTE as the exchange lists it")
+    funding_asset = models.CharField(max_length=20)
+    funding_amount = BaseUnitsField(help_text="Base units of the funding asset moved to the exchange.")
+    state = models.CharField(max_length=32, choices=STATE_CHOICES, default=mm.State.CREATED.value)
+    job_id = models.CharField(max_length=64, blank=True, default="")
+    failure_reason = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=("state",))]
+
+    def __str__(self) -> str:
+        return f"MM order {self.pk} {self.symbol} ({self.state})"
+
+
+class MMOrderTransition(AppendOnlyModel):
+    """The order's timeline: every applied transition, once per idempotency key."""
+
+    order = models.ForeignKey(MMOrder, on_delete=models.PROTECT, related_name="transitions")
+    key = models.CharField(max_length=200, help_text="Idempotency key of the step that caused it.")
+    event = models.CharField(max_length=32)
+    from_state = models.CharField(max_length=32)
+    to_state = models.CharField(max_length=32)
+    detail = models.JSONField(default=dict, blank=True)
+    request_id = models.CharField(max_length=128, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("id",)
+        constraints = [models.UniqueConstraint(fields=("order", "key"), name="mm_order_transition_key_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.from_state} --{self.event}--> {self.to_state}"

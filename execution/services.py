@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -12,9 +13,11 @@ from django.utils import timezone
 from execution import selectors
 from execution.credentials import ExchangeCredentials
 from execution.domain import envelope
+from execution.domain import mm_order as mm
 from execution.domain.ledger import Posting, Transaction
-from execution.errors import AccountRevoked, LedgerConflict, LedgerOverdraft
-from execution.models import ExchangeAccount, LedgerPosting, LedgerTransaction
+from execution.errors import AccountRevoked, InvalidOrderTransition, LedgerConflict, LedgerOverdraft
+from execution.models import ExchangeAccount, LedgerPosting, LedgerTransaction, MMOrder, MMOrderTransition
+from mrmarket.observability import context
 from mrmarket.observability.logging import get_logger
 
 log = get_logger(__name__)
@@ -157,3 +160,51 @@ def credentials_rewrap_all() -> int:
             moved += 1
     log.info("credentials_rewrapped", moved=moved, key_id=current)
     return moved
+
+
+@transaction.atomic
+def mm_order_transition(
+    *,
+    order_id: int,
+    event: mm.Event,
+    key: str,
+    detail: dict[str, Any] | None = None,
+    ledger: Iterable[Transaction] = (),
+) -> MMOrder:
+    """Apply one event to an order, once per `key`, together with the ledger entries it causes.
+
+    The order row is locked, so two workers handling the same step serialize; the second finds the
+    transition recorded under the same key and returns the order unchanged (a retry is never a second step).
+    """
+    order = MMOrder.objects.select_for_update().get(pk=order_id)
+    if MMOrderTransition.objects.filter(order=order, key=key).exists():
+        return order
+    try:
+        new_state = mm.next_state(mm.State(order.state), event)
+    except mm.InvalidTransition as exc:
+        raise InvalidOrderTransition(
+            str(exc),
+            extra={
+                "state": order.state,
+                "event": event.value,
+                "allowed": sorted(mm.allowed_events(mm.State(order.state))),
+            },
+        ) from None
+    for tx in ledger:
+        ledger_record(tx=tx)
+    MMOrderTransition.objects.create(
+        order=order,
+        key=key,
+        event=event.value,
+        from_state=order.state,
+        to_state=new_state.value,
+        detail=detail or {},
+        request_id=context.current_request_id() or "",
+    )
+    order.state = new_state.value
+    if event is mm.Event.FAIL:
+        order.failure_reason = str((detail or {}).get("reason", ""))[:500]
+    order.save(update_fields=["state", "failure_reason", "updated_at"])
+    with context.bound(order_id=order.pk):
+        log.info("mm_order_transition", order_event=event.value, to_state=new_state.value, key=key)
+    return order
