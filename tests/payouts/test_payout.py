@@ -1,0 +1,88 @@
+"""Epoch payouts per SCORING.md: exact shares, floors, remainder by largest fraction, sum = budget."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from payouts.domain.merkle import PayoutTree
+from payouts.domain.payout import PayoutError, amounts, manifest, shares
+
+A, B, C = "0x" + "aa" * 20, "0x" + "bb" * 20, "0x" + "cc" * 20
+
+
+def test_depth_and_volume_are_weighted() -> None:
+    s = shares(depth={A: 3, B: 1}, volume={B: 10}, depth_weight=Fraction(4, 5))
+    assert s == {A: Fraction(3, 5), B: Fraction(1, 5) + Fraction(1, 5)}
+
+
+def test_an_empty_side_moves_its_weight_to_the_other() -> None:
+    assert shares(depth={A: 1, B: 3}, volume={}, depth_weight=Fraction(4, 5)) == {A: Fraction(1, 4), B: Fraction(3, 4)}
+    assert shares(depth={}, volume={A: 2, B: 2}, depth_weight=Fraction(4, 5)) == {A: Fraction(1, 2), B: Fraction(1, 2)}
+    assert shares(depth={A: 0}, volume={B: 0}, depth_weight=Fraction(1, 2)) == {}
+
+
+def test_remainder_goes_to_largest_fractions_then_lowest_address() -> None:
+    # 100 split in thirds: 33.33.. each, one unit left → the lowest address among equal fractions.
+    thirds = {A: Fraction(1, 3), B: Fraction(1, 3), C: Fraction(1, 3)}
+    assert amounts(budget=100, shares_by_account=thirds) == {A: 34, B: 33, C: 33}
+    # Largest fractional part wins before address order: 2.2 and 7.8 → C gets the unit.
+    assert amounts(budget=10, shares_by_account={A: Fraction(11, 50), C: Fraction(39, 50)}) == {A: 2, C: 8}
+    # Equal fractional parts (2.5 and 7.5) → the lower address gets it.
+    assert amounts(budget=10, shares_by_account={A: Fraction(1, 4), C: Fraction(3, 4)}) == {A: 3, C: 7}
+
+
+def test_zero_amounts_are_left_out_and_nobody_paid_when_nobody_scored() -> None:
+    assert amounts(budget=1, shares_by_account={A: Fraction(1, 3), B: Fraction(2, 3)}) == {B: 1}
+    assert amounts(budget=1_000, shares_by_account={}) == {}
+    assert manifest({}) is None
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: shares(depth={"0xABC": 1}, volume={}, depth_weight=Fraction(1)), "not a lower-case 0x address"),
+        (lambda: shares(depth={A: -1}, volume={}, depth_weight=Fraction(1)), "non-negative integer"),
+        (lambda: shares(depth={A: 1}, volume={}, depth_weight=Fraction(3, 2)), "within"),
+        (lambda: amounts(budget=-1, shares_by_account={}), "non-negative integer"),
+        (lambda: amounts(budget=10, shares_by_account={A: Fraction(1, 2)}), "sum to 1"),
+    ],
+)
+def test_bad_inputs_are_refused(call, message: str) -> None:
+    with pytest.raises(PayoutError, match=message):
+        call()
+
+
+def test_manifest_is_sorted_by_account_with_index_as_position() -> None:
+    m = manifest({C: 5, A: 7, B: 1})
+    assert m is not None
+    assert [(x.index, x.account, x.amount) for x in m.leaves] == [(0, A, 7), (1, B, 1), (2, C, 5)]
+    assert m.total == 13
+    assert m.merkle_root == "0x" + PayoutTree(list(m.leaves)).root.hex()
+    doc = m.as_json(campaign={"chain_id": 31337}, epoch=3, results_digest="ab" * 32, budget=13)
+    assert doc["leaves"] == [
+        {"index": 0, "account": A, "amount": "7"},
+        {"index": 1, "account": B, "amount": "1"},
+        {"index": 2, "account": C, "amount": "5"},
+    ]
+
+
+addresses = st.integers(1, 2**160 - 1).map(lambda n: "0x" + n.to_bytes(20, "big").hex())
+scores = st.dictionaries(addresses, st.integers(0, 10**15), max_size=12)
+
+
+@given(scores, scores, st.fractions(0, 1), st.integers(0, 10**24))
+def test_amounts_always_sum_to_the_budget_and_stay_within_one_unit(depth, volume, weight, budget) -> None:
+    s = shares(depth=depth, volume=volume, depth_weight=weight)
+    paid = amounts(budget=budget, shares_by_account=s)
+    if not s:
+        assert paid == {}
+        return
+    assert sum(paid.values()) == budget
+    for account, share in s.items():
+        assert abs(paid.get(account, 0) - budget * share) < 1
+    # Deterministic whatever the input order.
+    assert amounts(budget=budget, shares_by_account=dict(reversed(list(s.items())))) == paid
