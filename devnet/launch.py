@@ -175,10 +175,21 @@ def _bootstrap_web() -> None:
     call_command("migrate", interactive=False, verbosity=0)
     ensure_demo_admin(**_demo_credentials(_data_dir()))
     token = subprocess.run(  # noqa: S603 - fixed argv
-        [PY, "-m", "devnet.chain", "deploy-token", "--rpc", os.environ["CHAIN_RPC_URL"],
-         "--state", str(_data_dir() / "devnet-chain.json")],
-        check=True, capture_output=True, text=True, cwd=ROOT,
-    )  # fmt: skip
+        [
+            PY,
+            "-m",
+            "devnet.chain",
+            "deploy-token",
+            "--rpc",
+            os.environ["CHAIN_RPC_URL"],
+            "--state",
+            str(_data_dir() / "devnet-chain.json"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     print(f"[web] dev token: {token.stdout.strip()}", flush=True)
     for stale in _data_dir().glob("bootstrap-*.done"):
         stale.unlink(missing_ok=True)

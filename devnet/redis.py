@@ -32,13 +32,19 @@ def server_binary() -> str:
 def server_argv(port: int, workdir: str) -> list[str]:
     return [
         server_binary(),
-        "--port", str(port),
-        "--bind", "127.0.0.1",
-        "--save", "",
-        "--appendonly", "no",
-        "--dir", workdir,
-        "--loglevel", "warning",
-    ]  # fmt: skip
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        workdir,
+        "--loglevel",
+        "warning",
+    ]
 
 
 class EmbeddedRedis:

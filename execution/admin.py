@@ -18,8 +18,19 @@ class ExchangeAccountAdmin(admin.ModelAdmin[ExchangeAccount]):
     list_filter = ("exchange", "role", "status")
     search_fields = ("label", "owner__username")
     # The encrypted columns are not listed at all: not even ciphertext is shown.
-    fields = ("owner", "exchange", "label", "role", "status", "api_key_hint", "permissions", "permissions_checked_at",
-              "credentials_key_id", "created_at", "revoked_at")  # fmt: skip
+    fields = (
+        "owner",
+        "exchange",
+        "label",
+        "role",
+        "status",
+        "api_key_hint",
+        "permissions",
+        "permissions_checked_at",
+        "credentials_key_id",
+        "created_at",
+        "revoked_at",
+    )
     readonly_fields = fields
     actions = ("revoke",)
 

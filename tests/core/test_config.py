@@ -33,8 +33,12 @@ def test_postgres_url_parses() -> None:
     db = parse_database_url("DATABASE_URL", "postgres://app:s3cret@db.internal:6432/mrmarket", conn_max_age=60)
     assert db["ENGINE"] == "django.db.backends.postgresql"
     assert (db["NAME"], db["USER"], db["PASSWORD"], db["HOST"], db["PORT"]) == (
-        "mrmarket", "app", "s3cret", "db.internal", "6432",
-    )  # fmt: skip
+        "mrmarket",
+        "app",
+        "s3cret",
+        "db.internal",
+        "6432",
+    )
     assert db["CONN_MAX_AGE"] == 60
 
 

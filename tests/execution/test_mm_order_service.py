@@ -34,8 +34,14 @@ def order() -> MMOrder:
 
 
 def send_funds(order: MMOrder) -> MMOrder:
-    move = transfer(f"o{order.pk}-send", "withdraw_debit", asset="USDT", amount=1_000, source="custody",
-                    target=f"transit:o{order.pk}")  # fmt: skip
+    move = transfer(
+        f"o{order.pk}-send",
+        "withdraw_debit",
+        asset="USDT",
+        amount=1_000,
+        source="custody",
+        target=f"transit:o{order.pk}",
+    )
     return services.mm_order_transition(
         order_id=order.pk, event=mm.Event.TRANSFER_SENT, key=f"o{order.pk}-send", ledger=[move], detail={"tx": "0xab"}
     )
@@ -75,8 +81,9 @@ def test_an_invalid_event_is_refused_and_changes_nothing(order: MMOrder) -> None
 
 def test_a_failing_ledger_entry_rolls_the_whole_step_back(order: MMOrder) -> None:
     services.mm_order_transition(order_id=order.pk, event=mm.Event.FUND, key="fund")
-    too_much = transfer("o-send-big", "withdraw_debit", asset="USDT", amount=9_999, source="custody",
-                        target=f"transit:o{order.pk}")  # fmt: skip
+    too_much = transfer(
+        "o-send-big", "withdraw_debit", asset="USDT", amount=9_999, source="custody", target=f"transit:o{order.pk}"
+    )
     before = LedgerTransaction.objects.count()
     with pytest.raises(LedgerOverdraft):
         services.mm_order_transition(order_id=order.pk, event=mm.Event.TRANSFER_SENT, key="send", ledger=[too_much])

@@ -62,8 +62,9 @@ def test_a_report_signed_by_another_key_is_refused() -> None:
 
 def test_an_edited_report_no_longer_matches_its_digest() -> None:
     (signed,) = chain(1)
-    edited = SignedReport(report=mutated(signed.report, "fills.0.amount", "2550"), digest=signed.digest,
-                          signature=signed.signature)  # fmt: skip
+    edited = SignedReport(
+        report=mutated(signed.report, "fills.0.amount", "2550"), digest=signed.digest, signature=signed.signature
+    )
     with pytest.raises(DigestMismatch):
         verify_report(edited, signing_key=KEY.public_hex)
 
