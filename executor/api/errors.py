@@ -1,0 +1,20 @@
+"""The error model of the executor API: `{"error": {"code", "message", "request_id"}}`."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+
+class ApiError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.code
+        self.status = status or self.status
+
+
+def error_response(*, status: int, code: str, message: str, request_id: str | None) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message, "request_id": request_id}}, status=status)

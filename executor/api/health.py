@@ -1,0 +1,26 @@
+"""GET /v1/health: liveness and build identity (open, no authentication)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from executor.config import Config
+
+CONFIG_KEY = web.AppKey("config", Config)
+STARTED_AT_KEY = web.AppKey("started_at", datetime)
+routes = web.RouteTableDef()
+
+
+@routes.get("/v1/health")
+async def health(request: web.Request) -> web.Response:
+    started_at = request.app[STARTED_AT_KEY]
+    return web.json_response(
+        {
+            "status": "ok",
+            "version": request.app[CONFIG_KEY].build_version,
+            "started_at": started_at.isoformat(),
+            "uptime_seconds": int((datetime.now(tz=UTC) - started_at).total_seconds()),
+        }
+    )
