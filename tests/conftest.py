@@ -11,6 +11,8 @@ import pytest
 
 from mrmarket.observability.logging import make_formatter
 
+pytest_plugins = ["tests.fixtures.chain"]
+
 
 class JsonLines(logging.Handler):
     """Collects log records rendered by the production JSON formatter, parsed back into dicts."""
