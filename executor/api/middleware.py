@@ -14,7 +14,7 @@ from executor.api.errors import ApiError, error_response
 from executor.logging import get_logger
 
 REQUEST_ID_HEADER = "X-Request-ID"
-REQUEST_ID_KEY = web.AppKey("request_id", str)
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
 _VALID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
 log = get_logger("executor.http")
@@ -27,7 +27,7 @@ def clean_request_id(value: str | None) -> str:
 @web.middleware
 async def correlation_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = clean_request_id(request.headers.get(REQUEST_ID_HEADER))
-    request["request_id"] = request_id
+    request[REQUEST_ID_KEY] = request_id
     started = time.perf_counter()
     with structlog.contextvars.bound_contextvars(request_id=request_id):
         response = await _handle(request, handler, request_id)

@@ -46,12 +46,22 @@ def asgi_server(transactional_db) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        _end_other_sessions()
+
+
+def _end_other_sessions() -> None:
+    """Django ran the server's sync code in asgiref's process-wide executor thread; its connection is
+    thread-local and would keep the test database from being dropped, so close it in that same thread."""
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    asyncio.run(sync_to_async(connections.close_all, thread_sensitive=True)())
 
 
 @pytest.fixture
-def browser_page(monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still sync.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+def browser_page():
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium); .ci/run installs it")
     from playwright.sync_api import sync_playwright

@@ -12,8 +12,19 @@ from tests.factories import PASSWORD, user_with
 pytestmark = pytest.mark.slow
 
 
-def test_status_page_updates_live(asgi_server: str, browser_page, redis_clean: None) -> None:
-    staff = user_with(Role.STAFF, username="ops")
+# Users are made before the browser starts: inside Playwright's event loop Django would open a connection
+# bound to that async context, which nothing closes.
+@pytest.fixture
+def staff(asgi_server: str):
+    return user_with(Role.STAFF, username="ops")
+
+
+@pytest.fixture
+def operator(asgi_server: str):
+    return user_with(Role.OPERATOR, username="op")
+
+
+def test_status_page_updates_live(asgi_server: str, staff, browser_page, redis_clean: None) -> None:
     page = browser_page
     page.goto(f"{asgi_server}/admin/login/?next=/admin/system-status/")
     page.fill("#id_username", staff.username)
@@ -39,8 +50,7 @@ def test_status_page_updates_live(asgi_server: str, browser_page, redis_clean: N
     assert page.locator('tr[data-component="beat"] td.detail').inner_text() == "no beat heartbeat yet"
 
 
-def test_non_staff_cannot_open_the_live_socket(asgi_server: str, browser_page) -> None:
-    user_with(Role.OPERATOR, username="op")
+def test_non_staff_cannot_open_the_live_socket(asgi_server: str, operator, browser_page) -> None:
     page = browser_page
     page.goto(f"{asgi_server}/admin/login/")
     page.fill("#id_username", "op")
