@@ -1,4 +1,5 @@
-"""Compile `contracts/src/*.sol` with the pinned solcjs (npm `solc`, offline) and pinned settings.
+"""Compile `contracts/src/*.sol` with the pinned solcjs (npm `solc`, offline, via contracts/solc-compile.cjs) and
+pinned settings.
 
     python -m contracts.build            # write contracts/artifacts/<Name>.json
     python -m contracts.build --check    # exit 1, naming the contracts, when the committed artifacts differ
@@ -14,6 +15,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +23,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "contracts" / "src"
 ARTIFACTS = ROOT / "contracts" / "artifacts"
 SOLCJS = ROOT / "node_modules" / ".bin" / "solcjs"
+WRAPPER = ROOT / "contracts" / "solc-compile.cjs"
 SETTINGS: dict[str, Any] = {
     "optimizer": {"enabled": True, "runs": 200},
     "evmVersion": "cancun",
     "viaIR": False,
     "metadata": {"bytecodeHash": "none"},
-    "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
+    # metadata is requested only to learn each contract's own sources; it is not embedded (bytecodeHash none).
+    "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "metadata"]}},
 }
 
 
@@ -59,26 +63,23 @@ def compile_all() -> dict[str, str]:
         raise CompileError("node_modules/.bin/solcjs is missing: run `npm ci`")
     sources = {str(p.relative_to(ROOT)): {"content": p.read_text()} for p in sorted(SRC.glob("*.sol"))}
     request = {"language": "Solidity", "sources": sources, "settings": SETTINGS}
-    proc = subprocess.run(  # noqa: S603 - fixed argv
-        [str(SOLCJS), "--standard-json", "--base-path", ".", "--include-path", "node_modules"],
-        input=json.dumps(request),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    # solcjs may print notices before the JSON document.
-    start = proc.stdout.find("{")
-    if proc.returncode != 0 or start < 0:
-        raise CompileError(f"solcjs failed: {proc.stderr.strip() or proc.stdout.strip()}")
-    output = json.loads(proc.stdout[start:])
+    with tempfile.TemporaryDirectory() as tmp:
+        out_file = Path(tmp) / "out.json"
+        proc = subprocess.run(  # noqa: S603 - fixed argv
+            ["node", str(WRAPPER), str(out_file)],  # noqa: S607
+            input=json.dumps(request),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if proc.returncode != 0 or not out_file.exists():
+            raise CompileError(f"solc failed: {proc.stderr.strip() or proc.stdout.strip()}")
+        output = json.loads(out_file.read_text())
     errors = [e for e in output.get("errors", []) if e.get("severity") == "error"]
     if errors:
         raise CompileError("\n".join(e.get("formattedMessage", e.get("message", "")) for e in errors))
     version = compiler_version()
-    source_hashes = {
-        name: hashlib.sha256(_resolve(name).read_bytes()).hexdigest() for name in sorted(output["sources"])
-    }
     artifacts: dict[str, str] = {}
     for source in sources:
         for name, compiled in sorted(output["contracts"].get(source, {}).items()):
@@ -93,7 +94,10 @@ def compile_all() -> dict[str, str]:
                 "deployedBytecode": "0x" + compiled["evm"]["deployedBytecode"]["object"],
                 "compiler": version,
                 "settings": SETTINGS,
-                "sourceHashes": source_hashes,
+                "sourceHashes": {
+                    name: hashlib.sha256(_resolve(name).read_bytes()).hexdigest()
+                    for name in sorted(json.loads(compiled["metadata"])["sources"])
+                },
             }
             artifacts[f"{name}.json"] = json.dumps(document, indent=2, sort_keys=True) + "\n"
     return artifacts
