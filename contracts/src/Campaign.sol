@@ -34,22 +34,27 @@ contract Campaign is ReentrancyGuardTransient {
         bytes32 metadataHash;
     }
 
-    struct Payout {
-        bytes32 root;
-        uint128 total;
-        uint128 paid;
+    /// @dev One status word per epoch, created when its results are recorded, so that publishing a payout
+    ///      only updates it (ADR 0010).
+    struct EpochState {
+        uint128 remaining; // published total not yet paid
+        bool recorded;
+        bool published;
     }
 
     /// @dev Length of the packed clone arguments: five addresses, four uint64, uint128, uint16, bytes32.
     uint256 internal constant ARGS_LENGTH = 5 * 20 + 4 * 8 + 16 + 2 + 32;
     uint256 internal constant AMOUNT_BITS = 96;
     uint256 internal constant AMOUNT_MASK = (1 << AMOUNT_BITS) - 1;
+    bytes4 internal constant SAFE_ERC20_FAILED = 0x5274afe7; // SafeERC20FailedOperation(address)
 
+    // `funded` and `outstanding` share one storage slot.
     bool public funded;
-    /// @notice Published and not yet paid: what refund() must leave in the escrow.
-    uint256 public outstanding;
+    /// @notice Published and not yet paid, over all epochs: what refund() must leave in the escrow.
+    uint128 public outstanding;
     mapping(uint256 epoch => bytes32) public resultsHash;
-    mapping(uint256 epoch => Payout) public payouts;
+    mapping(uint256 epoch => bytes32) public payoutRoot;
+    mapping(uint256 epoch => EpochState) public epochs;
     mapping(uint256 epoch => mapping(uint256 word => uint256)) private _claimed;
 
     event Funded(address indexed from, uint256 amount);
@@ -140,8 +145,9 @@ contract Campaign is ReentrancyGuardTransient {
         if (msg.sender != p.recordingOracle) revert Unauthorized(msg.sender);
         _checkClosableEpoch(p, epoch);
         if (hash == bytes32(0)) revert EmptyHash();
-        if (resultsHash[epoch] != bytes32(0)) revert ResultsAlreadyRecorded(epoch);
+        if (epochs[epoch].recorded) revert ResultsAlreadyRecorded(epoch);
         resultsHash[epoch] = hash;
+        epochs[epoch].recorded = true;
         emit ResultsRecorded(epoch, hash, uri);
     }
 
@@ -153,14 +159,16 @@ contract Campaign is ReentrancyGuardTransient {
         if (msg.sender != p.reputationOracle) revert Unauthorized(msg.sender);
         if (!funded) revert NotFunded();
         _checkClosableEpoch(p, epoch);
-        if (resultsHash[epoch] == bytes32(0)) revert ResultsMissing(epoch);
-        if (payouts[epoch].root != bytes32(0)) revert PayoutAlreadyPublished(epoch);
+        EpochState memory state = epochs[epoch];
+        if (!state.recorded) revert ResultsMissing(epoch);
+        if (state.published) revert PayoutAlreadyPublished(epoch);
         if (merkleRoot == bytes32(0) || manifestHash == bytes32(0)) revert EmptyHash();
         uint256 fee = total * p.feeBps / 10_000;
         uint256 available = _epochBudget(p, epoch, _epochCount(p));
         if (total + fee > available) revert OverBudget(total + fee, available);
-        payouts[epoch] = Payout({root: merkleRoot, total: uint128(total), paid: 0});
-        outstanding += total;
+        payoutRoot[epoch] = merkleRoot;
+        epochs[epoch] = EpochState({remaining: uint128(total), recorded: true, published: true});
+        outstanding += uint128(total);
         if (fee != 0) p.token.safeTransfer(p.feeRecipient, fee);
         emit PayoutPublished(epoch, merkleRoot, manifestHash, total, fee);
     }
@@ -170,39 +178,36 @@ contract Campaign is ReentrancyGuardTransient {
         external
         nonReentrant
     {
-        Payout storage payout = payouts[epoch];
-        bytes32 root = payout.root;
+        bytes32 root = payoutRoot[epoch];
         if (root == bytes32(0)) revert NoPayout(epoch);
         uint256 word = _claimed[epoch][index >> 8];
         uint256 bit = 1 << (index & 0xff);
         if (word & bit != 0) revert AlreadyClaimed(epoch, index);
         if (!MerkleProof.verifyCalldata(proof, root, _leaf(index, account, amount))) revert InvalidProof();
         _claimed[epoch][index >> 8] = word | bit;
-        _settle(payout, amount);
+        _settle(epoch, amount);
         params().token.safeTransfer(account, amount);
         emit Claimed(epoch, index, account, amount);
     }
 
     /// @notice Pay the leaves `firstIndex .. firstIndex + packed.length - 1` in one transaction, proven by one
-    ///         multiproof. `packed[i] = uint256(uint160(account)) << 96 | amount`. Anyone may call; no cap but gas.
+    ///         OpenZeppelin multiproof. `packed[i] = uint256(uint160(account)) << 96 | amount`; the multiproof's
+    ///         boolean flags come packed as bits (`flagBits[i / 256] >> (i % 256) & 1`), and there are
+    ///         `packed.length + proof.length - 1` of them. Anyone may call; no cap but gas.
     function distribute(
         uint256 epoch,
         uint256 firstIndex,
         uint256[] calldata packed,
         bytes32[] calldata proof,
-        bool[] calldata proofFlags
+        uint256[] calldata flagBits
     ) external nonReentrant {
-        Payout storage payout = payouts[epoch];
-        bytes32 root = payout.root;
+        bytes32 root = payoutRoot[epoch];
         if (root == bytes32(0)) revert NoPayout(epoch);
         (bytes32[] memory leaves, uint256 sum) = _markBatch(epoch, firstIndex, packed);
         // A tree in index order puts lower indices at higher positions: the multiproof takes them ascending.
-        if (!MerkleProof.multiProofVerifyCalldata(proof, proofFlags, root, leaves)) revert InvalidProof();
-        _settle(payout, sum);
-        IERC20 token = params().token;
-        for (uint256 i; i < packed.length; ++i) {
-            token.safeTransfer(address(uint160(packed[i] >> AMOUNT_BITS)), packed[i] & AMOUNT_MASK);
-        }
+        if (_multiProofRoot(leaves, proof, flagBits) != root) revert InvalidProof();
+        _settle(epoch, sum);
+        _payBatch(address(params().token), packed);
         emit Distributed(epoch, firstIndex, packed.length, sum);
     }
 
@@ -221,9 +226,44 @@ contract Campaign is ReentrancyGuardTransient {
 
     // ---------------------------------------------------------------------------------------------- internals
 
-    function _leaf(uint256 index, address account, uint256 amount) internal pure returns (bytes32) {
-        // OpenZeppelin StandardMerkleTree leaf: keccak256(bytes.concat(keccak256(abi.encode(values)))).
-        return keccak256(bytes.concat(keccak256(abi.encode(index, account, amount))));
+    /// @dev OpenZeppelin StandardMerkleTree leaf: keccak256(bytes.concat(keccak256(abi.encode(index, account,
+    ///      amount)))), computed in scratch memory so that a batch allocates nothing per leaf.
+    function _leaf(uint256 index, address account, uint256 amount) internal pure returns (bytes32 leaf) {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, index)
+            mstore(add(ptr, 0x20), account)
+            mstore(add(ptr, 0x40), amount)
+            mstore(0x00, keccak256(ptr, 0x60))
+            leaf := keccak256(0x00, 0x20)
+        }
+    }
+
+    /// @dev ERC-20 transfers of a packed batch with SafeERC20's rules (a call that reverts, returns false, or
+    ///      returns nothing from an address without code fails), reusing one calldata buffer.
+    function _payBatch(address token, uint256[] calldata packed) internal {
+        bool hasCode = token.code.length != 0;
+        bytes4 failed = SAFE_ERC20_FAILED;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, shl(224, 0xa9059cbb)) // transfer(address,uint256)
+            for { let i := 0 } lt(i, packed.length) { i := add(i, 1) } {
+                let word := calldataload(add(packed.offset, shl(5, i)))
+                mstore(add(ptr, 0x04), shr(96, word))
+                mstore(add(ptr, 0x24), and(word, 0xffffffffffffffffffffffff))
+                let ok := call(gas(), token, 0, ptr, 0x44, 0x00, 0x20)
+                if iszero(ok) {
+                    returndatacopy(ptr, 0, returndatasize())
+                    revert(ptr, returndatasize())
+                }
+                let size := returndatasize()
+                if iszero(or(and(eq(size, 0x20), eq(mload(0x00), 1)), and(iszero(size), hasCode))) {
+                    mstore(0x00, failed)
+                    mstore(0x04, token)
+                    revert(0x00, 0x24)
+                }
+            }
+        }
     }
 
     /// @dev Marks leaves firstIndex.. as paid, touching each bitmap word once (one store per 256 leaves), and
@@ -253,12 +293,82 @@ contract Campaign is ReentrancyGuardTransient {
         bitmap[wordIndex] = word;
     }
 
-    function _settle(Payout storage payout, uint256 amount) internal {
-        uint256 paid = uint256(payout.paid) + amount;
+    /// @dev OpenZeppelin's `processMultiProof` (same queue walk, same commutative node hash, so the same proofs
+    ///      verify), reading the flags as bits and reusing the leaves array as the queue's storage.
+    function _multiProofRoot(bytes32[] memory leaves, bytes32[] calldata proof, uint256[] calldata flagBits)
+        internal
+        pure
+        returns (bytes32 result)
+    {
+        if (leaves.length == 0 || flagBits.length << 8 < leaves.length + proof.length - 1) revert InvalidProof();
+        bytes32[] memory hashes = new bytes32[](leaves.length + proof.length);
+        assembly ("memory-safe") {
+            // The queue's cursors live in scratch memory past the free pointer (st: leaf, leaf end, hash read),
+            // which keeps the stack shallow. next() pops the next leaf, else the next computed hash, and never
+            // one that is not written yet.
+            function fail() {
+                mstore(0x00, shl(224, 0x09bde339)) // InvalidProof()
+                revert(0x00, 0x04)
+            }
+            function next(st, written) -> v {
+                let leafPtr := mload(st)
+                switch lt(leafPtr, mload(add(st, 0x20)))
+                case 1 {
+                    v := mload(leafPtr)
+                    mstore(st, add(leafPtr, 0x20))
+                }
+                default {
+                    let hashRead := mload(add(st, 0x40))
+                    if iszero(lt(hashRead, written)) { fail() }
+                    v := mload(hashRead)
+                    mstore(add(st, 0x40), add(hashRead, 0x20))
+                }
+            }
+            let st := mload(0x40)
+            mstore(st, add(leaves, 0x20))
+            mstore(add(st, 0x20), add(add(leaves, 0x20), shl(5, mload(leaves))))
+            mstore(add(st, 0x40), add(hashes, 0x20))
+            let total := sub(add(mload(leaves), proof.length), 1)
+            let proofPtr := proof.offset
+            for { let i := 0 } lt(i, total) { i := add(i, 1) } {
+                let written := add(add(hashes, 0x20), shl(5, i))
+                let a := next(st, written)
+                let b
+                switch and(shr(and(i, 0xff), calldataload(add(flagBits.offset, shl(5, shr(8, i))))), 1)
+                case 1 { b := next(st, written) }
+                default {
+                    if iszero(lt(proofPtr, add(proof.offset, shl(5, proof.length)))) { fail() }
+                    b := calldataload(proofPtr)
+                    proofPtr := add(proofPtr, 0x20)
+                }
+                // Commutative keccak of the pair, as OpenZeppelin's Hashes.commutativeKeccak256.
+                switch lt(a, b)
+                case 1 {
+                    mstore(0x00, a)
+                    mstore(0x20, b)
+                }
+                default {
+                    mstore(0x00, b)
+                    mstore(0x20, a)
+                }
+                mstore(written, keccak256(0x00, 0x40))
+            }
+            // Every leaf and every proof element must have been used.
+            if iszero(and(eq(mload(st), mload(add(st, 0x20))), eq(proofPtr, add(proof.offset, shl(5, proof.length))))) {
+                fail()
+            }
+            switch total
+            case 0 { result := mload(add(leaves, 0x20)) }
+            default { result := mload(add(hashes, shl(5, total))) }
+        }
+    }
+
+    function _settle(uint256 epoch, uint256 amount) internal {
+        uint256 remaining = epochs[epoch].remaining;
         // Defence in depth: a root can never pay more than the total it was published with.
-        if (paid > payout.total) revert OverBudget(paid, payout.total);
-        payout.paid = uint128(paid);
-        outstanding -= amount;
+        if (amount > remaining) revert OverBudget(amount, remaining);
+        epochs[epoch].remaining = uint128(remaining - amount);
+        outstanding -= uint128(amount);
     }
 
     function _checkClosableEpoch(Params memory p, uint256 epoch) internal view {

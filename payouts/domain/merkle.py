@@ -69,6 +69,14 @@ class MultiProof:
     proof: tuple[bytes, ...]
     flags: tuple[bool, ...]
 
+    def flag_words(self) -> list[int]:
+        """The flags packed as bits, 256 to a word (bit i of word i // 256), as Campaign.distribute takes them."""
+        words = [0] * ((len(self.flags) + 255) // 256)
+        for i, flag in enumerate(self.flags):
+            if flag:
+                words[i // 256] |= 1 << (i % 256)
+        return words
+
 
 class PayoutTree:
     """The tree as OpenZeppelin lays it out: an array of 2n-1 nodes, root at 0, leaf i at 2n-2-i."""

@@ -250,16 +250,16 @@ def test_distribute_pays_a_batch_and_cannot_overlap_claims(world: World) -> None
     first = leaves[5]
     call(w3, c.functions.claim(0, 5, first.account, first.amount, tree.proof(5)), world.outsider)
     mp = tree.multiproof(range(0, 20))
-    overlapping = c.functions.distribute(0, 0, packed(leaves[0:20]), list(mp.proof), list(mp.flags))
+    overlapping = c.functions.distribute(0, 0, packed(leaves[0:20]), list(mp.proof), mp.flag_words())
     assert reverts(overlapping, world.outsider, w3) == ("AlreadyClaimed", (0, 5))
     mp = tree.multiproof(range(10, 40))
     bad = packed(leaves[10:40])
     bad[3] += 1
-    assert reverts(c.functions.distribute(0, 10, bad, list(mp.proof), list(mp.flags)), world.outsider, w3) == (
+    assert reverts(c.functions.distribute(0, 10, bad, list(mp.proof), mp.flag_words()), world.outsider, w3) == (
         "InvalidProof",
         (),
     )
-    call(w3, c.functions.distribute(0, 10, packed(leaves[10:40]), list(mp.proof), list(mp.flags)), world.outsider)
+    call(w3, c.functions.distribute(0, 10, packed(leaves[10:40]), list(mp.proof), mp.flag_words()), world.outsider)
     for leaf in leaves[10:40]:
         assert world.balance(leaf.account) == leaf.amount
     assert world.balance(leaves[0].account) == 0
@@ -329,7 +329,7 @@ def test_random_action_sequences_keep_the_books(world: World, seed: int) -> None
             else:
                 mp = tree.multiproof(batch)
                 pk = [(int(leaves[i].account, 16) << 96) | leaves[i].amount for i in batch]
-                call(w3, c.functions.distribute(0, start, pk, list(mp.proof), list(mp.flags)), world.outsider)
+                call(w3, c.functions.distribute(0, start, pk, list(mp.proof), mp.flag_words()), world.outsider)
         except ContractCustomError as exc:
             name, args = decode_error(str(exc.data))
             assert name == "AlreadyClaimed"
