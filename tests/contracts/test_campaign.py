@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import pytest
 from web3 import Web3
@@ -40,7 +41,7 @@ class World:
     fee_to: DevAccount
     outsider: DevAccount
 
-    def params(self, **overrides: object) -> CampaignParams:
+    def params(self, **overrides: Any) -> CampaignParams:
         start = now(self.w3) + 10
         base = CampaignParams(
             token=self.token,
@@ -63,7 +64,7 @@ class World:
     def approve(self, spender: str, amount: int) -> None:
         call(self.w3, token(self.w3, self.token).functions.approve(spender, amount), self.creator)
 
-    def new_campaign(self, *, fund: bool = True, **overrides: object) -> tuple[str, CampaignParams]:
+    def new_campaign(self, *, fund: bool = True, **overrides: Any) -> tuple[str, CampaignParams]:
         params = self.params(**overrides)
         salt = random.randbytes(32)
         predicted = (
@@ -317,7 +318,7 @@ def test_random_action_sequences_keep_the_books(world: World, seed: int) -> None
     address, params = world.new_campaign()
     amounts = [rng.randrange(1, 10**6) for _ in range(rng.randrange(5, 30))]
     c, tree, leaves = close_epoch(world, address, 0, params, amounts)
-    w3, paid = world.w3, set()
+    w3, paid = world.w3, set[int]()
     for _ in range(8):
         start = rng.randrange(len(leaves))
         end = rng.randrange(start + 1, len(leaves) + 1)
