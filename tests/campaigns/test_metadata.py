@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -87,7 +88,7 @@ def test_all_schema_errors_are_reported_at_once() -> None:
 
 
 def test_template_edits_stay_within_the_template_bounds() -> None:
-    kwargs = {
+    kwargs: dict[str, Any] = {
         "chain_id": 1,
         "reward_token": TOKEN,
         "exchange": "binance",
