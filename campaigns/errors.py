@@ -7,3 +7,8 @@ from mrmarket.errors import ApplicationError
 
 class CampaignsError(ApplicationError):
     code = "campaigns_error"
+
+
+class CampaignNotFound(CampaignsError):
+    code = "campaign_not_found"
+    status = 404

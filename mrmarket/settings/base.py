@@ -129,6 +129,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 HEARTBEAT_INTERVAL_SECONDS = env.int("HEARTBEAT_INTERVAL_SECONDS", default=10)
+CHAIN_INDEX_INTERVAL_SECONDS = env.int("CHAIN_INDEX_INTERVAL_SECONDS", default=5)
 # Schedules are code, reviewed like code (docs/adr/0003-beat-schedule-in-settings.md).
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {
@@ -136,10 +137,17 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(HEARTBEAT_INTERVAL_SECONDS),
         "options": {"expires": float(HEARTBEAT_INTERVAL_SECONDS)},
     },
+    "campaigns-index-chain": {
+        "task": "campaigns.index_chain",
+        "schedule": float(CHAIN_INDEX_INTERVAL_SECONDS),
+        "options": {"expires": float(CHAIN_INDEX_INTERVAL_SECONDS)},
+    },
 }
 
 # --- outside world -----------------------------------------------------------------------------------------
 CHAIN_RPC_URL = env.str("CHAIN_RPC_URL", default="")
+CAMPAIGN_FACTORY_ADDRESS = env.str("CAMPAIGN_FACTORY_ADDRESS", default="")
+CHAIN_CONFIRMATIONS = env.int("CHAIN_CONFIRMATIONS", default=2)
 EXECUTOR_URLS: list[str] = env.list("EXECUTOR_URLS", default=[])
 EASYENCLAVE_URL = env.str("EASYENCLAVE_URL", default="")
 HEALTHCHECK_TIMEOUT_SECONDS = env.float("HEALTHCHECK_TIMEOUT_SECONDS", default=2.0)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import path
+
+from campaigns.api.v1 import views
 
 app_name = "campaigns"
-urlpatterns: list[URLPattern] = []
+urlpatterns = [
+    path("", views.CampaignListApi.as_view(), name="list"),
+    path("<int:chain_id>/<str:address>", views.CampaignDetailApi.as_view(), name="detail"),
+]
