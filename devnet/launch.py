@@ -120,14 +120,9 @@ def run_demo(args: argparse.Namespace) -> int:
     if not anvil.exists():
         _say("node_modules/.bin/anvil is missing: run `npm ci` (make demo does)")
         return 2
-    anvil_cmd = [
-        str(anvil),
-        "--port",
-        str(anvil_port),
-        "--silent",
-        "--state",
-        str(data_dir / "anvil-state.json"),
-    ]
+    # One block a second, like a real chain: confirmations then advance even when nobody transacts.
+    anvil_cmd = [str(anvil), "--port", str(anvil_port), "--silent", "--block-time", "1"]
+    anvil_cmd += ["--state", str(data_dir / "anvil-state.json")]
     manager.add_process("anvil", shlex.join(anvil_cmd), env=env, cwd=str(ROOT))
     for name in ("web", "worker", "beat"):
         manager.add_process(name, shlex.join([PY, "-m", "devnet.launch", "stage", name]), env=env, cwd=str(ROOT))
@@ -174,26 +169,19 @@ def _bootstrap_web() -> None:
 
     call_command("migrate", interactive=False, verbosity=0)
     ensure_demo_admin(**_demo_credentials(_data_dir()))
-    token = subprocess.run(  # noqa: S603 - fixed argv
-        [
-            PY,
-            "-m",
-            "devnet.chain",
-            "deploy-token",
-            "--rpc",
-            os.environ["CHAIN_RPC_URL"],
-            "--state",
-            str(_data_dir() / "devnet-chain.json"),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    print(f"[web] dev token: {token.stdout.strip()}", flush=True)
+    state = _data_dir() / "devnet-chain.json"
+    argv = [PY, "-m", "devnet.protocol", "bootstrap", "--rpc", os.environ["CHAIN_RPC_URL"], "--state", str(state)]
+    done = subprocess.run(argv, check=True, capture_output=True, text=True, cwd=ROOT)  # noqa: S603 - fixed argv
+    print(f"[web] demo contracts: {done.stdout.strip()}", flush=True)
     for stale in _data_dir().glob("bootstrap-*.done"):
         stale.unlink(missing_ok=True)
     _bootstrap_marker().touch()
+
+
+def _export_protocol_addresses() -> None:
+    """Point the Django processes at the demo's factory (recorded by the web stage's bootstrap)."""
+    state = json.loads((_data_dir() / "devnet-chain.json").read_text())
+    os.environ["CAMPAIGN_FACTORY_ADDRESS"] = state["factory"]
 
 
 def run_stage(name: str) -> None:
@@ -209,6 +197,7 @@ def run_stage(name: str) -> None:
                 raise SystemExit(f"[{name}] the web process did not finish bootstrapping")
             time.sleep(0.3)
         argv = [PY, "manage.py", name]
+    _export_protocol_addresses()
     os.execv(PY, argv)  # noqa: S606 - replace this process: honcho then signals the real server
 
 

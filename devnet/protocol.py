@@ -4,7 +4,11 @@ decode custom errors. Used by the contract tests, the gas benchmark and `make de
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 from dataclasses import astuple, dataclass
+from pathlib import Path
 from typing import Any
 
 from eth_abi import decode as abi_decode
@@ -91,3 +95,78 @@ def decode_error(data: str, *artifact_names: str) -> tuple[str, tuple[Any, ...]]
                     Web3.to_checksum_address(v) if t == "address" else v for t, v in zip(types, values, strict=True)
                 )
     return "unknown", (data,)
+
+
+def ensure_demo_protocol(w3: Web3, state_file: Path) -> dict[str, Any]:
+    """The demo's token, factory and one funded campaign (stable-depth template on MRM/USDT): reused when the
+    state file names contracts that exist on this chain, else deployed and recorded. Safe on every start."""
+    from campaigns.domain.metadata import metadata_hash
+    from campaigns.domain.templates import build_metadata
+    from devnet.chain import dev_accounts, ensure_dev_token
+    from devnet.chain import token as token_contract
+
+    accounts = dev_accounts()
+    deployer, creator, oracle = accounts[0], accounts[1], accounts[2]
+    token_address = ensure_dev_token(w3, state_file, holders=accounts[:3])
+    state = json.loads(state_file.read_text())
+    if state.get("factory") and state.get("campaign") and w3.eth.get_code(Web3.to_checksum_address(state["campaign"])):
+        return state
+    factory_address = deploy_factory(w3, sender=deployer)
+    start = now(w3) + 60
+    end = start + 7 * 86_400
+    budget = 7_000 * 10**6
+    metadata = build_metadata(
+        template_id="stable_depth",
+        chain_id=w3.eth.chain_id,
+        reward_token={"address": token_address, "symbol": "USDT", "decimals": 6},
+        exchange="binance",
+        pair="MRM/USDT",
+        start=start,
+        end=end,
+        budget=budget,
+        title="Demo: stable depth on MRM/USDT",
+    )
+    digest = metadata_hash(metadata)
+    params = CampaignParams(
+        token_address, oracle.address, oracle.address, oracle.address, start, end, 86_400, 2 * 86_400, budget, 0, digest
+    )
+    salt = b"\x00" * 31 + b"\x01"
+    predicted = (
+        factory(w3, factory_address).functions.predictCampaignAddress(params.as_tuple(), creator.address, salt).call()
+    )
+    call(w3, token_contract(w3, token_address).functions.approve(predicted, budget), creator)
+    address, _ = create_campaign(
+        w3,
+        factory_address,
+        params,
+        creator=creator,
+        uri=f"urn:mrmarket:metadata:{digest.hex()}",
+        salt=salt,
+        fund_now=True,
+    )
+    (state_file.parent / f"metadata-{digest.hex()}.json").write_text(json.dumps(metadata, indent=2))
+    state.update({"factory": factory_address, "campaign": address, "metadata_hash": "0x" + digest.hex()})
+    state_file.write_text(json.dumps(state))
+    return state
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devnet.protocol")
+    sub = parser.add_subparsers(dest="command", required=True)
+    boot = sub.add_parser("bootstrap", help="deploy (or reuse) the demo token, factory and campaign")
+    boot.add_argument("--rpc", required=True)
+    boot.add_argument("--state", required=True, type=Path)
+    args = parser.parse_args(argv)
+    from devnet.chain import ChainError, connect
+
+    try:
+        state = ensure_demo_protocol(connect(args.rpc), args.state)
+    except ChainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(state))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -69,6 +69,8 @@ def test_demo_comes_up_green_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
     try:
 
         def ready() -> bool:
+            if launcher.poll() is not None:
+                pytest.fail("the launcher stopped early:\n" + "".join(output[-60:]))
             try:
                 return httpx.get(f"{base}/readyz", timeout=5).status_code == 200
             except httpx.HTTPError:
@@ -78,6 +80,14 @@ def test_demo_comes_up_green_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
         checks = httpx.get(f"{base}/readyz", timeout=5).json()["checks"]
         assert all(c["ok"] for c in checks.values()), checks
         assert checks["chain_rpc"]["detail"] == "chain id 31337"
+        # The demo campaign was deployed, funded, and mirrored by the indexer running on beat + worker.
+        state = json.loads((tmp_path / "devnet-chain.json").read_text())
+
+        def indexed() -> bool:
+            listing = httpx.get(f"{base}/api/v1/campaigns/?chain_id=31337", timeout=5).json()
+            return any(c["address"] == state["campaign"].lower() and c["funded"] for c in listing)
+
+        assert wait_until(indexed, timeout=60), "the demo campaign never reached the API"
 
         # The launcher printed every URL and the demo login.
         text = "".join(output)
