@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 import time
-import uuid
 
 import structlog
 from aiohttp import web
@@ -12,16 +10,11 @@ from aiohttp.typedefs import Handler
 
 from executor.api.errors import ApiError, error_response
 from executor.logging import get_logger
+from wire.correlation import REQUEST_ID_HEADER, clean_request_id
 
-REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
-_VALID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
 log = get_logger("executor.http")
-
-
-def clean_request_id(value: str | None) -> str:
-    return value if value and _VALID.fullmatch(value) else uuid.uuid4().hex
 
 
 @web.middleware

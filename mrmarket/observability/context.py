@@ -6,29 +6,17 @@ and survive ``sync_to_async`` / ``async_to_sync`` hops (asgiref copies the conte
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import structlog
 
-REQUEST_ID_HEADER = "X-Request-ID"
+from wire.correlation import REQUEST_ID_HEADER, clean_request_id, new_request_id
+
+__all__ = ["REQUEST_ID_HEADER", "bind", "bound", "clean_request_id", "clear", "current_request_id", "new_request_id"]
 # The standard fields of STYLE.md habit 9; `version` is added to every line by the logging config.
 STANDARD_FIELDS = ("request_id", "campaign_id", "order_id", "job_id", "chain_id", "exchange", "mrtd")
-_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
-
-
-def new_request_id() -> str:
-    return uuid.uuid4().hex
-
-
-def clean_request_id(value: str | None) -> str:
-    """The caller's id when it is safe to log and forward, else a fresh one (never trust raw header text)."""
-    if value and _VALID_REQUEST_ID.fullmatch(value):
-        return value
-    return new_request_id()
 
 
 def current_request_id() -> str | None:
