@@ -12,3 +12,21 @@ class CampaignsError(ApplicationError):
 class CampaignNotFound(CampaignsError):
     code = "campaign_not_found"
     status = 404
+
+
+class InvalidMetadata(CampaignsError):
+    code = "invalid_metadata"
+
+
+class InsufficientBalance(CampaignsError):
+    code = "insufficient_balance"
+
+
+class BudgetNotApproved(CampaignsError):
+    code = "budget_not_approved"
+    status = 409
+
+
+class FactoryNotConfigured(CampaignsError):
+    code = "factory_not_configured"
+    status = 503

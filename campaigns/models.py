@@ -99,3 +99,15 @@ class CampaignEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} @{self.block_number}"
+
+
+class CampaignMetadata(models.Model):
+    """A metadata document by its hash (the on-chain metadataHash), served publicly so that its URI resolves."""
+
+    hash = models.CharField(max_length=66, unique=True)
+    document = models.JSONField()
+    created_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"metadata {self.hash}"

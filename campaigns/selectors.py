@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from campaigns.models import Campaign
+from campaigns.models import Campaign, CampaignMetadata
 
 
 class CampaignStatus(StrEnum):
@@ -49,3 +50,8 @@ def campaign_list(
 
 def campaign_get(*, chain_id: int, address: str) -> Campaign | None:
     return Campaign.objects.filter(chain_id=chain_id, address=address.lower()).first()
+
+
+def campaign_metadata_get(*, metadata_hash: str) -> dict[str, Any] | None:
+    row = CampaignMetadata.objects.filter(hash=metadata_hash.lower()).first()
+    return dict(row.document) if row is not None else None

@@ -9,10 +9,20 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from web3 import Web3
 
-from campaigns import selectors
+from campaigns import selectors, services
 from campaigns.errors import CampaignNotFound
 from mrmarket.api.permissions import PUBLIC
+from mrmarket.roles import Role
+
+ADDRESS_RE = r"^0x[0-9a-fA-F]{40}$"
+
+
+class TokenSerializer(serializers.Serializer):
+    address = serializers.RegexField(ADDRESS_RE)
+    symbol = serializers.CharField(max_length=20)
+    decimals = serializers.IntegerField(min_value=0, max_value=36)
 
 
 class CampaignSerializer(serializers.Serializer):
@@ -77,3 +87,99 @@ class CampaignDetailApi(APIView):
         if campaign is None:
             raise CampaignNotFound(f"no campaign {address} on chain {chain_id}")
         return Response(CampaignSerializer(campaign).data)
+
+
+class CampaignPrepareApi(APIView):
+    """Build a campaign for the creator's wallet: metadata, its hash, the address, the unsigned transactions."""
+
+    allowed_roles: ClassVar[frozenset[str]] = frozenset({Role.CREATOR})
+
+    class InputSerializer(serializers.Serializer):
+        creator = serializers.RegexField(ADDRESS_RE)
+        template = serializers.CharField(max_length=40)
+        reward_token = TokenSerializer()
+        exchange = serializers.CharField(max_length=32)
+        pair = serializers.CharField(max_length=41)
+        start = serializers.IntegerField(min_value=0)
+        end = serializers.IntegerField(min_value=0)
+        budget = serializers.RegexField(r"^[1-9][0-9]{0,37}$", help_text="Reward token base units.")
+        recording_oracle = serializers.RegexField(ADDRESS_RE)
+        reputation_oracle = serializers.RegexField(ADDRESS_RE)
+        scoring = serializers.DictField(required=False, help_text="Edits within the template's bounds.")
+        title = serializers.CharField(max_length=120, required=False, default="")
+
+    class OutputSerializer(serializers.Serializer):
+        metadata = serializers.DictField()
+        metadata_hash = serializers.CharField()
+        metadata_uri = serializers.CharField()
+        predicted_address = serializers.CharField()
+        salt = serializers.CharField()
+        transactions = serializers.ListField(child=serializers.DictField())
+
+    @extend_schema(request=InputSerializer, responses=OutputSerializer, operation_id="campaigns_prepare")
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        prepared = services.campaign_prepare(
+            creator=v["creator"],
+            template_id=v["template"],
+            reward_token=dict(v["reward_token"]),
+            exchange=v["exchange"],
+            pair=v["pair"],
+            start=v["start"],
+            end=v["end"],
+            budget=int(v["budget"]),
+            oracles={
+                "recording": v["recording_oracle"],
+                "reputation": v["reputation_oracle"],
+                "fee_recipient": v["reputation_oracle"],
+            },
+            scoring_overrides=v.get("scoring"),
+            title=v["title"],
+            uri_base=request.build_absolute_uri("/api/v1/campaigns/metadata"),
+            created_by_id=request.user.pk,
+        )
+        return Response(self.OutputSerializer(prepared.__dict__).data)
+
+
+class CampaignFundingCheckApi(APIView):
+    """Before the wallet sends create-and-fund: is the budget approved to the campaign address?"""
+
+    allowed_roles: ClassVar[frozenset[str]] = frozenset({Role.CREATOR})
+
+    class InputSerializer(serializers.Serializer):
+        creator = serializers.RegexField(ADDRESS_RE)
+        predicted_address = serializers.RegexField(ADDRESS_RE)
+        token = serializers.RegexField(ADDRESS_RE)
+        budget = serializers.RegexField(r"^[1-9][0-9]{0,37}$")
+
+    class OutputSerializer(serializers.Serializer):
+        ready = serializers.BooleanField()
+
+    @extend_schema(request=InputSerializer, responses=OutputSerializer, operation_id="campaigns_funding_check")
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        services.campaign_check_funding(
+            creator=v["creator"],
+            predicted_address=Web3.to_checksum_address(v["predicted_address"]),
+            token_address=v["token"],
+            budget=int(v["budget"]),
+        )
+        return Response(self.OutputSerializer({"ready": True}).data)
+
+
+class CampaignMetadataApi(APIView):
+    """A campaign's metadata document by its hash (what the on-chain metadataHash commits to)."""
+
+    allowed_roles: ClassVar[frozenset[str]] = PUBLIC
+    authentication_classes = []
+
+    @extend_schema(responses={200: dict}, operation_id="campaigns_metadata_retrieve")
+    def get(self, request: Request, metadata_hash: str) -> Response:
+        document = selectors.campaign_metadata_get(metadata_hash=metadata_hash)
+        if document is None:
+            raise CampaignNotFound(f"no metadata with hash {metadata_hash}")
+        return Response(document)
