@@ -22,7 +22,7 @@ from eth_typing import ABIEvent
 from eth_utils import event_abi_to_log_topic
 from web3 import Web3
 
-from campaigns.models import Campaign, CampaignEvent, ChainCursor, IndexedBlock
+from campaigns.models import Campaign, CampaignEvent, CampaignMetadata, ChainCursor, IndexedBlock
 from contracts import load_artifact
 from mrmarket.observability import context
 from mrmarket.observability.logging import get_logger
@@ -117,9 +117,18 @@ def _create_campaign(chain_id: int, factory: str, event: Any) -> Campaign:
             "metadata_uri": event["args"]["metadataURI"],
             "created_block": event["blockNumber"],
             "created_tx": _hex(event["transactionHash"]),
+            **_market_of(_hex(p["metadataHash"])),
         },
     )
     return campaign
+
+
+def _market_of(metadata_hash: str) -> dict[str, str]:
+    """Exchange and pair from the stored metadata document with this hash (stored only under its own hash)."""
+    document = CampaignMetadata.objects.filter(hash=metadata_hash).values_list("document", flat=True).first()
+    if not document:
+        return {}
+    return {"exchange": document["exchange"], "pair": document["pair"]}
 
 
 def _record(campaign: Campaign, event: Any) -> bool:

@@ -58,6 +58,9 @@ class Campaign(models.Model):
     fee_bps = models.PositiveSmallIntegerField()
     metadata_hash = models.CharField(max_length=66)
     metadata_uri = models.CharField(max_length=2048, blank=True, default="")
+    # From the metadata document whose SHA-256 is metadata_hash, when we hold it (verified by the hash).
+    exchange = models.CharField(max_length=32, blank=True, default="", db_index=True)
+    pair = models.CharField(max_length=41, blank=True, default="", db_index=True)
     created_block = models.PositiveBigIntegerField()
     created_tx = models.CharField(max_length=66)
     # Derived from events; recomputed by the indexer.

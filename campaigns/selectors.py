@@ -34,11 +34,20 @@ def campaign_status(campaign: Campaign, *, now: datetime | None = None) -> Campa
 
 
 def campaign_list(
-    *, chain_id: int | None = None, status: CampaignStatus | None = None, token: str | None = None
+    *,
+    chain_id: int | None = None,
+    status: CampaignStatus | None = None,
+    token: str | None = None,
+    exchange: str | None = None,
+    pair: str | None = None,
 ) -> list[Campaign]:
     qs: QuerySet[Campaign] = Campaign.objects.order_by("-created_block", "address")
     if chain_id is not None:
         qs = qs.filter(chain_id=chain_id)
+    if exchange:
+        qs = qs.filter(exchange=exchange)
+    if pair:
+        qs = qs.filter(pair=pair.upper())
     if token:
         qs = qs.filter(token=token.lower())
     campaigns = list(qs[:500])

@@ -173,6 +173,11 @@ def _bootstrap_web() -> None:
     argv = [PY, "-m", "devnet.protocol", "bootstrap", "--rpc", os.environ["CHAIN_RPC_URL"], "--state", str(state)]
     done = subprocess.run(argv, check=True, capture_output=True, text=True, cwd=ROOT)  # noqa: S603 - fixed argv
     print(f"[web] demo contracts: {done.stdout.strip()}", flush=True)
+    from campaigns.models import CampaignMetadata
+
+    digest = json.loads(state.read_text())["metadata_hash"]
+    document = json.loads((_data_dir() / f"metadata-{digest.removeprefix('0x')}.json").read_text())
+    CampaignMetadata.objects.get_or_create(hash=digest, defaults={"document": document})
     for stale in _data_dir().glob("bootstrap-*.done"):
         stale.unlink(missing_ok=True)
     _bootstrap_marker().touch()

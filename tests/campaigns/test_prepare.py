@@ -8,6 +8,7 @@ import pytest
 from rest_framework.test import APIClient
 from web3 import Web3
 
+from campaigns.indexer import chain_index
 from campaigns.models import CampaignMetadata
 from devnet.chain import DevAccount, deploy_dev_token, dev_accounts, mint, send, token
 from devnet.protocol import campaign, deploy_factory, now
@@ -58,7 +59,7 @@ def sign_and_send(w3: Web3, tx: dict, sender: DevAccount) -> None:
     send(w3, {"to": tx["to"], "data": tx["data"], "value": int(tx["value"])}, sender)
 
 
-def test_the_wallet_flow_creates_and_funds_the_predicted_campaign(deployed: dict, w3: Web3) -> None:
+def test_the_wallet_flow_creates_and_funds_the_predicted_campaign(settings, deployed: dict, w3: Web3) -> None:
     client = creator_client()
     response = client.post("/api/v1/campaigns/prepare", body(deployed, w3), format="json")
     assert response.status_code == 200, response.json()
@@ -88,6 +89,12 @@ def test_the_wallet_flow_creates_and_funds_the_predicted_campaign(deployed: dict
     assert served.status_code == 200
     assert "0x" + hashlib.sha256(canonical_bytes(served.json())).hexdigest() == prepared["metadata_hash"]
     assert prepared["metadata_uri"].endswith(prepared["metadata_hash"])
+    # The indexer mirrors it, with its market from the verified metadata, and discovery finds it.
+    chain_index(w3=w3, factory=settings.CAMPAIGN_FACTORY_ADDRESS, confirmations=0)
+    found = APIClient().get("/api/v1/campaigns/?exchange=binance&pair=MRM/USDT").json()
+    assert [c["address"] for c in found] == [address.lower()]
+    assert found[0]["funded"] is True
+    assert APIClient().get("/api/v1/campaigns/?exchange=okx").json() == []
 
 
 @pytest.mark.parametrize(

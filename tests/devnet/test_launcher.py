@@ -85,7 +85,9 @@ def test_demo_comes_up_green_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
 
         def indexed() -> bool:
             listing = httpx.get(f"{base}/api/v1/campaigns/?chain_id=31337", timeout=5).json()
-            return any(c["address"] == state["campaign"].lower() and c["funded"] for c in listing)
+            return any(
+                c["address"] == state["campaign"].lower() and c["funded"] and c["pair"] == "MRM/USDT" for c in listing
+            )
 
         assert wait_until(indexed, timeout=60), "the demo campaign never reached the API"
 

@@ -40,6 +40,8 @@ class CampaignSerializer(serializers.Serializer):
     fee_bps = serializers.IntegerField()
     metadata_hash = serializers.CharField()
     metadata_uri = serializers.CharField()
+    exchange = serializers.CharField(help_text="From the verified metadata; empty when we do not hold it.")
+    pair = serializers.CharField()
     funded = serializers.BooleanField()
     paid_out = serializers.CharField()
     refunded = serializers.CharField()
@@ -58,12 +60,16 @@ class CampaignListApi(APIView):
         chain_id = serializers.IntegerField(required=False, min_value=1)
         status = serializers.ChoiceField(choices=[s.value for s in selectors.CampaignStatus], required=False)
         token = serializers.RegexField(r"^0x[0-9a-fA-F]{40}$", required=False)
+        exchange = serializers.RegexField(r"^[a-z0-9_]{1,32}$", required=False)
+        pair = serializers.RegexField(r"^[A-Za-z0-9]{1,20}/[A-Za-z0-9]{1,20}$", required=False)
 
     @extend_schema(
         parameters=[
             OpenApiParameter("chain_id", int),
             OpenApiParameter("status", str, enum=[s.value for s in selectors.CampaignStatus]),
             OpenApiParameter("token", str),
+            OpenApiParameter("exchange", str),
+            OpenApiParameter("pair", str, description="BASE/QUOTE"),
         ],
         responses=CampaignSerializer(many=True),
         operation_id="campaigns_list",
@@ -73,7 +79,13 @@ class CampaignListApi(APIView):
         filters.is_valid(raise_exception=True)
         data = filters.validated_data
         status = selectors.CampaignStatus(data["status"]) if "status" in data else None
-        campaigns = selectors.campaign_list(chain_id=data.get("chain_id"), status=status, token=data.get("token"))
+        campaigns = selectors.campaign_list(
+            chain_id=data.get("chain_id"),
+            status=status,
+            token=data.get("token"),
+            exchange=data.get("exchange"),
+            pair=data.get("pair"),
+        )
         return Response(CampaignSerializer(campaigns, many=True).data)
 
 
