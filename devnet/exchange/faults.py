@@ -1,0 +1,167 @@
+"""Fault injection: rules set at runtime (admin endpoint or tests), each scoped to an endpoint and/or an account.
+
+A rule matches a request when its `endpoint` (an exact path such as "/api/v3/order", or a prefix ending in
+"*") and `method` match, and its `account` (when set) is the account owning the request's API key. `count`
+limits how many requests it affects (then it is removed); `until_ms` ends it at a wall-clock time
+(maintenance windows).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any
+
+
+class FaultKind(StrEnum):
+    LATENCY = "latency"  # delay the answer by `latency_ms`
+    HANG = "hang"  # never answer within the client's timeout (held `hang_ms`, then the connection is dropped)
+    HTTP_5XX = "http_5xx"  # answer `status` (500, 502, 503, 504) with a non-JSON body, like a load balancer
+    RATE_LIMIT = "rate_limit"  # 429 with Retry-After and Binance's -1003 body
+    MAINTENANCE = "maintenance"  # 503 "System is under maintenance."
+    PARTIAL_FILL_ONLY = "partial_fill_only"  # orders never fill beyond `fraction` of their quantity
+    INSUFFICIENT_BALANCE = "insufficient_balance"  # new orders and withdrawals rejected for balance
+    LOST_CANCEL_ACK = "lost_cancel_ack"  # the cancel happens, but its answer is lost (hang or 5xx)
+    WITHDRAWAL_FAILURE = "withdrawal_failure"  # accepted withdrawals end failed (refunded), nothing on chain
+    DEPOSIT_DELAY = "deposit_delay"  # deposits stay pending (not credited) while the rule is active
+
+
+# Faults that act inside the request (engine or funds flow) rather than instead of it.
+REQUEST_FAULTS = frozenset(
+    {FaultKind.LATENCY, FaultKind.HANG, FaultKind.HTTP_5XX, FaultKind.RATE_LIMIT, FaultKind.MAINTENANCE}
+)
+
+
+class FaultError(ValueError):
+    pass
+
+
+@dataclass
+class Fault:
+    kind: FaultKind
+    endpoint: str = "*"
+    method: str | None = None
+    account: str | None = None
+    count: int | None = None
+    until_ms: int | None = None
+    latency_ms: int = 0
+    hang_ms: int = 30_000
+    status: int = 503
+    retry_after: int = 1
+    fraction: Decimal = Decimal("0.5")
+    mode: str = "hang"  # lost_cancel_ack: "hang" or "5xx"
+    fault_id: int = field(default=0)
+
+    def matches(self, path: str, method: str, account: str | None, now_ms: int) -> bool:
+        if self.until_ms is not None and now_ms >= self.until_ms:
+            return False
+        if self.method is not None and self.method.upper() != method.upper():
+            return False
+        if self.account is not None and self.account != account:
+            return False
+        if self.endpoint.endswith("*"):
+            return path.startswith(self.endpoint[:-1])
+        return path == self.endpoint
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["kind"] = str(self.kind)
+        out["fraction"] = str(self.fraction)
+        return out
+
+
+_FIELDS: Mapping[str, Callable[[Any], Any]] = {
+    "endpoint": str,
+    "method": str,
+    "account": str,
+    "count": int,
+    "until_ms": int,
+    "latency_ms": int,
+    "hang_ms": int,
+    "status": int,
+    "retry_after": int,
+    "fraction": lambda v: Decimal(str(v)),
+    "mode": str,
+}
+
+
+def parse_fault(data: Mapping[str, Any]) -> Fault:
+    """A fault from its JSON form; unknown or malformed fields raise `FaultError`."""
+    try:
+        kind = FaultKind(data["kind"])
+    except (KeyError, ValueError):
+        raise FaultError(f"kind must be one of {[k.value for k in FaultKind]}") from None
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "kind" or value is None:
+            continue
+        conv = _FIELDS.get(key)
+        if conv is None:
+            raise FaultError(f"unknown field {key!r}")
+        try:
+            kwargs[key] = conv(value)
+        except (TypeError, ValueError, InvalidOperation):
+            raise FaultError(f"bad value for {key!r}") from None
+    fault = Fault(kind=kind, **kwargs)
+    if fault.kind is FaultKind.HTTP_5XX and not 500 <= fault.status <= 599:
+        raise FaultError("status must be 5xx")
+    if not Decimal(0) < fault.fraction < Decimal(1):
+        raise FaultError("fraction must be between 0 and 1")
+    if fault.mode not in ("hang", "5xx"):
+        raise FaultError("mode must be 'hang' or '5xx'")
+    if fault.count is not None and fault.count < 1:
+        raise FaultError("count must be at least 1")
+    return fault
+
+
+class FaultRegistry:
+    def __init__(self) -> None:
+        self._faults: dict[int, Fault] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def add(self, fault: Fault) -> Fault:
+        with self._lock:
+            fault.fault_id = next(self._ids)
+            self._faults[fault.fault_id] = fault
+            return fault
+
+    def remove(self, fault_id: int) -> bool:
+        with self._lock:
+            return self._faults.pop(fault_id, None) is not None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def list(self) -> list[Fault]:
+        with self._lock:
+            return list(self._faults.values())
+
+    def take(
+        self, kinds: frozenset[FaultKind] | FaultKind, *, path: str, method: str, account: str | None, now_ms: int
+    ) -> Fault | None:
+        """The first active rule of these kinds matching the request; counts one use of it."""
+        wanted = kinds if isinstance(kinds, frozenset) else frozenset({kinds})
+        with self._lock:
+            for fault in list(self._faults.values()):
+                if fault.kind in wanted and fault.matches(path, method, account, now_ms):
+                    if fault.count is not None:
+                        fault.count -= 1
+                        if fault.count <= 0:
+                            del self._faults[fault.fault_id]
+                    return fault
+            return None
+
+    def active(self, kind: FaultKind, *, account: str | None, now_ms: int) -> Fault | None:
+        """A matching rule of this kind for an account, without using it up (states such as deposit delay)."""
+        with self._lock:
+            for fault in self._faults.values():
+                scoped = fault.account is None or fault.account == account
+                if fault.kind is kind and scoped and (fault.until_ms is None or now_ms < fault.until_ms):
+                    return fault
+            return None

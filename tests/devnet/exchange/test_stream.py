@@ -1,0 +1,43 @@
+"""ccxt's watch_order_book and watch_trades against the simulator's public WebSocket streams."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+from devnet.exchange.keys import Permission
+
+BTC = "BTC/USDT"
+
+
+async def test_watch_order_book_follows_diffs(exchange):
+    key = exchange.sim.create_account(permissions=frozenset({Permission.TRADE}), balances={"USDT": Decimal(10_000)})
+    client = exchange.make_ccxt(key.key, key.secret, async_=True)
+    try:
+        await client.load_markets()
+        book = await client.watch_order_book(BTC)
+        assert book["bids"][0][0] == 59940.0
+        await client.create_order(BTC, "limit", "buy", "0.003", "60000")
+        for _ in range(50):  # bounded: each watch returns on the next diff
+            book = await asyncio.wait_for(client.watch_order_book(BTC), 5)
+            if book["bids"][0] == [60000.0, 0.003]:
+                break
+        assert book["bids"][0] == [60000.0, 0.003]
+        await client.create_order(BTC, "market", "buy", "0.01")
+        trades = await asyncio.wait_for(client.watch_trades(BTC), 5)
+        assert trades[-1]["price"] == 60060.0
+    finally:
+        await client.close()
+
+
+async def test_stream_at_binance_path_when_urls_are_rerooted_as_is(exchange):
+    # The product re-roots ccxt's URLs keeping their paths: the spot stream is then <base>/ws.
+    client = exchange.make_ccxt(async_=True)
+    ws_base = exchange.base_url.replace("http://", "ws://")
+    client.urls["api"]["ws"] = {**client.urls["api"]["ws"], "spot": ws_base + "/ws"}
+    try:
+        await client.load_markets()
+        book = await asyncio.wait_for(client.watch_order_book(BTC), 5)
+        assert book["asks"][0] == [60060.0, 0.05]
+    finally:
+        await client.close()
