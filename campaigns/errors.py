@@ -18,6 +18,10 @@ class InvalidMetadata(CampaignsError):
     code = "invalid_metadata"
 
 
+class PairNotListed(CampaignsError):
+    code = "pair_not_listed"
+
+
 class InsufficientBalance(CampaignsError):
     code = "insufficient_balance"
 

@@ -17,9 +17,16 @@ from web3 import Web3
 
 from campaigns.domain.metadata import MetadataError, metadata_hash
 from campaigns.domain.templates import build_metadata
-from campaigns.errors import BudgetNotApproved, FactoryNotConfigured, InsufficientBalance, InvalidMetadata
+from campaigns.errors import (
+    BudgetNotApproved,
+    FactoryNotConfigured,
+    InsufficientBalance,
+    InvalidMetadata,
+    PairNotListed,
+)
 from campaigns.models import CampaignMetadata
 from contracts import load_artifact
+from execution.exchanges import exchange_symbols
 from mrmarket.chain import get_web3
 
 ERC20_ABI = load_artifact("DevToken").abi  # only the standard ERC-20 functions are used
@@ -92,6 +99,11 @@ def campaign_prepare(
         )
     except MetadataError as exc:
         raise InvalidMetadata("the campaign metadata is invalid", extra={"fields": exc.fields}) from None
+    listed = exchange_symbols(exchange)
+    if pair not in listed:
+        raise PairNotListed(
+            f"{exchange} does not list {pair}", extra={"exchange": exchange, "pair": pair, "listed": sorted(listed)}
+        )
     digest = metadata_hash(metadata)
     factory = _factory(w3)
     creator = Web3.to_checksum_address(creator)

@@ -95,6 +95,7 @@ def run_demo(args: argparse.Namespace) -> int:
     web_port = _pick_port(args.web_port, "web")
     anvil_port = _pick_port(args.anvil_port, "anvil")
     executor_port = _pick_port(args.executor_port, "executor")
+    exchange_port = _pick_port(args.exchange_port, "exchange")
 
     env = dict(os.environ)
     env.setdefault("DJANGO_SETTINGS_MODULE", "mrmarket.settings.dev")
@@ -105,6 +106,9 @@ def run_demo(args: argparse.Namespace) -> int:
             "MRMARKET_DATA_DIR": str(data_dir),
             "CHAIN_RPC_URL": f"http://127.0.0.1:{anvil_port}",
             "EXECUTOR_URLS": f"http://127.0.0.1:{executor_port}",
+            # ccxt's own Binance class, its API hosts replaced by the devnet exchange (docs/devnet.md).
+            "EXCHANGE_API_URLS": json.dumps({"binance": f"http://127.0.0.1:{exchange_port}"}),
+            "DEMO_EXCHANGE_PORT": str(exchange_port),
             "DEMO_WEB_PORT": str(web_port),
         }
     )
@@ -124,7 +128,7 @@ def run_demo(args: argparse.Namespace) -> int:
     anvil_cmd = [str(anvil), "--port", str(anvil_port), "--silent", "--block-time", "1"]
     anvil_cmd += ["--state", str(data_dir / "anvil-state.json")]
     manager.add_process("anvil", shlex.join(anvil_cmd), env=env, cwd=str(ROOT))
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "worker", "beat", "exchange"):
         manager.add_process(name, shlex.join([PY, "-m", "devnet.launch", "stage", name]), env=env, cwd=str(ROOT))
     if not args.no_executor:
         executor_cmd = [PY, "-m", "executor", "--host", "127.0.0.1", "--port", str(executor_port)]
@@ -138,6 +142,7 @@ def run_demo(args: argparse.Namespace) -> int:
     _say(f"redis:    {env['REDIS_URL']}")
     if not args.no_executor:
         _say(f"executor: http://127.0.0.1:{executor_port}/v1/health")
+    _say(f"exchange: http://127.0.0.1:{exchange_port}/api/v3/exchangeInfo (devnet simulator, Binance dialect)")
     _say("Ctrl-C stops everything")
     threading.Thread(target=_watch_readiness, args=(web_port, creds, started), daemon=True).start()
     manager.loop()
@@ -189,18 +194,27 @@ def _export_protocol_addresses() -> None:
     os.environ["CAMPAIGN_FACTORY_ADDRESS"] = state["factory"]
 
 
+def _wait_for_bootstrap(name: str) -> None:
+    deadline = time.monotonic() + 180
+    while not _bootstrap_marker().exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"[{name}] the web process did not finish bootstrapping")
+        time.sleep(0.3)
+
+
 def run_stage(name: str) -> None:
     _wait(os.environ["REDIS_URL"], name)
     if name == "web":
         _wait(os.environ["CHAIN_RPC_URL"], name)
         _bootstrap_web()
         argv = [PY, "manage.py", "serve", "--host", "127.0.0.1", "--port", os.environ["DEMO_WEB_PORT"]]
+    elif name == "exchange":
+        _wait_for_bootstrap(name)  # the simulator takes the demo token recorded by the bootstrap as its USDT
+        state = str(_data_dir() / "devnet-chain.json")
+        argv = [PY, "-m", "devnet.exchange", "--host", "127.0.0.1", "--port", os.environ["DEMO_EXCHANGE_PORT"]]
+        argv += ["--chain-rpc", os.environ["CHAIN_RPC_URL"], "--token-state", state, "--fund-hot-wallet", "1000000"]
     else:
-        deadline = time.monotonic() + 180
-        while not _bootstrap_marker().exists():
-            if time.monotonic() > deadline:
-                raise SystemExit(f"[{name}] the web process did not finish bootstrapping")
-            time.sleep(0.3)
+        _wait_for_bootstrap(name)
         argv = [PY, "manage.py", name]
     _export_protocol_addresses()
     os.execv(PY, argv)  # noqa: S606 - replace this process: honcho then signals the real server
@@ -210,11 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devnet.launch", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command")
     stage = sub.add_parser("stage", help=argparse.SUPPRESS)
-    stage.add_argument("name", choices=["web", "worker", "beat"])
+    stage.add_argument("name", choices=["web", "worker", "beat", "exchange"])
     parser.add_argument("--web-port", type=int, default=int(os.environ.get("DEMO_WEB_PORT", 8000)))
     parser.add_argument("--redis-port", type=int, default=6390)
     parser.add_argument("--anvil-port", type=int, default=8545)
     parser.add_argument("--executor-port", type=int, default=8700)
+    parser.add_argument("--exchange-port", type=int, default=8710)
     parser.add_argument("--no-executor", action="store_true")
     args = parser.parse_args(argv)
     os.chdir(ROOT)

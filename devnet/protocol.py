@@ -98,7 +98,7 @@ def decode_error(data: str, *artifact_names: str) -> tuple[str, tuple[Any, ...]]
 
 
 def ensure_demo_protocol(w3: Web3, state_file: Path) -> dict[str, Any]:
-    """The demo's token, factory and one funded campaign (stable-depth template on MRM/USDT): reused when the
+    """The demo's token, factory and one funded campaign (stable-depth template on MMT/USDT): reused when the
     state file names contracts that exist on this chain, else deployed and recorded. Safe on every start."""
     from campaigns.domain.metadata import metadata_hash
     from campaigns.domain.templates import build_metadata
@@ -120,11 +120,11 @@ def ensure_demo_protocol(w3: Web3, state_file: Path) -> dict[str, Any]:
         chain_id=w3.eth.chain_id,
         reward_token={"address": token_address, "symbol": "USDT", "decimals": 6},
         exchange="binance",
-        pair="MRM/USDT",
+        pair="MMT/USDT",
         start=start,
         end=end,
         budget=budget,
-        title="Demo: stable depth on MRM/USDT",
+        title="Demo: stable depth on MMT/USDT",
     )
     digest = metadata_hash(metadata)
     params = CampaignParams(

@@ -22,6 +22,15 @@ class InvalidOrderTransition(ExecutionError):
     status = 409
 
 
+class UnknownExchange(ExecutionError):
+    code = "unknown_exchange"
+
+
+class ExchangeUnavailable(ExecutionError):
+    code = "exchange_unavailable"
+    status = 503
+
+
 class AccountRevoked(ExecutionError):
     code = "exchange_account_revoked"
     status = 409

@@ -149,6 +149,9 @@ CHAIN_RPC_URL = env.str("CHAIN_RPC_URL", default="")
 CAMPAIGN_FACTORY_ADDRESS = env.str("CAMPAIGN_FACTORY_ADDRESS", default="")
 CHAIN_CONFIRMATIONS = env.int("CHAIN_CONFIRMATIONS", default=2)
 EXECUTOR_URLS: list[str] = env.list("EXECUTOR_URLS", default=[])
+# {"binance": "https://testnet.binance.vision"}: ccxt exchange id → base URL replacing its API hosts.
+EXCHANGE_API_URLS: dict[str, str] = env.json("EXCHANGE_API_URLS", default={})
+EXCHANGE_MARKETS_TTL_SECONDS = env.int("EXCHANGE_MARKETS_TTL_SECONDS", default=3600)
 EASYENCLAVE_URL = env.str("EASYENCLAVE_URL", default="")
 HEALTHCHECK_TIMEOUT_SECONDS = env.float("HEALTHCHECK_TIMEOUT_SECONDS", default=2.0)
 READYZ_REQUIRED: list[str] = env.list(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from django.core.cache import cache
 from rest_framework.test import APIClient
 from web3 import Web3
 
@@ -20,12 +21,22 @@ pytestmark = [pytest.mark.chain, pytest.mark.django_db]
 CREATOR, ORACLE, POOR = dev_accounts()[5], dev_accounts()[6], dev_accounts()[7]
 
 
+@pytest.fixture(scope="module")
+def exchange_sim():
+    from devnet.exchange.fixtures import run_exchange
+
+    with run_exchange() as running:
+        yield running
+
+
 @pytest.fixture
-def deployed(settings, anvil, w3: Web3) -> dict:
+def deployed(settings, anvil, w3: Web3, exchange_sim) -> dict:
     deployer = dev_accounts()[0]
     tok = deploy_dev_token(w3, sender=deployer)
     mint(w3, tok, CREATOR.address, 10**13, sender=deployer)
     settings.CHAIN_RPC_URL = anvil.url
+    settings.EXCHANGE_API_URLS = {"binance": exchange_sim.base_url}
+    cache.delete("exchange-symbols:binance")
     settings.CAMPAIGN_FACTORY_ADDRESS = deploy_factory(w3, sender=deployer)
     return {"token": tok}
 
@@ -37,7 +48,7 @@ def body(deployed: dict, w3: Web3, **overrides: object) -> dict:
         "template": "stable_depth",
         "reward_token": {"address": deployed["token"], "symbol": "USDT", "decimals": 6},
         "exchange": "binance",
-        "pair": "MRM/USDT",
+        "pair": "MMT/USDT",
         "start": start,
         "end": start + 7 * 86_400,
         "budget": "7000000000",
@@ -91,7 +102,7 @@ def test_the_wallet_flow_creates_and_funds_the_predicted_campaign(settings, depl
     assert prepared["metadata_uri"].endswith(prepared["metadata_hash"])
     # The indexer mirrors it, with its market from the verified metadata, and discovery finds it.
     chain_index(w3=w3, factory=settings.CAMPAIGN_FACTORY_ADDRESS, confirmations=0)
-    found = APIClient().get("/api/v1/campaigns/?exchange=binance&pair=MRM/USDT").json()
+    found = APIClient().get("/api/v1/campaigns/?exchange=binance&pair=MMT/USDT").json()
     assert [c["address"] for c in found] == [address.lower()]
     assert found[0]["funded"] is True
     assert APIClient().get("/api/v1/campaigns/?exchange=okx").json() == []
@@ -114,6 +125,25 @@ def test_bad_metadata_is_refused_and_nothing_is_stored_or_sent(deployed: dict, w
     assert field in response.json()["extra"]["fields"]
     assert not CampaignMetadata.objects.exists()
     assert w3.eth.get_transaction_count(CREATOR.address) == nonce
+
+
+def test_a_pair_the_exchange_does_not_list_is_refused(deployed: dict, w3: Web3) -> None:
+    nonce = w3.eth.get_transaction_count(CREATOR.address)
+    response = creator_client().post("/api/v1/campaigns/prepare", body(deployed, w3, pair="DOGE/USDT"), format="json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "pair_not_listed"
+    assert response.json()["extra"]["listed"] == ["BTC/USDT", "ETH/USDT", "MMT/USDT"]
+    assert not CampaignMetadata.objects.exists()
+    assert w3.eth.get_transaction_count(CREATOR.address) == nonce
+
+
+def test_an_unreachable_exchange_is_a_clear_error(settings, deployed: dict, w3: Web3) -> None:
+    from devnet.ports import free_port
+
+    settings.EXCHANGE_API_URLS = {"binance": f"http://127.0.0.1:{free_port()}"}
+    response = creator_client().post("/api/v1/campaigns/prepare", body(deployed, w3), format="json")
+    assert response.status_code == 503
+    assert response.json()["code"] == "exchange_unavailable"
 
 
 def test_a_budget_beyond_the_balance_is_refused(deployed: dict, w3: Web3) -> None:

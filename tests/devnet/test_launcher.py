@@ -47,7 +47,7 @@ def wait_until(predicate, *, timeout: float, step: float = 0.5) -> bool:
 
 @pytest.mark.skipif(not (ROOT / "node_modules" / ".bin" / "anvil").exists(), reason="npm packages not installed")
 def test_demo_comes_up_green_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("web", "redis", "anvil", "executor")}
+    ports = {name: free_port() for name in ("web", "redis", "anvil", "executor", "exchange")}
     marker = f"MRMARKET_DATA_DIR={tmp_path}"
     env = {
         k: v
@@ -86,10 +86,13 @@ def test_demo_comes_up_green_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
         def indexed() -> bool:
             listing = httpx.get(f"{base}/api/v1/campaigns/?chain_id=31337", timeout=5).json()
             return any(
-                c["address"] == state["campaign"].lower() and c["funded"] and c["pair"] == "MRM/USDT" for c in listing
+                c["address"] == state["campaign"].lower() and c["funded"] and c["pair"] == "MMT/USDT" for c in listing
             )
 
         assert wait_until(indexed, timeout=60), "the demo campaign never reached the API"
+        # The devnet exchange answers ccxt's market list with the campaign's market.
+        info = httpx.get(f"http://127.0.0.1:{ports['exchange']}/api/v3/exchangeInfo", timeout=5).json()
+        assert "MMTUSDT" in {s["symbol"] for s in info["symbols"]}
 
         # The launcher printed every URL and the demo login.
         text = "".join(output)
@@ -117,7 +120,7 @@ def test_demo_comes_up_green_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
         assert "EasyEnclave is not configured yet" in status.text
 
         started = processes_with(marker)
-        assert len(started) >= 6, started  # redis, anvil, web, worker (+ its pool), beat, executor
+        assert len(started) >= 7, started  # redis, anvil, web, worker (+ its pool), beat, executor, exchange
     finally:
         launcher.send_signal(signal.SIGINT)  # what Ctrl-C sends
         try:

@@ -1,0 +1,74 @@
+"""The one place the Django side builds ccxt clients (STACK-NOTES: ccxt for every exchange).
+
+`EXCHANGE_API_URLS` can re-root an exchange's REST and WebSocket endpoints at another base URL with the same
+paths — a testnet, a regional endpoint, a recording proxy, or the devnet; to this code all are the exchange.
+Market data (`load_markets`) is cached per exchange for `EXCHANGE_MARKETS_TTL_SECONDS`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlparse
+
+import ccxt
+from django.conf import settings
+from django.core.cache import cache
+
+from execution.credentials import ExchangeCredentials
+from execution.errors import ExchangeUnavailable, UnknownExchange
+
+# Spot only: load_markets then reads the spot market list and nothing else (no margin, currency or futures
+# endpoints, which need other permissions and add latency).
+SPOT_OPTIONS: dict[str, Any] = {
+    "defaultType": "spot",
+    "fetchMarkets": {"types": ["spot"]},
+    "fetchCurrencies": False,
+    "fetchMargins": False,
+}
+
+
+def _reroot(api: dict[str, Any], base_url: str) -> dict[str, Any]:
+    ws_base = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+    out: dict[str, Any] = {}
+    for name, value in api.items():
+        if isinstance(value, str):
+            out[name] = base_url.rstrip("/") + urlparse(value).path
+        elif isinstance(value, dict):
+            out[name] = {k: ws_base.rstrip("/") + urlparse(v).path for k, v in value.items() if isinstance(v, str)}
+    return out
+
+
+def exchange_client(exchange_id: str, *, credentials: ExchangeCredentials | None = None) -> Any:
+    if exchange_id not in ccxt.exchanges:
+        raise UnknownExchange(f"{exchange_id!r} is not an exchange ccxt knows", extra={"exchange": exchange_id})
+    config: dict[str, Any] = {
+        "timeout": int(settings.OUTBOUND_HTTP_TIMEOUT_SECONDS * 1000),
+        "enableRateLimit": True,
+        "options": dict(SPOT_OPTIONS),
+    }
+    if credentials is not None:
+        config.update(apiKey=credentials.api_key, secret=credentials.secret)
+        if credentials.password:
+            config["password"] = credentials.password
+    client = getattr(ccxt, exchange_id)(config)
+    base_url = settings.EXCHANGE_API_URLS.get(exchange_id)
+    if base_url:
+        client.urls["api"] = _reroot(client.urls["api"], base_url)
+    return client
+
+
+def exchange_symbols(exchange_id: str) -> frozenset[str]:
+    """The spot symbols an exchange lists (`BASE/QUOTE`), cached."""
+    key = f"exchange-symbols:{exchange_id}"
+    cached = cache.get(key)
+    if cached is not None:
+        return frozenset(cached)
+    try:
+        markets = exchange_client(exchange_id).load_markets()
+    except (ccxt.NetworkError, ccxt.ExchangeNotAvailable) as exc:
+        raise ExchangeUnavailable(
+            f"{exchange_id} did not answer its market list ({type(exc).__name__})", extra={"exchange": exchange_id}
+        ) from None
+    symbols = sorted(s for s, m in markets.items() if m.get("spot") and m.get("active", True) is not False)
+    cache.set(key, symbols, timeout=settings.EXCHANGE_MARKETS_TTL_SECONDS)
+    return frozenset(symbols)
