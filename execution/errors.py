@@ -31,6 +31,18 @@ class ExchangeUnavailable(ExecutionError):
     status = 503
 
 
+class InvalidExchangeKey(ExecutionError):
+    code = "invalid_exchange_key"
+
+
+class PermissionsUnverifiable(ExecutionError):
+    code = "permissions_unverifiable"
+
+
+class KeyPermissionsMismatch(ExecutionError):
+    code = "key_permissions_mismatch"
+
+
 class AccountRevoked(ExecutionError):
     code = "exchange_account_revoked"
     status = 409

@@ -7,6 +7,7 @@ Market data (`load_markets`) is cached per exchange for `EXCHANGE_MARKETS_TTL_SE
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
@@ -15,7 +16,8 @@ from django.conf import settings
 from django.core.cache import cache
 
 from execution.credentials import ExchangeCredentials
-from execution.errors import ExchangeUnavailable, UnknownExchange
+from execution.domain.permissions import KeyPermissions
+from execution.errors import ExchangeUnavailable, InvalidExchangeKey, PermissionsUnverifiable, UnknownExchange
 
 # Spot only: load_markets then reads the spot market list and nothing else (no margin, currency or futures
 # endpoints, which need other permissions and add latency).
@@ -55,6 +57,39 @@ def exchange_client(exchange_id: str, *, credentials: ExchangeCredentials | None
     if base_url:
         client.urls["api"] = _reroot(client.urls["api"], base_url)
     return client
+
+
+def probe_permissions(exchange_id: str, credentials: ExchangeCredentials) -> KeyPermissions:
+    """What the key can really do, asked of the exchange itself (read-only calls only)."""
+    prober = _PROBERS.get(exchange_id)
+    if prober is None:
+        raise PermissionsUnverifiable(
+            f"cannot verify what a {exchange_id} key may do; keys for it cannot be enrolled yet",
+            extra={"exchange": exchange_id},
+        )
+    client = exchange_client(exchange_id, credentials=credentials)
+    try:
+        return prober(client)
+    except ccxt.AuthenticationError:
+        raise InvalidExchangeKey(f"{exchange_id} refused the key (unknown key or bad secret)") from None
+    except ccxt.PermissionDenied:
+        raise InvalidExchangeKey(f"{exchange_id} refused the key for reading its own account") from None
+    except (ccxt.NetworkError, ccxt.ExchangeNotAvailable) as exc:
+        raise ExchangeUnavailable(
+            f"{exchange_id} did not answer ({type(exc).__name__})", extra={"exchange": exchange_id}
+        ) from None
+
+
+def _binance_permissions(client: Any) -> KeyPermissions:
+    restrictions = client.sapiGetAccountApiRestrictions()
+    return KeyPermissions(
+        read=bool(restrictions.get("enableReading")),
+        trade=bool(restrictions.get("enableSpotAndMarginTrading")),
+        withdraw=bool(restrictions.get("enableWithdrawals")),
+    )
+
+
+_PROBERS: dict[str, Callable[[Any], KeyPermissions]] = {"binance": _binance_permissions}
 
 
 def exchange_symbols(exchange_id: str) -> frozenset[str]:

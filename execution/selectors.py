@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 
 from django.db import connection
-from django.db.models import Sum
+from django.db.models import QuerySet, Sum
 
-from execution.models import LedgerPosting
+from execution.models import ExchangeAccount, LedgerPosting
 
 
 def _exact_sums_in_python() -> bool:
@@ -33,3 +33,7 @@ def ledger_balances(*, prefix: str = "") -> dict[str, int]:
         for row in postings.values("account").annotate(total=Sum("amount")):
             totals[row["account"]] = int(row["total"])
     return {account: total for account, total in totals.items() if total}
+
+
+def exchange_account_list(*, owner_id: int) -> QuerySet[ExchangeAccount]:
+    return ExchangeAccount.objects.filter(owner_id=owner_id).order_by("exchange", "label")

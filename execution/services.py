@@ -15,8 +15,18 @@ from execution.credentials import ExchangeCredentials
 from execution.domain import envelope
 from execution.domain import mm_order as mm
 from execution.domain.ledger import Posting, Transaction
-from execution.errors import AccountRevoked, InvalidOrderTransition, LedgerConflict, LedgerOverdraft
+from execution.domain.permissions import KeyPermissions, KeyRole, role_problems
+from execution.errors import (
+    AccountRevoked,
+    InvalidExchangeKey,
+    InvalidOrderTransition,
+    KeyPermissionsMismatch,
+    LedgerConflict,
+    LedgerOverdraft,
+)
+from execution.exchanges import probe_permissions
 from execution.models import ExchangeAccount, LedgerPosting, LedgerTransaction, MMOrder, MMOrderTransition
+from mrmarket.errors import Conflict
 from mrmarket.observability import context
 from mrmarket.observability.logging import get_logger
 
@@ -98,14 +108,71 @@ def _sealed_of(account: ExchangeAccount) -> envelope.Sealed:
 
 
 def exchange_account_store(
-    *, owner_id: int, exchange: str, label: str, role: ExchangeAccount.Role, credentials: ExchangeCredentials
+    *,
+    owner_id: int,
+    exchange: str,
+    label: str,
+    role: ExchangeAccount.Role,
+    credentials: ExchangeCredentials,
+    permissions: KeyPermissions | None = None,
 ) -> ExchangeAccount:
-    """Store an account with its credentials encrypted (the permission probe runs before this, issue 5)."""
+    """Store an account with its credentials encrypted (exchange_account_enrol probes the key first)."""
     account = ExchangeAccount(owner_id=owner_id, exchange=exchange, label=label, role=role)
+    if permissions is not None:
+        account.permissions = permissions.as_dict()
+        account.permissions_checked_at = timezone.now()
     _seal_into(account, credentials)
     account.full_clean(exclude=["credentials_wrapped_key", "credentials_ciphertext"])
     account.save()
     log.info("exchange_account_stored", exchange=exchange, account_id=account.pk, key_hint=credentials.hint)
+    return account
+
+
+def exchange_account_enrol(
+    *, owner_id: int, exchange: str, label: str, role: str, credentials: ExchangeCredentials
+) -> ExchangeAccount:
+    """Enrol a key after asking the exchange what it can really do; a key that lacks what its role needs, or
+    has more than the role allows, is refused and nothing is stored."""
+    key_role = KeyRole(role)
+    if ExchangeAccount.objects.filter(owner_id=owner_id, exchange=exchange, label=label).exists():
+        raise Conflict(f"you already have a {exchange} account labelled {label!r}", code="exchange_account_exists")
+    permissions = probe_permissions(exchange, credentials)
+    problems = role_problems(key_role, permissions)
+    if problems:
+        raise KeyPermissionsMismatch(
+            "; ".join(problems), extra={"permissions": permissions.as_dict(), "problems": problems}
+        )
+    return exchange_account_store(
+        owner_id=owner_id,
+        exchange=exchange,
+        label=label,
+        role=ExchangeAccount.Role(key_role.value),
+        credentials=credentials,
+        permissions=permissions,
+    )
+
+
+def exchange_account_reprobe(*, account_id: int) -> ExchangeAccount:
+    """Scheduled: ask the exchange again. A key that no longer fits its role (or no longer works) is revoked
+    at once; the exchange being down changes nothing (ExchangeUnavailable propagates for a retry)."""
+    account = ExchangeAccount.objects.get(pk=account_id)
+    if account.status != ExchangeAccount.Status.ACTIVE:
+        return account
+    try:
+        permissions = probe_permissions(account.exchange, exchange_account_credentials(account=account))
+    except InvalidExchangeKey as exc:
+        log.error("exchange_key_refused", account_id=account.pk, exchange=account.exchange, reason=exc.message)
+        return exchange_account_revoke(account_id=account.pk)
+    ExchangeAccount.objects.filter(pk=account.pk).update(
+        permissions=permissions.as_dict(), permissions_checked_at=timezone.now()
+    )
+    problems = role_problems(KeyRole(account.role), permissions)
+    if problems:
+        log.error(
+            "exchange_key_permissions_changed", account_id=account.pk, exchange=account.exchange, problems=problems
+        )
+        return exchange_account_revoke(account_id=account.pk)
+    account.refresh_from_db()
     return account
 
 

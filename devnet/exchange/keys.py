@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import secrets
@@ -61,6 +62,17 @@ class KeyStore:
         with self._lock:
             self._keys[key.key] = key
         return key
+
+    def update_permissions(self, key: str, permissions: frozenset[Permission]) -> ApiKey:
+        """What a user does in the exchange's key settings: the same key, other rights."""
+        with self._lock:
+            updated = dataclasses.replace(self._keys[key], permissions=permissions)
+            self._keys[key] = updated
+        return updated
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._keys.pop(key, None)
 
     def get(self, key: str | None) -> ApiKey | None:
         if not key:

@@ -137,6 +137,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(HEARTBEAT_INTERVAL_SECONDS),
         "options": {"expires": float(HEARTBEAT_INTERVAL_SECONDS)},
     },
+    "execution-reprobe-exchange-keys": {
+        "task": "execution.reprobe_exchange_keys",
+        "schedule": float(env.int("EXCHANGE_KEY_REPROBE_SECONDS", default=3600)),
+    },
     "campaigns-index-chain": {
         "task": "campaigns.index_chain",
         "schedule": float(CHAIN_INDEX_INTERVAL_SECONDS),

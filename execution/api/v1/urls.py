@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import path
+
+from execution.api.v1 import views
 
 app_name = "execution"
-urlpatterns: list[URLPattern] = []
+urlpatterns = [
+    path("exchange-accounts", views.ExchangeAccountListApi.as_view(), name="exchange-accounts"),
+    path("exchange-accounts/<int:pk>/revoke", views.ExchangeAccountRevokeApi.as_view(), name="exchange-account-revoke"),
+]
