@@ -167,6 +167,30 @@ def check_executors() -> tuple[State, str]:
     return "ok", f"{len(urls)} executor(s) healthy"
 
 
+def check_exchanges() -> tuple[State, str]:
+    """Each exchange the deployment trades on answers its public clock through ccxt (no key needed)."""
+    from execution.exchanges import exchange_client
+    from execution.models import ExchangeAccount
+
+    exchanges = sorted(
+        set(settings.EXCHANGE_API_URLS)
+        | set(ExchangeAccount.objects.filter(status=ExchangeAccount.Status.ACTIVE).values_list("exchange", flat=True))
+    )
+    if not exchanges:
+        return "not_configured", "no exchange configured or enrolled yet"
+    failures = []
+    for exchange_id in exchanges:
+        try:
+            client = exchange_client(exchange_id)
+            client.timeout = int(_timeout() * 1000)
+            client.fetch_time()
+        except Exception as exc:  # any failure of one exchange is reported, not raised
+            failures.append(f"{exchange_id}: {_error_text(exc)}")
+    if failures:
+        return "fail", "; ".join(failures)
+    return "ok", f"{', '.join(exchanges)} answering"
+
+
 def check_easyenclave() -> tuple[State, str]:
     if not settings.EASYENCLAVE_URL:
         return "not_configured", "EasyEnclave is not configured yet"
@@ -187,6 +211,7 @@ CHECKS: dict[str, Callable[[], tuple[State, str]]] = {
     "beat": check_beat,
     "queue": check_queue,
     "executors": check_executors,
+    "exchanges": check_exchanges,
     "easyenclave": check_easyenclave,
 }
 READYZ_CHECKS = ("database", "redis", "broker", "channel_layer", "chain_rpc", "workers", "beat")

@@ -14,6 +14,7 @@ STATUS_COMPONENTS = (
     "channel_layer",
     "chain_rpc",
     "executors",
+    "exchanges",
     "easyenclave",
 )
 
