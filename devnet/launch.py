@@ -192,6 +192,8 @@ def _export_protocol_addresses() -> None:
     """Point the Django processes at the demo's factory (recorded by the web stage's bootstrap)."""
     state = json.loads((_data_dir() / "devnet-chain.json").read_text())
     os.environ["CAMPAIGN_FACTORY_ADDRESS"] = state["factory"]
+    # The custody wallet (Anvil dev account 3 in the dev profile) holds the demo token as USDT.
+    os.environ["CUSTODY_ASSETS"] = json.dumps({"USDT": {"token": state["token"], "decimals": 6}})
 
 
 def _wait_for_bootstrap(name: str) -> None:

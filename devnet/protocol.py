@@ -107,7 +107,7 @@ def ensure_demo_protocol(w3: Web3, state_file: Path) -> dict[str, Any]:
 
     accounts = dev_accounts()
     deployer, creator, oracle = accounts[0], accounts[1], accounts[2]
-    token_address = ensure_dev_token(w3, state_file, holders=accounts[:3])
+    token_address = ensure_dev_token(w3, state_file, holders=accounts[:4])  # 3 is the dev custody wallet
     state = json.loads(state_file.read_text())
     if state.get("factory") and state.get("campaign") and w3.eth.get_code(Web3.to_checksum_address(state["campaign"])):
         return state

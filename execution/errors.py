@@ -31,6 +31,10 @@ class ExchangeUnavailable(ExecutionError):
     status = 503
 
 
+class MarketNotListed(ExecutionError):
+    code = "market_not_listed"
+
+
 class InvalidExchangeKey(ExecutionError):
     code = "invalid_exchange_key"
 

@@ -92,6 +92,23 @@ def _binance_permissions(client: Any) -> KeyPermissions:
 _PROBERS: dict[str, Callable[[Any], KeyPermissions]] = {"binance": _binance_permissions}
 
 
+def exchange_market(exchange_id: str, symbol: str) -> dict[str, Any]:
+    """One spot market's description (base, quote, precision, limits); PairNotListed-like error when absent."""
+    from execution.errors import MarketNotListed
+
+    if symbol not in exchange_symbols(exchange_id):
+        raise MarketNotListed(
+            f"{exchange_id} does not list {symbol}", extra={"exchange": exchange_id, "symbol": symbol}
+        )
+    key = f"exchange-market:{exchange_id}:{symbol}"
+    market = cache.get(key)
+    if market is None:
+        market = exchange_client(exchange_id).load_markets()[symbol]
+        market = {k: market[k] for k in ("symbol", "base", "quote", "precision", "limits")}
+        cache.set(key, market, timeout=settings.EXCHANGE_MARKETS_TTL_SECONDS)
+    return dict(market)
+
+
 def exchange_symbols(exchange_id: str) -> frozenset[str]:
     """The spot symbols an exchange lists (`BASE/QUOTE`), cached."""
     key = f"exchange-symbols:{exchange_id}"

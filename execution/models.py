@@ -151,3 +151,48 @@ class MMOrderTransition(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"{self.from_state} --{self.event}--> {self.to_state}"
+
+
+class CustodyNonce(models.Model):
+    """The next nonce of a custody address on a chain, allocated under a row lock (never reused, never skipped)."""
+
+    chain_id = models.PositiveBigIntegerField()
+    address = models.CharField(max_length=42)
+    next_nonce = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=("chain_id", "address"), name="custody_nonce_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.chain_id}:{self.address}#{self.next_nonce}"
+
+
+class CustodyTransfer(models.Model):
+    """An ERC-20 transfer of an order's funds. Signed and stored before it is broadcast, so that a retry after a
+    crash rebroadcasts the very same transaction (same nonce, same hash) instead of sending a second one."""
+
+    class Status(models.TextChoices):
+        SIGNED = "signed"
+        BROADCAST = "broadcast"
+        MINED = "mined"
+        REVERTED = "reverted"
+
+    order = models.ForeignKey(MMOrder, on_delete=models.PROTECT, related_name="transfers")
+    direction = models.CharField(max_length=16, default="to_exchange")
+    chain_id = models.PositiveBigIntegerField()
+    token = models.CharField(max_length=42)
+    from_address = models.CharField(max_length=42)
+    to_address = models.CharField(max_length=128)
+    amount = BaseUnitsField()
+    nonce = models.PositiveBigIntegerField()
+    tx_hash = models.CharField(max_length=66, unique=True)
+    raw_tx = models.TextField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SIGNED)
+    block_number = models.PositiveBigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=("order", "direction"), name="custody_transfer_per_direction")]
+
+    def __str__(self) -> str:
+        return f"{self.direction} {self.amount} {self.tx_hash}"

@@ -156,6 +156,9 @@ EXECUTOR_URLS: list[str] = env.list("EXECUTOR_URLS", default=[])
 # {"binance": "https://testnet.binance.vision"}: ccxt exchange id → base URL replacing its API hosts.
 EXCHANGE_API_URLS: dict[str, str] = env.json("EXCHANGE_API_URLS", default={})
 EXCHANGE_MARKETS_TTL_SECONDS = env.int("EXCHANGE_MARKETS_TTL_SECONDS", default=3600)
+# The custody wallet that funds MM orders: its ERC-20 assets ({"USDT": {"token": "0x…", "decimals": 6}}).
+CUSTODY_ASSETS: dict[str, dict[str, object]] = env.json("CUSTODY_ASSETS", default={})
+CUSTODY_PRIVATE_KEY = env.str("CUSTODY_PRIVATE_KEY", default="")
 EASYENCLAVE_URL = env.str("EASYENCLAVE_URL", default="")
 HEALTHCHECK_TIMEOUT_SECONDS = env.float("HEALTHCHECK_TIMEOUT_SECONDS", default=2.0)
 READYZ_REQUIRED: list[str] = env.list(

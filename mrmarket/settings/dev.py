@@ -10,6 +10,10 @@ from .base import CREDENTIALS_MASTER_KEY_ID, env
 DEBUG = env.bool("DEBUG", default=True)
 # Dev-only values: the prod profile refuses to start without real ones.
 SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-secret-key-not-for-production-use-0123456789")
+# Anvil's public dev account 3; production takes the custody key from its secret store (docs/threat-model.md).
+CUSTODY_PRIVATE_KEY = env.str(
+    "CUSTODY_PRIVATE_KEY", default="0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6"
+)
 CREDENTIALS_MASTER_KEY = parse_master_key(
     "CREDENTIALS_MASTER_KEY",
     env.str("CREDENTIALS_MASTER_KEY", default="ZGV2LW9ubHktbWFzdGVyLWtleS0zMi1ieXRlcy0hISE="),

@@ -1,0 +1,287 @@
+"""The funds flow of an MM order, outbound leg: custody wallet → exchange deposit address → confirmed (ADR 0006).
+
+- `mm_order_create` checks everything that can be checked before any money moves (account usable for trading,
+  market listed, asset configured, amount above the exchange's minimum) and creates nothing on bad input.
+- `mm_order_fund` reserves nothing implicitly: it applies `fund`, signs the ERC-20 transfer to the account's
+  deposit address (asked of the exchange through ccxt), **stores the signed transaction**, and only then
+  broadcasts it and applies `transfer_sent` with the ledger move custody → transit. A crash anywhere leaves
+  either nothing signed (safe to redo) or a stored transaction that a retry rebroadcasts unchanged.
+- `mm_order_track_deposit` (beat) applies `transfer_mined` once the receipt exists, and `deposit_confirmed`
+  only when the exchange's deposit history shows **this** transaction hash credited for the amount **and** the
+  chain shows `CHAIN_CONFIRMATIONS` blocks on it — never a balance threshold that other funds could satisfy.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import ccxt
+from django.conf import settings
+from django.db import transaction
+from eth_account import Account
+from eth_typing import ChecksumAddress, HexStr
+from web3 import Web3
+from web3.exceptions import TransactionNotFound
+from web3.types import Nonce, TxParams
+
+from contracts import load_artifact
+from execution import selectors, services
+from execution.domain import mm_order as mm
+from execution.domain.ledger import transfer
+from execution.errors import ExchangeUnavailable, ExecutionError, LedgerOverdraft
+from execution.exchanges import exchange_client, exchange_market
+from execution.models import CustodyNonce, CustodyTransfer, ExchangeAccount, MMOrder
+from mrmarket.chain import get_web3
+from mrmarket.errors import NotFound
+from mrmarket.observability import context
+from mrmarket.observability.logging import get_logger
+
+log = get_logger(__name__)
+ERC20_ABI = load_artifact("DevToken").abi
+
+
+class OrderRejected(ExecutionError):
+    code = "mm_order_rejected"
+
+
+class CustodyNotConfigured(ExecutionError):
+    code = "custody_not_configured"
+    status = 503
+
+
+def _custody_asset(asset: str) -> tuple[ChecksumAddress, int]:
+    spec = settings.CUSTODY_ASSETS.get(asset)
+    if not spec or not settings.CUSTODY_PRIVATE_KEY:
+        raise CustodyNotConfigured(f"the custody wallet does not hold {asset} (CUSTODY_ASSETS, CUSTODY_PRIVATE_KEY)")
+    return Web3.to_checksum_address(str(spec["token"])), int(str(spec["decimals"]))
+
+
+def mm_order_create(
+    *, owner_id: int, exchange_account_id: int, symbol: str, funding_asset: str, funding_amount: int
+) -> MMOrder:
+    account = ExchangeAccount.objects.filter(pk=exchange_account_id, owner_id=owner_id).first()
+    if account is None:
+        raise NotFound(f"no exchange account {exchange_account_id} of yours")
+    if account.status != ExchangeAccount.Status.ACTIVE or account.role != ExchangeAccount.Role.TRADING:
+        raise OrderRejected(f"exchange account {account.pk} is not an active trading account")
+    market = exchange_market(account.exchange, symbol)
+    if funding_asset not in (market["base"], market["quote"]):
+        raise OrderRejected(f"{funding_asset} is neither side of {symbol}", extra={"symbol": symbol})
+    _, decimals = _custody_asset(funding_asset)
+    if funding_amount <= 0:
+        raise OrderRejected("the funding amount must be positive")
+    amount = Decimal(funding_amount) / (Decimal(10) ** decimals)
+    minimum = _minimum(market, funding_asset)
+    if amount < minimum:
+        raise OrderRejected(
+            f"{amount} {funding_asset} is below what {account.exchange} accepts for {symbol} ({minimum})",
+            code="amount_below_minimum",
+            extra={"minimum": str(minimum), "asset": funding_asset},
+        )
+    return MMOrder.objects.create(
+        owner_id=owner_id,
+        exchange_account=account,
+        symbol=symbol,
+        funding_asset=funding_asset,
+        funding_amount=funding_amount,
+    )
+
+
+def _minimum(market: dict[str, Any], asset: str) -> Decimal:
+    # Enough for one order on each side: twice the exchange's minimum notional (quote) or amount (base).
+    limits = market.get("limits") or {}
+    if asset == market["quote"]:
+        value = (limits.get("cost") or {}).get("min") or 0
+    else:
+        value = (limits.get("amount") or {}).get("min") or 0
+    return 2 * Decimal(str(value))
+
+
+def _allocate_nonce(w3: Web3, address: str) -> int:
+    chain_id = w3.eth.chain_id
+    row, _ = CustodyNonce.objects.get_or_create(chain_id=chain_id, address=address.lower())
+    row = CustodyNonce.objects.select_for_update().get(pk=row.pk)
+    nonce = max(row.next_nonce, w3.eth.get_transaction_count(Web3.to_checksum_address(address), "pending"))
+    row.next_nonce = nonce + 1
+    row.save(update_fields=["next_nonce"])
+    return nonce
+
+
+def _deposit_address(account: ExchangeAccount, asset: str) -> str:
+    client = exchange_client(account.exchange, credentials=services.exchange_account_credentials(account=account))
+    try:
+        address = client.fetch_deposit_address(asset)["address"]
+    except (ccxt.NetworkError, ccxt.ExchangeNotAvailable) as exc:
+        raise ExchangeUnavailable(f"{account.exchange} did not give a deposit address ({type(exc).__name__})") from None
+    return Web3.to_checksum_address(address)
+
+
+def mm_order_fund(*, order_id: int) -> MMOrder:
+    """Move the order's funds toward the exchange. Safe to call again: it continues where it stopped."""
+    w3 = get_web3()
+    with context.bound(order_id=order_id):
+        order = MMOrder.objects.get(pk=order_id)
+        if order.state == mm.State.CREATED:
+            order = services.mm_order_transition(order_id=order_id, event=mm.Event.FUND, key=f"o{order_id}-fund")
+        if order.state != mm.State.FUNDING:
+            return order
+        sent = CustodyTransfer.objects.filter(order=order, direction="to_exchange").first()
+        if sent is None:
+            sent = _sign_deposit_transfer(w3, order)
+        return _broadcast(w3, sent)
+
+
+@transaction.atomic
+def _sign_deposit_transfer(w3: Web3, order: MMOrder) -> CustodyTransfer:
+    order = MMOrder.objects.select_for_update().get(pk=order.pk)
+    existing = CustodyTransfer.objects.filter(order=order, direction="to_exchange").first()
+    if existing is not None:
+        return existing
+    token_address, _ = _custody_asset(order.funding_asset)
+    custody = Account.from_key(settings.CUSTODY_PRIVATE_KEY)
+    # Nothing is signed unless the ledger shows the custody balance (reserved by other orders included).
+    available = selectors.ledger_balance(account=f"custody:{order.funding_asset}")
+    if available < order.funding_amount:
+        raise LedgerOverdraft(
+            f"custody holds {available} base units of {order.funding_asset}, the order needs {order.funding_amount}",
+            extra={"account": f"custody:{order.funding_asset}", "short": order.funding_amount - available},
+        )
+    to = _deposit_address(order.exchange_account, order.funding_asset)
+    token = w3.eth.contract(address=token_address, abi=ERC20_ABI)
+    params: TxParams = {
+        "from": custody.address,
+        "nonce": Nonce(_allocate_nonce(w3, custody.address)),
+        "chainId": w3.eth.chain_id,
+        "gas": 100_000,
+        "gasPrice": w3.eth.gas_price,
+    }
+    tx = token.functions.transfer(to, order.funding_amount).build_transaction(params)
+    signed = custody.sign_transaction(tx)
+    return CustodyTransfer.objects.create(
+        order=order,
+        chain_id=w3.eth.chain_id,
+        token=token_address.lower(),
+        from_address=custody.address.lower(),
+        to_address=to.lower(),
+        amount=order.funding_amount,
+        nonce=tx["nonce"],
+        tx_hash="0x" + signed.hash.hex(),
+        raw_tx="0x" + signed.raw_transaction.hex(),
+    )
+
+
+def _broadcast(w3: Web3, sent: CustodyTransfer) -> MMOrder:
+    if sent.status == CustodyTransfer.Status.SIGNED:
+        try:
+            w3.eth.send_raw_transaction(HexStr(sent.raw_tx))
+        except Exception as exc:  # "already known" / "nonce too low": fine when the chain has this very tx
+            if not _known(w3, sent.tx_hash):
+                raise ExchangeUnavailable(f"the chain refused the custody transfer ({type(exc).__name__})") from None
+        CustodyTransfer.objects.filter(pk=sent.pk, status=CustodyTransfer.Status.SIGNED).update(
+            status=CustodyTransfer.Status.BROADCAST
+        )
+    move = transfer(
+        f"o{sent.order_id}-deposit-sent",
+        "withdraw_debit",
+        asset=sent.order.funding_asset,
+        amount=sent.amount,
+        source="custody",
+        target=f"transit:o{sent.order_id}",
+    )
+    return services.mm_order_transition(
+        order_id=sent.order_id,
+        event=mm.Event.TRANSFER_SENT,
+        key=f"o{sent.order_id}-transfer-sent",
+        ledger=[move],
+        detail={"tx_hash": sent.tx_hash, "to": sent.to_address},
+    )
+
+
+def _known(w3: Web3, tx_hash: str) -> bool:
+    try:
+        w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+    except TransactionNotFound:
+        return False
+    return True
+
+
+def mm_order_track_deposit(*, order_id: int) -> MMOrder:
+    """Advance an order whose funds are on their way to the exchange; idempotent, safe to run concurrently."""
+    w3 = get_web3()
+    order = MMOrder.objects.get(pk=order_id)
+    sent = CustodyTransfer.objects.filter(order=order, direction="to_exchange").first()
+    if sent is None:
+        return order
+    if order.state == mm.State.FUNDING:
+        return _broadcast(w3, sent)  # signed but the broadcast never happened (crash): send the same tx again
+    if order.state == mm.State.WITHDRAWING_TO_EXCHANGE:
+        try:
+            receipt = w3.eth.get_transaction_receipt(sent.tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            w3.eth.send_raw_transaction(HexStr(sent.raw_tx))  # dropped from the mempool: the same tx again
+            return order
+        if receipt["status"] != 1:
+            CustodyTransfer.objects.filter(pk=sent.pk).update(status=CustodyTransfer.Status.REVERTED)
+            back = transfer(
+                f"o{order_id}-deposit-reverted",
+                "reversal",
+                asset=order.funding_asset,
+                amount=sent.amount,
+                source=f"transit:o{order_id}",
+                target="custody",
+            )
+            return services.mm_order_transition(
+                order_id=order_id,
+                event=mm.Event.FAIL,
+                key=f"o{order_id}-transfer-reverted",
+                ledger=[back],
+                detail={"reason": f"custody transfer {sent.tx_hash} reverted"},
+            )
+        CustodyTransfer.objects.filter(pk=sent.pk).update(
+            status=CustodyTransfer.Status.MINED, block_number=receipt["blockNumber"]
+        )
+        order = services.mm_order_transition(
+            order_id=order_id,
+            event=mm.Event.TRANSFER_MINED,
+            key=f"o{order_id}-transfer-mined",
+            detail={"block": receipt["blockNumber"]},
+        )
+        sent.refresh_from_db()
+    if order.state == mm.State.DEPOSIT_CONFIRMING:
+        confirmations = w3.eth.block_number - int(sent.block_number or 0) + 1
+        if confirmations < settings.CHAIN_CONFIRMATIONS or not _credited_by_exchange(order, sent):
+            return order
+        arrive = transfer(
+            f"o{order_id}-deposit-credited",
+            "deposit_credit",
+            asset=order.funding_asset,
+            amount=sent.amount,
+            source=f"transit:o{order_id}",
+            target=f"exchange:a{order.exchange_account_id}:free",
+        )
+        order = services.mm_order_transition(
+            order_id=order_id,
+            event=mm.Event.DEPOSIT_CONFIRMED,
+            key=f"o{order_id}-deposit-confirmed",
+            ledger=[arrive],
+            detail={"tx_hash": sent.tx_hash, "confirmations": confirmations},
+        )
+    return order
+
+
+def _credited_by_exchange(order: MMOrder, sent: CustodyTransfer) -> bool:
+    account = order.exchange_account
+    client = exchange_client(account.exchange, credentials=services.exchange_account_credentials(account=account))
+    _, decimals = _custody_asset(order.funding_asset)
+    expected = Decimal(sent.amount) / (Decimal(10) ** decimals)
+    try:
+        deposits = client.fetch_deposits(order.funding_asset)
+    except (ccxt.NetworkError, ccxt.ExchangeNotAvailable):
+        return False  # try again on the next beat
+    return any(
+        str(d.get("txid", "")).lower() == sent.tx_hash
+        and d.get("status") == "ok"
+        and Decimal(str(d.get("amount"))) == expected
+        for d in deposits
+    )

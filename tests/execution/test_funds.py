@@ -1,0 +1,174 @@
+"""Custody → exchange on the devnet (Anvil + the exchange simulator through ccxt): confirmed only by the
+exchange's history of this very transaction *and* chain confirmations; retries and crashes never send twice."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from eth_typing import HexStr
+from web3 import Web3
+
+from devnet.chain import dev_accounts, mint, token
+from devnet.exchange.config import ChainConfig, SimConfig
+from devnet.exchange.fixtures import RunningExchange, run_exchange
+from devnet.exchange.keys import Permission
+from execution import funds, selectors, services
+from execution.credentials import ExchangeCredentials
+from execution.domain.ledger import asset_totals, transfer
+from execution.errors import LedgerOverdraft, MarketNotListed
+from execution.models import CustodyTransfer, ExchangeAccount, MMOrder
+from tests.factories import user_with
+
+pytestmark = [pytest.mark.chain, pytest.mark.django_db]
+UNIT = 10**6
+CUSTODY = dev_accounts()[3]
+
+
+@pytest.fixture(scope="module")
+def sim(anvil, w3: Web3, dev_token: str) -> Iterator[RunningExchange]:
+    hot = dev_accounts()[9]
+    mint(w3, dev_token, hot.address, 1_000_000 * UNIT, sender=dev_accounts()[0])
+    mint(w3, dev_token, CUSTODY.address, 1_000_000 * UNIT, sender=dev_accounts()[0])
+    chain = ChainConfig(
+        rpc_url=anvil.url,
+        assets={"USDT": dev_token},
+        hot_wallet_key=hot.private_key,
+        confirmations=3,
+        poll_interval=0.1,
+    )
+    with run_exchange(SimConfig(run_market=False, chain=chain)) as running:
+        yield running
+
+
+@pytest.fixture
+def account(settings, anvil, sim: RunningExchange, dev_token: str) -> ExchangeAccount:
+    settings.CHAIN_RPC_URL = anvil.url
+    settings.CHAIN_CONFIRMATIONS = 3
+    settings.EXCHANGE_API_URLS = {"binance": sim.base_url}
+    settings.CUSTODY_ASSETS = {"USDT": {"token": dev_token, "decimals": 6}}
+    settings.CUSTODY_PRIVATE_KEY = CUSTODY.private_key
+    # The custody wallet's holdings enter the ledger the way an external deposit would.
+    services.ledger_record(
+        tx=transfer(
+            "custody-seed",
+            "deposit_credit",
+            asset="USDT",
+            amount=5_000 * UNIT,
+            source="external:chain",
+            target="custody",
+        )
+    )
+    key = sim.sim.create_account(permissions=frozenset({Permission.TRADE}))
+    return services.exchange_account_enrol(
+        owner_id=user_with().pk,
+        exchange="binance",
+        label="mm",
+        role="trading",
+        credentials=ExchangeCredentials(key.key, key.secret),
+    )
+
+
+def new_order(account: ExchangeAccount, amount: int = 1_000 * UNIT) -> MMOrder:
+    return funds.mm_order_create(
+        owner_id=account.owner_id,
+        exchange_account_id=account.pk,
+        symbol="MMT/USDT",
+        funding_asset="USDT",
+        funding_amount=amount,
+    )
+
+
+def track_until(order: MMOrder, state: str, w3: Web3, *, mine: bool = True) -> MMOrder:
+    for _ in range(150):  # bounded: 15 s
+        order = funds.mm_order_track_deposit(order_id=order.pk)
+        if order.state == state:
+            return order
+        if mine:
+            w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        time.sleep(0.1)
+    pytest.fail(f"order stuck in {order.state}, expected {state}")
+
+
+def test_funds_reach_the_exchange_and_are_confirmed_by_history_and_chain(account, w3: Web3, dev_token) -> None:
+    order = new_order(account)
+    order = funds.mm_order_fund(order_id=order.pk)
+    assert order.state == "withdrawing_to_exchange"
+    sent = CustodyTransfer.objects.get(order=order)
+    assert selectors.ledger_balance(account="custody:USDT") == 4_000 * UNIT
+    assert selectors.ledger_balance(account=f"transit:o{order.pk}:USDT") == 1_000 * UNIT
+    order = funds.mm_order_track_deposit(order_id=order.pk)  # Anvil mined it at once
+    assert order.state == "deposit_confirming"
+    # One block is not enough confirmations, and the exchange has not credited it yet.
+    assert funds.mm_order_track_deposit(order_id=order.pk).state == "deposit_confirming"
+    order = track_until(order, "deposit_confirmed", w3)
+    assert selectors.ledger_balance(account=f"exchange:a{account.pk}:free:USDT") == 1_000 * UNIT
+    assert selectors.ledger_balance(account=f"transit:o{order.pk}:USDT") == 0
+    assert asset_totals(selectors.ledger_balances()) == {"USDT": 0}
+    assert token(w3, dev_token).functions.balanceOf(Web3.to_checksum_address(sent.to_address)).call() == 1_000 * UNIT
+    timeline = list(order.transitions.values_list("event", flat=True))
+    assert timeline == ["fund", "transfer_sent", "transfer_mined", "deposit_confirmed"]
+
+
+def test_retries_never_send_twice(account, w3: Web3, dev_token) -> None:
+    order = new_order(account)
+    funds.mm_order_fund(order_id=order.pk)
+    funds.mm_order_fund(order_id=order.pk)  # a retried task
+    sent = CustodyTransfer.objects.get(order=order)
+    to = Web3.to_checksum_address(sent.to_address)
+    track_until(order, "deposit_confirmed", w3)
+    funds.mm_order_fund(order_id=order.pk)
+    assert CustodyTransfer.objects.filter(order=order).count() == 1
+    assert token(w3, dev_token).functions.balanceOf(to).call() >= 1_000 * UNIT
+    assert selectors.ledger_balance(account=f"exchange:a{account.pk}:free:USDT") == 1_000 * UNIT
+
+
+def test_a_crash_between_signing_and_broadcast_resends_the_same_transaction(account, w3: Web3) -> None:
+    order = new_order(account)
+    order = funds.services.mm_order_transition(order_id=order.pk, event=funds.mm.Event.FUND, key=f"o{order.pk}-fund")
+    signed = funds._sign_deposit_transfer(w3, order)  # the worker dies right after this commit
+    assert signed.status == "signed"
+    order = funds.mm_order_track_deposit(order_id=order.pk)  # the next beat finds it and broadcasts it
+    assert order.state == "withdrawing_to_exchange"
+    receipt = w3.eth.get_transaction_receipt(HexStr(signed.tx_hash))
+    assert receipt["status"] == 1
+    assert CustodyTransfer.objects.get(order=order).tx_hash == signed.tx_hash
+
+
+def test_underfunded_custody_signs_nothing(account) -> None:
+    order = new_order(account, amount=9_000 * UNIT)
+    with pytest.raises(LedgerOverdraft, match="custody holds"):
+        funds.mm_order_fund(order_id=order.pk)
+    assert not CustodyTransfer.objects.exists()
+    assert MMOrder.objects.get(pk=order.pk).state == "funding"  # resumable once custody is topped up
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "code"),
+    [
+        ({"symbol": "DOGE/USDT"}, MarketNotListed, "market_not_listed"),
+        ({"funding_amount": UNIT}, funds.OrderRejected, "amount_below_minimum"),
+        ({"funding_asset": "ETH"}, funds.OrderRejected, "mm_order_rejected"),
+        ({"funding_amount": 0}, funds.OrderRejected, "mm_order_rejected"),
+    ],
+)
+def test_bad_orders_are_refused_and_nothing_is_created(account, change, error, code) -> None:
+    kwargs = {
+        "owner_id": account.owner_id,
+        "exchange_account_id": account.pk,
+        "symbol": "MMT/USDT",
+        "funding_asset": "USDT",
+        "funding_amount": 1_000 * UNIT,
+        **change,
+    }
+    with pytest.raises(error) as err:
+        funds.mm_order_create(**kwargs)
+    assert err.value.code == code
+    assert not MMOrder.objects.exists()
+
+
+def test_a_revoked_account_cannot_fund_orders(account) -> None:
+    services.exchange_account_revoke(account_id=account.pk)
+    with pytest.raises(funds.OrderRejected, match="not an active trading account"):
+        new_order(account)
