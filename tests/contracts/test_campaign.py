@@ -310,37 +310,53 @@ def test_the_implementation_itself_cannot_be_used(world: World) -> None:
     assert decode_error(str(err.value.data)) == ("NotAClone", ())
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", range(1, 7))
 def test_random_action_sequences_keep_the_books(world: World, seed: int) -> None:
-    """Claims and batched pushes in random order: no leaf paid twice, never more than published, and the
-    escrow always holds at least what it still owes."""
+    """Claims, batched pushes, refund attempts and time travel in random order: no leaf paid twice, never more
+    than published, the escrow always holds what it still owes, and a refund never takes any of that."""
     rng = random.Random(seed)
     address, params = world.new_campaign()
     amounts = [rng.randrange(1, 10**6) for _ in range(rng.randrange(5, 30))]
     c, tree, leaves = close_epoch(world, address, 0, params, amounts)
     w3, paid = world.w3, set[int]()
-    for _ in range(8):
-        start = rng.randrange(len(leaves))
-        end = rng.randrange(start + 1, len(leaves) + 1)
-        batch = list(range(start, end))
+    refunded = 0
+    for _ in range(10):
+        action = rng.choice(["claim", "distribute", "distribute", "refund", "travel"])
         try:
-            if len(batch) == 1:
-                leaf = leaves[start]
-                call(w3, c.functions.claim(0, start, leaf.account, leaf.amount, tree.proof(start)), world.outsider)
+            if action == "travel":
+                travel_to(w3, max(now(w3), params.end + params.dispute_window) + rng.randrange(1, DAY))
+                continue
+            if action == "refund":
+                before = world.balance(world.creator.address)
+                call(w3, c.functions.refund(), world.outsider)
+                refunded += world.balance(world.creator.address) - before
             else:
-                mp = tree.multiproof(batch)
-                pk = [(int(leaves[i].account, 16) << 96) | leaves[i].amount for i in batch]
-                call(w3, c.functions.distribute(0, start, pk, list(mp.proof), mp.flag_words()), world.outsider)
+                start = rng.randrange(len(leaves))
+                end = start + 1 if action == "claim" else rng.randrange(start + 1, len(leaves) + 1)
+                batch = list(range(start, end))
+                if action == "claim":
+                    leaf = leaves[start]
+                    fn = c.functions.claim(0, start, leaf.account, leaf.amount, tree.proof(start))
+                else:
+                    mp = tree.multiproof(batch)
+                    pk = [(int(leaves[i].account, 16) << 96) | leaves[i].amount for i in batch]
+                    fn = c.functions.distribute(0, start, pk, list(mp.proof), mp.flag_words())
+                call(w3, fn, world.outsider)
+                assert not paid & set(batch)
+                paid |= set(batch)
         except ContractCustomError as exc:
             name, args = decode_error(str(exc.data))
-            assert name == "AlreadyClaimed"
-            assert args[1] in paid
+            if action == "refund":
+                assert name in {"DisputeWindowOpen", "NothingToRefund"}
+            else:
+                assert name == "AlreadyClaimed"
+                assert args[1] in paid
             continue
-        assert not paid & set(batch)
-        paid |= set(batch)
         owed = sum(amounts) - sum(amounts[i] for i in paid)
         assert c.functions.outstanding().call() == owed
         assert world.balance(address) >= owed
+    fee = sum(amounts) // 100
+    assert refunded in (0, BUDGET - sum(amounts) - fee)  # a refund takes exactly what nobody is owed
     for i in range(len(leaves)):
         assert c.functions.isClaimed(0, i).call() == (i in paid)
         assert world.balance(leaves[i].account) == (amounts[i] if i in paid else 0)
