@@ -1,1 +1,60 @@
-"""Admin of the attestation app: display, and actions that call services."""
+"""Admin of the attestation app: the measurement allowlist. Every change goes through the services, which
+write the audit log; entries are never edited or deleted, only added and removed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from attestation import services
+from attestation.models import AllowlistAudit, MeasurementEntry
+
+
+class AllowlistAuditInline(admin.TabularInline[AllowlistAudit, MeasurementEntry]):
+    model = AllowlistAudit
+    fields = ("at", "action", "actor")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(MeasurementEntry)
+class MeasurementEntryAdmin(admin.ModelAdmin[MeasurementEntry]):
+    list_display = ("service", "build_version", "source_commit", "mrtd", "added_by", "added_at", "removed_at")
+    list_filter = ("service", "removed_at")
+    search_fields = ("mrtd", "build_version", "source_commit", "note")
+    fields = ("service", "mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "build_version", "source_commit", "note")
+    inlines = (AllowlistAuditInline,)
+    actions = ("remove",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return tuple(self.fields) if obj is not None else ()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: MeasurementEntry, form: Any, change: bool) -> None:
+        if change:
+            return  # entries are immutable; remove and add instead
+        entry = services.allowlist_add(
+            actor_id=request.user.pk,  # type: ignore[arg-type]
+            mrtd=obj.mrtd,
+            rtmrs=(obj.rtmr0, obj.rtmr1, obj.rtmr2, obj.rtmr3),
+            build_version=obj.build_version,
+            source_commit=obj.source_commit,
+            service=obj.service,
+            note=obj.note,
+        )
+        obj.pk = entry.pk
+
+    @admin.action(description="Remove from the allowlist (executors running it lose trust at once)")
+    def remove(self, request: HttpRequest, queryset: QuerySet[MeasurementEntry]) -> None:
+        for entry in queryset:
+            services.allowlist_remove(actor_id=request.user.pk, entry_id=entry.pk)  # type: ignore[arg-type]
+        self.message_user(request, f"Removed {queryset.count()} entr(y/ies).", messages.WARNING)

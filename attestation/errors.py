@@ -7,3 +7,24 @@ from mrmarket.errors import ApplicationError
 
 class AttestationError(ApplicationError):
     code = "attestation_error"
+
+
+class NonceUnknown(AttestationError):
+    code = "nonce_unknown"
+
+
+class NonceExpired(AttestationError):
+    code = "nonce_expired"
+
+
+class NonceReused(AttestationError):
+    code = "nonce_reused"
+
+
+class InvalidMeasurement(AttestationError):
+    code = "invalid_measurement"
+
+
+class AllowlistConflict(AttestationError):
+    code = "allowlist_conflict"
+    status = 409

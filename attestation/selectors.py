@@ -1,1 +1,16 @@
 """Reads of the attestation app."""
+
+from __future__ import annotations
+
+from attestation.domain.allowlist import Measurements, Rule, first_match
+from attestation.models import MeasurementEntry
+
+
+def allowlist_rules(*, service: str = "mm-executor") -> list[Rule]:
+    entries = MeasurementEntry.objects.filter(service=service, removed_at__isnull=True).order_by("id")
+    return [Rule(e.pk, e.service, e.mrtd, (e.rtmr0, e.rtmr1, e.rtmr2, e.rtmr3)) for e in entries]
+
+
+def measurement_allowed(*, measured: Measurements, service: str = "mm-executor") -> MeasurementEntry | None:
+    rule = first_match(allowlist_rules(service=service), service, measured)
+    return MeasurementEntry.objects.get(pk=rule.id) if rule is not None else None

@@ -1,3 +1,110 @@
-"""Writes of the attestation app: `<entity>_<action>(*, ...)`, typed, atomic, idempotent where they touch the
-outside.
+"""Writes of the attestation app: `<entity>_<action>(*, ...)`, typed, atomic.
+
+Nonces: issued by us, random, short-lived, consumed once (a replayed quote can never be accepted twice).
+Allowlist: entries added and removed only here, each change recorded in the audit log in the same transaction.
 """
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.forms.models import model_to_dict
+from django.utils import timezone
+
+from attestation.domain.allowlist import MeasurementFormatError, normalize
+from attestation.errors import AllowlistConflict, InvalidMeasurement, NonceExpired, NonceReused, NonceUnknown
+from attestation.models import AllowlistAudit, AttestationNonce, MeasurementEntry
+from mrmarket.observability import context
+from mrmarket.observability.logging import get_logger
+
+log = get_logger(__name__)
+
+
+def nonce_issue(*, purpose: str) -> AttestationNonce:
+    now = timezone.now()
+    return AttestationNonce.objects.create(
+        value=secrets.token_hex(32),
+        purpose=purpose,
+        issued_at=now,
+        expires_at=now + timedelta(seconds=settings.ATTESTATION_NONCE_TTL_SECONDS),
+    )
+
+
+@transaction.atomic
+def nonce_consume(*, value: str, purpose: str) -> AttestationNonce:
+    """Accept a nonce once: unknown, expired and reused nonces are refused, each with its own reason."""
+    nonce = AttestationNonce.objects.select_for_update().filter(value=value.lower(), purpose=purpose).first()
+    if nonce is None:
+        raise NonceUnknown("the evidence names a nonce we did not issue for this purpose")
+    if nonce.consumed_at is not None:
+        raise NonceReused("the evidence's nonce was already used (replayed evidence)")
+    now = timezone.now()
+    if now >= nonce.expires_at:
+        raise NonceExpired(f"the nonce expired {int((now - nonce.expires_at).total_seconds())} s ago")
+    nonce.consumed_at = now
+    nonce.save(update_fields=["consumed_at"])
+    return nonce
+
+
+@transaction.atomic
+def allowlist_add(
+    *,
+    actor_id: int,
+    mrtd: str,
+    build_version: str,
+    source_commit: str,
+    rtmrs: tuple[str, str, str, str] = ("", "", "", ""),
+    service: str = "mm-executor",
+    note: str = "",
+) -> MeasurementEntry:
+    try:
+        fields = {"mrtd": normalize(mrtd, "mrtd")}
+        for i, value in enumerate(rtmrs):
+            fields[f"rtmr{i}"] = normalize(value, f"rtmr{i}", optional=True)
+    except MeasurementFormatError as exc:
+        raise InvalidMeasurement(str(exc)) from None
+    if not build_version or not source_commit:
+        raise InvalidMeasurement("an entry names its build version and source commit")
+    try:
+        with transaction.atomic():
+            entry = MeasurementEntry.objects.create(
+                service=service,
+                build_version=build_version,
+                source_commit=source_commit,
+                note=note,
+                added_by_id=actor_id,
+                **fields,
+            )
+    except IntegrityError:
+        raise AllowlistConflict("this measurement is already allowed for this service") from None
+    AllowlistAudit.objects.create(entry=entry, action="added", actor_id=actor_id, snapshot=_snapshot(entry))
+    with context.bound(mrtd=entry.mrtd):
+        log.info("allowlist_added", entry_id=entry.pk, build_version=build_version)
+    return entry
+
+
+@transaction.atomic
+def allowlist_remove(*, actor_id: int, entry_id: int) -> MeasurementEntry:
+    """Withdraw trust in a build at once. Executors running it fail their next check (and, with the executor
+    registry of issue 6, are revoked: jobs stopped, secrets wiped)."""
+    entry = MeasurementEntry.objects.select_for_update().get(pk=entry_id)
+    if entry.removed_at is not None:
+        return entry
+    entry.removed_at = timezone.now()
+    entry.removed_by_id = actor_id
+    entry.save(update_fields=["removed_at", "removed_by"])
+    AllowlistAudit.objects.create(entry=entry, action="removed", actor_id=actor_id, snapshot=_snapshot(entry))
+    with context.bound(mrtd=entry.mrtd):
+        log.warning("allowlist_removed", entry_id=entry.pk, build_version=entry.build_version)
+    return entry
+
+
+def _snapshot(entry: MeasurementEntry) -> dict[str, object]:
+    data = model_to_dict(entry)
+    for key in ("added_at", "removed_at"):
+        value = getattr(entry, key)
+        data[key] = value.isoformat() if value else None
+    return data
