@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from execution import services
-from execution.models import ExchangeAccount, LedgerPosting, LedgerTransaction
+from execution.models import ExchangeAccount, LedgerPosting, LedgerTransaction, MMOrder, MMOrderTransition
 
 
 @admin.register(ExchangeAccount)
@@ -71,3 +71,61 @@ class LedgerTransactionAdmin(admin.ModelAdmin[LedgerTransaction]):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class MMOrderTransitionInline(admin.TabularInline[MMOrderTransition, MMOrder]):
+    model = MMOrderTransition
+    fields = ("created_at", "event", "from_state", "to_state", "key", "detail", "request_id")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(MMOrder)
+class MMOrderAdmin(admin.ModelAdmin[MMOrder]):
+    """Orders change state only through their state machine: the page is read-only; actions call services."""
+
+    list_display = ("id", "owner", "symbol", "funding_asset", "funding_amount", "state", "updated_at")
+    list_filter = ("state", "symbol")
+    readonly_fields = (
+        "owner",
+        "exchange_account",
+        "symbol",
+        "funding_asset",
+        "funding_amount",
+        "state",
+        "job_id",
+        "failure_reason",
+        "created_at",
+        "updated_at",
+    )
+    inlines = (MMOrderTransitionInline,)
+    actions = ("fund", "stop")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Fund: move the funds to the exchange (queued)")
+    def fund(self, request: HttpRequest, queryset: QuerySet[MMOrder]) -> None:
+        from execution import tasks
+
+        for order in queryset:
+            tasks.fund_order.delay(order.pk)
+        self.message_user(request, f"Queued funding of {queryset.count()} order(s).", messages.SUCCESS)
+
+    @admin.action(description="Stop")
+    def stop(self, request: HttpRequest, queryset: QuerySet[MMOrder]) -> None:
+        from execution.domain import mm_order as mm
+        from execution.errors import InvalidOrderTransition
+
+        for order in queryset:
+            try:
+                services.mm_order_transition(order_id=order.pk, event=mm.Event.STOP, key=f"o{order.pk}-stop")
+            except InvalidOrderTransition as exc:
+                self.message_user(request, f"Order {order.pk}: {exc.message}", messages.ERROR)

@@ -7,7 +7,7 @@ from collections import defaultdict
 from django.db import connection
 from django.db.models import QuerySet, Sum
 
-from execution.models import ExchangeAccount, LedgerPosting
+from execution.models import ExchangeAccount, LedgerPosting, MMOrder
 
 
 def _exact_sums_in_python() -> bool:
@@ -37,3 +37,14 @@ def ledger_balances(*, prefix: str = "") -> dict[str, int]:
 
 def exchange_account_list(*, owner_id: int) -> QuerySet[ExchangeAccount]:
     return ExchangeAccount.objects.filter(owner_id=owner_id).order_by("exchange", "label")
+
+
+def mm_order_list(*, owner_id: int) -> QuerySet[MMOrder]:
+    return MMOrder.objects.filter(owner_id=owner_id).order_by("-id")
+
+
+def mm_order_ledger(*, order: MMOrder) -> dict[str, int]:
+    """Balances of the accounts this order moved money through (its transit and its exchange account)."""
+    result = ledger_balances(prefix=f"transit:o{order.pk}:")
+    result.update(ledger_balances(prefix=f"exchange:a{order.exchange_account_id}:"))
+    return result

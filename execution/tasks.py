@@ -27,3 +27,33 @@ def reprobe_exchange_keys() -> None:
 )
 def reprobe_exchange_key(account_id: int) -> None:
     services.exchange_account_reprobe(account_id=account_id)
+
+
+@shared_task(name="execution.track_deposits", ignore_result=True)
+def track_deposits() -> None:
+    from execution.domain import mm_order as mm
+    from execution.models import MMOrder
+
+    states = [mm.State.FUNDING, mm.State.WITHDRAWING_TO_EXCHANGE, mm.State.DEPOSIT_CONFIRMING]
+    for order_id in MMOrder.objects.filter(state__in=states).values_list("pk", flat=True):
+        track_deposit.delay(order_id)
+
+
+@shared_task(
+    name="execution.track_deposit",
+    ignore_result=True,
+    autoretry_for=(ExchangeUnavailable, ConnectionError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def track_deposit(order_id: int) -> None:
+    from execution import funds
+
+    funds.mm_order_track_deposit(order_id=order_id)
+
+
+@shared_task(name="execution.fund_order", ignore_result=True, autoretry_for=(ExchangeUnavailable,), retry_backoff=True)
+def fund_order(order_id: int) -> None:
+    from execution import funds
+
+    funds.mm_order_fund(order_id=order_id)

@@ -141,6 +141,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "execution.reprobe_exchange_keys",
         "schedule": float(env.int("EXCHANGE_KEY_REPROBE_SECONDS", default=3600)),
     },
+    "execution-track-deposits": {
+        "task": "execution.track_deposits",
+        "schedule": float(CHAIN_INDEX_INTERVAL_SECONDS),
+        "options": {"expires": float(CHAIN_INDEX_INTERVAL_SECONDS)},
+    },
     "campaigns-index-chain": {
         "task": "campaigns.index_chain",
         "schedule": float(CHAIN_INDEX_INTERVAL_SECONDS),

@@ -9,5 +9,9 @@ from execution.api.v1 import views
 app_name = "execution"
 urlpatterns = [
     path("exchange-accounts", views.ExchangeAccountListApi.as_view(), name="exchange-accounts"),
+    path("mm-orders", views.MMOrderListApi.as_view(), name="mm-orders"),
+    path("mm-orders/<int:pk>", views.MMOrderDetailApi.as_view(), name="mm-order"),
+    path("mm-orders/<int:pk>/fund", views.MMOrderFundApi.as_view(), name="mm-order-fund"),
+    path("mm-orders/<int:pk>/stop", views.MMOrderStopApi.as_view(), name="mm-order-stop"),
     path("exchange-accounts/<int:pk>/revoke", views.ExchangeAccountRevokeApi.as_view(), name="exchange-account-revoke"),
 ]

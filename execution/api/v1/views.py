@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from drf_spectacular.utils import extend_schema
+from django.db import transaction
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from execution import selectors, services
+from execution import funds, selectors, services, tasks
 from execution.credentials import ExchangeCredentials
-from execution.models import ExchangeAccount
+from execution.domain import mm_order as mm
+from execution.errors import InvalidOrderTransition
+from execution.models import ExchangeAccount, MMOrder
 from mrmarket.errors import NotFound
 from mrmarket.roles import Role
 
@@ -80,3 +83,95 @@ class ExchangeAccountRevokeApi(APIView):
             raise NotFound(f"no exchange account {pk} of yours")
         account = services.exchange_account_revoke(account_id=pk)
         return Response(ExchangeAccountSerializer(account).data)
+
+
+class TransitionSerializer(serializers.Serializer):
+    event = serializers.CharField()
+    from_state = serializers.CharField()
+    to_state = serializers.CharField()
+    detail = serializers.DictField()
+    created_at = serializers.DateTimeField()
+
+
+class MMOrderSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    exchange_account_id = serializers.IntegerField()
+    symbol = serializers.CharField()
+    funding_asset = serializers.CharField()
+    funding_amount = serializers.CharField(help_text="Base units of the funding asset.")
+    state = serializers.CharField()
+    failure_reason = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    timeline = TransitionSerializer(many=True, source="transitions.all")
+    ledger = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.DictField(child=serializers.CharField()))
+    def get_ledger(self, order: MMOrder) -> dict[str, str]:
+        return {account: str(amount) for account, amount in selectors.mm_order_ledger(order=order).items()}
+
+
+class MMOrderListApi(APIView):
+    allowed_roles: ClassVar[frozenset[str]] = frozenset({Role.OPERATOR})
+
+    class InputSerializer(serializers.Serializer):
+        exchange_account_id = serializers.IntegerField(min_value=1)
+        symbol = serializers.RegexField(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}$")
+        funding_asset = serializers.RegexField(r"^[A-Z0-9]{1,20}$")
+        funding_amount = serializers.RegexField(r"^[1-9][0-9]{0,37}$", help_text="Base units.")
+
+    @extend_schema(responses=MMOrderSerializer(many=True), operation_id="mm_orders_list")
+    def get(self, request: Request) -> Response:
+        return Response(MMOrderSerializer(selectors.mm_order_list(owner_id=_owner(request)), many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: MMOrderSerializer}, operation_id="mm_orders_create")
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        order = funds.mm_order_create(
+            owner_id=_owner(request),
+            exchange_account_id=v["exchange_account_id"],
+            symbol=v["symbol"],
+            funding_asset=v["funding_asset"],
+            funding_amount=int(v["funding_amount"]),
+        )
+        return Response(MMOrderSerializer(order).data, status=status.HTTP_201_CREATED)
+
+
+def _own_order(request: Request, pk: int) -> MMOrder:
+    order = selectors.mm_order_list(owner_id=_owner(request)).filter(pk=pk).first()
+    if order is None:
+        raise NotFound(f"no MM order {pk} of yours")
+    return order
+
+
+class MMOrderDetailApi(APIView):
+    allowed_roles: ClassVar[frozenset[str]] = frozenset({Role.OPERATOR})
+
+    @extend_schema(responses=MMOrderSerializer, operation_id="mm_orders_retrieve")
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(MMOrderSerializer(_own_order(request, pk)).data)
+
+
+class MMOrderFundApi(APIView):
+    """Start moving the order's funds to the exchange (queued; progress shows in the timeline)."""
+
+    allowed_roles: ClassVar[frozenset[str]] = frozenset({Role.OPERATOR})
+
+    @extend_schema(request=None, responses={202: MMOrderSerializer}, operation_id="mm_orders_fund")
+    def post(self, request: Request, pk: int) -> Response:
+        order = _own_order(request, pk)
+        if order.state != mm.State.CREATED:
+            raise InvalidOrderTransition(f"order {pk} is {order.state}; only a created order can be funded")
+        transaction.on_commit(lambda: tasks.fund_order.delay(order.pk))
+        return Response(MMOrderSerializer(order).data, status=status.HTTP_202_ACCEPTED)
+
+
+class MMOrderStopApi(APIView):
+    allowed_roles: ClassVar[frozenset[str]] = frozenset({Role.OPERATOR})
+
+    @extend_schema(request=None, responses=MMOrderSerializer, operation_id="mm_orders_stop")
+    def post(self, request: Request, pk: int) -> Response:
+        order = _own_order(request, pk)
+        stopped = services.mm_order_transition(order_id=order.pk, event=mm.Event.STOP, key=f"o{order.pk}-stop")
+        return Response(MMOrderSerializer(stopped).data)

@@ -1,0 +1,119 @@
+"""The MM order API: create (typed refusals, nothing created), detail with timeline and ledger, fund, stop."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from unittest import mock
+
+import pytest
+from rest_framework.test import APIClient
+
+from devnet.exchange.fixtures import RunningExchange, run_exchange
+from devnet.exchange.keys import Permission
+from execution import services
+from execution.credentials import ExchangeCredentials
+from execution.domain import mm_order as mm
+from execution.models import ExchangeAccount, MMOrder
+from mrmarket.roles import Role
+from tests.factories import user_with
+
+pytestmark = pytest.mark.django_db
+UNIT = 10**6
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[RunningExchange]:
+    with run_exchange() as running:
+        yield running
+
+
+@pytest.fixture
+def operator(settings, sim: RunningExchange) -> tuple[APIClient, ExchangeAccount]:
+    settings.EXCHANGE_API_URLS = {"binance": sim.base_url}
+    settings.CUSTODY_ASSETS = {"USDT": {"token": "0x" + "ab" * 20, "decimals": 6}}
+    user = user_with(Role.OPERATOR)
+    key = sim.sim.create_account(permissions=frozenset({Permission.TRADE}))
+    account = services.exchange_account_enrol(
+        owner_id=user.pk,
+        exchange="binance",
+        label="mm",
+        role="trading",
+        credentials=ExchangeCredentials(key.key, key.secret),
+    )
+    client = APIClient()
+    client.force_authenticate(user)
+    return client, account
+
+
+def create(client: APIClient, account: ExchangeAccount, **overrides: object):
+    body = {
+        "exchange_account_id": account.pk,
+        "symbol": "MMT/USDT",
+        "funding_asset": "USDT",
+        "funding_amount": str(500 * UNIT),
+        **overrides,
+    }
+    return client.post("/api/v1/execution/mm-orders", body, format="json")
+
+
+def test_create_then_read_with_timeline_and_ledger(operator) -> None:
+    client, account = operator
+    created = create(client, account)
+    assert created.status_code == 201, created.json()
+    order_id = created.json()["id"]
+    assert created.json()["state"] == "created"
+    services.mm_order_transition(order_id=order_id, event=mm.Event.FUND, key="f")
+    detail = client.get(f"/api/v1/execution/mm-orders/{order_id}").json()
+    assert [t["event"] for t in detail["timeline"]] == ["fund"]
+    assert detail["ledger"] == {}
+    assert [o["id"] for o in client.get("/api/v1/execution/mm-orders").json()] == [order_id]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "code"),
+    [
+        ({"symbol": "DOGE/USDT"}, "market_not_listed"),
+        ({"funding_amount": "1000000"}, "amount_below_minimum"),
+        ({"funding_asset": "BTC"}, "mm_order_rejected"),
+        ({"exchange_account_id": 999_999}, "not_found"),
+    ],
+)
+def test_bad_orders_are_refused_and_nothing_is_created(operator, overrides: dict, code: str) -> None:
+    client, account = operator
+    response = create(client, account, **overrides)
+    assert response.status_code in (400, 404)
+    assert response.json()["code"] == code
+    assert not MMOrder.objects.exists()
+
+
+def test_fund_is_queued_after_commit_and_only_for_created_orders(operator, django_capture_on_commit_callbacks) -> None:
+    client, account = operator
+    order_id = create(client, account).json()["id"]
+    with mock.patch("execution.tasks.fund_order.delay") as delay, django_capture_on_commit_callbacks(execute=True):
+        assert client.post(f"/api/v1/execution/mm-orders/{order_id}/fund").status_code == 202
+    delay.assert_called_once_with(order_id)
+    services.mm_order_transition(order_id=order_id, event=mm.Event.FUND, key="f")
+    again = client.post(f"/api/v1/execution/mm-orders/{order_id}/fund")
+    assert again.status_code == 409
+    assert again.json()["code"] == "invalid_order_transition"
+
+
+def test_stop_follows_the_state_machine_and_only_for_owners(operator) -> None:
+    client, account = operator
+    order_id = create(client, account).json()["id"]
+    refused = client.post(f"/api/v1/execution/mm-orders/{order_id}/stop")
+    assert refused.status_code == 409
+    assert refused.json()["extra"]["allowed"] == ["fund", "refund"]
+    for event, key in [
+        (mm.Event.FUND, "f"),
+        (mm.Event.TRANSFER_SENT, "s"),
+        (mm.Event.TRANSFER_MINED, "m"),
+        (mm.Event.DEPOSIT_CONFIRMED, "c"),
+    ]:
+        services.mm_order_transition(order_id=order_id, event=event, key=key)
+    other = APIClient()
+    other.force_authenticate(user_with(Role.OPERATOR))
+    assert other.post(f"/api/v1/execution/mm-orders/{order_id}/stop").status_code == 404
+    stopped = client.post(f"/api/v1/execution/mm-orders/{order_id}/stop")
+    assert stopped.json()["state"] == "stopping"
+    assert client.post(f"/api/v1/execution/mm-orders/{order_id}/stop").json()["state"] == "stopping"  # idempotent
