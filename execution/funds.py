@@ -31,7 +31,7 @@ from execution.domain import mm_order as mm
 from execution.domain.ledger import transfer
 from execution.errors import ExchangeUnavailable, ExecutionError, LedgerOverdraft
 from execution.exchanges import exchange_client, exchange_market
-from execution.models import CustodyNonce, CustodyTransfer, ExchangeAccount, MMOrder
+from execution.models import CustodyNonce, CustodyTransfer, ExchangeAccount, ExchangeWithdrawal, MMOrder
 from mrmarket.chain import get_web3
 from mrmarket.errors import NotFound
 from mrmarket.observability import context
@@ -284,4 +284,165 @@ def _credited_by_exchange(order: MMOrder, sent: CustodyTransfer) -> bool:
         and d.get("status") == "ok"
         and Decimal(str(d.get("amount"))) == expected
         for d in deposits
+    )
+
+
+# --- return leg: exchange → custody --------------------------------------------------------------------------
+
+
+def _client_for(account: ExchangeAccount) -> Any:
+    return exchange_client(account.exchange, credentials=services.exchange_account_credentials(account=account))
+
+
+def mm_order_withdraw_back(*, order_id: int, treasury_account_id: int) -> MMOrder:
+    """Bring a stopped order's funds back to custody with the operator's treasury key (trading keys cannot
+    withdraw). The treasury key must belong to the very exchange account the order traded on: both keys must
+    be given the same deposit address. Safe to call again."""
+    order = MMOrder.objects.select_related("exchange_account").get(pk=order_id)
+    if order.state != mm.State.STOPPING:
+        return order
+    if order.job_id:
+        raise OrderRejected(f"order {order_id} still has job {order.job_id}; its orders must be cancelled first")
+    treasury = ExchangeAccount.objects.filter(pk=treasury_account_id, owner_id=order.owner_id).first()
+    if treasury is None:
+        raise NotFound(f"no exchange account {treasury_account_id} of this order's owner")
+    if treasury.role != ExchangeAccount.Role.TREASURY or treasury.status != ExchangeAccount.Status.ACTIVE:
+        raise OrderRejected(f"exchange account {treasury.pk} is not an active treasury account")
+    trading = order.exchange_account
+    asset = order.funding_asset
+    try:
+        same = (
+            treasury.exchange == trading.exchange
+            and _client_for(treasury).fetch_deposit_address(asset)["address"]
+            == _client_for(trading).fetch_deposit_address(asset)["address"]
+        )
+    except (ccxt.NetworkError, ccxt.ExchangeNotAvailable) as exc:
+        raise ExchangeUnavailable(f"{trading.exchange} did not answer ({type(exc).__name__})") from None
+    if not same:
+        raise OrderRejected("the treasury key belongs to another exchange account than the order's")
+    custody = Account.from_key(settings.CUSTODY_PRIVATE_KEY).address
+    withdrawal, _ = ExchangeWithdrawal.objects.get_or_create(
+        order=order,
+        defaults={
+            "treasury_account": treasury,
+            "client_id": f"mmo{order.pk}back",
+            "asset": asset,
+            "amount": order.funding_amount,
+            "to_address": custody.lower(),
+        },
+    )
+    _, decimals = _custody_asset(asset)
+    amount = Decimal(withdrawal.amount) / (Decimal(10) ** decimals)
+    try:
+        result = _client_for(treasury).withdraw(
+            asset,
+            str(amount),  # a decimal string: ccxt formats it to the currency precision, no float
+            Web3.to_checksum_address(withdrawal.to_address),
+            {"withdrawOrderId": withdrawal.client_id},
+        )
+    except ccxt.InsufficientFunds:
+        raise OrderRejected(f"the exchange account does not hold {amount} {asset} to withdraw") from None
+    except (ccxt.NetworkError, ccxt.ExchangeNotAvailable) as exc:
+        raise ExchangeUnavailable(f"{trading.exchange} did not take the withdrawal ({type(exc).__name__})") from None
+    ExchangeWithdrawal.objects.filter(pk=withdrawal.pk).update(exchange_id=str(result.get("id") or ""))
+    leave = transfer(
+        f"o{order_id}-withdraw-requested",
+        "withdraw_debit",
+        asset=asset,
+        amount=withdrawal.amount,
+        source=f"exchange:a{trading.pk}:free",
+        target=f"transit:o{order_id}",
+    )
+    return services.mm_order_transition(
+        order_id=order_id,
+        event=mm.Event.ORDERS_SETTLED,
+        key=f"o{order_id}-orders-settled",
+        ledger=[leave],
+        detail={"withdraw_order_id": withdrawal.client_id},
+    )
+
+
+def mm_order_track_withdrawal(*, order_id: int) -> MMOrder:
+    """Settle once the exchange reports the withdrawal done and the chain shows it confirmed; a failed withdrawal
+    puts the funds back on the exchange and fails the order (funds located, nothing lost)."""
+    order = MMOrder.objects.get(pk=order_id)
+    withdrawal = ExchangeWithdrawal.objects.filter(order=order).first()
+    if order.state != mm.State.WITHDRAWING_BACK or withdrawal is None:
+        return order
+    client = _client_for(withdrawal.treasury_account)
+    try:
+        rows = client.fetch_withdrawals(withdrawal.asset, params={"withdrawOrderId": withdrawal.client_id})
+    except (ccxt.NetworkError, ccxt.ExchangeNotAvailable):
+        return order  # next beat
+    row = next(
+        (
+            r
+            for r in rows
+            if str(r.get("id")) == withdrawal.exchange_id
+            or r.get("info", {}).get("withdrawOrderId") == withdrawal.client_id
+        ),
+        None,
+    )
+    if row is None or row.get("status") == "pending":
+        return order
+    if row.get("status") in ("failed", "canceled"):
+        ExchangeWithdrawal.objects.filter(pk=withdrawal.pk).update(status=ExchangeWithdrawal.Status.FAILED)
+        back = transfer(
+            f"o{order_id}-withdraw-failed",
+            "reversal",
+            asset=withdrawal.asset,
+            amount=withdrawal.amount,
+            source=f"transit:o{order_id}",
+            target=f"exchange:a{order.exchange_account_id}:free",
+        )
+        return services.mm_order_transition(
+            order_id=order_id,
+            event=mm.Event.FAIL,
+            key=f"o{order_id}-withdraw-failed",
+            ledger=[back],
+            detail={"reason": f"the exchange failed withdrawal {withdrawal.client_id}"},
+        )
+    tx_hash = str(row.get("txid") or "").lower()
+    if row.get("status") != "ok" or not tx_hash:
+        return order
+    w3 = get_web3()
+    try:
+        receipt = w3.eth.get_transaction_receipt(HexStr(tx_hash))
+    except TransactionNotFound:
+        return order
+    if receipt["status"] != 1 or w3.eth.block_number - receipt["blockNumber"] + 1 < settings.CHAIN_CONFIRMATIONS:
+        return order
+    _, decimals = _custody_asset(withdrawal.asset)
+    fee = int(Decimal(str((row.get("fee") or {}).get("cost") or 0)) * (Decimal(10) ** decimals))
+    received = withdrawal.amount - fee
+    ExchangeWithdrawal.objects.filter(pk=withdrawal.pk).update(
+        status=ExchangeWithdrawal.Status.COMPLETED, tx_hash=tx_hash, fee=fee
+    )
+    postings = [
+        transfer(
+            f"o{order_id}-withdraw-arrived",
+            "deposit_credit",
+            asset=withdrawal.asset,
+            amount=received,
+            source=f"transit:o{order_id}",
+            target="custody",
+        )
+    ]
+    if fee:
+        postings.append(
+            transfer(
+                f"o{order_id}-withdraw-fee",
+                "fee_debit",
+                asset=withdrawal.asset,
+                amount=fee,
+                source=f"transit:o{order_id}",
+                target="external:fees",
+            )
+        )
+    return services.mm_order_transition(
+        order_id=order_id,
+        event=mm.Event.WITHDRAWAL_ARRIVED,
+        key=f"o{order_id}-withdrawal-arrived",
+        ledger=postings,
+        detail={"tx_hash": tx_hash, "fee": fee},
     )

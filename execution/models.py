@@ -196,3 +196,28 @@ class CustodyTransfer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.direction} {self.amount} {self.tx_hash}"
+
+
+class ExchangeWithdrawal(models.Model):
+    """An order's funds leaving the exchange for custody. Recorded before the exchange is asked, under a client
+    id the exchange deduplicates (`withdrawOrderId`), so a retry is the same withdrawal."""
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested"
+        COMPLETED = "completed"
+        FAILED = "failed"
+
+    order = models.OneToOneField(MMOrder, on_delete=models.PROTECT, related_name="withdrawal")
+    treasury_account = models.ForeignKey(ExchangeAccount, on_delete=models.PROTECT, related_name="+")
+    client_id = models.CharField(max_length=64, unique=True)
+    exchange_id = models.CharField(max_length=128, blank=True, default="")
+    asset = models.CharField(max_length=20)
+    amount = BaseUnitsField()
+    fee = BaseUnitsField(default=0)
+    to_address = models.CharField(max_length=42)
+    tx_hash = models.CharField(max_length=66, blank=True, default="")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.REQUESTED)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"withdrawal {self.client_id} ({self.status})"

@@ -57,3 +57,25 @@ def fund_order(order_id: int) -> None:
     from execution import funds
 
     funds.mm_order_fund(order_id=order_id)
+
+
+@shared_task(name="execution.track_withdrawals", ignore_result=True)
+def track_withdrawals() -> None:
+    from execution.domain import mm_order as mm
+    from execution.models import MMOrder
+
+    for order_id in MMOrder.objects.filter(state=mm.State.WITHDRAWING_BACK).values_list("pk", flat=True):
+        track_withdrawal.delay(order_id)
+
+
+@shared_task(
+    name="execution.track_withdrawal",
+    ignore_result=True,
+    autoretry_for=(ExchangeUnavailable, ConnectionError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def track_withdrawal(order_id: int) -> None:
+    from execution import funds
+
+    funds.mm_order_track_withdrawal(order_id=order_id)

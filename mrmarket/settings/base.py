@@ -146,6 +146,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(CHAIN_INDEX_INTERVAL_SECONDS),
         "options": {"expires": float(CHAIN_INDEX_INTERVAL_SECONDS)},
     },
+    "execution-track-withdrawals": {
+        "task": "execution.track_withdrawals",
+        "schedule": float(CHAIN_INDEX_INTERVAL_SECONDS),
+        "options": {"expires": float(CHAIN_INDEX_INTERVAL_SECONDS)},
+    },
     "campaigns-index-chain": {
         "task": "campaigns.index_chain",
         "schedule": float(CHAIN_INDEX_INTERVAL_SECONDS),

@@ -18,7 +18,7 @@ from execution import funds, selectors, services
 from execution.credentials import ExchangeCredentials
 from execution.domain.ledger import asset_totals, transfer
 from execution.errors import LedgerOverdraft, MarketNotListed
-from execution.models import CustodyTransfer, ExchangeAccount, MMOrder
+from execution.models import CustodyTransfer, ExchangeAccount, ExchangeWithdrawal, MMOrder
 from tests.factories import user_with
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db]
@@ -190,3 +190,58 @@ def test_a_revoked_account_cannot_fund_orders(account) -> None:
     services.exchange_account_revoke(account_id=account.pk)
     with pytest.raises(funds.OrderRejected, match="not an active trading account"):
         new_order(account)
+
+
+def test_the_round_trip_returns_every_unit_to_custody_with_the_ledger_balanced(account, sim, w3: Web3, dev_token):
+    """custody → exchange → stop → withdraw back with the treasury key → arrived on chain → settled."""
+    trading_key = sim.sim.keys.get(services.exchange_account_credentials(account=account).api_key)
+    treasury_key = sim.sim.create_key(trading_key.account_id, permissions=frozenset({Permission.WITHDRAW}))
+    treasury = services.exchange_account_enrol(
+        owner_id=account.owner_id,
+        exchange="binance",
+        label="treasury",
+        role="treasury",
+        credentials=ExchangeCredentials(treasury_key.key, treasury_key.secret),
+    )
+    custody_before = token(w3, dev_token).functions.balanceOf(CUSTODY.address).call()
+    order = new_order(account)
+    funds.mm_order_fund(order_id=order.pk)
+    order = track_until(order, "deposit_confirmed", w3)
+    order = services.mm_order_transition(order_id=order.pk, event=funds.mm.Event.STOP, key=f"o{order.pk}-stop")
+    order = funds.mm_order_withdraw_back(order_id=order.pk, treasury_account_id=treasury.pk)
+    assert order.state == "withdrawing_back"
+    # A retried call is the same withdrawal (the exchange deduplicates withdrawOrderId).
+    assert funds.mm_order_withdraw_back(order_id=order.pk, treasury_account_id=treasury.pk).state == "withdrawing_back"
+    for _ in range(150):
+        order = funds.mm_order_track_withdrawal(order_id=order.pk)
+        if order.state == "settled":
+            break
+        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        time.sleep(0.1)
+    assert order.state == "settled", order.state
+    assert token(w3, dev_token).functions.balanceOf(CUSTODY.address).call() == custody_before
+    assert selectors.ledger_balance(account="custody:USDT") == 5_000 * UNIT
+    assert selectors.ledger_balance(account=f"exchange:a{account.pk}:free:USDT") == 0
+    assert selectors.ledger_balance(account=f"transit:o{order.pk}:USDT") == 0
+    assert asset_totals(selectors.ledger_balances()) == {"USDT": 0}
+    events = list(order.transitions.values_list("event", flat=True))
+    assert events[-3:] == ["stop", "orders_settled", "withdrawal_arrived"]
+
+
+def test_a_treasury_key_of_another_exchange_account_is_refused(account, sim, w3: Web3):
+    other = sim.sim.create_account(permissions=frozenset({Permission.WITHDRAW}))
+    treasury = services.exchange_account_enrol(
+        owner_id=account.owner_id,
+        exchange="binance",
+        label="elsewhere",
+        role="treasury",
+        credentials=ExchangeCredentials(other.key, other.secret),
+    )
+    order = new_order(account)
+    funds.mm_order_fund(order_id=order.pk)
+    order = track_until(order, "deposit_confirmed", w3)
+    services.mm_order_transition(order_id=order.pk, event=funds.mm.Event.STOP, key=f"o{order.pk}-stop")
+    with pytest.raises(funds.OrderRejected, match="another exchange account"):
+        funds.mm_order_withdraw_back(order_id=order.pk, treasury_account_id=treasury.pk)
+    assert MMOrder.objects.get(pk=order.pk).state == "stopping"
+    assert not ExchangeWithdrawal.objects.exists()

@@ -175,3 +175,22 @@ class MMOrderStopApi(APIView):
         order = _own_order(request, pk)
         stopped = services.mm_order_transition(order_id=order.pk, event=mm.Event.STOP, key=f"o{order.pk}-stop")
         return Response(MMOrderSerializer(stopped).data)
+
+
+class MMOrderWithdrawBackApi(APIView):
+    """Bring a stopped order's funds back to custody with a treasury key of the same exchange account."""
+
+    allowed_roles: ClassVar[frozenset[str]] = frozenset({Role.OPERATOR})
+
+    class InputSerializer(serializers.Serializer):
+        treasury_account_id = serializers.IntegerField(min_value=1)
+
+    @extend_schema(request=InputSerializer, responses=MMOrderSerializer, operation_id="mm_orders_withdraw_back")
+    def post(self, request: Request, pk: int) -> Response:
+        order = _own_order(request, pk)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        order = funds.mm_order_withdraw_back(
+            order_id=order.pk, treasury_account_id=data.validated_data["treasury_account_id"]
+        )
+        return Response(MMOrderSerializer(order).data)
