@@ -17,7 +17,7 @@ from devnet.exchange.keys import Permission
 from execution import funds, selectors, services
 from execution.credentials import ExchangeCredentials
 from execution.domain.ledger import asset_totals, transfer
-from execution.errors import LedgerOverdraft, MarketNotListed
+from execution.errors import ExchangeUnavailable, LedgerOverdraft, MarketNotListed
 from execution.models import CustodyTransfer, ExchangeAccount, ExchangeWithdrawal, MMOrder
 from tests.factories import user_with
 
@@ -190,6 +190,45 @@ def test_a_revoked_account_cannot_fund_orders(account) -> None:
     services.exchange_account_revoke(account_id=account.pk)
     with pytest.raises(funds.OrderRejected, match="not an active trading account"):
         new_order(account)
+
+
+def _stopped_order_with_treasury(account, sim, w3):
+    trading_key = sim.sim.keys.get(services.exchange_account_credentials(account=account).api_key)
+    treasury_key = sim.sim.create_key(trading_key.account_id, permissions=frozenset({Permission.WITHDRAW}))
+    treasury = services.exchange_account_enrol(
+        owner_id=account.owner_id,
+        exchange="binance",
+        label=f"treasury-{treasury_key.key[:6]}",
+        role="treasury",
+        credentials=ExchangeCredentials(treasury_key.key, treasury_key.secret),
+    )
+    order = new_order(account)
+    funds.mm_order_fund(order_id=order.pk)
+    order = track_until(order, "deposit_confirmed", w3)
+    services.mm_order_transition(order_id=order.pk, event=funds.mm.Event.STOP, key=f"o{order.pk}-stop")
+    return order, treasury, trading_key.account_id
+
+
+def test_exchange_down_during_the_withdrawal_moves_nothing_and_the_retry_withdraws_once(account, sim, w3: Web3):
+    order, treasury, _ = _stopped_order_with_treasury(account, sim, w3)
+    fault = sim.admin(
+        "POST", "/_devnet/faults", {"kind": "http_5xx", "status": 503, "endpoint": "/sapi/v1/capital/withdraw/apply"}
+    )
+    with pytest.raises(ExchangeUnavailable):
+        funds.mm_order_withdraw_back(order_id=order.pk, treasury_account_id=treasury.pk)
+    assert MMOrder.objects.get(pk=order.pk).state == "stopping"
+    assert selectors.ledger_balance(account=f"exchange:a{account.pk}:free:USDT") == 1_000 * UNIT
+    sim.admin("DELETE", f"/_devnet/faults/{fault['fault_id']}")
+    order = funds.mm_order_withdraw_back(order_id=order.pk, treasury_account_id=treasury.pk)
+    assert order.state == "withdrawing_back"
+    listed = services_client(treasury).fetch_withdrawals("USDT")
+    assert len([w for w in listed if w["info"].get("withdrawOrderId") == f"mmo{order.pk}back"]) == 1
+
+
+def services_client(treasury):
+    from execution.exchanges import exchange_client
+
+    return exchange_client("binance", credentials=services.exchange_account_credentials(account=treasury))
 
 
 def test_the_round_trip_returns_every_unit_to_custody_with_the_ledger_balanced(account, sim, w3: Web3, dev_token):
