@@ -183,6 +183,32 @@ def _bootstrap_web() -> None:
     digest = json.loads(state.read_text())["metadata_hash"]
     document = json.loads((_data_dir() / f"metadata-{digest.removeprefix('0x')}.json").read_text())
     CampaignMetadata.objects.get_or_create(hash=digest, defaults={"document": document})
+    _record_custody_holdings(json.loads(state.read_text())["token"])
+
+
+def _record_custody_holdings(token_address: str) -> None:
+    """What the dev custody wallet holds on chain enters the ledger once, as an onboarding deposit would, so that
+    reconciliation starts from agreement (idempotent by key: the token's address)."""
+    from django.conf import settings
+    from eth_account import Account
+
+    from devnet.chain import connect, token
+    from execution.domain.ledger import transfer
+    from execution.services import ledger_record
+
+    custody = Account.from_key(settings.CUSTODY_PRIVATE_KEY).address
+    held = token(connect(os.environ["CHAIN_RPC_URL"]), token_address).functions.balanceOf(custody).call()
+    if held:
+        ledger_record(
+            tx=transfer(
+                f"custody-onboarding-{token_address.lower()}",
+                "deposit_credit",
+                asset="USDT",
+                amount=held,
+                source="external:chain",
+                target="custody",
+            )
+        )
     for stale in _data_dir().glob("bootstrap-*.done"):
         stale.unlink(missing_ok=True)
     _bootstrap_marker().touch()

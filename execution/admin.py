@@ -9,7 +9,14 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from execution import services
-from execution.models import ExchangeAccount, LedgerPosting, LedgerTransaction, MMOrder, MMOrderTransition
+from execution.models import (
+    Alert,
+    ExchangeAccount,
+    LedgerPosting,
+    LedgerTransaction,
+    MMOrder,
+    MMOrderTransition,
+)
 
 
 @admin.register(ExchangeAccount)
@@ -129,3 +136,24 @@ class MMOrderAdmin(admin.ModelAdmin[MMOrder]):
                 services.mm_order_transition(order_id=order.pk, event=mm.Event.STOP, key=f"o{order.pk}-stop")
             except InvalidOrderTransition as exc:
                 self.message_user(request, f"Order {order.pk}: {exc.message}", messages.ERROR)
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin[Alert]):
+    list_display = ("created_at", "severity", "kind", "message", "resolved_at")
+    list_filter = ("severity", "kind", "resolved_at")
+    readonly_fields = ("kind", "severity", "message", "detail", "dedup_key", "created_at", "resolved_at")
+    actions = ("resolve",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Mark resolved")
+    def resolve(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
+        from django.utils import timezone
+
+        resolved = queryset.filter(resolved_at__isnull=True).update(resolved_at=timezone.now())
+        self.message_user(request, f"Resolved {resolved} alert(s).", messages.SUCCESS)

@@ -221,3 +221,29 @@ class ExchangeWithdrawal(models.Model):
 
     def __str__(self) -> str:
         return f"withdrawal {self.client_id} ({self.status})"
+
+
+class Alert(models.Model):
+    """Something a person must look at (a reconciliation mismatch, a key that changed). Resolved, never deleted."""
+
+    class Severity(models.TextChoices):
+        WARNING = "warning"
+        CRITICAL = "critical"
+
+    kind = models.CharField(max_length=48)
+    severity = models.CharField(max_length=16, choices=Severity.choices, default=Severity.CRITICAL)
+    message = models.CharField(max_length=500)
+    detail = models.JSONField(default=dict, blank=True)
+    dedup_key = models.CharField(max_length=200, help_text="One open alert per fact.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=("dedup_key",), condition=models.Q(resolved_at__isnull=True), name="alert_open_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.message}"

@@ -79,3 +79,12 @@ def track_withdrawal(order_id: int) -> None:
     from execution import funds
 
     funds.mm_order_track_withdrawal(order_id=order_id)
+
+
+@shared_task(name="execution.reconcile", ignore_result=True, autoretry_for=(ExchangeUnavailable,), retry_backoff=True)
+def reconcile() -> None:
+    from execution import reconciliation
+
+    for account_id in ExchangeAccount.objects.filter(status=ExchangeAccount.Status.ACTIVE).values_list("pk", flat=True):
+        reconciliation.reconcile_exchange_account(account_id=account_id)
+    reconciliation.reconcile_custody()

@@ -191,6 +191,17 @@ def check_exchanges() -> tuple[State, str]:
     return "ok", f"{', '.join(exchanges)} answering"
 
 
+def check_alerts() -> tuple[State, str]:
+    from execution.models import Alert
+
+    open_alerts = Alert.objects.filter(resolved_at__isnull=True)
+    count = open_alerts.count()
+    if not count:
+        return "ok", "no open alerts"
+    latest = open_alerts.order_by("-id").first()
+    return "fail", f"{count} open alert(s); latest: {latest.message if latest else ''}"
+
+
 def check_easyenclave() -> tuple[State, str]:
     if not settings.EASYENCLAVE_URL:
         return "not_configured", "EasyEnclave is not configured yet"
@@ -212,8 +223,11 @@ CHECKS: dict[str, Callable[[], tuple[State, str]]] = {
     "queue": check_queue,
     "executors": check_executors,
     "exchanges": check_exchanges,
+    "alerts": check_alerts,
     "easyenclave": check_easyenclave,
 }
+# Checks that only read our own database run on the caller's connection (and see its transaction).
+IN_CALLER_THREAD = frozenset({"database", "alerts"})
 READYZ_CHECKS = ("database", "redis", "broker", "channel_layer", "chain_rpc", "workers", "beat")
 
 
@@ -236,15 +250,16 @@ def _run_in_thread(name: str) -> CheckResult:
 
 
 def run_checks(names: Iterable[str] = READYZ_CHECKS) -> list[CheckResult]:
-    """Run checks concurrently; the database check runs in the caller's thread (its connection and transaction)."""
+    """Run checks concurrently; the ones that only read our database run in the caller's thread."""
     names = list(names)
     unknown = [n for n in names if n not in CHECKS]
     if unknown:
         raise KeyError(f"unknown health checks: {', '.join(unknown)}")
-    others = [n for n in names if n != "database"]
+    others = [n for n in names if n not in IN_CALLER_THREAD]
     with ThreadPoolExecutor(max_workers=max(1, len(others))) as pool:
         futures = {n: pool.submit(_run_in_thread, n) for n in others}
         results = {n: f.result() for n, f in futures.items()}
-    if "database" in names:
-        results["database"] = run_check("database")
+    for name in names:
+        if name in IN_CALLER_THREAD:
+            results[name] = run_check(name)
     return [results[n] for n in names]

@@ -15,6 +15,7 @@ STATUS_COMPONENTS = (
     "chain_rpc",
     "executors",
     "exchanges",
+    "alerts",
     "easyenclave",
 )
 

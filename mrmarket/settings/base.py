@@ -151,6 +151,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(CHAIN_INDEX_INTERVAL_SECONDS),
         "options": {"expires": float(CHAIN_INDEX_INTERVAL_SECONDS)},
     },
+    "execution-reconcile": {
+        "task": "execution.reconcile",
+        "schedule": float(env.int("RECONCILE_INTERVAL_SECONDS", default=60)),
+    },
     "campaigns-index-chain": {
         "task": "campaigns.index_chain",
         "schedule": float(CHAIN_INDEX_INTERVAL_SECONDS),

@@ -118,6 +118,7 @@ def test_demo_comes_up_green_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
             assert row is not None, component
             assert row.group(1) == "ok", (component, row.group(1))
         assert "EasyEnclave is not configured yet" in status.text
+        assert 'data-component="alerts">' in status.text
 
         started = processes_with(marker)
         assert len(started) >= 7, started  # redis, anvil, web, worker (+ its pool), beat, executor, exchange

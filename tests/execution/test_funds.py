@@ -284,3 +284,47 @@ def test_a_treasury_key_of_another_exchange_account_is_refused(account, sim, w3:
         funds.mm_order_withdraw_back(order_id=order.pk, treasury_account_id=treasury.pk)
     assert MMOrder.objects.get(pk=order.pk).state == "stopping"
     assert not ExchangeWithdrawal.objects.exists()
+
+
+def test_reconciliation_alerts_and_pauses_on_a_mismatch_and_is_quiet_otherwise(account, sim, w3: Web3, dev_token):
+    from execution import reconciliation
+    from execution.models import Alert
+    from mrmarket import health
+
+    # The ledger's custody balance is what the chain holds (earlier tests in this module moved tokens).
+    onchain = token(w3, dev_token).functions.balanceOf(CUSTODY.address).call()
+    services.ledger_record(
+        tx=transfer(
+            "custody-align",
+            "deposit_credit",
+            asset="USDT",
+            amount=onchain - 5_000 * UNIT,
+            source="external:chain",
+            target="custody",
+        )
+    )
+    order = new_order(account)
+    funds.mm_order_fund(order_id=order.pk)
+    order = track_until(order, "deposit_confirmed", w3)
+    for event in (funds.mm.Event.START, funds.mm.Event.JOB_RUNNING):
+        services.mm_order_transition(order_id=order.pk, event=event, key=f"o{order.pk}-{event.value}")
+    assert reconciliation.reconcile_exchange_account(account_id=account.pk) == []
+    assert reconciliation.reconcile_custody() == []
+    assert health.run_checks(["alerts"])[0].state == "ok"
+
+    # Funds appear on the exchange account that no ledger entry explains.
+    venue = sim.sim.keys.get(services.exchange_account_credentials(account=account).api_key).account_id
+    sim.admin("POST", f"/_devnet/accounts/{venue}/credit", {"asset": "USDT", "amount": "7"})
+    (mismatch,) = reconciliation.reconcile_exchange_account(account_id=account.pk)
+    assert (mismatch.asset, mismatch.ledger, mismatch.actual) == ("USDT", 1_000 * UNIT, 1_007 * UNIT)
+    assert MMOrder.objects.get(pk=order.pk).state == "paused"
+    reconciliation.reconcile_exchange_account(account_id=account.pk)  # the same fact: one open alert
+    assert Alert.objects.filter(resolved_at__isnull=True).count() == 1
+    check = health.run_checks(["alerts"])[0]
+    assert check.state == "fail"
+    assert "the ledger says 1000000000, the outside world says 1007000000" in check.detail
+
+    # Tokens reach the custody wallet without a ledger entry.
+    mint(w3, dev_token, CUSTODY.address, 3 * UNIT, sender=dev_accounts()[0])
+    (custody_mismatch,) = reconciliation.reconcile_custody()
+    assert custody_mismatch.actual - custody_mismatch.ledger == 3 * UNIT
