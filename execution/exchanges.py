@@ -7,7 +7,8 @@ Market data (`load_markets`) is cached per exchange for `EXCHANGE_MARKETS_TTL_SE
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlparse
 
@@ -18,6 +19,21 @@ from django.core.cache import cache
 from execution.credentials import ExchangeCredentials
 from execution.domain.permissions import KeyPermissions
 from execution.errors import ExchangeUnavailable, InvalidExchangeKey, PermissionsUnverifiable, UnknownExchange
+
+# The exchange being unreachable, overloaded, in maintenance or rate-limiting: worth retrying later.
+TRANSIENT = (ccxt.NetworkError, ccxt.ExchangeNotAvailable)
+
+
+@contextmanager
+def exchange_call(exchange_id: str, what: str) -> Iterator[None]:
+    """One typed, retryable error (naming the exchange and the call) for every transient exchange failure."""
+    try:
+        yield
+    except TRANSIENT as exc:
+        raise ExchangeUnavailable(
+            f"{exchange_id} did not answer {what} ({type(exc).__name__})", extra={"exchange": exchange_id}
+        ) from None
+
 
 # Spot only: load_markets then reads the spot market list and nothing else (no margin, currency or futures
 # endpoints, which need other permissions and add latency).
@@ -69,15 +85,12 @@ def probe_permissions(exchange_id: str, credentials: ExchangeCredentials) -> Key
         )
     client = exchange_client(exchange_id, credentials=credentials)
     try:
-        return prober(client)
+        with exchange_call(exchange_id, "the key's permissions"):
+            return prober(client)
     except ccxt.AuthenticationError:
         raise InvalidExchangeKey(f"{exchange_id} refused the key (unknown key or bad secret)") from None
     except ccxt.PermissionDenied:
         raise InvalidExchangeKey(f"{exchange_id} refused the key for reading its own account") from None
-    except (ccxt.NetworkError, ccxt.ExchangeNotAvailable) as exc:
-        raise ExchangeUnavailable(
-            f"{exchange_id} did not answer ({type(exc).__name__})", extra={"exchange": exchange_id}
-        ) from None
 
 
 def _binance_permissions(client: Any) -> KeyPermissions:
@@ -115,12 +128,8 @@ def exchange_symbols(exchange_id: str) -> frozenset[str]:
     cached = cache.get(key)
     if cached is not None:
         return frozenset(cached)
-    try:
+    with exchange_call(exchange_id, "its market list"):
         markets = exchange_client(exchange_id).load_markets()
-    except (ccxt.NetworkError, ccxt.ExchangeNotAvailable) as exc:
-        raise ExchangeUnavailable(
-            f"{exchange_id} did not answer its market list ({type(exc).__name__})", extra={"exchange": exchange_id}
-        ) from None
     symbols = sorted(s for s, m in markets.items() if m.get("spot") and m.get("active", True) is not False)
     cache.set(key, symbols, timeout=settings.EXCHANGE_MARKETS_TTL_SECONDS)
     return frozenset(symbols)

@@ -30,7 +30,7 @@ from execution import selectors, services
 from execution.domain import mm_order as mm
 from execution.domain.ledger import transfer
 from execution.errors import ExchangeUnavailable, ExecutionError, LedgerOverdraft
-from execution.exchanges import exchange_client, exchange_market
+from execution.exchanges import TRANSIENT, exchange_call, exchange_client, exchange_market
 from execution.models import CustodyNonce, CustodyTransfer, ExchangeAccount, ExchangeWithdrawal, MMOrder
 from mrmarket.chain import get_web3
 from mrmarket.errors import NotFound
@@ -110,10 +110,8 @@ def _allocate_nonce(w3: Web3, address: str) -> int:
 
 def _deposit_address(account: ExchangeAccount, asset: str) -> str:
     client = exchange_client(account.exchange, credentials=services.exchange_account_credentials(account=account))
-    try:
+    with exchange_call(account.exchange, "a deposit address"):
         address = client.fetch_deposit_address(asset)["address"]
-    except (ccxt.NetworkError, ccxt.ExchangeNotAvailable) as exc:
-        raise ExchangeUnavailable(f"{account.exchange} did not give a deposit address ({type(exc).__name__})") from None
     return Web3.to_checksum_address(address)
 
 
@@ -277,7 +275,7 @@ def _credited_by_exchange(order: MMOrder, sent: CustodyTransfer) -> bool:
     expected = Decimal(sent.amount) / (Decimal(10) ** decimals)
     try:
         deposits = client.fetch_deposits(order.funding_asset)
-    except (ccxt.NetworkError, ccxt.ExchangeNotAvailable):
+    except TRANSIENT:
         return False  # try again on the next beat
     return any(
         str(d.get("txid", "")).lower() == sent.tx_hash
@@ -310,14 +308,12 @@ def mm_order_withdraw_back(*, order_id: int, treasury_account_id: int) -> MMOrde
         raise OrderRejected(f"exchange account {treasury.pk} is not an active treasury account")
     trading = order.exchange_account
     asset = order.funding_asset
-    try:
+    with exchange_call(trading.exchange, "the deposit addresses of both keys"):
         same = (
             treasury.exchange == trading.exchange
             and _client_for(treasury).fetch_deposit_address(asset)["address"]
             == _client_for(trading).fetch_deposit_address(asset)["address"]
         )
-    except (ccxt.NetworkError, ccxt.ExchangeNotAvailable) as exc:
-        raise ExchangeUnavailable(f"{trading.exchange} did not answer ({type(exc).__name__})") from None
     if not same:
         raise OrderRejected("the treasury key belongs to another exchange account than the order's")
     custody = Account.from_key(settings.CUSTODY_PRIVATE_KEY).address
@@ -334,16 +330,15 @@ def mm_order_withdraw_back(*, order_id: int, treasury_account_id: int) -> MMOrde
     _, decimals = _custody_asset(asset)
     amount = Decimal(withdrawal.amount) / (Decimal(10) ** decimals)
     try:
-        result = _client_for(treasury).withdraw(
-            asset,
-            str(amount),  # a decimal string: ccxt formats it to the currency precision, no float
-            Web3.to_checksum_address(withdrawal.to_address),
-            {"withdrawOrderId": withdrawal.client_id},
-        )
+        with exchange_call(trading.exchange, "the withdrawal"):
+            result = _client_for(treasury).withdraw(
+                asset,
+                str(amount),  # a decimal string: ccxt formats it to the currency precision, no float
+                Web3.to_checksum_address(withdrawal.to_address),
+                {"withdrawOrderId": withdrawal.client_id},
+            )
     except ccxt.InsufficientFunds:
         raise OrderRejected(f"the exchange account does not hold {amount} {asset} to withdraw") from None
-    except (ccxt.NetworkError, ccxt.ExchangeNotAvailable) as exc:
-        raise ExchangeUnavailable(f"{trading.exchange} did not take the withdrawal ({type(exc).__name__})") from None
     ExchangeWithdrawal.objects.filter(pk=withdrawal.pk).update(exchange_id=str(result.get("id") or ""))
     leave = transfer(
         f"o{order_id}-withdraw-requested",
@@ -372,7 +367,7 @@ def mm_order_track_withdrawal(*, order_id: int) -> MMOrder:
     client = _client_for(withdrawal.treasury_account)
     try:
         rows = client.fetch_withdrawals(withdrawal.asset, params={"withdrawOrderId": withdrawal.client_id})
-    except (ccxt.NetworkError, ccxt.ExchangeNotAvailable):
+    except TRANSIENT:
         return order  # next beat
     row = next(
         (

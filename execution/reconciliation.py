@@ -10,7 +10,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
-import ccxt
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from eth_account import Account
@@ -19,8 +18,8 @@ from web3 import Web3
 from contracts import load_artifact
 from execution import selectors, services
 from execution.domain import mm_order as mm
-from execution.errors import ExchangeUnavailable, InvalidOrderTransition
-from execution.exchanges import exchange_client
+from execution.errors import InvalidOrderTransition
+from execution.exchanges import exchange_call, exchange_client
 from execution.models import Alert, ExchangeAccount, MMOrder
 from mrmarket.chain import get_web3
 from mrmarket.observability.logging import get_logger
@@ -52,10 +51,8 @@ def _to_units(amount: object, asset: str) -> int:
 def reconcile_exchange_account(*, account_id: int) -> list[Mismatch]:
     account = ExchangeAccount.objects.get(pk=account_id)
     client = exchange_client(account.exchange, credentials=services.exchange_account_credentials(account=account))
-    try:
+    with exchange_call(account.exchange, "its balances"):
         balance = client.fetch_balance()
-    except (ccxt.NetworkError, ccxt.ExchangeNotAvailable) as exc:
-        raise ExchangeUnavailable(f"{account.exchange} did not give balances ({type(exc).__name__})") from None
     expected: dict[str, int] = defaultdict(int)
     for ledger_account, amount in selectors.ledger_balances(prefix=f"exchange:a{account.pk}:").items():
         expected[ledger_account.rsplit(":", 1)[1]] += amount
