@@ -108,6 +108,15 @@ def mapping(key: Check, value: Check) -> Check:
     return check
 
 
+def anything() -> Check:
+    """Any JSON value (canonical form still applies: no floats); for values another layer checks."""
+
+    def check(value: Any, path: str) -> None:
+        return None
+
+    return check
+
+
 def obj(fields: Mapping[str, Check]) -> Check:
     """An object with exactly these keys (every key required; use nullable() for optional values)."""
 

@@ -1,0 +1,82 @@
+"""Job specs: a good spec is accepted with its digest and strategy; every bad one is refused, typed, before a
+job exists."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from executor.jobs.spec import JobSpecError, accept_job_spec
+from wire.canonical import digest
+
+MARKETS = {"BTC/USDT", "ETH/USDT", "MMT/USDT"}
+
+
+def spec(**overrides: object) -> dict:
+    doc = {
+        "schema": "mrmarket.jobspec/v1",
+        "job_id": "job-42",
+        "exchange": "binance",
+        "symbol": "MMT/USDT",
+        "strategy": {
+            "name": "baseline",
+            "params": {"bid_spread": "0.002", "ask_spread": "0.002", "order_amount": "100", "levels": 3},
+        },
+        "risk": {
+            "max_open_orders": 20,
+            "max_orders_per_second": 5,
+            "max_exposure_quote": "5000",
+            "max_loss_quote": "250",
+            "max_drawdown_quote": "400",
+            "max_consecutive_rejects": 5,
+            "stale_book_seconds": 10,
+            "dead_man_seconds": 60,
+        },
+        "report_interval_seconds": 60,
+        "sample_seconds": 10,
+    }
+    doc.update(overrides)
+    return doc
+
+
+def test_a_good_spec_is_accepted_with_its_digest() -> None:
+    accepted = accept_job_spec(spec(), markets=MARKETS)
+    assert accepted.digest == digest(spec())
+    assert accepted.strategy.name == "baseline"
+
+
+def with_params(**params: object) -> dict:
+    doc = spec()
+    doc["strategy"] = copy.deepcopy(doc["strategy"])
+    doc["strategy"]["params"].update(params)
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("doc", "code", "message"),
+    [
+        (spec(symbol="DOGE/USDT"), "unknown_market", "binance does not list DOGE/USDT"),
+        (with_params(order_amount="0"), "invalid_strategy_params", "strategy.params.order_amount: must be within (0"),
+        (with_params(order_amount="-1"), "invalid_strategy_params", "strategy.params.order_amount"),
+        (with_params(bid_spread="0.9"), "invalid_strategy_params", "strategy.params.bid_spread: must be within"),
+        (spec(strategy={"name": "grid", "params": {}}), "unknown_strategy", "unknown strategy 'grid'"),
+        (spec(sample_seconds=7), "invalid_job_spec", "spec.sample_seconds: must divide report_interval_seconds"),
+        (spec(report_interval_seconds=5), "invalid_job_spec", "spec.report_interval_seconds: must be ≥ 10"),
+        (spec(symbol="mmt-usdt"), "invalid_job_spec", "spec.symbol: does not match"),
+        (spec(schema="mrmarket.jobspec/v0"), "invalid_job_spec", "spec.schema: must be one of"),
+        ({**spec(), "extra": 1}, "invalid_job_spec", "spec: unknown extra"),
+    ],
+)
+def test_bad_specs_are_refused_with_a_typed_reason(doc: dict, code: str, message: str) -> None:
+    with pytest.raises(JobSpecError) as err:
+        accept_job_spec(doc, markets=MARKETS)
+    assert err.value.code == code
+    assert message in err.value.message
+
+
+def test_risk_limits_must_be_positive() -> None:
+    doc = spec()
+    doc["risk"] = {**doc["risk"], "max_loss_quote": "0"}
+    with pytest.raises(JobSpecError, match=r"spec\.risk\.max_loss_quote: must be > 0"):
+        accept_job_spec(doc, markets=MARKETS)
