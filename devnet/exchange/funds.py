@@ -118,6 +118,9 @@ class Funds:
         self._scanned = -1
         self._next_id = 1
         self._lock = threading.RLock()
+        # One watcher/sender pass at a time: the background worker and the admin poll endpoint may both run a
+        # pass, and two concurrent passes would both act on the same pending deposit or unsent withdrawal.
+        self._pass_lock = threading.Lock()
 
     @property
     def hot_wallet(self) -> str:
@@ -147,6 +150,10 @@ class Funds:
 
     def poll_deposits(self) -> None:
         """One pass of the watcher (blocking: call it off the event loop)."""
+        with self._pass_lock:
+            self._poll_deposits()
+
+    def _poll_deposits(self) -> None:
         client = self.client
         latest = client.latest()
         with self._lock:
@@ -264,6 +271,10 @@ class Funds:
 
     def process_withdrawals(self) -> None:
         """One pass of the sender (blocking)."""
+        with self._pass_lock:
+            self._process_withdrawals()
+
+    def _process_withdrawals(self) -> None:
         with self._lock:
             todo = [w for w in self.withdrawals.values() if w.status == WithdrawStatus.PROCESSING]
         for w in todo:

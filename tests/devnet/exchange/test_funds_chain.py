@@ -4,6 +4,7 @@ fetch_deposits with their tx hash, reorg safety, deposit delays, and withdrawals
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import ccxt
 import pytest
@@ -91,6 +92,33 @@ def test_reorged_deposit_is_never_credited(chain_exchange, w3, dev_token):
     ex.admin("POST", "/_devnet/chain/poll", {})
     assert client.fetch_deposits("USDT") == []
     assert client.fetch_balance()["USDT"]["free"] == 0.0
+
+
+def test_concurrent_passes_credit_once_and_never_fail(chain_exchange, w3, dev_token):
+    """The background watcher and any number of admin polls may run at once: a reorged deposit is dropped
+    without an error and a confirmed one is credited exactly once."""
+    ex = chain_exchange
+    _, client = account(ex, "read")
+    address = client.fetch_deposit_address("USDT")["address"]
+
+    def poll_many(n: int = 8) -> None:
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            for future in [pool.submit(ex.admin, "POST", "/_devnet/chain/poll", {}) for _ in range(n)]:
+                assert future.result() == {}
+
+    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
+    transfer(w3, dev_token, address, 7 * UNIT, sender=dev_accounts()[1])
+    poll_many()
+    assert w3.provider.make_request("evm_revert", [snapshot])["result"] is True
+    mine(w3, CONFIRMATIONS + 2)
+    poll_many()
+    assert client.fetch_deposits("USDT") == []
+    transfer(w3, dev_token, address, 9 * UNIT, sender=dev_accounts()[1])
+    mine(w3, CONFIRMATIONS)
+    for _ in range(3):
+        poll_many()
+    assert [d["status"] for d in client.fetch_deposits("USDT")] == ["ok"]
+    assert client.fetch_balance()["USDT"]["free"] == 9.0
 
 
 def test_deposit_delay_fault_holds_the_credit(chain_exchange, w3, dev_token):
