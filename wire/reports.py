@@ -41,6 +41,7 @@ ORDER_EVENT = s.obj(
 FILL = s.obj(
     {
         "ts_ms": _ts,
+        "exchange_ts_ms": _ts,
         "trade_id": _id,
         "client_order_id": _id,
         "exchange_order_id": _id,

@@ -42,6 +42,7 @@ def report(sequence: int = 0, *, prev_digest: str | None = None, key: SigningKey
         "fills": [
             {
                 "ts_ms": start + 500,
+                "exchange_ts_ms": start + 480,
                 "trade_id": f"t{sequence}",
                 "client_order_id": f"j1-{sequence}-b0",
                 "exchange_order_id": "1001",
