@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export DJANGO_SETTINGS_MODULE ?= mrmarket.settings.dev
 
-.PHONY: demo test lint typecheck format schema contracts bench deps master-key lock clean
+.PHONY: demo test lint typecheck format schema contracts bench deps master-key lock executor-lock clean
 
 $(VENV)/.installed: requirements/base.txt requirements/dev.txt requirements/executor.txt requirements/constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,9 @@ master-key: deps
 lock: deps
 	$(PY) -m pip install --quiet -r requirements/dev.txt
 	$(PY) -m pip freeze --exclude-editable | sed '1i # Full pinned set (direct and transitive) of every requirement set; each set installs with -c constraints.txt.\n# Regenerate: make lock' > requirements/constraints.txt
+
+executor-lock: deps
+	$(PY) executor/lock_wheels.py
 
 clean:
 	rm -rf $(VENV) node_modules var .mypy_cache .ruff_cache .pytest_cache

@@ -1,18 +1,45 @@
-"""Executor settings from the environment; a bad value stops the process with one line naming the variable."""
+"""Executor settings from the environment; a bad value stops the process with one line naming the variable.
+
+Runtime configuration only: what a deployment chooses (where to listen, which quote provider, which controller
+key to trust, where an exchange's API lives). Nothing here is a secret baked into the image; the EasyEnclave
+runtime token, when one is used, arrives in the environment of the running TD.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from executor import __version__
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+QUOTE_PROVIDERS = ("none", "configfs-tsm", "easyenclave")
+UNKNOWN_ORDER_POLICIES = ("cancel", "leave")
 
 
 class ConfigError(ValueError):
     """A configuration problem; printed as one line by __main__ (exit code 2)."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    text = env.get(name, str(default))
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {text!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name, default)
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -21,23 +48,52 @@ class Config:
     port: int = 8700
     log_level: str = "INFO"
     build_version: str = __version__
+    max_jobs: int = 10
+    tick_ms: int = 1000
+    request_timeout_ms: int = 10_000
+    quote_provider: str = "none"
+    tsm_path: Path = Path("/sys/kernel/config/tsm/report")
+    easyenclave_socket: Path = Path("/var/lib/easyenclave/agent.sock")
+    easyenclave_token: str | None = field(default=None, repr=False)
+    controller_key: str | None = None
+    exchange_api_urls: dict[str, str] = field(default_factory=dict)
+    unknown_orders: str = "cancel"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
         env = os.environ if environ is None else environ
-        port_text = env.get("EXECUTOR_PORT", str(cls.port))
-        try:
-            port = int(port_text)
-        except ValueError:
-            raise ConfigError(f"EXECUTOR_PORT must be an integer port number, got {port_text!r}") from None
-        if not 0 < port < 65536:
-            raise ConfigError(f"EXECUTOR_PORT must be between 1 and 65535, got {port}")
+        port = _int(env, "EXECUTOR_PORT", cls.port, 1, 65535)
         level = env.get("EXECUTOR_LOG_LEVEL", cls.log_level).upper()
         if level not in LOG_LEVELS:
             raise ConfigError(f"EXECUTOR_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+        controller = env.get("EXECUTOR_CONTROLLER_KEY") or None
+        if controller is not None:
+            controller = controller.strip().lower()
+            try:
+                if len(bytes.fromhex(controller)) != 32:
+                    raise ValueError
+            except ValueError:
+                raise ConfigError("EXECUTOR_CONTROLLER_KEY must be 64 hex characters (an Ed25519 public key)") from None
+        urls_text = env.get("EXECUTOR_EXCHANGE_API_URLS", "")
+        try:
+            urls = json.loads(urls_text) if urls_text else {}
+            if not isinstance(urls, dict) or not all(isinstance(v, str) for v in urls.values()):
+                raise ValueError
+        except ValueError:
+            raise ConfigError('EXECUTOR_EXCHANGE_API_URLS must be a JSON object {"exchange": "https://…"}') from None
         return cls(
             host=env.get("EXECUTOR_HOST", cls.host),
             port=port,
             log_level=level,
             build_version=env.get("EXECUTOR_BUILD_VERSION", __version__),
+            max_jobs=_int(env, "EXECUTOR_MAX_JOBS", cls.max_jobs, 1, 1000),
+            tick_ms=_int(env, "EXECUTOR_TICK_MS", cls.tick_ms, 50, 60_000),
+            request_timeout_ms=_int(env, "EXECUTOR_REQUEST_TIMEOUT_MS", cls.request_timeout_ms, 100, 120_000),
+            quote_provider=_choice(env, "EXECUTOR_QUOTE_PROVIDER", cls.quote_provider, QUOTE_PROVIDERS),
+            tsm_path=Path(env.get("EXECUTOR_TSM_PATH", str(cls.tsm_path))),
+            easyenclave_socket=Path(env.get("EXECUTOR_EASYENCLAVE_SOCKET", str(cls.easyenclave_socket))),
+            easyenclave_token=env.get("EXECUTOR_EASYENCLAVE_TOKEN") or None,
+            controller_key=controller,
+            exchange_api_urls=urls,
+            unknown_orders=_choice(env, "EXECUTOR_UNKNOWN_ORDERS", cls.unknown_orders, UNKNOWN_ORDER_POLICIES),
         )

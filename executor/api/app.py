@@ -1,19 +1,79 @@
-"""The executor's aiohttp application: each API module registers its own routes."""
+"""The executor's aiohttp application: identity, quote provider, jobs, and each API module's routes."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from aiohttp import web
 
-from executor.api import health
+from executor.api import health, jobs
+from executor.api.auth import ControllerAuth
 from executor.api.middleware import correlation_middleware
 from executor.config import Config
+from executor.engine.runner import RunnerSettings
+from executor.identity import Identity
+from executor.jobs.manager import JobManager
+from executor.logging import get_logger
+from executor.quote import QuoteProvider, QuoteUnavailable, build_provider, mrtd_of
+
+log = get_logger("executor")
 
 
-def create_app(config: Config) -> web.Application:
+def create_app(
+    config: Config,
+    *,
+    identity: Identity | None = None,
+    provider: QuoteProvider | None = None,
+    manager: JobManager | None = None,
+) -> web.Application:
     app = web.Application(middlewares=[correlation_middleware], client_max_size=1024 * 1024)
+    identity = identity or Identity.generate()
+    provider = provider or build_provider(
+        config.quote_provider,
+        tsm_path=config.tsm_path,
+        socket_path=config.easyenclave_socket,
+        token=config.easyenclave_token,
+    )
     app[health.CONFIG_KEY] = config
     app[health.STARTED_AT_KEY] = datetime.now(tz=UTC)
+    app[jobs.IDENTITY_KEY] = identity
+    app[jobs.PROVIDER_KEY] = provider
+    app[jobs.AUTH_KEY] = ControllerAuth(config.controller_key)
+    app[jobs.MANAGER_KEY] = manager or JobManager(
+        identity=identity,
+        settings=RunnerSettings(
+            tick_ms=config.tick_ms,
+            unknown_orders=config.unknown_orders,
+            build_version=config.build_version,
+            request_timeout_ms=config.request_timeout_ms,
+        ),
+        max_jobs=config.max_jobs,
+        exchange_api_urls=config.exchange_api_urls,
+    )
+    app.cleanup_ctx.append(_lifecycle)
     app.add_routes(health.routes)
+    app.add_routes(jobs.routes)
     return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """At boot: learn this TD's MRTD from a quote (reports carry it). At exit: stop every job, cancelling orders."""
+    manager = app[jobs.MANAGER_KEY]
+    try:
+        measurement = mrtd_of(await app[jobs.PROVIDER_KEY].quote(bytes(64)))
+    except QuoteUnavailable as exc:
+        measurement = ""
+        log.warning("no_measurement", reason=exc.message)
+    s = manager.settings
+    manager.settings = RunnerSettings(
+        tick_ms=s.tick_ms,
+        exchange_base_url=s.exchange_base_url,
+        unknown_orders=s.unknown_orders,
+        build_version=s.build_version,
+        measurement=measurement,
+        request_timeout_ms=s.request_timeout_ms,
+    )
+    log.info("executor_identity", measurement=measurement or None, **app[jobs.IDENTITY_KEY].public())
+    yield
+    await manager.shutdown()

@@ -22,5 +22,20 @@ async def health(request: web.Request) -> web.Response:
             "version": request.app[CONFIG_KEY].build_version,
             "started_at": started_at.isoformat(),
             "uptime_seconds": int((datetime.now(tz=UTC) - started_at).total_seconds()),
+            **_identity(request.app),
         }
     )
+
+
+def _identity(app: web.Application) -> dict[str, object]:
+    from executor.api.jobs import AUTH_KEY, IDENTITY_KEY, PROVIDER_KEY
+
+    if IDENTITY_KEY not in app:
+        return {}
+    auth = app[AUTH_KEY]
+    return {
+        **app[IDENTITY_KEY].public(),
+        "quote_provider": app[PROVIDER_KEY].name,
+        "controller_key": auth.pinned_key,
+        "controller_key_pinned_by": auth.pinned_by,
+    }

@@ -53,4 +53,4 @@ def test_bad_port_is_one_line_naming_the_variable() -> None:
         [sys.executable, "-m", "executor"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 2
-    assert result.stderr == "configuration error: EXECUTOR_PORT must be an integer port number, got 'abc'\n"
+    assert result.stderr == "configuration error: EXECUTOR_PORT must be an integer, got 'abc'\n"

@@ -1,0 +1,177 @@
+"""The jobs of this executor: start (idempotent by job id), credentials, stop, resume, revoke, and capacity.
+
+A start with a job id already known returns that job when the spec is the same (same digest) and is refused
+(`job_conflict`) when it differs: a retried start never runs a job twice. A job waits in `pending_credentials`
+until its exchange key arrives sealed to this executor's X25519 key; the sealed payload names the job it is
+for, so a key sealed for one job cannot be replayed to start another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from executor.engine.runner import TERMINAL, Credentials, JobRunner, JobState, RunnerSettings
+from executor.exchange import Gateway, Transient
+from executor.identity import Identity
+from executor.jobs.spec import JobSpecError, accept_job_spec
+from executor.logging import get_logger
+from wire.canonical import parse
+from wire.errors import WireError
+
+MARKETS_TTL_S = 300.0
+log = get_logger("executor.jobs")
+
+
+class JobError(Exception):
+    def __init__(self, code: str, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+MarketsLookup = Callable[[str], Awaitable[frozenset[str]]]
+
+
+class JobManager:
+    def __init__(
+        self,
+        *,
+        identity: Identity,
+        settings: RunnerSettings,
+        max_jobs: int,
+        exchange_api_urls: dict[str, str] | None = None,
+        markets_lookup: MarketsLookup | None = None,
+    ) -> None:
+        self.identity = identity
+        self.settings = settings
+        self.max_jobs = max_jobs
+        self.exchange_api_urls = exchange_api_urls or {}
+        self.jobs: dict[str, JobRunner] = {}
+        self._markets: dict[str, tuple[float, frozenset[str]]] = {}
+        self._markets_lookup = markets_lookup or self._load_markets
+        self._lock = asyncio.Lock()
+
+    def active(self) -> list[JobRunner]:
+        return [j for j in self.jobs.values() if j.state not in TERMINAL]
+
+    def capacity(self) -> dict[str, Any]:
+        active = len(self.active())
+        return {"max_jobs": self.max_jobs, "active_jobs": active, "available": max(self.max_jobs - active, 0)}
+
+    async def _load_markets(self, exchange_id: str) -> frozenset[str]:
+        cached = self._markets.get(exchange_id)
+        if cached is not None and time.monotonic() - cached[0] < MARKETS_TTL_S:
+            return cached[1]
+        gateway = Gateway(exchange_id, base_url=self.exchange_api_urls.get(exchange_id))
+        try:
+            symbols = await gateway.markets()
+        finally:
+            await gateway.close()
+        self._markets[exchange_id] = (time.monotonic(), symbols)
+        return symbols
+
+    async def start(self, spec: Any) -> tuple[JobRunner, bool]:
+        async with self._lock:
+            job_id = spec.get("job_id") if isinstance(spec, dict) else None
+            existing = self.jobs.get(job_id) if isinstance(job_id, str) else None
+            if existing is not None:
+                from wire.jobs import job_spec_digest
+
+                try:
+                    same = job_spec_digest(spec) == existing.spec_digest
+                except WireError:
+                    same = False
+                if not same:
+                    raise JobError("job_conflict", f"job {job_id} exists with another spec", status=409)
+                return existing, False
+            if len(self.active()) >= self.max_jobs:
+                raise JobError("no_capacity", f"this executor runs its maximum of {self.max_jobs} jobs", status=503)
+            exchange = spec.get("exchange") if isinstance(spec, dict) else None
+            markets: frozenset[str] = frozenset()
+            if isinstance(exchange, str):
+                try:
+                    markets = await self._markets_lookup(exchange)
+                except Transient:
+                    raise JobError(
+                        "exchange_unavailable", f"{exchange} did not answer its market list", status=503
+                    ) from None
+                except ValueError as exc:
+                    raise JobError("invalid_job_spec", str(exc), status=422) from None
+            try:
+                accepted = accept_job_spec(spec, markets=markets)
+            except JobSpecError as exc:
+                raise JobError(exc.code, exc.message, status=422) from None
+            runner = JobRunner(
+                spec=accepted.spec,
+                spec_digest=accepted.digest,
+                strategy=accepted.strategy,
+                signing_key=self.identity.signing,
+                settings=self.settings_for(accepted.spec["exchange"]),
+            )
+            self.jobs[runner.job_id] = runner
+            log.info("job_accepted", job_id=runner.job_id, symbol=runner.symbol)
+            return runner, True
+
+    def settings_for(self, exchange_id: str) -> RunnerSettings:
+        s = self.settings
+        return RunnerSettings(
+            tick_ms=s.tick_ms,
+            exchange_base_url=self.exchange_api_urls.get(exchange_id),
+            unknown_orders=s.unknown_orders,
+            build_version=s.build_version,
+            measurement=s.measurement,
+            request_timeout_ms=s.request_timeout_ms,
+        )
+
+    def get(self, job_id: str) -> JobRunner:
+        runner = self.jobs.get(job_id)
+        if runner is None:
+            raise JobError("unknown_job", f"no job {job_id} on this executor", status=404)
+        return runner
+
+    def deliver_credentials(self, job_id: str, sealed: bytes) -> JobRunner:
+        runner = self.get(job_id)
+        if runner.state is not JobState.PENDING_CREDENTIALS:
+            raise JobError("credentials_not_expected", f"job {job_id} is {runner.state}", status=409)
+        try:
+            payload = parse(self.identity.sealing.open(sealed))
+        except WireError:
+            message = "the credentials do not open with this executor's sealing key"
+            raise JobError("bad_seal", message, status=422) from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("api_key"), str) or not payload.get("secret"):
+            raise JobError("bad_credentials", "sealed credentials need api_key and secret", status=422)
+        if payload.get("job_id") != job_id:
+            raise JobError("credentials_for_another_job", "the sealed credentials name another job", status=422)
+        runner.provide(Credentials(payload["api_key"], str(payload["secret"]), payload.get("password") or None))
+        return runner
+
+    def stop(self, job_id: str) -> JobRunner:
+        runner = self.get(job_id)
+        runner.request_stop()
+        return runner
+
+    def resume(self, job_id: str) -> JobRunner:
+        runner = self.get(job_id)
+        if runner.state is not JobState.HALTED:
+            raise JobError("not_halted", f"job {job_id} is {runner.state}, not halted", status=409)
+        runner.resume()
+        return runner
+
+    async def revoke(self, job_id: str) -> JobRunner:
+        runner = self.get(job_id)
+        await runner.revoke()
+        return runner
+
+    async def shutdown(self, timeout: float = 30.0) -> None:
+        """Process exit: stop every job (cancelling its orders) within `timeout`, then drop what is left."""
+        for runner in self.jobs.values():
+            runner.request_stop()
+        waits = [r.wait() for r in self.jobs.values() if r._task is not None]
+        with contextlib.suppress(TimeoutError, Exception):
+            await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True), timeout)
+        for runner in self.jobs.values():
+            if runner._task is not None and not runner._task.done():
+                runner._task.cancel()

@@ -1,0 +1,203 @@
+"""The jobs API's gate and its refusals: only the pinned controller's signed, fresh, unreplayed requests control
+jobs; bad job specs, credentials and cursors are refused with typed errors and change nothing."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from executor.api.app import create_app
+from executor.api.jobs import MANAGER_KEY
+from executor.config import Config
+from executor.identity import Identity
+from executor.jobs.manager import JobManager
+from tests.executor.harness import CONTROLLER, Controller, job_spec
+from wire.canonical import canonical_bytes
+from wire.control import sign_request
+from wire.keys import SigningKey, seal
+
+MARKETS = frozenset({"MMT/USDT", "BTC/USDT"})
+
+
+async def markets(exchange_id: str) -> frozenset[str]:
+    if exchange_id != "binance":
+        raise ValueError(f"{exchange_id!r} is not an exchange ccxt knows")
+    return MARKETS
+
+
+@pytest.fixture
+async def app_client() -> AsyncIterator[tuple[TestClient, Identity, JobManager]]:
+    identity = Identity.generate()
+    config = Config(controller_key=None)
+    app = create_app(config, identity=identity)
+    app[MANAGER_KEY]._markets_lookup = markets
+    async with TestClient(TestServer(app)) as client:
+        yield client, identity, app[MANAGER_KEY]
+
+
+async def test_unsigned_requests_are_refused(app_client: tuple[TestClient, Identity, JobManager]) -> None:
+    client, _, manager = app_client
+    response = await client.post("/v1/jobs/start", data=canonical_bytes(job_spec()))
+    assert response.status == 401
+    assert (await response.json())["error"]["code"] == "unauthorized"
+    assert manager.jobs == {}
+
+
+async def test_the_first_controller_is_pinned_and_others_refused(
+    app_client: tuple[TestClient, Identity, JobManager],
+) -> None:
+    client, _, manager = app_client
+    ctl = Controller(client)
+    status, _ = await ctl.start(job_spec("pin-1"))
+    assert status == 201
+    health = await (await client.get("/v1/health")).json()
+    assert health["controller_key"] == CONTROLLER.public_hex
+    assert health["controller_key_pinned_by"] == "first contact"
+    intruder = Controller(client, key=SigningKey.from_seed(b"x" * 32))
+    status, body = await intruder.call("POST", "/v1/jobs/stop", {"job_id": "pin-1"})
+    assert status == 401
+    assert "does not trust" in body["error"]["message"]
+    assert manager.get("pin-1").state == "pending_credentials"
+
+
+async def test_replayed_stale_and_tampered_requests_are_refused(
+    app_client: tuple[TestClient, Identity, JobManager],
+) -> None:
+    client, _, manager = app_client
+    body = canonical_bytes(job_spec("replay-1"))
+    headers = sign_request(
+        CONTROLLER, method="POST", path_qs="/v1/jobs/start", body=body, timestamp_ms=int(time.time() * 1000)
+    )
+    assert (await client.post("/v1/jobs/start", data=body, headers=headers)).status == 201
+    replay = await client.post("/v1/jobs/start", data=body, headers=headers)
+    assert replay.status == 401
+    assert "replay" in (await replay.json())["error"]["message"]
+    old = sign_request(
+        CONTROLLER, method="POST", path_qs="/v1/jobs/start", body=body, timestamp_ms=int(time.time() * 1000) - 120_000
+    )
+    assert (await client.post("/v1/jobs/start", data=body, headers=old)).status == 401
+    fresh = sign_request(
+        CONTROLLER, method="POST", path_qs="/v1/jobs/start", body=body, timestamp_ms=int(time.time() * 1000)
+    )
+    tampered = canonical_bytes(job_spec("replay-2"))
+    response = await client.post("/v1/jobs/start", data=tampered, headers=fresh)
+    assert response.status == 401
+    assert set(manager.jobs) == {"replay-1"}
+
+
+@pytest.mark.parametrize(
+    ("spec", "code"),
+    [
+        (job_spec("bad-1", symbol="DOGE/USDT"), "unknown_market"),
+        (job_spec("bad-2", params={"order_amount": "0"}), "invalid_strategy_params"),
+        (job_spec("bad-3", params={"order_amount": "-5"}), "invalid_strategy_params"),
+        (job_spec("bad-4", params={"bid_spread": "0.9"}), "invalid_strategy_params"),
+        (job_spec("bad-5", strategy={"name": "martingale", "params": {}}), "unknown_strategy"),
+        (job_spec("bad-6", exchange="nosuchexchange"), "invalid_job_spec"),
+        (job_spec("bad-7", report_interval_seconds=5), "invalid_job_spec"),
+    ],
+)
+async def test_bad_job_specs_are_refused_and_create_nothing(
+    app_client: tuple[TestClient, Identity, JobManager], spec: dict, code: str
+) -> None:
+    client, _, manager = app_client
+    status, body = await Controller(client).start(spec)
+    assert status == 422, body
+    assert body["error"]["code"] == code
+    assert manager.jobs == {}
+
+
+async def test_floats_in_a_job_spec_are_refused(app_client: tuple[TestClient, Identity, JobManager]) -> None:
+    client, _, manager = app_client
+    raw = json.dumps({**job_spec("float-1"), "sample_seconds": 1.5}).encode()
+    ctl = Controller(client)
+    headers = ctl.headers("POST", "/v1/jobs/start", raw)
+    response = await client.post("/v1/jobs/start", data=raw, headers=headers)
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] == "invalid_json"
+    assert manager.jobs == {}
+
+
+async def test_a_restart_with_another_spec_is_a_conflict(app_client: tuple[TestClient, Identity, JobManager]) -> None:
+    client, _, manager = app_client
+    ctl = Controller(client)
+    assert (await ctl.start(job_spec("same-1")))[0] == 201
+    status, body = await ctl.start(job_spec("same-1", params={"order_amount": "300"}))
+    assert status == 409
+    assert body["error"]["code"] == "job_conflict"
+    assert manager.get("same-1").spec["strategy"]["params"]["order_amount"] == "200"
+
+
+async def test_capacity_is_enforced(app_client: tuple[TestClient, Identity, JobManager]) -> None:
+    client, _, manager = app_client
+    manager.max_jobs = 1
+    ctl = Controller(client)
+    assert (await ctl.start(job_spec("cap-1")))[0] == 201
+    status, body = await ctl.start(job_spec("cap-2"))
+    assert status == 503
+    assert body["error"]["code"] == "no_capacity"
+    capacity = await (await client.get("/v1/capacity")).json()
+    assert capacity["active_jobs"] == 1
+    assert capacity["available"] == 0
+
+
+async def test_bad_credentials_are_refused_and_the_job_waits(
+    app_client: tuple[TestClient, Identity, JobManager],
+) -> None:
+    client, identity, manager = app_client
+    ctl = Controller(client)
+    assert (await ctl.start(job_spec("cred-1")))[0] == 201
+    other = Identity.generate()
+    payload = json.dumps({"job_id": "cred-1", "api_key": "k", "secret": "s"}).encode()
+    cases = [
+        ({"sealed_b64": "%%%"}, "invalid_request"),
+        ({"sealed_b64": base64.b64encode(seal(other.sealing.public_hex, payload)).decode()}, "bad_seal"),
+        (
+            {
+                "sealed_b64": base64.b64encode(
+                    seal(
+                        identity.sealing.public_hex,
+                        json.dumps({"job_id": "other", "api_key": "k", "secret": "s"}).encode(),
+                    )
+                ).decode()
+            },
+            "credentials_for_another_job",
+        ),
+        (
+            {"sealed_b64": base64.b64encode(seal(identity.sealing.public_hex, b'{"job_id": "cred-1"}')).decode()},
+            "bad_credentials",
+        ),
+    ]
+    for body, code in cases:
+        status, answer = await ctl.call("POST", "/v1/jobs/cred-1/credentials", body)
+        assert status == 422, answer
+        assert answer["error"]["code"] == code
+        assert manager.get("cred-1").state == "pending_credentials"
+        assert manager.get("cred-1").gateway is None
+    status, answer = await ctl.call("POST", "/v1/jobs/nope/credentials", {"sealed_b64": "AA=="})
+    assert status == 404
+    assert answer["error"]["code"] == "unknown_job"
+
+
+async def test_stop_before_credentials_and_report_cursor_errors(
+    app_client: tuple[TestClient, Identity, JobManager],
+) -> None:
+    client, _, _manager = app_client
+    ctl = Controller(client)
+    assert (await ctl.start(job_spec("early-1")))[0] == 201
+    status, body = await ctl.call("GET", "/v1/jobs/early-1/report?after=abc")
+    assert status == 422
+    status, body = await ctl.call("GET", "/v1/jobs/early-1/report")
+    assert status == 200
+    assert body["reports"] == []
+    status, body = await ctl.call("POST", "/v1/jobs/stop", {"job_id": "early-1"})
+    assert status == 202
+    assert body["state"] == "stopped"
+    status, body = await ctl.call("POST", "/v1/jobs/early-1/resume")
+    assert status == 409
+    assert body["error"]["code"] == "not_halted"

@@ -1,0 +1,182 @@
+"""Chaos tests (issue 4, scope 5): one per fault of the simulator's injection, each asserting that nothing is
+placed twice, and that after recovery the executor's tracker equals the exchange's own view; the kill switch
+halts within one tick of its trigger."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from devnet.exchange.faults import Fault, FaultKind
+from devnet.exchange.fixtures import RunningExchange
+from executor.api.app import create_app
+from executor.api.jobs import MANAGER_KEY
+from executor.config import Config
+from executor.engine.runner import JobRunner
+from executor.identity import Identity
+from tests.executor.harness import CONTROLLER, Controller, job_spec, live_exchange, trading_key
+
+pytestmark = pytest.mark.timeout(120)
+TICK_MS = 200
+
+
+@pytest.fixture(scope="module")
+def exchange() -> Iterator[RunningExchange]:
+    with live_exchange() as ex:
+        yield ex
+
+
+class Harness:
+    def __init__(self, ex: RunningExchange, ctl: Controller, identity: Identity, app: Any) -> None:
+        self.ex, self.ctl, self.identity, self.app = ex, ctl, identity, app
+
+    async def run(self, job_id: str, **spec_overrides: Any) -> tuple[JobRunner, Any]:
+        key = trading_key(self.ex)
+        status, body = await self.ctl.start(job_spec(job_id, **spec_overrides))
+        assert status == 201, body
+        status, body = await self.ctl.provision(job_id, self.identity.sealing.public_hex, key)
+        assert status == 202, body
+        runner = self.app[MANAGER_KEY].get(job_id)
+        await until(lambda: runner.state == "running" and len(runner.tracker.resting()) >= 2)
+        return runner, key
+
+    def fault(self, key: Any, kind: FaultKind, **fields: Any) -> Fault:
+        return self.ex.sim.faults.add(Fault(kind=kind, account=key.account_id, **fields))
+
+    def counter(self, key: Any, endpoint: str = "*", method: str | None = None) -> Fault:
+        """A zero-latency rule that counts the account's requests (each match uses one of its count)."""
+        return self.fault(key, FaultKind.LATENCY, endpoint=endpoint, method=method, count=1_000_000, latency_ms=0)
+
+    async def stop_and_check(self, runner: JobRunner, key: Any) -> None:
+        """Stop; then no open order is left, no client order id was placed twice, and every order the exchange
+        knows is tracked with the same fills and final status."""
+        self.ex.sim.faults.clear()
+        status, _ = await self.ctl.call("POST", "/v1/jobs/stop", {"job_id": runner.job_id})
+        assert status == 202
+        await until(lambda: runner.state == "stopped", timeout=40)
+        client = self.ex.make_ccxt(key.key, key.secret)
+        assert client.fetch_open_orders("MMT/USDT") == []
+        orders = client.fetch_orders("MMT/USDT", limit=1000)
+        cids = [o["clientOrderId"] for o in orders]
+        assert len(cids) == len(set(cids)), "a client order id reached the exchange twice"
+        for order in orders:
+            tracked = runner.tracker.orders.get(order["clientOrderId"])
+            assert tracked is not None, f"order {order['clientOrderId']} on the exchange is not tracked"
+            assert tracked.filled == Decimal(str(order["filled"])), order["clientOrderId"]
+            expected = {"closed": "filled", "canceled": "cancelled"}.get(order["status"], order["status"])
+            assert tracked.status == expected, (order["clientOrderId"], tracked.status, order["status"])
+        trades = client.fetch_my_trades("MMT/USDT", limit=1000)
+        assert {t["id"] for t in trades} == runner.tracker.trade_ids
+        assert not runner.tracker.live()
+
+
+async def until(predicate: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def harness(exchange: RunningExchange) -> AsyncIterator[Harness]:
+    identity = Identity.generate()
+    config = Config(
+        tick_ms=TICK_MS,
+        request_timeout_ms=1000,
+        exchange_api_urls={"binance": exchange.base_url},
+        controller_key=CONTROLLER.public_hex,
+    )
+    app = create_app(config, identity=identity)
+    async with TestClient(TestServer(app)) as client:
+        yield Harness(exchange, Controller(client), identity, app)
+
+
+async def test_an_ambiguous_create_is_resolved_by_lookup_never_resent(harness: Harness) -> None:
+    runner, key = await harness.run("chaos-timeout")
+    # The exchange executes the next creates after the client gave up: the outcome is unknown to the executor.
+    harness.fault(key, FaultKind.LATENCY, endpoint="/api/v3/order", method="POST", count=2, latency_ms=1500)
+    before = len(runner.tracker.orders)
+    await until(lambda: any(o.status == "unknown" for o in runner.tracker.orders.values()), timeout=20)
+    await until(lambda: not runner.tracker.in_state("unknown"), timeout=20)
+    assert len(runner.tracker.orders) > before
+    await harness.stop_and_check(runner, key)
+
+
+async def test_rate_limit_backs_off_for_retry_after(harness: Harness) -> None:
+    runner, key = await harness.run("chaos-429")
+    harness.fault(key, FaultKind.RATE_LIMIT, count=1, retry_after=2)
+    await until(lambda: runner.backoff_until_ms > time.time() * 1000 + 1000)
+    counter = harness.counter(key)
+    await asyncio.sleep(1.5)
+    assert counter.count == 1_000_000, "the executor called the exchange during its Retry-After"
+    await until(lambda: counter.count < 1_000_000, timeout=5)  # and resumes afterwards
+    await harness.stop_and_check(runner, key)
+
+
+async def test_exchange_down_holds_trips_the_dead_man_and_resumes(harness: Harness) -> None:
+    runner, key = await harness.run("chaos-down", risk={"dead_man_seconds": 1})
+    harness.fault(key, FaultKind.MAINTENANCE, until_ms=int(time.time() * 1000) + 3000)
+    await until(lambda: runner.dead_man_tripped, timeout=10)
+    status = runner.status()
+    assert status["exchange_reachable"] is False
+    assert status["state"] == "running"  # holding, not failed
+    await until(lambda: not runner.dead_man_tripped and len(runner.tracker.resting()) >= 2, timeout=20)
+    await harness.stop_and_check(runner, key)
+
+
+async def test_partial_fills_are_tracked_per_order(harness: Harness) -> None:
+    runner, key = await harness.run("chaos-partial")
+    harness.fault(key, FaultKind.PARTIAL_FILL_ONLY, fraction=Decimal("0.3"), count=20)
+    await until(lambda: any(0 < o.filled < o.amount for o in runner.tracker.orders.values()), timeout=40)
+    await harness.stop_and_check(runner, key)
+
+
+async def test_insufficient_balance_skips_the_side_and_never_spins(harness: Harness) -> None:
+    runner, key = await harness.run("chaos-balance")
+    creates = harness.counter(key, endpoint="/api/v3/order", method="POST")
+    harness.fault(
+        key,
+        FaultKind.INSUFFICIENT_BALANCE,
+        endpoint="/api/v3/order",
+        method="POST",
+        until_ms=int(time.time() * 1000) + 2000,
+    )
+    await asyncio.sleep(2.2)
+    sent = 1_000_000 - (creates.count or 0)
+    assert sent <= 8, f"{sent} creates in 2 s while the exchange refused them all"
+    assert runner.state == "running"
+    await harness.stop_and_check(runner, key)
+
+
+async def test_a_lost_cancel_ack_is_rechecked(harness: Harness) -> None:
+    runner, key = await harness.run("chaos-cancel", params={"max_order_age_seconds": 1})
+    harness.fault(key, FaultKind.LOST_CANCEL_ACK, endpoint="/api/v3/order", method="DELETE", count=3, mode="5xx")
+    await until(
+        lambda: not [f for f in harness.ex.sim.faults.list() if f.kind is FaultKind.LOST_CANCEL_ACK], timeout=20
+    )
+    await asyncio.sleep(1.0)
+    await harness.stop_and_check(runner, key)
+
+
+async def test_the_kill_switch_halts_within_a_tick_and_resumes(harness: Harness) -> None:
+    runner, key = await harness.run("chaos-kill", risk={"max_loss_quote": "0.000001"})
+    await until(lambda: runner.state == "halted", timeout=40)
+    assert runner.halted_at_ms is not None
+    assert runner.reason is not None
+    assert runner.reason.startswith("kill switch: loss limit")
+    await until(lambda: not runner.tracker.live(), timeout=10)
+    client = harness.ex.make_ccxt(key.key, key.secret)
+    assert client.fetch_open_orders("MMT/USDT") == []
+    first_halt = runner.halted_at_ms
+    status, body = await harness.ctl.call("POST", "/v1/jobs/chaos-kill/resume")
+    assert status == 202, body
+    # It quotes again — and with a limit this tight may trip again at once: either shows the resume took.
+    await until(lambda: runner.state == "running" or runner.halted_at_ms != first_halt)
+    await harness.stop_and_check(runner, key)
