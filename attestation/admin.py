@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from attestation import services
-from attestation.models import AllowlistAudit, MeasurementEntry
+from attestation.models import AllowlistAudit, AttestationRecord, ExecutorRecord, MeasurementEntry
 
 
 class AllowlistAuditInline(admin.TabularInline[AllowlistAudit, MeasurementEntry]):
@@ -58,3 +58,48 @@ class MeasurementEntryAdmin(admin.ModelAdmin[MeasurementEntry]):
         for entry in queryset:
             services.allowlist_remove(actor_id=request.user.pk, entry_id=entry.pk)  # type: ignore[arg-type]
         self.message_user(request, f"Removed {queryset.count()} entr(y/ies).", messages.WARNING)
+
+
+class AttestationRecordInline(admin.TabularInline[AttestationRecord, ExecutorRecord]):
+    """The executor's verification history: every attempt, passed or failed, with the reason."""
+
+    model = AttestationRecord
+    fields = ("verified_at", "ok", "reason", "tcb_status", "hardware_attested", "mrtd", "signing_key", "detail")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("-id",)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ExecutorRecord)
+class ExecutorRecordAdmin(admin.ModelAdmin[ExecutorRecord]):
+    """The executor registry: verification state, measurement, TCB status and history. Read-only: state changes
+    come from verification and from allowlist removal."""
+
+    list_display = (
+        "url",
+        "state",
+        "attested",
+        "tcb_status",
+        "build_version",
+        "last_verified_at",
+        "verification_failures",
+    )
+    list_filter = ("state", "hardware_attested", "tcb_status")
+    readonly_fields = tuple(f.name for f in ExecutorRecord._meta.fields)
+    inlines = (AttestationRecordInline,)
+
+    @admin.display(description="attested")
+    def attested(self, obj: ExecutorRecord) -> str:
+        if obj.state != ExecutorRecord.State.VERIFIED:
+            return "no"
+        return "hardware" if obj.hardware_attested else "NOT hardware-attested (dev root)"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -66,3 +66,66 @@ class AllowlistAudit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.entry_id} by {self.actor_id}"
+
+
+class ExecutorRecord(models.Model):
+    """An executor we know (registry, seed 3.3): its identity as last verified, and how it has behaved."""
+
+    class State(models.TextChoices):
+        UNVERIFIED = "unverified"
+        VERIFIED = "verified"
+        FAILED = "failed"  # the last verification failed: nothing is routed to it until one succeeds
+        REVOKED = "revoked"  # its build left the allowlist: jobs stopped, secrets wiped
+
+    url = models.CharField(max_length=200, unique=True)
+    service_id = models.CharField(max_length=64, blank=True, default="", help_text="EasyEnclave service id")
+    tags = models.JSONField(default=list, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.UNVERIFIED)
+    signing_key = models.CharField(max_length=64, blank=True, default="")
+    sealing_key = models.CharField(max_length=64, blank=True, default="")
+    mrtd = models.CharField(max_length=96, blank=True, default="")
+    rtmrs = models.JSONField(default=list, blank=True)
+    tcb_status = models.CharField(max_length=32, blank=True, default="")
+    hardware_attested = models.BooleanField(
+        default=False, help_text="False when the quote chains to the dev quote authority, not Intel's root."
+    )
+    build_version = models.CharField(max_length=64, blank=True, default="")
+    last_verified_at = models.DateTimeField(null=True, blank=True)
+    verification_failures = models.PositiveIntegerField(default=0)
+    reports_accepted = models.PositiveIntegerField(default=0)
+    reports_refused = models.PositiveIntegerField(default=0)
+    capacity_available = models.IntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"executor {self.url} ({self.state})"
+
+
+class AttestationRecord(models.Model):
+    """One verification of one executor's evidence, kept whatever the outcome (append-only by convention)."""
+
+    executor = models.ForeignKey(ExecutorRecord, on_delete=models.PROTECT, related_name="attestations")
+    nonce = models.CharField(max_length=64)
+    signing_key = models.CharField(max_length=64, blank=True, default="")
+    sealing_key = models.CharField(max_length=64, blank=True, default="")
+    quote_sha256 = models.CharField(max_length=64, blank=True, default="")
+    quote_b64 = models.TextField(blank=True, default="")
+    ok = models.BooleanField()
+    reason = models.CharField(max_length=64, blank=True, default="")
+    detail = models.CharField(max_length=500, blank=True, default="")
+    tcb_status = models.CharField(max_length=32, blank=True, default="")
+    advisory_ids = models.JSONField(default=list, blank=True)
+    mrtd = models.CharField(max_length=96, blank=True, default="")
+    rtmrs = models.JSONField(default=list, blank=True)
+    hardware_attested = models.BooleanField(default=False)
+    allowlist_entry = models.ForeignKey(
+        MeasurementEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="attestations"
+    )
+    verified_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-id",)
+        indexes = [models.Index(fields=("signing_key", "ok"))]
+
+    def __str__(self) -> str:
+        return f"attestation {self.pk} of {self.executor_id}: {'ok' if self.ok else self.reason}"

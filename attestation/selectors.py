@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from attestation.domain.allowlist import Measurements, Rule, first_match
-from attestation.models import MeasurementEntry
+from attestation.models import AttestationRecord, ExecutorRecord, MeasurementEntry
 
 
 def allowlist_rules(*, service: str = "mm-executor") -> list[Rule]:
@@ -14,3 +14,13 @@ def allowlist_rules(*, service: str = "mm-executor") -> list[Rule]:
 def measurement_allowed(*, measured: Measurements, service: str = "mm-executor") -> MeasurementEntry | None:
     rule = first_match(allowlist_rules(service=service), service, measured)
     return MeasurementEntry.objects.get(pk=rule.id) if rule is not None else None
+
+
+def signing_key_attested(signing_key: str) -> AttestationRecord | None:
+    """The accepted attestation that bound this report-signing key, if any (report ingestion requires one)."""
+    return (
+        AttestationRecord.objects.filter(signing_key=signing_key, ok=True)
+        .exclude(executor__state=ExecutorRecord.State.REVOKED)
+        .order_by("-id")
+        .first()
+    )

@@ -6,6 +6,7 @@ Allowlist: entries added and removed only here, each change recorded in the audi
 
 from __future__ import annotations
 
+import functools
 import secrets
 from datetime import timedelta
 
@@ -88,8 +89,8 @@ def allowlist_add(
 
 @transaction.atomic
 def allowlist_remove(*, actor_id: int, entry_id: int) -> MeasurementEntry:
-    """Withdraw trust in a build at once. Executors running it fail their next check (and, with the executor
-    registry of issue 6, are revoked: jobs stopped, secrets wiped)."""
+    """Withdraw trust in a build at once: every executor last verified on it is revoked in the registry, and each
+    job running there is told to wipe its credentials and stop (after this transaction commits)."""
     entry = MeasurementEntry.objects.select_for_update().get(pk=entry_id)
     if entry.removed_at is not None:
         return entry
@@ -99,7 +100,30 @@ def allowlist_remove(*, actor_id: int, entry_id: int) -> MeasurementEntry:
     AllowlistAudit.objects.create(entry=entry, action="removed", actor_id=actor_id, snapshot=_snapshot(entry))
     with context.bound(mrtd=entry.mrtd):
         log.warning("allowlist_removed", entry_id=entry.pk, build_version=entry.build_version)
+    executor_revoke_for_entry(entry=entry)
     return entry
+
+
+def executor_revoke_for_entry(*, entry: MeasurementEntry) -> list[str]:
+    """Revoke the executors whose accepted attestation matched `entry`; their jobs wipe secrets and stop."""
+    from attestation.models import AttestationRecord, ExecutorRecord
+
+    urls = sorted(
+        set(
+            AttestationRecord.objects.filter(allowlist_entry=entry, ok=True)
+            .exclude(executor__state=ExecutorRecord.State.REVOKED)
+            .values_list("executor__url", flat=True)
+        )
+    )
+    ExecutorRecord.objects.filter(url__in=urls).update(state=ExecutorRecord.State.REVOKED)
+    from execution.models import MMOrder
+    from execution.tasks import revoke_job
+
+    for order_id in MMOrder.objects.filter(executor_url__in=urls).exclude(job_id="").values_list("pk", flat=True):
+        transaction.on_commit(functools.partial(revoke_job.delay, order_id))
+    for url in urls:
+        log.warning("executor_revoked", executor=url, entry_id=entry.pk)
+    return urls
 
 
 def _snapshot(entry: MeasurementEntry) -> dict[str, object]:

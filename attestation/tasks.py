@@ -1,1 +1,41 @@
 """Thin Celery tasks of the attestation app: ids in, one service call, retries with backoff."""
+
+from celery import shared_task
+from django.conf import settings
+
+from mrmarket.observability.logging import get_logger
+
+log = get_logger(__name__)
+
+
+@shared_task(name="attestation.reattest_executors", ignore_result=True)
+def reattest_executors() -> None:
+    """Beat: verify every known executor again (fresh nonce, current collateral, current allowlist) and refresh
+    its capacity; one that fails is no longer chosen until it passes (jobs already running are left to the
+    revocation path, which is what allowlist removal uses)."""
+    from attestation.models import ExecutorRecord
+
+    if settings.EXECUTOR_ATTESTATION_GATE != "attestation.gate.attested_identity":
+        return
+    for executor_id in ExecutorRecord.objects.exclude(state=ExecutorRecord.State.REVOKED).values_list("pk", flat=True):
+        reattest_executor.delay(executor_id)
+
+
+@shared_task(name="attestation.reattest_executor", ignore_result=True)
+def reattest_executor(executor_id: int) -> None:
+    from attestation import gate
+    from attestation.models import ExecutorRecord
+    from execution.errors import ExecutorRefused, ExecutorUnavailable
+    from execution.executor_client import ExecutorClient
+
+    executor = ExecutorRecord.objects.get(pk=executor_id)
+    with ExecutorClient(executor.url) as client:
+        try:
+            gate.attested_identity(client)
+            capacity = client.capacity()
+        except (gate.AttestationFailed, ExecutorUnavailable, ExecutorRefused) as exc:
+            log.warning("reattestation_failed", executor=executor.url, code=exc.code)
+            if isinstance(exc, ExecutorUnavailable):
+                ExecutorRecord.objects.filter(pk=executor_id).update(state=ExecutorRecord.State.FAILED)
+            return
+    ExecutorRecord.objects.filter(pk=executor_id).update(capacity_available=int(capacity.get("available", 0)))

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import path
+
+from attestation.api.v1 import views
 
 app_name = "attestation"
-urlpatterns: list[URLPattern] = []
+urlpatterns = [
+    path("executors/", views.ExecutorListApi.as_view(), name="executor-list"),
+    path("proofs/<str:job_id>", views.ProofApi.as_view(), name="proof"),
+]

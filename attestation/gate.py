@@ -1,0 +1,182 @@
+"""The trust gate in front of every executor (issue 6): nothing is routed to an executor and no secret is sealed
+to it unless, just now,
+
+1. it answered a fresh single-use nonce of ours with a TDX quote that verifies (signature chain to the
+   configured root, collateral current, TCB status allowed by policy, not a debug TD),
+2. the quote's REPORTDATA binds that nonce and the signing and sealing keys it claims (`wire.attestation`),
+3. its MRTD (and the RTMRs the entry names) is on the measurement allowlist, and
+4. the registry has not revoked it.
+
+`attested_identity` is the function `EXECUTOR_ATTESTATION_GATE` names in every profile where it is enabled; the
+executor client's single provisioning path (`execution.jobs.provisioning_identity`) calls it before sealing.
+Every verification, passed or failed, is recorded (`AttestationRecord`) and updates the registry.
+
+Roots: Intel's SGX/TDX root is built into dcap-qvl. The dev quote authority's root (`devnet/tdx`) is accepted
+only when `ATTESTATION_DEV_ROOT_CA_FILE` names it (dev and test profiles; production refuses to start with it),
+and executors verified under it are marked "not hardware-attested" everywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from attestation import services
+from attestation.domain.allowlist import Measurements
+from attestation.domain.quote import QuoteVerdict, evaluate_policy, verify_quote
+from attestation.errors import AttestationError
+from attestation.models import AttestationRecord, ExecutorRecord
+from attestation.selectors import measurement_allowed
+from mrmarket.observability.logging import get_logger
+from wire.attestation import BindingError, report_data
+
+log = get_logger(__name__)
+NONCE_PURPOSE = "executor"
+
+
+class AttestationFailed(AttestationError):
+    """The executor's evidence did not pass; `code` says which check (one code per failure kind)."""
+
+    status = 409
+
+    def __init__(self, code: str, message: str, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Verified:
+    record: AttestationRecord
+    executor: ExecutorRecord
+
+
+def dev_root_ca() -> bytes | None:
+    path = settings.ATTESTATION_DEV_ROOT_CA_FILE
+    return Path(path).read_bytes() if path else None
+
+
+def collateral_for(quote: bytes) -> str:
+    """The DCAP collateral (JSON for `QuoteCollateralV3.from_json`) for this quote's platform."""
+    from attestation.collateral import collateral_json
+
+    return collateral_json(quote)
+
+
+def _verify(quote: bytes, *, expected: bytes) -> tuple[QuoteVerdict, bool]:
+    """Verify under Intel's root; under the dev root only when one is configured. Returns (verdict, hardware)."""
+    now = int(time.time())
+    try:
+        collateral = collateral_for(quote)
+    except AttestationError as exc:
+        return QuoteVerdict(False, "bad_collateral", exc.message, None, (), None), False
+    verdict = verify_quote(quote, collateral, now=now)
+    hardware = verdict.ok
+    root = dev_root_ca()
+    if not verdict.ok and root is not None:
+        dev = verify_quote(quote, collateral, now=now, root_ca_der=root)
+        if dev.ok or verdict.reason == "untrusted_root":
+            verdict = dev
+    allowed = frozenset(settings.ATTESTATION_TCB_ALLOWED)
+    return evaluate_policy(verdict, expected_report_data=expected, allowed_tcb=allowed), hardware
+
+
+def verify_executor_evidence(executor: ExecutorRecord, evidence: dict[str, Any], *, nonce: str) -> Verified:
+    """Check one executor's answer to `nonce`. Records the outcome; raises `AttestationFailed` on any failure."""
+    services.nonce_consume(value=nonce, purpose=NONCE_PURPOSE)  # unknown / expired / reused: refused here
+    signing, sealing = str(evidence.get("signing_key", "")), str(evidence.get("sealing_key", ""))
+    try:
+        quote = base64.b64decode(str(evidence.get("quote_b64", "")), validate=True)
+        expected = report_data(nonce=nonce, signing_key=signing, sealing_key=sealing)
+    except (binascii.Error, ValueError, BindingError) as exc:
+        return _refuse(executor, nonce, evidence, b"", "malformed_evidence", str(exc))
+    if str(evidence.get("nonce", "")).lower() != nonce:
+        return _refuse(executor, nonce, evidence, quote, "wrong_nonce", "the evidence answers another nonce")
+    verdict, hardware = _verify(quote, expected=expected)
+    if not verdict.ok:
+        return _refuse(executor, nonce, evidence, quote, verdict.reason or "verification_failed", verdict.detail)
+    assert verdict.fields is not None
+    measured = Measurements(verdict.fields.mrtd, verdict.fields.rtmrs)
+    entry = measurement_allowed(measured=measured)
+    if entry is None:
+        return _refuse(
+            executor, nonce, evidence, quote, "unknown_measurement", f"MRTD {measured.mrtd[:16]}… is not allowlisted"
+        )
+    with transaction.atomic():
+        record = AttestationRecord.objects.create(
+            executor=executor,
+            nonce=nonce,
+            signing_key=signing,
+            sealing_key=sealing,
+            quote_sha256=hashlib.sha256(quote).hexdigest(),
+            quote_b64=base64.b64encode(quote).decode(),
+            ok=True,
+            tcb_status=verdict.tcb_status or "",
+            advisory_ids=list(verdict.advisory_ids),
+            mrtd=measured.mrtd,
+            rtmrs=list(measured.rtmrs),
+            hardware_attested=hardware,
+            allowlist_entry=entry,
+        )
+        ExecutorRecord.objects.filter(pk=executor.pk).update(
+            state=ExecutorRecord.State.VERIFIED,
+            signing_key=signing,
+            sealing_key=sealing,
+            mrtd=measured.mrtd,
+            rtmrs=list(measured.rtmrs),
+            tcb_status=verdict.tcb_status or "",
+            hardware_attested=hardware,
+            build_version=entry.build_version,
+            last_verified_at=timezone.now(),
+        )
+    executor.refresh_from_db()
+    log.info("executor_verified", executor=executor.url, tcb_status=verdict.tcb_status, hardware=hardware)
+    return Verified(record, executor)
+
+
+def _refuse(
+    executor: ExecutorRecord, nonce: str, evidence: dict[str, Any], quote: bytes, reason: str, detail: str
+) -> Verified:
+    AttestationRecord.objects.create(
+        executor=executor,
+        nonce=nonce,
+        signing_key=str(evidence.get("signing_key", ""))[:64],
+        sealing_key=str(evidence.get("sealing_key", ""))[:64],
+        quote_sha256=hashlib.sha256(quote).hexdigest() if quote else "",
+        ok=False,
+        reason=reason,
+        detail=detail[:500],
+    )
+    ExecutorRecord.objects.filter(pk=executor.pk).update(
+        state=ExecutorRecord.State.FAILED if executor.state != ExecutorRecord.State.REVOKED else executor.state,
+        verification_failures=executor.verification_failures + 1,
+    )
+    log.warning("executor_refused", executor=executor.url, reason=reason)
+    raise AttestationFailed(reason, f"executor {executor.url} failed attestation: {reason}: {detail}"[:500])
+
+
+def attested_identity(client: Any) -> Any:
+    """The provisioning gate (`EXECUTOR_ATTESTATION_GATE`): a fresh verification before every secret delivery."""
+    from execution.jobs import ExecutorIdentity, ProvisioningRefused
+
+    executor, _ = ExecutorRecord.objects.get_or_create(url=client.base_url)
+    if executor.state == ExecutorRecord.State.REVOKED:
+        raise ProvisioningRefused(f"executor {executor.url} is revoked (its build left the allowlist)")
+    nonce = services.nonce_issue(purpose=NONCE_PURPOSE).value
+    evidence = client.attestation(nonce)
+    verified = verify_executor_evidence(executor, evidence, nonce=nonce)
+    return ExecutorIdentity(
+        url=client.base_url,
+        signing_key=verified.record.signing_key,
+        sealing_key=verified.record.sealing_key,
+        attested=True,
+        evidence_id=verified.record.pk,
+    )

@@ -1,0 +1,40 @@
+"""Choosing an executor for a job (seed 3.3), behind one interface: `select_executor(candidates)`.
+
+Candidates are executors that are reachable (from `EXECUTOR_URLS` or EasyEnclave discovery). Revoked and
+failed executors are never chosen. Among the rest, the one with the most free capacity wins, ties broken by
+reputation (fewest verification failures, then most accepted reports) and then round-robin, so that with no
+information the choice is plain round-robin.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+from attestation.models import ExecutorRecord
+
+_turn = itertools.count()
+
+
+class NoExecutorAvailable(Exception):
+    pass
+
+
+def select_executor(urls: Sequence[str]) -> str:
+    if not urls:
+        raise NoExecutorAvailable("no executor is configured or discovered")
+    known = {r.url: r for r in ExecutorRecord.objects.filter(url__in=list(urls))}
+    usable = [u for u in urls if u not in known or known[u].state not in ("revoked", "failed")]
+    if not usable:
+        raise NoExecutorAvailable("every executor is revoked or failed its last verification")
+    offset = next(_turn)
+    rotated = [usable[(offset + i) % len(usable)] for i in range(len(usable))]
+
+    def rank(url: str) -> tuple[int, int, int]:
+        record = known.get(url)
+        if record is None:
+            return (0, 0, 0)
+        capacity = record.capacity_available if record.capacity_available is not None else 0
+        return (-capacity, record.verification_failures, -record.reports_accepted)
+
+    return min(rotated, key=rank)  # min is stable: equal ranks keep the round-robin order

@@ -1,0 +1,63 @@
+"""Cost of quote verification and of dev quote issuing. Pure Python + dcap-qvl: no Django, no services.
+
+Verifies the real Intel TDX quote (../shared/fixtures/tdx) 200 times at a time its collateral is valid, and
+issues dev quotes (devnet/tdx) with their verification. Prints `BENCH <name> <value> <unit>` lines.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+FIXTURES = ROOT.parent / "shared" / "fixtures" / "tdx"
+REAL_AT = 1_751_000_000
+N = 200
+
+
+def timed(fn: Callable[[], object], n: int) -> list[float]:
+    for _ in range(10):
+        fn()  # warm-up
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def main() -> None:
+    from attestation.domain.quote import verify_quote
+    from devnet.tdx.authority import DevQuoteAuthority
+
+    if (FIXTURES / "tdx_quote").exists():
+        raw = (FIXTURES / "tdx_quote").read_bytes()
+        collateral = (FIXTURES / "tdx_quote_collateral.json").read_text()
+        assert verify_quote(raw, collateral, now=REAL_AT).ok
+        times = timed(lambda: verify_quote(raw, collateral, now=REAL_AT), N)
+        print(f"BENCH attestation_verify_ms {statistics.median(times):.3f} ms")
+    else:
+        print(f"# real quote fixture not found at {FIXTURES}: attestation_verify_ms skipped", file=sys.stderr)
+
+    authority = DevQuoteAuthority.ephemeral()
+    mrtd = b"\x42" * 48
+    times = timed(lambda: authority.quote(b"nonce", mrtd=mrtd), N)
+    print(f"BENCH dev_quote_issue_ms {statistics.median(times):.3f} ms")
+
+    now = int(time.time())
+    dev_collateral = authority.collateral_json(now=now)
+    dev_raw = authority.quote(b"nonce", mrtd=mrtd)
+    root = authority.root_ca_der
+    assert verify_quote(dev_raw, dev_collateral, now=now, root_ca_der=root).ok
+    times = timed(lambda: verify_quote(dev_raw, dev_collateral, now=now, root_ca_der=root), N)
+    print(f"BENCH dev_quote_verify_ms {statistics.median(times):.3f} ms")
+    times = timed(lambda: authority.collateral_json(now=now), 50)
+    print(f"BENCH dev_collateral_issue_ms {statistics.median(times):.3f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,275 @@
+"""The trust gate (issue 6 acceptance): an executor's evidence passes only when the quote verifies under the
+configured root with current collateral, binds our fresh nonce and its keys, shows an allowlisted measurement
+and an allowed TCB status, and is not a debug TD. Each failure has its own reason, is recorded, and no secret
+leaves Django (asserted at the network boundary)."""
+
+from __future__ import annotations
+
+import base64
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from attestation import gate, services
+from attestation.errors import NonceReused, NonceUnknown
+from attestation.models import AttestationRecord, ExecutorRecord
+from devnet.tdx.authority import DevQuoteAuthority
+from execution.executor_client import ExecutorClient
+from executor.identity import Identity
+from tests.factories import user_with
+from wire.attestation import report_data
+
+pytestmark = pytest.mark.django_db
+MRTD = bytes(range(48))
+OTHER_MRTD = bytes(range(1, 49))
+
+
+@pytest.fixture(scope="module")
+def authority() -> DevQuoteAuthority:
+    return DevQuoteAuthority.ephemeral()
+
+
+@pytest.fixture
+def dev_trust(settings, tmp_path: Path, authority: DevQuoteAuthority) -> DevQuoteAuthority:
+    root = tmp_path / "dev-root.der"
+    root.write_bytes(authority.root_ca_der)
+    collateral = tmp_path / "collateral.json"
+    collateral.write_text(authority.collateral_json(now=int(time.time())))
+    settings.ATTESTATION_DEV_ROOT_CA_FILE = str(root)
+    settings.ATTESTATION_COLLATERAL_FILE = str(collateral)
+    settings.ATTESTATION_TCB_ALLOWED = ["UpToDate"]
+    services.allowlist_add(actor_id=user_with().pk, mrtd=MRTD.hex(), build_version="1.0.0", source_commit="c0ffee")
+    return authority
+
+
+class FakeExecutor:
+    """An executor as the gate sees it (`base_url`, `attestation(nonce)`), whose evidence a test can bend."""
+
+    def __init__(self, authority: DevQuoteAuthority, **quote_kw: Any) -> None:
+        self.base_url = "http://executor.test"
+        self.identity = Identity.generate()
+        self.authority = authority
+        self.quote_kw = {"mrtd": MRTD, **quote_kw}
+        self.answer_nonce: str | None = None
+        self.tamper_at: int | None = None
+
+    def attestation(self, nonce: str) -> dict[str, Any]:
+        answered = self.answer_nonce or nonce
+        keys = self.identity.public()
+        quote = bytearray(self.authority.quote(report_data(nonce=answered, **keys), **self.quote_kw))
+        if self.tamper_at is not None:
+            quote[self.tamper_at] ^= 0x01
+        return {"nonce": nonce, **keys, "quote_b64": base64.b64encode(bytes(quote)).decode()}
+
+
+def refused_with(executor: FakeExecutor, code: str) -> None:
+    with pytest.raises(gate.AttestationFailed) as caught:
+        gate.attested_identity(executor)
+    assert caught.value.code == code, caught.value.message
+    record = AttestationRecord.objects.order_by("-id").first()
+    assert record is not None
+    assert not record.ok
+    assert record.reason == code
+    assert ExecutorRecord.objects.get(url=executor.base_url).state == "failed"
+
+
+def test_a_good_executor_passes_and_is_marked_not_hardware_attested(dev_trust: DevQuoteAuthority) -> None:
+    executor = FakeExecutor(dev_trust)
+    identity = gate.attested_identity(executor)
+    assert identity.attested
+    assert identity.signing_key == executor.identity.signing.public_hex
+    assert identity.sealing_key == executor.identity.sealing.public_hex
+    record = ExecutorRecord.objects.get(url=executor.base_url)
+    assert record.state == "verified"
+    assert record.mrtd == MRTD.hex()
+    assert record.tcb_status == "UpToDate"
+    assert record.hardware_attested is False  # the dev root, never Intel's
+    assert record.build_version == "1.0.0"
+
+
+@pytest.mark.parametrize(
+    ("bend", "code"),
+    [
+        ({"tamper_at": 600}, "signature_invalid"),
+        ({"quote_kw": {"mrtd": OTHER_MRTD}}, "unknown_measurement"),
+        ({"quote_kw": {"mrtd": MRTD, "debug": True}}, "debug_td"),
+        ({"quote_kw": {"mrtd": MRTD, "tcb": "OutOfDate"}}, "tcb_status_refused"),
+    ],
+)
+def test_each_bad_evidence_fails_with_its_own_reason(dev_trust: DevQuoteAuthority, bend: dict, code: str) -> None:
+    executor = FakeExecutor(dev_trust, **bend.get("quote_kw", {}))
+    executor.tamper_at = bend.get("tamper_at")
+    refused_with(executor, code)
+
+
+def test_a_quote_for_another_nonce_fails(dev_trust: DevQuoteAuthority) -> None:
+    executor = FakeExecutor(dev_trust)
+    executor.answer_nonce = "ee" * 32  # evidence made for a challenge we did not send now (a replay)
+    refused_with(executor, "report_data_mismatch")
+
+
+def test_expired_collateral_fails(dev_trust: DevQuoteAuthority, settings, tmp_path: Path) -> None:
+    stale = tmp_path / "stale.json"
+    stale.write_text(dev_trust.collateral_json(now=int(time.time()) - 90 * 86_400))
+    settings.ATTESTATION_COLLATERAL_FILE = str(stale)
+    refused_with(FakeExecutor(dev_trust), "collateral_expired")
+
+
+def test_another_root_fails_and_production_without_the_dev_root_refuses(
+    dev_trust: DevQuoteAuthority, settings, tmp_path: Path
+) -> None:
+    other = tmp_path / "other-root.der"
+    other.write_bytes(DevQuoteAuthority.ephemeral().root_ca_der)
+    settings.ATTESTATION_DEV_ROOT_CA_FILE = str(other)
+    refused_with(FakeExecutor(dev_trust), "untrusted_root")
+    settings.ATTESTATION_DEV_ROOT_CA_FILE = ""  # production: Intel's root only
+    refused_with(FakeExecutor(dev_trust), "untrusted_root")
+
+
+def test_reused_and_unknown_nonces_are_refused(dev_trust: DevQuoteAuthority) -> None:
+    executor = FakeExecutor(dev_trust)
+    record, _ = ExecutorRecord.objects.get_or_create(url=executor.base_url)
+    nonce = services.nonce_issue(purpose=gate.NONCE_PURPOSE).value
+    evidence = executor.attestation(nonce)
+    gate.verify_executor_evidence(record, evidence, nonce=nonce)
+    with pytest.raises(NonceReused):
+        gate.verify_executor_evidence(record, evidence, nonce=nonce)
+    with pytest.raises(NonceUnknown):
+        gate.verify_executor_evidence(record, executor.attestation("ab" * 32), nonce="ab" * 32)
+
+
+def test_a_revoked_executor_gets_nothing(dev_trust: DevQuoteAuthority) -> None:
+    from execution.jobs import ProvisioningRefused
+
+    executor = FakeExecutor(dev_trust)
+    ExecutorRecord.objects.create(url=executor.base_url, state=ExecutorRecord.State.REVOKED)
+    with pytest.raises(ProvisioningRefused):
+        gate.attested_identity(executor)
+
+
+# --- the network boundary: a real executor, Django's real client, every request recorded ----------------------
+
+
+@pytest.fixture
+def recorded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every request Django's executor client sends, as `METHOD path`."""
+    from execution import jobs
+
+    sent: list[str] = []
+
+    def client_for(order: Any) -> ExecutorClient:
+        hooks = {"request": [lambda r: sent.append(f"{r.method} {r.url.path}")]}
+        return ExecutorClient(order.executor_url, client=httpx.Client(timeout=10, event_hooks=hooks))
+
+    monkeypatch.setattr(jobs, "client_for", client_for)
+    return sent
+
+
+@pytest.mark.parametrize("allowlisted", [True, False])
+def test_no_secret_leaves_django_unless_the_gate_passes(
+    dev_trust: DevQuoteAuthority, settings, recorded: list[str], allowlisted: bool, tmp_path: Path
+) -> None:
+    from devnet.exchange.keys import Permission
+    from execution import jobs
+    from execution import services as execution_services
+    from execution.credentials import ExchangeCredentials
+    from execution.domain import mm_order as mm
+    from execution.models import MMOrder
+    from tests.execution.executor_thread import running_executor
+    from tests.executor.harness import live_exchange
+
+    settings.EXECUTOR_ATTESTATION_GATE = "attestation.gate.attested_identity"
+    settings.EXECUTOR_ALLOW_UNATTESTED = False
+    mrtd = MRTD if allowlisted else OTHER_MRTD
+    with (
+        live_exchange(run_market=False) as ex,
+        running_executor(ex.base_url, provider=_authority_provider(dev_trust, mrtd)) as url,
+    ):
+        settings.EXCHANGE_API_URLS = {"binance": ex.base_url}
+        settings.EXECUTOR_URLS = [url]
+        settings.CUSTODY_ASSETS = {"USDT": {"token": "0x" + "ab" * 20, "decimals": 6}}
+        key = ex.sim.create_account(permissions=frozenset({Permission.TRADE}))
+        account = execution_services.exchange_account_enrol(
+            owner_id=user_with().pk,
+            exchange="binance",
+            label="mm",
+            role="trading",
+            credentials=ExchangeCredentials(key.key, key.secret),
+        )
+        ex.sim.market.step(Decimal(1))  # a book to size from
+        order = MMOrder.objects.create(
+            owner_id=account.owner_id,
+            exchange_account=account,
+            symbol="MMT/USDT",
+            funding_asset="USDT",
+            funding_amount=10**9,
+            state=mm.State.DEPOSIT_CONFIRMED,
+            strategy={"params": {"order_amount": "100"}},
+        )
+        if allowlisted:
+            started = jobs.mm_order_start_job(order_id=order.pk)
+            assert started.state == "running"
+            assert any(r.endswith("/credentials") for r in recorded)
+            assert started.executor_signing_key == AttestationRecord.objects.get(ok=True).signing_key
+            services_stop(order.pk)
+        else:
+            with pytest.raises(gate.AttestationFailed) as caught:
+                jobs.mm_order_start_job(order_id=order.pk)
+            assert caught.value.code == "unknown_measurement"
+            assert recorded == ["GET /v1/attestation"]  # evidence asked for; nothing else sent, no secret
+            assert MMOrder.objects.get(pk=order.pk).executor_signing_key == ""
+
+
+def services_stop(order_id: int) -> None:
+    from execution import jobs
+    from execution import services as execution_services
+    from execution.domain import mm_order as mm
+
+    execution_services.mm_order_transition(order_id=order_id, event=mm.Event.STOP, key=f"o{order_id}-stop")
+    for _ in range(100):
+        if jobs.mm_order_wind_down(order_id=order_id).job_id == "":
+            return
+        time.sleep(0.2)
+    pytest.fail("the job did not stop")
+
+
+def _authority_provider(authority: DevQuoteAuthority, mrtd: bytes) -> Any:
+    class Provider:
+        name = "dev-authority"
+
+        async def quote(self, data: bytes) -> bytes:
+            return authority.quote(data, mrtd=mrtd)
+
+    return Provider()
+
+
+def test_reattestation_refreshes_the_registry_and_a_failure_stops_routing(
+    dev_trust: DevQuoteAuthority, settings
+) -> None:
+    from attestation import tasks
+    from tests.execution.executor_thread import running_executor
+
+    settings.EXECUTOR_ATTESTATION_GATE = "attestation.gate.attested_identity"
+    with running_executor("http://127.0.0.1:9", provider=_authority_provider(dev_trust, MRTD)) as url:
+        record = ExecutorRecord.objects.create(url=url)
+        tasks.reattest_executor(record.pk)
+        record.refresh_from_db()
+        assert record.state == "verified"
+        assert record.capacity_available == 10
+        first = record.last_verified_at
+        tasks.reattest_executor(record.pk)
+        record.refresh_from_db()
+        assert record.last_verified_at is not None
+        assert first is not None
+        assert record.last_verified_at > first
+    tasks.reattest_executor(record.pk)  # the executor is gone
+    record.refresh_from_db()
+    assert record.state == "failed"
+    from attestation.selection import NoExecutorAvailable, select_executor
+
+    with pytest.raises(NoExecutorAvailable):
+        select_executor([url])
