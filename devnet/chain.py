@@ -233,6 +233,24 @@ def ensure_dev_token(
     return address
 
 
+def ensure_base_token(
+    w3: Web3, state_file: Path, *, holders: Sequence[DevAccount] = (), amount: int = 1_000_000 * 10**18
+) -> ChecksumAddress:
+    """The demo market's base asset (MMT, 18 decimals) beside the demo token: reused when the state file names a
+    contract that exists on this chain, else deployed, minted to `holders` and recorded under `base_token`."""
+    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    address = state.get("base_token")
+    if address and w3.eth.get_code(Web3.to_checksum_address(address)):
+        return Web3.to_checksum_address(address)
+    deployer = dev_accounts()[0]
+    address = deploy_dev_token(w3, sender=deployer, name="Mr.Market Demo Token", symbol="MMT", decimals=18)
+    for holder in holders:
+        mint(w3, address, holder.address, amount, sender=deployer)
+    state["base_token"] = address
+    state_file.write_text(json.dumps(state))
+    return address
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devnet.chain")
     sub = parser.add_subparsers(dest="command", required=True)

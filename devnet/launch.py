@@ -13,6 +13,7 @@ needs, and for `web` also migrates, ensures the demo admin and deploys the token
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import secrets
@@ -32,6 +33,8 @@ PY = sys.executable
 DEMO_ADMIN = "admin"
 # Every process the demo starts carries this variable; the launcher test uses it to prove none is left.
 RUN_MARKER = "MRMARKET_DEMO_RUN"
+# The demo executor's "build" as the dev quote authority measures it (a real TD would measure the image).
+DEV_EXECUTOR_MRTD = hashlib.sha384(b"mrmarket mm-executor dev build").hexdigest()
 
 
 def _say(text: str) -> None:
@@ -85,6 +88,25 @@ def _watch_readiness(web_port: int, creds: dict[str, str], started: float, timeo
     _say(f"not ready after {timeout:.0f}s: see {url}")
 
 
+def _controller_public_key() -> str:
+    """The public half of the key Django signs job control with (the dev default unless the environment sets
+    one): what the demo's executor pins."""
+    from mrmarket.config import DEV_CONTROLLER_SIGNING_KEY
+    from wire.keys import SigningKey
+
+    seed = os.environ.get("CONTROLLER_SIGNING_KEY") or DEV_CONTROLLER_SIGNING_KEY
+    return SigningKey.from_seed(bytes.fromhex(seed)).public_hex
+
+
+def _prepare_dev_quote_authority(data_dir: Path) -> None:
+    """The dev quote authority's root (DER) and fresh collateral (valid 30 days) for Django's verifier."""
+    from devnet.tdx.authority import DevQuoteAuthority
+
+    authority = DevQuoteAuthority.load_or_create(data_dir / "tdx")
+    (data_dir / "tdx-root.der").write_bytes(authority.root_ca_der)
+    (data_dir / "tdx-collateral.json").write_text(authority.collateral_json(now=int(time.time())))
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from honcho.manager import Manager
 
@@ -106,6 +128,17 @@ def run_demo(args: argparse.Namespace) -> int:
             "MRMARKET_DATA_DIR": str(data_dir),
             "CHAIN_RPC_URL": f"http://127.0.0.1:{anvil_port}",
             "EXECUTOR_URLS": f"http://127.0.0.1:{executor_port}",
+            # The executor trusts the dev controller key (its public half) and reaches the devnet exchange.
+            "EXECUTOR_CONTROLLER_KEY": _controller_public_key(),
+            "EXECUTOR_EXCHANGE_API_URLS": json.dumps({"binance": f"http://127.0.0.1:{exchange_port}"}),
+            # Attestation end to end on the dev quote authority: the executor asks the EasyEnclave-runtime socket
+            # it serves for quotes; Django verifies them under the dev root (marked not hardware-attested).
+            "EXECUTOR_QUOTE_PROVIDER": "easyenclave",
+            "EXECUTOR_EASYENCLAVE_SOCKET": str(data_dir / "tdx.sock"),
+            "ATTESTATION_DEV_ROOT_CA_FILE": str(data_dir / "tdx-root.der"),
+            "ATTESTATION_COLLATERAL_FILE": str(data_dir / "tdx-collateral.json"),
+            "EXECUTOR_ATTESTATION_GATE": "attestation.gate.attested_identity",
+            "EXECUTOR_ALLOW_UNATTESTED": "false",
             # ccxt's own Binance class, its API hosts replaced by the devnet exchange (docs/devnet.md).
             "EXCHANGE_API_URLS": json.dumps({"binance": f"http://127.0.0.1:{exchange_port}"}),
             "DEMO_EXCHANGE_PORT": str(exchange_port),
@@ -120,6 +153,10 @@ def run_demo(args: argparse.Namespace) -> int:
         env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
         manager.add_process("redis", _redis_command(redis_port, data_dir), env=env, cwd=str(ROOT))
 
+    _prepare_dev_quote_authority(data_dir)
+    tdx_cmd = [PY, "-m", "devnet.tdx", "serve", "--socket", str(data_dir / "tdx.sock"), "--state"]
+    tdx_cmd += [str(data_dir / "tdx"), "--mrtd", DEV_EXECUTOR_MRTD]
+    manager.add_process("tdx", shlex.join(tdx_cmd), env=env, cwd=str(ROOT))
     anvil = ROOT / "node_modules" / ".bin" / "anvil"
     if not anvil.exists():
         _say("node_modules/.bin/anvil is missing: run `npm ci` (make demo does)")
@@ -173,7 +210,8 @@ def _bootstrap_web() -> None:
     from devnet.bootstrap import ensure_demo_admin
 
     call_command("migrate", interactive=False, verbosity=0)
-    ensure_demo_admin(**_demo_credentials(_data_dir()))
+    admin = ensure_demo_admin(**_demo_credentials(_data_dir()))
+    _allowlist_dev_build(admin.pk)
     state = _data_dir() / "devnet-chain.json"
     argv = [PY, "-m", "devnet.protocol", "bootstrap", "--rpc", os.environ["CHAIN_RPC_URL"], "--state", str(state)]
     done = subprocess.run(argv, check=True, capture_output=True, text=True, cwd=ROOT)  # noqa: S603 - fixed argv
@@ -183,10 +221,28 @@ def _bootstrap_web() -> None:
     digest = json.loads(state.read_text())["metadata_hash"]
     document = json.loads((_data_dir() / f"metadata-{digest.removeprefix('0x')}.json").read_text())
     CampaignMetadata.objects.get_or_create(hash=digest, defaults={"document": document})
-    _record_custody_holdings(json.loads(state.read_text())["token"])
+    from devnet.chain import connect, dev_accounts, ensure_base_token
+
+    ensure_base_token(connect(os.environ["CHAIN_RPC_URL"]), state, holders=[dev_accounts()[3]])
+    recorded = json.loads(state.read_text())
+    _record_custody_holdings({"USDT": recorded["token"], "MMT": recorded["base_token"]})
 
 
-def _record_custody_holdings(token_address: str) -> None:
+def _allowlist_dev_build(actor_id: int) -> None:
+    from attestation import services
+    from attestation.models import MeasurementEntry
+
+    if not MeasurementEntry.objects.filter(mrtd=DEV_EXECUTOR_MRTD, removed_at__isnull=True).exists():
+        services.allowlist_add(
+            actor_id=actor_id,
+            mrtd=DEV_EXECUTOR_MRTD,
+            build_version="dev",
+            source_commit="working-tree",
+            note="devnet: measured by the dev quote authority, not hardware",
+        )
+
+
+def _record_custody_holdings(tokens: dict[str, str]) -> None:
     """What the dev custody wallet holds on chain enters the ledger once, as an onboarding deposit would, so that
     reconciliation starts from agreement (idempotent by key: the token's address)."""
     from django.conf import settings
@@ -197,18 +253,19 @@ def _record_custody_holdings(token_address: str) -> None:
     from execution.services import ledger_record
 
     custody = Account.from_key(settings.CUSTODY_PRIVATE_KEY).address
-    held = token(connect(os.environ["CHAIN_RPC_URL"]), token_address).functions.balanceOf(custody).call()
-    if held:
-        ledger_record(
-            tx=transfer(
-                f"custody-onboarding-{token_address.lower()}",
-                "deposit_credit",
-                asset="USDT",
-                amount=held,
-                source="external:chain",
-                target="custody",
+    for asset, token_address in tokens.items():
+        held = token(connect(os.environ["CHAIN_RPC_URL"]), token_address).functions.balanceOf(custody).call()
+        if held:
+            ledger_record(
+                tx=transfer(
+                    f"custody-onboarding-{token_address.lower()}",
+                    "deposit_credit",
+                    asset=asset,
+                    amount=held,
+                    source="external:chain",
+                    target="custody",
+                )
             )
-        )
     for stale in _data_dir().glob("bootstrap-*.done"):
         stale.unlink(missing_ok=True)
     _bootstrap_marker().touch()
@@ -219,7 +276,12 @@ def _export_protocol_addresses() -> None:
     state = json.loads((_data_dir() / "devnet-chain.json").read_text())
     os.environ["CAMPAIGN_FACTORY_ADDRESS"] = state["factory"]
     # The custody wallet (Anvil dev account 3 in the dev profile) holds the demo token as USDT.
-    os.environ["CUSTODY_ASSETS"] = json.dumps({"USDT": {"token": state["token"], "decimals": 6}})
+    os.environ["CUSTODY_ASSETS"] = json.dumps(
+        {
+            "USDT": {"token": state["token"], "decimals": 6},
+            "MMT": {"token": state["base_token"], "decimals": 18},
+        }
+    )
 
 
 def _wait_for_bootstrap(name: str) -> None:
@@ -228,6 +290,62 @@ def _wait_for_bootstrap(name: str) -> None:
         if time.monotonic() > deadline:
             raise SystemExit(f"[{name}] the web process did not finish bootstrapping")
         time.sleep(0.3)
+
+
+def _ensure_demo_order() -> None:
+    """The demo's market-making order: an operator's trading and treasury keys on the devnet exchange, enrolled,
+    and an MM order funded from custody; beat then drives it to a running job on the executor. Once per run (the
+    exchange's accounts live in its memory)."""
+    import django
+
+    _wait(f"http://127.0.0.1:{os.environ['DEMO_EXCHANGE_PORT']}", "beat", timeout=120)
+    django.setup()
+    from django.contrib.auth import get_user_model
+
+    from execution import funds, services, tasks
+    from execution.credentials import ExchangeCredentials
+    from execution.models import ExchangeAccount
+
+    label = f"demo {os.environ[RUN_MARKER][:8]}"
+    if ExchangeAccount.objects.filter(label=label).exists():
+        return
+    exchange = f"http://127.0.0.1:{os.environ['DEMO_EXCHANGE_PORT']}/_devnet"
+    account = _post_json(f"{exchange}/accounts", {"permissions": ["read", "trade"]})
+    treasury = _post_json(f"{exchange}/accounts/{account['account_id']}/keys", {"permissions": ["withdraw"]})
+    owner = get_user_model().objects.get(username=DEMO_ADMIN)
+    trading = services.exchange_account_enrol(
+        owner_id=owner.pk,
+        exchange="binance",
+        label=label,
+        role="trading",
+        credentials=ExchangeCredentials(account["api_key"], account["secret"]),
+    )
+    services.exchange_account_enrol(
+        owner_id=owner.pk,
+        exchange="binance",
+        label=f"{label} treasury",
+        role="treasury",
+        credentials=ExchangeCredentials(treasury["api_key"], treasury["secret"]),
+    )
+    order = funds.mm_order_create(
+        owner_id=owner.pk,
+        exchange_account_id=trading.pk,
+        symbol="MMT/USDT",
+        funding_asset="USDT",
+        funding_amount=2_000 * 10**6,
+        strategy={"params": {"bid_spread": "0.002", "ask_spread": "0.002", "levels": 2, "order_amount": "400"}},
+    )
+    tasks.fund_order.delay(order.pk)
+    print(f"[beat] demo MM order {order.pk} on MMT/USDT: funding queued; beat drives it to a running job", flush=True)
+
+
+def _post_json(url: str, body: dict[str, object]) -> dict[str, str]:
+    from urllib.request import Request
+
+    request = Request(url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"})  # noqa: S310
+    with urlopen(request, timeout=10) as response:  # noqa: S310 - loopback devnet URL
+        answer: dict[str, str] = json.loads(response.read())
+        return answer
 
 
 def run_stage(name: str) -> None:
@@ -241,10 +359,13 @@ def run_stage(name: str) -> None:
         state = str(_data_dir() / "devnet-chain.json")
         argv = [PY, "-m", "devnet.exchange", "--host", "127.0.0.1", "--port", os.environ["DEMO_EXCHANGE_PORT"]]
         argv += ["--chain-rpc", os.environ["CHAIN_RPC_URL"], "--token-state", state, "--fund-hot-wallet", "1000000"]
+        argv += ["--asset", f"MMT={json.loads(Path(state).read_text())['base_token']}"]
     else:
         _wait_for_bootstrap(name)
         argv = [PY, "manage.py", name]
     _export_protocol_addresses()
+    if name == "beat":
+        _ensure_demo_order()
     os.execv(PY, argv)  # noqa: S606 - replace this process: honcho then signals the real server
 
 

@@ -12,6 +12,7 @@ from execution import services
 from execution.models import (
     Alert,
     ExchangeAccount,
+    ExecutionReport,
     LedgerPosting,
     LedgerTransaction,
     MMOrder,
@@ -91,6 +92,20 @@ class MMOrderTransitionInline(admin.TabularInline[MMOrderTransition, MMOrder]):
         return False
 
 
+class ExecutionReportInline(admin.TabularInline[ExecutionReport, MMOrder]):
+    """Verified reports as stored (append-only): sequence, window, fills, digest."""
+
+    model = ExecutionReport
+    fields = ("sequence", "job_id", "window_start_ms", "window_end_ms", "fills", "digest", "received_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("-sequence",)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(MMOrder)
 class MMOrderAdmin(admin.ModelAdmin[MMOrder]):
     """Orders change state only through their state machine: the page is read-only; actions call services."""
@@ -105,11 +120,15 @@ class MMOrderAdmin(admin.ModelAdmin[MMOrder]):
         "funding_amount",
         "state",
         "job_id",
+        "executor_url",
+        "executor_signing_key",
+        "strategy",
+        "job_spec",
         "failure_reason",
         "created_at",
         "updated_at",
     )
-    inlines = (MMOrderTransitionInline,)
+    inlines = (MMOrderTransitionInline, ExecutionReportInline)
     actions = ("fund", "stop")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -128,14 +147,18 @@ class MMOrderAdmin(admin.ModelAdmin[MMOrder]):
 
     @admin.action(description="Stop")
     def stop(self, request: HttpRequest, queryset: QuerySet[MMOrder]) -> None:
+        from execution import tasks
         from execution.domain import mm_order as mm
         from execution.errors import InvalidOrderTransition
 
         for order in queryset:
             try:
-                services.mm_order_transition(order_id=order.pk, event=mm.Event.STOP, key=f"o{order.pk}-stop")
+                stopped = services.mm_order_transition(order_id=order.pk, event=mm.Event.STOP, key=f"o{order.pk}-stop")
             except InvalidOrderTransition as exc:
                 self.message_user(request, f"Order {order.pk}: {exc.message}", messages.ERROR)
+                continue
+            if stopped.job_id:
+                tasks.wind_down.delay(stopped.pk)
 
 
 @admin.register(Alert)

@@ -50,3 +50,29 @@ class KeyPermissionsMismatch(ExecutionError):
 class AccountRevoked(ExecutionError):
     code = "exchange_account_revoked"
     status = 409
+
+
+class ExecutorUnavailable(ExecutionError):
+    """The executor did not answer (timeout, connection refused, 5xx): retry later; nothing was decided."""
+
+    code = "executor_unavailable"
+    status = 503
+
+
+class ExecutorRefused(ExecutionError):
+    """The executor answered no; `extra.executor_code` carries its own error code."""
+
+    code = "executor_refused"
+    status = 502
+
+
+class ExecutorNotConfigured(ExecutionError):
+    code = "executor_not_configured"
+    status = 503
+
+
+class ReportRejected(ExecutionError):
+    """A report failed verification (schema, digest, signature, chain): nothing of it is stored."""
+
+    code = "report_rejected"
+    status = 422

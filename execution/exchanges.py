@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlparse
 
 import ccxt
 from django.conf import settings
@@ -19,6 +18,7 @@ from django.core.cache import cache
 from execution.credentials import ExchangeCredentials
 from execution.domain.permissions import KeyPermissions
 from execution.errors import ExchangeUnavailable, InvalidExchangeKey, PermissionsUnverifiable, UnknownExchange
+from wire.urls import reroot_api_urls
 
 # The exchange being unreachable, overloaded, in maintenance or rate-limiting: worth retrying later.
 TRANSIENT = (ccxt.NetworkError, ccxt.ExchangeNotAvailable)
@@ -45,17 +45,6 @@ SPOT_OPTIONS: dict[str, Any] = {
 }
 
 
-def _reroot(api: dict[str, Any], base_url: str) -> dict[str, Any]:
-    ws_base = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
-    out: dict[str, Any] = {}
-    for name, value in api.items():
-        if isinstance(value, str):
-            out[name] = base_url.rstrip("/") + urlparse(value).path
-        elif isinstance(value, dict):
-            out[name] = {k: ws_base.rstrip("/") + urlparse(v).path for k, v in value.items() if isinstance(v, str)}
-    return out
-
-
 def exchange_client(exchange_id: str, *, credentials: ExchangeCredentials | None = None) -> Any:
     if exchange_id not in ccxt.exchanges:
         raise UnknownExchange(f"{exchange_id!r} is not an exchange ccxt knows", extra={"exchange": exchange_id})
@@ -71,7 +60,7 @@ def exchange_client(exchange_id: str, *, credentials: ExchangeCredentials | None
     client = getattr(ccxt, exchange_id)(config)
     base_url = settings.EXCHANGE_API_URLS.get(exchange_id)
     if base_url:
-        client.urls["api"] = _reroot(client.urls["api"], base_url)
+        client.urls["api"] = reroot_api_urls(client.urls["api"], base_url)
     return client
 
 

@@ -50,15 +50,47 @@ class CustodyNotConfigured(ExecutionError):
     status = 503
 
 
-def _custody_asset(asset: str) -> tuple[ChecksumAddress, int]:
+def custody_asset(asset: str) -> tuple[ChecksumAddress, int]:
     spec = settings.CUSTODY_ASSETS.get(asset)
     if not spec or not settings.CUSTODY_PRIVATE_KEY:
         raise CustodyNotConfigured(f"the custody wallet does not hold {asset} (CUSTODY_ASSETS, CUSTODY_PRIVATE_KEY)")
     return Web3.to_checksum_address(str(spec["token"])), int(str(spec["decimals"]))
 
 
+STRATEGY_KEYS = frozenset({"name", "params", "risk", "report_interval_seconds", "sample_seconds"})
+
+
+def _check_strategy(strategy: dict[str, Any] | None) -> dict[str, Any]:
+    """The order's strategy choices: the shape here; the values by the executor's strategy at job start."""
+    if strategy is None:
+        return {}
+    if not isinstance(strategy, dict):
+        raise OrderRejected("strategy must be an object")
+    unknown = sorted(set(strategy) - STRATEGY_KEYS)
+    if unknown:
+        raise OrderRejected(f"strategy has unknown field {unknown[0]!r}", code="invalid_strategy")
+    for key in ("params", "risk"):
+        if not isinstance(strategy.get(key, {}), dict):
+            raise OrderRejected(f"strategy.{key} must be an object", code="invalid_strategy")
+        for name, value in (strategy.get(key) or {}).items():
+            if isinstance(value, float):
+                raise OrderRejected(
+                    f"strategy.{key}.{name}: use a decimal string, not a float", code="invalid_strategy"
+                )
+    for key in ("report_interval_seconds", "sample_seconds"):
+        if key in strategy and (isinstance(strategy[key], bool) or not isinstance(strategy[key], int)):
+            raise OrderRejected(f"strategy.{key} must be an integer", code="invalid_strategy")
+    return dict(strategy)
+
+
 def mm_order_create(
-    *, owner_id: int, exchange_account_id: int, symbol: str, funding_asset: str, funding_amount: int
+    *,
+    owner_id: int,
+    exchange_account_id: int,
+    symbol: str,
+    funding_asset: str,
+    funding_amount: int,
+    strategy: dict[str, Any] | None = None,
 ) -> MMOrder:
     account = ExchangeAccount.objects.filter(pk=exchange_account_id, owner_id=owner_id).first()
     if account is None:
@@ -68,7 +100,8 @@ def mm_order_create(
     market = exchange_market(account.exchange, symbol)
     if funding_asset not in (market["base"], market["quote"]):
         raise OrderRejected(f"{funding_asset} is neither side of {symbol}", extra={"symbol": symbol})
-    _, decimals = _custody_asset(funding_asset)
+    _, decimals = custody_asset(funding_asset)
+    chosen = _check_strategy(strategy)
     if funding_amount <= 0:
         raise OrderRejected("the funding amount must be positive")
     amount = Decimal(funding_amount) / (Decimal(10) ** decimals)
@@ -85,6 +118,7 @@ def mm_order_create(
         symbol=symbol,
         funding_asset=funding_asset,
         funding_amount=funding_amount,
+        strategy=chosen,
     )
 
 
@@ -136,7 +170,7 @@ def _sign_deposit_transfer(w3: Web3, order: MMOrder) -> CustodyTransfer:
     existing = CustodyTransfer.objects.filter(order=order, direction="to_exchange").first()
     if existing is not None:
         return existing
-    token_address, _ = _custody_asset(order.funding_asset)
+    token_address, _ = custody_asset(order.funding_asset)
     custody = Account.from_key(settings.CUSTODY_PRIVATE_KEY)
     # Nothing is signed unless the ledger shows the custody balance (reserved by other orders included).
     available = selectors.ledger_balance(account=f"custody:{order.funding_asset}")
@@ -271,7 +305,7 @@ def mm_order_track_deposit(*, order_id: int) -> MMOrder:
 def _credited_by_exchange(order: MMOrder, sent: CustodyTransfer) -> bool:
     account = order.exchange_account
     client = exchange_client(account.exchange, credentials=services.exchange_account_credentials(account=account))
-    _, decimals = _custody_asset(order.funding_asset)
+    _, decimals = custody_asset(order.funding_asset)
     expected = Decimal(sent.amount) / (Decimal(10) ** decimals)
     try:
         deposits = client.fetch_deposits(order.funding_asset)
@@ -294,8 +328,12 @@ def _client_for(account: ExchangeAccount) -> Any:
 
 def mm_order_withdraw_back(*, order_id: int, treasury_account_id: int) -> MMOrder:
     """Bring a stopped order's funds back to custody with the operator's treasury key (trading keys cannot
-    withdraw). The treasury key must belong to the very exchange account the order traded on: both keys must
-    be given the same deposit address. Safe to call again."""
+    withdraw): every asset the order holds on the exchange by its own ledger entries (the funding asset, and
+    what its fills bought). The treasury key must belong to the very exchange account the order traded on:
+    both keys must be given the same deposit address. Safe to call again: each withdrawal is recorded before the
+    exchange is asked, under a client id the exchange deduplicates."""
+    from execution.jobs import order_holdings
+
     order = MMOrder.objects.select_related("exchange_account").get(pk=order_id)
     if order.state != mm.State.STOPPING:
         return order
@@ -307,68 +345,139 @@ def mm_order_withdraw_back(*, order_id: int, treasury_account_id: int) -> MMOrde
     if treasury.role != ExchangeAccount.Role.TREASURY or treasury.status != ExchangeAccount.Status.ACTIVE:
         raise OrderRejected(f"exchange account {treasury.pk} is not an active treasury account")
     trading = order.exchange_account
-    asset = order.funding_asset
+    holdings = order_holdings(order)
+    for asset in holdings:
+        custody_asset(asset)  # every asset must have a way home before anything is withdrawn
+    probe = order.funding_asset
     with exchange_call(trading.exchange, "the deposit addresses of both keys"):
         same = (
             treasury.exchange == trading.exchange
-            and _client_for(treasury).fetch_deposit_address(asset)["address"]
-            == _client_for(trading).fetch_deposit_address(asset)["address"]
+            and _client_for(treasury).fetch_deposit_address(probe)["address"]
+            == _client_for(trading).fetch_deposit_address(probe)["address"]
         )
     if not same:
         raise OrderRejected("the treasury key belongs to another exchange account than the order's")
     custody = Account.from_key(settings.CUSTODY_PRIVATE_KEY).address
-    withdrawal, _ = ExchangeWithdrawal.objects.get_or_create(
-        order=order,
-        defaults={
-            "treasury_account": treasury,
-            "client_id": f"mmo{order.pk}back",
-            "asset": asset,
-            "amount": order.funding_amount,
-            "to_address": custody.lower(),
-        },
-    )
-    _, decimals = _custody_asset(asset)
-    amount = Decimal(withdrawal.amount) / (Decimal(10) ** decimals)
-    try:
-        with exchange_call(trading.exchange, "the withdrawal"):
-            result = _client_for(treasury).withdraw(
-                asset,
-                str(amount),  # a decimal string: ccxt formats it to the currency precision, no float
-                Web3.to_checksum_address(withdrawal.to_address),
-                {"withdrawOrderId": withdrawal.client_id},
+    ledger = []
+    for asset, units in sorted(holdings.items()):
+        if units <= 0:
+            continue
+        withdrawal, _ = ExchangeWithdrawal.objects.get_or_create(
+            order=order,
+            asset=asset,
+            defaults={
+                "treasury_account": treasury,
+                "client_id": f"mmo{order.pk}back{asset}",
+                "amount": units,
+                "to_address": custody.lower(),
+            },
+        )
+        _, decimals = custody_asset(asset)
+        amount = Decimal(withdrawal.amount) / (Decimal(10) ** decimals)
+        try:
+            with exchange_call(trading.exchange, "the withdrawal"):
+                result = _client_for(treasury).withdraw(
+                    asset,
+                    format(amount, "f"),  # a decimal string: ccxt formats it to the currency precision, no float
+                    Web3.to_checksum_address(withdrawal.to_address),
+                    {"withdrawOrderId": withdrawal.client_id},
+                )
+        except ccxt.InsufficientFunds:
+            raise OrderRejected(f"the exchange account does not hold {amount} {asset} to withdraw") from None
+        ExchangeWithdrawal.objects.filter(pk=withdrawal.pk).update(exchange_id=str(result.get("id") or ""))
+        ledger.append(
+            transfer(
+                f"o{order_id}-withdraw-requested-{asset}",
+                "withdraw_debit",
+                asset=asset,
+                amount=withdrawal.amount,
+                source=f"exchange:a{trading.pk}:free",
+                target=f"transit:o{order_id}",
             )
-    except ccxt.InsufficientFunds:
-        raise OrderRejected(f"the exchange account does not hold {amount} {asset} to withdraw") from None
-    ExchangeWithdrawal.objects.filter(pk=withdrawal.pk).update(exchange_id=str(result.get("id") or ""))
-    leave = transfer(
-        f"o{order_id}-withdraw-requested",
-        "withdraw_debit",
-        asset=asset,
-        amount=withdrawal.amount,
-        source=f"exchange:a{trading.pk}:free",
-        target=f"transit:o{order_id}",
-    )
+        )
     return services.mm_order_transition(
         order_id=order_id,
         event=mm.Event.ORDERS_SETTLED,
         key=f"o{order_id}-orders-settled",
-        ledger=[leave],
-        detail={"withdraw_order_id": withdrawal.client_id},
+        ledger=ledger,
+        detail={"withdrawals": sorted(w.client_id for w in order.withdrawals.all())},
     )
 
 
 def mm_order_track_withdrawal(*, order_id: int) -> MMOrder:
-    """Settle once the exchange reports the withdrawal done and the chain shows it confirmed; a failed withdrawal
-    puts the funds back on the exchange and fails the order (funds located, nothing lost)."""
+    """Settle once the exchange reports every withdrawal of the order done and the chain shows each confirmed;
+    a failed withdrawal puts its funds back on the exchange and fails the order (funds located, nothing lost)."""
     order = MMOrder.objects.get(pk=order_id)
-    withdrawal = ExchangeWithdrawal.objects.filter(order=order).first()
-    if order.state != mm.State.WITHDRAWING_BACK or withdrawal is None:
+    withdrawals = list(ExchangeWithdrawal.objects.filter(order=order).order_by("asset"))
+    if order.state != mm.State.WITHDRAWING_BACK or not withdrawals:
         return order
+    done: list[tuple[ExchangeWithdrawal, str, int]] = []
+    for withdrawal in withdrawals:
+        outcome = _withdrawal_outcome(withdrawal)
+        if outcome is None:
+            return order  # not there yet: the next beat looks again
+        if outcome == "failed":
+            ExchangeWithdrawal.objects.filter(pk=withdrawal.pk).update(status=ExchangeWithdrawal.Status.FAILED)
+            back = transfer(
+                f"o{order_id}-withdraw-failed-{withdrawal.asset}",
+                "reversal",
+                asset=withdrawal.asset,
+                amount=withdrawal.amount,
+                source=f"transit:o{order_id}",
+                target=f"exchange:a{order.exchange_account_id}:free",
+            )
+            return services.mm_order_transition(
+                order_id=order_id,
+                event=mm.Event.FAIL,
+                key=f"o{order_id}-withdraw-failed",
+                ledger=[back],
+                detail={"reason": f"the exchange failed withdrawal {withdrawal.client_id}"},
+            )
+        tx_hash, fee = outcome.split("|")[0], int(outcome.split("|")[1])
+        done.append((withdrawal, tx_hash, fee))
+    postings = []
+    for withdrawal, tx_hash, fee in done:
+        ExchangeWithdrawal.objects.filter(pk=withdrawal.pk).update(
+            status=ExchangeWithdrawal.Status.COMPLETED, tx_hash=tx_hash, fee=fee
+        )
+        if withdrawal.amount - fee > 0:
+            postings.append(
+                transfer(
+                    f"o{order_id}-withdraw-arrived-{withdrawal.asset}",
+                    "deposit_credit",
+                    asset=withdrawal.asset,
+                    amount=withdrawal.amount - fee,
+                    source=f"transit:o{order_id}",
+                    target="custody",
+                )
+            )
+        if fee:
+            postings.append(
+                transfer(
+                    f"o{order_id}-withdraw-fee-{withdrawal.asset}",
+                    "fee_debit",
+                    asset=withdrawal.asset,
+                    amount=fee,
+                    source=f"transit:o{order_id}",
+                    target="external:fees",
+                )
+            )
+    return services.mm_order_transition(
+        order_id=order_id,
+        event=mm.Event.WITHDRAWAL_ARRIVED,
+        key=f"o{order_id}-withdrawal-arrived",
+        ledger=postings,
+        detail={"tx_hashes": [t for _, t, _ in done], "fees": {w.asset: f for w, _, f in done}},
+    )
+
+
+def _withdrawal_outcome(withdrawal: ExchangeWithdrawal) -> str | None:
+    """None while pending; "failed"; or "<tx hash>|<fee in base units>" once done and confirmed on chain."""
     client = _client_for(withdrawal.treasury_account)
     try:
         rows = client.fetch_withdrawals(withdrawal.asset, params={"withdrawOrderId": withdrawal.client_id})
     except TRANSIENT:
-        return order  # next beat
+        return None
     row = next(
         (
             r
@@ -379,65 +488,19 @@ def mm_order_track_withdrawal(*, order_id: int) -> MMOrder:
         None,
     )
     if row is None or row.get("status") == "pending":
-        return order
+        return None
     if row.get("status") in ("failed", "canceled"):
-        ExchangeWithdrawal.objects.filter(pk=withdrawal.pk).update(status=ExchangeWithdrawal.Status.FAILED)
-        back = transfer(
-            f"o{order_id}-withdraw-failed",
-            "reversal",
-            asset=withdrawal.asset,
-            amount=withdrawal.amount,
-            source=f"transit:o{order_id}",
-            target=f"exchange:a{order.exchange_account_id}:free",
-        )
-        return services.mm_order_transition(
-            order_id=order_id,
-            event=mm.Event.FAIL,
-            key=f"o{order_id}-withdraw-failed",
-            ledger=[back],
-            detail={"reason": f"the exchange failed withdrawal {withdrawal.client_id}"},
-        )
+        return "failed"
     tx_hash = str(row.get("txid") or "").lower()
     if row.get("status") != "ok" or not tx_hash:
-        return order
+        return None
     w3 = get_web3()
     try:
         receipt = w3.eth.get_transaction_receipt(HexStr(tx_hash))
     except TransactionNotFound:
-        return order
+        return None
     if receipt["status"] != 1 or w3.eth.block_number - receipt["blockNumber"] + 1 < settings.CHAIN_CONFIRMATIONS:
-        return order
-    _, decimals = _custody_asset(withdrawal.asset)
+        return None
+    _, decimals = custody_asset(withdrawal.asset)
     fee = int(Decimal(str((row.get("fee") or {}).get("cost") or 0)) * (Decimal(10) ** decimals))
-    received = withdrawal.amount - fee
-    ExchangeWithdrawal.objects.filter(pk=withdrawal.pk).update(
-        status=ExchangeWithdrawal.Status.COMPLETED, tx_hash=tx_hash, fee=fee
-    )
-    postings = [
-        transfer(
-            f"o{order_id}-withdraw-arrived",
-            "deposit_credit",
-            asset=withdrawal.asset,
-            amount=received,
-            source=f"transit:o{order_id}",
-            target="custody",
-        )
-    ]
-    if fee:
-        postings.append(
-            transfer(
-                f"o{order_id}-withdraw-fee",
-                "fee_debit",
-                asset=withdrawal.asset,
-                amount=fee,
-                source=f"transit:o{order_id}",
-                target="external:fees",
-            )
-        )
-    return services.mm_order_transition(
-        order_id=order_id,
-        event=mm.Event.WITHDRAWAL_ARRIVED,
-        key=f"o{order_id}-withdrawal-arrived",
-        ledger=postings,
-        detail={"tx_hash": tx_hash, "fee": fee},
-    )
+    return f"{tx_hash}|{fee}"

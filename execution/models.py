@@ -122,6 +122,14 @@ class MMOrder(models.Model):
     funding_amount = BaseUnitsField(help_text="Base units of the funding asset moved to the exchange.")
     state = models.CharField(max_length=32, choices=STATE_CHOICES, default=mm.State.CREATED.value)
     job_id = models.CharField(max_length=64, blank=True, default="")
+    strategy = models.JSONField(
+        default=dict, blank=True, help_text="Strategy name, parameters and risk limits asked for at creation."
+    )
+    job_spec = models.JSONField(null=True, blank=True, help_text="The job spec sent to the executor (wire v1).")
+    executor_url = models.CharField(max_length=200, blank=True, default="")
+    executor_signing_key = models.CharField(
+        max_length=64, blank=True, default="", help_text="The key the job's reports must be signed with."
+    )
     failure_reason = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -207,7 +215,7 @@ class ExchangeWithdrawal(models.Model):
         COMPLETED = "completed"
         FAILED = "failed"
 
-    order = models.OneToOneField(MMOrder, on_delete=models.PROTECT, related_name="withdrawal")
+    order = models.ForeignKey(MMOrder, on_delete=models.PROTECT, related_name="withdrawals")
     treasury_account = models.ForeignKey(ExchangeAccount, on_delete=models.PROTECT, related_name="+")
     client_id = models.CharField(max_length=64, unique=True)
     exchange_id = models.CharField(max_length=128, blank=True, default="")
@@ -219,8 +227,34 @@ class ExchangeWithdrawal(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.REQUESTED)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=("order", "asset"), name="withdrawal_order_asset_unique")]
+
     def __str__(self) -> str:
         return f"withdrawal {self.client_id} ({self.status})"
+
+
+class ExecutionReport(AppendOnlyModel):
+    """A signed executor report, stored verbatim (canonical JSON envelope) once it verified and chained."""
+
+    order = models.ForeignKey(MMOrder, on_delete=models.PROTECT, related_name="reports")
+    job_id = models.CharField(max_length=64)
+    sequence = models.PositiveIntegerField()
+    digest = models.CharField(max_length=64, unique=True)
+    prev_digest = models.CharField(max_length=64, blank=True, default="")
+    signing_key = models.CharField(max_length=64)
+    window_start_ms = models.BigIntegerField()
+    window_end_ms = models.BigIntegerField()
+    envelope = models.TextField(help_text="The envelope exactly as verified: canonical JSON.")
+    fills = models.PositiveIntegerField(default=0)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("job_id", "sequence")
+        constraints = [models.UniqueConstraint(fields=("job_id", "sequence"), name="report_job_sequence_unique")]
+
+    def __str__(self) -> str:
+        return f"report {self.job_id}#{self.sequence}"
 
 
 class Alert(models.Model):

@@ -48,3 +48,12 @@ def mm_order_ledger(*, order: MMOrder) -> dict[str, int]:
     result = ledger_balances(prefix=f"transit:o{order.pk}:")
     result.update(ledger_balances(prefix=f"exchange:a{order.exchange_account_id}:"))
     return result
+
+
+def mm_order_report_summary(*, order: MMOrder) -> dict[str, int | None]:
+    """How many verified reports and fills the order's jobs produced, and the newest sequence."""
+    from execution.models import ExecutionReport
+
+    rows = ExecutionReport.objects.filter(order=order)
+    latest = rows.order_by("-id").values_list("sequence", flat=True).first()
+    return {"count": rows.count(), "fills": sum(rows.values_list("fills", flat=True)), "latest_sequence": latest}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable
 from typing import Any
@@ -187,7 +188,8 @@ def exchange_account_credentials(*, account: ExchangeAccount) -> ExchangeCredent
 
 @transaction.atomic
 def exchange_account_revoke(*, account_id: int) -> ExchangeAccount:
-    """Disable at once: the credentials are destroyed, not just flagged (jobs and executors: issues 5 and 6)."""
+    """Disable at once: the credentials are destroyed, not just flagged; every job trading with the key is told
+    to wipe it (the executor cancels what rests while the key still works) and its order is stopped."""
     account = ExchangeAccount.objects.select_for_update().get(pk=account_id)
     if account.status == ExchangeAccount.Status.REVOKED:
         return account
@@ -197,6 +199,10 @@ def exchange_account_revoke(*, account_id: int) -> ExchangeAccount:
     account.credentials_ciphertext = b""
     account.save(update_fields=["status", "revoked_at", "credentials_wrapped_key", "credentials_ciphertext"])
     log.info("exchange_account_revoked", account_id=account.pk, exchange=account.exchange)
+    from execution import tasks
+
+    for order_id in MMOrder.objects.filter(exchange_account=account).exclude(job_id="").values_list("pk", flat=True):
+        transaction.on_commit(functools.partial(tasks.revoke_job.delay, order_id))
     return account
 
 

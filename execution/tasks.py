@@ -48,8 +48,11 @@ def track_deposits() -> None:
 )
 def track_deposit(order_id: int) -> None:
     from execution import funds
+    from execution.domain import mm_order as mm
 
-    funds.mm_order_track_deposit(order_id=order_id)
+    order = funds.mm_order_track_deposit(order_id=order_id)
+    if order.state == mm.State.DEPOSIT_CONFIRMED:
+        start_job.delay(order_id)  # MM starts as soon as the deposit is confirmed
 
 
 @shared_task(name="execution.fund_order", ignore_result=True, autoretry_for=(ExchangeUnavailable,), retry_backoff=True)
@@ -88,3 +91,86 @@ def reconcile() -> None:
     for account_id in ExchangeAccount.objects.filter(status=ExchangeAccount.Status.ACTIVE).values_list("pk", flat=True):
         reconciliation.reconcile_exchange_account(account_id=account_id)
     reconciliation.reconcile_custody()
+
+
+# -- jobs on executors ----------------------------------------------------------------------------------------
+
+
+@shared_task(name="execution.drive_jobs", ignore_result=True)
+def drive_jobs() -> None:
+    """Beat: every order with work on an executor gets its own task (thin, idempotent, row-locked steps)."""
+    from execution.domain import mm_order as mm
+    from execution.models import MMOrder
+
+    for order_id in MMOrder.objects.filter(state__in=[mm.State.DEPOSIT_CONFIRMED, mm.State.STARTING]).values_list(
+        "pk", flat=True
+    ):
+        start_job.delay(order_id)
+    for order_id in MMOrder.objects.filter(state__in=[mm.State.RUNNING, mm.State.PAUSED]).values_list("pk", flat=True):
+        sync_job.delay(order_id)
+    for order_id in MMOrder.objects.filter(state=mm.State.STOPPING).exclude(job_id="").values_list("pk", flat=True):
+        wind_down.delay(order_id)
+
+
+@shared_task(
+    name="execution.start_job",
+    ignore_result=True,
+    autoretry_for=(ExchangeUnavailable, ConnectionError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def start_job(order_id: int) -> None:
+    from execution import jobs
+    from execution.errors import ExecutorUnavailable
+
+    try:
+        jobs.mm_order_start_job(order_id=order_id)
+    except ExecutorUnavailable as exc:
+        log.warning("executor_unavailable", order_id=order_id, error=exc.message)  # the next beat retries
+
+
+@shared_task(
+    name="execution.sync_job",
+    ignore_result=True,
+    autoretry_for=(ExchangeUnavailable, ConnectionError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def sync_job(order_id: int) -> None:
+    from execution import jobs
+    from execution.errors import ExecutorUnavailable, ReportRejected
+
+    try:
+        jobs.mm_order_sync_job(order_id=order_id)
+    except (ExecutorUnavailable, ReportRejected) as exc:
+        log.warning("job_sync_failed", order_id=order_id, code=exc.code, error=exc.message)  # alerted; next beat
+
+
+@shared_task(
+    name="execution.revoke_job",
+    ignore_result=True,
+    autoretry_for=(ExchangeUnavailable, ConnectionError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def revoke_job(order_id: int) -> None:
+    from execution import jobs
+
+    jobs.mm_order_revoke_job(order_id=order_id)
+
+
+@shared_task(
+    name="execution.wind_down",
+    ignore_result=True,
+    autoretry_for=(ExchangeUnavailable, ConnectionError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def wind_down(order_id: int) -> None:
+    from execution import jobs
+    from execution.errors import ExecutorUnavailable
+
+    try:
+        jobs.mm_order_wind_down(order_id=order_id)
+    except ExecutorUnavailable as exc:
+        log.warning("executor_unavailable", order_id=order_id, error=exc.message)

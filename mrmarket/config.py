@@ -36,6 +36,18 @@ def redact_url(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
+# Dev only: the seed of the key Django signs executor job control with in the dev and test profiles (ADR 0011).
+DEV_CONTROLLER_SIGNING_KEY = "6465762d6f6e6c792d636f6e74726f6c6c65722d6b65792d33322d6279746573"
+
+# The embedded default serves the web, a worker and beat at once: writers take the lock when a transaction
+# starts (no read-to-write upgrade deadlocks), wait up to 20 s for it, and readers do not block them (WAL).
+SQLITE_OPTIONS = {
+    "timeout": 20,
+    "transaction_mode": "IMMEDIATE",
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+}
+
+
 def parse_database_url(name: str, url: str, *, conn_max_age: int = 0) -> dict[str, Any]:
     """Django DATABASES entry for ``postgres://user:pass@host:port/db`` or ``sqlite:////abs/path.db``."""
     try:
@@ -56,7 +68,7 @@ def parse_database_url(name: str, url: str, *, conn_max_age: int = 0) -> dict[st
             return {"ENGINE": engine, "NAME": path}
         if not path.startswith("/") or path.endswith("/"):
             raise ConfigError(f"{name} is malformed: SQLite needs sqlite:////ABSOLUTE/PATH.db (or sqlite:///:memory:)")
-        return {"ENGINE": engine, "NAME": path}
+        return {"ENGINE": engine, "NAME": path, "OPTIONS": SQLITE_OPTIONS}
     db_name = parts.path.lstrip("/")
     if not parts.hostname or not db_name:
         raise ConfigError(f"{name} is malformed: PostgreSQL needs postgres://USER@HOST:PORT/DB")

@@ -151,6 +151,15 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(CHAIN_INDEX_INTERVAL_SECONDS),
         "options": {"expires": float(CHAIN_INDEX_INTERVAL_SECONDS)},
     },
+    "execution-drive-jobs": {
+        "task": "execution.drive_jobs",
+        "schedule": float(env.int("EXECUTOR_SYNC_SECONDS", default=10)),
+        "options": {"expires": float(env.int("EXECUTOR_SYNC_SECONDS", default=10))},
+    },
+    "attestation-reattest-executors": {
+        "task": "attestation.reattest_executors",
+        "schedule": float(env.int("ATTESTATION_REATTEST_SECONDS", default=300)),
+    },
     "execution-reconcile": {
         "task": "execution.reconcile",
         "schedule": float(env.int("RECONCILE_INTERVAL_SECONDS", default=60)),
@@ -174,7 +183,22 @@ EXCHANGE_MARKETS_TTL_SECONDS = env.int("EXCHANGE_MARKETS_TTL_SECONDS", default=3
 CUSTODY_ASSETS: dict[str, dict[str, object]] = env.json("CUSTODY_ASSETS", default={})
 CUSTODY_PRIVATE_KEY = env.str("CUSTODY_PRIVATE_KEY", default="")
 EASYENCLAVE_URL = env.str("EASYENCLAVE_URL", default="")
+# Hex 32-byte Ed25519 seed with which Django signs job control (ADR 0011). Secret.
+CONTROLLER_SIGNING_KEY = env.str("CONTROLLER_SIGNING_KEY", default="")
+# How often the beat pulls reports from running jobs, and how long a report may be late before an alert.
+EXECUTOR_REPORT_GRACE_SECONDS = env.int("EXECUTOR_REPORT_GRACE_SECONDS", default=300)
+# The provisioning gate: the function that establishes an executor's keys before credentials are sealed to them
+# (issue 6 puts the attestation verifier here). Unattested executors are refused unless allowed below.
+EXECUTOR_ATTESTATION_GATE = env.str("EXECUTOR_ATTESTATION_GATE", default="execution.jobs.unattested_identity")
+EXECUTOR_ALLOW_UNATTESTED = env.bool("EXECUTOR_ALLOW_UNATTESTED", default=False)
 ATTESTATION_NONCE_TTL_SECONDS = env.int("ATTESTATION_NONCE_TTL_SECONDS", default=300)
+# DCAP collateral: a PCCS/PCS URL in production; a file (written by the dev quote authority) in dev and tests.
+ATTESTATION_PCCS_URL = env.str("ATTESTATION_PCCS_URL", default="")
+ATTESTATION_COLLATERAL_FILE = env.str("ATTESTATION_COLLATERAL_FILE", default="")
+# DER file of the dev quote authority's root CA: accepted only in dev and test (production refuses to start).
+ATTESTATION_DEV_ROOT_CA_FILE = env.str("ATTESTATION_DEV_ROOT_CA_FILE", default="")
+# TCB statuses that pass the policy (advisory ids are recorded either way).
+ATTESTATION_TCB_ALLOWED: list[str] = env.list("ATTESTATION_TCB_ALLOWED", default=["UpToDate", "SWHardeningNeeded"])
 HEALTHCHECK_TIMEOUT_SECONDS = env.float("HEALTHCHECK_TIMEOUT_SECONDS", default=2.0)
 READYZ_REQUIRED: list[str] = env.list(
     "READYZ_REQUIRED",

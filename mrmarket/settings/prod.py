@@ -22,6 +22,14 @@ DEBUG = env.bool("DEBUG", default=False)
 if DEBUG:
     raise ConfigError("DEBUG must be off in the prod profile")
 SECRET_KEY = env.str("SECRET_KEY")
+if env.str("ATTESTATION_DEV_ROOT_CA_FILE", default="") or env.str("ATTESTATION_COLLATERAL_FILE", default=""):
+    raise ConfigError(
+        "the prod profile refuses the dev quote authority (ATTESTATION_DEV_ROOT_CA_FILE / _COLLATERAL_FILE)"
+    )
+if env.bool("EXECUTOR_ALLOW_UNATTESTED", default=False):
+    raise ConfigError("the prod profile never hands credentials to unattested executors (EXECUTOR_ALLOW_UNATTESTED)")
+# Production routes only to attested executors: the gate verifies each one before every secret delivery.
+EXECUTOR_ATTESTATION_GATE = env.str("EXECUTOR_ATTESTATION_GATE", default="attestation.gate.attested_identity")
 CREDENTIALS_MASTER_KEY = parse_master_key("CREDENTIALS_MASTER_KEY", env.str("CREDENTIALS_MASTER_KEY"))
 
 SESSION_COOKIE_SECURE = True

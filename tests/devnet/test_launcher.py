@@ -112,6 +112,18 @@ def test_demo_comes_up_green_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
                 headers={"Referer": f"{base}/admin/login/"},
             )
             status = browser.get("/admin/system-status/")
+
+            # The demo ends with a market-making order running on the devnet exchange, visible in the admin.
+            def mm_order_running() -> bool:
+                listing = browser.get("/admin/execution/mmorder/?state__exact=running")
+                return listing.status_code == 200 and "MMT/USDT" in listing.text
+
+            assert wait_until(mm_order_running, timeout=150), "".join(output[-60:])
+            # …on an executor that passed attestation through the dev quote authority (not hardware-attested).
+            executors = browser.get("/api/v1/attestation/executors/").json()
+            assert [e["hardware_attested"] for e in executors] == [False]
+            registry = browser.get("/admin/attestation/executorrecord/")
+            assert "NOT hardware-attested" in registry.text
         assert status.status_code == 200
         for component in ("workers", "beat", "database", "redis", "chain_rpc", "executors"):
             row = re.search(rf'data-component="{component}">.*?class="state st-(\w+)"', status.text, re.S)

@@ -222,7 +222,7 @@ def test_exchange_down_during_the_withdrawal_moves_nothing_and_the_retry_withdra
     order = funds.mm_order_withdraw_back(order_id=order.pk, treasury_account_id=treasury.pk)
     assert order.state == "withdrawing_back"
     listed = services_client(treasury).fetch_withdrawals("USDT")
-    assert len([w for w in listed if w["info"].get("withdrawOrderId") == f"mmo{order.pk}back"]) == 1
+    assert len([w for w in listed if w["info"].get("withdrawOrderId") == f"mmo{order.pk}backUSDT"]) == 1
 
 
 def services_client(treasury):

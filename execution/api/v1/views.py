@@ -102,8 +102,17 @@ class MMOrderSerializer(serializers.Serializer):
     state = serializers.CharField()
     failure_reason = serializers.CharField()
     created_at = serializers.DateTimeField()
+    strategy = serializers.DictField(help_text="Strategy name, params and risk asked for at creation.")
+    job_id = serializers.CharField(help_text="The job on the executor; empty once released.")
+    executor_url = serializers.CharField()
+    executor_signing_key = serializers.CharField(help_text="The key its reports must be signed with.")
+    reports = serializers.SerializerMethodField()
     timeline = TransitionSerializer(many=True, source="transitions.all")
     ledger = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.DictField(child=serializers.IntegerField(allow_null=True)))
+    def get_reports(self, order: MMOrder) -> dict[str, int | None]:
+        return selectors.mm_order_report_summary(order=order)
 
     @extend_schema_field(serializers.DictField(child=serializers.CharField()))
     def get_ledger(self, order: MMOrder) -> dict[str, str]:
@@ -118,6 +127,11 @@ class MMOrderListApi(APIView):
         symbol = serializers.RegexField(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}$")
         funding_asset = serializers.RegexField(r"^[A-Z0-9]{1,20}$")
         funding_amount = serializers.RegexField(r"^[1-9][0-9]{0,37}$", help_text="Base units.")
+        strategy = serializers.DictField(
+            required=False,
+            help_text="Optional: {name, params, risk, report_interval_seconds, sample_seconds}; "
+            "defaults fill the rest at job start (sizes from the funding).",
+        )
 
     @extend_schema(responses=MMOrderSerializer(many=True), operation_id="mm_orders_list")
     def get(self, request: Request) -> Response:
@@ -134,6 +148,7 @@ class MMOrderListApi(APIView):
             symbol=v["symbol"],
             funding_asset=v["funding_asset"],
             funding_amount=int(v["funding_amount"]),
+            strategy=v.get("strategy"),
         )
         return Response(MMOrderSerializer(order).data, status=status.HTTP_201_CREATED)
 
@@ -174,6 +189,8 @@ class MMOrderStopApi(APIView):
     def post(self, request: Request, pk: int) -> Response:
         order = _own_order(request, pk)
         stopped = services.mm_order_transition(order_id=order.pk, event=mm.Event.STOP, key=f"o{order.pk}-stop")
+        if stopped.job_id:
+            transaction.on_commit(lambda: tasks.wind_down.delay(stopped.pk))
         return Response(MMOrderSerializer(stopped).data)
 
 

@@ -1,0 +1,144 @@
+"""The one module through which Django reaches executors: start, stop, status, reports, credentials, revoke,
+attestation, health (BRIEF §4; issue 5 scope 5).
+
+Every job-control request is signed with the controller key (ADR 0011, `wire/control.py`) and carries the
+correlation id (`mrmarket.http.outbound_client`). Timeouts are the outbound default; transport failures and
+5xx answers are retried with backoff for the calls that are safe to repeat (all of them here: start is
+idempotent by job id, stop and revoke are idempotent, credentials are refused the second time), then raise
+`ExecutorUnavailable`. A 4xx answer raises `ExecutorRefused` with the executor's own error code.
+
+Credentials leave Django only through `deliver_credentials`, sealed to a key the caller passes; the caller is
+`execution.jobs`, which takes that key from the provisioning gate (`provisioning_identity`), so the trust gate
+of the attestation app sits in front of this single path.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+from execution.errors import ExecutorNotConfigured, ExecutorRefused, ExecutorUnavailable
+from mrmarket.http import outbound_client
+from wire.canonical import canonical_bytes, parse
+from wire.control import sign_request
+from wire.errors import WireError
+from wire.keys import SigningKey, seal
+
+RETRIES = 3
+
+
+def controller_key() -> SigningKey:
+    seed = settings.CONTROLLER_SIGNING_KEY
+    if not seed:
+        raise ExecutorNotConfigured("CONTROLLER_SIGNING_KEY is not set: Django cannot sign requests to executors")
+    return SigningKey.from_seed(bytes.fromhex(seed))
+
+
+class ExecutorClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        key: SigningKey | None = None,
+        client: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._key = key or controller_key()
+        self._client = client or outbound_client()
+        self._sleep = sleep
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> ExecutorClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- calls ---------------------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/health", signed=False)
+
+    def capacity(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/capacity", signed=False)
+
+    def attestation(self, nonce: str) -> dict[str, Any]:
+        return self._call("GET", f"/v1/attestation?nonce={nonce}", signed=False)
+
+    def start(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/v1/jobs/start", spec)
+
+    def stop(self, job_id: str) -> dict[str, Any]:
+        return self._call("POST", "/v1/jobs/stop", {"job_id": job_id})
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/v1/jobs/{job_id}/status")
+
+    def reports(self, job_id: str, *, after: int | None, limit: int = 100) -> dict[str, Any]:
+        cursor = -1 if after is None else after
+        return self._call("GET", f"/v1/jobs/{job_id}/report?after={cursor}&limit={limit}")
+
+    def deliver_credentials(self, job_id: str, *, sealing_key: str, credentials: dict[str, Any]) -> dict[str, Any]:
+        """Seal `credentials` (with the job id inside) to the executor's attested key and deliver them."""
+        sealed = seal(sealing_key, canonical_bytes({**credentials, "job_id": job_id}))
+        return self._call("POST", f"/v1/jobs/{job_id}/credentials", {"sealed_b64": base64.b64encode(sealed).decode()})
+
+    def revoke(self, job_id: str) -> dict[str, Any]:
+        return self._call("DELETE", f"/v1/jobs/{job_id}/credentials")
+
+    def resume(self, job_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/v1/jobs/{job_id}/resume", {})
+
+    # -- transport -----------------------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, payload: Any = None, *, signed: bool = True) -> dict[str, Any]:
+        body = canonical_bytes(payload) if payload is not None else b""
+        last = ""
+        for attempt in range(RETRIES):
+            headers = {"Content-Type": "application/json"}
+            if signed:
+                headers.update(
+                    sign_request(
+                        self._key, method=method, path_qs=path, body=body, timestamp_ms=int(time.time() * 1000)
+                    )
+                )
+            try:
+                response = self._client.request(method, self.base_url + path, content=body, headers=headers)
+            except httpx.HTTPError as exc:
+                last = type(exc).__name__
+            else:
+                if response.status_code < 500:
+                    return self._answer(response, path)
+                last = f"HTTP {response.status_code}"
+            if attempt + 1 < RETRIES:
+                self._sleep(0.2 * 2**attempt)
+        raise ExecutorUnavailable(
+            f"executor {self.base_url} did not answer {method} {path.split('?')[0]} ({last})",
+            extra={"executor": self.base_url},
+        )
+
+    def _answer(self, response: httpx.Response, path: str) -> dict[str, Any]:
+        try:
+            data = parse(response.content)
+        except (WireError, ValueError):
+            raise ExecutorUnavailable(
+                f"executor {self.base_url} answered {path.split('?')[0]} with something that is not JSON",
+                extra={"executor": self.base_url},
+            ) from None
+        if response.status_code >= 400:
+            error = data.get("error", {}) if isinstance(data, dict) else {}
+            raise ExecutorRefused(
+                f"executor refused: {error.get('message', response.status_code)}",
+                extra={"executor": self.base_url, "executor_code": error.get("code"), "status": response.status_code},
+            )
+        if not isinstance(data, dict):
+            raise ExecutorUnavailable(f"executor {self.base_url} answered a non-object", extra={})
+        return data

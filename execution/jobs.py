@@ -1,0 +1,491 @@
+"""MM orders on executors: start the job once the deposit is confirmed, pull and verify its reports (booking
+every fill and fee in the ledger), follow its state, and wind it down on stop (issue 5).
+
+Every step is idempotent and resumable from the database: a job id is chosen once, at START (`mmo<pk>-<random>`), the
+executor makes `start` idempotent by job id, the START and JOB_RUNNING transitions are keyed, reports are
+stored once by digest and chained by sequence, and ledger entries are keyed by trade id. A worker killed
+between any two lines leaves a state the next beat picks up.
+
+Provisioning: the executor's sealing and signing keys come from `provisioning_identity`, the single gate in
+front of credential delivery (the attestation app's verified identity when `EXECUTOR_ATTESTATION_GATE` names
+it; the executor's self-reported keys otherwise, which only dev and test profiles allow).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils.module_loading import import_string
+
+from execution import services
+from execution.domain import mm_order as mm
+from execution.domain.ledger import Posting, Transaction, transfer
+from execution.errors import ExecutorRefused, ReportRejected
+from execution.executor_client import ExecutorClient
+from execution.funds import custody_asset
+from execution.models import Alert, ExecutionReport, MMOrder
+from mrmarket.errors import ApplicationError
+from mrmarket.observability.logging import get_logger
+from wire.canonical import canonical_bytes, digest
+from wire.errors import ChainError, WireError
+from wire.jobs import JOBSPEC_SCHEMA
+from wire.reports import SignedReport, verify_chain
+
+log = get_logger(__name__)
+
+DEFAULT_PARAMS: dict[str, Any] = {
+    "bid_spread": "0.002",
+    "ask_spread": "0.002",
+    "levels": 2,
+    "level_spread": "0.002",
+    "refresh_tolerance": "0.001",
+}
+DEFAULT_RISK: dict[str, Any] = {
+    "max_open_orders": 20,
+    "max_orders_per_second": 5,
+    "max_consecutive_rejects": 10,
+    "stale_book_seconds": 10,
+    "dead_man_seconds": 30,
+}
+
+
+class ProvisioningRefused(ApplicationError):
+    code = "provisioning_refused"
+    status = 409
+
+
+@dataclass(frozen=True)
+class ExecutorIdentity:
+    """The keys credentials are sealed to and reports must be signed with, and how they were established."""
+
+    url: str
+    signing_key: str
+    sealing_key: str
+    attested: bool
+    evidence_id: int | None = None
+
+
+def unattested_identity(client: ExecutorClient) -> ExecutorIdentity:
+    """The executor's keys as it reports them, without attestation: refused unless the profile allows it."""
+    if not settings.EXECUTOR_ALLOW_UNATTESTED:
+        raise ProvisioningRefused("executors must be attested before they receive credentials")
+    health = client.health()
+    return ExecutorIdentity(client.base_url, health["signing_key"], health["sealing_key"], attested=False)
+
+
+def provisioning_identity(client: ExecutorClient) -> ExecutorIdentity:
+    """The gate: the only way code here learns which key to seal credentials to."""
+    gate = import_string(settings.EXECUTOR_ATTESTATION_GATE)
+    identity: ExecutorIdentity = gate(client)
+    return identity
+
+
+def pick_executor() -> str:
+    """The executor for a new job: among the configured ones, by the registry's selection (capacity, then
+    reputation, then round-robin; never a revoked or failed one)."""
+    from attestation.selection import NoExecutorAvailable, select_executor
+    from execution.errors import ExecutorNotConfigured
+
+    try:
+        return select_executor(list(settings.EXECUTOR_URLS))
+    except NoExecutorAvailable as exc:
+        raise ExecutorNotConfigured(str(exc)) from None
+
+
+def client_for(order: MMOrder) -> ExecutorClient:
+    return ExecutorClient(order.executor_url)
+
+
+# --- job spec ------------------------------------------------------------------------------------------------
+
+
+def build_job_spec(order: MMOrder, *, mid: Decimal) -> dict[str, Any]:
+    """The job spec for an order: its strategy choices over the defaults; sizes from the funding when not given."""
+    chosen = dict(order.strategy or {})
+    params = {**DEFAULT_PARAMS, **(chosen.get("params") or {})}
+    quote = order.symbol.split("/")[1]
+    _, decimals = custody_asset(order.funding_asset)
+    funded = Decimal(order.funding_amount) / (Decimal(10) ** decimals)
+    funded_quote = funded if order.funding_asset == quote else funded * mid
+    if "order_amount" not in params:
+        # Each of 2·levels orders gets a quarter of its share, so the ladder fits twice over on either side.
+        per_order = funded_quote / (4 * int(params["levels"])) / mid
+        params["order_amount"] = format(per_order.quantize(Decimal("0.1"), rounding=ROUND_FLOOR), "f")
+    risk = {
+        **DEFAULT_RISK,
+        "max_exposure_quote": format(funded_quote * 2, "f"),
+        "max_loss_quote": format((funded_quote * Decimal("0.05")).quantize(Decimal("0.01")), "f"),
+        "max_drawdown_quote": format((funded_quote * Decimal("0.08")).quantize(Decimal("0.01")), "f"),
+        **(chosen.get("risk") or {}),
+    }
+    return {
+        "schema": JOBSPEC_SCHEMA,
+        "job_id": f"mmo{order.pk}-{secrets.token_hex(4)}",  # unique even if executors outlive this database
+        "exchange": order.exchange_account.exchange,
+        "symbol": order.symbol,
+        "strategy": {"name": chosen.get("name", "baseline"), "params": params},
+        "risk": risk,
+        "report_interval_seconds": int(chosen.get("report_interval_seconds", 60)),
+        "sample_seconds": int(chosen.get("sample_seconds", 10)),
+    }
+
+
+def _mid(order: MMOrder) -> Decimal:
+    from execution.exchanges import TRANSIENT, exchange_client
+
+    try:
+        book = exchange_client(order.exchange_account.exchange).fetch_order_book(order.symbol, 5)
+    except TRANSIENT:
+        from execution.errors import ExchangeUnavailable
+
+        raise ExchangeUnavailable(f"{order.exchange_account.exchange} did not answer its order book") from None
+    return (Decimal(str(book["bids"][0][0])) + Decimal(str(book["asks"][0][0]))) / 2
+
+
+# --- start ---------------------------------------------------------------------------------------------------
+
+
+def mm_order_start_job(*, order_id: int) -> MMOrder:
+    """deposit_confirmed → starting → running. Safe to repeat at any point; resumes a half-done start."""
+    order = MMOrder.objects.select_related("exchange_account").get(pk=order_id)
+    if order.state == mm.State.DEPOSIT_CONFIRMED:
+        with transaction.atomic():
+            locked = MMOrder.objects.select_for_update().get(pk=order_id)
+            if locked.state == mm.State.DEPOSIT_CONFIRMED and locked.job_spec is None:
+                locked.executor_url = pick_executor()
+                locked.job_spec = build_job_spec(order, mid=_mid(order))
+                locked.job_id = locked.job_spec["job_id"]
+                locked.save(update_fields=["executor_url", "job_spec", "job_id", "updated_at"])
+            order = services.mm_order_transition(
+                order_id=order_id,
+                event=mm.Event.START,
+                key=f"o{order_id}-start",
+                detail={"executor": locked.executor_url, "job_id": locked.job_id},
+            )
+        order = MMOrder.objects.select_related("exchange_account").get(pk=order_id)
+    if order.state != mm.State.STARTING or order.job_spec is None:
+        return order
+    with client_for(order) as client:
+        identity = provisioning_identity(client)
+        if order.executor_signing_key and order.executor_signing_key != identity.signing_key:
+            # The executor restarted (new keys): its earlier job is gone; the same job id starts again.
+            log.warning("executor_identity_changed", order_id=order_id)
+        MMOrder.objects.filter(pk=order_id).update(executor_signing_key=identity.signing_key)
+        try:
+            status = client.start(order.job_spec)
+        except ExecutorRefused as exc:
+            return _fail_start(order, exc)
+        if status["state"] == "pending_credentials":
+            credentials = services.exchange_account_credentials(account=order.exchange_account)
+            try:
+                client.deliver_credentials(
+                    order.job_id,
+                    sealing_key=identity.sealing_key,
+                    credentials={
+                        "api_key": credentials.api_key,
+                        "secret": credentials.secret,
+                        **({"password": credentials.password} if credentials.password else {}),
+                    },
+                )
+            except ExecutorRefused as exc:
+                if (exc.extra or {}).get("executor_code") != "credentials_not_expected":
+                    return _fail_start(order, exc)
+            status = client.status(order.job_id)
+    if status["state"] in ("running", "starting"):
+        return services.mm_order_transition(
+            order_id=order_id,
+            event=mm.Event.JOB_RUNNING,
+            key=f"o{order_id}-job-running",
+            detail={"executor": order.executor_url, "signing_key": identity.signing_key, "attested": identity.attested},
+        )
+    if status["state"] in ("failed", "revoked", "stopped"):
+        return services.mm_order_transition(
+            order_id=order_id,
+            event=mm.Event.FAIL,
+            key=f"o{order_id}-start-failed",
+            detail={"reason": f"the job ended {status['state']}: {status.get('reason') or ''}"[:400]},
+        )
+    return order
+
+
+def _fail_start(order: MMOrder, exc: ExecutorRefused) -> MMOrder:
+    return services.mm_order_transition(
+        order_id=order.pk,
+        event=mm.Event.FAIL,
+        key=f"o{order.pk}-start-refused",
+        detail={"reason": f"the executor refused the job: {exc.message}"[:400]},
+    )
+
+
+# --- reports -------------------------------------------------------------------------------------------------
+
+
+def _alert(kind: str, message: str, *, dedup: str, detail: dict[str, Any]) -> None:
+    try:
+        with transaction.atomic():
+            Alert.objects.create(kind=kind, message=message[:500], detail=detail, dedup_key=dedup)
+    except IntegrityError:
+        return
+    log.error(kind, **{k: str(v) for k, v in detail.items()})
+
+
+def _last_report(order: MMOrder) -> SignedReport | None:
+    row = ExecutionReport.objects.filter(order=order, job_id=order.job_id).order_by("-sequence").first()
+    if row is None:
+        return None
+    from wire.canonical import parse
+
+    return SignedReport.from_json(parse(row.envelope))
+
+
+def ingest_reports(order: MMOrder, envelopes: list[Any]) -> int:
+    """Verify a page of reports against the job's signing key, spec and the stored chain, then store each
+    verbatim with its fills booked. A report that fails any check is refused with nothing stored."""
+    if envelopes and not settings.EXECUTOR_ALLOW_UNATTESTED:
+        from attestation.selectors import signing_key_attested
+
+        if signing_key_attested(order.executor_signing_key) is None:
+            _alert(
+                "report_unattested",
+                f"order {order.pk}: reports of job {order.job_id} are signed by a key no accepted attestation bound",
+                dedup=f"report-unattested:{order.job_id}",
+                detail={"order": order.pk, "job_id": order.job_id},
+            )
+            raise ReportRejected(
+                "the reports' signing key is not linked to an accepted attestation",
+                extra={"order": order.pk, "job_id": order.job_id, "reason_code": "unattested_signing_key"},
+            )
+    previous = _last_report(order)
+    try:
+        signed = [SignedReport.from_json(e) for e in envelopes]
+        known = [s for s in signed if previous is not None and s.sequence <= previous.sequence]
+        stored = dict(
+            ExecutionReport.objects.filter(job_id=order.job_id, sequence__in=[s.sequence for s in known]).values_list(
+                "sequence", "digest"
+            )
+        )
+        for again in known:
+            if stored.get(again.sequence) != again.digest or digest(again.report) != again.digest:
+                raise ChainError(f"report {again.sequence} differs from the one already stored (rewritten history)")
+        signed = [s for s in signed if previous is None or s.sequence > previous.sequence]
+        verify_chain(
+            signed,
+            signing_key=order.executor_signing_key,
+            after=previous,
+            job_spec_digest=digest(order.job_spec),
+        )
+    except WireError as exc:
+        _alert(
+            "report_rejected",
+            f"order {order.pk}: a report of job {order.job_id} was refused: {exc}",
+            dedup=f"report:{order.job_id}:{type(exc).__name__}",
+            detail={"order": order.pk, "job_id": order.job_id, "reason": str(exc), "code": exc.code},
+        )
+        raise ReportRejected(
+            f"report refused: {exc}", extra={"order": order.pk, "job_id": order.job_id, "reason_code": exc.code}
+        ) from None
+    for report in signed:
+        _store(order, report)
+    return len(signed)
+
+
+def _store(order: MMOrder, signed: SignedReport) -> None:
+    """Store one verified report with its ledger entries, once: a second worker storing the same report at the
+    same moment finds the unique digest taken and leaves (its ledger entries are idempotent by key)."""
+    try:
+        with transaction.atomic():
+            _store_once(order, signed)
+    except IntegrityError:
+        if not ExecutionReport.objects.filter(digest=signed.digest).exists():
+            raise
+
+
+def _store_once(order: MMOrder, signed: SignedReport) -> None:
+    r = signed.report
+    if ExecutionReport.objects.filter(digest=signed.digest).exists():
+        return
+    for tx in _fill_transactions(order, r["fills"]):
+        services.ledger_record(tx=tx, memo="rounded" if tx.kind.endswith("_rounded") else "")
+    ExecutionReport.objects.create(
+        order=order,
+        job_id=r["job_id"],
+        sequence=r["sequence"],
+        digest=signed.digest,
+        prev_digest=r["prev_digest"] or "",
+        signing_key=r["executor"]["signing_key"],
+        window_start_ms=r["window_start_ms"],
+        window_end_ms=r["window_end_ms"],
+        envelope=canonical_bytes(signed.as_json()).decode(),
+        fills=len(r["fills"]),
+    )
+
+
+def _units(value: Decimal, asset: str, rounding: str) -> tuple[int, bool]:
+    _, decimals = custody_asset(asset)
+    scaled = value * (Decimal(10) ** decimals)
+    whole = int(scaled.to_integral_value(rounding=rounding))
+    return whole, Decimal(whole) != scaled
+
+
+def _fill_transactions(order: MMOrder, fills: list[dict[str, Any]]) -> list[Transaction]:
+    """Each fill against the market, and its fee to the exchange, in base units of the custody tokens.
+
+    The exchange keeps balances finer than a token's base unit; where a value does not fit, we book what we
+    may hold at most (buys' quote and fees rounded up, sells' quote rounded down), so the ledger never claims
+    more than the exchange holds; such entries carry the memo `rounded` (reconciliation tolerates that dust)."""
+    base, quote = order.symbol.split("/")
+    here = f"exchange:a{order.exchange_account_id}:free"
+    out: list[Transaction] = []
+    for f in fills:
+        amount, price = Decimal(f["amount"]), Decimal(f["price"])
+        base_units, base_rounded = _units(amount, base, ROUND_FLOOR)
+        buy = f["side"] == "buy"
+        quote_units, quote_rounded = _units(amount * price, quote, ROUND_CEILING if buy else ROUND_FLOOR)
+        sign = 1 if buy else -1
+        postings = (
+            Posting(f"{here}:{base}", base, sign * base_units),
+            Posting(f"external:market:{base}", base, -sign * base_units),
+            Posting(f"{here}:{quote}", quote, -sign * quote_units),
+            Posting(f"external:market:{quote}", quote, sign * quote_units),
+        )
+        kind = "fill_settle_rounded" if base_rounded or quote_rounded else "fill_settle"
+        out.append(Transaction(key=f"o{order.pk}-fill-{f['trade_id']}", kind=kind, postings=postings))
+        fee = Decimal(f["fee"])
+        if fee > 0:
+            fee_units, fee_rounded = _units(fee, f["fee_asset"], ROUND_CEILING)
+            out.append(
+                transfer(
+                    f"o{order.pk}-fee-{f['trade_id']}",
+                    "fee_debit_rounded" if fee_rounded else "fee_debit",
+                    asset=f["fee_asset"],
+                    amount=fee_units,
+                    source=here,
+                    target="external:fees",
+                )
+            )
+    return out
+
+
+def mm_order_pull_reports(*, order_id: int) -> int:
+    """Fetch reports after the last stored one and ingest them; alert when the newest is overdue."""
+    order = MMOrder.objects.get(pk=order_id)
+    if not order.job_id or not order.executor_url or not order.executor_signing_key:
+        return 0
+    last = ExecutionReport.objects.filter(order=order, job_id=order.job_id).order_by("-sequence").first()
+    with client_for(order) as client:
+        page = client.reports(order.job_id, after=last.sequence if last else None)
+    stored = ingest_reports(order, page.get("reports") or [])
+    _check_overdue(order)
+    return stored
+
+
+def _check_overdue(order: MMOrder) -> None:
+    import time
+
+    if order.state != mm.State.RUNNING or order.job_spec is None:
+        return
+    last = ExecutionReport.objects.filter(order=order, job_id=order.job_id).order_by("-sequence").first()
+    started = order.transitions.filter(event=mm.Event.JOB_RUNNING.value).values_list("created_at", flat=True).first()
+    if started is None:
+        return
+    since_ms = last.window_end_ms if last else int(started.timestamp() * 1000)
+    allowed = (order.job_spec["report_interval_seconds"] + settings.EXECUTOR_REPORT_GRACE_SECONDS) * 1000
+    if time.time() * 1000 - since_ms > allowed:
+        _alert(
+            "report_gap",
+            f"order {order.pk}: no report from job {order.job_id} since {since_ms} ms",
+            dedup=f"report-gap:{order.job_id}:{since_ms}",
+            detail={"order": order.pk, "job_id": order.job_id, "since_ms": since_ms},
+        )
+
+
+# --- while running, and stop ---------------------------------------------------------------------------------
+
+
+def mm_order_sync_job(*, order_id: int) -> MMOrder:
+    """Pull reports and follow the job: a halted or failed job pauses the order (with an alert)."""
+    order = MMOrder.objects.get(pk=order_id)
+    if order.state not in (mm.State.RUNNING, mm.State.PAUSED) or not order.job_id:
+        return order
+    mm_order_pull_reports(order_id=order_id)
+    with client_for(order) as client:
+        status = client.status(order.job_id)
+    if order.state == mm.State.RUNNING and status["state"] in ("halted", "failed", "revoked", "stopped"):
+        _alert(
+            "job_" + status["state"],
+            f"order {order.pk}: job {order.job_id} is {status['state']}: {status.get('reason') or ''}",
+            dedup=f"job:{order.job_id}:{status['state']}:{status.get('halted_at_ms')}",
+            detail={"order": order.pk, "job_id": order.job_id, "reason": status.get("reason") or ""},
+        )
+        return services.mm_order_transition(
+            order_id=order_id,
+            event=mm.Event.PAUSE,
+            key=f"o{order_id}-pause-{status['state']}-{status.get('halted_at_ms') or 0}",
+            detail={"reason": status.get("reason") or status["state"]},
+        )
+    return order
+
+
+def mm_order_wind_down(*, order_id: int) -> MMOrder:
+    """stopping: have the executor cancel everything and stop, book its last reports, then release the job so
+    the funds can be withdrawn back. Safe to repeat until it reports `stopped`."""
+    order = MMOrder.objects.get(pk=order_id)
+    if order.state != mm.State.STOPPING or not order.job_id:
+        return order
+    if order.executor_url and order.executor_signing_key:
+        with client_for(order) as client:
+            try:
+                status = client.stop(order.job_id)
+            except ExecutorRefused as exc:
+                if (exc.extra or {}).get("executor_code") != "unknown_job":
+                    raise
+                status = {"state": "stopped"}  # the executor never had it, or lost it when it restarted
+            if status["state"] not in ("stopped", "revoked", "failed"):
+                status = client.status(order.job_id)
+            if status["state"] not in ("stopped", "revoked", "failed"):
+                return order  # still cancelling; the next beat looks again
+        if status.get("job_id"):
+            mm_order_pull_reports(order_id=order_id)
+    MMOrder.objects.filter(pk=order_id, job_id=order.job_id).update(job_id="")
+    log.info("job_released", order_id=order_id)
+    return MMOrder.objects.get(pk=order_id)
+
+
+def mm_order_revoke_job(*, order_id: int) -> MMOrder:
+    """The order's key was revoked: the executor wipes it at once (cancelling what rests while the key still
+    works) and the order stops; wind-down then books the last reports and releases the job."""
+    order = MMOrder.objects.get(pk=order_id)
+    if not order.job_id or not order.executor_url:
+        return order
+    with client_for(order) as client:
+        try:
+            client.revoke(order.job_id)
+        except ExecutorRefused as exc:
+            if (exc.extra or {}).get("executor_code") != "unknown_job":
+                raise
+    if order.state in (mm.State.STARTING, mm.State.RUNNING, mm.State.PAUSED, mm.State.DEPOSIT_CONFIRMED):
+        order = services.mm_order_transition(
+            order_id=order_id,
+            event=mm.Event.STOP,
+            key=f"o{order_id}-stop",
+            detail={"reason": "exchange key revoked"},
+        )
+    return mm_order_wind_down(order_id=order_id)
+
+
+def order_holdings(order: MMOrder) -> dict[str, int]:
+    """What this order holds on its exchange account, from its own ledger entries (keys `o<pk>-…`)."""
+    from execution.models import LedgerPosting
+
+    totals: dict[str, int] = {}
+    rows = LedgerPosting.objects.filter(
+        transaction__key__startswith=f"o{order.pk}-", account__startswith=f"exchange:a{order.exchange_account_id}:"
+    ).values_list("asset", "amount")
+    for asset, amount in rows:
+        totals[asset] = totals.get(asset, 0) + int(amount)
+    return {asset: amount for asset, amount in totals.items() if amount}

@@ -1,0 +1,64 @@
+"""A real executor for Django-side tests: its HTTP server on a free loopback port, in a thread with its own
+event loop, pinned to Django's controller key and pointed at the exchange simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from aiohttp import web
+
+from executor.api.app import create_app
+from executor.config import Config
+from executor.jobs.manager import JobManager
+
+
+@contextlib.contextmanager
+def running_executor(exchange_url: str, *, holder: dict[str, Any] | None = None, provider: Any = None) -> Iterator[str]:
+    from execution.executor_client import controller_key
+
+    config = Config(
+        tick_ms=250,
+        exchange_api_urls={"binance": exchange_url},
+        controller_key=controller_key().public_hex,
+        build_version="test",
+    )
+    loop = asyncio.new_event_loop()
+    state: dict[str, Any] = holder if holder is not None else {}
+    ready = threading.Event()
+
+    async def serve() -> None:
+        app = create_app(config, provider=provider)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        from executor.api.jobs import MANAGER_KEY
+
+        state["runner"], state["port"], state["manager"] = runner, runner.addresses[0][1], app[MANAGER_KEY]
+        ready.set()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(serve())
+        loop.run_forever()
+        loop.run_until_complete(state["runner"].cleanup())
+        loop.close()
+
+    thread = threading.Thread(target=run, name="executor", daemon=True)
+    thread.start()
+    if not ready.wait(20):
+        raise RuntimeError("the executor did not start")
+    try:
+        yield f"http://127.0.0.1:{state['port']}"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(60)
+
+
+def manager_of(state: dict[str, Any]) -> JobManager:
+    manager: JobManager = state["manager"]
+    return manager

@@ -1,0 +1,226 @@
+"""The job half of the loop against a real executor and the simulator (no chain): start is idempotent and
+resumes after a crash, an unreachable executor changes nothing, reports are verified before anything is
+stored (a broken signature, a forged key, a gap: refused, alerted, nothing stored), stop releases the job only
+once the executor confirms nothing rests, and credentials reach the executor only sealed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from devnet.exchange.fixtures import RunningExchange
+from devnet.exchange.keys import Permission
+from execution import jobs, services
+from execution.credentials import ExchangeCredentials
+from execution.domain import mm_order as mm
+from execution.domain.ledger import transfer
+from execution.errors import ExecutorUnavailable, InvalidOrderTransition, ReportRejected
+from execution.executor_client import ExecutorClient
+from execution.models import Alert, ExchangeAccount, ExecutionReport, LedgerTransaction, MMOrder
+from tests.execution.executor_thread import manager_of, running_executor
+from tests.executor.harness import live_exchange
+from tests.factories import user_with
+from wire.keys import SigningKey
+from wire.reports import SignedReport
+
+pytestmark = [pytest.mark.django_db, pytest.mark.timeout(120)]
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[RunningExchange]:
+    with live_exchange() as ex:
+        yield ex
+
+
+@pytest.fixture(scope="module")
+def executor(sim: RunningExchange) -> Iterator[tuple[str, dict[str, Any]]]:
+    holder: dict[str, Any] = {}
+    with running_executor(sim.base_url, holder=holder) as url:
+        yield url, holder
+
+
+@pytest.fixture
+def order(settings, sim: RunningExchange, executor: tuple[str, dict[str, Any]]) -> MMOrder:
+    settings.EXCHANGE_API_URLS = {"binance": sim.base_url}
+    settings.EXECUTOR_URLS = [executor[0]]
+    settings.CUSTODY_ASSETS = {
+        "USDT": {"token": "0x" + "ab" * 20, "decimals": 6},
+        "MMT": {"token": "0x" + "cd" * 20, "decimals": 18},
+    }
+    key = sim.sim.create_account(
+        permissions=frozenset({Permission.TRADE}), balances={"MMT": Decimal(3000), "USDT": Decimal(1500)}
+    )
+    account = services.exchange_account_enrol(
+        owner_id=user_with().pk,
+        exchange="binance",
+        label="mm",
+        role="trading",
+        credentials=ExchangeCredentials(key.key, key.secret),
+    )
+    # An order whose deposit is confirmed (the funding leg is tested in test_funds.py); its holdings as booked.
+    created = MMOrder.objects.create(
+        owner_id=account.owner_id,
+        exchange_account=account,
+        symbol="MMT/USDT",
+        funding_asset="USDT",
+        funding_amount=1_000 * 10**6,
+        state=mm.State.DEPOSIT_CONFIRMED,
+        strategy={"params": {"order_amount": "200", "levels": 1}, "report_interval_seconds": 10, "sample_seconds": 1},
+    )
+    for asset, units in (("MMT", 3000 * 10**18), ("USDT", 1500 * 10**6)):
+        services.ledger_record(
+            tx=transfer(
+                f"o{created.pk}-seed-{asset}",
+                "deposit_credit",
+                asset=asset,
+                amount=units,
+                source="external:chain",
+                target=f"exchange:a{account.pk}:free",
+            )
+        )
+    return created
+
+
+def wait(predicate: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail("condition not met in time")
+        time.sleep(0.2)
+
+
+def test_start_is_idempotent_and_resumes_after_a_crash(
+    order: MMOrder, executor: tuple[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manager = manager_of(executor[1])
+    # A worker that died right after the START transition: state starting, spec saved, executor never called.
+    with monkeypatch.context() as patch:
+        patch.setattr(jobs, "provisioning_identity", _killed)
+        with pytest.raises(RuntimeError):
+            jobs.mm_order_start_job(order_id=order.pk)
+    order.refresh_from_db()
+    assert order.state == "starting"
+    assert order.job_id.startswith(f"mmo{order.pk}-")
+    assert order.job_id not in manager.jobs
+    first = jobs.mm_order_start_job(order_id=order.pk)  # the next beat resumes from the database
+    again = jobs.mm_order_start_job(order_id=order.pk)  # and a retry is no second job
+    assert first.state == again.state == "running"
+    assert list(manager.jobs).count(order.job_id) == 1
+    assert [t.event for t in MMOrder.objects.get(pk=order.pk).transitions.all()] == ["start", "job_running"]
+    _stop(order)
+
+
+def _killed(client: ExecutorClient) -> jobs.ExecutorIdentity:
+    raise RuntimeError("worker killed")
+
+
+def test_an_unreachable_executor_changes_nothing(order: MMOrder, settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings.EXECUTOR_URLS = ["http://127.0.0.1:9"]  # nothing listens there
+    monkeypatch.setattr(jobs, "client_for", lambda o: _no_sleep_client(o.executor_url))
+    with pytest.raises(ExecutorUnavailable):
+        jobs.mm_order_start_job(order_id=order.pk)
+    order.refresh_from_db()
+    assert order.state == "starting"  # the start was recorded; the job call will be retried
+    assert not order.executor_signing_key
+
+
+def _no_sleep_client(url: str) -> ExecutorClient:
+    return ExecutorClient(url, sleep=lambda s: None)
+
+
+def test_reports_are_verified_before_anything_is_stored(order: MMOrder) -> None:
+    order = jobs.mm_order_start_job(order_id=order.pk)
+    assert order.state == "running"
+    wait(lambda: bool(_executor_reports(order)))
+    envelopes = _executor_reports(order)
+    assert envelopes
+
+    def refused(bad: list[Any], code: str) -> None:
+        stored = ExecutionReport.objects.count()
+        ledger = LedgerTransaction.objects.count()
+        with pytest.raises(ReportRejected) as caught:
+            jobs.ingest_reports(order, bad)
+        assert caught.value.extra["reason_code"] == code
+        assert ExecutionReport.objects.count() == stored
+        assert LedgerTransaction.objects.count() == ledger
+        assert Alert.objects.filter(kind="report_rejected", resolved_at__isnull=True).exists()
+
+    broken = dict(envelopes[0], signature="00" * 64)
+    refused([broken], "bad_signature")
+    forged = SignedReport.from_json(envelopes[0])
+    other = SigningKey.from_seed(b"f" * 32)
+    doc = dict(forged.report, executor=dict(forged.report["executor"], signing_key=other.public_hex))
+    from wire.reports import sign_report
+
+    refused([sign_report(doc, other).as_json()], "bad_signature")
+    rewritten = dict(forged.report, metrics=dict(forged.report["metrics"], uptime_ms=1))
+    jobs.ingest_reports(order, envelopes[:1])
+    refused([dict(envelopes[0], report=rewritten)], "chain_broken")
+    if len(envelopes) > 1:
+        refused(envelopes[2:3], "chain_broken")  # a gap: sequence 2 right after 0
+    assert jobs.ingest_reports(order, envelopes) == len(envelopes) - 1
+    assert jobs.ingest_reports(order, envelopes) == 0  # once only
+    _stop(order)
+
+
+def _executor_reports(order: MMOrder) -> list[Any]:
+    with ExecutorClient(order.executor_url) as client:
+        return list(client.reports(order.job_id, after=None)["reports"])
+
+
+def _stop(order: MMOrder) -> None:
+    services.mm_order_transition(order_id=order.pk, event=mm.Event.STOP, key=f"o{order.pk}-stop")
+    wait(lambda: jobs.mm_order_wind_down(order_id=order.pk).job_id == "")
+    stopped = MMOrder.objects.get(pk=order.pk)
+    assert stopped.state == "stopping"
+    account: ExchangeAccount = stopped.exchange_account
+    creds = services.exchange_account_credentials(account=account)
+    from django.conf import settings
+
+    from devnet.exchange.fixtures import make_ccxt
+
+    client = make_ccxt(settings.EXCHANGE_API_URLS["binance"], creds.api_key, creds.secret)
+    assert client.fetch_open_orders("MMT/USDT") == []
+    reports = list(ExecutionReport.objects.filter(order=stopped).order_by("sequence"))
+    assert reports, "the final report is stored"
+    fills = sum(r.fills for r in reports)
+    assert LedgerTransaction.objects.filter(key__startswith=f"o{order.pk}-fill-").count() == fills
+
+
+def test_stop_on_a_settled_order_is_refused_and_changes_nothing(order: MMOrder) -> None:
+    MMOrder.objects.filter(pk=order.pk).update(state=mm.State.SETTLED)
+    with pytest.raises(InvalidOrderTransition) as caught:
+        services.mm_order_transition(order_id=order.pk, event=mm.Event.STOP, key=f"o{order.pk}-stop")
+    assert caught.value.code == "invalid_order_transition"
+    assert MMOrder.objects.get(pk=order.pk).state == "settled"
+    assert not MMOrder.objects.get(pk=order.pk).transitions.exists()
+
+
+def test_production_refuses_unattested_executors(order: MMOrder, settings) -> None:
+    settings.EXECUTOR_ALLOW_UNATTESTED = False
+    with pytest.raises(jobs.ProvisioningRefused):
+        jobs.mm_order_start_job(order_id=order.pk)
+    order.refresh_from_db()
+    assert order.executor_signing_key == ""  # no key chosen, nothing sealed, nothing sent
+
+
+def test_revoking_the_key_wipes_it_on_the_executor_and_stops_the_order(
+    order: MMOrder, executor: tuple[str, dict[str, Any]], django_capture_on_commit_callbacks: Any
+) -> None:
+    order = jobs.mm_order_start_job(order_id=order.pk)
+    assert order.state == "running"
+    runner = manager_of(executor[1]).get(order.job_id)
+    wait(lambda: len(runner.tracker.resting()) > 0)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        services.exchange_account_revoke(account_id=order.exchange_account_id)
+    assert len(callbacks) == 1  # the revoke task is queued for the order's job
+    jobs.mm_order_revoke_job(order_id=order.pk)  # what that task runs
+    assert runner.state == "revoked"
+    assert runner.gateway is None  # the key is gone from the executor
+    stopped = MMOrder.objects.get(pk=order.pk)
+    assert stopped.state == "stopping"
+    assert stopped.job_id == ""
