@@ -24,3 +24,28 @@ def signing_key_attested(signing_key: str) -> AttestationRecord | None:
         .order_by("-id")
         .first()
     )
+
+
+def platform_quotes() -> list[bytes]:
+    """One recent accepted quote per platform (PCK certificate) among executors not revoked: what the
+    collateral refresh fetches for."""
+    import base64
+
+    from attestation.collateral import platform_key
+
+    seen: dict[str, bytes] = {}
+    records = (
+        AttestationRecord.objects.filter(ok=True)
+        .exclude(quote_b64="")
+        .exclude(executor__state=ExecutorRecord.State.REVOKED)
+        .order_by("-id")
+        .values_list("executor_id", "quote_b64")
+    )
+    executors: set[int] = set()
+    for executor_id, quote_b64 in records.iterator():
+        if executor_id in executors:
+            continue
+        executors.add(executor_id)
+        quote = base64.b64decode(quote_b64)
+        seen.setdefault(platform_key(quote), quote)
+    return list(seen.values())

@@ -39,3 +39,24 @@ def reattest_executor(executor_id: int) -> None:
                 ExecutorRecord.objects.filter(pk=executor_id).update(state=ExecutorRecord.State.FAILED)
             return
     ExecutorRecord.objects.filter(pk=executor_id).update(capacity_available=int(capacity.get("available", 0)))
+
+
+@shared_task(name="attestation.refresh_collateral", ignore_result=True)
+def refresh_collateral() -> None:
+    """Beat: fetch the DCAP collateral again for every platform a live executor attested from (PCCS only)."""
+    from attestation import collateral
+    from attestation.selectors import platform_quotes
+
+    if settings.ATTESTATION_COLLATERAL_FILE or not settings.ATTESTATION_PCCS_URL:
+        return
+    for quote in platform_quotes():
+        outcome = collateral.refresh(quote)
+        if outcome.ok:
+            log.info("collateral_refreshed", platform=outcome.platform[-16:], seconds_left=outcome.seconds_left)
+        else:
+            log.warning(
+                "collateral_refresh_failed",
+                platform=outcome.platform[-16:],
+                cached_seconds_left=outcome.seconds_left,
+                error=outcome.error,
+            )

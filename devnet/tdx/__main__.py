@@ -1,6 +1,7 @@
 """The dev TDX quote authority from the command line.
 
     python -m devnet.tdx serve --socket PATH --state DIR --mrtd HEX [--rtmr0..3 HEX] [--token T]
+    python -m devnet.tdx pccs --state DIR [--host H] --port N       (the PCCS stand-in, HTTP)
     python -m devnet.tdx root-ca --state DIR --out FILE          (the root CA certificate, DER)
     python -m devnet.tdx collateral --state DIR [--at UNIX]      (collateral JSON on stdout)
     python -m devnet.tdx quote --state DIR --report-data HEX --mrtd HEX --out FILE [--rtmr0..3 HEX]
@@ -18,7 +19,10 @@ import sys
 import time
 from pathlib import Path
 
+from aiohttp import web
+
 from devnet.tdx.authority import TEE_TCB_SVNS, DevQuoteAuthority
+from devnet.tdx.pccs import build_pccs_app
 from devnet.tdx.runtime import serve_runtime
 
 
@@ -57,6 +61,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     serve.add_argument("--state", type=Path, required=True)
     serve.add_argument("--token", default=None, help="boot token every request must carry")
     _add_measurements(serve)
+
+    pccs = sub.add_parser("pccs", help="serve the PCCS stand-in (collateral over the PCS v4 HTTP API)")
+    pccs.add_argument("--state", type=Path, required=True)
+    pccs.add_argument("--host", default="127.0.0.1")
+    pccs.add_argument("--port", type=int, required=True)
 
     root = sub.add_parser("root-ca", help="write the root CA certificate (DER)")
     root.add_argument("--state", type=Path, required=True)
@@ -98,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.command == "serve":
         asyncio.run(_serve(args))
+        return 0
+    if args.command == "pccs":
+        app = build_pccs_app(DevQuoteAuthority.load_or_create(args.state))
+        print(f"devnet.tdx PCCS listening on http://{args.host}:{args.port}", flush=True)
+        web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
         return 0
     authority = DevQuoteAuthority.load_or_create(args.state)
     if args.command == "root-ca":

@@ -160,6 +160,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "attestation.reattest_executors",
         "schedule": float(env.int("ATTESTATION_REATTEST_SECONDS", default=300)),
     },
+    "attestation-refresh-collateral": {
+        "task": "attestation.refresh_collateral",
+        "schedule": float(env.int("ATTESTATION_COLLATERAL_REFRESH_SECONDS", default=3600)),
+    },
     "execution-reconcile": {
         "task": "execution.reconcile",
         "schedule": float(env.int("RECONCILE_INTERVAL_SECONDS", default=60)),
@@ -195,6 +199,7 @@ ATTESTATION_NONCE_TTL_SECONDS = env.int("ATTESTATION_NONCE_TTL_SECONDS", default
 # DCAP collateral: a PCCS/PCS URL in production; a file (written by the dev quote authority) in dev and tests.
 ATTESTATION_PCCS_URL = env.str("ATTESTATION_PCCS_URL", default="")
 ATTESTATION_COLLATERAL_FILE = env.str("ATTESTATION_COLLATERAL_FILE", default="")
+ATTESTATION_PCCS_TIMEOUT_SECONDS = env.float("ATTESTATION_PCCS_TIMEOUT_SECONDS", default=10.0)
 # DER file of the dev quote authority's root CA: accepted only in dev and test (production refuses to start).
 ATTESTATION_DEV_ROOT_CA_FILE = env.str("ATTESTATION_DEV_ROOT_CA_FILE", default="")
 # TCB statuses that pass the policy (advisory ids are recorded either way).
