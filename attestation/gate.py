@@ -71,7 +71,7 @@ def collateral_for(quote: bytes) -> str:
     return collateral_json(quote)
 
 
-def _verify(quote: bytes, *, expected: bytes) -> tuple[QuoteVerdict, bool]:
+def verify_quote_evidence(quote: bytes, *, expected: bytes) -> tuple[QuoteVerdict, bool]:
     """Verify under Intel's root; under the dev root only when one is configured. Returns (verdict, hardware)."""
     now = int(time.time())
     try:
@@ -100,7 +100,7 @@ def verify_executor_evidence(executor: ExecutorRecord, evidence: dict[str, Any],
         return _refuse(executor, nonce, evidence, b"", "malformed_evidence", str(exc))
     if str(evidence.get("nonce", "")).lower() != nonce:
         return _refuse(executor, nonce, evidence, quote, "wrong_nonce", "the evidence answers another nonce")
-    verdict, hardware = _verify(quote, expected=expected)
+    verdict, hardware = verify_quote_evidence(quote, expected=expected)
     if not verdict.ok:
         return _refuse(executor, nonce, evidence, quote, verdict.reason or "verification_failed", verdict.detail)
     assert verdict.fields is not None

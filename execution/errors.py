@@ -71,6 +71,14 @@ class ExecutorNotConfigured(ExecutionError):
     status = 503
 
 
+class RoutingRefused(ExecutionError):
+    """Executors could not be discovered safely (the EasyEnclave control plane is unreachable or failed its own
+    attestation): no job is routed until it passes again."""
+
+    code = "routing_refused"
+    status = 503
+
+
 class ReportRejected(ExecutionError):
     """A report failed verification (schema, digest, signature, chain): nothing of it is stored."""
 

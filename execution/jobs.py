@@ -85,14 +85,21 @@ def provisioning_identity(client: ExecutorClient) -> ExecutorIdentity:
     return identity
 
 
-def pick_executor() -> str:
-    """The executor for a new job: among the configured ones, by the registry's selection (capacity, then
-    reputation, then round-robin; never a revoked or failed one)."""
+def pick_executor(*, exchange: str | None = None) -> str:
+    """The executor for a new job: among the configured ones and those EasyEnclave discovers for the exchange
+    (only once its control plane verified), by the registry's selection (capacity, then reputation, then
+    round-robin; never a revoked or failed one). Each is still attested before anything is sent to it."""
+    from attestation.easyenclave import EasyEnclaveError, discovered_executor_urls
     from attestation.selection import NoExecutorAvailable, select_executor
-    from execution.errors import ExecutorNotConfigured
+    from execution.errors import ExecutorNotConfigured, RoutingRefused
 
     try:
-        return select_executor(list(settings.EXECUTOR_URLS))
+        discovered = discovered_executor_urls(exchange=exchange)
+    except EasyEnclaveError as exc:
+        raise RoutingRefused(exc.message, extra={"cause": exc.code, **exc.extra}) from None
+    candidates = list(dict.fromkeys([*settings.EXECUTOR_URLS, *discovered]))
+    try:
+        return select_executor(candidates)
     except NoExecutorAvailable as exc:
         raise ExecutorNotConfigured(str(exc)) from None
 
@@ -157,7 +164,7 @@ def mm_order_start_job(*, order_id: int) -> MMOrder:
         with transaction.atomic():
             locked = MMOrder.objects.select_for_update().get(pk=order_id)
             if locked.state == mm.State.DEPOSIT_CONFIRMED and locked.job_spec is None:
-                locked.executor_url = pick_executor()
+                locked.executor_url = pick_executor(exchange=order.exchange_account.exchange)
                 locked.job_spec = build_job_spec(order, mid=_mid(order))
                 locked.job_id = locked.job_spec["job_id"]
                 locked.save(update_fields=["executor_url", "job_spec", "job_id", "updated_at"])

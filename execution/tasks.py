@@ -121,12 +121,13 @@ def drive_jobs() -> None:
 )
 def start_job(order_id: int) -> None:
     from execution import jobs
-    from execution.errors import ExecutorUnavailable
+    from execution.errors import ExecutorNotConfigured, ExecutorUnavailable, RoutingRefused
 
     try:
         jobs.mm_order_start_job(order_id=order_id)
-    except ExecutorUnavailable as exc:
-        log.warning("executor_unavailable", order_id=order_id, error=exc.message)  # the next beat retries
+    except (ExecutorUnavailable, ExecutorNotConfigured, RoutingRefused) as exc:
+        # Nothing was routed: the order stays deposit_confirmed and the next beat tries again.
+        log.warning("job_not_started", order_id=order_id, code=exc.code, error=exc.message)
 
 
 @shared_task(

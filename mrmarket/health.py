@@ -205,11 +205,14 @@ def check_alerts() -> tuple[State, str]:
 def check_easyenclave() -> tuple[State, str]:
     if not settings.EASYENCLAVE_URL:
         return "not_configured", "EasyEnclave is not configured yet"
-    with outbound_client(timeout=_timeout()) as client:
-        client.get(
-            settings.EASYENCLAVE_URL.rstrip("/") + "/api/v1/services", params={"name": "mm-executor"}
-        ).raise_for_status()
-    return "ok", "reachable (attestation of the control plane is checked by the attestation app)"
+    from attestation.easyenclave import EasyEnclaveClient, EasyEnclaveError
+
+    try:
+        verdict = EasyEnclaveClient().ensure_verified()
+    except EasyEnclaveError as exc:
+        return "fail", exc.message
+    attested = "hardware-attested" if verdict.hardware_attested else "NOT hardware-attested (dev root)"
+    return "ok", f"control plane verified ({attested}, MRTD {verdict.mrtd[:16]}…, TCB {verdict.tcb_status})"
 
 
 CHECKS: dict[str, Callable[[], tuple[State, str]]] = {

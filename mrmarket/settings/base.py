@@ -187,6 +187,12 @@ EXCHANGE_MARKETS_TTL_SECONDS = env.int("EXCHANGE_MARKETS_TTL_SECONDS", default=3
 CUSTODY_ASSETS: dict[str, dict[str, object]] = env.json("CUSTODY_ASSETS", default={})
 CUSTODY_PRIVATE_KEY = env.str("CUSTODY_PRIVATE_KEY", default="")
 EASYENCLAVE_URL = env.str("EASYENCLAVE_URL", default="")
+# Which of a service's endpoints (environment → URL) we use, extra discovery tags, and the caches (docs/easyenclave.md).
+EASYENCLAVE_ENVIRONMENT = env.str("EASYENCLAVE_ENVIRONMENT", default="production")
+EASYENCLAVE_TAGS: list[str] = env.list("EASYENCLAVE_TAGS", default=[])
+EASYENCLAVE_VERIFY_SECONDS = env.int("EASYENCLAVE_VERIFY_SECONDS", default=300)
+EASYENCLAVE_CACHE_SECONDS = env.int("EASYENCLAVE_CACHE_SECONDS", default=30)
+EASYENCLAVE_TIMEOUT_SECONDS = env.float("EASYENCLAVE_TIMEOUT_SECONDS", default=5.0)
 # Hex 32-byte Ed25519 seed with which Django signs job control (ADR 0011). Secret.
 CONTROLLER_SIGNING_KEY = env.str("CONTROLLER_SIGNING_KEY", default="")
 # How often the beat pulls reports from running jobs, and how long a report may be late before an alert.

@@ -1,6 +1,8 @@
-"""Acceptance (issue 5): the whole loop on the devnet — Anvil, the exchange simulator with a live market, an
-executor, and a real Celery worker. Create an order → funds on the exchange, confirmed by its history and the
-chain → job running → reports stored and verified → stop → funds back in custody; the ledger balances to the
+"""Acceptance (issues 5 and 6): the whole loop on the devnet — Anvil, the exchange simulator with a live market,
+the EasyEnclave control-plane stand-in, an executor quoting with the dev TDX authority, and a real Celery worker.
+Create an order → funds on the exchange, confirmed by its history and the chain → the executor discovered through
+a verified control plane, attested (fresh nonce, DCAP quote, allowlist) and given sealed credentials → job running
+→ reports stored and verified against the attested key → stop → funds back in custody; the ledger balances to the
 base unit, every fill and fee is an entry, and the exchange holds at most the documented rounding dust."""
 
 from __future__ import annotations
@@ -8,15 +10,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from django.core.cache import cache
 from web3 import Web3
 
+from attestation import services as attestation_services
+from attestation.easyenclave import CONTROL_PLANE_SERVICE as CP_SERVICE
+from attestation.models import AttestationRecord, ExecutorRecord
 from devnet.chain import Anvil, deploy_dev_token, dev_accounts, mint, token
+from devnet.easyenclave.app import ControlPlane, ControlPlaneConfig, build_control_plane_app
 from devnet.exchange.config import ChainConfig, SimConfig
 from devnet.exchange.fixtures import RunningExchange, run_exchange
 from devnet.exchange.keys import Permission
+from devnet.serving import serve_in_thread
+from devnet.tdx.authority import DevQuoteAuthority
 from execution import funds, jobs, selectors, services, tasks
 from execution.credentials import ExchangeCredentials
 from execution.domain.ledger import asset_totals, transfer
@@ -28,6 +38,8 @@ from tests.factories import user_with
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow, pytest.mark.timeout(300)]
 USDT, MMT = 10**6, 10**18
+EXECUTOR_MRTD = bytes(range(48))
+CONTROL_PLANE_MRTD = bytes([7]) * 48
 CUSTODY = dev_accounts()[3]
 
 
@@ -70,9 +82,34 @@ def sim(anvil: Anvil, tokens: dict[str, str]) -> Iterator[RunningExchange]:
 
 
 @pytest.fixture(scope="module")
-def executor_url(sim: RunningExchange) -> Iterator[str]:
-    with running_executor(sim.base_url) as url:
+def authority() -> DevQuoteAuthority:
+    return DevQuoteAuthority.ephemeral()
+
+
+@pytest.fixture(scope="module")
+def executor_url(sim: RunningExchange, authority: DevQuoteAuthority) -> Iterator[str]:
+    with running_executor(sim.base_url, provider=DevQuoteProvider(authority, EXECUTOR_MRTD)) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def control_plane(authority: DevQuoteAuthority, executor_url: str) -> Iterator[tuple[ControlPlane, str]]:
+    cp = ControlPlane(ControlPlaneConfig(mrtd=CONTROL_PLANE_MRTD, health_path="/v1/health"), authority)
+    cp.register({"name": "mm-executor", "endpoints": {"devnet": executor_url}, "tags": ["exchange:binance"]})
+    with serve_in_thread(build_control_plane_app(cp), name="easyenclave") as served:
+        yield cp, served.url
+
+
+class DevQuoteProvider:
+    """The executor's quote provider on a TD built from EXECUTOR_MRTD, quoting with the dev authority."""
+
+    name = "dev-authority"
+
+    def __init__(self, authority: DevQuoteAuthority, mrtd: bytes) -> None:
+        self.authority, self.mrtd = authority, mrtd
+
+    async def quote(self, data: bytes) -> bytes:
+        return self.authority.quote(data, mrtd=self.mrtd)
 
 
 @pytest.fixture
@@ -82,7 +119,16 @@ def worker() -> Iterator[None]:
 
 
 @pytest.fixture
-def configured(settings, anvil: Anvil, sim: RunningExchange, tokens: dict[str, str], executor_url: str) -> None:
+def configured(
+    settings,
+    transactional_db: None,
+    tmp_path: Path,
+    anvil: Anvil,
+    sim: RunningExchange,
+    tokens: dict[str, str],
+    authority: DevQuoteAuthority,
+    control_plane: tuple[ControlPlane, str],
+) -> None:
     settings.CHAIN_RPC_URL = anvil.url
     settings.CHAIN_CONFIRMATIONS = 2
     settings.EXCHANGE_API_URLS = {"binance": sim.base_url}
@@ -91,7 +137,22 @@ def configured(settings, anvil: Anvil, sim: RunningExchange, tokens: dict[str, s
         "MMT": {"token": tokens["MMT"], "decimals": 18},
     }
     settings.CUSTODY_PRIVATE_KEY = CUSTODY.private_key
-    settings.EXECUTOR_URLS = [executor_url]
+    # Executors only from discovery, and only attested ones get work, secrets, or their reports accepted.
+    settings.EXECUTOR_URLS = []
+    settings.EASYENCLAVE_URL = control_plane[1]
+    settings.EASYENCLAVE_ENVIRONMENT = "devnet"
+    settings.EXECUTOR_ATTESTATION_GATE = "attestation.gate.attested_identity"
+    settings.EXECUTOR_ALLOW_UNATTESTED = False
+    (tmp_path / "root.der").write_bytes(authority.root_ca_der)
+    (tmp_path / "collateral.json").write_text(authority.collateral_json(now=int(time.time())))
+    settings.ATTESTATION_DEV_ROOT_CA_FILE = str(tmp_path / "root.der")
+    settings.ATTESTATION_COLLATERAL_FILE = str(tmp_path / "collateral.json")
+    admin = user_with().pk
+    attestation_services.allowlist_add(
+        actor_id=admin, mrtd=CONTROL_PLANE_MRTD.hex(), build_version="cp", source_commit="829f8a9", service=CP_SERVICE
+    )
+    attestation_services.allowlist_add(actor_id=admin, mrtd=EXECUTOR_MRTD.hex(), build_version="1", source_commit="c0")
+    cache.clear()
 
 
 def seed_custody(w3: Web3, tokens: dict[str, str]) -> None:
@@ -148,7 +209,13 @@ def state_of(order: MMOrder) -> str:
 
 @pytest.mark.django_db(transaction=True)
 def test_the_loop_funds_runs_reports_stops_and_returns_every_unit(
-    configured: None, worker: None, w3: Web3, sim: RunningExchange, tokens: dict[str, str]
+    configured: None,
+    worker: None,
+    w3: Web3,
+    sim: RunningExchange,
+    tokens: dict[str, str],
+    executor_url: str,
+    control_plane: tuple[ControlPlane, str],
 ) -> None:
     seed_custody(w3, tokens)
     owner = user_with()
@@ -176,6 +243,15 @@ def test_the_loop_funds_runs_reports_stops_and_returns_every_unit(
     order.refresh_from_db()
     assert order.executor_signing_key
     assert order.job_spec is not None
+    # Routed through discovery after the control plane verified; the executor attested before its secret.
+    assert order.executor_url == executor_url
+    assert control_plane[0].requests["GET /api/v1/attestation"] >= 1
+    assert control_plane[0].requests["GET /api/v1/services"] >= 1
+    attested = AttestationRecord.objects.filter(ok=True, executor__url=executor_url).order_by("-id").first()
+    assert attested is not None
+    assert attested.signing_key == order.executor_signing_key
+    assert attested.mrtd == EXECUTOR_MRTD.hex()
+    assert not ExecutorRecord.objects.get(url=executor_url).hardware_attested  # the dev root, and marked so
     assert order.job_spec["strategy"]["params"]["order_amount"] == "200"
 
     services.mm_order_transition(order_id=order.pk, event=funds.mm.Event.STOP, key=f"o{order.pk}-stop")

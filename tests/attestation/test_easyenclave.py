@@ -1,0 +1,227 @@
+"""The EasyEnclave client against the control-plane stand-in (issue 6, scope 4): the control plane is verified
+first (our nonce in its quote, the dev root, its own allowlist entry), discovery is by name and tags and leaves
+unhealthy services out, answers are cached, and a failed control-plane verification blocks discovery and
+routing — each failure with its own reason."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from django.core.cache import cache
+
+from attestation import easyenclave, services
+from attestation.easyenclave import (
+    CONTROL_PLANE_SERVICE,
+    ControlPlaneUnverified,
+    EasyEnclaveBadResponse,
+    EasyEnclaveClient,
+    EasyEnclaveUnavailable,
+)
+from devnet.easyenclave.app import ControlPlane, ControlPlaneConfig, Faults, build_control_plane_app
+from devnet.serving import serve_in_thread
+from devnet.tdx.authority import DevQuoteAuthority
+from execution.errors import RoutingRefused
+from tests.factories import user_with
+
+pytestmark = pytest.mark.django_db
+CP_MRTD = bytes([7]) * 48
+EXECUTOR_MRTD = bytes(range(48))
+
+
+@pytest.fixture(scope="module")
+def authority() -> DevQuoteAuthority:
+    return DevQuoteAuthority.ephemeral()
+
+
+@pytest.fixture(scope="module")
+def executor_health() -> Iterator[str]:
+    """Something that answers GET /v1/health like an executor."""
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_get("/v1/health", health)
+    with serve_in_thread(app, name="fake-executor") as served:
+        yield served.url
+
+
+@pytest.fixture
+def control_plane(authority: DevQuoteAuthority) -> Iterator[tuple[ControlPlane, str]]:
+    cp = ControlPlane(ControlPlaneConfig(mrtd=CP_MRTD, health_path="/v1/health", health_interval=0.1), authority)
+    with serve_in_thread(build_control_plane_app(cp), name="easyenclave") as served:
+        yield cp, served.url
+
+
+@pytest.fixture
+def trusted(settings, tmp_path: Path, authority: DevQuoteAuthority, control_plane: tuple[ControlPlane, str]) -> str:
+    root, collateral = tmp_path / "root.der", tmp_path / "collateral.json"
+    root.write_bytes(authority.root_ca_der)
+    collateral.write_text(authority.collateral_json(now=int(time.time())))
+    settings.ATTESTATION_DEV_ROOT_CA_FILE = str(root)
+    settings.ATTESTATION_COLLATERAL_FILE = str(collateral)
+    settings.ATTESTATION_TCB_ALLOWED = ["UpToDate"]
+    settings.EASYENCLAVE_URL = control_plane[1]
+    settings.EASYENCLAVE_ENVIRONMENT = "devnet"
+    settings.EASYENCLAVE_TAGS = []
+    settings.EASYENCLAVE_VERIFY_SECONDS = 300
+    settings.EASYENCLAVE_CACHE_SECONDS = 30
+    actor = user_with().pk
+    services.allowlist_add(
+        actor_id=actor, mrtd=CP_MRTD.hex(), build_version="cp-1", source_commit="829f8a9", service=CONTROL_PLANE_SERVICE
+    )
+    services.allowlist_add(actor_id=actor, mrtd=EXECUTOR_MRTD.hex(), build_version="1.0.0", source_commit="c0ffee")
+    cache.clear()
+    return control_plane[1]
+
+
+def register(cp: ControlPlane, url: str, *tags: str, name: str = "mm-executor") -> str:
+    body = {"name": name, "endpoints": {"devnet": url}, "mrtd": EXECUTOR_MRTD.hex(), "tags": list(tags)}
+    return cp.register(body).service_id
+
+
+def wait_health(cp: ControlPlane, service_id: str, status: str) -> None:
+    for _ in range(100):
+        if cp.services[service_id].health_status == status:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"{service_id} never became {status}")
+
+
+def test_discovery_after_verification_by_name_tags_and_health(
+    trusted: str, control_plane: tuple[ControlPlane, str], executor_health: str
+) -> None:
+    cp, _ = control_plane
+    good = register(cp, executor_health, "exchange:binance", "region:eu")
+    register(cp, executor_health.replace("127.0.0.1", "localhost"), "exchange:okx")
+    dead = register(cp, "http://127.0.0.1:9", "exchange:binance")  # nothing listens: becomes unhealthy
+    register(cp, executor_health, "exchange:binance", name="something-else")
+    wait_health(cp, good, "healthy")
+    wait_health(cp, dead, "unhealthy")
+
+    found = EasyEnclaveClient().discover(tags=("exchange:binance",))
+    assert [(s.service_id, s.url, s.health_status) for s in found] == [(good, executor_health, "healthy")]
+    assert found[0].tags == ("exchange:binance", "region:eu")
+    assert EasyEnclaveClient().discover(tags=("exchange:binance", "region:us")) == []
+    assert cp.requests["GET /api/v1/attestation"] == 1  # verified once, then trusted for the TTL
+    assert easyenclave.discovered_executor_urls(exchange="binance") == [executor_health]
+
+
+def test_discovery_answers_are_cached_for_their_ttl(
+    trusted: str, control_plane: tuple[ControlPlane, str], executor_health: str, settings
+) -> None:
+    cp, _ = control_plane
+    register(cp, executor_health, "exchange:binance")
+    client = EasyEnclaveClient()
+    client.discover()
+    client.discover()
+    assert cp.requests["GET /api/v1/services"] == 1
+    settings.EASYENCLAVE_CACHE_SECONDS = 0  # nothing cached from now on
+    cache.clear()
+    client.discover()
+    client.discover()
+    assert cp.requests["GET /api/v1/services"] == 3
+
+
+@pytest.mark.parametrize(
+    ("faults", "reason"),
+    [
+        (Faults(quote_other_nonce=True), "report_data_mismatch"),
+        (Faults(answer_other_nonce=True), "wrong_nonce"),
+        (Faults(other_mrtd=bytes([9]) * 48), "unknown_measurement"),
+    ],
+)
+def test_a_control_plane_that_fails_attestation_blocks_discovery(
+    trusted: str, control_plane: tuple[ControlPlane, str], executor_health: str, faults: Faults, reason: str
+) -> None:
+    cp, _ = control_plane
+    register(cp, executor_health, "exchange:binance")
+    cp.faults = faults
+    with pytest.raises(ControlPlaneUnverified) as caught:
+        EasyEnclaveClient().discover()
+    assert caught.value.reason == reason
+    assert cp.requests["GET /api/v1/services"] == 0  # never asked where executors are
+    with pytest.raises(ControlPlaneUnverified):  # a failure is not cached as a pass: checked again, fails again
+        EasyEnclaveClient().discover()
+    assert cp.requests["GET /api/v1/attestation"] == 2
+    cp.faults = Faults()
+    assert len(EasyEnclaveClient().discover()) == 1
+
+
+def test_a_control_plane_under_an_unknown_root_is_refused(
+    trusted: str, control_plane: tuple[ControlPlane, str], settings
+) -> None:
+    settings.ATTESTATION_DEV_ROOT_CA_FILE = ""  # only Intel's root: the dev control plane's quote cannot chain to it
+    with pytest.raises(ControlPlaneUnverified) as caught:
+        EasyEnclaveClient().verify_control_plane()
+    assert caught.value.reason == "untrusted_root"
+    assert control_plane[0].requests["GET /api/v1/services"] == 0
+
+
+def test_the_control_plane_nonce_is_single_use(trusted: str, control_plane: tuple[ControlPlane, str]) -> None:
+    from attestation.errors import NonceReused
+    from attestation.models import AttestationNonce
+
+    EasyEnclaveClient().verify_control_plane()
+    used = AttestationNonce.objects.get(purpose=easyenclave.NONCE_PURPOSE)
+    assert used.consumed_at is not None
+    with pytest.raises(NonceReused):
+        services.nonce_consume(value=used.value, purpose=easyenclave.NONCE_PURPOSE)
+
+
+def test_an_unreachable_control_plane_is_unavailable_not_trusted(trusted: str, settings) -> None:
+    settings.EASYENCLAVE_URL = "http://127.0.0.1:9"
+    with pytest.raises(EasyEnclaveUnavailable, match="did not answer"):
+        EasyEnclaveClient().discover()
+
+
+def test_a_malformed_answer_is_refused(trusted: str, settings, authority: DevQuoteAuthority) -> None:
+    async def attestation(request: web.Request) -> web.Response:
+        return web.json_response({"nonce": request.query["nonce"]})  # no quote
+
+    app = web.Application()
+    app.router.add_get("/api/v1/attestation", attestation)
+    with serve_in_thread(app, name="bad-easyenclave") as served:
+        settings.EASYENCLAVE_URL = served.url
+        with pytest.raises(EasyEnclaveBadResponse, match="lacks nonce or quote_b64"):
+            EasyEnclaveClient().verify_control_plane()
+
+
+def test_routing_is_refused_while_the_control_plane_fails(
+    trusted: str, control_plane: tuple[ControlPlane, str], executor_health: str, settings
+) -> None:
+    from execution.jobs import pick_executor
+
+    cp, _ = control_plane
+    register(cp, executor_health, "exchange:binance")
+    settings.EXECUTOR_URLS = []
+    assert pick_executor(exchange="binance") == executor_health
+    cache.clear()
+    cp.faults = Faults(quote_other_nonce=True)
+    with pytest.raises(RoutingRefused) as caught:
+        pick_executor(exchange="binance")
+    assert caught.value.extra["reason"] == "report_data_mismatch"
+    settings.EXECUTOR_URLS = ["http://configured.example"]  # configured executors do not bypass the refusal
+    with pytest.raises(RoutingRefused):
+        pick_executor(exchange="binance")
+
+
+def test_registration_is_validated_by_the_stand_in(control_plane: tuple[ControlPlane, str]) -> None:
+    import httpx
+
+    _, url = control_plane
+    bad = httpx.post(url + "/api/v1/register", json={"name": "x", "endpoints": {"devnet": "ftp://nope"}})
+    assert bad.status_code == 422
+    assert "endpoints" in bad.json()["detail"]
+    ok = httpx.post(url + "/api/v1/register", json={"name": "x", "endpoints": {"devnet": "http://a"}, "tags": ["t"]})
+    again = httpx.post(url + "/api/v1/register", json={"name": "x", "endpoints": {"devnet": "http://a"}})
+    assert ok.json()["service_id"] == again.json()["service_id"]
+    service_id = ok.json()["service_id"]
+    assert httpx.get(f"{url}/api/v1/services/{service_id}").json()["name"] == "x"
+    assert httpx.delete(f"{url}/api/v1/services/{service_id}").status_code == 200
+    assert httpx.get(f"{url}/api/v1/services/{service_id}").status_code == 404
+    assert httpx.get(url + "/api/v1/attestation", params={"nonce": "x" * 65}).status_code == 422
