@@ -35,6 +35,7 @@ DEMO_ADMIN = "admin"
 RUN_MARKER = "MRMARKET_DEMO_RUN"
 # The demo executor's "build" as the dev quote authority measures it (a real TD would measure the image).
 DEV_EXECUTOR_MRTD = hashlib.sha384(b"mrmarket mm-executor dev build").hexdigest()
+DEV_CONTROL_PLANE_MRTD = hashlib.sha384(b"mrmarket easyenclave control plane dev build").hexdigest()
 
 
 def _say(text: str) -> None:
@@ -99,12 +100,12 @@ def _controller_public_key() -> str:
 
 
 def _prepare_dev_quote_authority(data_dir: Path) -> None:
-    """The dev quote authority's root (DER) and fresh collateral (valid 30 days) for Django's verifier."""
+    """The dev quote authority (its keys made once, before the processes that share them start) and its root CA
+    (DER) for Django's verifier; collateral comes from the PCCS stand-in, as it would from a real PCCS."""
     from devnet.tdx.authority import DevQuoteAuthority
 
     authority = DevQuoteAuthority.load_or_create(data_dir / "tdx")
     (data_dir / "tdx-root.der").write_bytes(authority.root_ca_der)
-    (data_dir / "tdx-collateral.json").write_text(authority.collateral_json(now=int(time.time())))
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -118,6 +119,9 @@ def run_demo(args: argparse.Namespace) -> int:
     anvil_port = _pick_port(args.anvil_port, "anvil")
     executor_port = _pick_port(args.executor_port, "executor")
     exchange_port = _pick_port(args.exchange_port, "exchange")
+    pccs_port = _pick_port(args.pccs_port, "pccs")
+    easyenclave_port = _pick_port(args.easyenclave_port, "easyenclave")
+    executor_url = f"http://127.0.0.1:{executor_port}"
 
     env = dict(os.environ)
     env.setdefault("DJANGO_SETTINGS_MODULE", "mrmarket.settings.dev")
@@ -127,16 +131,20 @@ def run_demo(args: argparse.Namespace) -> int:
             "PYTHONUNBUFFERED": "1",
             "MRMARKET_DATA_DIR": str(data_dir),
             "CHAIN_RPC_URL": f"http://127.0.0.1:{anvil_port}",
-            "EXECUTOR_URLS": f"http://127.0.0.1:{executor_port}",
+            # Executors come from EasyEnclave discovery (its control plane verified first), none configured.
+            "EXECUTOR_URLS": "",
+            "EASYENCLAVE_URL": f"http://127.0.0.1:{easyenclave_port}",
+            "EASYENCLAVE_ENVIRONMENT": "devnet",
             # The executor trusts the dev controller key (its public half) and reaches the devnet exchange.
             "EXECUTOR_CONTROLLER_KEY": _controller_public_key(),
             "EXECUTOR_EXCHANGE_API_URLS": json.dumps({"binance": f"http://127.0.0.1:{exchange_port}"}),
             # Attestation end to end on the dev quote authority: the executor asks the EasyEnclave-runtime socket
-            # it serves for quotes; Django verifies them under the dev root (marked not hardware-attested).
+            # it serves for quotes; Django fetches collateral from the PCCS stand-in and verifies under the dev
+            # root (such executors are marked not hardware-attested).
             "EXECUTOR_QUOTE_PROVIDER": "easyenclave",
             "EXECUTOR_EASYENCLAVE_SOCKET": str(data_dir / "tdx.sock"),
             "ATTESTATION_DEV_ROOT_CA_FILE": str(data_dir / "tdx-root.der"),
-            "ATTESTATION_COLLATERAL_FILE": str(data_dir / "tdx-collateral.json"),
+            "ATTESTATION_PCCS_URL": f"http://127.0.0.1:{pccs_port}",
             "EXECUTOR_ATTESTATION_GATE": "attestation.gate.attested_identity",
             "EXECUTOR_ALLOW_UNATTESTED": "false",
             # ccxt's own Binance class, its API hosts replaced by the devnet exchange (docs/devnet.md).
@@ -157,6 +165,20 @@ def run_demo(args: argparse.Namespace) -> int:
     tdx_cmd = [PY, "-m", "devnet.tdx", "serve", "--socket", str(data_dir / "tdx.sock"), "--state"]
     tdx_cmd += [str(data_dir / "tdx"), "--mrtd", DEV_EXECUTOR_MRTD]
     manager.add_process("tdx", shlex.join(tdx_cmd), env=env, cwd=str(ROOT))
+    pccs_cmd = [PY, "-m", "devnet.tdx", "pccs", "--state", str(data_dir / "tdx"), "--port", str(pccs_port)]
+    manager.add_process("pccs", shlex.join(pccs_cmd), env=env, cwd=str(ROOT))
+    ee_cmd = [PY, "-m", "devnet.easyenclave", "--state", str(data_dir / "tdx"), "--port", str(easyenclave_port)]
+    ee_cmd += ["--mrtd", DEV_CONTROL_PLANE_MRTD, "--health-path", "/v1/health"]
+    if not args.no_executor:  # the executor's deployment registers it, as EasyEnclave's launcher would
+        registration = {
+            "name": "mm-executor",
+            "endpoints": {"devnet": executor_url},
+            "mrtd": DEV_EXECUTOR_MRTD,
+            "source_commit": "working-tree",
+            "tags": ["exchange:binance", "region:local", "environment:devnet"],
+        }
+        ee_cmd += ["--register", json.dumps(registration)]
+    manager.add_process("easyenclave", shlex.join(ee_cmd), env=env, cwd=str(ROOT))
     anvil = ROOT / "node_modules" / ".bin" / "anvil"
     if not anvil.exists():
         _say("node_modules/.bin/anvil is missing: run `npm ci` (make demo does)")
@@ -178,7 +200,8 @@ def run_demo(args: argparse.Namespace) -> int:
     _say(f"chain:    {env['CHAIN_RPC_URL']} (Anvil, chain id 31337)")
     _say(f"redis:    {env['REDIS_URL']}")
     if not args.no_executor:
-        _say(f"executor: http://127.0.0.1:{executor_port}/v1/health")
+        _say(f"executor: {executor_url}/v1/health")
+    _say(f"easyenclave: http://127.0.0.1:{easyenclave_port}/api/v1/services (control-plane stand-in)")
     _say(f"exchange: http://127.0.0.1:{exchange_port}/api/v3/exchangeInfo (devnet simulator, Binance dialect)")
     _say("Ctrl-C stops everything")
     threading.Thread(target=_watch_readiness, args=(web_port, creds, started), daemon=True).start()
@@ -229,17 +252,21 @@ def _bootstrap_web() -> None:
 
 
 def _allowlist_dev_build(actor_id: int) -> None:
+    """Allowlist the dev builds the dev quote authority measures: the executor and the EasyEnclave control plane."""
     from attestation import services
+    from attestation.easyenclave import CONTROL_PLANE_SERVICE, EXECUTOR_SERVICE
     from attestation.models import MeasurementEntry
 
-    if not MeasurementEntry.objects.filter(mrtd=DEV_EXECUTOR_MRTD, removed_at__isnull=True).exists():
-        services.allowlist_add(
-            actor_id=actor_id,
-            mrtd=DEV_EXECUTOR_MRTD,
-            build_version="dev",
-            source_commit="working-tree",
-            note="devnet: measured by the dev quote authority, not hardware",
-        )
+    for service, mrtd in ((EXECUTOR_SERVICE, DEV_EXECUTOR_MRTD), (CONTROL_PLANE_SERVICE, DEV_CONTROL_PLANE_MRTD)):
+        if not MeasurementEntry.objects.filter(service=service, mrtd=mrtd, removed_at__isnull=True).exists():
+            services.allowlist_add(
+                actor_id=actor_id,
+                mrtd=mrtd,
+                build_version="dev",
+                source_commit="working-tree",
+                service=service,
+                note="devnet: measured by the dev quote authority, not hardware",
+            )
 
 
 def _record_custody_holdings(tokens: dict[str, str]) -> None:
@@ -379,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--anvil-port", type=int, default=8545)
     parser.add_argument("--executor-port", type=int, default=8700)
     parser.add_argument("--exchange-port", type=int, default=8710)
+    parser.add_argument("--pccs-port", type=int, default=8720)
+    parser.add_argument("--easyenclave-port", type=int, default=8730)
     parser.add_argument("--no-executor", action="store_true")
     args = parser.parse_args(argv)
     os.chdir(ROOT)

@@ -152,7 +152,16 @@ def check_queue() -> tuple[State, str]:
 
 
 def check_executors() -> tuple[State, str]:
-    urls = settings.EXECUTOR_URLS
+    """Configured executors, those in the registry (not revoked) and, when EasyEnclave is set, those it lists."""
+    from attestation.easyenclave import EasyEnclaveError, discovered_executor_urls
+    from attestation.models import ExecutorRecord
+
+    known = ExecutorRecord.objects.exclude(state=ExecutorRecord.State.REVOKED).values_list("url", flat=True)
+    try:
+        discovered = discovered_executor_urls()
+    except EasyEnclaveError as exc:
+        return "fail", f"discovery refused: {exc.message}"
+    urls = list(dict.fromkeys([*settings.EXECUTOR_URLS, *known, *discovered]))
     if not urls:
         return "not_configured", "no executors yet"
     failures = []

@@ -47,7 +47,7 @@ def wait_until(predicate, *, timeout: float, step: float = 0.5) -> bool:
 
 @pytest.mark.skipif(not (ROOT / "node_modules" / ".bin" / "anvil").exists(), reason="npm packages not installed")
 def test_demo_comes_up_green_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("web", "redis", "anvil", "executor", "exchange")}
+    ports = {name: free_port() for name in ("web", "redis", "anvil", "executor", "exchange", "pccs", "easyenclave")}
     marker = f"MRMARKET_DATA_DIR={tmp_path}"
     env = {
         k: v
@@ -125,15 +125,16 @@ def test_demo_comes_up_green_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
             registry = browser.get("/admin/attestation/executorrecord/")
             assert "NOT hardware-attested" in registry.text
         assert status.status_code == 200
-        for component in ("workers", "beat", "database", "redis", "chain_rpc", "executors"):
+        for component in ("workers", "beat", "database", "redis", "chain_rpc", "executors", "easyenclave"):
             row = re.search(rf'data-component="{component}">.*?class="state st-(\w+)"', status.text, re.S)
             assert row is not None, component
             assert row.group(1) == "ok", (component, row.group(1))
-        assert "EasyEnclave is not configured yet" in status.text
+        assert "control plane verified (NOT hardware-attested (dev root)" in status.text
         assert 'data-component="alerts">' in status.text
 
         started = processes_with(marker)
-        assert len(started) >= 7, started  # redis, anvil, web, worker (+ its pool), beat, executor, exchange
+        # redis, anvil, web, worker (+ its pool), beat, executor, exchange, tdx, pccs, easyenclave
+        assert len(started) >= 10, started
     finally:
         launcher.send_signal(signal.SIGINT)  # what Ctrl-C sends
         try:
