@@ -202,4 +202,6 @@ def discovered_executor_urls(*, exchange: str | None = None) -> list[str]:
     if not settings.EASYENCLAVE_URL:
         return []
     tags = tuple(settings.EASYENCLAVE_TAGS) + ((f"exchange:{exchange}",) if exchange else ())
-    return [s.url for s in EasyEnclaveClient().discover(tags=tags)]
+    found = EasyEnclaveClient().discover(tags=tags)
+    services.executors_discovered(found=[(s.url, s.service_id, list(s.tags)) for s in found])
+    return [s.url for s in found]

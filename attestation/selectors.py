@@ -16,6 +16,11 @@ def measurement_allowed(*, measured: Measurements, service: str = "mm-executor")
     return MeasurementEntry.objects.get(pk=rule.id) if rule is not None else None
 
 
+def attested_executors() -> list[ExecutorRecord]:
+    """Executors whose last verification passed and that are not revoked: the public executors list."""
+    return list(ExecutorRecord.objects.filter(state=ExecutorRecord.State.VERIFIED).order_by("id"))
+
+
 def signing_key_attested(signing_key: str) -> AttestationRecord | None:
     """The accepted attestation that bound this report-signing key, if any (report ingestion requires one)."""
     return (

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from attestation.domain.allowlist import MeasurementFormatError, normalize
 from attestation.errors import AllowlistConflict, InvalidMeasurement, NonceExpired, NonceReused, NonceUnknown
-from attestation.models import AllowlistAudit, AttestationNonce, MeasurementEntry
+from attestation.models import AllowlistAudit, AttestationNonce, ExecutorRecord, MeasurementEntry
 from mrmarket.observability import context
 from mrmarket.observability.logging import get_logger
 
@@ -132,3 +132,10 @@ def _snapshot(entry: MeasurementEntry) -> dict[str, object]:
         value = getattr(entry, key)
         data[key] = value.isoformat() if value else None
     return data
+
+
+def executors_discovered(*, found: list[tuple[str, str, list[str]]]) -> None:
+    """Note executors EasyEnclave listed (url, service id, tags) in the registry; their trust still comes only
+    from their own attestation."""
+    for url, service_id, tags in found:
+        ExecutorRecord.objects.update_or_create(url=url, defaults={"service_id": service_id, "tags": tags})

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
+from attestation.views import executors_page
 from mrmarket import views
 
 urlpatterns = [
@@ -11,4 +12,5 @@ urlpatterns = [
     path("metrics", views.metrics, name="metrics"),
     path("api/v1/", include("mrmarket.api.v1.urls", namespace="api-v1")),
     path("admin/", admin.site.urls),
+    path("executors/", executors_page, name="executors"),
 ]

@@ -10,8 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from attestation.models import ExecutorRecord
 from attestation.proof import build_proof
+from attestation.selectors import attested_executors
 from mrmarket.api.permissions import PUBLIC
 from mrmarket.errors import NotFound
 
@@ -26,6 +26,7 @@ class PublicExecutorSerializer(serializers.Serializer):
         help_text="False: verified under the dev quote authority's root, not Intel's (not hardware-attested)."
     )
     build_version = serializers.CharField()
+    tags = serializers.ListField(child=serializers.CharField(), help_text="EasyEnclave tags (exchange, region, …)")
     signing_key = serializers.CharField()
     last_verified_at = serializers.DateTimeField(allow_null=True)
 
@@ -37,8 +38,7 @@ class ExecutorListApi(APIView):
 
     @extend_schema(responses=PublicExecutorSerializer(many=True), operation_id="attestation_executors_list")
     def get(self, request: Request) -> Response:
-        rows = ExecutorRecord.objects.filter(state=ExecutorRecord.State.VERIFIED).order_by("id")
-        return Response(PublicExecutorSerializer(rows, many=True).data)
+        return Response(PublicExecutorSerializer(attested_executors(), many=True).data)
 
 
 class ProofSerializer(serializers.Serializer):
