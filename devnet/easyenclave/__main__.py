@@ -18,17 +18,8 @@ from pathlib import Path
 from aiohttp import web
 
 from devnet.easyenclave.app import ControlPlane, ControlPlaneConfig, build_control_plane_app
+from devnet.tdx.args import measurement
 from devnet.tdx.authority import DevQuoteAuthority
-
-
-def _mrtd(text: str) -> bytes:
-    try:
-        value = bytes.fromhex(text.removeprefix("0x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected hex") from None
-    if len(value) != 48:
-        raise argparse.ArgumentTypeError(f"expected 48 bytes (96 hex characters), got {len(value)} bytes")
-    return value
 
 
 def _registration(text: str) -> dict[str, object]:
@@ -46,7 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--state", type=Path, required=True, help="the dev quote authority's state directory")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--mrtd", type=_mrtd, required=True, help="the control plane's own MRTD")
+    p.add_argument("--mrtd", type=measurement, required=True, help="the control plane's own MRTD")
     p.add_argument("--health-path", default="/health")
     p.add_argument("--health-interval", type=float, default=5.0)
     p.add_argument("--register", type=_registration, action="append", default=[])

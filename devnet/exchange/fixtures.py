@@ -12,10 +12,8 @@ options that keep `load_markets` to the spot endpoint (no margin, currency or fu
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import threading
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,11 +22,11 @@ from urllib.parse import urlparse
 
 import ccxt
 import ccxt.pro
-from aiohttp import web
 
 from devnet.exchange.config import SimConfig
 from devnet.exchange.server import build_app
 from devnet.exchange.simulator import Simulator, wall_ms
+from devnet.serving import serve_in_thread
 
 # ccxt options that make load_markets call GET /api/v3/exchangeInfo only.
 CCXT_OPTIONS: dict[str, Any] = {
@@ -114,48 +112,5 @@ def run_exchange(
     """The simulator on a free loopback port for the duration of the block. By default the market does not
     step by itself (tests call `sim.market.step`) and funds are off."""
     sim = Simulator(config or SimConfig(run_market=False), clock=clock)
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    holder: dict[str, Any] = {}
-
-    async def start() -> None:
-        runner = web.AppRunner(build_app(sim), handle_signals=False, shutdown_timeout=1.0, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, host, 0)
-        await site.start()
-        holder["runner"] = runner
-        holder["port"] = runner.addresses[0][1]
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(start())
-        except BaseException as exc:  # reported to the starting thread
-            holder["error"] = exc
-            started.set()
-            return
-        started.set()
-        loop.run_forever()
-        loop.run_until_complete(holder["runner"].cleanup())
-        # Requests still held by a fault (hang, lost ack) are cancelled, not left to be destroyed with the loop.
-        pending = asyncio.all_tasks(loop)
-        for task in pending:
-            task.cancel()
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.close()
-
-    thread = threading.Thread(target=serve, name="devnet-exchange", daemon=True)
-    thread.start()
-    if not started.wait(30) or "error" in holder:
-        raise RuntimeError(f"exchange simulator did not start: {holder.get('error')!r}")
-
-    def stop() -> None:
-        if thread.is_alive():
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(30)
-
-    running = RunningExchange(sim, host, int(holder["port"]), stop)
-    try:
-        yield running
-    finally:
-        stop()
+    with serve_in_thread(build_app(sim), host=host, name="devnet-exchange") as served:
+        yield RunningExchange(sim, host, served.port, served.stop)

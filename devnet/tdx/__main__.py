@@ -21,35 +21,16 @@ from pathlib import Path
 
 from aiohttp import web
 
+from devnet.tdx.args import measurement, report_data
 from devnet.tdx.authority import TEE_TCB_SVNS, DevQuoteAuthority
 from devnet.tdx.pccs import build_pccs_app
 from devnet.tdx.runtime import serve_runtime
 
 
-def _hex48(text: str) -> bytes:
-    try:
-        value = bytes.fromhex(text.removeprefix("0x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected hex") from None
-    if len(value) != 48:
-        raise argparse.ArgumentTypeError(f"expected 48 bytes (96 hex characters), got {len(value)} bytes")
-    return value
-
-
-def _report_data(text: str) -> bytes:
-    try:
-        value = bytes.fromhex(text.removeprefix("0x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected hex") from None
-    if len(value) > 64:
-        raise argparse.ArgumentTypeError(f"at most 64 bytes, got {len(value)}")
-    return value
-
-
 def _add_measurements(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mrtd", type=_hex48, required=True, help="MRTD, 96 hex characters")
+    p.add_argument("--mrtd", type=measurement, required=True, help="MRTD, 96 hex characters")
     for i in range(4):
-        p.add_argument(f"--rtmr{i}", type=_hex48, default=b"\0" * 48, help=f"RTMR{i} (default zeros)")
+        p.add_argument(f"--rtmr{i}", type=measurement, default=b"\0" * 48, help=f"RTMR{i} (default zeros)")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -77,7 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
     quote = sub.add_parser("quote", help="write one raw quote")
     quote.add_argument("--state", type=Path, required=True)
-    quote.add_argument("--report-data", type=_report_data, required=True, help="≤ 64 bytes hex, zero-padded")
+    quote.add_argument("--report-data", type=report_data, required=True, help="≤ 64 bytes hex, zero-padded")
     quote.add_argument("--out", type=Path, required=True)
     quote.add_argument("--debug", action="store_true", help="set the TD attributes' DEBUG bit")
     quote.add_argument("--tcb", choices=sorted(TEE_TCB_SVNS), default="UpToDate")
