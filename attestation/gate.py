@@ -89,18 +89,65 @@ def verify_quote_evidence(quote: bytes, *, expected: bytes) -> tuple[QuoteVerdic
     return evaluate_policy(verdict, expected_report_data=expected, allowed_tcb=allowed), hardware
 
 
+def verify_token_evidence(token: str, *, expected: bytes) -> QuoteVerdict:
+    """An Intel Trust Authority token as evidence: verified (`attestation/ita.py`), then the quote policy."""
+    from attestation import ita
+    from attestation.domain.ita import TokenError, claims_verdict
+
+    try:
+        claims = ita.verify(token, now=int(time.time()))
+    except TokenError as exc:
+        return QuoteVerdict(False, exc.code, exc.message, None, (), None)
+    except ita.ItaUnavailable as exc:
+        return QuoteVerdict(False, exc.code, exc.message, None, (), None)
+    allowed = frozenset(settings.ATTESTATION_TCB_ALLOWED)
+    return evaluate_policy(claims_verdict(claims), expected_report_data=expected, allowed_tcb=allowed)
+
+
+def verify_evidence(quote: bytes, token: str, *, expected: bytes) -> tuple[QuoteVerdict, bool]:
+    """A quote (verified here with dcap-qvl), an ITA token (Intel's appraisal of one), or both.
+
+    With both, and ITA configured, each must pass on its own and they must describe the same TD (MRTD, RTMRs,
+    REPORTDATA); a token is ignored where ITA is not configured only when a quote came with it.
+    Returns (verdict, hardware): a token-only verdict is hardware-attested, Intel having appraised the quote.
+    """
+    from attestation import ita
+
+    if not quote:
+        return verify_token_evidence(token, expected=expected), True
+    verdict, hardware = verify_quote_evidence(quote, expected=expected)
+    if not verdict.ok or not token or not ita.configured():
+        return verdict, hardware
+    appraisal = verify_token_evidence(token, expected=expected)
+    if not appraisal.ok:
+        return appraisal, hardware
+    assert verdict.fields is not None
+    assert appraisal.fields is not None
+    mine, intels = verdict.fields, appraisal.fields
+    if (mine.mrtd, mine.rtmrs, mine.report_data) != (intels.mrtd, intels.rtmrs, intels.report_data):
+        return QuoteVerdict(
+            False, "ita_mismatch", "the ITA token describes another TD than the quote", None, (), verdict.fields
+        ), hardware
+    return verdict, hardware
+
+
 def verify_executor_evidence(executor: ExecutorRecord, evidence: dict[str, Any], *, nonce: str) -> Verified:
     """Check one executor's answer to `nonce`. Records the outcome; raises `AttestationFailed` on any failure."""
     services.nonce_consume(value=nonce, purpose=NONCE_PURPOSE)  # unknown / expired / reused: refused here
     signing, sealing = str(evidence.get("signing_key", "")), str(evidence.get("sealing_key", ""))
+    token = evidence.get("ita_token") or ""
     try:
-        quote = base64.b64decode(str(evidence.get("quote_b64", "")), validate=True)
+        quote = base64.b64decode(str(evidence.get("quote_b64") or ""), validate=True)
         expected = report_data(nonce=nonce, signing_key=signing, sealing_key=sealing)
+        if not isinstance(token, str):
+            raise ValueError("ita_token is not a string")
+        if not quote and not token:
+            raise ValueError("the evidence has neither quote_b64 nor ita_token")
     except (binascii.Error, ValueError, BindingError) as exc:
         return _refuse(executor, nonce, evidence, b"", "malformed_evidence", str(exc))
     if str(evidence.get("nonce", "")).lower() != nonce:
         return _refuse(executor, nonce, evidence, quote, "wrong_nonce", "the evidence answers another nonce")
-    verdict, hardware = verify_quote_evidence(quote, expected=expected)
+    verdict, hardware = verify_evidence(quote, token, expected=expected)
     if not verdict.ok:
         return _refuse(executor, nonce, evidence, quote, verdict.reason or "verification_failed", verdict.detail)
     assert verdict.fields is not None
@@ -118,6 +165,7 @@ def verify_executor_evidence(executor: ExecutorRecord, evidence: dict[str, Any],
             sealing_key=sealing,
             quote_sha256=hashlib.sha256(quote).hexdigest(),
             quote_b64=base64.b64encode(quote).decode(),
+            ita_token=token,
             ok=True,
             tcb_status=verdict.tcb_status or "",
             advisory_ids=list(verdict.advisory_ids),

@@ -110,6 +110,7 @@ class AttestationRecord(models.Model):
     sealing_key = models.CharField(max_length=64, blank=True, default="")
     quote_sha256 = models.CharField(max_length=64, blank=True, default="")
     quote_b64 = models.TextField(blank=True, default="")
+    ita_token = models.TextField(blank=True, default="", help_text="Intel Trust Authority token, when one came")
     ok = models.BooleanField()
     reason = models.CharField(max_length=64, blank=True, default="")
     detail = models.CharField(max_length=500, blank=True, default="")

@@ -1,7 +1,8 @@
 """Cost of quote verification and of dev quote issuing. Pure Python + dcap-qvl: no Django, no services.
 
 Verifies the real Intel TDX quote (../shared/fixtures/tdx) 200 times at a time its collateral is valid, and
-issues dev quotes (devnet/tdx) with their verification. Prints `BENCH <name> <value> <unit>` lines.
+issues dev quotes (devnet/tdx) with their verification, and verifies Intel Trust Authority tokens. Prints
+`BENCH <name> <value> <unit>` lines.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +59,18 @@ def main() -> None:
     print(f"BENCH dev_quote_verify_ms {statistics.median(times):.3f} ms")
     times = timed(lambda: authority.collateral_json(now=now), 50)
     print(f"BENCH dev_collateral_issue_ms {statistics.median(times):.3f} ms")
+
+    # An Intel Trust Authority token (3072-bit RSA, as ITA signs): the whole check, JWKS already parsed.
+    from attestation.domain.ita import Jwks, verify_token
+    from devnet.ita.authority import DevTokenAuthority
+
+    ita = DevTokenAuthority.ephemeral()
+    jwks = Jwks.from_json(ita.jwks())
+    for alg in ("PS384", "RS256"):
+        token = ita.appraisal_token(mrtd="a1" * 48, rtmrs=["00" * 48] * 4, report_data="e5" * 64, now=now, alg=alg)
+        assert verify_token(token, jwks, issuer=ita.issuer, now=now).mrtd == "a1" * 48
+        times = timed(partial(verify_token, token, jwks, issuer=ita.issuer, now=now), N)
+        print(f"BENCH ita_token_verify_{alg.lower()}_ms {statistics.median(times):.3f} ms")
 
 
 if __name__ == "__main__":

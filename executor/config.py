@@ -58,6 +58,8 @@ class Config:
     controller_key: str | None = None
     exchange_api_urls: dict[str, str] = field(default_factory=dict)
     unknown_orders: str = "cancel"
+    ita_url: str | None = None
+    ita_api_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -81,6 +83,9 @@ class Config:
                 raise ValueError
         except ValueError:
             raise ConfigError('EXECUTOR_EXCHANGE_API_URLS must be a JSON object {"exchange": "https://…"}') from None
+        ita_url, ita_api_key = env.get("EXECUTOR_ITA_URL") or None, env.get("EXECUTOR_ITA_API_KEY") or None
+        if (ita_url is None) != (ita_api_key is None):
+            raise ConfigError("EXECUTOR_ITA_URL and EXECUTOR_ITA_API_KEY are set together or not at all")
         return cls(
             host=env.get("EXECUTOR_HOST", cls.host),
             port=port,
@@ -96,4 +101,6 @@ class Config:
             controller_key=controller,
             exchange_api_urls=urls,
             unknown_orders=_choice(env, "EXECUTOR_UNKNOWN_ORDERS", cls.unknown_orders, UNKNOWN_ORDER_POLICIES),
+            ita_url=ita_url,
+            ita_api_key=ita_api_key,
         )

@@ -13,6 +13,7 @@ from executor.api.middleware import correlation_middleware
 from executor.config import Config
 from executor.engine.runner import RunnerSettings
 from executor.identity import Identity
+from executor.ita import ItaAppraiser
 from executor.jobs.manager import JobManager
 from executor.logging import get_logger
 from executor.quote import QuoteProvider, QuoteUnavailable, build_provider, mrtd_of
@@ -39,6 +40,8 @@ def create_app(
     app[health.STARTED_AT_KEY] = datetime.now(tz=UTC)
     app[jobs.IDENTITY_KEY] = identity
     app[jobs.PROVIDER_KEY] = provider
+    if config.ita_url and config.ita_api_key:
+        app[jobs.ITA_KEY] = ItaAppraiser(config.ita_url, config.ita_api_key)
     app[jobs.AUTH_KEY] = ControllerAuth(config.controller_key)
     app[jobs.MANAGER_KEY] = manager or JobManager(
         identity=identity,

@@ -23,7 +23,9 @@ from executor.api.auth import ControllerAuth
 from executor.api.errors import ApiError
 from executor.api.health import CONFIG_KEY
 from executor.identity import Identity
+from executor.ita import ItaAppraiser, ItaUnavailable
 from executor.jobs.manager import JobError, JobManager
+from executor.logging import get_logger
 from executor.quote import QuoteProvider, QuoteUnavailable
 from wire.attestation import BindingError, report_data
 from wire.canonical import parse
@@ -33,6 +35,8 @@ MANAGER_KEY = web.AppKey("jobs", JobManager)
 AUTH_KEY = web.AppKey("auth", ControllerAuth)
 IDENTITY_KEY = web.AppKey("identity", Identity)
 PROVIDER_KEY = web.AppKey("quote_provider", QuoteProvider)
+log = get_logger("executor.api")
+ITA_KEY = web.AppKey("ita_appraiser", ItaAppraiser)  # present only when ITA is configured
 routes = web.RouteTableDef()
 
 
@@ -174,17 +178,22 @@ async def attestation(request: web.Request) -> web.Response:
     except QuoteUnavailable as exc:
         raise ApiError(exc.message, code="attestation_unavailable", status=503) from None
     config = request.app[CONFIG_KEY]
-    return web.json_response(
-        {
-            "evidence_type": "tdx-quote-v4",
-            "provider": provider.name,
-            "nonce": nonce,
-            **identity.public(),
-            "report_data": data.hex(),
-            "quote_b64": base64.b64encode(quote).decode(),
-            "build_version": config.build_version,
-        }
-    )
+    evidence = {
+        "evidence_type": "tdx-quote-v4",
+        "provider": provider.name,
+        "nonce": nonce,
+        **identity.public(),
+        "report_data": data.hex(),
+        "quote_b64": base64.b64encode(quote).decode(),
+        "build_version": config.build_version,
+    }
+    appraiser = request.app.get(ITA_KEY)
+    if appraiser is not None:
+        try:
+            evidence["ita_token"] = await appraiser.token(quote)
+        except ItaUnavailable as exc:
+            log.warning("ita_appraisal_failed", reason=exc.message)
+    return web.json_response(evidence)
 
 
 @routes.get("/v1/capacity")

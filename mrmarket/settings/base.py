@@ -208,6 +208,13 @@ ATTESTATION_COLLATERAL_FILE = env.str("ATTESTATION_COLLATERAL_FILE", default="")
 ATTESTATION_PCCS_TIMEOUT_SECONDS = env.float("ATTESTATION_PCCS_TIMEOUT_SECONDS", default=10.0)
 # DER file of the dev quote authority's root CA: accepted only in dev and test (production refuses to start).
 ATTESTATION_DEV_ROOT_CA_FILE = env.str("ATTESTATION_DEV_ROOT_CA_FILE", default="")
+# Intel Trust Authority tokens as evidence (attestation/ita.py): the JWKS (ITA's `/certs`) and the issuer both set
+# turns them on; a token's `aud` is checked only when an audience is set.
+ATTESTATION_ITA_JWKS_URL = env.str("ATTESTATION_ITA_JWKS_URL", default="")
+ATTESTATION_ITA_ISSUER = env.str("ATTESTATION_ITA_ISSUER", default="")
+ATTESTATION_ITA_AUDIENCE = env.str("ATTESTATION_ITA_AUDIENCE", default="")
+ATTESTATION_ITA_LEEWAY_SECONDS = env.int("ATTESTATION_ITA_LEEWAY_SECONDS", default=30)
+ATTESTATION_ITA_JWKS_CACHE_SECONDS = env.int("ATTESTATION_ITA_JWKS_CACHE_SECONDS", default=3600)
 # TCB statuses that pass the policy (advisory ids are recorded either way).
 ATTESTATION_TCB_ALLOWED: list[str] = env.list("ATTESTATION_TCB_ALLOWED", default=["UpToDate", "SWHardeningNeeded"])
 HEALTHCHECK_TIMEOUT_SECONDS = env.float("HEALTHCHECK_TIMEOUT_SECONDS", default=2.0)

@@ -125,6 +125,12 @@ def test_prod_refuses_debug() -> None:
     assert "DEBUG must be off" in result.stderr
 
 
+def test_prod_refuses_an_ita_jwks_over_plain_http() -> None:
+    result = run_manage("check", env=prod_env(ATTESTATION_ITA_JWKS_URL="http://portal.example/certs"))
+    assert result.returncode == 2
+    assert "Intel Trust Authority JWKS over https only" in result.stderr
+
+
 def test_prod_settings_are_hardened() -> None:
     code = (
         "from django.conf import settings as s;"

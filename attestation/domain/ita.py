@@ -1,0 +1,311 @@
+"""Verifying an Intel Trust Authority (ITA) attestation token. Pure: `cryptography` only, no network, no Django.
+
+An ITA token is a JWT in which Intel states that it appraised a TDX quote: the TD's measurements, its
+REPORTDATA, the platform's TCB status and advisories. We accept one only when, in this order,
+
+1. it is three base64url parts whose header and payload are JSON objects (`malformed_token`),
+2. its `alg` is PS384 (ITA's default) or RS256 (on request) — never `none`, HS* (the classic key-confusion
+   attack: an HMAC "signed" with the public key), ES* or anything else (`alg_not_allowed`); no `crit` header,
+3. its `kid` names a key of the configured JWKS (`unknown_kid`) that is an RSA signing key of at least 2048
+   bits whose own `alg`, if stated, is the token's (`bad_key`), and the signature verifies under it
+   (`bad_signature`) — PS384 is RSASSA-PSS with SHA-384, MGF1-SHA-384 and a 48-byte salt (RFC 7518 §3.5),
+4. `iss` is the configured issuer (`wrong_issuer`), `exp` is in the future (`expired`) and `nbf`/`iat`, when
+   present, not in the future (`not_yet_valid`), within `leeway` seconds; `aud` matches when one is expected,
+5. the TDX claims are present (`missing_claim`) and well-formed (`bad_claim`): `tdx_mrtd`, `tdx_rtmr0`..`3`
+   (48 bytes hex each), `tdx_report_data` (64 bytes hex), `attester_tcb_status`, optional
+   `attester_advisory_ids`, and the debug flag (`tdx_is_debuggable` or `tdx_td_attributes_debug`). Version-1
+   tokens carry them at the top level, version-2 tokens under `tdx`.
+
+The token's `jku`, `x5u` and `jwk` headers are ignored: keys come only from the JWKS the operator configured.
+Whether the verified claims are acceptable (REPORTDATA binding, TCB policy, debug, allowlist) is decided by the
+same policy as for quotes (`quote.evaluate_policy`, `allowlist`), through `claims_verdict`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from attestation.domain.quote import QuoteFields, QuoteVerdict
+
+ALLOWED_ALGS = ("PS384", "RS256")
+MIN_RSA_BITS = 2048
+MAX_TOKEN_BYTES = 64 * 1024
+MEASUREMENT_HEX = 96
+REPORT_DATA_HEX = 128
+
+
+class TokenReason(StrEnum):
+    MALFORMED_TOKEN = "malformed_token"  # noqa: S105 (reason codes, not passwords)
+    ALG_NOT_ALLOWED = "alg_not_allowed"
+    UNKNOWN_KID = "unknown_kid"
+    BAD_KEY = "bad_key"
+    BAD_SIGNATURE = "bad_signature"
+    WRONG_ISSUER = "wrong_issuer"
+    WRONG_AUDIENCE = "wrong_audience"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    MISSING_CLAIM = "missing_claim"
+    BAD_CLAIM = "bad_claim"
+
+
+class TokenError(ValueError):
+    """A token (or JWKS) that is refused; `code` is a `TokenReason` value (or `bad_jwks`)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Jwk:
+    kid: str
+    alg: str | None
+    public_key: rsa.RSAPublicKey | None  # None: not an RSA signing key we can use (refused when selected)
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class Jwks:
+    keys: Mapping[str, Jwk]
+
+    @classmethod
+    def from_json(cls, text: str | bytes | Mapping[str, Any]) -> Jwks:
+        """Read a JSON Web Key Set. Keys that are not usable RSA signature keys are kept, marked with why, so a
+        token naming one is refused with `bad_key` rather than `unknown_kid`."""
+        try:
+            doc = dict(text) if isinstance(text, Mapping) else json.loads(text)
+        except (ValueError, TypeError) as exc:
+            raise TokenError("bad_jwks", f"JWKS is not JSON: {exc}") from None
+        raw_keys = doc.get("keys") if isinstance(doc, dict) else None
+        if not isinstance(raw_keys, list):
+            raise TokenError("bad_jwks", "JWKS has no `keys` list")
+        keys: dict[str, Jwk] = {}
+        for raw in raw_keys:
+            if isinstance(raw, dict) and isinstance(raw.get("kid"), str):
+                key = _read_jwk(raw)
+                keys.setdefault(key.kid, key)  # a duplicate kid never replaces the first
+        return cls(keys)
+
+    def get(self, kid: str) -> Jwk | None:
+        return self.keys.get(kid)
+
+
+def _read_jwk(raw: dict[str, Any]) -> Jwk:
+    kid, alg = str(raw["kid"]), raw.get("alg")
+    alg = alg if isinstance(alg, str) else None
+    if raw.get("kty") != "RSA":
+        return Jwk(kid, alg, None, f"key type {raw.get('kty')!r} is not RSA")
+    if raw.get("use") not in (None, "sig"):
+        return Jwk(kid, alg, None, f"key use {raw.get('use')!r} is not sig")
+    try:
+        n = int.from_bytes(_b64url(str(raw["n"])), "big")
+        e = int.from_bytes(_b64url(str(raw["e"])), "big")
+        public_key = rsa.RSAPublicNumbers(e, n).public_key()
+    except (KeyError, ValueError, TypeError) as exc:
+        return Jwk(kid, alg, None, f"RSA key unreadable: {exc}")
+    if public_key.key_size < MIN_RSA_BITS:
+        return Jwk(kid, alg, None, f"RSA key of {public_key.key_size} bits is shorter than {MIN_RSA_BITS}")
+    return Jwk(kid, alg, public_key)
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    """The verified TDX appraisal of one token; hex lowercase."""
+
+    mrtd: str
+    rtmrs: tuple[str, str, str, str]
+    report_data: str
+    tcb_status: str
+    advisory_ids: tuple[str, ...]
+    is_debug: bool
+    issuer: str
+    expires_at: int
+    layout: str  # "v1" (flat) or "v2" (nested under `tdx`)
+    raw: Mapping[str, Any]
+
+
+def _b64url(part: str) -> bytes:
+    if not part or any(c not in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" for c in part):
+        raise ValueError("not base64url")
+    data = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    if base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii") != part:
+        raise ValueError("not canonical base64url (stray trailing bits)")  # one token, one spelling
+    return data
+
+
+def _json_part(part: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(_b64url(part))
+    except (ValueError, binascii.Error) as exc:
+        raise TokenError(TokenReason.MALFORMED_TOKEN, f"token {what} is not base64url JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise TokenError(TokenReason.MALFORMED_TOKEN, f"token {what} is not a JSON object")
+    return value
+
+
+def read_header(token: str) -> dict[str, Any]:
+    """The token's header, after the structural checks (three parts, JSON object)."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES:
+        raise TokenError(TokenReason.MALFORMED_TOKEN, "token is not a string of at most 64 KiB")
+    parts = token.strip().split(".")
+    if len(parts) != 3:
+        raise TokenError(TokenReason.MALFORMED_TOKEN, f"a JWT has 3 parts, this token has {len(parts)}")
+    return _json_part(parts[0], "header")
+
+
+def _check_signature(alg: str, key: rsa.RSAPublicKey, signing_input: bytes, signature: bytes) -> None:
+    try:
+        if alg == "PS384":
+            pss = padding.PSS(mgf=padding.MGF1(hashes.SHA384()), salt_length=hashes.SHA384.digest_size)
+            key.verify(signature, signing_input, pss, hashes.SHA384())
+        else:
+            key.verify(signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
+    except InvalidSignature:
+        raise TokenError(TokenReason.BAD_SIGNATURE, f"the {alg} signature does not verify") from None
+
+
+def _number(payload: Mapping[str, Any], name: str) -> int | None:
+    value = payload.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TokenError(TokenReason.BAD_CLAIM, f"`{name}` is not a number")
+    return int(value)
+
+
+def _check_times(payload: Mapping[str, Any], *, now: int, leeway: int) -> int:
+    exp = _number(payload, "exp")
+    if exp is None:
+        raise TokenError(TokenReason.MISSING_CLAIM, "the token has no `exp`")
+    if now >= exp + leeway:
+        raise TokenError(TokenReason.EXPIRED, f"the token expired at {exp} (now {now})")
+    for name in ("nbf", "iat"):
+        when = _number(payload, name)
+        if when is not None and when > now + leeway:
+            raise TokenError(TokenReason.NOT_YET_VALID, f"the token's `{name}` {when} is in the future (now {now})")
+    return exp
+
+
+def _hex_claim(claims: Mapping[str, Any], name: str, length: int) -> str:
+    if name not in claims:
+        raise TokenError(TokenReason.MISSING_CLAIM, f"the token has no `{name}`")
+    value = claims[name]
+    if not isinstance(value, str) or len(value) != length:
+        raise TokenError(TokenReason.BAD_CLAIM, f"`{name}` is not {length} hex characters")
+    try:
+        bytes.fromhex(value)
+    except ValueError:
+        raise TokenError(TokenReason.BAD_CLAIM, f"`{name}` is not hex") from None
+    return value.lower()
+
+
+def _tdx_claims(payload: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
+    nested = payload.get("tdx")
+    if nested is not None:
+        if not isinstance(nested, dict):
+            raise TokenError(TokenReason.BAD_CLAIM, "`tdx` is not an object")
+        return "v2", nested
+    return "v1", payload
+
+
+def _debug_flag(claims: Mapping[str, Any]) -> bool:
+    for name in ("tdx_is_debuggable", "tdx_td_attributes_debug"):
+        if name in claims:
+            if not isinstance(claims[name], bool):
+                raise TokenError(TokenReason.BAD_CLAIM, f"`{name}` is not a boolean")
+            return bool(claims[name])
+    raise TokenError(TokenReason.MISSING_CLAIM, "the token has no `tdx_is_debuggable`")
+
+
+def verify_token(
+    token: str, jwks: Jwks, *, issuer: str, now: int, leeway: int = 0, audience: str | None = None
+) -> TokenClaims:
+    """Verify an ITA token at Unix time `now`; raises `TokenError` with one `TokenReason` code per failure."""
+    header = read_header(token)
+    alg = header.get("alg")
+    if alg not in ALLOWED_ALGS:
+        raise TokenError(TokenReason.ALG_NOT_ALLOWED, f"alg {alg!r} is not allowed (only {', '.join(ALLOWED_ALGS)})")
+    if "crit" in header:
+        raise TokenError(TokenReason.MALFORMED_TOKEN, "critical header extensions are not supported")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise TokenError(TokenReason.UNKNOWN_KID, "the token names no key (`kid`)")
+    key = jwks.get(kid)
+    if key is None:
+        raise TokenError(TokenReason.UNKNOWN_KID, f"no key {kid!r} in the configured JWKS")
+    if key.public_key is None:
+        raise TokenError(TokenReason.BAD_KEY, f"key {kid!r}: {key.problem}")
+    if key.alg is not None and key.alg != alg:
+        raise TokenError(TokenReason.BAD_KEY, f"key {kid!r} is for {key.alg}, the token says {alg}")
+    head, body, sig = token.strip().split(".")
+    try:
+        signature = _b64url(sig)
+    except (ValueError, binascii.Error):
+        raise TokenError(TokenReason.MALFORMED_TOKEN, "token signature is not base64url") from None
+    _check_signature(alg, key.public_key, f"{head}.{body}".encode("ascii"), signature)
+    payload = _json_part(body, "payload")
+
+    if payload.get("iss") != issuer:
+        raise TokenError(TokenReason.WRONG_ISSUER, f"issuer {payload.get('iss')!r} is not {issuer!r}")
+    expires_at = _check_times(payload, now=now, leeway=leeway)
+    if audience is not None:
+        aud = payload.get("aud")
+        audiences = aud if isinstance(aud, list) else [aud]
+        if audience not in audiences:
+            raise TokenError(TokenReason.WRONG_AUDIENCE, f"audience {aud!r} does not include {audience!r}")
+
+    layout, claims = _tdx_claims(payload)
+    mrtd = _hex_claim(claims, "tdx_mrtd", MEASUREMENT_HEX)
+    r0, r1, r2, r3 = (_hex_claim(claims, f"tdx_rtmr{i}", MEASUREMENT_HEX) for i in range(4))
+    report_data = _hex_claim(claims, "tdx_report_data", REPORT_DATA_HEX)
+    tcb_status = claims.get("attester_tcb_status")
+    if tcb_status is None:
+        raise TokenError(TokenReason.MISSING_CLAIM, "the token has no `attester_tcb_status`")
+    if not isinstance(tcb_status, str) or not tcb_status:
+        raise TokenError(TokenReason.BAD_CLAIM, "`attester_tcb_status` is not a string")
+    advisories = claims.get("attester_advisory_ids") or []
+    if not isinstance(advisories, list) or not all(isinstance(a, str) for a in advisories):
+        raise TokenError(TokenReason.BAD_CLAIM, "`attester_advisory_ids` is not a list of strings")
+    return TokenClaims(
+        mrtd=mrtd,
+        rtmrs=(r0, r1, r2, r3),
+        report_data=report_data,
+        tcb_status=tcb_status,
+        advisory_ids=tuple(advisories),
+        is_debug=_debug_flag(claims),
+        issuer=issuer,
+        expires_at=expires_at,
+        layout=layout,
+        raw=payload,
+    )
+
+
+def claims_verdict(claims: TokenClaims) -> QuoteVerdict:
+    """The verified token as a genuine-evidence verdict, for the policy shared with quotes (`evaluate_policy`)."""
+    fields = QuoteFields(
+        mrtd=claims.mrtd,
+        rtmrs=claims.rtmrs,
+        report_data=claims.report_data,
+        td_attributes="",
+        debug=claims.is_debug,
+        mrseam="",
+    )
+    return QuoteVerdict(
+        ok=True,
+        reason=None,
+        detail=f"ITA token ({claims.layout}) verified",
+        tcb_status=claims.tcb_status,
+        advisory_ids=claims.advisory_ids,
+        fields=fields,
+    )
