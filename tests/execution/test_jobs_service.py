@@ -5,92 +5,21 @@ once the executor confirms nothing rests, and credentials reach the executor onl
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from devnet.exchange.fixtures import RunningExchange
-from devnet.exchange.keys import Permission
 from execution import jobs, services
-from execution.credentials import ExchangeCredentials
 from execution.domain import mm_order as mm
-from execution.domain.ledger import transfer
 from execution.errors import ExecutorUnavailable, InvalidOrderTransition, ReportRejected
 from execution.executor_client import ExecutorClient
-from execution.models import Alert, ExchangeAccount, ExecutionReport, LedgerTransaction, MMOrder
-from tests.execution.executor_thread import manager_of, running_executor
-from tests.executor.harness import live_exchange
-from tests.factories import user_with
+from execution.models import Alert, ExecutionReport, LedgerTransaction, MMOrder
+from tests.execution.executor_thread import manager_of
+from tests.execution.running_job import executor_reports, stop_and_check, wait
 from wire.keys import SigningKey
 from wire.reports import SignedReport
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[RunningExchange]:
-    with live_exchange() as ex:
-        yield ex
-
-
-@pytest.fixture(scope="module")
-def executor(sim: RunningExchange) -> Iterator[tuple[str, dict[str, Any]]]:
-    holder: dict[str, Any] = {}
-    with running_executor(sim.base_url, holder=holder) as url:
-        yield url, holder
-
-
-@pytest.fixture
-def order(settings, sim: RunningExchange, executor: tuple[str, dict[str, Any]]) -> MMOrder:
-    settings.EXCHANGE_API_URLS = {"binance": sim.base_url}
-    settings.EXECUTOR_URLS = [executor[0]]
-    settings.CUSTODY_ASSETS = {
-        "USDT": {"token": "0x" + "ab" * 20, "decimals": 6},
-        "MMT": {"token": "0x" + "cd" * 20, "decimals": 18},
-    }
-    key = sim.sim.create_account(
-        permissions=frozenset({Permission.TRADE}), balances={"MMT": Decimal(3000), "USDT": Decimal(1500)}
-    )
-    account = services.exchange_account_enrol(
-        owner_id=user_with().pk,
-        exchange="binance",
-        label="mm",
-        role="trading",
-        credentials=ExchangeCredentials(key.key, key.secret),
-    )
-    # An order whose deposit is confirmed (the funding leg is tested in test_funds.py); its holdings as booked.
-    created = MMOrder.objects.create(
-        owner_id=account.owner_id,
-        exchange_account=account,
-        symbol="MMT/USDT",
-        funding_asset="USDT",
-        funding_amount=1_000 * 10**6,
-        state=mm.State.DEPOSIT_CONFIRMED,
-        strategy={"params": {"order_amount": "200", "levels": 1}, "report_interval_seconds": 10, "sample_seconds": 1},
-    )
-    for asset, units in (("MMT", 3000 * 10**18), ("USDT", 1500 * 10**6)):
-        services.ledger_record(
-            tx=transfer(
-                f"o{created.pk}-seed-{asset}",
-                "deposit_credit",
-                asset=asset,
-                amount=units,
-                source="external:chain",
-                target=f"exchange:a{account.pk}:free",
-            )
-        )
-    return created
-
-
-def wait(predicate: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not met in time")
-        time.sleep(0.2)
 
 
 def test_start_is_idempotent_and_resumes_after_a_crash(
@@ -111,7 +40,7 @@ def test_start_is_idempotent_and_resumes_after_a_crash(
     assert first.state == again.state == "running"
     assert list(manager.jobs).count(order.job_id) == 1
     assert [t.event for t in MMOrder.objects.get(pk=order.pk).transitions.all()] == ["start", "job_running"]
-    _stop(order)
+    stop_and_check(order)
 
 
 def _killed(client: ExecutorClient) -> jobs.ExecutorIdentity:
@@ -135,8 +64,8 @@ def _no_sleep_client(url: str) -> ExecutorClient:
 def test_reports_are_verified_before_anything_is_stored(order: MMOrder) -> None:
     order = jobs.mm_order_start_job(order_id=order.pk)
     assert order.state == "running"
-    wait(lambda: bool(_executor_reports(order)))
-    envelopes = _executor_reports(order)
+    wait(lambda: bool(executor_reports(order)))
+    envelopes = executor_reports(order)
     assert envelopes
 
     def refused(bad: list[Any], code: str) -> None:
@@ -164,31 +93,7 @@ def test_reports_are_verified_before_anything_is_stored(order: MMOrder) -> None:
         refused(envelopes[2:3], "chain_broken")  # a gap: sequence 2 right after 0
     assert jobs.ingest_reports(order, envelopes) == len(envelopes) - 1
     assert jobs.ingest_reports(order, envelopes) == 0  # once only
-    _stop(order)
-
-
-def _executor_reports(order: MMOrder) -> list[Any]:
-    with ExecutorClient(order.executor_url) as client:
-        return list(client.reports(order.job_id, after=None)["reports"])
-
-
-def _stop(order: MMOrder) -> None:
-    services.mm_order_transition(order_id=order.pk, event=mm.Event.STOP, key=f"o{order.pk}-stop")
-    wait(lambda: jobs.mm_order_wind_down(order_id=order.pk).job_id == "")
-    stopped = MMOrder.objects.get(pk=order.pk)
-    assert stopped.state == "stopping"
-    account: ExchangeAccount = stopped.exchange_account
-    creds = services.exchange_account_credentials(account=account)
-    from django.conf import settings
-
-    from devnet.exchange.fixtures import make_ccxt
-
-    client = make_ccxt(settings.EXCHANGE_API_URLS["binance"], creds.api_key, creds.secret)
-    assert client.fetch_open_orders("MMT/USDT") == []
-    reports = list(ExecutionReport.objects.filter(order=stopped).order_by("sequence"))
-    assert reports, "the final report is stored"
-    fills = sum(r.fills for r in reports)
-    assert LedgerTransaction.objects.filter(key__startswith=f"o{order.pk}-fill-").count() == fills
+    stop_and_check(order)
 
 
 def test_stop_on_a_settled_order_is_refused_and_changes_nothing(order: MMOrder) -> None:

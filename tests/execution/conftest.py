@@ -1,0 +1,92 @@
+"""Fixtures for the job half of the loop: the simulator (with its market of takers), one executor in a thread,
+and an MM order whose deposit is confirmed, ready to start. Modules that need another simulator (on a chain, say)
+define their own `sim`, which takes precedence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from devnet.exchange.fixtures import RunningExchange
+from devnet.exchange.keys import Permission
+from execution import services
+from execution.credentials import ExchangeCredentials
+from execution.domain import mm_order as mm
+from execution.domain.ledger import transfer
+from execution.models import MMOrder
+from tests.execution.executor_thread import running_executor
+from tests.executor.harness import live_exchange
+from tests.factories import user_with
+
+BALANCES = {"MMT": Decimal(3000), "USDT": Decimal(1500)}
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[RunningExchange]:
+    with live_exchange() as ex:
+        yield ex
+
+
+@pytest.fixture(scope="module")
+def executor(sim: RunningExchange) -> Iterator[tuple[str, dict[str, Any]]]:
+    holder: dict[str, Any] = {}
+    with running_executor(sim.base_url, holder=holder) as url:
+        yield url, holder
+
+
+@pytest.fixture
+def make_order(settings, sim: RunningExchange, executor: tuple[str, dict[str, Any]]) -> Callable[..., MMOrder]:
+    settings.EXCHANGE_API_URLS = {"binance": sim.base_url}
+    settings.EXECUTOR_URLS = [executor[0]]
+    settings.CUSTODY_ASSETS = {
+        "USDT": {"token": "0x" + "ab" * 20, "decimals": 6},
+        "MMT": {"token": "0x" + "cd" * 20, "decimals": 18},
+    }
+
+    def make(balances: dict[str, Decimal] = BALANCES) -> MMOrder:
+        funded = {asset: amount for asset, amount in balances.items() if amount > 0}
+        key = sim.sim.create_account(permissions=frozenset({Permission.TRADE}), balances=funded)
+        account = services.exchange_account_enrol(
+            owner_id=user_with().pk,
+            exchange="binance",
+            label="mm",
+            role="trading",
+            credentials=ExchangeCredentials(key.key, key.secret),
+        )
+        # An order whose deposit is confirmed (the funding leg is tested in test_funds.py); its holdings booked.
+        created = MMOrder.objects.create(
+            owner_id=account.owner_id,
+            exchange_account=account,
+            symbol="MMT/USDT",
+            funding_asset="USDT",
+            funding_amount=1_000 * 10**6,
+            state=mm.State.DEPOSIT_CONFIRMED,
+            strategy={
+                "params": {"order_amount": "200", "levels": 1},
+                "report_interval_seconds": 10,
+                "sample_seconds": 1,
+            },
+        )
+        for asset, units in (("MMT", int(balances["MMT"] * 10**18)), ("USDT", int(balances["USDT"] * 10**6))):
+            if units:
+                services.ledger_record(
+                    tx=transfer(
+                        f"o{created.pk}-seed-{asset}",
+                        "deposit_credit",
+                        asset=asset,
+                        amount=units,
+                        source="external:chain",
+                        target=f"exchange:a{account.pk}:free",
+                    )
+                )
+        return created
+
+    return make
+
+
+@pytest.fixture
+def order(make_order: Callable[..., MMOrder]) -> MMOrder:
+    return make_order()

@@ -1,0 +1,226 @@
+"""Failure modes of the running loop (issue 5, scope 6), driven by the simulator's fault injection and a transport
+that loses executor calls: exchange downtime while running, partial fills, insufficient balance at start, and a
+timeout on every call Django makes to the executor — each asserting that nothing happened twice (no second job,
+no second order id, no fill booked twice) and that the order is left in a state the next beat resumes from."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from devnet.exchange.faults import Fault, FaultKind
+from devnet.exchange.fixtures import RunningExchange, make_ccxt
+from execution import jobs, services
+from execution.domain import mm_order as mm
+from execution.errors import ExchangeUnavailable, ExecutorUnavailable
+from execution.executor_client import ExecutorClient
+from execution.models import ExecutionReport, LedgerPosting, MMOrder
+from tests.execution.executor_thread import manager_of
+from tests.execution.running_job import stop_and_check, wait
+
+pytestmark = [pytest.mark.django_db, pytest.mark.timeout(180)]
+
+
+def account_id(sim: RunningExchange, order: MMOrder) -> str:
+    creds = services.exchange_account_credentials(account=order.exchange_account)
+    key = sim.sim.keys.get(creds.api_key)
+    assert key is not None
+    return key.account_id
+
+
+def ccxt_for(sim: RunningExchange, order: MMOrder) -> Any:
+    creds = services.exchange_account_credentials(account=order.exchange_account)
+    return make_ccxt(sim.base_url, creds.api_key, creds.secret)
+
+
+def fault(sim: RunningExchange, order: MMOrder, kind: FaultKind, **fields: Any) -> Fault:
+    return sim.sim.faults.add(Fault(kind=kind, account=account_id(sim, order), **fields))
+
+
+def runner_of(executor: tuple[str, dict[str, Any]], order: MMOrder) -> Any:
+    return manager_of(executor[1]).get(order.job_id)
+
+
+# --- the exchange fails while the job runs ---------------------------------------------------------------------
+
+
+def test_exchange_down_while_running_holds_the_order_and_it_resumes(
+    order: MMOrder, sim: RunningExchange, executor: tuple[str, dict[str, Any]]
+) -> None:
+    order = jobs.mm_order_start_job(order_id=order.pk)
+    runner = runner_of(executor, order)
+    wait(lambda: len(runner.tracker.resting()) >= 2)
+    fault(sim, order, FaultKind.MAINTENANCE, until_ms=int(time.time() * 1000) + 4000)
+    wait(lambda: runner.status()["exchange_reachable"] is False, timeout=15)
+    for _ in range(3):  # the beat keeps following the job while the exchange is away
+        assert jobs.mm_order_sync_job(order_id=order.pk).state == "running"
+        time.sleep(0.5)
+    wait(lambda: runner.status()["exchange_reachable"] is True and len(runner.tracker.resting()) >= 2, timeout=30)
+    assert jobs.mm_order_sync_job(order_id=order.pk).state == "running"
+    assert MMOrder.objects.get(pk=order.pk).transitions.filter(event="pause").count() == 0
+    stop_and_check(order)
+
+
+def test_partial_fills_are_booked_exactly_and_once(
+    order: MMOrder, sim: RunningExchange, executor: tuple[str, dict[str, Any]]
+) -> None:
+    order = jobs.mm_order_start_job(order_id=order.pk)
+    runner = runner_of(executor, order)
+    wait(lambda: len(runner.tracker.resting()) >= 2)
+    fault(sim, order, FaultKind.PARTIAL_FILL_ONLY, fraction=Decimal("0.3"), count=50)
+    wait(lambda: any(0 < o.filled < o.amount for o in runner.tracker.orders.values()), timeout=60)
+    jobs.mm_order_pull_reports(order_id=order.pk)
+    jobs.mm_order_pull_reports(order_id=order.pk)  # a second pull of the same reports books nothing more
+    stopped = stop_and_check(order)
+    trades = ccxt_for(sim, stopped).fetch_my_trades("MMT/USDT", limit=1000)
+    assert trades
+    net_base = sum(
+        (Decimal(str(t["amount"])) if t["side"] == "buy" else -Decimal(str(t["amount"]))) * 10**18 for t in trades
+    )
+    booked = sum(
+        int(p.amount)
+        for p in LedgerPosting.objects.filter(
+            transaction__key__startswith=f"o{order.pk}-fill-",
+            account=f"exchange:a{order.exchange_account_id}:free:MMT",
+        )
+    )
+    assert booked == int(net_base), "the ledger's base position from fills is the exchange's, to the base unit"
+
+
+def test_insufficient_balance_at_start_runs_what_it_can_and_never_spins(
+    make_order: Callable[..., MMOrder], sim: RunningExchange, executor: tuple[str, dict[str, Any]]
+) -> None:
+    order = make_order({"MMT": Decimal(0), "USDT": Decimal(40)})  # no base to sell; too little quote for 200 MMT
+    creates = fault(
+        sim, order, FaultKind.LATENCY, endpoint="/api/v3/order", method="POST", count=1_000_000, latency_ms=0
+    )
+    order = jobs.mm_order_start_job(order_id=order.pk)
+    assert order.state == "running"
+    runner = runner_of(executor, order)
+    time.sleep(3.0)  # twelve ticks of 250 ms
+    sent = 1_000_000 - (creates.count or 0)
+    assert sent <= 6, f"{sent} order creates in 3 s on an account that cannot pay for them"
+    assert runner.state == "running"
+    orders = list(runner.tracker.orders.values())
+    bought = sum((o.filled for o in orders if o.side == "buy"), Decimal(0))
+    assert orders, "the side it can pay for is quoted"
+    assert all(o.amount < 200 for o in orders), "orders shrank to what the account holds (200 MMT configured)"
+    assert not [o for o in orders if o.status == "rejected"], "nothing was sent that the exchange had to refuse"
+    assert all(o.amount <= bought for o in orders if o.side == "sell"), "sells only of base that takers sold us"
+    assert jobs.mm_order_sync_job(order_id=order.pk).state == "running"
+    stop_and_check(order)
+
+
+def test_an_exchange_timeout_before_the_start_changes_nothing(
+    order: MMOrder, sim: RunningExchange, settings, executor: tuple[str, dict[str, Any]]
+) -> None:
+    """The start prices its ladder from the exchange's book: when that call times out, nothing is chosen."""
+    settings.OUTBOUND_HTTP_TIMEOUT_SECONDS = 0.5
+    sim.sim.faults.add(Fault(kind=FaultKind.HANG, endpoint="/api/v3/depth", count=1, hang_ms=2000))
+    with pytest.raises(ExchangeUnavailable):
+        jobs.mm_order_start_job(order_id=order.pk)
+    unchanged = MMOrder.objects.get(pk=order.pk)
+    assert (unchanged.state, unchanged.job_spec, unchanged.job_id) == ("deposit_confirmed", None, "")
+    assert not unchanged.transitions.exists()
+    settings.OUTBOUND_HTTP_TIMEOUT_SECONDS = 10
+    started = jobs.mm_order_start_job(order_id=order.pk)
+    assert started.state == "running"
+    assert list(manager_of(executor[1]).jobs).count(started.job_id) == 1
+    stop_and_check(started)
+
+
+# --- every call to the executor times out -----------------------------------------------------------------------
+
+
+class LosingTransport(httpx.BaseTransport):
+    """Forwards to the executor, except for requests matching `path_part`: those time out — before reaching it
+    (`hang`) or after it acted, the answer lost (`lost_answer`) — while `failures` lasts."""
+
+    def __init__(self, path_part: str, mode: str, failures: int) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.path_part, self.mode, self.failures = path_part, mode, failures
+        self.lost = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.failures > 0 and self.path_part in request.url.raw_path.decode():
+            self.failures -= 1
+            self.lost += 1
+            if self.mode == "lost_answer":
+                self.inner.handle_request(request).read()
+            raise httpx.ReadTimeout("timed out", request=request)
+        return self.inner.handle_request(request)
+
+
+def losing(monkeypatch: pytest.MonkeyPatch, path_part: str, mode: str, failures: int = 3) -> LosingTransport:
+    transport = LosingTransport(path_part, mode, failures)
+
+    def client_for(order: MMOrder) -> ExecutorClient:
+        return ExecutorClient(order.executor_url, client=httpx.Client(transport=transport), sleep=lambda s: None)
+
+    monkeypatch.setattr(jobs, "client_for", client_for)
+    return transport
+
+
+@pytest.mark.parametrize("mode", ["hang", "lost_answer"])
+@pytest.mark.parametrize("call", ["/v1/health", "/v1/jobs/start", "/credentials", "/status"])
+def test_a_timed_out_start_changes_nothing_and_the_retry_starts_once(
+    order: MMOrder, executor: tuple[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch, call: str, mode: str
+) -> None:
+    transport = losing(monkeypatch, call, mode)
+    with pytest.raises(ExecutorUnavailable):
+        jobs.mm_order_start_job(order_id=order.pk)
+    assert transport.lost == 3  # every retry of the client timed out
+    order.refresh_from_db()
+    assert order.state == "starting"  # recorded; the next beat resumes here
+    transport.failures = 0
+    started = jobs.mm_order_start_job(order_id=order.pk)
+    assert started.state == "running"
+    assert list(manager_of(executor[1]).jobs).count(order.job_id) == 1
+    assert [t.event for t in started.transitions.all()] == ["start", "job_running"]
+    stop_and_check(started)
+
+
+@pytest.mark.parametrize("mode", ["hang", "lost_answer"])
+def test_a_timed_out_report_pull_stores_nothing_and_the_retry_stores_each_once(
+    order: MMOrder, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    order = jobs.mm_order_start_job(order_id=order.pk)
+    wait(lambda: ExecutionReport.objects.filter(order=order).count() > 0 or _pull(order) > 0, timeout=40)
+    before = ExecutionReport.objects.filter(order=order).count()
+    time.sleep(1.0)
+    transport = losing(monkeypatch, "/report", mode)
+    with pytest.raises(ExecutorUnavailable):
+        jobs.mm_order_pull_reports(order_id=order.pk)
+    assert ExecutionReport.objects.filter(order=order).count() == before
+    transport.failures = 0
+    jobs.mm_order_pull_reports(order_id=order.pk)
+    sequences = list(
+        ExecutionReport.objects.filter(order=order).order_by("sequence").values_list("sequence", flat=True)
+    )
+    assert sequences == list(range(len(sequences)))
+    stop_and_check(order)
+
+
+def _pull(order: MMOrder) -> int:
+    return jobs.mm_order_pull_reports(order_id=order.pk)
+
+
+@pytest.mark.parametrize("mode", ["hang", "lost_answer"])
+def test_a_timed_out_stop_keeps_the_job_and_the_retry_releases_it(
+    order: MMOrder, sim: RunningExchange, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    order = jobs.mm_order_start_job(order_id=order.pk)
+    services.mm_order_transition(order_id=order.pk, event=mm.Event.STOP, key=f"o{order.pk}-stop")
+    transport = losing(monkeypatch, "/v1/jobs/stop", mode)
+    with pytest.raises(ExecutorUnavailable):
+        jobs.mm_order_wind_down(order_id=order.pk)
+    stopping = MMOrder.objects.get(pk=order.pk)
+    assert stopping.state == "stopping"
+    assert stopping.job_id == order.job_id  # not released: its orders may still rest
+    transport.failures = 0
+    stop_and_check(order)
