@@ -66,7 +66,8 @@ class FakeExecutor:
         return {"nonce": nonce, **keys, "quote_b64": base64.b64encode(bytes(quote)).decode()}
 
 
-def refused_with(executor: FakeExecutor, code: str) -> None:
+def refused_with(executor: Any, code: str) -> str:
+    """The gate refuses `executor` with `code`, records the refusal and marks the executor failed."""
     with pytest.raises(gate.AttestationFailed) as caught:
         gate.attested_identity(executor)
     assert caught.value.code == code, caught.value.message
@@ -75,6 +76,7 @@ def refused_with(executor: FakeExecutor, code: str) -> None:
     assert not record.ok
     assert record.reason == code
     assert ExecutorRecord.objects.get(url=executor.base_url).state == "failed"
+    return str(caught.value.message)
 
 
 def test_a_good_executor_passes_and_is_marked_not_hardware_attested(dev_trust: DevQuoteAuthority) -> None:

@@ -15,13 +15,14 @@ import pytest
 from django.core.cache import cache
 
 from attestation import gate, services
-from attestation.models import AttestationRecord, ExecutorRecord
+from attestation.models import AttestationRecord
 from attestation.proof import build_proof
 from devnet.ita.app import build_ita_app
 from devnet.ita.authority import DevTokenAuthority, sign_jwt
 from devnet.serving import Served, serve_in_thread
 from devnet.tdx.authority import DevQuoteAuthority
 from executor.identity import Identity
+from tests.attestation.test_gate import refused_with
 from tests.factories import user_with
 from wire.attestation import report_data
 
@@ -91,18 +92,6 @@ class ItaExecutor:
         if self.with_quote:
             evidence["quote_b64"] = base64.b64encode(quote).decode()
         return evidence
-
-
-def refused_with(executor: ItaExecutor, code: str) -> str:
-    with pytest.raises(gate.AttestationFailed) as caught:
-        gate.attested_identity(executor)
-    assert caught.value.code == code, caught.value.message
-    record = AttestationRecord.objects.order_by("-id").first()
-    assert record is not None
-    assert not record.ok
-    assert record.reason == code
-    assert ExecutorRecord.objects.get(url=executor.base_url).state == "failed"
-    return caught.value.message
 
 
 def test_a_token_alone_passes_and_counts_as_hardware_attested(ita: Served, quotes: DevQuoteAuthority) -> None:
