@@ -4,6 +4,7 @@ define their own `sim`, which takes precedence."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -16,6 +17,7 @@ from execution import services
 from execution.credentials import ExchangeCredentials
 from execution.domain import mm_order as mm
 from execution.domain.ledger import transfer
+from execution.executor_client import ExecutorClient
 from execution.models import MMOrder
 from tests.execution.executor_thread import running_executor
 from tests.executor.harness import live_exchange
@@ -38,13 +40,17 @@ def executor(sim: RunningExchange) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 @pytest.fixture
-def make_order(settings, sim: RunningExchange, executor: tuple[str, dict[str, Any]]) -> Callable[..., MMOrder]:
+def make_order(
+    settings, sim: RunningExchange, executor: tuple[str, dict[str, Any]]
+) -> Iterator[Callable[..., MMOrder]]:
     settings.EXCHANGE_API_URLS = {"binance": sim.base_url}
     settings.EXECUTOR_URLS = [executor[0]]
     settings.CUSTODY_ASSETS = {
         "USDT": {"token": "0x" + "ab" * 20, "decimals": 6},
         "MMT": {"token": "0x" + "cd" * 20, "decimals": 18},
     }
+
+    made: list[int] = []
 
     def make(balances: dict[str, Decimal] = BALANCES) -> MMOrder:
         funded = {asset: amount for asset, amount in balances.items() if amount > 0}
@@ -82,9 +88,15 @@ def make_order(settings, sim: RunningExchange, executor: tuple[str, dict[str, An
                         target=f"exchange:a{account.pk}:free",
                     )
                 )
+        made.append(created.pk)
         return created
 
-    return make
+    yield make
+    # A test that failed half-way leaves its job quoting on the shared executor: stop it, so that it cannot
+    # trade on (or take the faults of) the tests after it.
+    for job_id in MMOrder.objects.filter(pk__in=made).exclude(job_id="").values_list("job_id", flat=True):
+        with contextlib.suppress(Exception), ExecutorClient(executor[0]) as client:
+            client.stop(job_id)
 
 
 @pytest.fixture
