@@ -3,12 +3,18 @@
 ITA is on when both `ATTESTATION_ITA_JWKS_URL` (ITA's `/certs`; https in production) and
 `ATTESTATION_ITA_ISSUER` are set. The JWKS is cached for `ATTESTATION_ITA_JWKS_CACHE_SECONDS`; a token naming a
 key the cached set lacks makes one refetch (ITA rotates keys), at most once a minute, so tokens with made-up
-`kid`s cannot turn into a flood of requests to ITA. The token checks themselves are pure (`domain/ita.py`).
+`kid`s cannot turn into a flood of requests to ITA. With `ATTESTATION_ITA_ROOT_CA_FILE` (ITA's token-signing root,
+PEM or DER) a key counts only when its `x5c` chain leads to that root, so the JWKS host alone cannot add a key.
+The token checks themselves are pure (`domain/ita.py`).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.core.cache import cache
 
@@ -61,10 +67,24 @@ def jwks(*, refresh: bool = False) -> Jwks:
     return Jwks.from_json(text)
 
 
+def root_ca_der() -> bytes | None:
+    path = settings.ATTESTATION_ITA_ROOT_CA_FILE
+    if not path:
+        return None
+    try:
+        data = Path(path).read_bytes()
+        cert = x509.load_pem_x509_certificate(data) if b"-----BEGIN" in data else x509.load_der_x509_certificate(data)
+    except (OSError, ValueError) as exc:
+        raise ItaUnavailable(f"ATTESTATION_ITA_ROOT_CA_FILE is unreadable: {exc}") from None
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
 def verify(token: str, *, now: int) -> TokenClaims:
     """The token's verified claims; raises `TokenError` (refused) or `ItaUnavailable` (cannot check now)."""
     if not configured():
         raise TokenError("ita_not_configured", "Intel Trust Authority tokens are not accepted here (no JWKS/issuer)")
+
+    root = root_ca_der()
 
     def check(keys: Jwks) -> TokenClaims:
         return verify_token(
@@ -74,6 +94,7 @@ def verify(token: str, *, now: int) -> TokenClaims:
             now=now,
             leeway=settings.ATTESTATION_ITA_LEEWAY_SECONDS,
             audience=settings.ATTESTATION_ITA_AUDIENCE or None,
+            root_ca_der=root,
         )
 
     try:

@@ -71,6 +71,9 @@ def main() -> None:
         assert verify_token(token, jwks, issuer=ita.issuer, now=now).mrtd == "a1" * 48
         times = timed(partial(verify_token, token, jwks, issuer=ita.issuer, now=now), N)
         print(f"BENCH ita_token_verify_{alg.lower()}_ms {statistics.median(times):.3f} ms")
+    root = ita.root_ca_der
+    times = timed(partial(verify_token, token, jwks, issuer=ita.issuer, now=now, root_ca_der=root), N)
+    print(f"BENCH ita_token_verify_pinned_root_ms {statistics.median(times):.3f} ms")
 
 
 if __name__ == "__main__":

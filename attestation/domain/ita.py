@@ -16,7 +16,11 @@ REPORTDATA, the platform's TCB status and advisories. We accept one only when, i
    `attester_advisory_ids`, and the debug flag (`tdx_is_debuggable` or `tdx_td_attributes_debug`). Version-1
    tokens carry them at the top level, version-2 tokens under `tdx`.
 
-The token's `jku`, `x5u` and `jwk` headers are ignored: keys come only from the JWKS the operator configured.
+The token's `jku`, `x5u` and `jwk` headers are ignored: keys come only from the JWKS the operator configured. When a
+root certificate is given (`root_ca_der`, ITA's signing root), the key must also carry an `x5c` chain, as Intel's
+own clients require: its leaf certifies exactly this RSA key, each certificate is issued by the next (CAs marked
+as such), the last by the root, all valid at `now` (`untrusted_key`). Then whoever serves the JWKS cannot slip in a
+key of their own.
 Whether the verified claims are acceptable (REPORTDATA binding, TCB policy, debug, allowlist) is decided by the
 same policy as for quotes (`quote.evaluate_policy`, `allowlist`), through `claims_verdict`.
 """
@@ -25,12 +29,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -49,6 +56,7 @@ class TokenReason(StrEnum):
     ALG_NOT_ALLOWED = "alg_not_allowed"
     UNKNOWN_KID = "unknown_kid"
     BAD_KEY = "bad_key"
+    UNTRUSTED_KEY = "untrusted_key"
     BAD_SIGNATURE = "bad_signature"
     WRONG_ISSUER = "wrong_issuer"
     WRONG_AUDIENCE = "wrong_audience"
@@ -73,6 +81,7 @@ class Jwk:
     alg: str | None
     public_key: rsa.RSAPublicKey | None  # None: not an RSA signing key we can use (refused when selected)
     problem: str = ""
+    x5c: tuple[bytes, ...] = ()  # DER certificates, the key's own first
 
 
 @dataclass(frozen=True)
@@ -116,7 +125,44 @@ def _read_jwk(raw: dict[str, Any]) -> Jwk:
         return Jwk(kid, alg, None, f"RSA key unreadable: {exc}")
     if public_key.key_size < MIN_RSA_BITS:
         return Jwk(kid, alg, None, f"RSA key of {public_key.key_size} bits is shorter than {MIN_RSA_BITS}")
-    return Jwk(kid, alg, public_key)
+    chain = raw.get("x5c") or []
+    try:
+        if not isinstance(chain, list):
+            raise TypeError("x5c is not a list")
+        x5c = tuple(base64.b64decode(str(c), validate=True) for c in chain)  # standard base64 (RFC 7517 §4.7)
+    except (ValueError, TypeError, binascii.Error) as exc:
+        return Jwk(kid, alg, None, f"x5c unreadable: {exc}")
+    return Jwk(kid, alg, public_key, x5c=x5c)
+
+
+def check_chain(key: Jwk, root_ca_der: bytes, *, now: int) -> None:
+    """The key's `x5c` leads from a certificate of exactly this key to the given root, all valid at `now`."""
+    assert key.public_key is not None
+    if not key.x5c:
+        raise TokenError(TokenReason.UNTRUSTED_KEY, f"key {key.kid!r} has no x5c chain to the configured root")
+    try:
+        certs = [x509.load_der_x509_certificate(der) for der in key.x5c]
+        root = x509.load_der_x509_certificate(root_ca_der)
+    except ValueError as exc:
+        raise TokenError(TokenReason.UNTRUSTED_KEY, f"key {key.kid!r}: a certificate is unreadable: {exc}") from None
+    leaf_key = certs[0].public_key()
+    if not isinstance(leaf_key, rsa.RSAPublicKey) or leaf_key.public_numbers() != key.public_key.public_numbers():
+        raise TokenError(TokenReason.UNTRUSTED_KEY, f"key {key.kid!r}: its x5c certifies another key")
+    when = datetime.fromtimestamp(now, tz=UTC)
+    if certs[-1].fingerprint(hashes.SHA256()) != root.fingerprint(hashes.SHA256()):
+        certs.append(root)
+    for cert, issuer in itertools.pairwise(certs):
+        try:
+            cert.verify_directly_issued_by(issuer)
+            ca = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        except (ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound) as exc:
+            detail = str(exc) or type(exc).__name__
+            raise TokenError(TokenReason.UNTRUSTED_KEY, f"key {key.kid!r}: x5c does not chain: {detail}") from None
+        if not ca:
+            raise TokenError(TokenReason.UNTRUSTED_KEY, f"key {key.kid!r}: {issuer.subject} is not a CA")
+    for cert in certs:
+        if not cert.not_valid_before_utc <= when <= cert.not_valid_after_utc:
+            raise TokenError(TokenReason.UNTRUSTED_KEY, f"key {key.kid!r}: {cert.subject} is not valid now")
 
 
 @dataclass(frozen=True)
@@ -229,7 +275,14 @@ def _debug_flag(claims: Mapping[str, Any]) -> bool:
 
 
 def verify_token(
-    token: str, jwks: Jwks, *, issuer: str, now: int, leeway: int = 0, audience: str | None = None
+    token: str,
+    jwks: Jwks,
+    *,
+    issuer: str,
+    now: int,
+    leeway: int = 0,
+    audience: str | None = None,
+    root_ca_der: bytes | None = None,
 ) -> TokenClaims:
     """Verify an ITA token at Unix time `now`; raises `TokenError` with one `TokenReason` code per failure."""
     header = read_header(token)
@@ -248,6 +301,8 @@ def verify_token(
         raise TokenError(TokenReason.BAD_KEY, f"key {kid!r}: {key.problem}")
     if key.alg is not None and key.alg != alg:
         raise TokenError(TokenReason.BAD_KEY, f"key {kid!r} is for {key.alg}, the token says {alg}")
+    if root_ca_der is not None:
+        check_chain(key, root_ca_der, now=now)
     head, body, sig = token.strip().split(".")
     try:
         signature = _b64url(sig)

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.cache import cache
 
 from attestation import gate, services
@@ -193,15 +194,14 @@ def test_a_token_signed_by_an_unknown_key_is_refused_after_one_refetch(
 
 def test_a_rotated_key_is_picked_up_by_the_refetch(ita: Served, quotes: DevQuoteAuthority, tokens: DevTokenAuthority):
     gate.attested_identity(ItaExecutor(quotes, ita))  # JWKS cached
-    old_key, old_kid = tokens.key, tokens.kid
-    rotated = DevTokenAuthority.ephemeral(bits=2048)
-    tokens.key, tokens.kid = rotated.key, rotated.kid  # ITA rotates: /certs now serves the new key
+    old_key = tokens.key
+    tokens.rotate(rsa.generate_private_key(public_exponent=65537, key_size=2048))  # /certs serves the new key
     try:
         identity = gate.attested_identity(ItaExecutor(quotes, ita))
         assert identity.attested
         assert requests_to(ita)["certs"] == 2
     finally:
-        tokens.key, tokens.kid = old_key, old_kid
+        tokens.rotate(old_key)
 
 
 def test_ita_down_refuses_with_its_own_reason(ita: Served, quotes: DevQuoteAuthority, tokens: DevTokenAuthority):
@@ -302,3 +302,20 @@ def test_the_stand_in_runs_from_the_command_line(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_pinned_ita_root_admits_only_keys_chained_to_it(
+    ita: Served, quotes: DevQuoteAuthority, tokens: DevTokenAuthority, settings, tmp_path: Path
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    pem = tmp_path / "ita-root.pem"
+    pem.write_bytes(tokens.root.public_bytes(serialization.Encoding.PEM))
+    settings.ATTESTATION_ITA_ROOT_CA_FILE = str(pem)
+    assert gate.attested_identity(ItaExecutor(quotes, ita)).attested
+    other = tmp_path / "other-root.der"
+    other.write_bytes(DevTokenAuthority(tokens.key).root_ca_der)
+    settings.ATTESTATION_ITA_ROOT_CA_FILE = str(other)
+    assert "x5c" in refused_with(ItaExecutor(quotes, ita), "untrusted_key")
+    settings.ATTESTATION_ITA_ROOT_CA_FILE = str(tmp_path / "missing.pem")
+    refused_with(ItaExecutor(quotes, ita), "ita_unavailable")

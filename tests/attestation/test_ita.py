@@ -4,20 +4,24 @@ and one distinct reason per refusal. Pure: no database, no network."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
+import time
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from attestation.domain.ita import Jwks, TokenError, TokenReason, claims_verdict, read_header, verify_token
 from attestation.domain.quote import evaluate_policy
-from devnet.ita.authority import ISSUER, DevTokenAuthority, b64url, public_jwk, sign_jwt
+from devnet.ita.authority import ISSUER, DevTokenAuthority, b64url, certificate, public_jwk, sign_jwt
 
 NOW = 1_800_000_000
+NOW_REAL = int(time.time())  # the dev authority's certificates are valid around now
 MRTD = "a1" * 48
 RTMRS = ("b2" * 48, "c3" * 48, "d4" * 48, "00" * 48)
 REPORT_DATA = "e5" * 64
@@ -245,3 +249,58 @@ def test_any_flipped_bit_is_refused(authority, jwks, part, index, bit):
     parts[part] = b64url(bytes(raw))
     with pytest.raises(TokenError):
         verify_token(".".join(parts), jwks, issuer=ISSUER, now=NOW + 10)
+
+
+# --- pinning ITA's signing root through the keys' x5c chains ---------------------------------------------------
+
+
+def test_a_key_chained_to_the_pinned_root_verifies(authority, jwks):
+    claims = verify_token(
+        token_for(authority, now=NOW_REAL), jwks, issuer=ISSUER, now=NOW_REAL, root_ca_der=authority.root_ca_der
+    )
+    assert claims.mrtd == MRTD
+
+
+def pinned_refusal(jwks_doc: dict, token: str, root: bytes) -> str:
+    with pytest.raises(TokenError) as info:
+        verify_token(token, Jwks.from_json(jwks_doc), issuer=ISSUER, now=NOW_REAL, root_ca_der=root)
+    assert info.value.message
+    return info.value.code
+
+
+def test_keys_without_a_chain_to_the_pinned_root_are_untrusted(authority):
+    token = token_for(authority, now=NOW_REAL)
+    bare = {"keys": [public_jwk(authority.key.public_key(), kid=authority.kid)]}
+    assert pinned_refusal(bare, token, authority.root_ca_der) == TokenReason.UNTRUSTED_KEY
+    other = DevTokenAuthority(authority.key)  # same key, certified under another root
+    assert pinned_refusal(other.jwks(), token, authority.root_ca_der) == TokenReason.UNTRUSTED_KEY
+    stranger = DevTokenAuthority.ephemeral(bits=2048)  # a certificate of another key under the right root
+    swapped = authority.jwks()
+    swapped["keys"][0]["x5c"] = [base64.b64encode(stranger.leaf_der()).decode()]
+    assert pinned_refusal(swapped, token, stranger.root_ca_der) == TokenReason.UNTRUSTED_KEY
+    broken = authority.jwks()
+    broken["keys"][0]["x5c"] = ["!!!"]
+    assert pinned_refusal(broken, token, authority.root_ca_der) == TokenReason.BAD_KEY
+
+
+def test_an_end_entity_cannot_issue_and_expired_certificates_do_not_count(authority):
+    token = token_for(authority, now=NOW_REAL)
+    # A leaf issued by a non-CA certificate that itself chains to the root.
+    middle_key = ec.generate_private_key(ec.SECP384R1())
+    middle = certificate("not a CA", middle_key.public_key(), authority.root, authority.root_key, ca=False)
+    leaf = certificate("signing", authority.key.public_key(), middle, middle_key, ca=False)
+    der = [c.public_bytes(serialization.Encoding.DER) for c in (leaf, middle)]
+    doc = {"keys": [public_jwk(authority.key.public_key(), kid=authority.kid, x5c=der)]}
+    assert pinned_refusal(doc, token, authority.root_ca_der) == TokenReason.UNTRUSTED_KEY
+    old = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    expired = certificate(
+        "signing", authority.key.public_key(), authority.root, authority.root_key, ca=False, not_before=old, days=30
+    )
+    doc = {
+        "keys": [
+            public_jwk(
+                authority.key.public_key(), kid=authority.kid, x5c=[expired.public_bytes(serialization.Encoding.DER)]
+            )
+        ]
+    }
+    assert pinned_refusal(doc, token, authority.root_ca_der) == TokenReason.UNTRUSTED_KEY
