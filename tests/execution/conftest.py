@@ -10,7 +10,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from web3 import Web3
 
+from devnet.chain import Anvil
 from devnet.exchange.fixtures import RunningExchange
 from devnet.exchange.keys import Permission
 from execution import services
@@ -24,6 +26,20 @@ from tests.executor.harness import live_exchange
 from tests.factories import user_with
 
 BALANCES = {"MMT": Decimal(3000), "USDT": Decimal(1500)}
+
+
+# Each module here that needs a chain gets its own (these override the session-wide chain of tests/fixtures):
+# simulators derive deposit addresses from a fixed seed, so two of them on one chain would see each other's
+# deposits.
+@pytest.fixture(scope="module")
+def anvil() -> Iterator[Anvil]:
+    with Anvil() as node:
+        yield node
+
+
+@pytest.fixture(scope="module")
+def w3(anvil: Anvil) -> Web3:
+    return Web3(Web3.HTTPProvider(anvil.url, request_kwargs={"timeout": 30}))
 
 
 @pytest.fixture(scope="module")

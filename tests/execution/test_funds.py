@@ -10,7 +10,7 @@ import pytest
 from eth_typing import HexStr
 from web3 import Web3
 
-from devnet.chain import Anvil, deploy_dev_token, dev_accounts, mint, token
+from devnet.chain import deploy_dev_token, dev_accounts, mint, token
 from devnet.exchange.config import ChainConfig, SimConfig
 from devnet.exchange.fixtures import RunningExchange, run_exchange
 from devnet.exchange.keys import Permission
@@ -24,19 +24,6 @@ from tests.factories import user_with
 pytestmark = [pytest.mark.chain, pytest.mark.django_db]
 UNIT = 10**6
 CUSTODY = dev_accounts()[3]
-
-
-# This module's own chain: simulators derive deposit addresses from a fixed seed, so two of them on one chain
-# would see each other's deposits.
-@pytest.fixture(scope="module")
-def anvil() -> Iterator[Anvil]:
-    with Anvil() as node:
-        yield node
-
-
-@pytest.fixture(scope="module")
-def w3(anvil: Anvil) -> Web3:
-    return Web3(Web3.HTTPProvider(anvil.url, request_kwargs={"timeout": 30}))
 
 
 @pytest.fixture(scope="module")

@@ -44,17 +44,6 @@ CUSTODY = dev_accounts()[3]
 
 
 @pytest.fixture(scope="module")
-def anvil() -> Iterator[Anvil]:
-    with Anvil() as node:
-        yield node
-
-
-@pytest.fixture(scope="module")
-def w3(anvil: Anvil) -> Web3:
-    return Web3(Web3.HTTPProvider(anvil.url, request_kwargs={"timeout": 30}))
-
-
-@pytest.fixture(scope="module")
 def tokens(w3: Web3) -> dict[str, str]:
     minter = dev_accounts()[0]
     usdt = deploy_dev_token(w3, sender=minter)
