@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
@@ -139,3 +140,12 @@ def executors_discovered(*, found: list[tuple[str, str, list[str]]]) -> None:
     from their own attestation."""
     for url, service_id, tags in found:
         ExecutorRecord.objects.update_or_create(url=url, defaults={"service_id": service_id, "tags": tags})
+
+
+def executor_reports_counted(*, url: str, accepted: int = 0, refused: int = 0) -> None:
+    """Report quality for the registry's reputation (selection prefers executors whose reports pass): each report
+    stored counts once as accepted, each refused page once as refused. Atomic increments, safe under concurrency."""
+    if accepted or refused:
+        ExecutorRecord.objects.filter(url=url).update(
+            reports_accepted=F("reports_accepted") + accepted, reports_refused=F("reports_refused") + refused
+        )

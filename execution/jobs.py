@@ -287,6 +287,7 @@ def ingest_reports(order: MMOrder, envelopes: list[Any]) -> int:
             job_spec_digest=digest(order.job_spec),
         )
     except WireError as exc:
+        _count_reports(order, refused=1)
         _alert(
             "report_rejected",
             f"order {order.pk}: a report of job {order.job_id} was refused: {exc}",
@@ -296,26 +297,34 @@ def ingest_reports(order: MMOrder, envelopes: list[Any]) -> int:
         raise ReportRejected(
             f"report refused: {exc}", extra={"order": order.pk, "job_id": order.job_id, "reason_code": exc.code}
         ) from None
-    for report in signed:
-        _store(order, report)
-    return len(signed)
+    count = sum(_store(order, report) for report in signed)
+    _count_reports(order, accepted=count)
+    return count
 
 
-def _store(order: MMOrder, signed: SignedReport) -> None:
+def _count_reports(order: MMOrder, *, accepted: int = 0, refused: int = 0) -> None:
+    from attestation import services as attestation_services
+
+    attestation_services.executor_reports_counted(url=order.executor_url, accepted=accepted, refused=refused)
+
+
+def _store(order: MMOrder, signed: SignedReport) -> bool:
     """Store one verified report with its ledger entries, once: a second worker storing the same report at the
-    same moment finds the unique digest taken and leaves (its ledger entries are idempotent by key)."""
+    same moment finds the unique digest taken and leaves (its ledger entries are idempotent by key). True when
+    this call stored it."""
     try:
         with transaction.atomic():
-            _store_once(order, signed)
+            return _store_once(order, signed)
     except IntegrityError:
         if not ExecutionReport.objects.filter(digest=signed.digest).exists():
             raise
+        return False
 
 
-def _store_once(order: MMOrder, signed: SignedReport) -> None:
+def _store_once(order: MMOrder, signed: SignedReport) -> bool:
     r = signed.report
     if ExecutionReport.objects.filter(digest=signed.digest).exists():
-        return
+        return False
     for tx in _fill_transactions(order, r["fills"]):
         services.ledger_record(tx=tx, memo="rounded" if tx.kind.endswith("_rounded") else "")
     ExecutionReport.objects.create(
@@ -330,6 +339,7 @@ def _store_once(order: MMOrder, signed: SignedReport) -> None:
         envelope=canonical_bytes(signed.as_json()).decode(),
         fills=len(r["fills"]),
     )
+    return True
 
 
 def _units(value: Decimal, asset: str, rounding: str) -> tuple[int, bool]:

@@ -2,8 +2,8 @@
 
 The key is pinned from `EXECUTOR_CONTROLLER_KEY` or, when that is unset, by the first request that carries a
 valid signature (trust on first use; the pinned key is shown by `/v1/health` so an operator can compare it
-with the controller's). Requests from any other key, outside the clock skew, or repeating a signature already
-seen are refused with 401 before any handler runs.
+with the controller's). Requests from any other key, outside the clock skew, or repeating a nonce already seen
+are refused with 401 before any handler runs.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from aiohttp import web
 
 from executor.api.errors import ApiError
 from executor.logging import get_logger
-from wire.control import KEY_HEADER, MAX_SKEW_MS, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_request
+from wire.control import KEY_HEADER, MAX_SKEW_MS, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_request
 from wire.errors import WireError
 
 log = get_logger("executor.auth")
@@ -34,9 +34,10 @@ class ControllerAuth:
     async def check(self, request: web.Request) -> str:
         key = request.headers.get(KEY_HEADER, "").lower()
         stamp = request.headers.get(TIMESTAMP_HEADER, "")
+        nonce = request.headers.get(NONCE_HEADER, "")
         signature = request.headers.get(SIGNATURE_HEADER, "").lower()
-        if not key or not stamp or not signature:
-            raise Unauthorized("job control needs a signed request (X-Controller-Key, -Timestamp, -Signature)")
+        if not key or not stamp or not nonce or not signature:
+            raise Unauthorized("job control needs a signed request (X-Controller-Key, -Timestamp, -Nonce, -Signature)")
         if self.pinned_key is not None and key != self.pinned_key:
             raise Unauthorized("the request is signed by a controller key this executor does not trust")
         try:
@@ -54,19 +55,20 @@ class ControllerAuth:
                 path_qs=request.path_qs,
                 body=body,
                 timestamp_ms=timestamp,
+                nonce=nonce,
                 signature_hex=signature,
             )
         except WireError:
             raise Unauthorized("the request's signature does not verify") from None
         self._prune(now)
-        if signature in self._seen:
+        if nonce in self._seen:
             raise Unauthorized("this signed request was already received (replay)")
-        self._seen[signature] = timestamp
+        self._seen[nonce] = timestamp
         if self.pinned_key is None:
             self.pinned_key, self.pinned_by = key, "first contact"
             log.warning("controller_key_pinned", controller_key=key)
         return key
 
     def _prune(self, now: int) -> None:
-        for sig in [s for s, ts in self._seen.items() if now - ts > 2 * MAX_SKEW_MS]:
-            del self._seen[sig]
+        for seen in [n for n, ts in self._seen.items() if now - ts > 2 * MAX_SKEW_MS]:
+            del self._seen[seen]

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from attestation.models import ExecutorRecord
 from execution import jobs, services
 from execution.domain import mm_order as mm
 from execution.errors import ExecutorUnavailable, InvalidOrderTransition, ReportRejected
@@ -63,12 +64,16 @@ def _no_sleep_client(url: str) -> ExecutorClient:
 
 def test_reports_are_verified_before_anything_is_stored(order: MMOrder) -> None:
     order = jobs.mm_order_start_job(order_id=order.pk)
+    ExecutorRecord.objects.get_or_create(url=order.executor_url)  # the registry row the attested gate would make
     assert order.state == "running"
     wait(lambda: bool(executor_reports(order)))
     envelopes = executor_reports(order)
     assert envelopes
 
+    refusals: list[str] = []
+
     def refused(bad: list[Any], code: str) -> None:
+        refusals.append(code)
         stored = ExecutionReport.objects.count()
         ledger = LedgerTransaction.objects.count()
         with pytest.raises(ReportRejected) as caught:
@@ -93,6 +98,8 @@ def test_reports_are_verified_before_anything_is_stored(order: MMOrder) -> None:
         refused(envelopes[2:3], "chain_broken")  # a gap: sequence 2 right after 0
     assert jobs.ingest_reports(order, envelopes) == len(envelopes) - 1
     assert jobs.ingest_reports(order, envelopes) == 0  # once only
+    registry = ExecutorRecord.objects.get(url=order.executor_url)
+    assert (registry.reports_accepted, registry.reports_refused) == (len(envelopes), len(refusals))
     stop_and_check(order)
 
 

@@ -259,6 +259,9 @@ def test_the_loop_funds_runs_reports_stops_and_returns_every_unit(
     fills = sum(r.fills for r in reports)
     assert fills > 0
     assert LedgerTransaction.objects.filter(key__startswith=f"o{order.pk}-fill-").count() == fills
+    # The registry's reputation counts each stored report once (the worker and the wind-down both pulled).
+    registry = ExecutorRecord.objects.get(url=executor_url)
+    assert (registry.reports_accepted, registry.reports_refused) == (len(reports), 0)
     # The ledger is balanced per asset and agrees with the chain to the base unit.
     assert asset_totals(selectors.ledger_balances()) == {"USDT": 0, "MMT": 0}
     for asset, address in tokens.items():

@@ -87,7 +87,27 @@ async def test_replayed_stale_and_tampered_requests_are_refused(
     tampered = canonical_bytes(job_spec("replay-2"))
     response = await client.post("/v1/jobs/start", data=tampered, headers=fresh)
     assert response.status == 401
+    other_nonce = dict(fresh, **{"X-Controller-Nonce": "ab" * 16})  # a nonce the signature does not cover
+    assert (await client.post("/v1/jobs/start", data=body, headers=other_nonce)).status == 401
+    no_nonce = {k: v for k, v in fresh.items() if k != "X-Controller-Nonce"}
+    assert (await client.post("/v1/jobs/start", data=body, headers=no_nonce)).status == 401
     assert set(manager.jobs) == {"replay-1"}
+
+
+async def test_two_identical_requests_signed_in_the_same_millisecond_are_both_accepted(
+    app_client: tuple[TestClient, Identity, JobManager],
+) -> None:
+    """Two workers starting one order at once: same body, same millisecond — distinct nonces, both served."""
+    client, _, manager = app_client
+    body = canonical_bytes(job_spec("twin-1"))
+    now = int(time.time() * 1000)
+    first, second = (
+        sign_request(CONTROLLER, method="POST", path_qs="/v1/jobs/start", body=body, timestamp_ms=now) for _ in "ab"
+    )
+    assert first["X-Controller-Signature"] != second["X-Controller-Signature"]
+    assert (await client.post("/v1/jobs/start", data=body, headers=first)).status == 201
+    assert (await client.post("/v1/jobs/start", data=body, headers=second)).status in (200, 201)
+    assert list(manager.jobs).count("twin-1") == 1
 
 
 @pytest.mark.parametrize(
