@@ -87,6 +87,8 @@ class ExecutorRecordAdmin(admin.ModelAdmin[ExecutorRecord]):
         "build_version",
         "last_verified_at",
         "verification_failures",
+        "reports_accepted",
+        "reports_refused",
     )
     list_filter = ("state", "hardware_attested", "tcb_status")
     readonly_fields = tuple(f.name for f in ExecutorRecord._meta.fields)
