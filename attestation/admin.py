@@ -87,12 +87,17 @@ class ExecutorRecordAdmin(admin.ModelAdmin[ExecutorRecord]):
         "build_version",
         "last_verified_at",
         "verification_failures",
+        "uptime",
         "reports_accepted",
         "reports_refused",
     )
     list_filter = ("state", "hardware_attested", "tcb_status")
     readonly_fields = tuple(f.name for f in ExecutorRecord._meta.fields)
     inlines = (AttestationRecordInline,)
+
+    @admin.display(description="uptime")
+    def uptime(self, obj: ExecutorRecord) -> str:
+        return f"{obj.uptime_permille / 10:.1f} % of {obj.checks_total} checks" if obj.checks_total else "—"
 
     @admin.display(description="attested")
     def attested(self, obj: ExecutorRecord) -> str:

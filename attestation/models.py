@@ -95,10 +95,17 @@ class ExecutorRecord(models.Model):
     reports_accepted = models.PositiveIntegerField(default=0)
     reports_refused = models.PositiveIntegerField(default=0)
     capacity_available = models.IntegerField(null=True, blank=True)
+    checks_total = models.PositiveIntegerField(default=0, help_text="scheduled re-attestations attempted")
+    checks_ok = models.PositiveIntegerField(default=0, help_text="…of which it answered and passed (uptime)")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return f"executor {self.url} ({self.state})"
+
+    @property
+    def uptime_permille(self) -> int:
+        """Share of scheduled checks it passed, in ‰; 1000 before the first check (nothing held against it)."""
+        return self.checks_ok * 1000 // self.checks_total if self.checks_total else 1000
 
 
 class AttestationRecord(models.Model):

@@ -2,8 +2,9 @@
 
 Candidates are executors that are reachable (from `EXECUTOR_URLS` or EasyEnclave discovery). Revoked and
 failed executors are never chosen. Among the rest, the one with the most free capacity wins, ties broken by
-reputation (fewest verification failures, then most accepted reports) and then round-robin, so that with no
-information the choice is plain round-robin.
+reputation — fewest verification failures, then best uptime (share of scheduled checks passed), then fewest
+refused reports, then most accepted reports — and then round-robin, so that with no information the choice is
+plain round-robin.
 """
 
 from __future__ import annotations
@@ -30,11 +31,17 @@ def select_executor(urls: Sequence[str]) -> str:
     offset = next(_turn)
     rotated = [usable[(offset + i) % len(usable)] for i in range(len(usable))]
 
-    def rank(url: str) -> tuple[int, int, int]:
+    def rank(url: str) -> tuple[int, int, int, int, int]:
         record = known.get(url)
         if record is None:
-            return (0, 0, 0)
+            return (0, 0, -1000, 0, 0)
         capacity = record.capacity_available if record.capacity_available is not None else 0
-        return (-capacity, record.verification_failures, -record.reports_accepted)
+        return (
+            -capacity,
+            record.verification_failures,
+            -record.uptime_permille,
+            record.reports_refused,
+            -record.reports_accepted,
+        )
 
     return min(rotated, key=rank)  # min is stable: equal ranks keep the round-robin order

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -149,3 +150,16 @@ def executor_reports_counted(*, url: str, accepted: int = 0, refused: int = 0) -
         ExecutorRecord.objects.filter(url=url).update(
             reports_accepted=F("reports_accepted") + accepted, reports_refused=F("reports_refused") + refused
         )
+
+
+def executor_checked(*, executor_id: int, ok: bool, capacity: int | None = None, unreachable: bool = False) -> None:
+    """One scheduled check of an executor (re-attestation and capacity): counted for its uptime; an unreachable
+    one is taken out of selection until it passes again (a failed attestation already marked it)."""
+    updates: dict[str, Any] = {"checks_total": F("checks_total") + 1}
+    if ok:
+        updates["checks_ok"] = F("checks_ok") + 1
+        if capacity is not None:
+            updates["capacity_available"] = capacity
+    if unreachable:
+        updates["state"] = ExecutorRecord.State.FAILED
+    ExecutorRecord.objects.filter(pk=executor_id).exclude(state=ExecutorRecord.State.REVOKED).update(**updates)

@@ -23,7 +23,7 @@ def reattest_executors() -> None:
 
 @shared_task(name="attestation.reattest_executor", ignore_result=True)
 def reattest_executor(executor_id: int) -> None:
-    from attestation import gate
+    from attestation import gate, services
     from attestation.models import ExecutorRecord
     from execution.errors import ExecutorRefused, ExecutorUnavailable
     from execution.executor_client import ExecutorClient
@@ -35,10 +35,11 @@ def reattest_executor(executor_id: int) -> None:
             capacity = client.capacity()
         except (gate.AttestationFailed, ExecutorUnavailable, ExecutorRefused) as exc:
             log.warning("reattestation_failed", executor=executor.url, code=exc.code)
-            if isinstance(exc, ExecutorUnavailable):
-                ExecutorRecord.objects.filter(pk=executor_id).update(state=ExecutorRecord.State.FAILED)
+            services.executor_checked(
+                executor_id=executor_id, ok=False, unreachable=isinstance(exc, ExecutorUnavailable)
+            )
             return
-    ExecutorRecord.objects.filter(pk=executor_id).update(capacity_available=int(capacity.get("available", 0)))
+    services.executor_checked(executor_id=executor_id, ok=True, capacity=int(capacity.get("available", 0)))
 
 
 @shared_task(name="attestation.refresh_collateral", ignore_result=True)

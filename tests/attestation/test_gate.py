@@ -271,6 +271,7 @@ def test_reattestation_refreshes_the_registry_and_a_failure_stops_routing(
     tasks.reattest_executor(record.pk)  # the executor is gone
     record.refresh_from_db()
     assert record.state == "failed"
+    assert (record.checks_ok, record.checks_total, record.uptime_permille) == (2, 3, 666)
     from attestation.selection import NoExecutorAvailable, select_executor
 
     with pytest.raises(NoExecutorAvailable):

@@ -1,5 +1,5 @@
 """Executor selection: round-robin with nothing known, never a revoked or failed executor, more free capacity
-first, then fewer verification failures."""
+first, then reputation: fewer verification failures, better uptime, fewer refused reports, more accepted ones."""
 
 from __future__ import annotations
 
@@ -32,3 +32,28 @@ def test_capacity_then_reputation() -> None:
     ExecutorRecord.objects.create(url="http://b", state="verified", capacity_available=5, verification_failures=3)
     ExecutorRecord.objects.create(url="http://c", state="verified", capacity_available=5)
     assert {select_executor(URLS) for _ in range(4)} == {"http://c"}
+
+
+def test_reputation_order_uptime_then_report_quality() -> None:
+    ExecutorRecord.objects.create(url="http://a", state="verified", capacity_available=5, checks_total=10, checks_ok=7)
+    ExecutorRecord.objects.create(url="http://b", state="verified", capacity_available=5, checks_total=10, checks_ok=10)
+    ExecutorRecord.objects.create(url="http://c", state="verified", capacity_available=5)  # never checked: 100 %
+    assert {select_executor(URLS) for _ in range(6)} == {"http://b", "http://c"}
+    ExecutorRecord.objects.filter(url="http://c").update(reports_refused=2)
+    assert {select_executor(URLS) for _ in range(4)} == {"http://b"}
+    ExecutorRecord.objects.filter(url="http://c").update(reports_refused=0, reports_accepted=9)
+    assert {select_executor(URLS) for _ in range(4)} == {"http://c"}
+
+
+def test_a_scheduled_check_counts_for_uptime_and_a_revoked_executor_stays_revoked() -> None:
+    from attestation import services
+
+    record = ExecutorRecord.objects.create(url="http://a", state="verified")
+    services.executor_checked(executor_id=record.pk, ok=True, capacity=3)
+    services.executor_checked(executor_id=record.pk, ok=False, unreachable=True)
+    record.refresh_from_db()
+    assert (record.checks_ok, record.checks_total, record.capacity_available, record.state) == (1, 2, 3, "failed")
+    ExecutorRecord.objects.filter(pk=record.pk).update(state="revoked")
+    services.executor_checked(executor_id=record.pk, ok=True, capacity=9)
+    record.refresh_from_db()
+    assert (record.state, record.capacity_available, record.checks_total) == ("revoked", 3, 2)
