@@ -107,6 +107,7 @@ def test_a_token_alone_passes_and_counts_as_hardware_attested(ita: Served, quote
     assert (record.mrtd, record.tcb_status, record.hardware_attested) == (MRTD.hex(), "UpToDate", True)
     proof = build_proof(job_id="j", job_spec_digest="d", reports=[], signing_key=identity.signing_key)["proof"]
     assert len(proof["attestation"]["ita_token_sha256"]) == 64
+    assert proof["attestation"]["quote_sha256"] == ""  # no quote came: nothing to name
     gate.attested_identity(executor)
     assert requests_to(ita)["certs"] == 1  # the JWKS came from the cache the second time
 

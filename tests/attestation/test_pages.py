@@ -48,6 +48,18 @@ def test_the_page_lists_attested_executors_and_marks_dev_ones() -> None:
     assert "cd" * 32 not in html  # nor its sealing key
 
 
+def test_the_page_shows_uptime_and_report_quality() -> None:
+    checked = executor("http://a", "verified", hardware=True, mrtd="11" * 48)
+    ExecutorRecord.objects.filter(pk=checked.pk).update(
+        checks_total=8, checks_ok=6, reports_accepted=41, reports_refused=2
+    )
+    executor("http://b", "verified", hardware=True, mrtd="22" * 48)
+    html = Client().get("/executors/").content.decode()
+    assert "75 % of 8 checks" in html
+    assert "41 / 2" in html
+    assert "0 / 0" in html  # the unchecked one: no uptime yet, no reports
+
+
 def test_the_page_says_so_when_there_is_none() -> None:
     assert "No executor has passed attestation yet." in Client().get("/executors/").content.decode()
 

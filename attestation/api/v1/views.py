@@ -29,6 +29,10 @@ class PublicExecutorSerializer(serializers.Serializer):
     tags = serializers.ListField(child=serializers.CharField(), help_text="EasyEnclave tags (exchange, region, …)")
     signing_key = serializers.CharField()
     last_verified_at = serializers.DateTimeField(allow_null=True)
+    checks_total = serializers.IntegerField(help_text="Scheduled re-attestations attempted.")
+    checks_ok = serializers.IntegerField(help_text="…of which it answered and passed (uptime: ok / total).")
+    reports_accepted = serializers.IntegerField(help_text="Reports stored after signature, chain and key checks.")
+    reports_refused = serializers.IntegerField(help_text="Report pages refused (bad signature, broken chain, …).")
 
 
 class ExecutorListApi(APIView):
