@@ -68,6 +68,9 @@ class AllowlistAudit(models.Model):
         return f"{self.action} {self.entry_id} by {self.actor_id}"
 
 
+FULL_UPTIME_PERMILLE = 1000
+
+
 class ExecutorRecord(models.Model):
     """An executor we know (registry, seed 3.3): its identity as last verified, and how it has behaved."""
 
@@ -105,7 +108,9 @@ class ExecutorRecord(models.Model):
     @property
     def uptime_permille(self) -> int:
         """Share of scheduled checks it passed, in ‰; 1000 before the first check (nothing held against it)."""
-        return self.checks_ok * 1000 // self.checks_total if self.checks_total else 1000
+        if not self.checks_total:
+            return FULL_UPTIME_PERMILLE
+        return self.checks_ok * FULL_UPTIME_PERMILLE // self.checks_total
 
 
 class AttestationRecord(models.Model):

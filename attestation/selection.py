@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-from attestation.models import ExecutorRecord
+from attestation.models import FULL_UPTIME_PERMILLE, ExecutorRecord
 
 _turn = itertools.count()
 
@@ -34,7 +34,7 @@ def select_executor(urls: Sequence[str]) -> str:
     def rank(url: str) -> tuple[int, int, int, int, int]:
         record = known.get(url)
         if record is None:
-            return (0, 0, -1000, 0, 0)
+            return (0, 0, -FULL_UPTIME_PERMILLE, 0, 0)  # nothing known is held against it
         capacity = record.capacity_available if record.capacity_available is not None else 0
         return (
             -capacity,

@@ -35,6 +35,11 @@ def authority() -> DevQuoteAuthority:
 
 @pytest.fixture
 def dev_trust(settings, tmp_path: Path, authority: DevQuoteAuthority) -> DevQuoteAuthority:
+    return trust_dev_authority(settings, tmp_path, authority)
+
+
+def trust_dev_authority(settings: Any, tmp_path: Path, authority: DevQuoteAuthority) -> DevQuoteAuthority:
+    """Trust `authority` as the dev root (with its collateral), allow UpToDate only, allowlist MRTD."""
     root = tmp_path / "dev-root.der"
     root.write_bytes(authority.root_ca_der)
     collateral = tmp_path / "collateral.json"

@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.cache import cache
 
-from attestation import gate, services
+from attestation import gate
 from attestation.models import AttestationRecord
 from attestation.proof import build_proof
 from devnet.ita.app import build_ita_app
@@ -23,12 +23,10 @@ from devnet.ita.authority import DevTokenAuthority, sign_jwt
 from devnet.serving import Served, serve_in_thread
 from devnet.tdx.authority import DevQuoteAuthority
 from executor.identity import Identity
-from tests.attestation.test_gate import refused_with
-from tests.factories import user_with
+from tests.attestation.test_gate import MRTD, refused_with, trust_dev_authority
 from wire.attestation import report_data
 
 pytestmark = pytest.mark.django_db
-MRTD = bytes(range(48))
 API_KEY = "ita-test-key"
 
 
@@ -45,14 +43,7 @@ def tokens() -> DevTokenAuthority:
 @pytest.fixture
 def ita(settings, tmp_path: Path, quotes: DevQuoteAuthority, tokens: DevTokenAuthority) -> Iterator[Served]:
     cache.clear()
-    root = tmp_path / "dev-root.der"
-    root.write_bytes(quotes.root_ca_der)
-    collateral = tmp_path / "collateral.json"
-    collateral.write_text(quotes.collateral_json(now=int(time.time())))
-    settings.ATTESTATION_DEV_ROOT_CA_FILE = str(root)
-    settings.ATTESTATION_COLLATERAL_FILE = str(collateral)
-    settings.ATTESTATION_TCB_ALLOWED = ["UpToDate"]
-    services.allowlist_add(actor_id=user_with().pk, mrtd=MRTD.hex(), build_version="1.0.0", source_commit="c0ffee")
+    trust_dev_authority(settings, tmp_path, quotes)
     with serve_in_thread(build_ita_app(tokens, quotes, api_key=API_KEY), name="ita") as served:
         settings.ATTESTATION_ITA_JWKS_URL = served.url + "/certs"
         settings.ATTESTATION_ITA_ISSUER = tokens.issuer
@@ -320,3 +311,19 @@ def test_a_pinned_ita_root_admits_only_keys_chained_to_it(
     assert "x5c" in refused_with(ItaExecutor(quotes, ita), "untrusted_key")
     settings.ATTESTATION_ITA_ROOT_CA_FILE = str(tmp_path / "missing.pem")
     refused_with(ItaExecutor(quotes, ita), "ita_unavailable")
+
+
+async def test_the_executor_asks_ita_at_most_its_limit_a_minute(ita: Served, quotes: DevQuoteAuthority) -> None:
+    """`/v1/attestation` is open: a flood of challenges cannot spend the operator's ITA quota."""
+    from executor.ita import ItaAppraiser, ItaUnavailable
+
+    now = [1000.0]
+    appraiser = ItaAppraiser(ita.url, API_KEY, max_per_minute=2, clock=lambda: now[0])
+    quote = quotes.quote(b"x", mrtd=MRTD)
+    assert (await appraiser.token(quote)).count(".") == 2
+    assert (await appraiser.token(quote)).count(".") == 2
+    with pytest.raises(ItaUnavailable, match="2 a minute"):
+        await appraiser.token(quote)
+    assert requests_to(ita)["attest"] == 2  # the third never reached ITA
+    now[0] += 60
+    assert (await appraiser.token(quote)).count(".") == 2

@@ -24,6 +24,7 @@ from execution.models import MMOrder
 from tests.execution.executor_thread import running_executor
 from tests.executor.harness import live_exchange
 from tests.factories import user_with
+from tests.fixtures.chain import connect, running_anvil
 
 BALANCES = {"MMT": Decimal(3000), "USDT": Decimal(1500)}
 
@@ -33,13 +34,12 @@ BALANCES = {"MMT": Decimal(3000), "USDT": Decimal(1500)}
 # deposits.
 @pytest.fixture(scope="module")
 def anvil() -> Iterator[Anvil]:
-    with Anvil() as node:
-        yield node
+    yield from running_anvil()
 
 
 @pytest.fixture(scope="module")
 def w3(anvil: Anvil) -> Web3:
-    return Web3(Web3.HTTPProvider(anvil.url, request_kwargs={"timeout": 30}))
+    return connect(anvil)
 
 
 @pytest.fixture(scope="module")

@@ -46,15 +46,21 @@ def runner_of(executor: tuple[str, dict[str, Any]], order: MMOrder) -> Any:
     return manager_of(executor[1]).get(order.job_id)
 
 
+def start_quoting(order: MMOrder, executor: tuple[str, dict[str, Any]]) -> tuple[MMOrder, Any]:
+    """Start the order's job and wait until it quotes both sides; the order and the executor's runner."""
+    order = jobs.mm_order_start_job(order_id=order.pk)
+    runner = runner_of(executor, order)
+    wait(lambda: len(runner.tracker.resting()) >= 2)
+    return order, runner
+
+
 # --- the exchange fails while the job runs ---------------------------------------------------------------------
 
 
 def test_exchange_down_while_running_holds_the_order_and_it_resumes(
     order: MMOrder, sim: RunningExchange, executor: tuple[str, dict[str, Any]]
 ) -> None:
-    order = jobs.mm_order_start_job(order_id=order.pk)
-    runner = runner_of(executor, order)
-    wait(lambda: len(runner.tracker.resting()) >= 2)
+    order, runner = start_quoting(order, executor)
     fault(sim, order, FaultKind.MAINTENANCE, until_ms=int(time.time() * 1000) + 4000)
     wait(lambda: runner.status()["exchange_reachable"] is False, timeout=15)
     for _ in range(3):  # the beat keeps following the job while the exchange is away
@@ -69,9 +75,7 @@ def test_exchange_down_while_running_holds_the_order_and_it_resumes(
 def test_partial_fills_are_booked_exactly_and_once(
     order: MMOrder, sim: RunningExchange, executor: tuple[str, dict[str, Any]]
 ) -> None:
-    order = jobs.mm_order_start_job(order_id=order.pk)
-    runner = runner_of(executor, order)
-    wait(lambda: len(runner.tracker.resting()) >= 2)
+    order, runner = start_quoting(order, executor)
     fault(sim, order, FaultKind.PARTIAL_FILL_ONLY, fraction=Decimal("0.3"), count=50)
     wait(lambda: any(0 < o.filled < o.amount for o in runner.tracker.orders.values()), timeout=60)
     jobs.mm_order_pull_reports(order_id=order.pk)
