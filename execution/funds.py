@@ -13,25 +13,37 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import ccxt
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 from eth_account import Account
 from eth_typing import ChecksumAddress, HexStr
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
-from web3.types import Nonce, TxParams
+from web3.types import Nonce, TxParams, TxReceipt, Wei
 
 from contracts import load_artifact
 from execution import selectors, services
 from execution.domain import mm_order as mm
-from execution.domain.ledger import transfer
+from execution.domain.ledger import Transaction, transfer
+from execution.domain.units import from_units, same_amount, units_up
 from execution.errors import ExchangeUnavailable, ExecutionError, LedgerOverdraft
 from execution.exchanges import TRANSIENT, exchange_call, exchange_client, exchange_market
-from execution.models import CustodyNonce, CustodyTransfer, ExchangeAccount, ExchangeWithdrawal, MMOrder
+from execution.models import (
+    Alert,
+    CustodyNonce,
+    CustodyTransfer,
+    CustodyTransferVersion,
+    ExchangeAccount,
+    ExchangeWithdrawal,
+    MMOrder,
+)
 from mrmarket.chain import get_web3
 from mrmarket.errors import NotFound
 from mrmarket.observability import context
@@ -104,7 +116,7 @@ def mm_order_create(
     chosen = _check_strategy(strategy)
     if funding_amount <= 0:
         raise OrderRejected("the funding amount must be positive")
-    amount = Decimal(funding_amount) / (Decimal(10) ** decimals)
+    amount = from_units(funding_amount, decimals)
     minimum = _minimum(market, funding_asset)
     if amount < minimum:
         raise OrderRejected(
@@ -149,13 +161,46 @@ def _deposit_address(account: ExchangeAccount, asset: str) -> str:
     return Web3.to_checksum_address(address)
 
 
+def reserved_account(order: MMOrder) -> str:
+    """Where the custody balance an order will send sits from `fund` until its transfer is booked as sent."""
+    return f"custody:reserved:o{order.pk}"
+
+
+def _reservation(order: MMOrder) -> Transaction:
+    # Booked with `fund`, before anything is signed: the custody balance that later orders see no longer
+    # includes it, so two orders can never both sign against funds that cover one.
+    return transfer(
+        f"o{order.pk}-custody-reserved",
+        "reserve_lock",
+        asset=order.funding_asset,
+        amount=order.funding_amount,
+        source="custody",
+        target=reserved_account(order),
+    )
+
+
+def _overdraft(order: MMOrder) -> LedgerOverdraft:
+    available = selectors.ledger_balance(account=f"custody:{order.funding_asset}")
+    return LedgerOverdraft(
+        f"custody holds {available} base units of {order.funding_asset} free, the order needs {order.funding_amount}",
+        extra={"account": f"custody:{order.funding_asset}", "short": order.funding_amount - available},
+    )
+
+
 def mm_order_fund(*, order_id: int) -> MMOrder:
-    """Move the order's funds toward the exchange. Safe to call again: it continues where it stopped."""
+    """Move the order's funds toward the exchange. Safe to call again: it continues where it stopped.
+
+    Custody short of the amount: LedgerOverdraft, and the order stays `created` with nothing reserved or signed."""
     w3 = get_web3()
     with context.bound(order_id=order_id):
         order = MMOrder.objects.get(pk=order_id)
         if order.state == mm.State.CREATED:
-            order = services.mm_order_transition(order_id=order_id, event=mm.Event.FUND, key=f"o{order_id}-fund")
+            try:
+                order = services.mm_order_transition(
+                    order_id=order_id, event=mm.Event.FUND, key=f"o{order_id}-fund", ledger=[_reservation(order)]
+                )
+            except LedgerOverdraft:
+                raise _overdraft(order) from None
         if order.state != mm.State.FUNDING:
             return order
         sent = CustodyTransfer.objects.filter(order=order, direction="to_exchange").first()
@@ -172,44 +217,64 @@ def _sign_deposit_transfer(w3: Web3, order: MMOrder) -> CustodyTransfer:
         return existing
     token_address, _ = custody_asset(order.funding_asset)
     custody = Account.from_key(settings.CUSTODY_PRIVATE_KEY)
-    # Nothing is signed unless the ledger shows the custody balance (reserved by other orders included).
-    available = selectors.ledger_balance(account=f"custody:{order.funding_asset}")
-    if available < order.funding_amount:
-        raise LedgerOverdraft(
-            f"custody holds {available} base units of {order.funding_asset}, the order needs {order.funding_amount}",
-            extra={"account": f"custody:{order.funding_asset}", "short": order.funding_amount - available},
-        )
+    # Reserved with `fund`; an order funded before reservations existed reserves now (a no-op otherwise).
+    try:
+        services.ledger_record(tx=_reservation(order))
+    except LedgerOverdraft:
+        raise _overdraft(order) from None
     to = _deposit_address(order.exchange_account, order.funding_asset)
-    token = w3.eth.contract(address=token_address, abi=ERC20_ABI)
-    params: TxParams = {
-        "from": custody.address,
-        "nonce": Nonce(_allocate_nonce(w3, custody.address)),
-        "chainId": w3.eth.chain_id,
-        "gas": 100_000,
-        "gasPrice": w3.eth.gas_price,
-    }
-    tx = token.functions.transfer(to, order.funding_amount).build_transaction(params)
-    signed = custody.sign_transaction(tx)
-    return CustodyTransfer.objects.create(
+    gas_price = int(w3.eth.gas_price)
+    signed = _sign(w3, order.funding_asset, to, order.funding_amount, _allocate_nonce(w3, custody.address), gas_price)
+    sent = CustodyTransfer.objects.create(
         order=order,
         chain_id=w3.eth.chain_id,
         token=token_address.lower(),
         from_address=custody.address.lower(),
         to_address=to.lower(),
         amount=order.funding_amount,
-        nonce=tx["nonce"],
-        tx_hash="0x" + signed.hash.hex(),
-        raw_tx="0x" + signed.raw_transaction.hex(),
+        nonce=signed.nonce,
+        tx_hash=signed.tx_hash,
+        raw_tx=signed.raw_tx,
+        gas_price=gas_price,
+        signed_at=timezone.now(),
     )
+    CustodyTransferVersion.objects.create(
+        transfer=sent, tx_hash=signed.tx_hash, raw_tx=signed.raw_tx, gas_price=gas_price
+    )
+    return sent
+
+
+@dataclass(frozen=True)
+class _Signed:
+    nonce: int
+    tx_hash: str
+    raw_tx: str
+
+
+def _sign(w3: Web3, asset: str, to: str, amount: int, nonce: int, gas_price: int) -> _Signed:
+    """The ERC-20 transfer from the custody wallet; the same arguments with another gas price is its replacement."""
+    token_address, _ = custody_asset(asset)
+    custody = Account.from_key(settings.CUSTODY_PRIVATE_KEY)
+    params: TxParams = {
+        "from": custody.address,
+        "nonce": Nonce(nonce),
+        "chainId": w3.eth.chain_id,
+        "gas": 100_000,
+        "gasPrice": Wei(gas_price),
+    }
+    token = w3.eth.contract(address=token_address, abi=ERC20_ABI)
+    tx = token.functions.transfer(Web3.to_checksum_address(to), amount).build_transaction(params)
+    signed = custody.sign_transaction(tx)
+    return _Signed(nonce=nonce, tx_hash="0x" + signed.hash.hex(), raw_tx="0x" + signed.raw_transaction.hex())
 
 
 def _broadcast(w3: Web3, sent: CustodyTransfer) -> MMOrder:
+    if sent.status == CustodyTransfer.Status.PARKED:
+        return MMOrder.objects.get(pk=sent.order_id)
     if sent.status == CustodyTransfer.Status.SIGNED:
-        try:
-            w3.eth.send_raw_transaction(HexStr(sent.raw_tx))
-        except Exception as exc:  # "already known" / "nonce too low": fine when the chain has this very tx
-            if not _known(w3, sent.tx_hash):
-                raise ExchangeUnavailable(f"the chain refused the custody transfer ({type(exc).__name__})") from None
+        if not _send(w3, sent) and _mined_version(w3, sent) is None:
+            _park(sent)
+            return MMOrder.objects.get(pk=sent.order_id)
         CustodyTransfer.objects.filter(pk=sent.pk, status=CustodyTransfer.Status.SIGNED).update(
             status=CustodyTransfer.Status.BROADCAST
         )
@@ -218,24 +283,152 @@ def _broadcast(w3: Web3, sent: CustodyTransfer) -> MMOrder:
         "withdraw_debit",
         asset=sent.order.funding_asset,
         amount=sent.amount,
-        source="custody",
+        source=reserved_account(sent.order),
         target=f"transit:o{sent.order_id}",
     )
     return services.mm_order_transition(
         order_id=sent.order_id,
         event=mm.Event.TRANSFER_SENT,
         key=f"o{sent.order_id}-transfer-sent",
-        ledger=[move],
-        detail={"tx_hash": sent.tx_hash, "to": sent.to_address},
+        ledger=[_reservation(sent.order), move],  # the reservation is recorded already: a no-op, kept for
+        detail={"tx_hash": sent.tx_hash, "to": sent.to_address},  # a transfer signed before reservations
     )
+
+
+def _send(w3: Web3, sent: CustodyTransfer) -> bool:
+    """Broadcast the transfer's newest version. False when the chain has used its nonce already (by one of our
+    versions, or by a transaction that is not ours: the caller finds out which by receipt)."""
+    try:
+        w3.eth.send_raw_transaction(HexStr(sent.raw_tx))
+    except Exception as exc:  # "already known", "nonce too low", "underpriced": the chain's state decides, not the text
+        if _known(w3, sent.tx_hash):
+            return True
+        if _nonce_used(w3, sent):
+            return False
+        raise ExchangeUnavailable(f"the chain refused the custody transfer ({type(exc).__name__})") from None
+    return True
 
 
 def _known(w3: Web3, tx_hash: str) -> bool:
     try:
-        w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+        w3.eth.get_transaction(HexStr(tx_hash))
     except TransactionNotFound:
         return False
     return True
+
+
+def _nonce_used(w3: Web3, sent: CustodyTransfer) -> bool:
+    return int(w3.eth.get_transaction_count(Web3.to_checksum_address(sent.from_address), "latest")) > sent.nonce
+
+
+def _mined_version(w3: Web3, sent: CustodyTransfer) -> tuple[str, TxReceipt] | None:
+    """The version of the transfer that the chain mined, with its receipt; None while none has."""
+    hashes = [sent.tx_hash]
+    hashes += [h for h in sent.versions.order_by("-pk").values_list("tx_hash", flat=True) if h != sent.tx_hash]
+    for tx_hash in hashes:
+        try:
+            return tx_hash, w3.eth.get_transaction_receipt(HexStr(tx_hash))
+        except TransactionNotFound:
+            continue
+    return None
+
+
+def _adopt(sent: CustodyTransfer, tx_hash: str) -> CustodyTransfer:
+    """The transfer is the version that mined (an earlier one can mine after its replacement was signed)."""
+    if tx_hash != sent.tx_hash:
+        version = sent.versions.get(tx_hash=tx_hash)
+        CustodyTransfer.objects.filter(pk=sent.pk).update(
+            tx_hash=version.tx_hash, raw_tx=version.raw_tx, gas_price=version.gas_price
+        )
+        log.warning("custody_transfer_version_mined", transfer_id=sent.pk, tx_hash=tx_hash)
+        sent.refresh_from_db()
+    return sent
+
+
+def _park(sent: CustodyTransfer) -> None:
+    """The nonce went to a transaction that is none of ours (the key used elsewhere, a nonce reset): nothing
+    of ours can mine any more, and sending again would only fail. The transfer waits for an operator."""
+    CustodyTransfer.objects.filter(pk=sent.pk).exclude(status=CustodyTransfer.Status.MINED).update(
+        status=CustodyTransfer.Status.PARKED
+    )
+    _alert(
+        "custody_nonce_taken",
+        f"custody nonce {sent.nonce} of order {sent.order_id} was used by a transaction that is not one of its "
+        f"signed versions; the transfer is parked (docs/runbook.md)",
+        dedup=f"custody-parked:t{sent.pk}",
+        detail={"order_id": sent.order_id, "transfer_id": sent.pk, "nonce": sent.nonce, "tx_hash": sent.tx_hash},
+    )
+
+
+def _alert(kind: str, message: str, *, dedup: str, detail: dict[str, Any], warning: bool = False) -> None:
+    severity = Alert.Severity.WARNING if warning else Alert.Severity.CRITICAL
+    try:
+        with transaction.atomic():
+            Alert.objects.create(kind=kind, severity=severity, message=message[:500], detail=detail, dedup_key=dedup)
+    except IntegrityError:
+        return  # already open for this fact
+    log.error(kind, **{k: str(v) for k, v in detail.items()})
+
+
+def _keep_moving(w3: Web3, sent: CustodyTransfer) -> None:
+    """A pending transfer: replaced at a higher gas price once it has waited too long (every later custody
+    transfer queues behind its nonce), and sent again if the mempool dropped it."""
+    if _bump_due(sent):
+        sent = _sign_replacement(w3, sent)
+    if not _known(w3, sent.tx_hash):
+        _send(w3, sent)  # False: the nonce was used meanwhile; the next beat finds by receipt which version
+
+
+def _bump_due(sent: CustodyTransfer) -> bool:
+    since = sent.signed_at or sent.created_at
+    return timezone.now() - since >= timedelta(seconds=settings.CUSTODY_GAS_BUMP_SECONDS)
+
+
+@transaction.atomic
+def _sign_replacement(w3: Web3, sent: CustodyTransfer) -> CustodyTransfer:
+    sent = CustodyTransfer.objects.select_for_update().get(pk=sent.pk)
+    if sent.status not in (CustodyTransfer.Status.SIGNED, CustodyTransfer.Status.BROADCAST) or not _bump_due(sent):
+        return sent  # another worker replaced it, or it is settled
+    current = sent.gas_price or _pending_gas_price(w3, sent)
+    price = max(int(w3.eth.gas_price), current + max(1, -(-current * settings.CUSTODY_GAS_BUMP_PERCENT // 100)))
+    cap = settings.CUSTODY_GAS_PRICE_CAP_WEI
+    detail = {"order_id": sent.order_id, "transfer_id": sent.pk, "nonce": sent.nonce, "gas_price": current}
+    if cap and price > cap:
+        if current >= cap:
+            _alert(
+                "custody_gas_cap",
+                f"custody transfer of order {sent.order_id} (nonce {sent.nonce}) is still pending at the gas price "
+                f"cap {cap} wei; every later custody transfer waits behind it (docs/runbook.md)",
+                dedup=f"custody-gas-cap:t{sent.pk}",
+                detail=detail,
+            )
+            return sent
+        price = cap
+    # The version being replaced stays on record: it can still be the one that mines.
+    CustodyTransferVersion.objects.get_or_create(
+        tx_hash=sent.tx_hash, defaults={"transfer": sent, "raw_tx": sent.raw_tx, "gas_price": current}
+    )
+    signed = _sign(w3, sent.order.funding_asset, sent.to_address, sent.amount, sent.nonce, price)
+    CustodyTransferVersion.objects.create(transfer=sent, tx_hash=signed.tx_hash, raw_tx=signed.raw_tx, gas_price=price)
+    sent.tx_hash, sent.raw_tx, sent.gas_price, sent.signed_at = signed.tx_hash, signed.raw_tx, price, timezone.now()
+    sent.save(update_fields=["tx_hash", "raw_tx", "gas_price", "signed_at"])
+    _alert(
+        "custody_transfer_stuck",
+        f"custody transfer of order {sent.order_id} (nonce {sent.nonce}) was pending for "
+        f"{settings.CUSTODY_GAS_BUMP_SECONDS}s; replaced at gas price {price} wei",
+        dedup=f"custody-stuck:t{sent.pk}",
+        detail={**detail, "gas_price": price, "replaced": current},
+        warning=True,
+    )
+    return sent
+
+
+def _pending_gas_price(w3: Web3, sent: CustodyTransfer) -> int:
+    # A transfer signed before gas prices were stored: the price the chain knows it at.
+    try:
+        return int(w3.eth.get_transaction(HexStr(sent.tx_hash)).get("gasPrice", 0))
+    except TransactionNotFound:
+        return 0
 
 
 def mm_order_track_deposit(*, order_id: int) -> MMOrder:
@@ -243,16 +436,22 @@ def mm_order_track_deposit(*, order_id: int) -> MMOrder:
     w3 = get_web3()
     order = MMOrder.objects.get(pk=order_id)
     sent = CustodyTransfer.objects.filter(order=order, direction="to_exchange").first()
-    if sent is None:
+    if sent is None or sent.status == CustodyTransfer.Status.PARKED:
         return order
     if order.state == mm.State.FUNDING:
         return _broadcast(w3, sent)  # signed but the broadcast never happened (crash): send the same tx again
     if order.state == mm.State.WITHDRAWING_TO_EXCHANGE:
-        try:
-            receipt = w3.eth.get_transaction_receipt(sent.tx_hash)  # type: ignore[arg-type]
-        except TransactionNotFound:
-            w3.eth.send_raw_transaction(HexStr(sent.raw_tx))  # dropped from the mempool: the same tx again
-            return order
+        found = _mined_version(w3, sent)
+        if found is None:
+            if not _nonce_used(w3, sent):
+                _keep_moving(w3, sent)
+                return order
+            found = _mined_version(w3, sent)  # one of ours may have mined between the two reads
+            if found is None:
+                _park(sent)
+                return order
+        tx_hash, receipt = found
+        sent = _adopt(sent, tx_hash)
         if receipt["status"] != 1:
             CustodyTransfer.objects.filter(pk=sent.pk).update(status=CustodyTransfer.Status.REVERTED)
             back = transfer(
@@ -277,7 +476,7 @@ def mm_order_track_deposit(*, order_id: int) -> MMOrder:
             order_id=order_id,
             event=mm.Event.TRANSFER_MINED,
             key=f"o{order_id}-transfer-mined",
-            detail={"block": receipt["blockNumber"]},
+            detail={"block": receipt["blockNumber"], "tx_hash": sent.tx_hash},
         )
         sent.refresh_from_db()
     if order.state == mm.State.DEPOSIT_CONFIRMING:
@@ -306,15 +505,15 @@ def _credited_by_exchange(order: MMOrder, sent: CustodyTransfer) -> bool:
     account = order.exchange_account
     client = exchange_client(account.exchange, credentials=services.exchange_account_credentials(account=account))
     _, decimals = custody_asset(order.funding_asset)
-    expected = Decimal(sent.amount) / (Decimal(10) ** decimals)
     try:
         deposits = client.fetch_deposits(order.funding_asset)
     except TRANSIENT:
         return False  # try again on the next beat
+    # ccxt reports amounts as floats: compared in base units at the precision a float carries (ADR 0013).
     return any(
         str(d.get("txid", "")).lower() == sent.tx_hash
         and d.get("status") == "ok"
-        and Decimal(str(d.get("amount"))) == expected
+        and same_amount(d.get("amount"), sent.amount, decimals)
         for d in deposits
     )
 
@@ -373,7 +572,7 @@ def mm_order_withdraw_back(*, order_id: int, treasury_account_id: int) -> MMOrde
             },
         )
         _, decimals = custody_asset(asset)
-        amount = Decimal(withdrawal.amount) / (Decimal(10) ** decimals)
+        amount = from_units(withdrawal.amount, decimals)
         try:
             with exchange_call(trading.exchange, "the withdrawal"):
                 result = _client_for(treasury).withdraw(
@@ -502,5 +701,5 @@ def _withdrawal_outcome(withdrawal: ExchangeWithdrawal) -> str | None:
     if receipt["status"] != 1 or w3.eth.block_number - receipt["blockNumber"] + 1 < settings.CHAIN_CONFIRMATIONS:
         return None
     _, decimals = custody_asset(withdrawal.asset)
-    fee = int(Decimal(str((row.get("fee") or {}).get("cost") or 0)) * (Decimal(10) ** decimals))
+    fee = units_up((row.get("fee") or {}).get("cost") or 0, decimals)  # a fee we pay: never under-booked
     return f"{tx_hash}|{fee}"

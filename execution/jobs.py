@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +25,7 @@ from django.utils.module_loading import import_string
 from execution import services
 from execution.domain import mm_order as mm
 from execution.domain.ledger import Posting, Transaction, transfer
+from execution.domain.units import from_units, is_whole, units_down, units_up
 from execution.errors import ExecutorRefused, ReportRejected
 from execution.executor_client import ExecutorClient
 from execution.funds import custody_asset
@@ -117,7 +118,7 @@ def build_job_spec(order: MMOrder, *, mid: Decimal) -> dict[str, Any]:
     params = {**DEFAULT_PARAMS, **(chosen.get("params") or {})}
     quote = order.symbol.split("/")[1]
     _, decimals = custody_asset(order.funding_asset)
-    funded = Decimal(order.funding_amount) / (Decimal(10) ** decimals)
+    funded = from_units(order.funding_amount, decimals)
     funded_quote = funded if order.funding_asset == quote else funded * mid
     if "order_amount" not in params:
         # Each of 2·levels orders gets a quarter of its share, so the ladder fits twice over on either side.
@@ -342,27 +343,28 @@ def _store_once(order: MMOrder, signed: SignedReport) -> bool:
     return True
 
 
-def _units(value: Decimal, asset: str, rounding: str) -> tuple[int, bool]:
+def _units(value: Decimal, asset: str, *, up: bool) -> tuple[int, bool]:
+    """In base units: what leaves the account rounded up, what arrives rounded down (ADR 0013); and whether
+    that rounded anything."""
     _, decimals = custody_asset(asset)
-    scaled = value * (Decimal(10) ** decimals)
-    whole = int(scaled.to_integral_value(rounding=rounding))
-    return whole, Decimal(whole) != scaled
+    return (units_up if up else units_down)(value, decimals), not is_whole(value, decimals)
 
 
 def _fill_transactions(order: MMOrder, fills: list[dict[str, Any]]) -> list[Transaction]:
     """Each fill against the market, and its fee to the exchange, in base units of the custody tokens.
 
     The exchange keeps balances finer than a token's base unit; where a value does not fit, we book what we
-    may hold at most (buys' quote and fees rounded up, sells' quote rounded down), so the ledger never claims
+    may hold at most (what leaves the account — a buy's quote, a sale's base, fees — rounded up, what arrives
+    rounded down), so the ledger never claims
     more than the exchange holds; such entries carry the memo `rounded` (reconciliation tolerates that dust)."""
     base, quote = order.symbol.split("/")
     here = f"exchange:a{order.exchange_account_id}:free"
     out: list[Transaction] = []
     for f in fills:
         amount, price = Decimal(f["amount"]), Decimal(f["price"])
-        base_units, base_rounded = _units(amount, base, ROUND_FLOOR)
         buy = f["side"] == "buy"
-        quote_units, quote_rounded = _units(amount * price, quote, ROUND_CEILING if buy else ROUND_FLOOR)
+        base_units, base_rounded = _units(amount, base, up=not buy)
+        quote_units, quote_rounded = _units(amount * price, quote, up=buy)
         sign = 1 if buy else -1
         postings = (
             Posting(f"{here}:{base}", base, sign * base_units),
@@ -374,7 +376,7 @@ def _fill_transactions(order: MMOrder, fills: list[dict[str, Any]]) -> list[Tran
         out.append(Transaction(key=f"o{order.pk}-fill-{f['trade_id']}", kind=kind, postings=postings))
         fee = Decimal(f["fee"])
         if fee > 0:
-            fee_units, fee_rounded = _units(fee, f["fee_asset"], ROUND_CEILING)
+            fee_units, fee_rounded = _units(fee, f["fee_asset"], up=True)
             out.append(
                 transfer(
                     f"o{order.pk}-fee-{f['trade_id']}",

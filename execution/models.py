@@ -184,6 +184,8 @@ class CustodyTransfer(models.Model):
         BROADCAST = "broadcast"
         MINED = "mined"
         REVERTED = "reverted"
+        # The chain used the nonce for a transaction that is none of our signed versions: an operator decides.
+        PARKED = "parked"
 
     order = models.ForeignKey(MMOrder, on_delete=models.PROTECT, related_name="transfers")
     direction = models.CharField(max_length=16, default="to_exchange")
@@ -197,6 +199,8 @@ class CustodyTransfer(models.Model):
     raw_tx = models.TextField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SIGNED)
     block_number = models.PositiveBigIntegerField(null=True, blank=True)
+    gas_price = models.PositiveBigIntegerField(default=0, help_text="Of the version in tx_hash (wei).")
+    signed_at = models.DateTimeField(null=True, blank=True, help_text="When the version in tx_hash was signed.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -204,6 +208,24 @@ class CustodyTransfer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.direction} {self.amount} {self.tx_hash}"
+
+
+class CustodyTransferVersion(models.Model):
+    """Every signed version of a custody transfer: the original and each replacement at a higher gas price, all
+    with the same nonce, so at most one of them can ever mine. Stored before it is broadcast; the transfer's
+    tx_hash is the newest version until one mines, then the one that mined."""
+
+    transfer = models.ForeignKey(CustodyTransfer, on_delete=models.PROTECT, related_name="versions")
+    tx_hash = models.CharField(max_length=66, unique=True)
+    raw_tx = models.TextField()
+    gas_price = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("transfer", "pk")
+
+    def __str__(self) -> str:
+        return f"{self.tx_hash} @ {self.gas_price} wei"
 
 
 class ExchangeWithdrawal(models.Model):

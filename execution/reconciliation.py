@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -18,6 +17,7 @@ from web3 import Web3
 from contracts import load_artifact
 from execution import selectors, services
 from execution.domain import mm_order as mm
+from execution.domain.units import units_down
 from execution.errors import InvalidOrderTransition
 from execution.exchanges import exchange_call, exchange_client
 from execution.models import Alert, ExchangeAccount, MMOrder
@@ -45,7 +45,7 @@ def _decimals(asset: str) -> int:
 
 
 def _to_units(amount: object, asset: str) -> int:
-    return int(Decimal(str(amount)) * (Decimal(10) ** _decimals(asset)))
+    return units_down(amount, _decimals(asset))  # what an account holds: never more than is there (ADR 0013)
 
 
 def reconcile_exchange_account(*, account_id: int) -> list[Mismatch]:
@@ -98,7 +98,12 @@ def reconcile_custody() -> list[Mismatch]:
     for asset, spec in sorted(settings.CUSTODY_ASSETS.items()):
         onchain = w3.eth.contract(address=Web3.to_checksum_address(str(spec["token"])), abi=abi)
         actual = int(onchain.functions.balanceOf(custody).call())
-        ledger = selectors.ledger_balance(account=f"custody:{asset}")
+        # The wallet still holds what is reserved for orders whose transfers are not booked as sent yet.
+        ledger = sum(
+            amount
+            for account, amount in selectors.ledger_balances(prefix="custody:").items()
+            if account.endswith(f":{asset}")
+        )
         if actual != ledger:
             mismatches.append(Mismatch("custody", asset, ledger, actual))
     for mismatch in mismatches:

@@ -186,6 +186,11 @@ EXCHANGE_MARKETS_TTL_SECONDS = env.int("EXCHANGE_MARKETS_TTL_SECONDS", default=3
 # The custody wallet that funds MM orders: its ERC-20 assets ({"USDT": {"token": "0x…", "decimals": 6}}).
 CUSTODY_ASSETS: dict[str, dict[str, object]] = env.json("CUSTODY_ASSETS", default={})
 CUSTODY_PRIVATE_KEY = env.str("CUSTODY_PRIVATE_KEY", default="")
+# A custody transfer still pending this long is replaced (same nonce) at a gas price this many percent higher,
+# never above the cap (wei; 0 = no cap); reaching the cap raises an alert instead.
+CUSTODY_GAS_BUMP_SECONDS = env.int("CUSTODY_GAS_BUMP_SECONDS", default=180)
+CUSTODY_GAS_BUMP_PERCENT = env.int("CUSTODY_GAS_BUMP_PERCENT", default=25)
+CUSTODY_GAS_PRICE_CAP_WEI = env.int("CUSTODY_GAS_PRICE_CAP_WEI", default=500 * 10**9)
 EASYENCLAVE_URL = env.str("EASYENCLAVE_URL", default="")
 # Which of a service's endpoints (environment → URL) we use, extra discovery tags, and the caches (docs/easyenclave.md).
 EASYENCLAVE_ENVIRONMENT = env.str("EASYENCLAVE_ENVIRONMENT", default="production")

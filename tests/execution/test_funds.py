@@ -141,12 +141,15 @@ def test_a_crash_between_signing_and_broadcast_resends_the_same_transaction(acco
     assert CustodyTransfer.objects.get(order=order).tx_hash == signed.tx_hash
 
 
-def test_underfunded_custody_signs_nothing(account) -> None:
+def test_underfunded_custody_reserves_and_signs_nothing(account) -> None:
     order = new_order(account, amount=9_000 * UNIT)
-    with pytest.raises(LedgerOverdraft, match="custody holds"):
+    before = selectors.ledger_balances()
+    with pytest.raises(LedgerOverdraft, match="custody holds") as err:
         funds.mm_order_fund(order_id=order.pk)
+    assert err.value.code == "ledger_overdraft"
     assert not CustodyTransfer.objects.exists()
-    assert MMOrder.objects.get(pk=order.pk).state == "funding"  # resumable once custody is topped up
+    assert MMOrder.objects.get(pk=order.pk).state == "created"  # resumable once custody is topped up
+    assert selectors.ledger_balances() == before
 
 
 @pytest.mark.parametrize(
