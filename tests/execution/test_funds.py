@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from eth_account import Account
 from eth_typing import HexStr
 from web3 import Web3
 
@@ -318,3 +319,120 @@ def test_reconciliation_alerts_and_pauses_on_a_mismatch_and_is_quiet_otherwise(a
     mint(w3, dev_token, CUSTODY.address, 3 * UNIT, sender=dev_accounts()[0])
     (custody_mismatch,) = reconciliation.reconcile_custody()
     assert custody_mismatch.actual - custody_mismatch.ledger == 3 * UNIT
+
+
+def test_a_signed_transfer_not_yet_sent_keeps_its_funds_reserved(account, w3: Web3) -> None:
+    first = new_order(account, amount=3_000 * UNIT)
+    order = services.mm_order_transition(order_id=first.pk, event=funds.mm.Event.FUND, key=f"o{first.pk}-fund")
+    funds._sign_deposit_transfer(w3, order)  # signed; the worker dies before the broadcast books it as sent
+    second = new_order(account, amount=3_000 * UNIT)
+    before = selectors.ledger_balances()
+    with pytest.raises(LedgerOverdraft, match="custody holds 2000000000 base units of USDT free") as err:
+        funds.mm_order_fund(order_id=second.pk)
+    assert err.value.extra == {"account": "custody:USDT", "short": 1_000 * UNIT}
+    assert MMOrder.objects.get(pk=second.pk).state == "created"
+    assert not CustodyTransfer.objects.filter(order=second).exists()
+    assert selectors.ledger_balances() == before
+    assert funds.mm_order_track_deposit(order_id=first.pk).state == "withdrawing_to_exchange"
+    assert selectors.ledger_balance(account=f"custody:reserved:o{first.pk}:USDT") == 0
+    assert selectors.ledger_balance(account=f"transit:o{first.pk}:USDT") == 3_000 * UNIT
+    assert asset_totals(selectors.ledger_balances()) == {"USDT": 0}
+
+
+@pytest.fixture
+def manual_mining(w3: Web3) -> Iterator[None]:
+    """Transactions wait in the mempool until the test mines a block."""
+    w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+
+
+def _mine(w3: Web3) -> None:
+    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+
+def _open_alerts(kind: str) -> list:
+    from execution.models import Alert
+
+    return list(Alert.objects.filter(kind=kind, resolved_at__isnull=True))
+
+
+def test_a_stuck_transfer_is_replaced_at_a_higher_gas_price_and_the_replacement_is_what_mines(
+    account, w3: Web3, manual_mining, settings
+) -> None:
+    settings.CUSTODY_GAS_BUMP_SECONDS = 0  # every beat finds it overdue
+    order = funds.mm_order_fund(order_id=new_order(account).pk)
+    assert order.state == "withdrawing_to_exchange"
+    original = CustodyTransfer.objects.get(order=order)
+    order = funds.mm_order_track_deposit(order_id=order.pk)  # still pending: replaced, and no error
+    assert order.state == "withdrawing_to_exchange"
+    bumped = CustodyTransfer.objects.get(order=order)
+    assert (bumped.nonce, bumped.amount, bumped.to_address) == (original.nonce, original.amount, original.to_address)
+    assert bumped.tx_hash != original.tx_hash
+    assert bumped.gas_price >= original.gas_price * 125 // 100
+    assert list(bumped.versions.values_list("tx_hash", flat=True)) == [original.tx_hash, bumped.tx_hash]
+    (alert,) = _open_alerts("custody_transfer_stuck")
+    assert (alert.severity, alert.detail["transfer_id"]) == ("warning", bumped.pk)
+    # The pool holds the replacement in place of the original.
+    assert w3.eth.get_transaction(HexStr(bumped.tx_hash))["nonce"] == original.nonce
+    settings.CUSTODY_GAS_BUMP_SECONDS = 3600
+    _mine(w3)
+    order = funds.mm_order_track_deposit(order_id=order.pk)
+    assert order.state == "deposit_confirming"
+    assert CustodyTransfer.objects.get(order=order).tx_hash == bumped.tx_hash
+    w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+    order = track_until(order, "deposit_confirmed", w3)  # the exchange credits the replacement's hash
+    assert selectors.ledger_balance(account=f"exchange:a{account.pk}:free:USDT") == 1_000 * UNIT
+    assert asset_totals(selectors.ledger_balances()) == {"USDT": 0}
+
+
+def test_an_earlier_version_that_mines_after_its_replacement_is_accepted(
+    account, w3: Web3, manual_mining, settings
+) -> None:
+    settings.CUSTODY_GAS_BUMP_SECONDS = 0
+    order = funds.mm_order_fund(order_id=new_order(account).pk)
+    original = CustodyTransfer.objects.get(order=order)
+    funds.mm_order_track_deposit(order_id=order.pk)
+    replacement = CustodyTransfer.objects.get(order=order)
+    settings.CUSTODY_GAS_BUMP_SECONDS = 3600
+    # Another node still had the original and a miner took it: the replacement can no longer be sent
+    # ("nonce too low"), and the transfer is the original.
+    w3.provider.make_request("anvil_dropTransaction", [replacement.tx_hash])  # type: ignore[arg-type]
+    w3.eth.send_raw_transaction(HexStr(original.raw_tx))
+    _mine(w3)
+    order = funds.mm_order_track_deposit(order_id=order.pk)
+    assert order.state == "deposit_confirming"
+    mined = CustodyTransfer.objects.get(order=order)
+    assert (mined.tx_hash, mined.raw_tx, mined.status) == (original.tx_hash, original.raw_tx, "mined")
+    assert order.transitions.get(event="transfer_mined").detail["tx_hash"] == original.tx_hash
+
+
+def test_a_nonce_taken_by_a_transaction_not_ours_parks_the_transfer_with_an_alert(
+    account, w3: Web3, manual_mining
+) -> None:
+    order = funds.mm_order_fund(order_id=new_order(account).pk)
+    ours = CustodyTransfer.objects.get(order=order)
+    # The custody key used elsewhere: another transaction with our nonce mines, ours leaves the pool.
+    w3.provider.make_request("anvil_dropTransaction", [ours.tx_hash])  # type: ignore[arg-type]
+    other = Account.from_key(CUSTODY.private_key).sign_transaction(
+        {
+            "to": CUSTODY.address,
+            "value": 0,
+            "nonce": ours.nonce,
+            "gas": 21_000,
+            "gasPrice": w3.eth.gas_price,
+            "chainId": w3.eth.chain_id,
+        }
+    )
+    w3.eth.send_raw_transaction(other.raw_transaction)
+    _mine(w3)
+    before = selectors.ledger_balances()
+    for _ in range(2):  # every later beat: no error, no second alert
+        order = funds.mm_order_track_deposit(order_id=order.pk)
+        assert order.state == "withdrawing_to_exchange"
+    assert CustodyTransfer.objects.get(order=order).status == "parked"
+    (alert,) = _open_alerts("custody_nonce_taken")
+    assert (alert.severity, alert.detail["nonce"]) == ("critical", ours.nonce)
+    assert selectors.ledger_balances() == before  # the funds stay located in transit for the operator
