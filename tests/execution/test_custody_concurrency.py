@@ -1,0 +1,88 @@
+"""Two orders funded at once against a custody balance that covers one: the reservation made with `fund` lets
+exactly one sign; the other is refused with a typed error and changes nothing. PostgreSQL only — SQLite
+serializes writers itself, so it cannot show the race."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection, connections
+
+from execution import funds, selectors
+from execution.domain.ledger import asset_totals
+from execution.errors import LedgerOverdraft
+from execution.models import CustodyNonce, CustodyTransfer, LedgerTransaction, MMOrder
+from tests.execution.test_funds import UNIT, account, dev_token, new_order, sim  # noqa: F401 (fixtures)
+
+pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+
+
+@pytest.fixture(autouse=True)
+def _postgresql_only() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serializes writers itself; races need PostgreSQL (CI)")
+
+
+def at_once(works: list[Callable[[], Any]]) -> list[Any]:
+    """Run each work in its own thread (own connection), released together; results or exceptions, in order."""
+    barrier = threading.Barrier(len(works))
+    results: list[Any] = [None] * len(works)
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = works[i]()
+        except Exception as exc:  # collected, asserted by the caller
+            results[i] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(works))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return results
+
+
+def test_two_fundings_at_once_against_a_balance_for_one_sign_once(account, monkeypatch) -> None:  # noqa: F811
+    first, second = new_order(account, amount=3_000 * UNIT), new_order(account, amount=3_000 * UNIT)
+    finished = threading.Event()
+    real = funds._deposit_address
+
+    def after_the_other(exchange_account, asset):
+        # Whoever reaches signing waits until the other funding has finished: without a reservation both
+        # would be here at once, past the balance check (the wait then times out and both sign).
+        finished.wait(timeout=15)
+        return real(exchange_account, asset)
+
+    monkeypatch.setattr(funds, "_deposit_address", after_the_other)
+
+    def fund(order_id: int) -> Callable[[], Any]:
+        def work() -> Any:
+            try:
+                return funds.mm_order_fund(order_id=order_id)
+            finally:
+                finished.set()
+
+        return work
+
+    results = at_once([fund(first.pk), fund(second.pk)])
+    signed = [r for r in results if isinstance(r, MMOrder)]
+    refused = [r for r in results if isinstance(r, LedgerOverdraft)]
+    assert len(signed) == 1, results
+    assert len(refused) == 1, results
+    assert refused[0].code == "ledger_overdraft"
+    winner = signed[0]
+    loser = second if winner.pk == first.pk else first
+    assert list(CustodyTransfer.objects.values_list("order_id", flat=True)) == [winner.pk]  # one signed, one sent
+    assert winner.state == "withdrawing_to_exchange"
+    assert MMOrder.objects.get(pk=loser.pk).state == "created"
+    assert not LedgerTransaction.objects.filter(key__startswith=f"o{loser.pk}-").exists()
+    assert CustodyNonce.objects.get().next_nonce == CustodyTransfer.objects.get().nonce + 1
+    assert selectors.ledger_balance(account="custody:USDT") == 2_000 * UNIT
+    assert selectors.ledger_balance(account=f"transit:o{winner.pk}:USDT") == 3_000 * UNIT
+    assert asset_totals(selectors.ledger_balances()) == {"USDT": 0}
