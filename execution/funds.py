@@ -2,10 +2,16 @@
 
 - `mm_order_create` checks everything that can be checked before any money moves (account usable for trading,
   market listed, asset configured, amount above the exchange's minimum) and creates nothing on bad input.
-- `mm_order_fund` reserves nothing implicitly: it applies `fund`, signs the ERC-20 transfer to the account's
+- `mm_order_fund` reserves the amount in the ledger with `fund` (custody → `custody:reserved:o<id>`, refused
+  with LedgerOverdraft when the free custody balance is short, leaving the order `created`), so an order signed
+  but not yet booked as sent still counts against custody; then it signs the ERC-20 transfer to the account's
   deposit address (asked of the exchange through ccxt), **stores the signed transaction**, and only then
-  broadcasts it and applies `transfer_sent` with the ledger move custody → transit. A crash anywhere leaves
+  broadcasts it and applies `transfer_sent` with the ledger move reserved → transit. A crash anywhere leaves
   either nothing signed (safe to redo) or a stored transaction that a retry rebroadcasts unchanged.
+- A transfer pending longer than `CUSTODY_GAS_BUMP_SECONDS` is replaced: the same nonce at a higher gas price,
+  signed and stored before it is broadcast like the original, with an alert; the tracker accepts whichever
+  stored version mined (found by receipt). A nonce the chain used for none of our versions parks the transfer
+  with a critical alert instead of failing on every beat.
 - `mm_order_track_deposit` (beat) applies `transfer_mined` once the receipt exists, and `deposit_confirmed`
   only when the exchange's deposit history shows **this** transaction hash credited for the amount **and** the
   chain shows `CHAIN_CONFIRMATIONS` blocks on it — never a balance threshold that other funds could satisfy.

@@ -34,8 +34,11 @@ def track_deposits() -> None:
     from execution.domain import mm_order as mm
     from execution.models import MMOrder
 
+    # Each beat also replaces a custody transfer pending too long and resolves a used nonce (funds.py); a parked
+    # transfer waits for an operator (its alert is open), so it is not polled.
     states = [mm.State.FUNDING, mm.State.WITHDRAWING_TO_EXCHANGE, mm.State.DEPOSIT_CONFIRMING]
-    for order_id in MMOrder.objects.filter(state__in=states).values_list("pk", flat=True):
+    pending = MMOrder.objects.filter(state__in=states).exclude(transfers__status="parked")
+    for order_id in pending.values_list("pk", flat=True):
         track_deposit.delay(order_id)
 
 

@@ -8,7 +8,8 @@ always zero, and the sum over the non-external accounts equals what the external
 having come in.
 
 Account names are `kind:scope...:asset`, for example:
-    custody:USDT                          the custody wallet
+    custody:USDT                          the custody wallet, free
+    custody:reserved:o7:USDT              in the custody wallet, reserved for order 7 until its transfer is sent
     transit:order-7:USDT                  sent from custody, not yet credited by the exchange
     exchange:acct-3:free:USDT             on the exchange, available
     exchange:acct-3:locked:USDT           on the exchange, locked in open orders
