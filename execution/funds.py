@@ -296,8 +296,9 @@ def _broadcast(w3: Web3, sent: CustodyTransfer) -> MMOrder:
         order_id=sent.order_id,
         event=mm.Event.TRANSFER_SENT,
         key=f"o{sent.order_id}-transfer-sent",
-        ledger=[_reservation(sent.order), move],  # the reservation is recorded already: a no-op, kept for
-        detail={"tx_hash": sent.tx_hash, "to": sent.to_address},  # a transfer signed before reservations
+        # The reservation is a no-op (recorded with `fund`) except for a transfer signed before reservations.
+        ledger=[_reservation(sent.order), move],
+        detail={"tx_hash": sent.tx_hash, "to": sent.to_address},
     )
 
 
@@ -381,8 +382,17 @@ def _keep_moving(w3: Web3, sent: CustodyTransfer) -> None:
     transfer queues behind its nonce), and sent again if the mempool dropped it."""
     if _bump_due(sent):
         sent = _sign_replacement(w3, sent)
-    if not _known(w3, sent.tx_hash):
+    if _known(w3, sent.tx_hash):
+        return
+    try:
         _send(w3, sent)  # False: the nonce was used meanwhile; the next beat finds by receipt which version
+    except ExchangeUnavailable:
+        # A replacement the node refuses (underpriced for its policy) while an earlier version still waits in
+        # its pool is no failure: that version can still mine, and the next bump offers more.
+        earlier = sent.versions.exclude(tx_hash=sent.tx_hash).values_list("tx_hash", flat=True)
+        if not any(_known(w3, tx_hash) for tx_hash in earlier):
+            raise
+        log.warning("custody_replacement_refused", transfer_id=sent.pk, tx_hash=sent.tx_hash)
 
 
 def _bump_due(sent: CustodyTransfer) -> bool:
