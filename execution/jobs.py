@@ -25,7 +25,7 @@ from django.utils.module_loading import import_string
 from execution import services
 from execution.domain import mm_order as mm
 from execution.domain.ledger import Posting, Transaction, transfer
-from execution.domain.units import from_units, is_whole, units_down, units_up
+from execution.domain.units import from_units, is_whole, multiply, to_decimal, units_down, units_up
 from execution.errors import ExecutorRefused, ReportRejected
 from execution.executor_client import ExecutorClient
 from execution.funds import custody_asset
@@ -361,10 +361,10 @@ def _fill_transactions(order: MMOrder, fills: list[dict[str, Any]]) -> list[Tran
     here = f"exchange:a{order.exchange_account_id}:free"
     out: list[Transaction] = []
     for f in fills:
-        amount, price = Decimal(f["amount"]), Decimal(f["price"])
+        amount, price = to_decimal(f["amount"]), to_decimal(f["price"])
         buy = f["side"] == "buy"
         base_units, base_rounded = _units(amount, base, up=not buy)
-        quote_units, quote_rounded = _units(amount * price, quote, up=buy)
+        quote_units, quote_rounded = _units(multiply(amount, price), quote, up=buy)
         sign = 1 if buy else -1
         postings = (
             Posting(f"{here}:{base}", base, sign * base_units),
@@ -374,7 +374,7 @@ def _fill_transactions(order: MMOrder, fills: list[dict[str, Any]]) -> list[Tran
         )
         kind = "fill_settle_rounded" if base_rounded or quote_rounded else "fill_settle"
         out.append(Transaction(key=f"o{order.pk}-fill-{f['trade_id']}", kind=kind, postings=postings))
-        fee = Decimal(f["fee"])
+        fee = to_decimal(f["fee"])
         if fee > 0:
             fee_units, fee_rounded = _units(fee, f["fee_asset"], up=True)
             out.append(

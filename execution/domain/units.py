@@ -109,6 +109,13 @@ def as_text(units: int, decimals: int) -> str:
     return format(from_units(units, decimals), "f")
 
 
+def multiply(a: object, b: object) -> Decimal:
+    """An exact product (a fill's amount times its price): Decimal's default 28 digits would round silently."""
+    with localcontext() as ctx:
+        ctx.prec = 100
+        return to_decimal(a) * to_decimal(b)
+
+
 def _significant(amount: Decimal, digits: int) -> Decimal:
     if amount == 0:
         return amount

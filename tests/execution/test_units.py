@@ -16,6 +16,7 @@ from execution.domain.units import (
     as_text,
     from_units,
     is_whole,
+    multiply,
     same_amount,
     to_decimal,
     units_down,
@@ -70,6 +71,13 @@ def test_one_base_unit_more_or_less_never_matches(value, places) -> None:
 @given(st.floats(allow_nan=False, allow_infinity=False))
 def test_a_float_becomes_the_decimal_of_its_text_never_its_binary_value(value) -> None:
     assert to_decimal(value) == Decimal(str(value))
+
+
+def test_a_product_keeps_every_digit() -> None:
+    amount = Decimal("123456789012.123456789012345678")  # 30 significant digits
+    assert amount * 1 != amount  # the default context: 28 digits
+    assert multiply(amount, "1") == amount
+    assert units_down(multiply(amount, "1"), 18) == 123456789012123456789012345678
 
 
 def test_the_classic_float_cases() -> None:
