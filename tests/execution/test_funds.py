@@ -436,3 +436,21 @@ def test_a_nonce_taken_by_a_transaction_not_ours_parks_the_transfer_with_an_aler
     (alert,) = _open_alerts("custody_nonce_taken")
     assert (alert.severity, alert.detail["nonce"]) == ("critical", ours.nonce)
     assert selectors.ledger_balances() == before  # the funds stay located in transit for the operator
+
+
+def test_a_transfer_pending_at_the_gas_price_cap_alerts_instead_of_replacing(
+    account, w3: Web3, manual_mining, settings
+) -> None:
+    settings.CUSTODY_GAS_BUMP_SECONDS = 0
+    order = funds.mm_order_fund(order_id=new_order(account).pk)
+    original = CustodyTransfer.objects.get(order=order)
+    settings.CUSTODY_GAS_PRICE_CAP_WEI = original.gas_price
+    for _ in range(2):
+        assert funds.mm_order_track_deposit(order_id=order.pk).state == "withdrawing_to_exchange"
+    assert CustodyTransfer.objects.get(order=order).tx_hash == original.tx_hash
+    assert original.versions.count() == 1
+    (alert,) = _open_alerts("custody_gas_cap")
+    assert alert.detail["transfer_id"] == original.pk
+    assert not _open_alerts("custody_transfer_stuck")
+    _mine(w3)
+    assert funds.mm_order_track_deposit(order_id=order.pk).state == "deposit_confirming"
