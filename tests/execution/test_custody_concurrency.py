@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.db import connection, connections
+from django.utils import timezone
 
 from execution import funds, selectors
 from execution.domain.ledger import asset_totals
@@ -86,3 +88,21 @@ def test_two_fundings_at_once_against_a_balance_for_one_sign_once(account, monke
     assert selectors.ledger_balance(account="custody:USDT") == 2_000 * UNIT
     assert selectors.ledger_balance(account=f"transit:o{winner.pk}:USDT") == 3_000 * UNIT
     assert asset_totals(selectors.ledger_balances()) == {"USDT": 0}
+
+
+def test_two_beats_at_once_replace_an_overdue_transfer_once(account, w3, settings) -> None:  # noqa: F811
+    settings.CUSTODY_GAS_BUMP_SECONDS = 60
+    w3.provider.make_request("evm_setAutomine", [False])
+    try:
+        order = funds.mm_order_fund(order_id=new_order(account).pk)
+        overdue = timezone.now() - timedelta(seconds=120)
+        CustodyTransfer.objects.filter(order=order).update(signed_at=overdue)
+        results = at_once([lambda: funds.mm_order_track_deposit(order_id=order.pk)] * 2)
+        assert all(isinstance(r, MMOrder) for r in results), results
+        sent = CustodyTransfer.objects.get(order=order)
+        assert sent.versions.count() == 2  # the original and one replacement
+        assert w3.eth.get_transaction(sent.tx_hash)["nonce"] == sent.nonce
+        w3.provider.make_request("evm_mine", [])
+        assert funds.mm_order_track_deposit(order_id=order.pk).state == "deposit_confirming"
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])
