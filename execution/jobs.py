@@ -355,8 +355,8 @@ def _fill_transactions(order: MMOrder, fills: list[dict[str, Any]]) -> list[Tran
 
     The exchange keeps balances finer than a token's base unit; where a value does not fit, we book what we
     may hold at most (what leaves the account — a buy's quote, a sale's base, fees — rounded up, what arrives
-    rounded down), so the ledger never claims
-    more than the exchange holds; such entries carry the memo `rounded` (reconciliation tolerates that dust)."""
+    rounded down), so the ledger never claims more than the exchange holds; such entries carry the memo
+    `rounded` (reconciliation tolerates that dust)."""
     base, quote = order.symbol.split("/")
     here = f"exchange:a{order.exchange_account_id}:free"
     out: list[Transaction] = []
