@@ -488,6 +488,10 @@ def mm_order_track_deposit(*, order_id: int) -> MMOrder:
         CustodyTransfer.objects.filter(pk=sent.pk).update(
             status=CustodyTransfer.Status.MINED, block_number=receipt["blockNumber"]
         )
+        # The stall is over: its alerts describe a fact that is no longer true.
+        Alert.objects.filter(
+            dedup_key__in=[f"custody-stuck:t{sent.pk}", f"custody-gas-cap:t{sent.pk}"], resolved_at__isnull=True
+        ).update(resolved_at=timezone.now())
         order = services.mm_order_transition(
             order_id=order_id,
             event=mm.Event.TRANSFER_MINED,

@@ -382,6 +382,7 @@ def test_a_stuck_transfer_is_replaced_at_a_higher_gas_price_and_the_replacement_
     order = funds.mm_order_track_deposit(order_id=order.pk)
     assert order.state == "deposit_confirming"
     assert CustodyTransfer.objects.get(order=order).tx_hash == bumped.tx_hash
+    assert not _open_alerts("custody_transfer_stuck")  # the stall is over
     w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
     order = track_until(order, "deposit_confirmed", w3)  # the exchange credits the replacement's hash
     assert selectors.ledger_balance(account=f"exchange:a{account.pk}:free:USDT") == 1_000 * UNIT
@@ -454,3 +455,4 @@ def test_a_transfer_pending_at_the_gas_price_cap_alerts_instead_of_replacing(
     assert not _open_alerts("custody_transfer_stuck")
     _mine(w3)
     assert funds.mm_order_track_deposit(order_id=order.pk).state == "deposit_confirming"
+    assert not _open_alerts("custody_gas_cap")
