@@ -486,12 +486,7 @@ def mm_order_revoke_job(*, order_id: int) -> MMOrder:
             if (exc.extra or {}).get("executor_code") != "unknown_job":
                 raise
     if order.state in (mm.State.STARTING, mm.State.RUNNING, mm.State.PAUSED, mm.State.DEPOSIT_CONFIRMED):
-        order = services.mm_order_transition(
-            order_id=order_id,
-            event=mm.Event.STOP,
-            key=f"o{order_id}-stop",
-            detail={"reason": "exchange key revoked"},
-        )
+        order = services.mm_order_stop(order_id=order_id, reason="exchange key revoked")
     return mm_order_wind_down(order_id=order_id)
 
 
