@@ -37,7 +37,7 @@ from execution.errors import ExchangeUnavailable, ExecutionError, InvalidOrderTr
 from execution.exchanges import TRANSIENT, exchange_call, exchange_client, exchange_market
 from execution.models import CustodyNonce, CustodyTransfer, ExchangeAccount, ExchangeWithdrawal, MMOrder
 from mrmarket.chain import get_web3
-from mrmarket.errors import NotFound
+from mrmarket.errors import ApplicationError, NotFound
 from mrmarket.observability import context
 from mrmarket.observability.logging import get_logger
 
@@ -432,21 +432,28 @@ def mm_order_track_withdrawal(*, order_id: int) -> MMOrder:
 def _drive_withdrawals(order_id: int, *, strict: bool) -> MMOrder:
     refused: list[str] = []
     unavailable: list[str] = []
+    other: list[ApplicationError] = []
     pending = (
         ExchangeWithdrawal.objects.filter(order_id=order_id, status__in=list(wd.IN_FLIGHT))
         .order_by("pk")
         .values_list("pk", flat=True)
     )
     for withdrawal_id in list(pending):
+        # One asset's trouble is that asset's: the others are still asked, tracked and booked.
         try:
             _advance_withdrawal(withdrawal_id)
         except WithdrawalRefused as exc:
             refused.append(exc.message)
         except ExchangeUnavailable as exc:
             unavailable.append(exc.message)
+        except ApplicationError as exc:  # a revoked treasury key, say: typed, and the others go on
+            log.warning("withdrawal_stuck", order_id=order_id, withdrawal=withdrawal_id, code=exc.code)
+            other.append(exc)
     order = _advance_order(order_id)
     if strict and refused:
         raise WithdrawalRefused("; ".join(refused), extra={"order": order_id, "state": order.state})
+    if strict and other:
+        raise other[0]
     if strict and unavailable:
         raise ExchangeUnavailable("; ".join(unavailable), extra={"order": order_id, "state": order.state})
     return order

@@ -143,6 +143,7 @@ def stopped(settings, anvil, sim: RunningExchange, tokens: dict[str, str]) -> St
 
 def on_exchange(sim: RunningExchange, venue: str, asset: str) -> list[Any]:
     """The withdrawals the exchange itself holds for the account (what was really sent)."""
+    assert sim.sim.funds is not None
     return [w for w in sim.sim.funds.withdrawals.values() if w.account_id == venue and w.coin == asset]
 
 
