@@ -231,6 +231,30 @@ def test_an_accepted_withdrawal_whose_answer_was_lost_is_found_not_resent(
     assert asset_totals(selectors.ledger_balances()) == {"USDT": 0, "MMT": 0}
 
 
+@pytest.mark.django_db
+def test_without_client_ids_a_request_the_exchange_never_got_is_sent_again_only_after_the_listing_window(
+    monkeypatch, stopped: Stopped, sim: RunningExchange
+) -> None:
+    monkeypatch.setattr(funds, "WITHDRAW_CLIENT_ID_PARAM", {}, raising=False)
+    exchange = Exchange(None, client_ids=False)
+    patch_treasury(monkeypatch, stopped, exchange)
+    sim.sim.faults.add(Fault(kind=FaultKind.HTTP_5XX, status=502, endpoint="/sapi/v1/capital/withdraw/apply", count=2))
+    with pytest.raises(ExchangeUnavailable):
+        stopped.withdraw_back()
+    assert exchange.withdraw_calls == ["MMT", "USDT"]
+    # Asked again at once: its history does not list them, but they might still appear, so nothing is sent.
+    assert stopped.withdraw_back().state == "stopping"
+    assert exchange.withdraw_calls == ["MMT", "USDT"]
+    assert not on_exchange(sim, stopped.venue, "MMT")
+    # Once the window has passed, their absence proves they never landed: each is sent once more.
+    monkeypatch.setattr(funds, "WITHDRAWAL_LISTING_SECONDS", 0.0)
+    assert stopped.withdraw_back().state == "withdrawing_back"
+    assert exchange.withdraw_calls == ["MMT", "USDT", "MMT", "USDT"]
+    for asset in HOLDINGS:
+        assert len(on_exchange(sim, stopped.venue, asset)) == 1
+        assert [(r.status, r.sends) for r in stopped.rows(asset)] == [("sent", 2)]
+
+
 # --- one asset refused: the other is sent and booked; the refused one is retried ------------------------------
 
 
