@@ -354,7 +354,8 @@ def _client_for(account: ExchangeAccount) -> Any:
 
 
 def _units(value: Any, asset: str) -> int:
-    # An amount the exchange reports in decimals, in base units (whole units: it never holds less for us).
+    # An amount the exchange reports in decimals, in base units: exact within the token's decimals, which is
+    # what exchanges report withdrawals in. Kept in one place so the units module can take it over.
     _, decimals = custody_asset(asset)
     return int(Decimal(str(value or 0)) * (Decimal(10) ** decimals))
 
