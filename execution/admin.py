@@ -148,12 +148,11 @@ class MMOrderAdmin(admin.ModelAdmin[MMOrder]):
     @admin.action(description="Stop")
     def stop(self, request: HttpRequest, queryset: QuerySet[MMOrder]) -> None:
         from execution import tasks
-        from execution.domain import mm_order as mm
         from execution.errors import InvalidOrderTransition
 
         for order in queryset:
             try:
-                stopped = services.mm_order_transition(order_id=order.pk, event=mm.Event.STOP, key=f"o{order.pk}-stop")
+                stopped = services.mm_order_stop(order_id=order.pk, reason="operator (admin)")
             except InvalidOrderTransition as exc:
                 self.message_user(request, f"Order {order.pk}: {exc.message}", messages.ERROR)
                 continue

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -37,9 +38,10 @@ from web3.types import Nonce, TxParams, TxReceipt, Wei
 from contracts import load_artifact
 from execution import selectors, services
 from execution.domain import mm_order as mm
+from execution.domain import withdrawal as wd
 from execution.domain.ledger import Transaction, transfer
-from execution.domain.units import from_units, same_amount, units_up
-from execution.errors import ExchangeUnavailable, ExecutionError, LedgerOverdraft
+from execution.domain.units import from_units, reported_units, same_amount, units_up
+from execution.errors import ExchangeUnavailable, ExecutionError, InvalidOrderTransition, LedgerOverdraft
 from execution.exchanges import TRANSIENT, exchange_call, exchange_client, exchange_market
 from execution.models import (
     Alert,
@@ -51,7 +53,7 @@ from execution.models import (
     MMOrder,
 )
 from mrmarket.chain import get_web3
-from mrmarket.errors import NotFound
+from mrmarket.errors import ApplicationError, NotFound
 from mrmarket.observability import context
 from mrmarket.observability.logging import get_logger
 
@@ -538,24 +540,64 @@ def _credited_by_exchange(order: MMOrder, sent: CustodyTransfer) -> bool:
     )
 
 
-# --- return leg: exchange → custody --------------------------------------------------------------------------
+# --- return leg: exchange → custody (ADR 0014) ----------------------------------------------------------------
+
+# Exchanges whose withdraw() takes a client id they deduplicate, by the parameter (and history field) naming it.
+# Elsewhere a request whose answer was lost is found in the history by amount, address and time instead.
+WITHDRAW_CLIENT_ID_PARAM: dict[str, str] = {"binance": "withdrawOrderId"}
+# After this long, a request's absence from the history proves it never landed: Binance refuses a request older
+# than its recvWindow (5 s by default, 60 s at most) and lists an accepted one at once.
+WITHDRAWAL_LISTING_SECONDS = 90.0
+# How far our clock and the exchange's may disagree when a request is matched by its time.
+WITHDRAWAL_CLOCK_SKEW_SECONDS = 30
+
+
+class WithdrawalRefused(OrderRejected):
+    code = "withdrawal_refused"
+
+
+@dataclass(frozen=True)
+class WithdrawalOutcome:
+    """What the exchange and the chain say of an accepted withdrawal: `event` None while it is on its way."""
+
+    event: wd.Event | None
+    tx_hash: str = ""
+    fee: int = 0
+    reason: str = ""
 
 
 def _client_for(account: ExchangeAccount) -> Any:
     return exchange_client(account.exchange, credentials=services.exchange_account_credentials(account=account))
 
 
+def _units(value: Any, asset: str) -> int:
+    # An amount the exchange reports in decimals, in base units: exact within the token's decimals, which is
+    # what exchanges report withdrawals in. Kept in one place so the units module can take it over.
+    _, decimals = custody_asset(asset)
+    return reported_units(value or 0, decimals)
+
+
 def mm_order_withdraw_back(*, order_id: int, treasury_account_id: int) -> MMOrder:
     """Bring a stopped order's funds back to custody with the operator's treasury key (trading keys cannot
     withdraw): every asset the order holds on the exchange by its own ledger entries (the funding asset, and
-    what its fills bought). The treasury key must belong to the very exchange account the order traded on:
-    both keys must be given the same deposit address. Safe to call again: each withdrawal is recorded before the
-    exchange is asked, under a client id the exchange deduplicates."""
+    what its fills bought), each as its own withdrawal (ADR 0014). The treasury key must belong to the very
+    exchange account the order traded on: both keys must be given the same deposit address.
+
+    Safe to call again and concurrently: under the order's row lock each asset gets one withdrawal in flight,
+    recorded before the exchange is asked; assets already sent are not asked again, and one whose answer was
+    lost is looked up in the exchange's history first. An asset the exchange refuses raises
+    `WithdrawalRefused` after the others were sent and booked; the order stays `stopping` until every asset is
+    sent, then tracking settles each on its own."""
     from execution.jobs import order_holdings
 
     order = MMOrder.objects.select_related("exchange_account").get(pk=order_id)
-    if order.state != mm.State.STOPPING:
+    if order.state == mm.State.SETTLED:
         return order
+    if order.state not in (mm.State.STOPPING, mm.State.WITHDRAWING_BACK):
+        raise InvalidOrderTransition(
+            f"order {order_id} is {order.state}; stop it before withdrawing its funds back",
+            extra={"state": order.state},
+        )
     if order.job_id:
         raise OrderRejected(f"order {order_id} still has job {order.job_id}; its orders must be cancelled first")
     treasury = ExchangeAccount.objects.filter(pk=treasury_account_id, owner_id=order.owner_id).first()
@@ -564,8 +606,7 @@ def mm_order_withdraw_back(*, order_id: int, treasury_account_id: int) -> MMOrde
     if treasury.role != ExchangeAccount.Role.TREASURY or treasury.status != ExchangeAccount.Status.ACTIVE:
         raise OrderRejected(f"exchange account {treasury.pk} is not an active treasury account")
     trading = order.exchange_account
-    holdings = order_holdings(order)
-    for asset in holdings:
+    for asset in order_holdings(order):
         custody_asset(asset)  # every asset must have a way home before anything is withdrawn
     probe = order.funding_asset
     with exchange_call(trading.exchange, "the deposit addresses of both keys"):
@@ -576,150 +617,285 @@ def mm_order_withdraw_back(*, order_id: int, treasury_account_id: int) -> MMOrde
         )
     if not same:
         raise OrderRejected("the treasury key belongs to another exchange account than the order's")
-    custody = Account.from_key(settings.CUSTODY_PRIVATE_KEY).address
-    ledger = []
-    for asset, units in sorted(holdings.items()):
-        if units <= 0:
-            continue
-        withdrawal, _ = ExchangeWithdrawal.objects.get_or_create(
-            order=order,
-            asset=asset,
-            defaults={
-                "treasury_account": treasury,
-                "client_id": f"mmo{order.pk}back{asset}",
-                "amount": units,
-                "to_address": custody.lower(),
-            },
-        )
-        _, decimals = custody_asset(asset)
-        amount = from_units(withdrawal.amount, decimals)
-        try:
-            with exchange_call(trading.exchange, "the withdrawal"):
-                result = _client_for(treasury).withdraw(
-                    asset,
-                    format(amount, "f"),  # a decimal string: ccxt formats it to the currency precision, no float
-                    Web3.to_checksum_address(withdrawal.to_address),
-                    {"withdrawOrderId": withdrawal.client_id},
+    custody = Account.from_key(settings.CUSTODY_PRIVATE_KEY).address.lower()
+    with transaction.atomic():
+        locked = MMOrder.objects.select_for_update().get(pk=order_id)
+        if locked.state == mm.State.STOPPING and not locked.job_id:
+            in_flight = set(
+                ExchangeWithdrawal.objects.filter(order=locked, status__in=list(wd.IN_FLIGHT)).values_list(
+                    "asset", flat=True
                 )
-        except ccxt.InsufficientFunds:
-            raise OrderRejected(f"the exchange account does not hold {amount} {asset} to withdraw") from None
-        ExchangeWithdrawal.objects.filter(pk=withdrawal.pk).update(exchange_id=str(result.get("id") or ""))
-        ledger.append(
-            transfer(
-                f"o{order_id}-withdraw-requested-{asset}",
-                "withdraw_debit",
-                asset=asset,
-                amount=withdrawal.amount,
-                source=f"exchange:a{trading.pk}:free",
-                target=f"transit:o{order_id}",
             )
-        )
-    return services.mm_order_transition(
-        order_id=order_id,
-        event=mm.Event.ORDERS_SETTLED,
-        key=f"o{order_id}-orders-settled",
-        ledger=ledger,
-        detail={"withdrawals": sorted(w.client_id for w in order.withdrawals.all())},
-    )
+            for asset, units in sorted(order_holdings(locked).items()):
+                if units > 0 and asset not in in_flight:
+                    ExchangeWithdrawal.objects.create(
+                        order=locked,
+                        treasury_account=treasury,
+                        # Random, so it is never one an exchange already saw (an earlier attempt, another database).
+                        client_id=f"mmo{order_id}w{secrets.token_hex(8)}",
+                        asset=asset,
+                        amount=units,
+                        to_address=custody,
+                    )
+    return _drive_withdrawals(order_id, strict=True)
 
 
 def mm_order_track_withdrawal(*, order_id: int) -> MMOrder:
-    """Settle once the exchange reports every withdrawal of the order done and the chain shows each confirmed;
-    a failed withdrawal puts its funds back on the exchange and fails the order (funds located, nothing lost)."""
-    order = MMOrder.objects.get(pk=order_id)
-    withdrawals = list(ExchangeWithdrawal.objects.filter(order=order).order_by("asset"))
-    if order.state != mm.State.WITHDRAWING_BACK or not withdrawals:
-        return order
-    done: list[tuple[ExchangeWithdrawal, str, int]] = []
-    for withdrawal in withdrawals:
-        outcome = _withdrawal_outcome(withdrawal)
-        if outcome is None:
-            return order  # not there yet: the next beat looks again
-        if outcome == "failed":
-            ExchangeWithdrawal.objects.filter(pk=withdrawal.pk).update(status=ExchangeWithdrawal.Status.FAILED)
-            back = transfer(
-                f"o{order_id}-withdraw-failed-{withdrawal.asset}",
-                "reversal",
-                asset=withdrawal.asset,
-                amount=withdrawal.amount,
-                source=f"transit:o{order_id}",
-                target=f"exchange:a{order.exchange_account_id}:free",
-            )
-            return services.mm_order_transition(
-                order_id=order_id,
-                event=mm.Event.FAIL,
-                key=f"o{order_id}-withdraw-failed",
-                ledger=[back],
-                detail={"reason": f"the exchange failed withdrawal {withdrawal.client_id}"},
-            )
-        tx_hash, fee = outcome.split("|")[0], int(outcome.split("|")[1])
-        done.append((withdrawal, tx_hash, fee))
-    postings = []
-    for withdrawal, tx_hash, fee in done:
-        ExchangeWithdrawal.objects.filter(pk=withdrawal.pk).update(
-            status=ExchangeWithdrawal.Status.COMPLETED, tx_hash=tx_hash, fee=fee
-        )
-        if withdrawal.amount - fee > 0:
-            postings.append(
-                transfer(
-                    f"o{order_id}-withdraw-arrived-{withdrawal.asset}",
-                    "deposit_credit",
-                    asset=withdrawal.asset,
-                    amount=withdrawal.amount - fee,
-                    source=f"transit:o{order_id}",
-                    target="custody",
-                )
-            )
-        if fee:
-            postings.append(
-                transfer(
-                    f"o{order_id}-withdraw-fee-{withdrawal.asset}",
-                    "fee_debit",
-                    asset=withdrawal.asset,
-                    amount=fee,
-                    source=f"transit:o{order_id}",
-                    target="external:fees",
-                )
-            )
-    return services.mm_order_transition(
-        order_id=order_id,
-        event=mm.Event.WITHDRAWAL_ARRIVED,
-        key=f"o{order_id}-withdrawal-arrived",
-        ledger=postings,
-        detail={"tx_hashes": [t for _, t, _ in done], "fees": {w.asset: f for w, _, f in done}},
+    """Beat: advance each withdrawal of the order on its own (a request whose answer was lost is found or sent
+    again; a sent one is confirmed or failed), then the order. A failure or an unreachable exchange for one asset
+    never holds up another's."""
+    return _drive_withdrawals(order_id, strict=False)
+
+
+def _drive_withdrawals(order_id: int, *, strict: bool) -> MMOrder:
+    refused: list[str] = []
+    unavailable: list[str] = []
+    other: list[ApplicationError] = []
+    pending = (
+        ExchangeWithdrawal.objects.filter(order_id=order_id, status__in=list(wd.IN_FLIGHT))
+        .order_by("pk")
+        .values_list("pk", flat=True)
     )
+    for withdrawal_id in list(pending):
+        # One asset's trouble is that asset's: the others are still asked, tracked and booked.
+        try:
+            _advance_withdrawal(withdrawal_id)
+        except WithdrawalRefused as exc:
+            refused.append(exc.message)
+        except ExchangeUnavailable as exc:
+            unavailable.append(exc.message)
+        except ApplicationError as exc:  # a revoked treasury key, say: typed, and the others go on
+            log.warning("withdrawal_stuck", order_id=order_id, withdrawal=withdrawal_id, code=exc.code)
+            other.append(exc)
+    order = _advance_order(order_id)
+    if strict and refused:
+        raise WithdrawalRefused("; ".join(refused), extra={"order": order_id, "state": order.state})
+    if strict and other:
+        raise other[0]
+    if strict and unavailable:
+        raise ExchangeUnavailable("; ".join(unavailable), extra={"order": order_id, "state": order.state})
+    return order
 
 
-def _withdrawal_outcome(withdrawal: ExchangeWithdrawal) -> str | None:
-    """None while pending; "failed"; or "<tx hash>|<fee in base units>" once done and confirmed on chain."""
-    client = _client_for(withdrawal.treasury_account)
+def _advance_withdrawal(withdrawal_id: int) -> ExchangeWithdrawal:
+    row = ExchangeWithdrawal.objects.select_related("order", "treasury_account").get(pk=withdrawal_id)
+    with context.bound(order_id=row.order_id):
+        if row.status == wd.State.REQUESTING:
+            return _request(row)
+        if row.status == wd.State.SENT:
+            return _track(row)
+    return row
+
+
+def _locked(row: ExchangeWithdrawal) -> ExchangeWithdrawal:
+    # The order first, then its withdrawal: every writer of the return leg takes the locks in this order.
+    MMOrder.objects.select_for_update().get(pk=row.order_id)
+    return ExchangeWithdrawal.objects.select_for_update().select_related("order", "treasury_account").get(pk=row.pk)
+
+
+def _request(row: ExchangeWithdrawal) -> ExchangeWithdrawal:
+    """requesting → sent (or failed when refused), asking the exchange at most once per proven-lost request."""
+    exchange = row.treasury_account.exchange
+    param = WITHDRAW_CLIENT_ID_PARAM.get(exchange)
+    client = _client_for(row.treasury_account)
+    with transaction.atomic():
+        row = _locked(row)
+        if row.status != wd.State.REQUESTING:
+            return row
+        if row.sends:
+            found = _find_request(client, row, param)
+            if found is not None:
+                return _apply(row, wd.Event.ACCEPTED, exchange_id=found)
+            assert row.sent_at is not None
+            action = wd.requesting_action(
+                sends=row.sends,
+                seconds_since_send=(timezone.now() - row.sent_at).total_seconds(),
+                call_open=row.call_open,
+                in_flight_seconds=settings.OUTBOUND_HTTP_TIMEOUT_SECONDS + WITHDRAWAL_CLOCK_SKEW_SECONDS,
+                deduplicated=param is not None,
+                listing_seconds=WITHDRAWAL_LISTING_SECONDS,
+            )
+            if action is wd.Action.WAIT:
+                return row
+        row.sends += 1
+        row.sent_at = timezone.now()
+        row.call_open = True
+        row.save(update_fields=["sends", "sent_at", "call_open", "updated_at"])
+    # Committed: from here a crash, a timeout or a lost answer leaves a row that is looked up before any resend.
+    _, decimals = custody_asset(row.asset)
+    amount = from_units(int(row.amount), decimals)
     try:
-        rows = client.fetch_withdrawals(withdrawal.asset, params={"withdrawOrderId": withdrawal.client_id})
-    except TRANSIENT:
-        return None
-    row = next(
-        (
-            r
-            for r in rows
-            if str(r.get("id")) == withdrawal.exchange_id
-            or r.get("info", {}).get("withdrawOrderId") == withdrawal.client_id
-        ),
-        None,
+        with exchange_call(exchange, "the withdrawal"):
+            result = client.withdraw(
+                row.asset,
+                format(amount, "f"),  # a decimal string: ccxt formats it to the currency precision, no float
+                Web3.to_checksum_address(row.to_address),
+                {param: row.client_id} if param else {},
+            )
+    except ccxt.ExchangeError as exc:  # an answer, and it is no: the exchange does not hold this request
+        reason = f"the exchange refused to withdraw {amount} {row.asset} ({type(exc).__name__})"
+        with transaction.atomic():
+            row = _locked(row)
+            if row.status == wd.State.REQUESTING:
+                row = _apply(row, wd.Event.REFUSED, failure=reason)
+        _alert_withdrawal(row, reason)
+        raise WithdrawalRefused(reason, extra={"asset": row.asset, "withdrawal": row.client_id}) from None
+    finally:
+        ExchangeWithdrawal.objects.filter(pk=row.pk, sends=row.sends).update(call_open=False)
+    exchange_id = str(result.get("id") or "")
+    with transaction.atomic():
+        row = _locked(row)
+        if row.status == wd.State.REQUESTING and exchange_id:
+            row = _apply(row, wd.Event.ACCEPTED, exchange_id=exchange_id)
+    return row  # without an id in the answer it stays requesting: the next pass finds it in the history
+
+
+def _find_request(client: Any, row: ExchangeWithdrawal, param: str | None) -> str | None:
+    """The exchange's id of this request if its history lists it: by our client id where the exchange keeps one,
+    else the oldest withdrawal no other row claimed, to our address, of our amount (gross or net of the fee),
+    made between our first request and the listing window after our last."""
+    assert row.sent_at is not None
+    skew_ms = WITHDRAWAL_CLOCK_SKEW_SECONDS * 1000
+    since_ms = int(row.created_at.timestamp() * 1000) - skew_ms
+    with exchange_call(row.treasury_account.exchange, "its withdrawal history"):
+        listed = client.fetch_withdrawals(row.asset, since_ms, None, {param: row.client_id} if param else {})
+    if param is not None:
+        return next((str(r["id"]) for r in listed if (r.get("info") or {}).get(param) == row.client_id), None)
+    until_ms = int(row.sent_at.timestamp() * 1000) + int(WITHDRAWAL_LISTING_SECONDS * 1000) + skew_ms
+    claimed = set(
+        ExchangeWithdrawal.objects.filter(treasury_account__exchange=row.treasury_account.exchange)
+        .exclude(pk=row.pk)
+        .exclude(exchange_id="")
+        .values_list("exchange_id", flat=True)
     )
+    for r in sorted(listed, key=lambda r: int(r.get("timestamp") or 0)):
+        if str(r.get("id")) in claimed or str(r.get("address") or "").lower() != row.to_address.lower():
+            continue
+        if not since_ms <= int(r.get("timestamp") or 0) <= until_ms:
+            continue
+        amount, fee = _units(r.get("amount"), row.asset), _units((r.get("fee") or {}).get("cost"), row.asset)
+        if int(row.amount) in (amount, amount + fee):
+            return str(r["id"])
+    return None
+
+
+def _track(row: ExchangeWithdrawal) -> ExchangeWithdrawal:
+    """sent → confirmed (once done on the exchange and confirmed on chain) or failed (booked back onto it)."""
+    outcome = _withdrawal_outcome(row)
+    if outcome.event is None:
+        return row
+    with transaction.atomic():
+        row = _locked(row)
+        if row.status != wd.State.SENT:
+            return row
+        row = _apply(row, outcome.event, tx_hash=outcome.tx_hash, fee=outcome.fee, failure=outcome.reason)
+    if outcome.event is wd.Event.FAILED:
+        _alert_withdrawal(row, outcome.reason)
+    return row
+
+
+def _apply(
+    row: ExchangeWithdrawal,
+    event: wd.Event,
+    *,
+    exchange_id: str = "",
+    tx_hash: str = "",
+    fee: int = 0,
+    failure: str = "",
+) -> ExchangeWithdrawal:
+    """One transition of one withdrawal with its ledger entries, in the caller's transaction (rows locked)."""
+    new_state = wd.next_state(wd.State(row.status), event)
+    for tx in wd.withdrawal_moves(
+        event,
+        order_id=row.order_id,
+        withdrawal_id=row.pk,
+        exchange_account_id=row.order.exchange_account_id,
+        asset=row.asset,
+        amount=int(row.amount),
+        fee=fee,
+    ):
+        services.ledger_record(tx=tx)
+    row.status = new_state.value
+    row.exchange_id = exchange_id or row.exchange_id
+    row.tx_hash = tx_hash or row.tx_hash
+    row.fee = fee or row.fee
+    row.failure = failure[:300] or row.failure
+    row.save(update_fields=["status", "exchange_id", "tx_hash", "fee", "failure", "updated_at"])
+    log.info("withdrawal_transition", withdrawal=row.client_id, asset=row.asset, step=event.value, to=row.status)
+    return row
+
+
+def _alert_withdrawal(row: ExchangeWithdrawal, reason: str) -> None:
+    from execution.jobs import _alert
+
+    _alert(
+        "withdrawal_failed",
+        f"order {row.order_id}: withdrawal of {row.asset} failed ({reason}); its funds stay on the exchange",
+        dedup=f"withdrawal:{row.client_id}:failed",
+        detail={"order": row.order_id, "asset": row.asset, "withdrawal": row.client_id, "reason": reason},
+    )
+
+
+def _advance_order(order_id: int) -> MMOrder:
+    """The order's step on the return leg once its assets allow one (`withdrawal.order_event`), keyed per attempt."""
+    from execution.jobs import order_holdings
+
+    with transaction.atomic():
+        order = MMOrder.objects.select_for_update().get(pk=order_id)
+        if order.job_id:
+            return order
+        rows = list(ExchangeWithdrawal.objects.filter(order=order).order_by("pk"))
+        left = {asset: units for asset, units in order_holdings(order).items() if units > 0}
+        event = wd.order_event(
+            order_state=mm.State(order.state), assets=[wd.State(r.status) for r in rows], holdings_left=bool(left)
+        )
+        if event is None:
+            return order
+        attempt = selectors.mm_order_attempt(order_id=order_id)
+        confirmed = [r for r in rows if r.status == wd.State.CONFIRMED]
+        detail: dict[str, Any]
+        if event is mm.Event.ORDERS_SETTLED:
+            step, detail = "orders-settled", {"withdrawals": [r.client_id for r in rows if r.status == wd.State.SENT]}
+        elif event is mm.Event.WITHDRAWAL_ARRIVED:
+            step = "withdrawal-arrived"
+            detail = {"tx_hashes": [r.tx_hash for r in confirmed], "fees": {r.asset: int(r.fee) for r in confirmed}}
+        else:
+            step = "withdraw-failed"
+            detail = {"reason": f"withdrawals failed; still on the exchange: {sorted(left)}", "left": left}
+        return services.mm_order_transition(
+            order_id=order_id, event=event, key=mm.step_key(order_id, step, attempt), detail=detail
+        )
+
+
+def _withdrawal_outcome(withdrawal: ExchangeWithdrawal) -> WithdrawalOutcome:
+    """Pending (no event) until the exchange reports the withdrawal done with its transaction hash and the chain
+    confirms that transaction `CHAIN_CONFIRMATIONS` deep; failed when the exchange failed or cancelled it."""
+    pending = WithdrawalOutcome(event=None)
+    client = _client_for(withdrawal.treasury_account)
+    param = WITHDRAW_CLIENT_ID_PARAM.get(withdrawal.treasury_account.exchange)
+    since_ms = int(withdrawal.created_at.timestamp() * 1000) - WITHDRAWAL_CLOCK_SKEW_SECONDS * 1000
+    try:
+        rows = client.fetch_withdrawals(
+            withdrawal.asset, since_ms, None, {param: withdrawal.client_id} if param else {}
+        )
+    except TRANSIENT:
+        return pending
+    row = next((r for r in rows if str(r.get("id")) == withdrawal.exchange_id), None)
     if row is None or row.get("status") == "pending":
-        return None
+        return pending
     if row.get("status") in ("failed", "canceled"):
-        return "failed"
+        info = str((row.get("info") or {}).get("info") or row.get("status"))
+        return WithdrawalOutcome(event=wd.Event.FAILED, reason=f"the exchange reports it {row['status']}: {info}")
     tx_hash = str(row.get("txid") or "").lower()
     if row.get("status") != "ok" or not tx_hash:
-        return None
+        return pending
     w3 = get_web3()
     try:
         receipt = w3.eth.get_transaction_receipt(HexStr(tx_hash))
     except TransactionNotFound:
-        return None
+        return pending
     if receipt["status"] != 1 or w3.eth.block_number - receipt["blockNumber"] + 1 < settings.CHAIN_CONFIRMATIONS:
-        return None
+        return pending
     _, decimals = custody_asset(withdrawal.asset)
     fee = units_up((row.get("fee") or {}).get("cost") or 0, decimals)  # a fee we pay: never under-booked
-    return f"{tx_hash}|{fee}"
+    return WithdrawalOutcome(event=wd.Event.ARRIVED, tx_hash=tx_hash, fee=fee)

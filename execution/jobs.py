@@ -427,13 +427,19 @@ def _check_overdue(order: MMOrder) -> None:
 
 
 def mm_order_sync_job(*, order_id: int) -> MMOrder:
-    """Pull reports and follow the job: a halted or failed job pauses the order (with an alert)."""
+    """Pull reports and follow the job: a halted or failed job, or one the executor no longer knows (it
+    restarted), pauses the order with an alert."""
     order = MMOrder.objects.get(pk=order_id)
     if order.state not in (mm.State.RUNNING, mm.State.PAUSED) or not order.job_id:
         return order
-    mm_order_pull_reports(order_id=order_id)
-    with client_for(order) as client:
-        status = client.status(order.job_id)
+    try:
+        mm_order_pull_reports(order_id=order_id)
+        with client_for(order) as client:
+            status = client.status(order.job_id)
+    except ExecutorRefused as exc:
+        if (exc.extra or {}).get("executor_code") != "unknown_job":
+            raise
+        return _job_lost(order)
     if order.state == mm.State.RUNNING and status["state"] in ("halted", "failed", "revoked", "stopped"):
         _alert(
             "job_" + status["state"],
@@ -448,6 +454,30 @@ def mm_order_sync_job(*, order_id: int) -> MMOrder:
             detail={"reason": status.get("reason") or status["state"]},
         )
     return order
+
+
+def _job_lost(order: MMOrder) -> MMOrder:
+    """The executor answers that it has no such job: it restarted (a new process has new keys and no jobs) or
+    lost it. The order is paused with an alert, not restarted (ADR 0006): the lost job's fills after its last
+    stored report are in no ledger entry, and orders it placed may still rest on the exchange (the process that
+    would have cancelled them is gone), so a new job would trade on books nobody has checked. Reconciliation
+    locates the funds; the operator stops the order (wind-down releases a job the executor does not know) and
+    withdraws back."""
+    _alert(
+        "job_lost",
+        f"order {order.pk}: executor {order.executor_url} no longer knows job {order.job_id} (restarted or lost "
+        "it); the order is paused: reconcile, then stop it and withdraw its funds back",
+        dedup=f"job-lost:{order.job_id}",
+        detail={"order": order.pk, "job_id": order.job_id, "executor": order.executor_url},
+    )
+    if order.state != mm.State.RUNNING:
+        return order  # already paused: the open alert says why; nothing loops
+    return services.mm_order_transition(
+        order_id=order.pk,
+        event=mm.Event.PAUSE,
+        key=f"o{order.pk}-pause-lost-{order.job_id}",
+        detail={"reason": "job_lost", "executor": order.executor_url, "job_id": order.job_id},
+    )
 
 
 def mm_order_wind_down(*, order_id: int) -> MMOrder:
@@ -488,12 +518,7 @@ def mm_order_revoke_job(*, order_id: int) -> MMOrder:
             if (exc.extra or {}).get("executor_code") != "unknown_job":
                 raise
     if order.state in (mm.State.STARTING, mm.State.RUNNING, mm.State.PAUSED, mm.State.DEPOSIT_CONFIRMED):
-        order = services.mm_order_transition(
-            order_id=order_id,
-            event=mm.Event.STOP,
-            key=f"o{order_id}-stop",
-            detail={"reason": "exchange key revoked"},
-        )
+        order = services.mm_order_stop(order_id=order_id, reason="exchange key revoked")
     return mm_order_wind_down(order_id=order_id)
 
 

@@ -229,28 +229,43 @@ class CustodyTransferVersion(models.Model):
 
 
 class ExchangeWithdrawal(models.Model):
-    """An order's funds leaving the exchange for custody. Recorded before the exchange is asked, under a client
-    id the exchange deduplicates (`withdrawOrderId`), so a retry is the same withdrawal."""
+    """One asset of an order leaving the exchange for custody, as its own state machine (ADR 0014). Recorded and
+    committed in `requesting` before the exchange is asked, so that a request whose answer was lost is looked
+    up in the exchange's withdrawal history (by client id where the exchange has one, else by amount, address
+    and time) instead of being sent again. A failed one is final; what it left on the exchange gets a new row."""
 
-    class Status(models.TextChoices):
-        REQUESTED = "requested"
-        COMPLETED = "completed"
+    class Status(models.TextChoices):  # mirrors execution.domain.withdrawal.State, the truth
+        REQUESTING = "requesting"
+        SENT = "sent"
+        CONFIRMED = "confirmed"
         FAILED = "failed"
 
     order = models.ForeignKey(MMOrder, on_delete=models.PROTECT, related_name="withdrawals")
     treasury_account = models.ForeignKey(ExchangeAccount, on_delete=models.PROTECT, related_name="+")
-    client_id = models.CharField(max_length=64, unique=True)
+    client_id = models.CharField(max_length=64, unique=True, help_text="Ours, random: unique across attempts.")
     exchange_id = models.CharField(max_length=128, blank=True, default="")
     asset = models.CharField(max_length=20)
     amount = BaseUnitsField()
     fee = BaseUnitsField(default=0)
     to_address = models.CharField(max_length=42)
     tx_hash = models.CharField(max_length=66, blank=True, default="")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.REQUESTED)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.REQUESTING)
+    sends = models.PositiveIntegerField(default=0, help_text="How many times the exchange was asked.")
+    sent_at = models.DateTimeField(null=True, blank=True, help_text="When the exchange was last asked.")
+    call_open = models.BooleanField(default=False, help_text="A withdraw() call may still be on its way.")
+    failure = models.CharField(max_length=300, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=("order", "asset"), name="withdrawal_order_asset_unique")]
+        constraints = [
+            # One withdrawal in flight per asset of an order; failed ones stay as history.
+            models.UniqueConstraint(
+                fields=("order", "asset"),
+                condition=models.Q(status__in=["requesting", "sent"]),
+                name="withdrawal_in_flight_per_asset",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"withdrawal {self.client_id} ({self.status})"

@@ -57,3 +57,11 @@ def mm_order_report_summary(*, order: MMOrder) -> dict[str, int | None]:
     rows = ExecutionReport.objects.filter(order=order)
     latest = rows.order_by("-id").values_list("sequence", flat=True).first()
     return {"count": rows.count(), "fills": sum(rows.values_list("fills", flat=True)), "latest_sequence": latest}
+
+
+def mm_order_attempt(*, order_id: int) -> int:
+    """The order's current attempt: how many times it failed (see `mm_order.attempt_of`)."""
+    from execution.domain import mm_order as mm
+    from execution.models import MMOrderTransition
+
+    return MMOrderTransition.objects.filter(order_id=order_id, event=mm.Event.FAIL.value).count()

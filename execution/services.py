@@ -281,3 +281,18 @@ def mm_order_transition(
     with context.bound(order_id=order.pk):
         log.info("mm_order_transition", order_event=event.value, to_state=new_state.value, key=key)
     return order
+
+
+@transaction.atomic
+def mm_order_stop(*, order_id: int, reason: str = "operator") -> MMOrder:
+    """Stop an order, once per attempt: a repeated stop is a no-op, and a failed order (a new attempt) can always
+    be stopped again to bring its funds back. The key is chosen under the row lock, so it names the attempt the
+    stop really applies to."""
+    MMOrder.objects.select_for_update().get(pk=order_id)
+    attempt = selectors.mm_order_attempt(order_id=order_id)
+    return mm_order_transition(
+        order_id=order_id,
+        event=mm.Event.STOP,
+        key=mm.step_key(order_id, "stop", attempt),
+        detail={"reason": reason},
+    )

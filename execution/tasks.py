@@ -67,10 +67,15 @@ def fund_order(order_id: int) -> None:
 
 @shared_task(name="execution.track_withdrawals", ignore_result=True)
 def track_withdrawals() -> None:
+    from django.db.models import Q
+
     from execution.domain import mm_order as mm
+    from execution.domain import withdrawal as wd
     from execution.models import MMOrder
 
-    for order_id in MMOrder.objects.filter(state=mm.State.WITHDRAWING_BACK).values_list("pk", flat=True):
+    # Every withdrawal in flight is tracked whatever its order's state: one asset's failure never strands another.
+    wanted = Q(state=mm.State.WITHDRAWING_BACK) | Q(withdrawals__status__in=list(wd.IN_FLIGHT))
+    for order_id in MMOrder.objects.filter(wanted).distinct().values_list("pk", flat=True):
         track_withdrawal.delay(order_id)
 
 

@@ -12,6 +12,7 @@ transaction as the ledger entries it causes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 
@@ -89,6 +90,18 @@ class InvalidTransition(Exception):
         )
         self.state = state
         self.event = event
+
+
+def attempt_of(events: Iterable[str]) -> int:
+    """How many times the order failed so far (its timeline's events). Each failure opens a new attempt: after
+    one, stop, orders_settled and withdrawal_arrived can happen again, so their keys carry the attempt."""
+    return sum(1 for event in events if event == Event.FAIL.value)
+
+
+def step_key(order_id: int, step: str, attempt: int) -> str:
+    """The idempotency key of a step that happens at most once per attempt: a retry within the attempt is the
+    same step (a no-op), the same step after a failure is a new one."""
+    return f"o{order_id}-{step}-a{attempt}"
 
 
 def next_state(state: State, event: Event) -> State:

@@ -17,7 +17,10 @@ from executor.jobs.manager import JobManager
 
 
 @contextlib.contextmanager
-def running_executor(exchange_url: str, *, holder: dict[str, Any] | None = None, provider: Any = None) -> Iterator[str]:
+def running_executor(
+    exchange_url: str, *, holder: dict[str, Any] | None = None, provider: Any = None, port: int = 0
+) -> Iterator[str]:
+    """`port` 0 picks a free one; a given port lets a test restart "the same" executor (new keys, no jobs)."""
     from execution.executor_client import controller_key
 
     config = Config(
@@ -34,7 +37,7 @@ def running_executor(exchange_url: str, *, holder: dict[str, Any] | None = None,
         app = create_app(config, provider=provider)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", port)
         await site.start()
         from executor.api.jobs import MANAGER_KEY
 

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from execution import jobs, services
-from execution.domain import mm_order as mm
 from execution.executor_client import ExecutorClient
 from execution.models import ExchangeAccount, ExecutionReport, LedgerTransaction, MMOrder
 
@@ -29,7 +28,7 @@ def executor_reports(order: MMOrder) -> list[Any]:
 def stop_and_check(order: MMOrder) -> MMOrder:
     """Stop the order's job through the services; then nothing rests on the exchange, every report is stored
     once and every fill in them is one ledger entry. Returns the order, released (`stopping`, no job)."""
-    services.mm_order_transition(order_id=order.pk, event=mm.Event.STOP, key=f"o{order.pk}-stop")
+    services.mm_order_stop(order_id=order.pk)
     wait(lambda: jobs.mm_order_wind_down(order_id=order.pk).job_id == "")
     stopped = MMOrder.objects.get(pk=order.pk)
     assert stopped.state == "stopping"

@@ -212,8 +212,10 @@ def test_exchange_down_during_the_withdrawal_moves_nothing_and_the_retry_withdra
     sim.admin("DELETE", f"/_devnet/faults/{fault['fault_id']}")
     order = funds.mm_order_withdraw_back(order_id=order.pk, treasury_account_id=treasury.pk)
     assert order.state == "withdrawing_back"
+    (withdrawal,) = ExchangeWithdrawal.objects.filter(order=order)
+    assert (withdrawal.status, withdrawal.sends) == ("sent", 2)
     listed = services_client(treasury).fetch_withdrawals("USDT")
-    assert len([w for w in listed if w["info"].get("withdrawOrderId") == f"mmo{order.pk}backUSDT"]) == 1
+    assert len([w for w in listed if w["info"].get("withdrawOrderId") == withdrawal.client_id]) == 1
 
 
 def services_client(treasury):

@@ -188,7 +188,7 @@ class MMOrderStopApi(APIView):
     @extend_schema(request=None, responses=MMOrderSerializer, operation_id="mm_orders_stop")
     def post(self, request: Request, pk: int) -> Response:
         order = _own_order(request, pk)
-        stopped = services.mm_order_transition(order_id=order.pk, event=mm.Event.STOP, key=f"o{order.pk}-stop")
+        stopped = services.mm_order_stop(order_id=order.pk, reason="operator")
         if stopped.job_id:
             transaction.on_commit(lambda: tasks.wind_down.delay(stopped.pk))
         return Response(MMOrderSerializer(stopped).data)

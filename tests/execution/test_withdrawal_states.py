@@ -1,0 +1,115 @@
+"""The per-asset withdrawal state machine and the order's return-leg step (pure, no database)."""
+
+from __future__ import annotations
+
+import pytest
+
+from execution.domain import mm_order as mm
+from execution.domain import withdrawal as wd
+from execution.domain.ledger import Ledger, transfer
+from execution.domain.withdrawal import Action, Event, State
+
+
+def test_every_listed_transition_and_every_refusal() -> None:
+    for state in State:
+        for event in Event:
+            expected = wd.TRANSITIONS.get((state, event))
+            if expected is None:
+                with pytest.raises(wd.InvalidWithdrawalTransition):
+                    wd.next_state(state, event)
+            else:
+                assert wd.next_state(state, event) is expected
+    assert wd.next_state(State.REQUESTING, Event.ACCEPTED) is State.SENT
+    assert wd.next_state(State.SENT, Event.ARRIVED) is State.CONFIRMED
+
+
+def test_confirmed_and_failed_are_final() -> None:
+    for final in (State.CONFIRMED, State.FAILED):
+        assert not [e for (s, e) in wd.TRANSITIONS if s is final]
+
+
+def moves(event: Event, *, row: int = 5, fee: int = 0) -> list:
+    return wd.withdrawal_moves(
+        event, order_id=7, withdrawal_id=row, exchange_account_id=3, asset="USDT", amount=100, fee=fee
+    )
+
+
+def test_each_transition_books_once_and_the_round_trip_balances() -> None:
+    ledger = Ledger(may_go_negative=("external:",))
+    ledger.apply(
+        transfer("seed", "deposit_credit", asset="USDT", amount=100, source="external:chain", target="exchange:a3:free")
+    )
+    for tx in moves(Event.ACCEPTED):
+        assert ledger.apply(tx)
+        assert not ledger.apply(tx)  # a retry books nothing
+    assert ledger.balance("transit:o7:USDT") == 100
+    for tx in moves(Event.ARRIVED, fee=2):
+        ledger.apply(tx)
+    assert ledger.balance("custody:USDT") == 98
+    assert ledger.balance("external:fees:USDT") == 2
+    assert ledger.balance("transit:o7:USDT") == 0
+    assert moves(Event.REFUSED) == []  # never held by the exchange: nothing moved
+
+
+def test_a_failed_withdrawal_is_booked_back_onto_the_exchange_under_its_own_key() -> None:
+    (back,) = moves(Event.FAILED)
+    assert back.key == "o7-wd5-failed"
+    assert {p.account: p.amount for p in back.postings} == {"transit:o7:USDT": -100, "exchange:a3:free:USDT": 100}
+    assert moves(Event.FAILED, row=6)[0].key != back.key  # a second attempt is a new entry
+
+
+@pytest.mark.parametrize(
+    ("sends", "seconds", "call_open", "deduplicated", "expected"),
+    [
+        (0, 0.0, False, False, Action.SEND),  # never asked
+        (1, 1.0, True, True, Action.WAIT),  # another worker's call is on its way
+        (1, 1.0, False, True, Action.SEND),  # the exchange deduplicates our id: the same withdrawal
+        (1, 1.0, False, False, Action.WAIT),  # it may still appear in the history
+        (1, 91.0, False, False, Action.SEND),  # the window passed: it never landed
+        (1, 91.0, True, False, Action.SEND),  # a worker that died in the call leaves call_open behind
+    ],
+)
+def test_a_requesting_row_is_sent_again_only_when_the_first_request_cannot_have_landed(
+    sends: int, seconds: float, call_open: bool, deduplicated: bool, expected: Action
+) -> None:
+    action = wd.requesting_action(
+        sends=sends,
+        seconds_since_send=seconds,
+        call_open=call_open,
+        in_flight_seconds=40.0,
+        deduplicated=deduplicated,
+        listing_seconds=90.0,
+    )
+    assert action is expected
+
+
+@pytest.mark.parametrize(
+    ("order_state", "assets", "left", "expected"),
+    [
+        (mm.State.STOPPING, [State.SENT, State.REQUESTING], True, None),
+        (mm.State.STOPPING, [State.SENT, State.FAILED], True, None),  # a refused asset still to ask for
+        (mm.State.STOPPING, [State.SENT, State.CONFIRMED], False, mm.Event.ORDERS_SETTLED),
+        (mm.State.STOPPING, [], False, mm.Event.ORDERS_SETTLED),  # nothing to bring back
+        (mm.State.WITHDRAWING_BACK, [State.SENT, State.FAILED], True, None),  # one still on its way
+        (mm.State.WITHDRAWING_BACK, [State.CONFIRMED, State.CONFIRMED], False, mm.Event.WITHDRAWAL_ARRIVED),
+        (mm.State.WITHDRAWING_BACK, [State.FAILED, State.CONFIRMED], True, mm.Event.FAIL),
+        (
+            mm.State.WITHDRAWING_BACK,
+            [State.FAILED, State.CONFIRMED, State.CONFIRMED],
+            False,
+            mm.Event.WITHDRAWAL_ARRIVED,
+        ),
+        (mm.State.FAILED, [State.FAILED], True, None),
+    ],
+)
+def test_the_order_settles_only_when_every_asset_has(
+    order_state: mm.State, assets: list[State], left: bool, expected: mm.Event | None
+) -> None:
+    assert wd.order_event(order_state=order_state, assets=assets, holdings_left=left) is expected
+
+
+def test_step_keys_are_per_attempt() -> None:
+    assert mm.attempt_of(["fund", "stop", "orders_settled"]) == 0
+    assert mm.attempt_of(["stop", "orders_settled", "fail"]) == 1
+    assert mm.step_key(7, "stop", 0) != mm.step_key(7, "stop", 1)
+    assert mm.step_key(7, "stop", 1) == "o7-stop-a1"
