@@ -217,6 +217,8 @@ ATTESTATION_ITA_LEEWAY_SECONDS = env.int("ATTESTATION_ITA_LEEWAY_SECONDS", defau
 ATTESTATION_ITA_JWKS_CACHE_SECONDS = env.int("ATTESTATION_ITA_JWKS_CACHE_SECONDS", default=3600)
 # ITA's token-signing root (PEM or DER file): when set, JWKS keys count only with an x5c chain to it.
 ATTESTATION_ITA_ROOT_CA_FILE = env.str("ATTESTATION_ITA_ROOT_CA_FILE", default="")
+# RTMRs every allowlist entry must pin next to the MRTD (docs/attestation.md): the MRTD measures only the firmware.
+ATTESTATION_REQUIRED_RTMRS: list[int] = env.list("ATTESTATION_REQUIRED_RTMRS", cast=int, default=[1, 2, 3])
 # TCB statuses that pass the policy (advisory ids are recorded either way).
 ATTESTATION_TCB_ALLOWED: list[str] = env.list("ATTESTATION_TCB_ALLOWED", default=["UpToDate", "SWHardeningNeeded"])
 HEALTHCHECK_TIMEOUT_SECONDS = env.float("HEALTHCHECK_TIMEOUT_SECONDS", default=2.0)

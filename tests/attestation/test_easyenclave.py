@@ -25,6 +25,7 @@ from devnet.easyenclave.app import ControlPlane, ControlPlaneConfig, Faults, bui
 from devnet.serving import serve_in_thread
 from devnet.tdx.authority import DevQuoteAuthority
 from execution.errors import RoutingRefused
+from tests.attestation.test_gate import PINNED_RTMRS
 from tests.factories import user_with
 
 pytestmark = pytest.mark.django_db
@@ -72,9 +73,16 @@ def trusted(settings, tmp_path: Path, authority: DevQuoteAuthority, control_plan
     settings.EASYENCLAVE_CACHE_SECONDS = 30
     actor = user_with().pk
     services.allowlist_add(
-        actor_id=actor, mrtd=CP_MRTD.hex(), build_version="cp-1", source_commit="829f8a9", service=CONTROL_PLANE_SERVICE
+        actor_id=actor,
+        mrtd=CP_MRTD.hex(),
+        rtmrs=PINNED_RTMRS,
+        build_version="cp-1",
+        source_commit="829f8a9",
+        service=CONTROL_PLANE_SERVICE,
     )
-    services.allowlist_add(actor_id=actor, mrtd=EXECUTOR_MRTD.hex(), build_version="1.0.0", source_commit="c0ffee")
+    services.allowlist_add(
+        actor_id=actor, mrtd=EXECUTOR_MRTD.hex(), rtmrs=PINNED_RTMRS, build_version="1.0.0", source_commit="c0ffee"
+    )
     cache.clear()
     return control_plane[1]
 

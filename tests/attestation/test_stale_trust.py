@@ -1,0 +1,150 @@
+"""Trust that must not outlive its grounds: a revocation that lands while a check runs wins over the check; an
+executor that fails its re-attestation loses its jobs' credentials and the standing of its reports, like one whose
+build left the allowlist; an executor that merely does not answer is only left out of selection."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from attestation import gate, selectors, services
+from attestation.models import AttestationRecord, ExecutorRecord, MeasurementEntry
+from devnet.tdx.authority import DevQuoteAuthority
+from execution.errors import ReportRejected
+from execution.jobs import ingest_reports
+from tests.attestation.test_gate import MRTD, FakeExecutor, trust_dev_authority
+from tests.attestation.test_registry import order_on
+from tests.factories import user_with
+
+
+@pytest.fixture(scope="module")
+def authority() -> DevQuoteAuthority:
+    return DevQuoteAuthority.ephemeral()
+
+
+@pytest.fixture
+def dev_trust(settings, tmp_path: Path, authority: DevQuoteAuthority) -> DevQuoteAuthority:
+    return trust_dev_authority(settings, tmp_path, authority)
+
+
+def remove_during_the_check(monkeypatch: pytest.MonkeyPatch, entry: MeasurementEntry) -> threading.Event:
+    """Make the allowlist removal of `entry` commit, from another connection, right after the gate found the entry
+    and before it writes its verdict: the window a real removal could fall into."""
+    removed = threading.Event()
+    actor = user_with().pk
+    found = gate.measurement_allowed
+
+    def measurement_allowed(**kw: Any) -> MeasurementEntry | None:
+        match = found(**kw)
+
+        def remove() -> None:
+            try:
+                services.allowlist_remove(actor_id=actor, entry_id=entry.pk)
+                removed.set()
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=remove)
+        thread.start()
+        thread.join(10)
+        return match
+
+    monkeypatch.setattr(gate, "measurement_allowed", measurement_allowed)
+    return removed
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_revocation_landing_during_a_check_leaves_the_executor_revoked(
+    dev_trust: DevQuoteAuthority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert connection.vendor == "postgresql", "a concurrency test runs on PostgreSQL"
+    executor = FakeExecutor(dev_trust)
+    gate.attested_identity(executor)  # verified under the entry
+    entry = MeasurementEntry.objects.get()
+    removed = remove_during_the_check(monkeypatch, entry)
+    with pytest.raises(gate.AttestationFailed) as caught:
+        gate.attested_identity(executor)  # the re-check that the removal overtakes
+    assert removed.is_set()
+    assert caught.value.code == "executor_revoked"
+    record = ExecutorRecord.objects.get(url=executor.base_url)
+    assert record.state == "revoked"
+    assert AttestationRecord.objects.filter(ok=True).count() == 1  # only the first check's
+    assert selectors.signing_key_attested(executor.identity.signing.public_hex) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_removal_during_a_first_check_leaves_the_executor_untrusted(
+    dev_trust: DevQuoteAuthority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never verified before, so the removal finds nothing to revoke: the check itself must see the entry gone."""
+    assert connection.vendor == "postgresql", "a concurrency test runs on PostgreSQL"
+    executor = FakeExecutor(dev_trust)
+    removed = remove_during_the_check(monkeypatch, MeasurementEntry.objects.get())
+    with pytest.raises(gate.AttestationFailed) as caught:
+        gate.attested_identity(executor)
+    assert removed.is_set()
+    assert caught.value.code == "unknown_measurement"
+    assert "removed during the check" in caught.value.message
+    assert ExecutorRecord.objects.get(url=executor.base_url).state == "failed"
+    assert not AttestationRecord.objects.filter(ok=True).exists()
+
+
+@pytest.mark.django_db
+def test_a_failed_reattestation_revokes_its_jobs_and_its_reports_are_refused(
+    dev_trust: DevQuoteAuthority, settings, django_capture_on_commit_callbacks: Any
+) -> None:
+    settings.EXECUTOR_ALLOW_UNATTESTED = False
+    executor = FakeExecutor(dev_trust)
+    identity = gate.attested_identity(executor)
+    order = order_on(executor.base_url)
+    order.executor_signing_key = identity.signing_key
+    order.save(update_fields=["executor_signing_key"])
+    bystander = order_on("http://another-executor", job_id="mmo2-y")
+    assert selectors.signing_key_attested(identity.signing_key) is not None
+
+    executor.quote_kw = {"mrtd": MRTD, "tcb": "OutOfDate"}  # the platform's TCB fell behind
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        with pytest.raises(gate.AttestationFailed, match="tcb_status_refused"):
+            gate.attested_identity(executor)
+    assert ExecutorRecord.objects.get(url=executor.base_url).state == "failed"
+    # The revocation path: exactly the job on the failed executor is told to wipe its credentials and stop.
+    assert [c.args for c in callbacks] == [(order.pk,)]
+    assert bystander.pk != order.pk
+    assert selectors.signing_key_attested(identity.signing_key) is None
+    with pytest.raises(ReportRejected) as caught:
+        ingest_reports(order, [{"anything": 1}])
+    assert caught.value.extra["reason_code"] == "unattested_signing_key"
+
+
+@pytest.mark.django_db
+def test_an_inconclusive_check_leaves_the_jobs_alone(
+    dev_trust: DevQuoteAuthority, settings, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Our collateral source down says nothing against the executor: out of selection, jobs and reports stand."""
+    executor = FakeExecutor(dev_trust)
+    identity = gate.attested_identity(executor)
+    order_on(executor.base_url)
+    settings.ATTESTATION_COLLATERAL_FILE = "/nonexistent/collateral.json"
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        with pytest.raises(gate.AttestationFailed, match="bad_collateral"):
+            gate.attested_identity(executor)
+    assert callbacks == []
+    assert ExecutorRecord.objects.get(url=executor.base_url).state == "unreachable"
+    assert selectors.signing_key_attested(identity.signing_key) is not None
+
+
+@pytest.mark.django_db
+def test_a_revoked_executor_stays_revoked_when_a_late_check_fails(dev_trust: DevQuoteAuthority) -> None:
+    executor = FakeExecutor(dev_trust)
+    record, _ = ExecutorRecord.objects.get_or_create(url=executor.base_url)
+    stale = ExecutorRecord.objects.get(pk=record.pk)  # what a check that began before the revocation holds
+    ExecutorRecord.objects.filter(pk=record.pk).update(state="revoked")
+    executor.quote_kw = {"mrtd": MRTD, "debug": True}
+    nonce = services.nonce_issue(purpose=gate.NONCE_PURPOSE).value
+    with pytest.raises(gate.AttestationFailed):
+        gate.verify_executor_evidence(stale, executor.attestation(nonce), nonce=nonce)
+    assert ExecutorRecord.objects.get(pk=record.pk).state == "revoked"
