@@ -193,6 +193,8 @@ EASYENCLAVE_TAGS: list[str] = env.list("EASYENCLAVE_TAGS", default=[])
 EASYENCLAVE_VERIFY_SECONDS = env.int("EASYENCLAVE_VERIFY_SECONDS", default=300)
 EASYENCLAVE_CACHE_SECONDS = env.int("EASYENCLAVE_CACHE_SECONDS", default=30)
 EASYENCLAVE_TIMEOUT_SECONDS = env.float("EASYENCLAVE_TIMEOUT_SECONDS", default=5.0)
+# A plain-http control-plane URL: the devnet stand-ins only (dev and tests); production refuses to start with it.
+EASYENCLAVE_ALLOW_HTTP = env.bool("EASYENCLAVE_ALLOW_HTTP", default=False)
 # Hex 32-byte Ed25519 seed with which Django signs job control (ADR 0011). Secret.
 CONTROLLER_SIGNING_KEY = env.str("CONTROLLER_SIGNING_KEY", default="")
 # How often the beat pulls reports from running jobs, and how long a report may be late before an alert.

@@ -107,9 +107,11 @@ def test_a_failed_reattestation_revokes_its_jobs_and_its_reports_are_refused(
     assert selectors.signing_key_attested(identity.signing_key) is not None
 
     executor.quote_kw = {"mrtd": MRTD, "tcb": "OutOfDate"}  # the platform's TCB fell behind
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        with pytest.raises(gate.AttestationFailed, match="tcb_status_refused"):
-            gate.attested_identity(executor)
+    with (
+        django_capture_on_commit_callbacks(execute=False) as callbacks,
+        pytest.raises(gate.AttestationFailed, match="tcb_status_refused"),
+    ):
+        gate.attested_identity(executor)
     assert ExecutorRecord.objects.get(url=executor.base_url).state == "failed"
     # The revocation path: exactly the job on the failed executor is told to wipe its credentials and stop.
     assert [c.args for c in callbacks] == [(order.pk,)]
@@ -129,9 +131,11 @@ def test_an_inconclusive_check_leaves_the_jobs_alone(
     identity = gate.attested_identity(executor)
     order_on(executor.base_url)
     settings.ATTESTATION_COLLATERAL_FILE = "/nonexistent/collateral.json"
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        with pytest.raises(gate.AttestationFailed, match="bad_collateral"):
-            gate.attested_identity(executor)
+    with (
+        django_capture_on_commit_callbacks(execute=False) as callbacks,
+        pytest.raises(gate.AttestationFailed, match="bad_collateral"),
+    ):
+        gate.attested_identity(executor)
     assert callbacks == []
     assert ExecutorRecord.objects.get(url=executor.base_url).state == "unreachable"
     assert selectors.signing_key_attested(identity.signing_key) is not None
