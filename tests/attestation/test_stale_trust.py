@@ -152,3 +152,77 @@ def test_a_revoked_executor_stays_revoked_when_a_late_check_fails(dev_trust: Dev
     with pytest.raises(gate.AttestationFailed):
         gate.verify_executor_evidence(stale, executor.attestation(nonce), nonce=nonce)
     assert ExecutorRecord.objects.get(pk=record.pk).state == "revoked"
+
+
+@pytest.mark.django_db
+@pytest.mark.timeout(120)
+def test_a_failed_scheduled_reattestation_wipes_the_running_jobs_credentials(
+    dev_trust: DevQuoteAuthority, settings, django_capture_on_commit_callbacks: Any
+) -> None:
+    """End to end on a real executor: the beat's re-attestation fails (TCB out of date), the job on it is told to
+    wipe its key and stop, and the order winds down and releases the job although the executor's last reports
+    are no longer accepted."""
+    from decimal import Decimal
+
+    from attestation import tasks
+    from devnet.exchange.keys import Permission
+    from execution import jobs
+    from execution import services as execution_services
+    from execution.credentials import ExchangeCredentials
+    from execution.domain import mm_order as mm
+    from execution.models import MMOrder
+    from tests.execution.executor_thread import manager_of, running_executor
+    from tests.execution.running_job import wait
+    from tests.executor.harness import live_exchange
+
+    class Provider:
+        name = "dev-authority"
+        tcb = "UpToDate"
+
+        async def quote(self, data: bytes) -> bytes:
+            return dev_trust.quote(data, mrtd=MRTD, tcb=self.tcb)
+
+    provider = Provider()
+    settings.EXECUTOR_ATTESTATION_GATE = "attestation.gate.attested_identity"
+    settings.EXECUTOR_ALLOW_UNATTESTED = False
+    holder: dict[str, Any] = {}
+    with (
+        live_exchange(run_market=False) as ex,
+        running_executor(ex.base_url, holder=holder, provider=provider) as url,
+    ):
+        settings.EXCHANGE_API_URLS = {"binance": ex.base_url}
+        settings.EXECUTOR_URLS = [url]
+        settings.CUSTODY_ASSETS = {"USDT": {"token": "0x" + "ab" * 20, "decimals": 6}}
+        key = ex.sim.create_account(permissions=frozenset({Permission.TRADE}))
+        account = execution_services.exchange_account_enrol(
+            owner_id=user_with().pk,
+            exchange="binance",
+            label="mm",
+            role="trading",
+            credentials=ExchangeCredentials(key.key, key.secret),
+        )
+        ex.sim.market.step(Decimal(1))
+        order = MMOrder.objects.create(
+            owner_id=account.owner_id,
+            exchange_account=account,
+            symbol="MMT/USDT",
+            funding_asset="USDT",
+            funding_amount=10**9,
+            state=mm.State.DEPOSIT_CONFIRMED,
+            strategy={"params": {"order_amount": "100"}},
+        )
+        order = jobs.mm_order_start_job(order_id=order.pk)
+        assert order.state == "running"
+        runner = manager_of(holder).get(order.job_id)
+        wait(lambda: runner.gateway is not None)
+
+        provider.tcb = "OutOfDate"  # the platform fell behind Intel's TCB recovery
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            tasks.reattest_executor(ExecutorRecord.objects.get(url=url).pk)
+        assert ExecutorRecord.objects.get(url=url).state == "failed"
+        assert [c.args for c in callbacks] == [(order.pk,)]
+        jobs.mm_order_revoke_job(order_id=order.pk)  # what that task runs
+        assert runner.state == "revoked"
+        assert runner.gateway is None  # the exchange key is gone from the executor
+        stopped = MMOrder.objects.get(pk=order.pk)
+        assert (stopped.state, stopped.job_id) == ("stopping", "")
