@@ -166,7 +166,7 @@ def verify_executor_evidence(executor: ExecutorRecord, evidence: dict[str, Any],
         # Re-check under locks, entry first then executor (the order allowlist removal takes them), so a removal or
         # a revocation that committed after this check began wins over it, and one that comes later sees this
         # record and revokes it.
-        live = MeasurementEntry.objects.select_for_update().filter(pk=entry.pk, removed_at__isnull=True).exists()
+        live = MeasurementEntry.objects.select_for_update().get(pk=entry.pk).removed_at is None
         revoked = ExecutorRecord.objects.select_for_update().get(pk=executor.pk).state == ExecutorRecord.State.REVOKED
         if live and not revoked:
             record = _accept(executor, nonce, signing, sealing, quote, token, verdict, measured, hardware, entry)

@@ -93,6 +93,57 @@ def test_a_removal_during_a_first_check_leaves_the_executor_untrusted(
     assert not AttestationRecord.objects.filter(ok=True).exists()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_removal_while_the_verdict_is_written_waits_for_it_and_then_revokes(
+    dev_trust: DevQuoteAuthority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other order: the check holds the entry's lock when the removal comes; the removal waits, then sees the
+    new accepted record and revokes the executor."""
+    import time
+
+    from django.db import connections
+
+    assert connection.vendor == "postgresql", "a concurrency test runs on PostgreSQL"
+    executor = FakeExecutor(dev_trust)
+    entry = MeasurementEntry.objects.get()
+    actor = user_with().pk
+    accept = gate._accept
+    remover: list[threading.Thread] = []
+
+    def remove() -> None:
+        try:
+            services.allowlist_remove(actor_id=actor, entry_id=entry.pk)
+        finally:
+            connection.close()
+
+    def blocked_on_a_lock() -> bool:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")  # within one transaction the view is a snapshot
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            return bool(cursor.fetchone()[0])
+
+    def accept_while_removal_waits(*args: Any) -> AttestationRecord:
+        record = accept(*args)
+        thread = threading.Thread(target=remove)
+        thread.start()
+        remover.append(thread)
+        deadline = time.monotonic() + 10
+        while not blocked_on_a_lock():  # the removal is queued behind our lock on the entry
+            assert thread.is_alive(), "the removal did not wait for the check"
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        return record
+
+    monkeypatch.setattr(gate, "_accept", accept_while_removal_waits)
+    gate.attested_identity(executor)  # passes: the entry was live when the verdict was written
+    remover[0].join(10)
+    assert not remover[0].is_alive()
+    assert ExecutorRecord.objects.get(url=executor.base_url).state == "revoked"
+    assert selectors.signing_key_attested(executor.identity.signing.public_hex) is None
+
+
 @pytest.mark.django_db
 def test_a_failed_reattestation_revokes_its_jobs_and_its_reports_are_refused(
     dev_trust: DevQuoteAuthority, settings, django_capture_on_commit_callbacks: Any
