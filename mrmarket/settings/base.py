@@ -221,6 +221,8 @@ ATTESTATION_ITA_JWKS_CACHE_SECONDS = env.int("ATTESTATION_ITA_JWKS_CACHE_SECONDS
 ATTESTATION_ITA_ROOT_CA_FILE = env.str("ATTESTATION_ITA_ROOT_CA_FILE", default="")
 # RTMRs every allowlist entry must pin next to the MRTD (docs/attestation.md): the MRTD measures only the firmware.
 ATTESTATION_REQUIRED_RTMRS: list[int] = env.list("ATTESTATION_REQUIRED_RTMRS", cast=int, default=[1, 2, 3])
+if not set(ATTESTATION_REQUIRED_RTMRS) <= {0, 1, 2, 3}:
+    raise ConfigError("ATTESTATION_REQUIRED_RTMRS names registers 0 to 3 only")
 # TCB statuses that pass the policy (advisory ids are recorded either way).
 ATTESTATION_TCB_ALLOWED: list[str] = env.list("ATTESTATION_TCB_ALLOWED", default=["UpToDate", "SWHardeningNeeded"])
 HEALTHCHECK_TIMEOUT_SECONDS = env.float("HEALTHCHECK_TIMEOUT_SECONDS", default=2.0)

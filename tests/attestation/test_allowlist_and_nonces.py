@@ -208,3 +208,12 @@ def test_the_admin_refuses_an_entry_with_the_mrtd_alone(client) -> None:
     assert b"an entry must pin rtmr1, rtmr2, rtmr3" in response.content
     assert not MeasurementEntry.objects.exists()
     assert not AllowlistAudit.objects.exists()
+
+
+@pytest.mark.parametrize(("value", "message"), [("0", "pins RTMR1-3"), ("1,2", "pins RTMR1-3"), ("1,2,3,4", "0 to 3")])
+def test_the_prod_profile_refuses_a_weaker_register_rule(value: str, message: str) -> None:
+    from tests.core.test_config import prod_env, run_manage
+
+    result = run_manage("check", env=prod_env(ATTESTATION_REQUIRED_RTMRS=value))
+    assert result.returncode == 2
+    assert message in result.stderr
