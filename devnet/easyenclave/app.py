@@ -163,11 +163,14 @@ class ControlPlane:
 
     def discovery(self, query: dict[str, str]) -> dict[str, Any]:
         """The services `query` selects, signed for the requester's nonce (which the answer echoes, with the
-        query as read here)."""
+        query as read here); without a nonce, unsigned."""
         query = dict(query)
-        nonce = query.pop("nonce", "")
+        nonce = query.pop("nonce", None)
+        if nonce is None:  # someone browsing: the list, unsigned (a relying party always sends a nonce)
+            found = [s.public() for s in self.find(query)]
+            return {"services": found, "total": len(found)}
         if len(nonce) != NONCE_HEX:
-            raise ValueError(f"nonce must be {NONCE_HEX} hex characters: discovery answers are signed for one")
+            raise ValueError(f"nonce must be {NONCE_HEX} hex characters")
         if self.faults.discovery_replayed and self.last_answer is not None:
             return self.last_answer
         found = [s.public() for s in self.find(query)]

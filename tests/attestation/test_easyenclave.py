@@ -327,8 +327,18 @@ def test_the_prod_profile_refuses_a_plain_http_control_plane(env: dict[str, str]
     assert "EasyEnclave control plane over https only" in result.stderr
 
 
-def test_the_stand_in_signs_only_for_a_nonce(control_plane: tuple[ControlPlane, str]) -> None:
+def test_the_stand_in_signs_for_a_nonce_and_answers_a_browser_unsigned(
+    control_plane: tuple[ControlPlane, str],
+) -> None:
     import httpx
 
-    _, url = control_plane
-    assert httpx.get(url + "/api/v1/services", params={"name": "mm-executor"}).status_code == 422
+    from wire.control_plane import SIGNATURE_TAG, signed_payload
+    from wire.keys import verify_signature
+
+    cp, url = control_plane
+    browsing = httpx.get(url + "/api/v1/services", params={"name": "mm-executor"}).json()
+    assert "signature" not in browsing  # what the client refuses (discovery_unsigned)
+    signed = httpx.get(url + "/api/v1/services", params={"name": "mm-executor", "nonce": "ab" * 32}).json()
+    assert (signed["nonce"], signed["query"]) == ("ab" * 32, {"name": "mm-executor"})
+    verify_signature(cp.key.public_hex, signed_payload(signed), signed["signature"], tag=SIGNATURE_TAG)
+    assert httpx.get(url + "/api/v1/services", params={"nonce": "ab"}).status_code == 422
