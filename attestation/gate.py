@@ -242,16 +242,19 @@ def _refuse(
     inconclusive = reason in INDETERMINATE_REASONS
     with transaction.atomic():
         # The state as it is now, not as it was when the check began: a revocation meanwhile stays a revocation.
-        held_trust = ExecutorRecord.objects.filter(pk=executor.pk, state__in=[state.VERIFIED, state.UNREACHABLE])
-        revoke = held_trust.exists() and not inconclusive
+        trusted = (
+            ExecutorRecord.objects.select_for_update()
+            .filter(pk=executor.pk, state__in=[state.VERIFIED, state.UNREACHABLE])
+            .exists()
+        )
         # An inconclusive check (our collateral or ITA unavailable) takes a trusted executor out of selection and
         # leaves its jobs alone; any other refusal marks it failed.
-        after = state.UNREACHABLE if inconclusive and held_trust.exists() else state.FAILED
+        after = state.UNREACHABLE if inconclusive and trusted else state.FAILED
         ExecutorRecord.objects.filter(pk=executor.pk).update(
             state=Case(When(state=state.REVOKED, then=Value(state.REVOKED)), default=Value(after)),
             verification_failures=F("verification_failures") + 1,
         )
-        if revoke:
+        if trusted and not inconclusive:
             # It was trusted and now fails (TCB out of date, build gone, other keys…): its running jobs lose their
             # credentials and stop, as when its build leaves the allowlist.
             services.executors_revoke(urls=[executor.url], state=state.FAILED, reason=reason)
