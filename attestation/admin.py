@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from attestation import services
+from attestation.domain.allowlist import MeasurementFormatError, MeasurementUnpinnedError, normalize, require_pinned
 from attestation.models import AllowlistAudit, AttestationRecord, ExecutorRecord, MeasurementEntry
 
 
@@ -24,8 +26,33 @@ class AllowlistAuditInline(admin.TabularInline[AllowlistAudit, MeasurementEntry]
         return False
 
 
+class MeasurementEntryForm(forms.ModelForm[MeasurementEntry]):
+    """The service's own checks as form errors: well-formed hex, and the required RTMRs pinned."""
+
+    class Meta:
+        model = MeasurementEntry
+        fields = ("service", "mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "build_version", "source_commit", "note")
+
+    def clean(self) -> dict[str, Any]:
+        from attestation.selectors import required_rtmrs
+
+        data = super().clean() or {}
+        if self.instance.pk is not None:
+            return data
+        try:
+            normalize(str(data.get("mrtd", "")), "mrtd")
+            rtmrs = tuple(normalize(str(data.get(f"rtmr{i}", "")), f"rtmr{i}", optional=True) for i in range(4))
+            require_pinned(rtmrs, required_rtmrs())
+        except MeasurementUnpinnedError as exc:
+            raise forms.ValidationError({f"rtmr{i}": str(exc) for i in exc.registers}) from None
+        except MeasurementFormatError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return data
+
+
 @admin.register(MeasurementEntry)
 class MeasurementEntryAdmin(admin.ModelAdmin[MeasurementEntry]):
+    form = MeasurementEntryForm
     list_display = ("service", "build_version", "source_commit", "mrtd", "added_by", "added_at", "removed_at")
     list_filter = ("service", "removed_at")
     search_fields = ("mrtd", "build_version", "source_commit", "note")

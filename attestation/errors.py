@@ -25,6 +25,13 @@ class InvalidMeasurement(AttestationError):
     code = "invalid_measurement"
 
 
+class MeasurementUnpinned(InvalidMeasurement):
+    """An allowlist entry that leaves empty a register every entry must pin (the MRTD alone admits any workload
+    on the same firmware)."""
+
+    code = "measurement_unpinned"
+
+
 class AllowlistConflict(AttestationError):
     code = "allowlist_conflict"
     status = 409

@@ -28,19 +28,23 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from attestation import services
 from attestation.domain.allowlist import Measurements
 from attestation.domain.quote import QuoteVerdict, evaluate_policy, verify_quote
 from attestation.errors import AttestationError
-from attestation.models import AttestationRecord, ExecutorRecord
-from attestation.selectors import measurement_allowed
+from attestation.models import AttestationRecord, ExecutorRecord, MeasurementEntry
+from attestation.selectors import measurement_allowed, measurement_refusal
 from mrmarket.observability.logging import get_logger
 from wire.attestation import BindingError, report_data
 
 log = get_logger(__name__)
 NONCE_PURPOSE = "executor"
+# Refusals that say nothing against the executor: our collateral source or ITA could not be used just now. Any
+# other refusal of an executor that held trust revokes its jobs (`services.executors_revoke`).
+INDETERMINATE_REASONS = frozenset({"bad_collateral", "collateral_expired", "ita_unavailable"})
 
 
 class AttestationFailed(AttestationError):
@@ -107,11 +111,16 @@ def verify_evidence(quote: bytes, token: str, *, expected: bytes) -> tuple[Quote
 
     With both, and ITA configured, each must pass on its own and they must describe the same TD (MRTD, RTMRs,
     REPORTDATA); a token is ignored where ITA is not configured only when a quote came with it.
-    Returns (verdict, hardware): a token-only verdict is hardware-attested, Intel having appraised the quote.
+    Returns (verdict, hardware). A token alone is accepted, as hardware-attested (Intel appraised the quote), only
+    when `ATTESTATION_ITA_ROOT_CA_FILE` pins ITA's root: without it whoever serves the JWKS could vouch for any
+    TD, so it is refused (`ita_root_not_pinned`) — send the quote with it and the quote decides here.
     """
     from attestation import ita
 
     if not quote:
+        if ita.configured() and not settings.ATTESTATION_ITA_ROOT_CA_FILE:
+            detail = "a token without its quote is accepted only with ITA's root pinned (ATTESTATION_ITA_ROOT_CA_FILE)"
+            return QuoteVerdict(False, "ita_root_not_pinned", detail, None, (), None), False
         return verify_token_evidence(token, expected=expected), True
     verdict, hardware = verify_quote_evidence(quote, expected=expected)
     if not verdict.ok or not token or not ita.configured():
@@ -152,40 +161,68 @@ def verify_executor_evidence(executor: ExecutorRecord, evidence: dict[str, Any],
     measured = Measurements(verdict.fields.mrtd, verdict.fields.rtmrs)
     entry = measurement_allowed(measured=measured)
     if entry is None:
-        return _refuse(
-            executor, nonce, evidence, quote, "unknown_measurement", f"MRTD {measured.mrtd[:16]}… is not allowlisted"
-        )
+        return _refuse(executor, nonce, evidence, quote, "unknown_measurement", measurement_refusal(measured=measured))
     with transaction.atomic():
-        record = AttestationRecord.objects.create(
-            executor=executor,
-            nonce=nonce,
-            signing_key=signing,
-            sealing_key=sealing,
-            quote_sha256=hashlib.sha256(quote).hexdigest() if quote else "",
-            quote_b64=base64.b64encode(quote).decode(),
-            ita_token=token,
-            ok=True,
-            tcb_status=verdict.tcb_status or "",
-            advisory_ids=list(verdict.advisory_ids),
-            mrtd=measured.mrtd,
-            rtmrs=list(measured.rtmrs),
-            hardware_attested=hardware,
-            allowlist_entry=entry,
+        # Re-check under locks, entry first then executor (the order allowlist removal takes them), so a removal or
+        # a revocation that committed after this check began wins over it, and one that comes later sees this
+        # record and revokes it.
+        live = MeasurementEntry.objects.select_for_update().get(pk=entry.pk).removed_at is None
+        revoked = ExecutorRecord.objects.select_for_update().get(pk=executor.pk).state == ExecutorRecord.State.REVOKED
+        if live and not revoked:
+            record = _accept(executor, nonce, signing, sealing, quote, token, verdict, measured, hardware, entry)
+    if revoked:
+        return _refuse(
+            executor, nonce, evidence, quote, "executor_revoked", "the executor was revoked during the check"
         )
-        ExecutorRecord.objects.filter(pk=executor.pk).update(
-            state=ExecutorRecord.State.VERIFIED,
-            signing_key=signing,
-            sealing_key=sealing,
-            mrtd=measured.mrtd,
-            rtmrs=list(measured.rtmrs),
-            tcb_status=verdict.tcb_status or "",
-            hardware_attested=hardware,
-            build_version=entry.build_version,
-            last_verified_at=timezone.now(),
+    if not live:
+        return _refuse(
+            executor, nonce, evidence, quote, "unknown_measurement", "its allowlist entry was removed during the check"
         )
     executor.refresh_from_db()
     log.info("executor_verified", executor=executor.url, tcb_status=verdict.tcb_status, hardware=hardware)
     return Verified(record, executor)
+
+
+def _accept(
+    executor: ExecutorRecord,
+    nonce: str,
+    signing: str,
+    sealing: str,
+    quote: bytes,
+    token: str,
+    verdict: QuoteVerdict,
+    measured: Measurements,
+    hardware: bool,
+    entry: MeasurementEntry,
+) -> AttestationRecord:
+    record = AttestationRecord.objects.create(
+        executor=executor,
+        nonce=nonce,
+        signing_key=signing,
+        sealing_key=sealing,
+        quote_sha256=hashlib.sha256(quote).hexdigest() if quote else "",
+        quote_b64=base64.b64encode(quote).decode(),
+        ita_token=token,
+        ok=True,
+        tcb_status=verdict.tcb_status or "",
+        advisory_ids=list(verdict.advisory_ids),
+        mrtd=measured.mrtd,
+        rtmrs=list(measured.rtmrs),
+        hardware_attested=hardware,
+        allowlist_entry=entry,
+    )
+    ExecutorRecord.objects.filter(pk=executor.pk).exclude(state=ExecutorRecord.State.REVOKED).update(
+        state=ExecutorRecord.State.VERIFIED,
+        signing_key=signing,
+        sealing_key=sealing,
+        mrtd=measured.mrtd,
+        rtmrs=list(measured.rtmrs),
+        tcb_status=verdict.tcb_status or "",
+        hardware_attested=hardware,
+        build_version=entry.build_version,
+        last_verified_at=timezone.now(),
+    )
+    return record
 
 
 def _refuse(
@@ -201,10 +238,26 @@ def _refuse(
         reason=reason,
         detail=detail[:500],
     )
-    ExecutorRecord.objects.filter(pk=executor.pk).update(
-        state=ExecutorRecord.State.FAILED if executor.state != ExecutorRecord.State.REVOKED else executor.state,
-        verification_failures=executor.verification_failures + 1,
-    )
+    state = ExecutorRecord.State
+    inconclusive = reason in INDETERMINATE_REASONS
+    with transaction.atomic():
+        # The state as it is now, not as it was when the check began: a revocation meanwhile stays a revocation.
+        trusted = (
+            ExecutorRecord.objects.select_for_update()
+            .filter(pk=executor.pk, state__in=[state.VERIFIED, state.UNREACHABLE])
+            .exists()
+        )
+        # An inconclusive check (our collateral or ITA unavailable) takes a trusted executor out of selection and
+        # leaves its jobs alone; any other refusal marks it failed.
+        after = state.UNREACHABLE if inconclusive and trusted else state.FAILED
+        ExecutorRecord.objects.filter(pk=executor.pk).update(
+            state=Case(When(state=state.REVOKED, then=Value(state.REVOKED)), default=Value(after)),
+            verification_failures=F("verification_failures") + 1,
+        )
+        if trusted and not inconclusive:
+            # It was trusted and now fails (TCB out of date, build gone, other keys…): its running jobs lose their
+            # credentials and stop, as when its build leaves the allowlist.
+            services.executors_revoke(urls=[executor.url], state=state.FAILED, reason=reason)
     log.warning("executor_refused", executor=executor.url, reason=reason)
     raise AttestationFailed(reason, f"executor {executor.url} failed attestation: {reason}: {detail}"[:500])
 

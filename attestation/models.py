@@ -77,7 +77,8 @@ class ExecutorRecord(models.Model):
     class State(models.TextChoices):
         UNVERIFIED = "unverified"
         VERIFIED = "verified"
-        FAILED = "failed"  # the last verification failed: nothing is routed to it until one succeeds
+        FAILED = "failed"  # the last verification failed: its jobs were revoked, nothing routed until one passes
+        UNREACHABLE = "unreachable"  # its last check got no answer: not selected; its jobs and reports stand
         REVOKED = "revoked"  # its build left the allowlist: jobs stopped, secrets wiped
 
     url = models.CharField(max_length=200, unique=True)

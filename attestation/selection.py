@@ -1,10 +1,10 @@
 """Choosing an executor for a job (seed 3.3), behind one interface: `select_executor(candidates)`.
 
 Candidates are executors that are reachable (from `EXECUTOR_URLS` or EasyEnclave discovery). Revoked and
-failed executors are never chosen. Among the rest, the one with the most free capacity wins, ties broken by
-reputation — fewest verification failures, then best uptime (share of scheduled checks passed), then fewest
-refused reports, then most accepted reports — and then round-robin, so that with no information the choice is
-plain round-robin.
+failed executors are never chosen, nor ones the last check could not reach. Among the rest, the one with the
+most free capacity wins, ties broken by reputation — fewest verification failures, then best uptime (share of
+scheduled checks passed), then fewest refused reports, then most accepted reports — and then round-robin, so
+that with no information the choice is plain round-robin.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ def select_executor(urls: Sequence[str]) -> str:
     if not urls:
         raise NoExecutorAvailable("no executor is configured or discovered")
     known = {r.url: r for r in ExecutorRecord.objects.filter(url__in=list(urls))}
-    usable = [u for u in urls if u not in known or known[u].state not in ("revoked", "failed")]
+    usable = [u for u in urls if u not in known or known[u].state not in ("revoked", "failed", "unreachable")]
     if not usable:
-        raise NoExecutorAvailable("every executor is revoked or failed its last verification")
+        raise NoExecutorAvailable("every executor is revoked, failed its last verification or is unreachable")
     offset = next(_turn)
     rotated = [usable[(offset + i) % len(usable)] for i in range(len(usable))]
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from attestation.domain.allowlist import Measurements, Rule, first_match
+from django.conf import settings
+
+from attestation.domain.allowlist import Measurements, Rule, first_match, unpinned
 from attestation.models import AttestationRecord, ExecutorRecord, MeasurementEntry
 
 
@@ -11,9 +13,25 @@ def allowlist_rules(*, service: str = "mm-executor") -> list[Rule]:
     return [Rule(e.pk, e.service, e.mrtd, (e.rtmr0, e.rtmr1, e.rtmr2, e.rtmr3)) for e in entries]
 
 
+def required_rtmrs() -> frozenset[int]:
+    return frozenset(settings.ATTESTATION_REQUIRED_RTMRS)
+
+
 def measurement_allowed(*, measured: Measurements, service: str = "mm-executor") -> MeasurementEntry | None:
-    rule = first_match(allowlist_rules(service=service), service, measured)
+    rule = first_match(allowlist_rules(service=service), service, measured, required_rtmrs())
     return MeasurementEntry.objects.get(pk=rule.id) if rule is not None else None
+
+
+def measurement_refusal(*, measured: Measurements, service: str = "mm-executor") -> str:
+    """Why no entry matched, for the record: an unknown MRTD, or an allowlisted one with other registers."""
+    same = [rule for rule in allowlist_rules(service=service) if rule.mrtd == measured.mrtd]
+    if not same:
+        return f"MRTD {measured.mrtd[:16]}… is not allowlisted"
+    pinned = [rule for rule in same if not unpinned(rule.rtmrs, required_rtmrs())]
+    if not pinned:
+        return f"MRTD {measured.mrtd[:16]}… is allowlisted only by entries that do not pin the required RTMRs"
+    differ = sorted({i for rule in pinned for i in rule.mismatched(measured)})
+    return f"MRTD {measured.mrtd[:16]}… is allowlisted but {', '.join(f'rtmr{i}' for i in differ)} differ"
 
 
 def attested_executors() -> list[ExecutorRecord]:
@@ -21,11 +39,17 @@ def attested_executors() -> list[ExecutorRecord]:
     return list(ExecutorRecord.objects.filter(state=ExecutorRecord.State.VERIFIED).order_by("id"))
 
 
+# An executor in good standing: its last verification passed (it may have missed a check since, see
+# `services.executor_checked`). Reports of any other executor — revoked, or failed its last verification — are
+# refused.
+STANDING_STATES = (ExecutorRecord.State.VERIFIED, ExecutorRecord.State.UNREACHABLE)
+
+
 def signing_key_attested(signing_key: str) -> AttestationRecord | None:
-    """The accepted attestation that bound this report-signing key, if any (report ingestion requires one)."""
+    """The accepted attestation that bound this report-signing key, if any, on an executor still in good standing
+    (report ingestion requires one)."""
     return (
-        AttestationRecord.objects.filter(signing_key=signing_key, ok=True)
-        .exclude(executor__state=ExecutorRecord.State.REVOKED)
+        AttestationRecord.objects.filter(signing_key=signing_key, ok=True, executor__state__in=STANDING_STATES)
         .order_by("-id")
         .first()
     )

@@ -17,8 +17,15 @@ from django.db.models import F
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
-from attestation.domain.allowlist import MeasurementFormatError, normalize
-from attestation.errors import AllowlistConflict, InvalidMeasurement, NonceExpired, NonceReused, NonceUnknown
+from attestation.domain.allowlist import MeasurementFormatError, MeasurementUnpinnedError, normalize, require_pinned
+from attestation.errors import (
+    AllowlistConflict,
+    InvalidMeasurement,
+    MeasurementUnpinned,
+    NonceExpired,
+    NonceReused,
+    NonceUnknown,
+)
 from attestation.models import AllowlistAudit, AttestationNonce, ExecutorRecord, MeasurementEntry
 from mrmarket.observability import context
 from mrmarket.observability.logging import get_logger
@@ -57,16 +64,25 @@ def allowlist_add(
     *,
     actor_id: int,
     mrtd: str,
+    rtmrs: tuple[str, str, str, str],
     build_version: str,
     source_commit: str,
-    rtmrs: tuple[str, str, str, str] = ("", "", "", ""),
     service: str = "mm-executor",
     note: str = "",
 ) -> MeasurementEntry:
+    """Allow a build: its MRTD and the RTMRs that measure its image and configuration (`ATTESTATION_REQUIRED_RTMRS`
+    must all be named; an entry pinning the firmware alone would admit any workload booted on it)."""
+    from attestation.selectors import required_rtmrs
+
+    if len(rtmrs) != 4:
+        raise InvalidMeasurement("an entry names four RTMRs (empty for any value where allowed)")
     try:
         fields = {"mrtd": normalize(mrtd, "mrtd")}
         for i, value in enumerate(rtmrs):
             fields[f"rtmr{i}"] = normalize(value, f"rtmr{i}", optional=True)
+        require_pinned((fields["rtmr0"], fields["rtmr1"], fields["rtmr2"], fields["rtmr3"]), required_rtmrs())
+    except MeasurementUnpinnedError as exc:
+        raise MeasurementUnpinned(str(exc), extra={"registers": exc.registers}) from None
     except MeasurementFormatError as exc:
         raise InvalidMeasurement(str(exc)) from None
     if not build_version or not source_commit:
@@ -108,7 +124,7 @@ def allowlist_remove(*, actor_id: int, entry_id: int) -> MeasurementEntry:
 
 def executor_revoke_for_entry(*, entry: MeasurementEntry) -> list[str]:
     """Revoke the executors whose accepted attestation matched `entry`; their jobs wipe secrets and stop."""
-    from attestation.models import AttestationRecord, ExecutorRecord
+    from attestation.models import AttestationRecord
 
     urls = sorted(
         set(
@@ -117,15 +133,27 @@ def executor_revoke_for_entry(*, entry: MeasurementEntry) -> list[str]:
             .values_list("executor__url", flat=True)
         )
     )
-    ExecutorRecord.objects.filter(url__in=urls).update(state=ExecutorRecord.State.REVOKED)
-    from execution.models import MMOrder
-    from execution.tasks import revoke_job
-
-    for order_id in MMOrder.objects.filter(executor_url__in=urls).exclude(job_id="").values_list("pk", flat=True):
-        transaction.on_commit(functools.partial(revoke_job.delay, order_id))
-    for url in urls:
-        log.warning("executor_revoked", executor=url, entry_id=entry.pk)
+    executors_revoke(urls=urls, state=ExecutorRecord.State.REVOKED, reason=f"allowlist entry {entry.pk} removed")
     return urls
+
+
+def executors_revoke(*, urls: list[str], state: str, reason: str) -> None:
+    """The one path by which executors lose trust: each is marked `state` (`revoked` when its build left the
+    allowlist, for good; `failed` when it failed a verification, until one passes) and every job on it is told,
+    after this transaction commits, to wipe its credentials and stop. Report ingestion refuses their reports from
+    then on (`selectors.signing_key_attested`)."""
+    if not urls:
+        return
+    with transaction.atomic():
+        ExecutorRecord.objects.filter(url__in=urls).exclude(state=ExecutorRecord.State.REVOKED).update(state=state)
+        from execution.models import MMOrder
+        from execution.tasks import revoke_job
+
+        orders = MMOrder.objects.filter(executor_url__in=urls).exclude(job_id="").values_list("pk", flat=True)
+        for order_id in orders:
+            transaction.on_commit(functools.partial(revoke_job.delay, order_id))
+    for url in urls:
+        log.warning("executor_revoked", executor=url, state=state, reason=reason)
 
 
 def _snapshot(entry: MeasurementEntry) -> dict[str, object]:
@@ -153,13 +181,17 @@ def executor_reports_counted(*, url: str, accepted: int = 0, refused: int = 0) -
 
 
 def executor_checked(*, executor_id: int, ok: bool, capacity: int | None = None, unreachable: bool = False) -> None:
-    """One scheduled check of an executor (re-attestation and capacity): counted for its uptime; an unreachable
-    one is taken out of selection until it passes again (a failed attestation already marked it)."""
+    """One scheduled check of an executor (re-attestation and capacity): counted for its uptime. An unreachable
+    one is taken out of selection (`unreachable`) until it passes again, but keeps its jobs and its standing for
+    reports: not answering is not evidence against its build, and a job we cannot reach cannot be told to wipe
+    anyway. A failed verification was already handled by the gate (jobs revoked, state `failed`)."""
     updates: dict[str, Any] = {"checks_total": F("checks_total") + 1}
     if ok:
         updates["checks_ok"] = F("checks_ok") + 1
         if capacity is not None:
             updates["capacity_available"] = capacity
-    if unreachable:
-        updates["state"] = ExecutorRecord.State.FAILED
     ExecutorRecord.objects.filter(pk=executor_id).exclude(state=ExecutorRecord.State.REVOKED).update(**updates)
+    if unreachable:
+        ExecutorRecord.objects.filter(
+            pk=executor_id, state__in=[ExecutorRecord.State.VERIFIED, ExecutorRecord.State.UNVERIFIED]
+        ).update(state=ExecutorRecord.State.UNREACHABLE)

@@ -11,8 +11,9 @@ log = get_logger(__name__)
 @shared_task(name="attestation.reattest_executors", ignore_result=True)
 def reattest_executors() -> None:
     """Beat: verify every known executor again (fresh nonce, current collateral, current allowlist) and refresh
-    its capacity; one that fails is no longer chosen until it passes (jobs already running are left to the
-    revocation path, which is what allowlist removal uses)."""
+    its capacity. One that fails verification goes through the revocation path allowlist removal uses (its jobs
+    wipe their credentials and stop, its reports are refused) and is not chosen until it passes again; one that
+    does not answer is only left out of selection (`services.executor_checked`)."""
     from attestation.models import ExecutorRecord
 
     if settings.EXECUTOR_ATTESTATION_GATE != "attestation.gate.attested_identity":

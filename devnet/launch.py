@@ -36,6 +36,16 @@ RUN_MARKER = "MRMARKET_DEMO_RUN"
 # The demo executor's "build" as the dev quote authority measures it (a real TD would measure the image).
 DEV_EXECUTOR_MRTD = hashlib.sha384(b"mrmarket mm-executor dev build").hexdigest()
 DEV_CONTROL_PLANE_MRTD = hashlib.sha384(b"mrmarket easyenclave control plane dev build").hexdigest()
+# …and its RTMR0..3 (boot config, kernel, command line and initrd, workload), each pinned in the allowlist as
+# every entry must: an MRTD alone admits any workload on the same firmware (docs/attestation.md).
+DEV_EXECUTOR_RTMRS = tuple(hashlib.sha384(f"mrmarket mm-executor dev rtmr{i}".encode()).hexdigest() for i in range(4))
+DEV_CONTROL_PLANE_RTMRS = tuple(
+    hashlib.sha384(f"mrmarket easyenclave control plane dev rtmr{i}".encode()).hexdigest() for i in range(4)
+)
+
+
+def _rtmr_args(rtmrs: tuple[str, ...]) -> list[str]:
+    return [arg for i, value in enumerate(rtmrs) for arg in (f"--rtmr{i}", value)]
 
 
 def _say(text: str) -> None:
@@ -163,12 +173,12 @@ def run_demo(args: argparse.Namespace) -> int:
 
     _prepare_dev_quote_authority(data_dir)
     tdx_cmd = [PY, "-m", "devnet.tdx", "serve", "--socket", str(data_dir / "tdx.sock"), "--state"]
-    tdx_cmd += [str(data_dir / "tdx"), "--mrtd", DEV_EXECUTOR_MRTD]
+    tdx_cmd += [str(data_dir / "tdx"), "--mrtd", DEV_EXECUTOR_MRTD, *_rtmr_args(DEV_EXECUTOR_RTMRS)]
     manager.add_process("tdx", shlex.join(tdx_cmd), env=env, cwd=str(ROOT))
     pccs_cmd = [PY, "-m", "devnet.tdx", "pccs", "--state", str(data_dir / "tdx"), "--port", str(pccs_port)]
     manager.add_process("pccs", shlex.join(pccs_cmd), env=env, cwd=str(ROOT))
     ee_cmd = [PY, "-m", "devnet.easyenclave", "--state", str(data_dir / "tdx"), "--port", str(easyenclave_port)]
-    ee_cmd += ["--mrtd", DEV_CONTROL_PLANE_MRTD, "--health-path", "/v1/health"]
+    ee_cmd += ["--mrtd", DEV_CONTROL_PLANE_MRTD, *_rtmr_args(DEV_CONTROL_PLANE_RTMRS), "--health-path", "/v1/health"]
     if not args.no_executor:  # the executor's deployment registers it, as EasyEnclave's launcher would
         registration = {
             "name": "mm-executor",
@@ -257,11 +267,18 @@ def _allowlist_dev_build(actor_id: int) -> None:
     from attestation.easyenclave import CONTROL_PLANE_SERVICE, EXECUTOR_SERVICE
     from attestation.models import MeasurementEntry
 
-    for service, mrtd in ((EXECUTOR_SERVICE, DEV_EXECUTOR_MRTD), (CONTROL_PLANE_SERVICE, DEV_CONTROL_PLANE_MRTD)):
-        if not MeasurementEntry.objects.filter(service=service, mrtd=mrtd, removed_at__isnull=True).exists():
+    builds = (
+        (EXECUTOR_SERVICE, DEV_EXECUTOR_MRTD, DEV_EXECUTOR_RTMRS),
+        (CONTROL_PLANE_SERVICE, DEV_CONTROL_PLANE_MRTD, DEV_CONTROL_PLANE_RTMRS),
+    )
+    for service, mrtd, rtmrs in builds:
+        r0, r1, r2, r3 = rtmrs
+        pinned = {"rtmr0": r0, "rtmr1": r1, "rtmr2": r2, "rtmr3": r3}
+        if not MeasurementEntry.objects.filter(service=service, mrtd=mrtd, removed_at__isnull=True, **pinned).exists():
             services.allowlist_add(
                 actor_id=actor_id,
                 mrtd=mrtd,
+                rtmrs=(r0, r1, r2, r3),
                 build_version="dev",
                 source_commit="working-tree",
                 service=service,

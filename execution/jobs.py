@@ -499,7 +499,13 @@ def mm_order_wind_down(*, order_id: int) -> MMOrder:
             if status["state"] not in ("stopped", "revoked", "failed"):
                 return order  # still cancelling; the next beat looks again
         if status.get("job_id"):
-            mm_order_pull_reports(order_id=order_id)
+            try:
+                mm_order_pull_reports(order_id=order_id)
+            except ReportRejected as exc:
+                # The executor lost its standing (revoked, or failed re-verification): its last reports are
+                # refused and alerted, and the job is released all the same so the funds can come back.
+                if (exc.extra or {}).get("reason_code") != "unattested_signing_key":
+                    raise
     MMOrder.objects.filter(pk=order_id, job_id=order.job_id).update(job_id="")
     log.info("job_released", order_id=order_id)
     return MMOrder.objects.get(pk=order_id)

@@ -1,6 +1,6 @@
 """The EasyEnclave control-plane stand-in from the command line.
 
-    python -m devnet.easyenclave --state DIR --port N --mrtd HEX [--host H] [--health-path P]
+    python -m devnet.easyenclave --state DIR --port N --mrtd HEX [--rtmr0..3 HEX] [--host H] [--health-path P]
                                  [--health-interval S] [--register JSON ...]
 
 `--state DIR` is the dev quote authority's state (`python -m devnet.tdx`), so the control plane's quotes chain to
@@ -38,6 +38,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--mrtd", type=measurement, required=True, help="the control plane's own MRTD")
+    for i in range(4):
+        p.add_argument(f"--rtmr{i}", type=measurement, default=b"\0" * 48, help=f"its RTMR{i} (default zeros)")
     p.add_argument("--health-path", default="/health")
     p.add_argument("--health-interval", type=float, default=5.0)
     p.add_argument("--register", type=_registration, action="append", default=[])
@@ -46,7 +48,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    config = ControlPlaneConfig(mrtd=args.mrtd, health_path=args.health_path, health_interval=args.health_interval)
+    config = ControlPlaneConfig(
+        mrtd=args.mrtd,
+        rtmrs=(args.rtmr0, args.rtmr1, args.rtmr2, args.rtmr3),
+        health_path=args.health_path,
+        health_interval=args.health_interval,
+    )
     control_plane = ControlPlane(config, DevQuoteAuthority.load_or_create(args.state))
     for body in args.register:
         try:

@@ -2,21 +2,29 @@
 upstream commit 829f8a9), the subset Mr.Market's client uses, so `attestation.easyenclave` runs unchanged.
 
     POST   /api/v1/register                      register (or refresh) a service
-    GET    /api/v1/services?name=&tags=a,b&environment=&mrtd=&health_status=&include_down=
-                                                 → {"services": [...], "total": N}
+    GET    /api/v1/services?name=&tags=a,b&environment=&mrtd=&health_status=&include_down=&nonce=N
+                                                 → {"services": [...], "total", "query", "nonce", "timestamp",
+                                                 "signature"}: signed by the control plane's attested key
     GET    /api/v1/services/{id}                 one service
     DELETE /api/v1/services/{id}                 deregister
-    GET    /api/v1/attestation?nonce=N           → {"timestamp", "nonce", "quote_b64", "measurements"}: the control
-                                                 plane's own TDX quote with N (UTF-8, zero-padded to 64 bytes) as
-                                                 REPORTDATA
+    GET    /api/v1/attestation?nonce=N           → {"timestamp", "nonce", "signing_key", "quote_b64", "measurements"}:
+                                                 the control plane's own TDX quote whose REPORTDATA binds N and
+                                                 its signing key
+
+What upstream's design-1 control plane lacks and this one does, as the real one would have to for Mr.Market to
+use it (docs/easyenclave.md): an Ed25519 key generated at start (inside the TD, for the real one), bound with the
+verifier's nonce in the quote's REPORTDATA, and a signature by it over every discovery answer, which echoes
+the query and the requester's fresh nonce (`wire/control_plane.py`) — so the list is bound to the attested TD.
 
 The quote is a real DCAP quote from the dev quote authority (`devnet/tdx`) for the control plane's MRTD. Health:
 every `health_interval` seconds each service's endpoints are probed at `health_path`; two failures in a row make
 it `unhealthy`, and discovery leaves unhealthy services out unless `include_down=true`. Upstream, as here, does not
 verify anything a registration claims (`mrtd`, `attestation_json`, `intel_ta_token`): the relying party does.
 
-Faults for tests (`POST /_devnet/easyenclave/faults`): answer attestation for another nonce, or with another
-MRTD. `GET /_devnet/easyenclave/requests` counts the API calls per route.
+Faults for tests (`POST /_devnet/easyenclave/faults`): answer attestation for another nonce, with another MRTD,
+or binding another key than the one it names; answer discovery unsigned, signed by a key the quote never
+bound, replaying an earlier signed answer, or altered after signing. `GET /_devnet/easyenclave/requests` counts
+the API calls per route.
 """
 
 from __future__ import annotations
@@ -35,8 +43,10 @@ import aiohttp
 from aiohttp import web
 
 from devnet.tdx.authority import DevQuoteAuthority
+from wire.control_plane import SIGNATURE_TAG, report_data, signed_payload
+from wire.keys import SigningKey
 
-MAX_NONCE_BYTES = 64
+NONCE_HEX = 64
 UNHEALTHY_AFTER = 2
 REGISTRATION_FIELDS = (
     "name",
@@ -66,6 +76,11 @@ class Faults:
     quote_other_nonce: bool = False  # the quote binds another nonce (a replayed quote)
     answer_other_nonce: bool = False  # the answer names another nonce
     other_mrtd: bytes | None = None
+    quote_other_key: bool = False  # the quote binds another key than the answer names
+    discovery_unsigned: bool = False  # a discovery answer without a signature
+    discovery_forged: bool = False  # signed by a key no quote of ours bound
+    discovery_replayed: bool = False  # the previous signed answer again (another request's nonce)
+    discovery_tampered: bool = False  # a service added after signing
 
 
 @dataclass
@@ -94,6 +109,8 @@ class ControlPlane:
     services: dict[str, Service] = field(default_factory=dict)
     faults: Faults = field(default_factory=Faults)
     requests: Counter[str] = field(default_factory=Counter)  # "GET /api/v1/services" → count, for tests
+    key: SigningKey = field(default_factory=SigningKey.generate)  # inside the TD, for the real one
+    last_answer: dict[str, Any] | None = None
 
     def register(self, body: dict[str, Any]) -> Service:
         fields = _validated(body)
@@ -130,18 +147,48 @@ class ControlPlane:
         return out
 
     def attestation(self, nonce: str) -> dict[str, Any]:
-        data = nonce.encode()
-        if not data or len(data) > MAX_NONCE_BYTES:
-            raise ValueError(f"nonce must be 1..{MAX_NONCE_BYTES} bytes")
-        answered = ("0" * len(nonce) if self.faults.quote_other_nonce else nonce).encode()
+        if len(nonce) != NONCE_HEX or not all(c in "0123456789abcdef" for c in nonce):
+            raise ValueError(f"nonce must be {NONCE_HEX} lower-case hex characters")
+        answered = "0" * len(nonce) if self.faults.quote_other_nonce else nonce
+        bound = SigningKey.generate().public_hex if self.faults.quote_other_key else self.key.public_hex
         mrtd = self.faults.other_mrtd or self.config.mrtd
-        quote = self.authority.quote(answered.ljust(64, b"\0"), mrtd=mrtd, rtmrs=self.config.rtmrs)
+        quote = self.authority.quote(report_data(nonce=answered, signing_key=bound), mrtd=mrtd, rtmrs=self.config.rtmrs)
         return {
             "timestamp": _now(),
             "nonce": "f" * len(nonce) if self.faults.answer_other_nonce else nonce,
+            "signing_key": self.key.public_hex,
             "quote_b64": base64.b64encode(quote).decode(),
             "measurements": {"mrtd": mrtd.hex(), **{f"rtmr{i}": r.hex() for i, r in enumerate(self.config.rtmrs)}},
         }
+
+    def discovery(self, query: dict[str, str]) -> dict[str, Any]:
+        """The services `query` selects, signed for the requester's nonce (which the answer echoes, with the
+        query as read here); without a nonce, unsigned."""
+        query = dict(query)
+        nonce = query.pop("nonce", None)
+        if nonce is None:  # someone browsing: the list, unsigned (a relying party always sends a nonce)
+            found = [s.public() for s in self.find(query)]
+            return {"services": found, "total": len(found)}
+        if len(nonce) != NONCE_HEX:
+            raise ValueError(f"nonce must be {NONCE_HEX} hex characters")
+        if self.faults.discovery_replayed and self.last_answer is not None:
+            return self.last_answer
+        found = [s.public() for s in self.find(query)]
+        answer: dict[str, Any] = {
+            "services": found,
+            "total": len(found),
+            "query": query,
+            "nonce": nonce,
+            "timestamp": _now(),
+        }
+        if not self.faults.discovery_unsigned:
+            signer = SigningKey.generate() if self.faults.discovery_forged else self.key
+            answer["signature"] = signer.sign(signed_payload(answer), tag=SIGNATURE_TAG)
+        if self.faults.discovery_tampered:
+            hostile = {"service_id": "hostile", "name": query.get("name", ""), "endpoints": {}, "tags": []}
+            answer = {**answer, "services": [*found, hostile], "total": len(found) + 1}
+        self.last_answer = answer
+        return answer
 
     async def probe(self, session: aiohttp.ClientSession) -> None:
         for service in list(self.services.values()):
@@ -225,8 +272,10 @@ def build_control_plane_app(control_plane: ControlPlane) -> web.Application:
             return error(422, str(exc))
 
     async def list_services(request: web.Request) -> web.Response:
-        found = [s.public() for s in cp.find(dict(request.query))]
-        return web.json_response({"services": found, "total": len(found)})
+        try:
+            return web.json_response(cp.discovery(dict(request.query)))
+        except ValueError as exc:
+            return error(422, str(exc))
 
     async def get_service(request: web.Request) -> web.Response:
         service = cp.services.get(request.match_info["service_id"])
@@ -249,6 +298,16 @@ def build_control_plane_app(control_plane: ControlPlane) -> web.Application:
             quote_other_nonce=bool(body.get("quote_other_nonce", False)),
             answer_other_nonce=bool(body.get("answer_other_nonce", False)),
             other_mrtd=bytes.fromhex(body["other_mrtd"]) if body.get("other_mrtd") else None,
+            **{
+                name: bool(body.get(name, False))
+                for name in (
+                    "quote_other_key",
+                    "discovery_unsigned",
+                    "discovery_forged",
+                    "discovery_replayed",
+                    "discovery_tampered",
+                )
+            },
         )
         return web.json_response({"ok": True})
 

@@ -198,6 +198,8 @@ EASYENCLAVE_TAGS: list[str] = env.list("EASYENCLAVE_TAGS", default=[])
 EASYENCLAVE_VERIFY_SECONDS = env.int("EASYENCLAVE_VERIFY_SECONDS", default=300)
 EASYENCLAVE_CACHE_SECONDS = env.int("EASYENCLAVE_CACHE_SECONDS", default=30)
 EASYENCLAVE_TIMEOUT_SECONDS = env.float("EASYENCLAVE_TIMEOUT_SECONDS", default=5.0)
+# A plain-http control-plane URL: the devnet stand-ins only (dev and tests); production refuses to start with it.
+EASYENCLAVE_ALLOW_HTTP = env.bool("EASYENCLAVE_ALLOW_HTTP", default=False)
 # Hex 32-byte Ed25519 seed with which Django signs job control (ADR 0011). Secret.
 CONTROLLER_SIGNING_KEY = env.str("CONTROLLER_SIGNING_KEY", default="")
 # How often the beat pulls reports from running jobs, and how long a report may be late before an alert.
@@ -222,6 +224,10 @@ ATTESTATION_ITA_LEEWAY_SECONDS = env.int("ATTESTATION_ITA_LEEWAY_SECONDS", defau
 ATTESTATION_ITA_JWKS_CACHE_SECONDS = env.int("ATTESTATION_ITA_JWKS_CACHE_SECONDS", default=3600)
 # ITA's token-signing root (PEM or DER file): when set, JWKS keys count only with an x5c chain to it.
 ATTESTATION_ITA_ROOT_CA_FILE = env.str("ATTESTATION_ITA_ROOT_CA_FILE", default="")
+# RTMRs every allowlist entry must pin next to the MRTD (docs/attestation.md): the MRTD measures only the firmware.
+ATTESTATION_REQUIRED_RTMRS: list[int] = env.list("ATTESTATION_REQUIRED_RTMRS", cast=int, default=[1, 2, 3])
+if not set(ATTESTATION_REQUIRED_RTMRS) <= {0, 1, 2, 3}:
+    raise ConfigError("ATTESTATION_REQUIRED_RTMRS names registers 0 to 3 only")
 # TCB statuses that pass the policy (advisory ids are recorded either way).
 ATTESTATION_TCB_ALLOWED: list[str] = env.list("ATTESTATION_TCB_ALLOWED", default=["UpToDate", "SWHardeningNeeded"])
 HEALTHCHECK_TIMEOUT_SECONDS = env.float("HEALTHCHECK_TIMEOUT_SECONDS", default=2.0)

@@ -29,6 +29,10 @@ if env.str("ATTESTATION_DEV_ROOT_CA_FILE", default="") or env.str("ATTESTATION_C
 _ita_jwks = env.str("ATTESTATION_ITA_JWKS_URL", default="")
 if _ita_jwks and not _ita_jwks.startswith("https://"):
     raise ConfigError("the prod profile fetches the Intel Trust Authority JWKS over https only")
+if env.bool("EASYENCLAVE_ALLOW_HTTP", default=False) or env.str("EASYENCLAVE_URL", default="").startswith("http://"):
+    raise ConfigError("the prod profile reaches the EasyEnclave control plane over https only (EASYENCLAVE_URL)")
+if not {1, 2, 3} <= set(env.list("ATTESTATION_REQUIRED_RTMRS", cast=int, default=[1, 2, 3])):
+    raise ConfigError("the prod profile pins RTMR1-3 in every allowlist entry (ATTESTATION_REQUIRED_RTMRS)")
 if env.bool("EXECUTOR_ALLOW_UNATTESTED", default=False):
     raise ConfigError("the prod profile never hands credentials to unattested executors (EXECUTOR_ALLOW_UNATTESTED)")
 # Production routes only to attested executors: the gate verifies each one before every secret delivery.

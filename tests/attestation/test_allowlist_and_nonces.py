@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from attestation import selectors, services
 from attestation.domain.allowlist import Measurements, Rule, first_match
-from attestation.errors import AllowlistConflict, InvalidMeasurement, NonceExpired, NonceReused, NonceUnknown
+from attestation.errors import (
+    AllowlistConflict,
+    InvalidMeasurement,
+    MeasurementUnpinned,
+    NonceExpired,
+    NonceReused,
+    NonceUnknown,
+)
 from attestation.models import AllowlistAudit, AttestationNonce, MeasurementEntry
 from mrmarket.roles import Role
 from tests.factories import user_with
@@ -46,7 +53,7 @@ def test_allowlist_changes_are_audited_and_removal_takes_effect_at_once() -> Non
     entry = services.allowlist_add(
         actor_id=admin_user.pk,
         mrtd="0x" + MRTD.upper(),
-        rtmrs=(R0, "", "", ""),
+        rtmrs=(R0, ZERO, ZERO, ZERO),
         build_version="0.1.0",
         source_commit="abc123",
         note="first build",
@@ -58,14 +65,20 @@ def test_allowlist_changes_are_audited_and_removal_takes_effect_at_once() -> Non
     assert selectors.measurement_allowed(measured=measured, service="other") is None
     with pytest.raises(AllowlistConflict):
         services.allowlist_add(
-            actor_id=admin_user.pk, mrtd=MRTD, rtmrs=(R0, "", "", ""), build_version="0.1.0", source_commit="abc123"
+            actor_id=admin_user.pk,
+            mrtd=MRTD,
+            rtmrs=(R0, ZERO, ZERO, ZERO),
+            build_version="0.1.0",
+            source_commit="abc123",
         )
     services.allowlist_remove(actor_id=admin_user.pk, entry_id=entry.pk)
     assert selectors.measurement_allowed(measured=measured) is None
     audit = list(AllowlistAudit.objects.values_list("action", "actor_id"))
     assert audit == [("added", admin_user.pk), ("removed", admin_user.pk)]
     # Once removed, the same measurement may be approved again (a new entry, history kept).
-    again = services.allowlist_add(actor_id=admin_user.pk, mrtd=MRTD, build_version="0.1.1", source_commit="def456")
+    again = services.allowlist_add(
+        actor_id=admin_user.pk, mrtd=MRTD, rtmrs=("", ZERO, ZERO, ZERO), build_version="0.1.1", source_commit="def456"
+    )
     assert MeasurementEntry.objects.count() == 2
     assert selectors.measurement_allowed(measured=measured) == again
 
@@ -75,28 +88,74 @@ def test_allowlist_changes_are_audited_and_removal_takes_effect_at_once() -> Non
     ("kwargs", "message"),
     [
         ({"mrtd": "abc"}, "mrtd must be 48 bytes of hex"),
-        ({"mrtd": MRTD, "rtmrs": ("zz" * 48, "", "", "")}, "rtmr0 must be 48 bytes of hex"),
+        ({"mrtd": MRTD, "rtmrs": ("zz" * 48, ZERO, ZERO, ZERO)}, "rtmr0 must be 48 bytes of hex"),
         ({"mrtd": MRTD, "build_version": ""}, "build version and source commit"),
     ],
 )
 def test_bad_entries_are_refused_and_nothing_is_stored(kwargs: dict, message: str) -> None:
-    params = {"build_version": "0.1.0", "source_commit": "abc", **kwargs}
+    params = {"build_version": "0.1.0", "source_commit": "abc", "rtmrs": ("", ZERO, ZERO, ZERO), **kwargs}
     with pytest.raises(InvalidMeasurement, match=message):
         services.allowlist_add(actor_id=user_with(Role.STAFF).pk, **params)
     assert not MeasurementEntry.objects.exists()
     assert not AllowlistAudit.objects.exists()
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("rtmrs", "registers"),
+    [
+        (("", "", "", ""), [1, 2, 3]),  # the MRTD alone: any workload on this firmware would pass
+        ((R0, "", "", ""), [1, 2, 3]),
+        (("", ZERO, ZERO, ""), [3]),  # the workload register left open
+        (("", "", ZERO, ZERO), [1]),
+    ],
+)
+def test_an_entry_that_does_not_pin_the_image_registers_is_refused_and_nothing_is_stored(
+    rtmrs: tuple[str, str, str, str], registers: list[int]
+) -> None:
+    with pytest.raises(MeasurementUnpinned) as caught:
+        services.allowlist_add(
+            actor_id=user_with(Role.STAFF).pk, mrtd=MRTD, rtmrs=rtmrs, build_version="0.1.0", source_commit="abc"
+        )
+    assert caught.value.code == "measurement_unpinned"
+    assert caught.value.extra == {"registers": registers}
+    assert not MeasurementEntry.objects.exists()
+    assert not AllowlistAudit.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_stricter_deployment_may_require_rtmr0_too(settings) -> None:
+    settings.ATTESTATION_REQUIRED_RTMRS = [0, 1, 2, 3]
+    with pytest.raises(MeasurementUnpinned, match="rtmr0"):
+        services.allowlist_add(
+            actor_id=user_with(Role.STAFF).pk,
+            mrtd=MRTD,
+            rtmrs=("", ZERO, ZERO, ZERO),
+            build_version="1",
+            source_commit="a",
+        )
+    assert not MeasurementEntry.objects.exists()
+
+
 hexes = st.binary(min_size=48, max_size=48).map(bytes.hex)
 
 
-@given(hexes, st.tuples(hexes, hexes, hexes, hexes), st.lists(st.booleans(), min_size=4, max_size=4))
-def test_an_empty_rtmr_in_a_rule_matches_anything_and_a_named_one_only_itself(mrtd, rtmrs, named) -> None:
+@given(hexes, st.tuples(hexes, hexes, hexes, hexes), st.booleans())
+def test_an_empty_rtmr0_in_a_rule_matches_anything_and_a_named_one_only_itself(mrtd, rtmrs, name_rtmr0) -> None:
+    named = [name_rtmr0, True, True, True]  # RTMR1-3 are required; only RTMR0 may be left open
     rule = Rule(1, "mm-executor", mrtd, tuple(r if n else "" for r, n in zip(rtmrs, named, strict=True)))  # type: ignore[arg-type]
     assert first_match([rule], "mm-executor", Measurements(mrtd, rtmrs)) == rule
     if any(named):
         other = tuple("f" * 96 if n else r for r, n in zip(rtmrs, named, strict=True))
         assert first_match([rule], "mm-executor", Measurements(mrtd, other)) is None  # type: ignore[arg-type]
+
+
+@given(hexes, st.tuples(hexes, hexes, hexes, hexes), st.sampled_from([1, 2, 3]))
+def test_a_rule_that_leaves_a_required_rtmr_open_matches_nothing(mrtd, rtmrs, open_register) -> None:
+    # An entry stored before RTMRs were required: its MRTD alone would admit any workload on that firmware.
+    loose = tuple("" if i == open_register else r for i, r in enumerate(rtmrs))
+    rule = Rule(1, "mm-executor", mrtd, loose)  # type: ignore[arg-type]
+    assert first_match([rule], "mm-executor", Measurements(mrtd, rtmrs)) is None
 
 
 @pytest.mark.django_db
@@ -109,9 +168,9 @@ def test_the_admin_adds_and_removes_through_the_audited_services(client) -> None
         "service": "mm-executor",
         "mrtd": MRTD,
         "rtmr0": "",
-        "rtmr1": "",
-        "rtmr2": "",
-        "rtmr3": "",
+        "rtmr1": ZERO,
+        "rtmr2": ZERO,
+        "rtmr3": ZERO,
         "build_version": "0.1.0",
         "source_commit": "abc",
         "note": "via admin",
@@ -126,3 +185,35 @@ def test_the_admin_adds_and_removes_through_the_audited_services(client) -> None
     entry.refresh_from_db()
     assert entry.removed_at is not None
     assert list(entry.audit.values_list("action", flat=True)) == ["added", "removed"]
+
+
+@pytest.mark.django_db
+def test_the_admin_refuses_an_entry_with_the_mrtd_alone(client) -> None:
+    staff = user_with(Role.STAFF)
+    staff.is_superuser = True
+    staff.save()
+    client.force_login(staff)
+    form = {
+        "service": "mm-executor",
+        "mrtd": MRTD,
+        **{f"rtmr{i}": "" for i in range(4)},
+        "build_version": "0.1.0",
+        "source_commit": "abc",
+        "note": "",
+        "audit-TOTAL_FORMS": "0",
+        "audit-INITIAL_FORMS": "0",
+    }
+    response = client.post("/admin/attestation/measuremententry/add/", form)
+    assert response.status_code == 200  # the form again, with the error
+    assert b"an entry must pin rtmr1, rtmr2, rtmr3" in response.content
+    assert not MeasurementEntry.objects.exists()
+    assert not AllowlistAudit.objects.exists()
+
+
+@pytest.mark.parametrize(("value", "message"), [("0", "pins RTMR1-3"), ("1,2", "pins RTMR1-3"), ("1,2,3,4", "0 to 3")])
+def test_the_prod_profile_refuses_a_weaker_register_rule(value: str, message: str) -> None:
+    from tests.core.test_config import prod_env, run_manage
+
+    result = run_manage("check", env=prod_env(ATTESTATION_REQUIRED_RTMRS=value))
+    assert result.returncode == 2
+    assert message in result.stderr

@@ -23,7 +23,7 @@ from attestation.tasks import refresh_collateral
 from devnet.serving import Served, serve_in_thread
 from devnet.tdx.authority import DevQuoteAuthority
 from devnet.tdx.pccs import build_pccs_app
-from tests.attestation.test_gate import MRTD, FakeExecutor
+from tests.attestation.test_gate import MRTD, PINNED_RTMRS, FakeExecutor
 from tests.factories import user_with
 
 pytestmark = pytest.mark.django_db
@@ -55,7 +55,9 @@ def via_pccs(settings, tmp_path: Path, authority: DevQuoteAuthority, pccs: Serve
     settings.ATTESTATION_PCCS_TIMEOUT_SECONDS = 2.0
     settings.ATTESTATION_TCB_ALLOWED = ["UpToDate"]
     settings.EXECUTOR_ATTESTATION_GATE = "attestation.gate.attested_identity"
-    services.allowlist_add(actor_id=user_with().pk, mrtd=MRTD.hex(), build_version="1.0.0", source_commit="c0ffee")
+    services.allowlist_add(
+        actor_id=user_with().pk, mrtd=MRTD.hex(), rtmrs=PINNED_RTMRS, build_version="1.0.0", source_commit="c0ffee"
+    )
     cache.clear()
     return authority
 

@@ -19,12 +19,14 @@ from attestation.easyenclave import (
     ControlPlaneUnverified,
     EasyEnclaveBadResponse,
     EasyEnclaveClient,
+    EasyEnclaveInsecureUrl,
     EasyEnclaveUnavailable,
 )
 from devnet.easyenclave.app import ControlPlane, ControlPlaneConfig, Faults, build_control_plane_app
 from devnet.serving import serve_in_thread
 from devnet.tdx.authority import DevQuoteAuthority
 from execution.errors import RoutingRefused
+from tests.attestation.test_gate import PINNED_RTMRS
 from tests.factories import user_with
 
 pytestmark = pytest.mark.django_db
@@ -72,9 +74,16 @@ def trusted(settings, tmp_path: Path, authority: DevQuoteAuthority, control_plan
     settings.EASYENCLAVE_CACHE_SECONDS = 30
     actor = user_with().pk
     services.allowlist_add(
-        actor_id=actor, mrtd=CP_MRTD.hex(), build_version="cp-1", source_commit="829f8a9", service=CONTROL_PLANE_SERVICE
+        actor_id=actor,
+        mrtd=CP_MRTD.hex(),
+        rtmrs=PINNED_RTMRS,
+        build_version="cp-1",
+        source_commit="829f8a9",
+        service=CONTROL_PLANE_SERVICE,
     )
-    services.allowlist_add(actor_id=actor, mrtd=EXECUTOR_MRTD.hex(), build_version="1.0.0", source_commit="c0ffee")
+    services.allowlist_add(
+        actor_id=actor, mrtd=EXECUTOR_MRTD.hex(), rtmrs=PINNED_RTMRS, build_version="1.0.0", source_commit="c0ffee"
+    )
     cache.clear()
     return control_plane[1]
 
@@ -133,6 +142,7 @@ def test_discovery_answers_are_cached_for_their_ttl(
         (Faults(quote_other_nonce=True), "report_data_mismatch"),
         (Faults(answer_other_nonce=True), "wrong_nonce"),
         (Faults(other_mrtd=bytes([9]) * 48), "unknown_measurement"),
+        (Faults(quote_other_key=True), "report_data_mismatch"),  # the key it names is not the one its quote binds
     ],
 )
 def test_a_control_plane_that_fails_attestation_blocks_discovery(
@@ -187,7 +197,7 @@ def test_a_malformed_answer_is_refused(trusted: str, settings, authority: DevQuo
     app.router.add_get("/api/v1/attestation", attestation)
     with serve_in_thread(app, name="bad-easyenclave") as served:
         settings.EASYENCLAVE_URL = served.url
-        with pytest.raises(EasyEnclaveBadResponse, match="lacks nonce or quote_b64"):
+        with pytest.raises(EasyEnclaveBadResponse, match="lacks nonce, signing_key or quote_b64"):
             EasyEnclaveClient().verify_control_plane()
 
 
@@ -225,3 +235,110 @@ def test_registration_is_validated_by_the_stand_in(control_plane: tuple[ControlP
     assert httpx.delete(f"{url}/api/v1/services/{service_id}").status_code == 200
     assert httpx.get(f"{url}/api/v1/services/{service_id}").status_code == 404
     assert httpx.get(url + "/api/v1/attestation", params={"nonce": "x" * 65}).status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("faults", "reason"),
+    [
+        (Faults(discovery_unsigned=True), "discovery_unsigned"),
+        (Faults(discovery_forged=True), "discovery_bad_signature"),  # signed, but not by the key its quote bound
+        (Faults(discovery_tampered=True), "discovery_bad_signature"),  # a hostile executor slipped in after signing
+    ],
+)
+def test_a_service_list_not_signed_by_the_attested_key_is_refused(
+    trusted: str, control_plane: tuple[ControlPlane, str], executor_health: str, faults: Faults, reason: str
+) -> None:
+    cp, _ = control_plane
+    register(cp, executor_health, "exchange:binance")
+    cp.faults = faults
+    with pytest.raises(ControlPlaneUnverified) as caught:
+        easyenclave.discovered_executor_urls(exchange="binance")
+    assert caught.value.reason == reason
+    assert cache.get(EasyEnclaveClient()._verdict_key()) is None  # the verdict is dropped with the refusal
+    from attestation.models import ExecutorRecord
+
+    assert not ExecutorRecord.objects.exists()  # nothing of the answer reached the registry
+
+
+def test_a_replayed_service_list_is_refused(
+    trusted: str, control_plane: tuple[ControlPlane, str], executor_health: str, settings
+) -> None:
+    """A genuine, signed answer to an earlier request (say, before an executor was deregistered) is not this one's."""
+    cp, _ = control_plane
+    settings.EASYENCLAVE_CACHE_SECONDS = 0
+    register(cp, executor_health, "exchange:binance")
+    assert len(EasyEnclaveClient().discover()) == 1
+    cp.faults = Faults(discovery_replayed=True)
+    with pytest.raises(ControlPlaneUnverified) as caught:
+        EasyEnclaveClient().discover()
+    assert caught.value.reason == "discovery_wrong_nonce"
+
+
+def test_a_signed_answer_to_another_query_is_refused(
+    trusted: str, control_plane: tuple[ControlPlane, str], executor_health: str, settings, monkeypatch
+) -> None:
+    cp, _ = control_plane
+    register(cp, executor_health, "exchange:binance")
+    answer = cp.discovery
+
+    def widened(query: dict[str, str]) -> dict[str, object]:
+        return answer({k: v for k, v in query.items() if k != "tags"})  # drops the tags we asked for
+
+    monkeypatch.setattr(cp, "discovery", widened)
+    with pytest.raises(ControlPlaneUnverified) as caught:
+        EasyEnclaveClient().discover(tags=("exchange:okx",))
+    assert caught.value.reason == "discovery_wrong_query"
+
+
+def test_a_restarted_control_plane_is_verified_again_before_its_list_is_used(
+    trusted: str, control_plane: tuple[ControlPlane, str], executor_health: str, settings
+) -> None:
+    from wire.keys import SigningKey
+
+    cp, _ = control_plane
+    settings.EASYENCLAVE_CACHE_SECONDS = 0
+    register(cp, executor_health, "exchange:binance")
+    EasyEnclaveClient().discover()
+    cp.key = SigningKey.generate()  # a new boot, a new key: the cached verdict names the old one
+    assert len(EasyEnclaveClient().discover()) == 1
+    assert cp.requests["GET /api/v1/attestation"] == 2
+    assert EasyEnclaveClient().cached_verdict().signing_key == cp.key.public_hex  # type: ignore[union-attr]
+
+
+def test_a_plain_http_control_plane_is_refused_outside_dev(
+    trusted: str, control_plane: tuple[ControlPlane, str], settings
+) -> None:
+    settings.EASYENCLAVE_ALLOW_HTTP = False
+    with pytest.raises(EasyEnclaveInsecureUrl, match="https"):
+        easyenclave.discovered_executor_urls(exchange="binance")
+    assert sum(control_plane[0].requests.values()) == 0  # not even asked for its attestation
+    settings.EASYENCLAVE_URL = "ftp://easyenclave.example"
+    settings.EASYENCLAVE_ALLOW_HTTP = True
+    with pytest.raises(EasyEnclaveInsecureUrl):
+        EasyEnclaveClient()
+
+
+@pytest.mark.parametrize("env", [{"EASYENCLAVE_URL": "http://easyenclave.example"}, {"EASYENCLAVE_ALLOW_HTTP": "true"}])
+def test_the_prod_profile_refuses_a_plain_http_control_plane(env: dict[str, str]) -> None:
+    from tests.core.test_config import prod_env, run_manage
+
+    result = run_manage("check", env=prod_env(**env))
+    assert result.returncode == 2
+    assert "EasyEnclave control plane over https only" in result.stderr
+
+
+def test_the_stand_in_signs_for_a_nonce_and_answers_a_browser_unsigned(
+    control_plane: tuple[ControlPlane, str],
+) -> None:
+    import httpx
+
+    from wire.control_plane import SIGNATURE_TAG, signed_payload
+    from wire.keys import verify_signature
+
+    cp, url = control_plane
+    browsing = httpx.get(url + "/api/v1/services", params={"name": "mm-executor"}).json()
+    assert "signature" not in browsing  # what the client refuses (discovery_unsigned)
+    signed = httpx.get(url + "/api/v1/services", params={"name": "mm-executor", "nonce": "ab" * 32}).json()
+    assert (signed["nonce"], signed["query"]) == ("ab" * 32, {"name": "mm-executor"})
+    verify_signature(cp.key.public_hex, signed_payload(signed), signed["signature"], tag=SIGNATURE_TAG)
+    assert httpx.get(url + "/api/v1/services", params={"nonce": "ab"}).status_code == 422

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from django.utils import timezone
 
 from attestation import gate, services
 from attestation.errors import NonceReused, NonceUnknown
@@ -26,6 +27,8 @@ from wire.attestation import report_data
 pytestmark = pytest.mark.django_db
 MRTD = bytes(range(48))
 OTHER_MRTD = bytes(range(1, 49))
+# What the dev authority's quotes show by default in RTMR1-3 (zeros), pinned as every entry must; RTMR0 open.
+PINNED_RTMRS = ("", "00" * 48, "00" * 48, "00" * 48)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +50,9 @@ def trust_dev_authority(settings: Any, tmp_path: Path, authority: DevQuoteAuthor
     settings.ATTESTATION_DEV_ROOT_CA_FILE = str(root)
     settings.ATTESTATION_COLLATERAL_FILE = str(collateral)
     settings.ATTESTATION_TCB_ALLOWED = ["UpToDate"]
-    services.allowlist_add(actor_id=user_with().pk, mrtd=MRTD.hex(), build_version="1.0.0", source_commit="c0ffee")
+    services.allowlist_add(
+        actor_id=user_with().pk, mrtd=MRTD.hex(), rtmrs=PINNED_RTMRS, build_version="1.0.0", source_commit="c0ffee"
+    )
     return authority
 
 
@@ -111,6 +116,28 @@ def test_each_bad_evidence_fails_with_its_own_reason(dev_trust: DevQuoteAuthorit
     executor = FakeExecutor(dev_trust, **bend.get("quote_kw", {}))
     executor.tamper_at = bend.get("tamper_at")
     refused_with(executor, code)
+
+
+def test_an_allowlisted_mrtd_with_a_foreign_rtmr_is_refused(dev_trust: DevQuoteAuthority) -> None:
+    """Same firmware, another workload: the MRTD matches, the register measuring the workload does not."""
+    foreign = (b"\0" * 48, b"\0" * 48, b"\0" * 48, bytes([0xEE]) * 48)
+    message = refused_with(FakeExecutor(dev_trust, rtmrs=foreign), "unknown_measurement")
+    assert "allowlisted but rtmr3 differ" in message
+    assert not AttestationRecord.objects.filter(ok=True).exists()
+
+
+def test_an_entry_stored_with_the_mrtd_alone_admits_nothing(dev_trust: DevQuoteAuthority) -> None:
+    """An entry from before RTMRs were required (written past the service) pins only the firmware: no match."""
+    from attestation.models import MeasurementEntry
+
+    MeasurementEntry.objects.update(removed_at=timezone.now())
+    MeasurementEntry.objects.create(
+        service="mm-executor", mrtd=MRTD.hex(), build_version="old", source_commit="c0", added_by=user_with()
+    )
+    foreign = (b"\0" * 48, bytes([1]) * 48, bytes([2]) * 48, bytes([3]) * 48)
+    message = refused_with(FakeExecutor(dev_trust, rtmrs=foreign), "unknown_measurement")
+    assert "do not pin the required RTMRs" in message
+    assert not AttestationRecord.objects.filter(ok=True).exists()
 
 
 def test_a_quote_for_another_nonce_fails(dev_trust: DevQuoteAuthority) -> None:
@@ -273,9 +300,9 @@ def test_reattestation_refreshes_the_registry_and_a_failure_stops_routing(
         assert record.last_verified_at is not None
         assert first is not None
         assert record.last_verified_at > first
-    tasks.reattest_executor(record.pk)  # the executor is gone
+    tasks.reattest_executor(record.pk)  # the executor is gone: out of selection, but nothing says its build is bad
     record.refresh_from_db()
-    assert record.state == "failed"
+    assert record.state == "unreachable"
     assert (record.checks_ok, record.checks_total, record.uptime_permille) == (2, 3, 666)
     from attestation.selection import NoExecutorAvailable, select_executor
 

@@ -44,9 +44,11 @@ def tokens() -> DevTokenAuthority:
 def ita(settings, tmp_path: Path, quotes: DevQuoteAuthority, tokens: DevTokenAuthority) -> Iterator[Served]:
     cache.clear()
     trust_dev_authority(settings, tmp_path, quotes)
+    (tmp_path / "ita-root.der").write_bytes(tokens.root_ca_der)
     with serve_in_thread(build_ita_app(tokens, quotes, api_key=API_KEY), name="ita") as served:
         settings.ATTESTATION_ITA_JWKS_URL = served.url + "/certs"
         settings.ATTESTATION_ITA_ISSUER = tokens.issuer
+        settings.ATTESTATION_ITA_ROOT_CA_FILE = str(tmp_path / "ita-root.der")  # token-only evidence needs it
         yield served
     cache.clear()
 
@@ -112,6 +114,17 @@ def test_a_token_next_to_its_quote_passes_and_the_quote_keeps_the_hardware_verdi
     assert record.ita_token
     assert record.quote_b64
     assert record.hardware_attested is False  # the quote chains to the dev root
+
+
+def test_without_a_pinned_ita_root_a_token_alone_is_refused_and_a_quote_still_decides(
+    ita: Served, quotes: DevQuoteAuthority, settings
+) -> None:
+    settings.ATTESTATION_ITA_ROOT_CA_FILE = ""  # whoever serves the JWKS could then vouch for any TD
+    assert "ATTESTATION_ITA_ROOT_CA_FILE" in refused_with(ItaExecutor(quotes, ita), "ita_root_not_pinned")
+    assert not AttestationRecord.objects.filter(ok=True).exists()
+    identity = gate.attested_identity(ItaExecutor(quotes, ita, with_quote=True))
+    record = AttestationRecord.objects.get(pk=identity.evidence_id)
+    assert (record.ok, record.hardware_attested) == (True, False)  # the quote's verdict: the dev root
 
 
 def test_without_ita_configured_a_token_alone_is_refused(ita: Served, quotes: DevQuoteAuthority, settings) -> None:

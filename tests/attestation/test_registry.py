@@ -13,6 +13,7 @@ from attestation import services
 from attestation.models import AttestationRecord, ExecutorRecord, MeasurementEntry
 from execution.domain import mm_order as mm
 from execution.models import ExchangeAccount, ExecutionReport, MMOrder
+from tests.attestation.test_gate import PINNED_RTMRS
 from tests.factories import user_with
 
 pytestmark = pytest.mark.django_db
@@ -43,7 +44,13 @@ def verified_executor(url: str, *, entry: MeasurementEntry, signing_key: str, ha
 def entry() -> MeasurementEntry:
     admin = user_with()
     return services.allowlist_add(
-        actor_id=admin.pk, service="mm-executor", mrtd=MRTD, build_version="1.0.0", source_commit="abc123", note=""
+        actor_id=admin.pk,
+        service="mm-executor",
+        mrtd=MRTD,
+        rtmrs=PINNED_RTMRS,
+        build_version="1.0.0",
+        source_commit="abc123",
+        note="",
     )
 
 
@@ -70,7 +77,13 @@ def test_removing_a_build_revokes_its_executors_and_stops_their_jobs(
 ) -> None:
     running = verified_executor("http://exec-a", entry=entry, signing_key="aa" * 32)
     other_entry = services.allowlist_add(
-        actor_id=user_with().pk, service="mm-executor", mrtd="cd" * 48, build_version="2", source_commit="d", note=""
+        actor_id=user_with().pk,
+        service="mm-executor",
+        mrtd="cd" * 48,
+        rtmrs=PINNED_RTMRS,
+        build_version="2",
+        source_commit="d",
+        note="",
     )
     bystander = verified_executor("http://exec-b", entry=other_entry, signing_key="bb" * 32)
     order = order_on("http://exec-a")

@@ -52,7 +52,10 @@ def test_a_scheduled_check_counts_for_uptime_and_a_revoked_executor_stays_revoke
     services.executor_checked(executor_id=record.pk, ok=True, capacity=3)
     services.executor_checked(executor_id=record.pk, ok=False, unreachable=True)
     record.refresh_from_db()
-    assert (record.checks_ok, record.checks_total, record.capacity_available, record.state) == (1, 2, 3, "failed")
+    # Unreachable: out of selection, not failed (nothing says its build is bad; its jobs and reports stand).
+    assert (record.checks_ok, record.checks_total, record.capacity_available, record.state) == (1, 2, 3, "unreachable")
+    with pytest.raises(NoExecutorAvailable):
+        select_executor(["http://a"])
     ExecutorRecord.objects.filter(pk=record.pk).update(state="revoked")
     services.executor_checked(executor_id=record.pk, ok=True, capacity=9)
     record.refresh_from_db()

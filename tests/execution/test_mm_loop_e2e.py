@@ -32,6 +32,7 @@ from execution.credentials import ExchangeCredentials
 from execution.domain.ledger import asset_totals, transfer
 from execution.models import ExchangeAccount, ExecutionReport, LedgerTransaction, MMOrder
 from mrmarket.celery_app import app as celery_app
+from tests.attestation.test_gate import PINNED_RTMRS
 from tests.execution.executor_thread import running_executor
 from tests.executor.harness import busy_markets
 from tests.factories import user_with
@@ -138,9 +139,16 @@ def configured(
     settings.ATTESTATION_COLLATERAL_FILE = str(tmp_path / "collateral.json")
     admin = user_with().pk
     attestation_services.allowlist_add(
-        actor_id=admin, mrtd=CONTROL_PLANE_MRTD.hex(), build_version="cp", source_commit="829f8a9", service=CP_SERVICE
+        actor_id=admin,
+        mrtd=CONTROL_PLANE_MRTD.hex(),
+        rtmrs=PINNED_RTMRS,
+        build_version="cp",
+        source_commit="829f8a9",
+        service=CP_SERVICE,
     )
-    attestation_services.allowlist_add(actor_id=admin, mrtd=EXECUTOR_MRTD.hex(), build_version="1", source_commit="c0")
+    attestation_services.allowlist_add(
+        actor_id=admin, mrtd=EXECUTOR_MRTD.hex(), rtmrs=PINNED_RTMRS, build_version="1", source_commit="c0"
+    )
     cache.clear()
 
 
