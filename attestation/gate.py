@@ -3,7 +3,10 @@ to it unless, just now,
 
 1. it answered a fresh single-use nonce of ours with a TDX quote that verifies (signature chain to the
    configured root, collateral current, TCB status allowed by policy, not a debug TD),
-2. the quote's REPORTDATA binds that nonce and the signing and sealing keys it claims (`wire.attestation`),
+2. the quote's REPORTDATA binds that nonce, the signing and sealing keys it claims and the digest of the runtime
+   configuration it serves (`wire.attestation`), and that configuration is ours: the controller key it obeys is
+   Django's own, each exchange API base URL is the one Django's settings name for that exchange (ccxt's built-in
+   ones where neither overrides), and dev mode only where `EXECUTOR_ACCEPT_DEV_RUNTIME` allows it (ADR 0012),
 3. its MRTD (and the RTMRs the entry names) is on the measurement allowlist, and
 4. the registry has not revoked it.
 
@@ -37,7 +40,7 @@ from attestation.errors import AttestationError
 from attestation.models import AttestationRecord, ExecutorRecord
 from attestation.selectors import measurement_allowed
 from mrmarket.observability.logging import get_logger
-from wire.attestation import BindingError, report_data
+from wire.attestation import BindingError, normalize_api_url, report_data, runtime_config_digest
 
 log = get_logger(__name__)
 NONCE_PURPOSE = "executor"
@@ -134,9 +137,14 @@ def verify_executor_evidence(executor: ExecutorRecord, evidence: dict[str, Any],
     services.nonce_consume(value=nonce, purpose=NONCE_PURPOSE)  # unknown / expired / reused: refused here
     signing, sealing = str(evidence.get("signing_key", "")), str(evidence.get("sealing_key", ""))
     token = evidence.get("ita_token") or ""
+    runtime = evidence.get("runtime_config")
     try:
         quote = base64.b64decode(str(evidence.get("quote_b64") or ""), validate=True)
-        expected = report_data(nonce=nonce, signing_key=signing, sealing_key=sealing)
+        if not isinstance(runtime, dict):
+            raise ValueError("the evidence has no runtime_config document")
+        expected = report_data(
+            nonce=nonce, signing_key=signing, sealing_key=sealing, runtime_config_digest=runtime_config_digest(runtime)
+        )
         if not isinstance(token, str):
             raise ValueError("ita_token is not a string")
         if not quote and not token:
@@ -148,6 +156,9 @@ def verify_executor_evidence(executor: ExecutorRecord, evidence: dict[str, Any],
     verdict, hardware = verify_evidence(quote, token, expected=expected)
     if not verdict.ok:
         return _refuse(executor, nonce, evidence, quote, verdict.reason or "verification_failed", verdict.detail)
+    refusal = runtime_config_refusal(runtime)  # now known to be what the TD runs with (bound in REPORTDATA)
+    if refusal is not None:
+        return _refuse(executor, nonce, evidence, quote, *refusal)
     assert verdict.fields is not None
     measured = Measurements(verdict.fields.mrtd, verdict.fields.rtmrs)
     entry = measurement_allowed(measured=measured)
@@ -186,6 +197,31 @@ def verify_executor_evidence(executor: ExecutorRecord, evidence: dict[str, Any],
     executor.refresh_from_db()
     log.info("executor_verified", executor=executor.url, tcb_status=verdict.tcb_status, hardware=hardware)
     return Verified(record, executor)
+
+
+def runtime_config_refusal(runtime: dict[str, Any]) -> tuple[str, str] | None:
+    """(code, detail) when an executor's attested runtime configuration is not one Django may trust, else None."""
+    from execution.errors import ExecutorNotConfigured
+    from execution.executor_client import controller_key
+
+    try:
+        ours = controller_key().public_hex
+    except ExecutorNotConfigured as exc:
+        return "controller_not_configured", exc.message
+    if runtime["controller_key"] != ours:
+        return "foreign_controller", "the executor obeys another controller key than Django's own"
+    try:
+        expected = {name: normalize_api_url(url) for name, url in settings.EXCHANGE_API_URLS.items()}
+    except BindingError as exc:
+        return "exchange_endpoint_mismatch", f"EXCHANGE_API_URLS is not usable: {exc}"
+    attested: dict[str, str] = runtime["exchange_api_urls"]
+    for name in sorted(set(expected) | set(attested)):
+        if attested.get(name) != expected.get(name):
+            theirs, mine = attested.get(name, "ccxt's built-in URLs"), expected.get(name, "ccxt's built-in URLs")
+            return "exchange_endpoint_mismatch", f"the executor reaches {name} at {theirs}, Django at {mine}"
+    if runtime["dev"] and not settings.EXECUTOR_ACCEPT_DEV_RUNTIME:
+        return "dev_runtime_refused", "the executor runs in dev mode (plain http to exchanges allowed)"
+    return None
 
 
 def _refuse(

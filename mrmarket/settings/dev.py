@@ -18,6 +18,7 @@ CUSTODY_PRIVATE_KEY = env.str(
 CONTROLLER_SIGNING_KEY = env.str("CONTROLLER_SIGNING_KEY", default=DEV_CONTROLLER_SIGNING_KEY)
 # Dev and tests may hand credentials to executors that are not attested; production never (docs/threat-model.md).
 EXECUTOR_ALLOW_UNATTESTED = env.bool("EXECUTOR_ALLOW_UNATTESTED", default=True)
+EXECUTOR_ACCEPT_DEV_RUNTIME = env.bool("EXECUTOR_ACCEPT_DEV_RUNTIME", default=True)  # the devnet exchange is http
 CREDENTIALS_MASTER_KEY = parse_master_key(
     "CREDENTIALS_MASTER_KEY",
     env.str("CREDENTIALS_MASTER_KEY", default="ZGV2LW9ubHktbWFzdGVyLWtleS0zMi1ieXRlcy0hISE="),

@@ -17,14 +17,17 @@ from executor.jobs.manager import JobManager
 
 
 @contextlib.contextmanager
-def running_executor(exchange_url: str, *, holder: dict[str, Any] | None = None, provider: Any = None) -> Iterator[str]:
+def running_executor(
+    exchange_url: str, *, holder: dict[str, Any] | None = None, provider: Any = None, controller: str | None = None
+) -> Iterator[str]:
     from execution.executor_client import controller_key
 
     config = Config(
         tick_ms=250,
         exchange_api_urls={"binance": exchange_url},
-        controller_key=controller_key().public_hex,
+        controller_key=controller or controller_key().public_hex,
         build_version="test",
+        dev=True,  # the exchange simulator is plain http
     )
     loop = asyncio.new_event_loop()
     state: dict[str, Any] = holder if holder is not None else {}
