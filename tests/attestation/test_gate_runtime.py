@@ -15,7 +15,7 @@ from attestation import gate
 from attestation.models import AttestationRecord, ExecutorRecord
 from devnet.tdx.authority import DevQuoteAuthority
 from execution.executor_client import ExecutorClient
-from tests.attestation.runtime import ours
+from tests.attestation.runtime import bound, ours
 from tests.attestation.test_gate import FakeExecutor, refused_with, trust_dev_authority
 from tests.factories import user_with
 
@@ -35,8 +35,21 @@ def dev_trust(settings: Any, tmp_path: Path, authority: DevQuoteAuthority) -> De
     return trust_dev_authority(settings, tmp_path, authority)
 
 
-def test_our_runtime_configuration_passes(dev_trust: DevQuoteAuthority) -> None:
-    assert gate.attested_identity(FakeExecutor(dev_trust)).attested
+def test_our_runtime_configuration_passes_and_is_recorded_for_the_proof(dev_trust: DevQuoteAuthority) -> None:
+    executor = FakeExecutor(dev_trust)
+    assert gate.attested_identity(executor).attested
+    record = AttestationRecord.objects.get(ok=True)
+    assert record.runtime_config == ours()  # a third party recomputes REPORTDATA from it (proof of execution)
+    keys = executor.identity.public()
+    assert bound(record.nonce, keys, record.runtime_config) == report_data_of(record)
+
+
+def report_data_of(record: AttestationRecord) -> bytes:
+    import base64
+
+    from attestation.domain.quote import parse_quote_fields
+
+    return bytes.fromhex(parse_quote_fields(base64.b64decode(record.quote_b64)).report_data)
 
 
 @pytest.mark.parametrize(
