@@ -163,3 +163,24 @@ def test_a_real_executor_obeying_another_controller_gets_nothing(
     assert sent == ["GET /v1/attestation"]  # evidence asked for; no start, no credentials
     assert MMOrder.objects.get(pk=order.pk).executor_signing_key == ""
     assert AttestationRecord.objects.get().reason == "foreign_controller"
+
+
+def test_the_unattested_dev_gate_still_refuses_another_controller(settings: Any) -> None:
+    from execution.executor_client import controller_key
+    from execution.jobs import ProvisioningRefused, unattested_identity
+
+    settings.EXECUTOR_ALLOW_UNATTESTED = True
+
+    class Reporting:
+        base_url = "http://executor.test"
+
+        def __init__(self, controller: str | None) -> None:
+            self.controller = controller
+
+        def health(self) -> dict[str, Any]:
+            return {"signing_key": "aa" * 32, "sealing_key": "bb" * 32, "controller_key": self.controller}
+
+    assert unattested_identity(Reporting(controller_key().public_hex)).signing_key == "aa" * 32  # type: ignore[arg-type]
+    for other in (FOREIGN_KEY, None):
+        with pytest.raises(ProvisioningRefused):
+            unattested_identity(Reporting(other))  # type: ignore[arg-type]

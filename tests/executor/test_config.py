@@ -4,6 +4,7 @@ runtime-configuration document that binds the trust-relevant choices into every 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -44,13 +45,14 @@ def test_the_runtime_config_names_what_the_host_chose_and_its_digest_changes_wit
         "dev": False,
     }
     base = runtime_config_digest(doc)
-    for bent in (
+    bends: list[dict[str, Any]] = [
         {"controller_key": "cd" * 32},
         {"exchange_api_urls": {"binance": "https://evil.example"}},
         {"exchange_api_urls": {}},
         {"quote_provider": "configfs-tsm"},
         {"dev": True},
-    ):
+    ]
+    for bent in bends:
         assert runtime_config_digest({**doc, **bent}) != base
     with pytest.raises(BindingError):
         runtime_config_digest({**doc, "exchange_api_urls": {"binance": "https://testnet.binance.vision/"}})
@@ -68,3 +70,14 @@ def test_production_defaults_are_ccxts_own_urls() -> None:
 def test_bad_dev_flag_is_refused() -> None:
     with pytest.raises(ConfigError, match="EXECUTOR_DEV"):
         Config.from_env(env(EXECUTOR_DEV="maybe"))
+
+
+async def test_the_gateway_always_verifies_certificates() -> None:
+    from executor.exchange import Gateway
+
+    gateway = Gateway("binance", base_url="https://testnet.binance.vision")
+    try:
+        assert gateway.client.verify is True
+        assert gateway.client.urls["api"]["public"].startswith("https://testnet.binance.vision/")
+    finally:
+        await gateway.close()
