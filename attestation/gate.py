@@ -3,7 +3,10 @@ to it unless, just now,
 
 1. it answered a fresh single-use nonce of ours with a TDX quote that verifies (signature chain to the
    configured root, collateral current, TCB status allowed by policy, not a debug TD),
-2. the quote's REPORTDATA binds that nonce and the signing and sealing keys it claims (`wire.attestation`),
+2. the quote's REPORTDATA binds that nonce, the signing and sealing keys it claims and the digest of the runtime
+   configuration it serves (`wire.attestation`), and that configuration is ours: the controller key it obeys is
+   Django's own, each exchange API base URL is the one Django's settings name for that exchange (ccxt's built-in
+   ones where neither overrides), and dev mode only where `EXECUTOR_ACCEPT_DEV_RUNTIME` allows it (ADR 0012),
 3. its MRTD (and the RTMRs the entry names) is on the measurement allowlist, and
 4. the registry has not revoked it.
 
@@ -38,7 +41,7 @@ from attestation.errors import AttestationError
 from attestation.models import AttestationRecord, ExecutorRecord, MeasurementEntry
 from attestation.selectors import measurement_allowed, measurement_refusal
 from mrmarket.observability.logging import get_logger
-from wire.attestation import BindingError, report_data
+from wire.attestation import BindingError, normalize_api_url, report_data, runtime_config_digest
 
 log = get_logger(__name__)
 NONCE_PURPOSE = "executor"
@@ -143,9 +146,14 @@ def verify_executor_evidence(executor: ExecutorRecord, evidence: dict[str, Any],
     services.nonce_consume(value=nonce, purpose=NONCE_PURPOSE)  # unknown / expired / reused: refused here
     signing, sealing = str(evidence.get("signing_key", "")), str(evidence.get("sealing_key", ""))
     token = evidence.get("ita_token") or ""
+    runtime = evidence.get("runtime_config")
     try:
         quote = base64.b64decode(str(evidence.get("quote_b64") or ""), validate=True)
-        expected = report_data(nonce=nonce, signing_key=signing, sealing_key=sealing)
+        if not isinstance(runtime, dict):
+            raise ValueError("the evidence has no runtime_config document")
+        expected = report_data(
+            nonce=nonce, signing_key=signing, sealing_key=sealing, runtime_config_digest=runtime_config_digest(runtime)
+        )
         if not isinstance(token, str):
             raise ValueError("ita_token is not a string")
         if not quote and not token:
@@ -157,6 +165,9 @@ def verify_executor_evidence(executor: ExecutorRecord, evidence: dict[str, Any],
     verdict, hardware = verify_evidence(quote, token, expected=expected)
     if not verdict.ok:
         return _refuse(executor, nonce, evidence, quote, verdict.reason or "verification_failed", verdict.detail)
+    refusal = runtime_config_refusal(runtime)  # now known to be what the TD runs with (bound in REPORTDATA)
+    if refusal is not None:
+        return _refuse(executor, nonce, evidence, quote, *refusal)
     assert verdict.fields is not None
     measured = Measurements(verdict.fields.mrtd, verdict.fields.rtmrs)
     entry = measurement_allowed(measured=measured)
@@ -169,7 +180,9 @@ def verify_executor_evidence(executor: ExecutorRecord, evidence: dict[str, Any],
         live = MeasurementEntry.objects.select_for_update().get(pk=entry.pk).removed_at is None
         revoked = ExecutorRecord.objects.select_for_update().get(pk=executor.pk).state == ExecutorRecord.State.REVOKED
         if live and not revoked:
-            record = _accept(executor, nonce, signing, sealing, quote, token, verdict, measured, hardware, entry)
+            record = _accept(
+                executor, nonce, signing, sealing, quote, token, runtime, verdict, measured, hardware, entry
+            )
     if revoked:
         return _refuse(
             executor, nonce, evidence, quote, "executor_revoked", "the executor was revoked during the check"
@@ -190,6 +203,7 @@ def _accept(
     sealing: str,
     quote: bytes,
     token: str,
+    runtime: dict[str, Any],
     verdict: QuoteVerdict,
     measured: Measurements,
     hardware: bool,
@@ -203,6 +217,7 @@ def _accept(
         quote_sha256=hashlib.sha256(quote).hexdigest() if quote else "",
         quote_b64=base64.b64encode(quote).decode(),
         ita_token=token,
+        runtime_config=runtime,
         ok=True,
         tcb_status=verdict.tcb_status or "",
         advisory_ids=list(verdict.advisory_ids),
@@ -225,6 +240,31 @@ def _accept(
     return record
 
 
+def runtime_config_refusal(runtime: dict[str, Any]) -> tuple[str, str] | None:
+    """(code, detail) when an executor's attested runtime configuration is not one Django may trust, else None."""
+    from execution.errors import ExecutorNotConfigured
+    from execution.executor_client import controller_key
+
+    try:
+        ours = controller_key().public_hex
+    except ExecutorNotConfigured as exc:
+        return "controller_not_configured", exc.message
+    if runtime["controller_key"] != ours:
+        return "foreign_controller", "the executor obeys another controller key than Django's own"
+    try:
+        expected = {name: normalize_api_url(url) for name, url in settings.EXCHANGE_API_URLS.items()}
+    except BindingError as exc:
+        return "exchange_endpoint_mismatch", f"EXCHANGE_API_URLS is not usable: {exc}"
+    attested: dict[str, str] = runtime["exchange_api_urls"]
+    for name in sorted(set(expected) | set(attested)):
+        if attested.get(name) != expected.get(name):
+            theirs, mine = attested.get(name, "ccxt's built-in URLs"), expected.get(name, "ccxt's built-in URLs")
+            return "exchange_endpoint_mismatch", f"the executor reaches {name} at {theirs}, Django at {mine}"
+    if runtime["dev"] and not settings.EXECUTOR_ACCEPT_DEV_RUNTIME:
+        return "dev_runtime_refused", "the executor runs in dev mode (plain http to exchanges allowed)"
+    return None
+
+
 def _refuse(
     executor: ExecutorRecord, nonce: str, evidence: dict[str, Any], quote: bytes, reason: str, detail: str
 ) -> Verified:
@@ -234,6 +274,7 @@ def _refuse(
         signing_key=str(evidence.get("signing_key", ""))[:64],
         sealing_key=str(evidence.get("sealing_key", ""))[:64],
         quote_sha256=hashlib.sha256(quote).hexdigest() if quote else "",
+        runtime_config=evidence["runtime_config"] if isinstance(evidence.get("runtime_config"), dict) else {},
         ok=False,
         reason=reason,
         detail=detail[:500],

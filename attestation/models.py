@@ -124,6 +124,9 @@ class AttestationRecord(models.Model):
     quote_sha256 = models.CharField(max_length=64, blank=True, default="")
     quote_b64 = models.TextField(blank=True, default="")
     ita_token = models.TextField(blank=True, default="", help_text="Intel Trust Authority token, when one came")
+    runtime_config = models.JSONField(
+        default=dict, blank=True, help_text="the runtime configuration the evidence bound (ADR 0012)"
+    )
     ok = models.BooleanField()
     reason = models.CharField(max_length=64, blank=True, default="")
     detail = models.CharField(max_length=500, blank=True, default="")

@@ -7,13 +7,15 @@ to the attestation that bound their signing key.
       "window": {"start_ms", "end_ms"},                         # first report's start → last report's end
       "reports": [{"sequence", "digest", "window_start_ms", "window_end_ms"}...],   # the hash chain, in order
       "executor": {"signing_key", "sealing_key", "measurement": {"mrtd", "rtmr0".."rtmr3"}, "build_version"},
-      "attestation": {"record", "nonce", "quote_sha256", "ita_token_sha256", "verified_at", "tcb_status",
-                      "advisory_ids", "hardware_attested", "allowlist_entry": {"id", "build_version", "source_commit"}}
+      "attestation": {"record", "nonce", "runtime_config", "quote_sha256", "ita_token_sha256", "verified_at",
+                      "tcb_status", "advisory_ids", "hardware_attested",
+                      "allowlist_entry": {"id", "build_version", "source_commit"}}
     }
 
 Its digest is SHA-256 of its RFC 8785 canonical form. Anyone holding the reports can check that each digest
 matches, that the chain links, that every report names `executor.signing_key`, and — with the stored quote
-(`quote_sha256`) — that the quote's REPORTDATA binds that key and the nonce (`wire/attestation.py`);
+(`quote_sha256`) — that the quote's REPORTDATA binds that key, the nonce and the digest of `runtime_config` (the
+executor's controller key and exchange endpoints, ADR 0012; `wire/attestation.py`);
 `ita_token_sha256` (empty when the evidence had no Intel Trust Authority token) names the token whose
 `tdx_report_data` does the same.
 """
@@ -69,6 +71,7 @@ def build_proof(
         "attestation": {
             "record": record.pk,
             "nonce": record.nonce,
+            "runtime_config": record.runtime_config,
             "quote_sha256": record.quote_sha256,
             "ita_token_sha256": hashlib.sha256(record.ita_token.encode()).hexdigest() if record.ita_token else "",
             "verified_at": record.verified_at.isoformat(),

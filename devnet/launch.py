@@ -148,6 +148,8 @@ def run_demo(args: argparse.Namespace) -> int:
             # The executor trusts the dev controller key (its public half) and reaches the devnet exchange.
             "EXECUTOR_CONTROLLER_KEY": _controller_public_key(),
             "EXECUTOR_EXCHANGE_API_URLS": json.dumps({"binance": f"http://127.0.0.1:{exchange_port}"}),
+            # The devnet exchange is plain http: dev mode, attested as such, which Django's dev profile accepts.
+            "EXECUTOR_DEV": "true",
             # Attestation end to end on the dev quote authority: the executor asks the EasyEnclave-runtime socket
             # it serves for quotes; Django fetches collateral from the PCCS stand-in and verifies under the dev
             # root (such executors are marked not hardware-attested).

@@ -1,7 +1,10 @@
 """The one module through which Django reaches executors: start, stop, status, reports, credentials, revoke,
 attestation, health (BRIEF §4; issue 5 scope 5).
 
-Every job-control request is signed with the controller key (ADR 0011, `wire/control.py`) and carries the
+Every job-control request is signed with the controller key (ADR 0011, `wire/control.py`) for one executor: its
+audience is the executor's identity key — the attested one once the provisioning gate established it
+(`address_to`), else the key the executor at this URL announces on `/v1/health` — so a request can be replayed
+neither to another executor nor to the same one after it restarted with new keys. Each carries the
 correlation id (`mrmarket.http.outbound_client`). Timeouts are the outbound default; transport failures and
 5xx answers are retried with backoff for the calls that are safe to repeat (all of them here: start is
 idempotent by job id, stop and revoke are idempotent, credentials are refused the second time), then raise
@@ -47,8 +50,10 @@ class ExecutorClient:
         key: SigningKey | None = None,
         client: httpx.Client | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        audience: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.audience = audience
         self._key = key or controller_key()
         self._client = client or outbound_client()
         self._sleep = sleep
@@ -61,6 +66,20 @@ class ExecutorClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def address_to(self, signing_key: str) -> None:
+        """Sign what follows for the executor holding `signing_key` (the identity the gate just verified)."""
+        self.audience = signing_key
+
+    def _audience(self) -> str:
+        if self.audience is None:
+            key = self.health().get("signing_key")
+            if not isinstance(key, str):
+                raise ExecutorUnavailable(
+                    f"executor {self.base_url} announces no identity key", extra={"executor": self.base_url}
+                )
+            self.audience = key
+        return self.audience
 
     # -- calls ---------------------------------------------------------------------------------------------
 
@@ -86,9 +105,18 @@ class ExecutorClient:
         cursor = -1 if after is None else after
         return self._call("GET", f"/v1/jobs/{job_id}/report?after={cursor}&limit={limit}")
 
-    def deliver_credentials(self, job_id: str, *, sealing_key: str, credentials: dict[str, Any]) -> dict[str, Any]:
-        """Seal `credentials` (with the job id inside) to the executor's attested key and deliver them."""
-        sealed = seal(sealing_key, canonical_bytes({**credentials, "job_id": job_id}))
+    def deliver_credentials(
+        self, job_id: str, *, sealing_key: str, job_spec_digest: str, credentials: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Seal `credentials` to the executor's attested key and deliver them. The sealed payload names the job,
+        the digest of the spec they may trade and this controller: the executor refuses them for any other."""
+        payload = {
+            **credentials,
+            "job_id": job_id,
+            "job_spec_digest": job_spec_digest,
+            "controller_key": self._key.public_hex,
+        }
+        sealed = seal(sealing_key, canonical_bytes(payload))
         return self._call("POST", f"/v1/jobs/{job_id}/credentials", {"sealed_b64": base64.b64encode(sealed).decode()})
 
     def revoke(self, job_id: str) -> dict[str, Any]:
@@ -101,13 +129,19 @@ class ExecutorClient:
 
     def _call(self, method: str, path: str, payload: Any = None, *, signed: bool = True) -> dict[str, Any]:
         body = canonical_bytes(payload) if payload is not None else b""
+        audience = self._audience() if signed else ""
         last = ""
         for attempt in range(RETRIES):
             headers = {"Content-Type": "application/json"}
             if signed:
                 headers.update(
                     sign_request(
-                        self._key, method=method, path_qs=path, body=body, timestamp_ms=int(time.time() * 1000)
+                        self._key,
+                        method=method,
+                        path_qs=path,
+                        body=body,
+                        audience=audience,
+                        timestamp_ms=int(time.time() * 1000),
                     )
                 )
             try:

@@ -27,7 +27,7 @@ from execution.domain import mm_order as mm
 from execution.domain.ledger import Posting, Transaction, transfer
 from execution.domain.units import from_units, is_whole, multiply, to_decimal, units_down, units_up
 from execution.errors import ExecutorRefused, ReportRejected
-from execution.executor_client import ExecutorClient
+from execution.executor_client import ExecutorClient, controller_key
 from execution.funds import custody_asset
 from execution.models import Alert, ExecutionReport, MMOrder
 from mrmarket.errors import ApplicationError
@@ -76,6 +76,8 @@ def unattested_identity(client: ExecutorClient) -> ExecutorIdentity:
     if not settings.EXECUTOR_ALLOW_UNATTESTED:
         raise ProvisioningRefused("executors must be attested before they receive credentials")
     health = client.health()
+    if health.get("controller_key") != controller_key().public_hex:
+        raise ProvisioningRefused("the executor obeys another controller key than this Django's")
     return ExecutorIdentity(client.base_url, health["signing_key"], health["sealing_key"], attested=False)
 
 
@@ -180,6 +182,7 @@ def mm_order_start_job(*, order_id: int) -> MMOrder:
         return order
     with client_for(order) as client:
         identity = provisioning_identity(client)
+        client.address_to(identity.signing_key)  # start and credentials go to the attested identity only
         if order.executor_signing_key and order.executor_signing_key != identity.signing_key:
             # The executor restarted (new keys): its earlier job is gone; the same job id starts again.
             log.warning("executor_identity_changed", order_id=order_id)
@@ -194,6 +197,7 @@ def mm_order_start_job(*, order_id: int) -> MMOrder:
                 client.deliver_credentials(
                     order.job_id,
                     sealing_key=identity.sealing_key,
+                    job_spec_digest=digest(order.job_spec),
                     credentials={
                         "api_key": credentials.api_key,
                         "secret": credentials.secret,

@@ -1,8 +1,14 @@
 """Executor settings from the environment; a bad value stops the process with one line naming the variable.
 
-Runtime configuration only: what a deployment chooses (where to listen, which quote provider, which controller
-key to trust, where an exchange's API lives). Nothing here is a secret baked into the image; the EasyEnclave
-runtime token, when one is used, arrives in the environment of the running TD.
+Runtime configuration only: what a deployment chooses. The policy (ADR 0012) sorts it in two: operational
+settings (where to listen, log level, tick, timeouts, capacity) that change nothing a verifier relies on, and
+trust-relevant ones — the controller key to obey, exchange API base URLs other than ccxt's built-in ones, the
+quote provider, dev mode — which go into the runtime-configuration document (`runtime_config()`, schema in
+`wire/attestation.py`) whose digest is bound into every quote's REPORTDATA, so Django sees exactly what the host
+chose and refuses what it does not expect. What may never come at runtime is in the measured image: the code,
+ccxt and its exchanges' production URLs, and the rule that outside dev mode exchange traffic is https with
+certificate verification (`check()`). Nothing here is a secret baked into the image; the EasyEnclave runtime
+token, when one is used, arrives in the environment of the running TD.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from executor import __version__
+from wire.attestation import BindingError, normalize_api_url, runtime_config
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 QUOTE_PROVIDERS = ("none", "configfs-tsm", "easyenclave")
@@ -60,6 +68,34 @@ class Config:
     unknown_orders: str = "cancel"
     ita_url: str | None = None
     ita_api_key: str | None = field(default=None, repr=False)
+    dev: bool = False
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """The build-time rules runtime values must obey: outside dev mode every exchange API URL is https (and
+        the gateway always verifies certificates), so a host cannot re-root exchange traffic through a plain
+        http endpoint of its own; every URL is absolute and normalizable (it is attested as written)."""
+        for name, url in self.exchange_api_urls.items():
+            try:
+                normal = normalize_api_url(url)
+            except BindingError as exc:
+                raise ConfigError(f"EXECUTOR_EXCHANGE_API_URLS[{name!r}]: {exc}") from None
+            if not self.dev and not normal.startswith("https://"):
+                raise ConfigError(
+                    f"EXECUTOR_EXCHANGE_API_URLS[{name!r}] is {url!r}: outside dev mode (EXECUTOR_DEV) exchange APIs"
+                    " are https only"
+                )
+
+    def runtime_config(self, *, quote_provider: str | None = None) -> dict[str, Any]:
+        """The trust-relevant runtime configuration as a canonical document; its digest goes into REPORTDATA."""
+        return runtime_config(
+            controller_key=self.controller_key,
+            exchange_api_urls=self.exchange_api_urls,
+            quote_provider=quote_provider or self.quote_provider,
+            dev=self.dev,
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -68,14 +104,16 @@ class Config:
         level = env.get("EXECUTOR_LOG_LEVEL", cls.log_level).upper()
         if level not in LOG_LEVELS:
             raise ConfigError(f"EXECUTOR_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
-        controller = env.get("EXECUTOR_CONTROLLER_KEY") or None
-        if controller is not None:
-            controller = controller.strip().lower()
-            try:
-                if len(bytes.fromhex(controller)) != 32:
-                    raise ValueError
-            except ValueError:
-                raise ConfigError("EXECUTOR_CONTROLLER_KEY must be 64 hex characters (an Ed25519 public key)") from None
+        # Required: the controller is configuration (attested with the rest), never whoever signs first.
+        controller = (env.get("EXECUTOR_CONTROLLER_KEY") or "").strip().lower()
+        try:
+            if len(bytes.fromhex(controller)) != 32:
+                raise ValueError
+        except ValueError:
+            raise ConfigError("EXECUTOR_CONTROLLER_KEY must be 64 hex characters (an Ed25519 public key)") from None
+        dev_text = env.get("EXECUTOR_DEV", "false").strip().lower()
+        if dev_text not in ("true", "false", "1", "0"):
+            raise ConfigError(f"EXECUTOR_DEV must be true or false, got {dev_text!r}")
         urls_text = env.get("EXECUTOR_EXCHANGE_API_URLS", "")
         try:
             urls = json.loads(urls_text) if urls_text else {}
@@ -103,4 +141,5 @@ class Config:
             unknown_orders=_choice(env, "EXECUTOR_UNKNOWN_ORDERS", cls.unknown_orders, UNKNOWN_ORDER_POLICIES),
             ita_url=ita_url,
             ita_api_key=ita_api_key,
+            dev=dev_text in ("true", "1"),
         )

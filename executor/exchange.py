@@ -152,7 +152,13 @@ class Gateway:
     ) -> None:
         if exchange_id not in ccxt_async.exchanges:
             raise ValueError(f"{exchange_id!r} is not an exchange ccxt knows")
-        config: dict[str, Any] = {"timeout": timeout_ms, "enableRateLimit": False, "options": dict(SPOT_OPTIONS)}
+        # Certificates are always verified: which URLs may be plain http (dev mode only) is the config's rule.
+        config: dict[str, Any] = {
+            "timeout": timeout_ms,
+            "enableRateLimit": False,
+            "verify": True,
+            "options": dict(SPOT_OPTIONS),
+        }
         if api_key:
             config.update(apiKey=api_key, secret=secret or "")
         if password:

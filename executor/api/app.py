@@ -36,13 +36,17 @@ def create_app(
         socket_path=config.easyenclave_socket,
         token=config.easyenclave_token,
     )
+    # What the host chose that matters for trust, bound into every quote (ADR 0012); the jobs trade on exactly
+    # the URLs it names.
+    runtime = config.runtime_config(quote_provider=provider.name)
     app[health.CONFIG_KEY] = config
+    app[jobs.RUNTIME_KEY] = runtime
     app[health.STARTED_AT_KEY] = datetime.now(tz=UTC)
     app[jobs.IDENTITY_KEY] = identity
     app[jobs.PROVIDER_KEY] = provider
     if config.ita_url and config.ita_api_key:
         app[jobs.ITA_KEY] = ItaAppraiser(config.ita_url, config.ita_api_key)
-    app[jobs.AUTH_KEY] = ControllerAuth(config.controller_key)
+    app[jobs.AUTH_KEY] = ControllerAuth(config.controller_key, audience=identity.signing.public_hex)
     app[jobs.MANAGER_KEY] = manager or JobManager(
         identity=identity,
         settings=RunnerSettings(
@@ -52,7 +56,8 @@ def create_app(
             request_timeout_ms=config.request_timeout_ms,
         ),
         max_jobs=config.max_jobs,
-        exchange_api_urls=config.exchange_api_urls,
+        exchange_api_urls=runtime["exchange_api_urls"],
+        controller_key=config.controller_key,
     )
     app.cleanup_ctx.append(_lifecycle)
     app.add_routes(health.routes)

@@ -1,9 +1,15 @@
-"""Controller authentication for job control (ADR 0011): signed requests from one pinned Ed25519 key.
+"""Controller authentication for job control (ADR 0011): signed requests from the one configured Ed25519 key,
+addressed to this executor.
 
-The key is pinned from `EXECUTOR_CONTROLLER_KEY` or, when that is unset, by the first request that carries a
-valid signature (trust on first use; the pinned key is shown by `/v1/health` so an operator can compare it
-with the controller's). Requests from any other key, outside the clock skew, or repeating a nonce already seen
-are refused with 401 before any handler runs.
+The controller key comes only from configuration (`EXECUTOR_CONTROLLER_KEY`), which is bound into every quote
+(ADR 0012): Django refuses an executor whose attested controller key is not its own, and the executor never
+learns a key from a request (no trust on first use). Requests from any other key, addressed to another
+executor's identity key (audience), outside the clock skew, or repeating a nonce already seen are refused with
+401 before any handler runs.
+
+Replay after a restart: the audience is this process's identity key, generated in TD memory at boot and never
+persisted, so a request signed for the previous boot names a key nobody holds any more and is refused; within
+one boot the nonce cache covers the skew window twice over. That is why the cache may live in memory.
 """
 
 from __future__ import annotations
@@ -14,7 +20,15 @@ from aiohttp import web
 
 from executor.api.errors import ApiError
 from executor.logging import get_logger
-from wire.control import KEY_HEADER, MAX_SKEW_MS, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_request
+from wire.control import (
+    AUDIENCE_HEADER,
+    KEY_HEADER,
+    MAX_SKEW_MS,
+    NONCE_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    verify_request,
+)
 from wire.errors import WireError
 
 log = get_logger("executor.auth")
@@ -25,21 +39,32 @@ class Unauthorized(ApiError):
     code = "unauthorized"
 
 
+class WrongAudience(Unauthorized):
+    code = "wrong_audience"
+
+
 class ControllerAuth:
-    def __init__(self, pinned_key: str | None = None) -> None:
-        self.pinned_key = pinned_key
-        self.pinned_by = "configuration" if pinned_key else None
+    def __init__(self, controller_key: str | None, *, audience: str) -> None:
+        self.controller_key = controller_key.lower() if controller_key else None
+        self.audience = audience
         self._seen: dict[str, int] = {}
 
     async def check(self, request: web.Request) -> str:
         key = request.headers.get(KEY_HEADER, "").lower()
+        audience = request.headers.get(AUDIENCE_HEADER, "").lower()
         stamp = request.headers.get(TIMESTAMP_HEADER, "")
         nonce = request.headers.get(NONCE_HEADER, "")
         signature = request.headers.get(SIGNATURE_HEADER, "").lower()
-        if not key or not stamp or not nonce or not signature:
-            raise Unauthorized("job control needs a signed request (X-Controller-Key, -Timestamp, -Nonce, -Signature)")
-        if self.pinned_key is not None and key != self.pinned_key:
+        if not key or not audience or not stamp or not nonce or not signature:
+            raise Unauthorized(
+                "job control needs a signed request (X-Controller-Key, -Audience, -Timestamp, -Nonce, -Signature)"
+            )
+        if self.controller_key is None:
+            raise Unauthorized("this executor has no controller key configured: it obeys nobody")
+        if key != self.controller_key:
             raise Unauthorized("the request is signed by a controller key this executor does not trust")
+        if audience != self.audience:
+            raise WrongAudience("the request is addressed to another executor (or to this one before a restart)")
         try:
             timestamp = int(stamp)
         except ValueError:
@@ -54,6 +79,7 @@ class ControllerAuth:
                 method=request.method,
                 path_qs=request.path_qs,
                 body=body,
+                audience=audience,
                 timestamp_ms=timestamp,
                 nonce=nonce,
                 signature_hex=signature,
@@ -64,9 +90,6 @@ class ControllerAuth:
         if nonce in self._seen:
             raise Unauthorized("this signed request was already received (replay)")
         self._seen[nonce] = timestamp
-        if self.pinned_key is None:
-            self.pinned_key, self.pinned_by = key, "first contact"
-            log.warning("controller_key_pinned", controller_key=key)
         return key
 
     def _prune(self, now: int) -> None:

@@ -28,14 +28,13 @@ async def health(request: web.Request) -> web.Response:
 
 
 def _identity(app: web.Application) -> dict[str, object]:
-    from executor.api.jobs import AUTH_KEY, IDENTITY_KEY, PROVIDER_KEY
+    from executor.api.jobs import AUTH_KEY, IDENTITY_KEY, PROVIDER_KEY, RUNTIME_KEY
 
     if IDENTITY_KEY not in app:
         return {}
-    auth = app[AUTH_KEY]
     return {
         **app[IDENTITY_KEY].public(),
         "quote_provider": app[PROVIDER_KEY].name,
-        "controller_key": auth.pinned_key,
-        "controller_key_pinned_by": auth.pinned_by,
+        "controller_key": app[AUTH_KEY].controller_key,
+        "runtime_config": app[RUNTIME_KEY],
     }

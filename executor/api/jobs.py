@@ -7,7 +7,8 @@ GET    /v1/jobs/{job_id}/report       ?after=<sequence>&limit=<n>: signed report
 POST   /v1/jobs/{job_id}/credentials  {"sealed_b64"}: the exchange key sealed to this executor
 DELETE /v1/jobs/{job_id}/credentials  revoke: cancel, wipe the key, end the job
 POST   /v1/jobs/{job_id}/resume       a halted job quotes again
-GET    /v1/attestation?nonce=<hex>    evidence binding the nonce and this executor's keys (open)
+GET    /v1/attestation?nonce=<hex>    evidence binding the nonce, this executor's keys and its runtime
+                                      configuration (open)
 GET    /v1/capacity                   (open)
 """
 
@@ -27,7 +28,7 @@ from executor.ita import ItaAppraiser, ItaUnavailable
 from executor.jobs.manager import JobError, JobManager
 from executor.logging import get_logger
 from executor.quote import QuoteProvider, QuoteUnavailable
-from wire.attestation import BindingError, report_data
+from wire.attestation import BindingError, report_data, runtime_config_digest
 from wire.canonical import parse
 from wire.errors import WireError
 
@@ -35,6 +36,7 @@ MANAGER_KEY = web.AppKey("jobs", JobManager)
 AUTH_KEY = web.AppKey("auth", ControllerAuth)
 IDENTITY_KEY = web.AppKey("identity", Identity)
 PROVIDER_KEY = web.AppKey("quote_provider", QuoteProvider)
+RUNTIME_KEY = web.AppKey("runtime_config", dict)
 log = get_logger("executor.api")
 ITA_KEY = web.AppKey("ita_appraiser", ItaAppraiser)  # present only when ITA is configured
 routes = web.RouteTableDef()
@@ -167,9 +169,10 @@ async def resume(request: web.Request) -> web.Response:
 @routes.get("/v1/attestation")
 async def attestation(request: web.Request) -> web.Response:
     identity = request.app[IDENTITY_KEY]
+    runtime = request.app[RUNTIME_KEY]
     nonce = request.query.get("nonce", "").lower()
     try:
-        data = report_data(nonce=nonce, **identity.public())
+        data = report_data(nonce=nonce, runtime_config_digest=runtime_config_digest(runtime), **identity.public())
     except BindingError:
         raise ApiError("nonce must be 64 hex characters (32 bytes)", code="invalid_nonce", status=422) from None
     provider = request.app[PROVIDER_KEY]
@@ -183,6 +186,7 @@ async def attestation(request: web.Request) -> web.Response:
         "provider": provider.name,
         "nonce": nonce,
         **identity.public(),
+        "runtime_config": runtime,
         "report_data": data.hex(),
         "quote_b64": base64.b64encode(quote).decode(),
         "build_version": config.build_version,

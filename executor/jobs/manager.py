@@ -3,7 +3,8 @@
 A start with a job id already known returns that job when the spec is the same (same digest) and is refused
 (`job_conflict`) when it differs: a retried start never runs a job twice. A job waits in `pending_credentials`
 until its exchange key arrives sealed to this executor's X25519 key; the sealed payload names the job it is
-for, so a key sealed for one job cannot be replayed to start another.
+for, the digest of the spec it may trade and the controller that sealed it, so a key sealed for one job (or
+for another spec under the same job id, or by another controller) is refused.
 """
 
 from __future__ import annotations
@@ -44,8 +45,10 @@ class JobManager:
         max_jobs: int,
         exchange_api_urls: dict[str, str] | None = None,
         markets_lookup: MarketsLookup | None = None,
+        controller_key: str | None = None,
     ) -> None:
         self.identity = identity
+        self.controller_key = controller_key.lower() if controller_key else None
         self.settings = settings
         self.max_jobs = max_jobs
         self.exchange_api_urls = exchange_api_urls or {}
@@ -145,6 +148,12 @@ class JobManager:
             raise JobError("bad_credentials", "sealed credentials need api_key and secret", status=422)
         if payload.get("job_id") != job_id:
             raise JobError("credentials_for_another_job", "the sealed credentials name another job", status=422)
+        if payload.get("job_spec_digest") != runner.spec_digest:
+            message = "the sealed credentials are for another job spec than the one this job runs"
+            raise JobError("credentials_for_another_spec", message, status=422)
+        if self.controller_key is None or payload.get("controller_key") != self.controller_key:
+            message = "the sealed credentials name another controller than the one this executor obeys"
+            raise JobError("credentials_from_another_controller", message, status=422)
         runner.provide(Credentials(payload["api_key"], str(payload["secret"]), payload.get("password") or None))
         return runner
 

@@ -208,6 +208,8 @@ EXECUTOR_REPORT_GRACE_SECONDS = env.int("EXECUTOR_REPORT_GRACE_SECONDS", default
 # (issue 6 puts the attestation verifier here). Unattested executors are refused unless allowed below.
 EXECUTOR_ATTESTATION_GATE = env.str("EXECUTOR_ATTESTATION_GATE", default="execution.jobs.unattested_identity")
 EXECUTOR_ALLOW_UNATTESTED = env.bool("EXECUTOR_ALLOW_UNATTESTED", default=False)
+# Whether the gate accepts an executor whose attested runtime configuration says dev mode (http exchanges allowed).
+EXECUTOR_ACCEPT_DEV_RUNTIME = env.bool("EXECUTOR_ACCEPT_DEV_RUNTIME", default=False)
 ATTESTATION_NONCE_TTL_SECONDS = env.int("ATTESTATION_NONCE_TTL_SECONDS", default=300)
 # DCAP collateral: a PCCS/PCS URL in production; a file (written by the dev quote authority) in dev and tests.
 ATTESTATION_PCCS_URL = env.str("ATTESTATION_PCCS_URL", default="")

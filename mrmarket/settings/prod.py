@@ -35,6 +35,8 @@ if not {1, 2, 3} <= set(env.list("ATTESTATION_REQUIRED_RTMRS", cast=int, default
     raise ConfigError("the prod profile pins RTMR1-3 in every allowlist entry (ATTESTATION_REQUIRED_RTMRS)")
 if env.bool("EXECUTOR_ALLOW_UNATTESTED", default=False):
     raise ConfigError("the prod profile never hands credentials to unattested executors (EXECUTOR_ALLOW_UNATTESTED)")
+if env.bool("EXECUTOR_ACCEPT_DEV_RUNTIME", default=False):
+    raise ConfigError("the prod profile never accepts executors running in dev mode (EXECUTOR_ACCEPT_DEV_RUNTIME)")
 # Production routes only to attested executors: the gate verifies each one before every secret delivery.
 EXECUTOR_ATTESTATION_GATE = env.str("EXECUTOR_ATTESTATION_GATE", default="attestation.gate.attested_identity")
 CREDENTIALS_MASTER_KEY = parse_master_key("CREDENTIALS_MASTER_KEY", env.str("CREDENTIALS_MASTER_KEY"))

@@ -21,8 +21,8 @@ from attestation.models import AttestationRecord, ExecutorRecord
 from devnet.tdx.authority import DevQuoteAuthority
 from execution.executor_client import ExecutorClient
 from executor.identity import Identity
+from tests.attestation.runtime import bound, ours
 from tests.factories import user_with
-from wire.attestation import report_data
 
 pytestmark = pytest.mark.django_db
 MRTD = bytes(range(48))
@@ -66,14 +66,22 @@ class FakeExecutor:
         self.quote_kw = {"mrtd": MRTD, **quote_kw}
         self.answer_nonce: str | None = None
         self.tamper_at: int | None = None
+        self.runtime: dict[str, Any] | None = None  # what the TD runs with (default: a configuration Django accepts)
+        self.claimed_runtime: dict[str, Any] | None = None  # what it says it runs with, if it lies
 
     def attestation(self, nonce: str) -> dict[str, Any]:
         answered = self.answer_nonce or nonce
         keys = self.identity.public()
-        quote = bytearray(self.authority.quote(report_data(nonce=answered, **keys), **self.quote_kw))
+        runtime = self.runtime or ours()
+        quote = bytearray(self.authority.quote(bound(answered, keys, runtime), **self.quote_kw))
         if self.tamper_at is not None:
             quote[self.tamper_at] ^= 0x01
-        return {"nonce": nonce, **keys, "quote_b64": base64.b64encode(bytes(quote)).decode()}
+        return {
+            "nonce": nonce,
+            **keys,
+            "runtime_config": self.claimed_runtime or runtime,
+            "quote_b64": base64.b64encode(bytes(quote)).decode(),
+        }
 
 
 def refused_with(executor: Any, code: str) -> str:
@@ -288,6 +296,7 @@ def test_reattestation_refreshes_the_registry_and_a_failure_stops_routing(
     from tests.execution.executor_thread import running_executor
 
     settings.EXECUTOR_ATTESTATION_GATE = "attestation.gate.attested_identity"
+    settings.EXCHANGE_API_URLS = {"binance": "http://127.0.0.1:9"}  # where the executor reaches it, as attested
     with running_executor("http://127.0.0.1:9", provider=_authority_provider(dev_trust, MRTD)) as url:
         record = ExecutorRecord.objects.create(url=url)
         tasks.reattest_executor(record.pk)

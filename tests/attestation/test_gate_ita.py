@@ -23,8 +23,8 @@ from devnet.ita.authority import DevTokenAuthority, sign_jwt
 from devnet.serving import Served, serve_in_thread
 from devnet.tdx.authority import DevQuoteAuthority
 from executor.identity import Identity
+from tests.attestation.runtime import bound, ours
 from tests.attestation.test_gate import MRTD, refused_with, trust_dev_authority
-from wire.attestation import report_data
 
 pytestmark = pytest.mark.django_db
 API_KEY = "ita-test-key"
@@ -74,7 +74,7 @@ class ItaExecutor:
 
     def attestation(self, nonce: str) -> dict[str, Any]:
         keys = self.identity.public()
-        quote = self.quotes.quote(report_data(nonce=nonce, **keys), mrtd=MRTD)
+        quote = self.quotes.quote(bound(nonce, keys), mrtd=MRTD)
         answer = httpx.post(
             self.served.url + "/appraisal/v2/attest",
             json={"tdx": {"quote": base64.b64encode(quote).decode()}},
@@ -82,7 +82,7 @@ class ItaExecutor:
         )
         answer.raise_for_status()
         token = answer.json()["token"] if self.token_override is None else self.token_override(nonce, keys)
-        evidence: dict[str, Any] = {"nonce": nonce, **keys, "ita_token": token}
+        evidence: dict[str, Any] = {"nonce": nonce, **keys, "runtime_config": ours(), "ita_token": token}
         if self.with_quote:
             evidence["quote_b64"] = base64.b64encode(quote).decode()
         return evidence
@@ -155,7 +155,7 @@ def test_an_hs256_token_keyed_with_the_public_key_is_refused(
 
 def test_an_expired_token_is_refused(ita: Served, quotes: DevQuoteAuthority, tokens: DevTokenAuthority) -> None:
     def expired(nonce: str, keys: dict[str, str]) -> str:
-        data = report_data(nonce=nonce, **keys).hex()
+        data = bound(nonce, keys).hex()
         return tokens.appraisal_token(mrtd=MRTD.hex(), rtmrs=["00" * 48] * 4, report_data=data, now=1_700_000_000)
 
     executor = ItaExecutor(quotes, ita)
@@ -172,7 +172,7 @@ def test_a_token_about_another_td_than_the_quote_is_refused(
     ita: Served, quotes: DevQuoteAuthority, tokens: DevTokenAuthority
 ) -> None:
     def other_td(nonce: str, keys: dict[str, str]) -> str:
-        data = report_data(nonce=nonce, **keys).hex()
+        data = bound(nonce, keys).hex()
         return tokens.appraisal_token(mrtd=MRTD.hex(), rtmrs=["11" * 48] * 4, report_data=data, now=int(time.time()))
 
     executor = ItaExecutor(quotes, ita, with_quote=True)
@@ -186,7 +186,7 @@ def test_a_token_signed_by_an_unknown_key_is_refused_after_one_refetch(
     stranger = DevTokenAuthority.ephemeral(bits=2048)
 
     def foreign(nonce: str, keys: dict[str, str]) -> str:
-        data = report_data(nonce=nonce, **keys).hex()
+        data = bound(nonce, keys).hex()
         return stranger.appraisal_token(mrtd=MRTD.hex(), rtmrs=["00" * 48] * 4, report_data=data, now=int(time.time()))
 
     executor = ItaExecutor(quotes, ita)
@@ -211,7 +211,7 @@ def test_a_rotated_key_is_picked_up_by_the_refetch(ita: Served, quotes: DevQuote
 
 def test_ita_down_refuses_with_its_own_reason(ita: Served, quotes: DevQuoteAuthority, tokens: DevTokenAuthority):
     def fresh(nonce: str, keys: dict[str, str]) -> str:
-        data = report_data(nonce=nonce, **keys).hex()
+        data = bound(nonce, keys).hex()
         return tokens.appraisal_token(mrtd=MRTD.hex(), rtmrs=["00" * 48] * 4, report_data=data, now=int(time.time()))
 
     fault(ita, "down")
@@ -221,7 +221,7 @@ def test_ita_down_refuses_with_its_own_reason(ita: Served, quotes: DevQuoteAutho
 
     def without_appraisal(nonce: str) -> dict[str, Any]:  # ITA's appraisal is down too; the token came earlier
         keys = executor.identity.public()
-        return {"nonce": nonce, **keys, "ita_token": fresh(nonce, keys)}
+        return {"nonce": nonce, **keys, "runtime_config": ours(), "ita_token": fresh(nonce, keys)}
 
     executor.attestation = without_appraisal  # type: ignore[method-assign]
     refused_with(executor, "ita_unavailable")
@@ -249,7 +249,11 @@ def test_a_real_executor_attaches_itas_token_and_the_gate_accepts_it(ita: Served
         async def quote(self, data: bytes) -> bytes:
             return quotes.quote(data, mrtd=MRTD)
 
-    config = Config(build_version="test", ita_url=ita.url, ita_api_key=API_KEY)
+    from execution.executor_client import controller_key
+
+    config = Config(
+        build_version="test", ita_url=ita.url, ita_api_key=API_KEY, controller_key=controller_key().public_hex
+    )
     with serve_in_thread(create_app(config, provider=Provider()), name="executor") as served:
         nonce = "ab" * 32
         evidence = httpx.get(served.url + "/v1/attestation", params={"nonce": nonce}).json()
@@ -270,9 +274,10 @@ def test_a_real_executor_attaches_itas_token_and_the_gate_accepts_it(ita: Served
 def test_the_executor_takes_ita_settings_together_or_not_at_all() -> None:
     from executor.config import Config, ConfigError
 
+    controller = {"EXECUTOR_CONTROLLER_KEY": "ab" * 32}
     with pytest.raises(ConfigError, match="together"):
-        Config.from_env({"EXECUTOR_ITA_URL": "https://api.trustauthority.intel.com"})
-    config = Config.from_env({"EXECUTOR_ITA_URL": "https://ita", "EXECUTOR_ITA_API_KEY": "secret-key"})
+        Config.from_env({**controller, "EXECUTOR_ITA_URL": "https://api.trustauthority.intel.com"})
+    config = Config.from_env({**controller, "EXECUTOR_ITA_URL": "https://ita", "EXECUTOR_ITA_API_KEY": "secret-key"})
     assert config.ita_api_key == "secret-key"
     assert "secret-key" not in repr(config)
 

@@ -85,7 +85,8 @@ def authority() -> DevQuoteAuthority:
 
 @pytest.fixture
 def binding() -> dict[str, str]:
-    return {"nonce": secrets.token_hex(32), "signing_key": secrets.token_hex(32), "sealing_key": secrets.token_hex(32)}
+    keys = ("nonce", "signing_key", "sealing_key", "runtime_config_digest")
+    return {name: secrets.token_hex(32) for name in keys}
 
 
 @pytest.fixture
@@ -102,7 +103,7 @@ def dev_files(tmp_path: Path, authority: DevQuoteAuthority, binding: dict[str, s
 
 def test_dev_quote_verifies_under_its_root_and_binds_the_keys(dev_files, binding) -> None:
     args = ["--nonce", binding["nonce"], "--signing-key", binding["signing_key"]]
-    args += ["--sealing-key", binding["sealing_key"]]
+    args += ["--sealing-key", binding["sealing_key"], "--runtime-config-digest", binding["runtime_config_digest"]]
     code, result = run(*dev_files, *args)
     assert (code, result["ok"], result["mrtd"]) == (0, True, "42" * 48)
     assert result["report_data"] == report_data(**binding).hex()
@@ -111,6 +112,7 @@ def test_dev_quote_verifies_under_its_root_and_binds_the_keys(dev_files, binding
 def test_nonce_mismatch_is_refused(dev_files, binding) -> None:
     other_nonce = secrets.token_hex(32)
     args = ["--nonce", other_nonce, "--signing-key", binding["signing_key"], "--sealing-key", binding["sealing_key"]]
+    args += ["--runtime-config-digest", binding["runtime_config_digest"]]
     code, result = run(*dev_files, *args)
     assert (code, result["ok"], result["reason"]) == (1, False, "report_data_mismatch")
 

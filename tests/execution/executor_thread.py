@@ -18,7 +18,12 @@ from executor.jobs.manager import JobManager
 
 @contextlib.contextmanager
 def running_executor(
-    exchange_url: str, *, holder: dict[str, Any] | None = None, provider: Any = None, port: int = 0
+    exchange_url: str,
+    *,
+    holder: dict[str, Any] | None = None,
+    provider: Any = None,
+    controller: str | None = None,
+    port: int = 0,
 ) -> Iterator[str]:
     """`port` 0 picks a free one; a given port lets a test restart "the same" executor (new keys, no jobs)."""
     from execution.executor_client import controller_key
@@ -26,8 +31,9 @@ def running_executor(
     config = Config(
         tick_ms=250,
         exchange_api_urls={"binance": exchange_url},
-        controller_key=controller_key().public_hex,
+        controller_key=controller or controller_key().public_hex,
         build_version="test",
+        dev=True,  # the exchange simulator is plain http
     )
     loop = asyncio.new_event_loop()
     state: dict[str, Any] = holder if holder is not None else {}

@@ -87,13 +87,31 @@ def trading_key(ex: RunningExchange, *, base: str = "4000", quote: str = "2000")
 
 @dataclass
 class Controller:
+    """Signs as the controller for the executor behind `client`: its audience is the executor's identity key,
+    learnt from `/v1/health` on the first call unless given."""
+
     client: TestClient
     key: SigningKey = CONTROLLER
+    audience: str | None = None
+
+    async def ensure_audience(self) -> str:
+        if self.audience is None:
+            self.audience = (await (await self.client.get("/v1/health")).json())["signing_key"]
+        return self.audience
 
     def headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
-        return sign_request(self.key, method=method, path_qs=path, body=body, timestamp_ms=int(time.time() * 1000))
+        assert self.audience is not None, "await ensure_audience() first"
+        return sign_request(
+            self.key,
+            method=method,
+            path_qs=path,
+            body=body,
+            audience=self.audience,
+            timestamp_ms=int(time.time() * 1000),
+        )
 
     async def call(self, method: str, path: str, payload: Any = None) -> tuple[int, Any]:
+        await self.ensure_audience()
         body = canonical_bytes(payload) if payload is not None else b""
         headers = {**self.headers(method, path, body), "Content-Type": "application/json"}
         response = await self.client.request(method, path, data=body, headers=headers)
@@ -102,9 +120,20 @@ class Controller:
     async def start(self, spec: dict[str, Any]) -> tuple[int, Any]:
         return await self.call("POST", "/v1/jobs/start", spec)
 
-    async def provision(self, job_id: str, sealing_key: str, key: Any) -> tuple[int, Any]:
-        payload = json.dumps({"job_id": job_id, "api_key": key.key, "secret": key.secret}).encode()
-        sealed = base64.b64encode(seal(sealing_key, payload)).decode()
+    async def provision(
+        self, job_id: str, sealing_key: str, key: Any, *, spec_digest: str | None = None, controller: str | None = None
+    ) -> tuple[int, Any]:
+        """Seal `key` as Django does: for this job, the digest of the spec it runs, and this controller."""
+        if spec_digest is None:
+            spec_digest = (await self.status(job_id))["job_spec_digest"]
+        payload = {
+            "job_id": job_id,
+            "api_key": key.key,
+            "secret": key.secret,
+            "job_spec_digest": spec_digest,
+            "controller_key": controller or self.key.public_hex,
+        }
+        sealed = base64.b64encode(seal(sealing_key, json.dumps(payload).encode())).decode()
         return await self.call("POST", f"/v1/jobs/{job_id}/credentials", {"sealed_b64": sealed})
 
     async def status(self, job_id: str) -> Any:

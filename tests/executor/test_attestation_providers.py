@@ -26,7 +26,7 @@ from executor.quote import (
     QuoteUnavailable,
     mrtd_of,
 )
-from wire.attestation import report_data
+from wire.attestation import report_data, runtime_config_digest
 
 MRTD = bytes(range(48))
 
@@ -196,8 +196,12 @@ async def test_attestation_binds_nonce_and_both_keys(
         response = await client.get(f"/v1/attestation?nonce={nonce}")
         assert response.status == 200
         body = await response.json()
+        assert body["runtime_config"] == Config().runtime_config(quote_provider=provider.name)
         expected = report_data(
-            nonce=nonce, signing_key=identity.signing.public_hex, sealing_key=identity.sealing.public_hex
+            nonce=nonce,
+            signing_key=identity.signing.public_hex,
+            sealing_key=identity.sealing.public_hex,
+            runtime_config_digest=runtime_config_digest(body["runtime_config"]),
         )
         quote = base64.b64decode(body["quote_b64"])
         assert quote[568:632] == expected

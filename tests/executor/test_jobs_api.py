@@ -1,9 +1,11 @@
-"""The jobs API's gate and its refusals: only the pinned controller's signed, fresh, unreplayed requests control
-jobs; bad job specs, credentials and cursors are refused with typed errors and change nothing."""
+"""The jobs API's gate and its refusals: only the configured controller's signed, fresh, unreplayed requests
+addressed to this executor control jobs; bad job specs, credentials and cursors are refused with typed errors and
+change nothing."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -13,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from executor.api.app import create_app
 from executor.api.jobs import MANAGER_KEY
-from executor.config import Config
+from executor.config import Config, ConfigError
 from executor.identity import Identity
 from executor.jobs.manager import JobManager
 from tests.executor.harness import CONTROLLER, Controller, job_spec
@@ -33,7 +35,7 @@ async def markets(exchange_id: str) -> frozenset[str]:
 @pytest.fixture
 async def app_client() -> AsyncIterator[tuple[TestClient, Identity, JobManager]]:
     identity = Identity.generate()
-    config = Config(controller_key=None)
+    config = Config(controller_key=CONTROLLER.public_hex)
     app = create_app(config, identity=identity)
     app[MANAGER_KEY]._markets_lookup = markets
     async with TestClient(TestServer(app)) as client:
@@ -48,41 +50,121 @@ async def test_unsigned_requests_are_refused(app_client: tuple[TestClient, Ident
     assert manager.jobs == {}
 
 
-async def test_the_first_controller_is_pinned_and_others_refused(
+async def test_no_controller_is_pinned_on_first_use() -> None:
+    """Without a configured controller key the executor obeys nobody: the first signer is not trusted."""
+    intruder_key = SigningKey.from_seed(b"x" * 32)
+    app = create_app(Config(controller_key=None))
+    async with TestClient(TestServer(app)) as client:
+        for key in (intruder_key, CONTROLLER):
+            status, body = await Controller(client, key=key).start(job_spec("pin-1"))
+            assert status == 401, body
+            assert body["error"]["code"] == "unauthorized"
+        assert app[MANAGER_KEY].jobs == {}
+        health = await (await client.get("/v1/health")).json()
+        assert health["controller_key"] is None
+        assert "controller_key_pinned_by" not in health
+    with pytest.raises(ConfigError, match="EXECUTOR_CONTROLLER_KEY"):
+        Config.from_env({})  # a real process does not start without one
+
+
+async def test_only_the_configured_controller_is_obeyed(app_client: tuple[TestClient, Identity, JobManager]) -> None:
+    client, _, manager = app_client
+    intruder = Controller(client, key=SigningKey.from_seed(b"x" * 32))
+    status, body = await intruder.start(job_spec("pin-2"))  # signing first earns nothing
+    assert status == 401
+    assert "does not trust" in body["error"]["message"]
+    assert manager.jobs == {}
+    assert (await Controller(client).start(job_spec("pin-2")))[0] == 201
+    status, body = await intruder.call("POST", "/v1/jobs/stop", {"job_id": "pin-2"})
+    assert status == 401
+    assert manager.get("pin-2").state == "pending_credentials"
+
+
+async def test_a_request_signed_for_another_executor_is_refused(
     app_client: tuple[TestClient, Identity, JobManager],
 ) -> None:
     client, _, manager = app_client
-    ctl = Controller(client)
-    status, _ = await ctl.start(job_spec("pin-1"))
-    assert status == 201
-    health = await (await client.get("/v1/health")).json()
-    assert health["controller_key"] == CONTROLLER.public_hex
-    assert health["controller_key_pinned_by"] == "first contact"
-    intruder = Controller(client, key=SigningKey.from_seed(b"x" * 32))
-    status, body = await intruder.call("POST", "/v1/jobs/stop", {"job_id": "pin-1"})
-    assert status == 401
-    assert "does not trust" in body["error"]["message"]
-    assert manager.get("pin-1").state == "pending_credentials"
+    other = Identity.generate()  # executor A; this app is executor B
+    body = canonical_bytes(job_spec("aud-1"))
+    for_a = sign_request(
+        CONTROLLER,
+        method="POST",
+        path_qs="/v1/jobs/start",
+        body=body,
+        audience=other.signing.public_hex,
+        timestamp_ms=int(time.time() * 1000),
+    )
+    response = await client.post("/v1/jobs/start", data=body, headers=for_a)
+    assert response.status == 401
+    assert (await response.json())["error"]["code"] == "wrong_audience"
+    relabelled = dict(for_a, **{"X-Controller-Audience": (await Controller(client).ensure_audience())})
+    response = await client.post("/v1/jobs/start", data=body, headers=relabelled)  # the signature covers it
+    assert response.status == 401
+    assert manager.jobs == {}
+
+
+async def test_a_request_is_not_replayable_after_a_restart() -> None:
+    """The audience is the boot's identity key, made in memory at start: a restarted executor has another, so
+    a request captured before the restart (within the clock window, its nonce forgotten) is refused."""
+    body = canonical_bytes(job_spec("boot-1"))
+    config = Config(controller_key=CONTROLLER.public_hex)
+    first = create_app(config)
+    first[MANAGER_KEY]._markets_lookup = markets
+    async with TestClient(TestServer(first)) as client:
+        audience = await Controller(client).ensure_audience()
+        headers = sign_request(
+            CONTROLLER,
+            method="POST",
+            path_qs="/v1/jobs/start",
+            body=body,
+            audience=audience,
+            timestamp_ms=int(time.time() * 1000),
+        )
+        assert (await client.post("/v1/jobs/start", data=body, headers=headers)).status == 201
+    restarted = create_app(config)
+    restarted[MANAGER_KEY]._markets_lookup = markets
+    async with TestClient(TestServer(restarted)) as client:
+        assert await Controller(client).ensure_audience() != audience
+        response = await client.post("/v1/jobs/start", data=body, headers=headers)
+        assert response.status == 401
+        assert (await response.json())["error"]["code"] == "wrong_audience"
+        assert restarted[MANAGER_KEY].jobs == {}
 
 
 async def test_replayed_stale_and_tampered_requests_are_refused(
     app_client: tuple[TestClient, Identity, JobManager],
 ) -> None:
-    client, _, manager = app_client
+    client, identity, manager = app_client
     body = canonical_bytes(job_spec("replay-1"))
+    me = identity.signing.public_hex
     headers = sign_request(
-        CONTROLLER, method="POST", path_qs="/v1/jobs/start", body=body, timestamp_ms=int(time.time() * 1000)
+        CONTROLLER,
+        method="POST",
+        path_qs="/v1/jobs/start",
+        body=body,
+        audience=me,
+        timestamp_ms=int(time.time() * 1000),
     )
     assert (await client.post("/v1/jobs/start", data=body, headers=headers)).status == 201
     replay = await client.post("/v1/jobs/start", data=body, headers=headers)
     assert replay.status == 401
     assert "replay" in (await replay.json())["error"]["message"]
     old = sign_request(
-        CONTROLLER, method="POST", path_qs="/v1/jobs/start", body=body, timestamp_ms=int(time.time() * 1000) - 120_000
+        CONTROLLER,
+        method="POST",
+        path_qs="/v1/jobs/start",
+        body=body,
+        audience=me,
+        timestamp_ms=int(time.time() * 1000) - 120_000,
     )
     assert (await client.post("/v1/jobs/start", data=body, headers=old)).status == 401
     fresh = sign_request(
-        CONTROLLER, method="POST", path_qs="/v1/jobs/start", body=body, timestamp_ms=int(time.time() * 1000)
+        CONTROLLER,
+        method="POST",
+        path_qs="/v1/jobs/start",
+        body=body,
+        audience=me,
+        timestamp_ms=int(time.time() * 1000),
     )
     tampered = canonical_bytes(job_spec("replay-2"))
     response = await client.post("/v1/jobs/start", data=tampered, headers=fresh)
@@ -98,11 +180,13 @@ async def test_two_identical_requests_signed_in_the_same_millisecond_are_both_ac
     app_client: tuple[TestClient, Identity, JobManager],
 ) -> None:
     """Two workers starting one order at once: same body, same millisecond — distinct nonces, both served."""
-    client, _, manager = app_client
+    client, identity, manager = app_client
     body = canonical_bytes(job_spec("twin-1"))
     now = int(time.time() * 1000)
+    me = identity.signing.public_hex
     first, second = (
-        sign_request(CONTROLLER, method="POST", path_qs="/v1/jobs/start", body=body, timestamp_ms=now) for _ in "ab"
+        sign_request(CONTROLLER, method="POST", path_qs="/v1/jobs/start", body=body, audience=me, timestamp_ms=now)
+        for _ in "ab"
     )
     assert first["X-Controller-Signature"] != second["X-Controller-Signature"]
     assert (await client.post("/v1/jobs/start", data=body, headers=first)).status == 201
@@ -136,6 +220,7 @@ async def test_floats_in_a_job_spec_are_refused(app_client: tuple[TestClient, Id
     client, _, manager = app_client
     raw = json.dumps({**job_spec("float-1"), "sample_seconds": 1.5}).encode()
     ctl = Controller(client)
+    await ctl.ensure_audience()
     headers = ctl.headers("POST", "/v1/jobs/start", raw)
     response = await client.post("/v1/jobs/start", data=raw, headers=headers)
     assert response.status == 400
@@ -174,7 +259,20 @@ async def test_bad_credentials_are_refused_and_the_job_waits(
     assert (await ctl.start(job_spec("cred-1")))[0] == 201
     other = Identity.generate()
     payload = json.dumps({"job_id": "cred-1", "api_key": "k", "secret": "s"}).encode()
+    running = (await ctl.status("cred-1"))["job_spec_digest"]
+    other_spec = canonical_bytes(job_spec("cred-1", params={"order_amount": "300"}))
+
+    def sealed(**fields: object) -> dict[str, str]:
+        full = {"job_id": "cred-1", "api_key": "k", "secret": "s", "job_spec_digest": running}
+        full["controller_key"] = CONTROLLER.public_hex
+        opened = json.dumps({k: v for k, v in {**full, **fields}.items() if v is not None}).encode()
+        return {"sealed_b64": base64.b64encode(seal(identity.sealing.public_hex, opened)).decode()}
+
     cases = [
+        (sealed(job_spec_digest=hashlib.sha256(other_spec).hexdigest()), "credentials_for_another_spec"),
+        (sealed(job_spec_digest=None), "credentials_for_another_spec"),
+        (sealed(controller_key=SigningKey.from_seed(b"x" * 32).public_hex), "credentials_from_another_controller"),
+        (sealed(controller_key=None), "credentials_from_another_controller"),
         ({"sealed_b64": "%%%"}, "invalid_request"),
         ({"sealed_b64": base64.b64encode(seal(other.sealing.public_hex, payload)).decode()}, "bad_seal"),
         (

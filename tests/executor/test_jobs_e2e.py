@@ -31,7 +31,9 @@ def exchange() -> Iterator[RunningExchange]:
 @pytest.fixture
 async def controller(exchange: RunningExchange) -> AsyncIterator[tuple[Controller, Identity]]:
     identity = Identity.generate()
-    config = Config(tick_ms=200, exchange_api_urls={"binance": exchange.base_url}, controller_key=CONTROLLER.public_hex)
+    config = Config(
+        tick_ms=200, exchange_api_urls={"binance": exchange.base_url}, controller_key=CONTROLLER.public_hex, dev=True
+    )
     app = create_app(config, identity=identity)
     async with TestClient(TestServer(app)) as client:
         yield Controller(client), identity

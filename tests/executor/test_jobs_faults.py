@@ -92,6 +92,7 @@ async def harness(exchange: RunningExchange) -> AsyncIterator[Harness]:
         request_timeout_ms=1000,
         exchange_api_urls={"binance": exchange.base_url},
         controller_key=CONTROLLER.public_hex,
+        dev=True,
     )
     app = create_app(config, identity=identity)
     async with TestClient(TestServer(app)) as client:

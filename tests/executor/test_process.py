@@ -15,6 +15,7 @@ import httpx
 from devnet.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+CONTROLLER_KEY = "ab" * 32
 
 
 def test_starts_serves_and_stops_on_sigterm() -> None:
@@ -22,6 +23,7 @@ def test_starts_serves_and_stops_on_sigterm() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "executor", "--port", str(port)],
         cwd=ROOT,
+        env={**os.environ, "EXECUTOR_CONTROLLER_KEY": CONTROLLER_KEY},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -48,9 +50,31 @@ def test_starts_serves_and_stops_on_sigterm() -> None:
 
 
 def test_bad_port_is_one_line_naming_the_variable() -> None:
-    env = {**os.environ, "EXECUTOR_PORT": "abc"}
+    env = {**os.environ, "EXECUTOR_PORT": "abc", "EXECUTOR_CONTROLLER_KEY": CONTROLLER_KEY}
     result = subprocess.run(
         [sys.executable, "-m", "executor"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 2
     assert result.stderr == "configuration error: EXECUTOR_PORT must be an integer, got 'abc'\n"
+
+
+def test_a_plain_http_exchange_outside_dev_mode_refuses_to_start() -> None:
+    """A host re-rooting exchange traffic through a plain http endpoint of its own: the executor does not start."""
+    urls = json.dumps({"binance": "http://10.0.0.1:8080"})
+    env = {**os.environ, "EXECUTOR_CONTROLLER_KEY": CONTROLLER_KEY, "EXECUTOR_EXCHANGE_API_URLS": urls}
+    env.pop("EXECUTOR_DEV", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "executor"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("configuration error: EXECUTOR_EXCHANGE_API_URLS['binance']")
+    assert "https only" in result.stderr
+
+
+def test_without_a_controller_key_the_executor_refuses_to_start() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "EXECUTOR_CONTROLLER_KEY"}
+    result = subprocess.run(
+        [sys.executable, "-m", "executor"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert "EXECUTOR_CONTROLLER_KEY" in result.stderr

@@ -80,6 +80,9 @@ class Command(BaseCommand):
         parser.add_argument("--nonce", default=None, help="the verifier's nonce (64 hex) to check REPORTDATA")
         parser.add_argument("--signing-key", default=None, help="executor's Ed25519 public key (64 hex)")
         parser.add_argument("--sealing-key", default=None, help="executor's X25519 public key (64 hex)")
+        parser.add_argument(
+            "--runtime-config-digest", default=None, help="SHA-256 (64 hex) of the executor's runtime_config document"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -103,13 +106,16 @@ class Command(BaseCommand):
         except UnicodeDecodeError:
             raise _InputError("unreadable_input", "collateral is not UTF-8 text") from None
         root = _root_der(_read(options["root_ca"], "root CA")) if options["root_ca"] else None
-        binding = (options["nonce"], options["signing_key"], options["sealing_key"])
+        binding = (options["nonce"], options["signing_key"], options["sealing_key"], options["runtime_config_digest"])
         expected = None
         if any(binding):
             if not all(binding):
-                raise _InputError("invalid_arguments", "--nonce, --signing-key and --sealing-key go together")
+                message = "--nonce, --signing-key, --sealing-key and --runtime-config-digest go together"
+                raise _InputError("invalid_arguments", message)
             try:
-                expected = report_data(nonce=binding[0], signing_key=binding[1], sealing_key=binding[2])
+                expected = report_data(
+                    nonce=binding[0], signing_key=binding[1], sealing_key=binding[2], runtime_config_digest=binding[3]
+                )
             except WireError as exc:
                 raise _InputError("invalid_arguments", str(exc)) from None
         return quote, collateral, root, expected
