@@ -36,6 +36,8 @@ from mrmarket.chain import get_web3
 from mrmarket.errors import NotFound
 from mrmarket.observability import context
 from mrmarket.observability.logging import get_logger
+from wire.errors import StrategyParamError, UnknownStrategy, WireError
+from wire.jobs import parse_job_spec
 
 log = get_logger(__name__)
 ERC20_ABI = load_artifact("DevToken").abi
@@ -60,12 +62,18 @@ def custody_asset(asset: str) -> tuple[ChecksumAddress, int]:
 STRATEGY_KEYS = frozenset({"name", "params", "risk", "report_interval_seconds", "sample_seconds"})
 
 
-def _check_strategy(strategy: dict[str, Any] | None) -> dict[str, Any]:
-    """The order's strategy choices: the shape here; the values by the executor's strategy at job start."""
+def _check_strategy(
+    strategy: dict[str, Any] | None, *, exchange: str, symbol: str, funding_asset: str, funding_amount: int
+) -> dict[str, Any]:
+    """The order's strategy, resolved (defaults and sizes filled in) and checked as the complete job spec it
+    becomes, by the same parser the executor runs (`wire.jobs.parse_job_spec`): a spec the executor would refuse
+    is refused here, before the order exists and before any money moves. Returns what the order stores."""
+    from execution.jobs import job_spec_of, market_mid, resolve_strategy
+
     if strategy is None:
-        return {}
+        strategy = {}
     if not isinstance(strategy, dict):
-        raise OrderRejected("strategy must be an object")
+        raise OrderRejected("strategy must be an object", code="invalid_strategy")
     unknown = sorted(set(strategy) - STRATEGY_KEYS)
     if unknown:
         raise OrderRejected(f"strategy has unknown field {unknown[0]!r}", code="invalid_strategy")
@@ -77,10 +85,27 @@ def _check_strategy(strategy: dict[str, Any] | None) -> dict[str, Any]:
                 raise OrderRejected(
                     f"strategy.{key}.{name}: use a decimal string, not a float", code="invalid_strategy"
                 )
+    if "name" in strategy and not isinstance(strategy["name"], str):
+        raise OrderRejected("strategy.name must be a string", code="invalid_strategy")
     for key in ("report_interval_seconds", "sample_seconds"):
         if key in strategy and (isinstance(strategy[key], bool) or not isinstance(strategy[key], int)):
             raise OrderRejected(f"strategy.{key} must be an integer", code="invalid_strategy")
-    return dict(strategy)
+    try:
+        resolved = resolve_strategy(
+            dict(strategy),
+            symbol=symbol,
+            funding_asset=funding_asset,
+            funding_amount=funding_amount,
+            mid=market_mid(exchange, symbol),
+        )
+        parse_job_spec(job_spec_of(resolved, job_id="mmo-new", exchange=exchange, symbol=symbol))
+    except WireError as exc:
+        # The executor's own codes: unknown_strategy, invalid_strategy_params; the envelope's and risk's schema.
+        code = exc.code if isinstance(exc, (UnknownStrategy, StrategyParamError)) else "invalid_job_spec"
+        raise OrderRejected(
+            f"the job spec would be refused: {exc}", code=code, extra={"path": exc.path, "reason": exc.message}
+        ) from None
+    return resolved
 
 
 def mm_order_create(
@@ -101,7 +126,6 @@ def mm_order_create(
     if funding_asset not in (market["base"], market["quote"]):
         raise OrderRejected(f"{funding_asset} is neither side of {symbol}", extra={"symbol": symbol})
     _, decimals = custody_asset(funding_asset)
-    chosen = _check_strategy(strategy)
     if funding_amount <= 0:
         raise OrderRejected("the funding amount must be positive")
     amount = Decimal(funding_amount) / (Decimal(10) ** decimals)
@@ -112,6 +136,9 @@ def mm_order_create(
             code="amount_below_minimum",
             extra={"minimum": str(minimum), "asset": funding_asset},
         )
+    chosen = _check_strategy(
+        strategy, exchange=account.exchange, symbol=symbol, funding_asset=funding_asset, funding_amount=funding_amount
+    )
     return MMOrder.objects.create(
         owner_id=owner_id,
         exchange_account=account,

@@ -35,16 +35,14 @@ from wire.canonical import canonical_bytes, digest
 from wire.errors import ChainError, WireError
 from wire.jobs import JOBSPEC_SCHEMA
 from wire.reports import SignedReport, verify_chain
+from wire.strategies import strategy_kind
 
 log = get_logger(__name__)
 
-DEFAULT_PARAMS: dict[str, Any] = {
-    "bid_spread": "0.002",
-    "ask_spread": "0.002",
-    "levels": 2,
-    "level_spread": "0.002",
-    "refresh_tolerance": "0.001",
-}
+# Strategy parameter defaults are the wire contract's (`wire.strategies`), the ones the executor parses with;
+# these are Django's own choices for what only Django decides: the risk limits not sized from the funding, the
+# strategy when none is named, and the report cadence.
+DEFAULT_STRATEGY = "baseline"
 DEFAULT_RISK: dict[str, Any] = {
     "max_open_orders": 20,
     "max_orders_per_second": 5,
@@ -52,6 +50,8 @@ DEFAULT_RISK: dict[str, Any] = {
     "stale_book_seconds": 10,
     "dead_man_seconds": 30,
 }
+DEFAULT_REPORT_INTERVAL_SECONDS = 60
+DEFAULT_SAMPLE_SECONDS = 10
 
 
 class ProvisioningRefused(ApplicationError):
@@ -111,17 +111,23 @@ def client_for(order: MMOrder) -> ExecutorClient:
 # --- job spec ------------------------------------------------------------------------------------------------
 
 
-def build_job_spec(order: MMOrder, *, mid: Decimal) -> dict[str, Any]:
-    """The job spec for an order: its strategy choices over the defaults; sizes from the funding when not given."""
-    chosen = dict(order.strategy or {})
-    params = {**DEFAULT_PARAMS, **(chosen.get("params") or {})}
-    quote = order.symbol.split("/")[1]
-    _, decimals = custody_asset(order.funding_asset)
-    funded = Decimal(order.funding_amount) / (Decimal(10) ** decimals)
-    funded_quote = funded if order.funding_asset == quote else funded * mid
+def resolve_strategy(
+    chosen: dict[str, Any], *, symbol: str, funding_asset: str, funding_amount: int, mid: Decimal
+) -> dict[str, Any]:
+    """The order's strategy choices over the defaults, sizes from the funding where not given: every value the
+    job spec carries besides where it runs. UnknownStrategy when the strategy has no parameter contract."""
+    name = chosen.get("name", DEFAULT_STRATEGY)
+    params = {**strategy_kind(name).defaults, **(chosen.get("params") or {})}
+    quote = symbol.split("/")[1]
+    _, decimals = custody_asset(funding_asset)
+    funded = Decimal(funding_amount) / (Decimal(10) ** decimals)
+    funded_quote = funded if funding_asset == quote else funded * mid
     if "order_amount" not in params:
-        # Each of 2·levels orders gets a quarter of its share, so the ladder fits twice over on either side.
-        per_order = funded_quote / (4 * int(params["levels"])) / mid
+        # Each of 2·levels orders gets a quarter of its share, so the ladder fits twice over on either side. A
+        # levels value the strategy refuses sizes as one level; the parser then names the bad levels.
+        levels = params.get("levels")
+        ladder = levels if isinstance(levels, int) and not isinstance(levels, bool) and levels >= 1 else 1
+        per_order = funded_quote / (4 * ladder) / mid
         params["order_amount"] = format(per_order.quantize(Decimal("0.1"), rounding=ROUND_FLOOR), "f")
     risk = {
         **DEFAULT_RISK,
@@ -131,26 +137,63 @@ def build_job_spec(order: MMOrder, *, mid: Decimal) -> dict[str, Any]:
         **(chosen.get("risk") or {}),
     }
     return {
-        "schema": JOBSPEC_SCHEMA,
-        "job_id": f"mmo{order.pk}-{secrets.token_hex(4)}",  # unique even if executors outlive this database
-        "exchange": order.exchange_account.exchange,
-        "symbol": order.symbol,
-        "strategy": {"name": chosen.get("name", "baseline"), "params": params},
+        "name": name,
+        "params": params,
         "risk": risk,
-        "report_interval_seconds": int(chosen.get("report_interval_seconds", 60)),
-        "sample_seconds": int(chosen.get("sample_seconds", 10)),
+        "report_interval_seconds": chosen.get("report_interval_seconds", DEFAULT_REPORT_INTERVAL_SECONDS),
+        "sample_seconds": chosen.get("sample_seconds", DEFAULT_SAMPLE_SECONDS),
     }
 
 
+def job_spec_of(resolved: dict[str, Any], *, job_id: str, exchange: str, symbol: str) -> dict[str, Any]:
+    """The wire job spec of a resolved strategy (`resolve_strategy`)."""
+    return {
+        "schema": JOBSPEC_SCHEMA,
+        "job_id": job_id,
+        "exchange": exchange,
+        "symbol": symbol,
+        "strategy": {"name": resolved["name"], "params": resolved["params"]},
+        "risk": resolved["risk"],
+        "report_interval_seconds": resolved["report_interval_seconds"],
+        "sample_seconds": resolved["sample_seconds"],
+    }
+
+
+def build_job_spec(order: MMOrder, *, mid: Decimal) -> dict[str, Any]:
+    """The job spec for an order. An order made by `mm_order_create` carries its resolved strategy (parsed then
+    by `wire.jobs.parse_job_spec`), which this leaves unchanged; `mid` only sizes what is still missing."""
+    resolved = resolve_strategy(
+        dict(order.strategy or {}),
+        symbol=order.symbol,
+        funding_asset=order.funding_asset,
+        funding_amount=int(order.funding_amount),
+        mid=mid,
+    )
+    return job_spec_of(
+        resolved,
+        job_id=f"mmo{order.pk}-{secrets.token_hex(4)}",  # unique even if executors outlive this database
+        exchange=order.exchange_account.exchange,
+        symbol=order.symbol,
+    )
+
+
 def _mid(order: MMOrder) -> Decimal:
+    return market_mid(order.exchange_account.exchange, order.symbol)
+
+
+def market_mid(exchange: str, symbol: str) -> Decimal:
     from execution.exchanges import TRANSIENT, exchange_client
 
     try:
-        book = exchange_client(order.exchange_account.exchange).fetch_order_book(order.symbol, 5)
+        book = exchange_client(exchange).fetch_order_book(symbol, 5)
     except TRANSIENT:
         from execution.errors import ExchangeUnavailable
 
-        raise ExchangeUnavailable(f"{order.exchange_account.exchange} did not answer its order book") from None
+        raise ExchangeUnavailable(f"{exchange} did not answer its order book") from None
+    if not book["bids"] or not book["asks"]:
+        from execution.errors import ExchangeUnavailable
+
+        raise ExchangeUnavailable(f"{exchange} has no two-sided book for {symbol} to size the job from")
     return (Decimal(str(book["bids"][0][0])) + Decimal(str(book["asks"][0][0]))) / 2
 
 
