@@ -28,7 +28,7 @@ from web3.types import Nonce, TxParams
 from contracts import load_artifact
 from execution import selectors, services
 from execution.domain import mm_order as mm
-from execution.domain.ledger import transfer
+from execution.domain.ledger import NON_CUSTODY_DECIMALS, transfer
 from execution.errors import ExchangeUnavailable, ExecutionError, LedgerOverdraft
 from execution.exchanges import TRANSIENT, exchange_call, exchange_client, exchange_market
 from execution.models import CustodyNonce, CustodyTransfer, ExchangeAccount, ExchangeWithdrawal, MMOrder
@@ -57,6 +57,17 @@ def custody_asset(asset: str) -> tuple[ChecksumAddress, int]:
     if not spec or not settings.CUSTODY_PRIVATE_KEY:
         raise CustodyNotConfigured(f"the custody wallet does not hold {asset} (CUSTODY_ASSETS, CUSTODY_PRIVATE_KEY)")
     return Web3.to_checksum_address(str(spec["token"])), int(str(spec["decimals"]))
+
+
+def is_custody_asset(asset: str) -> bool:
+    return asset in settings.CUSTODY_ASSETS
+
+
+def asset_decimals(asset: str) -> int:
+    """The base-unit scale the ledger books `asset` in: the custody token's decimals, or `NON_CUSTODY_DECIMALS`
+    for an asset custody does not hold (a fee paid in BNB, a base bought that custody cannot take home)."""
+    spec = settings.CUSTODY_ASSETS.get(asset)
+    return int(str(spec["decimals"])) if spec else NON_CUSTODY_DECIMALS
 
 
 STRATEGY_KEYS = frozenset({"name", "params", "risk", "report_interval_seconds", "sample_seconds"})

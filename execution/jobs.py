@@ -15,26 +15,27 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal, Inexact, InvalidOperation
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.module_loading import import_string
 
-from execution import services
+from execution import selectors, services
 from execution.domain import mm_order as mm
-from execution.domain.ledger import Posting, Transaction, transfer
+from execution.domain.ledger import Posting, Transaction, exchange_holdings, transfer, unbooked_source
 from execution.errors import ExecutorRefused, ReportRejected
 from execution.executor_client import ExecutorClient
-from execution.funds import custody_asset
+from execution.funds import asset_decimals, custody_asset, is_custody_asset
 from execution.models import Alert, ExecutionReport, MMOrder
 from mrmarket.errors import ApplicationError
 from mrmarket.observability.logging import get_logger
 from wire.canonical import canonical_bytes, digest
-from wire.errors import ChainError, WireError
+from wire.errors import ChainError, TooLarge, WireError
 from wire.jobs import JOBSPEC_SCHEMA
-from wire.reports import SignedReport, verify_chain
+from wire.reports import SignedReport, validate_report, verify_chain
+from wire.schema import DECIMAL_MAX_LEN
 from wire.strategies import strategy_kind
 
 log = get_logger(__name__)
@@ -295,7 +296,9 @@ def _last_report(order: MMOrder) -> SignedReport | None:
 
 def ingest_reports(order: MMOrder, envelopes: list[Any]) -> int:
     """Verify a page of reports against the job's signing key, spec and the stored chain, then store each
-    verbatim with its fills booked. A report that fails any check is refused with nothing stored."""
+    verbatim with its fills booked. Reports are taken in order: those before the first that fails a check are
+    stored; that one is refused (typed, counted, alerted) with nothing of it stored, and so is what follows it,
+    which can only chain through it."""
     if envelopes and not settings.EXECUTOR_ALLOW_UNATTESTED:
         from attestation.selectors import signing_key_attested
 
@@ -311,26 +314,31 @@ def ingest_reports(order: MMOrder, envelopes: list[Any]) -> int:
                 extra={"order": order.pk, "job_id": order.job_id, "reason_code": "unattested_signing_key"},
             )
     previous = _last_report(order)
+    verified: list[tuple[SignedReport, list[Transaction]]] = []
     try:
-        signed = [SignedReport.from_json(e) for e in envelopes]
-        known = [s for s in signed if previous is not None and s.sequence <= previous.sequence]
-        stored = dict(
-            ExecutionReport.objects.filter(job_id=order.job_id, sequence__in=[s.sequence for s in known]).values_list(
-                "sequence", "digest"
-            )
-        )
-        for again in known:
-            if stored.get(again.sequence) != again.digest or digest(again.report) != again.digest:
-                raise ChainError(f"report {again.sequence} differs from the one already stored (rewritten history)")
-        signed = [s for s in signed if previous is None or s.sequence > previous.sequence]
-        verify_chain(
-            signed,
-            signing_key=order.executor_signing_key,
-            after=previous,
-            job_spec_digest=digest(order.job_spec),
-        )
+        spec_digest = digest(order.job_spec)
+        after = previous
+        for envelope in envelopes:
+            signed = SignedReport.from_json(envelope)
+            # Schema and size caps first: every step after reads only fields of a checked, bounded report.
+            validate_report(signed.report)
+            if previous is not None and signed.sequence <= previous.sequence:
+                stored = (
+                    ExecutionReport.objects.filter(job_id=order.job_id, sequence=signed.sequence)
+                    .values_list("digest", flat=True)
+                    .first()
+                )
+                if stored != signed.digest or digest(signed.report) != signed.digest:
+                    raise ChainError(
+                        f"report {signed.sequence} differs from the one already stored (rewritten history)"
+                    )
+                continue
+            verify_chain([signed], signing_key=order.executor_signing_key, after=after, job_spec_digest=spec_digest)
+            verified.append((signed, _fill_transactions(order, signed.report["fills"])))
+            after = signed
     except WireError as exc:
-        _count_reports(order, refused=1)
+        count = sum(_store(order, report, txs) for report, txs in verified)
+        _count_reports(order, accepted=count, refused=1)
         _alert(
             "report_rejected",
             f"order {order.pk}: a report of job {order.job_id} was refused: {exc}",
@@ -338,9 +346,10 @@ def ingest_reports(order: MMOrder, envelopes: list[Any]) -> int:
             detail={"order": order.pk, "job_id": order.job_id, "reason": str(exc), "code": exc.code},
         )
         raise ReportRejected(
-            f"report refused: {exc}", extra={"order": order.pk, "job_id": order.job_id, "reason_code": exc.code}
+            f"report refused: {exc}",
+            extra={"order": order.pk, "job_id": order.job_id, "reason_code": exc.code, "stored": count},
         ) from None
-    count = sum(_store(order, report) for report in signed)
+    count = sum(_store(order, report, txs) for report, txs in verified)
     _count_reports(order, accepted=count)
     return count
 
@@ -351,25 +360,25 @@ def _count_reports(order: MMOrder, *, accepted: int = 0, refused: int = 0) -> No
     attestation_services.executor_reports_counted(url=order.executor_url, accepted=accepted, refused=refused)
 
 
-def _store(order: MMOrder, signed: SignedReport) -> bool:
+def _store(order: MMOrder, signed: SignedReport, txs: list[Transaction]) -> bool:
     """Store one verified report with its ledger entries, once: a second worker storing the same report at the
     same moment finds the unique digest taken and leaves (its ledger entries are idempotent by key). True when
     this call stored it."""
     try:
         with transaction.atomic():
-            return _store_once(order, signed)
+            return _store_once(order, signed, txs)
     except IntegrityError:
         if not ExecutionReport.objects.filter(digest=signed.digest).exists():
             raise
         return False
 
 
-def _store_once(order: MMOrder, signed: SignedReport) -> bool:
+def _store_once(order: MMOrder, signed: SignedReport, txs: list[Transaction]) -> bool:
     r = signed.report
     if ExecutionReport.objects.filter(digest=signed.digest).exists():
         return False
-    for tx in _fill_transactions(order, r["fills"]):
-        services.ledger_record(tx=tx, memo="rounded" if tx.kind.endswith("_rounded") else "")
+    for tx in txs:
+        _record_spending(order, tx)
     ExecutionReport.objects.create(
         order=order,
         job_id=r["job_id"],
@@ -385,36 +394,78 @@ def _store_once(order: MMOrder, signed: SignedReport) -> bool:
     return True
 
 
+def _record_spending(order: MMOrder, tx: Transaction) -> None:
+    """Record a fill or fee entry. An asset custody does not hold (a fee in BNB, a base custody cannot take home)
+    can be spent on the exchange from a balance the ledger never saw arrive: the exchange's signed word is that
+    the account held it, so the shortfall is first recognised from `external:unbooked:a<id>` (keyed by the
+    account, not the order, so the order's holdings show what it consumed) and then spent. Custody's own assets
+    get no such credit: a shortfall there is a real discrepancy, refused as an overdraft."""
+    holdings = exchange_holdings(order.exchange_account_id)
+    for posting in tx.postings:
+        if posting.amount >= 0 or posting.account != f"{holdings}:{posting.asset}" or is_custody_asset(posting.asset):
+            continue
+        short = -(selectors.ledger_balance(account=posting.account) + posting.amount)
+        if short > 0:
+            services.ledger_record(
+                tx=transfer(
+                    f"a{order.exchange_account_id}-unbooked-{tx.key}",
+                    "unbooked_credit",
+                    asset=posting.asset,
+                    amount=short,
+                    source=unbooked_source(order.exchange_account_id),
+                    target=holdings,
+                )
+            )
+    services.ledger_record(tx=tx, memo="rounded" if tx.kind.endswith("_rounded") else "")
+
+
+# Exact arithmetic on wire decimals: the caps bound them (wire.schema.DECIMAL_MAX_LEN digits each), so a
+# product of two, scaled to base units, never needs more digits than this; nothing is rounded implicitly.
+_EXACT = Context(prec=4 * DECIMAL_MAX_LEN, traps=[InvalidOperation, Inexact])
+# What a ledger amount column holds (NUMERIC(78,0), ±uint256): a fill beyond it is refused, never truncated.
+_MAX_UNITS = 2**256 - 1
+
+
 def _units(value: Decimal, asset: str, rounding: str) -> tuple[int, bool]:
-    _, decimals = custody_asset(asset)
-    scaled = value * (Decimal(10) ** decimals)
+    scaled = _EXACT.multiply(value, Decimal(10) ** asset_decimals(asset))
     whole = int(scaled.to_integral_value(rounding=rounding))
+    if whole > _MAX_UNITS:
+        raise TooLarge(f"{value} {asset} is more base units than a ledger amount holds", path="report.fills")
     return whole, Decimal(whole) != scaled
 
 
+def _pair(account: str, counter: str, asset: str, units: int) -> tuple[Posting, ...]:
+    """`units` of `asset` into `account` from `counter`; nothing when it rounds to zero base units."""
+    return (Posting(account, asset, units), Posting(counter, asset, -units)) if units else ()
+
+
 def _fill_transactions(order: MMOrder, fills: list[dict[str, Any]]) -> list[Transaction]:
-    """Each fill against the market, and its fee to the exchange, in base units of the custody tokens.
+    """Each fill against the market, and its fee to the exchange, in base units of each asset: custody's token
+    decimals, or the fixed scale `NON_CUSTODY_DECIMALS` for an asset custody does not hold (`asset_decimals`), so
+    every asset the exchange reports is booked. TooLarge (refusing the report) for an amount beyond what the
+    ledger holds.
 
     The exchange keeps balances finer than a token's base unit; where a value does not fit, we book what we
     may hold at most (buys' quote and fees rounded up, sells' quote rounded down), so the ledger never claims
     more than the exchange holds; such entries carry the memo `rounded` (reconciliation tolerates that dust)."""
     base, quote = order.symbol.split("/")
-    here = f"exchange:a{order.exchange_account_id}:free"
+    here = exchange_holdings(order.exchange_account_id)
     out: list[Transaction] = []
     for f in fills:
         amount, price = Decimal(f["amount"]), Decimal(f["price"])
         base_units, base_rounded = _units(amount, base, ROUND_FLOOR)
         buy = f["side"] == "buy"
-        quote_units, quote_rounded = _units(amount * price, quote, ROUND_CEILING if buy else ROUND_FLOOR)
+        quote_units, quote_rounded = _units(
+            _EXACT.multiply(amount, price), quote, ROUND_CEILING if buy else ROUND_FLOOR
+        )
         sign = 1 if buy else -1
         postings = (
-            Posting(f"{here}:{base}", base, sign * base_units),
-            Posting(f"external:market:{base}", base, -sign * base_units),
-            Posting(f"{here}:{quote}", quote, -sign * quote_units),
-            Posting(f"external:market:{quote}", quote, sign * quote_units),
+            *_pair(f"{here}:{base}", f"external:market:{base}", base, sign * base_units),
+            *_pair(f"{here}:{quote}", f"external:market:{quote}", quote, -sign * quote_units),
         )
         kind = "fill_settle_rounded" if base_rounded or quote_rounded else "fill_settle"
-        out.append(Transaction(key=f"o{order.pk}-fill-{f['trade_id']}", kind=kind, postings=postings))
+        if postings:
+            out.append(Transaction(key=f"o{order.pk}-fill-{f['trade_id']}", kind=kind, postings=postings))
         fee = Decimal(f["fee"])
         if fee > 0:
             fee_units, fee_rounded = _units(fee, f["fee_asset"], ROUND_CEILING)
@@ -539,7 +590,9 @@ def mm_order_revoke_job(*, order_id: int) -> MMOrder:
 
 
 def order_holdings(order: MMOrder) -> dict[str, int]:
-    """What this order holds on its exchange account, from its own ledger entries (keys `o<pk>-…`)."""
+    """What this order holds on its exchange account, per asset, from its own ledger entries (keys `o<pk>-…`): every
+    asset its deposit, fills and fees touched, in that asset's base units (`asset_decimals`). Negative for an
+    asset it consumed but never brought (a fee paid in BNB): there is nothing of it to bring back."""
     from execution.models import LedgerPosting
 
     totals: dict[str, int] = {}
