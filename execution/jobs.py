@@ -25,7 +25,7 @@ from django.utils.module_loading import import_string
 from execution import selectors, services
 from execution.domain import mm_order as mm
 from execution.domain.ledger import Posting, Transaction, exchange_holdings, transfer, unbooked_source
-from execution.errors import ExecutorRefused, ReportRejected
+from execution.errors import ExecutorRefused, LedgerConflict, LedgerOverdraft, ReportRejected
 from execution.executor_client import ExecutorClient
 from execution.funds import asset_decimals, custody_asset, is_custody_asset
 from execution.models import Alert, ExecutionReport, MMOrder
@@ -337,7 +337,7 @@ def ingest_reports(order: MMOrder, envelopes: list[Any]) -> int:
             verified.append((signed, _fill_transactions(order, signed.report["fills"])))
             after = signed
     except WireError as exc:
-        count = sum(_store(order, report, txs) for report, txs in verified)
+        count = _store_verified(order, verified)
         _count_reports(order, accepted=count, refused=1)
         _alert(
             "report_rejected",
@@ -349,8 +349,31 @@ def ingest_reports(order: MMOrder, envelopes: list[Any]) -> int:
             f"report refused: {exc}",
             extra={"order": order.pk, "job_id": order.job_id, "reason_code": exc.code, "stored": count},
         ) from None
-    count = sum(_store(order, report, txs) for report, txs in verified)
+    count = _store_verified(order, verified)
     _count_reports(order, accepted=count)
+    return count
+
+
+def _store_verified(order: MMOrder, verified: list[tuple[SignedReport, list[Transaction]]]) -> int:
+    """Store verified reports in order. One the ledger cannot book (it spends a custody asset the ledger says
+    the account does not hold) stops the page with a typed refusal and an alert, the reports before it kept:
+    booking on numbers we cannot explain is how money is lost, and an untyped error would fail every beat."""
+    count = 0
+    for signed, txs in verified:
+        try:
+            count += _store(order, signed, txs)
+        except (LedgerOverdraft, LedgerConflict) as exc:
+            _count_reports(order, accepted=count, refused=1)
+            _alert(
+                "report_unbookable",
+                f"order {order.pk}: report {signed.sequence} of job {order.job_id} cannot be booked: {exc.message}",
+                dedup=f"report-unbookable:{order.job_id}:{signed.sequence}",
+                detail={"order": order.pk, "job_id": order.job_id, "reason": exc.message, "code": exc.code},
+            )
+            raise ReportRejected(
+                f"report {signed.sequence} cannot be booked: {exc.message}",
+                extra={"order": order.pk, "job_id": order.job_id, "reason_code": exc.code, "stored": count},
+            ) from None
     return count
 
 

@@ -218,3 +218,20 @@ def test_too_many_fills_are_refused_typed_and_counted_with_nothing_booked() -> N
     fits = copy.deepcopy(doc)
     fits["fills"] = fits["fills"][:3]
     assert jobs.ingest_reports(order, [sign_report(fits, KEY).as_json()]) == 1
+
+
+def test_a_report_spending_custody_funds_the_ledger_does_not_show_is_refused_typed_not_raised() -> None:
+    order = running_order()
+    good = fill("t1", 0, side="buy", amount="10", price="2", fee="0", fee_asset="USDT")
+    r0 = sign_report(doc_for(order, 0, None, [good]), KEY)
+    overspend = fill("t2", 0, side="buy", amount="1000", price="2", fee="0", fee_asset="USDT")  # 2,000 of 980 USDT
+    r1 = sign_report(doc_for(order, 1, r0, [overspend]), KEY)
+    for _beat in range(2):
+        error = _refused(order, [r0.as_json(), r1.as_json()], "ledger_overdraft")
+        assert "exchange:a" in error.message
+    assert list(ExecutionReport.objects.filter(order=order).values_list("sequence", flat=True)) == [0]
+    assert jobs.order_holdings(order)["USDT"] == 980 * USDT
+    assert not LedgerTransaction.objects.filter(key__contains="-t2").exists()
+    assert Alert.objects.filter(kind="report_unbookable", detail__code="ledger_overdraft").count() == 1
+    record = ExecutorRecord.objects.get(url=URL)
+    assert (record.reports_accepted, record.reports_refused) == (1, 2)
