@@ -15,10 +15,13 @@ from typing import Any
 from wire import schema as s
 from wire.canonical import digest
 from wire.errors import SchemaError, StrategyParamError
-from wire.reports import SYMBOL_RE
+from wire.reports import MAX_ORDER_EVENTS, SYMBOL_RE
 from wire.strategies import parse_strategy_params
 
 JOBSPEC_SCHEMA = "mrmarket.jobspec/v1"
+# Orders a job may place in one report window (its rate limit times the interval): each order makes a few events
+# (placed, then filled, cancelled or expired), so a job within this stays inside a report's event cap.
+MAX_ORDERS_PER_WINDOW = MAX_ORDER_EVENTS // 4
 
 RISK = s.obj(
     {
@@ -52,6 +55,11 @@ def validate_job_spec(spec: Any) -> None:
     JOBSPEC(spec, "spec")
     if spec["report_interval_seconds"] % spec["sample_seconds"]:
         raise SchemaError("must divide report_interval_seconds", path="spec.sample_seconds")
+    if spec["risk"]["max_orders_per_second"] * spec["report_interval_seconds"] > MAX_ORDERS_PER_WINDOW:
+        raise SchemaError(
+            f"times risk.max_orders_per_second allows more than {MAX_ORDERS_PER_WINDOW} orders in one report",
+            path="spec.report_interval_seconds",
+        )
 
 
 def job_spec_digest(spec: dict[str, Any]) -> str:

@@ -98,6 +98,12 @@ def with_risk(**risk: object) -> dict:
         (with_risk(max_open_order=5), "invalid_job_spec", "spec.risk: unknown max_open_order"),
         (with_params(levls=2), "invalid_strategy_params", "strategy.params.levls: is not a parameter"),
         (with_params(bid_spread="0." + "1" * 70), "invalid_strategy_params", "strategy.params.bid_spread"),
+        ({**spec(), "report_interval_seconds": 1200}, "invalid_job_spec", "more than 5000 orders in one report"),
+        (
+            {**spec(), "strategy": {"name": "baseline", "params": {f"p{i}": 1 for i in range(65)}}},
+            "invalid_job_spec",
+            "spec.strategy.params: more than 64 entries",
+        ),
     ],
 )
 def test_the_wire_parser_refuses_what_the_executor_refuses(doc: dict, code: str, message: str) -> None:
