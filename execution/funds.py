@@ -39,7 +39,7 @@ from contracts import load_artifact
 from execution import selectors, services
 from execution.domain import mm_order as mm
 from execution.domain import withdrawal as wd
-from execution.domain.ledger import Transaction, transfer
+from execution.domain.ledger import NON_CUSTODY_DECIMALS, Transaction, transfer
 from execution.domain.units import from_units, reported_units, same_amount, units_up
 from execution.errors import ExchangeUnavailable, ExecutionError, InvalidOrderTransition, LedgerOverdraft
 from execution.exchanges import TRANSIENT, exchange_call, exchange_client, exchange_market
@@ -56,6 +56,8 @@ from mrmarket.chain import get_web3
 from mrmarket.errors import ApplicationError, NotFound
 from mrmarket.observability import context
 from mrmarket.observability.logging import get_logger
+from wire.errors import StrategyParamError, UnknownStrategy, WireError
+from wire.jobs import parse_job_spec
 
 log = get_logger(__name__)
 ERC20_ABI = load_artifact("DevToken").abi
@@ -77,15 +79,32 @@ def custody_asset(asset: str) -> tuple[ChecksumAddress, int]:
     return Web3.to_checksum_address(str(spec["token"])), int(str(spec["decimals"]))
 
 
+def is_custody_asset(asset: str) -> bool:
+    return asset in settings.CUSTODY_ASSETS
+
+
+def asset_decimals(asset: str) -> int:
+    """The base-unit scale the ledger books `asset` in: the custody token's decimals, or `NON_CUSTODY_DECIMALS`
+    for an asset custody does not hold (a fee paid in BNB, a base bought that custody cannot take home)."""
+    spec = settings.CUSTODY_ASSETS.get(asset)
+    return int(str(spec["decimals"])) if spec else NON_CUSTODY_DECIMALS
+
+
 STRATEGY_KEYS = frozenset({"name", "params", "risk", "report_interval_seconds", "sample_seconds"})
 
 
-def _check_strategy(strategy: dict[str, Any] | None) -> dict[str, Any]:
-    """The order's strategy choices: the shape here; the values by the executor's strategy at job start."""
+def _check_strategy(
+    strategy: dict[str, Any] | None, *, exchange: str, symbol: str, funding_asset: str, funding_amount: int
+) -> dict[str, Any]:
+    """The order's strategy, resolved (defaults and sizes filled in) and checked as the complete job spec it
+    becomes, by the same parser the executor runs (`wire.jobs.parse_job_spec`): a spec the executor would refuse
+    is refused here, before the order exists and before any money moves. Returns what the order stores."""
+    from execution.jobs import job_spec_of, market_mid, resolve_strategy
+
     if strategy is None:
-        return {}
+        strategy = {}
     if not isinstance(strategy, dict):
-        raise OrderRejected("strategy must be an object")
+        raise OrderRejected("strategy must be an object", code="invalid_strategy")
     unknown = sorted(set(strategy) - STRATEGY_KEYS)
     if unknown:
         raise OrderRejected(f"strategy has unknown field {unknown[0]!r}", code="invalid_strategy")
@@ -97,10 +116,27 @@ def _check_strategy(strategy: dict[str, Any] | None) -> dict[str, Any]:
                 raise OrderRejected(
                     f"strategy.{key}.{name}: use a decimal string, not a float", code="invalid_strategy"
                 )
+    if "name" in strategy and not isinstance(strategy["name"], str):
+        raise OrderRejected("strategy.name must be a string", code="invalid_strategy")
     for key in ("report_interval_seconds", "sample_seconds"):
         if key in strategy and (isinstance(strategy[key], bool) or not isinstance(strategy[key], int)):
             raise OrderRejected(f"strategy.{key} must be an integer", code="invalid_strategy")
-    return dict(strategy)
+    try:
+        resolved = resolve_strategy(
+            dict(strategy),
+            symbol=symbol,
+            funding_asset=funding_asset,
+            funding_amount=funding_amount,
+            mid=market_mid(exchange, symbol),
+        )
+        parse_job_spec(job_spec_of(resolved, job_id="mmo-new", exchange=exchange, symbol=symbol))
+    except WireError as exc:
+        # The executor's own codes: unknown_strategy, invalid_strategy_params; the envelope's and risk's schema.
+        code = exc.code if isinstance(exc, (UnknownStrategy, StrategyParamError)) else "invalid_job_spec"
+        raise OrderRejected(
+            f"the job spec would be refused: {exc}", code=code, extra={"path": exc.path, "reason": exc.message}
+        ) from None
+    return resolved
 
 
 def mm_order_create(
@@ -121,7 +157,6 @@ def mm_order_create(
     if funding_asset not in (market["base"], market["quote"]):
         raise OrderRejected(f"{funding_asset} is neither side of {symbol}", extra={"symbol": symbol})
     _, decimals = custody_asset(funding_asset)
-    chosen = _check_strategy(strategy)
     if funding_amount <= 0:
         raise OrderRejected("the funding amount must be positive")
     amount = from_units(funding_amount, decimals)
@@ -132,6 +167,9 @@ def mm_order_create(
             code="amount_below_minimum",
             extra={"minimum": str(minimum), "asset": funding_asset},
         )
+    chosen = _check_strategy(
+        strategy, exchange=account.exchange, symbol=symbol, funding_asset=funding_asset, funding_amount=funding_amount
+    )
     return MMOrder.objects.create(
         owner_id=owner_id,
         exchange_account=account,

@@ -15,37 +15,36 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal, Inexact, InvalidOperation
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.module_loading import import_string
 
-from execution import services
+from execution import selectors, services
 from execution.domain import mm_order as mm
-from execution.domain.ledger import Posting, Transaction, transfer
-from execution.domain.units import from_units, is_whole, multiply, to_decimal, units_down, units_up
-from execution.errors import ExecutorRefused, ReportRejected
+from execution.domain.ledger import Posting, Transaction, exchange_holdings, transfer, unbooked_source
+from execution.domain.units import from_units, to_decimal
+from execution.errors import ExecutorRefused, LedgerConflict, LedgerOverdraft, ReportRejected
 from execution.executor_client import ExecutorClient, controller_key
-from execution.funds import custody_asset
+from execution.funds import asset_decimals, custody_asset, is_custody_asset
 from execution.models import Alert, ExecutionReport, MMOrder
 from mrmarket.errors import ApplicationError
 from mrmarket.observability.logging import get_logger
 from wire.canonical import canonical_bytes, digest
-from wire.errors import ChainError, WireError
+from wire.errors import ChainError, TooLarge, WireError
 from wire.jobs import JOBSPEC_SCHEMA
-from wire.reports import SignedReport, verify_chain
+from wire.reports import SignedReport, validate_report, verify_chain
+from wire.schema import DECIMAL_MAX_LEN
+from wire.strategies import strategy_kind
 
 log = get_logger(__name__)
 
-DEFAULT_PARAMS: dict[str, Any] = {
-    "bid_spread": "0.002",
-    "ask_spread": "0.002",
-    "levels": 2,
-    "level_spread": "0.002",
-    "refresh_tolerance": "0.001",
-}
+# Strategy parameter defaults are the wire contract's (`wire.strategies`), the ones the executor parses with;
+# these are Django's own choices for what only Django decides: the risk limits not sized from the funding, the
+# strategy when none is named, and the report cadence.
+DEFAULT_STRATEGY = "baseline"
 DEFAULT_RISK: dict[str, Any] = {
     "max_open_orders": 20,
     "max_orders_per_second": 5,
@@ -53,6 +52,8 @@ DEFAULT_RISK: dict[str, Any] = {
     "stale_book_seconds": 10,
     "dead_man_seconds": 30,
 }
+DEFAULT_REPORT_INTERVAL_SECONDS = 60
+DEFAULT_SAMPLE_SECONDS = 10
 
 
 class ProvisioningRefused(ApplicationError):
@@ -114,17 +115,23 @@ def client_for(order: MMOrder) -> ExecutorClient:
 # --- job spec ------------------------------------------------------------------------------------------------
 
 
-def build_job_spec(order: MMOrder, *, mid: Decimal) -> dict[str, Any]:
-    """The job spec for an order: its strategy choices over the defaults; sizes from the funding when not given."""
-    chosen = dict(order.strategy or {})
-    params = {**DEFAULT_PARAMS, **(chosen.get("params") or {})}
-    quote = order.symbol.split("/")[1]
-    _, decimals = custody_asset(order.funding_asset)
-    funded = from_units(order.funding_amount, decimals)
-    funded_quote = funded if order.funding_asset == quote else funded * mid
+def resolve_strategy(
+    chosen: dict[str, Any], *, symbol: str, funding_asset: str, funding_amount: int, mid: Decimal
+) -> dict[str, Any]:
+    """The order's strategy choices over the defaults, sizes from the funding where not given: every value the
+    job spec carries besides where it runs. UnknownStrategy when the strategy has no parameter contract."""
+    name = chosen.get("name", DEFAULT_STRATEGY)
+    params = {**strategy_kind(name).defaults, **(chosen.get("params") or {})}
+    quote = symbol.split("/")[1]
+    _, decimals = custody_asset(funding_asset)
+    funded = from_units(funding_amount, decimals)
+    funded_quote = funded if funding_asset == quote else funded * mid
     if "order_amount" not in params:
-        # Each of 2·levels orders gets a quarter of its share, so the ladder fits twice over on either side.
-        per_order = funded_quote / (4 * int(params["levels"])) / mid
+        # Each of 2·levels orders gets a quarter of its share, so the ladder fits twice over on either side. A
+        # levels value the strategy refuses sizes as one level; the parser then names the bad levels.
+        levels = params.get("levels")
+        ladder = levels if isinstance(levels, int) and not isinstance(levels, bool) and levels >= 1 else 1
+        per_order = funded_quote / (4 * ladder) / mid
         params["order_amount"] = format(per_order.quantize(Decimal("0.1"), rounding=ROUND_FLOOR), "f")
     risk = {
         **DEFAULT_RISK,
@@ -134,26 +141,63 @@ def build_job_spec(order: MMOrder, *, mid: Decimal) -> dict[str, Any]:
         **(chosen.get("risk") or {}),
     }
     return {
-        "schema": JOBSPEC_SCHEMA,
-        "job_id": f"mmo{order.pk}-{secrets.token_hex(4)}",  # unique even if executors outlive this database
-        "exchange": order.exchange_account.exchange,
-        "symbol": order.symbol,
-        "strategy": {"name": chosen.get("name", "baseline"), "params": params},
+        "name": name,
+        "params": params,
         "risk": risk,
-        "report_interval_seconds": int(chosen.get("report_interval_seconds", 60)),
-        "sample_seconds": int(chosen.get("sample_seconds", 10)),
+        "report_interval_seconds": chosen.get("report_interval_seconds", DEFAULT_REPORT_INTERVAL_SECONDS),
+        "sample_seconds": chosen.get("sample_seconds", DEFAULT_SAMPLE_SECONDS),
     }
 
 
+def job_spec_of(resolved: dict[str, Any], *, job_id: str, exchange: str, symbol: str) -> dict[str, Any]:
+    """The wire job spec of a resolved strategy (`resolve_strategy`)."""
+    return {
+        "schema": JOBSPEC_SCHEMA,
+        "job_id": job_id,
+        "exchange": exchange,
+        "symbol": symbol,
+        "strategy": {"name": resolved["name"], "params": resolved["params"]},
+        "risk": resolved["risk"],
+        "report_interval_seconds": resolved["report_interval_seconds"],
+        "sample_seconds": resolved["sample_seconds"],
+    }
+
+
+def build_job_spec(order: MMOrder, *, mid: Decimal) -> dict[str, Any]:
+    """The job spec for an order. An order made by `mm_order_create` carries its resolved strategy (parsed then
+    by `wire.jobs.parse_job_spec`), which this leaves unchanged; `mid` only sizes what is still missing."""
+    resolved = resolve_strategy(
+        dict(order.strategy or {}),
+        symbol=order.symbol,
+        funding_asset=order.funding_asset,
+        funding_amount=int(order.funding_amount),
+        mid=mid,
+    )
+    return job_spec_of(
+        resolved,
+        job_id=f"mmo{order.pk}-{secrets.token_hex(4)}",  # unique even if executors outlive this database
+        exchange=order.exchange_account.exchange,
+        symbol=order.symbol,
+    )
+
+
 def _mid(order: MMOrder) -> Decimal:
+    return market_mid(order.exchange_account.exchange, order.symbol)
+
+
+def market_mid(exchange: str, symbol: str) -> Decimal:
     from execution.exchanges import TRANSIENT, exchange_client
 
     try:
-        book = exchange_client(order.exchange_account.exchange).fetch_order_book(order.symbol, 5)
+        book = exchange_client(exchange).fetch_order_book(symbol, 5)
     except TRANSIENT:
         from execution.errors import ExchangeUnavailable
 
-        raise ExchangeUnavailable(f"{order.exchange_account.exchange} did not answer its order book") from None
+        raise ExchangeUnavailable(f"{exchange} did not answer its order book") from None
+    if not book["bids"] or not book["asks"]:
+        from execution.errors import ExchangeUnavailable
+
+        raise ExchangeUnavailable(f"{exchange} has no two-sided book for {symbol} to size the job from")
     return (Decimal(str(book["bids"][0][0])) + Decimal(str(book["asks"][0][0]))) / 2
 
 
@@ -257,7 +301,9 @@ def _last_report(order: MMOrder) -> SignedReport | None:
 
 def ingest_reports(order: MMOrder, envelopes: list[Any]) -> int:
     """Verify a page of reports against the job's signing key, spec and the stored chain, then store each
-    verbatim with its fills booked. A report that fails any check is refused with nothing stored."""
+    verbatim with its fills booked. Reports are taken in order: those before the first that fails a check are
+    stored; that one is refused (typed, counted, alerted) with nothing of it stored, and so is what follows it,
+    which can only chain through it."""
     if envelopes and not settings.EXECUTOR_ALLOW_UNATTESTED:
         from attestation.selectors import signing_key_attested
 
@@ -273,26 +319,31 @@ def ingest_reports(order: MMOrder, envelopes: list[Any]) -> int:
                 extra={"order": order.pk, "job_id": order.job_id, "reason_code": "unattested_signing_key"},
             )
     previous = _last_report(order)
+    verified: list[tuple[SignedReport, list[Transaction]]] = []
     try:
-        signed = [SignedReport.from_json(e) for e in envelopes]
-        known = [s for s in signed if previous is not None and s.sequence <= previous.sequence]
-        stored = dict(
-            ExecutionReport.objects.filter(job_id=order.job_id, sequence__in=[s.sequence for s in known]).values_list(
-                "sequence", "digest"
-            )
-        )
-        for again in known:
-            if stored.get(again.sequence) != again.digest or digest(again.report) != again.digest:
-                raise ChainError(f"report {again.sequence} differs from the one already stored (rewritten history)")
-        signed = [s for s in signed if previous is None or s.sequence > previous.sequence]
-        verify_chain(
-            signed,
-            signing_key=order.executor_signing_key,
-            after=previous,
-            job_spec_digest=digest(order.job_spec),
-        )
+        spec_digest = digest(order.job_spec)
+        after = previous
+        for envelope in envelopes:
+            signed = SignedReport.from_json(envelope)
+            # Schema and size caps first: every step after reads only fields of a checked, bounded report.
+            validate_report(signed.report)
+            if previous is not None and signed.sequence <= previous.sequence:
+                stored = (
+                    ExecutionReport.objects.filter(job_id=order.job_id, sequence=signed.sequence)
+                    .values_list("digest", flat=True)
+                    .first()
+                )
+                if stored != signed.digest or digest(signed.report) != signed.digest:
+                    raise ChainError(
+                        f"report {signed.sequence} differs from the one already stored (rewritten history)"
+                    )
+                continue
+            verify_chain([signed], signing_key=order.executor_signing_key, after=after, job_spec_digest=spec_digest)
+            verified.append((signed, _fill_transactions(order, signed.report["fills"])))
+            after = signed
     except WireError as exc:
-        _count_reports(order, refused=1)
+        count = _store_verified(order, verified)
+        _count_reports(order, accepted=count, refused=1)
         _alert(
             "report_rejected",
             f"order {order.pk}: a report of job {order.job_id} was refused: {exc}",
@@ -300,10 +351,34 @@ def ingest_reports(order: MMOrder, envelopes: list[Any]) -> int:
             detail={"order": order.pk, "job_id": order.job_id, "reason": str(exc), "code": exc.code},
         )
         raise ReportRejected(
-            f"report refused: {exc}", extra={"order": order.pk, "job_id": order.job_id, "reason_code": exc.code}
+            f"report refused: {exc}",
+            extra={"order": order.pk, "job_id": order.job_id, "reason_code": exc.code, "stored": count},
         ) from None
-    count = sum(_store(order, report) for report in signed)
+    count = _store_verified(order, verified)
     _count_reports(order, accepted=count)
+    return count
+
+
+def _store_verified(order: MMOrder, verified: list[tuple[SignedReport, list[Transaction]]]) -> int:
+    """Store verified reports in order. One the ledger cannot book (it spends a custody asset the ledger says
+    the account does not hold) stops the page with a typed refusal and an alert, the reports before it kept:
+    booking on numbers we cannot explain is how money is lost, and an untyped error would fail every beat."""
+    count = 0
+    for signed, txs in verified:
+        try:
+            count += _store(order, signed, txs)
+        except (LedgerOverdraft, LedgerConflict) as exc:
+            _count_reports(order, accepted=count, refused=1)
+            _alert(
+                "report_unbookable",
+                f"order {order.pk}: report {signed.sequence} of job {order.job_id} cannot be booked: {exc.message}",
+                dedup=f"report-unbookable:{order.job_id}:{signed.sequence}",
+                detail={"order": order.pk, "job_id": order.job_id, "reason": exc.message, "code": exc.code},
+            )
+            raise ReportRejected(
+                f"report {signed.sequence} cannot be booked: {exc.message}",
+                extra={"order": order.pk, "job_id": order.job_id, "reason_code": exc.code, "stored": count},
+            ) from None
     return count
 
 
@@ -313,25 +388,25 @@ def _count_reports(order: MMOrder, *, accepted: int = 0, refused: int = 0) -> No
     attestation_services.executor_reports_counted(url=order.executor_url, accepted=accepted, refused=refused)
 
 
-def _store(order: MMOrder, signed: SignedReport) -> bool:
+def _store(order: MMOrder, signed: SignedReport, txs: list[Transaction]) -> bool:
     """Store one verified report with its ledger entries, once: a second worker storing the same report at the
     same moment finds the unique digest taken and leaves (its ledger entries are idempotent by key). True when
     this call stored it."""
     try:
         with transaction.atomic():
-            return _store_once(order, signed)
+            return _store_once(order, signed, txs)
     except IntegrityError:
         if not ExecutionReport.objects.filter(digest=signed.digest).exists():
             raise
         return False
 
 
-def _store_once(order: MMOrder, signed: SignedReport) -> bool:
+def _store_once(order: MMOrder, signed: SignedReport, txs: list[Transaction]) -> bool:
     r = signed.report
     if ExecutionReport.objects.filter(digest=signed.digest).exists():
         return False
-    for tx in _fill_transactions(order, r["fills"]):
-        services.ledger_record(tx=tx, memo="rounded" if tx.kind.endswith("_rounded") else "")
+    for tx in txs:
+        _record_spending(order, tx)
     ExecutionReport.objects.create(
         order=order,
         job_id=r["job_id"],
@@ -347,37 +422,79 @@ def _store_once(order: MMOrder, signed: SignedReport) -> bool:
     return True
 
 
+def _record_spending(order: MMOrder, tx: Transaction) -> None:
+    """Record a fill or fee entry. An asset custody does not hold (a fee in BNB, a base custody cannot take home)
+    can be spent on the exchange from a balance the ledger never saw arrive: the exchange's signed word is that
+    the account held it, so the shortfall is first recognised from `external:unbooked:a<id>` (keyed by the
+    account, not the order, so the order's holdings show what it consumed) and then spent. Custody's own assets
+    get no such credit: a shortfall there is a real discrepancy, refused as an overdraft."""
+    holdings = exchange_holdings(order.exchange_account_id)
+    for posting in tx.postings:
+        if posting.amount >= 0 or posting.account != f"{holdings}:{posting.asset}" or is_custody_asset(posting.asset):
+            continue
+        short = -(selectors.ledger_balance(account=posting.account) + posting.amount)
+        if short > 0:
+            services.ledger_record(
+                tx=transfer(
+                    f"a{order.exchange_account_id}-unbooked-{tx.key}",
+                    "unbooked_credit",
+                    asset=posting.asset,
+                    amount=short,
+                    source=unbooked_source(order.exchange_account_id),
+                    target=holdings,
+                )
+            )
+    services.ledger_record(tx=tx, memo="rounded" if tx.kind.endswith("_rounded") else "")
+
+
+# Exact arithmetic on wire decimals: the caps bound them (wire.schema.DECIMAL_MAX_LEN digits each), so a
+# product of two, scaled to base units, never needs more digits than this; nothing is rounded implicitly.
+_EXACT = Context(prec=4 * DECIMAL_MAX_LEN, traps=[InvalidOperation, Inexact])
+# What a ledger amount column holds (NUMERIC(78,0), ±uint256): a fill beyond it is refused, never truncated.
+_MAX_UNITS = 2**256 - 1
+
+
 def _units(value: Decimal, asset: str, *, up: bool) -> tuple[int, bool]:
     """In base units: what leaves the account rounded up, what arrives rounded down (ADR 0013); and whether
     that rounded anything."""
-    _, decimals = custody_asset(asset)
-    return (units_up if up else units_down)(value, decimals), not is_whole(value, decimals)
+    scaled = _EXACT.multiply(value, Decimal(10) ** asset_decimals(asset))
+    whole = int(scaled.to_integral_value(rounding=ROUND_CEILING if up else ROUND_FLOOR))
+    if whole > _MAX_UNITS:
+        raise TooLarge(f"{value} {asset} is more base units than a ledger amount holds", path="report.fills")
+    return whole, Decimal(whole) != scaled
+
+
+def _pair(account: str, counter: str, asset: str, units: int) -> tuple[Posting, ...]:
+    """`units` of `asset` into `account` from `counter`; nothing when it rounds to zero base units."""
+    return (Posting(account, asset, units), Posting(counter, asset, -units)) if units else ()
 
 
 def _fill_transactions(order: MMOrder, fills: list[dict[str, Any]]) -> list[Transaction]:
-    """Each fill against the market, and its fee to the exchange, in base units of the custody tokens.
+    """Each fill against the market, and its fee to the exchange, in base units of each asset: custody's token
+    decimals, or the fixed scale `NON_CUSTODY_DECIMALS` for an asset custody does not hold (`asset_decimals`), so
+    every asset the exchange reports is booked. TooLarge (refusing the report) for an amount beyond what the
+    ledger holds.
 
     The exchange keeps balances finer than a token's base unit; where a value does not fit, we book what we
     may hold at most (what leaves the account — a buy's quote, a sale's base, fees — rounded up, what arrives
     rounded down), so the ledger never claims more than the exchange holds; such entries carry the memo
     `rounded` (reconciliation tolerates that dust)."""
     base, quote = order.symbol.split("/")
-    here = f"exchange:a{order.exchange_account_id}:free"
+    here = exchange_holdings(order.exchange_account_id)
     out: list[Transaction] = []
     for f in fills:
         amount, price = to_decimal(f["amount"]), to_decimal(f["price"])
         buy = f["side"] == "buy"
         base_units, base_rounded = _units(amount, base, up=not buy)
-        quote_units, quote_rounded = _units(multiply(amount, price), quote, up=buy)
+        quote_units, quote_rounded = _units(_EXACT.multiply(amount, price), quote, up=buy)
         sign = 1 if buy else -1
         postings = (
-            Posting(f"{here}:{base}", base, sign * base_units),
-            Posting(f"external:market:{base}", base, -sign * base_units),
-            Posting(f"{here}:{quote}", quote, -sign * quote_units),
-            Posting(f"external:market:{quote}", quote, sign * quote_units),
+            *_pair(f"{here}:{base}", f"external:market:{base}", base, sign * base_units),
+            *_pair(f"{here}:{quote}", f"external:market:{quote}", quote, -sign * quote_units),
         )
         kind = "fill_settle_rounded" if base_rounded or quote_rounded else "fill_settle"
-        out.append(Transaction(key=f"o{order.pk}-fill-{f['trade_id']}", kind=kind, postings=postings))
+        if postings:
+            out.append(Transaction(key=f"o{order.pk}-fill-{f['trade_id']}", kind=kind, postings=postings))
         fee = to_decimal(f["fee"])
         if fee > 0:
             fee_units, fee_rounded = _units(fee, f["fee_asset"], up=True)
@@ -533,7 +650,9 @@ def mm_order_revoke_job(*, order_id: int) -> MMOrder:
 
 
 def order_holdings(order: MMOrder) -> dict[str, int]:
-    """What this order holds on its exchange account, from its own ledger entries (keys `o<pk>-…`)."""
+    """What this order holds on its exchange account, per asset, from its own ledger entries (keys `o<pk>-…`): every
+    asset its deposit, fills and fees touched, in that asset's base units (`asset_decimals`). Negative for an
+    asset it consumed but never brought (a fee paid in BNB): there is nothing of it to bring back."""
     from execution.models import LedgerPosting
 
     totals: dict[str, int] = {}

@@ -20,6 +20,7 @@ from execution.domain import mm_order as mm
 from execution.domain.units import units_down
 from execution.errors import InvalidOrderTransition
 from execution.exchanges import exchange_call, exchange_client
+from execution.funds import asset_decimals
 from execution.models import Alert, ExchangeAccount, MMOrder
 from mrmarket.chain import get_web3
 from mrmarket.observability.logging import get_logger
@@ -39,13 +40,8 @@ class Mismatch:
         return f"{self.scope} {self.asset}: the ledger says {self.ledger}, the outside world says {self.actual}"
 
 
-def _decimals(asset: str) -> int:
-    spec = settings.CUSTODY_ASSETS.get(asset)
-    return int(str(spec["decimals"])) if spec else 8
-
-
 def _to_units(amount: object, asset: str) -> int:
-    return units_down(amount, _decimals(asset))  # what an account holds: never more than is there (ADR 0013)
+    return units_down(amount, asset_decimals(asset))  # what an account holds: never more than is there (ADR 0013)
 
 
 def reconcile_exchange_account(*, account_id: int) -> list[Mismatch]:

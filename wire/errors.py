@@ -20,6 +20,12 @@ class SchemaError(WireError):
     code = "schema"
 
 
+class TooLarge(SchemaError):
+    """A value longer, or a list or object bigger, than the contract allows: refused before any work on it."""
+
+    code = "too_large"
+
+
 class SignatureError(WireError):
     code = "bad_signature"
 
@@ -34,3 +40,18 @@ class ChainError(WireError):
 
 class SealError(WireError):
     code = "seal"
+
+
+class UnknownStrategy(WireError):
+    code = "unknown_strategy"
+
+
+class StrategyParamError(WireError):
+    """A strategy parameter the strategy refuses; `param` names it (a dotted path inside a job spec)."""
+
+    code = "invalid_strategy_params"
+
+    def __init__(self, param: str, reason: str) -> None:
+        super().__init__(reason, path=param)
+        self.param = param
+        self.reason = reason

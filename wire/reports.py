@@ -22,6 +22,13 @@ from wire.keys import SigningKey, verify_signature
 REPORT_SCHEMA = "mrmarket.report/v1"
 SYMBOL_RE = re.compile(r"[A-Z0-9]{1,20}/[A-Z0-9]{1,20}")
 
+# Size caps: a report over one is refused (TooLarge) before its digest is computed or anything is booked. An
+# executor within its risk limits (orders per second) stays far below them over any report interval.
+MAX_ORDER_EVENTS = 20_000
+MAX_FILLS = 5_000
+MAX_BOOK_SAMPLES = 10_000
+MAX_RESTING = 1_000
+
 _side = s.one_of("buy", "sell")
 _ts = s.integer(minimum=0)
 _id = s.string(pattern=s.ID_RE)
@@ -67,7 +74,7 @@ BOOK_SAMPLE = s.obj(
         "ts_ms": _ts,
         "best_bid": s.nullable(s.decimal(positive=True)),
         "best_ask": s.nullable(s.decimal(positive=True)),
-        "resting": s.array(RESTING_ORDER, max_items=1000),
+        "resting": s.array(RESTING_ORDER, max_items=MAX_RESTING),
     }
 )
 METRICS = s.obj(
@@ -98,9 +105,9 @@ REPORT = s.obj(
         ),
         "exchange": s.string(pattern=re.compile(r"[a-z0-9_]{1,32}")),
         "symbol": s.string(pattern=SYMBOL_RE),
-        "order_events": s.array(ORDER_EVENT),
-        "fills": s.array(FILL),
-        "book_samples": s.array(BOOK_SAMPLE, max_items=10_000),
+        "order_events": s.array(ORDER_EVENT, max_items=MAX_ORDER_EVENTS),
+        "fills": s.array(FILL, max_items=MAX_FILLS),
+        "book_samples": s.array(BOOK_SAMPLE, max_items=MAX_BOOK_SAMPLES),
         "metrics": METRICS,
     }
 )

@@ -11,12 +11,16 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from wire.errors import SchemaError
+from wire.errors import SchemaError, TooLarge
 
 Check = Callable[[Any, str], None]
 
 DECIMAL_RE = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?")
 ID_RE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+# Longer than any amount an exchange writes (36 integer digits and 18 decimals fit with room to spare): a longer
+# string is refused before it is parsed, so no report can make a verifier do arithmetic on huge numbers.
+DECIMAL_MAX_LEN = 64
+MAPPING_MAX_ITEMS = 64
 
 
 def string(*, pattern: re.Pattern[str] | None = None, max_len: int = 256) -> Check:
@@ -24,7 +28,7 @@ def string(*, pattern: re.Pattern[str] | None = None, max_len: int = 256) -> Che
         if not isinstance(value, str):
             raise SchemaError("must be a string", path=path)
         if len(value) > max_len:
-            raise SchemaError(f"longer than {max_len} characters", path=path)
+            raise TooLarge(f"longer than {max_len} characters", path=path)
         if pattern is not None and not pattern.fullmatch(value):
             raise SchemaError(f"does not match {pattern.pattern}", path=path)
 
@@ -45,6 +49,8 @@ def decimal(*, positive: bool = False, non_negative: bool = False) -> Check:
     """A decimal string as exchanges write them: no exponent, no leading '+', no leading zeros."""
 
     def check(value: Any, path: str) -> None:
+        if isinstance(value, str) and len(value) > DECIMAL_MAX_LEN:
+            raise TooLarge(f"longer than {DECIMAL_MAX_LEN} characters", path=path)
         if not isinstance(value, str) or not DECIMAL_RE.fullmatch(value):
             raise SchemaError("must be a decimal string like '123.45'", path=path)
         try:
@@ -85,22 +91,24 @@ def nullable(inner: Check) -> Check:
     return check
 
 
-def array(item: Check, *, max_items: int = 100_000) -> Check:
+def array(item: Check, *, max_items: int) -> Check:
     def check(value: Any, path: str) -> None:
         if not isinstance(value, list):
             raise SchemaError("must be an array", path=path)
         if len(value) > max_items:
-            raise SchemaError(f"more than {max_items} items", path=path)
+            raise TooLarge(f"more than {max_items} items", path=path)
         for index, element in enumerate(value):
             item(element, f"{path}[{index}]")
 
     return check
 
 
-def mapping(key: Check, value: Check) -> Check:
+def mapping(key: Check, value: Check, *, max_items: int = MAPPING_MAX_ITEMS) -> Check:
     def check(obj: Any, path: str) -> None:
         if not isinstance(obj, dict):
             raise SchemaError("must be an object", path=path)
+        if len(obj) > max_items:
+            raise TooLarge(f"more than {max_items} entries", path=path)
         for k, v in obj.items():
             key(k, f"{path}.{k}")
             value(v, f"{path}.{k}")

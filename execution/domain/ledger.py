@@ -15,6 +15,14 @@ Account names are `kind:scope...:asset`, for example:
     exchange:acct-3:locked:USDT           on the exchange, locked in open orders
     fees:order-7:USDT                     fees paid (the exchange's side is external:fees)
     external:chain:USDT / external:market:USDT / external:fees:USDT
+    external:unbooked:a3:BNB              held on exchange account 3 before the ledger saw it arrive (see below)
+
+What an MM order holds on its exchange account is, per asset, the sum of its own entries (keys `o<pk>-…`) on
+`exchange:a<id>:free:<asset>`: every asset its fills and fees touch, custody's or not. An asset custody does not
+hold is counted in `NON_CUSTODY_DECIMALS` base units. When a fill or fee spends such an asset from a balance the
+ledger never saw arrive (a fee paid in BNB the account already held), the shortfall is first credited from
+`external:unbooked:a<id>:<asset>` under a key of the account, not the order: the account's balance stays
+non-negative and the order's holdings show, negative, what it consumed.
 """
 
 from __future__ import annotations
@@ -26,6 +34,19 @@ from dataclasses import dataclass
 
 ACCOUNT_RE = re.compile(r"(custody|transit|exchange|fees|pnl|rewards|external)(:[A-Za-z0-9._\-]+)+")
 KEY_RE = re.compile(r"[A-Za-z0-9._:\-]{1,200}")
+# The base-unit scale of an asset custody does not hold: fixed (never an exchange's precision, which can change
+# under entries already booked), and fine enough for any exchange's balances, so such amounts book exactly.
+NON_CUSTODY_DECIMALS = 18
+
+
+def exchange_holdings(exchange_account_id: int) -> str:
+    """The account prefix of what an exchange account holds, available; `:<asset>` completes it."""
+    return f"exchange:a{exchange_account_id}:free"
+
+
+def unbooked_source(exchange_account_id: int) -> str:
+    """Where a balance the exchange account held before the ledger saw it arrive is recognised from."""
+    return f"external:unbooked:a{exchange_account_id}"
 
 
 class LedgerError(ValueError):

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from executor.strategy.base import Strategy
-from executor.strategy.errors import StrategyParamError, UnknownStrategy
-from executor.strategy.registry import build_strategy
-from wire.errors import WireError
-from wire.jobs import job_spec_digest
+from executor.strategy.registry import STRATEGIES
+from wire.errors import StrategyParamError, UnknownStrategy, WireError
+from wire.jobs import parse_job_spec
 
 
 class JobSpecError(ValueError):
@@ -29,17 +28,17 @@ class AcceptedJob:
 
 
 def accept_job_spec(spec: Any, *, markets: Container[str]) -> AcceptedJob:
-    """`markets`: the symbols the exchange lists (from its market list); an unlisted symbol is refused."""
+    """`markets`: the symbols the exchange lists (from its market list); an unlisted symbol is refused. The spec
+    itself is parsed by the wire contract's `parse_job_spec`, the very check Django ran when the order was made."""
     try:
-        digest = job_spec_digest(spec)
+        parsed = parse_job_spec(spec)
+    except (UnknownStrategy, StrategyParamError) as exc:
+        raise JobSpecError(exc.code, str(exc)) from None
     except WireError as exc:
         raise JobSpecError("invalid_job_spec", str(exc)) from None
     if spec["symbol"] not in markets:
         raise JobSpecError("unknown_market", f"{spec['exchange']} does not list {spec['symbol']}")
-    try:
-        strategy = build_strategy(spec["strategy"]["name"], spec["strategy"]["params"])
-    except UnknownStrategy as exc:
-        raise JobSpecError(UnknownStrategy.code, str(exc)) from None
-    except StrategyParamError as exc:
-        raise JobSpecError(StrategyParamError.code, f"strategy.params.{exc}") from None
-    return AcceptedJob(spec=spec, digest=digest, strategy=strategy)
+    factory = STRATEGIES.get(parsed.strategy)
+    if factory is None:
+        raise JobSpecError(UnknownStrategy.code, f"strategy {parsed.strategy!r} has no implementation here")
+    return AcceptedJob(spec=spec, digest=parsed.digest, strategy=factory(parsed.params))

@@ -13,13 +13,15 @@ Per tick, from the reference price r (the book's mid unless the job names anothe
 - orders are budgeted from what the job holds (free plus what its own orders lock), never beyond;
 - an existing order is kept when its level's new price is within `refresh_tolerance` of it and it is younger
   than `max_order_age_seconds`; otherwise it is cancelled and replaced.
+
+Its parameters, their bounds and defaults are the wire contract's (`wire.strategies.BaselineParams`), the one
+definition Django also parses a job spec with before any money moves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from executor.strategy.base import (
@@ -29,113 +31,9 @@ from executor.strategy.base import (
     Side,
     StrategyInput,
 )
-from executor.strategy.errors import StrategyParamError
+from wire.strategies import ZERO, BaselineParams
 
-MAX_LEVELS = 20
-ZERO = Decimal(0)
-
-
-def _decimal(
-    params: Mapping[str, Any], name: str, default: str | None, *, low: Decimal, high: Decimal, low_open: bool = False
-) -> Decimal:
-    raw = params.get(name, default)
-    if raw is None:
-        raise StrategyParamError(name, "is required")
-    if isinstance(raw, (float, bool)):
-        raise StrategyParamError(name, "must be a decimal string (floats are not accepted)")
-    try:
-        value = Decimal(str(raw))
-    except InvalidOperation:
-        raise StrategyParamError(name, f"{raw!r} is not a decimal number") from None
-    if not value.is_finite() or value < low or value > high or (low_open and value == low):
-        bracket = "(" if low_open else "["
-        raise StrategyParamError(name, f"must be within {bracket}{low}, {high}], got {value}")
-    return value
-
-
-def _optional_decimal(params: Mapping[str, Any], name: str, *, zero_allowed: bool = False) -> Decimal | None:
-    if params.get(name) is None:
-        return None
-    return _decimal(params, name, None, low=ZERO, high=Decimal("1e30"), low_open=not zero_allowed)
-
-
-def _int(params: Mapping[str, Any], name: str, default: int, *, low: int, high: int) -> int:
-    raw = params.get(name, default)
-    if isinstance(raw, bool) or not isinstance(raw, int):
-        raise StrategyParamError(name, "must be an integer")
-    if not low <= raw <= high:
-        raise StrategyParamError(name, f"must be within [{low}, {high}], got {raw}")
-    return raw
-
-
-@dataclass(frozen=True)
-class BaselineParams:
-    bid_spread: Decimal
-    ask_spread: Decimal
-    order_amount: Decimal
-    levels: int = 1
-    level_spread: Decimal = Decimal("0.001")
-    level_amount: Decimal = ZERO
-    refresh_tolerance: Decimal = Decimal("0.0005")
-    max_order_age_seconds: int = 1800
-    minimum_spread: Decimal = ZERO
-    inventory_target_base_pct: Decimal = Decimal("0.5")
-    inventory_skew: Decimal = ZERO
-    max_base: Decimal | None = None
-    min_base: Decimal | None = None
-    price_ceiling: Decimal | None = None
-    price_floor: Decimal | None = None
-
-    FIELDS = (
-        "bid_spread",
-        "ask_spread",
-        "order_amount",
-        "levels",
-        "level_spread",
-        "level_amount",
-        "refresh_tolerance",
-        "max_order_age_seconds",
-        "minimum_spread",
-        "inventory_target_base_pct",
-        "inventory_skew",
-        "max_base",
-        "min_base",
-        "price_ceiling",
-        "price_floor",
-    )
-
-    @classmethod
-    def parse(cls, params: Mapping[str, Any]) -> BaselineParams:
-        unknown = sorted(set(params) - set(cls.FIELDS))
-        if unknown:
-            raise StrategyParamError(unknown[0], "is not a parameter of the baseline strategy")
-        half = Decimal("0.5")
-        parsed = cls(
-            bid_spread=_decimal(params, "bid_spread", None, low=ZERO, high=half, low_open=True),
-            ask_spread=_decimal(params, "ask_spread", None, low=ZERO, high=half, low_open=True),
-            order_amount=_decimal(params, "order_amount", None, low=ZERO, high=Decimal("1e30"), low_open=True),
-            levels=_int(params, "levels", 1, low=1, high=MAX_LEVELS),
-            level_spread=_decimal(params, "level_spread", "0.001", low=ZERO, high=Decimal("0.2")),
-            level_amount=_decimal(params, "level_amount", "0", low=ZERO, high=Decimal("1e30")),
-            refresh_tolerance=_decimal(params, "refresh_tolerance", "0.0005", low=ZERO, high=Decimal("0.1")),
-            max_order_age_seconds=_int(params, "max_order_age_seconds", 1800, low=1, high=86_400),
-            minimum_spread=_decimal(params, "minimum_spread", "0", low=ZERO, high=half),
-            inventory_target_base_pct=_decimal(params, "inventory_target_base_pct", "0.5", low=ZERO, high=Decimal(1)),
-            inventory_skew=_decimal(params, "inventory_skew", "0", low=ZERO, high=Decimal(1)),
-            max_base=_optional_decimal(params, "max_base"),
-            min_base=_optional_decimal(params, "min_base", zero_allowed=True),
-            price_ceiling=_optional_decimal(params, "price_ceiling"),
-            price_floor=_optional_decimal(params, "price_floor"),
-        )
-        if parsed.max_base is not None and parsed.min_base is not None and parsed.min_base >= parsed.max_base:
-            raise StrategyParamError("min_base", "must be below max_base")
-        floor, ceiling = parsed.price_floor, parsed.price_ceiling
-        if floor is not None and ceiling is not None and floor >= ceiling:
-            raise StrategyParamError("price_floor", "must be below price_ceiling")
-        top = parsed.levels - 1
-        if parsed.bid_spread + top * parsed.level_spread >= 1:
-            raise StrategyParamError("level_spread", "the deepest bid would be at or below zero")
-        return parsed
+__all__ = ["BaselineParams", "BaselineStrategy"]
 
 
 class BaselineStrategy:

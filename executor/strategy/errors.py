@@ -1,15 +1,8 @@
-"""Errors in a job's strategy parameters: typed, naming the parameter; no job is created."""
+"""Errors in a job's strategy parameters: typed, naming the parameter; no job is created. They are the wire
+contract's own (`wire.strategies` holds every strategy's parameter schema), so Django refuses the same ones."""
 
 from __future__ import annotations
 
+from wire.errors import StrategyParamError, UnknownStrategy
 
-class StrategyParamError(ValueError):
-    code = "invalid_strategy_params"
-
-    def __init__(self, param: str, message: str) -> None:
-        super().__init__(f"{param}: {message}")
-        self.param = param
-
-
-class UnknownStrategy(ValueError):
-    code = "unknown_strategy"
+__all__ = ["StrategyParamError", "UnknownStrategy"]

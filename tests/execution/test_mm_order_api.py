@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from unittest import mock
 
 import pytest
@@ -10,12 +11,14 @@ from rest_framework.test import APIClient
 
 from devnet.exchange.fixtures import RunningExchange, run_exchange
 from devnet.exchange.keys import Permission
-from execution import services
+from execution import jobs, services
 from execution.credentials import ExchangeCredentials
 from execution.domain import mm_order as mm
-from execution.models import ExchangeAccount, MMOrder
+from execution.models import ExchangeAccount, LedgerTransaction, MMOrder
 from mrmarket.roles import Role
 from tests.factories import user_with
+from wire.jobs import parse_job_spec
+from wire.strategies import BASELINE_DEFAULTS
 
 pytestmark = pytest.mark.django_db
 UNIT = 10**6
@@ -117,3 +120,45 @@ def test_stop_follows_the_state_machine_and_only_for_owners(operator) -> None:
     stopped = client.post(f"/api/v1/execution/mm-orders/{order_id}/stop")
     assert stopped.json()["state"] == "stopping"
     assert client.post(f"/api/v1/execution/mm-orders/{order_id}/stop").json()["state"] == "stopping"  # idempotent
+
+
+@pytest.mark.parametrize(
+    ("strategy", "code", "names"),
+    [
+        ({"params": {"levls": 2}}, "invalid_strategy_params", "strategy.params.levls"),
+        ({"params": {"levels": 0}}, "invalid_strategy_params", "strategy.params.levels"),
+        ({"params": {"bid_spread": "1" * 80}}, "invalid_strategy_params", "strategy.params.bid_spread"),
+        ({"risk": {"max_open_order": 5}}, "invalid_job_spec", "max_open_order"),
+        ({"risk": {"max_loss_quote": "0"}}, "invalid_job_spec", "spec.risk.max_loss_quote"),
+        ({"name": "grid"}, "unknown_strategy", "grid"),
+        ({"sample_seconds": 7}, "invalid_job_spec", "spec.sample_seconds"),
+        ({"report_interval_seconds": 5}, "invalid_job_spec", "spec.report_interval_seconds"),
+    ],
+)
+def test_a_job_spec_the_executor_would_refuse_is_refused_at_creation_and_nothing_exists(
+    operator, strategy: dict, code: str, names: str
+) -> None:
+    client, account = operator
+    response = create(client, account, strategy=strategy)
+    assert response.status_code == 400, response.json()
+    body = response.json()
+    assert body["code"] == code
+    assert names in body["message"]
+    assert not MMOrder.objects.exists()
+    assert not LedgerTransaction.objects.exists()
+
+
+def test_an_order_carries_the_complete_strategy_it_was_checked_with(operator) -> None:
+    client, account = operator
+    created = create(client, account, strategy={"params": {"bid_spread": "0.003"}, "risk": {"max_open_orders": 8}})
+    assert created.status_code == 201, created.json()
+    order = MMOrder.objects.get(pk=created.json()["id"])
+    strategy = order.strategy
+    assert strategy["name"] == "baseline"
+    assert strategy["params"] == {**BASELINE_DEFAULTS, "bid_spread": "0.003", "order_amount": mock.ANY}
+    assert strategy["risk"]["max_open_orders"] == 8
+    # What the job starts with is that very strategy, whatever the market did meanwhile.
+    spec = jobs.build_job_spec(order, mid=Decimal("1234"))
+    assert spec["strategy"] == {"name": "baseline", "params": strategy["params"]}
+    assert spec["risk"] == strategy["risk"]
+    assert parse_job_spec(spec).strategy == "baseline"

@@ -4,11 +4,15 @@ job exists."""
 from __future__ import annotations
 
 import copy
+from decimal import Decimal
 
 import pytest
 
 from executor.jobs.spec import JobSpecError, accept_job_spec
 from wire.canonical import digest
+from wire.errors import WireError
+from wire.jobs import parse_job_spec
+from wire.strategies import BASELINE_DEFAULTS
 
 MARKETS = {"BTC/USDT", "ETH/USDT", "MMT/USDT"}
 
@@ -80,3 +84,41 @@ def test_risk_limits_must_be_positive() -> None:
     doc["risk"] = {**doc["risk"], "max_loss_quote": "0"}
     with pytest.raises(JobSpecError, match=r"spec\.risk\.max_loss_quote: must be > 0"):
         accept_job_spec(doc, markets=MARKETS)
+
+
+def with_risk(**risk: object) -> dict:
+    doc = spec()
+    doc["risk"] = {**doc["risk"], **risk}
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("doc", "code", "message"),
+    [
+        (with_risk(max_open_order=5), "invalid_job_spec", "spec.risk: unknown max_open_order"),
+        (with_params(levls=2), "invalid_strategy_params", "strategy.params.levls: is not a parameter"),
+        (with_params(bid_spread="0." + "1" * 70), "invalid_strategy_params", "strategy.params.bid_spread"),
+        ({**spec(), "report_interval_seconds": 1200}, "invalid_job_spec", "more than 5000 orders in one report"),
+        (
+            {**spec(), "strategy": {"name": "baseline", "params": {f"p{i}": 1 for i in range(65)}}},
+            "invalid_job_spec",
+            "spec.strategy.params: more than 64 entries",
+        ),
+    ],
+)
+def test_the_wire_parser_refuses_what_the_executor_refuses(doc: dict, code: str, message: str) -> None:
+    """Django runs `parse_job_spec` when an order is created; the executor refuses with the same reasons."""
+    with pytest.raises(WireError) as wire_err:
+        parse_job_spec(doc)
+    assert message in str(wire_err.value)
+    with pytest.raises(JobSpecError) as err:
+        accept_job_spec(doc, markets=MARKETS)
+    assert err.value.code == code
+    assert message in err.value.message
+
+
+def test_a_good_spec_parses_to_its_strategy_parameters() -> None:
+    parsed = parse_job_spec(spec())
+    assert parsed.digest == digest(spec())
+    assert parsed.params.levels == 3
+    assert parsed.params.refresh_tolerance == Decimal(BASELINE_DEFAULTS["refresh_tolerance"])

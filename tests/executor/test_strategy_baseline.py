@@ -12,6 +12,7 @@ from executor.strategy.base import Balances, Book, Level, MarketRules, OpenOrder
 from executor.strategy.baseline import BaselineParams, BaselineStrategy
 from executor.strategy.errors import StrategyParamError, UnknownStrategy
 from executor.strategy.registry import build_strategy
+from wire.strategies import BASELINE_DEFAULTS
 
 RULES = MarketRules(tick_size=D("0.0001"), lot_size=D("0.1"), min_amount=D("0.1"), min_notional=D("5"))
 NOW = 1_700_000_000_000
@@ -196,3 +197,10 @@ def test_invariants_hold_on_any_market(mid, half_spread, bid_spread, ask_spread,
     assert sum(o.price * o.amount for o in buys) <= quote
     assert sum(o.amount for o in sells) <= base
     assert len({(o.side, o.level) for o in decision.place}) == len(decision.place)
+
+
+def test_unnamed_parameters_take_the_wire_defaults() -> None:
+    parsed = BaselineParams.parse({"order_amount": "10"})
+    for name, default in BASELINE_DEFAULTS.items():
+        assert getattr(parsed, name) == (D(default) if isinstance(default, str) else default), name
+    assert (parsed.levels, parsed.refresh_tolerance) == (1, D("0.0005"))

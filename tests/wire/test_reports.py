@@ -7,8 +7,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.wire.builders import DELETE, KEY, OTHER_KEY, SPEC_DIGEST, chain, mutated, report
-from wire.errors import ChainError, DigestMismatch, SchemaError, SignatureError
-from wire.reports import SignedReport, report_bytes, sign_report, verify_chain, verify_report
+from wire.errors import ChainError, DigestMismatch, SchemaError, SignatureError, TooLarge
+from wire.reports import (
+    MAX_FILLS,
+    MAX_ORDER_EVENTS,
+    SignedReport,
+    report_bytes,
+    sign_report,
+    verify_chain,
+    verify_report,
+)
 
 
 def test_a_signed_report_verifies_and_round_trips() -> None:
@@ -112,3 +120,36 @@ def test_removing_or_swapping_any_report_breaks_the_chain(n: int, data) -> None:
     else:
         with pytest.raises(ChainError):
             verify_chain(without, signing_key=KEY.public_hex)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "where"),
+    [
+        ("fills.0.amount", "1" + "0" * 64, "report.fills[0].amount: longer than 64 characters"),
+        ("fills.0.price", "0." + "0" * 62 + "1", "report.fills[0].price: longer than 64 characters"),
+        ("metrics.pnl.realized", "-" + "9" * 64, "report.metrics.pnl.realized: longer than 64 characters"),
+        ("fills.0.fee_asset", "B" * 300, "report.fills[0].fee_asset: longer than 256 characters"),
+        ("metrics.inventory", {f"A{i}": "1" for i in range(65)}, "report.metrics.inventory: more than 64 entries"),
+    ],
+)
+def test_over_long_values_are_refused_as_too_large(path: str, value: object, where: str) -> None:
+    with pytest.raises(TooLarge, match=re.escape(where)) as err:
+        sign_report(mutated(report(), path, value), KEY)
+    assert err.value.code == "too_large"
+
+
+def test_a_decimal_at_the_cap_is_accepted() -> None:
+    sign_report(mutated(report(), "fills.0.amount", "1" * 60 + ".125"), KEY)
+
+
+@pytest.mark.parametrize(("key", "cap"), [("fills", MAX_FILLS), ("order_events", MAX_ORDER_EVENTS)])
+def test_too_many_fills_or_events_are_refused_as_too_large(key: str, cap: int) -> None:
+    doc = report()
+    doc[key] = [dict(doc[key][0], ts_ms=doc[key][0]["ts_ms"], trade_id=f"t{i}") for i in range(cap)]
+    if key == "order_events":
+        for item in doc[key]:
+            del item["trade_id"]
+    sign_report(doc, KEY)  # at the cap: fine
+    doc[key].append(doc[key][-1])
+    with pytest.raises(TooLarge, match=re.escape(f"report.{key}: more than {cap} items")):
+        sign_report(doc, KEY)

@@ -1,0 +1,46 @@
+"""One source of strategy defaults: the job spec Django builds for an order that names nothing carries exactly
+the parameters the executor's baseline strategy assumes when a spec leaves them out."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from decimal import Decimal
+
+import pytest
+
+from execution import jobs
+from executor.strategy import baseline
+from executor.strategy import errors as strategy_errors
+from executor.strategy.baseline import BaselineStrategy
+from executor.strategy.registry import build_strategy
+from wire import errors as wire_errors
+from wire import strategies
+from wire.jobs import parse_job_spec
+
+pytestmark = pytest.mark.django_db
+
+
+def test_django_fills_specs_from_the_very_defaults_the_executor_parses_with() -> None:
+    assert jobs.strategy_kind(jobs.DEFAULT_STRATEGY).defaults is strategies.BASELINE_DEFAULTS
+    # The executor's parameter type, parser and errors are wire's own: nothing to drift apart.
+    assert baseline.BaselineParams is strategies.BaselineParams
+    assert strategy_errors.StrategyParamError is wire_errors.StrategyParamError
+    assert strategies.STRATEGIES["baseline"].parse == strategies.BaselineParams.parse
+
+
+def test_a_spec_with_nothing_chosen_runs_the_executors_defaults(settings) -> None:
+    settings.CUSTODY_ASSETS = {"USDT": {"token": "0x" + "ab" * 20, "decimals": 6}}
+    resolved = jobs.resolve_strategy(
+        {}, symbol="MMT/USDT", funding_asset="USDT", funding_amount=1_000 * 10**6, mid=Decimal("2")
+    )
+    spec = jobs.job_spec_of(resolved, job_id="mmo1-x", exchange="binance", symbol="MMT/USDT")
+    sent = parse_job_spec(spec).params
+    # What the executor assumes for a spec naming only the size:
+    assumed = build_strategy("baseline", {"order_amount": spec["strategy"]["params"]["order_amount"]})
+    assert isinstance(assumed, BaselineStrategy)
+    assert asdict(sent) == asdict(assumed.params)
+    for name, default in strategies.BASELINE_DEFAULTS.items():
+        value = getattr(sent, name)
+        assert value == (Decimal(default) if isinstance(default, str) else default), name
+    # Sized from the funding: a quarter of the funded value per order of the one-level ladder.
+    assert spec["strategy"]["params"]["order_amount"] == "125.0"
