@@ -21,6 +21,7 @@ from executor.jobs.spec import JobSpecError, accept_job_spec
 from executor.logging import get_logger
 from wire.canonical import parse
 from wire.errors import WireError
+from wire.redaction import register_secret
 
 MARKETS_TTL_S = 300.0
 log = get_logger("executor.jobs")
@@ -145,6 +146,8 @@ class JobManager:
             raise JobError("bad_credentials", "sealed credentials need api_key and secret", status=422)
         if payload.get("job_id") != job_id:
             raise JobError("credentials_for_another_job", "the sealed credentials name another job", status=422)
+        # From here on this process holds the plaintext: no log line, error or response may carry it.
+        register_secret(str(payload["secret"]), payload.get("password") or None)
         runner.provide(Credentials(payload["api_key"], str(payload["secret"]), payload.get("password") or None))
         return runner
 
