@@ -91,6 +91,7 @@ def configure_logging(*, level: str = "INFO", fmt: str = "json", version: str = 
         "uvicorn.access": logging.WARNING,
         "asyncio": logging.WARNING,
         "web3": logging.INFO,
+        "axes": logging.WARNING,  # one line per login attempt otherwise; failures and lockouts stay
     }
     for name, lvl in quiet.items():
         logging.getLogger(name).setLevel(lvl)
