@@ -88,4 +88,9 @@ class JSONSerializer:
         try:
             return int(data)
         except ValueError:
+            pass
+        try:
             return loads(data)  # type: ignore[arg-type]
+        except ValueError:
+            # Not JSON (an entry pickled by an older release, or planted): a miss, never unpickled.
+            return None
