@@ -47,7 +47,7 @@ def processors(*, version_processor: structlog.typing.Processor) -> list[structl
     renderer = structlog.processors.JSONRenderer()
 
     def render_redacted(logger: object, name: str, event: structlog.typing.EventDict) -> str:
-        return redact_text(str(renderer(logger, name, event)))  # type: ignore[arg-type]
+        return redact_text(str(renderer(logger, name, event)))
 
     return [
         structlog.contextvars.merge_contextvars,

@@ -13,7 +13,7 @@ import base64
 import contextlib
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 REDACTED = "[redacted]"
@@ -87,14 +87,6 @@ def register_secret(*values: str | bytes | None) -> None:
         _pattern = re.compile("|".join(re.escape(s) for s in ordered))
 
 
-def forget_secrets() -> None:
-    """Tests only: start from no registered secret."""
-    global _secrets, _pattern
-    with _lock:
-        _secrets = frozenset()
-        _pattern = None
-
-
 def registered_secret_count() -> int:
     return len(_secrets)
 
@@ -131,7 +123,7 @@ def redact(value: Any, *, _depth: int = 0) -> Any:
     return redact_text(repr(value))
 
 
-def redact_event(event: dict[str, Any], *, keep: Iterable[str] = ()) -> dict[str, Any]:
+def redact_event(event: Mapping[str, Any], *, keep: Iterable[str] = ()) -> dict[str, Any]:
     """A log event (a structlog event dict) redacted; the `keep` keys pass untouched (internal markers)."""
     kept = set(keep)
     out: dict[str, Any] = {}

@@ -27,7 +27,7 @@ MRTD = "ab" * 48
 def registered_actions() -> list[tuple[str, str, Any]]:
     found = []
     for model, model_admin in admin.site._registry.items():
-        for func, name, _ in model_admin._get_base_actions():
+        for func, name, _ in model_admin._get_base_actions():  # type: ignore[attr-defined]
             found.append((model._meta.label, name, func))
     return found
 
