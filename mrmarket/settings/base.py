@@ -24,7 +24,7 @@ VERSION = "0.1.0"
 # management command, a shell). Set by the entry points (manage.py, mrmarket.asgi, mrmarket.celery_app); the
 # web process never loads the custody or master keys (mrmarket.settings.prod).
 PROCESS_ROLES = ("web", "worker", "beat", "all")
-PROCESS_ROLE = os.environ.get("MRMARKET_PROCESS", "all")
+PROCESS_ROLE = env.str("MRMARKET_PROCESS", default="all")
 if PROCESS_ROLE not in PROCESS_ROLES:
     raise ConfigError(f"MRMARKET_PROCESS must be one of {', '.join(PROCESS_ROLES)}")
 
