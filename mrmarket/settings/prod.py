@@ -43,6 +43,7 @@ from .base import (  # noqa: E402
     ALLOWED_HOSTS,
     CELERY_BROKER_URL,
     CREDENTIALS_MASTER_KEY_ID,
+    CUSTODY_ASSETS,
     PROCESS_ROLE,
     REDIS_URL,
     env,
@@ -94,7 +95,9 @@ for _key_id, _key in CREDENTIALS_MASTER_KEYS.items():
 # process knows the custody wallet by its address alone (CUSTODY_ADDRESS) and never reads the key.
 if PROCESS_ROLE == "web":
     CUSTODY_PRIVATE_KEY = ""
-    CUSTODY_ADDRESS = env.str("CUSTODY_ADDRESS", default="")
+    CUSTODY_ADDRESS = custody_address("", env.str("CUSTODY_ADDRESS", default=""))
+    if CUSTODY_ASSETS and not CUSTODY_ADDRESS:
+        raise ConfigError("CUSTODY_ASSETS is set: the web process needs CUSTODY_ADDRESS (it never holds the key)")
 else:
     CUSTODY_PRIVATE_KEY = env.str("CUSTODY_PRIVATE_KEY", default="")
     if CUSTODY_PRIVATE_KEY:

@@ -118,6 +118,12 @@ def test_the_web_process_never_loads_the_custody_key() -> None:
     assert worker == {"PROCESS_ROLE": "worker", "CUSTODY_PRIVATE_KEY": GOOD_CUSTODY_KEY, "CUSTODY_ADDRESS": address}
 
 
+def test_a_web_process_with_custody_assets_needs_the_custody_address() -> None:
+    assets = '{"USDT": {"token": "0x000000000000000000000000000000000000bEEF", "decimals": 6}}'
+    message = refusal(MRMARKET_PROCESS="web", CUSTODY_ASSETS=assets)
+    assert "the web process needs CUSTODY_ADDRESS" in message
+
+
 def test_a_custody_address_that_is_not_the_keys_is_refused() -> None:
     message = refusal(
         MRMARKET_PROCESS="worker",
