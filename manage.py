@@ -6,9 +6,16 @@ from __future__ import annotations
 import os
 import sys
 
+# The process each serving command is, for settings that load secrets only where they are needed.
+PROCESS_OF_COMMAND = {"serve": "web", "runserver": "web", "worker": "worker", "beat": "beat"}
+
 
 def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mrmarket.settings.dev")
+    # A forgotten DJANGO_SETTINGS_MODULE means production (which refuses to start without its variables),
+    # never the dev profile with its public keys and unattested executors.
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mrmarket.settings.prod")
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    os.environ.setdefault("MRMARKET_PROCESS", PROCESS_OF_COMMAND.get(command, "all"))
     from django.core.management import execute_from_command_line
 
     from mrmarket.config import ConfigError

@@ -80,7 +80,9 @@ class MeasurementEntryAdmin(admin.ModelAdmin[MeasurementEntry]):
         )
         obj.pk = entry.pk
 
-    @admin.action(description="Remove from the allowlist (executors running it lose trust at once)")
+    @admin.action(
+        permissions=["change"], description="Remove from the allowlist (executors running it lose trust at once)"
+    )
     def remove(self, request: HttpRequest, queryset: QuerySet[MeasurementEntry]) -> None:
         for entry in queryset:
             services.allowlist_remove(actor_id=request.user.pk, entry_id=entry.pk)  # type: ignore[arg-type]

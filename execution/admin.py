@@ -45,7 +45,7 @@ class ExchangeAccountAdmin(admin.ModelAdmin[ExchangeAccount]):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # enrolment goes through the service, which probes the key's permissions (issue 5)
 
-    @admin.action(description="Revoke: destroy the credentials now")
+    @admin.action(permissions=["change"], description="Revoke: destroy the credentials now")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ExchangeAccount]) -> None:
         for account in queryset:
             services.exchange_account_revoke(account_id=account.pk)
@@ -137,7 +137,7 @@ class MMOrderAdmin(admin.ModelAdmin[MMOrder]):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.action(description="Fund: move the funds to the exchange (queued)")
+    @admin.action(permissions=["change"], description="Fund: move the funds to the exchange (queued)")
     def fund(self, request: HttpRequest, queryset: QuerySet[MMOrder]) -> None:
         from execution import tasks
 
@@ -145,7 +145,7 @@ class MMOrderAdmin(admin.ModelAdmin[MMOrder]):
             tasks.fund_order.delay(order.pk)
         self.message_user(request, f"Queued funding of {queryset.count()} order(s).", messages.SUCCESS)
 
-    @admin.action(description="Stop")
+    @admin.action(permissions=["change"], description="Stop")
     def stop(self, request: HttpRequest, queryset: QuerySet[MMOrder]) -> None:
         from execution import tasks
         from execution.errors import InvalidOrderTransition
@@ -173,7 +173,7 @@ class AlertAdmin(admin.ModelAdmin[Alert]):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.action(description="Mark resolved")
+    @admin.action(permissions=["change"], description="Mark resolved")
     def resolve(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
         from django.utils import timezone
 

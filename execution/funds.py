@@ -72,10 +72,18 @@ class CustodyNotConfigured(ExecutionError):
     status = 503
 
 
+def custody_wallet_address() -> str:
+    """The custody wallet: from its key where this process holds it (worker, beat), else its configured address
+    (the production web process never holds the key)."""
+    if settings.CUSTODY_PRIVATE_KEY:
+        return str(Account.from_key(settings.CUSTODY_PRIVATE_KEY).address)
+    return str(settings.CUSTODY_ADDRESS)
+
+
 def custody_asset(asset: str) -> tuple[ChecksumAddress, int]:
     spec = settings.CUSTODY_ASSETS.get(asset)
-    if not spec or not settings.CUSTODY_PRIVATE_KEY:
-        raise CustodyNotConfigured(f"the custody wallet does not hold {asset} (CUSTODY_ASSETS, CUSTODY_PRIVATE_KEY)")
+    if not spec or not custody_wallet_address():
+        raise CustodyNotConfigured(f"the custody wallet does not hold {asset} (CUSTODY_ASSETS, CUSTODY_ADDRESS)")
     return Web3.to_checksum_address(str(spec["token"])), int(str(spec["decimals"]))
 
 
@@ -655,7 +663,7 @@ def mm_order_withdraw_back(*, order_id: int, treasury_account_id: int) -> MMOrde
         )
     if not same:
         raise OrderRejected("the treasury key belongs to another exchange account than the order's")
-    custody = Account.from_key(settings.CUSTODY_PRIVATE_KEY).address.lower()
+    custody = custody_wallet_address().lower()
     with transaction.atomic():
         locked = MMOrder.objects.select_for_update().get(pk=order_id)
         if locked.state == mm.State.STOPPING and not locked.job_id:

@@ -11,6 +11,39 @@ class CoreConfig(AppConfig):
     label = "core"
     verbose_name = "Mr.Market core"
 
+    def ready(self) -> None:
+        # After the admin's autodiscovery (its app comes first): replace the third-party auth admins.
+        from django.contrib import admin
+
+        from mrmarket import auth_admin
+
+        auth_admin.install(admin.site)
+        _register_configured_secrets()
+
+
+def _register_configured_secrets() -> None:
+    """The secrets this process was configured with are masked in everything it writes out (wire.redaction)."""
+    from urllib.parse import urlsplit
+
+    from django.conf import settings
+
+    from wire.redaction import register_secret
+
+    values: list[str | bytes | None] = [
+        settings.SECRET_KEY,
+        getattr(settings, "CUSTODY_PRIVATE_KEY", ""),
+        getattr(settings, "CONTROLLER_SIGNING_KEY", ""),
+        getattr(settings, "METRICS_TOKEN", ""),
+        *getattr(settings, "CREDENTIALS_MASTER_KEYS", {}).values(),
+        *(db.get("PASSWORD") for db in settings.DATABASES.values()),
+    ]
+    for url in (settings.REDIS_URL, settings.CELERY_BROKER_URL):
+        try:
+            values.append(urlsplit(url).password)
+        except ValueError:
+            continue
+    register_secret(*values)
+
 
 class MrMarketAdminConfig(AdminConfig):
     default_site = "mrmarket.admin.MrMarketAdminSite"

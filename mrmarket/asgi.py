@@ -6,7 +6,9 @@ import os
 
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mrmarket.settings.dev")
+# No profile named means production (which refuses to start without its variables), never dev.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mrmarket.settings.prod")
+os.environ.setdefault("MRMARKET_PROCESS", "web")
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402 - needs the app registry loaded above

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from celery import Celery, signals
 
 from mrmarket.observability import context
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mrmarket.settings.dev")
+# No profile named means production (which refuses to start without its variables), never dev.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mrmarket.settings.prod")
+if os.path.basename(sys.argv[0]) == "celery" and "MRMARKET_PROCESS" not in os.environ:
+    # Started as `celery -A mrmarket.celery_app worker|beat` rather than through manage.py.
+    os.environ["MRMARKET_PROCESS"] = "beat" if "beat" in sys.argv[1:] else "worker"
 
 app = Celery("mrmarket")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -38,6 +38,75 @@ def redact_url(url: str) -> str:
 
 # Dev only: the seed of the key Django signs executor job control with in the dev and test profiles (ADR 0011).
 DEV_CONTROLLER_SIGNING_KEY = "6465762d6f6e6c792d636f6e74726f6c6c65722d6b65792d33322d6279746573"
+# Dev only: the other embedded secrets of the dev and test profiles; the prod profile refuses every one of them.
+DEV_SECRET_KEY = "dev-insecure-secret-key-not-for-production-use-0123456789"  # noqa: S105 - dev only, refused by prod
+DEV_MASTER_KEY = "ZGV2LW9ubHktbWFzdGVyLWtleS0zMi1ieXRlcy0hISE="
+# The well-known keys of Anvil's (and Hardhat's) default mnemonic, accounts 0-9: public, so never a custody key.
+DEV_CHAIN_PRIVATE_KEYS = (
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+    "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
+    "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
+    "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e",
+    "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
+    "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97",
+    "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
+)
+DEV_CUSTODY_PRIVATE_KEY = DEV_CHAIN_PRIVATE_KEYS[3]
+
+
+def _looks_typed(raw: bytes) -> bool:
+    """Random key material is almost never all printable ASCII, nor made of a handful of byte values; a key
+    someone typed or padded usually is."""
+    return all(0x20 <= b < 0x7F for b in raw) or len(set(raw)) < len(raw) // 3
+
+
+def require_strong_secret_key(name: str, value: str) -> None:
+    """Django's SECRET_KEY in production: not the dev value, long and varied (as Django's own check W009)."""
+    if value == DEV_SECRET_KEY or "insecure" in value:
+        raise ConfigError(f"{name} is a dev/insecure value; generate a random one for production")
+    if len(value) < 50 or len(set(value)) < 5:
+        raise ConfigError(f"{name} is weak: use at least 50 random characters")
+
+
+def require_strong_key_bytes(name: str, raw: bytes, *, dev: bytes) -> None:
+    """32-byte key material in production: not the dev value and not something typed by hand."""
+    if raw == dev:
+        raise ConfigError(f"{name} is the dev value; generate a random key for production")
+    if _looks_typed(raw):
+        raise ConfigError(f"{name} is weak (not random bytes); generate a random key for production")
+
+
+def parse_controller_key(name: str, value: str) -> bytes:
+    """The controller signing seed: 32 bytes as 64 hex characters."""
+    try:
+        raw = bytes.fromhex(value.strip())
+    except ValueError:
+        raise ConfigError(f"{name} is not hex") from None
+    if len(raw) != 32:
+        raise ConfigError(f"{name} must be 32 bytes (64 hex characters), got {len(raw)} bytes")
+    return raw
+
+
+def require_custody_key(name: str, value: str) -> None:
+    """A custody private key in production: 32 bytes of hex and none of the public dev-chain keys."""
+    normalized = "0x" + value.strip().lower().removeprefix("0x")
+    if normalized in DEV_CHAIN_PRIVATE_KEYS:
+        raise ConfigError(f"{name} is a public dev-chain key; anyone can spend from it")
+    raw = parse_controller_key(name, normalized.removeprefix("0x"))
+    if _looks_typed(raw):
+        raise ConfigError(f"{name} is weak (not random bytes)")
+
+
+def require_protected_redis(name: str, url: str) -> None:
+    """Production Redis is reached over TLS (rediss://) or with a password."""
+    parts = urlsplit(url)
+    if parts.scheme == "rediss" or parts.password:
+        return
+    raise ConfigError(f"{name} must use rediss:// or carry a password in the prod profile")
+
 
 # The embedded default serves the web, a worker and beat at once: writers take the lock when a transaction
 # starts (no read-to-write upgrade deadlocks), wait up to 20 s for it, and readers do not block them (WAL).
@@ -120,3 +189,23 @@ def parse_key_ring(name: str, value: str) -> dict[str, bytes]:
 
 def missing_variables(environ: Mapping[str, str], names: list[str]) -> list[str]:
     return [n for n in names if not environ.get(n, "").strip()]
+
+
+def custody_address(private_key: str, configured: str) -> str:
+    """The custody wallet's address: derived from its key where the key is held, else as configured."""
+    from eth_account import Account
+    from web3 import Web3
+
+    if private_key:
+        try:
+            derived = str(Account.from_key(private_key).address)
+        except (ValueError, TypeError):
+            raise ConfigError("CUSTODY_PRIVATE_KEY is not a valid private key") from None
+        if configured and configured.lower() != derived.lower():
+            raise ConfigError("CUSTODY_ADDRESS is not the address of CUSTODY_PRIVATE_KEY")
+        return derived
+    if not configured:
+        return ""
+    if not Web3.is_address(configured):
+        raise ConfigError("CUSTODY_ADDRESS is not an Ethereum address")
+    return str(Web3.to_checksum_address(configured))

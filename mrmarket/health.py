@@ -7,12 +7,16 @@ slow or broken dependency never hides the state of the others.
 from __future__ import annotations
 
 import asyncio
+import re
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
 from asgiref.sync import async_to_sync
@@ -25,6 +29,7 @@ from mrmarket import heartbeats
 from mrmarket.config import redact_url
 from mrmarket.http import outbound_client
 from mrmarket.redis import get_redis
+from wire.redaction import redact_text
 
 State = Literal["ok", "fail", "not_configured"]
 
@@ -59,8 +64,24 @@ def _timeout() -> float:
     return float(settings.HEALTHCHECK_TIMEOUT_SECONDS)
 
 
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+
+
+def _origin_only(match: re.Match[str]) -> str:
+    """A URL cut to scheme://host[:port]: providers put API keys in paths and queries (and passwords in the
+    userinfo), and an error text quotes the whole URL."""
+    try:
+        parts = urlsplit(match.group(0))
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "[url]"
+    return f"{parts.scheme}://{host}{port}/…" if host else "[url]"
+
+
 def _error_text(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = redact_text(_URL.sub(_origin_only, text))
     return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
 
 
@@ -241,6 +262,26 @@ CHECKS: dict[str, Callable[[], tuple[State, str]]] = {
 # Checks that only read our own database run on the caller's connection (and see its transaction).
 IN_CALLER_THREAD = frozenset({"database", "alerts"})
 READYZ_CHECKS = ("database", "redis", "broker", "channel_layer", "chain_rpc", "workers", "beat")
+
+
+_readyz_lock = threading.Lock()
+_readyz_cache: tuple[float, tuple[str, ...], list[CheckResult]] | None = None
+
+
+def readyz_results() -> list[CheckResult]:
+    """The /readyz checks, run at most once per READYZ_CACHE_SECONDS: the endpoint is public, and a burst of
+    anonymous requests must not become a burst of connections to every dependency. One run at a time; callers
+    that arrive meanwhile wait for it and share its answer."""
+    global _readyz_cache
+    ttl = float(settings.READYZ_CACHE_SECONDS)
+    required = tuple(settings.READYZ_REQUIRED)
+    with _readyz_lock:
+        cached = _readyz_cache
+        if cached is not None and cached[1] == required and time.monotonic() - cached[0] < ttl:
+            return cached[2]
+        results = run_checks(READYZ_CHECKS)
+        _readyz_cache = (time.monotonic(), required, results)
+        return results
 
 
 def run_check(name: str) -> CheckResult:

@@ -20,16 +20,21 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok", "version": settings.VERSION})
 
 
+# What anyone may learn of a check; staff also get its detail and time (an error text can name hosts).
+_PUBLIC_CHECK_FIELDS = ("state", "ok", "required")
+
+
 @never_cache
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    results = health.run_checks(health.READYZ_CHECKS)
+    results = health.readyz_results()
     ready = all(r.ok for r in results if r.required)
-    body = {
-        "status": "ok" if ready else "fail",
-        "version": settings.VERSION,
-        "checks": {r.name: {k: v for k, v in r.as_json().items() if k != "name"} for r in results},
-    }
+    staff = bool(request.user.is_active and request.user.is_staff)
+    checks = {}
+    for r in results:
+        entry = {k: v for k, v in r.as_json().items() if k != "name"}
+        checks[r.name] = entry if staff else {k: entry[k] for k in _PUBLIC_CHECK_FIELDS}
+    body = {"status": "ok" if ready else "fail", "version": settings.VERSION, "checks": checks}
     return JsonResponse(body, status=200 if ready else 503)
 
 

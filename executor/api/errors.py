@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from wire.redaction import redact_text
+
 
 class ApiError(Exception):
     status = 400
@@ -17,4 +19,6 @@ class ApiError(Exception):
 
 
 def error_response(*, status: int, code: str, message: str, request_id: str | None) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message, "request_id": request_id}}, status=status)
+    # An error message may quote an exchange's answer; a secret this process holds never goes back out in it.
+    body = {"error": {"code": code, "message": redact_text(message), "request_id": request_id}}
+    return web.json_response(body, status=status)

@@ -38,6 +38,7 @@ from executor.exchange import CredentialsRefused, Gateway, NotFound, OrderSnapsh
 from executor.logging import get_logger
 from executor.strategy.base import Balances, Book, MarketRules, StrategyInput
 from wire.keys import SigningKey
+from wire.redaction import redact_text
 
 AMBIGUOUS_RESOLVE_MS = 6_000  # Binance refuses a request older than recvWindow (5 s) from its timestamp
 CANCEL_RECHECK_MS = 3_000
@@ -621,7 +622,8 @@ class JobRunner:
         return {
             "job_id": self.job_id,
             "state": str(self.state),
-            "reason": self.reason,
+            # Both may quote an exchange's error text: masked of any secret this process holds.
+            "reason": redact_text(self.reason) if self.reason else None,
             "job_spec_digest": self.spec_digest,
             "exchange": self.spec["exchange"],
             "symbol": self.symbol,
@@ -631,7 +633,7 @@ class JobRunner:
             "book_age_ms": now - self.book_seen_ms if self.book_seen_ms else None,
             "dead_man_tripped": self.dead_man_tripped,
             "halted_at_ms": self.halted_at_ms,
-            "last_error": self.last_error,
+            "last_error": redact_text(self.last_error) if self.last_error else None,
             "orders": {
                 "live": len(self.tracker.live()),
                 "resting": [

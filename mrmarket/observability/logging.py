@@ -10,6 +10,8 @@ from typing import Any
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
+from wire.redaction import redact_event, redact_text
+
 _configured_version = "unknown"
 
 
@@ -18,16 +20,21 @@ def _add_version(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     return event_dict
 
 
-_SECRET_KEYS = ("secret", "password", "private_key", "api_key", "apikey", "token", "authorization", "cookie")
+def redact_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Last line of defence, run on the finished event (traceback already rendered): secret-named fields at any
+    depth, and every secret this process registered (wire.redaction), never reach the output."""
+    return redact_event(event_dict)
 
 
-def _redact_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    """Last line of defence: a field whose name says it holds a secret is never written out."""
-    for key in list(event_dict):
-        lowered = key.lower()
-        if any(marker in lowered for marker in _SECRET_KEYS):
-            event_dict[key] = "[redacted]"
-    return event_dict
+class RedactingRenderer:
+    """Wraps the final renderer: masks registered secrets in the rendered line, whatever produced it."""
+
+    def __init__(self, renderer: Processor) -> None:
+        self._renderer = renderer
+
+    def __call__(self, logger: WrappedLogger, name: str, event_dict: EventDict) -> str:
+        rendered = self._renderer(logger, name, event_dict)
+        return redact_text(rendered if isinstance(rendered, str) else str(rendered))
 
 
 def shared_processors() -> list[Processor]:
@@ -37,7 +44,6 @@ def shared_processors() -> list[Processor]:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_version,
-        _redact_secrets,
     ]
 
 
@@ -52,7 +58,8 @@ def make_formatter(fmt: str = "json") -> logging.Formatter:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
-            renderer,
+            redact_secrets,
+            RedactingRenderer(renderer),
         ],
     )
 
@@ -84,6 +91,7 @@ def configure_logging(*, level: str = "INFO", fmt: str = "json", version: str = 
         "uvicorn.access": logging.WARNING,
         "asyncio": logging.WARNING,
         "web3": logging.INFO,
+        "axes": logging.WARNING,  # one line per login attempt otherwise; failures and lockouts stay
     }
     for name, lvl in quiet.items():
         logging.getLogger(name).setLevel(lvl)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import django_stubs_ext
 import environ
 
-from mrmarket.config import ConfigError, parse_database_url, parse_redis_url
+from mrmarket.config import ConfigError, custody_address, parse_database_url, parse_redis_url
 from mrmarket.observability.logging import configure_logging
 
 # Lets generic classes such as ModelAdmin[Model] be subscripted at runtime (typed admin and querysets).
@@ -17,6 +18,14 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
 
 VERSION = "0.1.0"
+
+# Which process loads these settings: "web" (the public HTTP/WebSocket server), "worker", "beat", or "all" (a
+# management command, a shell). Set by the entry points (manage.py, mrmarket.asgi, mrmarket.celery_app); the
+# web process never loads the custody or master keys (mrmarket.settings.prod).
+PROCESS_ROLES = ("web", "worker", "beat", "all")
+PROCESS_ROLE = env.str("MRMARKET_PROCESS", default="all")
+if PROCESS_ROLE not in PROCESS_ROLES:
+    raise ConfigError(f"MRMARKET_PROCESS must be one of {', '.join(PROCESS_ROLES)}")
 
 # Runtime files of a local run (SQLite database, beat schedule, demo state); never committed.
 DATA_DIR = Path(env.str("MRMARKET_DATA_DIR", default=str(BASE_DIR / "var")))
@@ -33,7 +42,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    # API tokens: stored as a SHA-512 digest only, each with an expiry (REST_KNOX below).
+    "knox",
+    # Login lockout with backoff for the admin and the token endpoint (AXES_* below).
+    "axes",
+    "csp",
     "drf_spectacular",
     "channels",
     "django_prometheus",
@@ -48,6 +61,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "mrmarket.observability.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -56,6 +70,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Last, as django-axes requires: turns a lockout flagged during authentication into a 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "mrmarket.urls"
@@ -94,8 +110,15 @@ CACHES = {
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": REDIS_KEY_PREFIX,
         "TIMEOUT": 300,
+        # JSON, not Django's default pickle: a write to Redis must never become code run here (mrmarket/cache.py).
+        "OPTIONS": {"serializer": "mrmarket.cache.JSONSerializer"},
     }
 }
+# The only dataclasses the cache may rebuild from an entry.
+CACHE_JSON_TYPES = [
+    "attestation.easyenclave.ControlPlaneVerdict",
+    "attestation.easyenclave.DiscoveredService",
+]
 
 CHANNEL_LAYERS = {
     "default": {
@@ -191,6 +214,8 @@ CUSTODY_PRIVATE_KEY = env.str("CUSTODY_PRIVATE_KEY", default="")
 CUSTODY_GAS_BUMP_SECONDS = env.int("CUSTODY_GAS_BUMP_SECONDS", default=180)
 CUSTODY_GAS_BUMP_PERCENT = env.int("CUSTODY_GAS_BUMP_PERCENT", default=25)
 CUSTODY_GAS_PRICE_CAP_WEI = env.int("CUSTODY_GAS_PRICE_CAP_WEI", default=500 * 10**9)
+# Public: what the web process knows of the custody wallet (it never holds the key in production).
+CUSTODY_ADDRESS = custody_address(CUSTODY_PRIVATE_KEY, env.str("CUSTODY_ADDRESS", default=""))
 EASYENCLAVE_URL = env.str("EASYENCLAVE_URL", default="")
 # Which of a service's endpoints (environment → URL) we use, extra discovery tags, and the caches (docs/easyenclave.md).
 EASYENCLAVE_ENVIRONMENT = env.str("EASYENCLAVE_ENVIRONMENT", default="production")
@@ -237,6 +262,8 @@ READYZ_REQUIRED: list[str] = env.list(
     "READYZ_REQUIRED",
     default=["database", "redis", "broker", "channel_layer", "chain_rpc", "workers", "beat"],
 )
+# /readyz runs its checks at most once per this many seconds (it is public).
+READYZ_CACHE_SECONDS = env.float("READYZ_CACHE_SECONDS", default=5.0)
 OUTBOUND_HTTP_TIMEOUT_SECONDS = env.float("OUTBOUND_HTTP_TIMEOUT_SECONDS", default=10.0)
 
 # --- credentials at rest (envelope encryption; master key from the environment) ----------------------------
@@ -250,11 +277,40 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+# How many reverse proxies of ours stand in front of the web process: the client address is the one the
+# outermost of them saw (mrmarket/login_security.py). 0: REMOTE_ADDR, X-Forwarded-For ignored.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ConfigError("TRUSTED_PROXY_COUNT must be 0 or more")
+
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out client before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AUTH_LOCKOUT_FAILURES", default=5)
+AUTH_LOCKOUT_BASE_SECONDS = env.int("AUTH_LOCKOUT_BASE_SECONDS", default=300)
+AUTH_LOCKOUT_MAX_SECONDS = env.int("AUTH_LOCKOUT_MAX_SECONDS", default=86400)
+# A client locked out by address or by username; every failure while locked doubles the wait.
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_COOLOFF_TIME = "mrmarket.login_security.lockout_cooloff"
+# Each attempt row expires on its own schedule, so one client's short wait never clears another's long one.
+AXES_USE_ATTEMPT_EXPIRATION = True
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "mrmarket.login_security.client_ip"
+AXES_LOCKOUT_CALLABLE = "mrmarket.login_security.lockout_response"
+AXES_SENSITIVE_PARAMETERS = ["password", "csrfmiddlewaretoken"]
+AXES_VERBOSE = False
+
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(seconds=env.int("API_TOKEN_TTL_SECONDS", default=86400)),
+    "AUTO_REFRESH": False,
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: an anonymous API call then gets 401 with `WWW-Authenticate: Token`.
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     # Deny by default: every view states who may call it (mrmarket.api.permissions.RolePermission).
@@ -262,6 +318,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "mrmarket.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "mrmarket.api.errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"auth": env.str("AUTH_THROTTLE_RATE", default="10/min")},
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -294,3 +351,19 @@ configure_logging(level=LOG_LEVEL, fmt=LOG_FORMAT, version=VERSION)
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# Same-origin everything: no inline script, no third-party origin (the admin and our pages load only /static/).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from mrmarket.config import DEV_CONTROLLER_SIGNING_KEY, parse_key_ring, parse_master_key
+from mrmarket.config import (
+    DEV_CONTROLLER_SIGNING_KEY,
+    DEV_CUSTODY_PRIVATE_KEY,
+    DEV_MASTER_KEY,
+    DEV_SECRET_KEY,
+    custody_address,
+    parse_key_ring,
+    parse_master_key,
+)
 
 from .base import *  # noqa: F403
 from .base import CREDENTIALS_MASTER_KEY_ID, env
 
 DEBUG = env.bool("DEBUG", default=True)
 # Dev-only values: the prod profile refuses to start without real ones.
-SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-secret-key-not-for-production-use-0123456789")
+SECRET_KEY = env.str("SECRET_KEY", default=DEV_SECRET_KEY)
 # Anvil's public dev account 3; production takes the custody key from its secret store (docs/threat-model.md).
-CUSTODY_PRIVATE_KEY = env.str(
-    "CUSTODY_PRIVATE_KEY", default="0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6"
-)
+CUSTODY_PRIVATE_KEY = env.str("CUSTODY_PRIVATE_KEY", default=DEV_CUSTODY_PRIVATE_KEY)
+CUSTODY_ADDRESS = custody_address(CUSTODY_PRIVATE_KEY, env.str("CUSTODY_ADDRESS", default=""))
 # Dev-only controller key (its public half is what dev executors pin); production sets a secret one.
 CONTROLLER_SIGNING_KEY = env.str("CONTROLLER_SIGNING_KEY", default=DEV_CONTROLLER_SIGNING_KEY)
 # The devnet's EasyEnclave stand-in listens on plain http (its answers are signed all the same).
@@ -23,7 +30,7 @@ EXECUTOR_ALLOW_UNATTESTED = env.bool("EXECUTOR_ALLOW_UNATTESTED", default=True)
 EXECUTOR_ACCEPT_DEV_RUNTIME = env.bool("EXECUTOR_ACCEPT_DEV_RUNTIME", default=True)  # the devnet exchange is http
 CREDENTIALS_MASTER_KEY = parse_master_key(
     "CREDENTIALS_MASTER_KEY",
-    env.str("CREDENTIALS_MASTER_KEY", default="ZGV2LW9ubHktbWFzdGVyLWtleS0zMi1ieXRlcy0hISE="),
+    env.str("CREDENTIALS_MASTER_KEY", default=DEV_MASTER_KEY),
 )
 # Every master key that may still wrap a stored credential: the current one and retired ones during rotation.
 CREDENTIALS_MASTER_KEYS = {

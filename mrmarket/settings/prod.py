@@ -1,12 +1,33 @@
-"""Production. Refuses to start unless every required variable is set; see docs/configuration.md."""
+"""Production. Refuses to start unless every required variable is set and no secret is a dev or weak value;
+see docs/configuration.md."""
 
 from __future__ import annotations
 
 import os
 
-from mrmarket.config import ConfigError, missing_variables, parse_key_ring, parse_master_key
+from mrmarket.config import (
+    DEV_CONTROLLER_SIGNING_KEY,
+    DEV_MASTER_KEY,
+    ConfigError,
+    missing_variables,
+    parse_controller_key,
+    parse_key_ring,
+    parse_master_key,
+    require_custody_key,
+    require_protected_redis,
+    require_strong_key_bytes,
+    require_strong_secret_key,
+)
 
-REQUIRED = ["SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS", "CREDENTIALS_MASTER_KEY"]
+REQUIRED = [
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "ALLOWED_HOSTS",
+    "CREDENTIALS_MASTER_KEY",
+    "CONTROLLER_SIGNING_KEY",
+    "METRICS_TOKEN",
+]
 _missing = missing_variables(os.environ, REQUIRED)
 if _missing:
     raise ConfigError(
@@ -15,13 +36,32 @@ if _missing:
         + " (see docs/configuration.md)"
     )
 
+from mrmarket.config import custody_address  # noqa: E402
+
 from .base import *  # noqa: E402, F403
-from .base import CREDENTIALS_MASTER_KEY_ID, env  # noqa: E402
+from .base import (  # noqa: E402
+    ALLOWED_HOSTS,
+    CELERY_BROKER_URL,
+    CREDENTIALS_MASTER_KEY_ID,
+    CUSTODY_ASSETS,
+    PROCESS_ROLE,
+    REDIS_URL,
+    env,
+)
 
 DEBUG = env.bool("DEBUG", default=False)
 if DEBUG:
     raise ConfigError("DEBUG must be off in the prod profile")
 SECRET_KEY = env.str("SECRET_KEY")
+require_strong_secret_key("SECRET_KEY", SECRET_KEY)
+if "*" in ALLOWED_HOSTS:
+    raise ConfigError("ALLOWED_HOSTS must name the hosts served; the prod profile refuses '*'")
+require_protected_redis("REDIS_URL", REDIS_URL)
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    require_protected_redis("CELERY_BROKER_URL", CELERY_BROKER_URL)
+METRICS_TOKEN = env.str("METRICS_TOKEN")
+if len(METRICS_TOKEN) < 32:
+    raise ConfigError("METRICS_TOKEN is weak: use at least 32 random characters")
 if env.str("ATTESTATION_DEV_ROOT_CA_FILE", default="") or env.str("ATTESTATION_COLLATERAL_FILE", default=""):
     raise ConfigError(
         "the prod profile refuses the dev quote authority (ATTESTATION_DEV_ROOT_CA_FILE / _COLLATERAL_FILE)"
@@ -39,7 +79,36 @@ if env.bool("EXECUTOR_ACCEPT_DEV_RUNTIME", default=False):
     raise ConfigError("the prod profile never accepts executors running in dev mode (EXECUTOR_ACCEPT_DEV_RUNTIME)")
 # Production routes only to attested executors: the gate verifies each one before every secret delivery.
 EXECUTOR_ATTESTATION_GATE = env.str("EXECUTOR_ATTESTATION_GATE", default="attestation.gate.attested_identity")
+
+CONTROLLER_SIGNING_KEY = env.str("CONTROLLER_SIGNING_KEY")
+require_strong_key_bytes(
+    "CONTROLLER_SIGNING_KEY",
+    parse_controller_key("CONTROLLER_SIGNING_KEY", CONTROLLER_SIGNING_KEY),
+    dev=bytes.fromhex(DEV_CONTROLLER_SIGNING_KEY),
+)
 CREDENTIALS_MASTER_KEY = parse_master_key("CREDENTIALS_MASTER_KEY", env.str("CREDENTIALS_MASTER_KEY"))
+_dev_master = parse_master_key("dev master key", DEV_MASTER_KEY)
+require_strong_key_bytes("CREDENTIALS_MASTER_KEY", CREDENTIALS_MASTER_KEY, dev=_dev_master)
+# Every master key that may still wrap a stored credential: the current one and retired ones during rotation.
+CREDENTIALS_MASTER_KEYS = {
+    **parse_key_ring("CREDENTIALS_RETIRED_KEYS", env.str("CREDENTIALS_RETIRED_KEYS", default="")),
+    CREDENTIALS_MASTER_KEY_ID: CREDENTIALS_MASTER_KEY,
+}
+for _key_id, _key in CREDENTIALS_MASTER_KEYS.items():
+    require_strong_key_bytes(f"CREDENTIALS_MASTER_KEYS ({_key_id})", _key, dev=_dev_master)
+
+# The custody key signs on-chain transfers out of custody: only the worker and beat hold it. The public web
+# process knows the custody wallet by its address alone (CUSTODY_ADDRESS) and never reads the key.
+if PROCESS_ROLE == "web":
+    CUSTODY_PRIVATE_KEY = ""
+    CUSTODY_ADDRESS = custody_address("", env.str("CUSTODY_ADDRESS", default=""))
+    if CUSTODY_ASSETS and not CUSTODY_ADDRESS:
+        raise ConfigError("CUSTODY_ASSETS is set: the web process needs CUSTODY_ADDRESS (it never holds the key)")
+else:
+    CUSTODY_PRIVATE_KEY = env.str("CUSTODY_PRIVATE_KEY", default="")
+    if CUSTODY_PRIVATE_KEY:
+        require_custody_key("CUSTODY_PRIVATE_KEY", CUSTODY_PRIVATE_KEY)
+    CUSTODY_ADDRESS = custody_address(CUSTODY_PRIVATE_KEY, env.str("CUSTODY_ADDRESS", default=""))
 
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
@@ -49,8 +118,3 @@ SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 SECURE_REFERRER_POLICY = "same-origin"
-# Every master key that may still wrap a stored credential: the current one and retired ones during rotation.
-CREDENTIALS_MASTER_KEYS = {
-    **parse_key_ring("CREDENTIALS_RETIRED_KEYS", env.str("CREDENTIALS_RETIRED_KEYS", default="")),
-    CREDENTIALS_MASTER_KEY_ID: CREDENTIALS_MASTER_KEY,
-}

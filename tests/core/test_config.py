@@ -13,12 +13,29 @@ from devnet.ports import free_port
 from mrmarket.config import ConfigError, parse_database_url, parse_master_key, parse_redis_url, redact_url
 
 ROOT = Path(__file__).resolve().parents[2]
-PROD_REQUIRED = ["SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS", "CREDENTIALS_MASTER_KEY"]
-GOOD_KEY = "ZGV2LW9ubHktbWFzdGVyLWtleS0zMi1ieXRlcy0hISE="
+PROD_REQUIRED = [
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "ALLOWED_HOSTS",
+    "CREDENTIALS_MASTER_KEY",
+    "CONTROLLER_SIGNING_KEY",
+    "METRICS_TOKEN",
+]
+# Fixed random values (generated once), so that a failing run can be repeated exactly.
+GOOD_KEY = "q4Xr0VzJ0a7m3Q9hX2pG9wq1sK0bNf5tYy3uE8cLd2I="
+GOOD_CONTROLLER_KEY = "9f2c4e1a7b3d5f60a8c2e4b6d8f0a1c3e5b7d9f1a3c5e7b9d1f3a5c7e9b1d3f5"
+GOOD_SECRET_KEY = "pR7#vX2!kQ9@mZ4$wL8%tN3^bH6&jF1*yC5(gD0)sA-uE=oI+rK_eM~qP"
+GOOD_METRICS_TOKEN = "mT4kPq8ZrX2vB7nY5cW9dF3gH6jL1sA0"
+
+
+def _clean_environ() -> dict[str, str]:
+    drop = {*PROD_REQUIRED, "DJANGO_SETTINGS_MODULE", "MRMARKET_PROCESS", "CUSTODY_PRIVATE_KEY", "CELERY_BROKER_URL"}
+    return {k: v for k, v in os.environ.items() if k not in drop}
 
 
 def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k not in PROD_REQUIRED and k != "DJANGO_SETTINGS_MODULE"}
+    base = _clean_environ()
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
@@ -95,18 +112,20 @@ def test_prod_with_some_variables_lists_only_the_missing() -> None:
     }
     result = run_manage("check", env=env)
     assert result.returncode == 2
-    assert "DATABASE_URL, REDIS_URL, CREDENTIALS_MASTER_KEY" in result.stderr
+    assert "DATABASE_URL, REDIS_URL, CREDENTIALS_MASTER_KEY, CONTROLLER_SIGNING_KEY, METRICS_TOKEN" in result.stderr
     assert "SECRET_KEY" not in result.stderr
 
 
 def prod_env(**overrides: str) -> dict[str, str]:
     return {
         "DJANGO_SETTINGS_MODULE": "mrmarket.settings.prod",
-        "SECRET_KEY": "prod-test-secret-key-" + "x" * 40,
+        "SECRET_KEY": GOOD_SECRET_KEY,
         "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
-        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "REDIS_URL": "rediss://:redis-password@127.0.0.1:6379/0",
         "ALLOWED_HOSTS": "mrmarket.example",
         "CREDENTIALS_MASTER_KEY": GOOD_KEY,
+        "CONTROLLER_SIGNING_KEY": GOOD_CONTROLLER_KEY,
+        "METRICS_TOKEN": GOOD_METRICS_TOKEN,
         **overrides,
     }
 

@@ -9,6 +9,8 @@ from django.test import Client
 
 from devnet.ports import free_port
 from mrmarket import health, heartbeats
+from mrmarket.roles import Role
+from tests.factories import user_with
 
 pytestmark = pytest.mark.django_db
 
@@ -21,6 +23,7 @@ def test_healthz_is_liveness_only(client: Client) -> None:
 
 def test_readyz_lists_every_dependency_with_time(client: Client, redis_clean: None, settings) -> None:
     settings.READYZ_REQUIRED = ["database", "redis", "broker", "channel_layer"]
+    client.force_login(user_with(Role.STAFF))
     response = client.get("/readyz")
     body = response.json()
     assert response.status_code == 200, body
@@ -46,10 +49,61 @@ def test_readyz_lists_every_dependency_with_time(client: Client, redis_clean: No
 
 def test_readyz_is_503_when_a_required_dependency_fails(client: Client, redis_clean: None, settings) -> None:
     settings.READYZ_REQUIRED = ["database", "workers"]
+    client.force_login(user_with(Role.STAFF))
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["status"] == "fail"
     assert response.json()["checks"]["workers"]["detail"] == "no worker heartbeat yet"
+
+
+def test_public_readyz_says_state_per_check_and_no_detail(client: Client, redis_clean: None, settings) -> None:
+    settings.READYZ_REQUIRED = ["database", "workers"]
+    settings.CHAIN_RPC_URL = f"http://127.0.0.1:{free_port()}/v3/LEAKY-API-KEY-0123456789"
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["workers"] == {"state": "fail", "ok": False, "required": True}
+    assert checks["chain_rpc"] == {"state": "fail", "ok": False, "required": False}
+    assert all(set(entry) == {"state", "ok", "required"} for entry in checks.values())
+    assert "LEAKY" not in response.content.decode()
+    assert "127.0.0.1" not in response.content.decode()
+
+
+def test_a_check_error_never_quotes_a_url_path_query_or_password() -> None:
+    class Failed(Exception):
+        pass
+
+    exc = Failed("Client error '401 Unauthorized' for url 'https://u:pw@rpc.example:8545/v3/KEY123?apikey=Q9'")
+    text = health._error_text(exc)
+    assert text == "Failed: Client error '401 Unauthorized' for url 'https://rpc.example:8545/…'"
+
+
+def test_staff_readyz_detail_has_no_url_secret(client: Client, redis_clean: None, settings) -> None:
+    settings.CHAIN_RPC_URL = f"http://127.0.0.1:{free_port()}/v3/LEAKY-API-KEY-0123456789"
+    client.force_login(user_with(Role.STAFF))
+    body = client.get("/readyz").json()
+    assert body["checks"]["chain_rpc"]["detail"]
+    assert "LEAKY" not in str(body)
+
+
+def test_readyz_runs_its_checks_once_per_cache_window(client: Client, settings, monkeypatch) -> None:
+    settings.READYZ_CACHE_SECONDS = 60
+    settings.READYZ_REQUIRED = ["database"]
+    monkeypatch.setattr(health, "_readyz_cache", None)
+    runs: list[int] = []
+    real = health.run_checks
+
+    def counting(names: object = health.READYZ_CHECKS) -> list[health.CheckResult]:
+        runs.append(1)
+        return real(["database"])
+
+    monkeypatch.setattr(health, "run_checks", counting)
+    for _ in range(5):
+        assert client.get("/readyz").status_code == 200
+    assert len(runs) == 1
+    settings.READYZ_REQUIRED = ["database", "redis"]  # another configuration is another answer
+    client.get("/readyz")
+    assert len(runs) == 2
 
 
 def test_workers_and_beat_follow_their_heartbeats(redis_clean: None, settings) -> None:

@@ -8,16 +8,16 @@ from django.contrib.auth import authenticate
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView
+from knox.models import AuthToken
 from rest_framework import serializers, status
-from rest_framework.authtoken.models import Token
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from mrmarket import selectors
 from mrmarket.api.permissions import PUBLIC, RolePermission, user_roles
 from mrmarket.errors import ApplicationError
+from mrmarket.login_security import AuthRateThrottle
 from mrmarket.roles import ALL_ROLES, Role
 
 
@@ -46,12 +46,18 @@ class InvalidCredentials(ApplicationError):
     status = 400
 
 
+class LoginLockedOut(ApplicationError):
+    code = "login_locked_out"
+    status = 429
+
+
 class TokenObtainApi(APIView):
-    """Exchange a username and password for the caller's API token (machine clients)."""
+    """Exchange a username and password for a new API token (machine clients). The token is shown once: only
+    its digest is stored, and it expires (REST_KNOX TOKEN_TTL)."""
 
     allowed_roles: ClassVar[frozenset[str]] = PUBLIC
     authentication_classes = []
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [AuthRateThrottle]
     throttle_scope = "auth"
 
     class InputSerializer(serializers.Serializer):
@@ -60,16 +66,20 @@ class TokenObtainApi(APIView):
 
     class OutputSerializer(serializers.Serializer):
         token = serializers.CharField()
+        expiry = serializers.DateTimeField()
 
     @extend_schema(request=InputSerializer, responses=OutputSerializer, operation_id="auth_token_create")
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = authenticate(request, **data.validated_data)
+        # The Django request: the lockout backend records the attempt on it and flags a lockout there.
+        user = authenticate(request._request, **data.validated_data)
+        if getattr(request._request, "axes_locked_out", False):
+            raise LoginLockedOut("Too many failed login attempts. Try again later.")
         if user is None or not user.is_active:
             raise InvalidCredentials("Unknown username or wrong password.")
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response(self.OutputSerializer({"token": token.key}).data)
+        instance, token = AuthToken.objects.create(user=user)
+        return Response(self.OutputSerializer({"token": token, "expiry": instance.expiry}).data)
 
 
 class CheckSerializer(serializers.Serializer):

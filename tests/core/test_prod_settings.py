@@ -1,0 +1,160 @@
+"""The prod profile refuses what would run production on dev or guessable secrets, and it is what a process
+gets when no profile is named. Each refusal is checked by importing the module in a fresh interpreter."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mrmarket.config import (
+    DEV_CHAIN_PRIVATE_KEYS,
+    DEV_CONTROLLER_SIGNING_KEY,
+    DEV_CUSTODY_PRIVATE_KEY,
+    DEV_MASTER_KEY,
+    DEV_SECRET_KEY,
+)
+from tests.core.test_config import ROOT, _clean_environ, prod_env
+
+GOOD_CUSTODY_KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
+
+# Imports the settings module alone and reports, as one JSON line, either the typed refusal or what we ask for.
+PROBE = """
+import json, sys
+from mrmarket.config import ConfigError
+try:
+    import mrmarket.settings.prod as s
+except ConfigError as exc:
+    print(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
+    sys.exit(3)
+print(json.dumps({name: getattr(s, name, None) for name in sys.argv[1:]}, default=str))
+"""
+
+
+def probe(env: dict[str, str], *names: str) -> dict[str, object]:
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, *names],
+        cwd=ROOT,
+        env={**_clean_environ(), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode in (0, 3), result.stderr
+    answer: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
+    return answer
+
+
+def refusal(**overrides: str) -> str:
+    answer = probe(prod_env(**overrides))
+    assert answer.get("error") == "ConfigError", answer
+    return str(answer["message"])
+
+
+def test_the_crafted_prod_environment_is_accepted() -> None:
+    answer = probe(prod_env(), "DEBUG", "ALLOWED_HOSTS")
+    assert answer == {"DEBUG": False, "ALLOWED_HOSTS": ["mrmarket.example"]}
+
+
+_typed_master_key = base64.b64encode(b"correct-horse-battery-staple-32b").decode()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "says"),
+    [
+        ({"ALLOWED_HOSTS": "*"}, "ALLOWED_HOSTS"),
+        ({"ALLOWED_HOSTS": "mrmarket.example,*"}, "ALLOWED_HOSTS"),
+        ({"SECRET_KEY": DEV_SECRET_KEY}, "SECRET_KEY is a dev/insecure value"),
+        ({"SECRET_KEY": "django-insecure-" + "a1b2c3d4e5" * 5}, "SECRET_KEY is a dev/insecure value"),
+        ({"SECRET_KEY": "short-but-random-Qw8#"}, "SECRET_KEY is weak"),
+        ({"SECRET_KEY": "ab" * 30}, "SECRET_KEY is weak"),
+        ({"CREDENTIALS_MASTER_KEY": DEV_MASTER_KEY}, "CREDENTIALS_MASTER_KEY is the dev value"),
+        ({"CREDENTIALS_MASTER_KEY": _typed_master_key}, "CREDENTIALS_MASTER_KEY is weak"),
+        ({"CREDENTIALS_RETIRED_KEYS": f"k0:{DEV_MASTER_KEY}"}, "CREDENTIALS_MASTER_KEYS (k0) is the dev value"),
+        ({"CONTROLLER_SIGNING_KEY": DEV_CONTROLLER_SIGNING_KEY}, "CONTROLLER_SIGNING_KEY is the dev value"),
+        ({"CONTROLLER_SIGNING_KEY": "00" * 32}, "CONTROLLER_SIGNING_KEY is weak"),
+        ({"CONTROLLER_SIGNING_KEY": "not-hex"}, "CONTROLLER_SIGNING_KEY is not hex"),
+        ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN is weak"),
+        ({"REDIS_URL": "redis://127.0.0.1:6379/0"}, "REDIS_URL must use rediss:// or carry a password"),
+        ({"CELERY_BROKER_URL": "redis://broker:6379/1"}, "CELERY_BROKER_URL must use rediss://"),
+        ({"CUSTODY_PRIVATE_KEY": DEV_CUSTODY_PRIVATE_KEY}, "CUSTODY_PRIVATE_KEY is a public dev-chain key"),
+        ({"CUSTODY_PRIVATE_KEY": DEV_CHAIN_PRIVATE_KEYS[0][2:]}, "CUSTODY_PRIVATE_KEY is a public dev-chain key"),
+        ({"CUSTODY_PRIVATE_KEY": "0x" + "11" * 32}, "CUSTODY_PRIVATE_KEY is weak"),
+    ],
+    ids=lambda v: next(iter(v)) if isinstance(v, dict) else None,
+)
+def test_prod_refuses_dev_and_weak_values(overrides: dict[str, str], says: str) -> None:
+    message = refusal(**overrides)
+    assert says in message
+    for value in overrides.values():
+        if len(value) > 8 and value not in ("mrmarket.example,*",):
+            assert value not in message  # a refusal names the variable, never echoes the secret
+
+
+def test_prod_requires_a_metrics_token() -> None:
+    env = prod_env()
+    del env["METRICS_TOKEN"]
+    answer = probe(env)
+    assert answer["error"] == "ConfigError"
+    assert "METRICS_TOKEN" in str(answer["message"])
+
+
+def test_a_redis_password_or_tls_is_enough() -> None:
+    assert "error" not in probe(prod_env(REDIS_URL="redis://:pw-0123456789@redis.internal:6379/0"))
+    assert "error" not in probe(prod_env(REDIS_URL="rediss://redis.internal:6380/0"))
+
+
+def test_the_web_process_never_loads_the_custody_key() -> None:
+    from eth_account import Account
+
+    address = Account.from_key(GOOD_CUSTODY_KEY).address
+    names = ("PROCESS_ROLE", "CUSTODY_PRIVATE_KEY", "CUSTODY_ADDRESS")
+    web = probe(prod_env(MRMARKET_PROCESS="web", CUSTODY_PRIVATE_KEY=GOOD_CUSTODY_KEY, CUSTODY_ADDRESS=address), *names)
+    assert web == {"PROCESS_ROLE": "web", "CUSTODY_PRIVATE_KEY": "", "CUSTODY_ADDRESS": address}
+    worker = probe(prod_env(MRMARKET_PROCESS="worker", CUSTODY_PRIVATE_KEY=GOOD_CUSTODY_KEY), *names)
+    assert worker == {"PROCESS_ROLE": "worker", "CUSTODY_PRIVATE_KEY": GOOD_CUSTODY_KEY, "CUSTODY_ADDRESS": address}
+
+
+def test_a_web_process_with_custody_assets_needs_the_custody_address() -> None:
+    assets = '{"USDT": {"token": "0x000000000000000000000000000000000000bEEF", "decimals": 6}}'
+    message = refusal(MRMARKET_PROCESS="web", CUSTODY_ASSETS=assets)
+    assert "the web process needs CUSTODY_ADDRESS" in message
+
+
+def test_a_custody_address_that_is_not_the_keys_is_refused() -> None:
+    message = refusal(
+        MRMARKET_PROCESS="worker",
+        CUSTODY_PRIVATE_KEY=GOOD_CUSTODY_KEY,
+        CUSTODY_ADDRESS="0x000000000000000000000000000000000000dEaD",
+    )
+    assert "CUSTODY_ADDRESS is not the address of CUSTODY_PRIVATE_KEY" in message
+
+
+def test_prod_sends_a_content_security_policy_and_caches_as_json() -> None:
+    answer = probe(prod_env(), "CONTENT_SECURITY_POLICY", "MIDDLEWARE", "CACHES")
+    directives = answer["CONTENT_SECURITY_POLICY"]["DIRECTIVES"]  # type: ignore[index]
+    assert directives["script-src"] == ["'self'"]
+    assert directives["frame-ancestors"] == ["'none'"]
+    assert "csp.middleware.CSPMiddleware" in answer["MIDDLEWARE"]  # type: ignore[operator]
+    assert answer["CACHES"]["default"]["OPTIONS"]["serializer"] == "mrmarket.cache.JSONSerializer"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["manage.py", "check"],
+        ["-c", "import mrmarket.asgi"],
+        ["-c", "from mrmarket.celery_app import app; app.loader.import_default_modules()"],
+    ],
+    ids=["manage.py", "asgi", "celery"],
+)
+def test_no_profile_named_means_prod_not_dev(argv: list[str]) -> None:
+    # The dev profile would start here (it needs nothing); production refuses without its variables.
+    result = subprocess.run(
+        [sys.executable, *argv], cwd=ROOT, env=_clean_environ(), capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0
+    assert "mrmarket.settings.prod: missing required environment variables" in result.stderr
