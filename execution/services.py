@@ -64,13 +64,17 @@ def ledger_record(*, tx: Transaction, memo: str = "") -> bool:
             raise LedgerConflict(f"ledger key {tx.key} was already used for another transaction")
         return False
     _lock_accounts(p.account for p in tx.postings)
+    # The net movement per account, not each posting alone: a transaction that debits one account twice
+    # must be checked against the sum of both debits, or each would pass against the same starting balance.
+    net: dict[str, int] = {}
     for posting in tx.postings:
-        if posting.amount < 0 and not posting.is_external:
-            after = selectors.ledger_balance(account=posting.account) + posting.amount
+        if not posting.is_external:
+            net[posting.account] = net.get(posting.account, 0) + posting.amount
+    for account in sorted(net):
+        if net[account] < 0:
+            after = selectors.ledger_balance(account=account) + net[account]
             if after < 0:
-                raise LedgerOverdraft(
-                    f"{posting.account} would go below zero", extra={"account": posting.account, "short": -after}
-                )
+                raise LedgerOverdraft(f"{account} would go below zero", extra={"account": account, "short": -after})
     try:
         with transaction.atomic():
             row = LedgerTransaction.objects.create(key=tx.key, kind=tx.kind, memo=memo)

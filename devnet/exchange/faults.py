@@ -4,12 +4,17 @@ A rule matches a request when its `endpoint` (an exact path such as "/api/v3/ord
 "*") and `method` match, and its `account` (when set) is the account owning the request's API key. `count`
 limits how many requests it affects (then it is removed); `until_ms` ends it at a wall-clock time
 (maintenance windows).
+
+Every time a rule acts on a request the registry records a `FaultEvent` (which rule, which request, when), so a
+test can wait for the fault to have happened — or for a counting rule to have seen the next request — instead of
+sleeping through a window and hoping.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -118,11 +123,29 @@ def parse_fault(data: Mapping[str, Any]) -> Fault:
     return fault
 
 
+@dataclass(frozen=True)
+class FaultEvent:
+    """One request a rule acted on: `detail` names what it acted on when the path does not (a cancelled
+    order's client id, say)."""
+
+    fault_id: int
+    kind: FaultKind
+    path: str
+    method: str
+    account: str | None
+    at_ms: int
+    detail: str = ""
+
+
+EVENTS_KEPT = 50_000  # a long demo run must not grow without bound; a test reads far fewer
+
+
 class FaultRegistry:
     def __init__(self) -> None:
         self._faults: dict[int, Fault] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._events: deque[FaultEvent] = deque(maxlen=EVENTS_KEPT)
 
     def add(self, fault: Fault) -> Fault:
         with self._lock:
@@ -143,9 +166,16 @@ class FaultRegistry:
             return list(self._faults.values())
 
     def take(
-        self, kinds: frozenset[FaultKind] | FaultKind, *, path: str, method: str, account: str | None, now_ms: int
+        self,
+        kinds: frozenset[FaultKind] | FaultKind,
+        *,
+        path: str,
+        method: str,
+        account: str | None,
+        now_ms: int,
+        detail: str = "",
     ) -> Fault | None:
-        """The first active rule of these kinds matching the request; counts one use of it."""
+        """The first active rule of these kinds matching the request; counts one use of it and records it."""
         wanted = kinds if isinstance(kinds, frozenset) else frozenset({kinds})
         with self._lock:
             for fault in list(self._faults.values()):
@@ -154,8 +184,20 @@ class FaultRegistry:
                         fault.count -= 1
                         if fault.count <= 0:
                             del self._faults[fault.fault_id]
+                    self._events.append(
+                        FaultEvent(fault.fault_id, fault.kind, path, method.upper(), account, now_ms, detail)
+                    )
                     return fault
             return None
+
+    def events(self, *, fault_id: int | None = None, kind: FaultKind | None = None) -> tuple[FaultEvent, ...]:
+        """The requests rules acted on, oldest first; those of one rule or one kind when asked."""
+        with self._lock:
+            return tuple(
+                e
+                for e in self._events
+                if (fault_id is None or e.fault_id == fault_id) and (kind is None or e.kind is kind)
+            )
 
     def active(self, kind: FaultKind, *, account: str | None, now_ms: int) -> Fault | None:
         """A matching rule of this kind for an account, without using it up (states such as deposit delay)."""

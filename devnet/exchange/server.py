@@ -486,9 +486,14 @@ async def query_order(sim: Simulator, req: Req) -> Any:
         return wire.order_json(sim.engine.find_order(req.account, symbol, order_id=order_id, client_id=client_id))
 
 
-async def _lost_ack(sim: Simulator, req: Req) -> web.Response | None:
+async def _lost_ack(sim: Simulator, req: Req, client_order_id: str) -> web.Response | None:
     fault = sim.faults.take(
-        FaultKind.LOST_CANCEL_ACK, path=req.request.path, method="DELETE", account=req.account, now_ms=sim.clock()
+        FaultKind.LOST_CANCEL_ACK,
+        path=req.request.path,
+        method="DELETE",
+        account=req.account,
+        now_ms=sim.clock(),
+        detail=client_order_id,
     )
     if fault is None:
         return None
@@ -505,7 +510,7 @@ async def cancel_order(sim: Simulator, req: Req) -> Any:
     with sim.engine.lock:
         order = sim.engine.cancel_order(req.account, symbol, order_id=order_id, client_id=client_id)
         answer = wire.cancel_json(order, cancel_id)
-    lost = await _lost_ack(sim, req)
+    lost = await _lost_ack(sim, req, order.client_order_id)
     return lost if lost is not None else answer
 
 
@@ -518,7 +523,7 @@ async def cancel_open_orders(sim: Simulator, req: Req) -> Any:
             # What Binance answers when there is nothing to cancel.
             raise errors.unknown_order_cancel()
         answer = [wire.cancel_json(o, _client_id(req, "_", sim)) for o in orders]
-    lost = await _lost_ack(sim, req)
+    lost = await _lost_ack(sim, req, ",".join(o.client_order_id for o in orders))
     return lost if lost is not None else answer
 
 

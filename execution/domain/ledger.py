@@ -57,10 +57,6 @@ class Unbalanced(LedgerError):
     pass
 
 
-class IdempotencyConflict(LedgerError):
-    """The same key was used for a different transaction: a bug, never a retry."""
-
-
 @dataclass(frozen=True, order=True)
 class Posting:
     account: str
@@ -129,44 +125,3 @@ def asset_totals(balance: Mapping[str, int]) -> dict[str, int]:
     for account, amount in balance.items():
         totals[account.rsplit(":", 1)[1]] += amount
     return dict(totals)
-
-
-class Ledger:
-    """An in-memory ledger with the same rules as the database one: append-only, idempotent by key.
-
-    `may_go_negative` names the account kinds allowed below zero (the external world, and P&L and fee
-    counterparts); every other account must never hold less than nothing.
-    """
-
-    def __init__(self, *, may_go_negative: tuple[str, ...] = ("external:",)) -> None:
-        self._transactions: dict[str, Transaction] = {}
-        self._order: list[str] = []
-        self._balances: dict[str, int] = defaultdict(int)
-        self._may_go_negative = may_go_negative
-
-    def apply(self, tx: Transaction) -> bool:
-        """Record `tx`; returns False when that key was already recorded with the same content."""
-        existing = self._transactions.get(tx.key)
-        if existing is not None:
-            if not existing.same_as(tx):
-                raise IdempotencyConflict(f"key {tx.key} was already used for another transaction")
-            return False
-        for posting in tx.postings:
-            after = self._balances[posting.account] + posting.amount
-            if after < 0 and not posting.account.startswith(self._may_go_negative):
-                raise LedgerError(f"{posting.account} would go below zero ({after})")
-        for posting in tx.postings:
-            self._balances[posting.account] += posting.amount
-        self._transactions[tx.key] = tx
-        self._order.append(tx.key)
-        return True
-
-    def balance(self, account: str) -> int:
-        return self._balances.get(account, 0)
-
-    def balances(self) -> dict[str, int]:
-        return {a: v for a, v in self._balances.items() if v != 0}
-
-    @property
-    def transactions(self) -> list[Transaction]:
-        return [self._transactions[k] for k in self._order]

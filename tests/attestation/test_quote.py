@@ -21,11 +21,10 @@ from attestation.domain.quote import (
     parse_quote_fields,
     verify_quote,
 )
+from tests.plugins.require import require, requires
 
 FIXTURES = Path(settings.BASE_DIR).parent / "shared" / "fixtures" / "tdx"
-needs_fixture = pytest.mark.skipif(
-    not (FIXTURES / "tdx_quote").exists(), reason=f"real TDX quote fixture not found at {FIXTURES}"
-)
+needs_fixture = requires("the real TDX quote fixture", (FIXTURES / "tdx_quote").exists(), f"looked in {FIXTURES}")
 
 AT = 1_751_000_000
 MRTD = "91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7"
@@ -43,15 +42,13 @@ REPORT_DATA = (
 
 @pytest.fixture(scope="module")
 def real() -> tuple[bytes, str]:
-    if not (FIXTURES / "tdx_quote").exists():
-        pytest.skip(f"real TDX quote fixture not found at {FIXTURES}")
+    require("the real TDX quote fixture", (FIXTURES / "tdx_quote").exists(), f"looked in {FIXTURES}")
     return (FIXTURES / "tdx_quote").read_bytes(), (FIXTURES / "tdx_quote_collateral.json").read_text()
 
 
 @pytest.fixture(scope="module")
 def outdated() -> tuple[bytes, str]:
-    if not (FIXTURES / "tdx_quote_outdated").exists():
-        pytest.skip(f"real TDX quote fixture not found at {FIXTURES}")
+    require("the real TDX quote fixture", (FIXTURES / "tdx_quote_outdated").exists(), f"looked in {FIXTURES}")
     return (FIXTURES / "tdx_quote_outdated").read_bytes(), (FIXTURES / "tdx_quote_outdated_collateral.json").read_text()
 
 

@@ -16,6 +16,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from devnet.tdx.authority import DevQuoteAuthority
+from tests.plugins.require import require
 from wire.attestation import report_data
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,8 +28,7 @@ KEYS = {"ok", "tcb_status", "advisory_ids", "mrtd", "rtmr0", "rtmr1", "rtmr2", "
 
 @pytest.fixture
 def real_files() -> tuple[Path, Path]:
-    if not (FIXTURES / "tdx_quote").exists():
-        pytest.skip(f"real TDX quote fixture not found at {FIXTURES}")
+    require("the real TDX quote fixture", (FIXTURES / "tdx_quote").exists(), f"looked in {FIXTURES}")
     return FIXTURES / "tdx_quote", FIXTURES / "tdx_quote_collateral.json"
 
 

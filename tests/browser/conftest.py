@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from devnet.ports import free_port, wait_for_port
+from tests.plugins.require import require
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = [
@@ -63,7 +64,7 @@ def _end_other_sessions() -> None:
 @pytest.fixture
 def browser_page():
     if CHROMIUM is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium); .ci/run installs it")
+        require("Chromium", CHROMIUM, "apt-get install chromium; .ci/run installs it")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -23,11 +23,12 @@ from devnet.protocol import (
     travel_to,
 )
 from payouts.domain.merkle import PayoutLeaf, PayoutTree
+from tests.plugins.require import requires
 
 pytestmark = [
     pytest.mark.chain,
     pytest.mark.django_db,
-    pytest.mark.skipif(not ANVIL.exists(), reason="npm packages not installed"),
+    requires("Anvil (node_modules/.bin/anvil)", ANVIL.exists(), "npm ci"),
 ]
 DAY = 86_400
 

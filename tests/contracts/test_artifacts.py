@@ -8,8 +8,9 @@ import pytest
 
 from contracts import ARTIFACTS, UnknownArtifact, available, load_artifact
 from contracts.build import SETTINGS, SOLCJS, check, compile_all
+from tests.plugins.require import requires
 
-pytestmark = pytest.mark.skipif(not SOLCJS.exists(), reason="npm packages not installed (npm ci)")
+pytestmark = requires("solcjs (node_modules)", SOLCJS.exists(), "npm ci")
 
 
 def test_recompiled_bytecode_matches_the_committed_artifacts() -> None:

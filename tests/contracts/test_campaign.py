@@ -24,8 +24,9 @@ from devnet.protocol import (
     travel_to,
 )
 from payouts.domain.merkle import PayoutLeaf, PayoutTree
+from tests.plugins.require import requires
 
-pytestmark = [pytest.mark.chain, pytest.mark.skipif(not ANVIL.exists(), reason="npm packages not installed")]
+pytestmark = [pytest.mark.chain, requires("Anvil (node_modules/.bin/anvil)", ANVIL.exists(), "npm ci")]
 DAY = 86_400
 BUDGET = 3_000_000_001  # not divisible by 3: the last epoch takes the remainder
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from devnet.ports import free_port
+from tests.plugins.require import requires
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.chain]
@@ -45,7 +46,7 @@ def wait_until(predicate, *, timeout: float, step: float = 0.5) -> bool:
     return False
 
 
-@pytest.mark.skipif(not (ROOT / "node_modules" / ".bin" / "anvil").exists(), reason="npm packages not installed")
+@requires("Anvil (node_modules/.bin/anvil)", (ROOT / "node_modules" / ".bin" / "anvil").exists(), "npm ci")
 def test_demo_comes_up_green_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
     ports = {name: free_port() for name in ("web", "redis", "anvil", "executor", "exchange", "pccs", "easyenclave")}
     marker = f"MRMARKET_DATA_DIR={tmp_path}"

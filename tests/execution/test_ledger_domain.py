@@ -7,8 +7,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from execution.domain.ledger import (
-    IdempotencyConflict,
-    Ledger,
     LedgerError,
     Posting,
     Transaction,
@@ -20,7 +18,6 @@ from execution.domain.ledger import (
 
 
 def test_a_full_round_trip_is_explained_by_entries() -> None:
-    ledger = Ledger()
     steps = [
         transfer("dep-1", "deposit_credit", asset="USDT", amount=1_000_000, source="external:chain", target="custody"),
         transfer("o7-send", "withdraw_debit", asset="USDT", amount=600_000, source="custody", target="transit:o7"),
@@ -47,39 +44,13 @@ def test_a_full_round_trip_is_explained_by_entries() -> None:
             ),
         ),
     ]
-    for tx in steps:
-        assert ledger.apply(tx) is True
-    assert ledger.balance("custody:USDT") == 400_000
-    assert ledger.balance("exchange:a3:free:USDT") == 500_000
-    assert ledger.balance("exchange:a3:locked:USDT") == 0
-    assert ledger.balance("exchange:a3:free:MRM") == 99_900
-    assert ledger.balance("fees:o7:MRM") == 100
-    assert asset_totals(ledger.balances()) == {"USDT": 0, "MRM": 0}
-
-
-def test_the_same_key_twice_is_recorded_once() -> None:
-    ledger = Ledger()
-    tx = transfer("dep-1", "deposit_credit", asset="USDT", amount=5, source="external:chain", target="custody")
-    assert ledger.apply(tx) is True
-    assert ledger.apply(tx) is False
-    assert ledger.balance("custody:USDT") == 5
-    assert len(ledger.transactions) == 1
-
-
-def test_reusing_a_key_for_something_else_is_a_conflict() -> None:
-    ledger = Ledger()
-    ledger.apply(transfer("k", "deposit_credit", asset="USDT", amount=5, source="external:chain", target="custody"))
-    with pytest.raises(IdempotencyConflict):
-        ledger.apply(transfer("k", "deposit_credit", asset="USDT", amount=6, source="external:chain", target="custody"))
-    assert ledger.balance("custody:USDT") == 5
-
-
-def test_internal_accounts_never_go_negative_and_nothing_changes() -> None:
-    ledger = Ledger()
-    with pytest.raises(LedgerError, match="custody:USDT would go below zero"):
-        ledger.apply(transfer("w", "withdraw_debit", asset="USDT", amount=1, source="custody", target="transit:o1"))
-    assert ledger.balances() == {}
-    assert ledger.transactions == []
+    bal = balances(steps)
+    assert bal.get("custody:USDT", 0) == 400_000
+    assert bal.get("exchange:a3:free:USDT", 0) == 500_000
+    assert bal.get("exchange:a3:locked:USDT", 0) == 0
+    assert bal.get("exchange:a3:free:MRM", 0) == 99_900
+    assert bal.get("fees:o7:MRM", 0) == 100
+    assert asset_totals(bal) == {"USDT": 0, "MRM": 0}
 
 
 @pytest.mark.parametrize(
@@ -103,26 +74,21 @@ def test_malformed_transactions_are_refused(build, message: str) -> None:
         build()
 
 
-ACCOUNTS = ["custody", "transit:o1", "exchange:a1:free", "exchange:a1:locked", "fees:o1"]
 moves = st.lists(
-    st.tuples(st.sampled_from(["external:chain", *ACCOUNTS]), st.sampled_from(ACCOUNTS), st.integers(1, 10**12)),
-    max_size=60,
+    st.tuples(
+        st.sampled_from(["external:chain", "custody", "transit:o1", "exchange:a1:free"]),
+        st.sampled_from(["custody", "transit:o1", "exchange:a1:free", "fees:o1"]),
+        st.sampled_from(["USDT", "MMT"]),
+        st.integers(1, 10**24),
+    ),
+    max_size=40,
 )
 
 
 @given(moves)
-def test_value_is_only_created_or_destroyed_through_external_accounts(steps) -> None:
-    ledger = Ledger()
-    for i, (source, target, amount) in enumerate(steps):
-        if source == target:
-            continue
-        try:
-            ledger.apply(transfer(f"t{i}", "move", asset="USDT", amount=amount, source=source, target=target))
-        except LedgerError:
-            continue  # refused: would overdraw; nothing recorded
-    bal = ledger.balances()
-    assert asset_totals(bal) in ({}, {"USDT": 0})
-    assert all(v >= 0 for a, v in bal.items() if not a.startswith("external:"))
-    internal = sum(v for a, v in bal.items() if not a.startswith("external:"))
-    assert internal == -bal.get("external:chain:USDT", 0)
-    assert balances(ledger.transactions) == bal
+def test_balanced_transactions_always_total_zero_per_asset(steps) -> None:
+    txs = [
+        transfer(f"t{i}", "move", asset=asset, amount=amount, source=source, target=target)
+        for i, (source, target, asset, amount) in enumerate(steps)
+    ]
+    assert all(total == 0 for total in asset_totals(balances(txs)).values())

@@ -9,13 +9,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from attestation.models import ExecutorRecord
 from execution import jobs
 from execution.models import ExecutionReport, LedgerTransaction, MMOrder
 from tests.execution.executor_thread import manager_of
 from tests.execution.running_job import executor_reports, stop_and_check, wait
+from tests.plugins.require import require_postgresql
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -44,8 +45,7 @@ def together(n: int, work: Callable[[], Any]) -> list[Any]:
 
 @pytest.fixture(autouse=True)
 def _postgresql_only() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("SQLite serializes writers itself; races need PostgreSQL (CI)")
+    require_postgresql("SQLite serializes writers itself; races need PostgreSQL")
 
 
 def test_two_starts_at_once_make_one_job(order: MMOrder, executor: tuple[str, dict[str, Any]]) -> None:

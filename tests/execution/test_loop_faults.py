@@ -5,7 +5,6 @@ no second order id, no fill booked twice) and that the order is left in a state 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from devnet.exchange.faults import Fault, FaultKind
+from devnet.exchange.faults import Fault, FaultEvent, FaultKind
 from devnet.exchange.fixtures import RunningExchange, make_ccxt
 from execution import jobs, services
 from execution.domain import mm_order as mm
@@ -21,7 +20,7 @@ from execution.errors import ExchangeUnavailable, ExecutorUnavailable
 from execution.executor_client import ExecutorClient
 from execution.models import ExecutionReport, LedgerPosting, MMOrder
 from tests.execution.executor_thread import manager_of
-from tests.execution.running_job import stop_and_check, wait
+from tests.execution.running_job import executor_reports, stop_and_check, wait
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(180)]
 
@@ -40,6 +39,11 @@ def ccxt_for(sim: RunningExchange, order: MMOrder) -> Any:
 
 def fault(sim: RunningExchange, order: MMOrder, kind: FaultKind, **fields: Any) -> Fault:
     return sim.sim.faults.add(Fault(kind=kind, account=account_id(sim, order), **fields))
+
+
+def seen(sim: RunningExchange, rule: Fault) -> list[FaultEvent]:
+    """The requests the simulator recorded this rule acting on, oldest first."""
+    return list(sim.sim.faults.events(fault_id=rule.fault_id))
 
 
 def runner_of(executor: tuple[str, dict[str, Any]], order: MMOrder) -> Any:
@@ -61,11 +65,14 @@ def test_exchange_down_while_running_holds_the_order_and_it_resumes(
     order: MMOrder, sim: RunningExchange, executor: tuple[str, dict[str, Any]]
 ) -> None:
     order, runner = start_quoting(order, executor)
-    fault(sim, order, FaultKind.MAINTENANCE, until_ms=int(time.time() * 1000) + 4000)
+    down = fault(sim, order, FaultKind.MAINTENANCE)  # until the test lifts it, however slow the machine
     wait(lambda: runner.status()["exchange_reachable"] is False, timeout=15)
     for _ in range(3):  # the beat keeps following the job while the exchange is away
+        refused = len(seen(sim, down))
         assert jobs.mm_order_sync_job(order_id=order.pk).state == "running"
-        time.sleep(0.5)
+        wait(lambda n=refused: len(seen(sim, down)) > n, timeout=15)  # the executor tried again, refused
+        assert runner.status()["exchange_reachable"] is False
+    sim.sim.faults.remove(down.fault_id)
     wait(lambda: runner.status()["exchange_reachable"] is True and len(runner.tracker.resting()) >= 2, timeout=30)
     assert jobs.mm_order_sync_job(order_id=order.pk).state == "running"
     assert MMOrder.objects.get(pk=order.pk).transitions.filter(event="pause").count() == 0
@@ -103,11 +110,14 @@ def test_insufficient_balance_at_start_runs_what_it_can_and_never_spins(
     creates = fault(
         sim, order, FaultKind.LATENCY, endpoint="/api/v3/order", method="POST", count=1_000_000, latency_ms=0
     )
+    ticks = fault(  # each tick reads the open orders once
+        sim, order, FaultKind.LATENCY, endpoint="/api/v3/openOrders", method="GET", count=1_000_000, latency_ms=0
+    )
     order = jobs.mm_order_start_job(order_id=order.pk)
     assert order.state == "running"
     runner = runner_of(executor, order)
-    time.sleep(3.0)  # twelve ticks of 250 ms
-    sent = 1_000_000 - (creates.count or 0)
+    wait(lambda: len(seen(sim, ticks)) >= 12, timeout=60)  # twelve ticks
+    sent = len(seen(sim, creates))
     assert runner.state == "running"
     orders = list(runner.tracker.orders.values())
     placed = [o for o in orders if o.exchange_order_id]
@@ -128,15 +138,16 @@ def test_an_exchange_timeout_before_the_start_changes_nothing(
 ) -> None:
     """The start prices its ladder from the exchange's book: when that call times out, nothing is chosen."""
     settings.OUTBOUND_HTTP_TIMEOUT_SECONDS = 0.5
-    until = int(time.time() * 1000) + 1500  # every book read in the next 1.5 s hangs past the client's timeout
-    sim.sim.faults.add(Fault(kind=FaultKind.HANG, endpoint="/api/v3/depth", until_ms=until, hang_ms=2000))
+    # Every book read hangs past the client's timeout until the test lifts the rule.
+    hang = sim.sim.faults.add(Fault(kind=FaultKind.HANG, endpoint="/api/v3/depth", hang_ms=2000))
     with pytest.raises(ExchangeUnavailable):
         jobs.mm_order_start_job(order_id=order.pk)
+    assert seen(sim, hang), "the start's book read hung (the simulator recorded it)"
     unchanged = MMOrder.objects.get(pk=order.pk)
     assert (unchanged.state, unchanged.job_spec, unchanged.job_id) == ("deposit_confirmed", None, "")
     assert not unchanged.transitions.exists()
     settings.OUTBOUND_HTTP_TIMEOUT_SECONDS = 10
-    wait(lambda: time.time() * 1000 > until)
+    sim.sim.faults.remove(hang.fault_id)
     started = jobs.mm_order_start_job(order_id=order.pk)
     assert started.state == "running"
     assert list(manager_of(executor[1]).jobs).count(started.job_id) == 1
@@ -201,7 +212,7 @@ def test_a_timed_out_report_pull_stores_nothing_and_the_retry_stores_each_once(
     order = jobs.mm_order_start_job(order_id=order.pk)
     wait(lambda: ExecutionReport.objects.filter(order=order).count() > 0 or _pull(order) > 0, timeout=40)
     before = ExecutionReport.objects.filter(order=order).count()
-    time.sleep(1.0)
+    wait(lambda: len(executor_reports(order)) > before, timeout=30)  # something new for the pulls to fetch
     transport = losing(monkeypatch, "/report", mode)
     with pytest.raises(ExecutorUnavailable):
         jobs.mm_order_pull_reports(order_id=order.pk)

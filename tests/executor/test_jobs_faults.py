@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from devnet.exchange.faults import Fault, FaultKind
+from devnet.exchange.faults import Fault, FaultEvent, FaultKind
 from devnet.exchange.fixtures import RunningExchange
 from executor.api.app import create_app
 from executor.api.jobs import MANAGER_KEY
@@ -50,8 +50,12 @@ class Harness:
         return self.ex.sim.faults.add(Fault(kind=kind, account=key.account_id, **fields))
 
     def counter(self, key: Any, endpoint: str = "*", method: str | None = None) -> Fault:
-        """A zero-latency rule that counts the account's requests (each match uses one of its count)."""
+        """A zero-latency rule that sees the account's requests: the simulator records each one it matches."""
         return self.fault(key, FaultKind.LATENCY, endpoint=endpoint, method=method, count=1_000_000, latency_ms=0)
+
+    def seen(self, fault: Fault) -> list[FaultEvent]:
+        """The requests the simulator recorded this rule acting on, oldest first."""
+        return list(self.ex.sim.faults.events(fault_id=fault.fault_id))
 
     async def stop_and_check(self, runner: JobRunner, key: Any) -> None:
         """Stop; then no open order is left, no client order id was placed twice, and every order the exchange
@@ -112,23 +116,33 @@ async def test_an_ambiguous_create_is_resolved_by_lookup_never_resent(harness: H
 
 async def test_rate_limit_backs_off_for_retry_after(harness: Harness) -> None:
     runner, key = await harness.run("chaos-429")
-    harness.fault(key, FaultKind.RATE_LIMIT, count=1, retry_after=2)
-    await until(lambda: runner.backoff_until_ms > time.time() * 1000 + 1000)
-    counter = harness.counter(key)
-    quiet_until = runner.backoff_until_ms / 1000 - 0.1  # the whole Retry-After, less a margin for the clock
-    await asyncio.sleep(max(0.0, quiet_until - time.time()))
-    assert counter.count == 1_000_000, "the executor called the exchange during its Retry-After"
-    await until(lambda: counter.count < 1_000_000, timeout=5)  # and resumes afterwards
+    requests = harness.counter(key)  # every request of the account, with the time the simulator saw it
+    limited = harness.fault(key, FaultKind.RATE_LIMIT, count=1, retry_after=2)
+    await until(lambda: bool(harness.seen(limited)))
+    refused_at = harness.seen(limited)[0].at_ms
+    await until(lambda: runner.backoff_until_ms > refused_at)
+    window_end = runner.backoff_until_ms
+    assert window_end - refused_at > 1500, "the executor's pause is the Retry-After, not its own short backoff"
+    # A tick's calls go out together; those sent with the refused one arrive within moments of it. The next
+    # tick is a whole tick later — without the Retry-After it would come then.
+    in_flight = refused_at + TICK_MS // 2
+    await until(lambda: any(e.at_ms > in_flight for e in harness.seen(requests)), timeout=10)
+    resumed_at = min(e.at_ms for e in harness.seen(requests) if e.at_ms > in_flight)
+    assert resumed_at >= window_end - 100, (
+        f"the executor called the exchange {window_end - resumed_at} ms before its Retry-After ended"
+    )
     await harness.stop_and_check(runner, key)
 
 
 async def test_exchange_down_holds_trips_the_dead_man_and_resumes(harness: Harness) -> None:
     runner, key = await harness.run("chaos-down", risk={"dead_man_seconds": 1})
-    harness.fault(key, FaultKind.MAINTENANCE, until_ms=int(time.time() * 1000) + 3000)
+    down = harness.fault(key, FaultKind.MAINTENANCE)  # until the test lifts it, however slow the machine
     await until(lambda: runner.dead_man_tripped, timeout=10)
     status = runner.status()
     assert status["exchange_reachable"] is False
     assert status["state"] == "running"  # holding, not failed
+    assert harness.seen(down), "the exchange refused the executor (the simulator recorded it)"
+    harness.ex.sim.faults.remove(down.fault_id)
     await until(lambda: not runner.dead_man_tripped and len(runner.tracker.resting()) >= 2, timeout=20)
     await harness.stop_and_check(runner, key)
 
@@ -143,27 +157,26 @@ async def test_partial_fills_are_tracked_per_order(harness: Harness) -> None:
 async def test_insufficient_balance_skips_the_side_and_never_spins(harness: Harness) -> None:
     runner, key = await harness.run("chaos-balance")
     creates = harness.counter(key, endpoint="/api/v3/order", method="POST")
-    harness.fault(
-        key,
-        FaultKind.INSUFFICIENT_BALANCE,
-        endpoint="/api/v3/order",
-        method="POST",
-        until_ms=int(time.time() * 1000) + 2000,
-    )
-    await asyncio.sleep(2.2)
-    sent = 1_000_000 - (creates.count or 0)
-    assert sent <= 8, f"{sent} creates in 2 s while the exchange refused them all"
+    ticks = harness.counter(key, endpoint="/api/v3/openOrders", method="GET")  # one read of them per tick
+    refusing = harness.fault(key, FaultKind.INSUFFICIENT_BALANCE, endpoint="/api/v3/order", method="POST")
+    await until(lambda: bool(harness.seen(refusing)), timeout=10)
+    start = len(harness.seen(ticks))
+    await until(lambda: len(harness.seen(ticks)) >= start + 10, timeout=30)  # ten ticks while all are refused
+    harness.ex.sim.faults.remove(refusing.fault_id)
+    window_end = harness.seen(ticks)[start + 9].at_ms
+    sent = len([e for e in harness.seen(creates) if e.at_ms <= window_end])
+    assert sent <= 8, f"{sent} creates in ten ticks while the exchange refused them all"
     assert runner.state == "running"
     await harness.stop_and_check(runner, key)
 
 
 async def test_a_lost_cancel_ack_is_rechecked(harness: Harness) -> None:
     runner, key = await harness.run("chaos-cancel", params={"max_order_age_seconds": 1})
-    harness.fault(key, FaultKind.LOST_CANCEL_ACK, endpoint="/api/v3/order", method="DELETE", count=3, mode="5xx")
-    await until(
-        lambda: not [f for f in harness.ex.sim.faults.list() if f.kind is FaultKind.LOST_CANCEL_ACK], timeout=20
-    )
-    await asyncio.sleep(1.0)
+    lost = harness.fault(key, FaultKind.LOST_CANCEL_ACK, endpoint="/api/v3/order", method="DELETE", count=3, mode="5xx")
+    await until(lambda: len(harness.seen(lost)) == 3, timeout=20)
+    unanswered = [event.detail for event in harness.seen(lost)]  # the client ids whose cancel answer was lost
+    # Each is rechecked until the executor knows what the exchange did: cancelled.
+    await until(lambda: all(runner.tracker.orders[cid].status == "cancelled" for cid in unanswered), timeout=20)
     await harness.stop_and_check(runner, key)
 
 

@@ -82,6 +82,19 @@ def test_inventory_caps_stop_one_side() -> None:
     assert {o.side for o in no_sells.place} == {"buy"}
 
 
+def test_inventory_caps_count_the_base_locked_in_open_orders() -> None:
+    # 300 free and 200 locked in resting sells: 500 held, at max_base, though less is free.
+    held = Balances(base_free=D("300"), base_locked=D("200"), quote_free=D("1000"), quote_locked=D(0))
+    no_buys = strategy(max_base="500").decide(state(bal=held))
+    assert {o.side for o in no_buys.place} == {"sell"}
+    assert "inventory at max_base: no buys" in no_buys.notes
+    # 50 free and 100 locked: 150 held, above min_base=100, so sells go on though only 50 is free.
+    above_min = Balances(base_free=D("50"), base_locked=D("100"), quote_free=D("1000"), quote_locked=D(0))
+    sells_on = strategy(min_base="100").decide(state(bal=above_min))
+    assert "sell" in {o.side for o in sells_on.place}
+    assert "inventory at min_base: no sells" not in sells_on.notes
+
+
 def test_price_ceiling_and_floor() -> None:
     assert {o.side for o in strategy(price_ceiling="0.99").decide(state()).place} == {"sell"}
     assert {o.side for o in strategy(price_floor="1.01").decide(state()).place} == {"buy"}

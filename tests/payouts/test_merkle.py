@@ -19,6 +19,7 @@ from payouts.domain.merkle import (
     process_multiproof,
     process_proof,
 )
+from tests.plugins.require import requires
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_LIB = ROOT / "node_modules" / "@openzeppelin" / "merkle-tree"
@@ -28,7 +29,7 @@ def random_leaves(rng: random.Random, n: int) -> list[PayoutLeaf]:
     return [PayoutLeaf(i, "0x" + rng.randbytes(20).hex(), rng.randrange(1, 10**24)) for i in range(n)]
 
 
-@pytest.mark.skipif(shutil.which("node") is None or not NODE_LIB.exists(), reason="node or npm packages missing")
+@requires("node and @openzeppelin/merkle-tree", shutil.which("node") and NODE_LIB.exists(), "npm ci")
 def test_roots_and_proofs_match_openzeppelin() -> None:
     rng = random.Random(7)
     cases, trees = [], []

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import random
+import subprocess
+import sys
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -11,6 +17,7 @@ from hypothesis import strategies as st
 from payouts.domain.merkle import PayoutTree
 from payouts.domain.payout import PayoutError, amounts, manifest, shares
 
+ROOT = Path(__file__).resolve().parents[2]
 A, B, C = "0x" + "aa" * 20, "0x" + "bb" * 20, "0x" + "cc" * 20
 
 
@@ -33,6 +40,48 @@ def test_remainder_goes_to_largest_fractions_then_lowest_address() -> None:
     assert amounts(budget=10, shares_by_account={A: Fraction(11, 50), C: Fraction(39, 50)}) == {A: 2, C: 8}
     # Equal fractional parts (2.5 and 7.5) → the lower address gets it.
     assert amounts(budget=10, shares_by_account={A: Fraction(1, 4), C: Fraction(3, 4)}) == {A: 3, C: 7}
+
+
+@pytest.mark.parametrize("order", ["descending", "shuffled"])
+def test_the_tie_break_is_by_address_whatever_order_the_shares_come_in(order: str) -> None:
+    accounts = [f"0x{i:040x}" for i in range(1, 8)]
+    listed = accounts[::-1] if order == "descending" else random.Random(3).sample(accounts, len(accounts))
+    assert listed != accounts
+    # 7 equal shares of 10: 1 each and 3 units left, all fractional parts equal → the three lowest addresses.
+    paid = amounts(budget=10, shares_by_account={a: Fraction(1, 7) for a in listed})
+    assert paid == {a: 2 if a in accounts[:3] else 1 for a in accounts}
+
+
+SAME_ON_EVERY_SEED = """
+import json, sys
+from fractions import Fraction
+from payouts.domain.payout import amounts, shares
+accounts = [f"0x{i:040x}" for i in range(1, 13)]
+s = shares(depth={a: 1 for a in accounts}, volume={}, depth_weight=Fraction(1, 2))
+print(json.dumps({"set_order": list(s), "paid": amounts(budget=100, shares_by_account=s)}))
+"""
+
+
+def test_the_remainder_lands_on_the_same_accounts_under_any_hash_seed() -> None:
+    # shares() builds its result from a set of addresses, whose order changes with PYTHONHASHSEED; the payout
+    # (a Merkle root on chain) must not.
+    runs = []
+    for seed in ("0", "1", "2", "3"):
+        out = subprocess.run(
+            [sys.executable, "-c", SAME_ON_EVERY_SEED],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        runs.append(json.loads(out.stdout))
+    assert len({tuple(run["set_order"]) for run in runs}) > 1, "the seeds did not change the set order"
+    accounts = [f"0x{i:040x}" for i in range(1, 13)]
+    # 100 / 12 = 8 each and 4 left over, to the four lowest addresses on every seed.
+    expected = {a: 9 if a in accounts[:4] else 8 for a in accounts}
+    assert [run["paid"] for run in runs] == [expected] * 4
 
 
 def test_zero_amounts_are_left_out_and_nobody_paid_when_nobody_scored() -> None:

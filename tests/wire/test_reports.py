@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import copy
 import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.wire.builders import DELETE, KEY, OTHER_KEY, SPEC_DIGEST, chain, mutated, report
+from tests.wire.builders import DELETE, KEY, OTHER_KEY, SPEC_DIGEST, WINDOW_MS, chain, mutated, report
 from wire.errors import ChainError, DigestMismatch, SchemaError, SignatureError, TooLarge
 from wire.reports import (
     MAX_FILLS,
@@ -100,6 +101,30 @@ def test_chain_breaks_are_each_named() -> None:
         verify_chain([r[0], other_job], signing_key=key)
     with pytest.raises(ChainError, match="another job spec"):
         verify_chain(r, signing_key=key, job_spec_digest="00" * 32)
+
+
+def shifted(doc: dict, by_ms: int) -> dict:
+    """The same report moved in time, every timestamp with it (so it stays valid on its own)."""
+    doc = copy.deepcopy(doc)
+    doc["window_start_ms"] += by_ms
+    doc["window_end_ms"] += by_ms
+    for item in doc["order_events"] + doc["fills"] + doc["book_samples"]:
+        item["ts_ms"] += by_ms
+        if "exchange_ts_ms" in item:
+            item["exchange_ts_ms"] += by_ms
+    return doc
+
+
+@pytest.mark.parametrize(("by_ms", "what"), [(1, "a gap"), (-1, "an overlap"), (WINDOW_MS, "a skipped window")])
+def test_a_window_that_does_not_start_where_the_previous_ended_breaks_the_chain(by_ms: int, what: str) -> None:
+    first = chain(1)[0]
+    moved = shifted(report(1, prev_digest=first.digest), by_ms)
+    second = sign_report(moved, KEY)
+    verify_report(second, signing_key=KEY.public_hex)  # valid alone: only its place in the chain is wrong
+    with pytest.raises(ChainError, match="report 1's window does not start where 0's ended"):
+        verify_chain([first, second], signing_key=KEY.public_hex)
+    with pytest.raises(ChainError, match="window does not start"):
+        verify_chain([second], signing_key=KEY.public_hex, after=first)
 
 
 def test_envelope_shape_is_checked() -> None:

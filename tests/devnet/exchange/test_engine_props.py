@@ -279,3 +279,43 @@ def test_max_num_orders_filter():
         tif=TimeInForce.IOC,
         client_order_id="ioc",
     )
+
+
+# -- self-trade prevention, mode by mode (the taker's mode decides, as on Binance) ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "maker_after", "taker_after", "fills_with_other"),
+    [
+        # The own maker leaves the book; the taker goes on and fills against the next (someone else's) maker.
+        (Stp.EXPIRE_MAKER, Status.EXPIRED_IN_MATCH, Status.FILLED, True),
+        # The taker stops at its own maker, which keeps resting.
+        (Stp.EXPIRE_TAKER, Status.NEW, Status.EXPIRED_IN_MATCH, False),
+        # Both go: the own maker leaves the book and the taker stops.
+        (Stp.EXPIRE_BOTH, Status.EXPIRED_IN_MATCH, Status.EXPIRED_IN_MATCH, False),
+    ],
+)
+def test_self_trade_prevention_expires_whom_each_mode_says(
+    mode: Stp, maker_after: Status, taker_after: Status, fills_with_other: bool
+) -> None:
+    engine, _ = fresh()
+    own = engine.place_order(
+        account_id="a", symbol="BTCUSDT", side=Side.SELL, type=OrderType.LIMIT, quantity=Decimal("1"),
+        price=Decimal("100"), tif=TimeInForce.GTC, client_order_id="own-ask",
+    ).order  # fmt: skip
+    other = engine.place_order(
+        account_id="b", symbol="BTCUSDT", side=Side.SELL, type=OrderType.LIMIT, quantity=Decimal("1"),
+        price=Decimal("100"), tif=TimeInForce.GTC, client_order_id="other-ask",
+    ).order  # fmt: skip
+    taker = engine.place_order(
+        account_id="a", symbol="BTCUSDT", side=Side.BUY, type=OrderType.LIMIT, quantity=Decimal("1"),
+        price=Decimal("100"), tif=TimeInForce.GTC, client_order_id="taker", stp=mode,
+    )  # fmt: skip
+    assert own.status is maker_after
+    assert taker.order.status is taker_after
+    assert all(f.trade.sell_order_id != own.order_id for f in taker.fills)  # never a trade with itself
+    assert [f.trade.sell_order_id for f in taker.fills] == ([other.order_id] if fills_with_other else [])
+    resting_ids = {o.order_id for o in engine.resting("BTCUSDT")}
+    assert (own.order_id in resting_ids) is (maker_after is Status.NEW)
+    assert taker.order.order_id not in resting_ids
+    check_balances(engine)  # whatever expired released what it held

@@ -117,6 +117,26 @@ def test_lost_cancel_ack_as_5xx(exchange, new_account):
     assert client.fetch_order(order["id"], BTC)["status"] == "canceled"
 
 
+def test_each_request_a_rule_acts_on_is_recorded_for_tests_to_wait_on(exchange, new_account):
+    key, client = new_account(USDT="1000")
+    counting = exchange.sim.faults.add(
+        Fault(kind=FaultKind.LATENCY, account=key.account_id, endpoint="/api/v3/account", count=10, latency_ms=0)
+    )
+    client.fetch_balance()
+    client.fetch_balance()
+    seen = exchange.sim.faults.events(fault_id=counting.fault_id)
+    assert [(e.kind, e.path, e.method, e.account) for e in seen] == [
+        (FaultKind.LATENCY, "/api/v3/account", "GET", key.account_id)
+    ] * 2
+    assert seen[0].at_ms <= seen[1].at_ms
+    order = client.create_order(BTC, "limit", "buy", "0.001", "59000", {"newClientOrderId": "lost-ack-1"})
+    add(exchange, kind="lost_cancel_ack", endpoint="/api/v3/order", mode="5xx", count=1)
+    with pytest.raises(ccxt.ExchangeNotAvailable):
+        client.cancel_order(order["id"], BTC)
+    lost = exchange.sim.faults.events(kind=FaultKind.LOST_CANCEL_ACK)
+    assert [e.detail for e in lost][-1:] == ["lost-ack-1"]
+
+
 def test_faults_are_scoped_to_account_and_endpoint(exchange, new_account):
     key_a, a = new_account(USDT="100")
     _, b = new_account(USDT="100")
