@@ -269,9 +269,8 @@ def test_no_secret_leaves_django_unless_the_gate_passes(
 def services_stop(order_id: int) -> None:
     from execution import jobs
     from execution import services as execution_services
-    from execution.domain import mm_order as mm
 
-    execution_services.mm_order_transition(order_id=order_id, event=mm.Event.STOP, key=f"o{order_id}-stop")
+    execution_services.mm_order_stop(order_id=order_id)
     for _ in range(100):
         if jobs.mm_order_wind_down(order_id=order_id).job_id == "":
             return

@@ -146,7 +146,7 @@ def test_a_canary_secret_never_leaves_in_logs_errors_rows_or_responses(
         api.get("/api/v1/execution/exchange-accounts").content.decode(),
     ]
 
-    services.mm_order_transition(order_id=order.pk, event=funds.mm.Event.STOP, key=f"o{order.pk}-stop")
+    services.mm_order_stop(order_id=order.pk)
     tasks.wind_down.delay(order.pk)
     drive(w3, lambda: MMOrder.objects.get(pk=order.pk).job_id == "", what="the job to stop")
     order = funds.mm_order_withdraw_back(order_id=order.pk, treasury_account_id=treasury.pk)

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 from django.utils import timezone
 
 from execution import funds, selectors
@@ -18,14 +18,14 @@ from execution.domain.ledger import asset_totals
 from execution.errors import LedgerOverdraft
 from execution.models import CustodyNonce, CustodyTransfer, LedgerTransaction, MMOrder
 from tests.execution.test_funds import UNIT, account, dev_token, new_order, sim  # noqa: F401 (fixtures)
+from tests.plugins.require import require_postgresql
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
 
 @pytest.fixture(autouse=True)
 def _postgresql_only() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("SQLite serializes writers itself; races need PostgreSQL (CI)")
+    require_postgresql("SQLite serializes writers itself; races need PostgreSQL")
 
 
 def at_once(works: list[Callable[[], Any]]) -> list[Any]:

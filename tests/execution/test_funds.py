@@ -196,7 +196,7 @@ def _stopped_order_with_treasury(account, sim, w3):
     order = new_order(account)
     funds.mm_order_fund(order_id=order.pk)
     order = track_until(order, "deposit_confirmed", w3)
-    services.mm_order_transition(order_id=order.pk, event=funds.mm.Event.STOP, key=f"o{order.pk}-stop")
+    services.mm_order_stop(order_id=order.pk)
     return order, treasury, trading_key.account_id
 
 
@@ -239,7 +239,7 @@ def test_the_round_trip_returns_every_unit_to_custody_with_the_ledger_balanced(a
     order = new_order(account)
     funds.mm_order_fund(order_id=order.pk)
     order = track_until(order, "deposit_confirmed", w3)
-    order = services.mm_order_transition(order_id=order.pk, event=funds.mm.Event.STOP, key=f"o{order.pk}-stop")
+    order = services.mm_order_stop(order_id=order.pk)
     order = funds.mm_order_withdraw_back(order_id=order.pk, treasury_account_id=treasury.pk)
     assert order.state == "withdrawing_back"
     # A retried call is the same withdrawal (the exchange deduplicates withdrawOrderId).
@@ -272,7 +272,7 @@ def test_a_treasury_key_of_another_exchange_account_is_refused(account, sim, w3:
     order = new_order(account)
     funds.mm_order_fund(order_id=order.pk)
     order = track_until(order, "deposit_confirmed", w3)
-    services.mm_order_transition(order_id=order.pk, event=funds.mm.Event.STOP, key=f"o{order.pk}-stop")
+    services.mm_order_stop(order_id=order.pk)
     with pytest.raises(funds.OrderRejected, match="another exchange account"):
         funds.mm_order_withdraw_back(order_id=order.pk, treasury_account_id=treasury.pk)
     assert MMOrder.objects.get(pk=order.pk).state == "stopping"

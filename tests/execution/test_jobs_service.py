@@ -106,7 +106,7 @@ def test_reports_are_verified_before_anything_is_stored(order: MMOrder) -> None:
 def test_stop_on_a_settled_order_is_refused_and_changes_nothing(order: MMOrder) -> None:
     MMOrder.objects.filter(pk=order.pk).update(state=mm.State.SETTLED)
     with pytest.raises(InvalidOrderTransition) as caught:
-        services.mm_order_transition(order_id=order.pk, event=mm.Event.STOP, key=f"o{order.pk}-stop")
+        services.mm_order_stop(order_id=order.pk)
     assert caught.value.code == "invalid_order_transition"
     assert MMOrder.objects.get(pk=order.pk).state == "settled"
     assert not MMOrder.objects.get(pk=order.pk).transitions.exists()

@@ -15,7 +15,6 @@ import pytest
 from devnet.exchange.faults import Fault, FaultEvent, FaultKind
 from devnet.exchange.fixtures import RunningExchange, make_ccxt
 from execution import jobs, services
-from execution.domain import mm_order as mm
 from execution.errors import ExchangeUnavailable, ExecutorUnavailable
 from execution.executor_client import ExecutorClient
 from execution.models import ExecutionReport, LedgerPosting, MMOrder
@@ -235,7 +234,7 @@ def test_a_timed_out_stop_keeps_the_job_and_the_retry_releases_it(
     order: MMOrder, sim: RunningExchange, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
     order = jobs.mm_order_start_job(order_id=order.pk)
-    services.mm_order_transition(order_id=order.pk, event=mm.Event.STOP, key=f"o{order.pk}-stop")
+    services.mm_order_stop(order_id=order.pk)
     transport = losing(monkeypatch, "/v1/jobs/stop", mode)
     with pytest.raises(ExecutorUnavailable):
         jobs.mm_order_wind_down(order_id=order.pk)

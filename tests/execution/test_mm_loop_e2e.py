@@ -251,7 +251,7 @@ def test_the_loop_funds_runs_reports_stops_and_returns_every_unit(
     assert not ExecutorRecord.objects.get(url=executor_url).hardware_attested  # the dev root, and marked so
     assert order.job_spec["strategy"]["params"]["order_amount"] == "200"
 
-    services.mm_order_transition(order_id=order.pk, event=funds.mm.Event.STOP, key=f"o{order.pk}-stop")
+    services.mm_order_stop(order_id=order.pk)
     tasks.wind_down.delay(order.pk)
     drive(w3, lambda: MMOrder.objects.get(pk=order.pk).job_id == "", what="the job to stop")
     open_orders = sim.make_ccxt(*_trading_key(trading)).fetch_open_orders("MMT/USDT")

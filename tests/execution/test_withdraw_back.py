@@ -31,6 +31,7 @@ from execution.errors import ExchangeUnavailable, InvalidOrderTransition
 from execution.models import Alert, ExchangeAccount, ExchangeWithdrawal, LedgerTransaction, MMOrder
 from mrmarket.roles import Role
 from tests.factories import user_with
+from tests.plugins.require import require_postgresql
 
 pytestmark = [pytest.mark.chain, pytest.mark.timeout(120)]
 USDT, MMT = 10**6, 10**18
@@ -354,8 +355,7 @@ def test_withdrawing_back_a_running_order_is_refused_and_changes_nothing(stopped
 def test_two_concurrent_withdraw_backs_send_each_asset_once(
     monkeypatch, stopped: Stopped, sim: RunningExchange, w3: Web3
 ) -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks need PostgreSQL")
+    require_postgresql("row locks need PostgreSQL")
     # Without client ids the exchange would take every request: only our locks keep it to one each.
     monkeypatch.setattr(funds, "WITHDRAW_CLIENT_ID_PARAM", {}, raising=False)
     exchange = Exchange(None, client_ids=False)

@@ -17,7 +17,7 @@ from executor.api.jobs import MANAGER_KEY
 from executor.config import Config
 from executor.engine.runner import JobRunner
 from executor.identity import Identity
-from tests.executor.harness import Controller, job_spec
+from tests.executor.harness import CONTROLLER, Controller, job_spec
 from wire.keys import seal
 from wire.redaction import redact_text
 
@@ -68,13 +68,17 @@ async def test_the_executor_registers_the_secrets_it_is_handed(monkeypatch: pyte
     secret, password = "handed-secret-9d1e77ab", "handed-passphrase-41c2"
     monkeypatch.setattr(JobRunner, "provide", lambda self, creds: None)  # no exchange in this test
     identity = Identity.generate()
-    app = create_app(Config(controller_key=None), identity=identity)
+    app = create_app(Config(controller_key=CONTROLLER.public_hex), identity=identity)
     app[MANAGER_KEY]._markets_lookup = _markets
     async with TestClient(TestServer(app)) as client:
         ctl = Controller(client)
         assert (await ctl.start(job_spec("redact-1")))[0] == 201
         assert redact_text(f"x {secret} y") == f"x {secret} y"
-        payload = json.dumps({"job_id": "redact-1", "api_key": "k", "secret": secret, "password": password})
+        bound = {
+            "job_spec_digest": (await ctl.status("redact-1"))["job_spec_digest"],
+            "controller_key": CONTROLLER.public_hex,
+        }
+        payload = json.dumps({"job_id": "redact-1", "api_key": "k", "secret": secret, "password": password, **bound})
         sealed = base64.b64encode(seal(identity.sealing.public_hex, payload.encode())).decode()
         status, _ = await ctl.call("POST", "/v1/jobs/redact-1/credentials", {"sealed_b64": sealed})
         assert status == 202
