@@ -88,8 +88,7 @@ def track_withdrawal(order_id: int) -> None:
 def reconcile() -> None:
     from execution import reconciliation
 
-    for account_id in ExchangeAccount.objects.filter(status=ExchangeAccount.Status.ACTIVE).values_list("pk", flat=True):
-        reconciliation.reconcile_exchange_account(account_id=account_id)
+    reconciliation.reconcile_exchange_accounts()
     reconciliation.reconcile_custody()
 
 
