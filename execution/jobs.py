@@ -204,10 +204,12 @@ def mm_order_start_job(*, order_id: int) -> MMOrder:
                     return _fail_start(order, exc)
             status = client.status(order.job_id)
     if status["state"] in ("running", "starting"):
+        # A job started again after its executor lost the first one is acknowledged under its own key.
+        restarted = order.transitions.filter(event=mm.Event.JOB_LOST.value).exists()
         return services.mm_order_transition(
             order_id=order_id,
             event=mm.Event.JOB_RUNNING,
-            key=f"o{order_id}-job-running",
+            key=f"o{order_id}-job-running" + (f"-{order.job_id}" if restarted else ""),
             detail={"executor": order.executor_url, "signing_key": identity.signing_key, "attested": identity.attested},
         )
     if status["state"] in ("failed", "revoked", "stopped"):
@@ -407,7 +409,7 @@ def _check_overdue(order: MMOrder) -> None:
     if order.state != mm.State.RUNNING or order.job_spec is None:
         return
     last = ExecutionReport.objects.filter(order=order, job_id=order.job_id).order_by("-sequence").first()
-    started = order.transitions.filter(event=mm.Event.JOB_RUNNING.value).values_list("created_at", flat=True).first()
+    started = order.transitions.filter(event=mm.Event.JOB_RUNNING.value).values_list("created_at", flat=True).last()
     if started is None:
         return
     since_ms = last.window_end_ms if last else int(started.timestamp() * 1000)
@@ -429,9 +431,14 @@ def mm_order_sync_job(*, order_id: int) -> MMOrder:
     order = MMOrder.objects.get(pk=order_id)
     if order.state not in (mm.State.RUNNING, mm.State.PAUSED) or not order.job_id:
         return order
-    mm_order_pull_reports(order_id=order_id)
-    with client_for(order) as client:
-        status = client.status(order.job_id)
+    try:
+        mm_order_pull_reports(order_id=order_id)
+        with client_for(order) as client:
+            status = client.status(order.job_id)
+    except ExecutorRefused as exc:
+        if (exc.extra or {}).get("executor_code") != "unknown_job":
+            raise
+        return _restart_lost_job(order)
     if order.state == mm.State.RUNNING and status["state"] in ("halted", "failed", "revoked", "stopped"):
         _alert(
             "job_" + status["state"],
@@ -446,6 +453,42 @@ def mm_order_sync_job(*, order_id: int) -> MMOrder:
             detail={"reason": status.get("reason") or status["state"]},
         )
     return order
+
+
+def _restart_lost_job(order: MMOrder) -> MMOrder:
+    """The executor at the order's URL answers that it has no such job: it restarted (a TD keeps its keys and
+    jobs in memory only) or was replaced. A running order gets a new job, with a new id (the lost job's report
+    chain ends at its last stored report), on an executor routed and attested afresh like the first; the
+    funds never left the exchange. A paused order stays paused: the operator paused it, and resuming it is
+    theirs to decide (stopping works, the wind-down knows the job is gone)."""
+    lost = order.job_id
+    if order.state != mm.State.RUNNING:
+        _alert(
+            "job_lost",
+            f"order {order.pk}: the executor no longer knows job {lost}; the order stays {order.state}",
+            dedup=f"job-lost:{lost}",
+            detail={"order": order.pk, "job_id": lost},
+        )
+        return order
+    executor_url = pick_executor(exchange=order.exchange_account.exchange)
+    spec = build_job_spec(order, mid=_mid(order))
+    with transaction.atomic():
+        locked = MMOrder.objects.select_for_update().get(pk=order.pk)
+        if locked.state != mm.State.RUNNING or locked.job_id != lost:
+            return locked  # another worker handled it meanwhile
+        locked.executor_url = executor_url
+        locked.job_spec = spec
+        locked.job_id = spec["job_id"]
+        locked.executor_signing_key = ""
+        locked.save(update_fields=["executor_url", "job_spec", "job_id", "executor_signing_key", "updated_at"])
+        services.mm_order_transition(
+            order_id=order.pk,
+            event=mm.Event.JOB_LOST,
+            key=f"o{order.pk}-job-lost-{lost}",
+            detail={"lost_job_id": lost, "job_id": spec["job_id"], "executor": executor_url},
+        )
+    log.warning("job_lost", order_id=order.pk, lost_job_id=lost, job_id=spec["job_id"], executor=executor_url)
+    return mm_order_start_job(order_id=order.pk)
 
 
 def mm_order_wind_down(*, order_id: int) -> MMOrder:
