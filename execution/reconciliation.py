@@ -22,7 +22,7 @@ from execution import selectors, services
 from execution.domain import mm_order as mm
 from execution.errors import InvalidOrderTransition
 from execution.exchanges import exchange_call, exchange_client
-from execution.models import Alert, ExchangeAccount, MMOrder
+from execution.models import Alert, ExchangeAccount, ExchangeWithdrawal, MMOrder
 from mrmarket.chain import get_web3
 from mrmarket.observability.logging import get_logger
 
@@ -109,12 +109,14 @@ def _reconcile_venue(members: list[ExchangeAccount], balance: dict[str, Any]) ->
         # the account is reconciled again once the job is released (docs/runbook.md).
         return []
     expected: dict[str, int] = defaultdict(int)
-    dust: dict[str, int] = defaultdict(int)
+    surplus_ok: dict[str, int] = defaultdict(int)  # the exchange may hold this much more than the ledger says
+    shortfall_ok: dict[str, int] = defaultdict(int)  # …or this much less
     for key in members:
         for ledger_account, amount in selectors.ledger_balances(prefix=f"exchange:a{key.pk}:").items():
             expected[ledger_account.rsplit(":", 1)[1]] += amount
         for asset, units in _rounding_dust(key).items():
-            dust[asset] += units
+            surplus_ok[asset] += units
+        _add_in_flight(key, surplus_ok, shortfall_ok)
     actual = {asset: _to_units(v, asset) for asset, v in (balance.get("total") or {}).items() if v}
     # The scope names the key the account's orders trade with (whose ledger accounts these are), so that an
     # alert reads the same whichever key answered first.
@@ -123,7 +125,7 @@ def _reconcile_venue(members: list[ExchangeAccount], balance: dict[str, Any]) ->
     mismatches = [
         Mismatch(scope, asset, expected.get(asset, 0), actual.get(asset, 0))
         for asset in sorted(set(expected) | set(actual))
-        if not 0 <= actual.get(asset, 0) - expected.get(asset, 0) <= dust.get(asset, 0)
+        if not -shortfall_ok.get(asset, 0) <= actual.get(asset, 0) - expected.get(asset, 0) <= surplus_ok.get(asset, 0)
     ]
     for mismatch in mismatches:
         _raise_alert(mismatch)
@@ -131,6 +133,21 @@ def _reconcile_venue(members: list[ExchangeAccount], balance: dict[str, Any]) ->
         for key in members:
             _pause_running_orders(key)
     return mismatches
+
+
+def _add_in_flight(key: ExchangeAccount, surplus_ok: dict[str, int], shortfall_ok: dict[str, int]) -> None:
+    """Funds between the ledger's steps: a deposit the exchange credited before the order's confirmation booked
+    it (still in transit on the ledger), a failed withdrawal refunded before it is booked back, and a
+    withdrawal the exchange debited before the order's funds are booked out. Each is one step of an order in
+    flight; tolerated only up to that order's own amount, and gone once the step is booked."""
+    inbound = (mm.State.WITHDRAWING_TO_EXCHANGE, mm.State.DEPOSIT_CONFIRMING, mm.State.WITHDRAWING_BACK)
+    for order_id in MMOrder.objects.filter(exchange_account=key, state__in=inbound).values_list("pk", flat=True):
+        for ledger_account, amount in selectors.ledger_balances(prefix=f"transit:o{order_id}:").items():
+            surplus_ok[ledger_account.rsplit(":", 1)[1]] += max(amount, 0)
+    for asset, amount in ExchangeWithdrawal.objects.filter(
+        order__exchange_account=key, order__state=mm.State.STOPPING
+    ).values_list("asset", "amount"):
+        shortfall_ok[asset] += int(amount)
 
 
 def _rounding_dust(account: ExchangeAccount) -> dict[str, int]:

@@ -115,3 +115,28 @@ def test_without_an_account_id_the_deposit_address_tells_keys_apart(settings) ->
     assert same != reconciliation._venue_identity(key, _NoUidClient("0xcd"), {})
     settings.CUSTODY_ASSETS = {}
     assert reconciliation._venue_identity(key, _NoUidClient("0xab"), {}) == "key:7"
+
+
+def test_a_deposit_the_exchange_credited_before_the_order_booked_it_is_no_mismatch(keys, sim: RunningExchange) -> None:
+    from execution.domain import mm_order as mm
+    from execution.models import MMOrder
+
+    trading, _ = keys
+    order = MMOrder.objects.create(
+        owner_id=trading.owner_id,
+        exchange_account=trading,
+        symbol="MMT/USDT",
+        funding_asset="USDT",
+        funding_amount=50 * UNIT,
+        state=mm.State.DEPOSIT_CONFIRMING,
+    )
+    for key, source, target in (("in", "external:chain", "custody"), ("sent", "custody", f"transit:o{order.pk}")):
+        services.ledger_record(
+            tx=transfer(key, "deposit_credit", asset="USDT", amount=50 * UNIT, source=source, target=target)
+        )
+    venue = sim.sim.keys.get(services.exchange_account_credentials(account=trading).api_key).account_id
+    sim.admin("POST", f"/_devnet/accounts/{venue}/credit", {"asset": "USDT", "amount": "50"})  # credited, not booked
+    assert reconciliation.reconcile_exchange_accounts() == []
+    sim.admin("POST", f"/_devnet/accounts/{venue}/credit", {"asset": "USDT", "amount": "1"})  # more than in flight
+    (mismatch,) = reconciliation.reconcile_exchange_accounts()
+    assert mismatch.actual - mismatch.ledger == 51 * UNIT
