@@ -1,6 +1,6 @@
 """`make demo`: the whole system on its embedded defaults, under honcho.
 
-    python -m devnet.launch [--web-port 8000] [--no-executor]
+    python -m devnet.launch [--web-port 8000] [--no-executor] [--reset]
 
 Starts an embedded Redis (unless REDIS_URL is set), Anvil with the project's token deployed, the web server,
 a Celery worker, beat and one executor; SQLite unless DATABASE_URL is set. Ctrl-C stops every process it
@@ -8,6 +8,12 @@ started (honcho signals each process group, then kills what is left after 5 s).
 
 Each Django process runs through `python -m devnet.launch stage NAME`, which waits for what the process
 needs, and for `web` also migrates, ensures the demo admin and deploys the token, before exec'ing it.
+
+A second start resumes from the data directory: Anvil reloads its state, the exchange simulator its
+customers, the database is the same, the ports are the ones used before when free, and the demo MM order runs
+on (a new job when the restarted executor no longer knows the old one). When the chain or the exchange did not
+survive (their state files gone), the database is reset to match instead of pointing at a world that no longer
+exists. `--reset` (`make demo-reset`) starts from nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import json
 import os
 import secrets
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -36,18 +43,52 @@ RUN_MARKER = "MRMARKET_DEMO_RUN"
 # The demo executor's "build" as the dev quote authority measures it (a real TD would measure the image).
 DEV_EXECUTOR_MRTD = hashlib.sha384(b"mrmarket mm-executor dev build").hexdigest()
 DEV_CONTROL_PLANE_MRTD = hashlib.sha384(b"mrmarket easyenclave control plane dev build").hexdigest()
+# Files in the data directory, beside the database.
+PORTS_FILE = "ports.json"
+CHAIN_GENESIS_FILE = "chain-genesis"  # the hash of block 0 of the chain the database describes
+EXCHANGE_STATE_FILE = "exchange-state.json"
+RESET_MARKER = "reset-database"
+DEMO_LABEL = "demo"
 
 
 def _say(text: str) -> None:
     print(f"[demo] {text}", flush=True)
 
 
-def _pick_port(preferred: int, name: str) -> int:
-    if port_is_free(preferred):
-        return preferred
+def _pick_port(preferred: int, name: str, used_before: dict[str, int]) -> int:
+    """The port this demo used last time when it is free (URLs stored in its database stay valid), else the one
+    asked for, else any free one."""
+    for port in dict.fromkeys([used_before.get(name), preferred]):
+        if port and port_is_free(port):
+            used_before[name] = port
+            return port
     port = free_port()
     _say(f"port {preferred} for {name} is taken; using {port}")
+    used_before[name] = port
     return port
+
+
+def _ports_used_before(data_dir: Path) -> dict[str, int]:
+    path = data_dir / PORTS_FILE
+    if not path.exists():
+        return {}
+    ports: dict[str, int] = json.loads(path.read_text())
+    return ports
+
+
+def reset_demo(data_dir: Path) -> None:
+    """Forget every piece of the demo's state: the chain, the exchange, the database (SQLite here; a database
+    at DATABASE_URL is flushed by the web stage on the next start) and the rest of the data directory."""
+    if data_dir.exists():
+        for entry in data_dir.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("DATABASE_URL"):
+        (data_dir / RESET_MARKER).touch()
+    _say(f"reset: {data_dir} is empty; the next start is a fresh demo")
 
 
 def _data_dir() -> Path:
@@ -113,14 +154,17 @@ def run_demo(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     data_dir = _data_dir()
+    if args.reset:
+        reset_demo(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     run_id = uuid.uuid4().hex
-    web_port = _pick_port(args.web_port, "web")
-    anvil_port = _pick_port(args.anvil_port, "anvil")
-    executor_port = _pick_port(args.executor_port, "executor")
-    exchange_port = _pick_port(args.exchange_port, "exchange")
-    pccs_port = _pick_port(args.pccs_port, "pccs")
-    easyenclave_port = _pick_port(args.easyenclave_port, "easyenclave")
+    used = _ports_used_before(data_dir)
+    web_port = _pick_port(args.web_port, "web", used)
+    anvil_port = _pick_port(args.anvil_port, "anvil", used)
+    executor_port = _pick_port(args.executor_port, "executor", used)
+    exchange_port = _pick_port(args.exchange_port, "exchange", used)
+    pccs_port = _pick_port(args.pccs_port, "pccs", used)
+    easyenclave_port = _pick_port(args.easyenclave_port, "easyenclave", used)
     executor_url = f"http://127.0.0.1:{executor_port}"
 
     env = dict(os.environ)
@@ -157,9 +201,10 @@ def run_demo(args: argparse.Namespace) -> int:
     if os.environ.get("REDIS_URL"):
         _say("using REDIS_URL from the environment")
     else:
-        redis_port = _pick_port(args.redis_port, "redis")
+        redis_port = _pick_port(args.redis_port, "redis", used)
         env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
         manager.add_process("redis", _redis_command(redis_port, data_dir), env=env, cwd=str(ROOT))
+    (data_dir / PORTS_FILE).write_text(json.dumps(used))
 
     _prepare_dev_quote_authority(data_dir)
     tdx_cmd = [PY, "-m", "devnet.tdx", "serve", "--socket", str(data_dir / "tdx.sock"), "--state"]
@@ -183,9 +228,10 @@ def run_demo(args: argparse.Namespace) -> int:
     if not anvil.exists():
         _say("node_modules/.bin/anvil is missing: run `npm ci` (make demo does)")
         return 2
-    # One block a second, like a real chain: confirmations then advance even when nobody transacts.
+    # One block a second, like a real chain: confirmations then advance even when nobody transacts. Its state is
+    # written every few seconds as well as on exit, so that even a killed Anvil resumes near where it was.
     anvil_cmd = [str(anvil), "--port", str(anvil_port), "--silent", "--block-time", "1"]
-    anvil_cmd += ["--state", str(data_dir / "anvil-state.json")]
+    anvil_cmd += ["--state", str(data_dir / "anvil-state.json"), "--state-interval", "5"]
     manager.add_process("anvil", shlex.join(anvil_cmd), env=env, cwd=str(ROOT))
     for name in ("web", "worker", "beat", "exchange"):
         manager.add_process(name, shlex.join([PY, "-m", "devnet.launch", "stage", name]), env=env, cwd=str(ROOT))
@@ -233,6 +279,7 @@ def _bootstrap_web() -> None:
     from devnet.bootstrap import ensure_demo_admin
 
     call_command("migrate", interactive=False, verbosity=0)
+    _match_database_to_the_world()
     admin = ensure_demo_admin(**_demo_credentials(_data_dir()))
     _allowlist_dev_build(admin.pk)
     state = _data_dir() / "devnet-chain.json"
@@ -249,6 +296,48 @@ def _bootstrap_web() -> None:
     ensure_base_token(connect(os.environ["CHAIN_RPC_URL"]), state, holders=[dev_accounts()[3]])
     recorded = json.loads(state.read_text())
     _record_custody_holdings({"USDT": recorded["token"], "MMT": recorded["base_token"]})
+
+
+def _chain_genesis(*, reset: bool = False) -> str:
+    from devnet.chain import connect
+
+    w3 = connect(os.environ["CHAIN_RPC_URL"])
+    if reset:
+        w3.provider.make_request("anvil_reset", [])  # type: ignore[arg-type]
+    return str(w3.eth.get_block(0)["hash"].hex())
+
+
+def _match_database_to_the_world() -> None:
+    """The database describes one chain and one exchange: their campaigns, transfers, deposits and keys. When
+    the chain restarted fresh (its genesis is not the one recorded) or the exchange forgot its customers (its
+    state file is gone), what the database says no longer exists anywhere, so it is emptied and the demo starts
+    afresh, together with the chain and the exchange (a new exchange on the old chain would find the old
+    deposits at the addresses it gives its new accounts); `--reset` asks for the same. Otherwise everything
+    resumes as it was."""
+    from django.core.management import call_command
+
+    from execution.models import ExchangeAccount, LedgerTransaction
+
+    data_dir = _data_dir()
+    genesis = _chain_genesis()
+    recorded_genesis = data_dir / CHAIN_GENESIS_FILE
+    reason = ""
+    if (data_dir / RESET_MARKER).exists():
+        reason = "a reset was asked for"
+    elif recorded_genesis.exists() and recorded_genesis.read_text().strip() != genesis:
+        reason = "the chain started afresh"
+    elif not recorded_genesis.exists() and LedgerTransaction.objects.exists():
+        reason = "the database names no chain"
+    elif not (data_dir / EXCHANGE_STATE_FILE).exists() and ExchangeAccount.objects.exists():
+        reason = "the exchange forgot its accounts"
+    if reason:
+        print(f"[web] {reason}: the demo starts afresh (database, chain and exchange emptied)", flush=True)
+        call_command("flush", interactive=False, verbosity=0)
+        for stale in [data_dir / "devnet-chain.json", data_dir / EXCHANGE_STATE_FILE, *data_dir.glob("metadata-*")]:
+            stale.unlink(missing_ok=True)
+        genesis = _chain_genesis(reset=True)
+        (data_dir / RESET_MARKER).unlink(missing_ok=True)
+    recorded_genesis.write_text(genesis)
 
 
 def _allowlist_dev_build(actor_id: int) -> None:
@@ -270,22 +359,28 @@ def _allowlist_dev_build(actor_id: int) -> None:
 
 
 def _record_custody_holdings(tokens: dict[str, str]) -> None:
-    """What the dev custody wallet holds on chain enters the ledger once, as an onboarding deposit would, so that
-    reconciliation starts from agreement (idempotent by key: the token's address)."""
+    """What the dev custody wallet holds on chain when the demo first sees it enters the ledger once, as an
+    onboarding deposit would, so that reconciliation starts from agreement. Once per token for the life of the
+    database: on a later start the wallet holds less (funds went to the exchange) and the ledger already says
+    where they went, so a second onboarding would be a second, different deposit under the same key."""
     from django.conf import settings
     from eth_account import Account
 
     from devnet.chain import connect, token
     from execution.domain.ledger import transfer
+    from execution.models import LedgerTransaction
     from execution.services import ledger_record
 
     custody = Account.from_key(settings.CUSTODY_PRIVATE_KEY).address
     for asset, token_address in tokens.items():
+        key = f"custody-onboarding-{token_address.lower()}"
+        if LedgerTransaction.objects.filter(key=key).exists():
+            continue
         held = token(connect(os.environ["CHAIN_RPC_URL"]), token_address).functions.balanceOf(custody).call()
         if held:
             ledger_record(
                 tx=transfer(
-                    f"custody-onboarding-{token_address.lower()}",
+                    key,
                     "deposit_credit",
                     asset=asset,
                     amount=held,
@@ -321,8 +416,8 @@ def _wait_for_bootstrap(name: str) -> None:
 
 def _ensure_demo_order() -> None:
     """The demo's market-making order: an operator's trading and treasury keys on the devnet exchange, enrolled,
-    and an MM order funded from custody; beat then drives it to a running job on the executor. Once per run (the
-    exchange's accounts live in its memory)."""
+    and an MM order funded from custody; beat then drives it to a running job on the executor. Once for the
+    life of the database (the exchange keeps its accounts across restarts): a later start resumes that order."""
     import django
 
     _wait(f"http://127.0.0.1:{os.environ['DEMO_EXCHANGE_PORT']}", "beat", timeout=120)
@@ -331,10 +426,12 @@ def _ensure_demo_order() -> None:
 
     from execution import funds, services, tasks
     from execution.credentials import ExchangeCredentials
-    from execution.models import ExchangeAccount
+    from execution.models import MMOrder
 
-    label = f"demo {os.environ[RUN_MARKER][:8]}"
-    if ExchangeAccount.objects.filter(label=label).exists():
+    label = DEMO_LABEL
+    existing = MMOrder.objects.filter(exchange_account__label=label).order_by("pk").first()
+    if existing is not None:
+        print(f"[beat] demo MM order {existing.pk} on {existing.symbol} resumes ({existing.state})", flush=True)
         return
     exchange = f"http://127.0.0.1:{os.environ['DEMO_EXCHANGE_PORT']}/_devnet"
     account = _post_json(f"{exchange}/accounts", {"permissions": ["read", "trade"]})
@@ -387,6 +484,7 @@ def run_stage(name: str) -> None:
         argv = [PY, "-m", "devnet.exchange", "--host", "127.0.0.1", "--port", os.environ["DEMO_EXCHANGE_PORT"]]
         argv += ["--chain-rpc", os.environ["CHAIN_RPC_URL"], "--token-state", state, "--fund-hot-wallet", "1000000"]
         argv += ["--asset", f"MMT={json.loads(Path(state).read_text())['base_token']}"]
+        argv += ["--state", str(_data_dir() / EXCHANGE_STATE_FILE)]
     else:
         _wait_for_bootstrap(name)
         argv = [PY, "manage.py", name]
@@ -409,6 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pccs-port", type=int, default=8720)
     parser.add_argument("--easyenclave-port", type=int, default=8730)
     parser.add_argument("--no-executor", action="store_true")
+    parser.add_argument("--reset", action="store_true", help="forget the demo's state and start afresh")
     args = parser.parse_args(argv)
     os.chdir(ROOT)
     if args.command == "stage":
