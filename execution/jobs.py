@@ -470,6 +470,7 @@ def _restart_lost_job(order: MMOrder) -> MMOrder:
             detail={"order": order.pk, "job_id": lost},
         )
         return order
+    booked = _book_unreported_fills(order, lost_job_id=lost)
     executor_url = pick_executor(exchange=order.exchange_account.exchange)
     spec = build_job_spec(order, mid=_mid(order))
     with transaction.atomic():
@@ -485,10 +486,71 @@ def _restart_lost_job(order: MMOrder) -> MMOrder:
             order_id=order.pk,
             event=mm.Event.JOB_LOST,
             key=f"o{order.pk}-job-lost-{lost}",
-            detail={"lost_job_id": lost, "job_id": spec["job_id"], "executor": executor_url},
+            detail={"lost_job_id": lost, "job_id": spec["job_id"], "executor": executor_url, "fills_booked": booked},
         )
-    log.warning("job_lost", order_id=order.pk, lost_job_id=lost, job_id=spec["job_id"], executor=executor_url)
+    log.warning(
+        "job_lost", order_id=order.pk, lost_job_id=lost, job_id=spec["job_id"], executor=executor_url, fills=booked
+    )
     return mm_order_start_job(order_id=order.pk)
+
+
+LOST_FILLS_PAGE = 1000
+
+
+def _book_unreported_fills(order: MMOrder, *, lost_job_id: str) -> int:
+    """The fills a lost job made after its last report never reach a report: they are booked from the
+    exchange's own trade history of the order's key (the record reconciliation holds the ledger to anyway),
+    those of the job's orders only (recognised by their client order id prefix), each once by trade id, as a
+    report would have booked it. Without this the next job would trade funds the ledger does not know of."""
+    from execution.exchanges import exchange_call, exchange_client
+    from execution.models import LedgerTransaction
+    from wire.jobs import client_order_prefix
+
+    account = order.exchange_account
+    client = exchange_client(account.exchange, credentials=services.exchange_account_credentials(account=account))
+    started = (
+        order.transitions.filter(event__in=[mm.Event.START.value, mm.Event.JOB_LOST.value])
+        .values_list("created_at", flat=True)
+        .last()
+    )
+    since = int(started.timestamp() * 1000) - 60_000 if started else None
+    prefix = client_order_prefix(lost_job_id)
+    with exchange_call(account.exchange, "the lost job's orders and trades"):
+        ids = {o["id"] for o in _all_since(client.fetch_orders, order.symbol, since) if _cid(o).startswith(prefix)}
+        trades = [t for t in _all_since(client.fetch_my_trades, order.symbol, since) if t.get("order") in ids]
+    fills = [
+        {
+            "trade_id": str(t["id"]),
+            "side": t["side"],
+            "price": str(t["price"]),
+            "amount": str(t["amount"]),
+            "fee": str((t.get("fee") or {}).get("cost") or 0),
+            "fee_asset": (t.get("fee") or {}).get("currency") or order.symbol.split("/")[1],
+        }
+        for t in sorted(trades, key=lambda t: (t["timestamp"], str(t["id"])))
+        if not LedgerTransaction.objects.filter(key=f"o{order.pk}-fill-{t['id']}").exists()
+    ]
+    with transaction.atomic():
+        for tx in _fill_transactions(order, fills):
+            services.ledger_record(tx=tx, memo="rounded" if tx.kind.endswith("_rounded") else "")
+    return len(fills)
+
+
+def _cid(exchange_order: dict[str, Any]) -> str:
+    return str(exchange_order.get("clientOrderId") or "")
+
+
+def _all_since(fetch: Any, symbol: str, since: int | None) -> list[dict[str, Any]]:
+    """Every row a ccxt history call returns from `since` on, page by page (rows sharing a page boundary's
+    millisecond are fetched again and kept once)."""
+    rows: dict[str, dict[str, Any]] = {}
+    while True:
+        page = fetch(symbol, since=since, limit=LOST_FILLS_PAGE)
+        fresh = [r for r in page if str(r["id"]) not in rows]
+        rows.update((str(r["id"]), r) for r in fresh)
+        if len(page) < LOST_FILLS_PAGE or not fresh:
+            return list(rows.values())
+        since = max(int(r["timestamp"]) for r in page)
 
 
 def mm_order_wind_down(*, order_id: int) -> MMOrder:

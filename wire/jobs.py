@@ -7,6 +7,7 @@ fixes the envelope, each strategy its parameters.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -54,3 +55,10 @@ def validate_job_spec(spec: Any) -> None:
 def job_spec_digest(spec: dict[str, Any]) -> str:
     validate_job_spec(spec)
     return digest(spec)
+
+
+def client_order_prefix(job_id: str) -> str:
+    """`mm` + 10 hex characters of SHA-256(job id): the prefix of the client order id of every order the job
+    places (12 characters, the same on every run of the job). The executor names its orders so; the controller
+    recognises a lost job's orders on the exchange by it."""
+    return "mm" + hashlib.sha256(job_id.encode()).hexdigest()[:10]

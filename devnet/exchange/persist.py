@@ -1,8 +1,8 @@
 """The simulator's customer state on disk, so that a restarted devnet exchange is the same exchange: accounts
-(`acct-N`) with their balances, API keys, the id counters, deposits and withdrawals, and how far the chain was
-scanned. The synthetic market (its agents and their books) starts afresh, and customer orders that rested at
-the snapshot are not restored: their locked funds come back free, as if cancelled when the exchange went down
-(the executor that placed them is gone as well).
+(`acct-N`) with their balances, order and trade history, API keys, the id counters, deposits and withdrawals,
+and how far the chain was scanned. The synthetic market (its agents and their books) starts afresh; customer
+orders that rested at the snapshot come back cancelled, their locked funds free, as if cancelled when the
+exchange went down (the executor that placed them is gone as well).
 
 Written atomically (a temporary file renamed over the old one) every second and on shutdown.
 """
@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from devnet.exchange.domain.model import ZERO
+from devnet.exchange.domain.model import ZERO, Fill, Order, OrderType, Side, Status, Stp, TimeInForce, Trade
 from devnet.exchange.funds import Deposit, Withdrawal
 from devnet.exchange.keys import ApiKey, Permission
 from devnet.exchange.simulator import Simulator
@@ -34,11 +34,13 @@ CUSTOMER_PREFIX = "acct-"
 def snapshot(sim: Simulator) -> dict[str, Any]:
     engine = sim.engine
     with engine.lock:
+        customers = {a: acct for a, acct in engine.accounts.items() if a.startswith(CUSTOMER_PREFIX)}
         accounts = {
             account_id: {asset: str(bal.total) for asset, bal in acct.balances.items() if bal.total != ZERO}
-            for account_id, acct in engine.accounts.items()
-            if account_id.startswith(CUSTOMER_PREFIX)
+            for account_id, acct in customers.items()
         }
+        orders = [_plain(o) for acct in customers.values() for o in acct.orders.values()]
+        fills = [{**_plain(f), "account_id": a} for a, acct in customers.items() for f in acct.fills]
         counters = {"order": engine._next_order_id, "trade": engine._next_trade_id}
     with sim.keys._lock:
         keys = [
@@ -48,6 +50,8 @@ def snapshot(sim: Simulator) -> dict[str, Any]:
     state: dict[str, Any] = {
         "version": VERSION,
         "accounts": accounts,
+        "orders": orders,
+        "fills": fills,
         "keys": keys,
         "counters": {**counters, "account": _peek(sim._account_ids), "seq": _peek(sim._seq)},
     }
@@ -73,6 +77,15 @@ def restore(sim: Simulator, state: dict[str, Any]) -> None:
             acct = engine.account(account_id)
             for asset, amount in balances.items():
                 acct.balance(asset).free = Decimal(amount)
+        for o in state.get("orders", []):
+            order = _order(o)
+            if order.is_open:  # it rested when the exchange went down: cancelled then, its funds free
+                order.status, order.locked, order.update_time = Status.CANCELED, ZERO, sim.clock()
+            engine.account(order.account_id).orders[order.order_id] = order
+            engine._orders[order.order_id] = order
+            engine._by_client_id[(order.account_id, order.symbol, order.client_order_id)] = order.order_id
+        for f in state.get("fills", []):
+            engine.account(f["account_id"]).fills.append(_fill(f))
         counters = state["counters"]
         engine._next_order_id = max(engine._next_order_id, int(counters["order"]))
         engine._next_trade_id = max(engine._next_trade_id, int(counters["trade"]))
@@ -142,5 +155,45 @@ def _peek(counter: itertools.count[int]) -> int:
     return int(repr(counter)[len("count(") : -1])
 
 
-def _plain(row: Deposit | Withdrawal) -> dict[str, Any]:
-    return {k: str(v) if isinstance(v, Decimal) else v for k, v in dataclasses.asdict(row).items()}
+def _plain(row: Any) -> dict[str, Any]:
+    return {k: _jsonable(v) for k, v in dataclasses.asdict(row).items()}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value  # str enums serialise as their value
+
+
+_ORDER_DECIMALS = ("orig_qty", "quote_order_qty", "executed_qty", "cumm_quote", "locked")
+
+
+def _order(o: dict[str, Any]) -> Order:
+    return Order(
+        **{
+            **o,
+            **{k: Decimal(o[k]) for k in _ORDER_DECIMALS},
+            "price": None if o["price"] is None else Decimal(o["price"]),
+            "fill_cap": None if o["fill_cap"] is None else Decimal(o["fill_cap"]),
+            "side": Side(o["side"]),
+            "type": OrderType(o["type"]),
+            "tif": TimeInForce(o["tif"]),
+            "stp": Stp(o["stp"]),
+            "status": Status(o["status"]),
+        }
+    )
+
+
+def _fill(f: dict[str, Any]) -> Fill:
+    t = f["trade"]
+    trade = Trade(**{**t, "price": Decimal(t["price"]), "qty": Decimal(t["qty"])})
+    return Fill(
+        trade=trade,
+        order_id=f["order_id"],
+        is_buyer=f["is_buyer"],
+        is_maker=f["is_maker"],
+        commission=Decimal(f["commission"]),
+        commission_asset=f["commission_asset"],
+    )

@@ -3,14 +3,18 @@ only) is started again as a new job, routed and attested like the first; a pause
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from devnet.exchange.domain.model import OrderType, Side
+from devnet.exchange.fixtures import RunningExchange, make_ccxt
+from devnet.exchange.keys import Permission
 from execution import jobs, services
 from execution.domain import mm_order as mm
 from execution.executor_client import ExecutorClient
-from execution.models import Alert, MMOrder
+from execution.models import Alert, LedgerTransaction, MMOrder
 from executor.engine.runner import TERMINAL
 from tests.execution.executor_thread import manager_of
 from tests.execution.running_job import wait
@@ -33,13 +37,26 @@ def release(order_id: int) -> None:
 
 
 def test_a_running_order_whose_job_was_lost_runs_again_as_a_new_job(
-    order: MMOrder, executor: tuple[str, dict[str, Any]]
+    order: MMOrder, executor: tuple[str, dict[str, Any]], sim: RunningExchange
 ) -> None:
     manager = manager_of(executor[1])
     order = jobs.mm_order_start_job(order_id=order.pk)
     assert order.state == "running"
     lost = order.job_id
+    # A fill the lost job never reported: a taker hits its ask, and the job is gone before Django asks.
+    venue = sim.sim.keys.get(services.exchange_account_credentials(account=order.exchange_account).api_key)
+    wait(lambda: any(o.side == "SELL" for o in sim.sim.engine.open_orders(venue.account_id, "MMTUSDT")))
+    taker = sim.sim.create_account(permissions=frozenset({Permission.TRADE}), balances={"USDT": Decimal(1000)})
+    sim.sim.engine.place_order(
+        account_id=taker.account_id, symbol="MMTUSDT", side=Side.BUY, type=OrderType.MARKET,
+        quantity=Decimal(50), client_order_id="taker",
+    )  # fmt: skip
     lose(order, executor)
+    creds = services.exchange_account_credentials(account=order.exchange_account)
+    traded = make_ccxt(sim.base_url, creds.api_key, creds.secret).fetch_my_trades("MMT/USDT", limit=1000)
+    assert traded
+    unbooked = [t for t in traded if not LedgerTransaction.objects.filter(key=f"o{order.pk}-fill-{t['id']}").exists()]
+    assert unbooked, "the fill is on the exchange but in no stored report"
 
     resumed = jobs.mm_order_sync_job(order_id=order.pk)
     assert resumed.state == "running"
@@ -48,7 +65,12 @@ def test_a_running_order_whose_job_was_lost_runs_again_as_a_new_job(
     assert resumed.job_id in manager.jobs
     timeline = list(resumed.transitions.values_list("event", "to_state"))
     assert timeline[-2:] == [("job_lost", "starting"), ("job_running", "running")]
-    assert resumed.transitions.get(event="job_lost").detail["lost_job_id"] == lost
+    detail = resumed.transitions.get(event="job_lost").detail
+    assert detail["lost_job_id"] == lost
+    assert detail["fills_booked"] == len(unbooked)
+    # Every trade of the key is one booked fill: the next job starts from a ledger that knows what it holds.
+    for t in traded:
+        assert LedgerTransaction.objects.filter(key=f"o{order.pk}-fill-{t['id']}").exists()
     again = jobs.mm_order_sync_job(order_id=order.pk)  # the next beat: no third job
     assert (again.state, again.job_id) == ("running", resumed.job_id)
     assert [j for j in manager.jobs if j.startswith(f"mmo{order.pk}-")] == [resumed.job_id]

@@ -68,6 +68,10 @@ def test_customers_come_back_with_their_keys_balances_and_history(tmp_path: Path
             key.account_id,
             key.permissions,
         )
+    # Their history too: the rested order comes back cancelled, the trade as it was.
+    rested = again.engine.find_order(maker.account_id, "MMTUSDT", order_id=None, client_id="rest")
+    assert (rested.status, rested.executed_qty, rested.locked) == ("CANCELED", Decimal(10), Decimal(0))
+    assert again.engine.my_fills(taker.account_id, "MMTUSDT") == [fill]
     for account_id, balances in totals.items():
         # What rested is not restored: its locked funds are free again, nothing lost.
         assert {k: b.free for k, b in again.engine.account(account_id).balances.items()} == balances
