@@ -25,7 +25,7 @@ from django.utils.module_loading import import_string
 from execution import services
 from execution.domain import mm_order as mm
 from execution.domain.ledger import Posting, Transaction, transfer
-from execution.errors import ExecutorRefused, ReportRejected
+from execution.errors import ExecutorRefused, ExecutorUnavailable, ReportRejected
 from execution.executor_client import ExecutorClient
 from execution.funds import custody_asset
 from execution.models import Alert, ExecutionReport, MMOrder
@@ -436,8 +436,12 @@ def mm_order_sync_job(*, order_id: int) -> MMOrder:
         with client_for(order) as client:
             status = client.status(order.job_id)
     except ExecutorRefused as exc:
-        if (exc.extra or {}).get("executor_code") != "unknown_job":
+        if (exc.extra or {}).get("executor_code") != "unknown_job" and _executor_still_listed(order):
             raise
+        return _restart_lost_job(order)
+    except ExecutorUnavailable:
+        if _executor_still_listed(order):
+            raise  # an outage: the job holds on its own risk limits and the next beat asks again
         return _restart_lost_job(order)
     if order.state == mm.State.RUNNING and status["state"] in ("halted", "failed", "revoked", "stopped"):
         _alert(
@@ -453,6 +457,20 @@ def mm_order_sync_job(*, order_id: int) -> MMOrder:
             detail={"reason": status.get("reason") or status["state"]},
         )
     return order
+
+
+def _executor_still_listed(order: MMOrder) -> bool:
+    """Whether the order's executor URL is still one of those configured or discovered for its exchange. An
+    executor that came back elsewhere (another port, another host) is registered under its new URL; whatever
+    answers, or does not, at the old one no longer runs the job. When discovery cannot tell, assume listed."""
+    from attestation.easyenclave import EasyEnclaveError, discovered_executor_urls
+
+    if order.executor_url in settings.EXECUTOR_URLS:
+        return True
+    try:
+        return order.executor_url in discovered_executor_urls(exchange=order.exchange_account.exchange)
+    except EasyEnclaveError:
+        return True
 
 
 def _restart_lost_job(order: MMOrder) -> MMOrder:

@@ -13,6 +13,7 @@ from devnet.exchange.fixtures import RunningExchange, make_ccxt
 from devnet.exchange.keys import Permission
 from execution import jobs, services
 from execution.domain import mm_order as mm
+from execution.errors import ExecutorUnavailable
 from execution.executor_client import ExecutorClient
 from execution.models import Alert, LedgerTransaction, MMOrder
 from executor.engine.runner import TERMINAL
@@ -89,4 +90,38 @@ def test_a_paused_order_whose_job_was_lost_stays_paused_with_an_alert(
     after = jobs.mm_order_sync_job(order_id=order.pk)
     assert (after.state, after.job_id) == ("paused", lost)
     assert Alert.objects.get(kind="job_lost").detail == {"order": order.pk, "job_id": lost}
+    release(order.pk)
+
+
+def test_an_executor_that_came_back_under_another_url_gets_the_order_again(
+    order: MMOrder, executor: tuple[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manager = manager_of(executor[1])
+    order = jobs.mm_order_start_job(order_id=order.pk)
+    lost = order.job_id
+    lose(order, executor)
+    # The order still names the executor's old address, where nothing listens any more; the executor is
+    # registered under its new one (here: the configured URL).
+    MMOrder.objects.filter(pk=order.pk).update(executor_url="http://127.0.0.1:9")
+    monkeypatch.setattr(jobs, "client_for", lambda o: ExecutorClient(o.executor_url, sleep=lambda s: None))
+
+    resumed = jobs.mm_order_sync_job(order_id=order.pk)
+    assert (resumed.state, resumed.executor_url) == ("running", executor[0])
+    assert resumed.job_id != lost
+    assert resumed.job_id in manager.jobs
+    release(order.pk)
+
+
+def test_an_unreachable_executor_that_is_still_listed_holds_the_job(
+    order: MMOrder, settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order = jobs.mm_order_start_job(order_id=order.pk)
+    job = order.job_id
+    settings.EXECUTOR_URLS = [order.executor_url]
+    monkeypatch.setattr(jobs, "client_for", lambda o: ExecutorClient("http://127.0.0.1:9", sleep=lambda s: None))
+    with pytest.raises(ExecutorUnavailable):
+        jobs.mm_order_sync_job(order_id=order.pk)
+    after = MMOrder.objects.get(pk=order.pk)
+    assert (after.state, after.job_id) == ("running", job)
+    monkeypatch.undo()
     release(order.pk)
