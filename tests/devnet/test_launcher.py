@@ -20,7 +20,7 @@ import pytest
 from devnet.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.slow, pytest.mark.chain]
+pytestmark = [pytest.mark.slow, pytest.mark.chain, pytest.mark.timeout(900)]
 
 
 def processes_with(marker: str) -> list[int]:
