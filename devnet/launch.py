@@ -426,12 +426,16 @@ def _ensure_demo_order() -> None:
 
     from execution import funds, services, tasks
     from execution.credentials import ExchangeCredentials
-    from execution.models import MMOrder
+    from execution.models import ExchangeAccount, MMOrder
 
     label = DEMO_LABEL
     existing = MMOrder.objects.filter(exchange_account__label=label).order_by("pk").first()
     if existing is not None:
         print(f"[beat] demo MM order {existing.pk} on {existing.symbol} resumes ({existing.state})", flush=True)
+        return
+    if ExchangeAccount.objects.filter(label=label).exists():
+        # A first start stopped between enrolling the keys and creating the order: `make demo-reset` redoes it.
+        print("[beat] the demo's keys are enrolled but it has no MM order: `make demo-reset` starts afresh", flush=True)
         return
     exchange = f"http://127.0.0.1:{os.environ['DEMO_EXCHANGE_PORT']}/_devnet"
     account = _post_json(f"{exchange}/accounts", {"permissions": ["read", "trade"]})

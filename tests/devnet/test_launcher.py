@@ -3,6 +3,7 @@ second `make demo` on the same state resumes: ready again, no error, the same MM
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -63,7 +64,7 @@ class Demo:
         argv = [sys.executable, "-m", "devnet.launch"]
         for name, port in ports.items():
             argv += [f"--{name}-port", str(port)]
-        self.base = f"http://127.0.0.1:{ports['web']}"
+        self.asked = f"http://127.0.0.1:{ports['web']}"
         self.output: list[str] = []
         self.process = subprocess.Popen(
             argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -71,6 +72,12 @@ class Demo:
         stdout = self.process.stdout
         assert stdout is not None
         threading.Thread(target=lambda: self.output.extend(iter(stdout.readline, "")), daemon=True).start()
+
+    @property
+    def base(self) -> str:
+        """The web URL the launcher printed (the port asked for, unless it was taken)."""
+        found = re.search(r"\[demo\] web: +(http://127\.0\.0\.1:\d+)/", self.text)
+        return found.group(1) if found else self.asked
 
     @property
     def text(self) -> str:
@@ -143,9 +150,10 @@ def test_demo_comes_up_green_and_resumes_after_ctrl_c(tmp_path: Path) -> None:
     ports = {name: free_port() for name in ("web", "redis", "anvil", "executor", "exchange", "pccs", "easyenclave")}
     marker = f"MRMARKET_DATA_DIR={tmp_path}"
     demo = Demo(tmp_path, ports)
-    base = demo.base
     try:
         demo.wait_ready()
+        base = demo.base
+        assert base == f"http://127.0.0.1:{ports['web']}", "the free port asked for was not used"
         checks = httpx.get(f"{base}/readyz", timeout=5).json()["checks"]
         assert all(c["ok"] for c in checks.values()), checks
         assert checks["chain_rpc"]["detail"] == "chain id 31337"
@@ -175,7 +183,7 @@ def test_demo_comes_up_green_and_resumes_after_ctrl_c(tmp_path: Path) -> None:
         creds = json.loads((tmp_path / "demo-admin.json").read_text())
         assert f"{creds['username']} / {creds['password']}" in demo.text
 
-        with staff_browser(base, creds) as browser:
+        with contextlib.closing(staff_browser(base, creds)) as browser:
             # The demo ends with a market-making order running on the devnet exchange, visible in the admin.
             def mm_order_running() -> bool:
                 listing = browser.get("/admin/execution/mmorder/?state__exact=running")
@@ -209,7 +217,9 @@ def test_demo_comes_up_green_and_resumes_after_ctrl_c(tmp_path: Path) -> None:
     again = Demo(tmp_path, ports)
     try:
         again.wait_ready()
-        with staff_browser(base, creds) as browser:
+        # The same ports as before when free (a stopped run's connections do not make them taken).
+        assert again.base == base, again.tail()
+        with contextlib.closing(staff_browser(base, creds)) as browser:
 
             def resumed() -> list[dict[str, Any]]:
                 return [o for o in running_orders(browser) if o["id"] == order["id"]]
