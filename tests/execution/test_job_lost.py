@@ -45,7 +45,7 @@ def test_a_running_order_whose_job_was_lost_runs_again_as_a_new_job(
     assert order.state == "running"
     lost = order.job_id
     # A fill the lost job never reported: a taker hits its ask, and the job is gone before Django asks.
-    venue = sim.sim.keys.get(services.exchange_account_credentials(account=order.exchange_account).api_key)
+    venue = sim.sim.keys.authenticate(services.exchange_account_credentials(account=order.exchange_account).api_key)
     wait(lambda: any(o.side == "SELL" for o in sim.sim.engine.open_orders(venue.account_id, "MMTUSDT")))
     taker = sim.sim.create_account(permissions=frozenset({Permission.TRADE}), balances={"USDT": Decimal(1000)})
     sim.sim.engine.place_order(

@@ -74,7 +74,7 @@ def test_a_treasury_key_is_not_reconciled_as_a_separate_account(keys) -> None:
 
 def test_a_real_difference_is_one_alert_for_the_account_whichever_key_sees_it(keys, sim: RunningExchange) -> None:
     trading, treasury = keys
-    venue = sim.sim.keys.get(services.exchange_account_credentials(account=trading).api_key).account_id
+    venue = sim.sim.keys.authenticate(services.exchange_account_credentials(account=trading).api_key).account_id
     sim.admin("POST", f"/_devnet/accounts/{venue}/credit", {"asset": "USDT", "amount": "7"})
     (mismatch,) = reconciliation.reconcile_exchange_accounts()
     assert (mismatch.scope, mismatch.asset) == (f"exchange:a{trading.pk}", "USDT")
@@ -134,7 +134,7 @@ def test_a_deposit_the_exchange_credited_before_the_order_booked_it_is_no_mismat
         services.ledger_record(
             tx=transfer(key, "deposit_credit", asset="USDT", amount=50 * UNIT, source=source, target=target)
         )
-    venue = sim.sim.keys.get(services.exchange_account_credentials(account=trading).api_key).account_id
+    venue = sim.sim.keys.authenticate(services.exchange_account_credentials(account=trading).api_key).account_id
     sim.admin("POST", f"/_devnet/accounts/{venue}/credit", {"asset": "USDT", "amount": "50"})  # credited, not booked
     assert reconciliation.reconcile_exchange_accounts() == []
     sim.admin("POST", f"/_devnet/accounts/{venue}/credit", {"asset": "USDT", "amount": "1"})  # more than in flight
