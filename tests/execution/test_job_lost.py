@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from devnet.exchange.domain.model import OrderType, Side
+from devnet.exchange.domain.model import OrderType, Side, TimeInForce
 from devnet.exchange.fixtures import RunningExchange, make_ccxt
 from devnet.exchange.keys import Permission
 from execution import jobs, services
@@ -47,11 +47,21 @@ def test_a_running_order_whose_job_was_lost_runs_again_as_a_new_job(
     # A fill the lost job never reported: a taker hits its ask, and the job is gone before Django asks.
     venue = sim.sim.keys.authenticate(services.exchange_account_credentials(account=order.exchange_account).api_key)
     wait(lambda: any(o.side == "SELL" for o in sim.sim.engine.open_orders(venue.account_id, "MMTUSDT")))
-    taker = sim.sim.create_account(permissions=frozenset({Permission.TRADE}), balances={"USDT": Decimal(1000)})
-    sim.sim.engine.place_order(
-        account_id=taker.account_id, symbol="MMTUSDT", side=Side.BUY, type=OrderType.MARKET,
-        quantity=Decimal(50), client_order_id="taker",
-    )  # fmt: skip
+    engine = sim.sim.engine
+    with engine.lock:  # the market's agents wait: the taker sweeps the book up to the job's best ask
+        asks = [o.price for o in engine.open_orders(venue.account_id, "MMTUSDT") if o.side == "SELL" and o.price]
+        price = min(asks)
+        depth = sum(
+            (o.remaining for o in engine.resting("MMTUSDT") if o.side == "SELL" and o.price and o.price <= price),
+            Decimal(0),
+        )
+        taker = sim.sim.create_account(
+            permissions=frozenset({Permission.TRADE}), balances={"USDT": (depth * price * 2).quantize(Decimal(1))}
+        )
+        engine.place_order(
+            account_id=taker.account_id, symbol="MMTUSDT", side=Side.BUY, type=OrderType.LIMIT,
+            quantity=depth, price=price, tif=TimeInForce.IOC, client_order_id="taker",
+        )  # fmt: skip
     lose(order, executor)
     creds = services.exchange_account_credentials(account=order.exchange_account)
     traded = make_ccxt(sim.base_url, creds.api_key, creds.secret).fetch_my_trades("MMT/USDT", limit=1000)
