@@ -55,15 +55,27 @@ def _say(text: str) -> None:
     print(f"[demo] {text}", flush=True)
 
 
-def _pick_port(preferred: int, name: str, used_before: dict[str, int]) -> int:
-    """The port this demo used last time when it is free (URLs stored in its database stay valid), else the one
-    asked for, else any free one."""
-    for port in dict.fromkeys([used_before.get(name), preferred]):
+DEFAULT_PORTS = {
+    "web": 8000,
+    "redis": 6390,
+    "anvil": 8545,
+    "executor": 8700,
+    "exchange": 8710,
+    "pccs": 8720,
+    "easyenclave": 8730,
+}
+
+
+def _pick_port(asked: int | None, name: str, used_before: dict[str, int]) -> int:
+    """The port asked for on the command line; else the one this demo used last time (URLs stored in its
+    database stay valid), else the default; the first of them that is free, else any free one."""
+    candidates = [asked] if asked else [used_before.get(name), DEFAULT_PORTS[name]]
+    for port in dict.fromkeys(candidates):
         if port and port_is_free(port):
             used_before[name] = port
             return port
     port = free_port()
-    _say(f"port {preferred} for {name} is taken; using {port}")
+    _say(f"port {candidates[0] or DEFAULT_PORTS[name]} for {name} is taken; using {port}")
     used_before[name] = port
     return port
 
@@ -503,13 +515,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     stage = sub.add_parser("stage", help=argparse.SUPPRESS)
     stage.add_argument("name", choices=["web", "worker", "beat", "exchange"])
-    parser.add_argument("--web-port", type=int, default=int(os.environ.get("DEMO_WEB_PORT", 8000)))
-    parser.add_argument("--redis-port", type=int, default=6390)
-    parser.add_argument("--anvil-port", type=int, default=8545)
-    parser.add_argument("--executor-port", type=int, default=8700)
-    parser.add_argument("--exchange-port", type=int, default=8710)
-    parser.add_argument("--pccs-port", type=int, default=8720)
-    parser.add_argument("--easyenclave-port", type=int, default=8730)
+    web_port = os.environ.get("DEMO_WEB_PORT")
+    parser.add_argument("--web-port", type=int, default=int(web_port) if web_port else None)
+    parser.add_argument("--redis-port", type=int, default=None)
+    parser.add_argument("--anvil-port", type=int, default=None)
+    parser.add_argument("--executor-port", type=int, default=None)
+    parser.add_argument("--exchange-port", type=int, default=None)
+    parser.add_argument("--pccs-port", type=int, default=None)
+    parser.add_argument("--easyenclave-port", type=int, default=None)
     parser.add_argument("--no-executor", action="store_true")
     parser.add_argument("--reset", action="store_true", help="forget the demo's state and start afresh")
     args = parser.parse_args(argv)
