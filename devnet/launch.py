@@ -67,9 +67,10 @@ DEFAULT_PORTS = {
 
 
 def _pick_port(asked: int | None, name: str, used_before: dict[str, int]) -> int:
-    """The port asked for on the command line; else the one this demo used last time (URLs stored in its
-    database stay valid), else the default; the first of them that is free, else any free one."""
-    candidates = [asked] if asked else [used_before.get(name), DEFAULT_PORTS[name]]
+    """The port asked for on the command line, else the default (the URLs the README names), else the one this
+    demo fell back to last time (what its database stored stays valid); the first of them that is free, else
+    any free one."""
+    candidates = [asked] if asked else [DEFAULT_PORTS[name], used_before.get(name)]
     for port in dict.fromkeys(candidates):
         if port and port_is_free(port):
             used_before[name] = port

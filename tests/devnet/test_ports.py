@@ -22,18 +22,18 @@ def test_a_port_whose_server_just_stopped_is_free_but_a_listening_one_is_not() -
     assert port_is_free(port)
 
 
-def test_the_launcher_prefers_the_asked_then_the_last_runs_then_the_default_port(monkeypatch) -> None:
+def test_the_launcher_prefers_the_asked_then_the_default_then_the_last_runs_port(monkeypatch) -> None:
     from devnet import launch
 
     taken: set[int] = set()
     monkeypatch.setattr(launch, "port_is_free", lambda port: port not in taken)
     used = {"web": 8123}
-    assert launch._pick_port(None, "web", used) == 8123  # the last run's: stored URLs stay valid
     assert launch._pick_port(9001, "web", used) == 9001  # asked for on the command line
-    assert used == {"web": 9001}
-    taken.add(9001)
-    assert launch._pick_port(None, "web", used) == 8000  # the last run's is taken: the default
+    assert launch._pick_port(None, "web", used) == 8000  # the default, the URL the README names
     taken.add(8000)
+    used["web"] = 8123
+    assert launch._pick_port(None, "web", used) == 8123  # the port this demo fell back to last time
+    taken.add(8123)
     other = launch._pick_port(None, "web", used)
-    assert other not in {8000, 9001}
+    assert other not in {8000, 8123}
     assert used == {"web": other}
