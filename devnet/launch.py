@@ -45,7 +45,6 @@ DEV_EXECUTOR_MRTD = hashlib.sha384(b"mrmarket mm-executor dev build").hexdigest(
 DEV_CONTROL_PLANE_MRTD = hashlib.sha384(b"mrmarket easyenclave control plane dev build").hexdigest()
 # Files in the data directory, beside the database.
 PORTS_FILE = "ports.json"
-CHAIN_GENESIS_FILE = "chain-genesis"  # the hash of block 0 of the chain the database describes
 EXCHANGE_STATE_FILE = "exchange-state.json"
 RESET_MARKER = "reset-database"
 DEMO_LABEL = "demo"
@@ -207,6 +206,7 @@ def run_demo(args: argparse.Namespace) -> int:
             # ccxt's own Binance class, its API hosts replaced by the devnet exchange (docs/devnet.md).
             "EXCHANGE_API_URLS": json.dumps({"binance": f"http://127.0.0.1:{exchange_port}"}),
             "DEMO_EXCHANGE_PORT": str(exchange_port),
+            "DEMO_EXECUTOR_URL": "" if args.no_executor else executor_url,
             "DEMO_WEB_PORT": str(web_port),
         }
     )
@@ -311,46 +311,55 @@ def _bootstrap_web() -> None:
     _record_custody_holdings({"USDT": recorded["token"], "MMT": recorded["base_token"]})
 
 
-def _chain_genesis(*, reset: bool = False) -> str:
+def _chain_has_the_demo(recorded: dict[str, str]) -> bool:
+    """Whether the chain holds the contracts recorded when the demo deployed them (Anvil reloads its state file;
+    a chain that started afresh has no code there). Its block 0 is no fingerprint: a reloaded long chain may
+    not keep its earliest blocks."""
+    from web3 import Web3
+
     from devnet.chain import connect
 
     w3 = connect(os.environ["CHAIN_RPC_URL"])
-    if reset:
-        w3.provider.make_request("anvil_reset", [])  # type: ignore[arg-type]
-    return str(w3.eth.get_block(0)["hash"].hex())
+    addresses = [recorded[k] for k in ("token", "base_token", "factory", "campaign") if recorded.get(k)]
+    return bool(addresses) and all(w3.eth.get_code(Web3.to_checksum_address(a)) for a in addresses)
+
+
+def _reset_chain() -> None:
+    from devnet.chain import connect
+
+    connect(os.environ["CHAIN_RPC_URL"]).provider.make_request("anvil_reset", [])  # type: ignore[arg-type]
 
 
 def _match_database_to_the_world() -> None:
     """The database describes one chain and one exchange: their campaigns, transfers, deposits and keys. When
-    the chain restarted fresh (its genesis is not the one recorded) or the exchange forgot its customers (its
-    state file is gone), what the database says no longer exists anywhere, so it is emptied and the demo starts
-    afresh, together with the chain and the exchange (a new exchange on the old chain would find the old
-    deposits at the addresses it gives its new accounts); `--reset` asks for the same. Otherwise everything
-    resumes as it was."""
+    the chain started afresh (the contracts recorded in `devnet-chain.json` are not on it) or the exchange forgot
+    its customers (its state file is gone), what the database says no longer exists anywhere, so it is emptied
+    and the demo starts afresh, together with the chain and the exchange (a new exchange on the old chain would
+    find the old deposits at the addresses it gives its new accounts); `--reset` asks for the same. Otherwise
+    everything resumes as it was."""
     from django.core.management import call_command
 
     from execution.models import ExchangeAccount, LedgerTransaction
 
     data_dir = _data_dir()
-    genesis = _chain_genesis()
-    recorded_genesis = data_dir / CHAIN_GENESIS_FILE
+    chain_state = data_dir / "devnet-chain.json"
     reason = ""
     if (data_dir / RESET_MARKER).exists():
         reason = "a reset was asked for"
-    elif recorded_genesis.exists() and recorded_genesis.read_text().strip() != genesis:
+    elif chain_state.exists() and not _chain_has_the_demo(json.loads(chain_state.read_text())):
         reason = "the chain started afresh"
-    elif not recorded_genesis.exists() and LedgerTransaction.objects.exists():
+    elif not chain_state.exists() and LedgerTransaction.objects.exists():
         reason = "the database names no chain"
     elif not (data_dir / EXCHANGE_STATE_FILE).exists() and ExchangeAccount.objects.exists():
         reason = "the exchange forgot its accounts"
-    if reason:
-        print(f"[web] {reason}: the demo starts afresh (database, chain and exchange emptied)", flush=True)
-        call_command("flush", interactive=False, verbosity=0)
-        for stale in [data_dir / "devnet-chain.json", data_dir / EXCHANGE_STATE_FILE, *data_dir.glob("metadata-*")]:
-            stale.unlink(missing_ok=True)
-        genesis = _chain_genesis(reset=True)
-        (data_dir / RESET_MARKER).unlink(missing_ok=True)
-    recorded_genesis.write_text(genesis)
+    if not reason:
+        return
+    print(f"[web] {reason}: the demo starts afresh (database, chain and exchange emptied)", flush=True)
+    call_command("flush", interactive=False, verbosity=0)
+    for stale in [chain_state, data_dir / EXCHANGE_STATE_FILE, *data_dir.glob("metadata-*")]:
+        stale.unlink(missing_ok=True)
+    _reset_chain()
+    (data_dir / RESET_MARKER).unlink(missing_ok=True)
 
 
 def _allowlist_dev_build(actor_id: int) -> None:
@@ -445,6 +454,7 @@ def _ensure_demo_order() -> None:
     existing = MMOrder.objects.filter(exchange_account__label=label).order_by("pk").first()
     if existing is not None:
         print(f"[beat] demo MM order {existing.pk} on {existing.symbol} resumes ({existing.state})", flush=True)
+        _reattest_restarted_executor()
         return
     if ExchangeAccount.objects.filter(label=label).exists():
         # A first start stopped between enrolling the keys and creating the order: `make demo-reset` redoes it.
@@ -478,6 +488,19 @@ def _ensure_demo_order() -> None:
     )
     tasks.fund_order.delay(order.pk)
     print(f"[beat] demo MM order {order.pk} on MMT/USDT: funding queued; beat drives it to a running job", flush=True)
+
+
+def _reattest_restarted_executor() -> None:
+    """The executor restarted with the demo (new keys, no jobs), perhaps on another port: have the registry
+    verify every executor it knows now rather than at the next scheduled pass, so that the demo order's next
+    job is routed at once (a record that failed while the demo was down would otherwise wait for that pass)."""
+    url = os.environ.get("DEMO_EXECUTOR_URL")
+    if not url:
+        return
+    _wait(url, "beat", timeout=60)
+    from attestation.tasks import reattest_executors
+
+    reattest_executors.delay()
 
 
 def _post_json(url: str, body: dict[str, object]) -> dict[str, str]:

@@ -4,6 +4,7 @@ different deposit under the same key), and a database that describes another cha
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,29 +69,38 @@ def test_a_second_start_records_no_second_onboarding(stage: Path, w3, monkeypatc
     assert not (stage / "bootstrap-first.done").exists()
 
 
-def test_a_database_of_another_chain_is_emptied_and_the_chain_reset(stage: Path, w3) -> None:
-    launch._match_database_to_the_world()  # a first start: recorded, nothing emptied
-    genesis = (stage / launch.CHAIN_GENESIS_FILE).read_text()
+def test_a_database_of_another_chain_is_emptied_and_the_chain_reset(stage: Path, w3: Web3) -> None:
+    token = deploy_dev_token(w3, sender=dev_accounts()[0])
+    (stage / "devnet-chain.json").write_text(json.dumps({"token": token}))
+    (stage / launch.EXCHANGE_STATE_FILE).write_text("{}")
     services.ledger_record(
         tx=ledger_transfer("seed", "deposit_credit", asset="USDT", amount=5, source="external:chain", target="custody")
     )
-    (stage / launch.EXCHANGE_STATE_FILE).write_text("{}")
     launch._match_database_to_the_world()  # the same chain, the same exchange: everything resumes
     assert LedgerTransaction.objects.filter(key="seed").exists()
+    assert (stage / "devnet-chain.json").exists()
 
-    (stage / launch.CHAIN_GENESIS_FILE).write_text("0x" + "00" * 32)  # the chain the database knew is gone
-    (stage / "devnet-chain.json").write_text("{}")
+    # The chain the database knew is gone (Anvil started without its state file): the contract is not there.
+    w3.provider.make_request("anvil_reset", [])  # type: ignore[arg-type]
+    for _ in range(3):
+        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
     launch._match_database_to_the_world()
     assert not LedgerTransaction.objects.exists()
     assert not (stage / "devnet-chain.json").exists()
     assert not (stage / launch.EXCHANGE_STATE_FILE).exists()
-    assert (stage / launch.CHAIN_GENESIS_FILE).read_text() != genesis  # the chain was reset with it
-    assert w3.eth.block_number < 5
+    assert w3.eth.block_number == 0  # the chain was reset with it
+
+
+def test_a_database_that_names_no_chain_is_emptied(stage: Path) -> None:
+    services.ledger_record(
+        tx=ledger_transfer("seed", "deposit_credit", asset="USDT", amount=5, source="external:chain", target="custody")
+    )
+    launch._match_database_to_the_world()
+    assert not LedgerTransaction.objects.exists()
 
 
 def test_a_database_whose_exchange_forgot_its_accounts_is_emptied(stage: Path) -> None:
-    launch._match_database_to_the_world()
+    launch._match_database_to_the_world()  # a first start: nothing to empty
     ExchangeAccount.objects.create(owner=user_with(), exchange="binance", label="demo", role="trading")
-    assert not (stage / launch.EXCHANGE_STATE_FILE).exists()
-    launch._match_database_to_the_world()
+    launch._match_database_to_the_world()  # no exchange-state.json: the exchange knows none of it
     assert not ExchangeAccount.objects.exists()
