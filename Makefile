@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export DJANGO_SETTINGS_MODULE ?= mrmarket.settings.dev
 
-.PHONY: demo test lint typecheck format schema contracts bench deps master-key lock executor-lock clean
+.PHONY: demo demo-reset test lint typecheck format schema contracts bench deps master-key lock executor-lock clean
 
 $(VENV)/.installed: requirements/base.txt requirements/dev.txt requirements/executor.txt requirements/constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,9 +19,13 @@ node_modules/.installed: package.json package-lock.json
 
 deps: $(VENV)/.installed node_modules/.installed
 
-## The whole system on its embedded defaults (Ctrl-C stops everything).
+## The whole system on its embedded defaults (Ctrl-C stops everything; the next `make demo` resumes).
 demo: deps
 	$(PY) -m devnet.launch
+
+## The demo from nothing: its chain, exchange, database and the rest of var/ forgotten first.
+demo-reset: deps
+	$(PY) -m devnet.launch --reset
 
 ## The whole test suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set, embedded defaults otherwise).
 test: deps

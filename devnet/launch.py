@@ -1,6 +1,6 @@
 """`make demo`: the whole system on its embedded defaults, under honcho.
 
-    python -m devnet.launch [--web-port 8000] [--no-executor]
+    python -m devnet.launch [--web-port 8000] [--no-executor] [--reset]
 
 Starts an embedded Redis (unless REDIS_URL is set), Anvil with the project's token deployed, the web server,
 a Celery worker, beat and one executor; SQLite unless DATABASE_URL is set. Ctrl-C stops every process it
@@ -8,6 +8,12 @@ started (honcho signals each process group, then kills what is left after 5 s).
 
 Each Django process runs through `python -m devnet.launch stage NAME`, which waits for what the process
 needs, and for `web` also migrates, ensures the demo admin and deploys the token, before exec'ing it.
+
+A second start resumes from the data directory: Anvil reloads its state, the exchange simulator its
+customers, the database is the same, the ports are the ones used before when free, and the demo MM order runs
+on (a new job when the restarted executor no longer knows the old one). When the chain or the exchange did not
+survive (their state files gone), the database is reset to match instead of pointing at a world that no longer
+exists. `--reset` (`make demo-reset`) starts from nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import json
 import os
 import secrets
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -48,16 +55,64 @@ def _rtmr_args(rtmrs: tuple[str, ...]) -> list[str]:
     return [arg for i, value in enumerate(rtmrs) for arg in (f"--rtmr{i}", value)]
 
 
+# Files in the data directory, beside the database.
+PORTS_FILE = "ports.json"
+EXCHANGE_STATE_FILE = "exchange-state.json"
+RESET_MARKER = "reset-database"
+DEMO_LABEL = "demo"
+
+
 def _say(text: str) -> None:
     print(f"[demo] {text}", flush=True)
 
 
-def _pick_port(preferred: int, name: str) -> int:
-    if port_is_free(preferred):
-        return preferred
+DEFAULT_PORTS = {
+    "web": 8000,
+    "redis": 6390,
+    "anvil": 8545,
+    "executor": 8700,
+    "exchange": 8710,
+    "pccs": 8720,
+    "easyenclave": 8730,
+}
+
+
+def _pick_port(asked: int | None, name: str, used_before: dict[str, int]) -> int:
+    """The port asked for on the command line, else the default (the URLs the README names), else the one this
+    demo fell back to last time (what its database stored stays valid); the first of them that is free, else
+    any free one."""
+    candidates = [asked] if asked else [DEFAULT_PORTS[name], used_before.get(name)]
+    for port in dict.fromkeys(candidates):
+        if port and port_is_free(port):
+            used_before[name] = port
+            return port
     port = free_port()
-    _say(f"port {preferred} for {name} is taken; using {port}")
+    _say(f"port {candidates[0] or DEFAULT_PORTS[name]} for {name} is taken; using {port}")
+    used_before[name] = port
     return port
+
+
+def _ports_used_before(data_dir: Path) -> dict[str, int]:
+    path = data_dir / PORTS_FILE
+    if not path.exists():
+        return {}
+    ports: dict[str, int] = json.loads(path.read_text())
+    return ports
+
+
+def reset_demo(data_dir: Path) -> None:
+    """Forget every piece of the demo's state: the chain, the exchange, the database (SQLite here; a database
+    at DATABASE_URL is flushed by the web stage on the next start) and the rest of the data directory."""
+    if data_dir.exists():
+        for entry in data_dir.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("DATABASE_URL"):
+        (data_dir / RESET_MARKER).touch()
+    _say(f"reset: {data_dir} is empty; the next start is a fresh demo")
 
 
 def _data_dir() -> Path:
@@ -123,14 +178,17 @@ def run_demo(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     data_dir = _data_dir()
+    if args.reset:
+        reset_demo(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     run_id = uuid.uuid4().hex
-    web_port = _pick_port(args.web_port, "web")
-    anvil_port = _pick_port(args.anvil_port, "anvil")
-    executor_port = _pick_port(args.executor_port, "executor")
-    exchange_port = _pick_port(args.exchange_port, "exchange")
-    pccs_port = _pick_port(args.pccs_port, "pccs")
-    easyenclave_port = _pick_port(args.easyenclave_port, "easyenclave")
+    used = _ports_used_before(data_dir)
+    web_port = _pick_port(args.web_port, "web", used)
+    anvil_port = _pick_port(args.anvil_port, "anvil", used)
+    executor_port = _pick_port(args.executor_port, "executor", used)
+    exchange_port = _pick_port(args.exchange_port, "exchange", used)
+    pccs_port = _pick_port(args.pccs_port, "pccs", used)
+    easyenclave_port = _pick_port(args.easyenclave_port, "easyenclave", used)
     executor_url = f"http://127.0.0.1:{executor_port}"
 
     env = dict(os.environ)
@@ -162,6 +220,7 @@ def run_demo(args: argparse.Namespace) -> int:
             # ccxt's own Binance class, its API hosts replaced by the devnet exchange (docs/devnet.md).
             "EXCHANGE_API_URLS": json.dumps({"binance": f"http://127.0.0.1:{exchange_port}"}),
             "DEMO_EXCHANGE_PORT": str(exchange_port),
+            "DEMO_EXECUTOR_URL": "" if args.no_executor else executor_url,
             "DEMO_WEB_PORT": str(web_port),
         }
     )
@@ -169,9 +228,10 @@ def run_demo(args: argparse.Namespace) -> int:
     if os.environ.get("REDIS_URL"):
         _say("using REDIS_URL from the environment")
     else:
-        redis_port = _pick_port(args.redis_port, "redis")
+        redis_port = _pick_port(args.redis_port, "redis", used)
         env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
         manager.add_process("redis", _redis_command(redis_port, data_dir), env=env, cwd=str(ROOT))
+    (data_dir / PORTS_FILE).write_text(json.dumps(used))
 
     _prepare_dev_quote_authority(data_dir)
     tdx_cmd = [PY, "-m", "devnet.tdx", "serve", "--socket", str(data_dir / "tdx.sock"), "--state"]
@@ -195,9 +255,10 @@ def run_demo(args: argparse.Namespace) -> int:
     if not anvil.exists():
         _say("node_modules/.bin/anvil is missing: run `npm ci` (make demo does)")
         return 2
-    # One block a second, like a real chain: confirmations then advance even when nobody transacts.
+    # One block a second, like a real chain: confirmations then advance even when nobody transacts. Its state is
+    # written every few seconds as well as on exit, so that even a killed Anvil resumes near where it was.
     anvil_cmd = [str(anvil), "--port", str(anvil_port), "--silent", "--block-time", "1"]
-    anvil_cmd += ["--state", str(data_dir / "anvil-state.json")]
+    anvil_cmd += ["--state", str(data_dir / "anvil-state.json"), "--state-interval", "5"]
     manager.add_process("anvil", shlex.join(anvil_cmd), env=env, cwd=str(ROOT))
     for name in ("web", "worker", "beat", "exchange"):
         manager.add_process(name, shlex.join([PY, "-m", "devnet.launch", "stage", name]), env=env, cwd=str(ROOT))
@@ -245,6 +306,7 @@ def _bootstrap_web() -> None:
     from devnet.bootstrap import ensure_demo_admin
 
     call_command("migrate", interactive=False, verbosity=0)
+    _match_database_to_the_world()
     admin = ensure_demo_admin(**_demo_credentials(_data_dir()))
     _allowlist_dev_build(admin.pk)
     state = _data_dir() / "devnet-chain.json"
@@ -261,6 +323,57 @@ def _bootstrap_web() -> None:
     ensure_base_token(connect(os.environ["CHAIN_RPC_URL"]), state, holders=[dev_accounts()[3]])
     recorded = json.loads(state.read_text())
     _record_custody_holdings({"USDT": recorded["token"], "MMT": recorded["base_token"]})
+
+
+def _chain_has_the_demo(recorded: dict[str, str]) -> bool:
+    """Whether the chain holds the contracts recorded when the demo deployed them (Anvil reloads its state file;
+    a chain that started afresh has no code there). Its block 0 is no fingerprint: a reloaded long chain may
+    not keep its earliest blocks."""
+    from web3 import Web3
+
+    from devnet.chain import connect
+
+    w3 = connect(os.environ["CHAIN_RPC_URL"])
+    addresses = [recorded[k] for k in ("token", "base_token", "factory", "campaign") if recorded.get(k)]
+    return bool(addresses) and all(w3.eth.get_code(Web3.to_checksum_address(a)) for a in addresses)
+
+
+def _reset_chain() -> None:
+    from devnet.chain import connect
+
+    connect(os.environ["CHAIN_RPC_URL"]).provider.make_request("anvil_reset", [])  # type: ignore[arg-type]
+
+
+def _match_database_to_the_world() -> None:
+    """The database describes one chain and one exchange: their campaigns, transfers, deposits and keys. When
+    the chain started afresh (the contracts recorded in `devnet-chain.json` are not on it) or the exchange forgot
+    its customers (its state file is gone), what the database says no longer exists anywhere, so it is emptied
+    and the demo starts afresh, together with the chain and the exchange (a new exchange on the old chain would
+    find the old deposits at the addresses it gives its new accounts); `--reset` asks for the same. Otherwise
+    everything resumes as it was."""
+    from django.core.management import call_command
+
+    from execution.models import ExchangeAccount, LedgerTransaction
+
+    data_dir = _data_dir()
+    chain_state = data_dir / "devnet-chain.json"
+    reason = ""
+    if (data_dir / RESET_MARKER).exists():
+        reason = "a reset was asked for"
+    elif chain_state.exists() and not _chain_has_the_demo(json.loads(chain_state.read_text())):
+        reason = "the chain started afresh"
+    elif not chain_state.exists() and LedgerTransaction.objects.exists():
+        reason = "the database names no chain"
+    elif not (data_dir / EXCHANGE_STATE_FILE).exists() and ExchangeAccount.objects.exists():
+        reason = "the exchange forgot its accounts"
+    if not reason:
+        return
+    print(f"[web] {reason}: the demo starts afresh (database, chain and exchange emptied)", flush=True)
+    call_command("flush", interactive=False, verbosity=0)
+    for stale in [chain_state, data_dir / EXCHANGE_STATE_FILE, *data_dir.glob("metadata-*")]:
+        stale.unlink(missing_ok=True)
+    _reset_chain()
+    (data_dir / RESET_MARKER).unlink(missing_ok=True)
 
 
 def _allowlist_dev_build(actor_id: int) -> None:
@@ -289,22 +402,28 @@ def _allowlist_dev_build(actor_id: int) -> None:
 
 
 def _record_custody_holdings(tokens: dict[str, str]) -> None:
-    """What the dev custody wallet holds on chain enters the ledger once, as an onboarding deposit would, so that
-    reconciliation starts from agreement (idempotent by key: the token's address)."""
+    """What the dev custody wallet holds on chain when the demo first sees it enters the ledger once, as an
+    onboarding deposit would, so that reconciliation starts from agreement. Once per token for the life of the
+    database: on a later start the wallet holds less (funds went to the exchange) and the ledger already says
+    where they went, so a second onboarding would be a second, different deposit under the same key."""
     from django.conf import settings
     from eth_account import Account
 
     from devnet.chain import connect, token
     from execution.domain.ledger import transfer
+    from execution.models import LedgerTransaction
     from execution.services import ledger_record
 
     custody = Account.from_key(settings.CUSTODY_PRIVATE_KEY).address
     for asset, token_address in tokens.items():
+        key = f"custody-onboarding-{token_address.lower()}"
+        if LedgerTransaction.objects.filter(key=key).exists():
+            continue
         held = token(connect(os.environ["CHAIN_RPC_URL"]), token_address).functions.balanceOf(custody).call()
         if held:
             ledger_record(
                 tx=transfer(
-                    f"custody-onboarding-{token_address.lower()}",
+                    key,
                     "deposit_credit",
                     asset=asset,
                     amount=held,
@@ -340,8 +459,8 @@ def _wait_for_bootstrap(name: str) -> None:
 
 def _ensure_demo_order() -> None:
     """The demo's market-making order: an operator's trading and treasury keys on the devnet exchange, enrolled,
-    and an MM order funded from custody; beat then drives it to a running job on the executor. Once per run (the
-    exchange's accounts live in its memory)."""
+    and an MM order funded from custody; beat then drives it to a running job on the executor. Once for the
+    life of the database (the exchange keeps its accounts across restarts): a later start resumes that order."""
     import django
 
     _wait(f"http://127.0.0.1:{os.environ['DEMO_EXCHANGE_PORT']}", "beat", timeout=120)
@@ -350,10 +469,17 @@ def _ensure_demo_order() -> None:
 
     from execution import funds, services, tasks
     from execution.credentials import ExchangeCredentials
-    from execution.models import ExchangeAccount
+    from execution.models import ExchangeAccount, MMOrder
 
-    label = f"demo {os.environ[RUN_MARKER][:8]}"
+    label = DEMO_LABEL
+    existing = MMOrder.objects.filter(exchange_account__label=label).order_by("pk").first()
+    if existing is not None:
+        print(f"[beat] demo MM order {existing.pk} on {existing.symbol} resumes ({existing.state})", flush=True)
+        _reattest_restarted_executor()
+        return
     if ExchangeAccount.objects.filter(label=label).exists():
+        # A first start stopped between enrolling the keys and creating the order: `make demo-reset` redoes it.
+        print("[beat] the demo's keys are enrolled but it has no MM order: `make demo-reset` starts afresh", flush=True)
         return
     exchange = f"http://127.0.0.1:{os.environ['DEMO_EXCHANGE_PORT']}/_devnet"
     account = _post_json(f"{exchange}/accounts", {"permissions": ["read", "trade"]})
@@ -385,6 +511,19 @@ def _ensure_demo_order() -> None:
     print(f"[beat] demo MM order {order.pk} on MMT/USDT: funding queued; beat drives it to a running job", flush=True)
 
 
+def _reattest_restarted_executor() -> None:
+    """The executor restarted with the demo (new keys, no jobs), perhaps on another port: have the registry
+    verify every executor it knows now rather than at the next scheduled pass, so that the demo order's next
+    job is routed at once (a record that failed while the demo was down would otherwise wait for that pass)."""
+    url = os.environ.get("DEMO_EXECUTOR_URL")
+    if not url:
+        return
+    _wait(url, "beat", timeout=60)
+    from attestation.tasks import reattest_executors
+
+    reattest_executors.delay()
+
+
 def _post_json(url: str, body: dict[str, object]) -> dict[str, str]:
     from urllib.request import Request
 
@@ -406,6 +545,7 @@ def run_stage(name: str) -> None:
         argv = [PY, "-m", "devnet.exchange", "--host", "127.0.0.1", "--port", os.environ["DEMO_EXCHANGE_PORT"]]
         argv += ["--chain-rpc", os.environ["CHAIN_RPC_URL"], "--token-state", state, "--fund-hot-wallet", "1000000"]
         argv += ["--asset", f"MMT={json.loads(Path(state).read_text())['base_token']}"]
+        argv += ["--state", str(_data_dir() / EXCHANGE_STATE_FILE)]
     else:
         _wait_for_bootstrap(name)
         argv = [PY, "manage.py", name]
@@ -420,14 +560,16 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     stage = sub.add_parser("stage", help=argparse.SUPPRESS)
     stage.add_argument("name", choices=["web", "worker", "beat", "exchange"])
-    parser.add_argument("--web-port", type=int, default=int(os.environ.get("DEMO_WEB_PORT", 8000)))
-    parser.add_argument("--redis-port", type=int, default=6390)
-    parser.add_argument("--anvil-port", type=int, default=8545)
-    parser.add_argument("--executor-port", type=int, default=8700)
-    parser.add_argument("--exchange-port", type=int, default=8710)
-    parser.add_argument("--pccs-port", type=int, default=8720)
-    parser.add_argument("--easyenclave-port", type=int, default=8730)
+    web_port = os.environ.get("DEMO_WEB_PORT")
+    parser.add_argument("--web-port", type=int, default=int(web_port) if web_port else None)
+    parser.add_argument("--redis-port", type=int, default=None)
+    parser.add_argument("--anvil-port", type=int, default=None)
+    parser.add_argument("--executor-port", type=int, default=None)
+    parser.add_argument("--exchange-port", type=int, default=None)
+    parser.add_argument("--pccs-port", type=int, default=None)
+    parser.add_argument("--easyenclave-port", type=int, default=None)
     parser.add_argument("--no-executor", action="store_true")
+    parser.add_argument("--reset", action="store_true", help="forget the demo's state and start afresh")
     args = parser.parse_args(argv)
     os.chdir(ROOT)
     if args.command == "stage":

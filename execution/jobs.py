@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal, Inexact, InvalidOperation
 from typing import Any
 
+import ccxt
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.module_loading import import_string
@@ -26,7 +27,7 @@ from execution import selectors, services
 from execution.domain import mm_order as mm
 from execution.domain.ledger import Posting, Transaction, exchange_holdings, transfer, unbooked_source
 from execution.domain.units import from_units, to_decimal
-from execution.errors import ExecutorRefused, LedgerConflict, LedgerOverdraft, ReportRejected
+from execution.errors import ExecutorRefused, ExecutorUnavailable, LedgerConflict, LedgerOverdraft, ReportRejected
 from execution.executor_client import ExecutorClient, controller_key
 from execution.funds import asset_decimals, custody_asset, is_custody_asset
 from execution.models import Alert, ExecutionReport, MMOrder
@@ -253,10 +254,12 @@ def mm_order_start_job(*, order_id: int) -> MMOrder:
                     return _fail_start(order, exc)
             status = client.status(order.job_id)
     if status["state"] in ("running", "starting"):
+        # A job started again after its executor lost the first one is acknowledged under its own key.
+        restarted = order.transitions.filter(event=mm.Event.JOB_LOST.value).exists()
         return services.mm_order_transition(
             order_id=order_id,
             event=mm.Event.JOB_RUNNING,
-            key=f"o{order_id}-job-running",
+            key=f"o{order_id}-job-running" + (f"-{order.job_id}" if restarted else ""),
             detail={"executor": order.executor_url, "signing_key": identity.signing_key, "attested": identity.attested},
         )
     if status["state"] in ("failed", "revoked", "stopped"):
@@ -530,7 +533,7 @@ def _check_overdue(order: MMOrder) -> None:
     if order.state != mm.State.RUNNING or order.job_spec is None:
         return
     last = ExecutionReport.objects.filter(order=order, job_id=order.job_id).order_by("-sequence").first()
-    started = order.transitions.filter(event=mm.Event.JOB_RUNNING.value).values_list("created_at", flat=True).first()
+    started = order.transitions.filter(event=mm.Event.JOB_RUNNING.value).values_list("created_at", flat=True).last()
     if started is None:
         return
     since_ms = last.window_end_ms if last else int(started.timestamp() * 1000)
@@ -558,9 +561,13 @@ def mm_order_sync_job(*, order_id: int) -> MMOrder:
         with client_for(order) as client:
             status = client.status(order.job_id)
     except ExecutorRefused as exc:
-        if (exc.extra or {}).get("executor_code") != "unknown_job":
+        if (exc.extra or {}).get("executor_code") != "unknown_job" and _executor_still_listed(order):
             raise
-        return _job_lost(order)
+        return _restart_lost_job(order)
+    except ExecutorUnavailable:
+        if _executor_still_listed(order):
+            raise  # an outage: the job holds on its own risk limits and the next beat asks again
+        return _restart_lost_job(order)
     if order.state == mm.State.RUNNING and status["state"] in ("halted", "failed", "revoked", "stopped"):
         _alert(
             "job_" + status["state"],
@@ -577,28 +584,149 @@ def mm_order_sync_job(*, order_id: int) -> MMOrder:
     return order
 
 
-def _job_lost(order: MMOrder) -> MMOrder:
-    """The executor answers that it has no such job: it restarted (a new process has new keys and no jobs) or
-    lost it. The order is paused with an alert, not restarted (ADR 0006): the lost job's fills after its last
-    stored report are in no ledger entry, and orders it placed may still rest on the exchange (the process that
-    would have cancelled them is gone), so a new job would trade on books nobody has checked. Reconciliation
-    locates the funds; the operator stops the order (wind-down releases a job the executor does not know) and
-    withdraws back."""
-    _alert(
-        "job_lost",
-        f"order {order.pk}: executor {order.executor_url} no longer knows job {order.job_id} (restarted or lost "
-        "it); the order is paused: reconcile, then stop it and withdraw its funds back",
-        dedup=f"job-lost:{order.job_id}",
-        detail={"order": order.pk, "job_id": order.job_id, "executor": order.executor_url},
-    )
+def _executor_still_listed(order: MMOrder) -> bool:
+    """Whether the order's executor URL is still one of those configured or discovered for its exchange. An
+    executor that came back elsewhere (another port, another host) is registered under its new URL; whatever
+    answers, or does not, at the old one no longer runs the job. When discovery cannot tell, assume listed."""
+    from attestation.easyenclave import EasyEnclaveError, discovered_executor_urls
+
+    if order.executor_url in settings.EXECUTOR_URLS:
+        return True
+    try:
+        return order.executor_url in discovered_executor_urls(exchange=order.exchange_account.exchange)
+    except EasyEnclaveError:
+        return True
+
+
+def _restart_lost_job(order: MMOrder) -> MMOrder:
+    """The executor at the order's URL answers that it has no such job: it restarted (a TD keeps its keys and
+    jobs in memory only) or was replaced. A running order gets a new job, with a new id (the lost job's report
+    chain ends at its last stored report), on an executor routed and attested afresh like the first; the
+    funds never left the exchange. A paused order stays paused: the operator paused it, and resuming it is
+    theirs to decide (stopping works, the wind-down knows the job is gone)."""
+    lost = order.job_id
     if order.state != mm.State.RUNNING:
-        return order  # already paused: the open alert says why; nothing loops
-    return services.mm_order_transition(
-        order_id=order.pk,
-        event=mm.Event.PAUSE,
-        key=f"o{order.pk}-pause-lost-{order.job_id}",
-        detail={"reason": "job_lost", "executor": order.executor_url, "job_id": order.job_id},
+        _alert(
+            "job_lost",
+            f"order {order.pk}: the executor no longer knows job {lost}; the order stays {order.state}",
+            dedup=f"job-lost:{lost}",
+            detail={"order": order.pk, "job_id": lost},
+        )
+        return order
+    cancelled = _cancel_lost_orders(order, lost_job_id=lost)
+    booked = _book_unreported_fills(order, lost_job_id=lost)
+    executor_url = pick_executor(exchange=order.exchange_account.exchange)
+    spec = build_job_spec(order, mid=_mid(order))
+    with transaction.atomic():
+        locked = MMOrder.objects.select_for_update().get(pk=order.pk)
+        if locked.state != mm.State.RUNNING or locked.job_id != lost:
+            return locked  # another worker handled it meanwhile
+        locked.executor_url = executor_url
+        locked.job_spec = spec
+        locked.job_id = spec["job_id"]
+        locked.executor_signing_key = ""
+        locked.save(update_fields=["executor_url", "job_spec", "job_id", "executor_signing_key", "updated_at"])
+        services.mm_order_transition(
+            order_id=order.pk,
+            event=mm.Event.JOB_LOST,
+            key=f"o{order.pk}-job-lost-{lost}",
+            detail={
+                "lost_job_id": lost,
+                "job_id": spec["job_id"],
+                "executor": executor_url,
+                "orders_cancelled": cancelled,
+                "fills_booked": booked,
+            },
+        )
+    log.warning(
+        "job_lost", order_id=order.pk, lost_job_id=lost, job_id=spec["job_id"], executor=executor_url, fills=booked
     )
+    return mm_order_start_job(order_id=order.pk)
+
+
+LOST_FILLS_PAGE = 1000
+
+
+def _book_unreported_fills(order: MMOrder, *, lost_job_id: str) -> int:
+    """The fills a lost job made after its last report never reach a report: they are booked from the
+    exchange's own trade history of the order's key (the record reconciliation holds the ledger to anyway),
+    those of the job's orders only (recognised by their client order id prefix), each once by trade id, as a
+    report would have booked it. Without this the next job would trade funds the ledger does not know of."""
+    from execution.exchanges import exchange_call, exchange_client
+    from execution.models import LedgerTransaction
+    from wire.jobs import client_order_prefix
+
+    account = order.exchange_account
+    client = exchange_client(account.exchange, credentials=services.exchange_account_credentials(account=account))
+    started = (
+        order.transitions.filter(event__in=[mm.Event.START.value, mm.Event.JOB_LOST.value])
+        .values_list("created_at", flat=True)
+        .last()
+    )
+    since = int(started.timestamp() * 1000) - 60_000 if started else None
+    prefix = client_order_prefix(lost_job_id)
+    with exchange_call(account.exchange, "the lost job's orders and trades"):
+        ids = {o["id"] for o in _all_since(client.fetch_orders, order.symbol, since) if _cid(o).startswith(prefix)}
+        trades = [t for t in _all_since(client.fetch_my_trades, order.symbol, since) if t.get("order") in ids]
+    fills = [
+        {
+            "trade_id": str(t["id"]),
+            "side": t["side"],
+            "price": str(t["price"]),
+            "amount": str(t["amount"]),
+            "fee": str((t.get("fee") or {}).get("cost") or 0),
+            "fee_asset": (t.get("fee") or {}).get("currency") or order.symbol.split("/")[1],
+        }
+        for t in sorted(trades, key=lambda t: (t["timestamp"], str(t["id"])))
+        if not LedgerTransaction.objects.filter(key=f"o{order.pk}-fill-{t['id']}").exists()
+    ]
+    with transaction.atomic():
+        for tx in _fill_transactions(order, fills):
+            services.ledger_record(tx=tx, memo="rounded" if tx.kind.endswith("_rounded") else "")
+    return len(fills)
+
+
+def _cancel_lost_orders(order: MMOrder, *, lost_job_id: str) -> int:
+    """Cancel what the lost job left resting on the exchange (its orders, by their client order id prefix): no
+    process is left to manage them, and the new job places its own under another prefix. Cancelled before the
+    lost fills are booked, so no fill lands between the booking and the new job. An order the exchange no longer
+    knows was filled or cancelled meanwhile; its trades are in the history the booking reads."""
+    from execution.exchanges import exchange_call, exchange_client
+    from wire.jobs import client_order_prefix
+
+    account = order.exchange_account
+    client = exchange_client(account.exchange, credentials=services.exchange_account_credentials(account=account))
+    prefix = client_order_prefix(lost_job_id)
+    cancelled = 0
+    with exchange_call(account.exchange, "the lost job's resting orders"):
+        for resting in client.fetch_open_orders(order.symbol):
+            if not _cid(resting).startswith(prefix):
+                continue
+            try:
+                client.cancel_order(resting["id"], order.symbol)
+            except ccxt.OrderNotFound:
+                continue
+            cancelled += 1
+    if cancelled:
+        log.warning("lost_job_orders_cancelled", order_id=order.pk, lost_job_id=lost_job_id, cancelled=cancelled)
+    return cancelled
+
+
+def _cid(exchange_order: dict[str, Any]) -> str:
+    return str(exchange_order.get("clientOrderId") or "")
+
+
+def _all_since(fetch: Any, symbol: str, since: int | None) -> list[dict[str, Any]]:
+    """Every row a ccxt history call returns from `since` on, page by page (rows sharing a page boundary's
+    millisecond are fetched again and kept once)."""
+    rows: dict[str, dict[str, Any]] = {}
+    while True:
+        page = fetch(symbol, since=since, limit=LOST_FILLS_PAGE)
+        fresh = [r for r in page if str(r["id"]) not in rows]
+        rows.update((str(r["id"]), r) for r in fresh)
+        if len(page) < LOST_FILLS_PAGE or not fresh:
+            return list(rows.values())
+        since = max(int(r["timestamp"]) for r in page)
 
 
 def mm_order_wind_down(*, order_id: int) -> MMOrder:

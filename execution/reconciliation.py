@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
+import ccxt
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from eth_account import Account
@@ -21,7 +23,7 @@ from execution.domain.units import units_down
 from execution.errors import InvalidOrderTransition
 from execution.exchanges import exchange_call, exchange_client
 from execution.funds import asset_decimals
-from execution.models import Alert, ExchangeAccount, MMOrder
+from execution.models import Alert, ExchangeAccount, ExchangeWithdrawal, MMOrder
 from mrmarket.chain import get_web3
 from mrmarket.observability.logging import get_logger
 
@@ -44,30 +46,104 @@ def _to_units(amount: object, asset: str) -> int:
     return units_down(amount, asset_decimals(asset))  # what an account holds: never more than is there (ADR 0013)
 
 
+def reconcile_exchange_accounts() -> list[Mismatch]:
+    """Every exchange account behind the active keys. An operator's trading and treasury keys are two rows here
+    but one account on the exchange, with one balance, which the ledger books under the key the order trades
+    with: reconciling each key on its own compares the treasury key's empty ledger with the account's whole
+    balance, a false alert that pauses a healthy order."""
+    mismatches: list[Mismatch] = []
+    for members, balance in _venues():
+        mismatches += _reconcile_venue(members, balance)
+    return mismatches
+
+
 def reconcile_exchange_account(*, account_id: int) -> list[Mismatch]:
-    account = ExchangeAccount.objects.get(pk=account_id)
-    if MMOrder.objects.filter(exchange_account=account).exclude(job_id="").exists():
+    """The exchange account behind one key, with every other active key that opens the same account."""
+    for members, balance in _venues():
+        if any(k.pk == account_id for k in members):
+            return _reconcile_venue(members, balance)
+    return []
+
+
+def _venues() -> list[tuple[list[ExchangeAccount], dict[str, Any]]]:
+    """Active keys grouped by the account they open on their exchange, with that account's balances."""
+    venues: dict[tuple[str, str], list[ExchangeAccount]] = defaultdict(list)
+    balances: dict[tuple[str, str], dict[str, Any]] = {}
+    for key in ExchangeAccount.objects.filter(status=ExchangeAccount.Status.ACTIVE).order_by("pk"):
+        client = exchange_client(key.exchange, credentials=services.exchange_account_credentials(account=key))
+        with exchange_call(key.exchange, "its balances"):
+            balance = client.fetch_balance()
+            venue = (key.exchange, _venue_identity(key, client, balance))
+        venues[venue].append(key)
+        balances.setdefault(venue, balance)
+    return [(members, balances[venue]) for venue, members in venues.items()]
+
+
+def _venue_identity(key: ExchangeAccount, client: Any, balance: dict[str, Any]) -> str:
+    """Which account on the exchange a key opens: the account id the exchange reports with the balances
+    (Binance's `uid`), else the deposit address it gives for a custody asset (what two keys of one account share,
+    as the withdrawal check uses), else the key itself."""
+    info = balance.get("info")
+    uid = info.get("uid") if isinstance(info, dict) else None
+    if uid not in (None, ""):
+        return f"uid:{uid}"
+    for asset in sorted(settings.CUSTODY_ASSETS):
+        try:
+            address = client.fetch_deposit_address(asset).get("address")
+        except ccxt.NotSupported:
+            break
+        except ccxt.BadRequest:
+            continue  # the exchange does not list this asset
+        if address:
+            return f"deposit:{str(address).lower()}"
+    return f"key:{key.pk}"
+
+
+def _reconcile_venue(members: list[ExchangeAccount], balance: dict[str, Any]) -> list[Mismatch]:
+    if MMOrder.objects.filter(exchange_account__in=members).exclude(job_id="").exists():
         # While a job trades, its signed reports are the account's record; they are booked as they arrive and
         # the account is reconciled again once the job is released (docs/runbook.md).
         return []
-    client = exchange_client(account.exchange, credentials=services.exchange_account_credentials(account=account))
-    with exchange_call(account.exchange, "its balances"):
-        balance = client.fetch_balance()
     expected: dict[str, int] = defaultdict(int)
-    for ledger_account, amount in selectors.ledger_balances(prefix=f"exchange:a{account.pk}:").items():
-        expected[ledger_account.rsplit(":", 1)[1]] += amount
+    surplus_ok: dict[str, int] = defaultdict(int)  # the exchange may hold this much more than the ledger says
+    shortfall_ok: dict[str, int] = defaultdict(int)  # …or this much less
+    for key in members:
+        for ledger_account, amount in selectors.ledger_balances(prefix=f"exchange:a{key.pk}:").items():
+            expected[ledger_account.rsplit(":", 1)[1]] += amount
+        for asset, units in _rounding_dust(key).items():
+            surplus_ok[asset] += units
+        _add_in_flight(key, surplus_ok, shortfall_ok)
     actual = {asset: _to_units(v, asset) for asset, v in (balance.get("total") or {}).items() if v}
-    dust = _rounding_dust(account)
+    # The scope names the key the account's orders trade with (whose ledger accounts these are), so that an
+    # alert reads the same whichever key answered first.
+    trading = [k for k in members if k.role != ExchangeAccount.Role.TREASURY] or members
+    scope = f"exchange:a{trading[0].pk}"
     mismatches = [
-        Mismatch(f"exchange:a{account.pk}", asset, expected.get(asset, 0), actual.get(asset, 0))
+        Mismatch(scope, asset, expected.get(asset, 0), actual.get(asset, 0))
         for asset in sorted(set(expected) | set(actual))
-        if not 0 <= actual.get(asset, 0) - expected.get(asset, 0) <= dust.get(asset, 0)
+        if not -shortfall_ok.get(asset, 0) <= actual.get(asset, 0) - expected.get(asset, 0) <= surplus_ok.get(asset, 0)
     ]
     for mismatch in mismatches:
         _raise_alert(mismatch)
     if mismatches:
-        _pause_running_orders(account)
+        for key in members:
+            _pause_running_orders(key)
     return mismatches
+
+
+def _add_in_flight(key: ExchangeAccount, surplus_ok: dict[str, int], shortfall_ok: dict[str, int]) -> None:
+    """Funds between the ledger's steps: a deposit the exchange credited before the order's confirmation booked
+    it (still in transit on the ledger), a failed withdrawal refunded before it is booked back, and a
+    withdrawal the exchange debited before the order's funds are booked out. Each is one step of an order in
+    flight; tolerated only up to that order's own amount, and gone once the step is booked."""
+    inbound = (mm.State.WITHDRAWING_TO_EXCHANGE, mm.State.DEPOSIT_CONFIRMING, mm.State.WITHDRAWING_BACK)
+    for order_id in MMOrder.objects.filter(exchange_account=key, state__in=inbound).values_list("pk", flat=True):
+        for ledger_account, amount in selectors.ledger_balances(prefix=f"transit:o{order_id}:").items():
+            surplus_ok[ledger_account.rsplit(":", 1)[1]] += max(amount, 0)
+    for asset, amount in ExchangeWithdrawal.objects.filter(
+        order__exchange_account=key, order__state=mm.State.STOPPING
+    ).values_list("asset", "amount"):
+        shortfall_ok[asset] += int(amount)
 
 
 def _rounding_dust(account: ExchangeAccount) -> dict[str, int]:

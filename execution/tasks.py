@@ -96,8 +96,7 @@ def track_withdrawal(order_id: int) -> None:
 def reconcile() -> None:
     from execution import reconciliation
 
-    for account_id in ExchangeAccount.objects.filter(status=ExchangeAccount.Status.ACTIVE).values_list("pk", flat=True):
-        reconciliation.reconcile_exchange_account(account_id=account_id)
+    reconciliation.reconcile_exchange_accounts()
     reconciliation.reconcile_custody()
 
 
@@ -147,11 +146,11 @@ def start_job(order_id: int) -> None:
 )
 def sync_job(order_id: int) -> None:
     from execution import jobs
-    from execution.errors import ExecutorUnavailable, ReportRejected
+    from execution.errors import ExecutorNotConfigured, ExecutorUnavailable, ReportRejected, RoutingRefused
 
     try:
         jobs.mm_order_sync_job(order_id=order_id)
-    except (ExecutorUnavailable, ReportRejected) as exc:
+    except (ExecutorUnavailable, ReportRejected, ExecutorNotConfigured, RoutingRefused) as exc:
         log.warning("job_sync_failed", order_id=order_id, code=exc.code, error=exc.message)  # alerted; next beat
 
 

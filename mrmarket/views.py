@@ -1,4 +1,4 @@
-"""Probes and metrics: liveness, readiness (one entry per dependency), Prometheus."""
+"""Probes and metrics: liveness, readiness (one entry per dependency), Prometheus; and the root page."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import hmac
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django_prometheus.exports import ExportToDjangoView
@@ -47,3 +48,12 @@ def metrics(request: HttpRequest) -> HttpResponse:
         if not hmac.compare_digest(supplied.encode(), token.encode()):
             return HttpResponse("metrics token required\n", status=401, content_type="text/plain")
     return ExportToDjangoView(request)
+
+
+@never_cache
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """The root page until the public pages land: what this deployment runs (the same checks /readyz answers
+    publicly, so nothing new is disclosed) and where to go next."""
+    checks = health.run_checks(health.READYZ_CHECKS)
+    return render(request, "home.html", {"checks": checks, "version": settings.VERSION})

@@ -8,6 +8,7 @@ the executor would refuse) and by the executor before it accepts a job.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -87,3 +88,10 @@ def parse_job_spec(spec: Any) -> JobSpec:
     except StrategyParamError as exc:
         raise StrategyParamError(f"strategy.params.{exc.param}", exc.reason) from None
     return JobSpec(doc=spec, digest=spec_digest, strategy=name, params=params)
+
+
+def client_order_prefix(job_id: str) -> str:
+    """`mm` + 10 hex characters of SHA-256(job id): the prefix of the client order id of every order the job
+    places (12 characters, the same on every run of the job). The executor names its orders so; the controller
+    recognises a lost job's orders on the exchange by it."""
+    return "mm" + hashlib.sha256(job_id.encode()).hexdigest()[:10]

@@ -45,6 +45,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="dev chains: mint tokens (whole units, by the dev token's minter) to the hot wallet when it holds less",
     )
     p.add_argument("--hot-wallet-key", default=None, help="hot wallet private key (default: Anvil dev account 9)")
+    p.add_argument(
+        "--state",
+        type=Path,
+        default=None,
+        help="keep customer accounts, keys, balances, deposits and withdrawals in this file across restarts",
+    )
     p.add_argument("--confirmations", type=int, default=3)
     p.add_argument("--poll-interval", type=float, default=1.0)
     return p.parse_args(argv)
@@ -100,8 +106,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{sim.funds.hot_wallet}, {chain.confirmations} confirmations",
             file=sys.stderr,
         )
+    app = build_app(sim)
+    if args.state is not None:
+        from devnet.exchange import persist
+
+        if persist.load(sim, args.state):
+            print(f"devnet exchange: resumed its accounts from {args.state}", file=sys.stderr)
+        persist.attach(app, sim, args.state)
     print(f"devnet exchange: Binance spot dialect on http://{args.host}:{args.port}", file=sys.stderr)
-    web.run_app(build_app(sim), host=args.host, port=args.port, print=None)
+    web.run_app(app, host=args.host, port=args.port, print=None)
     return 0
 
 

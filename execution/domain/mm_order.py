@@ -6,7 +6,8 @@ else is refused. The services record each applied transition in the order's time
 transaction as the ledger entries it causes.
 
     created → funding → withdrawing_to_exchange → deposit_confirming → deposit_confirmed → starting → running
-    running ⇄ paused;  starting / running / paused / deposit_confirmed → stopping → withdrawing_back → settled
+    running ⇄ paused;  running → starting when the executor lost its job (a new job starts)
+    starting / running / paused / deposit_confirmed → stopping → withdrawing_back → settled
     failures → failed;  funds recovered without trading → refunded
 """
 
@@ -39,6 +40,7 @@ class Event(StrEnum):
     DEPOSIT_CONFIRMED = "deposit_confirmed"  # exchange history shows the tx credited AND N confirmations
     START = "start"  # job start requested from an executor
     JOB_RUNNING = "job_running"  # the executor acknowledged the job
+    JOB_LOST = "job_lost"  # the executor no longer knows the running job (it restarted): a new job is started
     PAUSE = "pause"  # operator, kill switch, or a reconciliation mismatch
     RESUME = "resume"
     STOP = "stop"  # operator asked to stop
@@ -58,6 +60,7 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (State.DEPOSIT_CONFIRMED, Event.START): State.STARTING,
     (State.STARTING, Event.JOB_RUNNING): State.RUNNING,
     (State.RUNNING, Event.PAUSE): State.PAUSED,
+    (State.RUNNING, Event.JOB_LOST): State.STARTING,
     (State.PAUSED, Event.RESUME): State.RUNNING,
     (State.DEPOSIT_CONFIRMED, Event.STOP): State.STOPPING,
     (State.STARTING, Event.STOP): State.STOPPING,

@@ -18,13 +18,13 @@ States of a tracked order:
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from executor.exchange import OrderSnapshot, TradeSnapshot
 from executor.strategy.base import OpenOrder, Side
+from wire.jobs import client_order_prefix
 
 LIVE = frozenset({"pending", "open", "cancelling", "unknown"})
 FINAL = frozenset({"filled", "cancelled", "rejected"})
@@ -43,7 +43,7 @@ def _base36(n: int) -> str:
 
 def job_prefix(job_id: str) -> str:
     """`mm` + 10 hex characters of SHA-256(job id): 12 characters, the same on every run of the job."""
-    return "mm" + hashlib.sha256(job_id.encode()).hexdigest()[:10]
+    return client_order_prefix(job_id)
 
 
 @dataclass
