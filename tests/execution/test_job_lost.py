@@ -99,7 +99,8 @@ def test_orders_a_lost_job_left_resting_are_cancelled_before_a_new_job_starts(
     engine = sim.sim.engine
     wait(lambda: any(o.side == "BUY" for o in engine.open_orders(venue.account_id, "MMTUSDT")))
     bid = next(o for o in engine.open_orders(venue.account_id, "MMTUSDT") if o.side == "BUY")
-    far_below = (bid.price / 2).quantize(bid.price)  # out of the market agents' reach: nothing fills them
+    assert bid.price is not None
+    far_below = (bid.price / Decimal(2)).quantize(bid.price)  # out of the market agents' reach: nothing fills them
     lose(order, executor)
     # A process that died does not cancel: what it placed stays on the book, under the lost job's prefix. One
     # such order, and one placed by hand, which is not the lost job's.
