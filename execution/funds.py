@@ -623,6 +623,27 @@ def _units(value: Any, asset: str) -> int:
     return reported_units(value or 0, decimals)
 
 
+def homeward(holdings: dict[str, int]) -> dict[str, int]:
+    """What of an order's holdings can come home: positive amounts of the assets custody holds. Another asset (a
+    fee rebate in BNB, a base custody has no token for) has no address to go to; a negative one (a fee paid from
+    a balance the ledger never saw arrive) is nothing to bring back."""
+    return {asset: units for asset, units in holdings.items() if units > 0 and is_custody_asset(asset)}
+
+
+def _note_stranded(order: MMOrder, holdings: dict[str, int]) -> None:
+    """Alert once about what stays on the exchange because custody cannot take it: it stays booked to the
+    exchange account (reconciliation still counts it) and never blocks the return of the rest."""
+    stranded = {a: u for a, u in sorted(holdings.items()) if u > 0 and not is_custody_asset(a)}
+    if stranded:
+        _alert(
+            "withdrawal_not_possible",
+            f"order {order.pk}: custody holds no token for {', '.join(stranded)}; it stays on the exchange account",
+            dedup=f"withdrawal-stranded:o{order.pk}:{','.join(stranded)}",
+            detail={"order": order.pk, "assets": {a: str(u) for a, u in stranded.items()}},
+            warning=True,
+        )
+
+
 def mm_order_withdraw_back(*, order_id: int, treasury_account_id: int) -> MMOrder:
     """Bring a stopped order's funds back to custody with the operator's treasury key (trading keys cannot
     withdraw): every asset the order holds on the exchange by its own ledger entries (the funding asset, and
@@ -652,8 +673,7 @@ def mm_order_withdraw_back(*, order_id: int, treasury_account_id: int) -> MMOrde
     if treasury.role != ExchangeAccount.Role.TREASURY or treasury.status != ExchangeAccount.Status.ACTIVE:
         raise OrderRejected(f"exchange account {treasury.pk} is not an active treasury account")
     trading = order.exchange_account
-    for asset in order_holdings(order):
-        custody_asset(asset)  # every asset must have a way home before anything is withdrawn
+    _note_stranded(order, order_holdings(order))
     probe = order.funding_asset
     with exchange_call(trading.exchange, "the deposit addresses of both keys"):
         same = (
@@ -672,8 +692,8 @@ def mm_order_withdraw_back(*, order_id: int, treasury_account_id: int) -> MMOrde
                     "asset", flat=True
                 )
             )
-            for asset, units in sorted(order_holdings(locked).items()):
-                if units > 0 and asset not in in_flight:
+            for asset, units in sorted(homeward(order_holdings(locked)).items()):
+                if asset not in in_flight:
                     ExchangeWithdrawal.objects.create(
                         order=locked,
                         treasury_account=treasury,
@@ -891,7 +911,7 @@ def _advance_order(order_id: int) -> MMOrder:
         if order.job_id:
             return order
         rows = list(ExchangeWithdrawal.objects.filter(order=order).order_by("pk"))
-        left = {asset: units for asset, units in order_holdings(order).items() if units > 0}
+        left = homeward(order_holdings(order))
         event = wd.order_event(
             order_state=mm.State(order.state), assets=[wd.State(r.status) for r in rows], holdings_left=bool(left)
         )

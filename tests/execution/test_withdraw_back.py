@@ -23,7 +23,7 @@ from devnet.exchange.config import ChainConfig, SimConfig
 from devnet.exchange.faults import Fault, FaultKind
 from devnet.exchange.fixtures import RunningExchange, run_exchange
 from devnet.exchange.keys import Permission
-from execution import funds, selectors, services
+from execution import funds, jobs, selectors, services
 from execution.credentials import ExchangeCredentials
 from execution.domain import mm_order as mm
 from execution.domain.ledger import asset_totals, transfer
@@ -390,3 +390,28 @@ def test_two_concurrent_withdraw_backs_send_each_asset_once(
         assert LedgerTransaction.objects.filter(key=f"o{stopped.order.pk}-wd{row.pk}-sent").count() == 1
         assert stopped.transit(asset) == units
     track_until(stopped, w3, lambda: stopped.state() == "settled")
+
+
+# --- assets custody holds no token for: the rest still comes home -------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_assets_custody_cannot_take_never_block_the_return_of_the_rest(stopped: Stopped, w3: Web3) -> None:
+    here = f"exchange:a{stopped.account.pk}:free"
+    # A fee paid in BNB from a balance the ledger never saw arrive (the order holds it negative), and a rebate
+    # in XYZ custody has no token for (positive): neither may make withdraw-back refuse, or raise on every call.
+    for key, asset, amount, source, target in (
+        (f"a{stopped.account.pk}-unbooked-bnb", "BNB", 10**15, f"external:unbooked:a{stopped.account.pk}", here),
+        (f"o{stopped.order.pk}-fee-t1", "BNB", 10**15, here, "external:fees"),
+        (f"o{stopped.order.pk}-rebate-t2", "XYZ", 7 * 10**17, "external:market", here),
+    ):
+        services.ledger_record(tx=transfer(key, "fee_debit", asset=asset, amount=amount, source=source, target=target))
+    assert jobs.order_holdings(stopped.order)["BNB"] < 0
+    assert stopped.withdraw_back().state == "withdrawing_back"
+    assert sorted(r.asset for r in ExchangeWithdrawal.objects.filter(order=stopped.order)) == ["MMT", "USDT"]
+    (stranded,) = Alert.objects.filter(kind="withdrawal_not_possible", resolved_at__isnull=True)
+    assert stranded.detail == {"order": stopped.order.pk, "assets": {"XYZ": str(7 * 10**17)}}
+    stopped.withdraw_back()  # again: one alert, nothing asked twice
+    assert Alert.objects.filter(kind="withdrawal_not_possible").count() == 1
+    track_until(stopped, w3, lambda: stopped.state() == "settled")
+    assert stopped.free("XYZ") == 7 * 10**17  # still booked where it is: on the exchange account
