@@ -447,7 +447,30 @@ def _record_spending(order: MMOrder, tx: Transaction) -> None:
                     target=holdings,
                 )
             )
-    services.ledger_record(tx=tx, memo="rounded" if tx.kind.endswith("_rounded") else "")
+    if not tx.kind.endswith("_rounded"):
+        services.ledger_record(tx=tx)
+        return
+    try:
+        services.ledger_record(tx=tx, memo="rounded")
+    except LedgerOverdraft as exc:
+        # What leaves the account is rounded up (ADR 0013); when the account holds exactly the rounded-down
+        # amount (the exchange's dust below a base unit was never booked either), the unit rounding added is
+        # not taken: the ledger books what it holds, and reconciliation tolerates the unit either way.
+        account, short = (exc.extra or {}).get("account"), int((exc.extra or {}).get("short", 0))
+        if short != 1:
+            raise
+        services.ledger_record(tx=_less(tx, account=str(account), units=short), memo="rounded")
+
+
+def _less(tx: Transaction, *, account: str, units: int) -> Transaction:
+    """`tx` with `units` fewer leaving `account` (and arriving at its counterpart): the same key and kind."""
+    postings = list(tx.postings)
+    i = next(i for i, p in enumerate(postings) if p.account == account and p.amount < 0)
+    asset = postings[i].asset
+    j = next(j for j, p in enumerate(postings) if j != i and p.asset == asset and p.amount > 0)
+    postings[i] = Posting(account, asset, postings[i].amount + units)
+    postings[j] = Posting(postings[j].account, asset, postings[j].amount - units)
+    return Transaction(key=tx.key, kind=tx.kind, postings=tuple(p for p in postings if p.amount))
 
 
 # Exact arithmetic on wire decimals: the caps bound them (wire.schema.DECIMAL_MAX_LEN digits each), so a

@@ -235,3 +235,18 @@ def test_a_report_spending_custody_funds_the_ledger_does_not_show_is_refused_typ
     assert Alert.objects.filter(kind="report_unbookable", detail__code="ledger_overdraft").count() == 1
     record = ExecutorRecord.objects.get(url=URL)
     assert (record.reports_accepted, record.reports_refused) == (1, 2)
+
+
+def test_spending_all_it_holds_is_booked_when_rounding_up_would_overdraw_by_one_unit() -> None:
+    order = running_order()
+    # 1 MMT at 1000.0000001 USDT costs 1000.0000001: rounded up (what leaves the account) that is one base unit
+    # more than the 1,000 USDT the ledger holds, though the exchange held (and spent) exactly what it shows.
+    spend_all = fill("t1", 0, side="buy", amount="1", price="1000.0000001", fee="0", fee_asset="USDT")
+    r0 = sign_report(doc_for(order, 0, None, [spend_all]), KEY)
+    assert jobs.ingest_reports(order, [r0.as_json()]) == 1
+    assert jobs.order_holdings(order) == {"MMT": 10**18}  # every USDT unit spent, none overdrawn
+    assert LedgerTransaction.objects.get(key=f"o{order.pk}-fill-t1").memo == "rounded"
+    # A real shortfall (more than the unit rounding adds) is still refused.
+    overspend = fill("t2", 0, side="buy", amount="1", price="0.000002", fee="0", fee_asset="USDT")
+    r1 = sign_report(doc_for(order, 1, r0, [overspend]), KEY)
+    _refused(order, [r0.as_json(), r1.as_json()], "ledger_overdraft")
