@@ -291,6 +291,7 @@ class JobRunner:
         if now < self.backoff_until_ms:
             self._sample(now)
             return
+        asked = self.clock()
         try:
             book = await self.gateway.order_book(self.symbol)
         except Transient as exc:
@@ -298,7 +299,9 @@ class JobRunner:
             self._sample(now)
             return
         seen = self.clock()
-        self._take_book(book, seen)
+        # The book is as old as the exchange says, or, where its REST depth carries no time (Binance's does not),
+        # as old as the request that fetched it: a slow answer is an old book.
+        self._take_book(book, book.ts_ms or asked)
         try:
             if self.dead_man_tripped:
                 await self.gateway.cancel_all(self.symbol)
@@ -318,6 +321,13 @@ class JobRunner:
         if insane is not None:
             self.last_error = f"not quoting: {insane}"
             await self._cancel(self.tracker.resting(), seen)
+            return
+        checked = self.clock()
+        if self.risk.stale(self.book_seen_ms, checked):
+            # By now (the account's own calls took their time) the prices we would quote from are too old.
+            assert self.book_seen_ms is not None
+            self.last_error = f"not quoting: the book is {(checked - self.book_seen_ms) / 1000:.1f} s old"
+            await self._cancel(self.tracker.resting(), checked)
             return
         await self._quote(book, seen)
 

@@ -8,6 +8,8 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from executor.engine.runner import Credentials, JobRunner, JobState, RunnerSettings
 from executor.exchange import OrderSnapshot, Rejected, TradeSnapshot
 from executor.jobs.spec import accept_job_spec
@@ -184,3 +186,71 @@ async def test_orders_of_an_earlier_run_are_adopted_and_foreign_ones_cancelled()
     await runner.tick()
     ids = [cid for cid in gw.open if runner.tracker.owns(cid)]
     assert len(ids) == len(set(ids))
+
+
+class SlowGateway(ScriptedGateway):
+    """The scripted exchange on a clock the test owns: a call marked slow takes `delay_ms` of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now_ms = 1_700_000_000_000
+        self.delay_ms = {"order_book": 0, "open_orders": 0}
+
+    def clock(self) -> int:
+        return self.now_ms
+
+    async def order_book(self, symbol: str, *, depth: int = 20) -> Book:
+        self.now_ms += self.delay_ms["order_book"]
+        return await super().order_book(symbol, depth=depth)
+
+    async def open_orders(self, symbol: str) -> list[OrderSnapshot]:
+        self.now_ms += self.delay_ms["open_orders"]
+        return await super().open_orders(symbol)
+
+
+async def slow_started(gateway: SlowGateway) -> JobRunner:
+    accepted = accept_job_spec(job_spec("stale-job"), markets={"MMT/USDT"})  # stale_book_seconds: 5
+    runner = JobRunner(
+        spec=accepted.spec,
+        spec_digest=accepted.digest,
+        strategy=accepted.strategy,
+        signing_key=SigningKey.from_seed(b"s" * 32),
+        settings=RunnerSettings(tick_ms=100),
+        gateway_factory=lambda creds: gateway,  # type: ignore[arg-type, return-value]
+        clock=gateway.clock,
+    )
+    runner.gateway = gateway  # type: ignore[assignment]
+    await runner._start()
+    return runner
+
+
+@pytest.mark.parametrize("slow_call", ["order_book", "open_orders"])
+async def test_a_book_older_than_the_limit_when_quoting_cancels_and_quotes_nothing(slow_call: str) -> None:
+    gw = SlowGateway()
+    runner = await slow_started(gw)
+    gw.now_ms += 100
+    await runner.tick()
+    assert len(gw.open) == 4
+    # The book's answer (or the account's own calls after it) took 6 s: the prices it holds are too old.
+    gw.delay_ms[slow_call] = 6_000
+    creates = gw.creates
+    gw.now_ms += 100
+    await runner.tick()
+    assert gw.open == {}  # what rested was cancelled
+    assert gw.creates == creates  # nothing placed on it
+    assert runner.last_error is not None
+    assert "book is 6." in runner.last_error
+    assert runner.state is JobState.RUNNING  # not a halt: the next fresh book quotes again
+    gw.delay_ms[slow_call] = 0
+    gw.now_ms += 100
+    await runner.tick()
+    assert len(gw.open) == 4
+
+
+async def test_a_book_just_inside_the_limit_is_quoted() -> None:
+    gw = SlowGateway()
+    runner = await slow_started(gw)
+    gw.delay_ms["open_orders"] = 4_900
+    gw.now_ms += 100
+    await runner.tick()
+    assert len(gw.open) == 4
