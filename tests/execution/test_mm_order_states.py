@@ -48,7 +48,7 @@ ALLOWED: dict[str, dict[str, str]] = {
     "deposit_confirming": {"deposit_confirmed": "deposit_confirmed", "fail": "failed"},
     "deposit_confirmed": {"start": "starting", "stop": "stopping"},
     "starting": {"job_running": "running", "stop": "stopping", "fail": "failed"},
-    "running": {"pause": "paused", "stop": "stopping"},
+    "running": {"pause": "paused", "stop": "stopping", "job_lost": "starting"},
     "paused": {"resume": "running", "stop": "stopping"},
     "stopping": {"orders_settled": "withdrawing_back", "fail": "failed"},
     "withdrawing_back": {"withdrawal_arrived": "settled", "fail": "failed"},
@@ -58,7 +58,7 @@ ALLOWED: dict[str, dict[str, str]] = {
 }
 EVENTS = [
     "fund", "transfer_sent", "transfer_mined", "deposit_confirmed", "start", "job_running", "pause", "resume",
-    "stop", "orders_settled", "withdrawal_arrived", "fail", "refund",
+    "stop", "orders_settled", "withdrawal_arrived", "fail", "refund", "job_lost",
 ]  # fmt: skip
 PAIRS = [(state, event) for state in ALLOWED for event in EVENTS]
 
