@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -25,3 +26,36 @@ def bound(nonce: str, keys: dict[str, str], runtime: dict[str, Any] | None = Non
     """REPORTDATA for `nonce`, `keys` (signing_key, sealing_key) and `runtime` (default `ours()`)."""
     doc = ours() if runtime is None else runtime
     return report_data(nonce=nonce, runtime_config_digest=runtime_config_digest(doc), **keys)
+
+
+def deposit_confirmed_order(settings: Any, ex: Any, executor_url: str) -> Any:
+    """An order ready to start on the live exchange `ex`, routed to the executor at `executor_url`: its trading
+    key enrolled, a book to size from, its deposit confirmed."""
+    from devnet.exchange.keys import Permission
+    from execution import services as execution_services
+    from execution.credentials import ExchangeCredentials
+    from execution.domain import mm_order as mm
+    from execution.models import MMOrder
+    from tests.factories import user_with
+
+    settings.EXCHANGE_API_URLS = {"binance": ex.base_url}
+    settings.EXECUTOR_URLS = [executor_url]
+    settings.CUSTODY_ASSETS = {"USDT": {"token": "0x" + "ab" * 20, "decimals": 6}}
+    key = ex.sim.create_account(permissions=frozenset({Permission.TRADE}))
+    account = execution_services.exchange_account_enrol(
+        owner_id=user_with().pk,
+        exchange="binance",
+        label="mm",
+        role="trading",
+        credentials=ExchangeCredentials(key.key, key.secret),
+    )
+    ex.sim.market.step(Decimal(1))  # a book to size from
+    return MMOrder.objects.create(
+        owner_id=account.owner_id,
+        exchange_account=account,
+        symbol="MMT/USDT",
+        funding_asset="USDT",
+        funding_amount=10**9,
+        state=mm.State.DEPOSIT_CONFIRMED,
+        strategy={"params": {"order_amount": "100"}},
+    )

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from attestation.models import AttestationRecord, ExecutorRecord
 from devnet.tdx.authority import DevQuoteAuthority
 from execution.executor_client import ExecutorClient
 from executor.identity import Identity
-from tests.attestation.runtime import bound, ours
+from tests.attestation.runtime import bound, deposit_confirmed_order, ours
 from tests.factories import user_with
 
 pytestmark = pytest.mark.django_db
@@ -215,11 +214,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_no_secret_leaves_django_unless_the_gate_passes(
     dev_trust: DevQuoteAuthority, settings, recorded: list[str], allowlisted: bool, tmp_path: Path
 ) -> None:
-    from devnet.exchange.keys import Permission
     from execution import jobs
-    from execution import services as execution_services
-    from execution.credentials import ExchangeCredentials
-    from execution.domain import mm_order as mm
     from execution.models import MMOrder
     from tests.execution.executor_thread import running_executor
     from tests.executor.harness import live_exchange
@@ -231,27 +226,7 @@ def test_no_secret_leaves_django_unless_the_gate_passes(
         live_exchange(run_market=False) as ex,
         running_executor(ex.base_url, provider=_authority_provider(dev_trust, mrtd)) as url,
     ):
-        settings.EXCHANGE_API_URLS = {"binance": ex.base_url}
-        settings.EXECUTOR_URLS = [url]
-        settings.CUSTODY_ASSETS = {"USDT": {"token": "0x" + "ab" * 20, "decimals": 6}}
-        key = ex.sim.create_account(permissions=frozenset({Permission.TRADE}))
-        account = execution_services.exchange_account_enrol(
-            owner_id=user_with().pk,
-            exchange="binance",
-            label="mm",
-            role="trading",
-            credentials=ExchangeCredentials(key.key, key.secret),
-        )
-        ex.sim.market.step(Decimal(1))  # a book to size from
-        order = MMOrder.objects.create(
-            owner_id=account.owner_id,
-            exchange_account=account,
-            symbol="MMT/USDT",
-            funding_asset="USDT",
-            funding_amount=10**9,
-            state=mm.State.DEPOSIT_CONFIRMED,
-            strategy={"params": {"order_amount": "100"}},
-        )
+        order = deposit_confirmed_order(settings, ex, url)
         if allowlisted:
             started = jobs.mm_order_start_job(order_id=order.pk)
             assert started.state == "running"

@@ -4,7 +4,6 @@ runs in dev mode where that is not accepted — with a typed reason, recorded, a
 
 from __future__ import annotations
 
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,8 @@ from attestation import gate
 from attestation.models import AttestationRecord, ExecutorRecord
 from devnet.tdx.authority import DevQuoteAuthority
 from execution.executor_client import ExecutorClient
-from tests.attestation.runtime import bound, ours
+from tests.attestation.runtime import bound, deposit_confirmed_order, ours
 from tests.attestation.test_gate import FakeExecutor, refused_with, trust_dev_authority
-from tests.factories import user_with
 
 pytestmark = pytest.mark.django_db
 FOREIGN_KEY = "cd" * 32
@@ -106,11 +104,7 @@ def test_a_real_executor_obeying_another_controller_gets_nothing(
 ) -> None:
     """End to end: the executor's own attested runtime config names a foreign controller key; Django's gate
     refuses it after asking for evidence, and no start, no credentials leave Django."""
-    from devnet.exchange.keys import Permission
     from execution import jobs
-    from execution import services as execution_services
-    from execution.credentials import ExchangeCredentials
-    from execution.domain import mm_order as mm
     from execution.models import MMOrder
     from tests.execution.executor_thread import running_executor
     from tests.executor.harness import live_exchange
@@ -136,27 +130,7 @@ def test_a_real_executor_obeying_another_controller_gets_nothing(
         live_exchange(run_market=False) as ex,
         running_executor(ex.base_url, provider=Provider(), controller=FOREIGN_KEY) as url,
     ):
-        settings.EXCHANGE_API_URLS = {"binance": ex.base_url}
-        settings.EXECUTOR_URLS = [url]
-        settings.CUSTODY_ASSETS = {"USDT": {"token": "0x" + "ab" * 20, "decimals": 6}}
-        key = ex.sim.create_account(permissions=frozenset({Permission.TRADE}))
-        account = execution_services.exchange_account_enrol(
-            owner_id=user_with().pk,
-            exchange="binance",
-            label="mm",
-            role="trading",
-            credentials=ExchangeCredentials(key.key, key.secret),
-        )
-        ex.sim.market.step(Decimal(1))
-        order = MMOrder.objects.create(
-            owner_id=account.owner_id,
-            exchange_account=account,
-            symbol="MMT/USDT",
-            funding_asset="USDT",
-            funding_amount=10**9,
-            state=mm.State.DEPOSIT_CONFIRMED,
-            strategy={"params": {"order_amount": "100"}},
-        )
+        order = deposit_confirmed_order(settings, ex, url)
         with pytest.raises(gate.AttestationFailed) as caught:
             jobs.mm_order_start_job(order_id=order.pk)
     assert caught.value.code == "foreign_controller"

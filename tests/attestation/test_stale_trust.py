@@ -16,6 +16,7 @@ from attestation.models import AttestationRecord, ExecutorRecord, MeasurementEnt
 from devnet.tdx.authority import DevQuoteAuthority
 from execution.errors import ReportRejected
 from execution.jobs import ingest_reports
+from tests.attestation.runtime import deposit_confirmed_order
 from tests.attestation.test_gate import MRTD, FakeExecutor, trust_dev_authority
 from tests.attestation.test_registry import order_on
 from tests.factories import user_with
@@ -213,14 +214,9 @@ def test_a_failed_scheduled_reattestation_wipes_the_running_jobs_credentials(
     """End to end on a real executor: the beat's re-attestation fails (TCB out of date), the job on it is told to
     wipe its key and stop, and the order winds down and releases the job although the executor's last reports
     are no longer accepted."""
-    from decimal import Decimal
 
     from attestation import tasks
-    from devnet.exchange.keys import Permission
     from execution import jobs
-    from execution import services as execution_services
-    from execution.credentials import ExchangeCredentials
-    from execution.domain import mm_order as mm
     from execution.models import MMOrder
     from tests.execution.executor_thread import manager_of, running_executor
     from tests.execution.running_job import wait
@@ -241,27 +237,7 @@ def test_a_failed_scheduled_reattestation_wipes_the_running_jobs_credentials(
         live_exchange(run_market=False) as ex,
         running_executor(ex.base_url, holder=holder, provider=provider) as url,
     ):
-        settings.EXCHANGE_API_URLS = {"binance": ex.base_url}
-        settings.EXECUTOR_URLS = [url]
-        settings.CUSTODY_ASSETS = {"USDT": {"token": "0x" + "ab" * 20, "decimals": 6}}
-        key = ex.sim.create_account(permissions=frozenset({Permission.TRADE}))
-        account = execution_services.exchange_account_enrol(
-            owner_id=user_with().pk,
-            exchange="binance",
-            label="mm",
-            role="trading",
-            credentials=ExchangeCredentials(key.key, key.secret),
-        )
-        ex.sim.market.step(Decimal(1))
-        order = MMOrder.objects.create(
-            owner_id=account.owner_id,
-            exchange_account=account,
-            symbol="MMT/USDT",
-            funding_asset="USDT",
-            funding_amount=10**9,
-            state=mm.State.DEPOSIT_CONFIRMED,
-            strategy={"params": {"order_amount": "100"}},
-        )
+        order = deposit_confirmed_order(settings, ex, url)
         order = jobs.mm_order_start_job(order_id=order.pk)
         assert order.state == "running"
         runner = manager_of(holder).get(order.job_id)

@@ -92,7 +92,7 @@ class ScriptedGateway:
         )
 
 
-async def started(gateway: ScriptedGateway, **overrides: Any) -> JobRunner:
+async def started(gateway: ScriptedGateway, *, clock: Any = None, **overrides: Any) -> JobRunner:
     spec = job_spec("tick-job", **overrides)
     accepted = accept_job_spec(spec, markets={"MMT/USDT"})
     runner = JobRunner(
@@ -102,6 +102,7 @@ async def started(gateway: ScriptedGateway, **overrides: Any) -> JobRunner:
         signing_key=SigningKey.from_seed(b"s" * 32),
         settings=RunnerSettings(tick_ms=100),
         gateway_factory=lambda creds: gateway,  # type: ignore[arg-type, return-value]
+        clock=clock,
     )
     runner.gateway = gateway  # type: ignore[assignment]
     await runner._start()
@@ -208,26 +209,10 @@ class SlowGateway(ScriptedGateway):
         return await super().open_orders(symbol)
 
 
-async def slow_started(gateway: SlowGateway) -> JobRunner:
-    accepted = accept_job_spec(job_spec("stale-job"), markets={"MMT/USDT"})  # stale_book_seconds: 5
-    runner = JobRunner(
-        spec=accepted.spec,
-        spec_digest=accepted.digest,
-        strategy=accepted.strategy,
-        signing_key=SigningKey.from_seed(b"s" * 32),
-        settings=RunnerSettings(tick_ms=100),
-        gateway_factory=lambda creds: gateway,  # type: ignore[arg-type, return-value]
-        clock=gateway.clock,
-    )
-    runner.gateway = gateway  # type: ignore[assignment]
-    await runner._start()
-    return runner
-
-
 @pytest.mark.parametrize("slow_call", ["order_book", "open_orders"])
 async def test_a_book_older_than_the_limit_when_quoting_cancels_and_quotes_nothing(slow_call: str) -> None:
     gw = SlowGateway()
-    runner = await slow_started(gw)
+    runner = await started(gw, clock=gw.clock)  # job_spec's stale_book_seconds: 5
     gw.now_ms += 100
     await runner.tick()
     assert len(gw.open) == 4
@@ -249,7 +234,7 @@ async def test_a_book_older_than_the_limit_when_quoting_cancels_and_quotes_nothi
 
 async def test_a_book_just_inside_the_limit_is_quoted() -> None:
     gw = SlowGateway()
-    runner = await slow_started(gw)
+    runner = await started(gw, clock=gw.clock)  # job_spec's stale_book_seconds: 5
     gw.delay_ms["open_orders"] = 4_900
     gw.now_ms += 100
     await runner.tick()
