@@ -669,8 +669,9 @@ def mm_order_withdraw_back_request(*, order_id: int, treasury_account_id: int) -
     from execution import tasks
 
     order = MMOrder.objects.get(pk=order_id)
-    if order.state != mm.State.SETTLED:
-        _withdraw_back_refusal(order, treasury_account_id)
+    if order.state == mm.State.SETTLED:
+        return order  # everything is home already
+    _withdraw_back_refusal(order, treasury_account_id)
     transaction.on_commit(lambda: tasks.withdraw_back.delay(order_id, treasury_account_id))
     log.info("withdraw_back_queued", order_id=order_id, treasury_account=treasury_account_id)
     return order
