@@ -52,6 +52,14 @@ class AccountRevoked(ExecutionError):
     status = 409
 
 
+class CredentialsNotHeld(ExecutionError):
+    """This process holds no master key (the public web process, ADR 0015): a stored credential is opened only by
+    a worker; queue a task instead."""
+
+    code = "credentials_not_held"
+    status = 500
+
+
 class ExecutorUnavailable(ExecutionError):
     """The executor did not answer (timeout, connection refused, 5xx): retry later; nothing was decided."""
 

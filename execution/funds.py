@@ -644,6 +644,56 @@ def _note_stranded(order: MMOrder, holdings: dict[str, int]) -> None:
         )
 
 
+def _withdraw_back_refusal(order: MMOrder, treasury_account_id: int) -> ExchangeAccount:
+    """What refuses a withdraw-back before any key is opened; the treasury account when nothing does."""
+    if order.state not in (mm.State.STOPPING, mm.State.WITHDRAWING_BACK):
+        raise InvalidOrderTransition(
+            f"order {order.pk} is {order.state}; stop it before withdrawing its funds back",
+            extra={"state": order.state},
+        )
+    if order.job_id:
+        raise OrderRejected(f"order {order.pk} still has job {order.job_id}; its orders must be cancelled first")
+    treasury = ExchangeAccount.objects.filter(pk=treasury_account_id, owner_id=order.owner_id).first()
+    if treasury is None:
+        raise NotFound(f"no exchange account {treasury_account_id} of this order's owner")
+    if treasury.role != ExchangeAccount.Role.TREASURY or treasury.status != ExchangeAccount.Status.ACTIVE:
+        raise OrderRejected(f"exchange account {treasury.pk} is not an active treasury account")
+    return treasury
+
+
+def mm_order_withdraw_back_request(*, order_id: int, treasury_account_id: int) -> MMOrder:
+    """Queue a withdraw-back (the API and the admin call this in the web process, which holds no master key to
+    open the treasury key with, ADR 0015): what can be refused without the exchange is refused here, typed and
+    with nothing queued; the rest runs in a worker (`tasks.withdraw_back`), whose progress shows in the order's
+    state and timeline and whose refusals are alerted."""
+    from execution import tasks
+
+    order = MMOrder.objects.get(pk=order_id)
+    if order.state == mm.State.SETTLED:
+        return order  # everything is home already
+    _withdraw_back_refusal(order, treasury_account_id)
+    transaction.on_commit(lambda: tasks.withdraw_back.delay(order_id, treasury_account_id))
+    log.info("withdraw_back_queued", order_id=order_id, treasury_account=treasury_account_id)
+    return order
+
+
+def mm_order_withdraw_back_queued(*, order_id: int, treasury_account_id: int) -> MMOrder | None:
+    """Worker: run a queued withdraw-back. The exchange being down propagates (the task retries); any other
+    refusal is the operator's to see, who is no longer waiting on the request: alerted, once per order and reason."""
+    try:
+        return mm_order_withdraw_back(order_id=order_id, treasury_account_id=treasury_account_id)
+    except ExchangeUnavailable:
+        raise
+    except ApplicationError as exc:
+        _alert(
+            "withdraw_back_refused",
+            f"order {order_id}: withdraw-back refused: {exc.message}",
+            dedup=f"withdraw-back:o{order_id}:{exc.code}",
+            detail={"order": order_id, "treasury_account": treasury_account_id, "code": exc.code},
+        )
+        return None
+
+
 def mm_order_withdraw_back(*, order_id: int, treasury_account_id: int) -> MMOrder:
     """Bring a stopped order's funds back to custody with the operator's treasury key (trading keys cannot
     withdraw): every asset the order holds on the exchange by its own ledger entries (the funding asset, and
@@ -660,18 +710,7 @@ def mm_order_withdraw_back(*, order_id: int, treasury_account_id: int) -> MMOrde
     order = MMOrder.objects.select_related("exchange_account").get(pk=order_id)
     if order.state == mm.State.SETTLED:
         return order
-    if order.state not in (mm.State.STOPPING, mm.State.WITHDRAWING_BACK):
-        raise InvalidOrderTransition(
-            f"order {order_id} is {order.state}; stop it before withdrawing its funds back",
-            extra={"state": order.state},
-        )
-    if order.job_id:
-        raise OrderRejected(f"order {order_id} still has job {order.job_id}; its orders must be cancelled first")
-    treasury = ExchangeAccount.objects.filter(pk=treasury_account_id, owner_id=order.owner_id).first()
-    if treasury is None:
-        raise NotFound(f"no exchange account {treasury_account_id} of this order's owner")
-    if treasury.role != ExchangeAccount.Role.TREASURY or treasury.status != ExchangeAccount.Status.ACTIVE:
-        raise OrderRejected(f"exchange account {treasury.pk} is not an active treasury account")
+    treasury = _withdraw_back_refusal(order, treasury_account_id)
     trading = order.exchange_account
     _note_stranded(order, order_holdings(order))
     probe = order.funding_asset

@@ -88,6 +88,8 @@ class ExchangeAccount(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     # Envelope-encrypted credentials (execution.domain.envelope); never plaintext.
     credentials_key_id = models.CharField(max_length=32)
+    # How the data key is wrapped: rows written before sealed boxes (ADR 0015) keep "aes256gcm" until re-wrapped.
+    credentials_scheme = models.CharField(max_length=16, default="aes256gcm")
     credentials_wrapped_key = models.BinaryField()
     credentials_ciphertext = models.BinaryField()
     api_key_hint = models.CharField(max_length=16, help_text="Last characters of the API key, for people.")

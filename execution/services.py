@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from execution import selectors
@@ -19,6 +20,7 @@ from execution.domain.ledger import Posting, Transaction
 from execution.domain.permissions import KeyPermissions, KeyRole, role_problems
 from execution.errors import (
     AccountRevoked,
+    CredentialsNotHeld,
     InvalidExchangeKey,
     InvalidOrderTransition,
     KeyPermissionsMismatch,
@@ -92,12 +94,14 @@ def ledger_record(*, tx: Transaction, memo: str = "") -> bool:
 
 
 def _seal_into(account: ExchangeAccount, credentials: ExchangeCredentials) -> None:
-    sealed = envelope.encrypt(
+    # The public half only: the web process enrols keys without holding what would open a stored row.
+    sealed = envelope.seal(
         credentials.to_bytes(),
-        master_key=settings.CREDENTIALS_MASTER_KEYS[settings.CREDENTIALS_MASTER_KEY_ID],
+        public_key=settings.CREDENTIALS_PUBLIC_KEY,
         key_id=settings.CREDENTIALS_MASTER_KEY_ID,
         context=account.context,
     )
+    account.credentials_scheme = sealed.scheme
     account.credentials_key_id = sealed.key_id
     account.credentials_wrapped_key = sealed.wrapped_key
     account.credentials_ciphertext = sealed.ciphertext
@@ -109,7 +113,17 @@ def _sealed_of(account: ExchangeAccount) -> envelope.Sealed:
         key_id=account.credentials_key_id,
         wrapped_key=bytes(account.credentials_wrapped_key),
         ciphertext=bytes(account.credentials_ciphertext),
+        scheme=account.credentials_scheme,
     )
+
+
+def _master_keys() -> dict[str, bytes]:
+    keys: dict[str, bytes] = getattr(settings, "CREDENTIALS_MASTER_KEYS", {})
+    if not keys:
+        raise CredentialsNotHeld(
+            f"the {settings.PROCESS_ROLE} process holds no credentials master key: a worker opens stored credentials"
+        )
+    return keys
 
 
 def exchange_account_store(
@@ -182,11 +196,11 @@ def exchange_account_reprobe(*, account_id: int) -> ExchangeAccount:
 
 
 def exchange_account_credentials(*, account: ExchangeAccount) -> ExchangeCredentials:
-    """Decrypt an account's credentials. Only the provisioning path calls this (issue 6), right before sealing
-    them to an attested executor; the plaintext never leaves that call."""
+    """Decrypt an account's credentials, for the call about to use them; the plaintext never leaves that call.
+    Only worker and beat processes hold the master key (ADR 0015): anywhere else this raises CredentialsNotHeld."""
     if account.status != ExchangeAccount.Status.ACTIVE:
         raise AccountRevoked(f"exchange account {account.pk} is revoked")
-    raw = envelope.decrypt(_sealed_of(account), master_keys=settings.CREDENTIALS_MASTER_KEYS, context=account.context)
+    raw = envelope.decrypt(_sealed_of(account), master_keys=_master_keys(), context=account.context)
     return ExchangeCredentials.from_bytes(raw)
 
 
@@ -211,29 +225,39 @@ def exchange_account_revoke(*, account_id: int) -> ExchangeAccount:
 
 
 def credentials_rewrap_all() -> int:
-    """Move every active account to the current master key, one row per transaction (no downtime)."""
+    """Move every active account to the current master key, sealed for its public half (ADR 0015), one row per
+    transaction (no downtime). Runs where the master keys are held (a worker host), never in the web process."""
     current = settings.CREDENTIALS_MASTER_KEY_ID
+    master_keys = _master_keys()
     moved = 0
+    up_to_date = Q(credentials_key_id=current, credentials_scheme=envelope.SCHEME_SEALED_BOX)
     pending = (
         ExchangeAccount.objects.filter(status=ExchangeAccount.Status.ACTIVE)
-        .exclude(credentials_key_id=current)
+        .exclude(up_to_date)
         .values_list("pk", flat=True)
     )
     for pk in list(pending):
         with transaction.atomic():
             account = ExchangeAccount.objects.select_for_update().get(pk=pk)
-            if account.credentials_key_id == current or account.status != ExchangeAccount.Status.ACTIVE:
+            if account.status != ExchangeAccount.Status.ACTIVE or (
+                account.credentials_key_id == current and account.credentials_scheme == envelope.SCHEME_SEALED_BOX
+            ):
                 continue
             sealed = envelope.rewrap(
-                _sealed_of(account),
-                master_keys=settings.CREDENTIALS_MASTER_KEYS,
-                new_key_id=current,
-                context=account.context,
+                _sealed_of(account), master_keys=master_keys, new_key_id=current, context=account.context
             )
+            account.credentials_scheme = sealed.scheme
             account.credentials_key_id = sealed.key_id
             account.credentials_wrapped_key = sealed.wrapped_key
             account.credentials_ciphertext = sealed.ciphertext
-            account.save(update_fields=["credentials_key_id", "credentials_wrapped_key", "credentials_ciphertext"])
+            account.save(
+                update_fields=[
+                    "credentials_scheme",
+                    "credentials_key_id",
+                    "credentials_wrapped_key",
+                    "credentials_ciphertext",
+                ]
+            )
             moved += 1
     log.info("credentials_rewrapped", moved=moved, key_id=current)
     return moved

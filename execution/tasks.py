@@ -92,6 +92,20 @@ def track_withdrawal(order_id: int) -> None:
     funds.mm_order_track_withdrawal(order_id=order_id)
 
 
+@shared_task(
+    name="execution.withdraw_back",
+    ignore_result=True,
+    autoretry_for=(ExchangeUnavailable, ConnectionError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def withdraw_back(order_id: int, treasury_account_id: int) -> None:
+    from execution import funds
+
+    # Idempotent (ADR 0014): a retry, or a second request, never sends an asset twice.
+    funds.mm_order_withdraw_back_queued(order_id=order_id, treasury_account_id=treasury_account_id)
+
+
 @shared_task(name="execution.reconcile", ignore_result=True, autoretry_for=(ExchangeUnavailable,), retry_backoff=True)
 def reconcile() -> None:
     from execution import reconciliation

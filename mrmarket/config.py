@@ -176,6 +176,18 @@ def parse_master_key(name: str, value: str) -> bytes:
     return raw
 
 
+def parse_public_key(name: str, value: str) -> bytes:
+    """The public half of the credential master key: 32 bytes, base64 (`manage.py credentials_public_key`)."""
+    standard = value.strip().replace("-", "+").replace("_", "/")
+    try:
+        raw = base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"{name} is not valid base64") from None
+    if len(raw) != 32:
+        raise ConfigError(f"{name} must decode to 32 bytes (got {len(raw)}); `manage.py credentials_public_key`")
+    return raw
+
+
 def parse_key_ring(name: str, value: str) -> dict[str, bytes]:
     """Retired master keys still needed to decrypt rows not yet re-wrapped: `id1:base64,id2:base64`."""
     ring: dict[str, bytes] = {}

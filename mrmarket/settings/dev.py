@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from execution.domain.envelope import public_key_of
 from mrmarket.config import (
     DEV_CONTROLLER_SIGNING_KEY,
     DEV_CUSTODY_PRIVATE_KEY,
@@ -37,3 +38,5 @@ CREDENTIALS_MASTER_KEYS = {
     **parse_key_ring("CREDENTIALS_RETIRED_KEYS", env.str("CREDENTIALS_RETIRED_KEYS", default="")),
     CREDENTIALS_MASTER_KEY_ID: CREDENTIALS_MASTER_KEY,
 }
+# Every dev process holds both halves (one machine, public dev keys); prod gives the web process the public one only.
+CREDENTIALS_PUBLIC_KEY = public_key_of(CREDENTIALS_MASTER_KEY)

@@ -13,12 +13,15 @@ from mrmarket.config import (
     parse_controller_key,
     parse_key_ring,
     parse_master_key,
+    parse_public_key,
     require_custody_key,
     require_protected_redis,
     require_strong_key_bytes,
     require_strong_secret_key,
 )
 
+# The public web process seals credentials for the master key's public half and never holds the key itself
+# (ADR 0015); every other process (worker, beat, a management command) holds the master key.
 REQUIRED = [
     "SECRET_KEY",
     "DATABASE_URL",
@@ -28,6 +31,8 @@ REQUIRED = [
     "CONTROLLER_SIGNING_KEY",
     "METRICS_TOKEN",
 ]
+if os.environ.get("MRMARKET_PROCESS", "all") == "web":
+    REQUIRED[REQUIRED.index("CREDENTIALS_MASTER_KEY")] = "CREDENTIALS_PUBLIC_KEY"
 _missing = missing_variables(os.environ, REQUIRED)
 if _missing:
     raise ConfigError(
@@ -36,6 +41,7 @@ if _missing:
         + " (see docs/configuration.md)"
     )
 
+from execution.domain.envelope import public_key_of  # noqa: E402
 from mrmarket.config import custody_address  # noqa: E402
 
 from .base import *  # noqa: E402, F403
@@ -86,16 +92,34 @@ require_strong_key_bytes(
     parse_controller_key("CONTROLLER_SIGNING_KEY", CONTROLLER_SIGNING_KEY),
     dev=bytes.fromhex(DEV_CONTROLLER_SIGNING_KEY),
 )
-CREDENTIALS_MASTER_KEY = parse_master_key("CREDENTIALS_MASTER_KEY", env.str("CREDENTIALS_MASTER_KEY"))
 _dev_master = parse_master_key("dev master key", DEV_MASTER_KEY)
-require_strong_key_bytes("CREDENTIALS_MASTER_KEY", CREDENTIALS_MASTER_KEY, dev=_dev_master)
-# Every master key that may still wrap a stored credential: the current one and retired ones during rotation.
-CREDENTIALS_MASTER_KEYS = {
-    **parse_key_ring("CREDENTIALS_RETIRED_KEYS", env.str("CREDENTIALS_RETIRED_KEYS", default="")),
-    CREDENTIALS_MASTER_KEY_ID: CREDENTIALS_MASTER_KEY,
-}
-for _key_id, _key in CREDENTIALS_MASTER_KEYS.items():
-    require_strong_key_bytes(f"CREDENTIALS_MASTER_KEYS ({_key_id})", _key, dev=_dev_master)
+if PROCESS_ROLE == "web":
+    # Refused rather than ignored: a variable in the environment is readable by whatever runs in the process.
+    for _name in ("CREDENTIALS_MASTER_KEY", "CREDENTIALS_RETIRED_KEYS"):
+        if env.str(_name, default=""):
+            raise ConfigError(
+                f"the web process is never given {_name}: it seals credentials with CREDENTIALS_PUBLIC_KEY alone"
+            )
+    CREDENTIALS_MASTER_KEY = b""
+    CREDENTIALS_MASTER_KEYS: dict[str, bytes] = {}
+    CREDENTIALS_PUBLIC_KEY = parse_public_key("CREDENTIALS_PUBLIC_KEY", env.str("CREDENTIALS_PUBLIC_KEY"))
+    if public_key_of(_dev_master) == CREDENTIALS_PUBLIC_KEY:
+        raise ConfigError("CREDENTIALS_PUBLIC_KEY is the dev value; generate a random master key for production")
+else:
+    CREDENTIALS_MASTER_KEY = parse_master_key("CREDENTIALS_MASTER_KEY", env.str("CREDENTIALS_MASTER_KEY"))
+    require_strong_key_bytes("CREDENTIALS_MASTER_KEY", CREDENTIALS_MASTER_KEY, dev=_dev_master)
+    # Every master key that may still wrap a stored credential: the current one and retired ones during rotation.
+    CREDENTIALS_MASTER_KEYS = {
+        **parse_key_ring("CREDENTIALS_RETIRED_KEYS", env.str("CREDENTIALS_RETIRED_KEYS", default="")),
+        CREDENTIALS_MASTER_KEY_ID: CREDENTIALS_MASTER_KEY,
+    }
+    for _key_id, _key in CREDENTIALS_MASTER_KEYS.items():
+        require_strong_key_bytes(f"CREDENTIALS_MASTER_KEYS ({_key_id})", _key, dev=_dev_master)
+    CREDENTIALS_PUBLIC_KEY = public_key_of(CREDENTIALS_MASTER_KEY)
+    _declared_public = env.str("CREDENTIALS_PUBLIC_KEY", default="")
+    if _declared_public and parse_public_key("CREDENTIALS_PUBLIC_KEY", _declared_public) != CREDENTIALS_PUBLIC_KEY:
+        # The web process would seal rows for a key no worker holds.
+        raise ConfigError("CREDENTIALS_PUBLIC_KEY is not the public half of CREDENTIALS_MASTER_KEY")
 
 # The custody key signs on-chain transfers out of custody: only the worker and beat hold it. The public web
 # process knows the custody wallet by its address alone (CUSTODY_ADDRESS) and never reads the key.

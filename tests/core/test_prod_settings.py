@@ -10,14 +10,16 @@ import sys
 
 import pytest
 
+from execution.domain.envelope import public_key_of
 from mrmarket.config import (
     DEV_CHAIN_PRIVATE_KEYS,
     DEV_CONTROLLER_SIGNING_KEY,
     DEV_CUSTODY_PRIVATE_KEY,
     DEV_MASTER_KEY,
     DEV_SECRET_KEY,
+    parse_master_key,
 )
-from tests.core.test_config import ROOT, _clean_environ, prod_env
+from tests.core.test_config import GOOD_KEY, ROOT, _clean_environ, prod_env
 
 GOOD_CUSTODY_KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
 
@@ -107,12 +109,67 @@ def test_a_redis_password_or_tls_is_enough() -> None:
     assert "error" not in probe(prod_env(REDIS_URL="rediss://redis.internal:6380/0"))
 
 
+GOOD_PUBLIC_KEY = base64.b64encode(public_key_of(parse_master_key("good", GOOD_KEY))).decode()
+
+
+def web_env(**overrides: str) -> dict[str, str]:
+    """A web process as deployed: the credentials master key's public half, never the key itself."""
+    return prod_env(
+        **{
+            "MRMARKET_PROCESS": "web",
+            "CREDENTIALS_MASTER_KEY": "",
+            "CREDENTIALS_PUBLIC_KEY": GOOD_PUBLIC_KEY,
+            **overrides,
+        }
+    )
+
+
+def test_the_web_process_holds_no_credentials_master_key() -> None:
+    names = ("PROCESS_ROLE", "CREDENTIALS_MASTER_KEY", "CREDENTIALS_MASTER_KEYS", "CREDENTIALS_PUBLIC_KEY")
+    web = probe(web_env(), *names)
+    assert web == {
+        "PROCESS_ROLE": "web",
+        "CREDENTIALS_MASTER_KEY": "b''",
+        "CREDENTIALS_MASTER_KEYS": {},
+        "CREDENTIALS_PUBLIC_KEY": str(base64.b64decode(GOOD_PUBLIC_KEY)),
+    }
+    # The worker holds the key; the public half it derives is the one the web process seals for.
+    worker = probe(prod_env(MRMARKET_PROCESS="worker", CREDENTIALS_PUBLIC_KEY=GOOD_PUBLIC_KEY), *names)
+    assert worker["CREDENTIALS_MASTER_KEYS"] == {"k1": str(parse_master_key("good", GOOD_KEY))}
+    assert worker["CREDENTIALS_PUBLIC_KEY"] == web["CREDENTIALS_PUBLIC_KEY"]
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        (web_env(CREDENTIALS_MASTER_KEY=GOOD_KEY), "the web process is never given CREDENTIALS_MASTER_KEY"),
+        (web_env(CREDENTIALS_RETIRED_KEYS=f"k0:{GOOD_KEY}"), "the web process is never given CREDENTIALS_RETIRED_KEYS"),
+        (web_env(CREDENTIALS_PUBLIC_KEY=""), "missing required environment variables: CREDENTIALS_PUBLIC_KEY"),
+        (web_env(CREDENTIALS_PUBLIC_KEY="c2hvcnQ="), "CREDENTIALS_PUBLIC_KEY must decode to 32 bytes"),
+        (
+            web_env(
+                CREDENTIALS_PUBLIC_KEY=base64.b64encode(public_key_of(parse_master_key("d", DEV_MASTER_KEY))).decode()
+            ),
+            "CREDENTIALS_PUBLIC_KEY is the dev value",
+        ),
+        (
+            prod_env(MRMARKET_PROCESS="worker", CREDENTIALS_PUBLIC_KEY=base64.b64encode(bytes(32)).decode()),
+            "CREDENTIALS_PUBLIC_KEY is not the public half of CREDENTIALS_MASTER_KEY",
+        ),
+    ],
+)
+def test_the_credentials_keys_each_process_is_given_are_checked(env: dict[str, str], says: str) -> None:
+    answer = probe(env)
+    assert answer.get("error") == "ConfigError", answer
+    assert says in str(answer["message"])
+
+
 def test_the_web_process_never_loads_the_custody_key() -> None:
     from eth_account import Account
 
     address = Account.from_key(GOOD_CUSTODY_KEY).address
     names = ("PROCESS_ROLE", "CUSTODY_PRIVATE_KEY", "CUSTODY_ADDRESS")
-    web = probe(prod_env(MRMARKET_PROCESS="web", CUSTODY_PRIVATE_KEY=GOOD_CUSTODY_KEY, CUSTODY_ADDRESS=address), *names)
+    web = probe(web_env(CUSTODY_PRIVATE_KEY=GOOD_CUSTODY_KEY, CUSTODY_ADDRESS=address), *names)
     assert web == {"PROCESS_ROLE": "web", "CUSTODY_PRIVATE_KEY": "", "CUSTODY_ADDRESS": address}
     worker = probe(prod_env(MRMARKET_PROCESS="worker", CUSTODY_PRIVATE_KEY=GOOD_CUSTODY_KEY), *names)
     assert worker == {"PROCESS_ROLE": "worker", "CUSTODY_PRIVATE_KEY": GOOD_CUSTODY_KEY, "CUSTODY_ADDRESS": address}
@@ -120,7 +177,7 @@ def test_the_web_process_never_loads_the_custody_key() -> None:
 
 def test_a_web_process_with_custody_assets_needs_the_custody_address() -> None:
     assets = '{"USDT": {"token": "0x000000000000000000000000000000000000bEEF", "decimals": 6}}'
-    message = refusal(MRMARKET_PROCESS="web", CUSTODY_ASSETS=assets)
+    message = refusal(**web_env(CUSTODY_ASSETS=assets))
     assert "the web process needs CUSTODY_ADDRESS" in message
 
 

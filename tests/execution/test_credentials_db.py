@@ -12,8 +12,9 @@ from django.db import connection
 
 from execution import services
 from execution.credentials import ExchangeCredentials
+from execution.domain import envelope
 from execution.domain.envelope import DecryptionFailed
-from execution.errors import AccountRevoked
+from execution.errors import AccountRevoked, CredentialsNotHeld
 from execution.models import ExchangeAccount
 from tests.factories import user_with
 
@@ -92,3 +93,39 @@ def test_retired_keys_setting_parses_and_names_bad_entries() -> None:
     assert set(parse_key_ring("CREDENTIALS_RETIRED_KEYS", f"k0:{key}, k00:{key}")) == {"k0", "k00"}
     with pytest.raises(ConfigError, match="KEY_ID:BASE64"):
         parse_key_ring("CREDENTIALS_RETIRED_KEYS", key)
+
+
+def test_a_row_enrolled_where_only_the_public_key_is_held_opens_only_where_the_master_key_is(settings) -> None:
+    worker_keys = settings.CREDENTIALS_MASTER_KEYS
+    settings.CREDENTIALS_MASTER_KEYS = {}  # the web process: the public half only (mrmarket.settings.prod)
+    account = store()
+    assert account.credentials_scheme == envelope.SCHEME_SEALED_BOX
+    before = raw_row(account.pk)
+    with pytest.raises(CredentialsNotHeld) as refused:
+        services.exchange_account_credentials(account=ExchangeAccount.objects.get(pk=account.pk))
+    assert refused.value.code == "credentials_not_held"
+    with pytest.raises(CredentialsNotHeld):
+        services.credentials_rewrap_all()
+    assert raw_row(account.pk) == before  # nothing was changed by the refusals
+    settings.CREDENTIALS_MASTER_KEYS = worker_keys  # a worker
+    assert services.exchange_account_credentials(account=ExchangeAccount.objects.get(pk=account.pk)) == CREDS
+
+
+def test_rows_written_before_sealed_boxes_still_open_and_are_moved_by_rewrap(settings) -> None:
+    account = store()
+    key_id = settings.CREDENTIALS_MASTER_KEY_ID
+    older = envelope.encrypt(
+        CREDS.to_bytes(), master_key=settings.CREDENTIALS_MASTER_KEYS[key_id], key_id=key_id, context=account.context
+    )
+    ExchangeAccount.objects.filter(pk=account.pk).update(
+        credentials_scheme=envelope.SCHEME_SYMMETRIC,
+        credentials_wrapped_key=older.wrapped_key,
+        credentials_ciphertext=older.ciphertext,
+    )
+    account.refresh_from_db()
+    assert services.exchange_account_credentials(account=account) == CREDS
+    assert services.credentials_rewrap_all() == 1
+    account.refresh_from_db()
+    assert (account.credentials_scheme, account.credentials_key_id) == (envelope.SCHEME_SEALED_BOX, key_id)
+    assert services.exchange_account_credentials(account=account) == CREDS
+    assert services.credentials_rewrap_all() == 0

@@ -138,3 +138,19 @@ def test_operators_revoke_only_their_own_accounts(operator: APIClient, sim: Runn
     revoked = operator.post(f"/api/v1/execution/exchange-accounts/{account_id}/revoke")
     assert revoked.status_code == 200
     assert revoked.json()["status"] == "revoked"
+
+
+def test_the_web_side_enrols_with_the_public_key_alone_and_the_worker_reprobes_the_row(
+    operator: APIClient, sim: RunningExchange, settings
+) -> None:
+    from execution import tasks
+
+    worker_keys = settings.CREDENTIALS_MASTER_KEYS
+    settings.CREDENTIALS_MASTER_KEYS = {}  # the web process holds the public half only (ADR 0015)
+    k = key(sim, TRADE)
+    response = enrol(operator, k, "trading")
+    assert response.status_code == 201, response.json()
+    settings.CREDENTIALS_MASTER_KEYS = worker_keys  # the worker
+    sim.sim.keys.update_permissions(k.key, frozenset({TRADE, WITHDRAW}))
+    tasks.reprobe_exchange_key(response.json()["id"])
+    assert ExchangeAccount.objects.get(pk=response.json()["id"]).status == "revoked"

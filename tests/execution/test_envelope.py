@@ -6,7 +6,20 @@ import os
 
 import pytest
 
-from execution.domain.envelope import DecryptionFailed, EnvelopeError, Sealed, UnknownKeyId, decrypt, encrypt, rewrap
+from execution.domain.envelope import (
+    SCHEME_SEALED_BOX,
+    SCHEME_SYMMETRIC,
+    DecryptionFailed,
+    EnvelopeError,
+    Sealed,
+    UnknownKeyId,
+    UnknownScheme,
+    decrypt,
+    encrypt,
+    public_key_of,
+    rewrap,
+    seal,
+)
 
 K1, K2 = os.urandom(32), os.urandom(32)
 KEYS = {"k1": K1, "k2": K2}
@@ -63,3 +76,53 @@ def test_rewrap_moves_a_row_to_the_new_master_key() -> None:
 def test_master_keys_must_be_32_bytes() -> None:
     with pytest.raises(EnvelopeError, match="32 bytes"):
         encrypt(SECRET, master_key=b"short", key_id="k1", context=ROW)
+
+
+# -- sealed for the public half (what the web process writes, ADR 0015) ---------------------------------------
+
+
+def test_a_row_sealed_with_the_public_key_alone_opens_with_the_master_key() -> None:
+    sealed = seal(SECRET, public_key=public_key_of(K1), key_id="k1", context=ROW)
+    assert sealed.scheme == SCHEME_SEALED_BOX
+    assert b"S3CRET" not in sealed.ciphertext + sealed.wrapped_key
+    assert decrypt(sealed, master_keys=KEYS, context=ROW) == SECRET
+    # The public key opens nothing: it is not a master key of the ring.
+    with pytest.raises(DecryptionFailed):
+        decrypt(sealed, master_keys={"k1": public_key_of(K1)}, context=ROW)
+    with pytest.raises(DecryptionFailed):
+        decrypt(sealed, master_keys={"k1": K2}, context=ROW)
+    with pytest.raises(UnknownKeyId, match="'k1'"):
+        decrypt(sealed, master_keys={}, context=ROW)
+
+
+def test_a_sealed_row_is_bound_to_its_row_and_key_id_and_tampering_is_detected() -> None:
+    sealed = seal(SECRET, public_key=public_key_of(K1), key_id="k1", context=ROW)
+    with pytest.raises(DecryptionFailed, match="another row's"):
+        decrypt(sealed, master_keys=KEYS, context=b"exchange_account:43")
+    relabelled = Sealed("k2", sealed.wrapped_key, sealed.ciphertext, scheme=SCHEME_SEALED_BOX)
+    with pytest.raises(DecryptionFailed):
+        decrypt(relabelled, master_keys={"k2": K1}, context=ROW)  # the key id is bound in: no swapping it
+    flipped = bytearray(sealed.ciphertext)
+    flipped[-1] ^= 1
+    with pytest.raises(DecryptionFailed, match="the secret does not authenticate"):
+        decrypt(Sealed("k1", sealed.wrapped_key, bytes(flipped), SCHEME_SEALED_BOX), master_keys=KEYS, context=ROW)
+    # Read as the other scheme it does not open either (the scheme is part of what each layer is bound to).
+    with pytest.raises(DecryptionFailed):
+        decrypt(Sealed("k1", sealed.wrapped_key, sealed.ciphertext, SCHEME_SYMMETRIC), master_keys=KEYS, context=ROW)
+    with pytest.raises(UnknownScheme):
+        decrypt(Sealed("k1", sealed.wrapped_key, sealed.ciphertext, "rot13"), master_keys=KEYS, context=ROW)
+
+
+def test_rewrap_moves_an_older_row_to_a_sealed_one_even_under_the_same_key_id() -> None:
+    older = encrypt(SECRET, master_key=K1, key_id="k1", context=ROW)
+    moved = rewrap(older, master_keys=KEYS, new_key_id="k1", context=ROW)
+    assert (moved.scheme, moved.key_id) == (SCHEME_SEALED_BOX, "k1")
+    assert decrypt(moved, master_keys={"k1": K1}, context=ROW) == SECRET
+    assert rewrap(moved, master_keys=KEYS, new_key_id="k1", context=ROW) is moved
+    rotated = rewrap(moved, master_keys=KEYS, new_key_id="k2", context=ROW)
+    assert decrypt(rotated, master_keys={"k2": K2}, context=ROW) == SECRET
+
+
+def test_public_keys_must_be_32_bytes() -> None:
+    with pytest.raises(EnvelopeError, match="a public key is 32 bytes"):
+        seal(SECRET, public_key=b"short", key_id="k1", context=ROW)

@@ -415,3 +415,81 @@ def test_assets_custody_cannot_take_never_block_the_return_of_the_rest(stopped: 
     assert Alert.objects.filter(kind="withdrawal_not_possible").count() == 1
     track_until(stopped, w3, lambda: stopped.state() == "settled")
     assert stopped.free("XYZ") == 7 * 10**17  # still booked where it is: on the exchange account
+
+
+# --- the web process queues it; a worker, which holds the master key, opens the treasury key (ADR 0015) --------
+
+
+@pytest.mark.django_db
+def test_withdraw_back_through_the_api_is_queued_and_the_worker_applies_it(
+    stopped: Stopped, settings, django_capture_on_commit_callbacks
+) -> None:
+    from unittest import mock
+
+    from execution import tasks
+
+    worker_keys = settings.CREDENTIALS_MASTER_KEYS
+    settings.CREDENTIALS_MASTER_KEYS = {}  # the web process: any attempt to open a stored key would raise
+    url = f"/api/v1/execution/mm-orders/{stopped.order.pk}/withdraw-back"
+    body = {"treasury_account_id": stopped.treasury.pk}
+    with mock.patch.object(tasks.withdraw_back, "delay") as delay, django_capture_on_commit_callbacks(execute=True):
+        answer = stopped.api.post(url, body, format="json")
+    assert answer.status_code == 202, answer.json()
+    assert answer.json()["state"] == "stopping"
+    delay.assert_called_once_with(stopped.order.pk, stopped.treasury.pk)
+    assert not ExchangeWithdrawal.objects.filter(order=stopped.order).exists()  # nothing asked yet
+
+    settings.CREDENTIALS_MASTER_KEYS = worker_keys  # the worker runs the queued task
+    tasks.withdraw_back(stopped.order.pk, stopped.treasury.pk)
+    shown = stopped.api.get(f"/api/v1/execution/mm-orders/{stopped.order.pk}").json()
+    assert shown["state"] == "withdrawing_back"
+    assert {row.asset for row in ExchangeWithdrawal.objects.filter(order=stopped.order)} == set(HOLDINGS)
+
+    # Asked again (a double click, a retried request): queued again, and the worker sends nothing twice.
+    settings.CREDENTIALS_MASTER_KEYS = {}
+    with mock.patch.object(tasks.withdraw_back, "delay") as delay, django_capture_on_commit_callbacks(execute=True):
+        assert stopped.api.post(url, body, format="json").status_code == 202
+    settings.CREDENTIALS_MASTER_KEYS = worker_keys
+    tasks.withdraw_back(*delay.call_args.args)
+    assert ExchangeWithdrawal.objects.filter(order=stopped.order).count() == len(HOLDINGS)
+
+
+@pytest.mark.django_db
+def test_a_withdraw_back_refused_without_the_exchange_is_answered_at_once_and_queues_nothing(
+    stopped: Stopped, django_capture_on_commit_callbacks
+) -> None:
+    from unittest import mock
+
+    from execution import tasks
+
+    url = f"/api/v1/execution/mm-orders/{stopped.order.pk}/withdraw-back"
+    with mock.patch.object(tasks.withdraw_back, "delay") as delay, django_capture_on_commit_callbacks(execute=True):
+        trading = stopped.api.post(url, {"treasury_account_id": stopped.account.pk}, format="json")
+        unknown = stopped.api.post(url, {"treasury_account_id": 999_999}, format="json")
+    assert (trading.status_code, trading.json()["code"]) == (400, "mm_order_rejected")
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "not_found")
+    delay.assert_not_called()
+    assert stopped.state() == "stopping"
+
+
+@pytest.mark.django_db
+def test_a_treasury_key_of_another_account_is_refused_by_the_worker_and_alerted(
+    stopped: Stopped, sim: RunningExchange
+) -> None:
+    from execution import tasks
+
+    elsewhere = sim.sim.create_account(permissions=frozenset({Permission.WITHDRAW}))
+    other = services.exchange_account_enrol(
+        owner_id=stopped.owner.pk,
+        exchange="binance",
+        label="other-treasury",
+        role="treasury",
+        credentials=ExchangeCredentials(elsewhere.key, elsewhere.secret),
+    )
+    tasks.withdraw_back(stopped.order.pk, other.pk)
+    tasks.withdraw_back(stopped.order.pk, other.pk)  # once alerted, not again
+    alerts = Alert.objects.filter(kind="withdraw_back_refused")
+    assert [a.detail["code"] for a in alerts] == ["mm_order_rejected"]
+    assert "another exchange account" in alerts[0].message
+    assert stopped.state() == "stopping"
+    assert not ExchangeWithdrawal.objects.filter(order=stopped.order).exists()

@@ -195,19 +195,20 @@ class MMOrderStopApi(APIView):
 
 
 class MMOrderWithdrawBackApi(APIView):
-    """Bring a stopped order's funds back to custody with a treasury key of the same exchange account."""
+    """Bring a stopped order's funds back to custody with a treasury key of the same exchange account (queued:
+    a worker opens the treasury key; progress shows in the order's state and timeline, refusals as alerts)."""
 
     allowed_roles: ClassVar[frozenset[str]] = frozenset({Role.OPERATOR})
 
     class InputSerializer(serializers.Serializer):
         treasury_account_id = serializers.IntegerField(min_value=1)
 
-    @extend_schema(request=InputSerializer, responses=MMOrderSerializer, operation_id="mm_orders_withdraw_back")
+    @extend_schema(request=InputSerializer, responses={202: MMOrderSerializer}, operation_id="mm_orders_withdraw_back")
     def post(self, request: Request, pk: int) -> Response:
         order = _own_order(request, pk)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        order = funds.mm_order_withdraw_back(
+        order = funds.mm_order_withdraw_back_request(
             order_id=order.pk, treasury_account_id=data.validated_data["treasury_account_id"]
         )
-        return Response(MMOrderSerializer(order).data)
+        return Response(MMOrderSerializer(order).data, status=status.HTTP_202_ACCEPTED)
