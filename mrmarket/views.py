@@ -53,7 +53,8 @@ def metrics(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    """The root page until the public pages land: what this deployment runs (the same checks /readyz answers
-    publicly, so nothing new is disclosed) and where to go next."""
-    checks = health.run_checks(health.READYZ_CHECKS)
-    return render(request, "home.html", {"checks": checks, "version": settings.VERSION})
+    """The root page until the public pages land: what this deployment runs and where to go next. The same
+    cached results /readyz serves, and what it tells anyone: the state per check, its detail to staff only."""
+    staff = bool(request.user.is_active and request.user.is_staff)
+    checks = [{"name": r.name, "state": r.state, "detail": r.detail if staff else ""} for r in health.readyz_results()]
+    return render(request, "home.html", {"checks": checks, "version": settings.VERSION, "staff": staff})

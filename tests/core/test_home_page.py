@@ -23,3 +23,20 @@ def test_root_shows_what_runs_and_where_to_go(client: Client, redis_clean: None)
 
 def test_root_is_read_only(client: Client) -> None:
     assert client.post("/").status_code == 405
+
+
+def test_root_tells_anyone_the_state_per_check_and_only_staff_the_detail(
+    client: Client, monkeypatch: pytest.MonkeyPatch, settings
+) -> None:
+    from django.contrib.auth import get_user_model
+
+    leaky = "redis://:hunter2@cache.internal:6379/0 refused"
+    settings.READYZ_CACHE_SECONDS = 0
+    monkeypatch.setitem(health.CHECKS, "redis", lambda: ("down", leaky))
+    html = client.get("/").content.decode()
+    assert 'data-check="redis"' in html
+    assert "hunter2" not in html
+    assert "cache.internal" not in html
+    staff = get_user_model().objects.create_user("ops", password="x", is_staff=True)
+    client.force_login(staff)
+    assert "cache.internal" in client.get("/").content.decode()  # staff see the (masked) detail
