@@ -14,7 +14,7 @@ from execution import services
 from execution.credentials import ExchangeCredentials
 from execution.domain import envelope
 from execution.domain.envelope import DecryptionFailed
-from execution.errors import AccountRevoked, CredentialsNotHeld
+from execution.errors import AccountRevoked, CredentialsNotHeld, CredentialsUntrusted
 from execution.models import ExchangeAccount
 from tests.factories import user_with
 
@@ -26,6 +26,12 @@ def store(label: str = "main") -> ExchangeAccount:
     return services.exchange_account_store(
         owner_id=user_with().pk, exchange="binance", label=label, role=ExchangeAccount.Role.TRADING, credentials=CREDS
     )
+
+
+def settings_keys() -> dict[str, bytes]:
+    from django.conf import settings
+
+    return dict(settings.CREDENTIALS_MASTER_KEYS)
 
 
 def raw_row(pk: int) -> bytes:
@@ -51,9 +57,16 @@ def test_ciphertext_copied_to_another_row_does_not_open() -> None:
     b.credentials_key_id = a.credentials_key_id
     b.credentials_wrapped_key = a.credentials_wrapped_key
     b.credentials_ciphertext = a.credentials_ciphertext
+    b.credentials_signature = a.credentials_signature
     b.save()
-    with pytest.raises(DecryptionFailed):
+    # Refused by the row signature (it binds the row) before anything is unwrapped...
+    with pytest.raises(CredentialsUntrusted):
         services.exchange_account_credentials(account=ExchangeAccount.objects.get(pk=b.pk))
+    # ...and the envelope is bound to its row on its own as well.
+    with pytest.raises(DecryptionFailed):
+        envelope.decrypt(
+            services._sealed_of(b), master_keys=settings_keys(), context=ExchangeAccount.objects.get(pk=b.pk).context
+        )
 
 
 def test_revoke_destroys_the_credentials_at_once() -> None:
