@@ -194,6 +194,8 @@ def exchange_account_trusted(*, account: ExchangeAccount) -> None:
     """Refuse (CredentialsUntrusted, one alert) a row the enrolment key did not vouch for. A sealed box proves
     nothing about its writer: anyone with the public key and database access could seal a key of their own.
     Rows of the older symmetric scheme are authenticated by the master key itself (a writer needed it)."""
+    if account.status != ExchangeAccount.Status.ACTIVE:
+        raise AccountRevoked(f"exchange account {account.pk} is revoked")
     if account.credentials_scheme == envelope.SCHEME_SYMMETRIC and not account.credentials_signature:
         return
     if _signer_of(account) is None:
