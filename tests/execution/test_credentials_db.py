@@ -6,6 +6,7 @@ import base64
 import os
 import uuid
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -181,7 +182,12 @@ def assert_refused_untouched(account: ExchangeAccount, monkeypatch: pytest.Monke
     """Refused with the typed error, nothing decrypted, the row unchanged, one critical alert (not one per try)."""
     opened: list[bytes] = []
     real_decrypt = envelope.decrypt
-    monkeypatch.setattr(envelope, "decrypt", lambda *a, **k: opened.append(b"") or real_decrypt(*a, **k))
+
+    def recording_decrypt(*args: Any, **kwargs: Any) -> bytes:
+        opened.append(b"")
+        return real_decrypt(*args, **kwargs)
+
+    monkeypatch.setattr(envelope, "decrypt", recording_decrypt)
     before = raw_row(account.pk)
     for _ in range(2):
         with pytest.raises(CredentialsUntrusted) as refused:

@@ -159,6 +159,7 @@ def test_an_account_whose_credentials_a_database_writer_swapped_is_never_funded(
 ) -> None:
     # The attacker's own key on the exchange, sealed correctly to the public key as this account's row, unsigned.
     theirs = sim.sim.create_account(permissions=frozenset({Permission.TRADE}))
+    assert sim.sim.funds is not None
     their_address = Web3.to_checksum_address(sim.sim.funds.deposit_address(theirs.account_id, "USDT"))
     sealed = envelope.seal(
         ExchangeCredentials(theirs.key, theirs.secret).to_bytes(),
