@@ -353,6 +353,7 @@ def credentials_rewrap_all() -> int:
     return moved
 
 
+@transaction.atomic
 def mm_order_transition(
     *,
     order_id: int,
