@@ -262,3 +262,12 @@ def test_rewrap_never_signs_a_row_nobody_vouched_for(settings) -> None:
     assert Alert.objects.filter(kind="credentials_untrusted", detail__account_id=account.pk).count() == 1
     with pytest.raises(CredentialsUntrusted):
         services.exchange_account_credentials(account=ExchangeAccount.objects.get(pk=account.pk))
+
+
+def test_an_unsigned_row_relabelled_as_the_older_scheme_does_not_open() -> None:
+    # The older scheme needs no signature because its wrap needs the master key: a relabelled sealed box fails it.
+    account = store()
+    swap_in_attackers_credentials(account, signed_by=None)
+    ExchangeAccount.objects.filter(pk=account.pk).update(credentials_scheme=envelope.SCHEME_SYMMETRIC)
+    with pytest.raises(DecryptionFailed):
+        services.exchange_account_credentials(account=ExchangeAccount.objects.get(pk=account.pk))
