@@ -60,6 +60,14 @@ class CredentialsNotHeld(ExecutionError):
     status = 500
 
 
+class CredentialsUntrusted(ExecutionError):
+    """A stored credential row is not vouched for by a configured enrolment verification key (unsigned, signed
+    by another key, or copied from another row): it is not opened, whoever wrote it into the database."""
+
+    code = "credentials_untrusted"
+    status = 500
+
+
 class ExecutorUnavailable(ExecutionError):
     """The executor did not answer (timeout, connection refused, 5xx): retry later; nothing was decided."""
 

@@ -259,6 +259,9 @@ def mm_order_fund(*, order_id: int) -> MMOrder:
             return order
         sent = CustodyTransfer.objects.filter(order=order, direction="to_exchange").first()
         if sent is None:
+            # Checked again (it is, by the credentials service) outside the signing transaction too, so that
+            # the alert of a row nobody vouched for is not rolled back with it: nothing is signed or sent.
+            services.exchange_account_trusted(account=order.exchange_account)
             sent = _sign_deposit_transfer(w3, order)
         return _broadcast(w3, sent)
 

@@ -92,6 +92,9 @@ class ExchangeAccount(models.Model):
     credentials_scheme = models.CharField(max_length=16, default="aes256gcm")
     credentials_wrapped_key = models.BinaryField()
     credentials_ciphertext = models.BinaryField()
+    # Hex Ed25519 signature by the credentials enrolment key over the envelope and this row's binding
+    # (execution.domain.envelope.row_statement): a database writer cannot vouch for credentials of their own.
+    credentials_signature = models.CharField(max_length=128, blank=True, default="")
     api_key_hint = models.CharField(max_length=16, help_text="Last characters of the API key, for people.")
     permissions = models.JSONField(default=dict, blank=True, help_text="What the key can really do, as probed.")
     permissions_checked_at = models.DateTimeField(null=True, blank=True)

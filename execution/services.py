@@ -9,7 +9,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from execution import selectors
@@ -21,6 +20,7 @@ from execution.domain.permissions import KeyPermissions, KeyRole, role_problems
 from execution.errors import (
     AccountRevoked,
     CredentialsNotHeld,
+    CredentialsUntrusted,
     InvalidExchangeKey,
     InvalidOrderTransition,
     KeyPermissionsMismatch,
@@ -28,10 +28,11 @@ from execution.errors import (
     LedgerOverdraft,
 )
 from execution.exchanges import probe_permissions
-from execution.models import ExchangeAccount, LedgerPosting, LedgerTransaction, MMOrder, MMOrderTransition
+from execution.models import Alert, ExchangeAccount, LedgerPosting, LedgerTransaction, MMOrder, MMOrderTransition
 from mrmarket.errors import Conflict
 from mrmarket.observability import context
 from mrmarket.observability.logging import get_logger
+from wire.keys import SigningKey
 
 log = get_logger(__name__)
 
@@ -101,11 +102,16 @@ def _seal_into(account: ExchangeAccount, credentials: ExchangeCredentials) -> No
         key_id=settings.CREDENTIALS_MASTER_KEY_ID,
         context=account.context,
     )
+    _put_sealed(account, sealed)
+    account.api_key_hint = credentials.hint
+
+
+def _put_sealed(account: ExchangeAccount, sealed: envelope.Sealed) -> None:
     account.credentials_scheme = sealed.scheme
     account.credentials_key_id = sealed.key_id
     account.credentials_wrapped_key = sealed.wrapped_key
     account.credentials_ciphertext = sealed.ciphertext
-    account.api_key_hint = credentials.hint
+    account.credentials_signature = ""  # vouched for once the row has its id (_vouch_for)
 
 
 def _sealed_of(account: ExchangeAccount) -> envelope.Sealed:
@@ -126,6 +132,76 @@ def _master_keys() -> dict[str, bytes]:
     return keys
 
 
+def _binding_of(account: ExchangeAccount) -> envelope.RowBinding:
+    return envelope.RowBinding(
+        account_id=account.pk,
+        account_uid=str(account.uid),
+        owner_id=account.owner_id,
+        exchange=account.exchange,
+        role=str(account.role),
+    )
+
+
+def _enrolment_key() -> SigningKey:
+    seed: str = getattr(settings, "CREDENTIALS_SIGNING_KEY", "")
+    if not seed:
+        raise CredentialsNotHeld(
+            f"the {settings.PROCESS_ROLE} process holds no credentials enrolment key (CREDENTIALS_SIGNING_KEY): "
+            "it cannot write credential rows"
+        )
+    return SigningKey.from_seed(bytes.fromhex(seed))
+
+
+def _vouch_for(account: ExchangeAccount) -> None:
+    account.credentials_signature = envelope.sign_row(
+        _sealed_of(account), _binding_of(account), signing_key=_enrolment_key()
+    )
+
+
+def _signer_of(account: ExchangeAccount) -> str | None:
+    verify_keys: tuple[str, ...] = tuple(getattr(settings, "CREDENTIALS_VERIFY_KEYS", ()))
+    return envelope.row_signer(
+        _sealed_of(account), _binding_of(account), account.credentials_signature, verify_keys=verify_keys
+    )
+
+
+def _refuse_untrusted(account: ExchangeAccount) -> CredentialsUntrusted:
+    """One critical alert per account while open; the row is left exactly as found (it is the evidence)."""
+    reason = "unsigned" if not account.credentials_signature else "signature does not verify"
+    detail = {"account_id": account.pk, "exchange": account.exchange, "owner_id": account.owner_id, "reason": reason}
+    try:
+        with transaction.atomic():
+            Alert.objects.create(
+                kind="credentials_untrusted",
+                severity=Alert.Severity.CRITICAL,
+                message=(
+                    f"the stored credentials of exchange account {account.pk} are not vouched for by the "
+                    f"enrolment key ({reason}): they were not opened; someone may have written the database"
+                ),
+                detail=detail,
+                dedup_key=f"credentials-untrusted:a{account.pk}",
+            )
+    except IntegrityError:
+        pass  # already open for this account
+    log.error("credentials_untrusted", **{k: str(v) for k, v in detail.items()})
+    return CredentialsUntrusted(
+        f"the credentials of exchange account {account.pk} are not vouched for by a configured enrolment key",
+        extra={"account_id": account.pk, "reason": reason},
+    )
+
+
+def exchange_account_trusted(*, account: ExchangeAccount) -> None:
+    """Refuse (CredentialsUntrusted, one alert) a row the enrolment key did not vouch for. A sealed box proves
+    nothing about its writer: anyone with the public key and database access could seal a key of their own.
+    Rows of the older symmetric scheme are authenticated by the master key itself (a writer needed it)."""
+    if account.status != ExchangeAccount.Status.ACTIVE:
+        raise AccountRevoked(f"exchange account {account.pk} is revoked")
+    if account.credentials_scheme == envelope.SCHEME_SYMMETRIC and not account.credentials_signature:
+        return
+    if _signer_of(account) is None:
+        raise _refuse_untrusted(account)
+
+
 def exchange_account_store(
     *,
     owner_id: int,
@@ -142,7 +218,11 @@ def exchange_account_store(
         account.permissions_checked_at = timezone.now()
     _seal_into(account, credentials)
     account.full_clean(exclude=["credentials_wrapped_key", "credentials_ciphertext"])
-    account.save()
+    with transaction.atomic():
+        account.save()
+        # The signature binds the row's id, known only now: the row is never committed unsigned.
+        _vouch_for(account)
+        account.save(update_fields=["credentials_signature"])
     log.info("exchange_account_stored", exchange=exchange, account_id=account.pk, key_hint=credentials.hint)
     return account
 
@@ -200,7 +280,10 @@ def exchange_account_credentials(*, account: ExchangeAccount) -> ExchangeCredent
     Only worker and beat processes hold the master key (ADR 0015): anywhere else this raises CredentialsNotHeld."""
     if account.status != ExchangeAccount.Status.ACTIVE:
         raise AccountRevoked(f"exchange account {account.pk} is revoked")
-    raw = envelope.decrypt(_sealed_of(account), master_keys=_master_keys(), context=account.context)
+    master_keys = _master_keys()
+    # Before anything is unwrapped: a row the enrolment key did not vouch for is not even decrypted.
+    exchange_account_trusted(account=account)
+    raw = envelope.decrypt(_sealed_of(account), master_keys=master_keys, context=account.context)
     return ExchangeCredentials.from_bytes(raw)
 
 
@@ -225,41 +308,48 @@ def exchange_account_revoke(*, account_id: int) -> ExchangeAccount:
 
 
 def credentials_rewrap_all() -> int:
-    """Move every active account to the current master key, sealed for its public half (ADR 0015), one row per
-    transaction (no downtime). Runs where the master keys are held (a worker host), never in the web process."""
+    """Move every active account to the current master key, sealed for its public half, and signed by the current
+    enrolment key (ADR 0015), one row per transaction (no downtime). Runs where the master keys are held (a worker
+    host), never in the web process. A row no configured key vouches for is left as it is, with an alert: signing
+    it would launder whatever a database writer put there."""
     current = settings.CREDENTIALS_MASTER_KEY_ID
     master_keys = _master_keys()
+    signer = _enrolment_key().public_hex
     moved = 0
-    up_to_date = Q(credentials_key_id=current, credentials_scheme=envelope.SCHEME_SEALED_BOX)
-    pending = (
-        ExchangeAccount.objects.filter(status=ExchangeAccount.Status.ACTIVE)
-        .exclude(up_to_date)
-        .values_list("pk", flat=True)
-    )
-    for pk in list(pending):
+    active = ExchangeAccount.objects.filter(status=ExchangeAccount.Status.ACTIVE).values_list("pk", flat=True)
+    for pk in list(active.order_by("pk")):
         with transaction.atomic():
             account = ExchangeAccount.objects.select_for_update().get(pk=pk)
-            if account.status != ExchangeAccount.Status.ACTIVE or (
-                account.credentials_key_id == current and account.credentials_scheme == envelope.SCHEME_SEALED_BOX
-            ):
+            if account.status != ExchangeAccount.Status.ACTIVE:
                 continue
-            sealed = envelope.rewrap(
-                _sealed_of(account), master_keys=master_keys, new_key_id=current, context=account.context
+            sealed_now = (
+                account.credentials_key_id == current and account.credentials_scheme == envelope.SCHEME_SEALED_BOX
             )
-            account.credentials_scheme = sealed.scheme
-            account.credentials_key_id = sealed.key_id
-            account.credentials_wrapped_key = sealed.wrapped_key
-            account.credentials_ciphertext = sealed.ciphertext
+            if sealed_now and _signer_of(account) == signer:
+                continue
+            try:
+                exchange_account_trusted(account=account)
+            except CredentialsUntrusted:
+                continue
+            if not sealed_now:
+                _put_sealed(
+                    account,
+                    envelope.rewrap(
+                        _sealed_of(account), master_keys=master_keys, new_key_id=current, context=account.context
+                    ),
+                )
+            _vouch_for(account)
             account.save(
                 update_fields=[
                     "credentials_scheme",
                     "credentials_key_id",
                     "credentials_wrapped_key",
                     "credentials_ciphertext",
+                    "credentials_signature",
                 ]
             )
             moved += 1
-    log.info("credentials_rewrapped", moved=moved, key_id=current)
+    log.info("credentials_rewrapped", moved=moved, key_id=current, signed_by=signer)
     return moved
 
 

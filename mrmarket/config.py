@@ -41,6 +41,8 @@ DEV_CONTROLLER_SIGNING_KEY = "6465762d6f6e6c792d636f6e74726f6c6c65722d6b65792d33
 # Dev only: the other embedded secrets of the dev and test profiles; the prod profile refuses every one of them.
 DEV_SECRET_KEY = "dev-insecure-secret-key-not-for-production-use-0123456789"  # noqa: S105 - dev only, refused by prod
 DEV_MASTER_KEY = "ZGV2LW9ubHktbWFzdGVyLWtleS0zMi1ieXRlcy0hISE="
+# Dev only: the seed of the Ed25519 key that vouches for stored credential rows (ADR 0015).
+DEV_CREDENTIALS_SIGNING_KEY = "6465762d6f6e6c792d63726564656e7469616c732d726f772d6b65792d333221"
 # The well-known keys of Anvil's (and Hardhat's) default mnemonic, accounts 0-9: public, so never a custody key.
 DEV_CHAIN_PRIVATE_KEYS = (
     "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
@@ -197,6 +199,21 @@ def parse_key_ring(name: str, value: str) -> dict[str, bytes]:
             raise ConfigError(f"{name} entries are KEY_ID:BASE64, separated by commas")
         ring[key_id] = parse_master_key(f"{name} ({key_id})", encoded)
     return ring
+
+
+def parse_verify_keys(name: str, value: str) -> tuple[str, ...]:
+    """Ed25519 public keys (hex, 32 bytes each), separated by commas; lower-case hex, in the order given."""
+    keys: list[str] = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        keys.append(parse_controller_key(name, item).hex())
+    return tuple(keys)
+
+
+def ed25519_public_hex(seed: bytes) -> str:
+    """The public half (hex) of an Ed25519 seed."""
+    from wire.keys import SigningKey
+
+    return SigningKey.from_seed(seed).public_hex
 
 
 def missing_variables(environ: Mapping[str, str], names: list[str]) -> list[str]:

@@ -14,6 +14,11 @@ Two wrapping schemes (ADR 0015):
 
 Rotation: `rewrap` re-encrypts one row for the new master key (with a fresh DEK, since the key id is bound in);
 rows not yet re-wrapped keep decrypting under the old key while rotation runs.
+
+Provenance: a sealed box proves nothing about who wrote it (anyone holding the public key can seal), so each
+`x25519` row is also signed with the Ed25519 credentials enrolment key, over `row_statement` (the envelope and
+the row it belongs to: account id and uid, owner, exchange, role, key id, scheme). Openers check the signature
+against the configured verification keys before unwrapping anything (`row_signer`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, PublicKey, SealedBox
 
+from wire.canonical import canonical_bytes
+from wire.errors import SignatureError
+from wire.keys import SigningKey, verify_signature
+
 NONCE_BYTES = 12
 SCHEME_SYMMETRIC = "aes256gcm"
 SCHEME_SEALED_BOX = "x25519"
@@ -38,6 +47,8 @@ _DATA_TAG = b"mrmarket.secret.v1"
 _BOX_WRAP_TAG = b"mrmarket.dek.x25519.v1"
 _BOX_DATA_TAG = b"mrmarket.secret.x25519.v1"
 _BINDING_BYTES = 32
+# Domain separation: a credential-row signature can never pass as any other signature made with the same helpers.
+ROW_SIGNATURE_TAG = b"mrmarket.credentials.row.v1"
 
 
 class EnvelopeError(Exception):
@@ -165,3 +176,52 @@ def rewrap(sealed: Sealed, *, master_keys: Mapping[str, bytes], new_key_id: str,
         return sealed
     plaintext = decrypt(sealed, master_keys=master_keys, context=context)
     return seal(plaintext, public_key=public_key_of(new_master), key_id=new_key_id, context=context)
+
+
+@dataclass(frozen=True)
+class RowBinding:
+    """The facts of the row a sealed credential belongs to, signed with it: copying a signed envelope to another
+    row, or moving a row to another owner, exchange or role, breaks the signature."""
+
+    account_id: int
+    account_uid: str
+    owner_id: int
+    exchange: str
+    role: str
+
+
+def row_statement(sealed: Sealed, binding: RowBinding) -> bytes:
+    """The canonical bytes the enrolment key signs for one credential row."""
+    return canonical_bytes(
+        {
+            "v": 1,
+            "account_id": binding.account_id,
+            "account_uid": binding.account_uid,
+            "owner_id": binding.owner_id,
+            "exchange": binding.exchange,
+            "role": binding.role,
+            "key_id": sealed.key_id,
+            "scheme": sealed.scheme,
+            "wrapped_key": hashlib.sha256(sealed.wrapped_key).hexdigest(),
+            "ciphertext": hashlib.sha256(sealed.ciphertext).hexdigest(),
+        }
+    )
+
+
+def sign_row(sealed: Sealed, binding: RowBinding, *, signing_key: SigningKey) -> str:
+    """Hex Ed25519 signature vouching that the writer of this row held the enrolment key."""
+    return signing_key.sign(row_statement(sealed, binding), tag=ROW_SIGNATURE_TAG)
+
+
+def row_signer(sealed: Sealed, binding: RowBinding, signature: str, *, verify_keys: tuple[str, ...]) -> str | None:
+    """The verification key (public hex) under which `signature` vouches for this row, or None when none does."""
+    if not signature:
+        return None
+    statement = row_statement(sealed, binding)
+    for public_hex in verify_keys:
+        try:
+            verify_signature(public_hex, statement, signature, tag=ROW_SIGNATURE_TAG)
+        except SignatureError:
+            continue
+        return public_hex
+    return None

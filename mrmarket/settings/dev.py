@@ -5,12 +5,15 @@ from __future__ import annotations
 from execution.domain.envelope import public_key_of
 from mrmarket.config import (
     DEV_CONTROLLER_SIGNING_KEY,
+    DEV_CREDENTIALS_SIGNING_KEY,
     DEV_CUSTODY_PRIVATE_KEY,
     DEV_MASTER_KEY,
     DEV_SECRET_KEY,
     custody_address,
+    ed25519_public_hex,
     parse_key_ring,
     parse_master_key,
+    parse_verify_keys,
 )
 
 from .base import *  # noqa: F403
@@ -40,3 +43,9 @@ CREDENTIALS_MASTER_KEYS = {
 }
 # Every dev process holds both halves (one machine, public dev keys); prod gives the web process the public one only.
 CREDENTIALS_PUBLIC_KEY = public_key_of(CREDENTIALS_MASTER_KEY)
+# Dev-only enrolment key: it signs every credential row written; openers trust its public half (ADR 0015).
+CREDENTIALS_SIGNING_KEY = env.str("CREDENTIALS_SIGNING_KEY", default=DEV_CREDENTIALS_SIGNING_KEY)
+CREDENTIALS_VERIFY_KEYS = parse_verify_keys(
+    "CREDENTIALS_VERIFY_KEYS",
+    env.str("CREDENTIALS_VERIFY_KEYS", default="") or ed25519_public_hex(bytes.fromhex(CREDENTIALS_SIGNING_KEY)),
+)

@@ -7,13 +7,16 @@ import os
 
 from mrmarket.config import (
     DEV_CONTROLLER_SIGNING_KEY,
+    DEV_CREDENTIALS_SIGNING_KEY,
     DEV_MASTER_KEY,
     ConfigError,
+    ed25519_public_hex,
     missing_variables,
     parse_controller_key,
     parse_key_ring,
     parse_master_key,
     parse_public_key,
+    parse_verify_keys,
     require_custody_key,
     require_protected_redis,
     require_strong_key_bytes,
@@ -33,6 +36,12 @@ REQUIRED = [
 ]
 if os.environ.get("MRMARKET_PROCESS", "all") == "web":
     REQUIRED[REQUIRED.index("CREDENTIALS_MASTER_KEY")] = "CREDENTIALS_PUBLIC_KEY"
+# Credential rows are signed by whoever writes them (web: enrolment; worker and commands: rewrap) and checked
+# by whoever opens them (worker, beat, commands): a database writer holds neither key.
+if os.environ.get("MRMARKET_PROCESS", "all") in ("web", "worker", "all"):
+    REQUIRED.append("CREDENTIALS_SIGNING_KEY")
+if os.environ.get("MRMARKET_PROCESS", "all") != "web":
+    REQUIRED.append("CREDENTIALS_VERIFY_KEYS")
 _missing = missing_variables(os.environ, REQUIRED)
 if _missing:
     raise ConfigError(
@@ -120,6 +129,26 @@ else:
     if _declared_public and parse_public_key("CREDENTIALS_PUBLIC_KEY", _declared_public) != CREDENTIALS_PUBLIC_KEY:
         # The web process would seal rows for a key no worker holds.
         raise ConfigError("CREDENTIALS_PUBLIC_KEY is not the public half of CREDENTIALS_MASTER_KEY")
+
+# The credentials enrolment key vouches for every credential row written (ADR 0015); its public halves are what
+# the openers trust. Several verification keys during a rotation of the enrolment key.
+_dev_row_seed = bytes.fromhex(DEV_CREDENTIALS_SIGNING_KEY)
+CREDENTIALS_SIGNING_KEY = env.str("CREDENTIALS_SIGNING_KEY", default="").strip()
+if CREDENTIALS_SIGNING_KEY:
+    require_strong_key_bytes(
+        "CREDENTIALS_SIGNING_KEY",
+        parse_controller_key("CREDENTIALS_SIGNING_KEY", CREDENTIALS_SIGNING_KEY),
+        dev=_dev_row_seed,
+    )
+CREDENTIALS_VERIFY_KEYS = parse_verify_keys("CREDENTIALS_VERIFY_KEYS", env.str("CREDENTIALS_VERIFY_KEYS", default=""))
+if PROCESS_ROLE != "web" and not CREDENTIALS_VERIFY_KEYS:
+    raise ConfigError("CREDENTIALS_VERIFY_KEYS names no key: the worker and beat would trust no credential row")
+if ed25519_public_hex(_dev_row_seed) in CREDENTIALS_VERIFY_KEYS:
+    raise ConfigError("CREDENTIALS_VERIFY_KEYS holds the dev key's public half: anyone can sign rows with it")
+_signer = ed25519_public_hex(bytes.fromhex(CREDENTIALS_SIGNING_KEY)) if CREDENTIALS_SIGNING_KEY else ""
+if _signer and CREDENTIALS_VERIFY_KEYS and _signer not in CREDENTIALS_VERIFY_KEYS:
+    # Rows this process signs (rewrap) would be refused by every opener.
+    raise ConfigError("CREDENTIALS_VERIFY_KEYS does not hold the public half of CREDENTIALS_SIGNING_KEY")
 
 # The custody key signs on-chain transfers out of custody: only the worker and beat hold it. The public web
 # process knows the custody wallet by its address alone (CUSTODY_ADDRESS) and never reads the key.

@@ -21,12 +21,16 @@ PROD_REQUIRED = [
     "CREDENTIALS_MASTER_KEY",
     "CONTROLLER_SIGNING_KEY",
     "METRICS_TOKEN",
+    "CREDENTIALS_SIGNING_KEY",
+    "CREDENTIALS_VERIFY_KEYS",
 ]
 # Fixed random values (generated once), so that a failing run can be repeated exactly.
 GOOD_KEY = "q4Xr0VzJ0a7m3Q9hX2pG9wq1sK0bNf5tYy3uE8cLd2I="
 GOOD_CONTROLLER_KEY = "9f2c4e1a7b3d5f60a8c2e4b6d8f0a1c3e5b7d9f1a3c5e7b9d1f3a5c7e9b1d3f5"
 GOOD_SECRET_KEY = "pR7#vX2!kQ9@mZ4$wL8%tN3^bH6&jF1*yC5(gD0)sA-uE=oI+rK_eM~qP"
 GOOD_METRICS_TOKEN = "mT4kPq8ZrX2vB7nY5cW9dF3gH6jL1sA0"
+GOOD_ROW_SIGNING_KEY = "38f4e00d8101fe412cbcd2ec2ca585da0681be86298348fe127625b8e662864c"
+GOOD_ROW_VERIFY_KEY = "f7b5a4f0ff14a17d85ce641bbf2e6cabd11161935066c4811d5ad06bec2931c5"  # its public half
 
 
 def _clean_environ() -> dict[str, str]:
@@ -126,6 +130,8 @@ def prod_env(**overrides: str) -> dict[str, str]:
         "CREDENTIALS_MASTER_KEY": GOOD_KEY,
         "CONTROLLER_SIGNING_KEY": GOOD_CONTROLLER_KEY,
         "METRICS_TOKEN": GOOD_METRICS_TOKEN,
+        "CREDENTIALS_SIGNING_KEY": GOOD_ROW_SIGNING_KEY,
+        "CREDENTIALS_VERIFY_KEYS": GOOD_ROW_VERIFY_KEY,
         **overrides,
     }
 

@@ -14,12 +14,14 @@ from execution.domain.envelope import public_key_of
 from mrmarket.config import (
     DEV_CHAIN_PRIVATE_KEYS,
     DEV_CONTROLLER_SIGNING_KEY,
+    DEV_CREDENTIALS_SIGNING_KEY,
     DEV_CUSTODY_PRIVATE_KEY,
     DEV_MASTER_KEY,
     DEV_SECRET_KEY,
+    ed25519_public_hex,
     parse_master_key,
 )
-from tests.core.test_config import GOOD_KEY, ROOT, _clean_environ, prod_env
+from tests.core.test_config import GOOD_KEY, GOOD_ROW_SIGNING_KEY, GOOD_ROW_VERIFY_KEY, ROOT, _clean_environ, prod_env
 
 GOOD_CUSTODY_KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
 
@@ -162,6 +164,62 @@ def test_the_credentials_keys_each_process_is_given_are_checked(env: dict[str, s
     answer = probe(env)
     assert answer.get("error") == "ConfigError", answer
     assert says in str(answer["message"])
+
+
+_DEV_ROW_VERIFY_KEY = ed25519_public_hex(bytes.fromhex(DEV_CREDENTIALS_SIGNING_KEY))
+_OTHER_VERIFY_KEY = ed25519_public_hex(bytes.fromhex("5a" * 16 + "c3" * 16))
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        # The processes that write credential rows sign them: web (enrolment), worker and commands (rewrap).
+        (web_env(CREDENTIALS_SIGNING_KEY=""), "missing required environment variables: CREDENTIALS_SIGNING_KEY"),
+        (
+            prod_env(MRMARKET_PROCESS="worker", CREDENTIALS_SIGNING_KEY=""),
+            "missing required environment variables: CREDENTIALS_SIGNING_KEY",
+        ),
+        (web_env(CREDENTIALS_SIGNING_KEY=DEV_CREDENTIALS_SIGNING_KEY), "CREDENTIALS_SIGNING_KEY is the dev value"),
+        (prod_env(CREDENTIALS_SIGNING_KEY=DEV_CREDENTIALS_SIGNING_KEY), "CREDENTIALS_SIGNING_KEY is the dev value"),
+        (web_env(CREDENTIALS_SIGNING_KEY="00" * 32), "CREDENTIALS_SIGNING_KEY is weak"),
+        (web_env(CREDENTIALS_SIGNING_KEY="not-hex"), "CREDENTIALS_SIGNING_KEY is not hex"),
+        # The processes that open rows check them.
+        (
+            prod_env(MRMARKET_PROCESS="beat", CREDENTIALS_SIGNING_KEY="", CREDENTIALS_VERIFY_KEYS=""),
+            "missing required environment variables: CREDENTIALS_VERIFY_KEYS",
+        ),
+        (
+            prod_env(MRMARKET_PROCESS="worker", CREDENTIALS_VERIFY_KEYS=f"{GOOD_ROW_VERIFY_KEY},{_DEV_ROW_VERIFY_KEY}"),
+            "CREDENTIALS_VERIFY_KEYS holds the dev key's public half",
+        ),
+        (prod_env(MRMARKET_PROCESS="worker", CREDENTIALS_VERIFY_KEYS="abcd"), "CREDENTIALS_VERIFY_KEYS must be 32"),
+        (
+            prod_env(MRMARKET_PROCESS="worker", CREDENTIALS_VERIFY_KEYS=_OTHER_VERIFY_KEY),
+            "CREDENTIALS_VERIFY_KEYS does not hold the public half of CREDENTIALS_SIGNING_KEY",
+        ),
+    ],
+)
+def test_the_credentials_enrolment_keys_each_process_is_given_are_checked(env: dict[str, str], says: str) -> None:
+    answer = probe(env)
+    assert answer.get("error") == "ConfigError", answer
+    assert says in str(answer["message"])
+    assert DEV_CREDENTIALS_SIGNING_KEY not in str(answer["message"])
+
+
+def test_each_process_gets_the_enrolment_keys_it_needs() -> None:
+    names = ("CREDENTIALS_SIGNING_KEY", "CREDENTIALS_VERIFY_KEYS")
+    assert probe(web_env(CREDENTIALS_VERIFY_KEYS=""), *names) == {
+        "CREDENTIALS_SIGNING_KEY": GOOD_ROW_SIGNING_KEY,
+        "CREDENTIALS_VERIFY_KEYS": [],
+    }
+    # Beat opens rows and writes none; during a rotation the openers trust the old and the new key.
+    rotating = f"{_OTHER_VERIFY_KEY},{GOOD_ROW_VERIFY_KEY.upper()}"
+    assert probe(
+        prod_env(MRMARKET_PROCESS="beat", CREDENTIALS_SIGNING_KEY="", CREDENTIALS_VERIFY_KEYS=rotating), *names
+    ) == {
+        "CREDENTIALS_SIGNING_KEY": "",
+        "CREDENTIALS_VERIFY_KEYS": [_OTHER_VERIFY_KEY, GOOD_ROW_VERIFY_KEY],
+    }
 
 
 def test_the_web_process_never_loads_the_custody_key() -> None:

@@ -11,6 +11,7 @@ from execution.domain.envelope import (
     SCHEME_SYMMETRIC,
     DecryptionFailed,
     EnvelopeError,
+    RowBinding,
     Sealed,
     UnknownKeyId,
     UnknownScheme,
@@ -18,8 +19,12 @@ from execution.domain.envelope import (
     encrypt,
     public_key_of,
     rewrap,
+    row_signer,
+    row_statement,
     seal,
+    sign_row,
 )
+from wire.keys import SigningKey
 
 K1, K2 = os.urandom(32), os.urandom(32)
 KEYS = {"k1": K1, "k2": K2}
@@ -126,3 +131,29 @@ def test_rewrap_moves_an_older_row_to_a_sealed_one_even_under_the_same_key_id() 
 def test_public_keys_must_be_32_bytes() -> None:
     with pytest.raises(EnvelopeError, match="a public key is 32 bytes"):
         seal(SECRET, public_key=b"short", key_id="k1", context=ROW)
+
+
+# --- row signatures (the enrolment key vouches for who wrote a row) ---------------------------------------
+
+SIGNER = SigningKey.from_seed(b"test-only-credentials-row-key-32")
+BINDING = RowBinding(account_id=42, account_uid="uid-42", owner_id=7, exchange="binance", role="treasury")
+
+
+def test_a_row_signature_vouches_for_the_envelope_and_its_row_only() -> None:
+    sealed = seal(SECRET, public_key=public_key_of(K1), key_id="k1", context=ROW)
+    signature = sign_row(sealed, BINDING, signing_key=SIGNER)
+    other_key = SigningKey.from_seed(b"another-key-that-nobody-trusts!!").public_hex
+    assert row_signer(sealed, BINDING, signature, verify_keys=(other_key, SIGNER.public_hex)) == SIGNER.public_hex
+    assert row_signer(sealed, BINDING, signature, verify_keys=(other_key,)) is None
+    assert row_signer(sealed, BINDING, "", verify_keys=(SIGNER.public_hex,)) is None
+    for field, value in [("account_id", 43), ("account_uid", "uid-43"), ("owner_id", 8), ("exchange", "okx")]:
+        rebound = RowBinding(**{**BINDING.__dict__, field: value})
+        assert row_signer(sealed, rebound, signature, verify_keys=(SIGNER.public_hex,)) is None
+    resealed = seal(SECRET, public_key=public_key_of(K1), key_id="k1", context=ROW)  # same secret, other envelope
+    assert row_signer(resealed, BINDING, signature, verify_keys=(SIGNER.public_hex,)) is None
+    relabelled = Sealed(sealed.key_id, sealed.wrapped_key, sealed.ciphertext, scheme=SCHEME_SYMMETRIC)
+    assert row_signer(relabelled, BINDING, signature, verify_keys=(SIGNER.public_hex,)) is None
+    # A signature made by the same key for another purpose (an executor report tag) does not pass.
+    foreign = SIGNER.sign(row_statement(sealed, BINDING))
+    assert row_signer(sealed, BINDING, foreign, verify_keys=(SIGNER.public_hex,)) is None
+    assert row_signer(sealed, BINDING, "zz", verify_keys=(SIGNER.public_hex,)) is None

@@ -17,9 +17,10 @@ from devnet.exchange.fixtures import RunningExchange, run_exchange
 from devnet.exchange.keys import Permission
 from execution import funds, selectors, services
 from execution.credentials import ExchangeCredentials
+from execution.domain import envelope
 from execution.domain.ledger import asset_totals, transfer
-from execution.errors import ExchangeUnavailable, LedgerOverdraft, MarketNotListed
-from execution.models import CustodyTransfer, ExchangeAccount, ExchangeWithdrawal, MMOrder
+from execution.errors import CredentialsUntrusted, ExchangeUnavailable, LedgerOverdraft, MarketNotListed
+from execution.models import Alert, CustodyTransfer, ExchangeAccount, ExchangeWithdrawal, MMOrder
 from tests.factories import user_with
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db]
@@ -151,6 +152,39 @@ def test_underfunded_custody_reserves_and_signs_nothing(account) -> None:
     assert not CustodyTransfer.objects.exists()
     assert MMOrder.objects.get(pk=order.pk).state == "created"  # resumable once custody is topped up
     assert selectors.ledger_balances() == before
+
+
+def test_an_account_whose_credentials_a_database_writer_swapped_is_never_funded(
+    settings, account, sim: RunningExchange, w3: Web3, dev_token: str
+) -> None:
+    # The attacker's own key on the exchange, sealed correctly to the public key as this account's row, unsigned.
+    theirs = sim.sim.create_account(permissions=frozenset({Permission.TRADE}))
+    assert sim.sim.funds is not None
+    their_address = Web3.to_checksum_address(sim.sim.funds.deposit_address(theirs.account_id, "USDT"))
+    sealed = envelope.seal(
+        ExchangeCredentials(theirs.key, theirs.secret).to_bytes(),
+        public_key=settings.CREDENTIALS_PUBLIC_KEY,
+        key_id=settings.CREDENTIALS_MASTER_KEY_ID,
+        context=account.context,
+    )
+    ExchangeAccount.objects.filter(pk=account.pk).update(
+        credentials_scheme=sealed.scheme,
+        credentials_wrapped_key=sealed.wrapped_key,
+        credentials_ciphertext=sealed.ciphertext,
+        credentials_signature="",
+    )
+    order = new_order(account)
+    custody_before = token(w3, dev_token).functions.balanceOf(CUSTODY.address).call()
+    with pytest.raises(CredentialsUntrusted) as refused:
+        funds.mm_order_fund(order_id=order.pk)
+    assert refused.value.code == "credentials_untrusted"
+    with pytest.raises(CredentialsUntrusted):
+        funds.mm_order_fund(order_id=order.pk)  # the task retried: still nothing
+    assert not CustodyTransfer.objects.exists()  # nothing signed, nothing sent
+    assert token(w3, dev_token).functions.balanceOf(CUSTODY.address).call() == custody_before
+    assert token(w3, dev_token).functions.balanceOf(their_address).call() == 0
+    alert = Alert.objects.get(kind="credentials_untrusted")
+    assert (alert.severity, alert.detail["account_id"]) == (Alert.Severity.CRITICAL, account.pk)
 
 
 @pytest.mark.parametrize(

@@ -493,3 +493,31 @@ def test_a_treasury_key_of_another_account_is_refused_by_the_worker_and_alerted(
     assert "another exchange account" in alerts[0].message
     assert stopped.state() == "stopping"
     assert not ExchangeWithdrawal.objects.filter(order=stopped.order).exists()
+
+
+@pytest.mark.django_db
+def test_a_treasury_row_whose_credentials_a_database_writer_swapped_withdraws_nothing(
+    settings, stopped: Stopped, sim: RunningExchange
+) -> None:
+    from execution import tasks
+    from execution.domain import envelope
+
+    # The attacker's own withdrawal key, sealed correctly to the public key as the treasury row's, not signed.
+    theirs = sim.sim.create_account(permissions=frozenset({Permission.WITHDRAW}))
+    treasury = stopped.treasury
+    sealed = envelope.seal(
+        ExchangeCredentials(theirs.key, theirs.secret).to_bytes(),
+        public_key=settings.CREDENTIALS_PUBLIC_KEY,
+        key_id=settings.CREDENTIALS_MASTER_KEY_ID,
+        context=treasury.context,
+    )
+    ExchangeAccount.objects.filter(pk=treasury.pk).update(
+        credentials_wrapped_key=sealed.wrapped_key, credentials_ciphertext=sealed.ciphertext
+    )
+    tasks.withdraw_back(stopped.order.pk, treasury.pk)
+    tasks.withdraw_back(stopped.order.pk, treasury.pk)  # retried: still nothing, alerted once
+    assert [a.detail["account_id"] for a in Alert.objects.filter(kind="credentials_untrusted")] == [treasury.pk]
+    assert [a.detail["code"] for a in Alert.objects.filter(kind="withdraw_back_refused")] == ["credentials_untrusted"]
+    assert stopped.state() == "stopping"
+    assert not ExchangeWithdrawal.objects.filter(order=stopped.order).exists()
+    assert on_exchange(sim, stopped.venue, "USDT") == on_exchange(sim, theirs.account_id, "USDT") == []
