@@ -166,28 +166,25 @@ def parse_redis_url(name: str, url: str) -> str:
     return url
 
 
-def parse_master_key(name: str, value: str) -> bytes:
-    """The credential master key: 32 random bytes, base64 (standard or URL-safe) encoded."""
+def _key_bytes(name: str, value: str, *, how: str) -> bytes:
     standard = value.strip().replace("-", "+").replace("_", "/")
     try:
         raw = base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise ConfigError(f"{name} is not valid base64") from None
     if len(raw) != 32:
-        raise ConfigError(f"{name} must decode to 32 bytes (got {len(raw)}); make one with `make master-key`")
+        raise ConfigError(f"{name} must decode to 32 bytes (got {len(raw)}); {how}")
     return raw
+
+
+def parse_master_key(name: str, value: str) -> bytes:
+    """The credential master key: 32 random bytes, base64 (standard or URL-safe) encoded."""
+    return _key_bytes(name, value, how="make one with `make master-key`")
 
 
 def parse_public_key(name: str, value: str) -> bytes:
     """The public half of the credential master key: 32 bytes, base64 (`manage.py credentials_public_key`)."""
-    standard = value.strip().replace("-", "+").replace("_", "/")
-    try:
-        raw = base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise ConfigError(f"{name} is not valid base64") from None
-    if len(raw) != 32:
-        raise ConfigError(f"{name} must decode to 32 bytes (got {len(raw)}); `manage.py credentials_public_key`")
-    return raw
+    return _key_bytes(name, value, how="`manage.py credentials_public_key`")
 
 
 def parse_key_ring(name: str, value: str) -> dict[str, bytes]:

@@ -54,13 +54,14 @@ class BindingError(WireError):
     code = "bad_binding"
 
 
-def _raw(hex_value: str, what: str, size: int) -> bytes:
+def hex_bytes(hex_value: str, what: str, size: int, *, error: type[WireError] = BindingError) -> bytes:
+    """`size` bytes from hex, or `error` saying what was wrong with `what`."""
     try:
         raw = bytes.fromhex(hex_value)
     except (TypeError, ValueError):
-        raise BindingError(f"{what} is not hex") from None
+        raise error(f"{what} is not hex") from None
     if len(raw) != size:
-        raise BindingError(f"{what} must be {size} bytes, got {len(raw)}")
+        raise error(f"{what} must be {size} bytes, got {len(raw)}")
     return raw
 
 
@@ -116,8 +117,8 @@ def report_data(*, nonce: str, signing_key: str, sealing_key: str, runtime_confi
     """The 64 bytes an executor asks its quote provider to put in REPORTDATA."""
     return hashlib.sha512(
         REPORT_DATA_TAG
-        + _raw(nonce, "nonce", NONCE_BYTES)
-        + _raw(signing_key, "signing key", 32)
-        + _raw(sealing_key, "sealing key", 32)
-        + _raw(runtime_config_digest, "runtime config digest", 32)
+        + hex_bytes(nonce, "nonce", NONCE_BYTES)
+        + hex_bytes(signing_key, "signing key", 32)
+        + hex_bytes(sealing_key, "sealing key", 32)
+        + hex_bytes(runtime_config_digest, "runtime config digest", 32)
     ).digest()

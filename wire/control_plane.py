@@ -21,6 +21,7 @@ from typing import Any
 
 import rfc8785
 
+from wire.attestation import hex_bytes
 from wire.errors import WireError
 
 ATTESTATION_TAG = b"mrmarket.easyenclave.control-plane.v1\x00"
@@ -34,13 +35,7 @@ class ControlPlaneBindingError(WireError):
 
 
 def _raw(hex_value: str, what: str, size: int) -> bytes:
-    try:
-        raw = bytes.fromhex(hex_value)
-    except (TypeError, ValueError):
-        raise ControlPlaneBindingError(f"{what} is not hex") from None
-    if len(raw) != size:
-        raise ControlPlaneBindingError(f"{what} must be {size} bytes, got {len(raw)}")
-    return raw
+    return hex_bytes(hex_value, what, size, error=ControlPlaneBindingError)
 
 
 def report_data(*, nonce: str, signing_key: str) -> bytes:
