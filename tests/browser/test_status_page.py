@@ -26,6 +26,8 @@ def operator(asgi_server: str):
 
 def test_status_page_updates_live(asgi_server: str, staff, browser_page, redis_clean: None) -> None:
     page = browser_page
+    blocked: list[str] = []
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
     page.goto(f"{asgi_server}/admin/login/?next=/admin/system-status/")
     page.fill("#id_username", staff.username)
     page.fill("#id_password", PASSWORD)
@@ -35,6 +37,10 @@ def test_status_page_updates_live(asgi_server: str, staff, browser_page, redis_c
     for component in ("queue", "workers", "beat", "database", "redis", "chain_rpc", "executors", "easyenclave"):
         assert page.locator(f'tr[data-component="{component}"] td.state').count() == 1
     assert page.locator('tr[data-component="database"] td.state').inner_text() == "ok"
+    # The state colours come from a stylesheet the CSP allows (an inline <style> would be blocked).
+    color = page.locator('tr[data-component="database"] td.state').evaluate("e => getComputedStyle(e).color")
+    assert color == "rgb(19, 115, 51)"
+    assert blocked == []
     assert "No heartbeat received yet" in page.locator("#heartbeat-table").inner_text()
 
     page.wait_for_function("document.getElementById('ws-state').textContent === 'connected'")
