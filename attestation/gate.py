@@ -27,7 +27,7 @@ import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import transaction
@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from attestation import services
 from attestation.domain.allowlist import Measurements
-from attestation.domain.quote import QuoteVerdict, evaluate_policy, verify_quote
+from attestation.domain.quote import QuoteError, QuoteVerdict, evaluate_policy, parse_quote_fields, verify_quote
 from attestation.errors import AttestationError
 from attestation.models import AttestationRecord, ExecutorRecord, MeasurementEntry
 from attestation.selectors import measurement_allowed, measurement_refusal
@@ -47,7 +47,10 @@ log = get_logger(__name__)
 NONCE_PURPOSE = "executor"
 # Refusals that say nothing against the executor: our collateral source or ITA could not be used just now. Any
 # other refusal of an executor that held trust revokes its jobs (`services.executors_revoke`).
-INDETERMINATE_REASONS = frozenset({"bad_collateral", "collateral_expired", "ita_unavailable"})
+# Failures of our own side only (our collateral source, Intel Trust Authority down): they say nothing against the
+# executor. Decided by where the failure came from, never by what its evidence can provoke: a quote that does not
+# parse, or whose own certificates have expired, is the executor's failure.
+INDETERMINATE_REASONS = frozenset({"collateral_unavailable", "ita_unavailable"})
 
 
 class AttestationFailed(AttestationError):
@@ -82,9 +85,13 @@ def verify_quote_evidence(quote: bytes, *, expected: bytes) -> tuple[QuoteVerdic
     """Verify under Intel's root; under the dev root only when one is configured. Returns (verdict, hardware)."""
     now = int(time.time())
     try:
+        parse_quote_fields(quote)  # before any collateral is asked for it: garbage is the executor's failure
+    except QuoteError as exc:
+        return QuoteVerdict(False, "malformed_quote", str(exc), None, (), None), False
+    try:
         collateral = collateral_for(quote)
     except AttestationError as exc:
-        return QuoteVerdict(False, "bad_collateral", exc.message, None, (), None), False
+        return QuoteVerdict(False, "collateral_unavailable", exc.message, None, (), None), False
     verdict = verify_quote(quote, collateral, now=now)
     hardware = verdict.ok
     root = dev_root_ca()
@@ -267,7 +274,7 @@ def runtime_config_refusal(runtime: dict[str, Any]) -> tuple[str, str] | None:
 
 def _refuse(
     executor: ExecutorRecord, nonce: str, evidence: dict[str, Any], quote: bytes, reason: str, detail: str
-) -> Verified:
+) -> NoReturn:
     AttestationRecord.objects.create(
         executor=executor,
         nonce=nonce,
@@ -305,13 +312,19 @@ def _refuse(
 
 def attested_identity(client: Any) -> Any:
     """The provisioning gate (`EXECUTOR_ATTESTATION_GATE`): a fresh verification before every secret delivery."""
+    from execution.errors import ExecutorRefused
     from execution.jobs import ExecutorIdentity, ProvisioningRefused
 
     executor, _ = ExecutorRecord.objects.get_or_create(url=client.base_url)
     if executor.state == ExecutorRecord.State.REVOKED:
         raise ProvisioningRefused(f"executor {executor.url} is revoked (its build left the allowlist)")
     nonce = services.nonce_issue(purpose=NONCE_PURPOSE).value
-    evidence = client.attestation(nonce)
+    try:
+        evidence = client.attestation(nonce)
+    except ExecutorRefused as exc:
+        # An executor that answers but declines to attest has failed its check (a trusted one is revoked like any
+        # other failure); only silence (ExecutorUnavailable) is inconclusive.
+        _refuse(executor, nonce, {}, b"", "attestation_refused", f"the executor refused to attest: {exc.message}")
     verified = verify_executor_evidence(executor, evidence, nonce=nonce)
     return ExecutorIdentity(
         url=client.base_url,

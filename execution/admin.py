@@ -9,6 +9,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from execution import services
+from execution.domain.units import for_people
+from execution.funds import asset_decimals
 from execution.models import (
     Alert,
     ExchangeAccount,
@@ -52,15 +54,23 @@ class ExchangeAccountAdmin(admin.ModelAdmin[ExchangeAccount]):
         self.message_user(request, f"Revoked {queryset.count()} account(s).", messages.SUCCESS)
 
 
+def _amount(units: int, asset: str) -> str:
+    return for_people(int(units), asset_decimals(asset), asset)
+
+
 class LedgerPostingInline(admin.TabularInline[LedgerPosting, LedgerTransaction]):
     model = LedgerPosting
-    fields = ("account", "asset", "amount")
+    fields = ("account", "asset", "in_token_units", "amount")  # amount: base units, as booked
     readonly_fields = fields
     extra = 0
     can_delete = False
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="in token units")
+    def in_token_units(self, posting: LedgerPosting) -> str:
+        return _amount(posting.amount, posting.asset)
 
 
 @admin.register(LedgerTransaction)
@@ -110,13 +120,14 @@ class ExecutionReportInline(admin.TabularInline[ExecutionReport, MMOrder]):
 class MMOrderAdmin(admin.ModelAdmin[MMOrder]):
     """Orders change state only through their state machine: the page is read-only; actions call services."""
 
-    list_display = ("id", "owner", "symbol", "funding_asset", "funding_amount", "state", "updated_at")
+    list_display = ("id", "owner", "symbol", "funding", "state", "updated_at")
     list_filter = ("state", "symbol")
     readonly_fields = (
         "owner",
         "exchange_account",
         "symbol",
         "funding_asset",
+        "funding",
         "funding_amount",
         "state",
         "job_id",
@@ -136,6 +147,10 @@ class MMOrderAdmin(admin.ModelAdmin[MMOrder]):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="funding", ordering="funding_amount")
+    def funding(self, order: MMOrder) -> str:
+        return _amount(order.funding_amount, order.funding_asset)
 
     @admin.action(permissions=["change"], description="Fund: move the funds to the exchange (queued)")
     def fund(self, request: HttpRequest, queryset: QuerySet[MMOrder]) -> None:

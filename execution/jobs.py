@@ -254,12 +254,10 @@ def mm_order_start_job(*, order_id: int) -> MMOrder:
                     return _fail_start(order, exc)
             status = client.status(order.job_id)
     if status["state"] in ("running", "starting"):
-        # A job started again after its executor lost the first one is acknowledged under its own key.
-        restarted = order.transitions.filter(event=mm.Event.JOB_LOST.value).exists()
         return services.mm_order_transition(
             order_id=order_id,
             event=mm.Event.JOB_RUNNING,
-            key=f"o{order_id}-job-running" + (f"-{order.job_id}" if restarted else ""),
+            key=f"o{order_id}-job-running-{order.job_id}",  # each job (a lost one's successor too) once
             detail={"executor": order.executor_url, "signing_key": identity.signing_key, "attested": identity.attested},
         )
     if status["state"] in ("failed", "revoked", "stopped"):
@@ -703,9 +701,22 @@ def _book_unreported_fills(order: MMOrder, *, lost_job_id: str) -> int:
         for t in sorted(trades, key=lambda t: (t["timestamp"], str(t["id"])))
         if not LedgerTransaction.objects.filter(key=f"o{order.pk}-fill-{t['id']}").exists()
     ]
-    with transaction.atomic():
-        for tx in _fill_transactions(order, fills):
-            services.ledger_record(tx=tx, memo="rounded" if tx.kind.endswith("_rounded") else "")
+    try:
+        with transaction.atomic():
+            for tx in _fill_transactions(order, fills):
+                _record_spending(order, tx)  # as a report's fills are booked: a BNB fee, a rounded unit
+    except (LedgerOverdraft, LedgerConflict) as exc:
+        # As for a report that cannot be booked: typed, alerted, and no new job trades on unexplained numbers.
+        _alert(
+            "report_unbookable",
+            f"order {order.pk}: the fills lost job {lost_job_id} left cannot be booked: {exc.message}",
+            dedup=f"report-unbookable:{lost_job_id}:lost-fills",
+            detail={"order": order.pk, "job_id": lost_job_id, "reason": exc.message, "code": exc.code},
+        )
+        raise ReportRejected(
+            f"the lost job's fills cannot be booked: {exc.message}",
+            extra={"order": order.pk, "job_id": lost_job_id, "reason_code": exc.code},
+        ) from None
     return len(fills)
 
 

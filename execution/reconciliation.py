@@ -19,6 +19,7 @@ from web3 import Web3
 from contracts import load_artifact
 from execution import selectors, services
 from execution.domain import mm_order as mm
+from execution.domain import withdrawal as wd
 from execution.domain.units import units_down
 from execution.errors import InvalidOrderTransition
 from execution.exchanges import exchange_call, exchange_client
@@ -140,8 +141,10 @@ def _add_in_flight(key: ExchangeAccount, surplus_ok: dict[str, int], shortfall_o
     for order_id in MMOrder.objects.filter(exchange_account=key, state__in=inbound).values_list("pk", flat=True):
         for ledger_account, amount in selectors.ledger_balances(prefix=f"transit:o{order_id}:").items():
             surplus_ok[ledger_account.rsplit(":", 1)[1]] += max(amount, 0)
+    # Only a request the exchange may have taken before its answer reached us: a sent row is already booked
+    # out of the ledger, and a confirmed or failed one is booked either way.
     for asset, amount in ExchangeWithdrawal.objects.filter(
-        order__exchange_account=key, order__state=mm.State.STOPPING
+        order__exchange_account=key, order__state=mm.State.STOPPING, status=wd.State.REQUESTING, sends__gt=0
     ).values_list("asset", "amount"):
         shortfall_ok[asset] += int(amount)
 

@@ -109,6 +109,16 @@ def as_text(units: int, decimals: int) -> str:
     return format(from_units(units, decimals), "f")
 
 
+def for_people(units: int, decimals: int, asset: str) -> str:
+    """Base units as a person reads them: token units with thousands separators and no trailing zeros
+    (`2,000 USDT`, `0.5 MMT`); exact, never rounded."""
+    amount = from_units(units, decimals)
+    text = f"{amount:,f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return f"{text} {asset}"
+
+
 def multiply(a: object, b: object) -> Decimal:
     """An exact product (a fill's amount times its price): Decimal's default 28 digits would round silently."""
     with localcontext() as ctx:

@@ -85,7 +85,7 @@ def test_a_pccs_that_is_down_refuses_verification_with_a_clear_reason(via_pccs: 
     settings.ATTESTATION_PCCS_URL = "http://127.0.0.1:9"  # nothing listens
     with pytest.raises(gate.AttestationFailed) as caught:
         gate.attested_identity(FakeExecutor(via_pccs))
-    assert caught.value.code == "bad_collateral"
+    assert caught.value.code == "collateral_unavailable"
     assert "did not give collateral" in caught.value.message
     assert not AttestationRecord.objects.filter(ok=True).exists()
 

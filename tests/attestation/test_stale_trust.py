@@ -4,6 +4,7 @@ build left the allowlist; an executor that merely does not answer is only left o
 
 from __future__ import annotations
 
+import base64
 import threading
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,13 @@ from django.db import connection
 from attestation import gate, selectors, services
 from attestation.models import AttestationRecord, ExecutorRecord, MeasurementEntry
 from devnet.tdx.authority import DevQuoteAuthority
-from execution.errors import ReportRejected
+from execution.errors import ExecutorRefused, ReportRejected
 from execution.jobs import ingest_reports
 from tests.attestation.runtime import deposit_confirmed_order
 from tests.attestation.test_gate import MRTD, FakeExecutor, trust_dev_authority
 from tests.attestation.test_registry import order_on
 from tests.factories import user_with
+from tests.plugins.require import require_postgresql
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +64,7 @@ def remove_during_the_check(monkeypatch: pytest.MonkeyPatch, entry: MeasurementE
 def test_a_revocation_landing_during_a_check_leaves_the_executor_revoked(
     dev_trust: DevQuoteAuthority, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert connection.vendor == "postgresql", "a concurrency test runs on PostgreSQL"
+    require_postgresql("row locks and concurrent revocation need PostgreSQL")
     executor = FakeExecutor(dev_trust)
     gate.attested_identity(executor)  # verified under the entry
     entry = MeasurementEntry.objects.get()
@@ -82,7 +84,7 @@ def test_a_removal_during_a_first_check_leaves_the_executor_untrusted(
     dev_trust: DevQuoteAuthority, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Never verified before, so the removal finds nothing to revoke: the check itself must see the entry gone."""
-    assert connection.vendor == "postgresql", "a concurrency test runs on PostgreSQL"
+    require_postgresql("row locks and concurrent revocation need PostgreSQL")
     executor = FakeExecutor(dev_trust)
     removed = remove_during_the_check(monkeypatch, MeasurementEntry.objects.get())
     with pytest.raises(gate.AttestationFailed) as caught:
@@ -104,7 +106,7 @@ def test_a_removal_while_the_verdict_is_written_waits_for_it_and_then_revokes(
 
     from django.db import connections
 
-    assert connection.vendor == "postgresql", "a concurrency test runs on PostgreSQL"
+    require_postgresql("row locks and concurrent revocation need PostgreSQL")
     executor = FakeExecutor(dev_trust)
     entry = MeasurementEntry.objects.get()
     actor = user_with().pk
@@ -185,12 +187,65 @@ def test_an_inconclusive_check_leaves_the_jobs_alone(
     settings.ATTESTATION_COLLATERAL_FILE = "/nonexistent/collateral.json"
     with (
         django_capture_on_commit_callbacks(execute=False) as callbacks,
-        pytest.raises(gate.AttestationFailed, match="bad_collateral"),
+        pytest.raises(gate.AttestationFailed, match="collateral_unavailable"),
     ):
         gate.attested_identity(executor)
     assert callbacks == []
     assert ExecutorRecord.objects.get(url=executor.base_url).state == "unreachable"
     assert selectors.signing_key_attested(identity.signing_key) is not None
+
+
+class GarbageQuote(FakeExecutor):
+    """A trusted executor that answers its re-attestation with bytes that are no quote."""
+
+    def attestation(self, nonce: str) -> dict[str, Any]:
+        return {**super().attestation(nonce), "quote_b64": base64.b64encode(b"not a quote at all").decode()}
+
+
+@pytest.mark.django_db
+def test_garbage_evidence_is_the_executors_failure_not_an_inconclusive_check(
+    dev_trust: DevQuoteAuthority, settings, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Only our side's trouble is inconclusive: evidence that makes collateral impossible to fetch revokes."""
+    settings.EXECUTOR_ALLOW_UNATTESTED = False
+    executor = FakeExecutor(dev_trust)
+    identity = gate.attested_identity(executor)
+    order = order_on(executor.base_url)
+    liar = GarbageQuote(dev_trust)
+    liar.identity = executor.identity
+    with (
+        django_capture_on_commit_callbacks(execute=False) as callbacks,
+        pytest.raises(gate.AttestationFailed, match="malformed_quote"),
+    ):
+        gate.attested_identity(liar)
+    assert ExecutorRecord.objects.get(url=executor.base_url).state == "failed"
+    assert [c.args for c in callbacks] == [(order.pk,)]  # its job is told to wipe credentials and stop
+    assert selectors.signing_key_attested(identity.signing_key) is None
+
+
+class Declines(FakeExecutor):
+    """A trusted executor that answers its re-attestation with a refusal."""
+
+    def attestation(self, nonce: str) -> dict[str, Any]:
+        raise ExecutorRefused("forbidden", extra={"executor_code": "forbidden"})
+
+
+@pytest.mark.django_db
+def test_an_executor_that_declines_to_attest_again_is_revoked_not_left_trusted(
+    dev_trust: DevQuoteAuthority, settings, django_capture_on_commit_callbacks: Any
+) -> None:
+    settings.EXECUTOR_ALLOW_UNATTESTED = False
+    executor = FakeExecutor(dev_trust)
+    identity = gate.attested_identity(executor)
+    order = order_on(executor.base_url)
+    with (
+        django_capture_on_commit_callbacks(execute=False) as callbacks,
+        pytest.raises(gate.AttestationFailed, match="attestation_refused"),
+    ):
+        gate.attested_identity(Declines(dev_trust))
+    assert ExecutorRecord.objects.get(url=executor.base_url).state == "failed"
+    assert [c.args for c in callbacks] == [(order.pk,)]
+    assert selectors.signing_key_attested(identity.signing_key) is None
 
 
 @pytest.mark.django_db

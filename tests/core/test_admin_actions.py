@@ -95,6 +95,10 @@ def test_a_viewer_cannot_revoke_an_exchange_account(account: ExchangeAccount) ->
     assert account.status == ExchangeAccount.Status.ACTIVE
     assert account.revoked_at is None
     assert bytes(account.credentials_ciphertext)
+    # The same action by someone with the change permission works: what refused the viewer is the permission.
+    post_action(changer_of(ExchangeAccount), ExchangeAccount, "revoke", account.pk)
+    account.refresh_from_db()
+    assert account.status == ExchangeAccount.Status.REVOKED
 
 
 def test_a_viewer_cannot_fund_or_stop_an_order(account: ExchangeAccount, queued: list[Any]) -> None:
@@ -108,6 +112,8 @@ def test_a_viewer_cannot_fund_or_stop_an_order(account: ExchangeAccount, queued:
     assert order.state == mm.State.CREATED.value
     assert not order.transitions.exists()
     assert queued == []
+    post_action(changer_of(MMOrder), MMOrder, "fund", order.pk)  # the control: the action is real
+    assert queued == [(order.pk,)]
 
 
 def test_a_viewer_cannot_remove_an_allowlist_entry() -> None:
@@ -121,6 +127,24 @@ def test_a_viewer_cannot_remove_an_allowlist_entry() -> None:
     post_action(viewer_of(MeasurementEntry), MeasurementEntry, "remove", entry.pk)
     entry.refresh_from_db()
     assert entry.removed_at is None
+    post_action(changer_of(MeasurementEntry), MeasurementEntry, "remove", entry.pk)
+    entry.refresh_from_db()
+    assert entry.removed_at is not None
+
+
+def test_a_staff_member_sees_amounts_in_token_units(account: ExchangeAccount, settings) -> None:
+    settings.CUSTODY_ASSETS = {"USDT": {"token": "0x" + "ab" * 20, "decimals": 6}}
+    order = MMOrder.objects.create(
+        owner_id=account.owner_id,
+        exchange_account=account,
+        symbol="MMT/USDT",
+        funding_asset="USDT",
+        funding_amount=2_000_500_000,
+    )
+    client = Client()
+    client.force_login(viewer_of(MMOrder))
+    assert "2,000.5 USDT" in client.get("/admin/execution/mmorder/").content.decode()
+    assert "2,000.5 USDT" in client.get(f"/admin/execution/mmorder/{order.pk}/change/").content.decode()
 
 
 def test_a_viewer_cannot_resolve_an_alert_and_a_changer_can() -> None:
