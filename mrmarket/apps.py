@@ -33,6 +33,7 @@ def _register_configured_secrets() -> None:
         settings.SECRET_KEY,
         getattr(settings, "CUSTODY_PRIVATE_KEY", ""),
         getattr(settings, "CONTROLLER_SIGNING_KEY", ""),
+        getattr(settings, "CREDENTIALS_SIGNING_KEY", ""),
         getattr(settings, "METRICS_TOKEN", ""),
         *getattr(settings, "CREDENTIALS_MASTER_KEYS", {}).values(),
         *(db.get("PASSWORD") for db in settings.DATABASES.values()),

@@ -91,6 +91,7 @@ class JSONSerializer:
             pass
         try:
             return loads(data)  # type: ignore[arg-type]
-        except ValueError:
-            # Not JSON (an entry pickled by an older release, or planted): a miss, never unpickled.
+        except (ValueError, TypeError):
+            # Not JSON, or JSON naming a type outside the allowlist or with fields it does not have (an entry
+            # pickled by an older release, or planted): a miss, never unpickled and never an error.
             return None

@@ -13,6 +13,7 @@ import base64
 import contextlib
 import re
 import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -46,7 +47,9 @@ _MAX_DEPTH = 32
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@")
 
 _lock = threading.Lock()
-_secrets: frozenset[str] = frozenset()
+# How many holders registered each form: a job that wipes its key forgets it, another job holding the same key
+# keeps it masked.
+_secrets: Counter[str] = Counter()
 _pattern: re.Pattern[str] | None = None
 
 
@@ -69,26 +72,44 @@ def _forms(value: str | bytes) -> set[str]:
     return {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
 
 
-def register_secret(*values: str | bytes | None) -> None:
-    """Mask these values wherever they appear from now on in this process."""
-    global _secrets, _pattern
-    new: set[str] = set()
+def _recompile() -> None:
+    global _pattern
+    # Longest first, so that a secret containing another is masked whole.
+    ordered = sorted((s for s, n in _secrets.items() if n > 0), key=len, reverse=True)
+    _pattern = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
+
+
+def _all_forms(values: tuple[str | bytes | None, ...]) -> set[str]:
+    forms: set[str] = set()
     for value in values:
         if value:
-            new |= _forms(value)
-    if not new:
+            forms |= _forms(value)
+    return forms
+
+
+def register_secret(*values: str | bytes | None) -> None:
+    """Mask these values wherever they appear from now on in this process (until as many `forget_secret`)."""
+    forms = _all_forms(values)
+    if not forms:
         return
     with _lock:
-        if new <= _secrets:
-            return
-        _secrets = _secrets | new
-        # Longest first, so that a secret containing another is masked whole.
-        ordered = sorted(_secrets, key=len, reverse=True)
-        _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+        _secrets.update(forms)
+        _recompile()
 
 
-def registered_secret_count() -> int:
-    return len(_secrets)
+def forget_secret(*values: str | bytes | None) -> None:
+    """The holder that registered these values no longer holds them (a wiped key): stop masking them, unless
+    another holder registered them too. The registry keeps no plaintext longer than the process does."""
+    forms = _all_forms(values)
+    if not forms:
+        return
+    with _lock:
+        for form in forms:
+            if _secrets.get(form, 0) <= 1:
+                _secrets.pop(form, None)
+            else:
+                _secrets[form] -= 1
+        _recompile()
 
 
 def redact_text(text: str) -> str:

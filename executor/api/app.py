@@ -17,6 +17,7 @@ from executor.ita import ItaAppraiser
 from executor.jobs.manager import JobManager
 from executor.logging import get_logger
 from executor.quote import QuoteProvider, QuoteUnavailable, build_provider, mrtd_of
+from wire.redaction import register_secret
 
 log = get_logger("executor")
 
@@ -29,6 +30,7 @@ def create_app(
     manager: JobManager | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[correlation_middleware], client_max_size=1024 * 1024)
+    register_secret(config.ita_api_key, config.easyenclave_token)  # this process's own secrets, masked everywhere
     identity = identity or Identity.generate()
     provider = provider or build_provider(
         config.quote_provider,

@@ -38,7 +38,7 @@ from executor.exchange import CredentialsRefused, Gateway, NotFound, OrderSnapsh
 from executor.logging import get_logger
 from executor.strategy.base import Balances, Book, MarketRules, StrategyInput
 from wire.keys import SigningKey
-from wire.redaction import redact_text
+from wire.redaction import forget_secret, redact_text, register_secret
 
 AMBIGUOUS_RESOLVE_MS = 6_000  # Binance refuses a request older than recvWindow (5 s) from its timestamp
 CANCEL_RECHECK_MS = 3_000
@@ -119,6 +119,7 @@ class JobRunner:
         self.signing_key = signing_key
         self.settings = settings
         self.clock = WallClock(clock)
+        self._held: tuple[str | None, ...] = ()  # the credentials' values registered for redaction
         self.limits = RiskLimits.from_spec(spec["risk"])
         self.risk = RiskGuard(self.limits)
         self.state = JobState.PENDING_CREDENTIALS
@@ -167,6 +168,10 @@ class JobRunner:
         if self.state is not JobState.PENDING_CREDENTIALS:
             raise RuntimeError("credentials already provided")
         self.gateway = self._gateway_factory(creds)
+        # From here on this process holds the plaintext: no log line, error or response may carry it, until the
+        # key is wiped (`_wipe` forgets it again).
+        self._held = (creds.api_key, creds.secret, creds.password)
+        register_secret(*self._held)
         self.state = JobState.STARTING
         self._task = asyncio.create_task(self._run(), name=f"job-{self.job_id}")
 
@@ -208,6 +213,8 @@ class JobRunner:
             gateway, self.gateway = self.gateway, None
             with contextlib.suppress(Exception):
                 await gateway.close()
+        held, self._held = self._held, ()
+        forget_secret(*held)
 
     # -- the loop ----------------------------------------------------------------------------------------------
 
@@ -291,7 +298,6 @@ class JobRunner:
         if now < self.backoff_until_ms:
             self._sample(now)
             return
-        asked = self.clock()
         try:
             book = await self.gateway.order_book(self.symbol)
         except Transient as exc:
@@ -299,9 +305,9 @@ class JobRunner:
             self._sample(now)
             return
         seen = self.clock()
-        # The book is as old as the exchange says, or, where its REST depth carries no time (Binance's does not),
-        # as old as the request that fetched it: a slow answer is an old book.
-        self._take_book(book, book.ts_ms or asked)
+        # The book is as old as the request that fetched it (by our clock: an exchange's timestamp is another
+        # clock, and Binance's REST depth has none): a slow answer is an old book.
+        self._take_book(book, now)
         try:
             if self.dead_man_tripped:
                 await self.gateway.cancel_all(self.symbol)

@@ -22,7 +22,6 @@ from executor.jobs.spec import JobSpecError, accept_job_spec
 from executor.logging import get_logger
 from wire.canonical import parse
 from wire.errors import WireError
-from wire.redaction import register_secret
 
 MARKETS_TTL_S = 300.0
 log = get_logger("executor.jobs")
@@ -155,8 +154,6 @@ class JobManager:
         if self.controller_key is None or payload.get("controller_key") != self.controller_key:
             message = "the sealed credentials name another controller than the one this executor obeys"
             raise JobError("credentials_from_another_controller", message, status=422)
-        # From here on this process holds the plaintext: no log line, error or response may carry it.
-        register_secret(str(payload["secret"]), payload.get("password") or None)
         runner.provide(Credentials(payload["api_key"], str(payload["secret"]), payload.get("password") or None))
         return runner
 

@@ -104,11 +104,13 @@ require_strong_key_bytes(
 _dev_master = parse_master_key("dev master key", DEV_MASTER_KEY)
 if PROCESS_ROLE == "web":
     # Refused rather than ignored: a variable in the environment is readable by whatever runs in the process.
-    for _name in ("CREDENTIALS_MASTER_KEY", "CREDENTIALS_RETIRED_KEYS"):
+    for _name, _instead in (
+        ("CREDENTIALS_MASTER_KEY", "it seals credentials with CREDENTIALS_PUBLIC_KEY alone"),
+        ("CREDENTIALS_RETIRED_KEYS", "it seals credentials with CREDENTIALS_PUBLIC_KEY alone"),
+        ("CUSTODY_PRIVATE_KEY", "it knows the custody wallet by CUSTODY_ADDRESS"),
+    ):
         if env.str(_name, default=""):
-            raise ConfigError(
-                f"the web process is never given {_name}: it seals credentials with CREDENTIALS_PUBLIC_KEY alone"
-            )
+            raise ConfigError(f"the web process is never given {_name}: {_instead}")
     CREDENTIALS_MASTER_KEY = b""
     CREDENTIALS_MASTER_KEYS: dict[str, bytes] = {}
     CREDENTIALS_PUBLIC_KEY = parse_public_key("CREDENTIALS_PUBLIC_KEY", env.str("CREDENTIALS_PUBLIC_KEY"))

@@ -10,7 +10,7 @@ from django.core.cache import cache
 from django.test import Client
 
 from attestation.easyenclave import ControlPlaneVerdict, DiscoveredService
-from mrmarket.cache import CacheSerializationError, JSONSerializer
+from mrmarket.cache import CacheSerializationError, JSONSerializer, loads
 from mrmarket.redis import get_redis
 
 RAN: list[str] = []
@@ -51,8 +51,10 @@ def test_unknown_types_are_refused_both_ways() -> None:
     serializer = JSONSerializer()
     with pytest.raises(CacheSerializationError):
         serializer.dumps(object())
+    planted = b'{"__type__": "os.system", "fields": {"command": "true"}}'
     with pytest.raises(CacheSerializationError):
-        serializer.loads(b'{"__type__": "os.system", "fields": {"command": "true"}}')
+        loads(planted)  # the decoder never imports a type outside the allowlist…
+    assert serializer.loads(planted) is None  # …and the cache reads such an entry as a miss
 
 
 @pytest.mark.django_db
@@ -62,3 +64,17 @@ def test_responses_carry_the_content_security_policy(client: Client) -> None:
     assert "script-src 'self'" in header
     assert "frame-ancestors 'none'" in header
     assert "unsafe-inline" not in header
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        b'{"__type__": "os.system", "fields": {"command": "true"}}',  # a type outside the allowlist
+        b'{"__type__": "attestation.easyenclave.ControlPlaneVerdict", "fields": {"bogus": 1}}',  # wrong fields
+    ],
+)
+def test_a_planted_json_entry_is_a_miss_not_an_error(planted: bytes) -> None:
+    cache.set("planted-json", "harmless")
+    get_redis().set(cache.make_and_validate_key("planted-json"), planted)
+    assert cache.get("planted-json") is None
+    cache.delete("planted-json")

@@ -227,8 +227,12 @@ def test_the_web_process_never_loads_the_custody_key() -> None:
 
     address = Account.from_key(GOOD_CUSTODY_KEY).address
     names = ("PROCESS_ROLE", "CUSTODY_PRIVATE_KEY", "CUSTODY_ADDRESS")
-    web = probe(web_env(CUSTODY_PRIVATE_KEY=GOOD_CUSTODY_KEY, CUSTODY_ADDRESS=address), *names)
+    web = probe(web_env(CUSTODY_ADDRESS=address), *names)
     assert web == {"PROCESS_ROLE": "web", "CUSTODY_PRIVATE_KEY": "", "CUSTODY_ADDRESS": address}
+    # Refused rather than ignored: what is in its environment, anything running in the process can read.
+    message = refusal(**web_env(CUSTODY_PRIVATE_KEY=GOOD_CUSTODY_KEY, CUSTODY_ADDRESS=address))
+    assert "the web process is never given CUSTODY_PRIVATE_KEY" in message
+    assert GOOD_CUSTODY_KEY not in message
     worker = probe(prod_env(MRMARKET_PROCESS="worker", CUSTODY_PRIVATE_KEY=GOOD_CUSTODY_KEY), *names)
     assert worker == {"PROCESS_ROLE": "worker", "CUSTODY_PRIVATE_KEY": GOOD_CUSTODY_KEY, "CUSTODY_ADDRESS": address}
 

@@ -18,6 +18,7 @@ from executor.config import Config
 from executor.engine.runner import JobRunner
 from executor.identity import Identity
 from tests.executor.harness import CONTROLLER, Controller, job_spec
+from wire import redaction
 from wire.keys import seal
 from wire.redaction import redact_text
 
@@ -64,9 +65,13 @@ def test_executor_logs_never_carry_a_registered_secret() -> None:
     assert "Task exception: [redacted]" in result.stdout
 
 
-async def test_the_executor_registers_the_secrets_it_is_handed(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_executor_masks_the_secrets_it_is_handed_until_it_wipes_them(monkeypatch: pytest.MonkeyPatch) -> None:
     secret, password = "handed-secret-9d1e77ab", "handed-passphrase-41c2"
-    monkeypatch.setattr(JobRunner, "provide", lambda self, creds: None)  # no exchange in this test
+
+    async def no_exchange(self: JobRunner) -> None:  # the job never trades in this test
+        await self._stop.wait()
+
+    monkeypatch.setattr(JobRunner, "_run", no_exchange)
     identity = Identity.generate()
     app = create_app(Config(controller_key=CONTROLLER.public_hex), identity=identity)
     app[MANAGER_KEY]._markets_lookup = _markets
@@ -82,7 +87,12 @@ async def test_the_executor_registers_the_secrets_it_is_handed(monkeypatch: pyte
         sealed = base64.b64encode(seal(identity.sealing.public_hex, payload.encode())).decode()
         status, _ = await ctl.call("POST", "/v1/jobs/redact-1/credentials", {"sealed_b64": sealed})
         assert status == 202
-    assert redact_text(f"x {secret} y {password}") == "x [redacted] y [redacted]"
+        assert redact_text(f"x {secret} y {password}") == "x [redacted] y [redacted]"
+        status, _ = await ctl.call("DELETE", "/v1/jobs/redact-1/credentials")  # revoke: wipe the key
+        assert status in (200, 202)
+    # The wiped key is gone from the process, the redaction registry included.
+    assert secret not in redaction._secrets
+    assert password not in redaction._secrets
 
 
 async def _markets(exchange_id: str) -> frozenset[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import traceback
+from collections import Counter
 
 import pytest
 
@@ -13,7 +14,7 @@ from wire.redaction import REDACTED, redact, redact_event, redact_text, register
 @pytest.fixture(autouse=True)
 def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     # Start from no registered secret; what the process registered before comes back afterwards.
-    monkeypatch.setattr(redaction, "_secrets", frozenset())
+    monkeypatch.setattr(redaction, "_secrets", Counter())
     monkeypatch.setattr(redaction, "_pattern", None)
 
 
@@ -64,7 +65,7 @@ def test_a_longer_secret_containing_a_shorter_one_is_masked_whole() -> None:
 
 def test_short_values_are_not_registered_and_urls_lose_their_password() -> None:
     register_secret("short", "", None)
-    assert redaction.registered_secret_count() == 0
+    assert not redaction._secrets
     assert redact_text("redis://:hunter2@redis:6379/0 and postgres://app:pw@db/x") == (
         f"redis://:{REDACTED}@redis:6379/0 and postgres://app:{REDACTED}@db/x"
     )
@@ -93,3 +94,14 @@ def test_deep_structures_are_cut_not_followed_forever() -> None:
         depth += 1
     assert out == REDACTED
     assert depth < 40
+
+
+def test_a_forgotten_secret_is_no_longer_held_unless_another_holder_registered_it() -> None:
+    register_secret("job-a-secret-123", "shared-secret-456")
+    register_secret("shared-secret-456")  # a second job on the same key
+    redaction.forget_secret("job-a-secret-123", "shared-secret-456")  # the first job wipes its key
+    assert "job-a-secret-123" not in redaction._secrets  # the registry keeps no copy of a wiped key
+    assert redact_text("shared-secret-456") == REDACTED  # still held by the other job: still masked
+    redaction.forget_secret("shared-secret-456")
+    assert not redaction._secrets
+    redaction.forget_secret("never-registered-789")  # forgetting twice, or what was never held, is harmless
