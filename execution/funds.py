@@ -456,6 +456,8 @@ def _sign_replacement(w3: Web3, sent: CustodyTransfer) -> CustodyTransfer:
     sent = CustodyTransfer.objects.select_for_update().get(pk=sent.pk)
     if sent.status not in (CustodyTransfer.Status.SIGNED, CustodyTransfer.Status.BROADCAST) or not _bump_due(sent):
         return sent  # another worker replaced it, or it is settled
+    if _mined_version(w3, sent) is not None:
+        return sent  # a version mined meanwhile (the tracker adopts it): a replacement could never mine
     current = sent.gas_price or _pending_gas_price(w3, sent)
     price = max(int(w3.eth.gas_price), current + max(1, -(-current * settings.CUSTODY_GAS_BUMP_PERCENT // 100)))
     cap = settings.CUSTODY_GAS_PRICE_CAP_WEI
@@ -581,8 +583,10 @@ def _credited_by_exchange(order: MMOrder, sent: CustodyTransfer) -> bool:
     except TRANSIENT:
         return False  # try again on the next beat
     # ccxt reports amounts as floats: compared in base units at the precision a float carries (ADR 0013).
+    # Any version of ours counts: the one that mined is the one the exchange credits, whichever the row names.
+    ours = {sent.tx_hash, *sent.versions.values_list("tx_hash", flat=True)}
     return any(
-        str(d.get("txid", "")).lower() == sent.tx_hash
+        str(d.get("txid", "")).lower() in ours
         and d.get("status") == "ok"
         and same_amount(d.get("amount"), sent.amount, decimals)
         for d in deposits

@@ -425,6 +425,22 @@ def test_a_stuck_transfer_is_replaced_at_a_higher_gas_price_and_the_replacement_
     assert asset_totals(selectors.ledger_balances()) == {"USDT": 0}
 
 
+def test_a_transfer_that_mined_while_a_replacement_was_due_is_not_replaced_and_is_credited(
+    account, w3: Web3, manual_mining, settings
+) -> None:
+    order = funds.mm_order_fund(order_id=new_order(account).pk)
+    original = CustodyTransfer.objects.get(order=order)
+    _mine(w3)  # it mined; the tracker has not seen it yet when a beat finds the transfer overdue
+    settings.CUSTODY_GAS_BUMP_SECONDS = 0
+    kept = funds._sign_replacement(w3, original)
+    assert kept.tx_hash == original.tx_hash
+    assert not kept.versions.exclude(tx_hash=original.tx_hash).exists()  # no version that could never mine
+    settings.CUSTODY_GAS_BUMP_SECONDS = 3600
+    w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+    order = track_until(funds.mm_order_track_deposit(order_id=order.pk), "deposit_confirmed", w3)
+    assert selectors.ledger_balance(account=f"exchange:a{account.pk}:free:USDT") == 1_000 * UNIT
+
+
 def test_an_earlier_version_that_mines_after_its_replacement_is_accepted(
     account, w3: Web3, manual_mining, settings
 ) -> None:
