@@ -27,7 +27,7 @@ from typing import Any
 
 import ccxt
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from eth_account import Account
 from eth_typing import ChecksumAddress, HexStr
@@ -409,23 +409,13 @@ def _park(sent: CustodyTransfer) -> None:
     CustodyTransfer.objects.filter(pk=sent.pk).exclude(status=CustodyTransfer.Status.MINED).update(
         status=CustodyTransfer.Status.PARKED
     )
-    _alert(
+    services.alert_raise(
         "custody_nonce_taken",
         f"custody nonce {sent.nonce} of order {sent.order_id} was used by a transaction that is not one of its "
         f"signed versions; the transfer is parked (docs/runbook.md)",
         dedup=f"custody-parked:t{sent.pk}",
         detail={"order_id": sent.order_id, "transfer_id": sent.pk, "nonce": sent.nonce, "tx_hash": sent.tx_hash},
     )
-
-
-def _alert(kind: str, message: str, *, dedup: str, detail: dict[str, Any], warning: bool = False) -> None:
-    severity = Alert.Severity.WARNING if warning else Alert.Severity.CRITICAL
-    try:
-        with transaction.atomic():
-            Alert.objects.create(kind=kind, severity=severity, message=message[:500], detail=detail, dedup_key=dedup)
-    except IntegrityError:
-        return  # already open for this fact
-    log.error(kind, **{k: str(v) for k, v in detail.items()})
 
 
 def _keep_moving(w3: Web3, sent: CustodyTransfer) -> None:
@@ -464,7 +454,7 @@ def _sign_replacement(w3: Web3, sent: CustodyTransfer) -> CustodyTransfer:
     detail = {"order_id": sent.order_id, "transfer_id": sent.pk, "nonce": sent.nonce, "gas_price": current}
     if cap and price > cap:
         if current >= cap:
-            _alert(
+            services.alert_raise(
                 "custody_gas_cap",
                 f"custody transfer of order {sent.order_id} (nonce {sent.nonce}) is still pending at the gas price "
                 f"cap {cap} wei; every later custody transfer waits behind it (docs/runbook.md)",
@@ -481,7 +471,7 @@ def _sign_replacement(w3: Web3, sent: CustodyTransfer) -> CustodyTransfer:
     CustodyTransferVersion.objects.create(transfer=sent, tx_hash=signed.tx_hash, raw_tx=signed.raw_tx, gas_price=price)
     sent.tx_hash, sent.raw_tx, sent.gas_price, sent.signed_at = signed.tx_hash, signed.raw_tx, price, timezone.now()
     sent.save(update_fields=["tx_hash", "raw_tx", "gas_price", "signed_at"])
-    _alert(
+    services.alert_raise(
         "custody_transfer_stuck",
         f"custody transfer of order {sent.order_id} (nonce {sent.nonce}) was pending for "
         f"{settings.CUSTODY_GAS_BUMP_SECONDS}s; replaced at gas price {price} wei",
@@ -642,7 +632,7 @@ def _note_stranded(order: MMOrder, holdings: dict[str, int]) -> None:
     exchange account (reconciliation still counts it) and never blocks the return of the rest."""
     stranded = {a: u for a, u in sorted(holdings.items()) if u > 0 and not is_custody_asset(a)}
     if stranded:
-        _alert(
+        services.alert_raise(
             "withdrawal_not_possible",
             f"order {order.pk}: custody holds no token for {', '.join(stranded)}; it stays on the exchange account",
             dedup=f"withdrawal-stranded:o{order.pk}:{','.join(stranded)}",
@@ -692,7 +682,7 @@ def mm_order_withdraw_back_queued(*, order_id: int, treasury_account_id: int) ->
     except ExchangeUnavailable:
         raise
     except ApplicationError as exc:
-        _alert(
+        services.alert_raise(
             "withdraw_back_refused",
             f"order {order_id}: withdraw-back refused: {exc.message}",
             dedup=f"withdraw-back:o{order_id}:{exc.code}",
@@ -938,9 +928,7 @@ def _apply(
 
 
 def _alert_withdrawal(row: ExchangeWithdrawal, reason: str) -> None:
-    from execution.jobs import _alert
-
-    _alert(
+    services.alert_raise(
         "withdrawal_failed",
         f"order {row.order_id}: withdrawal of {row.asset} failed ({reason}); its funds stay on the exchange",
         dedup=f"withdrawal:{row.client_id}:failed",

@@ -30,7 +30,7 @@ from execution.domain.units import from_units, to_decimal
 from execution.errors import ExecutorRefused, ExecutorUnavailable, LedgerConflict, LedgerOverdraft, ReportRejected
 from execution.executor_client import ExecutorClient, controller_key
 from execution.funds import asset_decimals, custody_asset, is_custody_asset
-from execution.models import Alert, ExecutionReport, MMOrder
+from execution.models import ExecutionReport, MMOrder
 from mrmarket.errors import ApplicationError
 from mrmarket.observability.logging import get_logger
 from wire.canonical import canonical_bytes, digest
@@ -282,15 +282,6 @@ def _fail_start(order: MMOrder, exc: ExecutorRefused) -> MMOrder:
 # --- reports -------------------------------------------------------------------------------------------------
 
 
-def _alert(kind: str, message: str, *, dedup: str, detail: dict[str, Any]) -> None:
-    try:
-        with transaction.atomic():
-            Alert.objects.create(kind=kind, message=message[:500], detail=detail, dedup_key=dedup)
-    except IntegrityError:
-        return
-    log.error(kind, **{k: str(v) for k, v in detail.items()})
-
-
 def _last_report(order: MMOrder) -> SignedReport | None:
     row = ExecutionReport.objects.filter(order=order, job_id=order.job_id).order_by("-sequence").first()
     if row is None:
@@ -309,7 +300,7 @@ def ingest_reports(order: MMOrder, envelopes: list[Any]) -> int:
         from attestation.selectors import signing_key_attested
 
         if signing_key_attested(order.executor_signing_key) is None:
-            _alert(
+            services.alert_raise(
                 "report_unattested",
                 f"order {order.pk}: reports of job {order.job_id} are signed by a key no accepted attestation bound",
                 dedup=f"report-unattested:{order.job_id}",
@@ -345,7 +336,7 @@ def ingest_reports(order: MMOrder, envelopes: list[Any]) -> int:
     except WireError as exc:
         count = _store_verified(order, verified)
         _count_reports(order, accepted=count, refused=1)
-        _alert(
+        services.alert_raise(
             "report_rejected",
             f"order {order.pk}: a report of job {order.job_id} was refused: {exc}",
             dedup=f"report:{order.job_id}:{type(exc).__name__}",
@@ -370,7 +361,7 @@ def _store_verified(order: MMOrder, verified: list[tuple[SignedReport, list[Tran
             count += _store(order, signed, txs)
         except (LedgerOverdraft, LedgerConflict) as exc:
             _count_reports(order, accepted=count, refused=1)
-            _alert(
+            services.alert_raise(
                 "report_unbookable",
                 f"order {order.pk}: report {signed.sequence} of job {order.job_id} cannot be booked: {exc.message}",
                 dedup=f"report-unbookable:{order.job_id}:{signed.sequence}",
@@ -560,7 +551,7 @@ def _check_overdue(order: MMOrder) -> None:
     since_ms = last.window_end_ms if last else int(started.timestamp() * 1000)
     allowed = (order.job_spec["report_interval_seconds"] + settings.EXECUTOR_REPORT_GRACE_SECONDS) * 1000
     if time.time() * 1000 - since_ms > allowed:
-        _alert(
+        services.alert_raise(
             "report_gap",
             f"order {order.pk}: no report from job {order.job_id} since {since_ms} ms",
             dedup=f"report-gap:{order.job_id}:{since_ms}",
@@ -590,7 +581,7 @@ def mm_order_sync_job(*, order_id: int) -> MMOrder:
             raise  # an outage: the job holds on its own risk limits and the next beat asks again
         return _restart_lost_job(order)
     if order.state == mm.State.RUNNING and status["state"] in ("halted", "failed", "revoked", "stopped"):
-        _alert(
+        services.alert_raise(
             "job_" + status["state"],
             f"order {order.pk}: job {order.job_id} is {status['state']}: {status.get('reason') or ''}",
             dedup=f"job:{order.job_id}:{status['state']}:{status.get('halted_at_ms')}",
@@ -627,7 +618,7 @@ def _restart_lost_job(order: MMOrder) -> MMOrder:
     theirs to decide (stopping works, the wind-down knows the job is gone)."""
     lost = order.job_id
     if order.state != mm.State.RUNNING:
-        _alert(
+        services.alert_raise(
             "job_lost",
             f"order {order.pk}: the executor no longer knows job {lost}; the order stays {order.state}",
             dedup=f"job-lost:{lost}",
@@ -707,7 +698,7 @@ def _book_unreported_fills(order: MMOrder, *, lost_job_id: str) -> int:
                 _record_spending(order, tx)  # as a report's fills are booked: a BNB fee, a rounded unit
     except (LedgerOverdraft, LedgerConflict) as exc:
         # As for a report that cannot be booked: typed, alerted, and no new job trades on unexplained numbers.
-        _alert(
+        services.alert_raise(
             "report_unbookable",
             f"order {order.pk}: the fills lost job {lost_job_id} left cannot be booked: {exc.message}",
             dedup=f"report-unbookable:{lost_job_id}:lost-fills",

@@ -12,7 +12,6 @@ from typing import Any
 
 import ccxt
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from eth_account import Account
 from web3 import Web3
 
@@ -24,7 +23,7 @@ from execution.domain.units import units_down
 from execution.errors import InvalidOrderTransition
 from execution.exchanges import exchange_call, exchange_client
 from execution.funds import asset_decimals
-from execution.models import Alert, ExchangeAccount, ExchangeWithdrawal, MMOrder
+from execution.models import ExchangeAccount, ExchangeWithdrawal, MMOrder
 from mrmarket.chain import get_web3
 from mrmarket.observability.logging import get_logger
 
@@ -187,17 +186,12 @@ def reconcile_custody() -> list[Mismatch]:
 
 
 def _raise_alert(m: Mismatch) -> None:
-    try:
-        with transaction.atomic():
-            Alert.objects.create(
-                kind="reconciliation_mismatch",
-                message=m.message,
-                detail={"scope": m.scope, "asset": m.asset, "ledger": str(m.ledger), "actual": str(m.actual)},
-                dedup_key=f"recon:{m.scope}:{m.asset}",
-            )
-    except IntegrityError:
-        return  # already open for this fact
-    log.error("reconciliation_mismatch", scope=m.scope, asset=m.asset, ledger=str(m.ledger), actual=str(m.actual))
+    services.alert_raise(
+        "reconciliation_mismatch",
+        m.message,
+        dedup=f"recon:{m.scope}:{m.asset}",
+        detail={"scope": m.scope, "asset": m.asset, "ledger": str(m.ledger), "actual": str(m.actual)},
+    )
 
 
 def _pause_running_orders(account: ExchangeAccount) -> None:

@@ -165,25 +165,32 @@ def _signer_of(account: ExchangeAccount) -> str | None:
     )
 
 
+def alert_raise(kind: str, message: str, *, dedup: str, detail: dict[str, Any], warning: bool = False) -> bool:
+    """Open an alert for a fact, once while it is open (`dedup` is unique among open alerts); True when this call
+    opened it. Critical unless `warning`."""
+    severity = Alert.Severity.WARNING if warning else Alert.Severity.CRITICAL
+    try:
+        with transaction.atomic():
+            Alert.objects.create(kind=kind, severity=severity, message=message[:500], detail=detail, dedup_key=dedup)
+    except IntegrityError:
+        return False  # already open for this fact
+    (log.warning if warning else log.error)(kind, **{k: str(v) for k, v in detail.items()})
+    return True
+
+
 def _refuse_untrusted(account: ExchangeAccount) -> CredentialsUntrusted:
     """One critical alert per account while open; the row is left exactly as found (it is the evidence)."""
     reason = "unsigned" if not account.credentials_signature else "signature does not verify"
     detail = {"account_id": account.pk, "exchange": account.exchange, "owner_id": account.owner_id, "reason": reason}
-    try:
-        with transaction.atomic():
-            Alert.objects.create(
-                kind="credentials_untrusted",
-                severity=Alert.Severity.CRITICAL,
-                message=(
-                    f"the stored credentials of exchange account {account.pk} are not vouched for by the "
-                    f"enrolment key ({reason}): they were not opened; someone may have written the database"
-                ),
-                detail=detail,
-                dedup_key=f"credentials-untrusted:a{account.pk}",
-            )
-    except IntegrityError:
-        pass  # already open for this account
-    log.error("credentials_untrusted", **{k: str(v) for k, v in detail.items()})
+    alert_raise(
+        "credentials_untrusted",
+        (
+            f"the stored credentials of exchange account {account.pk} are not vouched for by the "
+            f"enrolment key ({reason}): they were not opened; someone may have written the database"
+        ),
+        dedup=f"credentials-untrusted:a{account.pk}",
+        detail=detail,
+    )
     return CredentialsUntrusted(
         f"the credentials of exchange account {account.pk} are not vouched for by a configured enrolment key",
         extra={"account_id": account.pk, "reason": reason},

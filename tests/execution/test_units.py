@@ -110,7 +110,9 @@ def _credited(settings, monkeypatch, reported: object, amount: int, places: int)
     monkeypatch.setattr(funds, "exchange_client", lambda *a, **k: SimpleNamespace(fetch_deposits=lambda _: [deposit]))
     monkeypatch.setattr(funds.services, "exchange_account_credentials", lambda *, account: None)
     order = SimpleNamespace(exchange_account=SimpleNamespace(exchange="binance"), funding_asset="USDT")
-    return funds._credited_by_exchange(order, SimpleNamespace(tx_hash="0xabc1", amount=amount))  # type: ignore[arg-type]
+    no_versions = SimpleNamespace(values_list=lambda *a, **k: [])  # the transfer was never replaced
+    sent = SimpleNamespace(tx_hash="0xabc1", amount=amount, versions=no_versions)
+    return funds._credited_by_exchange(order, sent)  # type: ignore[arg-type]
 
 
 def test_a_deposit_reported_as_a_noisy_float_is_matched_by_base_units(settings, monkeypatch) -> None:
