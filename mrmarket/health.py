@@ -290,7 +290,8 @@ def run_check(name: str) -> CheckResult:
         state, detail = CHECKS[name]()
     except Exception as exc:  # a health check reports failures, it never raises them
         state, detail = "fail", _error_text(exc)
-    result = CheckResult(name=name, state=state, detail=detail, checked_at=_now(), required=required)
+    # Every detail, not just an exception's: no password or registered secret reaches a page or a log.
+    result = CheckResult(name=name, state=state, detail=redact_text(detail), checked_at=_now(), required=required)
     DEPENDENCY_UP.labels(check=name).set(1 if result.state == "ok" else 0)
     return result
 

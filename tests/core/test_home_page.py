@@ -39,4 +39,6 @@ def test_root_tells_anyone_the_state_per_check_and_only_staff_the_detail(
     assert "cache.internal" not in html
     staff = get_user_model().objects.create_user("ops", password="x", is_staff=True)
     client.force_login(staff)
-    assert "cache.internal" in client.get("/").content.decode()  # staff see the (masked) detail
+    staff_html = client.get("/").content.decode()
+    assert "cache.internal" in staff_html  # staff see the detail…
+    assert "hunter2" not in staff_html  # …with the URL's password masked

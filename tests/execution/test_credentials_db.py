@@ -229,9 +229,11 @@ def test_a_row_signature_copied_to_another_row_is_refused(monkeypatch: pytest.Mo
     assert_refused_untouched(b, monkeypatch)
 
 
-def test_a_row_moved_to_another_owner_or_role_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("moved", ["owner", "role"])
+def test_a_row_moved_to_another_owner_or_role_is_refused(monkeypatch: pytest.MonkeyPatch, moved: str) -> None:
     account = store()
-    ExchangeAccount.objects.filter(pk=account.pk).update(role=ExchangeAccount.Role.TREASURY)
+    change = {"owner_id": user_with().pk} if moved == "owner" else {"role": ExchangeAccount.Role.TREASURY}
+    ExchangeAccount.objects.filter(pk=account.pk).update(**change)
     assert_refused_untouched(account, monkeypatch)
 
 

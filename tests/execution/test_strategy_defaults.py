@@ -19,6 +19,20 @@ from wire.jobs import parse_job_spec
 
 pytestmark = pytest.mark.django_db
 
+# The baseline's defaults as the executor documents them (docs/executor.md), by hand.
+PINNED_DEFAULTS = {
+    "bid_spread": Decimal("0.002"),
+    "ask_spread": Decimal("0.002"),
+    "levels": 1,
+    "level_spread": Decimal("0.001"),
+    "level_amount": Decimal("0"),
+    "refresh_tolerance": Decimal("0.0005"),
+    "max_order_age_seconds": 1800,
+    "minimum_spread": Decimal("0"),
+    "inventory_target_base_pct": Decimal("0.5"),
+    "inventory_skew": Decimal("0"),
+}
+
 
 def test_django_fills_specs_from_the_very_defaults_the_executor_parses_with() -> None:
     assert jobs.strategy_kind(jobs.DEFAULT_STRATEGY).defaults is strategies.BASELINE_DEFAULTS
@@ -39,8 +53,8 @@ def test_a_spec_with_nothing_chosen_runs_the_executors_defaults(settings) -> Non
     assumed = build_strategy("baseline", {"order_amount": spec["strategy"]["params"]["order_amount"]})
     assert isinstance(assumed, BaselineStrategy)
     assert asdict(sent) == asdict(assumed.params)
-    for name, default in strategies.BASELINE_DEFAULTS.items():
-        value = getattr(sent, name)
-        assert value == (Decimal(default) if isinstance(default, str) else default), name
+    for name, default in PINNED_DEFAULTS.items():  # the values, written out: a changed default fails here
+        assert getattr(sent, name) == default, name
+    assert set(PINNED_DEFAULTS) == set(strategies.BASELINE_DEFAULTS)
     # Sized from the funding: a quarter of the funded value per order of the one-level ladder.
     assert spec["strategy"]["params"]["order_amount"] == "125.0"

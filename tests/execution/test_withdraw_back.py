@@ -204,7 +204,7 @@ def test_an_accepted_withdrawal_whose_answer_was_lost_is_found_not_resent(
     monkeypatch, stopped: Stopped, sim: RunningExchange, w3: Web3, client_ids: bool
 ) -> None:
     if not client_ids:
-        monkeypatch.setattr(funds, "WITHDRAW_CLIENT_ID_PARAM", {}, raising=False)
+        monkeypatch.setattr(funds, "WITHDRAW_CLIENT_ID_PARAM", {})
     exchange = Exchange(None, client_ids=client_ids, lose_answer=True)
     patch_treasury(monkeypatch, stopped, exchange)
     with pytest.raises(ExchangeUnavailable):
@@ -236,7 +236,7 @@ def test_an_accepted_withdrawal_whose_answer_was_lost_is_found_not_resent(
 def test_without_client_ids_a_request_the_exchange_never_got_is_sent_again_only_after_the_listing_window(
     monkeypatch, stopped: Stopped, sim: RunningExchange
 ) -> None:
-    monkeypatch.setattr(funds, "WITHDRAW_CLIENT_ID_PARAM", {}, raising=False)
+    monkeypatch.setattr(funds, "WITHDRAW_CLIENT_ID_PARAM", {})
     exchange = Exchange(None, client_ids=False)
     patch_treasury(monkeypatch, stopped, exchange)
     sim.sim.faults.add(Fault(kind=FaultKind.HTTP_5XX, status=502, endpoint="/sapi/v1/capital/withdraw/apply", count=2))
@@ -357,7 +357,7 @@ def test_two_concurrent_withdraw_backs_send_each_asset_once(
 ) -> None:
     require_postgresql("row locks need PostgreSQL")
     # Without client ids the exchange would take every request: only our locks keep it to one each.
-    monkeypatch.setattr(funds, "WITHDRAW_CLIENT_ID_PARAM", {}, raising=False)
+    monkeypatch.setattr(funds, "WITHDRAW_CLIENT_ID_PARAM", {})
     exchange = Exchange(None, client_ids=False)
     patch_treasury(monkeypatch, stopped, exchange)
     # The exchange is slow to answer, so the second call arrives while the first one's request is on its way.

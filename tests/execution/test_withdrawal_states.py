@@ -36,13 +36,6 @@ def test_every_transition_is_allowed_or_refused_as_the_lifecycle_says(state: str
         assert wd.next_state(State(state), Event(event)).value == expected
 
 
-def test_a_refused_request_never_reaches_the_exchange_ledger_and_nothing_leaves_a_final_state() -> None:
-    for final in ("confirmed", "failed"):
-        for event in EVENTS:
-            with pytest.raises(wd.InvalidWithdrawalTransition):
-                wd.next_state(State(final), Event(event))
-
-
 def moves(event: Event, *, row: int = 5, fee: int = 0) -> list:
     return wd.withdrawal_moves(
         event, order_id=7, withdrawal_id=row, exchange_account_id=3, asset="USDT", amount=100, fee=fee
