@@ -94,10 +94,11 @@ def _pick_port(asked: int | None, name: str, used_before: dict[str, int]) -> int
 
 def _ports_used_before(data_dir: Path) -> dict[str, int]:
     path = data_dir / PORTS_FILE
-    if not path.exists():
-        return {}
-    ports: dict[str, int] = json.loads(path.read_text())
-    return ports
+    try:
+        ports = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}  # no earlier run, or a file cut short by a kill: the defaults, then free ports
+    return {k: int(v) for k, v in ports.items()} if isinstance(ports, dict) else {}
 
 
 def reset_demo(data_dir: Path) -> None:
@@ -231,7 +232,9 @@ def run_demo(args: argparse.Namespace) -> int:
         redis_port = _pick_port(args.redis_port, "redis", used)
         env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
         manager.add_process("redis", _redis_command(redis_port, data_dir), env=env, cwd=str(ROOT))
-    (data_dir / PORTS_FILE).write_text(json.dumps(used))
+    tmp = data_dir / f"{PORTS_FILE}.tmp"
+    tmp.write_text(json.dumps(used))
+    os.replace(tmp, data_dir / PORTS_FILE)  # whole or not at all: a kill mid-write leaves the last run's file
 
     _prepare_dev_quote_authority(data_dir)
     tdx_cmd = [PY, "-m", "devnet.tdx", "serve", "--socket", str(data_dir / "tdx.sock"), "--state"]

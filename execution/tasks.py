@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 
 from execution import services
@@ -11,6 +13,16 @@ from mrmarket.observability.logging import get_logger
 
 log = get_logger(__name__)
 
+# One retry policy for every task that talks to an exchange, a chain node or an executor: an outage of the
+# outside world (typed ExchangeUnavailable, or a connection that failed under web3/httpx) is retried with
+# backoff; every step is idempotent, so a retry is never a second step.
+RETRIED: dict[str, Any] = {
+    "ignore_result": True,
+    "autoretry_for": (ExchangeUnavailable, ConnectionError),
+    "retry_backoff": True,
+    "max_retries": 5,
+}
+
 
 @shared_task(name="execution.reprobe_exchange_keys", ignore_result=True)
 def reprobe_exchange_keys() -> None:
@@ -18,13 +30,7 @@ def reprobe_exchange_keys() -> None:
         reprobe_exchange_key.delay(account_id)
 
 
-@shared_task(
-    name="execution.reprobe_exchange_key",
-    ignore_result=True,
-    autoretry_for=(ExchangeUnavailable,),
-    retry_backoff=True,
-    max_retries=5,
-)
+@shared_task(name="execution.reprobe_exchange_key", **RETRIED)
 def reprobe_exchange_key(account_id: int) -> None:
     services.exchange_account_reprobe(account_id=account_id)
 
@@ -42,13 +48,7 @@ def track_deposits() -> None:
         track_deposit.delay(order_id)
 
 
-@shared_task(
-    name="execution.track_deposit",
-    ignore_result=True,
-    autoretry_for=(ExchangeUnavailable, ConnectionError),
-    retry_backoff=True,
-    max_retries=5,
-)
+@shared_task(name="execution.track_deposit", **RETRIED)
 def track_deposit(order_id: int) -> None:
     from execution import funds
     from execution.domain import mm_order as mm
@@ -58,7 +58,7 @@ def track_deposit(order_id: int) -> None:
         start_job.delay(order_id)  # MM starts as soon as the deposit is confirmed
 
 
-@shared_task(name="execution.fund_order", ignore_result=True, autoretry_for=(ExchangeUnavailable,), retry_backoff=True)
+@shared_task(name="execution.fund_order", **RETRIED)
 def fund_order(order_id: int) -> None:
     from execution import funds
 
@@ -79,26 +79,14 @@ def track_withdrawals() -> None:
         track_withdrawal.delay(order_id)
 
 
-@shared_task(
-    name="execution.track_withdrawal",
-    ignore_result=True,
-    autoretry_for=(ExchangeUnavailable, ConnectionError),
-    retry_backoff=True,
-    max_retries=5,
-)
+@shared_task(name="execution.track_withdrawal", **RETRIED)
 def track_withdrawal(order_id: int) -> None:
     from execution import funds
 
     funds.mm_order_track_withdrawal(order_id=order_id)
 
 
-@shared_task(
-    name="execution.withdraw_back",
-    ignore_result=True,
-    autoretry_for=(ExchangeUnavailable, ConnectionError),
-    retry_backoff=True,
-    max_retries=5,
-)
+@shared_task(name="execution.withdraw_back", **RETRIED)
 def withdraw_back(order_id: int, treasury_account_id: int) -> None:
     from execution import funds
 
@@ -106,7 +94,7 @@ def withdraw_back(order_id: int, treasury_account_id: int) -> None:
     funds.mm_order_withdraw_back_queued(order_id=order_id, treasury_account_id=treasury_account_id)
 
 
-@shared_task(name="execution.reconcile", ignore_result=True, autoretry_for=(ExchangeUnavailable,), retry_backoff=True)
+@shared_task(name="execution.reconcile", **RETRIED)
 def reconcile() -> None:
     from execution import reconciliation
 
@@ -133,13 +121,7 @@ def drive_jobs() -> None:
         wind_down.delay(order_id)
 
 
-@shared_task(
-    name="execution.start_job",
-    ignore_result=True,
-    autoretry_for=(ExchangeUnavailable, ConnectionError),
-    retry_backoff=True,
-    max_retries=5,
-)
+@shared_task(name="execution.start_job", **RETRIED)
 def start_job(order_id: int) -> None:
     from execution import jobs
     from execution.errors import ExecutorNotConfigured, ExecutorUnavailable, RoutingRefused
@@ -151,13 +133,7 @@ def start_job(order_id: int) -> None:
         log.warning("job_not_started", order_id=order_id, code=exc.code, error=exc.message)
 
 
-@shared_task(
-    name="execution.sync_job",
-    ignore_result=True,
-    autoretry_for=(ExchangeUnavailable, ConnectionError),
-    retry_backoff=True,
-    max_retries=5,
-)
+@shared_task(name="execution.sync_job", **RETRIED)
 def sync_job(order_id: int) -> None:
     from execution import jobs
     from execution.errors import ExecutorNotConfigured, ExecutorUnavailable, ReportRejected, RoutingRefused
@@ -168,26 +144,14 @@ def sync_job(order_id: int) -> None:
         log.warning("job_sync_failed", order_id=order_id, code=exc.code, error=exc.message)  # alerted; next beat
 
 
-@shared_task(
-    name="execution.revoke_job",
-    ignore_result=True,
-    autoretry_for=(ExchangeUnavailable, ConnectionError),
-    retry_backoff=True,
-    max_retries=5,
-)
+@shared_task(name="execution.revoke_job", **RETRIED)
 def revoke_job(order_id: int) -> None:
     from execution import jobs
 
     jobs.mm_order_revoke_job(order_id=order_id)
 
 
-@shared_task(
-    name="execution.wind_down",
-    ignore_result=True,
-    autoretry_for=(ExchangeUnavailable, ConnectionError),
-    retry_backoff=True,
-    max_retries=5,
-)
+@shared_task(name="execution.wind_down", **RETRIED)
 def wind_down(order_id: int) -> None:
     from execution import jobs
     from execution.errors import ExecutorUnavailable

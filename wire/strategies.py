@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from wire.errors import StrategyParamError, UnknownStrategy
-from wire.schema import DECIMAL_MAX_LEN
+from wire.schema import DECIMAL_MAX_LEN, DECIMAL_RE
 
 MAX_LEVELS = 20
 ZERO = Decimal(0)
@@ -53,9 +53,11 @@ def _decimal(params: Mapping[str, Any], name: str, *, low: Decimal, high: Decima
         raise StrategyParamError(name, "must be a decimal string (floats are not accepted)")
     if not isinstance(raw, (str, int)) or len(str(raw)) > DECIMAL_MAX_LEN:
         raise StrategyParamError(name, f"must be a decimal string of at most {DECIMAL_MAX_LEN} characters")
+    if isinstance(raw, str) and not DECIMAL_RE.fullmatch(raw):  # the wire's one decimal form: no exponent, no spaces
+        raise StrategyParamError(name, f"{raw!r} is not a decimal string like '123.45'")
     try:
         value = Decimal(str(raw))
-    except InvalidOperation:
+    except InvalidOperation:  # pragma: no cover - the form above admits only valid decimals
         raise StrategyParamError(name, f"{raw!r} is not a decimal number") from None
     if not value.is_finite() or value < low or value > high or (low_open and value == low):
         bracket = "(" if low_open else "["

@@ -37,3 +37,13 @@ def test_the_launcher_prefers_the_asked_then_the_default_then_the_last_runs_port
     other = launch._pick_port(None, "web", used)
     assert other not in {8000, 8123}
     assert used == {"web": other}
+
+
+def test_a_ports_file_cut_short_by_a_kill_means_no_earlier_ports(tmp_path) -> None:
+    from devnet import launch
+
+    assert launch._ports_used_before(tmp_path) == {}
+    (tmp_path / launch.PORTS_FILE).write_text('{"web": 80')  # what a kill mid-write would leave
+    assert launch._ports_used_before(tmp_path) == {}
+    (tmp_path / launch.PORTS_FILE).write_text('{"web": 8001}')
+    assert launch._ports_used_before(tmp_path) == {"web": 8001}

@@ -122,3 +122,12 @@ def test_a_good_spec_parses_to_its_strategy_parameters() -> None:
     assert parsed.digest == digest(spec())
     assert parsed.params.levels == 3
     assert parsed.params.refresh_tolerance == Decimal(BASELINE_DEFAULTS["refresh_tolerance"])
+
+
+@pytest.mark.parametrize("written", [" 1", "1E-3", "1e3", "+1", "01", "1.", "NaN"])
+def test_a_strategy_decimal_is_written_the_wires_one_way(written: str) -> None:
+    from wire.errors import StrategyParamError
+    from wire.strategies import BaselineParams
+
+    with pytest.raises(StrategyParamError):
+        BaselineParams.parse({"order_amount": written})

@@ -141,7 +141,7 @@ def test_without_a_reference_everything_is_cancelled() -> None:
         ({"bid_spread": 0.002}, "bid_spread", "floats are not accepted"),
         ({"levels": 0}, "levels", "must be within [1, 20]"),
         ({"levels": "3"}, "levels", "must be an integer"),
-        ({"order_amount": "ten"}, "order_amount", "not a decimal number"),
+        ({"order_amount": "ten"}, "order_amount", "not a decimal string"),
         ({"spread": "0.1"}, "spread", "is not a parameter"),
         ({"min_base": "10", "max_base": "5"}, "min_base", "must be below max_base"),
         ({"price_floor": "2", "price_ceiling": "1"}, "price_floor", "must be below price_ceiling"),
