@@ -140,3 +140,17 @@ def test_a_deposit_the_exchange_credited_before_the_order_booked_it_is_no_mismat
     sim.admin("POST", f"/_devnet/accounts/{venue}/credit", {"asset": "USDT", "amount": "1"})  # more than in flight
     (mismatch,) = reconciliation.reconcile_exchange_accounts()
     assert mismatch.actual - mismatch.ledger == 51 * UNIT
+
+
+def test_a_key_that_cannot_be_read_skips_its_exchange_and_no_false_alert_is_raised(
+    keys, sim: RunningExchange, settings
+) -> None:
+    trading, treasury = keys
+    # The treasury key's row no longer opens (say a database writer swapped it): its account is unknown, so the
+    # trading key's account is not compared without it, and nothing raises for the rest of the pass.
+    ExchangeAccount.objects.filter(pk=treasury.pk).update(credentials_signature="")
+    venue = sim.sim.keys.authenticate(services.exchange_account_credentials(account=trading).api_key).account_id
+    sim.admin("POST", f"/_devnet/accounts/{venue}/credit", {"asset": "USDT", "amount": "7"})  # a real difference
+    assert reconciliation.reconcile_exchange_accounts() == []  # skipped this pass, not a wrong verdict
+    assert not Alert.objects.filter(kind="reconciliation_mismatch").exists()
+    assert Alert.objects.filter(kind="credentials_untrusted").count() == 1  # what was wrong is alerted
