@@ -11,7 +11,7 @@ to it unless, just now,
 4. the registry has not revoked it.
 
 `attested_identity` is the function `EXECUTOR_ATTESTATION_GATE` names in every profile where it is enabled; the
-executor client's single provisioning path (`execution.jobs.provisioning_identity`) calls it before sealing.
+executor client's single provisioning path (`execution.provisioning.provisioning_identity`) calls it before sealing.
 Every verification, passed or failed, is recorded (`AttestationRecord`) and updates the registry.
 
 Roots: Intel's SGX/TDX root is built into dcap-qvl. The dev quote authority's root (`devnet/tdx`) is accepted
@@ -313,7 +313,7 @@ def _refuse(
 def attested_identity(client: Any) -> Any:
     """The provisioning gate (`EXECUTOR_ATTESTATION_GATE`): a fresh verification before every secret delivery."""
     from execution.errors import ExecutorRefused
-    from execution.jobs import ExecutorIdentity, ProvisioningRefused
+    from execution.provisioning import ExecutorIdentity, ProvisioningRefused
 
     executor, _ = ExecutorRecord.objects.get_or_create(url=client.base_url)
     if executor.state == ExecutorRecord.State.REVOKED:

@@ -107,7 +107,7 @@ def _check_strategy(
     """The order's strategy, resolved (defaults and sizes filled in) and checked as the complete job spec it
     becomes, by the same parser the executor runs (`wire.jobs.parse_job_spec`): a spec the executor would refuse
     is refused here, before the order exists and before any money moves. Returns what the order stores."""
-    from execution.jobs import job_spec_of, market_mid, resolve_strategy
+    from execution.jobspec import job_spec_of, market_mid, resolve_strategy
 
     if strategy is None:
         strategy = {}

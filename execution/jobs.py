@@ -13,193 +13,29 @@ it; the executor's self-reported keys otherwise, which only dev and test profile
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal, Inexact, InvalidOperation
 from typing import Any
 
 import ccxt
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils.module_loading import import_string
 
 from execution import selectors, services
 from execution.domain import mm_order as mm
 from execution.domain.ledger import Posting, Transaction, exchange_holdings, transfer, unbooked_source
-from execution.domain.units import from_units, to_decimal
+from execution.domain.units import to_decimal
 from execution.errors import ExecutorRefused, ExecutorUnavailable, LedgerConflict, LedgerOverdraft, ReportRejected
-from execution.executor_client import ExecutorClient, controller_key
-from execution.funds import asset_decimals, custody_asset, is_custody_asset
+from execution.funds import asset_decimals, is_custody_asset
+from execution.jobspec import build_job_spec, order_mid
 from execution.models import ExecutionReport, MMOrder
-from mrmarket.errors import ApplicationError
+from execution.provisioning import client_for, pick_executor, provisioning_identity
 from mrmarket.observability.logging import get_logger
 from wire.canonical import canonical_bytes, digest
 from wire.errors import ChainError, TooLarge, WireError
-from wire.jobs import JOBSPEC_SCHEMA
 from wire.reports import SignedReport, validate_report, verify_chain
 from wire.schema import DECIMAL_MAX_LEN
-from wire.strategies import strategy_kind
 
 log = get_logger(__name__)
-
-# Strategy parameter defaults are the wire contract's (`wire.strategies`), the ones the executor parses with;
-# these are Django's own choices for what only Django decides: the risk limits not sized from the funding, the
-# strategy when none is named, and the report cadence.
-DEFAULT_STRATEGY = "baseline"
-DEFAULT_RISK: dict[str, Any] = {
-    "max_open_orders": 20,
-    "max_orders_per_second": 5,
-    "max_consecutive_rejects": 10,
-    "stale_book_seconds": 10,
-    "dead_man_seconds": 30,
-}
-DEFAULT_REPORT_INTERVAL_SECONDS = 60
-DEFAULT_SAMPLE_SECONDS = 10
-
-
-class ProvisioningRefused(ApplicationError):
-    code = "provisioning_refused"
-    status = 409
-
-
-@dataclass(frozen=True)
-class ExecutorIdentity:
-    """The keys credentials are sealed to and reports must be signed with, and how they were established."""
-
-    url: str
-    signing_key: str
-    sealing_key: str
-    attested: bool
-    evidence_id: int | None = None
-
-
-def unattested_identity(client: ExecutorClient) -> ExecutorIdentity:
-    """The executor's keys as it reports them, without attestation: refused unless the profile allows it."""
-    if not settings.EXECUTOR_ALLOW_UNATTESTED:
-        raise ProvisioningRefused("executors must be attested before they receive credentials")
-    health = client.health()
-    if health.get("controller_key") != controller_key().public_hex:
-        raise ProvisioningRefused("the executor obeys another controller key than this Django's")
-    return ExecutorIdentity(client.base_url, health["signing_key"], health["sealing_key"], attested=False)
-
-
-def provisioning_identity(client: ExecutorClient) -> ExecutorIdentity:
-    """The gate: the only way code here learns which key to seal credentials to."""
-    gate = import_string(settings.EXECUTOR_ATTESTATION_GATE)
-    identity: ExecutorIdentity = gate(client)
-    return identity
-
-
-def pick_executor(*, exchange: str | None = None) -> str:
-    """The executor for a new job: among the configured ones and those EasyEnclave discovers for the exchange
-    (only once its control plane verified), by the registry's selection (capacity, then reputation, then
-    round-robin; never a revoked or failed one). Each is still attested before anything is sent to it."""
-    from attestation.easyenclave import EasyEnclaveError, discovered_executor_urls
-    from attestation.selection import NoExecutorAvailable, select_executor
-    from execution.errors import ExecutorNotConfigured, RoutingRefused
-
-    try:
-        discovered = discovered_executor_urls(exchange=exchange)
-    except EasyEnclaveError as exc:
-        raise RoutingRefused(exc.message, extra={"cause": exc.code, **exc.extra}) from None
-    candidates = list(dict.fromkeys([*settings.EXECUTOR_URLS, *discovered]))
-    try:
-        return select_executor(candidates)
-    except NoExecutorAvailable as exc:
-        raise ExecutorNotConfigured(str(exc)) from None
-
-
-def client_for(order: MMOrder) -> ExecutorClient:
-    return ExecutorClient(order.executor_url)
-
-
-# --- job spec ------------------------------------------------------------------------------------------------
-
-
-def resolve_strategy(
-    chosen: dict[str, Any], *, symbol: str, funding_asset: str, funding_amount: int, mid: Decimal
-) -> dict[str, Any]:
-    """The order's strategy choices over the defaults, sizes from the funding where not given: every value the
-    job spec carries besides where it runs. UnknownStrategy when the strategy has no parameter contract."""
-    name = chosen.get("name", DEFAULT_STRATEGY)
-    params = {**strategy_kind(name).defaults, **(chosen.get("params") or {})}
-    quote = symbol.split("/")[1]
-    _, decimals = custody_asset(funding_asset)
-    funded = from_units(funding_amount, decimals)
-    funded_quote = funded if funding_asset == quote else funded * mid
-    if "order_amount" not in params:
-        # Each of 2·levels orders gets a quarter of its share, so the ladder fits twice over on either side. A
-        # levels value the strategy refuses sizes as one level; the parser then names the bad levels.
-        levels = params.get("levels")
-        ladder = levels if isinstance(levels, int) and not isinstance(levels, bool) and levels >= 1 else 1
-        per_order = funded_quote / (4 * ladder) / mid
-        params["order_amount"] = format(per_order.quantize(Decimal("0.1"), rounding=ROUND_FLOOR), "f")
-    risk = {
-        **DEFAULT_RISK,
-        "max_exposure_quote": format(funded_quote * 2, "f"),
-        "max_loss_quote": format((funded_quote * Decimal("0.05")).quantize(Decimal("0.01")), "f"),
-        "max_drawdown_quote": format((funded_quote * Decimal("0.08")).quantize(Decimal("0.01")), "f"),
-        **(chosen.get("risk") or {}),
-    }
-    return {
-        "name": name,
-        "params": params,
-        "risk": risk,
-        "report_interval_seconds": chosen.get("report_interval_seconds", DEFAULT_REPORT_INTERVAL_SECONDS),
-        "sample_seconds": chosen.get("sample_seconds", DEFAULT_SAMPLE_SECONDS),
-    }
-
-
-def job_spec_of(resolved: dict[str, Any], *, job_id: str, exchange: str, symbol: str) -> dict[str, Any]:
-    """The wire job spec of a resolved strategy (`resolve_strategy`)."""
-    return {
-        "schema": JOBSPEC_SCHEMA,
-        "job_id": job_id,
-        "exchange": exchange,
-        "symbol": symbol,
-        "strategy": {"name": resolved["name"], "params": resolved["params"]},
-        "risk": resolved["risk"],
-        "report_interval_seconds": resolved["report_interval_seconds"],
-        "sample_seconds": resolved["sample_seconds"],
-    }
-
-
-def build_job_spec(order: MMOrder, *, mid: Decimal) -> dict[str, Any]:
-    """The job spec for an order. An order made by `mm_order_create` carries its resolved strategy (parsed then
-    by `wire.jobs.parse_job_spec`), which this leaves unchanged; `mid` only sizes what is still missing."""
-    resolved = resolve_strategy(
-        dict(order.strategy or {}),
-        symbol=order.symbol,
-        funding_asset=order.funding_asset,
-        funding_amount=int(order.funding_amount),
-        mid=mid,
-    )
-    return job_spec_of(
-        resolved,
-        job_id=f"mmo{order.pk}-{secrets.token_hex(4)}",  # unique even if executors outlive this database
-        exchange=order.exchange_account.exchange,
-        symbol=order.symbol,
-    )
-
-
-def _mid(order: MMOrder) -> Decimal:
-    return market_mid(order.exchange_account.exchange, order.symbol)
-
-
-def market_mid(exchange: str, symbol: str) -> Decimal:
-    from execution.exchanges import TRANSIENT, exchange_client
-
-    try:
-        book = exchange_client(exchange).fetch_order_book(symbol, 5)
-    except TRANSIENT:
-        from execution.errors import ExchangeUnavailable
-
-        raise ExchangeUnavailable(f"{exchange} did not answer its order book") from None
-    if not book["bids"] or not book["asks"]:
-        from execution.errors import ExchangeUnavailable
-
-        raise ExchangeUnavailable(f"{exchange} has no two-sided book for {symbol} to size the job from")
-    return (Decimal(str(book["bids"][0][0])) + Decimal(str(book["asks"][0][0]))) / 2
 
 
 # --- start ---------------------------------------------------------------------------------------------------
@@ -213,7 +49,7 @@ def mm_order_start_job(*, order_id: int) -> MMOrder:
             locked = MMOrder.objects.select_for_update().get(pk=order_id)
             if locked.state == mm.State.DEPOSIT_CONFIRMED and locked.job_spec is None:
                 locked.executor_url = pick_executor(exchange=order.exchange_account.exchange)
-                locked.job_spec = build_job_spec(order, mid=_mid(order))
+                locked.job_spec = build_job_spec(order, mid=order_mid(order))
                 locked.job_id = locked.job_spec["job_id"]
                 locked.save(update_fields=["executor_url", "job_spec", "job_id", "updated_at"])
             order = services.mm_order_transition(
@@ -628,7 +464,7 @@ def _restart_lost_job(order: MMOrder) -> MMOrder:
     cancelled = _cancel_lost_orders(order, lost_job_id=lost)
     booked = _book_unreported_fills(order, lost_job_id=lost)
     executor_url = pick_executor(exchange=order.exchange_account.exchange)
-    spec = build_job_spec(order, mid=_mid(order))
+    spec = build_job_spec(order, mid=order_mid(order))
     with transaction.atomic():
         locked = MMOrder.objects.select_for_update().get(pk=order.pk)
         if locked.state != mm.State.RUNNING or locked.job_id != lost:

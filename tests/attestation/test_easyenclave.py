@@ -204,7 +204,7 @@ def test_a_malformed_answer_is_refused(trusted: str, settings, authority: DevQuo
 def test_routing_is_refused_while_the_control_plane_fails(
     trusted: str, control_plane: tuple[ControlPlane, str], executor_health: str, settings
 ) -> None:
-    from execution.jobs import pick_executor
+    from execution.provisioning import pick_executor
 
     cp, _ = control_plane
     register(cp, executor_health, "exchange:binance")

@@ -184,7 +184,7 @@ def test_reused_and_unknown_nonces_are_refused(dev_trust: DevQuoteAuthority) -> 
 
 
 def test_a_revoked_executor_gets_nothing(dev_trust: DevQuoteAuthority) -> None:
-    from execution.jobs import ProvisioningRefused
+    from execution.provisioning import ProvisioningRefused
 
     executor = FakeExecutor(dev_trust)
     ExecutorRecord.objects.create(url=executor.base_url, state=ExecutorRecord.State.REVOKED)

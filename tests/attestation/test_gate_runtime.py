@@ -141,7 +141,7 @@ def test_a_real_executor_obeying_another_controller_gets_nothing(
 
 def test_the_unattested_dev_gate_still_refuses_another_controller(settings: Any) -> None:
     from execution.executor_client import controller_key
-    from execution.jobs import ProvisioningRefused, unattested_identity
+    from execution.provisioning import ProvisioningRefused, unattested_identity
 
     settings.EXECUTOR_ALLOW_UNATTESTED = True
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from attestation.models import ExecutorRecord
-from execution import jobs, services
+from execution import jobs, provisioning, services
 from execution.domain import mm_order as mm
 from execution.errors import ExecutorUnavailable, InvalidOrderTransition, ReportRejected
 from execution.executor_client import ExecutorClient
@@ -114,7 +114,7 @@ def test_stop_on_a_settled_order_is_refused_and_changes_nothing(order: MMOrder) 
 
 def test_production_refuses_unattested_executors(order: MMOrder, settings) -> None:
     settings.EXECUTOR_ALLOW_UNATTESTED = False
-    with pytest.raises(jobs.ProvisioningRefused):
+    with pytest.raises(provisioning.ProvisioningRefused):
         jobs.mm_order_start_job(order_id=order.pk)
     order.refresh_from_db()
     assert order.executor_signing_key == ""  # no key chosen, nothing sealed, nothing sent

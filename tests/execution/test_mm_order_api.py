@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from devnet.exchange.fixtures import RunningExchange, run_exchange
 from devnet.exchange.keys import Permission
-from execution import jobs, services
+from execution import jobspec, services
 from execution.credentials import ExchangeCredentials
 from execution.domain import mm_order as mm
 from execution.models import ExchangeAccount, LedgerTransaction, MMOrder
@@ -158,7 +158,7 @@ def test_an_order_carries_the_complete_strategy_it_was_checked_with(operator) ->
     assert strategy["params"] == {**BASELINE_DEFAULTS, "bid_spread": "0.003", "order_amount": mock.ANY}
     assert strategy["risk"]["max_open_orders"] == 8
     # What the job starts with is that very strategy, whatever the market did meanwhile.
-    spec = jobs.build_job_spec(order, mid=Decimal("1234"))
+    spec = jobspec.build_job_spec(order, mid=Decimal("1234"))
     assert spec["strategy"] == {"name": "baseline", "params": strategy["params"]}
     assert spec["risk"] == strategy["risk"]
     assert parse_job_spec(spec).strategy == "baseline"

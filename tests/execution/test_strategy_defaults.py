@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from execution import jobs
+from execution import jobspec
 from executor.strategy import baseline
 from executor.strategy import errors as strategy_errors
 from executor.strategy.baseline import BaselineStrategy
@@ -35,7 +35,7 @@ PINNED_DEFAULTS = {
 
 
 def test_django_fills_specs_from_the_very_defaults_the_executor_parses_with() -> None:
-    assert jobs.strategy_kind(jobs.DEFAULT_STRATEGY).defaults is strategies.BASELINE_DEFAULTS
+    assert jobspec.strategy_kind(jobspec.DEFAULT_STRATEGY).defaults is strategies.BASELINE_DEFAULTS
     # The executor's parameter type, parser and errors are wire's own: nothing to drift apart.
     assert baseline.BaselineParams is strategies.BaselineParams
     assert strategy_errors.StrategyParamError is wire_errors.StrategyParamError
@@ -44,10 +44,10 @@ def test_django_fills_specs_from_the_very_defaults_the_executor_parses_with() ->
 
 def test_a_spec_with_nothing_chosen_runs_the_executors_defaults(settings) -> None:
     settings.CUSTODY_ASSETS = {"USDT": {"token": "0x" + "ab" * 20, "decimals": 6}}
-    resolved = jobs.resolve_strategy(
+    resolved = jobspec.resolve_strategy(
         {}, symbol="MMT/USDT", funding_asset="USDT", funding_amount=1_000 * 10**6, mid=Decimal("2")
     )
-    spec = jobs.job_spec_of(resolved, job_id="mmo1-x", exchange="binance", symbol="MMT/USDT")
+    spec = jobspec.job_spec_of(resolved, job_id="mmo1-x", exchange="binance", symbol="MMT/USDT")
     sent = parse_job_spec(spec).params
     # What the executor assumes for a spec naming only the size:
     assumed = build_strategy("baseline", {"order_amount": spec["strategy"]["params"]["order_amount"]})
