@@ -1,20 +1,33 @@
-"""Verifying an Intel Trust Authority (ITA) attestation token. Pure: `cryptography` only, no network, no Django.
+"""Verifying an Intel Trust Authority (ITA) attestation token. Pure: PyJWT and `cryptography`, no network, no Django.
 
 An ITA token is a JWT in which Intel states that it appraised a TDX quote: the TD's measurements, its
-REPORTDATA, the platform's TCB status and advisories. We accept one only when, in this order,
+REPORTDATA, the platform's TCB status and advisories. The JWS itself (base64url, the three parts, the JSON header
+and payload, the PS384/RS256 signature) is decoded and verified by PyJWT; our own code is the policy on top. We
+accept a token only when, in this order,
 
-1. it is three base64url parts whose header and payload are JSON objects (`malformed_token`),
+1. it is a string of at most 64 KiB without `=` padding, and PyJWT reads it as three canonical base64url parts
+   whose header is a JSON object (`malformed_token`). The padding refusal is our one pre-check on the raw text:
+   PyJWT accepts padded parts, we keep one spelling per token,
 2. its `alg` is PS384 (ITA's default) or RS256 (on request) — never `none`, HS* (the classic key-confusion
-   attack: an HMAC "signed" with the public key), ES* or anything else (`alg_not_allowed`); no `crit` header,
+   attack: an HMAC "signed" with the public key), ES* or anything else (`alg_not_allowed`), checked by us before
+   any key is looked at; then no `crit` header (`malformed_token`),
 3. its `kid` names a key of the configured JWKS (`unknown_kid`) that is an RSA signing key of at least 2048
-   bits whose own `alg`, if stated, is the token's (`bad_key`), and the signature verifies under it
-   (`bad_signature`) — PS384 is RSASSA-PSS with SHA-384, MGF1-SHA-384 and a 48-byte salt (RFC 7518 §3.5),
+   bits whose own `alg`, if stated, is the token's (`bad_key`); the signature verifies under it (`bad_signature`,
+   PyJWT, given that one key and that one algorithm; PS384 is RSASSA-PSS with SHA-384, MGF1-SHA-384 and a 48-byte
+   salt, RFC 7518 §3.5), and the payload is a JSON object (`malformed_token`),
 4. `iss` is the configured issuer (`wrong_issuer`), `exp` is in the future (`expired`) and `nbf`/`iat`, when
    present, not in the future (`not_yet_valid`), within `leeway` seconds; `aud` matches when one is expected,
 5. the TDX claims are present (`missing_claim`) and well-formed (`bad_claim`): `tdx_mrtd`, `tdx_rtmr0`..`3`
    (48 bytes hex each), `tdx_report_data` (64 bytes hex), `attester_tcb_status`, optional
    `attester_advisory_ids`, and the debug flag (`tdx_is_debuggable` or `tdx_td_attributes_debug`). Version-1
    tokens carry them at the top level, version-2 tokens under `tdx`.
+
+Ours, not PyJWT's: the algorithm allowlist and its order, the `kid` lookup and key checks, `crit`, and every
+claim check (4 and 5). PyJWT's claim checks are switched off because they read the wall clock and we verify at a
+given `now`; its header checks are replaced by ours (`_PolicyJws`) so that each refusal keeps its own code (PyJWT
+would refuse a non-string `kid` or any `crit` before we could say `alg_not_allowed`/`unknown_kid`). The JWKS's RSA
+members are read by PyJWT (`RSAAlgorithm.from_jwk`), one key at a time: `PyJWKSet` drops unusable keys silently, and
+a token naming one must be refused with `bad_key` rather than `unknown_kid`.
 
 The token's `jku`, `x5u` and `jwk` headers are ignored: keys come only from the JWKS the operator configured. When a
 root certificate is given (`root_ca_der`, ITA's signing root), the key must also carry an `x5c` chain, as Intel's
@@ -37,10 +50,13 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+import jwt
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+from jwt.types import Options
 
 from attestation.domain.quote import QuoteFields, QuoteVerdict
 
@@ -118,11 +134,13 @@ def _read_jwk(raw: dict[str, Any]) -> Jwk:
     if raw.get("use") not in (None, "sig"):
         return Jwk(kid, alg, None, f"key use {raw.get('use')!r} is not sig")
     try:
-        n = int.from_bytes(_b64url(str(raw["n"])), "big")
-        e = int.from_bytes(_b64url(str(raw["e"])), "big")
-        public_key = rsa.RSAPublicNumbers(e, n).public_key()
-    except (KeyError, ValueError, TypeError) as exc:
+        # Only the public members: a JWKS that (wrongly) also publishes `d` still yields just the public key.
+        parsed = RSAAlgorithm.from_jwk({name: raw[name] for name in ("kty", "n", "e") if name in raw})
+    except (jwt.InvalidKeyError, ValueError, TypeError) as exc:
         return Jwk(kid, alg, None, f"RSA key unreadable: {exc}")
+    if not isinstance(parsed, rsa.RSAPublicKey):
+        return Jwk(kid, alg, None, "RSA key unreadable: not a public key")
+    public_key = parsed
     if public_key.key_size < MIN_RSA_BITS:
         return Jwk(kid, alg, None, f"RSA key of {public_key.key_size} bits is shorter than {MIN_RSA_BITS}")
     chain = raw.get("x5c") or []
@@ -181,44 +199,56 @@ class TokenClaims:
     raw: Mapping[str, Any]
 
 
-def _b64url(part: str) -> bytes:
-    if not part or any(c not in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" for c in part):
-        raise ValueError("not base64url")
-    data = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-    if base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii") != part:
-        raise ValueError("not canonical base64url (stray trailing bits)")  # one token, one spelling
-    return data
+class _PolicyJws(jwt.PyJWS):
+    """PyJWT's JWS decoder without its own header checks (`kid` a string, `crit` understood): `verify_token` makes
+    them itself, after the `alg` check and with its own codes. Base64url, JSON and signature stay PyJWT's."""
+
+    def _validate_headers(self, headers: dict[str, Any], *, encoding: bool = False) -> None:
+        return None
 
 
-def _json_part(part: str, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(_b64url(part))
-    except (ValueError, binascii.Error) as exc:
-        raise TokenError(TokenReason.MALFORMED_TOKEN, f"token {what} is not base64url JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise TokenError(TokenReason.MALFORMED_TOKEN, f"token {what} is not a JSON object")
-    return value
+_JWS = _PolicyJws()
+# PyJWT's claim checks read the wall clock; ours take `now` (and refuse with our codes), so all of them are off.
+_SIGNATURE_ONLY: Options = {
+    "verify_signature": True,
+    "verify_exp": False,
+    "verify_nbf": False,
+    "verify_iat": False,
+    "verify_aud": False,
+    "verify_iss": False,
+    "verify_sub": False,
+    "verify_jti": False,
+    "require": [],
+}
+
+
+def _text(token: object) -> str:
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES:
+        raise TokenError(TokenReason.MALFORMED_TOKEN, "token is not a string of at most 64 KiB")
+    text = token.strip()
+    if "=" in text:  # PyJWT reads padded parts too; one token, one spelling
+        raise TokenError(TokenReason.MALFORMED_TOKEN, "token parts are padded (`=`), not base64url without padding")
+    return text
 
 
 def read_header(token: str) -> dict[str, Any]:
-    """The token's header, after the structural checks (three parts, JSON object)."""
-    if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES:
-        raise TokenError(TokenReason.MALFORMED_TOKEN, "token is not a string of at most 64 KiB")
-    parts = token.strip().split(".")
-    if len(parts) != 3:
-        raise TokenError(TokenReason.MALFORMED_TOKEN, f"a JWT has 3 parts, this token has {len(parts)}")
-    return _json_part(parts[0], "header")
-
-
-def _check_signature(alg: str, key: rsa.RSAPublicKey, signing_input: bytes, signature: bytes) -> None:
+    """The token's header, after the structural checks (three canonical base64url parts, a JSON object header)."""
     try:
-        if alg == "PS384":
-            pss = padding.PSS(mgf=padding.MGF1(hashes.SHA384()), salt_length=hashes.SHA384.digest_size)
-            key.verify(signature, signing_input, pss, hashes.SHA384())
-        else:
-            key.verify(signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
-    except InvalidSignature:
+        return _JWS.get_unverified_header(_text(token))
+    except jwt.DecodeError as exc:
+        raise TokenError(TokenReason.MALFORMED_TOKEN, f"token is not a compact JWS: {exc}") from None
+
+
+def _verified_payload(token: str, alg: str, key: rsa.RSAPublicKey) -> dict[str, Any]:
+    """The payload once PyJWT verified the signature with this one key and this one (already allowed) algorithm."""
+    try:
+        return jwt.decode(token, key, algorithms=[alg], options=_SIGNATURE_ONLY)
+    except jwt.InvalidSignatureError:
         raise TokenError(TokenReason.BAD_SIGNATURE, f"the {alg} signature does not verify") from None
+    except jwt.InvalidAlgorithmError as exc:  # cannot happen after our `alg` check; refused all the same
+        raise TokenError(TokenReason.ALG_NOT_ALLOWED, f"alg {alg!r} is not allowed: {exc}") from None
+    except jwt.InvalidTokenError as exc:  # the payload is not a JSON object, or `b64` without `crit`
+        raise TokenError(TokenReason.MALFORMED_TOKEN, f"token payload is unreadable: {exc}") from None
 
 
 def _number(payload: Mapping[str, Any], name: str) -> int | None:
@@ -291,6 +321,7 @@ def verify_token(
         raise TokenError(TokenReason.ALG_NOT_ALLOWED, f"alg {alg!r} is not allowed (only {', '.join(ALLOWED_ALGS)})")
     if "crit" in header:
         raise TokenError(TokenReason.MALFORMED_TOKEN, "critical header extensions are not supported")
+    # The key comes from the configured JWKS by `kid` only: `jku`, `x5u`, `jwk` and `x5c` headers are never read.
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise TokenError(TokenReason.UNKNOWN_KID, "the token names no key (`kid`)")
@@ -303,13 +334,7 @@ def verify_token(
         raise TokenError(TokenReason.BAD_KEY, f"key {kid!r} is for {key.alg}, the token says {alg}")
     if root_ca_der is not None:
         check_chain(key, root_ca_der, now=now)
-    head, body, sig = token.strip().split(".")
-    try:
-        signature = _b64url(sig)
-    except (ValueError, binascii.Error):
-        raise TokenError(TokenReason.MALFORMED_TOKEN, "token signature is not base64url") from None
-    _check_signature(alg, key.public_key, f"{head}.{body}".encode("ascii"), signature)
-    payload = _json_part(body, "payload")
+    payload = _verified_payload(_text(token), alg, key.public_key)
 
     if payload.get("iss") != issuer:
         raise TokenError(TokenReason.WRONG_ISSUER, f"issuer {payload.get('iss')!r} is not {issuer!r}")
