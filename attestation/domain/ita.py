@@ -10,7 +10,8 @@ accept a token only when, in this order,
    PyJWT accepts padded parts, we keep one spelling per token,
 2. its `alg` is PS384 (ITA's default) or RS256 (on request) — never `none`, HS* (the classic key-confusion
    attack: an HMAC "signed" with the public key), ES* or anything else (`alg_not_allowed`), checked by us before
-   any key is looked at; then no `crit` header (`malformed_token`),
+   any key is looked at; then no `crit` header (`malformed_token`; PyJWT also refuses `b64: false`, RFC 7797's
+   unencoded payload, as `malformed_token` — ITA never sends it),
 3. its `kid` names a key of the configured JWKS (`unknown_kid`) that is an RSA signing key of at least 2048
    bits whose own `alg`, if stated, is the token's (`bad_key`); the signature verifies under it (`bad_signature`,
    PyJWT, given that one key and that one algorithm; PS384 is RSASSA-PSS with SHA-384, MGF1-SHA-384 and a 48-byte

@@ -10,11 +10,13 @@ import hmac
 import json
 import time
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jwt.types import Options
 
 from attestation.domain.ita import Jwks, TokenError, TokenReason, claims_verdict, read_header, verify_token
 from attestation.domain.quote import evaluate_policy
@@ -238,6 +240,73 @@ def test_critical_headers_and_non_canonical_base64_are_refused(authority, jwks):
         read_header(f"{twin}.e30.")
     assert info.value.code == TokenReason.MALFORMED_TOKEN
     assert read_header(token_for(authority))["kid"] == authority.kid
+
+
+def test_an_alg_none_token_made_by_pyjwt_itself_is_refused(authority, jwks):
+    unsigned = jwt.encode(payload_of(authority), "", algorithm="none", headers={"kid": authority.kid})
+    assert unsigned.endswith(".")
+    assert refused(unsigned, jwks) == TokenReason.ALG_NOT_ALLOWED
+
+
+def test_hs256_keyed_with_the_pem_public_key_is_refused(authority, jwks):
+    """The classic key confusion: the verifier's RSA public key, as PEM, used as the HMAC secret."""
+    pem = authority.key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    head = b64url(json.dumps({"alg": "HS256", "typ": "JWT", "kid": authority.kid}).encode())
+    body = b64url(json.dumps(payload_of(authority)).encode())
+    mac = hmac.new(pem, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    assert refused(f"{head}.{body}.{b64url(mac)}", jwks) == TokenReason.ALG_NOT_ALLOWED
+
+
+def test_headers_that_would_fetch_or_carry_a_key_are_ignored(authority, jwks):
+    """`jku`, `x5u`, `jwk` and `x5c` never choose the key: the pinned JWKS does, by `kid`."""
+    attacker = DevTokenAuthority.ephemeral(bits=2048)
+    redirect = {
+        "jku": "https://evil.example/certs",
+        "x5u": "https://evil.example/cert.pem",
+        "jwk": public_jwk(attacker.key.public_key(), kid=authority.kid),
+        "x5c": [base64.b64encode(attacker.leaf_der()).decode()],
+    }
+    payload = payload_of(authority)
+    forged = sign_jwt({"alg": "PS384", "kid": authority.kid, **redirect}, payload, attacker.key)
+    assert refused(forged, jwks) == TokenReason.BAD_SIGNATURE
+    own_kid = sign_jwt({"alg": "PS384", "kid": attacker.kid, **redirect}, payload, attacker.key)
+    assert refused(own_kid, jwks) == TokenReason.UNKNOWN_KID
+    genuine = sign_jwt({"alg": "PS384", "kid": authority.kid, **redirect}, payload, authority.key)
+    assert verify_token(genuine, jwks, issuer=ISSUER, now=NOW + 10).mrtd == MRTD
+
+
+@pytest.mark.parametrize("kid", [7, ["k"], {"kid": "k"}, "", None])
+def test_a_kid_that_is_not_a_key_name_is_an_unknown_kid(authority, jwks, kid):
+    token = sign_jwt({"alg": "PS384", "kid": kid}, payload_of(authority), authority.key)
+    assert refused(token, jwks) == TokenReason.UNKNOWN_KID
+
+
+def test_the_alg_is_judged_before_crit_and_kid(authority, jwks):
+    head = b64url(json.dumps({"alg": "HS256", "kid": 7, "crit": ["exp"]}).encode())
+    body = b64url(json.dumps(payload_of(authority)).encode())
+    assert refused(f"{head}.{body}.c2ln", jwks) == TokenReason.ALG_NOT_ALLOWED
+
+
+def test_padded_parts_and_an_unencoded_payload_are_malformed(authority, jwks):
+    small = DevTokenAuthority.ephemeral(bits=2048)
+    head, body, sig = token_for(small).split(".")
+    assert len(sig) == 342  # 256 signature bytes: the padded spelling ends in "=="
+    padded = f"{head}.{body}.{sig}=="
+    lenient: Options = {"verify_exp": False, "verify_iat": False, "verify_nbf": False}
+    assert jwt.decode(padded, small.key.public_key(), algorithms=["PS384"], options=lenient)  # PyJWT reads it
+    assert refused(padded, Jwks.from_json(small.jwks())) == TokenReason.MALFORMED_TOKEN  # our pre-check does not
+    payload = payload_of(authority)
+    for header in ({"b64": False}, {"b64": False, "crit": ["b64"]}):
+        token = sign_jwt({"alg": "PS384", "kid": authority.kid, **header}, payload, authority.key)
+        assert refused(token, jwks) == TokenReason.MALFORMED_TOKEN
+
+
+def test_a_jwks_entry_that_also_carries_private_members_yields_only_its_public_key(authority):
+    private = jwt.algorithms.RSAAlgorithm.to_jwk(authority.key, as_dict=True)
+    jwks = Jwks.from_json({"keys": [{**private, "kid": authority.kid, "use": "sig"}]})
+    assert verify_token(token_for(authority), jwks, issuer=ISSUER, now=NOW).mrtd == MRTD
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
