@@ -14,7 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from executor.api.app import create_app
-from executor.api.jobs import MANAGER_KEY
+from executor.api.keys import MANAGER_KEY
 from executor.config import Config, ConfigError
 from executor.identity import Identity
 from executor.jobs.manager import JobManager
@@ -235,7 +235,7 @@ async def test_a_restart_with_another_spec_is_a_conflict(app_client: tuple[TestC
     status, body = await ctl.start(job_spec("same-1", params={"order_amount": "300"}))
     assert status == 409
     assert body["error"]["code"] == "job_conflict"
-    assert manager.get("same-1").spec["strategy"]["params"]["order_amount"] == "200"
+    assert manager.get("same-1").spec.to_wire()["strategy"]["params"]["order_amount"] == "200"
 
 
 async def test_capacity_is_enforced(app_client: tuple[TestClient, Identity, JobManager]) -> None:
