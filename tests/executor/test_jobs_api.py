@@ -319,3 +319,25 @@ async def test_stop_before_credentials_and_report_cursor_errors(
     status, body = await ctl.call("POST", "/v1/jobs/early-1/resume")
     assert status == 409
     assert body["error"]["code"] == "not_halted"
+
+
+async def test_a_refusal_of_the_job_manager_is_an_api_error_with_the_request_id(
+    app_client: tuple[TestClient, Identity, JobManager],
+) -> None:
+    """Every route's JobError goes through one middleware: its status, code and message, and the request's id."""
+    client, _, _manager = app_client
+    ctl = Controller(client)
+    await ctl.ensure_audience()
+    for method, path, status, code in [
+        ("GET", "/v1/jobs/none-1/status", 404, "unknown_job"),
+        ("GET", "/v1/jobs/none-1/report", 404, "unknown_job"),
+        ("POST", "/v1/jobs/none-1/resume", 404, "unknown_job"),
+        ("DELETE", "/v1/jobs/none-1/credentials", 404, "unknown_job"),
+    ]:
+        headers = {**ctl.headers(method, path, b""), "X-Request-ID": f"rid-{code}-{method}"}
+        response = await client.request(method, path, data=b"", headers=headers)
+        assert response.status == status
+        assert await response.json() == {
+            "error": {"code": code, "message": "no job none-1 on this executor", "request_id": f"rid-{code}-{method}"}
+        }
+        assert response.headers["X-Request-ID"] == f"rid-{code}-{method}"
