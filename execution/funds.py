@@ -57,7 +57,6 @@ from mrmarket.errors import ApplicationError, NotFound
 from mrmarket.observability import context
 from mrmarket.observability.logging import get_logger
 from wire.errors import StrategyParamError, UnknownStrategy, WireError
-from wire.jobs import parse_job_spec
 
 log = get_logger(__name__)
 ERC20_ABI = load_artifact("DevToken").abi
@@ -105,9 +104,10 @@ def _check_strategy(
     strategy: dict[str, Any] | None, *, exchange: str, symbol: str, funding_asset: str, funding_amount: int
 ) -> dict[str, Any]:
     """The order's strategy, resolved (defaults and sizes filled in) and checked as the complete job spec it
-    becomes, by the same parser the executor runs (`wire.jobs.parse_job_spec`): a spec the executor would refuse
+    becomes, by the same parser the executor runs (`wire.jobs.JobSpec.parse`): a spec the executor would refuse
     is refused here, before the order exists and before any money moves. Returns what the order stores."""
-    from execution.jobspec import job_spec_of, market_mid, resolve_strategy
+    # Imported here: execution.jobspec imports this module (custody_asset).
+    from execution.jobspec import validated_strategy
 
     if strategy is None:
         strategy = {}
@@ -130,14 +130,9 @@ def _check_strategy(
         if key in strategy and (isinstance(strategy[key], bool) or not isinstance(strategy[key], int)):
             raise OrderRejected(f"strategy.{key} must be an integer", code="invalid_strategy")
     try:
-        resolved = resolve_strategy(
-            dict(strategy),
-            symbol=symbol,
-            funding_asset=funding_asset,
-            funding_amount=funding_amount,
-            mid=market_mid(exchange, symbol),
+        resolved = validated_strategy(
+            dict(strategy), exchange=exchange, symbol=symbol, funding_asset=funding_asset, funding_amount=funding_amount
         )
-        parse_job_spec(job_spec_of(resolved, job_id="mmo-new", exchange=exchange, symbol=symbol))
     except WireError as exc:
         # The executor's own codes: unknown_strategy, invalid_strategy_params; the envelope's and risk's schema.
         code = exc.code if isinstance(exc, (UnknownStrategy, StrategyParamError)) else "invalid_job_spec"

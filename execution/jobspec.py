@@ -1,5 +1,6 @@
 """The job spec Django sends an executor for an MM order: the order's strategy choices over the defaults, sized
-from the funding where the operator left sizes out."""
+from the funding where the operator left sizes out, built and checked as a `wire.jobs.JobSpec` — the type the
+executor parses too, so an order is refused at creation for any spec the executor would refuse."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from execution.domain.units import from_units
+from execution.errors import ExchangeUnavailable
+from execution.exchanges import TRANSIENT, exchange_client
 from execution.funds import custody_asset
 from execution.models import MMOrder
-from wire.jobs import JOBSPEC_SCHEMA
+from wire.jobs import JOBSPEC_SCHEMA, JobSpec
 from wire.strategies import strategy_kind
 
 # Strategy parameter defaults are the wire contract's (`wire.strategies`), the ones the executor parses with;
@@ -65,23 +68,44 @@ def resolve_strategy(
     }
 
 
-def job_spec_of(resolved: dict[str, Any], *, job_id: str, exchange: str, symbol: str) -> dict[str, Any]:
-    """The wire job spec of a resolved strategy (`resolve_strategy`)."""
-    return {
-        "schema": JOBSPEC_SCHEMA,
-        "job_id": job_id,
-        "exchange": exchange,
-        "symbol": symbol,
-        "strategy": {"name": resolved["name"], "params": resolved["params"]},
-        "risk": resolved["risk"],
-        "report_interval_seconds": resolved["report_interval_seconds"],
-        "sample_seconds": resolved["sample_seconds"],
-    }
+def job_spec_of(resolved: dict[str, Any], *, job_id: str, exchange: str, symbol: str) -> JobSpec:
+    """The job spec of a resolved strategy (`resolve_strategy`), parsed: a WireError (UnknownStrategy,
+    StrategyParamError, SchemaError …) naming what the executor would refuse."""
+    return JobSpec.parse(
+        {
+            "schema": JOBSPEC_SCHEMA,
+            "job_id": job_id,
+            "exchange": exchange,
+            "symbol": symbol,
+            "strategy": {"name": resolved["name"], "params": resolved["params"]},
+            "risk": resolved["risk"],
+            "report_interval_seconds": resolved["report_interval_seconds"],
+            "sample_seconds": resolved["sample_seconds"],
+        }
+    )
+
+
+def validated_strategy(
+    chosen: dict[str, Any], *, exchange: str, symbol: str, funding_asset: str, funding_amount: int
+) -> dict[str, Any]:
+    """The strategy an MM order stores: `chosen` resolved over the defaults, sized from the funding at the
+    market's mid now, once the job spec it makes has parsed. A WireError when the executor would refuse it;
+    ExchangeUnavailable when the market has no price to size from."""
+    resolved = resolve_strategy(
+        chosen,
+        symbol=symbol,
+        funding_asset=funding_asset,
+        funding_amount=funding_amount,
+        mid=market_mid(exchange, symbol),
+    )
+    job_spec_of(resolved, job_id="mmo-new", exchange=exchange, symbol=symbol)
+    return resolved
 
 
 def build_job_spec(order: MMOrder, *, mid: Decimal) -> dict[str, Any]:
-    """The job spec for an order. An order made by `mm_order_create` carries its resolved strategy (parsed then
-    by `wire.jobs.parse_job_spec`), which this leaves unchanged; `mid` only sizes what is still missing."""
+    """The job spec document for an order (what `MMOrder.job_spec` stores and the executor is sent). An order
+    made by `mm_order_create` carries its resolved strategy (checked then by `validated_strategy`), which this
+    leaves unchanged; `mid` only sizes what is still missing."""
     resolved = resolve_strategy(
         dict(order.strategy or {}),
         symbol=order.symbol,
@@ -94,7 +118,7 @@ def build_job_spec(order: MMOrder, *, mid: Decimal) -> dict[str, Any]:
         job_id=f"mmo{order.pk}-{secrets.token_hex(4)}",  # unique even if executors outlive this database
         exchange=order.exchange_account.exchange,
         symbol=order.symbol,
-    )
+    ).to_wire()
 
 
 def order_mid(order: MMOrder) -> Decimal:
@@ -102,16 +126,10 @@ def order_mid(order: MMOrder) -> Decimal:
 
 
 def market_mid(exchange: str, symbol: str) -> Decimal:
-    from execution.exchanges import TRANSIENT, exchange_client
-
     try:
         book = exchange_client(exchange).fetch_order_book(symbol, 5)
     except TRANSIENT:
-        from execution.errors import ExchangeUnavailable
-
         raise ExchangeUnavailable(f"{exchange} did not answer its order book") from None
     if not book["bids"] or not book["asks"]:
-        from execution.errors import ExchangeUnavailable
-
         raise ExchangeUnavailable(f"{exchange} has no two-sided book for {symbol} to size the job from")
     return (Decimal(str(book["bids"][0][0])) + Decimal(str(book["asks"][0][0]))) / 2

@@ -1,7 +1,7 @@
 """Strategy parameters: each strategy's parameter schema and its defaults, in the one package both sides import.
 
 Django fills a job spec from these defaults and parses it with the same parser the executor runs before it
-accepts a job (`wire.jobs.parse_job_spec`), so a parameter the executor would refuse is refused when the MM
+accepts a job (`wire.jobs.JobSpec.parse`), so a parameter the executor would refuse is refused when the MM
 order is created, before any money moves; and the two sides cannot disagree on a default, because there is
 only this one. The executor's strategies (`executor/strategy/`) take their parsed parameters from here.
 
@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from wire.errors import StrategyParamError, UnknownStrategy
 from wire.schema import DECIMAL_MAX_LEN, DECIMAL_RE
@@ -78,6 +78,17 @@ def _int(params: Mapping[str, Any], name: str, *, low: int, high: int) -> int:
     if not low <= raw <= high:
         raise StrategyParamError(name, f"must be within [{low}, {high}], got {raw}")
     return raw
+
+
+class StrategyParams(Protocol):
+    """What every strategy's parsed parameters give the engine besides the strategy itself: the external price
+    bound its price sanity gate checks the book against (None: unbounded on that side)."""
+
+    @property
+    def price_floor(self) -> Decimal | None: ...
+
+    @property
+    def price_ceiling(self) -> Decimal | None: ...
 
 
 @dataclass(frozen=True)
@@ -156,7 +167,7 @@ class BaselineParams:
 class StrategyKind:
     """One strategy's parameter contract: its parser and the defaults a job spec is filled from."""
 
-    parse: Callable[[Mapping[str, Any]], Any]
+    parse: Callable[[Mapping[str, Any]], StrategyParams]
     defaults: Mapping[str, str | int]
 
 
@@ -172,6 +183,6 @@ def strategy_kind(name: str) -> StrategyKind:
     return kind
 
 
-def parse_strategy_params(name: str, params: Mapping[str, Any]) -> Any:
+def parse_strategy_params(name: str, params: Mapping[str, Any]) -> StrategyParams:
     """The parsed parameters of strategy `name`; UnknownStrategy or StrategyParamError (naming the parameter)."""
     return strategy_kind(name).parse(params)

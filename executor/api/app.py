@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -9,7 +10,17 @@ from aiohttp import web
 
 from executor.api import health, jobs
 from executor.api.auth import ControllerAuth
-from executor.api.middleware import correlation_middleware
+from executor.api.keys import (
+    AUTH_KEY,
+    CONFIG_KEY,
+    IDENTITY_KEY,
+    ITA_KEY,
+    MANAGER_KEY,
+    PROVIDER_KEY,
+    RUNTIME_KEY,
+    STARTED_AT_KEY,
+)
+from executor.api.middleware import correlation_middleware, job_error_middleware
 from executor.config import Config
 from executor.engine.runner import RunnerSettings
 from executor.identity import Identity
@@ -29,7 +40,7 @@ def create_app(
     provider: QuoteProvider | None = None,
     manager: JobManager | None = None,
 ) -> web.Application:
-    app = web.Application(middlewares=[correlation_middleware], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[correlation_middleware, job_error_middleware], client_max_size=1024 * 1024)
     register_secret(config.ita_api_key, config.easyenclave_token)  # this process's own secrets, masked everywhere
     identity = identity or Identity.generate()
     provider = provider or build_provider(
@@ -41,15 +52,15 @@ def create_app(
     # What the host chose that matters for trust, bound into every quote (ADR 0012); the jobs trade on exactly
     # the URLs it names.
     runtime = config.runtime_config(quote_provider=provider.name)
-    app[health.CONFIG_KEY] = config
-    app[jobs.RUNTIME_KEY] = runtime
-    app[health.STARTED_AT_KEY] = datetime.now(tz=UTC)
-    app[jobs.IDENTITY_KEY] = identity
-    app[jobs.PROVIDER_KEY] = provider
+    app[CONFIG_KEY] = config
+    app[RUNTIME_KEY] = runtime
+    app[STARTED_AT_KEY] = datetime.now(tz=UTC)
+    app[IDENTITY_KEY] = identity
+    app[PROVIDER_KEY] = provider
     if config.ita_url and config.ita_api_key:
-        app[jobs.ITA_KEY] = ItaAppraiser(config.ita_url, config.ita_api_key)
-    app[jobs.AUTH_KEY] = ControllerAuth(config.controller_key, audience=identity.signing.public_hex)
-    app[jobs.MANAGER_KEY] = manager or JobManager(
+        app[ITA_KEY] = ItaAppraiser(config.ita_url, config.ita_api_key)
+    app[AUTH_KEY] = ControllerAuth(config.controller_key, audience=identity.signing.public_hex)
+    app[MANAGER_KEY] = manager or JobManager(
         identity=identity,
         settings=RunnerSettings(
             tick_ms=config.tick_ms,
@@ -69,21 +80,13 @@ def create_app(
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     """At boot: learn this TD's MRTD from a quote (reports carry it). At exit: stop every job, cancelling orders."""
-    manager = app[jobs.MANAGER_KEY]
+    manager = app[MANAGER_KEY]
     try:
-        measurement = mrtd_of(await app[jobs.PROVIDER_KEY].quote(bytes(64)))
+        measurement = mrtd_of(await app[PROVIDER_KEY].quote(bytes(64)))
     except QuoteUnavailable as exc:
         measurement = ""
         log.warning("no_measurement", reason=exc.message)
-    s = manager.settings
-    manager.settings = RunnerSettings(
-        tick_ms=s.tick_ms,
-        exchange_base_url=s.exchange_base_url,
-        unknown_orders=s.unknown_orders,
-        build_version=s.build_version,
-        measurement=measurement,
-        request_timeout_ms=s.request_timeout_ms,
-    )
-    log.info("executor_identity", measurement=measurement or None, **app[jobs.IDENTITY_KEY].public())
+    manager.settings = dataclasses.replace(manager.settings, measurement=measurement)
+    log.info("executor_identity", measurement=measurement or None, **app[IDENTITY_KEY].public())
     yield
     await manager.shutdown()

@@ -6,10 +6,8 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from executor.config import Config
+from executor.api.keys import AUTH_KEY, CONFIG_KEY, IDENTITY_KEY, PROVIDER_KEY, RUNTIME_KEY, STARTED_AT_KEY
 
-CONFIG_KEY = web.AppKey("config", Config)
-STARTED_AT_KEY = web.AppKey("started_at", datetime)
 routes = web.RouteTableDef()
 
 
@@ -28,8 +26,6 @@ async def health(request: web.Request) -> web.Response:
 
 
 def _identity(app: web.Application) -> dict[str, object]:
-    from executor.api.jobs import AUTH_KEY, IDENTITY_KEY, PROVIDER_KEY, RUNTIME_KEY
-
     if IDENTITY_KEY not in app:
         return {}
     return {

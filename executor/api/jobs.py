@@ -10,6 +10,8 @@ POST   /v1/jobs/{job_id}/resume       a halted job quotes again
 GET    /v1/attestation?nonce=<hex>    evidence binding the nonce, this executor's keys and its runtime
                                       configuration (open)
 GET    /v1/capacity                   (open)
+
+A refusal of the job manager (`JobError`) becomes the API's error response in `job_error_middleware`.
 """
 
 from __future__ import annotations
@@ -20,25 +22,18 @@ from typing import Any
 
 from aiohttp import web
 
-from executor.api.auth import ControllerAuth
 from executor.api.errors import ApiError
-from executor.api.health import CONFIG_KEY
-from executor.identity import Identity
-from executor.ita import ItaAppraiser, ItaUnavailable
-from executor.jobs.manager import JobError, JobManager
+from executor.api.keys import AUTH_KEY, CONFIG_KEY, IDENTITY_KEY, ITA_KEY, MANAGER_KEY, PROVIDER_KEY, RUNTIME_KEY
+from executor.ita import ItaUnavailable
+from executor.jobs.manager import JobManager
 from executor.logging import get_logger
-from executor.quote import QuoteProvider, QuoteUnavailable
+from executor.quote import QuoteUnavailable
+from executor.strategy.registry import STRATEGIES
 from wire.attestation import BindingError, report_data, runtime_config_digest
 from wire.canonical import parse
 from wire.errors import WireError
 
-MANAGER_KEY = web.AppKey("jobs", JobManager)
-AUTH_KEY = web.AppKey("auth", ControllerAuth)
-IDENTITY_KEY = web.AppKey("identity", Identity)
-PROVIDER_KEY = web.AppKey("quote_provider", QuoteProvider)
-RUNTIME_KEY = web.AppKey("runtime_config", dict)
 log = get_logger("executor.api")
-ITA_KEY = web.AppKey("ita_appraiser", ItaAppraiser)  # present only when ITA is configured
 routes = web.RouteTableDef()
 
 
@@ -54,20 +49,13 @@ async def _authorized(request: web.Request) -> JobManager:
     return request.app[MANAGER_KEY]
 
 
-def _fail(exc: JobError) -> ApiError:
-    return ApiError(exc.message, code=exc.code, status=exc.status)
-
-
 @routes.post("/v1/jobs/start")
 async def start(request: web.Request) -> web.Response:
     manager = await _authorized(request)
     spec = await _json(request)
     if not isinstance(spec, dict):
         raise ApiError("the body must be a job spec object", code="invalid_job_spec", status=422)
-    try:
-        runner, created = await manager.start(spec)
-    except JobError as exc:
-        raise _fail(exc) from None
+    runner, created = await manager.start(spec)
     return web.json_response(runner.status(), status=201 if created else 200)
 
 
@@ -78,20 +66,14 @@ async def stop(request: web.Request) -> web.Response:
     job_id = body.get("job_id") if isinstance(body, dict) else None
     if not isinstance(job_id, str):
         raise ApiError('the body must be {"job_id": …}', code="invalid_request", status=422)
-    try:
-        runner = manager.stop(job_id)
-    except JobError as exc:
-        raise _fail(exc) from None
+    runner = manager.stop(job_id)
     return web.json_response(runner.status(), status=202)
 
 
 @routes.get("/v1/jobs/{job_id}/status")
 async def status(request: web.Request) -> web.Response:
     manager = await _authorized(request)
-    try:
-        return web.json_response(manager.get(request.match_info["job_id"]).status())
-    except JobError as exc:
-        raise _fail(exc) from None
+    return web.json_response(manager.get(request.match_info["job_id"]).status())
 
 
 def _int_param(request: web.Request, name: str, default: int | None, low: int, high: int) -> int | None:
@@ -112,10 +94,7 @@ async def reports(request: web.Request) -> web.Response:
     manager = await _authorized(request)
     after = _int_param(request, "after", None, -1, 10**12)
     limit = _int_param(request, "limit", 100, 1, 1000) or 100
-    try:
-        runner = manager.get(request.match_info["job_id"])
-    except JobError as exc:
-        raise _fail(exc) from None
+    runner = manager.get(request.match_info["job_id"])
     items = runner.reporter.after(after if after != -1 else None, limit=limit) if runner.reporter else []
     total = len(runner.reporter.reports) if runner.reporter else 0
     return web.json_response(
@@ -139,30 +118,21 @@ async def credentials(request: web.Request) -> web.Response:
         sealed = base64.b64decode(sealed_b64, validate=True)
     except (binascii.Error, ValueError):
         raise ApiError("sealed_b64 is not base64", code="invalid_request", status=422) from None
-    try:
-        runner = manager.deliver_credentials(request.match_info["job_id"], sealed)
-    except JobError as exc:
-        raise _fail(exc) from None
+    runner = manager.deliver_credentials(request.match_info["job_id"], sealed)
     return web.json_response(runner.status(), status=202)
 
 
 @routes.delete("/v1/jobs/{job_id}/credentials")
 async def revoke(request: web.Request) -> web.Response:
     manager = await _authorized(request)
-    try:
-        runner = await manager.revoke(request.match_info["job_id"])
-    except JobError as exc:
-        raise _fail(exc) from None
+    runner = await manager.revoke(request.match_info["job_id"])
     return web.json_response(runner.status())
 
 
 @routes.post("/v1/jobs/{job_id}/resume")
 async def resume(request: web.Request) -> web.Response:
     manager = await _authorized(request)
-    try:
-        runner = manager.resume(request.match_info["job_id"])
-    except JobError as exc:
-        raise _fail(exc) from None
+    runner = manager.resume(request.match_info["job_id"])
     return web.json_response(runner.status(), status=202)
 
 
@@ -203,4 +173,4 @@ async def attestation(request: web.Request) -> web.Response:
 @routes.get("/v1/capacity")
 async def capacity(request: web.Request) -> web.Response:
     manager = request.app[MANAGER_KEY]
-    return web.json_response({**manager.capacity(), "strategies": ["baseline"]})
+    return web.json_response({**manager.capacity(), "strategies": sorted(STRATEGIES)})

@@ -1,4 +1,5 @@
-"""Correlation (X-Request-ID) and errors: every request gets an id, a log line, and a JSON error on failure."""
+"""Correlation (X-Request-ID) and errors: every request gets an id, a log line, and a JSON error on failure; a
+refusal of the job manager (`JobError`) is an API error with its own status and code."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from executor.api.errors import ApiError, error_response
+from executor.jobs.manager import JobError
 from executor.logging import get_logger
 from wire.correlation import REQUEST_ID_HEADER, clean_request_id
 
@@ -33,6 +35,15 @@ async def correlation_middleware(request: web.Request, handler: Handler) -> web.
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )
     return response
+
+
+@web.middleware
+async def job_error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Inside `correlation_middleware`, which answers the ApiError (with the request's id)."""
+    try:
+        return await handler(request)
+    except JobError as exc:
+        raise ApiError(exc.message, code=exc.code, status=exc.status) from None
 
 
 async def _handle(request: web.Request, handler: Handler, request_id: str) -> web.StreamResponse:

@@ -10,45 +10,21 @@ Gates, checked every tick before the strategy's orders go out:
 Kill switch, checked every tick: net loss beyond `max_loss_quote`, drawdown from the peak beyond
 `max_drawdown_quote`, or `max_consecutive_rejects` refusals in a row. It trips once; the engine cancels
 everything and holds the job `halted` until the controller resumes it (which resets the counters).
+
+The limits are the job spec's, parsed (`wire.jobs.RiskLimits`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
 from executor.strategy.base import Book
+from wire.jobs import RiskLimits
 
 PRICE_BAND = Decimal("0.05")  # mid vs VWAP of the top levels
 VWAP_LEVELS = 5
 ZERO = Decimal(0)
-
-
-@dataclass(frozen=True)
-class RiskLimits:
-    max_open_orders: int
-    max_orders_per_second: int
-    max_exposure_quote: Decimal
-    max_loss_quote: Decimal
-    max_drawdown_quote: Decimal
-    max_consecutive_rejects: int
-    stale_book_seconds: int
-    dead_man_seconds: int
-
-    @classmethod
-    def from_spec(cls, risk: Mapping[str, Any]) -> RiskLimits:
-        return cls(
-            max_open_orders=int(risk["max_open_orders"]),
-            max_orders_per_second=int(risk["max_orders_per_second"]),
-            max_exposure_quote=Decimal(risk["max_exposure_quote"]),
-            max_loss_quote=Decimal(risk["max_loss_quote"]),
-            max_drawdown_quote=Decimal(risk["max_drawdown_quote"]),
-            max_consecutive_rejects=int(risk["max_consecutive_rejects"]),
-            stale_book_seconds=int(risk["stale_book_seconds"]),
-            dead_man_seconds=int(risk["dead_man_seconds"]),
-        )
 
 
 def book_vwap(book: Book, levels: int = VWAP_LEVELS) -> Decimal | None:

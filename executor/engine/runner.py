@@ -32,11 +32,12 @@ from typing import Any
 
 from executor.engine.accounting import Position
 from executor.engine.reporting import ReportBuilder, dec
-from executor.engine.risk import RiskGuard, RiskLimits, price_insanity
+from executor.engine.risk import RiskGuard, price_insanity
 from executor.engine.tracker import OrderTracker, TrackedOrder
 from executor.exchange import CredentialsRefused, Gateway, NotFound, OrderSnapshot, Rejected, Transient
 from executor.logging import get_logger
-from executor.strategy.base import Balances, Book, MarketRules, StrategyInput
+from executor.strategy.base import Balances, Book, MarketRules, Strategy, StrategyInput
+from wire.jobs import JobSpec
 from wire.keys import SigningKey
 from wire.redaction import forget_secret, redact_text, register_secret
 
@@ -103,24 +104,23 @@ class JobRunner:
     def __init__(
         self,
         *,
-        spec: dict[str, Any],
-        spec_digest: str,
-        strategy: Any,
+        spec: JobSpec,
+        strategy: Strategy,
         signing_key: SigningKey,
         settings: RunnerSettings,
         clock: Callable[[], int] | None = None,
         gateway_factory: Callable[[Credentials], Gateway] | None = None,
     ) -> None:
         self.spec = spec
-        self.spec_digest = spec_digest
-        self.job_id: str = spec["job_id"]
-        self.symbol: str = spec["symbol"]
+        self.spec_digest = spec.digest()
+        self.job_id = spec.job_id
+        self.symbol = spec.symbol
         self.strategy = strategy
         self.signing_key = signing_key
         self.settings = settings
         self.clock = WallClock(clock)
         self._held: tuple[str | None, ...] = ()  # the credentials' values registered for redaction
-        self.limits = RiskLimits.from_spec(spec["risk"])
+        self.limits = spec.risk
         self.risk = RiskGuard(self.limits)
         self.state = JobState.PENDING_CREDENTIALS
         self.reason: str | None = None
@@ -156,7 +156,7 @@ class JobRunner:
 
     def _default_gateway(self, creds: Credentials) -> Gateway:
         return Gateway(
-            self.spec["exchange"],
+            self.spec.exchange,
             api_key=creds.api_key,
             secret=creds.secret,
             password=creds.password,
@@ -272,13 +272,13 @@ class JobRunner:
         self.reporter = ReportBuilder(
             job_id=self.job_id,
             job_spec_digest=self.spec_digest,
-            exchange=self.spec["exchange"],
+            exchange=self.spec.exchange,
             symbol=self.symbol,
             signing_key=self.signing_key,
             build_version=self.settings.build_version,
             measurement=self.settings.measurement,
-            interval_ms=int(self.spec["report_interval_seconds"]) * 1000,
-            sample_ms=int(self.spec["sample_seconds"]) * 1000,
+            interval_ms=self.spec.report_interval_seconds * 1000,
+            sample_ms=self.spec.sample_seconds * 1000,
             start_ms=now,
         )
         self._last_tick_ms = now
@@ -323,7 +323,8 @@ class JobRunner:
         self._sample(seen)
         if self._kill_switch(seen):
             return
-        insane = price_insanity(book, floor=self._param("price_floor"), ceiling=self._param("price_ceiling"))
+        params = self.spec.strategy.params
+        insane = price_insanity(book, floor=params.price_floor, ceiling=params.price_ceiling)
         if insane is not None:
             self.last_error = f"not quoting: {insane}"
             await self._cancel(self.tracker.resting(), seen)
@@ -429,10 +430,6 @@ class JobRunner:
                 await self.gateway.cancel(self.symbol, snap.client_order_id)
 
     # -- risk and quoting ------------------------------------------------------------------------------------
-
-    def _param(self, name: str) -> Decimal | None:
-        value = self.spec["strategy"]["params"].get(name)
-        return Decimal(str(value)) if value is not None else None
 
     def _kill_switch(self, now: int) -> bool:
         assert self.position is not None
@@ -641,7 +638,7 @@ class JobRunner:
             # Both may quote an exchange's error text: masked of any secret this process holds.
             "reason": redact_text(self.reason) if self.reason else None,
             "job_spec_digest": self.spec_digest,
-            "exchange": self.spec["exchange"],
+            "exchange": self.spec.exchange,
             "symbol": self.symbol,
             "created_ms": self.created_ms,
             "exchange_reachable": self.failures == 0 and self.last_contact_ms is not None,

@@ -1,16 +1,18 @@
 """The jobs of this executor: start (idempotent by job id), credentials, stop, resume, revoke, and capacity.
 
 A start with a job id already known returns that job when the spec is the same (same digest) and is refused
-(`job_conflict`) when it differs: a retried start never runs a job twice. A job waits in `pending_credentials`
-until its exchange key arrives sealed to this executor's X25519 key; the sealed payload names the job it is
-for, the digest of the spec it may trade and the controller that sealed it, so a key sealed for one job (or
-for another spec under the same job id, or by another controller) is refused.
+(`job_conflict`) when it differs: a retried start never runs a job twice. A spec is parsed (`wire.jobs.JobSpec`)
+before the exchange is asked for its market list, so a bad spec is refused without a call. A job waits in
+`pending_credentials` until its exchange key arrives sealed to this executor's X25519 key; the sealed payload
+names the job it is for, the digest of the spec it may trade and the controller that sealed it, so a key sealed
+for one job (or for another spec under the same job id, or by another controller) is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,10 +20,11 @@ from typing import Any
 from executor.engine.runner import TERMINAL, Credentials, JobRunner, JobState, RunnerSettings
 from executor.exchange import Gateway, Transient
 from executor.identity import Identity
-from executor.jobs.spec import JobSpecError, accept_job_spec
+from executor.jobs.spec import JobSpecError, accept_job, parse_spec
 from executor.logging import get_logger
 from wire.canonical import parse
 from wire.errors import WireError
+from wire.jobs import JobSpec
 
 MARKETS_TTL_S = 300.0
 log = get_logger("executor.jobs")
@@ -76,58 +79,53 @@ class JobManager:
         self._markets[exchange_id] = (time.monotonic(), symbols)
         return symbols
 
-    async def start(self, spec: Any) -> tuple[JobRunner, bool]:
+    async def start(self, raw: Any) -> tuple[JobRunner, bool]:
         async with self._lock:
-            job_id = spec.get("job_id") if isinstance(spec, dict) else None
-            existing = self.jobs.get(job_id) if isinstance(job_id, str) else None
+            try:
+                spec = parse_spec(raw)  # before anything is asked of the exchange: a bad spec costs no call
+            except JobSpecError as exc:
+                self._same_or_conflict(raw, None)
+                raise JobError(exc.code, exc.message, status=422) from None
+            existing = self._same_or_conflict(raw, spec)
             if existing is not None:
-                from wire.jobs import job_spec_digest
-
-                try:
-                    same = job_spec_digest(spec) == existing.spec_digest
-                except WireError:
-                    same = False
-                if not same:
-                    raise JobError("job_conflict", f"job {job_id} exists with another spec", status=409)
                 return existing, False
             if len(self.active()) >= self.max_jobs:
                 raise JobError("no_capacity", f"this executor runs its maximum of {self.max_jobs} jobs", status=503)
-            exchange = spec.get("exchange") if isinstance(spec, dict) else None
-            markets: frozenset[str] = frozenset()
-            if isinstance(exchange, str):
-                try:
-                    markets = await self._markets_lookup(exchange)
-                except Transient:
-                    raise JobError(
-                        "exchange_unavailable", f"{exchange} did not answer its market list", status=503
-                    ) from None
-                except ValueError as exc:
-                    raise JobError("invalid_job_spec", str(exc), status=422) from None
             try:
-                accepted = accept_job_spec(spec, markets=markets)
+                markets = await self._markets_lookup(spec.exchange)
+            except Transient:
+                raise JobError(
+                    "exchange_unavailable", f"{spec.exchange} did not answer its market list", status=503
+                ) from None
+            except ValueError as exc:
+                raise JobError("invalid_job_spec", str(exc), status=422) from None
+            try:
+                accepted = accept_job(spec, markets=markets)
             except JobSpecError as exc:
                 raise JobError(exc.code, exc.message, status=422) from None
             runner = JobRunner(
                 spec=accepted.spec,
-                spec_digest=accepted.digest,
                 strategy=accepted.strategy,
                 signing_key=self.identity.signing,
-                settings=self.settings_for(accepted.spec["exchange"]),
+                settings=self.settings_for(spec.exchange),
             )
             self.jobs[runner.job_id] = runner
             log.info("job_accepted", job_id=runner.job_id, symbol=runner.symbol)
             return runner, True
 
+    def _same_or_conflict(self, raw: Any, spec: JobSpec | None) -> JobRunner | None:
+        """The job already known under the spec's job id when `spec` is its very spec (a retried start); a
+        `job_conflict` when that id runs another spec (or `spec` did not parse); None for a new job id."""
+        job_id = raw.get("job_id") if isinstance(raw, dict) else None
+        existing = self.jobs.get(job_id) if isinstance(job_id, str) else None
+        if existing is None:
+            return None
+        if spec is None or spec.digest() != existing.spec_digest:
+            raise JobError("job_conflict", f"job {job_id} exists with another spec", status=409)
+        return existing
+
     def settings_for(self, exchange_id: str) -> RunnerSettings:
-        s = self.settings
-        return RunnerSettings(
-            tick_ms=s.tick_ms,
-            exchange_base_url=self.exchange_api_urls.get(exchange_id),
-            unknown_orders=s.unknown_orders,
-            build_version=s.build_version,
-            measurement=s.measurement,
-            request_timeout_ms=s.request_timeout_ms,
-        )
+        return dataclasses.replace(self.settings, exchange_base_url=self.exchange_api_urls.get(exchange_id))
 
     def get(self, job_id: str) -> JobRunner:
         runner = self.jobs.get(job_id)

@@ -1,5 +1,7 @@
-"""Accepting a job spec: the wire schema, the strategy and its parameters, and the market — every check done
-before a job exists, each refusal typed (code) and naming what is wrong."""
+"""Accepting a job spec, in two steps, each refusal typed (code) and naming what is wrong: `parse_spec` (the wire
+contract's `JobSpec.parse` — schema, risk limits, strategy and its parameters — the very check Django ran when
+the order was made; no I/O), then `accept_job` (the market is listed, the strategy is implemented here). The
+manager parses before it asks the exchange anything: a bad spec costs no exchange call."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import Any
 from executor.strategy.base import Strategy
 from executor.strategy.registry import STRATEGIES
 from wire.errors import StrategyParamError, UnknownStrategy, WireError
-from wire.jobs import parse_job_spec
+from wire.jobs import JobSpec
 
 
 class JobSpecError(ValueError):
@@ -22,23 +24,35 @@ class JobSpecError(ValueError):
 
 @dataclass(frozen=True)
 class AcceptedJob:
-    spec: dict[str, Any]
-    digest: str
+    spec: JobSpec
     strategy: Strategy
 
+    @property
+    def digest(self) -> str:
+        return self.spec.digest()
 
-def accept_job_spec(spec: Any, *, markets: Container[str]) -> AcceptedJob:
-    """`markets`: the symbols the exchange lists (from its market list); an unlisted symbol is refused. The spec
-    itself is parsed by the wire contract's `parse_job_spec`, the very check Django ran when the order was made."""
+
+def parse_spec(raw: Any) -> JobSpec:
+    """The parsed spec; a JobSpecError with the executor's code (unknown_strategy, invalid_strategy_params or
+    invalid_job_spec) otherwise."""
     try:
-        parsed = parse_job_spec(spec)
+        return JobSpec.parse(raw)
     except (UnknownStrategy, StrategyParamError) as exc:
         raise JobSpecError(exc.code, str(exc)) from None
     except WireError as exc:
         raise JobSpecError("invalid_job_spec", str(exc)) from None
-    if spec["symbol"] not in markets:
-        raise JobSpecError("unknown_market", f"{spec['exchange']} does not list {spec['symbol']}")
-    factory = STRATEGIES.get(parsed.strategy)
+
+
+def accept_job(spec: JobSpec, *, markets: Container[str]) -> AcceptedJob:
+    """`markets`: the symbols the exchange lists (from its market list); an unlisted symbol is refused."""
+    if spec.symbol not in markets:
+        raise JobSpecError("unknown_market", f"{spec.exchange} does not list {spec.symbol}")
+    factory = STRATEGIES.get(spec.strategy.name)
     if factory is None:
-        raise JobSpecError(UnknownStrategy.code, f"strategy {parsed.strategy!r} has no implementation here")
-    return AcceptedJob(spec=spec, digest=parsed.digest, strategy=factory(parsed.params))
+        raise JobSpecError(UnknownStrategy.code, f"strategy {spec.strategy.name!r} has no implementation here")
+    return AcceptedJob(spec=spec, strategy=factory(spec.strategy.params))
+
+
+def accept_job_spec(raw: Any, *, markets: Container[str]) -> AcceptedJob:
+    """Both steps at once, for a caller that already holds the market list."""
+    return accept_job(parse_spec(raw), markets=markets)

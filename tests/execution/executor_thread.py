@@ -45,7 +45,7 @@ def running_executor(
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", port)
         await site.start()
-        from executor.api.jobs import MANAGER_KEY
+        from executor.api.keys import MANAGER_KEY
 
         state["runner"], state["port"], state["manager"] = runner, runner.addresses[0][1], app[MANAGER_KEY]
         ready.set()

@@ -17,7 +17,7 @@ from execution.domain import mm_order as mm
 from execution.models import ExchangeAccount, LedgerTransaction, MMOrder
 from mrmarket.roles import Role
 from tests.factories import user_with
-from wire.jobs import parse_job_spec
+from wire.jobs import JobSpec
 from wire.strategies import BASELINE_DEFAULTS
 
 pytestmark = pytest.mark.django_db
@@ -161,4 +161,4 @@ def test_an_order_carries_the_complete_strategy_it_was_checked_with(operator) ->
     spec = jobspec.build_job_spec(order, mid=Decimal("1234"))
     assert spec["strategy"] == {"name": "baseline", "params": strategy["params"]}
     assert spec["risk"] == strategy["risk"]
-    assert parse_job_spec(spec).strategy == "baseline"
+    assert JobSpec.parse(spec).strategy.name == "baseline"

@@ -15,7 +15,6 @@ from executor.strategy.baseline import BaselineStrategy
 from executor.strategy.registry import build_strategy
 from wire import errors as wire_errors
 from wire import strategies
-from wire.jobs import parse_job_spec
 
 pytestmark = pytest.mark.django_db
 
@@ -47,8 +46,9 @@ def test_a_spec_with_nothing_chosen_runs_the_executors_defaults(settings) -> Non
     resolved = jobspec.resolve_strategy(
         {}, symbol="MMT/USDT", funding_asset="USDT", funding_amount=1_000 * 10**6, mid=Decimal("2")
     )
-    spec = jobspec.job_spec_of(resolved, job_id="mmo1-x", exchange="binance", symbol="MMT/USDT")
-    sent = parse_job_spec(spec).params
+    parsed = jobspec.job_spec_of(resolved, job_id="mmo1-x", exchange="binance", symbol="MMT/USDT")
+    spec, sent = parsed.to_wire(), parsed.strategy.params
+    assert isinstance(sent, strategies.BaselineParams)
     # What the executor assumes for a spec naming only the size:
     assumed = build_strategy("baseline", {"order_amount": spec["strategy"]["params"]["order_amount"]})
     assert isinstance(assumed, BaselineStrategy)

@@ -11,8 +11,8 @@ import pytest
 from executor.jobs.spec import JobSpecError, accept_job_spec
 from wire.canonical import digest
 from wire.errors import WireError
-from wire.jobs import parse_job_spec
-from wire.strategies import BASELINE_DEFAULTS
+from wire.jobs import JobSpec
+from wire.strategies import BASELINE_DEFAULTS, BaselineParams
 
 MARKETS = {"BTC/USDT", "ETH/USDT", "MMT/USDT"}
 
@@ -107,9 +107,9 @@ def with_risk(**risk: object) -> dict:
     ],
 )
 def test_the_wire_parser_refuses_what_the_executor_refuses(doc: dict, code: str, message: str) -> None:
-    """Django runs `parse_job_spec` when an order is created; the executor refuses with the same reasons."""
+    """Django runs `JobSpec.parse` when an order is created; the executor refuses with the same reasons."""
     with pytest.raises(WireError) as wire_err:
-        parse_job_spec(doc)
+        JobSpec.parse(doc)
     assert message in str(wire_err.value)
     with pytest.raises(JobSpecError) as err:
         accept_job_spec(doc, markets=MARKETS)
@@ -118,16 +118,17 @@ def test_the_wire_parser_refuses_what_the_executor_refuses(doc: dict, code: str,
 
 
 def test_a_good_spec_parses_to_its_strategy_parameters() -> None:
-    parsed = parse_job_spec(spec())
-    assert parsed.digest == digest(spec())
-    assert parsed.params.levels == 3
-    assert parsed.params.refresh_tolerance == Decimal(BASELINE_DEFAULTS["refresh_tolerance"])
+    parsed = JobSpec.parse(spec())
+    assert parsed.digest() == digest(spec())
+    params = parsed.strategy.params
+    assert isinstance(params, BaselineParams)
+    assert params.levels == 3
+    assert params.refresh_tolerance == Decimal(BASELINE_DEFAULTS["refresh_tolerance"])
 
 
 @pytest.mark.parametrize("written", [" 1", "1E-3", "1e3", "+1", "01", "1.", "NaN"])
 def test_a_strategy_decimal_is_written_the_wires_one_way(written: str) -> None:
     from wire.errors import StrategyParamError
-    from wire.strategies import BaselineParams
 
     with pytest.raises(StrategyParamError):
         BaselineParams.parse({"order_amount": written})

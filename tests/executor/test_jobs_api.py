@@ -14,7 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from executor.api.app import create_app
-from executor.api.jobs import MANAGER_KEY
+from executor.api.keys import MANAGER_KEY
 from executor.config import Config, ConfigError
 from executor.identity import Identity
 from executor.jobs.manager import JobManager
@@ -235,7 +235,7 @@ async def test_a_restart_with_another_spec_is_a_conflict(app_client: tuple[TestC
     status, body = await ctl.start(job_spec("same-1", params={"order_amount": "300"}))
     assert status == 409
     assert body["error"]["code"] == "job_conflict"
-    assert manager.get("same-1").spec["strategy"]["params"]["order_amount"] == "200"
+    assert manager.get("same-1").spec.to_wire()["strategy"]["params"]["order_amount"] == "200"
 
 
 async def test_capacity_is_enforced(app_client: tuple[TestClient, Identity, JobManager]) -> None:
@@ -319,3 +319,25 @@ async def test_stop_before_credentials_and_report_cursor_errors(
     status, body = await ctl.call("POST", "/v1/jobs/early-1/resume")
     assert status == 409
     assert body["error"]["code"] == "not_halted"
+
+
+async def test_a_refusal_of_the_job_manager_is_an_api_error_with_the_request_id(
+    app_client: tuple[TestClient, Identity, JobManager],
+) -> None:
+    """Every route's JobError goes through one middleware: its status, code and message, and the request's id."""
+    client, _, _manager = app_client
+    ctl = Controller(client)
+    await ctl.ensure_audience()
+    for method, path, status, code in [
+        ("GET", "/v1/jobs/none-1/status", 404, "unknown_job"),
+        ("GET", "/v1/jobs/none-1/report", 404, "unknown_job"),
+        ("POST", "/v1/jobs/none-1/resume", 404, "unknown_job"),
+        ("DELETE", "/v1/jobs/none-1/credentials", 404, "unknown_job"),
+    ]:
+        headers = {**ctl.headers(method, path, b""), "X-Request-ID": f"rid-{code}-{method}"}
+        response = await client.request(method, path, data=b"", headers=headers)
+        assert response.status == status
+        assert await response.json() == {
+            "error": {"code": code, "message": "no job none-1 on this executor", "request_id": f"rid-{code}-{method}"}
+        }
+        assert response.headers["X-Request-ID"] == f"rid-{code}-{method}"

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from devnet.exchange.faults import Fault, FaultEvent, FaultKind
 from devnet.exchange.fixtures import RunningExchange
 from executor.api.app import create_app
-from executor.api.jobs import MANAGER_KEY
+from executor.api.keys import MANAGER_KEY
 from executor.config import Config
 from executor.engine.runner import JobRunner
 from executor.identity import Identity

@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from executor.api.app import create_app
-from executor.api.jobs import MANAGER_KEY
+from executor.api.keys import MANAGER_KEY
 from executor.config import Config
 from executor.engine.runner import JobRunner
 from executor.identity import Identity

@@ -6,8 +6,9 @@ from decimal import Decimal as D
 
 import pytest
 
-from executor.engine.risk import PRICE_BAND, RateBucket, RiskGuard, RiskLimits, book_vwap, price_insanity
+from executor.engine.risk import PRICE_BAND, RateBucket, RiskGuard, book_vwap, price_insanity
 from executor.strategy.base import Book, Level
+from wire.jobs import RiskLimits
 
 T0 = 1_700_000_000_000
 
@@ -24,7 +25,7 @@ def limits(**overrides: object) -> RiskLimits:
         "dead_man_seconds": 60,
     }
     values.update(overrides)
-    return RiskLimits.from_spec(values)
+    return RiskLimits.parse(values)
 
 
 def guard(**overrides: object) -> RiskGuard:

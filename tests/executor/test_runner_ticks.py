@@ -97,7 +97,6 @@ async def started(gateway: ScriptedGateway, *, clock: Any = None, **overrides: A
     accepted = accept_job_spec(spec, markets={"MMT/USDT"})
     runner = JobRunner(
         spec=accepted.spec,
-        spec_digest=accepted.digest,
         strategy=accepted.strategy,
         signing_key=SigningKey.from_seed(b"s" * 32),
         settings=RunnerSettings(tick_ms=100),
