@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from execution import funds, jobs
+from execution import outbound, reports, services
 from execution.domain.units import (
     UnitsError,
     as_text,
@@ -107,12 +107,13 @@ def _credited(settings, monkeypatch, reported: object, amount: int, places: int)
     settings.CUSTODY_ASSETS = {"USDT": {"token": "0x" + "ab" * 20, "decimals": places}}
     settings.CUSTODY_PRIVATE_KEY = "0x" + "11" * 32
     deposit = {"txid": "0xABC1", "status": "ok", "amount": reported}
-    monkeypatch.setattr(funds, "exchange_client", lambda *a, **k: SimpleNamespace(fetch_deposits=lambda _: [deposit]))
-    monkeypatch.setattr(funds.services, "exchange_account_credentials", lambda *, account: None)
+    monkeypatch.setattr(
+        services, "exchange_account_client", lambda *, account: SimpleNamespace(fetch_deposits=lambda _: [deposit])
+    )
     order = SimpleNamespace(exchange_account=SimpleNamespace(exchange="binance"), funding_asset="USDT")
     no_versions = SimpleNamespace(values_list=lambda *a, **k: [])  # the transfer was never replaced
     sent = SimpleNamespace(tx_hash="0xabc1", amount=amount, versions=no_versions)
-    return funds._credited_by_exchange(order, sent)  # type: ignore[arg-type]
+    return outbound._credited_by_exchange(order, sent)  # type: ignore[arg-type]
 
 
 def test_a_deposit_reported_as_a_noisy_float_is_matched_by_base_units(settings, monkeypatch) -> None:
@@ -130,7 +131,7 @@ def test_a_fill_books_what_leaves_the_account_rounded_up_and_what_arrives_rounde
     order = SimpleNamespace(pk=7, symbol="MMT/USDT", exchange_account_id=3)
     sell = {"trade_id": "t1", "side": "sell", "amount": "1.0000005", "price": "2"}
     sell |= {"fee": "0.0000001", "fee_asset": "USDT"}
-    fill, fee = jobs._fill_transactions(order, [sell])  # type: ignore[arg-type]
+    fill, fee = reports.order_fill_transactions(order, [sell])  # type: ignore[arg-type]
     booked = {p.account: p.amount for p in fill.postings}
     assert booked["exchange:a3:free:MMT"] == -1_000_001  # the sale's base leaves: up
     assert booked["exchange:a3:free:USDT"] == 2_000_001  # its proceeds arrive: down
