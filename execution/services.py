@@ -1,4 +1,8 @@
-"""Writes of the execution app: `<entity>_<action>(*, ...)`, typed, atomic, idempotent where they touch the outside."""
+"""Writes of the execution app: `<entity>_<action>(*, ...)`, typed, atomic, idempotent where they touch the outside.
+
+Over 400 lines: the ledger, exchange-key and order-transition writes every flow module calls stay together as
+the one `services.<name>` surface their callers and tests reach (the flows themselves live in their own modules).
+"""
 
 from __future__ import annotations
 
