@@ -21,6 +21,7 @@ from execution.domain.units import (
     to_decimal,
     units_down,
     units_exact,
+    units_toward,
     units_up,
 )
 
@@ -94,6 +95,12 @@ def test_what_is_not_an_amount_is_refused(bad) -> None:
     with pytest.raises(UnitsError):
         units_down(bad, 6)
     assert not same_amount(bad, 0, 6)
+
+
+@given(amounts, decimals)
+def test_a_reported_amount_rounds_toward_the_side_it_moves_and_says_whether_it_rounded(amount, places) -> None:
+    assert units_toward(amount, places, up=True) == (units_up(amount, places), not is_whole(amount, places))
+    assert units_toward(amount, places, up=False) == (units_down(amount, places), not is_whole(amount, places))
 
 
 def test_finer_than_base_units_is_refused_where_exactness_is_required() -> None:
