@@ -413,7 +413,7 @@ def _record_custody_holdings(tokens: dict[str, str]) -> None:
     from eth_account import Account
 
     from devnet.chain import connect, token
-    from execution.domain.ledger import transfer
+    from execution.domain.ledger import CUSTODY, EXTERNAL_CHAIN, transfer
     from execution.models import LedgerTransaction
     from execution.services import ledger_record
 
@@ -430,8 +430,8 @@ def _record_custody_holdings(tokens: dict[str, str]) -> None:
                     "deposit_credit",
                     asset=asset,
                     amount=held,
-                    source="external:chain",
-                    target="custody",
+                    source=EXTERNAL_CHAIN,
+                    target=CUSTODY,
                 )
             )
     for stale in _data_dir().glob("bootstrap-*.done"):
@@ -470,7 +470,7 @@ def _ensure_demo_order() -> None:
     django.setup()
     from django.contrib.auth import get_user_model
 
-    from execution import funds, services, tasks
+    from execution import orders, services, tasks
     from execution.credentials import ExchangeCredentials
     from execution.models import ExchangeAccount, MMOrder
 
@@ -502,7 +502,7 @@ def _ensure_demo_order() -> None:
         role="treasury",
         credentials=ExchangeCredentials(treasury["api_key"], treasury["secret"]),
     )
-    order = funds.mm_order_create(
+    order = orders.mm_order_create(
         owner_id=owner.pk,
         exchange_account_id=trading.pk,
         symbol="MMT/USDT",

@@ -7,9 +7,11 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
-from execution import services
+from execution import services, tasks
 from execution.domain.units import for_people
+from execution.errors import InvalidOrderTransition
 from execution.funds import asset_decimals
 from execution.models import (
     Alert,
@@ -154,17 +156,12 @@ class MMOrderAdmin(admin.ModelAdmin[MMOrder]):
 
     @admin.action(permissions=["change"], description="Fund: move the funds to the exchange (queued)")
     def fund(self, request: HttpRequest, queryset: QuerySet[MMOrder]) -> None:
-        from execution import tasks
-
         for order in queryset:
             tasks.fund_order.delay(order.pk)
         self.message_user(request, f"Queued funding of {queryset.count()} order(s).", messages.SUCCESS)
 
     @admin.action(permissions=["change"], description="Stop")
     def stop(self, request: HttpRequest, queryset: QuerySet[MMOrder]) -> None:
-        from execution import tasks
-        from execution.errors import InvalidOrderTransition
-
         for order in queryset:
             try:
                 stopped = services.mm_order_stop(order_id=order.pk, reason="operator (admin)")
@@ -190,7 +187,5 @@ class AlertAdmin(admin.ModelAdmin[Alert]):
 
     @admin.action(permissions=["change"], description="Mark resolved")
     def resolve(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
-        from django.utils import timezone
-
         resolved = queryset.filter(resolved_at__isnull=True).update(resolved_at=timezone.now())
         self.message_user(request, f"Resolved {resolved} alert(s).", messages.SUCCESS)

@@ -100,3 +100,18 @@ class ReportRejected(ExecutionError):
 
     code = "report_rejected"
     status = 422
+
+
+class OrderRejected(ExecutionError):
+    """An MM order (or a step of one) refused on what it asks for, before any money moves."""
+
+    code = "mm_order_rejected"
+
+
+class WithdrawalRefused(OrderRejected):
+    code = "withdrawal_refused"
+
+
+class CustodyNotConfigured(ExecutionError):
+    code = "custody_not_configured"
+    status = 503

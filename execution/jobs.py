@@ -1,5 +1,6 @@
-"""MM orders on executors: start the job once the deposit is confirmed, pull and verify its reports (booking
-every fill and fee in the ledger), follow its state, and wind it down on stop (issue 5).
+"""MM orders on executors, the job lifecycle: start the job once the deposit is confirmed, pull its reports
+(`execution.reports` verifies and books them), follow its state, restart a job its executor lost, and wind it
+down on stop or revoke.
 
 Every step is idempotent and resumable from the database: a job id is chosen once, at START (`mmo<pk>-<random>`), the
 executor makes `start` idempotent by job id, the START and JOB_RUNNING transitions are keyed, reports are
@@ -13,27 +14,20 @@ it; the executor's self-reported keys otherwise, which only dev and test profile
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal, Inexact, InvalidOperation
-from typing import Any
-
-import ccxt
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
-from execution import selectors, services
+from attestation.easyenclave import EasyEnclaveError, discovered_executor_urls
+from execution import services
 from execution.domain import mm_order as mm
-from execution.domain.ledger import Posting, Transaction, exchange_holdings, transfer, unbooked_source
-from execution.domain.units import to_decimal
-from execution.errors import ExecutorRefused, ExecutorUnavailable, LedgerConflict, LedgerOverdraft, ReportRejected
-from execution.funds import asset_decimals, is_custody_asset
+from execution.errors import ExecutorRefused, ExecutorUnavailable, ReportRejected
 from execution.jobspec import build_job_spec, order_mid
+from execution.lost_job import lost_job_book_fills, lost_job_cancel_orders
 from execution.models import ExecutionReport, MMOrder
 from execution.provisioning import client_for, pick_executor, provisioning_identity
+from execution.reports import ingest_reports, reports_check_overdue
 from mrmarket.observability.logging import get_logger
-from wire.canonical import canonical_bytes, digest
-from wire.errors import ChainError, TooLarge, WireError
-from wire.reports import SignedReport, validate_report, verify_chain
-from wire.schema import DECIMAL_MAX_LEN
+from wire.canonical import digest
 
 log = get_logger(__name__)
 
@@ -118,250 +112,6 @@ def _fail_start(order: MMOrder, exc: ExecutorRefused) -> MMOrder:
 # --- reports -------------------------------------------------------------------------------------------------
 
 
-def _last_report(order: MMOrder) -> SignedReport | None:
-    row = ExecutionReport.objects.filter(order=order, job_id=order.job_id).order_by("-sequence").first()
-    if row is None:
-        return None
-    from wire.canonical import parse
-
-    return SignedReport.from_json(parse(row.envelope))
-
-
-def ingest_reports(order: MMOrder, envelopes: list[Any]) -> int:
-    """Verify a page of reports against the job's signing key, spec and the stored chain, then store each
-    verbatim with its fills booked. Reports are taken in order: those before the first that fails a check are
-    stored; that one is refused (typed, counted, alerted) with nothing of it stored, and so is what follows it,
-    which can only chain through it."""
-    if envelopes and not settings.EXECUTOR_ALLOW_UNATTESTED:
-        from attestation.selectors import signing_key_attested
-
-        if signing_key_attested(order.executor_signing_key) is None:
-            services.alert_raise(
-                "report_unattested",
-                f"order {order.pk}: reports of job {order.job_id} are signed by a key no accepted attestation bound",
-                dedup=f"report-unattested:{order.job_id}",
-                detail={"order": order.pk, "job_id": order.job_id},
-            )
-            raise ReportRejected(
-                "the reports' signing key is not linked to an accepted attestation",
-                extra={"order": order.pk, "job_id": order.job_id, "reason_code": "unattested_signing_key"},
-            )
-    previous = _last_report(order)
-    verified: list[tuple[SignedReport, list[Transaction]]] = []
-    try:
-        spec_digest = digest(order.job_spec)
-        after = previous
-        for envelope in envelopes:
-            signed = SignedReport.from_json(envelope)
-            # Schema and size caps first: every step after reads only fields of a checked, bounded report.
-            validate_report(signed.report)
-            if previous is not None and signed.sequence <= previous.sequence:
-                stored = (
-                    ExecutionReport.objects.filter(job_id=order.job_id, sequence=signed.sequence)
-                    .values_list("digest", flat=True)
-                    .first()
-                )
-                if stored != signed.digest or digest(signed.report) != signed.digest:
-                    raise ChainError(
-                        f"report {signed.sequence} differs from the one already stored (rewritten history)"
-                    )
-                continue
-            verify_chain([signed], signing_key=order.executor_signing_key, after=after, job_spec_digest=spec_digest)
-            verified.append((signed, _fill_transactions(order, signed.report["fills"])))
-            after = signed
-    except WireError as exc:
-        count = _store_verified(order, verified)
-        _count_reports(order, accepted=count, refused=1)
-        services.alert_raise(
-            "report_rejected",
-            f"order {order.pk}: a report of job {order.job_id} was refused: {exc}",
-            dedup=f"report:{order.job_id}:{type(exc).__name__}",
-            detail={"order": order.pk, "job_id": order.job_id, "reason": str(exc), "code": exc.code},
-        )
-        raise ReportRejected(
-            f"report refused: {exc}",
-            extra={"order": order.pk, "job_id": order.job_id, "reason_code": exc.code, "stored": count},
-        ) from None
-    count = _store_verified(order, verified)
-    _count_reports(order, accepted=count)
-    return count
-
-
-def _store_verified(order: MMOrder, verified: list[tuple[SignedReport, list[Transaction]]]) -> int:
-    """Store verified reports in order. One the ledger cannot book (it spends a custody asset the ledger says
-    the account does not hold) stops the page with a typed refusal and an alert, the reports before it kept:
-    booking on numbers we cannot explain is how money is lost, and an untyped error would fail every beat."""
-    count = 0
-    for signed, txs in verified:
-        try:
-            count += _store(order, signed, txs)
-        except (LedgerOverdraft, LedgerConflict) as exc:
-            _count_reports(order, accepted=count, refused=1)
-            services.alert_raise(
-                "report_unbookable",
-                f"order {order.pk}: report {signed.sequence} of job {order.job_id} cannot be booked: {exc.message}",
-                dedup=f"report-unbookable:{order.job_id}:{signed.sequence}",
-                detail={"order": order.pk, "job_id": order.job_id, "reason": exc.message, "code": exc.code},
-            )
-            raise ReportRejected(
-                f"report {signed.sequence} cannot be booked: {exc.message}",
-                extra={"order": order.pk, "job_id": order.job_id, "reason_code": exc.code, "stored": count},
-            ) from None
-    return count
-
-
-def _count_reports(order: MMOrder, *, accepted: int = 0, refused: int = 0) -> None:
-    from attestation import services as attestation_services
-
-    attestation_services.executor_reports_counted(url=order.executor_url, accepted=accepted, refused=refused)
-
-
-def _store(order: MMOrder, signed: SignedReport, txs: list[Transaction]) -> bool:
-    """Store one verified report with its ledger entries, once: a second worker storing the same report at the
-    same moment finds the unique digest taken and leaves (its ledger entries are idempotent by key). True when
-    this call stored it."""
-    try:
-        with transaction.atomic():
-            return _store_once(order, signed, txs)
-    except IntegrityError:
-        if not ExecutionReport.objects.filter(digest=signed.digest).exists():
-            raise
-        return False
-
-
-def _store_once(order: MMOrder, signed: SignedReport, txs: list[Transaction]) -> bool:
-    r = signed.report
-    if ExecutionReport.objects.filter(digest=signed.digest).exists():
-        return False
-    for tx in txs:
-        _record_spending(order, tx)
-    ExecutionReport.objects.create(
-        order=order,
-        job_id=r["job_id"],
-        sequence=r["sequence"],
-        digest=signed.digest,
-        prev_digest=r["prev_digest"] or "",
-        signing_key=r["executor"]["signing_key"],
-        window_start_ms=r["window_start_ms"],
-        window_end_ms=r["window_end_ms"],
-        envelope=canonical_bytes(signed.as_json()).decode(),
-        fills=len(r["fills"]),
-    )
-    return True
-
-
-def _record_spending(order: MMOrder, tx: Transaction) -> None:
-    """Record a fill or fee entry. An asset custody does not hold (a fee in BNB, a base custody cannot take home)
-    can be spent on the exchange from a balance the ledger never saw arrive: the exchange's signed word is that
-    the account held it, so the shortfall is first recognised from `external:unbooked:a<id>` (keyed by the
-    account, not the order, so the order's holdings show what it consumed) and then spent. Custody's own assets
-    get no such credit: a shortfall there is a real discrepancy, refused as an overdraft."""
-    holdings = exchange_holdings(order.exchange_account_id)
-    for posting in tx.postings:
-        if posting.amount >= 0 or posting.account != f"{holdings}:{posting.asset}" or is_custody_asset(posting.asset):
-            continue
-        short = -(selectors.ledger_balance(account=posting.account) + posting.amount)
-        if short > 0:
-            services.ledger_record(
-                tx=transfer(
-                    f"a{order.exchange_account_id}-unbooked-{tx.key}",
-                    "unbooked_credit",
-                    asset=posting.asset,
-                    amount=short,
-                    source=unbooked_source(order.exchange_account_id),
-                    target=holdings,
-                )
-            )
-    if not tx.kind.endswith("_rounded"):
-        services.ledger_record(tx=tx)
-        return
-    try:
-        services.ledger_record(tx=tx, memo="rounded")
-    except LedgerOverdraft as exc:
-        # What leaves the account is rounded up (ADR 0013); when the account holds exactly the rounded-down
-        # amount (the exchange's dust below a base unit was never booked either), the unit rounding added is
-        # not taken: the ledger books what it holds, and reconciliation tolerates the unit either way.
-        account, short = (exc.extra or {}).get("account"), int((exc.extra or {}).get("short", 0))
-        if short != 1:
-            raise
-        services.ledger_record(tx=_less(tx, account=str(account), units=short), memo="rounded")
-
-
-def _less(tx: Transaction, *, account: str, units: int) -> Transaction:
-    """`tx` with `units` fewer leaving `account` (and arriving at its counterpart): the same key and kind."""
-    postings = list(tx.postings)
-    i = next(i for i, p in enumerate(postings) if p.account == account and p.amount < 0)
-    asset = postings[i].asset
-    j = next(j for j, p in enumerate(postings) if j != i and p.asset == asset and p.amount > 0)
-    postings[i] = Posting(account, asset, postings[i].amount + units)
-    postings[j] = Posting(postings[j].account, asset, postings[j].amount - units)
-    return Transaction(key=tx.key, kind=tx.kind, postings=tuple(p for p in postings if p.amount))
-
-
-# Exact arithmetic on wire decimals: the caps bound them (wire.schema.DECIMAL_MAX_LEN digits each), so a
-# product of two, scaled to base units, never needs more digits than this; nothing is rounded implicitly.
-_EXACT = Context(prec=4 * DECIMAL_MAX_LEN, traps=[InvalidOperation, Inexact])
-# What a ledger amount column holds (NUMERIC(78,0), ±uint256): a fill beyond it is refused, never truncated.
-_MAX_UNITS = 2**256 - 1
-
-
-def _units(value: Decimal, asset: str, *, up: bool) -> tuple[int, bool]:
-    """In base units: what leaves the account rounded up, what arrives rounded down (ADR 0013); and whether
-    that rounded anything."""
-    scaled = _EXACT.multiply(value, Decimal(10) ** asset_decimals(asset))
-    whole = int(scaled.to_integral_value(rounding=ROUND_CEILING if up else ROUND_FLOOR))
-    if whole > _MAX_UNITS:
-        raise TooLarge(f"{value} {asset} is more base units than a ledger amount holds", path="report.fills")
-    return whole, Decimal(whole) != scaled
-
-
-def _pair(account: str, counter: str, asset: str, units: int) -> tuple[Posting, ...]:
-    """`units` of `asset` into `account` from `counter`; nothing when it rounds to zero base units."""
-    return (Posting(account, asset, units), Posting(counter, asset, -units)) if units else ()
-
-
-def _fill_transactions(order: MMOrder, fills: list[dict[str, Any]]) -> list[Transaction]:
-    """Each fill against the market, and its fee to the exchange, in base units of each asset: custody's token
-    decimals, or the fixed scale `NON_CUSTODY_DECIMALS` for an asset custody does not hold (`asset_decimals`), so
-    every asset the exchange reports is booked. TooLarge (refusing the report) for an amount beyond what the
-    ledger holds.
-
-    The exchange keeps balances finer than a token's base unit; where a value does not fit, we book what we
-    may hold at most (what leaves the account — a buy's quote, a sale's base, fees — rounded up, what arrives
-    rounded down), so the ledger never claims more than the exchange holds; such entries carry the memo
-    `rounded` (reconciliation tolerates that dust)."""
-    base, quote = order.symbol.split("/")
-    here = exchange_holdings(order.exchange_account_id)
-    out: list[Transaction] = []
-    for f in fills:
-        amount, price = to_decimal(f["amount"]), to_decimal(f["price"])
-        buy = f["side"] == "buy"
-        base_units, base_rounded = _units(amount, base, up=not buy)
-        quote_units, quote_rounded = _units(_EXACT.multiply(amount, price), quote, up=buy)
-        sign = 1 if buy else -1
-        postings = (
-            *_pair(f"{here}:{base}", f"external:market:{base}", base, sign * base_units),
-            *_pair(f"{here}:{quote}", f"external:market:{quote}", quote, -sign * quote_units),
-        )
-        kind = "fill_settle_rounded" if base_rounded or quote_rounded else "fill_settle"
-        if postings:
-            out.append(Transaction(key=f"o{order.pk}-fill-{f['trade_id']}", kind=kind, postings=postings))
-        fee = to_decimal(f["fee"])
-        if fee > 0:
-            fee_units, fee_rounded = _units(fee, f["fee_asset"], up=True)
-            out.append(
-                transfer(
-                    f"o{order.pk}-fee-{f['trade_id']}",
-                    "fee_debit_rounded" if fee_rounded else "fee_debit",
-                    asset=f["fee_asset"],
-                    amount=fee_units,
-                    source=here,
-                    target="external:fees",
-                )
-            )
-    return out
-
-
 def mm_order_pull_reports(*, order_id: int) -> int:
     """Fetch reports after the last stored one and ingest them; alert when the newest is overdue."""
     order = MMOrder.objects.get(pk=order_id)
@@ -371,28 +121,8 @@ def mm_order_pull_reports(*, order_id: int) -> int:
     with client_for(order) as client:
         page = client.reports(order.job_id, after=last.sequence if last else None)
     stored = ingest_reports(order, page.get("reports") or [])
-    _check_overdue(order)
+    reports_check_overdue(order)
     return stored
-
-
-def _check_overdue(order: MMOrder) -> None:
-    import time
-
-    if order.state != mm.State.RUNNING or order.job_spec is None:
-        return
-    last = ExecutionReport.objects.filter(order=order, job_id=order.job_id).order_by("-sequence").first()
-    started = order.transitions.filter(event=mm.Event.JOB_RUNNING.value).values_list("created_at", flat=True).last()
-    if started is None:
-        return
-    since_ms = last.window_end_ms if last else int(started.timestamp() * 1000)
-    allowed = (order.job_spec["report_interval_seconds"] + settings.EXECUTOR_REPORT_GRACE_SECONDS) * 1000
-    if time.time() * 1000 - since_ms > allowed:
-        services.alert_raise(
-            "report_gap",
-            f"order {order.pk}: no report from job {order.job_id} since {since_ms} ms",
-            dedup=f"report-gap:{order.job_id}:{since_ms}",
-            detail={"order": order.pk, "job_id": order.job_id, "since_ms": since_ms},
-        )
 
 
 # --- while running, and stop ---------------------------------------------------------------------------------
@@ -436,8 +166,6 @@ def _executor_still_listed(order: MMOrder) -> bool:
     """Whether the order's executor URL is still one of those configured or discovered for its exchange. An
     executor that came back elsewhere (another port, another host) is registered under its new URL; whatever
     answers, or does not, at the old one no longer runs the job. When discovery cannot tell, assume listed."""
-    from attestation.easyenclave import EasyEnclaveError, discovered_executor_urls
-
     if order.executor_url in settings.EXECUTOR_URLS:
         return True
     try:
@@ -461,8 +189,8 @@ def _restart_lost_job(order: MMOrder) -> MMOrder:
             detail={"order": order.pk, "job_id": lost},
         )
         return order
-    cancelled = _cancel_lost_orders(order, lost_job_id=lost)
-    booked = _book_unreported_fills(order, lost_job_id=lost)
+    cancelled = lost_job_cancel_orders(order, lost_job_id=lost)
+    booked = lost_job_book_fills(order, lost_job_id=lost)
     executor_url = pick_executor(exchange=order.exchange_account.exchange)
     spec = build_job_spec(order, mid=order_mid(order))
     with transaction.atomic():
@@ -490,104 +218,6 @@ def _restart_lost_job(order: MMOrder) -> MMOrder:
         "job_lost", order_id=order.pk, lost_job_id=lost, job_id=spec["job_id"], executor=executor_url, fills=booked
     )
     return mm_order_start_job(order_id=order.pk)
-
-
-LOST_FILLS_PAGE = 1000
-
-
-def _book_unreported_fills(order: MMOrder, *, lost_job_id: str) -> int:
-    """The fills a lost job made after its last report never reach a report: they are booked from the
-    exchange's own trade history of the order's key (the record reconciliation holds the ledger to anyway),
-    those of the job's orders only (recognised by their client order id prefix), each once by trade id, as a
-    report would have booked it. Without this the next job would trade funds the ledger does not know of."""
-    from execution.exchanges import exchange_call, exchange_client
-    from execution.models import LedgerTransaction
-    from wire.jobs import client_order_prefix
-
-    account = order.exchange_account
-    client = exchange_client(account.exchange, credentials=services.exchange_account_credentials(account=account))
-    started = (
-        order.transitions.filter(event__in=[mm.Event.START.value, mm.Event.JOB_LOST.value])
-        .values_list("created_at", flat=True)
-        .last()
-    )
-    since = int(started.timestamp() * 1000) - 60_000 if started else None
-    prefix = client_order_prefix(lost_job_id)
-    with exchange_call(account.exchange, "the lost job's orders and trades"):
-        ids = {o["id"] for o in _all_since(client.fetch_orders, order.symbol, since) if _cid(o).startswith(prefix)}
-        trades = [t for t in _all_since(client.fetch_my_trades, order.symbol, since) if t.get("order") in ids]
-    fills = [
-        {
-            "trade_id": str(t["id"]),
-            "side": t["side"],
-            "price": str(t["price"]),
-            "amount": str(t["amount"]),
-            "fee": str((t.get("fee") or {}).get("cost") or 0),
-            "fee_asset": (t.get("fee") or {}).get("currency") or order.symbol.split("/")[1],
-        }
-        for t in sorted(trades, key=lambda t: (t["timestamp"], str(t["id"])))
-        if not LedgerTransaction.objects.filter(key=f"o{order.pk}-fill-{t['id']}").exists()
-    ]
-    try:
-        with transaction.atomic():
-            for tx in _fill_transactions(order, fills):
-                _record_spending(order, tx)  # as a report's fills are booked: a BNB fee, a rounded unit
-    except (LedgerOverdraft, LedgerConflict) as exc:
-        # As for a report that cannot be booked: typed, alerted, and no new job trades on unexplained numbers.
-        services.alert_raise(
-            "report_unbookable",
-            f"order {order.pk}: the fills lost job {lost_job_id} left cannot be booked: {exc.message}",
-            dedup=f"report-unbookable:{lost_job_id}:lost-fills",
-            detail={"order": order.pk, "job_id": lost_job_id, "reason": exc.message, "code": exc.code},
-        )
-        raise ReportRejected(
-            f"the lost job's fills cannot be booked: {exc.message}",
-            extra={"order": order.pk, "job_id": lost_job_id, "reason_code": exc.code},
-        ) from None
-    return len(fills)
-
-
-def _cancel_lost_orders(order: MMOrder, *, lost_job_id: str) -> int:
-    """Cancel what the lost job left resting on the exchange (its orders, by their client order id prefix): no
-    process is left to manage them, and the new job places its own under another prefix. Cancelled before the
-    lost fills are booked, so no fill lands between the booking and the new job. An order the exchange no longer
-    knows was filled or cancelled meanwhile; its trades are in the history the booking reads."""
-    from execution.exchanges import exchange_call, exchange_client
-    from wire.jobs import client_order_prefix
-
-    account = order.exchange_account
-    client = exchange_client(account.exchange, credentials=services.exchange_account_credentials(account=account))
-    prefix = client_order_prefix(lost_job_id)
-    cancelled = 0
-    with exchange_call(account.exchange, "the lost job's resting orders"):
-        for resting in client.fetch_open_orders(order.symbol):
-            if not _cid(resting).startswith(prefix):
-                continue
-            try:
-                client.cancel_order(resting["id"], order.symbol)
-            except ccxt.OrderNotFound:
-                continue
-            cancelled += 1
-    if cancelled:
-        log.warning("lost_job_orders_cancelled", order_id=order.pk, lost_job_id=lost_job_id, cancelled=cancelled)
-    return cancelled
-
-
-def _cid(exchange_order: dict[str, Any]) -> str:
-    return str(exchange_order.get("clientOrderId") or "")
-
-
-def _all_since(fetch: Any, symbol: str, since: int | None) -> list[dict[str, Any]]:
-    """Every row a ccxt history call returns from `since` on, page by page (rows sharing a page boundary's
-    millisecond are fetched again and kept once)."""
-    rows: dict[str, dict[str, Any]] = {}
-    while True:
-        page = fetch(symbol, since=since, limit=LOST_FILLS_PAGE)
-        fresh = [r for r in page if str(r["id"]) not in rows]
-        rows.update((str(r["id"]), r) for r in fresh)
-        if len(page) < LOST_FILLS_PAGE or not fresh:
-            return list(rows.values())
-        since = max(int(r["timestamp"]) for r in page)
 
 
 def mm_order_wind_down(*, order_id: int) -> MMOrder:
@@ -636,18 +266,3 @@ def mm_order_revoke_job(*, order_id: int) -> MMOrder:
     if order.state in (mm.State.STARTING, mm.State.RUNNING, mm.State.PAUSED, mm.State.DEPOSIT_CONFIRMED):
         order = services.mm_order_stop(order_id=order_id, reason="exchange key revoked")
     return mm_order_wind_down(order_id=order_id)
-
-
-def order_holdings(order: MMOrder) -> dict[str, int]:
-    """What this order holds on its exchange account, per asset, from its own ledger entries (keys `o<pk>-…`): every
-    asset its deposit, fills and fees touched, in that asset's base units (`asset_decimals`). Negative for an
-    asset it consumed but never brought (a fee paid in BNB): there is nothing of it to bring back."""
-    from execution.models import LedgerPosting
-
-    totals: dict[str, int] = {}
-    rows = LedgerPosting.objects.filter(
-        transaction__key__startswith=f"o{order.pk}-", account__startswith=f"exchange:a{order.exchange_account_id}:"
-    ).values_list("asset", "amount")
-    for asset, amount in rows:
-        totals[asset] = totals.get(asset, 0) + int(amount)
-    return {asset: amount for asset, amount in totals.items() if amount}

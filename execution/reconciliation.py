@@ -19,11 +19,12 @@ from contracts import load_artifact
 from execution import selectors, services
 from execution.domain import mm_order as mm
 from execution.domain import withdrawal as wd
+from execution.domain.ledger import CUSTODY, exchange_scope, in_transit
 from execution.domain.units import units_down
 from execution.errors import ExecutionError, InvalidOrderTransition
-from execution.exchanges import exchange_call, exchange_client
+from execution.exchanges import exchange_call
 from execution.funds import asset_decimals
-from execution.models import ExchangeAccount, ExchangeWithdrawal, MMOrder
+from execution.models import ExchangeAccount, ExchangeWithdrawal, LedgerPosting, MMOrder
 from mrmarket.chain import get_web3
 from mrmarket.observability.logging import get_logger
 
@@ -72,7 +73,7 @@ def _venues() -> list[tuple[list[ExchangeAccount], dict[str, Any]]]:
     unanswered: set[str] = set()
     for key in ExchangeAccount.objects.filter(status=ExchangeAccount.Status.ACTIVE).order_by("pk"):
         try:
-            client = exchange_client(key.exchange, credentials=services.exchange_account_credentials(account=key))
+            client = services.exchange_account_client(account=key)
             with exchange_call(key.exchange, "its balances"):
                 balance = client.fetch_balance()
                 venue = (key.exchange, _venue_identity(key, client, balance))
@@ -116,7 +117,7 @@ def _reconcile_venue(members: list[ExchangeAccount], balance: dict[str, Any]) ->
     surplus_ok: dict[str, int] = defaultdict(int)  # the exchange may hold this much more than the ledger says
     shortfall_ok: dict[str, int] = defaultdict(int)  # …or this much less
     for key in members:
-        for ledger_account, amount in selectors.ledger_balances(prefix=f"exchange:a{key.pk}:").items():
+        for ledger_account, amount in selectors.ledger_balances(prefix=f"{exchange_scope(key.pk)}:").items():
             expected[ledger_account.rsplit(":", 1)[1]] += amount
         for asset, units in _rounding_dust(key).items():
             surplus_ok[asset] += units
@@ -125,7 +126,7 @@ def _reconcile_venue(members: list[ExchangeAccount], balance: dict[str, Any]) ->
     # The scope names the key the account's orders trade with (whose ledger accounts these are), so that an
     # alert reads the same whichever key answered first.
     trading = [k for k in members if k.role != ExchangeAccount.Role.TREASURY] or members
-    scope = f"exchange:a{trading[0].pk}"
+    scope = exchange_scope(trading[0].pk)
     mismatches = [
         Mismatch(scope, asset, expected.get(asset, 0), actual.get(asset, 0))
         for asset in sorted(set(expected) | set(actual))
@@ -146,7 +147,7 @@ def _add_in_flight(key: ExchangeAccount, surplus_ok: dict[str, int], shortfall_o
     flight; tolerated only up to that order's own amount, and gone once the step is booked."""
     inbound = (mm.State.WITHDRAWING_TO_EXCHANGE, mm.State.DEPOSIT_CONFIRMING, mm.State.WITHDRAWING_BACK)
     for order_id in MMOrder.objects.filter(exchange_account=key, state__in=inbound).values_list("pk", flat=True):
-        for ledger_account, amount in selectors.ledger_balances(prefix=f"transit:o{order_id}:").items():
+        for ledger_account, amount in selectors.ledger_balances(prefix=f"{in_transit(order_id)}:").items():
             surplus_ok[ledger_account.rsplit(":", 1)[1]] += max(amount, 0)
     # Only a request the exchange may have taken before its answer reached us: a sent row is already booked
     # out of the ledger, and a confirmed or failed one is booked either way.
@@ -159,11 +160,9 @@ def _add_in_flight(key: ExchangeAccount, surplus_ok: dict[str, int], shortfall_o
 def _rounding_dust(account: ExchangeAccount) -> dict[str, int]:
     """Fills and fees booked rounded (the exchange keeps finer balances than a token's base unit) leave up to
     one base unit each on the exchange that the ledger does not claim: tolerated, never the other way."""
-    from execution.models import LedgerPosting
-
     dust: dict[str, int] = defaultdict(int)
     rows = LedgerPosting.objects.filter(
-        transaction__memo="rounded", account__startswith=f"exchange:a{account.pk}:"
+        transaction__memo="rounded", account__startswith=f"{exchange_scope(account.pk)}:"
     ).values_list("asset", flat=True)
     for asset in rows:
         dust[asset] += 1
@@ -183,11 +182,11 @@ def reconcile_custody() -> list[Mismatch]:
         # The wallet still holds what is reserved for orders whose transfers are not booked as sent yet.
         ledger = sum(
             amount
-            for account, amount in selectors.ledger_balances(prefix="custody:").items()
+            for account, amount in selectors.ledger_balances(prefix=f"{CUSTODY}:").items()
             if account.endswith(f":{asset}")
         )
         if actual != ledger:
-            mismatches.append(Mismatch("custody", asset, ledger, actual))
+            mismatches.append(Mismatch(CUSTODY, asset, ledger, actual))
     for mismatch in mismatches:
         _raise_alert(mismatch)
     return mismatches

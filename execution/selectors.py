@@ -7,7 +7,9 @@ from collections import defaultdict
 from django.db import connection
 from django.db.models import QuerySet, Sum
 
-from execution.models import ExchangeAccount, LedgerPosting, MMOrder
+from execution.domain import mm_order as mm
+from execution.domain.ledger import exchange_scope, in_transit
+from execution.models import ExchangeAccount, ExecutionReport, LedgerPosting, MMOrder, MMOrderTransition
 
 
 def _exact_sums_in_python() -> bool:
@@ -45,15 +47,13 @@ def mm_order_list(*, owner_id: int) -> QuerySet[MMOrder]:
 
 def mm_order_ledger(*, order: MMOrder) -> dict[str, int]:
     """Balances of the accounts this order moved money through (its transit and its exchange account)."""
-    result = ledger_balances(prefix=f"transit:o{order.pk}:")
-    result.update(ledger_balances(prefix=f"exchange:a{order.exchange_account_id}:"))
+    result = ledger_balances(prefix=f"{in_transit(order.pk)}:")
+    result.update(ledger_balances(prefix=f"{exchange_scope(order.exchange_account_id)}:"))
     return result
 
 
 def mm_order_report_summary(*, order: MMOrder) -> dict[str, int | None]:
     """How many verified reports and fills the order's jobs produced, and the newest sequence."""
-    from execution.models import ExecutionReport
-
     rows = ExecutionReport.objects.filter(order=order)
     latest = rows.order_by("-id").values_list("sequence", flat=True).first()
     return {"count": rows.count(), "fills": sum(rows.values_list("fills", flat=True)), "latest_sequence": latest}
@@ -61,7 +61,18 @@ def mm_order_report_summary(*, order: MMOrder) -> dict[str, int | None]:
 
 def mm_order_attempt(*, order_id: int) -> int:
     """The order's current attempt: how many times it failed (see `mm_order.attempt_of`)."""
-    from execution.domain import mm_order as mm
-    from execution.models import MMOrderTransition
-
     return MMOrderTransition.objects.filter(order_id=order_id, event=mm.Event.FAIL.value).count()
+
+
+def order_holdings(order: MMOrder) -> dict[str, int]:
+    """What this order holds on its exchange account, per asset, from its own ledger entries (keys `o<pk>-…`): every
+    asset its deposit, fills and fees touched, in that asset's base units (`asset_decimals`). Negative for an
+    asset it consumed but never brought (a fee paid in BNB): there is nothing of it to bring back."""
+    totals: dict[str, int] = {}
+    rows = LedgerPosting.objects.filter(
+        transaction__key__startswith=f"o{order.pk}-",
+        account__startswith=f"{exchange_scope(order.exchange_account_id)}:",
+    ).values_list("asset", "amount")
+    for asset, amount in rows:
+        totals[asset] = totals.get(asset, 0) + int(amount)
+    return {asset: amount for asset, amount in totals.items() if amount}

@@ -1,4 +1,8 @@
-"""Writes of the execution app: `<entity>_<action>(*, ...)`, typed, atomic, idempotent where they touch the outside."""
+"""Writes of the execution app: `<entity>_<action>(*, ...)`, typed, atomic, idempotent where they touch the outside.
+
+Over 400 lines: the ledger, exchange-key and order-transition writes every flow module calls stay together as
+the one `services.<name>` surface their callers and tests reach (the flows themselves live in their own modules).
+"""
 
 from __future__ import annotations
 
@@ -27,9 +31,9 @@ from execution.errors import (
     LedgerConflict,
     LedgerOverdraft,
 )
-from execution.exchanges import probe_permissions
+from execution.exchanges import exchange_client, probe_permissions
 from execution.models import Alert, ExchangeAccount, LedgerPosting, LedgerTransaction, MMOrder, MMOrderTransition
-from mrmarket.errors import Conflict
+from mrmarket.errors import Conflict, NotFound
 from mrmarket.observability import context
 from mrmarket.observability.logging import get_logger
 from wire.keys import SigningKey
@@ -294,6 +298,12 @@ def exchange_account_credentials(*, account: ExchangeAccount) -> ExchangeCredent
     return ExchangeCredentials.from_bytes(raw)
 
 
+def exchange_account_client(*, account: ExchangeAccount) -> Any:
+    """The ccxt client of an account, signed with its credentials (opened for this client only): the one place a
+    credentialed client is built. Raises what `exchange_account_credentials` raises (revoked, untrusted, no key)."""
+    return exchange_client(account.exchange, credentials=exchange_account_credentials(account=account))
+
+
 @transaction.atomic
 def exchange_account_revoke(*, account_id: int) -> ExchangeAccount:
     """Disable at once: the credentials are destroyed, not just flagged; every job trading with the key is told
@@ -307,11 +317,18 @@ def exchange_account_revoke(*, account_id: int) -> ExchangeAccount:
     account.credentials_ciphertext = b""
     account.save(update_fields=["status", "revoked_at", "credentials_wrapped_key", "credentials_ciphertext"])
     log.info("exchange_account_revoked", account_id=account.pk, exchange=account.exchange)
-    from execution import tasks
+    from execution import tasks  # noqa: PLC0415, RUF100 — tasks imports this module: a module-level import is a cycle
 
     for order_id in MMOrder.objects.filter(exchange_account=account).exclude(job_id="").values_list("pk", flat=True):
         transaction.on_commit(functools.partial(tasks.revoke_job.delay, order_id))
     return account
+
+
+def exchange_account_revoke_owned(*, owner_id: int, account_id: int) -> ExchangeAccount:
+    """An owner revokes one of their own accounts (`exchange_account_revoke`); another's is not found."""
+    if not ExchangeAccount.objects.filter(pk=account_id, owner_id=owner_id).exists():
+        raise NotFound(f"no exchange account {account_id} of yours")
+    return exchange_account_revoke(account_id=account_id)
 
 
 def credentials_rewrap_all() -> int:

@@ -5,10 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
+from django.db.models import Q
 
-from execution import services
-from execution.errors import ExchangeUnavailable
-from execution.models import ExchangeAccount
+from execution import homeward, jobs, outbound, reconciliation, services
+from execution.domain import mm_order as mm
+from execution.domain import withdrawal as wd
+from execution.errors import (
+    ExchangeUnavailable,
+    ExecutorNotConfigured,
+    ExecutorUnavailable,
+    ReportRejected,
+    RoutingRefused,
+)
+from execution.models import ExchangeAccount, MMOrder
 from mrmarket.observability.logging import get_logger
 
 log = get_logger(__name__)
@@ -37,11 +46,8 @@ def reprobe_exchange_key(account_id: int) -> None:
 
 @shared_task(name="execution.track_deposits", ignore_result=True)
 def track_deposits() -> None:
-    from execution.domain import mm_order as mm
-    from execution.models import MMOrder
-
-    # Each beat also replaces a custody transfer pending too long and resolves a used nonce (funds.py); a parked
-    # transfer waits for an operator (its alert is open), so it is not polled.
+    # Each beat also replaces a custody transfer pending too long and resolves a used nonce (execution.custody); a
+    # parked transfer waits for an operator (its alert is open), so it is not polled.
     states = [mm.State.FUNDING, mm.State.WITHDRAWING_TO_EXCHANGE, mm.State.DEPOSIT_CONFIRMING]
     pending = MMOrder.objects.filter(state__in=states).exclude(transfers__status="parked")
     for order_id in pending.values_list("pk", flat=True):
@@ -50,29 +56,18 @@ def track_deposits() -> None:
 
 @shared_task(name="execution.track_deposit", **RETRIED)
 def track_deposit(order_id: int) -> None:
-    from execution import funds
-    from execution.domain import mm_order as mm
-
-    order = funds.mm_order_track_deposit(order_id=order_id)
+    order = outbound.mm_order_track_deposit(order_id=order_id)
     if order.state == mm.State.DEPOSIT_CONFIRMED:
         start_job.delay(order_id)  # MM starts as soon as the deposit is confirmed
 
 
 @shared_task(name="execution.fund_order", **RETRIED)
 def fund_order(order_id: int) -> None:
-    from execution import funds
-
-    funds.mm_order_fund(order_id=order_id)
+    outbound.mm_order_fund(order_id=order_id)
 
 
 @shared_task(name="execution.track_withdrawals", ignore_result=True)
 def track_withdrawals() -> None:
-    from django.db.models import Q
-
-    from execution.domain import mm_order as mm
-    from execution.domain import withdrawal as wd
-    from execution.models import MMOrder
-
     # Every withdrawal in flight is tracked whatever its order's state: one asset's failure never strands another.
     wanted = Q(state=mm.State.WITHDRAWING_BACK) | Q(withdrawals__status__in=list(wd.IN_FLIGHT))
     for order_id in MMOrder.objects.filter(wanted).distinct().values_list("pk", flat=True):
@@ -81,23 +76,17 @@ def track_withdrawals() -> None:
 
 @shared_task(name="execution.track_withdrawal", **RETRIED)
 def track_withdrawal(order_id: int) -> None:
-    from execution import funds
-
-    funds.mm_order_track_withdrawal(order_id=order_id)
+    homeward.mm_order_track_withdrawal(order_id=order_id)
 
 
 @shared_task(name="execution.withdraw_back", **RETRIED)
 def withdraw_back(order_id: int, treasury_account_id: int) -> None:
-    from execution import funds
-
     # Idempotent (ADR 0014): a retry, or a second request, never sends an asset twice.
-    funds.mm_order_withdraw_back_queued(order_id=order_id, treasury_account_id=treasury_account_id)
+    homeward.mm_order_withdraw_back_queued(order_id=order_id, treasury_account_id=treasury_account_id)
 
 
 @shared_task(name="execution.reconcile", **RETRIED)
 def reconcile() -> None:
-    from execution import reconciliation
-
     reconciliation.reconcile_exchange_accounts()
     reconciliation.reconcile_custody()
 
@@ -108,9 +97,6 @@ def reconcile() -> None:
 @shared_task(name="execution.drive_jobs", ignore_result=True)
 def drive_jobs() -> None:
     """Beat: every order with work on an executor gets its own task (thin, idempotent, row-locked steps)."""
-    from execution.domain import mm_order as mm
-    from execution.models import MMOrder
-
     for order_id in MMOrder.objects.filter(state__in=[mm.State.DEPOSIT_CONFIRMED, mm.State.STARTING]).values_list(
         "pk", flat=True
     ):
@@ -123,9 +109,6 @@ def drive_jobs() -> None:
 
 @shared_task(name="execution.start_job", **RETRIED)
 def start_job(order_id: int) -> None:
-    from execution import jobs
-    from execution.errors import ExecutorNotConfigured, ExecutorUnavailable, RoutingRefused
-
     try:
         jobs.mm_order_start_job(order_id=order_id)
     except (ExecutorUnavailable, ExecutorNotConfigured, RoutingRefused) as exc:
@@ -135,9 +118,6 @@ def start_job(order_id: int) -> None:
 
 @shared_task(name="execution.sync_job", **RETRIED)
 def sync_job(order_id: int) -> None:
-    from execution import jobs
-    from execution.errors import ExecutorNotConfigured, ExecutorUnavailable, ReportRejected, RoutingRefused
-
     try:
         jobs.mm_order_sync_job(order_id=order_id)
     except (ExecutorUnavailable, ReportRejected, ExecutorNotConfigured, RoutingRefused) as exc:
@@ -146,16 +126,11 @@ def sync_job(order_id: int) -> None:
 
 @shared_task(name="execution.revoke_job", **RETRIED)
 def revoke_job(order_id: int) -> None:
-    from execution import jobs
-
     jobs.mm_order_revoke_job(order_id=order_id)
 
 
 @shared_task(name="execution.wind_down", **RETRIED)
 def wind_down(order_id: int) -> None:
-    from execution import jobs
-    from execution.errors import ExecutorUnavailable
-
     try:
         jobs.mm_order_wind_down(order_id=order_id)
     except ExecutorUnavailable as exc:

@@ -10,12 +10,14 @@ having come in.
 Account names are `kind:scope...:asset`, for example:
     custody:USDT                          the custody wallet, free
     custody:reserved:o7:USDT              in the custody wallet, reserved for order 7 until its transfer is sent
-    transit:order-7:USDT                  sent from custody, not yet credited by the exchange
-    exchange:acct-3:free:USDT             on the exchange, available
-    exchange:acct-3:locked:USDT           on the exchange, locked in open orders
+    transit:o7:USDT                       sent from custody (or back to it), not yet credited at the other end
+    exchange:a3:free:USDT                 on exchange account 3, available
     fees:order-7:USDT                     fees paid (the exchange's side is external:fees)
     external:chain:USDT / external:market:USDT / external:fees:USDT
     external:unbooked:a3:BNB              held on exchange account 3 before the ledger saw it arrive (see below)
+
+The functions below (`custody_reserved`, `in_transit`, `exchange_holdings`, ...) are the only place these names
+are built.
 
 What an MM order holds on its exchange account is, per asset, the sum of its own entries (keys `o<pk>-…`) on
 `exchange:a<id>:free:<asset>`: every asset its fills and fees touch, custody's or not. An asset custody does not
@@ -39,14 +41,47 @@ KEY_RE = re.compile(r"[A-Za-z0-9._:\-]{1,200}")
 NON_CUSTODY_DECIMALS = 18
 
 
+# --- named accounts: the one place their names are spelt (rows already booked depend on these exact strings) --
+# Each returns the account *prefix*; `transfer` (or `:<asset>`) completes it with the asset.
+
+CUSTODY = "custody"  # the custody wallet, free
+EXTERNAL_CHAIN = "external:chain"  # value from outside arriving on chain (a top-up of the custody wallet)
+EXTERNAL_FEES = "external:fees"  # a fee an exchange (or the chain) keeps
+
+
+def custody_reserved(order_id: int) -> str:
+    """In the custody wallet, reserved for an order from `fund` until its transfer is booked as sent."""
+    return f"custody:reserved:o{order_id}"
+
+
+def in_transit(order_id: int) -> str:
+    """Sent between custody and the order's exchange account (either way), not yet credited at the other end."""
+    return f"transit:o{order_id}"
+
+
 def exchange_holdings(exchange_account_id: int) -> str:
     """The account prefix of what an exchange account holds, available; `:<asset>` completes it."""
     return f"exchange:a{exchange_account_id}:free"
 
 
+def exchange_scope(exchange_account_id: int) -> str:
+    """Every ledger account of one exchange account (`exchange:a<id>`): a prefix to sum or filter by."""
+    return f"exchange:a{exchange_account_id}"
+
+
 def unbooked_source(exchange_account_id: int) -> str:
     """Where a balance the exchange account held before the ledger saw it arrive is recognised from."""
     return f"external:unbooked:a{exchange_account_id}"
+
+
+def market(asset: str) -> str:
+    """The market's side of a fill: what a trade gives or takes in `asset` (a whole account name)."""
+    return f"external:market:{asset}"
+
+
+def of_asset(account: str, asset: str) -> str:
+    """A whole account name: an account prefix above with the asset it holds."""
+    return f"{account}:{asset}"
 
 
 class LedgerError(ValueError):

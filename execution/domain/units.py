@@ -9,6 +9,8 @@ one rounding rule per kind of amount:
                  ask to move more than we have.
 - `units_up`     what we pay (a fee, a purchase's cost): rounded up, so a cost is never under-booked.
 - `units_exact`  an amount that must be whole base units (a value we set ourselves): anything finer is refused.
+- `units_toward` a signed report's amount (a fill, a fee): up for what leaves an account, down for what arrives,
+                 computed exactly (never rounded implicitly), saying whether it rounded.
 - `same_amount`  does an amount the outside world reports equal ours? Compared in integer base units, at the
                  precision the report can carry (a float carries 15 significant digits).
 
@@ -18,12 +20,26 @@ float's exact value, 0.1000000000000000055511151231257827…, while `Decimal(str
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
+from decimal import (
+    ROUND_CEILING,
+    ROUND_FLOOR,
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    Inexact,
+    InvalidOperation,
+    localcontext,
+)
+
+from wire.schema import DECIMAL_MAX_LEN
 
 # A binary64 float round-trips any decimal of at most 15 significant digits (DBL_DIG): digits beyond that in a
 # float's repr are noise from float arithmetic (0.1 + 0.2 = 0.30000000000000004), never information.
 FLOAT_DIGITS = 15
 MAX_DECIMALS = 36
+# Exact arithmetic on wire decimals: the caps bound them (wire.schema.DECIMAL_MAX_LEN digits each), so a
+# product of two, scaled to base units, never needs more digits than this; nothing is rounded implicitly.
+EXACT = Context(prec=4 * DECIMAL_MAX_LEN, traps=[InvalidOperation, Inexact])
 
 
 class UnitsError(ValueError):
@@ -86,6 +102,19 @@ def units_exact(value: object, decimals: int) -> int:
     if Decimal(whole) != scaled:
         raise UnitsError(f"{to_decimal(value)} is finer than {decimals} decimals")
     return whole
+
+
+def exact_product(a: Decimal, b: Decimal) -> Decimal:
+    """`a × b` with every digit kept (a fill's amount times its price); Inexact rather than a silent rounding."""
+    return EXACT.multiply(a, b)
+
+
+def units_toward(value: Decimal, decimals: int, *, up: bool) -> tuple[int, bool]:
+    """`value` in base units, rounded up (`up`: what leaves an account) or down (what arrives), exactly; and
+    whether that rounded anything (ADR 0013)."""
+    scaled = EXACT.multiply(value, _scale(decimals))
+    whole = int(scaled.to_integral_value(rounding=ROUND_CEILING if up else ROUND_FLOOR))
+    return whole, Decimal(whole) != scaled
 
 
 def is_whole(value: object, decimals: int) -> bool:

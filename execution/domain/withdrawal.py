@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 
 from execution.domain import mm_order as mm
-from execution.domain.ledger import Transaction, transfer
+from execution.domain.ledger import CUSTODY, EXTERNAL_FEES, Transaction, exchange_holdings, in_transit, transfer
 
 
 class State(StrEnum):
@@ -110,8 +110,8 @@ def withdrawal_moves(
 
     Keys begin with `o<order>-`, so the order's holdings on its exchange account (derived from its own entries)
     drop when an asset is sent and come back when an accepted withdrawal fails."""
-    free = f"exchange:a{exchange_account_id}:free"
-    transit = f"transit:o{order_id}"
+    free = exchange_holdings(exchange_account_id)
+    transit = in_transit(order_id)
     if event is Event.ACCEPTED:
         return [
             transfer(
@@ -146,7 +146,7 @@ def withdrawal_moves(
                     asset=asset,
                     amount=amount - fee,
                     source=transit,
-                    target="custody",
+                    target=CUSTODY,
                 )
             )
         if fee:
@@ -157,7 +157,7 @@ def withdrawal_moves(
                     asset=asset,
                     amount=fee,
                     source=transit,
-                    target="external:fees",
+                    target=EXTERNAL_FEES,
                 )
             )
         return moves

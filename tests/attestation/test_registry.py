@@ -137,8 +137,8 @@ def test_the_proof_links_reports_to_the_attestation(entry: MeasurementEntry) -> 
 
 
 def test_reports_signed_by_an_unattested_key_are_refused(entry: MeasurementEntry, settings) -> None:
-    from execution import jobs
     from execution.errors import ReportRejected
+    from execution.reports import ingest_reports
     from tests.wire.builders import KEY, chain
 
     settings.EXECUTOR_ALLOW_UNATTESTED = False
@@ -147,6 +147,6 @@ def test_reports_signed_by_an_unattested_key_are_refused(entry: MeasurementEntry
     MMOrder.objects.filter(pk=order.pk).update(executor_signing_key=KEY.public_hex)
     order.refresh_from_db()
     with pytest.raises(ReportRejected) as caught:
-        jobs.ingest_reports(order, [reports[0].as_json()])
+        ingest_reports(order, [reports[0].as_json()])
     assert caught.value.extra["reason_code"] == "unattested_signing_key"
     assert not ExecutionReport.objects.exists()

@@ -16,7 +16,7 @@ from attestation import gate, selectors, services
 from attestation.models import AttestationRecord, ExecutorRecord, MeasurementEntry
 from devnet.tdx.authority import DevQuoteAuthority
 from execution.errors import ExecutorRefused, ReportRejected
-from execution.jobs import ingest_reports
+from execution.reports import ingest_reports
 from tests.attestation.runtime import deposit_confirmed_order
 from tests.attestation.test_gate import MRTD, FakeExecutor, trust_dev_authority
 from tests.attestation.test_registry import order_on

@@ -18,7 +18,7 @@ from web3 import Web3
 
 from attestation.models import AttestationRecord, ExecutorRecord
 from devnet.exchange.fixtures import RunningExchange
-from execution import funds, services, tasks
+from execution import homeward, orders, services, tasks
 from execution.models import Alert, ExchangeAccount, ExecutionReport, LedgerTransaction, MMOrder, MMOrderTransition
 from mrmarket.observability.logging import get_logger, make_formatter
 from tests.execution import test_mm_loop_e2e as loop
@@ -108,7 +108,7 @@ def test_a_canary_secret_never_leaves_in_logs_errors_rows_or_responses(
     canaries = [_secret(trading), _secret(treasury)]
     assert all(len(c) >= 16 for c in canaries)
 
-    order = funds.mm_order_create(
+    order = orders.mm_order_create(
         owner_id=owner.pk,
         exchange_account_id=trading.pk,
         symbol="MMT/USDT",
@@ -149,7 +149,7 @@ def test_a_canary_secret_never_leaves_in_logs_errors_rows_or_responses(
     services.mm_order_stop(order_id=order.pk)
     tasks.wind_down.delay(order.pk)
     drive(w3, lambda: MMOrder.objects.get(pk=order.pk).job_id == "", what="the job to stop")
-    order = funds.mm_order_withdraw_back(order_id=order.pk, treasury_account_id=treasury.pk)
+    order = homeward.mm_order_withdraw_back(order_id=order.pk, treasury_account_id=treasury.pk)
     drive(w3, lambda: state_of(order) == "settled", what="the funds to come home")
     bodies.append(api.get(f"/api/v1/execution/mm-orders/{order.pk}").content.decode())
 

@@ -13,7 +13,7 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
-from execution import funds, selectors
+from execution import outbound, selectors
 from execution.domain.ledger import asset_totals
 from execution.errors import LedgerOverdraft
 from execution.models import CustodyNonce, CustodyTransfer, LedgerTransaction, MMOrder
@@ -53,7 +53,7 @@ def at_once(works: list[Callable[[], Any]]) -> list[Any]:
 def test_two_fundings_at_once_against_a_balance_for_one_sign_once(account, monkeypatch) -> None:  # noqa: F811
     first, second = new_order(account, amount=3_000 * UNIT), new_order(account, amount=3_000 * UNIT)
     finished = threading.Event()
-    real = funds._deposit_address
+    real = outbound._deposit_address
 
     def after_the_other(exchange_account, asset):
         # Whoever reaches signing waits until the other funding has finished: without a reservation both
@@ -61,12 +61,12 @@ def test_two_fundings_at_once_against_a_balance_for_one_sign_once(account, monke
         finished.wait(timeout=15)
         return real(exchange_account, asset)
 
-    monkeypatch.setattr(funds, "_deposit_address", after_the_other)
+    monkeypatch.setattr(outbound, "_deposit_address", after_the_other)
 
     def fund(order_id: int) -> Callable[[], Any]:
         def work() -> Any:
             try:
-                return funds.mm_order_fund(order_id=order_id)
+                return outbound.mm_order_fund(order_id=order_id)
             finally:
                 finished.set()
 
@@ -94,15 +94,15 @@ def test_two_beats_at_once_replace_an_overdue_transfer_once(account, w3, setting
     settings.CUSTODY_GAS_BUMP_SECONDS = 60
     w3.provider.make_request("evm_setAutomine", [False])
     try:
-        order = funds.mm_order_fund(order_id=new_order(account).pk)
+        order = outbound.mm_order_fund(order_id=new_order(account).pk)
         overdue = timezone.now() - timedelta(seconds=120)
         CustodyTransfer.objects.filter(order=order).update(signed_at=overdue)
-        results = at_once([lambda: funds.mm_order_track_deposit(order_id=order.pk)] * 2)
+        results = at_once([lambda: outbound.mm_order_track_deposit(order_id=order.pk)] * 2)
         assert all(isinstance(r, MMOrder) for r in results), results
         sent = CustodyTransfer.objects.get(order=order)
         assert sent.versions.count() == 2  # the original and one replacement
         assert w3.eth.get_transaction(sent.tx_hash)["nonce"] == sent.nonce
         w3.provider.make_request("evm_mine", [])
-        assert funds.mm_order_track_deposit(order_id=order.pk).state == "deposit_confirming"
+        assert outbound.mm_order_track_deposit(order_id=order.pk).state == "deposit_confirming"
     finally:
         w3.provider.make_request("evm_setAutomine", [True])

@@ -15,11 +15,18 @@ from devnet.chain import deploy_dev_token, dev_accounts, mint, token
 from devnet.exchange.config import ChainConfig, SimConfig
 from devnet.exchange.fixtures import RunningExchange, run_exchange
 from devnet.exchange.keys import Permission
-from execution import funds, selectors, services
+from execution import custody, homeward, orders, outbound, selectors, services
 from execution.credentials import ExchangeCredentials
 from execution.domain import envelope
+from execution.domain import mm_order as mm
 from execution.domain.ledger import asset_totals, transfer
-from execution.errors import CredentialsUntrusted, ExchangeUnavailable, LedgerOverdraft, MarketNotListed
+from execution.errors import (
+    CredentialsUntrusted,
+    ExchangeUnavailable,
+    LedgerOverdraft,
+    MarketNotListed,
+    OrderRejected,
+)
 from execution.models import Alert, CustodyTransfer, ExchangeAccount, ExchangeWithdrawal, MMOrder
 from tests.factories import user_with
 
@@ -78,7 +85,7 @@ def account(settings, anvil, sim: RunningExchange, dev_token: str) -> ExchangeAc
 
 
 def new_order(account: ExchangeAccount, amount: int = 1_000 * UNIT) -> MMOrder:
-    return funds.mm_order_create(
+    return orders.mm_order_create(
         owner_id=account.owner_id,
         exchange_account_id=account.pk,
         symbol="MMT/USDT",
@@ -89,7 +96,7 @@ def new_order(account: ExchangeAccount, amount: int = 1_000 * UNIT) -> MMOrder:
 
 def track_until(order: MMOrder, state: str, w3: Web3, *, mine: bool = True) -> MMOrder:
     for _ in range(150):  # bounded: 15 s
-        order = funds.mm_order_track_deposit(order_id=order.pk)
+        order = outbound.mm_order_track_deposit(order_id=order.pk)
         if order.state == state:
             return order
         if mine:
@@ -100,15 +107,15 @@ def track_until(order: MMOrder, state: str, w3: Web3, *, mine: bool = True) -> M
 
 def test_funds_reach_the_exchange_and_are_confirmed_by_history_and_chain(account, w3: Web3, dev_token) -> None:
     order = new_order(account)
-    order = funds.mm_order_fund(order_id=order.pk)
+    order = outbound.mm_order_fund(order_id=order.pk)
     assert order.state == "withdrawing_to_exchange"
     sent = CustodyTransfer.objects.get(order=order)
     assert selectors.ledger_balance(account="custody:USDT") == 4_000 * UNIT
     assert selectors.ledger_balance(account=f"transit:o{order.pk}:USDT") == 1_000 * UNIT
-    order = funds.mm_order_track_deposit(order_id=order.pk)  # Anvil mined it at once
+    order = outbound.mm_order_track_deposit(order_id=order.pk)  # Anvil mined it at once
     assert order.state == "deposit_confirming"
     # One block is not enough confirmations, and the exchange has not credited it yet.
-    assert funds.mm_order_track_deposit(order_id=order.pk).state == "deposit_confirming"
+    assert outbound.mm_order_track_deposit(order_id=order.pk).state == "deposit_confirming"
     order = track_until(order, "deposit_confirmed", w3)
     assert selectors.ledger_balance(account=f"exchange:a{account.pk}:free:USDT") == 1_000 * UNIT
     assert selectors.ledger_balance(account=f"transit:o{order.pk}:USDT") == 0
@@ -120,12 +127,12 @@ def test_funds_reach_the_exchange_and_are_confirmed_by_history_and_chain(account
 
 def test_retries_never_send_twice(account, w3: Web3, dev_token) -> None:
     order = new_order(account)
-    funds.mm_order_fund(order_id=order.pk)
-    funds.mm_order_fund(order_id=order.pk)  # a retried task
+    outbound.mm_order_fund(order_id=order.pk)
+    outbound.mm_order_fund(order_id=order.pk)  # a retried task
     sent = CustodyTransfer.objects.get(order=order)
     to = Web3.to_checksum_address(sent.to_address)
     track_until(order, "deposit_confirmed", w3)
-    funds.mm_order_fund(order_id=order.pk)
+    outbound.mm_order_fund(order_id=order.pk)
     assert CustodyTransfer.objects.filter(order=order).count() == 1
     assert token(w3, dev_token).functions.balanceOf(to).call() >= 1_000 * UNIT
     assert selectors.ledger_balance(account=f"exchange:a{account.pk}:free:USDT") == 1_000 * UNIT
@@ -133,10 +140,10 @@ def test_retries_never_send_twice(account, w3: Web3, dev_token) -> None:
 
 def test_a_crash_between_signing_and_broadcast_resends_the_same_transaction(account, w3: Web3) -> None:
     order = new_order(account)
-    order = funds.services.mm_order_transition(order_id=order.pk, event=funds.mm.Event.FUND, key=f"o{order.pk}-fund")
-    signed = funds._sign_deposit_transfer(w3, order)  # the worker dies right after this commit
+    order = services.mm_order_transition(order_id=order.pk, event=mm.Event.FUND, key=f"o{order.pk}-fund")
+    signed = outbound._sign_deposit_transfer(w3, order)  # the worker dies right after this commit
     assert signed.status == "signed"
-    order = funds.mm_order_track_deposit(order_id=order.pk)  # the next beat finds it and broadcasts it
+    order = outbound.mm_order_track_deposit(order_id=order.pk)  # the next beat finds it and broadcasts it
     assert order.state == "withdrawing_to_exchange"
     receipt = w3.eth.get_transaction_receipt(HexStr(signed.tx_hash))
     assert receipt["status"] == 1
@@ -147,7 +154,7 @@ def test_underfunded_custody_reserves_and_signs_nothing(account) -> None:
     order = new_order(account, amount=9_000 * UNIT)
     before = selectors.ledger_balances()
     with pytest.raises(LedgerOverdraft, match="custody holds") as err:
-        funds.mm_order_fund(order_id=order.pk)
+        outbound.mm_order_fund(order_id=order.pk)
     assert err.value.code == "ledger_overdraft"
     assert not CustodyTransfer.objects.exists()
     assert MMOrder.objects.get(pk=order.pk).state == "created"  # resumable once custody is topped up
@@ -176,10 +183,10 @@ def test_an_account_whose_credentials_a_database_writer_swapped_is_never_funded(
     order = new_order(account)
     custody_before = token(w3, dev_token).functions.balanceOf(CUSTODY.address).call()
     with pytest.raises(CredentialsUntrusted) as refused:
-        funds.mm_order_fund(order_id=order.pk)
+        outbound.mm_order_fund(order_id=order.pk)
     assert refused.value.code == "credentials_untrusted"
     with pytest.raises(CredentialsUntrusted):
-        funds.mm_order_fund(order_id=order.pk)  # the task retried: still nothing
+        outbound.mm_order_fund(order_id=order.pk)  # the task retried: still nothing
     assert not CustodyTransfer.objects.exists()  # nothing signed, nothing sent
     assert token(w3, dev_token).functions.balanceOf(CUSTODY.address).call() == custody_before
     assert token(w3, dev_token).functions.balanceOf(their_address).call() == 0
@@ -191,9 +198,9 @@ def test_an_account_whose_credentials_a_database_writer_swapped_is_never_funded(
     ("change", "error", "code"),
     [
         ({"symbol": "DOGE/USDT"}, MarketNotListed, "market_not_listed"),
-        ({"funding_amount": UNIT}, funds.OrderRejected, "amount_below_minimum"),
-        ({"funding_asset": "ETH"}, funds.OrderRejected, "mm_order_rejected"),
-        ({"funding_amount": 0}, funds.OrderRejected, "mm_order_rejected"),
+        ({"funding_amount": UNIT}, OrderRejected, "amount_below_minimum"),
+        ({"funding_asset": "ETH"}, OrderRejected, "mm_order_rejected"),
+        ({"funding_amount": 0}, OrderRejected, "mm_order_rejected"),
     ],
 )
 def test_bad_orders_are_refused_and_nothing_is_created(account, change, error, code) -> None:
@@ -206,14 +213,14 @@ def test_bad_orders_are_refused_and_nothing_is_created(account, change, error, c
         **change,
     }
     with pytest.raises(error) as err:
-        funds.mm_order_create(**kwargs)
+        orders.mm_order_create(**kwargs)
     assert err.value.code == code
     assert not MMOrder.objects.exists()
 
 
 def test_a_revoked_account_cannot_fund_orders(account) -> None:
     services.exchange_account_revoke(account_id=account.pk)
-    with pytest.raises(funds.OrderRejected, match="not an active trading account"):
+    with pytest.raises(OrderRejected, match="not an active trading account"):
         new_order(account)
 
 
@@ -228,7 +235,7 @@ def _stopped_order_with_treasury(account, sim, w3):
         credentials=ExchangeCredentials(treasury_key.key, treasury_key.secret),
     )
     order = new_order(account)
-    funds.mm_order_fund(order_id=order.pk)
+    outbound.mm_order_fund(order_id=order.pk)
     order = track_until(order, "deposit_confirmed", w3)
     services.mm_order_stop(order_id=order.pk)
     return order, treasury, trading_key.account_id
@@ -240,11 +247,11 @@ def test_exchange_down_during_the_withdrawal_moves_nothing_and_the_retry_withdra
         "POST", "/_devnet/faults", {"kind": "http_5xx", "status": 503, "endpoint": "/sapi/v1/capital/withdraw/apply"}
     )
     with pytest.raises(ExchangeUnavailable):
-        funds.mm_order_withdraw_back(order_id=order.pk, treasury_account_id=treasury.pk)
+        homeward.mm_order_withdraw_back(order_id=order.pk, treasury_account_id=treasury.pk)
     assert MMOrder.objects.get(pk=order.pk).state == "stopping"
     assert selectors.ledger_balance(account=f"exchange:a{account.pk}:free:USDT") == 1_000 * UNIT
     sim.admin("DELETE", f"/_devnet/faults/{fault['fault_id']}")
-    order = funds.mm_order_withdraw_back(order_id=order.pk, treasury_account_id=treasury.pk)
+    order = homeward.mm_order_withdraw_back(order_id=order.pk, treasury_account_id=treasury.pk)
     assert order.state == "withdrawing_back"
     (withdrawal,) = ExchangeWithdrawal.objects.filter(order=order)
     assert (withdrawal.status, withdrawal.sends) == ("sent", 2)
@@ -271,15 +278,17 @@ def test_the_round_trip_returns_every_unit_to_custody_with_the_ledger_balanced(a
     )
     custody_before = token(w3, dev_token).functions.balanceOf(CUSTODY.address).call()
     order = new_order(account)
-    funds.mm_order_fund(order_id=order.pk)
+    outbound.mm_order_fund(order_id=order.pk)
     order = track_until(order, "deposit_confirmed", w3)
     order = services.mm_order_stop(order_id=order.pk)
-    order = funds.mm_order_withdraw_back(order_id=order.pk, treasury_account_id=treasury.pk)
+    order = homeward.mm_order_withdraw_back(order_id=order.pk, treasury_account_id=treasury.pk)
     assert order.state == "withdrawing_back"
     # A retried call is the same withdrawal (the exchange deduplicates withdrawOrderId).
-    assert funds.mm_order_withdraw_back(order_id=order.pk, treasury_account_id=treasury.pk).state == "withdrawing_back"
+    assert (
+        homeward.mm_order_withdraw_back(order_id=order.pk, treasury_account_id=treasury.pk).state == "withdrawing_back"
+    )
     for _ in range(150):
-        order = funds.mm_order_track_withdrawal(order_id=order.pk)
+        order = homeward.mm_order_track_withdrawal(order_id=order.pk)
         if order.state == "settled":
             break
         w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
@@ -304,11 +313,11 @@ def test_a_treasury_key_of_another_exchange_account_is_refused(account, sim, w3:
         credentials=ExchangeCredentials(other.key, other.secret),
     )
     order = new_order(account)
-    funds.mm_order_fund(order_id=order.pk)
+    outbound.mm_order_fund(order_id=order.pk)
     order = track_until(order, "deposit_confirmed", w3)
     services.mm_order_stop(order_id=order.pk)
-    with pytest.raises(funds.OrderRejected, match="another exchange account"):
-        funds.mm_order_withdraw_back(order_id=order.pk, treasury_account_id=treasury.pk)
+    with pytest.raises(OrderRejected, match="another exchange account"):
+        homeward.mm_order_withdraw_back(order_id=order.pk, treasury_account_id=treasury.pk)
     assert MMOrder.objects.get(pk=order.pk).state == "stopping"
     assert not ExchangeWithdrawal.objects.exists()
 
@@ -331,9 +340,9 @@ def test_reconciliation_alerts_and_pauses_on_a_mismatch_and_is_quiet_otherwise(a
         )
     )
     order = new_order(account)
-    funds.mm_order_fund(order_id=order.pk)
+    outbound.mm_order_fund(order_id=order.pk)
     order = track_until(order, "deposit_confirmed", w3)
-    for event in (funds.mm.Event.START, funds.mm.Event.JOB_RUNNING):
+    for event in (mm.Event.START, mm.Event.JOB_RUNNING):
         services.mm_order_transition(order_id=order.pk, event=event, key=f"o{order.pk}-{event.value}")
     assert reconciliation.reconcile_exchange_account(account_id=account.pk) == []
     assert reconciliation.reconcile_custody() == []
@@ -359,17 +368,17 @@ def test_reconciliation_alerts_and_pauses_on_a_mismatch_and_is_quiet_otherwise(a
 
 def test_a_signed_transfer_not_yet_sent_keeps_its_funds_reserved(account, w3: Web3) -> None:
     first = new_order(account, amount=3_000 * UNIT)
-    order = services.mm_order_transition(order_id=first.pk, event=funds.mm.Event.FUND, key=f"o{first.pk}-fund")
-    funds._sign_deposit_transfer(w3, order)  # signed; the worker dies before the broadcast books it as sent
+    order = services.mm_order_transition(order_id=first.pk, event=mm.Event.FUND, key=f"o{first.pk}-fund")
+    outbound._sign_deposit_transfer(w3, order)  # signed; the worker dies before the broadcast books it as sent
     second = new_order(account, amount=3_000 * UNIT)
     before = selectors.ledger_balances()
     with pytest.raises(LedgerOverdraft, match="custody holds 2000000000 base units of USDT free") as err:
-        funds.mm_order_fund(order_id=second.pk)
+        outbound.mm_order_fund(order_id=second.pk)
     assert err.value.extra == {"account": "custody:USDT", "short": 1_000 * UNIT}
     assert MMOrder.objects.get(pk=second.pk).state == "created"
     assert not CustodyTransfer.objects.filter(order=second).exists()
     assert selectors.ledger_balances() == before
-    assert funds.mm_order_track_deposit(order_id=first.pk).state == "withdrawing_to_exchange"
+    assert outbound.mm_order_track_deposit(order_id=first.pk).state == "withdrawing_to_exchange"
     assert selectors.ledger_balance(account=f"custody:reserved:o{first.pk}:USDT") == 0
     assert selectors.ledger_balance(account=f"transit:o{first.pk}:USDT") == 3_000 * UNIT
     assert asset_totals(selectors.ledger_balances()) == {"USDT": 0}
@@ -399,10 +408,10 @@ def test_a_stuck_transfer_is_replaced_at_a_higher_gas_price_and_the_replacement_
     account, w3: Web3, manual_mining, settings
 ) -> None:
     settings.CUSTODY_GAS_BUMP_SECONDS = 0  # every beat finds it overdue
-    order = funds.mm_order_fund(order_id=new_order(account).pk)
+    order = outbound.mm_order_fund(order_id=new_order(account).pk)
     assert order.state == "withdrawing_to_exchange"
     original = CustodyTransfer.objects.get(order=order)
-    order = funds.mm_order_track_deposit(order_id=order.pk)  # still pending: replaced, and no error
+    order = outbound.mm_order_track_deposit(order_id=order.pk)  # still pending: replaced, and no error
     assert order.state == "withdrawing_to_exchange"
     bumped = CustodyTransfer.objects.get(order=order)
     assert (bumped.nonce, bumped.amount, bumped.to_address) == (original.nonce, original.amount, original.to_address)
@@ -415,7 +424,7 @@ def test_a_stuck_transfer_is_replaced_at_a_higher_gas_price_and_the_replacement_
     assert w3.eth.get_transaction(HexStr(bumped.tx_hash))["nonce"] == original.nonce
     settings.CUSTODY_GAS_BUMP_SECONDS = 3600
     _mine(w3)
-    order = funds.mm_order_track_deposit(order_id=order.pk)
+    order = outbound.mm_order_track_deposit(order_id=order.pk)
     assert order.state == "deposit_confirming"
     assert CustodyTransfer.objects.get(order=order).tx_hash == bumped.tx_hash
     assert not _open_alerts("custody_transfer_stuck")  # the stall is over
@@ -428,16 +437,16 @@ def test_a_stuck_transfer_is_replaced_at_a_higher_gas_price_and_the_replacement_
 def test_a_transfer_that_mined_while_a_replacement_was_due_is_not_replaced_and_is_credited(
     account, w3: Web3, manual_mining, settings
 ) -> None:
-    order = funds.mm_order_fund(order_id=new_order(account).pk)
+    order = outbound.mm_order_fund(order_id=new_order(account).pk)
     original = CustodyTransfer.objects.get(order=order)
     _mine(w3)  # it mined; the tracker has not seen it yet when a beat finds the transfer overdue
     settings.CUSTODY_GAS_BUMP_SECONDS = 0
-    kept = funds._sign_replacement(w3, original)
+    kept = custody.sign_replacement(w3, original)
     assert kept.tx_hash == original.tx_hash
     assert not kept.versions.exclude(tx_hash=original.tx_hash).exists()  # no version that could never mine
     settings.CUSTODY_GAS_BUMP_SECONDS = 3600
     w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
-    order = track_until(funds.mm_order_track_deposit(order_id=order.pk), "deposit_confirmed", w3)
+    order = track_until(outbound.mm_order_track_deposit(order_id=order.pk), "deposit_confirmed", w3)
     assert selectors.ledger_balance(account=f"exchange:a{account.pk}:free:USDT") == 1_000 * UNIT
 
 
@@ -445,9 +454,9 @@ def test_an_earlier_version_that_mines_after_its_replacement_is_accepted(
     account, w3: Web3, manual_mining, settings
 ) -> None:
     settings.CUSTODY_GAS_BUMP_SECONDS = 0
-    order = funds.mm_order_fund(order_id=new_order(account).pk)
+    order = outbound.mm_order_fund(order_id=new_order(account).pk)
     original = CustodyTransfer.objects.get(order=order)
-    funds.mm_order_track_deposit(order_id=order.pk)
+    outbound.mm_order_track_deposit(order_id=order.pk)
     replacement = CustodyTransfer.objects.get(order=order)
     settings.CUSTODY_GAS_BUMP_SECONDS = 3600
     # Another node still had the original and a miner took it: the replacement can no longer be sent
@@ -455,7 +464,7 @@ def test_an_earlier_version_that_mines_after_its_replacement_is_accepted(
     w3.provider.make_request("anvil_dropTransaction", [replacement.tx_hash])  # type: ignore[arg-type]
     w3.eth.send_raw_transaction(HexStr(original.raw_tx))
     _mine(w3)
-    order = funds.mm_order_track_deposit(order_id=order.pk)
+    order = outbound.mm_order_track_deposit(order_id=order.pk)
     assert order.state == "deposit_confirming"
     mined = CustodyTransfer.objects.get(order=order)
     assert (mined.tx_hash, mined.raw_tx, mined.status) == (original.tx_hash, original.raw_tx, "mined")
@@ -465,7 +474,7 @@ def test_an_earlier_version_that_mines_after_its_replacement_is_accepted(
 def test_a_nonce_taken_by_a_transaction_not_ours_parks_the_transfer_with_an_alert(
     account, w3: Web3, manual_mining
 ) -> None:
-    order = funds.mm_order_fund(order_id=new_order(account).pk)
+    order = outbound.mm_order_fund(order_id=new_order(account).pk)
     ours = CustodyTransfer.objects.get(order=order)
     # The custody key used elsewhere: another transaction with our nonce mines, ours leaves the pool.
     w3.provider.make_request("anvil_dropTransaction", [ours.tx_hash])  # type: ignore[arg-type]
@@ -483,7 +492,7 @@ def test_a_nonce_taken_by_a_transaction_not_ours_parks_the_transfer_with_an_aler
     _mine(w3)
     before = selectors.ledger_balances()
     for _ in range(2):  # every later beat: no error, no second alert
-        order = funds.mm_order_track_deposit(order_id=order.pk)
+        order = outbound.mm_order_track_deposit(order_id=order.pk)
         assert order.state == "withdrawing_to_exchange"
     assert CustodyTransfer.objects.get(order=order).status == "parked"
     (alert,) = _open_alerts("custody_nonce_taken")
@@ -495,16 +504,16 @@ def test_a_transfer_pending_at_the_gas_price_cap_alerts_instead_of_replacing(
     account, w3: Web3, manual_mining, settings
 ) -> None:
     settings.CUSTODY_GAS_BUMP_SECONDS = 0
-    order = funds.mm_order_fund(order_id=new_order(account).pk)
+    order = outbound.mm_order_fund(order_id=new_order(account).pk)
     original = CustodyTransfer.objects.get(order=order)
     settings.CUSTODY_GAS_PRICE_CAP_WEI = original.gas_price
     for _ in range(2):
-        assert funds.mm_order_track_deposit(order_id=order.pk).state == "withdrawing_to_exchange"
+        assert outbound.mm_order_track_deposit(order_id=order.pk).state == "withdrawing_to_exchange"
     assert CustodyTransfer.objects.get(order=order).tx_hash == original.tx_hash
     assert original.versions.count() == 1
     (alert,) = _open_alerts("custody_gas_cap")
     assert alert.detail["transfer_id"] == original.pk
     assert not _open_alerts("custody_transfer_stuck")
     _mine(w3)
-    assert funds.mm_order_track_deposit(order_id=order.pk).state == "deposit_confirming"
+    assert outbound.mm_order_track_deposit(order_id=order.pk).state == "deposit_confirming"
     assert not _open_alerts("custody_gas_cap")

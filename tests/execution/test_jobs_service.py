@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from attestation.models import ExecutorRecord
-from execution import jobs, provisioning, services
+from execution import jobs, provisioning, reports, services
 from execution.domain import mm_order as mm
 from execution.errors import ExecutorUnavailable, InvalidOrderTransition, ReportRejected
 from execution.executor_client import ExecutorClient
@@ -78,7 +78,7 @@ def test_reports_are_verified_before_anything_is_stored(order: MMOrder) -> None:
         stored = ExecutionReport.objects.count()
         ledger = LedgerTransaction.objects.count()
         with pytest.raises(ReportRejected) as caught:
-            jobs.ingest_reports(order, bad)
+            reports.ingest_reports(order, bad)
         assert caught.value.extra["reason_code"] == code
         assert ExecutionReport.objects.count() == stored
         assert LedgerTransaction.objects.count() == ledger
@@ -93,11 +93,11 @@ def test_reports_are_verified_before_anything_is_stored(order: MMOrder) -> None:
 
     refused([sign_report(doc, other).as_json()], "bad_signature")
     rewritten = dict(forged.report, metrics=dict(forged.report["metrics"], uptime_ms=1))
-    jobs.ingest_reports(order, envelopes[:1])
+    reports.ingest_reports(order, envelopes[:1])
     refused([dict(envelopes[0], report=rewritten)], "chain_broken")
     refused(envelopes[2:3], "chain_broken")  # a gap: sequence 2 right after 0
-    assert jobs.ingest_reports(order, envelopes) == len(envelopes) - 1
-    assert jobs.ingest_reports(order, envelopes) == 0  # once only
+    assert reports.ingest_reports(order, envelopes) == len(envelopes) - 1
+    assert reports.ingest_reports(order, envelopes) == 0  # once only
     registry = ExecutorRecord.objects.get(url=order.executor_url)
     assert (registry.reports_accepted, registry.reports_refused) == (len(envelopes), len(refusals))
     stop_and_check(order)

@@ -27,7 +27,7 @@ from devnet.exchange.fixtures import RunningExchange, run_exchange
 from devnet.exchange.keys import Permission
 from devnet.serving import serve_in_thread
 from devnet.tdx.authority import DevQuoteAuthority
-from execution import funds, jobs, selectors, services, tasks
+from execution import homeward, orders, selectors, services, tasks
 from execution.credentials import ExchangeCredentials
 from execution.domain.ledger import asset_totals, transfer
 from execution.models import ExchangeAccount, ExecutionReport, LedgerTransaction, MMOrder
@@ -217,7 +217,7 @@ def test_the_loop_funds_runs_reports_stops_and_returns_every_unit(
     seed_custody(w3, tokens)
     owner = user_with()
     trading, treasury = keys(sim, owner.pk)
-    order = funds.mm_order_create(
+    order = orders.mm_order_create(
         owner_id=owner.pk,
         exchange_account_id=trading.pk,
         symbol="MMT/USDT",
@@ -257,7 +257,7 @@ def test_the_loop_funds_runs_reports_stops_and_returns_every_unit(
     open_orders = sim.make_ccxt(*_trading_key(trading)).fetch_open_orders("MMT/USDT")
     assert open_orders == []
 
-    order = funds.mm_order_withdraw_back(order_id=order.pk, treasury_account_id=treasury.pk)
+    order = homeward.mm_order_withdraw_back(order_id=order.pk, treasury_account_id=treasury.pk)
     assert order.state == "withdrawing_back"
     drive(w3, lambda: state_of(order) == "settled", what="the funds to come home")
 
@@ -275,7 +275,7 @@ def test_the_loop_funds_runs_reports_stops_and_returns_every_unit(
     for asset, address in tokens.items():
         on_chain = token(w3, address).functions.balanceOf(CUSTODY.address).call()
         assert selectors.ledger_balance(account=f"custody:{asset}") == on_chain, asset
-    assert jobs.order_holdings(order) == {}
+    assert selectors.order_holdings(order) == {}
     assert selectors.ledger_balances(prefix=f"transit:o{order.pk}:") == {}
     # What stayed on the exchange is only the dust of rounded entries (≤ one base unit each).
     left = sim.make_ccxt(*_trading_key(trading)).fetch_balance()["total"]

@@ -9,7 +9,7 @@ import copy
 import pytest
 
 from attestation.models import ExecutorRecord
-from execution import jobs, selectors, services
+from execution import reports, selectors, services
 from execution.domain import mm_order as mm
 from execution.domain.ledger import NON_CUSTODY_DECIMALS, transfer
 from execution.errors import ReportRejected
@@ -96,17 +96,17 @@ def signed_anyway(doc: dict) -> SignedReport:
 
 
 def holdings_and_ledger(order: MMOrder) -> tuple[dict[str, int], int]:
-    return jobs.order_holdings(order), LedgerTransaction.objects.count()
+    return selectors.order_holdings(order), LedgerTransaction.objects.count()
 
 
 def test_a_fee_in_an_asset_custody_does_not_hold_is_booked_in_its_units_and_held() -> None:
     order = running_order()
     buy = fill("t1", 0, side="buy", amount="100", price="2", fee="0.0001234", fee_asset="BNB")
     r0 = sign_report(doc_for(order, 0, None, [buy]), KEY)
-    assert jobs.ingest_reports(order, [r0.as_json()]) == 1
+    assert reports.ingest_reports(order, [r0.as_json()]) == 1
     fee_units = 1234 * 10 ** (NON_CUSTODY_DECIMALS - 7)
     expected = {"MMT": 100 * 10**18, "USDT": (1_000 - 200) * USDT, "BNB": -fee_units}
-    assert jobs.order_holdings(order) == expected
+    assert selectors.order_holdings(order) == expected
     account = order.exchange_account_id
     # The BNB the account already held, unknown to the ledger, is recognised under the account, then spent.
     assert selectors.ledger_balance(account=f"exchange:a{account}:free:BNB") == 0
@@ -114,12 +114,12 @@ def test_a_fee_in_an_asset_custody_does_not_hold_is_booked_in_its_units_and_held
     assert selectors.ledger_balance(account="external:fees:BNB") == fee_units
     # The next beat, and a second fee in BNB, book once each and never raise.
     before = holdings_and_ledger(order)
-    assert jobs.ingest_reports(order, [r0.as_json()]) == 0
+    assert reports.ingest_reports(order, [r0.as_json()]) == 0
     assert holdings_and_ledger(order) == before
     sell = fill("t2", 0, side="sell", amount="50", price="2", fee="0.0001", fee_asset="BNB")
     r1 = sign_report(doc_for(order, 1, r0, [sell]), KEY)
-    assert jobs.ingest_reports(order, [r0.as_json(), r1.as_json()]) == 1
-    assert jobs.order_holdings(order)["BNB"] == -fee_units - 10 ** (NON_CUSTODY_DECIMALS - 4)
+    assert reports.ingest_reports(order, [r0.as_json(), r1.as_json()]) == 1
+    assert selectors.order_holdings(order)["BNB"] == -fee_units - 10 ** (NON_CUSTODY_DECIMALS - 4)
     assert ExecutorRecord.objects.get(url=URL).reports_refused == 0
 
 
@@ -137,8 +137,8 @@ def test_a_bnb_balance_the_ledger_knows_pays_the_fee_without_any_recognition() -
         )
     )
     buy = fill("t1", 0, side="buy", amount="1", price="2", fee="0.5", fee_asset="BNB")
-    jobs.ingest_reports(order, [sign_report(doc_for(order, 0, None, [buy]), KEY).as_json()])
-    assert jobs.order_holdings(order)["BNB"] == -(10**18) // 2
+    reports.ingest_reports(order, [sign_report(doc_for(order, 0, None, [buy]), KEY).as_json()])
+    assert selectors.order_holdings(order)["BNB"] == -(10**18) // 2
     assert selectors.ledger_balance(account=f"exchange:a{account}:free:BNB") == 10**18 // 2
     assert selectors.ledger_balance(account=f"external:unbooked:a{account}:BNB") == 0
 
@@ -149,10 +149,10 @@ def test_a_base_custody_does_not_know_is_booked_bought_and_sold() -> None:
         fill("t1", 0, side="buy", amount="10.5", price="3", fee="0.01", fee_asset="XYZ"),
         fill("t2", 0, side="sell", amount="12", price="3", fee="0.036", fee_asset="USDT"),
     ]
-    jobs.ingest_reports(order, [sign_report(doc_for(order, 0, None, fills), KEY).as_json()])
+    reports.ingest_reports(order, [sign_report(doc_for(order, 0, None, fills), KEY).as_json()])
     scale = 10**NON_CUSTODY_DECIMALS
     # Bought 10.5, paid 0.01 of it as fee, sold 12: 1.51 more than it bought, from what the account held.
-    assert jobs.order_holdings(order) == {
+    assert selectors.order_holdings(order) == {
         "XYZ": -151 * scale // 100,
         "USDT": 1_004_464 * USDT // 1000,  # 1,000 − 31.5 + 36 − 0.036
     }
@@ -161,7 +161,7 @@ def test_a_base_custody_does_not_know_is_booked_bought_and_sold() -> None:
 
 def _refused(order: MMOrder, page: list[dict], code: str) -> ReportRejected:
     with pytest.raises(ReportRejected) as caught:
-        jobs.ingest_reports(order, page)
+        reports.ingest_reports(order, page)
     assert caught.value.extra["reason_code"] == code
     return caught.value
 
@@ -187,7 +187,7 @@ def test_an_over_long_decimal_is_refused_typed_counted_and_does_not_wedge(field:
     # The report before it is stored and booked once; nothing of the refused one is.
     assert list(ExecutionReport.objects.filter(order=order).values_list("sequence", flat=True)) == [0]
     assert not LedgerTransaction.objects.filter(key__contains="-t2").exists()
-    assert jobs.order_holdings(order)["MMT"] == 10 * 10**18 - 10**16
+    assert selectors.order_holdings(order)["MMT"] == 10 * 10**18 - 10**16
     record = ExecutorRecord.objects.get(url=URL)
     assert (record.reports_accepted, record.reports_refused) == (1, 2)
     assert Alert.objects.filter(kind="report_rejected", detail__code="too_large").exists()
@@ -217,7 +217,7 @@ def test_too_many_fills_are_refused_typed_and_counted_with_nothing_booked() -> N
     # The refused report left no trace in the chain: a report 0 within the caps is still taken as its start.
     fits = copy.deepcopy(doc)
     fits["fills"] = fits["fills"][:3]
-    assert jobs.ingest_reports(order, [sign_report(fits, KEY).as_json()]) == 1
+    assert reports.ingest_reports(order, [sign_report(fits, KEY).as_json()]) == 1
 
 
 def test_a_report_spending_custody_funds_the_ledger_does_not_show_is_refused_typed_not_raised() -> None:
@@ -230,7 +230,7 @@ def test_a_report_spending_custody_funds_the_ledger_does_not_show_is_refused_typ
         error = _refused(order, [r0.as_json(), r1.as_json()], "ledger_overdraft")
         assert "exchange:a" in error.message
     assert list(ExecutionReport.objects.filter(order=order).values_list("sequence", flat=True)) == [0]
-    assert jobs.order_holdings(order)["USDT"] == 980 * USDT
+    assert selectors.order_holdings(order)["USDT"] == 980 * USDT
     assert not LedgerTransaction.objects.filter(key__contains="-t2").exists()
     assert Alert.objects.filter(kind="report_unbookable", detail__code="ledger_overdraft").count() == 1
     record = ExecutorRecord.objects.get(url=URL)
@@ -243,8 +243,8 @@ def test_spending_all_it_holds_is_booked_when_rounding_up_would_overdraw_by_one_
     # more than the 1,000 USDT the ledger holds, though the exchange held (and spent) exactly what it shows.
     spend_all = fill("t1", 0, side="buy", amount="1", price="1000.0000001", fee="0", fee_asset="USDT")
     r0 = sign_report(doc_for(order, 0, None, [spend_all]), KEY)
-    assert jobs.ingest_reports(order, [r0.as_json()]) == 1
-    assert jobs.order_holdings(order) == {"MMT": 10**18}  # every USDT unit spent, none overdrawn
+    assert reports.ingest_reports(order, [r0.as_json()]) == 1
+    assert selectors.order_holdings(order) == {"MMT": 10**18}  # every USDT unit spent, none overdrawn
     assert LedgerTransaction.objects.get(key=f"o{order.pk}-fill-t1").memo == "rounded"
     # A real shortfall (more than the unit rounding adds) is still refused.
     overspend = fill("t2", 0, side="buy", amount="1", price="0.000002", fee="0", fee_asset="USDT")

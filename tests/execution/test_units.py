@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from execution import funds, jobs
+from execution import outbound, reports, services
 from execution.domain.units import (
     UnitsError,
     as_text,
@@ -21,6 +21,7 @@ from execution.domain.units import (
     to_decimal,
     units_down,
     units_exact,
+    units_toward,
     units_up,
 )
 
@@ -96,6 +97,12 @@ def test_what_is_not_an_amount_is_refused(bad) -> None:
     assert not same_amount(bad, 0, 6)
 
 
+@given(amounts, decimals)
+def test_a_reported_amount_rounds_toward_the_side_it_moves_and_says_whether_it_rounded(amount, places) -> None:
+    assert units_toward(amount, places, up=True) == (units_up(amount, places), not is_whole(amount, places))
+    assert units_toward(amount, places, up=False) == (units_down(amount, places), not is_whole(amount, places))
+
+
 def test_finer_than_base_units_is_refused_where_exactness_is_required() -> None:
     with pytest.raises(UnitsError, match="finer than 6 decimals"):
         units_exact("1.0000001", 6)
@@ -107,12 +114,13 @@ def _credited(settings, monkeypatch, reported: object, amount: int, places: int)
     settings.CUSTODY_ASSETS = {"USDT": {"token": "0x" + "ab" * 20, "decimals": places}}
     settings.CUSTODY_PRIVATE_KEY = "0x" + "11" * 32
     deposit = {"txid": "0xABC1", "status": "ok", "amount": reported}
-    monkeypatch.setattr(funds, "exchange_client", lambda *a, **k: SimpleNamespace(fetch_deposits=lambda _: [deposit]))
-    monkeypatch.setattr(funds.services, "exchange_account_credentials", lambda *, account: None)
+    monkeypatch.setattr(
+        services, "exchange_account_client", lambda *, account: SimpleNamespace(fetch_deposits=lambda _: [deposit])
+    )
     order = SimpleNamespace(exchange_account=SimpleNamespace(exchange="binance"), funding_asset="USDT")
     no_versions = SimpleNamespace(values_list=lambda *a, **k: [])  # the transfer was never replaced
     sent = SimpleNamespace(tx_hash="0xabc1", amount=amount, versions=no_versions)
-    return funds._credited_by_exchange(order, sent)  # type: ignore[arg-type]
+    return outbound._credited_by_exchange(order, sent)  # type: ignore[arg-type]
 
 
 def test_a_deposit_reported_as_a_noisy_float_is_matched_by_base_units(settings, monkeypatch) -> None:
@@ -130,7 +138,7 @@ def test_a_fill_books_what_leaves_the_account_rounded_up_and_what_arrives_rounde
     order = SimpleNamespace(pk=7, symbol="MMT/USDT", exchange_account_id=3)
     sell = {"trade_id": "t1", "side": "sell", "amount": "1.0000005", "price": "2"}
     sell |= {"fee": "0.0000001", "fee_asset": "USDT"}
-    fill, fee = jobs._fill_transactions(order, [sell])  # type: ignore[arg-type]
+    fill, fee = reports.order_fill_transactions(order, [sell])  # type: ignore[arg-type]
     booked = {p.account: p.amount for p in fill.postings}
     assert booked["exchange:a3:free:MMT"] == -1_000_001  # the sale's base leaves: up
     assert booked["exchange:a3:free:USDT"] == 2_000_001  # its proceeds arrive: down

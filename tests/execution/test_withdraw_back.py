@@ -23,11 +23,11 @@ from devnet.exchange.config import ChainConfig, SimConfig
 from devnet.exchange.faults import Fault, FaultKind
 from devnet.exchange.fixtures import RunningExchange, run_exchange
 from devnet.exchange.keys import Permission
-from execution import funds, jobs, selectors, services
+from execution import homeward, selectors, services, withdrawals
 from execution.credentials import ExchangeCredentials
 from execution.domain import mm_order as mm
 from execution.domain.ledger import asset_totals, transfer
-from execution.errors import ExchangeUnavailable, InvalidOrderTransition
+from execution.errors import ExchangeUnavailable, InvalidOrderTransition, OrderRejected
 from execution.models import Alert, ExchangeAccount, ExchangeWithdrawal, LedgerTransaction, MMOrder
 from mrmarket.roles import Role
 from tests.factories import user_with
@@ -114,7 +114,7 @@ class Stopped:
         return str(answer.json()["state"])
 
     def withdraw_back(self) -> MMOrder:
-        return funds.mm_order_withdraw_back(order_id=self.order.pk, treasury_account_id=self.treasury.pk)
+        return homeward.mm_order_withdraw_back(order_id=self.order.pk, treasury_account_id=self.treasury.pk)
 
     def state(self) -> str:
         return MMOrder.objects.get(pk=self.order.pk).state
@@ -150,7 +150,7 @@ def on_exchange(sim: RunningExchange, venue: str, asset: str) -> list[Any]:
 
 def track_until(stopped: Stopped, w3: Web3, done: Callable[[], bool]) -> None:
     for _ in range(200):  # bounded: 20 s
-        funds.mm_order_track_withdrawal(order_id=stopped.order.pk)
+        homeward.mm_order_track_withdrawal(order_id=stopped.order.pk)
         if done():
             return
         w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
@@ -183,16 +183,16 @@ class Exchange:
 
 
 def patch_treasury(monkeypatch, stopped: Stopped, exchange: Exchange | None) -> None:
-    real = funds._client_for
+    real = services.exchange_account_client
 
-    def client_for(account: ExchangeAccount) -> Any:
-        client = real(account)
+    def client_for(*, account: ExchangeAccount) -> Any:
+        client = real(account=account)
         if exchange is None or account.pk != stopped.treasury.pk:
             return client
         exchange.real = client
         return exchange
 
-    monkeypatch.setattr(funds, "_client_for", client_for)
+    monkeypatch.setattr(services, "exchange_account_client", client_for)
 
 
 # --- a lost answer is looked up, never resent ------------------------------------------------------------------
@@ -204,7 +204,7 @@ def test_an_accepted_withdrawal_whose_answer_was_lost_is_found_not_resent(
     monkeypatch, stopped: Stopped, sim: RunningExchange, w3: Web3, client_ids: bool
 ) -> None:
     if not client_ids:
-        monkeypatch.setattr(funds, "WITHDRAW_CLIENT_ID_PARAM", {})
+        monkeypatch.setattr(withdrawals, "WITHDRAW_CLIENT_ID_PARAM", {})
     exchange = Exchange(None, client_ids=client_ids, lose_answer=True)
     patch_treasury(monkeypatch, stopped, exchange)
     with pytest.raises(ExchangeUnavailable):
@@ -236,7 +236,7 @@ def test_an_accepted_withdrawal_whose_answer_was_lost_is_found_not_resent(
 def test_without_client_ids_a_request_the_exchange_never_got_is_sent_again_only_after_the_listing_window(
     monkeypatch, stopped: Stopped, sim: RunningExchange
 ) -> None:
-    monkeypatch.setattr(funds, "WITHDRAW_CLIENT_ID_PARAM", {})
+    monkeypatch.setattr(withdrawals, "WITHDRAW_CLIENT_ID_PARAM", {})
     exchange = Exchange(None, client_ids=False)
     patch_treasury(monkeypatch, stopped, exchange)
     sim.sim.faults.add(Fault(kind=FaultKind.HTTP_5XX, status=502, endpoint="/sapi/v1/capital/withdraw/apply", count=2))
@@ -248,7 +248,7 @@ def test_without_client_ids_a_request_the_exchange_never_got_is_sent_again_only_
     assert exchange.withdraw_calls == ["MMT", "USDT"]
     assert not on_exchange(sim, stopped.venue, "MMT")
     # Once the window has passed, their absence proves they never landed: each is sent once more.
-    monkeypatch.setattr(funds, "WITHDRAWAL_LISTING_SECONDS", 0.0)
+    monkeypatch.setattr(withdrawals, "WITHDRAWAL_LISTING_SECONDS", 0.0)
     assert stopped.withdraw_back().state == "withdrawing_back"
     assert exchange.withdraw_calls == ["MMT", "USDT", "MMT", "USDT"]
     for asset in HOLDINGS:
@@ -265,7 +265,7 @@ def test_a_refused_asset_leaves_the_sent_one_booked_and_is_retried(
 ) -> None:
     exchange = Exchange(None, refuse="USDT")  # MMT is asked first, then USDT is refused
     patch_treasury(monkeypatch, stopped, exchange)
-    with pytest.raises(funds.OrderRejected) as refused:
+    with pytest.raises(OrderRejected) as refused:
         stopped.withdraw_back()
     assert refused.value.code == "withdrawal_refused"
     # MMT left the exchange and is booked in transit; USDT did not move, in the ledger or on the exchange.
@@ -342,7 +342,7 @@ def test_withdrawing_back_a_running_order_is_refused_and_changes_nothing(stopped
         state=mm.State.RUNNING,
     )
     with pytest.raises(InvalidOrderTransition) as refused:
-        funds.mm_order_withdraw_back(order_id=running.pk, treasury_account_id=stopped.treasury.pk)
+        homeward.mm_order_withdraw_back(order_id=running.pk, treasury_account_id=stopped.treasury.pk)
     assert refused.value.code == "invalid_order_transition"
     assert MMOrder.objects.get(pk=running.pk).state == "running"
     assert not ExchangeWithdrawal.objects.filter(order=running).exists()
@@ -357,7 +357,7 @@ def test_two_concurrent_withdraw_backs_send_each_asset_once(
 ) -> None:
     require_postgresql("row locks need PostgreSQL")
     # Without client ids the exchange would take every request: only our locks keep it to one each.
-    monkeypatch.setattr(funds, "WITHDRAW_CLIENT_ID_PARAM", {})
+    monkeypatch.setattr(withdrawals, "WITHDRAW_CLIENT_ID_PARAM", {})
     exchange = Exchange(None, client_ids=False)
     patch_treasury(monkeypatch, stopped, exchange)
     # The exchange is slow to answer, so the second call arrives while the first one's request is on its way.
@@ -406,7 +406,7 @@ def test_assets_custody_cannot_take_never_block_the_return_of_the_rest(stopped: 
         (f"o{stopped.order.pk}-rebate-t2", "XYZ", 7 * 10**17, "external:market", here),
     ):
         services.ledger_record(tx=transfer(key, "fee_debit", asset=asset, amount=amount, source=source, target=target))
-    assert jobs.order_holdings(stopped.order)["BNB"] < 0
+    assert selectors.order_holdings(stopped.order)["BNB"] < 0
     assert stopped.withdraw_back().state == "withdrawing_back"
     assert sorted(r.asset for r in ExchangeWithdrawal.objects.filter(order=stopped.order)) == ["MMT", "USDT"]
     (stranded,) = Alert.objects.filter(kind="withdrawal_not_possible", resolved_at__isnull=True)

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from django.db import transaction
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from execution import funds, selectors, services, tasks
+from execution import operations, orders, selectors, services
 from execution.credentials import ExchangeCredentials
-from execution.domain import mm_order as mm
-from execution.errors import InvalidOrderTransition
 from execution.models import ExchangeAccount, MMOrder
 from mrmarket.errors import NotFound
 from mrmarket.roles import Role
@@ -79,9 +76,7 @@ class ExchangeAccountRevokeApi(APIView):
 
     @extend_schema(request=None, responses=ExchangeAccountSerializer, operation_id="exchange_accounts_revoke")
     def post(self, request: Request, pk: int) -> Response:
-        if not selectors.exchange_account_list(owner_id=_owner(request)).filter(pk=pk).exists():
-            raise NotFound(f"no exchange account {pk} of yours")
-        account = services.exchange_account_revoke(account_id=pk)
+        account = services.exchange_account_revoke_owned(owner_id=_owner(request), account_id=pk)
         return Response(ExchangeAccountSerializer(account).data)
 
 
@@ -142,7 +137,7 @@ class MMOrderListApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        order = funds.mm_order_create(
+        order = orders.mm_order_create(
             owner_id=_owner(request),
             exchange_account_id=v["exchange_account_id"],
             symbol=v["symbol"],
@@ -175,10 +170,7 @@ class MMOrderFundApi(APIView):
 
     @extend_schema(request=None, responses={202: MMOrderSerializer}, operation_id="mm_orders_fund")
     def post(self, request: Request, pk: int) -> Response:
-        order = _own_order(request, pk)
-        if order.state != mm.State.CREATED:
-            raise InvalidOrderTransition(f"order {pk} is {order.state}; only a created order can be funded")
-        transaction.on_commit(lambda: tasks.fund_order.delay(order.pk))
+        order = operations.mm_order_fund_request(owner_id=_owner(request), order_id=pk)
         return Response(MMOrderSerializer(order).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -187,10 +179,7 @@ class MMOrderStopApi(APIView):
 
     @extend_schema(request=None, responses=MMOrderSerializer, operation_id="mm_orders_stop")
     def post(self, request: Request, pk: int) -> Response:
-        order = _own_order(request, pk)
-        stopped = services.mm_order_stop(order_id=order.pk, reason="operator")
-        if stopped.job_id:
-            transaction.on_commit(lambda: tasks.wind_down.delay(stopped.pk))
+        stopped = operations.mm_order_stop_request(owner_id=_owner(request), order_id=pk)
         return Response(MMOrderSerializer(stopped).data)
 
 
@@ -205,10 +194,9 @@ class MMOrderWithdrawBackApi(APIView):
 
     @extend_schema(request=InputSerializer, responses={202: MMOrderSerializer}, operation_id="mm_orders_withdraw_back")
     def post(self, request: Request, pk: int) -> Response:
-        order = _own_order(request, pk)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        order = funds.mm_order_withdraw_back_request(
-            order_id=order.pk, treasury_account_id=data.validated_data["treasury_account_id"]
+        order = operations.mm_order_withdraw_back_request(
+            owner_id=_owner(request), order_id=pk, treasury_account_id=data.validated_data["treasury_account_id"]
         )
         return Response(MMOrderSerializer(order).data, status=status.HTTP_202_ACCEPTED)

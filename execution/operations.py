@@ -1,0 +1,58 @@
+"""What the web process asks of an MM order (the API's operations): each checks what can be checked there, typed
+and with nothing queued on refusal, and queues the rest for a worker on commit. The web process holds no master
+key (ADR 0015): whatever needs an exchange key or the custody key runs in `execution.tasks`."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from execution import services, tasks
+from execution.domain import mm_order as mm
+from execution.errors import InvalidOrderTransition
+from execution.homeward import withdraw_back_refusal
+from execution.models import MMOrder
+from mrmarket.errors import NotFound
+from mrmarket.observability.logging import get_logger
+
+log = get_logger(__name__)
+
+
+def _owned(*, owner_id: int, order_id: int) -> MMOrder:
+    order = MMOrder.objects.filter(pk=order_id, owner_id=owner_id).first()
+    if order is None:
+        raise NotFound(f"no MM order {order_id} of yours")
+    return order
+
+
+def mm_order_fund_request(*, owner_id: int, order_id: int) -> MMOrder:
+    """Queue moving a created order's funds to the exchange (`tasks.fund_order`); progress shows in its timeline."""
+    order = _owned(owner_id=owner_id, order_id=order_id)
+    if order.state != mm.State.CREATED:
+        raise InvalidOrderTransition(f"order {order_id} is {order.state}; only a created order can be funded")
+    transaction.on_commit(lambda: tasks.fund_order.delay(order.pk))
+    return order
+
+
+def mm_order_stop_request(*, owner_id: int, order_id: int) -> MMOrder:
+    """Stop an order (`services.mm_order_stop`) and, when it has a job, queue the job's wind-down."""
+    order = _owned(owner_id=owner_id, order_id=order_id)
+    stopped = services.mm_order_stop(order_id=order.pk, reason="operator")
+    if stopped.job_id:
+        transaction.on_commit(lambda: tasks.wind_down.delay(stopped.pk))
+    return stopped
+
+
+def mm_order_withdraw_back_request(*, order_id: int, treasury_account_id: int, owner_id: int | None = None) -> MMOrder:
+    """Queue a withdraw-back (the API calls this in the web process, which holds no master key to open the
+    treasury key with, ADR 0015): what can be refused without the exchange is refused here, typed and with
+    nothing queued; the rest runs in a worker (`tasks.withdraw_back`), whose progress shows in the order's state
+    and timeline and whose refusals are alerted. With `owner_id`, only that owner's order is found."""
+    if owner_id is not None:
+        _owned(owner_id=owner_id, order_id=order_id)
+    order = MMOrder.objects.get(pk=order_id)
+    if order.state == mm.State.SETTLED:
+        return order  # everything is home already
+    withdraw_back_refusal(order, treasury_account_id)
+    transaction.on_commit(lambda: tasks.withdraw_back.delay(order_id, treasury_account_id))
+    log.info("withdraw_back_queued", order_id=order_id, treasury_account=treasury_account_id)
+    return order

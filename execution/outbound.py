@@ -1,0 +1,246 @@
+"""The outbound leg of an MM order's funds: custody wallet → the exchange's deposit address → confirmed (ADR 0006).
+
+- `mm_order_fund` reserves the amount in the ledger with `fund` (custody → `custody:reserved:o<id>`, refused
+  with LedgerOverdraft when the free custody balance is short, leaving the order `created`), so an order signed
+  but not yet booked as sent still counts against custody; then it signs the ERC-20 transfer to the account's
+  deposit address (asked of the exchange through ccxt), **stores the signed transaction**, and only then
+  broadcasts it and applies `transfer_sent` with the ledger move reserved → transit. A crash anywhere leaves
+  either nothing signed (safe to redo) or a stored transaction that a retry rebroadcasts unchanged.
+- `mm_order_track_deposit` (beat) keeps a pending transfer moving (`execution.custody`: replaced at a higher
+  gas price, parked when its nonce is taken), applies `transfer_mined` once the receipt exists, and
+  `deposit_confirmed` only when the exchange's deposit history shows **this** transaction hash credited for the
+  amount **and** the chain shows `CHAIN_CONFIRMATIONS` blocks on it — never a balance threshold that other
+  funds could satisfy.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from eth_account import Account
+from web3 import Web3
+
+from execution import custody, selectors, services
+from execution.domain import mm_order as mm
+from execution.domain.ledger import (
+    CUSTODY,
+    Transaction,
+    custody_reserved,
+    exchange_holdings,
+    in_transit,
+    of_asset,
+    transfer,
+)
+from execution.domain.units import same_amount
+from execution.errors import LedgerOverdraft
+from execution.exchanges import TRANSIENT, exchange_call
+from execution.funds import custody_asset
+from execution.models import Alert, CustodyTransfer, CustodyTransferVersion, ExchangeAccount, MMOrder
+from mrmarket.chain import get_web3
+from mrmarket.observability import context
+
+
+def _deposit_address(account: ExchangeAccount, asset: str) -> str:
+    client = services.exchange_account_client(account=account)
+    with exchange_call(account.exchange, "a deposit address"):
+        address = client.fetch_deposit_address(asset)["address"]
+    return Web3.to_checksum_address(address)
+
+
+def _reservation(order: MMOrder) -> Transaction:
+    # Booked with `fund`, before anything is signed: the custody balance that later orders see no longer
+    # includes it, so two orders can never both sign against funds that cover one.
+    return transfer(
+        f"o{order.pk}-custody-reserved",
+        "reserve_lock",
+        asset=order.funding_asset,
+        amount=order.funding_amount,
+        source=CUSTODY,
+        target=custody_reserved(order.pk),
+    )
+
+
+def _overdraft(order: MMOrder) -> LedgerOverdraft:
+    free = of_asset(CUSTODY, order.funding_asset)
+    available = selectors.ledger_balance(account=free)
+    return LedgerOverdraft(
+        f"custody holds {available} base units of {order.funding_asset} free, the order needs {order.funding_amount}",
+        extra={"account": free, "short": order.funding_amount - available},
+    )
+
+
+def mm_order_fund(*, order_id: int) -> MMOrder:
+    """Move the order's funds toward the exchange. Safe to call again: it continues where it stopped.
+
+    Custody short of the amount: LedgerOverdraft, and the order stays `created` with nothing reserved or signed."""
+    w3 = get_web3()
+    with context.bound(order_id=order_id):
+        order = MMOrder.objects.get(pk=order_id)
+        if order.state == mm.State.CREATED:
+            try:
+                order = services.mm_order_transition(
+                    order_id=order_id, event=mm.Event.FUND, key=f"o{order_id}-fund", ledger=[_reservation(order)]
+                )
+            except LedgerOverdraft:
+                raise _overdraft(order) from None
+        if order.state != mm.State.FUNDING:
+            return order
+        sent = CustodyTransfer.objects.filter(order=order, direction="to_exchange").first()
+        if sent is None:
+            # Checked again (it is, by the credentials service) outside the signing transaction too, so that
+            # the alert of a row nobody vouched for is not rolled back with it: nothing is signed or sent.
+            services.exchange_account_trusted(account=order.exchange_account)
+            sent = _sign_deposit_transfer(w3, order)
+        return _broadcast(w3, sent)
+
+
+@transaction.atomic
+def _sign_deposit_transfer(w3: Web3, order: MMOrder) -> CustodyTransfer:
+    order = MMOrder.objects.select_for_update().get(pk=order.pk)
+    existing = CustodyTransfer.objects.filter(order=order, direction="to_exchange").first()
+    if existing is not None:
+        return existing
+    token_address, _ = custody_asset(order.funding_asset)
+    wallet = Account.from_key(settings.CUSTODY_PRIVATE_KEY)
+    # Reserved with `fund`; an order funded before reservations existed reserves now (a no-op otherwise).
+    try:
+        services.ledger_record(tx=_reservation(order))
+    except LedgerOverdraft:
+        raise _overdraft(order) from None
+    to = _deposit_address(order.exchange_account, order.funding_asset)
+    gas_price = int(w3.eth.gas_price)
+    signed = custody.sign_transfer(
+        w3, order.funding_asset, to, order.funding_amount, custody.allocate_nonce(w3, wallet.address), gas_price
+    )
+    sent = CustodyTransfer.objects.create(
+        order=order,
+        chain_id=w3.eth.chain_id,
+        token=token_address.lower(),
+        from_address=wallet.address.lower(),
+        to_address=to.lower(),
+        amount=order.funding_amount,
+        nonce=signed.nonce,
+        tx_hash=signed.tx_hash,
+        raw_tx=signed.raw_tx,
+        gas_price=gas_price,
+        signed_at=timezone.now(),
+    )
+    CustodyTransferVersion.objects.create(
+        transfer=sent, tx_hash=signed.tx_hash, raw_tx=signed.raw_tx, gas_price=gas_price
+    )
+    return sent
+
+
+def _broadcast(w3: Web3, sent: CustodyTransfer) -> MMOrder:
+    if not custody.broadcast(w3, sent):
+        return MMOrder.objects.get(pk=sent.order_id)
+    move = transfer(
+        f"o{sent.order_id}-deposit-sent",
+        "withdraw_debit",
+        asset=sent.order.funding_asset,
+        amount=sent.amount,
+        source=custody_reserved(sent.order_id),
+        target=in_transit(sent.order_id),
+    )
+    return services.mm_order_transition(
+        order_id=sent.order_id,
+        event=mm.Event.TRANSFER_SENT,
+        key=f"o{sent.order_id}-transfer-sent",
+        # The reservation is a no-op (recorded with `fund`) except for a transfer signed before reservations.
+        ledger=[_reservation(sent.order), move],
+        detail={"tx_hash": sent.tx_hash, "to": sent.to_address},
+    )
+
+
+def mm_order_track_deposit(*, order_id: int) -> MMOrder:
+    """Advance an order whose funds are on their way to the exchange; idempotent, safe to run concurrently."""
+    w3 = get_web3()
+    order = MMOrder.objects.get(pk=order_id)
+    sent = CustodyTransfer.objects.filter(order=order, direction="to_exchange").first()
+    if sent is None or sent.status == CustodyTransfer.Status.PARKED:
+        return order
+    if order.state == mm.State.FUNDING:
+        return _broadcast(w3, sent)  # signed but the broadcast never happened (crash): send the same tx again
+    if order.state == mm.State.WITHDRAWING_TO_EXCHANGE:
+        found = custody.mined_version(w3, sent)
+        if found is None:
+            if not custody.nonce_used(w3, sent):
+                custody.keep_moving(w3, sent)
+                return order
+            found = custody.mined_version(w3, sent)  # one of ours may have mined between the two reads
+            if found is None:
+                custody.park(sent)
+                return order
+        tx_hash, receipt = found
+        sent = custody.adopt(sent, tx_hash)
+        if receipt["status"] != 1:
+            CustodyTransfer.objects.filter(pk=sent.pk).update(status=CustodyTransfer.Status.REVERTED)
+            back = transfer(
+                f"o{order_id}-deposit-reverted",
+                "reversal",
+                asset=order.funding_asset,
+                amount=sent.amount,
+                source=in_transit(order_id),
+                target=CUSTODY,
+            )
+            return services.mm_order_transition(
+                order_id=order_id,
+                event=mm.Event.FAIL,
+                key=f"o{order_id}-transfer-reverted",
+                ledger=[back],
+                detail={"reason": f"custody transfer {sent.tx_hash} reverted"},
+            )
+        CustodyTransfer.objects.filter(pk=sent.pk).update(
+            status=CustodyTransfer.Status.MINED, block_number=receipt["blockNumber"]
+        )
+        # The stall is over: its alerts describe a fact that is no longer true.
+        Alert.objects.filter(
+            dedup_key__in=[f"custody-stuck:t{sent.pk}", f"custody-gas-cap:t{sent.pk}"], resolved_at__isnull=True
+        ).update(resolved_at=timezone.now())
+        order = services.mm_order_transition(
+            order_id=order_id,
+            event=mm.Event.TRANSFER_MINED,
+            key=f"o{order_id}-transfer-mined",
+            detail={"block": receipt["blockNumber"], "tx_hash": sent.tx_hash},
+        )
+        sent.refresh_from_db()
+    if order.state == mm.State.DEPOSIT_CONFIRMING:
+        confirmations = w3.eth.block_number - int(sent.block_number or 0) + 1
+        if confirmations < settings.CHAIN_CONFIRMATIONS or not _credited_by_exchange(order, sent):
+            return order
+        arrive = transfer(
+            f"o{order_id}-deposit-credited",
+            "deposit_credit",
+            asset=order.funding_asset,
+            amount=sent.amount,
+            source=in_transit(order_id),
+            target=exchange_holdings(order.exchange_account_id),
+        )
+        order = services.mm_order_transition(
+            order_id=order_id,
+            event=mm.Event.DEPOSIT_CONFIRMED,
+            key=f"o{order_id}-deposit-confirmed",
+            ledger=[arrive],
+            detail={"tx_hash": sent.tx_hash, "confirmations": confirmations},
+        )
+    return order
+
+
+def _credited_by_exchange(order: MMOrder, sent: CustodyTransfer) -> bool:
+    account = order.exchange_account
+    client = services.exchange_account_client(account=account)
+    _, decimals = custody_asset(order.funding_asset)
+    try:
+        deposits = client.fetch_deposits(order.funding_asset)
+    except TRANSIENT:
+        return False  # try again on the next beat
+    # ccxt reports amounts as floats: compared in base units at the precision a float carries (ADR 0013).
+    # Any version of ours counts: the one that mined is the one the exchange credits, whichever the row names.
+    ours = {sent.tx_hash, *sent.versions.values_list("tx_hash", flat=True)}
+    return any(
+        str(d.get("txid", "")).lower() in ours
+        and d.get("status") == "ok"
+        and same_amount(d.get("amount"), sent.amount, decimals)
+        for d in deposits
+    )
