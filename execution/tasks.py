@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from celery import shared_task
 
 from execution import services
 from execution.errors import ExchangeUnavailable
 from execution.models import ExchangeAccount
 from mrmarket.observability.logging import get_logger
+from mrmarket.tasks import RetryingTask
 
 log = get_logger(__name__)
 
-# One retry policy for every task that talks to an exchange, a chain node or an executor: an outage of the
-# outside world (typed ExchangeUnavailable, or a connection that failed under web3/httpx) is retried with
-# backoff; every step is idempotent, so a retry is never a second step.
-RETRIED: dict[str, Any] = {
-    "ignore_result": True,
-    "autoretry_for": (ExchangeUnavailable, ConnectionError),
-    "retry_backoff": True,
-    "max_retries": 5,
-}
+
+class ExecutionTask(RetryingTask):
+    """The one retry policy for every task that talks to an exchange, a chain node or an executor: an outage of
+    the outside world (typed ExchangeUnavailable, or a connection that failed under web3/httpx) is retried with
+    backoff; every step is idempotent, so a retry is never a second step."""
+
+    autoretry_for = (ExchangeUnavailable, ConnectionError)
 
 
 @shared_task(name="execution.reprobe_exchange_keys", ignore_result=True)
@@ -30,7 +27,7 @@ def reprobe_exchange_keys() -> None:
         reprobe_exchange_key.delay(account_id)
 
 
-@shared_task(name="execution.reprobe_exchange_key", **RETRIED)
+@shared_task(name="execution.reprobe_exchange_key", base=ExecutionTask)
 def reprobe_exchange_key(account_id: int) -> None:
     services.exchange_account_reprobe(account_id=account_id)
 
@@ -48,7 +45,7 @@ def track_deposits() -> None:
         track_deposit.delay(order_id)
 
 
-@shared_task(name="execution.track_deposit", **RETRIED)
+@shared_task(name="execution.track_deposit", base=ExecutionTask)
 def track_deposit(order_id: int) -> None:
     from execution import funds
     from execution.domain import mm_order as mm
@@ -58,7 +55,7 @@ def track_deposit(order_id: int) -> None:
         start_job.delay(order_id)  # MM starts as soon as the deposit is confirmed
 
 
-@shared_task(name="execution.fund_order", **RETRIED)
+@shared_task(name="execution.fund_order", base=ExecutionTask)
 def fund_order(order_id: int) -> None:
     from execution import funds
 
@@ -79,14 +76,14 @@ def track_withdrawals() -> None:
         track_withdrawal.delay(order_id)
 
 
-@shared_task(name="execution.track_withdrawal", **RETRIED)
+@shared_task(name="execution.track_withdrawal", base=ExecutionTask)
 def track_withdrawal(order_id: int) -> None:
     from execution import funds
 
     funds.mm_order_track_withdrawal(order_id=order_id)
 
 
-@shared_task(name="execution.withdraw_back", **RETRIED)
+@shared_task(name="execution.withdraw_back", base=ExecutionTask)
 def withdraw_back(order_id: int, treasury_account_id: int) -> None:
     from execution import funds
 
@@ -94,7 +91,7 @@ def withdraw_back(order_id: int, treasury_account_id: int) -> None:
     funds.mm_order_withdraw_back_queued(order_id=order_id, treasury_account_id=treasury_account_id)
 
 
-@shared_task(name="execution.reconcile", **RETRIED)
+@shared_task(name="execution.reconcile", base=ExecutionTask)
 def reconcile() -> None:
     from execution import reconciliation
 
@@ -121,7 +118,7 @@ def drive_jobs() -> None:
         wind_down.delay(order_id)
 
 
-@shared_task(name="execution.start_job", **RETRIED)
+@shared_task(name="execution.start_job", base=ExecutionTask)
 def start_job(order_id: int) -> None:
     from execution import jobs
     from execution.errors import ExecutorNotConfigured, ExecutorUnavailable, RoutingRefused
@@ -133,7 +130,7 @@ def start_job(order_id: int) -> None:
         log.warning("job_not_started", order_id=order_id, code=exc.code, error=exc.message)
 
 
-@shared_task(name="execution.sync_job", **RETRIED)
+@shared_task(name="execution.sync_job", base=ExecutionTask)
 def sync_job(order_id: int) -> None:
     from execution import jobs
     from execution.errors import ExecutorNotConfigured, ExecutorUnavailable, ReportRejected, RoutingRefused
@@ -144,14 +141,14 @@ def sync_job(order_id: int) -> None:
         log.warning("job_sync_failed", order_id=order_id, code=exc.code, error=exc.message)  # alerted; next beat
 
 
-@shared_task(name="execution.revoke_job", **RETRIED)
+@shared_task(name="execution.revoke_job", base=ExecutionTask)
 def revoke_job(order_id: int) -> None:
     from execution import jobs
 
     jobs.mm_order_revoke_job(order_id=order_id)
 
 
-@shared_task(name="execution.wind_down", **RETRIED)
+@shared_task(name="execution.wind_down", base=ExecutionTask)
 def wind_down(order_id: int) -> None:
     from execution import jobs
     from execution.errors import ExecutorUnavailable
