@@ -13,17 +13,16 @@ from django.http import HttpRequest
 from attestation import services
 from attestation.domain.allowlist import MeasurementFormatError, MeasurementUnpinnedError, normalize, require_pinned
 from attestation.models import AllowlistAudit, AttestationRecord, ExecutorRecord, MeasurementEntry
+from mrmarket.admin import ReadOnlyAdminMixin
 
 
-class AllowlistAuditInline(admin.TabularInline[AllowlistAudit, MeasurementEntry]):
+class AllowlistAuditInline(ReadOnlyAdminMixin, admin.TabularInline[AllowlistAudit, MeasurementEntry]):
     model = AllowlistAudit
     fields = ("at", "action", "actor")
     readonly_fields = fields
     extra = 0
     can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    allowed = frozenset({"change", "delete"})  # only adding is refused here
 
 
 class MeasurementEntryForm(forms.ModelForm[MeasurementEntry]):
@@ -51,7 +50,7 @@ class MeasurementEntryForm(forms.ModelForm[MeasurementEntry]):
 
 
 @admin.register(MeasurementEntry)
-class MeasurementEntryAdmin(admin.ModelAdmin[MeasurementEntry]):
+class MeasurementEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[MeasurementEntry]):
     form = MeasurementEntryForm
     list_display = ("service", "build_version", "source_commit", "mrtd", "added_by", "added_at", "removed_at")
     list_filter = ("service", "removed_at")
@@ -59,12 +58,10 @@ class MeasurementEntryAdmin(admin.ModelAdmin[MeasurementEntry]):
     fields = ("service", "mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "build_version", "source_commit", "note")
     inlines = (AllowlistAuditInline,)
     actions = ("remove",)
+    allowed = frozenset({"add", "change"})  # added through the form (the service), removed by the action
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         return tuple(self.fields) if obj is not None else ()
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def save_model(self, request: HttpRequest, obj: MeasurementEntry, form: Any, change: bool) -> None:
         if change:
@@ -89,7 +86,7 @@ class MeasurementEntryAdmin(admin.ModelAdmin[MeasurementEntry]):
         self.message_user(request, f"Removed {queryset.count()} entr(y/ies).", messages.WARNING)
 
 
-class AttestationRecordInline(admin.TabularInline[AttestationRecord, ExecutorRecord]):
+class AttestationRecordInline(ReadOnlyAdminMixin, admin.TabularInline[AttestationRecord, ExecutorRecord]):
     """The executor's verification history: every attempt, passed or failed, with the reason."""
 
     model = AttestationRecord
@@ -98,13 +95,11 @@ class AttestationRecordInline(admin.TabularInline[AttestationRecord, ExecutorRec
     extra = 0
     can_delete = False
     ordering = ("-id",)
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    allowed = frozenset({"change", "delete"})  # only adding is refused here
 
 
 @admin.register(ExecutorRecord)
-class ExecutorRecordAdmin(admin.ModelAdmin[ExecutorRecord]):
+class ExecutorRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[ExecutorRecord]):
     """The executor registry: verification state, measurement, TCB status and history. Read-only: state changes
     come from verification and from allowlist removal."""
 
@@ -123,6 +118,7 @@ class ExecutorRecordAdmin(admin.ModelAdmin[ExecutorRecord]):
     list_filter = ("state", "hardware_attested", "tcb_status")
     readonly_fields = tuple(f.name for f in ExecutorRecord._meta.fields)
     inlines = (AttestationRecordInline,)
+    allowed = frozenset({"change"})  # every field is read-only: the change page only shows
 
     @admin.display(description="uptime")
     def uptime(self, obj: ExecutorRecord) -> str:
@@ -133,9 +129,3 @@ class ExecutorRecordAdmin(admin.ModelAdmin[ExecutorRecord]):
         if obj.state != ExecutorRecord.State.VERIFIED:
             return "no"
         return "hardware" if obj.hardware_attested else "NOT hardware-attested (dev root)"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

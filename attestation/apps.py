@@ -6,3 +6,8 @@ from django.apps import AppConfig
 class AttestationConfig(AppConfig):
     name = "attestation"
     verbose_name = "Attestation"
+
+    def ready(self) -> None:
+        from attestation import health  # here: it imports models, which load only once the app registry is ready
+
+        health.register_checks()

@@ -1,6 +1,6 @@
 """Gas of the campaign escrow on Anvil (receipts' gasUsed: base cost and calldata included).
 
-Targets (issue 7, GAS-NOTES.md): create well under a tenth of HuFi's 2.5 M; publish constant and under 80 k;
+Targets (docs/gas.md): create well under a tenth of HuFi's 2.5 M; publish constant and under 80 k;
 distribute no more per fresh recipient than HuFi's bulkPayOut (27.5 k). Prints `BENCH <name> <value> <unit>`.
 """
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from campaigns.models import Campaign, CampaignEvent, ChainCursor
+from mrmarket.admin import ReadOnlyAdminMixin
 
 
 class CampaignEventInline(admin.TabularInline[CampaignEvent, Campaign]):
@@ -16,22 +17,13 @@ class CampaignEventInline(admin.TabularInline[CampaignEvent, Campaign]):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin[Campaign]):
+class CampaignAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Campaign]):
     """Read-only: campaigns mirror the chain; only the indexer writes them."""
 
     list_display = ("address", "chain_id", "creator", "start", "end", "budget", "funded", "paid_out")
     list_filter = ("chain_id", "funded")
     search_fields = ("address", "creator", "token")
     inlines = (CampaignEventInline,)
-
-    def has_add_permission(self, request: object) -> bool:
-        return False
-
-    def has_change_permission(self, request: object, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: object, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(ChainCursor)

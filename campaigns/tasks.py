@@ -8,17 +8,12 @@ from django.conf import settings
 from campaigns.indexer import chain_index
 from mrmarket.chain import get_web3
 from mrmarket.observability.logging import get_logger
+from mrmarket.tasks import RetryingTask
 
 log = get_logger(__name__)
 
 
-@shared_task(
-    name="campaigns.index_chain",
-    ignore_result=True,
-    autoretry_for=(ConnectionError, TimeoutError),
-    retry_backoff=True,
-    max_retries=5,
-)
+@shared_task(base=RetryingTask, name="campaigns.index_chain")  # a node that refused or timed out: retried
 def index_chain() -> None:
     if not settings.CAMPAIGN_FACTORY_ADDRESS or not settings.CHAIN_RPC_URL:
         return  # not configured: nothing to follow

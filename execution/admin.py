@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -22,10 +20,11 @@ from execution.models import (
     MMOrder,
     MMOrderTransition,
 )
+from mrmarket.admin import ReadOnlyAdminMixin
 
 
 @admin.register(ExchangeAccount)
-class ExchangeAccountAdmin(admin.ModelAdmin[ExchangeAccount]):
+class ExchangeAccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[ExchangeAccount]):
     list_display = ("exchange", "label", "role", "status", "owner", "api_key_hint", "permissions_checked_at")
     list_filter = ("exchange", "role", "status")
     search_fields = ("label", "owner__username")
@@ -45,9 +44,8 @@ class ExchangeAccountAdmin(admin.ModelAdmin[ExchangeAccount]):
     )
     readonly_fields = fields
     actions = ("revoke",)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # enrolment goes through the service, which probes the key's permissions (issue 5)
+    # No add: enrolment goes through the service, which probes the key's permissions.
+    allowed = frozenset({"change", "delete"})
 
     @admin.action(permissions=["change"], description="Revoke: destroy the credentials now")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ExchangeAccount]) -> None:
@@ -60,15 +58,13 @@ def _amount(units: int, asset: str) -> str:
     return for_people(int(units), asset_decimals(asset), asset)
 
 
-class LedgerPostingInline(admin.TabularInline[LedgerPosting, LedgerTransaction]):
+class LedgerPostingInline(ReadOnlyAdminMixin, admin.TabularInline[LedgerPosting, LedgerTransaction]):
     model = LedgerPosting
     fields = ("account", "asset", "in_token_units", "amount")  # amount: base units, as booked
     readonly_fields = fields
     extra = 0
     can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    allowed = frozenset({"change", "delete"})  # only adding is refused here
 
     @admin.display(description="in token units")
     def in_token_units(self, posting: LedgerPosting) -> str:
@@ -76,35 +72,24 @@ class LedgerPostingInline(admin.TabularInline[LedgerPosting, LedgerTransaction])
 
 
 @admin.register(LedgerTransaction)
-class LedgerTransactionAdmin(admin.ModelAdmin[LedgerTransaction]):
+class LedgerTransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[LedgerTransaction]):
     list_display = ("created_at", "kind", "key", "memo")
     list_filter = ("kind",)
     search_fields = ("key", "memo", "postings__account")
     readonly_fields = ("key", "kind", "memo", "created_at")
     inlines = (LedgerPostingInline,)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class MMOrderTransitionInline(admin.TabularInline[MMOrderTransition, MMOrder]):
+class MMOrderTransitionInline(ReadOnlyAdminMixin, admin.TabularInline[MMOrderTransition, MMOrder]):
     model = MMOrderTransition
     fields = ("created_at", "event", "from_state", "to_state", "key", "detail", "request_id")
     readonly_fields = fields
     extra = 0
     can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    allowed = frozenset({"change", "delete"})  # only adding is refused here
 
 
-class ExecutionReportInline(admin.TabularInline[ExecutionReport, MMOrder]):
+class ExecutionReportInline(ReadOnlyAdminMixin, admin.TabularInline[ExecutionReport, MMOrder]):
     """Verified reports as stored (append-only): sequence, window, fills, digest."""
 
     model = ExecutionReport
@@ -113,13 +98,11 @@ class ExecutionReportInline(admin.TabularInline[ExecutionReport, MMOrder]):
     extra = 0
     can_delete = False
     ordering = ("-sequence",)
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    allowed = frozenset({"change", "delete"})  # only adding is refused here
 
 
 @admin.register(MMOrder)
-class MMOrderAdmin(admin.ModelAdmin[MMOrder]):
+class MMOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[MMOrder]):
     """Orders change state only through their state machine: the page is read-only; actions call services."""
 
     list_display = ("id", "owner", "symbol", "funding", "state", "updated_at")
@@ -143,12 +126,7 @@ class MMOrderAdmin(admin.ModelAdmin[MMOrder]):
     )
     inlines = (MMOrderTransitionInline, ExecutionReportInline)
     actions = ("fund", "stop")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    allowed = frozenset({"change"})  # what the actions require
 
     @admin.display(description="funding", ordering="funding_amount")
     def funding(self, order: MMOrder) -> str:
@@ -173,17 +151,12 @@ class MMOrderAdmin(admin.ModelAdmin[MMOrder]):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin[Alert]):
+class AlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Alert]):
     list_display = ("created_at", "severity", "kind", "message", "resolved_at")
     list_filter = ("severity", "kind", "resolved_at")
     readonly_fields = ("kind", "severity", "message", "detail", "dedup_key", "created_at", "resolved_at")
     actions = ("resolve",)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    allowed = frozenset({"change"})  # what the action requires
 
     @admin.action(permissions=["change"], description="Mark resolved")
     def resolve(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from celery import shared_task
 from django.db.models import Q
 
@@ -19,18 +17,17 @@ from execution.errors import (
 )
 from execution.models import ExchangeAccount, MMOrder
 from mrmarket.observability.logging import get_logger
+from mrmarket.tasks import RetryingTask
 
 log = get_logger(__name__)
 
-# One retry policy for every task that talks to an exchange, a chain node or an executor: an outage of the
-# outside world (typed ExchangeUnavailable, or a connection that failed under web3/httpx) is retried with
-# backoff; every step is idempotent, so a retry is never a second step.
-RETRIED: dict[str, Any] = {
-    "ignore_result": True,
-    "autoretry_for": (ExchangeUnavailable, ConnectionError),
-    "retry_backoff": True,
-    "max_retries": 5,
-}
+
+class ExecutionTask(RetryingTask):
+    """The one retry policy for every task that talks to an exchange, a chain node or an executor: an outage of
+    the outside world (typed ExchangeUnavailable, or a connection that failed under web3/httpx) is retried with
+    backoff; every step is idempotent, so a retry is never a second step."""
+
+    autoretry_for = (ExchangeUnavailable, ConnectionError)
 
 
 @shared_task(name="execution.reprobe_exchange_keys", ignore_result=True)
@@ -39,7 +36,7 @@ def reprobe_exchange_keys() -> None:
         reprobe_exchange_key.delay(account_id)
 
 
-@shared_task(name="execution.reprobe_exchange_key", **RETRIED)
+@shared_task(name="execution.reprobe_exchange_key", base=ExecutionTask)
 def reprobe_exchange_key(account_id: int) -> None:
     services.exchange_account_reprobe(account_id=account_id)
 
@@ -54,14 +51,14 @@ def track_deposits() -> None:
         track_deposit.delay(order_id)
 
 
-@shared_task(name="execution.track_deposit", **RETRIED)
+@shared_task(name="execution.track_deposit", base=ExecutionTask)
 def track_deposit(order_id: int) -> None:
     order = outbound.mm_order_track_deposit(order_id=order_id)
     if order.state == mm.State.DEPOSIT_CONFIRMED:
         start_job.delay(order_id)  # MM starts as soon as the deposit is confirmed
 
 
-@shared_task(name="execution.fund_order", **RETRIED)
+@shared_task(name="execution.fund_order", base=ExecutionTask)
 def fund_order(order_id: int) -> None:
     outbound.mm_order_fund(order_id=order_id)
 
@@ -74,18 +71,18 @@ def track_withdrawals() -> None:
         track_withdrawal.delay(order_id)
 
 
-@shared_task(name="execution.track_withdrawal", **RETRIED)
+@shared_task(name="execution.track_withdrawal", base=ExecutionTask)
 def track_withdrawal(order_id: int) -> None:
     homeward.mm_order_track_withdrawal(order_id=order_id)
 
 
-@shared_task(name="execution.withdraw_back", **RETRIED)
+@shared_task(name="execution.withdraw_back", base=ExecutionTask)
 def withdraw_back(order_id: int, treasury_account_id: int) -> None:
     # Idempotent (ADR 0014): a retry, or a second request, never sends an asset twice.
     homeward.mm_order_withdraw_back_queued(order_id=order_id, treasury_account_id=treasury_account_id)
 
 
-@shared_task(name="execution.reconcile", **RETRIED)
+@shared_task(name="execution.reconcile", base=ExecutionTask)
 def reconcile() -> None:
     reconciliation.reconcile_exchange_accounts()
     reconciliation.reconcile_custody()
@@ -107,7 +104,7 @@ def drive_jobs() -> None:
         wind_down.delay(order_id)
 
 
-@shared_task(name="execution.start_job", **RETRIED)
+@shared_task(name="execution.start_job", base=ExecutionTask)
 def start_job(order_id: int) -> None:
     try:
         jobs.mm_order_start_job(order_id=order_id)
@@ -116,7 +113,7 @@ def start_job(order_id: int) -> None:
         log.warning("job_not_started", order_id=order_id, code=exc.code, error=exc.message)
 
 
-@shared_task(name="execution.sync_job", **RETRIED)
+@shared_task(name="execution.sync_job", base=ExecutionTask)
 def sync_job(order_id: int) -> None:
     try:
         jobs.mm_order_sync_job(order_id=order_id)
@@ -124,12 +121,12 @@ def sync_job(order_id: int) -> None:
         log.warning("job_sync_failed", order_id=order_id, code=exc.code, error=exc.message)  # alerted; next beat
 
 
-@shared_task(name="execution.revoke_job", **RETRIED)
+@shared_task(name="execution.revoke_job", base=ExecutionTask)
 def revoke_job(order_id: int) -> None:
     jobs.mm_order_revoke_job(order_id=order_id)
 
 
-@shared_task(name="execution.wind_down", **RETRIED)
+@shared_task(name="execution.wind_down", base=ExecutionTask)
 def wind_down(order_id: int) -> None:
     try:
         jobs.mm_order_wind_down(order_id=order_id)

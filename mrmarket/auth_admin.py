@@ -7,8 +7,6 @@ lookup prefix. Lockouts: django-axes' clean-up action asks for the delete permis
 
 from __future__ import annotations
 
-from typing import Any
-
 from axes.admin import AccessAttemptAdmin
 from axes.models import AccessAttempt
 from django.contrib import admin
@@ -16,19 +14,17 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from knox.models import AuthToken
 
+from mrmarket.admin import ReadOnlyAdminMixin
 
-class ApiTokenAdmin(admin.ModelAdmin[AuthToken]):
+
+class ApiTokenAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[AuthToken]):
     list_display = ("user", "created", "expiry")
     list_filter = ("expiry",)
     search_fields = ("user__username",)
     fields = ("user", "created", "expiry")
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # a token is issued to its holder by POST /api/v1/auth/token, never by someone else
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    # Revoke (delete) only: a token is issued to its holder by POST /api/v1/auth/token, never by someone else.
+    allowed = frozenset({"delete"})
 
 
 class LockoutAttemptAdmin(AccessAttemptAdmin):

@@ -1,6 +1,8 @@
 """Dependency checks behind /readyz, the admin status page and the `mrmarket_dependency_up` metric.
 
-Each check is bounded by HEALTHCHECK_TIMEOUT_SECONDS and returns a CheckResult instead of raising, so one
+A registry of named checks: the core registers its own here (database, Redis, broker, channel layer, chain RPC,
+worker and beat heartbeats, queue); each app registers its own from `AppConfig.ready()` through its
+`health.py`. Each check is bounded by HEALTHCHECK_TIMEOUT_SECONDS and returns a CheckResult instead of raising, so one
 slow or broken dependency never hides the state of the others.
 """
 
@@ -18,7 +20,6 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import httpx
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -60,7 +61,8 @@ def _now() -> datetime:
     return datetime.now(tz=UTC)
 
 
-def _timeout() -> float:
+def check_timeout() -> float:
+    """The bound on one check (HEALTHCHECK_TIMEOUT_SECONDS), for the checks of every app."""
     return float(settings.HEALTHCHECK_TIMEOUT_SECONDS)
 
 
@@ -79,7 +81,9 @@ def _origin_only(match: re.Match[str]) -> str:
     return f"{parts.scheme}://{host}{port}/…" if host else "[url]"
 
 
-def _error_text(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
+    """An exception as one short line for a check's detail: its type, then its first line with every URL cut
+    to its origin and every registered secret masked."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     text = redact_text(_URL.sub(_origin_only, text))
     return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
@@ -92,7 +96,7 @@ def check_database() -> tuple[State, str]:
 
 
 def check_redis() -> tuple[State, str]:
-    get_redis(timeout=_timeout()).ping()
+    get_redis(timeout=check_timeout()).ping()
     return "ok", "PING answered"
 
 
@@ -100,7 +104,7 @@ def check_broker() -> tuple[State, str]:
     from mrmarket.celery_app import app
 
     with app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=max(1, round(_timeout())))
+        conn.ensure_connection(max_retries=1, timeout=max(1, round(check_timeout())))
     return "ok", f"connected to {redact_url(settings.CELERY_BROKER_URL).split('@')[-1]}"
 
 
@@ -113,7 +117,7 @@ def check_channel_layer() -> tuple[State, str]:
         channel = await layer.new_channel(prefix="health")
         marker = uuid.uuid4().hex
         await layer.send(channel, {"type": "health.ping", "marker": marker})
-        message = await asyncio.wait_for(layer.receive(channel), timeout=_timeout())
+        message = await asyncio.wait_for(layer.receive(channel), timeout=check_timeout())
         if message.get("marker") != marker:
             raise RuntimeError("channel layer returned another message")
 
@@ -125,7 +129,7 @@ def check_chain_rpc() -> tuple[State, str]:
     url = settings.CHAIN_RPC_URL
     if not url:
         return "not_configured", "CHAIN_RPC_URL is not set"
-    with outbound_client(timeout=_timeout()) as client:
+    with outbound_client(timeout=check_timeout()) as client:
         response = client.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})
     response.raise_for_status()
     payload = response.json()
@@ -157,7 +161,7 @@ def check_beat() -> tuple[State, str]:
 
 def queue_depth() -> int:
     # kombu's Redis transport keeps a queue as lists: the plain name plus one per priority step.
-    r = get_redis(timeout=_timeout())
+    r = get_redis(timeout=check_timeout())
     queue = settings.CELERY_TASK_DEFAULT_QUEUE
     names = [queue, *(f"{queue}\x06\x16{p}" for p in range(1, 10))]
     total = 0
@@ -172,95 +176,33 @@ def check_queue() -> tuple[State, str]:
     return "ok", f"{queue_depth()} task(s) waiting in {settings.CELERY_TASK_DEFAULT_QUEUE!r}"
 
 
-def check_executors() -> tuple[State, str]:
-    """Configured executors, those in the registry (not revoked) and, when EasyEnclave is set, those it lists."""
-    from attestation.easyenclave import EasyEnclaveError, discovered_executor_urls
-    from attestation.models import ExecutorRecord
+Check = Callable[[], tuple[State, str]]
 
-    known = ExecutorRecord.objects.exclude(state=ExecutorRecord.State.REVOKED).values_list("url", flat=True)
-    try:
-        discovered = discovered_executor_urls()
-    except EasyEnclaveError as exc:
-        return "fail", f"discovery refused: {exc.message}"
-    urls = list(dict.fromkeys([*settings.EXECUTOR_URLS, *known, *discovered]))
-    if not urls:
-        return "not_configured", "no executors yet"
-    failures = []
-    with outbound_client(timeout=_timeout()) as client:
-        for url in urls:
-            try:
-                client.get(url.rstrip("/") + "/v1/health").raise_for_status()
-            except httpx.HTTPError as exc:
-                failures.append(f"{url}: {_error_text(exc)}")
-    if failures:
-        return "fail", "; ".join(failures)
-    return "ok", f"{len(urls)} executor(s) healthy"
-
-
-def check_exchanges() -> tuple[State, str]:
-    """Each exchange the deployment trades on answers its public clock through ccxt (no key needed)."""
-    from execution.exchanges import exchange_client
-    from execution.models import ExchangeAccount
-
-    exchanges = sorted(
-        set(settings.EXCHANGE_API_URLS)
-        | set(ExchangeAccount.objects.filter(status=ExchangeAccount.Status.ACTIVE).values_list("exchange", flat=True))
-    )
-    if not exchanges:
-        return "not_configured", "no exchange configured or enrolled yet"
-    failures = []
-    for exchange_id in exchanges:
-        try:
-            client = exchange_client(exchange_id)
-            client.timeout = int(_timeout() * 1000)
-            client.fetch_time()
-        except Exception as exc:  # any failure of one exchange is reported, not raised
-            failures.append(f"{exchange_id}: {_error_text(exc)}")
-    if failures:
-        return "fail", "; ".join(failures)
-    return "ok", f"{', '.join(exchanges)} answering"
-
-
-def check_alerts() -> tuple[State, str]:
-    from execution.models import Alert
-
-    open_alerts = Alert.objects.filter(resolved_at__isnull=True)
-    count = open_alerts.count()
-    if not count:
-        return "ok", "no open alerts"
-    latest = open_alerts.order_by("-id").first()
-    return "fail", f"{count} open alert(s); latest: {latest.message if latest else ''}"
-
-
-def check_easyenclave() -> tuple[State, str]:
-    if not settings.EASYENCLAVE_URL:
-        return "not_configured", "EasyEnclave is not configured yet"
-    from attestation.easyenclave import EasyEnclaveClient, EasyEnclaveError
-
-    try:
-        verdict = EasyEnclaveClient().ensure_verified()
-    except EasyEnclaveError as exc:
-        return "fail", exc.message
-    attested = "hardware-attested" if verdict.hardware_attested else "NOT hardware-attested (dev root)"
-    return "ok", f"control plane verified ({attested}, MRTD {verdict.mrtd[:16]}…, TCB {verdict.tcb_status})"
-
-
-CHECKS: dict[str, Callable[[], tuple[State, str]]] = {
-    "database": check_database,
-    "redis": check_redis,
-    "broker": check_broker,
-    "channel_layer": check_channel_layer,
-    "chain_rpc": check_chain_rpc,
-    "workers": check_workers,
-    "beat": check_beat,
-    "queue": check_queue,
-    "executors": check_executors,
-    "exchanges": check_exchanges,
-    "alerts": check_alerts,
-    "easyenclave": check_easyenclave,
-}
+# The registry: the core's own checks below, each app's from its AppConfig.ready() (`<app>/health.py`).
+CHECKS: dict[str, Check] = {}
 # Checks that only read our own database run on the caller's connection (and see its transaction).
-IN_CALLER_THREAD = frozenset({"database", "alerts"})
+IN_CALLER_THREAD: set[str] = set()
+
+
+def register(name: str, check: Check, *, in_caller_thread: bool = False) -> None:
+    """Add one check under `name`. A check reads and reports, it never writes to the database (a heartbeat it
+    reads is written by the component it checks); tests/core/test_health_registry.py holds every check to it."""
+    if CHECKS.get(name, check) is not check:
+        raise ValueError(f"health check {name!r} is already registered")
+    CHECKS[name] = check
+    if in_caller_thread:
+        IN_CALLER_THREAD.add(name)
+
+
+register("database", check_database, in_caller_thread=True)
+register("redis", check_redis)
+register("broker", check_broker)
+register("channel_layer", check_channel_layer)
+register("chain_rpc", check_chain_rpc)
+register("workers", check_workers)
+register("beat", check_beat)
+register("queue", check_queue)
+
 READYZ_CHECKS = ("database", "redis", "broker", "channel_layer", "chain_rpc", "workers", "beat")
 
 
@@ -289,7 +231,7 @@ def run_check(name: str) -> CheckResult:
     try:
         state, detail = CHECKS[name]()
     except Exception as exc:  # a health check reports failures, it never raises them
-        state, detail = "fail", _error_text(exc)
+        state, detail = "fail", error_text(exc)
     # Every detail, not just an exception's: no password or registered secret reaches a page or a log.
     result = CheckResult(name=name, state=state, detail=redact_text(detail), checked_at=_now(), required=required)
     DEPENDENCY_UP.labels(check=name).set(1 if result.state == "ok" else 0)

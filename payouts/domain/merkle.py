@@ -3,7 +3,7 @@
 Leaves are `(uint256 index, address account, uint256 amount)`, ABI-encoded and hashed twice with keccak256
 (the library's standard leaf hash, which rules out second-preimage tricks with 64-byte leaves). The tree is
 built with the leaves **in index order** — the library's `{ sortLeaves: false }` — so that a batch of
-contiguous indices shares most of its proof (GAS-NOTES.md). Internal nodes hash the sorted pair, as
+contiguous indices shares most of its proof (docs/gas.md). Internal nodes hash the sorted pair, as
 OpenZeppelin's `MerkleProof` verifies. Anyone can rebuild the same root with:
 
     StandardMerkleTree.of(leaves.map(l => [l.index, l.account, l.amount]),

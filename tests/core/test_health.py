@@ -74,7 +74,7 @@ def test_a_check_error_never_quotes_a_url_path_query_or_password() -> None:
         pass
 
     exc = Failed("Client error '401 Unauthorized' for url 'https://u:pw@rpc.example:8545/v3/KEY123?apikey=Q9'")
-    text = health._error_text(exc)
+    text = health.error_text(exc)
     assert text == "Failed: Client error '401 Unauthorized' for url 'https://rpc.example:8545/…'"
 
 
