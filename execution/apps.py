@@ -2,7 +2,14 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 
+from attestation.signals import executors_lost_trust
+
 
 class ExecutionConfig(AppConfig):
     name = "execution"
     verbose_name = "Execution"
+
+    def ready(self) -> None:
+        from execution import receivers
+
+        executors_lost_trust.connect(receivers.jobs_revoke_on_lost_trust, dispatch_uid="execution.revoke_jobs")

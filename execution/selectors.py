@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
 
 from django.db import connection
 from django.db.models import QuerySet, Sum
 
-from execution.models import ExchangeAccount, LedgerPosting, MMOrder
+from execution.models import ExchangeAccount, ExecutionReport, LedgerPosting, MMOrder
+from wire.canonical import digest
 
 
 def _exact_sums_in_python() -> bool:
@@ -65,3 +68,26 @@ def mm_order_attempt(*, order_id: int) -> int:
     from execution.models import MMOrderTransition
 
     return MMOrderTransition.objects.filter(order_id=order_id, event=mm.Event.FAIL.value).count()
+
+
+@dataclass(frozen=True)
+class JobProofInputs:
+    """What a job's proof of execution is built from (`attestation.proof.build_proof`)."""
+
+    job_spec_digest: str
+    reports: list[dict[str, Any]]  # sequence, digest, window_start_ms, window_end_ms, signing_key; in order
+
+
+def job_proof_inputs(*, job_id: str) -> JobProofInputs | None:
+    """The job's spec digest and its stored reports, or None when no order ran it or none of its reports is
+    stored."""
+    order = MMOrder.objects.filter(job_spec__job_id=job_id).first()
+    rows: list[dict[str, Any]] = [
+        dict(row)
+        for row in ExecutionReport.objects.filter(job_id=job_id)
+        .order_by("sequence")
+        .values("sequence", "digest", "window_start_ms", "window_end_ms", "signing_key")
+    ]
+    if order is None or order.job_spec is None or not rows:
+        return None
+    return JobProofInputs(job_spec_digest=digest(order.job_spec), reports=rows)

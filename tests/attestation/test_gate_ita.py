@@ -249,7 +249,7 @@ def test_a_real_executor_attaches_itas_token_and_the_gate_accepts_it(ita: Served
         async def quote(self, data: bytes) -> bytes:
             return quotes.quote(data, mrtd=MRTD)
 
-    from execution.executor_client import controller_key
+    from mrmarket.controller import controller_key
 
     config = Config(
         build_version="test", ita_url=ita.url, ita_api_key=API_KEY, controller_key=controller_key().public_hex
