@@ -35,3 +35,26 @@ class MeasurementUnpinned(InvalidMeasurement):
 class AllowlistConflict(AttestationError):
     code = "allowlist_conflict"
     status = 409
+
+
+class ProvisioningRefused(AttestationError):
+    """The gate gives an executor nothing (no keys to seal credentials to): it is revoked."""
+
+    code = "provisioning_refused"
+    status = 409
+
+
+class EvidenceRefused(AttestationError):
+    """The executor answered but declined (a 4xx): for the gate, a failed check (`attestation_refused`).
+    `extra.executor_code` carries its own error code."""
+
+    code = "executor_refused"
+    status = 502
+
+
+class EvidenceUnavailable(AttestationError):
+    """The executor did not answer (timeout, connection refused, 5xx, not JSON): nothing was decided, an
+    inconclusive check."""
+
+    code = "executor_unavailable"
+    status = 503

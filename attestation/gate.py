@@ -10,8 +10,8 @@ to it unless, just now,
 3. its MRTD (and the RTMRs the entry names) is on the measurement allowlist, and
 4. the registry has not revoked it.
 
-`attested_identity` is the function `EXECUTOR_ATTESTATION_GATE` names in every profile where it is enabled; the
-executor client's single provisioning path (`execution.provisioning.provisioning_identity`) calls it before sealing.
+`attested_identity` is the one provisioning gate, in every profile: whoever seals credentials to an executor asks
+it for the executor's keys first, handing it any client that satisfies `interface.AttestingExecutor`.
 Every verification, passed or failed, is recorded (`AttestationRecord`) and updates the registry.
 
 Roots: Intel's SGX/TDX root is built into dcap-qvl. The dev quote authority's root (`devnet/tdx`) is accepted
@@ -37,9 +37,12 @@ from django.utils import timezone
 from attestation import services
 from attestation.domain.allowlist import Measurements
 from attestation.domain.quote import QuoteError, QuoteVerdict, evaluate_policy, parse_quote_fields, verify_quote
-from attestation.errors import AttestationError
+from attestation.errors import AttestationError, EvidenceRefused, ProvisioningRefused
+from attestation.interface import AttestingExecutor, ExecutorIdentity
 from attestation.models import AttestationRecord, ExecutorRecord, MeasurementEntry
 from attestation.selectors import measurement_allowed, measurement_refusal
+from mrmarket.controller import controller_key
+from mrmarket.errors import ControllerNotConfigured
 from mrmarket.observability.logging import get_logger
 from wire.attestation import BindingError, normalize_api_url, report_data, runtime_config_digest
 
@@ -249,12 +252,9 @@ def _accept(
 
 def runtime_config_refusal(runtime: dict[str, Any]) -> tuple[str, str] | None:
     """(code, detail) when an executor's attested runtime configuration is not one Django may trust, else None."""
-    from execution.errors import ExecutorNotConfigured
-    from execution.executor_client import controller_key
-
     try:
         ours = controller_key().public_hex
-    except ExecutorNotConfigured as exc:
+    except ControllerNotConfigured as exc:
         return "controller_not_configured", exc.message
     if runtime["controller_key"] != ours:
         return "foreign_controller", "the executor obeys another controller key than Django's own"
@@ -310,20 +310,17 @@ def _refuse(
     raise AttestationFailed(reason, f"executor {executor.url} failed attestation: {reason}: {detail}"[:500])
 
 
-def attested_identity(client: Any) -> Any:
-    """The provisioning gate (`EXECUTOR_ATTESTATION_GATE`): a fresh verification before every secret delivery."""
-    from execution.errors import ExecutorRefused
-    from execution.provisioning import ExecutorIdentity, ProvisioningRefused
-
+def attested_identity(client: AttestingExecutor) -> ExecutorIdentity:
+    """The provisioning gate: a fresh verification before every secret delivery."""
     executor, _ = ExecutorRecord.objects.get_or_create(url=client.base_url)
     if executor.state == ExecutorRecord.State.REVOKED:
         raise ProvisioningRefused(f"executor {executor.url} is revoked (its build left the allowlist)")
     nonce = services.nonce_issue(purpose=NONCE_PURPOSE).value
     try:
         evidence = client.attestation(nonce)
-    except ExecutorRefused as exc:
+    except EvidenceRefused as exc:
         # An executor that answers but declines to attest has failed its check (a trusted one is revoked like any
-        # other failure); only silence (ExecutorUnavailable) is inconclusive.
+        # other failure); only silence (any other error, left to the caller) is inconclusive.
         _refuse(executor, nonce, {}, b"", "attestation_refused", f"the executor refused to attest: {exc.message}")
     verified = verify_executor_evidence(executor, evidence, nonce=nonce)
     return ExecutorIdentity(

@@ -55,6 +55,17 @@ def signing_key_attested(signing_key: str) -> AttestationRecord | None:
     )
 
 
+# Trust withdrawn by the registry: the executor failed its last verification or its build left the allowlist.
+# An unreachable one has not lost it (`services.executor_checked`), nor has one never verified.
+DISTRUSTED_STATES = (ExecutorRecord.State.FAILED, ExecutorRecord.State.REVOKED)
+
+
+def executor_trust_withdrawn(*, url: str) -> bool:
+    """Whether the executor at `url` lost the trust its jobs were provisioned under: what every job's sync asks,
+    so that a revocation whose event (`signals.executors_lost_trust`) was lost still reaches its jobs."""
+    return ExecutorRecord.objects.filter(url=url, state__in=DISTRUSTED_STATES).exists()
+
+
 def platform_quotes() -> list[bytes]:
     """One recent accepted quote per platform (PCK certificate) among executors not revoked: what the
     collateral refresh fetches for."""

@@ -6,7 +6,6 @@ Allowlist: entries added and removed only here, each change recorded in the audi
 
 from __future__ import annotations
 
-import functools
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -27,6 +26,7 @@ from attestation.errors import (
     NonceUnknown,
 )
 from attestation.models import AllowlistAudit, AttestationNonce, ExecutorRecord, MeasurementEntry
+from attestation.signals import executors_lost_trust
 from mrmarket.observability import context
 from mrmarket.observability.logging import get_logger
 
@@ -139,19 +139,19 @@ def executor_revoke_for_entry(*, entry: MeasurementEntry) -> list[str]:
 
 def executors_revoke(*, urls: list[str], state: str, reason: str) -> None:
     """The one path by which executors lose trust: each is marked `state` (`revoked` when its build left the
-    allowlist, for good; `failed` when it failed a verification, until one passes) and every job on it is told,
-    after this transaction commits, to wipe its credentials and stop. Report ingestion refuses their reports from
-    then on (`selectors.signing_key_attested`)."""
+    allowlist, for good; `failed` when it failed a verification, until one passes) and `executors_lost_trust` is
+    sent in the same transaction, so that whoever runs jobs there has them wipe their credentials and stop once it
+    commits (and finds out by the executors' standing, `selectors.executor_trust_withdrawn`, should the event be
+    lost). Report ingestion refuses their reports from then on (`selectors.signing_key_attested`)."""
     if not urls:
         return
     with transaction.atomic():
         ExecutorRecord.objects.filter(url__in=urls).exclude(state=ExecutorRecord.State.REVOKED).update(state=state)
-        from execution.models import MMOrder
-        from execution.tasks import revoke_job
-
-        orders = MMOrder.objects.filter(executor_url__in=urls).exclude(job_id="").values_list("pk", flat=True)
-        for order_id in orders:
-            transaction.on_commit(functools.partial(revoke_job.delay, order_id))
+        # Robust: a receiver that fails must not roll the revocation back; the standing check catches up.
+        outcomes = executors_lost_trust.send_robust(sender=ExecutorRecord, urls=list(urls), state=state, reason=reason)
+        for receiver, outcome in outcomes:
+            if isinstance(outcome, Exception):
+                log.error("executors_lost_trust_receiver_failed", receiver=repr(receiver), error=repr(outcome))
     for url in urls:
         log.warning("executor_revoked", executor=url, state=state, reason=reason)
 

@@ -3,6 +3,9 @@
 from celery import shared_task
 from django.conf import settings
 
+from attestation.errors import EvidenceRefused, EvidenceUnavailable
+from attestation.evidence import EvidenceClient
+from mrmarket.controller import controller_key
 from mrmarket.observability.logging import get_logger
 
 log = get_logger(__name__)
@@ -16,28 +19,30 @@ def reattest_executors() -> None:
     does not answer is only left out of selection (`services.executor_checked`)."""
     from attestation.models import ExecutorRecord
 
-    if settings.EXECUTOR_ATTESTATION_GATE != "attestation.gate.attested_identity":
-        return
     for executor_id in ExecutorRecord.objects.exclude(state=ExecutorRecord.State.REVOKED).values_list("pk", flat=True):
         reattest_executor.delay(executor_id)
 
 
 @shared_task(name="attestation.reattest_executor", ignore_result=True)
 def reattest_executor(executor_id: int) -> None:
+    """One executor's scheduled check, through the attestation app's own client of its public endpoints. It
+    declining to attest fails the check (the gate revokes a trusted one); silence only leaves it out of
+    selection."""
     from attestation import gate, services
     from attestation.models import ExecutorRecord
-    from execution.errors import ExecutorRefused, ExecutorUnavailable
-    from execution.executor_client import ExecutorClient
 
+    # Without a controller key Django can control no executor, and the fault is ours: the task fails, no
+    # executor is marked failed for it.
+    controller_key()
     executor = ExecutorRecord.objects.get(pk=executor_id)
-    with ExecutorClient(executor.url) as client:
+    with EvidenceClient(executor.url) as client:
         try:
             gate.attested_identity(client)
             capacity = client.capacity()
-        except (gate.AttestationFailed, ExecutorUnavailable, ExecutorRefused) as exc:
+        except (gate.AttestationFailed, EvidenceUnavailable, EvidenceRefused) as exc:
             log.warning("reattestation_failed", executor=executor.url, code=exc.code)
             services.executor_checked(
-                executor_id=executor_id, ok=False, unreachable=isinstance(exc, ExecutorUnavailable)
+                executor_id=executor_id, ok=False, unreachable=isinstance(exc, EvidenceUnavailable)
             )
             return
     services.executor_checked(executor_id=executor_id, ok=True, capacity=int(capacity.get("available", 0)))

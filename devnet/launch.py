@@ -216,8 +216,6 @@ def run_demo(args: argparse.Namespace) -> int:
             "EXECUTOR_EASYENCLAVE_SOCKET": str(data_dir / "tdx.sock"),
             "ATTESTATION_DEV_ROOT_CA_FILE": str(data_dir / "tdx-root.der"),
             "ATTESTATION_PCCS_URL": f"http://127.0.0.1:{pccs_port}",
-            "EXECUTOR_ATTESTATION_GATE": "attestation.gate.attested_identity",
-            "EXECUTOR_ALLOW_UNATTESTED": "false",
             # ccxt's own Binance class, its API hosts replaced by the devnet exchange (docs/devnet.md).
             "EXCHANGE_API_URLS": json.dumps({"binance": f"http://127.0.0.1:{exchange_port}"}),
             "DEMO_EXCHANGE_PORT": str(exchange_port),

@@ -2,12 +2,16 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 
+from attestation.signals import executors_lost_trust
+
 
 class ExecutionConfig(AppConfig):
     name = "execution"
     verbose_name = "Execution"
 
     def ready(self) -> None:
-        from execution import health  # here: it imports models, which load only once the app registry is ready
+        # Imported here: both import models, which load only once the app registry is ready.
+        from execution import health, receivers
 
         health.register_checks()
+        executors_lost_trust.connect(receivers.jobs_revoke_on_lost_trust, dispatch_uid="execution.revoke_jobs")

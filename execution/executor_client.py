@@ -12,7 +12,8 @@ idempotent by job id, stop and revoke are idempotent, credentials are refused th
 
 Credentials leave Django only through `deliver_credentials`, sealed to a key the caller passes; the caller is
 `execution.jobs`, which takes that key from the provisioning gate (`provisioning_identity`), so the trust gate
-of the attestation app sits in front of this single path.
+of the attestation app sits in front of this single path. The controller key is the core's
+(`mrmarket.controller`); without one a client cannot be made (`ExecutorNotConfigured`).
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from django.conf import settings
 
+from attestation.errors import EvidenceRefused
 from execution.errors import ExecutorNotConfigured, ExecutorRefused, ExecutorUnavailable
+from mrmarket.controller import controller_key
+from mrmarket.errors import ControllerNotConfigured
 from mrmarket.http import outbound_client
 from wire.canonical import canonical_bytes, parse
 from wire.control import sign_request
@@ -35,11 +38,11 @@ from wire.keys import SigningKey, seal
 RETRIES = 3
 
 
-def controller_key() -> SigningKey:
-    seed = settings.CONTROLLER_SIGNING_KEY
-    if not seed:
-        raise ExecutorNotConfigured("CONTROLLER_SIGNING_KEY is not set: Django cannot sign requests to executors")
-    return SigningKey.from_seed(bytes.fromhex(seed))
+def _controller_key() -> SigningKey:
+    try:
+        return controller_key()
+    except ControllerNotConfigured as exc:
+        raise ExecutorNotConfigured(exc.message) from None  # what the job tasks wait out and retry
 
 
 class ExecutorClient:
@@ -54,7 +57,7 @@ class ExecutorClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.audience = audience
-        self._key = key or controller_key()
+        self._key = key or _controller_key()
         self._client = client or outbound_client()
         self._sleep = sleep
 
@@ -90,7 +93,12 @@ class ExecutorClient:
         return self._call("GET", "/v1/capacity", signed=False)
 
     def attestation(self, nonce: str) -> dict[str, Any]:
-        return self._call("GET", f"/v1/attestation?nonce={nonce}", signed=False)
+        """Its evidence for `nonce`, as the gate asks (`attestation.interface.AttestingExecutor`): a refusal is the
+        gate's `EvidenceRefused`; silence stays `ExecutorUnavailable`, which the caller retries."""
+        try:
+            return self._call("GET", f"/v1/attestation?nonce={nonce}", signed=False)
+        except ExecutorRefused as exc:
+            raise EvidenceRefused(exc.message, extra=exc.extra) from exc
 
     def start(self, spec: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", "/v1/jobs/start", spec)

@@ -8,8 +8,7 @@ stored once by digest and chained by sequence, and ledger entries are keyed by t
 between any two lines leaves a state the next beat picks up.
 
 Provisioning: the executor's sealing and signing keys come from `provisioning_identity`, the single gate in
-front of credential delivery (the attestation app's verified identity when `EXECUTOR_ATTESTATION_GATE` names
-it; the executor's self-reported keys otherwise, which only dev and test profiles allow).
+front of credential delivery (the attestation app's verified identity, in every profile).
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from execution.errors import ExecutorRefused, ExecutorUnavailable, ReportRejecte
 from execution.jobspec import build_job_spec, order_mid
 from execution.lost_job import lost_job_book_fills, lost_job_cancel_orders
 from execution.models import ExecutionReport, MMOrder
-from execution.provisioning import client_for, pick_executor, provisioning_identity
+from execution.provisioning import client_for, executor_lost_trust, pick_executor, provisioning_identity
 from execution.reports import ingest_reports, reports_check_overdue
 from mrmarket.observability.logging import get_logger
 from wire.canonical import digest
@@ -134,6 +133,8 @@ def mm_order_sync_job(*, order_id: int) -> MMOrder:
     order = MMOrder.objects.get(pk=order_id)
     if order.state not in (mm.State.RUNNING, mm.State.PAUSED) or not order.job_id:
         return order
+    if executor_lost_trust(order):
+        return mm_order_revoke_job(order_id=order_id)  # its revocation event was lost, or has not run yet
     try:
         mm_order_pull_reports(order_id=order_id)
         with client_for(order) as client:

@@ -1,53 +1,34 @@
-"""Which executor runs a job, and the one gate that establishes the keys credentials are sealed to.
+"""Which executor runs a job, the one gate that establishes the keys credentials are sealed to, and whether an
+executor still holds the trust its jobs were provisioned under.
 
 `provisioning_identity` is the only way code here learns which key to seal credentials to and which key the
-job's reports must be signed with; `pick_executor` chooses among the configured executors and those EasyEnclave
-discovers.
+job's reports must be signed with: the attestation app's gate, in every profile. `pick_executor` chooses among the
+configured executors and those EasyEnclave discovers; `executor_lost_trust` is the standing check every job sync
+makes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from django.conf import settings
-from django.utils.module_loading import import_string
 
-from execution.executor_client import ExecutorClient, controller_key
+from attestation.gate import attested_identity
+from attestation.interface import ExecutorIdentity
+from attestation.selectors import executor_trust_withdrawn
+from execution.executor_client import ExecutorClient
 from execution.models import MMOrder
-from mrmarket.errors import ApplicationError
-
-
-class ProvisioningRefused(ApplicationError):
-    code = "provisioning_refused"
-    status = 409
-
-
-@dataclass(frozen=True)
-class ExecutorIdentity:
-    """The keys credentials are sealed to and reports must be signed with, and how they were established."""
-
-    url: str
-    signing_key: str
-    sealing_key: str
-    attested: bool
-    evidence_id: int | None = None
-
-
-def unattested_identity(client: ExecutorClient) -> ExecutorIdentity:
-    """The executor's keys as it reports them, without attestation: refused unless the profile allows it."""
-    if not settings.EXECUTOR_ALLOW_UNATTESTED:
-        raise ProvisioningRefused("executors must be attested before they receive credentials")
-    health = client.health()
-    if health.get("controller_key") != controller_key().public_hex:
-        raise ProvisioningRefused("the executor obeys another controller key than this Django's")
-    return ExecutorIdentity(client.base_url, health["signing_key"], health["sealing_key"], attested=False)
 
 
 def provisioning_identity(client: ExecutorClient) -> ExecutorIdentity:
-    """The gate: the only way code here learns which key to seal credentials to."""
-    gate = import_string(settings.EXECUTOR_ATTESTATION_GATE)
-    identity: ExecutorIdentity = gate(client)
-    return identity
+    """The gate: a fresh attestation of the executor behind `client`, before anything is sealed to it."""
+    return attested_identity(client)
+
+
+def executor_lost_trust(order: MMOrder) -> bool:
+    """Whether the order's executor lost its standing (failed its last verification, or revoked): its job must
+    wipe its credentials and stop. Checked on every sync, so that a revocation reaches the job even when its
+    event (`attestation.signals.executors_lost_trust`) was lost. An executor that is merely unreachable keeps its
+    jobs: not answering is not evidence against its build."""
+    return bool(order.executor_url) and executor_trust_withdrawn(url=order.executor_url)
 
 
 def pick_executor(*, exchange: str | None = None) -> str:

@@ -36,19 +36,17 @@ def ingest_reports(order: MMOrder, envelopes: list[Any]) -> int:
     verbatim with its fills booked. Reports are taken in order: those before the first that fails a check are
     stored; that one is refused (typed, counted, alerted) with nothing of it stored, and so is what follows it,
     which can only chain through it."""
-    if envelopes and not settings.EXECUTOR_ALLOW_UNATTESTED:
-        attested = signing_key_attested(order.executor_signing_key)
-        if attested is None:
-            services.alert_raise(
-                "report_unattested",
-                f"order {order.pk}: reports of job {order.job_id} are signed by a key no accepted attestation bound",
-                dedup=f"report-unattested:{order.job_id}",
-                detail={"order": order.pk, "job_id": order.job_id},
-            )
-            raise ReportRejected(
-                "the reports' signing key is not linked to an accepted attestation",
-                extra={"order": order.pk, "job_id": order.job_id, "reason_code": "unattested_signing_key"},
-            )
+    if envelopes and signing_key_attested(order.executor_signing_key) is None:
+        services.alert_raise(
+            "report_unattested",
+            f"order {order.pk}: reports of job {order.job_id} are signed by a key no accepted attestation bound",
+            dedup=f"report-unattested:{order.job_id}",
+            detail={"order": order.pk, "job_id": order.job_id},
+        )
+        raise ReportRejected(
+            "the reports' signing key is not linked to an accepted attestation",
+            extra={"order": order.pk, "job_id": order.job_id, "reason_code": "unattested_signing_key"},
+        )
     previous = _last_report(order)
     verified: list[tuple[SignedReport, list[Transaction]]] = []
     try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
 
 from django.db import connection
 from django.db.models import QuerySet, Sum
@@ -10,6 +12,7 @@ from django.db.models import QuerySet, Sum
 from execution.domain import mm_order as mm
 from execution.domain.ledger import exchange_scope, in_transit
 from execution.models import ExchangeAccount, ExecutionReport, LedgerPosting, MMOrder, MMOrderTransition
+from wire.canonical import digest
 
 
 def _exact_sums_in_python() -> bool:
@@ -76,3 +79,26 @@ def order_holdings(order: MMOrder) -> dict[str, int]:
     for asset, amount in rows:
         totals[asset] = totals.get(asset, 0) + int(amount)
     return {asset: amount for asset, amount in totals.items() if amount}
+
+
+@dataclass(frozen=True)
+class JobProofInputs:
+    """What a job's proof of execution is built from (`attestation.proof.build_proof`)."""
+
+    job_spec_digest: str
+    reports: list[dict[str, Any]]  # sequence, digest, window_start_ms, window_end_ms, signing_key; in order
+
+
+def job_proof_inputs(*, job_id: str) -> JobProofInputs | None:
+    """The job's spec digest and its stored reports, or None when no order ran it or none of its reports is
+    stored."""
+    order = MMOrder.objects.filter(job_spec__job_id=job_id).first()
+    rows: list[dict[str, Any]] = [
+        dict(row)
+        for row in ExecutionReport.objects.filter(job_id=job_id)
+        .order_by("sequence")
+        .values("sequence", "digest", "window_start_ms", "window_end_ms", "signing_key")
+    ]
+    if order is None or order.job_spec is None or not rows:
+        return None
+    return JobProofInputs(job_spec_digest=digest(order.job_spec), reports=rows)

@@ -27,3 +27,11 @@ class NotFound(ApplicationError):
 class Conflict(ApplicationError):
     code = "conflict"
     status = 409
+
+
+class ControllerNotConfigured(ApplicationError):
+    """Django has no controller key (`CONTROLLER_SIGNING_KEY`): it can neither control executors nor tell whether
+    one obeys it."""
+
+    code = "controller_not_configured"
+    status = 503

@@ -229,10 +229,6 @@ EASYENCLAVE_ALLOW_HTTP = env.bool("EASYENCLAVE_ALLOW_HTTP", default=False)
 CONTROLLER_SIGNING_KEY = env.str("CONTROLLER_SIGNING_KEY", default="")
 # How often the beat pulls reports from running jobs, and how long a report may be late before an alert.
 EXECUTOR_REPORT_GRACE_SECONDS = env.int("EXECUTOR_REPORT_GRACE_SECONDS", default=300)
-# The provisioning gate: the function that establishes an executor's keys before credentials are sealed to them
-# (issue 6 puts the attestation verifier here). Unattested executors are refused unless allowed below.
-EXECUTOR_ATTESTATION_GATE = env.str("EXECUTOR_ATTESTATION_GATE", default="execution.provisioning.unattested_identity")
-EXECUTOR_ALLOW_UNATTESTED = env.bool("EXECUTOR_ALLOW_UNATTESTED", default=False)
 # Whether the gate accepts an executor whose attested runtime configuration says dev mode (http exchanges allowed).
 EXECUTOR_ACCEPT_DEV_RUNTIME = env.bool("EXECUTOR_ACCEPT_DEV_RUNTIME", default=False)
 ATTESTATION_NONCE_TTL_SECONDS = env.int("ATTESTATION_NONCE_TTL_SECONDS", default=300)

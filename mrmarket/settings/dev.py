@@ -29,8 +29,6 @@ CUSTODY_ADDRESS = custody_address(CUSTODY_PRIVATE_KEY, env.str("CUSTODY_ADDRESS"
 CONTROLLER_SIGNING_KEY = env.str("CONTROLLER_SIGNING_KEY", default=DEV_CONTROLLER_SIGNING_KEY)
 # The devnet's EasyEnclave stand-in listens on plain http (its answers are signed all the same).
 EASYENCLAVE_ALLOW_HTTP = env.bool("EASYENCLAVE_ALLOW_HTTP", default=True)
-# Dev and tests may hand credentials to executors that are not attested; production never (docs/threat-model.md).
-EXECUTOR_ALLOW_UNATTESTED = env.bool("EXECUTOR_ALLOW_UNATTESTED", default=True)
 EXECUTOR_ACCEPT_DEV_RUNTIME = env.bool("EXECUTOR_ACCEPT_DEV_RUNTIME", default=True)  # the devnet exchange is http
 CREDENTIALS_MASTER_KEY = parse_master_key(
     "CREDENTIALS_MASTER_KEY",

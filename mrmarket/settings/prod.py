@@ -88,12 +88,8 @@ if env.bool("EASYENCLAVE_ALLOW_HTTP", default=False) or env.str("EASYENCLAVE_URL
     raise ConfigError("the prod profile reaches the EasyEnclave control plane over https only (EASYENCLAVE_URL)")
 if not {1, 2, 3} <= set(env.list("ATTESTATION_REQUIRED_RTMRS", cast=int, default=[1, 2, 3])):
     raise ConfigError("the prod profile pins RTMR1-3 in every allowlist entry (ATTESTATION_REQUIRED_RTMRS)")
-if env.bool("EXECUTOR_ALLOW_UNATTESTED", default=False):
-    raise ConfigError("the prod profile never hands credentials to unattested executors (EXECUTOR_ALLOW_UNATTESTED)")
 if env.bool("EXECUTOR_ACCEPT_DEV_RUNTIME", default=False):
     raise ConfigError("the prod profile never accepts executors running in dev mode (EXECUTOR_ACCEPT_DEV_RUNTIME)")
-# Production routes only to attested executors: the gate verifies each one before every secret delivery.
-EXECUTOR_ATTESTATION_GATE = env.str("EXECUTOR_ATTESTATION_GATE", default="attestation.gate.attested_identity")
 
 CONTROLLER_SIGNING_KEY = env.str("CONTROLLER_SIGNING_KEY")
 require_strong_key_bytes(

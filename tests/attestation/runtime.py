@@ -7,7 +7,7 @@ from typing import Any
 
 from django.conf import settings
 
-from execution.executor_client import controller_key
+from mrmarket.controller import controller_key
 from wire.attestation import report_data, runtime_config, runtime_config_digest
 
 

@@ -54,7 +54,6 @@ def via_pccs(settings, tmp_path: Path, authority: DevQuoteAuthority, pccs: Serve
     settings.ATTESTATION_PCCS_URL = pccs.url
     settings.ATTESTATION_PCCS_TIMEOUT_SECONDS = 2.0
     settings.ATTESTATION_TCB_ALLOWED = ["UpToDate"]
-    settings.EXECUTOR_ATTESTATION_GATE = "attestation.gate.attested_identity"
     services.allowlist_add(
         actor_id=user_with().pk, mrtd=MRTD.hex(), rtmrs=PINNED_RTMRS, build_version="1.0.0", source_commit="c0ffee"
     )

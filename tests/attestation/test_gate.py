@@ -184,7 +184,7 @@ def test_reused_and_unknown_nonces_are_refused(dev_trust: DevQuoteAuthority) -> 
 
 
 def test_a_revoked_executor_gets_nothing(dev_trust: DevQuoteAuthority) -> None:
-    from execution.provisioning import ProvisioningRefused
+    from attestation.errors import ProvisioningRefused
 
     executor = FakeExecutor(dev_trust)
     ExecutorRecord.objects.create(url=executor.base_url, state=ExecutorRecord.State.REVOKED)
@@ -219,8 +219,6 @@ def test_no_secret_leaves_django_unless_the_gate_passes(
     from tests.execution.executor_thread import running_executor
     from tests.executor.harness import live_exchange
 
-    settings.EXECUTOR_ATTESTATION_GATE = "attestation.gate.attested_identity"
-    settings.EXECUTOR_ALLOW_UNATTESTED = False
     mrtd = MRTD if allowlisted else OTHER_MRTD
     with (
         live_exchange(run_market=False) as ex,
@@ -269,7 +267,6 @@ def test_reattestation_refreshes_the_registry_and_a_failure_stops_routing(
     from attestation import tasks
     from tests.execution.executor_thread import running_executor
 
-    settings.EXECUTOR_ATTESTATION_GATE = "attestation.gate.attested_identity"
     settings.EXCHANGE_API_URLS = {"binance": "http://127.0.0.1:9"}  # where the executor reaches it, as attested
     with running_executor("http://127.0.0.1:9", provider=_authority_provider(dev_trust, MRTD)) as url:
         record = ExecutorRecord.objects.create(url=url)

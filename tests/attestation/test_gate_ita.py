@@ -93,6 +93,7 @@ def test_a_token_alone_passes_and_counts_as_hardware_attested(ita: Served, quote
     identity = gate.attested_identity(executor)
     assert identity.attested
     assert identity.signing_key == executor.identity.signing.public_hex
+    assert identity.evidence_id is not None
     record = AttestationRecord.objects.get(pk=identity.evidence_id)
     assert record.ok
     assert record.ita_token
@@ -109,6 +110,7 @@ def test_a_token_next_to_its_quote_passes_and_the_quote_keeps_the_hardware_verdi
     ita: Served, quotes: DevQuoteAuthority
 ) -> None:
     identity = gate.attested_identity(ItaExecutor(quotes, ita, with_quote=True))
+    assert identity.evidence_id is not None
     record = AttestationRecord.objects.get(pk=identity.evidence_id)
     assert record.ok
     assert record.ita_token
@@ -123,6 +125,7 @@ def test_without_a_pinned_ita_root_a_token_alone_is_refused_and_a_quote_still_de
     assert "ATTESTATION_ITA_ROOT_CA_FILE" in refused_with(ItaExecutor(quotes, ita), "ita_root_not_pinned")
     assert not AttestationRecord.objects.filter(ok=True).exists()
     identity = gate.attested_identity(ItaExecutor(quotes, ita, with_quote=True))
+    assert identity.evidence_id is not None
     record = AttestationRecord.objects.get(pk=identity.evidence_id)
     assert (record.ok, record.hardware_attested) == (True, False)  # the quote's verdict: the dev root
 
@@ -249,7 +252,7 @@ def test_a_real_executor_attaches_itas_token_and_the_gate_accepts_it(ita: Served
         async def quote(self, data: bytes) -> bytes:
             return quotes.quote(data, mrtd=MRTD)
 
-    from execution.executor_client import controller_key
+    from mrmarket.controller import controller_key
 
     config = Config(
         build_version="test", ita_url=ita.url, ita_api_key=API_KEY, controller_key=controller_key().public_hex
@@ -261,6 +264,7 @@ def test_a_real_executor_attaches_itas_token_and_the_gate_accepts_it(ita: Served
         assert evidence["quote_b64"]
         with ExecutorClient(served.url) as client:
             identity = gate.attested_identity(client)
+        assert identity.evidence_id is not None
         record = AttestationRecord.objects.get(pk=identity.evidence_id)
         assert record.ok
         assert record.ita_token

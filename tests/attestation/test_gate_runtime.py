@@ -116,8 +116,6 @@ def test_a_real_executor_obeying_another_controller_gets_nothing(
         return ExecutorClient(order.executor_url, client=httpx.Client(timeout=10, event_hooks=hooks))
 
     monkeypatch.setattr(jobs, "client_for", client_for)
-    settings.EXECUTOR_ATTESTATION_GATE = "attestation.gate.attested_identity"
-    settings.EXECUTOR_ALLOW_UNATTESTED = False
     settings.EXECUTOR_ACCEPT_DEV_RUNTIME = True
 
     class Provider:
@@ -139,11 +137,12 @@ def test_a_real_executor_obeying_another_controller_gets_nothing(
     assert AttestationRecord.objects.get().reason == "foreign_controller"
 
 
-def test_the_unattested_dev_gate_still_refuses_another_controller(settings: Any) -> None:
-    from execution.executor_client import controller_key
-    from execution.provisioning import ProvisioningRefused, unattested_identity
-
-    settings.EXECUTOR_ALLOW_UNATTESTED = True
+def test_the_tests_gate_stand_in_still_refuses_another_controller() -> None:
+    """The job-loop tests' stand-in for this gate (`tests/execution/gate_stand_in.py`) lets in only executors
+    that obey our controller key, as the gate does."""
+    from attestation.errors import ProvisioningRefused
+    from mrmarket.controller import controller_key
+    from tests.execution.gate_stand_in import GateStandIn
 
     class Reporting:
         base_url = "http://executor.test"
@@ -154,7 +153,7 @@ def test_the_unattested_dev_gate_still_refuses_another_controller(settings: Any)
         def health(self) -> dict[str, Any]:
             return {"signing_key": "aa" * 32, "sealing_key": "bb" * 32, "controller_key": self.controller}
 
-    assert unattested_identity(Reporting(controller_key().public_hex)).signing_key == "aa" * 32  # type: ignore[arg-type]
+    assert GateStandIn().identity(Reporting(controller_key().public_hex)).signing_key == "aa" * 32
     for other in (FOREIGN_KEY, None):
         with pytest.raises(ProvisioningRefused):
-            unattested_identity(Reporting(other))  # type: ignore[arg-type]
+            GateStandIn().identity(Reporting(other))

@@ -141,7 +141,6 @@ def test_reports_signed_by_an_unattested_key_are_refused(entry: MeasurementEntry
     from execution.reports import ingest_reports
     from tests.wire.builders import KEY, chain
 
-    settings.EXECUTOR_ALLOW_UNATTESTED = False
     reports = chain(1)
     order = order_on("http://exec-a", job_id=reports[0].report["job_id"])
     MMOrder.objects.filter(pk=order.pk).update(executor_signing_key=KEY.public_hex)

@@ -13,9 +13,10 @@ import pytest
 from django.db import connection
 
 from attestation import gate, selectors, services
+from attestation.errors import EvidenceRefused
 from attestation.models import AttestationRecord, ExecutorRecord, MeasurementEntry
 from devnet.tdx.authority import DevQuoteAuthority
-from execution.errors import ExecutorRefused, ReportRejected
+from execution.errors import ReportRejected
 from execution.reports import ingest_reports
 from tests.attestation.runtime import deposit_confirmed_order
 from tests.attestation.test_gate import MRTD, FakeExecutor, trust_dev_authority
@@ -151,7 +152,6 @@ def test_a_removal_while_the_verdict_is_written_waits_for_it_and_then_revokes(
 def test_a_failed_reattestation_revokes_its_jobs_and_its_reports_are_refused(
     dev_trust: DevQuoteAuthority, settings, django_capture_on_commit_callbacks: Any
 ) -> None:
-    settings.EXECUTOR_ALLOW_UNATTESTED = False
     executor = FakeExecutor(dev_trust)
     identity = gate.attested_identity(executor)
     order = order_on(executor.base_url)
@@ -207,7 +207,6 @@ def test_garbage_evidence_is_the_executors_failure_not_an_inconclusive_check(
     dev_trust: DevQuoteAuthority, settings, django_capture_on_commit_callbacks: Any
 ) -> None:
     """Only our side's trouble is inconclusive: evidence that makes collateral impossible to fetch revokes."""
-    settings.EXECUTOR_ALLOW_UNATTESTED = False
     executor = FakeExecutor(dev_trust)
     identity = gate.attested_identity(executor)
     order = order_on(executor.base_url)
@@ -227,14 +226,13 @@ class Declines(FakeExecutor):
     """A trusted executor that answers its re-attestation with a refusal."""
 
     def attestation(self, nonce: str) -> dict[str, Any]:
-        raise ExecutorRefused("forbidden", extra={"executor_code": "forbidden"})
+        raise EvidenceRefused("forbidden", extra={"executor_code": "forbidden"})
 
 
 @pytest.mark.django_db
 def test_an_executor_that_declines_to_attest_again_is_revoked_not_left_trusted(
     dev_trust: DevQuoteAuthority, settings, django_capture_on_commit_callbacks: Any
 ) -> None:
-    settings.EXECUTOR_ALLOW_UNATTESTED = False
     executor = FakeExecutor(dev_trust)
     identity = gate.attested_identity(executor)
     order = order_on(executor.base_url)
@@ -285,8 +283,6 @@ def test_a_failed_scheduled_reattestation_wipes_the_running_jobs_credentials(
             return dev_trust.quote(data, mrtd=MRTD, tcb=self.tcb)
 
     provider = Provider()
-    settings.EXECUTOR_ATTESTATION_GATE = "attestation.gate.attested_identity"
-    settings.EXECUTOR_ALLOW_UNATTESTED = False
     holder: dict[str, Any] = {}
     with (
         live_exchange(run_market=False) as ex,

@@ -277,3 +277,33 @@ def test_no_profile_named_means_prod_not_dev(argv: list[str]) -> None:
     )
     assert result.returncode != 0
     assert "mrmarket.settings.prod: missing required environment variables" in result.stderr
+
+
+# Variables that once chose another provisioning gate, or let executors in on their own word.
+FORMER_GATE_SWITCHES = {
+    "EXECUTOR_ATTESTATION_GATE": "execution.provisioning.unattested_identity",
+    "EXECUTOR_ALLOW_UNATTESTED": "true",
+}
+HAS_SETTINGS = """
+import importlib, json, sys
+s = importlib.import_module(sys.argv[1])
+print(json.dumps({name: hasattr(s, name) for name in sys.argv[2:]}))
+"""
+
+
+@pytest.mark.parametrize("profile", ["prod", "dev"])
+def test_no_setting_turns_the_attestation_gate_off(profile: str) -> None:
+    """Every profile has one provisioning path, `attestation.gate.attested_identity`: the variables that once
+    switched it have no effect, and no profile has such a setting."""
+    module = f"mrmarket.settings.{profile}"
+    env = prod_env(**FORMER_GATE_SWITCHES) if profile == "prod" else {"DJANGO_SETTINGS_MODULE": module}
+    result = subprocess.run(
+        [sys.executable, "-c", HAS_SETTINGS, module, *FORMER_GATE_SWITCHES],
+        cwd=ROOT,
+        env={**_clean_environ(), **FORMER_GATE_SWITCHES, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == dict.fromkeys(FORMER_GATE_SWITCHES, False)

@@ -15,13 +15,14 @@ from web3 import Web3
 from devnet.chain import Anvil
 from devnet.exchange.fixtures import RunningExchange
 from devnet.exchange.keys import Permission
-from execution import services
+from execution import provisioning, reports, services
 from execution.credentials import ExchangeCredentials
 from execution.domain import mm_order as mm
 from execution.domain.ledger import transfer
 from execution.executor_client import ExecutorClient
 from execution.models import MMOrder
 from tests.execution.executor_thread import running_executor
+from tests.execution.gate_stand_in import GateStandIn
 from tests.executor.harness import live_exchange
 from tests.factories import user_with
 from tests.fixtures.chain import connect, running_anvil
@@ -53,6 +54,21 @@ def executor(sim: RunningExchange) -> Iterator[tuple[str, dict[str, Any]]]:
     holder: dict[str, Any] = {}
     with running_executor(sim.base_url, holder=holder) as url:
         yield url, holder
+
+
+@pytest.fixture
+def gate_stand_in(monkeypatch: pytest.MonkeyPatch) -> GateStandIn:
+    """Stands in for the trust gate: the test executors here run no TD, so their keys cannot be attested. The
+    executor's announced keys pass provisioning when it obeys our controller key, and reports signed by them pass
+    ingestion while the registry has not withdrawn its trust (`tests/execution/gate_stand_in.py`).
+
+    Explicit, per module or test, never by default: production has one path, `attestation.gate.attested_identity`,
+    which tests/attestation (and the end-to-end loop tests) exercise for real; a test without this fixture meets
+    the real gate, which refuses these executors."""
+    stand_in = GateStandIn()
+    monkeypatch.setattr(provisioning, "attested_identity", stand_in.identity)
+    monkeypatch.setattr(reports, "signing_key_attested", stand_in.signing_key_attested)
+    return stand_in
 
 
 @pytest.fixture

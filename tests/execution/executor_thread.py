@@ -26,7 +26,7 @@ def running_executor(
     port: int = 0,
 ) -> Iterator[str]:
     """`port` 0 picks a free one; a given port lets a test restart "the same" executor (new keys, no jobs)."""
-    from execution.executor_client import controller_key
+    from mrmarket.controller import controller_key
 
     config = Config(
         tick_ms=250,

@@ -21,7 +21,8 @@ from tests.execution.executor_thread import manager_of
 from tests.execution.running_job import wait
 from wire.jobs import client_order_prefix
 
-pytestmark = [pytest.mark.django_db, pytest.mark.timeout(120)]
+# The test executor runs no TD: its keys pass through the gate stand-in (conftest.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.timeout(120), pytest.mark.usefixtures("gate_stand_in")]
 
 
 def lose(order: MMOrder, executor: tuple[str, dict[str, Any]]) -> None:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
-from attestation.models import ExecutorRecord
-from execution import jobs, provisioning, reports, services
+from attestation.interface import ExecutorIdentity
+from attestation.models import AttestationRecord, ExecutorRecord
+from execution import jobs, reports, services
 from execution.domain import mm_order as mm
 from execution.errors import ExecutorUnavailable, InvalidOrderTransition, ReportRejected
 from execution.executor_client import ExecutorClient
@@ -21,8 +23,12 @@ from wire.keys import SigningKey
 from wire.reports import SignedReport
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(120)]
+# The test executor runs no TD: the tests that start its jobs let its keys through the gate stand-in
+# (conftest.py); the one that shows the real gate refusing it does not.
+stand_in = pytest.mark.usefixtures("gate_stand_in")
 
 
+@stand_in
 def test_start_is_idempotent_and_resumes_after_a_crash(
     order: MMOrder, executor: tuple[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -44,10 +50,11 @@ def test_start_is_idempotent_and_resumes_after_a_crash(
     stop_and_check(order)
 
 
-def _killed(client: ExecutorClient) -> jobs.ExecutorIdentity:
+def _killed(client: ExecutorClient) -> ExecutorIdentity:
     raise RuntimeError("worker killed")
 
 
+@stand_in
 def test_an_unreachable_executor_changes_nothing(order: MMOrder, settings, monkeypatch: pytest.MonkeyPatch) -> None:
     settings.EXECUTOR_URLS = ["http://127.0.0.1:9"]  # nothing listens there
     monkeypatch.setattr(jobs, "client_for", lambda o: _no_sleep_client(o.executor_url))
@@ -62,6 +69,7 @@ def _no_sleep_client(url: str) -> ExecutorClient:
     return ExecutorClient(url, sleep=lambda s: None)
 
 
+@stand_in
 def test_reports_are_verified_before_anything_is_stored(order: MMOrder) -> None:
     order = jobs.mm_order_start_job(order_id=order.pk)
     ExecutorRecord.objects.get_or_create(url=order.executor_url)  # the registry row the attested gate would make
@@ -112,14 +120,29 @@ def test_stop_on_a_settled_order_is_refused_and_changes_nothing(order: MMOrder) 
     assert not MMOrder.objects.get(pk=order.pk).transitions.exists()
 
 
-def test_production_refuses_unattested_executors(order: MMOrder, settings) -> None:
-    settings.EXECUTOR_ALLOW_UNATTESTED = False
-    with pytest.raises(provisioning.ProvisioningRefused):
+def test_production_refuses_unattested_executors(
+    order: MMOrder, executor: tuple[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No stand-in, no setting to lower the bar: the one gate asks the executor for evidence, and this one (no TD)
+    has none to give. Nothing but that request leaves Django; the start stays to be retried."""
+    sent: list[str] = []
+
+    def client_for(o: MMOrder) -> ExecutorClient:
+        hooks = {"request": [lambda r: sent.append(f"{r.method} {r.url.path}")]}
+        return ExecutorClient(o.executor_url, client=httpx.Client(timeout=10, event_hooks=hooks), sleep=lambda s: None)
+
+    monkeypatch.setattr(jobs, "client_for", client_for)
+    with pytest.raises(ExecutorUnavailable, match="/v1/attestation"):
         jobs.mm_order_start_job(order_id=order.pk)
     order.refresh_from_db()
+    assert order.state == "starting"
     assert order.executor_signing_key == ""  # no key chosen, nothing sealed, nothing sent
+    assert set(sent) == {"GET /v1/attestation"}  # evidence asked for (and retried); no start, no credentials
+    assert order.job_id not in manager_of(executor[1]).jobs
+    assert not AttestationRecord.objects.filter(ok=True).exists()
 
 
+@stand_in
 def test_revoking_the_key_wipes_it_on_the_executor_and_stops_the_order(
     order: MMOrder, executor: tuple[str, dict[str, Any]], django_capture_on_commit_callbacks: Any
 ) -> None:

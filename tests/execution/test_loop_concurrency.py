@@ -18,7 +18,12 @@ from tests.execution.executor_thread import manager_of
 from tests.execution.running_job import executor_reports, stop_and_check, wait
 from tests.plugins.require import require_postgresql
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+# The test executor runs no TD: its keys pass through the gate stand-in (conftest.py).
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(120),
+    pytest.mark.usefixtures("gate_stand_in"),
+]
 
 
 def together(n: int, work: Callable[[], Any]) -> list[Any]:

@@ -21,7 +21,8 @@ from execution.models import ExecutionReport, LedgerPosting, MMOrder
 from tests.execution.executor_thread import manager_of
 from tests.execution.running_job import executor_reports, stop_and_check, wait
 
-pytestmark = [pytest.mark.django_db, pytest.mark.timeout(180)]
+# The test executor runs no TD: its keys pass through the gate stand-in (conftest.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.timeout(180), pytest.mark.usefixtures("gate_stand_in")]
 
 
 def account_id(sim: RunningExchange, order: MMOrder) -> str:

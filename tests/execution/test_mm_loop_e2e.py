@@ -131,8 +131,6 @@ def configured(
     settings.EXECUTOR_URLS = []
     settings.EASYENCLAVE_URL = control_plane[1]
     settings.EASYENCLAVE_ENVIRONMENT = "devnet"
-    settings.EXECUTOR_ATTESTATION_GATE = "attestation.gate.attested_identity"
-    settings.EXECUTOR_ALLOW_UNATTESTED = False
     (tmp_path / "root.der").write_bytes(authority.root_ca_der)
     (tmp_path / "collateral.json").write_text(authority.collateral_json(now=int(time.time())))
     settings.ATTESTATION_DEV_ROOT_CA_FILE = str(tmp_path / "root.der")

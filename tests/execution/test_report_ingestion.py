@@ -14,6 +14,7 @@ from execution.domain import mm_order as mm
 from execution.domain.ledger import NON_CUSTODY_DECIMALS, transfer
 from execution.errors import ReportRejected
 from execution.models import Alert, ExchangeAccount, ExecutionReport, LedgerTransaction, MMOrder
+from tests.execution.gate_stand_in import GateStandIn
 from tests.factories import user_with
 from tests.wire.builders import KEY, report
 from wire.canonical import digest
@@ -26,8 +27,8 @@ USDT = 10**6
 
 
 @pytest.fixture(autouse=True)
-def _custody(settings) -> None:
-    settings.EXECUTOR_ALLOW_UNATTESTED = True
+def _custody(settings, gate_stand_in: GateStandIn) -> None:
+    gate_stand_in.vouch(KEY.public_hex, url=URL)  # KEY stands for an attested executor's key (conftest.py)
     settings.CUSTODY_ASSETS = {
         "USDT": {"token": "0x" + "ab" * 20, "decimals": 6},
         "MMT": {"token": "0x" + "cd" * 20, "decimals": 18},

@@ -9,5 +9,4 @@ from attestation.api.v1 import views
 app_name = "attestation"
 urlpatterns = [
     path("executors/", views.ExecutorListApi.as_view(), name="executor-list"),
-    path("proofs/<str:job_id>", views.ProofApi.as_view(), name="proof"),
 ]

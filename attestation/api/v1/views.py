@@ -1,8 +1,9 @@
-"""Public views of the attestation app: attested executors, and a job's proof of execution."""
+"""Public views of the attestation app: attested executors. (A job's proof of execution, built from execution's
+reports, is served by `execution.api.v1.proof` under the same prefix.)"""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -10,10 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from attestation.proof import build_proof
 from attestation.selectors import attested_executors
 from mrmarket.api.permissions import PUBLIC
-from mrmarket.errors import NotFound
 
 
 class PublicExecutorSerializer(serializers.Serializer):
@@ -43,37 +42,3 @@ class ExecutorListApi(APIView):
     @extend_schema(responses=PublicExecutorSerializer(many=True), operation_id="attestation_executors_list")
     def get(self, request: Request) -> Response:
         return Response(PublicExecutorSerializer(attested_executors(), many=True).data)
-
-
-class ProofSerializer(serializers.Serializer):
-    proof = serializers.DictField(help_text="mrmarket.proof-of-execution/v1 (docs/api/proof-of-execution-v1.md)")
-    digest = serializers.CharField()
-
-
-class ProofApi(APIView):
-    """The proof of execution of a job: its report chain linked to the attestation of its signing key."""
-
-    allowed_roles: ClassVar[frozenset[str]] = PUBLIC
-
-    @extend_schema(responses=ProofSerializer, operation_id="attestation_proof")
-    def get(self, request: Request, job_id: str) -> Response:
-        from execution.models import ExecutionReport, MMOrder
-        from wire.canonical import digest
-
-        order = MMOrder.objects.filter(job_spec__job_id=job_id).first()
-        rows: list[dict[str, Any]] = [
-            dict(row)
-            for row in ExecutionReport.objects.filter(job_id=job_id)
-            .order_by("sequence")
-            .values("sequence", "digest", "window_start_ms", "window_end_ms", "signing_key")
-        ]
-        if order is None or order.job_spec is None or not rows:
-            raise NotFound(f"no reports of job {job_id}")
-        return Response(
-            build_proof(
-                job_id=job_id,
-                job_spec_digest=digest(order.job_spec),
-                reports=rows,
-                signing_key=rows[0]["signing_key"],
-            )
-        )

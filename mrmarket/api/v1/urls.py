@@ -17,5 +17,8 @@ urlpatterns = [
     path("campaigns/", include("campaigns.api.v1.urls")),
     path("execution/", include("execution.api.v1.urls")),
     path("attestation/", include("attestation.api.v1.urls")),
+    path(
+        "attestation/", include("execution.api.v1.proof_urls")
+    ),  # the proof of execution, built from execution's reports
     path("payouts/", include("payouts.api.v1.urls")),
 ]
