@@ -36,6 +36,7 @@ lint: deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(MAKE) --no-print-directory typecheck
+	$(VENV)/bin/lint-imports
 	DJANGO_SETTINGS_MODULE=mrmarket.settings.test $(PY) manage.py makemigrations --check --dry-run
 	DJANGO_SETTINGS_MODULE=mrmarket.settings.test $(PY) manage.py spectacular --api-version v1 --validate --fail-on-warn --file /tmp/mrmarket-openapi-v1.yaml
 	diff -u docs/api/openapi-v1.yaml /tmp/mrmarket-openapi-v1.yaml || (echo "docs/api/openapi-v1.yaml is stale: run make schema" && exit 1)

@@ -16,9 +16,10 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mrmarket.settings.prod")
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     os.environ.setdefault("MRMARKET_PROCESS", PROCESS_OF_COMMAND.get(command, "all"))
-    from django.core.management import execute_from_command_line
+    # Imported once the environment above is set: Django reads it when it loads.
+    from django.core.management import execute_from_command_line  # noqa: PLC0415
 
-    from mrmarket.config import ConfigError
+    from mrmarket.config import ConfigError  # noqa: PLC0415
 
     try:
         execute_from_command_line(sys.argv)

@@ -13,6 +13,7 @@ from django.http import HttpRequest
 from attestation import services
 from attestation.domain.allowlist import MeasurementFormatError, MeasurementUnpinnedError, normalize, require_pinned
 from attestation.models import AllowlistAudit, AttestationRecord, ExecutorRecord, MeasurementEntry
+from attestation.selectors import required_rtmrs
 from mrmarket.admin import ReadOnlyAdminMixin
 
 
@@ -33,8 +34,6 @@ class MeasurementEntryForm(forms.ModelForm[MeasurementEntry]):
         fields = ("service", "mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "build_version", "source_commit", "note")
 
     def clean(self) -> dict[str, Any]:
-        from attestation.selectors import required_rtmrs
-
         data = super().clean() or {}
         if self.instance.pk is not None:
             return data

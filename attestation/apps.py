@@ -8,6 +8,6 @@ class AttestationConfig(AppConfig):
     verbose_name = "Attestation"
 
     def ready(self) -> None:
-        from attestation import health  # here: it imports models, which load only once the app registry is ready
+        from attestation import health  # noqa: PLC0415 — it imports models, which load once the app registry is ready
 
         health.register_checks()

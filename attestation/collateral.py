@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import dcap_qvl
 from django.conf import settings
 from django.core.cache import cache
 
@@ -99,8 +100,6 @@ def _fetch_and_cache(quote: bytes) -> str:
 
 
 def _fetch(url: str, quote: bytes, *, timeout: float) -> str:
-    import dcap_qvl
-
     async def fetch() -> str:
         # The binding's coroutine needs a running loop when it is created, so it is created inside this one.
         collateral = await asyncio.wait_for(dcap_qvl.get_collateral(url, quote), timeout=timeout)

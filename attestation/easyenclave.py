@@ -35,6 +35,7 @@ from django.core.cache import cache
 from attestation import services
 from attestation.domain.allowlist import Measurements
 from attestation.errors import AttestationError
+from attestation.gate import verify_quote_evidence
 from attestation.selectors import measurement_allowed
 from mrmarket.http import outbound_client
 from mrmarket.observability.logging import get_logger
@@ -130,8 +131,6 @@ class EasyEnclaveClient:
         return self.cached_verdict() or self.verify_control_plane()
 
     def verify_control_plane(self) -> ControlPlaneVerdict:
-        from attestation.gate import verify_quote_evidence
-
         nonce = services.nonce_issue(purpose=NONCE_PURPOSE).value
         body = self._get("/api/v1/attestation", {"nonce": nonce})
         try:

@@ -34,8 +34,10 @@ from django.db import transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
-from attestation import services
+from attestation import ita, services
+from attestation.collateral import collateral_json
 from attestation.domain.allowlist import Measurements
+from attestation.domain.ita import TokenError, claims_verdict
 from attestation.domain.quote import QuoteError, QuoteVerdict, evaluate_policy, parse_quote_fields, verify_quote
 from attestation.errors import AttestationError, EvidenceRefused, ProvisioningRefused
 from attestation.interface import AttestingExecutor, ExecutorIdentity
@@ -79,8 +81,6 @@ def dev_root_ca() -> bytes | None:
 
 def collateral_for(quote: bytes) -> str:
     """The DCAP collateral (JSON for `QuoteCollateralV3.from_json`) for this quote's platform."""
-    from attestation.collateral import collateral_json
-
     return collateral_json(quote)
 
 
@@ -108,9 +108,6 @@ def verify_quote_evidence(quote: bytes, *, expected: bytes) -> tuple[QuoteVerdic
 
 def verify_token_evidence(token: str, *, expected: bytes) -> QuoteVerdict:
     """An Intel Trust Authority token as evidence: verified (`attestation/ita.py`), then the quote policy."""
-    from attestation import ita
-    from attestation.domain.ita import TokenError, claims_verdict
-
     try:
         claims = ita.verify(token, now=int(time.time()))
     except (TokenError, ita.ItaUnavailable) as exc:  # refused, or no key set to check it against now
@@ -128,8 +125,6 @@ def verify_evidence(quote: bytes, token: str, *, expected: bytes) -> tuple[Quote
     when `ATTESTATION_ITA_ROOT_CA_FILE` pins ITA's root: without it whoever serves the JWKS could vouch for any
     TD, so it is refused (`ita_root_not_pinned`) — send the quote with it and the quote decides here.
     """
-    from attestation import ita
-
     if not quote:
         if ita.configured() and not settings.ATTESTATION_ITA_ROOT_CA_FILE:
             detail = "a token without its quote is accepted only with ITA's root pinned (ATTESTATION_ITA_ROOT_CA_FILE)"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+
 from django.conf import settings
 
+from attestation.collateral import platform_key
 from attestation.domain.allowlist import Measurements, Rule, first_match, unpinned
 from attestation.models import AttestationRecord, ExecutorRecord, MeasurementEntry
 
@@ -69,10 +72,6 @@ def executor_trust_withdrawn(*, url: str) -> bool:
 def platform_quotes() -> list[bytes]:
     """One recent accepted quote per platform (PCK certificate) among executors not revoked: what the
     collateral refresh fetches for."""
-    import base64
-
-    from attestation.collateral import platform_key
-
     seen: dict[str, bytes] = {}
     records = (
         AttestationRecord.objects.filter(ok=True)

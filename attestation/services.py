@@ -25,7 +25,8 @@ from attestation.errors import (
     NonceReused,
     NonceUnknown,
 )
-from attestation.models import AllowlistAudit, AttestationNonce, ExecutorRecord, MeasurementEntry
+from attestation.models import AllowlistAudit, AttestationNonce, AttestationRecord, ExecutorRecord, MeasurementEntry
+from attestation.selectors import required_rtmrs
 from attestation.signals import executors_lost_trust
 from mrmarket.observability import context
 from mrmarket.observability.logging import get_logger
@@ -72,8 +73,6 @@ def allowlist_add(
 ) -> MeasurementEntry:
     """Allow a build: its MRTD and the RTMRs that measure its image and configuration (`ATTESTATION_REQUIRED_RTMRS`
     must all be named; an entry pinning the firmware alone would admit any workload booted on it)."""
-    from attestation.selectors import required_rtmrs
-
     if len(rtmrs) != 4:
         raise InvalidMeasurement("an entry names four RTMRs (empty for any value where allowed)")
     try:
@@ -124,8 +123,6 @@ def allowlist_remove(*, actor_id: int, entry_id: int) -> MeasurementEntry:
 
 def executor_revoke_for_entry(*, entry: MeasurementEntry) -> list[str]:
     """Revoke the executors whose accepted attestation matched `entry`; their jobs wipe secrets and stop."""
-    from attestation.models import AttestationRecord
-
     urls = sorted(
         set(
             AttestationRecord.objects.filter(allowlist_entry=entry, ok=True)

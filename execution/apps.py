@@ -11,7 +11,7 @@ class ExecutionConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported here: both import models, which load only once the app registry is ready.
-        from execution import health, receivers
+        from execution import health, receivers  # noqa: PLC0415
 
         health.register_checks()
         executors_lost_trust.connect(receivers.jobs_revoke_on_lost_trust, dispatch_uid="execution.revoke_jobs")

@@ -27,6 +27,7 @@ from execution.provisioning import client_for, executor_lost_trust, pick_executo
 from execution.reports import ingest_reports, reports_check_overdue
 from mrmarket.observability.logging import get_logger
 from wire.canonical import digest
+from wire.errors import WireError
 
 log = get_logger(__name__)
 
@@ -42,7 +43,10 @@ def mm_order_start_job(*, order_id: int) -> MMOrder:
             locked = MMOrder.objects.select_for_update().get(pk=order_id)
             if locked.state == mm.State.DEPOSIT_CONFIRMED and locked.job_spec is None:
                 locked.executor_url = pick_executor(exchange=order.exchange_account.exchange)
-                locked.job_spec = build_job_spec(order, mid=order_mid(order))
+                try:
+                    locked.job_spec = build_job_spec(order, mid=order_mid(order))
+                except WireError as exc:
+                    return _refuse_spec(order_id, exc)
                 locked.job_id = locked.job_spec["job_id"]
                 locked.save(update_fields=["executor_url", "job_spec", "job_id", "updated_at"])
             order = services.mm_order_transition(
@@ -97,6 +101,19 @@ def mm_order_start_job(*, order_id: int) -> MMOrder:
             detail={"reason": f"the job ended {status['state']}: {status.get('reason') or ''}"[:400]},
         )
     return order
+
+
+def _refuse_spec(order_id: int, exc: WireError) -> MMOrder:
+    """The order's strategy no longer makes a job spec the executor would accept (an order stored before a bound
+    was tightened): the start is recorded and fails with the reason, nothing sent anywhere; the funds are on the
+    exchange, and stopping the order brings them home."""
+    services.mm_order_transition(order_id=order_id, event=mm.Event.START, key=f"o{order_id}-start", detail={})
+    return services.mm_order_transition(
+        order_id=order_id,
+        event=mm.Event.FAIL,
+        key=f"o{order_id}-spec-refused",
+        detail={"reason": f"the job spec would be refused: {exc}"[:400], "code": exc.code},
+    )
 
 
 def _fail_start(order: MMOrder, exc: ExecutorRefused) -> MMOrder:
@@ -193,7 +210,23 @@ def _restart_lost_job(order: MMOrder) -> MMOrder:
     cancelled = lost_job_cancel_orders(order, lost_job_id=lost)
     booked = lost_job_book_fills(order, lost_job_id=lost)
     executor_url = pick_executor(exchange=order.exchange_account.exchange)
-    spec = build_job_spec(order, mid=order_mid(order))
+    try:
+        spec = build_job_spec(order, mid=order_mid(order))
+    except WireError as exc:
+        # No new job can run this order's strategy: it pauses (its orders are cancelled, its fills booked) and
+        # the operator decides; stopping it brings the funds home.
+        services.alert_raise(
+            "job_spec_refused",
+            f"order {order.pk}: its lost job cannot be replaced, the job spec would be refused: {exc}",
+            dedup=f"job-spec-refused:{lost}",
+            detail={"order": order.pk, "job_id": lost, "code": exc.code},
+        )
+        return services.mm_order_transition(
+            order_id=order.pk,
+            event=mm.Event.PAUSE,
+            key=f"o{order.pk}-job-lost-{lost}-spec-refused",
+            detail={"reason": f"the job spec would be refused: {exc}"[:400], "lost_job_id": lost},
+        )
     with transaction.atomic():
         locked = MMOrder.objects.select_for_update().get(pk=order.pk)
         if locked.state != mm.State.RUNNING or locked.job_id != lost:

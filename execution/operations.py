@@ -1,5 +1,6 @@
-"""What the web process asks of an MM order (the API's operations): each checks what can be checked there, typed
-and with nothing queued on refusal, and queues the rest for a worker on commit. The web process holds no master
+"""What the web process asks of an MM order (the API's operations), one service per operation: each finds the
+caller's own order, refuses what can be refused there (typed, nothing queued), then changes state or queues the
+rest for a worker on commit. The web process holds no master
 key (ADR 0015): whatever needs an exchange key or the custody key runs in `execution.tasks`."""
 
 from __future__ import annotations
@@ -42,14 +43,12 @@ def mm_order_stop_request(*, owner_id: int, order_id: int) -> MMOrder:
     return stopped
 
 
-def mm_order_withdraw_back_request(*, order_id: int, treasury_account_id: int, owner_id: int | None = None) -> MMOrder:
+def mm_order_withdraw_back_request(*, owner_id: int, order_id: int, treasury_account_id: int) -> MMOrder:
     """Queue a withdraw-back (the API calls this in the web process, which holds no master key to open the
     treasury key with, ADR 0015): what can be refused without the exchange is refused here, typed and with
     nothing queued; the rest runs in a worker (`tasks.withdraw_back`), whose progress shows in the order's state
-    and timeline and whose refusals are alerted. With `owner_id`, only that owner's order is found."""
-    if owner_id is not None:
-        _owned(owner_id=owner_id, order_id=order_id)
-    order = MMOrder.objects.get(pk=order_id)
+    and timeline and whose refusals are alerted."""
+    order = _owned(owner_id=owner_id, order_id=order_id)
     if order.state == mm.State.SETTLED:
         return order  # everything is home already
     withdraw_back_refusal(order, treasury_account_id)

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from attestation.easyenclave import EasyEnclaveError, discovered_executor_urls
 from attestation.gate import attested_identity
 from attestation.interface import ExecutorIdentity
+from attestation.selection import NoExecutorAvailable, select_executor
 from attestation.selectors import executor_trust_withdrawn
+from execution.errors import ExecutorNotConfigured, RoutingRefused
 from execution.executor_client import ExecutorClient
 from execution.models import MMOrder
 
@@ -35,10 +38,6 @@ def pick_executor(*, exchange: str | None = None) -> str:
     """The executor for a new job: among the configured ones and those EasyEnclave discovers for the exchange
     (only once its control plane verified), by the registry's selection (capacity, then reputation, then
     round-robin; never a revoked or failed one). Each is still attested before anything is sent to it."""
-    from attestation.easyenclave import EasyEnclaveError, discovered_executor_urls
-    from attestation.selection import NoExecutorAvailable, select_executor
-    from execution.errors import ExecutorNotConfigured, RoutingRefused
-
     try:
         discovered = discovered_executor_urls(exchange=exchange)
     except EasyEnclaveError as exc:

@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.apps import AppConfig
+from django.conf import settings
 from django.contrib.admin.apps import AdminConfig
+
+from wire.redaction import register_secret
 
 
 class CoreConfig(AppConfig):
@@ -12,10 +17,11 @@ class CoreConfig(AppConfig):
     verbose_name = "Mr.Market core"
 
     def ready(self) -> None:
-        # After the admin's autodiscovery (its app comes first): replace the third-party auth admins.
-        from django.contrib import admin
+        # After the admin's autodiscovery (its app comes first): replace the third-party auth admins. Imported here:
+        # the admin modules import models, which load only once the app registry is ready.
+        from django.contrib import admin  # noqa: PLC0415
 
-        from mrmarket import auth_admin
+        from mrmarket import auth_admin  # noqa: PLC0415
 
         auth_admin.install(admin.site)
         _register_configured_secrets()
@@ -23,12 +29,6 @@ class CoreConfig(AppConfig):
 
 def _register_configured_secrets() -> None:
     """The secrets this process was configured with are masked in everything it writes out (wire.redaction)."""
-    from urllib.parse import urlsplit
-
-    from django.conf import settings
-
-    from wire.redaction import register_secret
-
     values: list[str | bytes | None] = [
         settings.SECRET_KEY,
         getattr(settings, "CUSTODY_PRIVATE_KEY", ""),

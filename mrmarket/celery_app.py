@@ -54,13 +54,14 @@ def _clear_task_context(**_: Any) -> None:
 
 @signals.beat_init.connect
 def _mark_beat_process(**_: Any) -> None:
-    from mrmarket import heartbeats
+    # Imported at the signal: this module loads with the package, before Django's settings are configured.
+    from mrmarket import heartbeats  # noqa: PLC0415
 
     heartbeats.mark_beat_process()
 
 
 @signals.before_task_publish.connect
 def _beat_heartbeat(sender: str | None = None, **_: Any) -> None:
-    from mrmarket import heartbeats
+    from mrmarket import heartbeats  # noqa: PLC0415 — as above
 
     heartbeats.on_publish(sender)

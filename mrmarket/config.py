@@ -13,6 +13,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
+from eth_account import Account
+from web3 import Web3
+
+from wire.keys import SigningKey
 
 DB_ENGINES = {
     "postgres": "django.db.backends.postgresql",
@@ -208,8 +212,6 @@ def parse_verify_keys(name: str, value: str) -> tuple[str, ...]:
 
 def ed25519_public_hex(seed: bytes) -> str:
     """The public half (hex) of an Ed25519 seed."""
-    from wire.keys import SigningKey
-
     return SigningKey.from_seed(seed).public_hex
 
 
@@ -219,9 +221,6 @@ def missing_variables(environ: Mapping[str, str], names: list[str]) -> list[str]
 
 def custody_address(private_key: str, configured: str) -> str:
     """The custody wallet's address: derived from its key where the key is held, else as configured."""
-    from eth_account import Account
-    from web3 import Web3
-
     if private_key:
         try:
             derived = str(Account.from_key(private_key).address)

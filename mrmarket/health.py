@@ -27,6 +27,7 @@ from django.db import connection, connections
 from prometheus_client import Gauge
 
 from mrmarket import heartbeats
+from mrmarket.celery_app import app
 from mrmarket.config import redact_url
 from mrmarket.http import outbound_client
 from mrmarket.redis import get_redis
@@ -101,8 +102,6 @@ def check_redis() -> tuple[State, str]:
 
 
 def check_broker() -> tuple[State, str]:
-    from mrmarket.celery_app import app
-
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=max(1, round(check_timeout())))
     return "ok", f"connected to {redact_url(settings.CELERY_BROKER_URL).split('@')[-1]}"

@@ -54,7 +54,9 @@ def lockout_cooloff(request: HttpRequest | None) -> timedelta:
     failures = 0
     ip = getattr(request, "axes_ip_address", None) if request is not None else None
     if ip:
-        from axes.models import AccessAttempt
+        # Imported at the call: axes' models load only once the app registry is ready, and the settings name this
+        # module's functions.
+        from axes.models import AccessAttempt  # noqa: PLC0415
 
         failures = AccessAttempt.objects.filter(ip_address=ip).aggregate(n=Max("failures_since_start"))["n"] or 0
     seconds = lockout_cooloff_seconds(

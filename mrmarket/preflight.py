@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import redis
 from django.conf import settings
 from django.db import connection
 from django.db.utils import OperationalError
@@ -23,8 +24,6 @@ def check_database() -> None:
 
 
 def check_redis() -> None:
-    import redis
-
     try:
         get_redis(timeout=3.0).ping()
     except redis.RedisError as exc:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from billiard.einfo import ExceptionInfo
-from celery import Task, shared_task
+from celery import Task, current_task, shared_task
 
 from mrmarket import broadcast, heartbeats, selectors
 from mrmarket.errors import ApplicationError
@@ -48,8 +48,6 @@ class RetryingTask(Task):
 
 @shared_task(name=heartbeats.HEARTBEAT_TASK, ignore_result=True)
 def heartbeat() -> None:
-    from celery import current_task
-
     beat = heartbeats.record_worker(current_task.request.hostname)
     broadcast.system_event("system.heartbeat", {"component": beat.component, "at": beat.at.isoformat()})
 

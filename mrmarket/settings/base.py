@@ -221,6 +221,12 @@ EASYENCLAVE_URL = env.str("EASYENCLAVE_URL", default="")
 EASYENCLAVE_ENVIRONMENT = env.str("EASYENCLAVE_ENVIRONMENT", default="production")
 EASYENCLAVE_TAGS: list[str] = env.list("EASYENCLAVE_TAGS", default=[])
 EASYENCLAVE_VERIFY_SECONDS = env.int("EASYENCLAVE_VERIFY_SECONDS", default=300)
+# Verified again at half its lifetime, so the cached verdict never lapses while the control plane passes.
+CELERY_BEAT_SCHEDULE["attestation-verify-control-plane"] = {
+    "task": "attestation.verify_control_plane",
+    "schedule": max(1.0, EASYENCLAVE_VERIFY_SECONDS / 2),
+    "options": {"expires": max(1.0, EASYENCLAVE_VERIFY_SECONDS / 2)},
+}
 EASYENCLAVE_CACHE_SECONDS = env.int("EASYENCLAVE_CACHE_SECONDS", default=30)
 EASYENCLAVE_TIMEOUT_SECONDS = env.float("EASYENCLAVE_TIMEOUT_SECONDS", default=5.0)
 # A plain-http control-plane URL: the devnet stand-ins only (dev and tests); production refuses to start with it.

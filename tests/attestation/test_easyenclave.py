@@ -342,3 +342,26 @@ def test_the_stand_in_signs_for_a_nonce_and_answers_a_browser_unsigned(
     assert (signed["nonce"], signed["query"]) == ("ab" * 32, {"name": "mm-executor"})
     verify_signature(cp.key.public_hex, signed_payload(signed), signed["signature"], tag=SIGNATURE_TAG)
     assert httpx.get(url + "/api/v1/services", params={"nonce": "ab"}).status_code == 422
+
+
+def test_the_beat_verification_keeps_the_control_plane_verdict_current(
+    trusted: str, control_plane: tuple[ControlPlane, str]
+) -> None:
+    from attestation import health as attestation_health
+    from attestation import tasks
+
+    cp, _ = control_plane
+    assert attestation_health.check_easyenclave()[0] == "fail"  # nothing verified it yet
+    tasks.verify_control_plane()
+    state, detail = attestation_health.check_easyenclave()
+    assert (state, detail.startswith("control plane verified")) == ("ok", True)
+    assert cp.requests["GET /api/v1/services"] == 0  # verification only: nothing discovered
+    cp.faults = Faults(answer_other_nonce=True)
+    tasks.verify_control_plane()  # logged, never raised: beat goes on
+    assert attestation_health.check_easyenclave()[0] == "fail"  # a failure is never cached as a pass
+
+
+def test_the_control_plane_is_verified_again_before_its_verdict_lapses(settings) -> None:
+    entry = settings.CELERY_BEAT_SCHEDULE["attestation-verify-control-plane"]
+    assert entry["task"] == "attestation.verify_control_plane"
+    assert entry["schedule"] <= settings.EASYENCLAVE_VERIFY_SECONDS / 2

@@ -159,3 +159,24 @@ def test_revoking_the_key_wipes_it_on_the_executor_and_stops_the_order(
     stopped = MMOrder.objects.get(pk=order.pk)
     assert stopped.state == "stopping"
     assert stopped.job_id == ""
+
+
+def test_a_strategy_the_executor_would_refuse_fails_the_start_and_sends_nothing(
+    order: MMOrder, executor: tuple[str, dict[str, Any]]
+) -> None:
+    # An order stored before a bound was tightened: its strategy no longer makes a spec the executor accepts.
+    MMOrder.objects.filter(pk=order.pk).update(
+        strategy={"params": {"order_amount": "200", "levels": 0}, "report_interval_seconds": 10, "sample_seconds": 1}
+    )
+    manager = manager_of(executor[1])
+    jobs_before = set(manager.jobs)
+    failed = jobs.mm_order_start_job(order_id=order.pk)
+    assert failed.state == "failed"
+    transitions = list(MMOrder.objects.get(pk=order.pk).transitions.order_by("pk"))
+    assert [t.event for t in transitions] == ["start", "fail"]
+    assert transitions[-1].detail["reason"].startswith("the job spec would be refused")
+    assert set(manager.jobs) == jobs_before  # no job started anywhere
+    assert not failed.executor_signing_key and failed.job_spec is None
+    again = jobs.mm_order_start_job(order_id=order.pk)  # a retry is no second step
+    assert again.state == "failed"
+    assert MMOrder.objects.get(pk=order.pk).transitions.count() == 2

@@ -19,6 +19,7 @@ from mrmarket.api.permissions import PUBLIC, RolePermission, user_roles
 from mrmarket.errors import ApplicationError
 from mrmarket.login_security import AuthRateThrottle
 from mrmarket.roles import ALL_ROLES, Role
+from mrmarket.tasks import refresh_system_status
 
 
 class SchemaApi(SpectacularAPIView):
@@ -117,8 +118,6 @@ class SystemStatusRefreshApi(APIView):
 
     @extend_schema(request=None, responses={202: OutputSerializer}, operation_id="system_status_refresh")
     def post(self, request: Request) -> Response:
-        from mrmarket.tasks import refresh_system_status
-
         transaction.on_commit(refresh_system_status.delay)
         body = {"queued": True, "request_id": request._request.request_id}  # type: ignore[attr-defined]
         return Response(self.OutputSerializer(body).data, status=status.HTTP_202_ACCEPTED)

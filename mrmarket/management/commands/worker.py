@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from mrmarket import preflight
+from mrmarket.celery_app import app
 
 
 class Command(BaseCommand):
@@ -17,8 +18,6 @@ class Command(BaseCommand):
         parser.add_argument("--hostname", default=None)
 
     def handle(self, *args: Any, concurrency: int, hostname: str | None, **options: Any) -> None:
-        from mrmarket.celery_app import app
-
         preflight.run()
         argv = ["worker", "--loglevel", "INFO", "--concurrency", str(concurrency), "--without-gossip"]
         if hostname:
