@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from attestation.models import ExecutorRecord
-from execution import jobs, provisioning, reports, services
+from execution import accounts, jobs, provisioning, reports, services
 from execution.domain import mm_order as mm
 from execution.errors import ExecutorUnavailable, InvalidOrderTransition, ReportRejected
 from execution.executor_client import ExecutorClient
@@ -128,7 +128,7 @@ def test_revoking_the_key_wipes_it_on_the_executor_and_stops_the_order(
     runner = manager_of(executor[1]).get(order.job_id)
     wait(lambda: len(runner.tracker.resting()) > 0)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        services.exchange_account_revoke(account_id=order.exchange_account_id)
+        accounts.exchange_account_revoke(account_id=order.exchange_account_id)
     assert len(callbacks) == 1  # the revoke task is queued for the order's job
     jobs.mm_order_revoke_job(order_id=order.pk)  # what that task runs
     assert runner.state == "revoked"
