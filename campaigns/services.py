@@ -26,8 +26,8 @@ from campaigns.errors import (
 )
 from campaigns.models import CampaignMetadata
 from contracts import load_artifact
-from execution.exchanges import exchange_symbols
 from mrmarket.chain import get_web3
+from mrmarket.exchanges.client import exchange_symbols
 
 ERC20_ABI = load_artifact("DevToken").abi  # only the standard ERC-20 functions are used
 

@@ -468,9 +468,9 @@ def _ensure_demo_order() -> None:
     django.setup()
     from django.contrib.auth import get_user_model
 
-    from execution import orders, services, tasks
-    from execution.credentials import ExchangeCredentials
+    from execution import accounts, orders, tasks
     from execution.models import ExchangeAccount, MMOrder
+    from mrmarket.exchanges.credentials import ExchangeCredentials
 
     label = DEMO_LABEL
     existing = MMOrder.objects.filter(exchange_account__label=label).order_by("pk").first()
@@ -486,14 +486,14 @@ def _ensure_demo_order() -> None:
     account = _post_json(f"{exchange}/accounts", {"permissions": ["read", "trade"]})
     treasury = _post_json(f"{exchange}/accounts/{account['account_id']}/keys", {"permissions": ["withdraw"]})
     owner = get_user_model().objects.get(username=DEMO_ADMIN)
-    trading = services.exchange_account_enrol(
+    trading = accounts.exchange_account_enrol(
         owner_id=owner.pk,
         exchange="binance",
         label=label,
         role="trading",
         credentials=ExchangeCredentials(account["api_key"], account["secret"]),
     )
-    services.exchange_account_enrol(
+    accounts.exchange_account_enrol(
         owner_id=owner.pk,
         exchange="binance",
         label=f"{label} treasury",

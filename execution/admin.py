@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from execution import services, tasks
+from execution import accounts, services, tasks
 from execution.domain.units import for_people
 from execution.errors import InvalidOrderTransition
 from execution.funds import asset_decimals
@@ -50,7 +50,7 @@ class ExchangeAccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[ExchangeAccount]
     @admin.action(permissions=["change"], description="Revoke: destroy the credentials now")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ExchangeAccount]) -> None:
         for account in queryset:
-            services.exchange_account_revoke(account_id=account.pk)
+            accounts.exchange_account_revoke(account_id=account.pk)
         self.message_user(request, f"Revoked {queryset.count()} account(s).", messages.SUCCESS)
 
 

@@ -26,9 +26,9 @@ from web3.types import Nonce, TxParams, TxReceipt, Wei
 
 from contracts import load_artifact
 from execution import services
-from execution.errors import ExchangeUnavailable
 from execution.funds import custody_asset
 from execution.models import CustodyNonce, CustodyTransfer, CustodyTransferVersion
+from mrmarket.exchanges.errors import ExchangeUnavailable
 from mrmarket.observability.logging import get_logger
 
 log = get_logger(__name__)

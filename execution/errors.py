@@ -22,27 +22,6 @@ class InvalidOrderTransition(ExecutionError):
     status = 409
 
 
-class UnknownExchange(ExecutionError):
-    code = "unknown_exchange"
-
-
-class ExchangeUnavailable(ExecutionError):
-    code = "exchange_unavailable"
-    status = 503
-
-
-class MarketNotListed(ExecutionError):
-    code = "market_not_listed"
-
-
-class InvalidExchangeKey(ExecutionError):
-    code = "invalid_exchange_key"
-
-
-class PermissionsUnverifiable(ExecutionError):
-    code = "permissions_unverifiable"
-
-
 class KeyPermissionsMismatch(ExecutionError):
     code = "key_permissions_mismatch"
 

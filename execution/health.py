@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from execution.exchanges import exchange_client
 from execution.models import Alert, ExchangeAccount
 from mrmarket import health
+from mrmarket.exchanges.client import exchange_client
 
 
 def check_exchanges() -> tuple[health.State, str]:

@@ -14,15 +14,16 @@ from typing import Any
 
 from django.db import transaction
 
-from execution import selectors, services
+from execution import accounts, selectors, services
 from execution.domain import mm_order as mm
 from execution.domain import withdrawal as wd
-from execution.errors import ExchangeUnavailable, InvalidOrderTransition, OrderRejected, WithdrawalRefused
-from execution.exchanges import exchange_call
+from execution.errors import InvalidOrderTransition, OrderRejected, WithdrawalRefused
 from execution.funds import custody_wallet_address, is_custody_asset
 from execution.models import ExchangeAccount, ExchangeWithdrawal, MMOrder
 from execution.withdrawals import withdrawal_advance
 from mrmarket.errors import ApplicationError, NotFound
+from mrmarket.exchanges.client import exchange_call
+from mrmarket.exchanges.errors import ExchangeUnavailable
 from mrmarket.observability.logging import get_logger
 
 log = get_logger(__name__)
@@ -104,8 +105,8 @@ def mm_order_withdraw_back(*, order_id: int, treasury_account_id: int) -> MMOrde
     with exchange_call(trading.exchange, "the deposit addresses of both keys"):
         same = (
             treasury.exchange == trading.exchange
-            and services.exchange_account_client(account=treasury).fetch_deposit_address(probe)["address"]
-            == services.exchange_account_client(account=trading).fetch_deposit_address(probe)["address"]
+            and accounts.exchange_account_client(account=treasury).fetch_deposit_address(probe)["address"]
+            == accounts.exchange_account_client(account=trading).fetch_deposit_address(probe)["address"]
         )
     if not same:
         raise OrderRejected("the treasury key belongs to another exchange account than the order's")

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 
 from attestation.easyenclave import EasyEnclaveError, discovered_executor_urls
-from execution import services
+from execution import accounts, services
 from execution.domain import mm_order as mm
 from execution.errors import ExecutorRefused, ExecutorUnavailable, ReportRejected
 from execution.jobspec import build_job_spec, order_mid
@@ -70,7 +70,7 @@ def mm_order_start_job(*, order_id: int) -> MMOrder:
         except ExecutorRefused as exc:
             return _fail_start(order, exc)
         if status["state"] == "pending_credentials":
-            credentials = services.exchange_account_credentials(account=order.exchange_account)
+            credentials = accounts.exchange_account_credentials(account=order.exchange_account)
             try:
                 client.deliver_credentials(
                     order.job_id,

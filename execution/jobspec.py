@@ -9,10 +9,10 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from execution.domain.units import from_units
-from execution.errors import ExchangeUnavailable
-from execution.exchanges import TRANSIENT, exchange_client
 from execution.funds import custody_asset
 from execution.models import MMOrder
+from mrmarket.exchanges.client import TRANSIENT, exchange_client
+from mrmarket.exchanges.errors import ExchangeUnavailable
 from wire.jobs import JOBSPEC_SCHEMA, JobSpec
 from wire.strategies import strategy_kind
 

@@ -9,12 +9,12 @@ from typing import Any
 import ccxt
 from django.db import transaction
 
-from execution import services
+from execution import accounts, services
 from execution.domain import mm_order as mm
 from execution.errors import LedgerConflict, LedgerOverdraft, ReportRejected
-from execution.exchanges import exchange_call
 from execution.models import LedgerTransaction, MMOrder
 from execution.reports import order_fill_transactions, record_spending
+from mrmarket.exchanges.client import exchange_call
 from mrmarket.observability.logging import get_logger
 from wire.jobs import client_order_prefix
 
@@ -29,7 +29,7 @@ def lost_job_book_fills(order: MMOrder, *, lost_job_id: str) -> int:
     those of the job's orders only (recognised by their client order id prefix), each once by trade id, as a
     report would have booked it. Without this the next job would trade funds the ledger does not know of."""
     account = order.exchange_account
-    client = services.exchange_account_client(account=account)
+    client = accounts.exchange_account_client(account=account)
     started = (
         order.transitions.filter(event__in=[mm.Event.START.value, mm.Event.JOB_LOST.value])
         .values_list("created_at", flat=True)
@@ -77,7 +77,7 @@ def lost_job_cancel_orders(order: MMOrder, *, lost_job_id: str) -> int:
     lost fills are booked, so no fill lands between the booking and the new job. An order the exchange no longer
     knows was filled or cancelled meanwhile; its trades are in the history the booking reads."""
     account = order.exchange_account
-    client = services.exchange_account_client(account=account)
+    client = accounts.exchange_account_client(account=account)
     prefix = client_order_prefix(lost_job_id)
     cancelled = 0
     with exchange_call(account.exchange, "the lost job's resting orders"):

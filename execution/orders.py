@@ -9,11 +9,11 @@ from typing import Any
 
 from execution.domain.units import from_units
 from execution.errors import OrderRejected
-from execution.exchanges import exchange_market
 from execution.funds import custody_asset
 from execution.jobspec import validated_strategy
 from execution.models import ExchangeAccount, MMOrder
 from mrmarket.errors import NotFound
+from mrmarket.exchanges.client import exchange_market
 from wire.errors import StrategyParamError, UnknownStrategy, WireError
 
 STRATEGY_KEYS = frozenset({"name", "params", "risk", "report_interval_seconds", "sample_seconds"})

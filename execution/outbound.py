@@ -21,7 +21,7 @@ from django.utils import timezone
 from eth_account import Account
 from web3 import Web3
 
-from execution import custody, selectors, services
+from execution import accounts, custody, selectors, services
 from execution.domain import mm_order as mm
 from execution.domain.ledger import (
     CUSTODY,
@@ -34,15 +34,15 @@ from execution.domain.ledger import (
 )
 from execution.domain.units import same_amount
 from execution.errors import LedgerOverdraft
-from execution.exchanges import TRANSIENT, exchange_call
 from execution.funds import custody_asset
 from execution.models import Alert, CustodyTransfer, CustodyTransferVersion, ExchangeAccount, MMOrder
 from mrmarket.chain import get_web3
+from mrmarket.exchanges.client import TRANSIENT, exchange_call
 from mrmarket.observability import context
 
 
 def _deposit_address(account: ExchangeAccount, asset: str) -> str:
-    client = services.exchange_account_client(account=account)
+    client = accounts.exchange_account_client(account=account)
     with exchange_call(account.exchange, "a deposit address"):
         address = client.fetch_deposit_address(asset)["address"]
     return Web3.to_checksum_address(address)
@@ -90,7 +90,7 @@ def mm_order_fund(*, order_id: int) -> MMOrder:
         if sent is None:
             # Checked again (it is, by the credentials service) outside the signing transaction too, so that
             # the alert of a row nobody vouched for is not rolled back with it: nothing is signed or sent.
-            services.exchange_account_trusted(account=order.exchange_account)
+            accounts.exchange_account_trusted(account=order.exchange_account)
             sent = _sign_deposit_transfer(w3, order)
         return _broadcast(w3, sent)
 
@@ -229,7 +229,7 @@ def mm_order_track_deposit(*, order_id: int) -> MMOrder:
 
 def _credited_by_exchange(order: MMOrder, sent: CustodyTransfer) -> bool:
     account = order.exchange_account
-    client = services.exchange_account_client(account=account)
+    client = accounts.exchange_account_client(account=account)
     _, decimals = custody_asset(order.funding_asset)
     try:
         deposits = client.fetch_deposits(order.funding_asset)

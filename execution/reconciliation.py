@@ -16,16 +16,17 @@ from eth_account import Account
 from web3 import Web3
 
 from contracts import load_artifact
-from execution import selectors, services
+from execution import accounts, selectors, services
 from execution.domain import mm_order as mm
 from execution.domain import withdrawal as wd
 from execution.domain.ledger import CUSTODY, exchange_scope, in_transit
 from execution.domain.units import units_down
 from execution.errors import ExecutionError, InvalidOrderTransition
-from execution.exchanges import exchange_call
 from execution.funds import asset_decimals
 from execution.models import ExchangeAccount, ExchangeWithdrawal, LedgerPosting, MMOrder
 from mrmarket.chain import get_web3
+from mrmarket.exchanges.client import exchange_call
+from mrmarket.exchanges.errors import ExchangeError
 from mrmarket.observability.logging import get_logger
 
 log = get_logger(__name__)
@@ -73,11 +74,11 @@ def _venues() -> list[tuple[list[ExchangeAccount], dict[str, Any]]]:
     unanswered: set[str] = set()
     for key in ExchangeAccount.objects.filter(status=ExchangeAccount.Status.ACTIVE).order_by("pk"):
         try:
-            client = services.exchange_account_client(account=key)
+            client = accounts.exchange_account_client(account=key)
             with exchange_call(key.exchange, "its balances"):
                 balance = client.fetch_balance()
                 venue = (key.exchange, _venue_identity(key, client, balance))
-        except ExecutionError as exc:  # exchange down, credentials refused (alerted where refused): typed
+        except (ExchangeError, ExecutionError) as exc:  # exchange down, credentials refused (alerted): typed
             # The key's account is unknown, so no account of that exchange is compared this pass (a sibling key
             # compared without it would show a false mismatch); the other exchanges are.
             log.warning("reconciliation_skipped", exchange=key.exchange, account_id=key.pk, code=exc.code)

@@ -5,17 +5,17 @@ from __future__ import annotations
 from celery import shared_task
 from django.db.models import Q
 
-from execution import homeward, jobs, outbound, reconciliation, services
+from execution import accounts, homeward, jobs, outbound, reconciliation
 from execution.domain import mm_order as mm
 from execution.domain import withdrawal as wd
 from execution.errors import (
-    ExchangeUnavailable,
     ExecutorNotConfigured,
     ExecutorUnavailable,
     ReportRejected,
     RoutingRefused,
 )
 from execution.models import ExchangeAccount, MMOrder
+from mrmarket.exchanges.errors import ExchangeUnavailable
 from mrmarket.observability.logging import get_logger
 from mrmarket.tasks import RetryingTask
 
@@ -38,7 +38,7 @@ def reprobe_exchange_keys() -> None:
 
 @shared_task(name="execution.reprobe_exchange_key", base=ExecutionTask)
 def reprobe_exchange_key(account_id: int) -> None:
-    services.exchange_account_reprobe(account_id=account_id)
+    accounts.exchange_account_reprobe(account_id=account_id)
 
 
 @shared_task(name="execution.track_deposits", ignore_result=True)

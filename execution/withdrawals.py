@@ -16,14 +16,14 @@ from eth_typing import HexStr
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
-from execution import services
+from execution import accounts, services
 from execution.domain import withdrawal as wd
 from execution.domain.units import from_units, reported_units, units_up
 from execution.errors import WithdrawalRefused
-from execution.exchanges import TRANSIENT, exchange_call
 from execution.funds import custody_asset
 from execution.models import ExchangeWithdrawal, MMOrder
 from mrmarket.chain import get_web3
+from mrmarket.exchanges.client import TRANSIENT, exchange_call
 from mrmarket.observability import context
 from mrmarket.observability.logging import get_logger
 
@@ -70,7 +70,7 @@ def _request(row: ExchangeWithdrawal) -> ExchangeWithdrawal:
     """requesting → sent (or failed when refused), asking the exchange at most once per proven-lost request."""
     exchange = row.treasury_account.exchange
     param = WITHDRAW_CLIENT_ID_PARAM.get(exchange)
-    client = services.exchange_account_client(account=row.treasury_account)
+    client = accounts.exchange_account_client(account=row.treasury_account)
     with transaction.atomic():
         row = _locked(row)
         if row.status != wd.State.REQUESTING:
@@ -214,7 +214,7 @@ def _withdrawal_outcome(withdrawal: ExchangeWithdrawal) -> WithdrawalOutcome:
     """Pending (no event) until the exchange reports the withdrawal done with its transaction hash and the chain
     confirms that transaction `CHAIN_CONFIRMATIONS` deep; failed when the exchange failed or cancelled it."""
     pending = WithdrawalOutcome(event=None)
-    client = services.exchange_account_client(account=withdrawal.treasury_account)
+    client = accounts.exchange_account_client(account=withdrawal.treasury_account)
     param = WITHDRAW_CLIENT_ID_PARAM.get(withdrawal.treasury_account.exchange)
     since_ms = int(withdrawal.created_at.timestamp() * 1000) - WITHDRAWAL_CLOCK_SKEW_SECONDS * 1000
     try:

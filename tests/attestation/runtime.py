@@ -32,17 +32,17 @@ def deposit_confirmed_order(settings: Any, ex: Any, executor_url: str) -> Any:
     """An order ready to start on the live exchange `ex`, routed to the executor at `executor_url`: its trading
     key enrolled, a book to size from, its deposit confirmed."""
     from devnet.exchange.keys import Permission
-    from execution import services as execution_services
-    from execution.credentials import ExchangeCredentials
+    from execution import accounts as execution_accounts
     from execution.domain import mm_order as mm
     from execution.models import MMOrder
+    from mrmarket.exchanges.credentials import ExchangeCredentials
     from tests.factories import user_with
 
     settings.EXCHANGE_API_URLS = {"binance": ex.base_url}
     settings.EXECUTOR_URLS = [executor_url]
     settings.CUSTODY_ASSETS = {"USDT": {"token": "0x" + "ab" * 20, "decimals": 6}}
     key = ex.sim.create_account(permissions=frozenset({Permission.TRADE}))
-    account = execution_services.exchange_account_enrol(
+    account = execution_accounts.exchange_account_enrol(
         owner_id=user_with().pk,
         exchange="binance",
         label="mm",

@@ -13,10 +13,10 @@ from django.test import Client
 
 from attestation import services as attestation_services
 from attestation.models import MeasurementEntry
-from execution import services, tasks
-from execution.credentials import ExchangeCredentials
+from execution import accounts, tasks
 from execution.domain import mm_order as mm
 from execution.models import Alert, ExchangeAccount, MMOrder
+from mrmarket.exchanges.credentials import ExchangeCredentials
 from mrmarket.roles import Role
 from tests.factories import user_with
 
@@ -72,7 +72,7 @@ def post_action(user: User, model: type[models.Model], action: str, pk: int) -> 
 
 @pytest.fixture
 def account() -> ExchangeAccount:
-    return services.exchange_account_store(
+    return accounts.exchange_account_store(
         owner_id=user_with(Role.OPERATOR).pk,
         exchange="binance",
         label="main",

@@ -8,7 +8,7 @@ import logging
 import pytest
 from django.conf import settings
 
-from execution.credentials import ExchangeCredentials
+from mrmarket.exchanges.credentials import ExchangeCredentials
 from mrmarket.observability.logging import get_logger
 from wire.redaction import redact_text
 
@@ -26,7 +26,7 @@ def test_nested_secret_fields_are_redacted(json_logs) -> None:
 
 def test_a_held_exchange_secret_is_masked_everywhere(json_logs) -> None:
     ExchangeCredentials(api_key="key-1", secret=CANARY)  # holding it in memory registers it
-    log = get_logger("execution.exchanges")
+    log = get_logger("mrmarket.exchanges.client")
     try:
         raise RuntimeError(f"binance said: bad signature made with {CANARY}")
     except RuntimeError:

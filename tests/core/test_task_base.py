@@ -10,8 +10,8 @@ from celery import shared_task
 
 from campaigns import tasks as campaign_tasks
 from execution import tasks as execution_tasks
-from execution.errors import ExchangeUnavailable
 from mrmarket import tasks as core_tasks
+from mrmarket.exchanges.errors import ExchangeUnavailable
 from mrmarket.tasks import RetryingTask
 
 EXECUTION_RETRIED = (

@@ -15,12 +15,12 @@ from web3 import Web3
 from devnet.chain import Anvil
 from devnet.exchange.fixtures import RunningExchange
 from devnet.exchange.keys import Permission
-from execution import provisioning, reports, services
-from execution.credentials import ExchangeCredentials
+from execution import accounts, provisioning, reports, services
 from execution.domain import mm_order as mm
 from execution.domain.ledger import transfer
 from execution.executor_client import ExecutorClient
 from execution.models import MMOrder
+from mrmarket.exchanges.credentials import ExchangeCredentials
 from tests.execution.executor_thread import running_executor
 from tests.execution.gate_stand_in import GateStandIn
 from tests.executor.harness import live_exchange
@@ -87,7 +87,7 @@ def make_order(
     def make(balances: dict[str, Decimal] = BALANCES) -> MMOrder:
         funded = {asset: amount for asset, amount in balances.items() if amount > 0}
         key = sim.sim.create_account(permissions=frozenset({Permission.TRADE}), balances=funded)
-        account = services.exchange_account_enrol(
+        account = accounts.exchange_account_enrol(
             owner_id=user_with().pk,
             exchange="binance",
             label="mm",

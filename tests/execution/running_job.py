@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from execution import jobs, services
+from execution import accounts, jobs, services
 from execution.executor_client import ExecutorClient
 from execution.models import ExchangeAccount, ExecutionReport, LedgerTransaction, MMOrder
 
@@ -33,7 +33,7 @@ def stop_and_check(order: MMOrder) -> MMOrder:
     stopped = MMOrder.objects.get(pk=order.pk)
     assert stopped.state == "stopping"
     account: ExchangeAccount = stopped.exchange_account
-    creds = services.exchange_account_credentials(account=account)
+    creds = accounts.exchange_account_credentials(account=account)
     from django.conf import settings
 
     from devnet.exchange.fixtures import make_ccxt

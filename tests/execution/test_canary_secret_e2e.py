@@ -18,7 +18,7 @@ from web3 import Web3
 
 from attestation.models import AttestationRecord, ExecutorRecord
 from devnet.exchange.fixtures import RunningExchange
-from execution import homeward, orders, services, tasks
+from execution import accounts, homeward, orders, services, tasks
 from execution.models import Alert, ExchangeAccount, ExecutionReport, LedgerTransaction, MMOrder, MMOrderTransition
 from mrmarket.observability.logging import get_logger, make_formatter
 from tests.execution import test_mm_loop_e2e as loop
@@ -176,4 +176,4 @@ def test_a_canary_secret_never_leaves_in_logs_errors_rows_or_responses(
 
 
 def _secret(account: ExchangeAccount) -> str:
-    return services.exchange_account_credentials(account=account).secret
+    return accounts.exchange_account_credentials(account=account).secret

@@ -12,12 +12,12 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from execution import services
-from execution.credentials import ExchangeCredentials
+from execution import accounts
 from execution.domain import envelope
 from execution.domain.envelope import DecryptionFailed
 from execution.errors import AccountRevoked, CredentialsNotHeld, CredentialsUntrusted
 from execution.models import Alert, ExchangeAccount
+from mrmarket.exchanges.credentials import ExchangeCredentials
 from tests.factories import user_with
 from wire.keys import SigningKey
 
@@ -26,7 +26,7 @@ CREDS = ExchangeCredentials(api_key="AKIA-PLAIN-1234", secret="VERY-SECRET-VALUE
 
 
 def store(label: str = "main") -> ExchangeAccount:
-    return services.exchange_account_store(
+    return accounts.exchange_account_store(
         owner_id=user_with().pk, exchange="binance", label=label, role=ExchangeAccount.Role.TRADING, credentials=CREDS
     )
 
@@ -50,7 +50,7 @@ def test_stored_encrypted_and_opened_only_by_the_service() -> None:
     assert b"VERY-SECRET-VALUE" not in row
     assert b"AKIA-PLAIN" not in row
     assert account.api_key_hint == "1234"
-    assert services.exchange_account_credentials(account=ExchangeAccount.objects.get(pk=account.pk)) == CREDS
+    assert accounts.exchange_account_credentials(account=ExchangeAccount.objects.get(pk=account.pk)) == CREDS
     assert "VERY-SECRET" not in repr(CREDS)
     assert "VERY-SECRET" not in str(account)
 
@@ -64,23 +64,23 @@ def test_ciphertext_copied_to_another_row_does_not_open() -> None:
     b.save()
     # Refused by the row signature (it binds the row) before anything is unwrapped...
     with pytest.raises(CredentialsUntrusted):
-        services.exchange_account_credentials(account=ExchangeAccount.objects.get(pk=b.pk))
+        accounts.exchange_account_credentials(account=ExchangeAccount.objects.get(pk=b.pk))
     # ...and the envelope is bound to its row on its own as well.
     with pytest.raises(DecryptionFailed):
         envelope.decrypt(
-            services._sealed_of(b), master_keys=settings_keys(), context=ExchangeAccount.objects.get(pk=b.pk).context
+            accounts._sealed_of(b), master_keys=settings_keys(), context=ExchangeAccount.objects.get(pk=b.pk).context
         )
 
 
 def test_revoke_destroys_the_credentials_at_once() -> None:
     account = store()
-    services.exchange_account_revoke(account_id=account.pk)
+    accounts.exchange_account_revoke(account_id=account.pk)
     account.refresh_from_db()
     assert account.status == ExchangeAccount.Status.REVOKED
     assert bytes(account.credentials_ciphertext) == b""
     with pytest.raises(AccountRevoked):
-        services.exchange_account_credentials(account=account)
-    assert services.exchange_account_revoke(account_id=account.pk).status == "revoked"  # idempotent
+        accounts.exchange_account_credentials(account=account)
+    assert accounts.exchange_account_revoke(account_id=account.pk).status == "revoked"  # idempotent
 
 
 def test_rotation_rewraps_every_row_under_the_new_key(settings) -> None:
@@ -94,10 +94,10 @@ def test_rotation_rewraps_every_row_under_the_new_key(settings) -> None:
     assert "re-wrapped 1 account(s) under key id k2" in out.getvalue()
     account.refresh_from_db()
     assert account.credentials_key_id == "k2"
-    assert services._signer_of(account) == settings.CREDENTIALS_VERIFY_KEYS[0]  # re-sealed and signed again
+    assert accounts._signer_of(account) == settings.CREDENTIALS_VERIFY_KEYS[0]  # re-sealed and signed again
     # The old key can now be retired: the row opens with the new key alone.
     settings.CREDENTIALS_MASTER_KEYS = {"k2": new_key}
-    assert services.exchange_account_credentials(account=account) == CREDS
+    assert accounts.exchange_account_credentials(account=account) == CREDS
     call_command("rewrap_credentials", stdout=out)  # nothing left to do
     assert "re-wrapped 0 account(s)" in out.getvalue()
     assert old_id != "k2"
@@ -119,13 +119,13 @@ def test_a_row_enrolled_where_only_the_public_key_is_held_opens_only_where_the_m
     assert account.credentials_scheme == envelope.SCHEME_SEALED_BOX
     before = raw_row(account.pk)
     with pytest.raises(CredentialsNotHeld) as refused:
-        services.exchange_account_credentials(account=ExchangeAccount.objects.get(pk=account.pk))
+        accounts.exchange_account_credentials(account=ExchangeAccount.objects.get(pk=account.pk))
     assert refused.value.code == "credentials_not_held"
     with pytest.raises(CredentialsNotHeld):
-        services.credentials_rewrap_all()
+        accounts.credentials_rewrap_all()
     assert raw_row(account.pk) == before  # nothing was changed by the refusals
     settings.CREDENTIALS_MASTER_KEYS = worker_keys  # a worker
-    assert services.exchange_account_credentials(account=ExchangeAccount.objects.get(pk=account.pk)) == CREDS
+    assert accounts.exchange_account_credentials(account=ExchangeAccount.objects.get(pk=account.pk)) == CREDS
 
 
 def test_rows_written_before_sealed_boxes_still_open_and_are_moved_by_rewrap(settings) -> None:
@@ -141,13 +141,13 @@ def test_rows_written_before_sealed_boxes_still_open_and_are_moved_by_rewrap(set
         credentials_signature="",  # written before rows were signed: the master key itself authenticates it
     )
     account.refresh_from_db()
-    assert services.exchange_account_credentials(account=account) == CREDS
-    assert services.credentials_rewrap_all() == 1
+    assert accounts.exchange_account_credentials(account=account) == CREDS
+    assert accounts.credentials_rewrap_all() == 1
     account.refresh_from_db()
     assert (account.credentials_scheme, account.credentials_key_id) == (envelope.SCHEME_SEALED_BOX, key_id)
-    assert services._signer_of(account) == settings.CREDENTIALS_VERIFY_KEYS[0]  # vouched for by the rewrap
-    assert services.exchange_account_credentials(account=account) == CREDS
-    assert services.credentials_rewrap_all() == 0
+    assert accounts._signer_of(account) == settings.CREDENTIALS_VERIFY_KEYS[0]  # vouched for by the rewrap
+    assert accounts.exchange_account_credentials(account=account) == CREDS
+    assert accounts.credentials_rewrap_all() == 0
 
 
 # --- provenance: rows are vouched for by the enrolment key, which the database does not hold ----------------
@@ -166,7 +166,7 @@ def swap_in_attackers_credentials(account: ExchangeAccount, *, signed_by: Signin
         key_id=settings.CREDENTIALS_MASTER_KEY_ID,
         context=account.context,
     )
-    binding = services._binding_of(account)
+    binding = accounts._binding_of(account)
     signature = envelope.sign_row(sealed, binding, signing_key=signed_by) if signed_by else ""
     ExchangeAccount.objects.filter(pk=account.pk).update(
         credentials_scheme=sealed.scheme,
@@ -191,7 +191,7 @@ def assert_refused_untouched(account: ExchangeAccount, monkeypatch: pytest.Monke
     before = raw_row(account.pk)
     for _ in range(2):
         with pytest.raises(CredentialsUntrusted) as refused:
-            services.exchange_account_credentials(account=ExchangeAccount.objects.get(pk=account.pk))
+            accounts.exchange_account_credentials(account=ExchangeAccount.objects.get(pk=account.pk))
         assert refused.value.code == "credentials_untrusted"
     assert opened == []
     assert raw_row(account.pk) == before
@@ -202,7 +202,7 @@ def assert_refused_untouched(account: ExchangeAccount, monkeypatch: pytest.Monke
 def test_every_stored_row_is_signed_by_the_enrolment_key(settings) -> None:
     account = store()
     assert len(account.credentials_signature) == 128
-    assert services._signer_of(ExchangeAccount.objects.get(pk=account.pk)) == settings.CREDENTIALS_VERIFY_KEYS[0]
+    assert accounts._signer_of(ExchangeAccount.objects.get(pk=account.pk)) == settings.CREDENTIALS_VERIFY_KEYS[0]
 
 
 @pytest.mark.parametrize("signed_by", [None, OTHER_SIGNER], ids=["unsigned", "signed-by-another-key"])
@@ -244,13 +244,13 @@ def test_rewrap_keeps_rows_trusted_and_moves_them_to_a_new_enrolment_key(setting
     new_signer = SigningKey.from_seed(os.urandom(32))
     settings.CREDENTIALS_SIGNING_KEY = bytes(new_signer._key).hex()
     settings.CREDENTIALS_VERIFY_KEYS = (old_verify, new_signer.public_hex)
-    assert services.credentials_rewrap_all() == 1
+    assert accounts.credentials_rewrap_all() == 1
     account.refresh_from_db()
-    assert services._signer_of(account) == new_signer.public_hex
-    assert services.credentials_rewrap_all() == 0
+    assert accounts._signer_of(account) == new_signer.public_hex
+    assert accounts.credentials_rewrap_all() == 0
     # ...and the old one can be dropped: the row opens with the new key alone.
     settings.CREDENTIALS_VERIFY_KEYS = (new_signer.public_hex,)
-    assert services.exchange_account_credentials(account=account) == CREDS
+    assert accounts.exchange_account_credentials(account=account) == CREDS
 
 
 def test_rewrap_never_signs_a_row_nobody_vouched_for(settings) -> None:
@@ -259,11 +259,11 @@ def test_rewrap_never_signs_a_row_nobody_vouched_for(settings) -> None:
     settings.CREDENTIALS_MASTER_KEY_ID = "k2"  # a master-key rotation would otherwise re-seal and sign it
     settings.CREDENTIALS_MASTER_KEYS = {**settings.CREDENTIALS_MASTER_KEYS, "k2": os.urandom(32)}
     before = raw_row(account.pk)
-    assert services.credentials_rewrap_all() == 0
+    assert accounts.credentials_rewrap_all() == 0
     assert raw_row(account.pk) == before
     assert Alert.objects.filter(kind="credentials_untrusted", detail__account_id=account.pk).count() == 1
     with pytest.raises(CredentialsUntrusted):
-        services.exchange_account_credentials(account=ExchangeAccount.objects.get(pk=account.pk))
+        accounts.exchange_account_credentials(account=ExchangeAccount.objects.get(pk=account.pk))
 
 
 def test_an_unsigned_row_relabelled_as_the_older_scheme_does_not_open() -> None:
@@ -272,4 +272,4 @@ def test_an_unsigned_row_relabelled_as_the_older_scheme_does_not_open() -> None:
     swap_in_attackers_credentials(account, signed_by=None)
     ExchangeAccount.objects.filter(pk=account.pk).update(credentials_scheme=envelope.SCHEME_SYMMETRIC)
     with pytest.raises(DecryptionFailed):
-        services.exchange_account_credentials(account=ExchangeAccount.objects.get(pk=account.pk))
+        accounts.exchange_account_credentials(account=ExchangeAccount.objects.get(pk=account.pk))

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from devnet.exchange.fixtures import RunningExchange, run_exchange
 from devnet.exchange.keys import Permission
-from execution import services
+from execution import accounts
 from execution.models import ExchangeAccount
 from mrmarket.roles import Role
 from tests.factories import user_with
@@ -115,9 +115,9 @@ def test_the_same_label_twice_is_a_conflict(operator: APIClient, sim: RunningExc
 def test_a_key_that_gains_withdrawals_is_revoked_on_the_next_probe(operator: APIClient, sim: RunningExchange) -> None:
     k = key(sim, TRADE)
     account_id = enrol(operator, k, "trading").json()["id"]
-    assert services.exchange_account_reprobe(account_id=account_id).status == "active"
+    assert accounts.exchange_account_reprobe(account_id=account_id).status == "active"
     sim.sim.keys.update_permissions(k.key, frozenset({TRADE, WITHDRAW}))
-    account = services.exchange_account_reprobe(account_id=account_id)
+    account = accounts.exchange_account_reprobe(account_id=account_id)
     assert account.status == "revoked"
     assert account.permissions == {"read": True, "trade": True, "withdraw": True}
     assert bytes(account.credentials_ciphertext) == b""
@@ -127,7 +127,7 @@ def test_a_key_deleted_at_the_exchange_is_revoked(operator: APIClient, sim: Runn
     k = key(sim, TRADE)
     account_id = enrol(operator, k, "trading").json()["id"]
     sim.sim.keys.delete(k.key)
-    assert services.exchange_account_reprobe(account_id=account_id).status == "revoked"
+    assert accounts.exchange_account_reprobe(account_id=account_id).status == "revoked"
 
 
 def test_operators_revoke_only_their_own_accounts(operator: APIClient, sim: RunningExchange) -> None:

@@ -15,19 +15,14 @@ from devnet.chain import deploy_dev_token, dev_accounts, mint, token
 from devnet.exchange.config import ChainConfig, SimConfig
 from devnet.exchange.fixtures import RunningExchange, run_exchange
 from devnet.exchange.keys import Permission
-from execution import custody, homeward, orders, outbound, selectors, services
-from execution.credentials import ExchangeCredentials
+from execution import accounts, custody, homeward, orders, outbound, selectors, services
 from execution.domain import envelope
 from execution.domain import mm_order as mm
 from execution.domain.ledger import asset_totals, transfer
-from execution.errors import (
-    CredentialsUntrusted,
-    ExchangeUnavailable,
-    LedgerOverdraft,
-    MarketNotListed,
-    OrderRejected,
-)
+from execution.errors import CredentialsUntrusted, LedgerOverdraft, OrderRejected
 from execution.models import Alert, CustodyTransfer, ExchangeAccount, ExchangeWithdrawal, MMOrder
+from mrmarket.exchanges.credentials import ExchangeCredentials
+from mrmarket.exchanges.errors import ExchangeUnavailable, MarketNotListed
 from tests.factories import user_with
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db]
@@ -75,7 +70,7 @@ def account(settings, anvil, sim: RunningExchange, dev_token: str) -> ExchangeAc
         )
     )
     key = sim.sim.create_account(permissions=frozenset({Permission.TRADE}))
-    return services.exchange_account_enrol(
+    return accounts.exchange_account_enrol(
         owner_id=user_with().pk,
         exchange="binance",
         label="mm",
@@ -219,15 +214,15 @@ def test_bad_orders_are_refused_and_nothing_is_created(account, change, error, c
 
 
 def test_a_revoked_account_cannot_fund_orders(account) -> None:
-    services.exchange_account_revoke(account_id=account.pk)
+    accounts.exchange_account_revoke(account_id=account.pk)
     with pytest.raises(OrderRejected, match="not an active trading account"):
         new_order(account)
 
 
 def _stopped_order_with_treasury(account, sim, w3):
-    trading_key = sim.sim.keys.get(services.exchange_account_credentials(account=account).api_key)
+    trading_key = sim.sim.keys.get(accounts.exchange_account_credentials(account=account).api_key)
     treasury_key = sim.sim.create_key(trading_key.account_id, permissions=frozenset({Permission.WITHDRAW}))
-    treasury = services.exchange_account_enrol(
+    treasury = accounts.exchange_account_enrol(
         owner_id=account.owner_id,
         exchange="binance",
         label=f"treasury-{treasury_key.key[:6]}",
@@ -260,16 +255,16 @@ def test_exchange_down_during_the_withdrawal_moves_nothing_and_the_retry_withdra
 
 
 def services_client(treasury):
-    from execution.exchanges import exchange_client
+    from mrmarket.exchanges.client import exchange_client
 
-    return exchange_client("binance", credentials=services.exchange_account_credentials(account=treasury))
+    return exchange_client("binance", credentials=accounts.exchange_account_credentials(account=treasury))
 
 
 def test_the_round_trip_returns_every_unit_to_custody_with_the_ledger_balanced(account, sim, w3: Web3, dev_token):
     """custody → exchange → stop → withdraw back with the treasury key → arrived on chain → settled."""
-    trading_key = sim.sim.keys.get(services.exchange_account_credentials(account=account).api_key)
+    trading_key = sim.sim.keys.get(accounts.exchange_account_credentials(account=account).api_key)
     treasury_key = sim.sim.create_key(trading_key.account_id, permissions=frozenset({Permission.WITHDRAW}))
-    treasury = services.exchange_account_enrol(
+    treasury = accounts.exchange_account_enrol(
         owner_id=account.owner_id,
         exchange="binance",
         label="treasury",
@@ -305,7 +300,7 @@ def test_the_round_trip_returns_every_unit_to_custody_with_the_ledger_balanced(a
 
 def test_a_treasury_key_of_another_exchange_account_is_refused(account, sim, w3: Web3):
     other = sim.sim.create_account(permissions=frozenset({Permission.WITHDRAW}))
-    treasury = services.exchange_account_enrol(
+    treasury = accounts.exchange_account_enrol(
         owner_id=account.owner_id,
         exchange="binance",
         label="elsewhere",
@@ -349,7 +344,7 @@ def test_reconciliation_alerts_and_pauses_on_a_mismatch_and_is_quiet_otherwise(a
     assert health.run_checks(["alerts"])[0].state == "ok"
 
     # Funds appear on the exchange account that no ledger entry explains.
-    venue = sim.sim.keys.get(services.exchange_account_credentials(account=account).api_key).account_id
+    venue = sim.sim.keys.get(accounts.exchange_account_credentials(account=account).api_key).account_id
     sim.admin("POST", f"/_devnet/accounts/{venue}/credit", {"asset": "USDT", "amount": "7"})
     (mismatch,) = reconciliation.reconcile_exchange_account(account_id=account.pk)
     assert (mismatch.asset, mismatch.ledger, mismatch.actual) == ("USDT", 1_000 * UNIT, 1_007 * UNIT)

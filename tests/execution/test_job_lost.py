@@ -11,7 +11,7 @@ import pytest
 from devnet.exchange.domain.model import OrderType, Side, TimeInForce
 from devnet.exchange.fixtures import RunningExchange, make_ccxt
 from devnet.exchange.keys import Permission
-from execution import jobs, services
+from execution import accounts, jobs, services
 from execution.domain import mm_order as mm
 from execution.errors import ExecutorUnavailable
 from execution.executor_client import ExecutorClient
@@ -47,7 +47,7 @@ def test_a_running_order_whose_job_was_lost_runs_again_as_a_new_job(
     assert order.state == "running"
     lost = order.job_id
     # A fill the lost job never reported: a taker hits its ask, and the job is gone before Django asks.
-    venue = sim.sim.keys.authenticate(services.exchange_account_credentials(account=order.exchange_account).api_key)
+    venue = sim.sim.keys.authenticate(accounts.exchange_account_credentials(account=order.exchange_account).api_key)
     wait(lambda: any(o.side == "SELL" for o in sim.sim.engine.open_orders(venue.account_id, "MMTUSDT")))
     engine = sim.sim.engine
     with engine.lock:  # the market's agents wait: the taker sweeps the book up to the job's best ask
@@ -65,7 +65,7 @@ def test_a_running_order_whose_job_was_lost_runs_again_as_a_new_job(
             quantity=depth, price=price, tif=TimeInForce.IOC, client_order_id="taker",
         )  # fmt: skip
     lose(order, executor)
-    creds = services.exchange_account_credentials(account=order.exchange_account)
+    creds = accounts.exchange_account_credentials(account=order.exchange_account)
     traded = make_ccxt(sim.base_url, creds.api_key, creds.secret).fetch_my_trades("MMT/USDT", limit=1000)
     assert traded
     unbooked = [t for t in traded if not LedgerTransaction.objects.filter(key=f"o{order.pk}-fill-{t['id']}").exists()]
@@ -96,7 +96,7 @@ def test_orders_a_lost_job_left_resting_are_cancelled_before_a_new_job_starts(
 ) -> None:
     order = jobs.mm_order_start_job(order_id=order.pk)
     lost = order.job_id
-    venue = sim.sim.keys.authenticate(services.exchange_account_credentials(account=order.exchange_account).api_key)
+    venue = sim.sim.keys.authenticate(accounts.exchange_account_credentials(account=order.exchange_account).api_key)
     engine = sim.sim.engine
     wait(lambda: any(o.side == "BUY" for o in engine.open_orders(venue.account_id, "MMTUSDT")))
     bid = next(o for o in engine.open_orders(venue.account_id, "MMTUSDT") if o.side == "BUY")

@@ -12,7 +12,7 @@ import pytest
 
 from attestation.interface import ExecutorIdentity
 from attestation.models import AttestationRecord, ExecutorRecord
-from execution import jobs, reports, services
+from execution import accounts, jobs, reports, services
 from execution.domain import mm_order as mm
 from execution.errors import ExecutorUnavailable, InvalidOrderTransition, ReportRejected
 from execution.executor_client import ExecutorClient
@@ -151,7 +151,7 @@ def test_revoking_the_key_wipes_it_on_the_executor_and_stops_the_order(
     runner = manager_of(executor[1]).get(order.job_id)
     wait(lambda: len(runner.tracker.resting()) > 0)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        services.exchange_account_revoke(account_id=order.exchange_account_id)
+        accounts.exchange_account_revoke(account_id=order.exchange_account_id)
     assert len(callbacks) == 1  # the revoke task is queued for the order's job
     jobs.mm_order_revoke_job(order_id=order.pk)  # what that task runs
     assert runner.state == "revoked"
@@ -176,7 +176,8 @@ def test_a_strategy_the_executor_would_refuse_fails_the_start_and_sends_nothing(
     assert [t.event for t in transitions] == ["start", "fail"]
     assert transitions[-1].detail["reason"].startswith("the job spec would be refused")
     assert set(manager.jobs) == jobs_before  # no job started anywhere
-    assert not failed.executor_signing_key and failed.job_spec is None
+    assert not failed.executor_signing_key
+    assert failed.job_spec is None
     again = jobs.mm_order_start_job(order_id=order.pk)  # a retry is no second step
     assert again.state == "failed"
     assert MMOrder.objects.get(pk=order.pk).transitions.count() == 2

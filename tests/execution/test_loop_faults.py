@@ -14,10 +14,11 @@ import pytest
 
 from devnet.exchange.faults import Fault, FaultEvent, FaultKind
 from devnet.exchange.fixtures import RunningExchange, make_ccxt
-from execution import jobs, services
-from execution.errors import ExchangeUnavailable, ExecutorUnavailable
+from execution import accounts, jobs, services
+from execution.errors import ExecutorUnavailable
 from execution.executor_client import ExecutorClient
 from execution.models import ExecutionReport, LedgerPosting, MMOrder
+from mrmarket.exchanges.errors import ExchangeUnavailable
 from tests.execution.executor_thread import manager_of
 from tests.execution.running_job import executor_reports, stop_and_check, wait
 
@@ -26,14 +27,14 @@ pytestmark = [pytest.mark.django_db, pytest.mark.timeout(180), pytest.mark.usefi
 
 
 def account_id(sim: RunningExchange, order: MMOrder) -> str:
-    creds = services.exchange_account_credentials(account=order.exchange_account)
+    creds = accounts.exchange_account_credentials(account=order.exchange_account)
     key = sim.sim.keys.get(creds.api_key)
     assert key is not None
     return key.account_id
 
 
 def ccxt_for(sim: RunningExchange, order: MMOrder) -> Any:
-    creds = services.exchange_account_credentials(account=order.exchange_account)
+    creds = accounts.exchange_account_credentials(account=order.exchange_account)
     return make_ccxt(sim.base_url, creds.api_key, creds.secret)
 
 

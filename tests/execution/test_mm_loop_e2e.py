@@ -27,11 +27,11 @@ from devnet.exchange.fixtures import RunningExchange, run_exchange
 from devnet.exchange.keys import Permission
 from devnet.serving import serve_in_thread
 from devnet.tdx.authority import DevQuoteAuthority
-from execution import homeward, orders, selectors, services, tasks
-from execution.credentials import ExchangeCredentials
+from execution import accounts, homeward, orders, selectors, services, tasks
 from execution.domain.ledger import asset_totals, transfer
 from execution.models import ExchangeAccount, ExecutionReport, LedgerTransaction, MMOrder
 from mrmarket.celery_app import app as celery_app
+from mrmarket.exchanges.credentials import ExchangeCredentials
 from tests.attestation.test_gate import PINNED_RTMRS
 from tests.execution.executor_thread import running_executor
 from tests.executor.harness import busy_markets
@@ -168,14 +168,14 @@ def seed_custody(w3: Web3, tokens: dict[str, str]) -> None:
 def keys(sim: RunningExchange, owner_id: int) -> tuple[ExchangeAccount, ExchangeAccount]:
     trading_key = sim.sim.create_account(permissions=frozenset({Permission.TRADE}))
     treasury_key = sim.sim.create_key(trading_key.account_id, permissions=frozenset({Permission.WITHDRAW}))
-    trading = services.exchange_account_enrol(
+    trading = accounts.exchange_account_enrol(
         owner_id=owner_id,
         exchange="binance",
         label="mm",
         role="trading",
         credentials=ExchangeCredentials(trading_key.key, trading_key.secret),
     )
-    treasury = services.exchange_account_enrol(
+    treasury = accounts.exchange_account_enrol(
         owner_id=owner_id,
         exchange="binance",
         label="treasury",
@@ -296,5 +296,5 @@ def test_the_loop_funds_runs_reports_stops_and_returns_every_unit(
 
 
 def _trading_key(account: ExchangeAccount) -> tuple[str, str]:
-    creds = services.exchange_account_credentials(account=account)
+    creds = accounts.exchange_account_credentials(account=account)
     return creds.api_key, creds.secret

@@ -11,10 +11,10 @@ from rest_framework.test import APIClient
 
 from devnet.exchange.fixtures import RunningExchange, run_exchange
 from devnet.exchange.keys import Permission
-from execution import jobspec, services
-from execution.credentials import ExchangeCredentials
+from execution import accounts, jobspec, services
 from execution.domain import mm_order as mm
 from execution.models import ExchangeAccount, LedgerTransaction, MMOrder
+from mrmarket.exchanges.credentials import ExchangeCredentials
 from mrmarket.roles import Role
 from tests.factories import user_with
 from wire.jobs import JobSpec
@@ -36,7 +36,7 @@ def operator(settings, sim: RunningExchange) -> tuple[APIClient, ExchangeAccount
     settings.CUSTODY_ASSETS = {"USDT": {"token": "0x" + "ab" * 20, "decimals": 6}}
     user = user_with(Role.OPERATOR)
     key = sim.sim.create_account(permissions=frozenset({Permission.TRADE}))
-    account = services.exchange_account_enrol(
+    account = accounts.exchange_account_enrol(
         owner_id=user.pk,
         exchange="binance",
         label="mm",

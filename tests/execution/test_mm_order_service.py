@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from execution import selectors, services
-from execution.credentials import ExchangeCredentials
+from execution import accounts, selectors, services
 from execution.domain import mm_order as mm
 from execution.domain.ledger import transfer
 from execution.errors import InvalidOrderTransition, LedgerOverdraft
 from execution.models import ExchangeAccount, LedgerTransaction, MMOrder, MMOrderTransition
+from mrmarket.exchanges.credentials import ExchangeCredentials
 from tests.factories import user_with
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def order() -> MMOrder:
     owner = user_with()
-    account = services.exchange_account_store(
+    account = accounts.exchange_account_store(
         owner_id=owner.pk,
         exchange="binance",
         label="mm",

@@ -10,10 +10,10 @@ import pytest
 
 from devnet.exchange.fixtures import RunningExchange
 from devnet.exchange.keys import Permission
-from execution import reconciliation, services, tasks
-from execution.credentials import ExchangeCredentials
+from execution import accounts, reconciliation, services, tasks
 from execution.domain.ledger import transfer
 from execution.models import Alert, ExchangeAccount
+from mrmarket.exchanges.credentials import ExchangeCredentials
 from tests.executor.harness import live_exchange
 from tests.factories import user_with
 
@@ -37,14 +37,14 @@ def keys(settings, sim: RunningExchange) -> tuple[ExchangeAccount, ExchangeAccou
     venue = sim.sim.create_account(permissions=frozenset({Permission.TRADE}), balances={"USDT": Decimal("1411.504005")})
     treasury_key = sim.sim.create_key(venue.account_id, permissions=frozenset({Permission.WITHDRAW}))
     owner = user_with()
-    trading = services.exchange_account_enrol(
+    trading = accounts.exchange_account_enrol(
         owner_id=owner.pk,
         exchange="binance",
         label="mm",
         role="trading",
         credentials=ExchangeCredentials(venue.key, venue.secret),
     )
-    treasury = services.exchange_account_enrol(
+    treasury = accounts.exchange_account_enrol(
         owner_id=owner.pk,
         exchange="binance",
         label="mm treasury",
@@ -74,7 +74,7 @@ def test_a_treasury_key_is_not_reconciled_as_a_separate_account(keys) -> None:
 
 def test_a_real_difference_is_one_alert_for_the_account_whichever_key_sees_it(keys, sim: RunningExchange) -> None:
     trading, treasury = keys
-    venue = sim.sim.keys.authenticate(services.exchange_account_credentials(account=trading).api_key).account_id
+    venue = sim.sim.keys.authenticate(accounts.exchange_account_credentials(account=trading).api_key).account_id
     sim.admin("POST", f"/_devnet/accounts/{venue}/credit", {"asset": "USDT", "amount": "7"})
     (mismatch,) = reconciliation.reconcile_exchange_accounts()
     assert (mismatch.scope, mismatch.asset) == (f"exchange:a{trading.pk}", "USDT")
@@ -86,7 +86,7 @@ def test_a_real_difference_is_one_alert_for_the_account_whichever_key_sees_it(ke
 def test_keys_of_two_accounts_are_reconciled_apart(keys, sim: RunningExchange, settings) -> None:
     trading, _ = keys
     other = sim.sim.create_account(permissions=frozenset({Permission.TRADE}), balances={"USDT": Decimal(5)})
-    stranger = services.exchange_account_enrol(
+    stranger = accounts.exchange_account_enrol(
         owner_id=trading.owner_id,
         exchange="binance",
         label="other",
@@ -134,7 +134,7 @@ def test_a_deposit_the_exchange_credited_before_the_order_booked_it_is_no_mismat
         services.ledger_record(
             tx=transfer(key, "deposit_credit", asset="USDT", amount=50 * UNIT, source=source, target=target)
         )
-    venue = sim.sim.keys.authenticate(services.exchange_account_credentials(account=trading).api_key).account_id
+    venue = sim.sim.keys.authenticate(accounts.exchange_account_credentials(account=trading).api_key).account_id
     sim.admin("POST", f"/_devnet/accounts/{venue}/credit", {"asset": "USDT", "amount": "50"})  # credited, not booked
     assert reconciliation.reconcile_exchange_accounts() == []
     sim.admin("POST", f"/_devnet/accounts/{venue}/credit", {"asset": "USDT", "amount": "1"})  # more than in flight
@@ -149,7 +149,7 @@ def test_a_key_that_cannot_be_read_skips_its_exchange_and_no_false_alert_is_rais
     # The treasury key's row no longer opens (say a database writer swapped it): its account is unknown, so the
     # trading key's account is not compared without it, and nothing raises for the rest of the pass.
     ExchangeAccount.objects.filter(pk=treasury.pk).update(credentials_signature="")
-    venue = sim.sim.keys.authenticate(services.exchange_account_credentials(account=trading).api_key).account_id
+    venue = sim.sim.keys.authenticate(accounts.exchange_account_credentials(account=trading).api_key).account_id
     sim.admin("POST", f"/_devnet/accounts/{venue}/credit", {"asset": "USDT", "amount": "7"})  # a real difference
     assert reconciliation.reconcile_exchange_accounts() == []  # skipped this pass, not a wrong verdict
     assert not Alert.objects.filter(kind="reconciliation_mismatch").exists()

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from execution import outbound, reports, services
+from execution import accounts, outbound, reports
 from execution.domain.units import (
     UnitsError,
     as_text,
@@ -115,7 +115,7 @@ def _credited(settings, monkeypatch, reported: object, amount: int, places: int)
     settings.CUSTODY_PRIVATE_KEY = "0x" + "11" * 32
     deposit = {"txid": "0xABC1", "status": "ok", "amount": reported}
     monkeypatch.setattr(
-        services, "exchange_account_client", lambda *, account: SimpleNamespace(fetch_deposits=lambda _: [deposit])
+        accounts, "exchange_account_client", lambda *, account: SimpleNamespace(fetch_deposits=lambda _: [deposit])
     )
     order = SimpleNamespace(exchange_account=SimpleNamespace(exchange="binance"), funding_asset="USDT")
     no_versions = SimpleNamespace(values_list=lambda *a, **k: [])  # the transfer was never replaced

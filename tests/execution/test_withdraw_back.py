@@ -23,12 +23,13 @@ from devnet.exchange.config import ChainConfig, SimConfig
 from devnet.exchange.faults import Fault, FaultKind
 from devnet.exchange.fixtures import RunningExchange, run_exchange
 from devnet.exchange.keys import Permission
-from execution import homeward, selectors, services, withdrawals
-from execution.credentials import ExchangeCredentials
+from execution import accounts, homeward, selectors, services, withdrawals
 from execution.domain import mm_order as mm
 from execution.domain.ledger import asset_totals, transfer
-from execution.errors import ExchangeUnavailable, InvalidOrderTransition, OrderRejected
+from execution.errors import InvalidOrderTransition, OrderRejected
 from execution.models import Alert, ExchangeAccount, ExchangeWithdrawal, LedgerTransaction, MMOrder
+from mrmarket.exchanges.credentials import ExchangeCredentials
+from mrmarket.exchanges.errors import ExchangeUnavailable
 from mrmarket.roles import Role
 from tests.factories import user_with
 from tests.plugins.require import require_postgresql
@@ -71,14 +72,14 @@ class Stopped:
         )
         self.venue = key.account_id
         treasury_key = sim.sim.create_key(key.account_id, permissions=frozenset({Permission.WITHDRAW}))
-        self.account = services.exchange_account_enrol(
+        self.account = accounts.exchange_account_enrol(
             owner_id=self.owner.pk,
             exchange="binance",
             label="mm",
             role="trading",
             credentials=ExchangeCredentials(key.key, key.secret),
         )
-        self.treasury = services.exchange_account_enrol(
+        self.treasury = accounts.exchange_account_enrol(
             owner_id=self.owner.pk,
             exchange="binance",
             label="treasury",
@@ -183,7 +184,7 @@ class Exchange:
 
 
 def patch_treasury(monkeypatch, stopped: Stopped, exchange: Exchange | None) -> None:
-    real = services.exchange_account_client
+    real = accounts.exchange_account_client
 
     def client_for(*, account: ExchangeAccount) -> Any:
         client = real(account=account)
@@ -192,7 +193,7 @@ def patch_treasury(monkeypatch, stopped: Stopped, exchange: Exchange | None) -> 
         exchange.real = client
         return exchange
 
-    monkeypatch.setattr(services, "exchange_account_client", client_for)
+    monkeypatch.setattr(accounts, "exchange_account_client", client_for)
 
 
 # --- a lost answer is looked up, never resent ------------------------------------------------------------------
@@ -479,7 +480,7 @@ def test_a_treasury_key_of_another_account_is_refused_by_the_worker_and_alerted(
     from execution import tasks
 
     elsewhere = sim.sim.create_account(permissions=frozenset({Permission.WITHDRAW}))
-    other = services.exchange_account_enrol(
+    other = accounts.exchange_account_enrol(
         owner_id=stopped.owner.pk,
         exchange="binance",
         label="other-treasury",

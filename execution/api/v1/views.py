@@ -11,10 +11,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from execution import operations, orders, selectors, services
-from execution.credentials import ExchangeCredentials
+from execution import accounts, operations, orders, selectors
 from execution.models import ExchangeAccount, MMOrder
 from mrmarket.errors import NotFound
+from mrmarket.exchanges.credentials import ExchangeCredentials
 from mrmarket.roles import Role
 
 
@@ -61,7 +61,7 @@ class ExchangeAccountListApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        account = services.exchange_account_enrol(
+        account = accounts.exchange_account_enrol(
             owner_id=_owner(request),
             exchange=v["exchange"],
             label=v["label"],
@@ -76,7 +76,7 @@ class ExchangeAccountRevokeApi(APIView):
 
     @extend_schema(request=None, responses=ExchangeAccountSerializer, operation_id="exchange_accounts_revoke")
     def post(self, request: Request, pk: int) -> Response:
-        account = services.exchange_account_revoke_owned(owner_id=_owner(request), account_id=pk)
+        account = accounts.exchange_account_revoke_owned(owner_id=_owner(request), account_id=pk)
         return Response(ExchangeAccountSerializer(account).data)
 
 

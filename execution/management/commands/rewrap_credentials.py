@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from execution.services import credentials_rewrap_all
+from execution.accounts import credentials_rewrap_all
 
 
 class Command(BaseCommand):

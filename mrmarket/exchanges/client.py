@@ -15,9 +15,15 @@ import ccxt
 from django.conf import settings
 from django.core.cache import cache
 
-from execution.credentials import ExchangeCredentials
-from execution.domain.permissions import KeyPermissions
-from execution.errors import ExchangeUnavailable, InvalidExchangeKey, PermissionsUnverifiable, UnknownExchange
+from mrmarket.exchanges.credentials import ExchangeCredentials
+from mrmarket.exchanges.errors import (
+    ExchangeUnavailable,
+    InvalidExchangeKey,
+    MarketNotListed,
+    PermissionsUnverifiable,
+    UnknownExchange,
+)
+from mrmarket.exchanges.permissions import KeyPermissions
 from wire.urls import reroot_api_urls
 
 # The exchange being unreachable, overloaded, in maintenance or rate-limiting: worth retrying later.
@@ -95,9 +101,7 @@ _PROBERS: dict[str, Callable[[Any], KeyPermissions]] = {"binance": _binance_perm
 
 
 def exchange_market(exchange_id: str, symbol: str) -> dict[str, Any]:
-    """One spot market's description (base, quote, precision, limits); PairNotListed-like error when absent."""
-    from execution.errors import MarketNotListed
-
+    """One spot market's description (base, quote, precision, limits); MarketNotListed when absent."""
     if symbol not in exchange_symbols(exchange_id):
         raise MarketNotListed(
             f"{exchange_id} does not list {symbol}", extra={"exchange": exchange_id, "symbol": symbol}
