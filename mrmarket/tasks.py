@@ -21,8 +21,8 @@ class RetryingTask(Task):
     secret or a URL with a key in it).
 
     `autoretry_for` is what counts as an outage here: a connection that failed or timed out. An app whose
-    services raise their own typed outage (the exchanges' ExchangeUnavailable, for one) subclasses this with its own tuple,
-    so the core never imports an app. Retried tasks must be idempotent: a retry repeats the whole task.
+    services raise their own typed outage (an exchange's `ExchangeUnavailable`, for one) subclasses this with its
+    own tuple. Retried tasks must be idempotent: a retry repeats the whole task.
     """
 
     autoretry_for: ClassVar[tuple[type[BaseException], ...]] = (ConnectionError, TimeoutError)
