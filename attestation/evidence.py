@@ -2,8 +2,8 @@
 (`/v1/attestation`), its announced identity (`/v1/health`) and its free capacity (`/v1/capacity`). What the
 scheduled re-attestation uses (`tasks.reattest_executor`); it satisfies `interface.CheckedExecutor`.
 
-These endpoints are unsigned: they carry no job control, so this client holds no controller key. As the job
-client does for them: the outbound default timeout and the correlation id (`mrmarket.http.outbound_client`);
+These endpoints are unsigned: they carry no job control, so this client holds no controller key. The transport is
+the one the job client uses (`mrmarket.executor_http`): the outbound default timeout and the correlation id,
 transport failures and 5xx answers retried with backoff, then `EvidenceUnavailable`; a 4xx answer raises
 `EvidenceRefused` with the executor's own error code.
 """
@@ -17,11 +17,8 @@ from typing import Any
 import httpx
 
 from attestation.errors import EvidenceRefused, EvidenceUnavailable
+from mrmarket.executor_http import executor_request
 from mrmarket.http import outbound_client
-from wire.canonical import parse
-from wire.errors import WireError
-
-RETRIES = 3
 
 
 class EvidenceClient:
@@ -51,39 +48,12 @@ class EvidenceClient:
         return self._get(f"/v1/attestation?nonce={nonce}")
 
     def _get(self, path: str) -> dict[str, Any]:
-        last = ""
-        for attempt in range(RETRIES):
-            try:
-                response = self._client.request(
-                    "GET", self.base_url + path, content=b"", headers={"Content-Type": "application/json"}
-                )
-            except httpx.HTTPError as exc:
-                last = type(exc).__name__
-            else:
-                if response.status_code < 500:
-                    return self._answer(response, path)
-                last = f"HTTP {response.status_code}"
-            if attempt + 1 < RETRIES:
-                self._sleep(0.2 * 2**attempt)
-        raise EvidenceUnavailable(
-            f"executor {self.base_url} did not answer GET {path.split('?')[0]} ({last})",
-            extra={"executor": self.base_url},
+        return executor_request(
+            self._client,
+            base_url=self.base_url,
+            method="GET",
+            path=path,
+            sleep=self._sleep,
+            unavailable=EvidenceUnavailable,
+            refused=EvidenceRefused,
         )
-
-    def _answer(self, response: httpx.Response, path: str) -> dict[str, Any]:
-        try:
-            data = parse(response.content)
-        except (WireError, ValueError):
-            raise EvidenceUnavailable(
-                f"executor {self.base_url} answered {path.split('?')[0]} with something that is not JSON",
-                extra={"executor": self.base_url},
-            ) from None
-        if response.status_code >= 400:
-            error = data.get("error", {}) if isinstance(data, dict) else {}
-            raise EvidenceRefused(
-                f"executor refused: {error.get('message', response.status_code)}",
-                extra={"executor": self.base_url, "executor_code": error.get("code"), "status": response.status_code},
-            )
-        if not isinstance(data, dict):
-            raise EvidenceUnavailable(f"executor {self.base_url} answered a non-object", extra={})
-        return data

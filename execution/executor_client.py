@@ -29,13 +29,11 @@ from attestation.errors import EvidenceRefused
 from execution.errors import ExecutorNotConfigured, ExecutorRefused, ExecutorUnavailable
 from mrmarket.controller import controller_key
 from mrmarket.errors import ControllerNotConfigured
+from mrmarket.executor_http import executor_request
 from mrmarket.http import outbound_client
-from wire.canonical import canonical_bytes, parse
+from wire.canonical import canonical_bytes
 from wire.control import sign_request
-from wire.errors import WireError
 from wire.keys import SigningKey, seal
-
-RETRIES = 3
 
 
 def _controller_key() -> SigningKey:
@@ -138,49 +136,23 @@ class ExecutorClient:
     def _call(self, method: str, path: str, payload: Any = None, *, signed: bool = True) -> dict[str, Any]:
         body = canonical_bytes(payload) if payload is not None else b""
         audience = self._audience() if signed else ""
-        last = ""
-        for attempt in range(RETRIES):
-            headers = {"Content-Type": "application/json"}
-            if signed:
-                headers.update(
-                    sign_request(
-                        self._key,
-                        method=method,
-                        path_qs=path,
-                        body=body,
-                        audience=audience,
-                        timestamp_ms=int(time.time() * 1000),
-                    )
-                )
-            try:
-                response = self._client.request(method, self.base_url + path, content=body, headers=headers)
-            except httpx.HTTPError as exc:
-                last = type(exc).__name__
-            else:
-                if response.status_code < 500:
-                    return self._answer(response, path)
-                last = f"HTTP {response.status_code}"
-            if attempt + 1 < RETRIES:
-                self._sleep(0.2 * 2**attempt)
-        raise ExecutorUnavailable(
-            f"executor {self.base_url} did not answer {method} {path.split('?')[0]} ({last})",
-            extra={"executor": self.base_url},
-        )
 
-    def _answer(self, response: httpx.Response, path: str) -> dict[str, Any]:
-        try:
-            data = parse(response.content)
-        except (WireError, ValueError):
-            raise ExecutorUnavailable(
-                f"executor {self.base_url} answered {path.split('?')[0]} with something that is not JSON",
-                extra={"executor": self.base_url},
-            ) from None
-        if response.status_code >= 400:
-            error = data.get("error", {}) if isinstance(data, dict) else {}
-            raise ExecutorRefused(
-                f"executor refused: {error.get('message', response.status_code)}",
-                extra={"executor": self.base_url, "executor_code": error.get("code"), "status": response.status_code},
+        def headers() -> dict[str, str]:
+            if not signed:
+                return {}
+            timestamp_ms = int(time.time() * 1000)
+            return sign_request(
+                self._key, method=method, path_qs=path, body=body, audience=audience, timestamp_ms=timestamp_ms
             )
-        if not isinstance(data, dict):
-            raise ExecutorUnavailable(f"executor {self.base_url} answered a non-object", extra={})
-        return data
+
+        return executor_request(
+            self._client,
+            base_url=self.base_url,
+            method=method,
+            path=path,
+            body=body,
+            headers=headers,
+            sleep=self._sleep,
+            unavailable=ExecutorUnavailable,
+            refused=ExecutorRefused,
+        )
