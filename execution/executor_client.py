@@ -1,5 +1,5 @@
 """The one module through which Django reaches executors: start, stop, status, reports, credentials, revoke,
-attestation, health (BRIEF §4; issue 5 scope 5).
+attestation, health.
 
 Every job-control request is signed with the controller key (ADR 0011, `wire/control.py`) for one executor: its
 audience is the executor's identity key — the attested one once the provisioning gate established it
