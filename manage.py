@@ -12,7 +12,7 @@ PROCESS_OF_COMMAND = {"serve": "web", "runserver": "web", "worker": "worker", "b
 
 def main() -> None:
     # A forgotten DJANGO_SETTINGS_MODULE means production (which refuses to start without its variables),
-    # never the dev profile with its public keys and unattested executors.
+    # never the dev profile with its public keys and its acceptance of executors running in dev mode.
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mrmarket.settings.prod")
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     os.environ.setdefault("MRMARKET_PROCESS", PROCESS_OF_COMMAND.get(command, "all"))

@@ -1,4 +1,4 @@
-"""Typed errors of the attestation app; each has a stable machine-readable code (STYLE.md)."""
+"""Typed errors of the attestation app; each has a stable machine-readable code (`mrmarket.errors.ApplicationError`)."""
 
 from __future__ import annotations
 

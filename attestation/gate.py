@@ -1,4 +1,4 @@
-"""The trust gate in front of every executor (issue 6): nothing is routed to an executor and no secret is sealed
+"""The trust gate in front of every executor: nothing is routed to an executor and no secret is sealed
 to it unless, just now,
 
 1. it answered a fresh single-use nonce of ours with a TDX quote that verifies (signature chain to the

@@ -72,7 +72,7 @@ FULL_UPTIME_PERMILLE = 1000
 
 
 class ExecutorRecord(models.Model):
-    """An executor we know (registry, seed 3.3): its identity as last verified, and how it has behaved."""
+    """An executor we know (the registry): its identity as last verified, and how it has behaved."""
 
     class State(models.TextChoices):
         UNVERIFIED = "unverified"

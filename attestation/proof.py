@@ -1,4 +1,4 @@
-"""Proof of execution (seed 3.5), schema `mrmarket.proof-of-execution/v1`: one document linking a job's reports
+"""Proof of execution, schema `mrmarket.proof-of-execution/v1`: one document linking a job's reports
 to the attestation that bound their signing key.
 
     {

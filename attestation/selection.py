@@ -1,4 +1,4 @@
-"""Choosing an executor for a job (seed 3.3), behind one interface: `select_executor(candidates)`.
+"""Choosing an executor for a job, behind one interface: `select_executor(candidates)`.
 
 Candidates are executors that are reachable (from `EXECUTOR_URLS` or EasyEnclave discovery). Revoked and
 failed executors are never chosen, nor ones the last check could not reach. Among the rest, the one with the

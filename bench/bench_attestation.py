@@ -1,8 +1,8 @@
 """Cost of quote verification and of dev quote issuing. Pure Python + dcap-qvl: no Django, no services.
 
-Verifies the real Intel TDX quote (../shared/fixtures/tdx) 200 times at a time its collateral is valid, and
-issues dev quotes (devnet/tdx) with their verification, and verifies Intel Trust Authority tokens. Prints
-`BENCH <name> <value> <unit>` lines.
+Verifies a real Intel TDX quote (dcap-qvl's public test sample, read from ../shared/fixtures/tdx beside the
+checkout when present) 200 times at a time its collateral is valid, issues dev quotes (devnet/tdx) with their
+verification, and verifies Intel Trust Authority tokens. Prints `BENCH <name> <value> <unit>` lines.
 """
 
 from __future__ import annotations

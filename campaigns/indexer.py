@@ -1,4 +1,4 @@
-"""The chain indexer: mirrors a factory's campaigns and their events into the database (issue 7).
+"""The chain indexer: mirrors a factory's campaigns and their events into the database.
 
 Each run, under a row lock on the chain cursor (two workers never index the same factory at once):
 1. **Reorg check** — the hashes of recently indexed blocks are compared with the chain's. If the newest

@@ -1,5 +1,5 @@
 """The one module through which Django reaches executors: start, stop, status, reports, credentials, revoke,
-attestation, health (BRIEF §4; issue 5 scope 5).
+attestation, health.
 
 Every job-control request is signed with the controller key (ADR 0011, `wire/control.py`) for one executor: its
 audience is the executor's identity key — the attested one once the provisioning gate established it
@@ -11,8 +11,8 @@ idempotent by job id, stop and revoke are idempotent, credentials are refused th
 `ExecutorUnavailable`. A 4xx answer raises `ExecutorRefused` with the executor's own error code.
 
 Credentials leave Django only through `deliver_credentials`, sealed to a key the caller passes; the caller is
-`execution.jobs`, which takes that key from the provisioning gate (`provisioning_identity`), so the trust gate
-of the attestation app sits in front of this single path. The controller key is the core's
+`execution.jobs`, which takes that key from the provisioning gate (`execution.provisioning.provisioning_identity`),
+so the trust gate of the attestation app sits in front of this single path. The controller key is the core's
 (`mrmarket.controller`); without one a client cannot be made (`ExecutorNotConfigured`).
 """
 

@@ -1,7 +1,6 @@
-"""Reconciliation: the ledger against the exchanges and the chain (seed 2.1; Mr.Market's own design pauses on
-mismatch). What the ledger says an exchange account or the custody wallet holds must be what the exchange or
-the chain says; a difference raises one open alert per fact and pauses every running order of that account,
-because trading on numbers we cannot explain is how money is lost.
+"""Reconciliation: the ledger against the exchanges and the chain. What the ledger says an exchange account or the
+custody wallet holds must be what the exchange or the chain says; a difference raises one open alert per fact and
+pauses every running order of that account, because trading on numbers we cannot explain is how money is lost.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 from typing import Protocol
 
-MRTD_OFFSET = 184  # TD report body starts at 48; MRTD at 136 within it (TRUST-NOTES)
+MRTD_OFFSET = 184  # TDX quote v4: the TD report body starts after the 48-byte header; MRTD at 136 within it
 
 
 class QuoteUnavailable(Exception):

@@ -1,1 +1,1 @@
-"""Pure domain code of the attestation app: no Django imports, tested without a database (STYLE.md)."""
+"""Pure domain code of the attestation app: no Django imports (tests/core/test_layout.py), tested without a database."""

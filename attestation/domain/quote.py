@@ -34,9 +34,11 @@ TEE_TYPE_TDX = 0x81
 HEADER_LEN = 48
 TD_REPORT_LEN = 584  # the TD report 1.0 fields; 1.5 bodies (v5) append to it
 
-# Offsets of the TD report fields inside the body (TRUST-NOTES "Intel TDX quote, version 4": in a v4 quote the
-# body starts at byte 48, so MRTD is at 184..231 and REPORTDATA at 568..631). A v5 quote puts a u16 body type
-# and a u32 body size between header and body, shifting the body to byte 54.
+# Offsets of the TD report fields inside the body. An Intel TDX DCAP quote of version 4 is a 48-byte header, then
+# the 584-byte TD report body — TEE TCB SVN (16), MRSEAM, MRSIGNERSEAM (48 each), SEAM attributes, TD attributes,
+# XFAM (8 each), MRTD, MRCONFIGID, MROWNER, MROWNERCONFIG, RTMR0..3 (48 each), REPORTDATA (64) — so MRTD is at
+# 184..231 and REPORTDATA at 568..631 of the quote. A v5 quote puts a u16 body type and a u32 body size between
+# header and body, shifting the body to byte 54.
 MRSEAM = slice(16, 64)
 TD_ATTRIBUTES = slice(120, 128)
 MRTD = slice(136, 184)

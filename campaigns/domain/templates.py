@@ -1,4 +1,4 @@
-"""Campaign templates (seed 4.1): scoring defaults a creator starts from, and the bounds within which the
+"""Campaign templates: scoring defaults a creator starts from, and the bounds within which the
 wizard lets them edit. Reasons for each choice: docs/campaign-templates.md. Pure: no Django."""
 
 from __future__ import annotations

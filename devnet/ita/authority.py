@@ -6,9 +6,10 @@ of the key issued by the authority's own root CA (`root_ca_der`), which verifier
     jwks = authority.jwks()                            # {"keys": [{"kty": "RSA", "kid": …, "n": …, "e": …}]}
     token = authority.appraisal_token(mrtd=…, rtmrs=…, report_data=…, tcb_status="UpToDate", now=…)
 
-Tokens carry ITA's TDX claims (TRUST-NOTES "Intel Trust Authority tokens") in the version-2 layout (nested under
-`tdx`) or the version-1 layout (flat). `sign` signs any header and payload, which tests use to build tokens a
-verifier must refuse (wrong algorithm, unknown key, expired, missing claims).
+Tokens carry ITA's TDX claims (`tdx_mrtd`, `tdx_rtmr0`..`tdx_rtmr3`, `tdx_report_data`, `attester_tcb_status`, …)
+in the version-2 layout (nested under `tdx`) or the version-1 layout (flat, at the top level). `sign` signs any
+header and payload, which tests use to build tokens a verifier must refuse (wrong algorithm, unknown key, expired,
+missing claims).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A stand-in for EasyEnclave's enclave runtime socket (TRUST-NOTES §EasyEnclave, item 3), quoting with a dev CA.
+"""A stand-in for EasyEnclave's enclave runtime socket (design 3, docs/easyenclave.md), quoting with a dev CA.
 
 EasyEnclave's runtime (PID 1 in the TD) serves a JSON API on a unix socket; the executor asks it for quotes.
 This server speaks the subset the executor uses, one JSON object per line in each direction (a connection may

@@ -1,4 +1,4 @@
-"""Risk controls of one job (seed 2.2). Pure: the engine asks, the guard answers; no I/O.
+"""Risk controls of one job. Pure: the engine asks, the guard answers; no I/O.
 
 Gates, checked every tick before the strategy's orders go out:
 - **stale book**: the newest book is older than `stale_book_seconds` → quote nothing, cancel what rests.

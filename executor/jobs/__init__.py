@@ -1,1 +1,1 @@
-"""Jobs: the specs the controller asks the executor to run, and (issue 4) their engine."""
+"""Jobs: the specs the controller asks the executor to run, and the engine that runs them."""

@@ -1,4 +1,4 @@
-"""The baseline market-making strategy (seed 2.2): a ladder of bids and asks around a reference price.
+"""The baseline market-making strategy: a ladder of bids and asks around a reference price.
 
 Per tick, from the reference price r (the book's mid unless the job names another source):
 - level L (0-based) quotes at spread `bid_spread + L·level_spread` below r and `ask_spread + L·level_spread`

@@ -1,4 +1,4 @@
-"""The one place the Django side builds ccxt clients (STACK-NOTES: ccxt for every exchange).
+"""The one place the Django side builds ccxt clients (every exchange is reached through ccxt).
 
 `EXCHANGE_API_URLS` can re-root an exchange's REST and WebSocket endpoints at another base URL with the same
 paths — a testnet, a regional endpoint, a recording proxy, or the devnet; to this code all are the exchange.

@@ -15,7 +15,8 @@ import structlog
 from wire.correlation import REQUEST_ID_HEADER, clean_request_id, new_request_id
 
 __all__ = ["REQUEST_ID_HEADER", "bind", "bound", "clean_request_id", "clear", "current_request_id", "new_request_id"]
-# The standard fields of STYLE.md habit 9; `version` is added to every line by the logging config.
+# The fields a log line carries whenever they apply, so one campaign, order, job, chain, exchange or executor build
+# can be followed across processes; `version` is added to every line by the logging config.
 STANDARD_FIELDS = ("request_id", "campaign_id", "order_id", "job_id", "chain_id", "exchange", "mrtd")
 
 

@@ -1,4 +1,4 @@
-"""DCAP collateral from a PCCS (issue 6, scope 1): the production path — `ATTESTATION_PCCS_URL`, dcap-qvl's own
+"""DCAP collateral from a PCCS: the production path — `ATTESTATION_PCCS_URL`, dcap-qvl's own
 fetch, a cache per platform until `nextUpdate`, a beat refresh that keeps the old copy when the PCCS is down —
 run against the devnet's PCCS stand-in serving the dev authority's collateral."""
 

@@ -1,4 +1,4 @@
-"""The EasyEnclave client against the control-plane stand-in (issue 6, scope 4): the control plane is verified
+"""The EasyEnclave client against the control-plane stand-in: the control plane is verified
 first (our nonce in its quote, the dev root, its own allowlist entry), discovery is by name and tags and leaves
 unhealthy services out, answers are cached, and a failed control-plane verification blocks discovery and
 routing — each failure with its own reason."""

@@ -1,4 +1,4 @@
-"""The trust gate (issue 6 acceptance): an executor's evidence passes only when the quote verifies under the
+"""The trust gate, end to end: an executor's evidence passes only when the quote verifies under the
 configured root with current collateral, binds our fresh nonce and its keys, shows an allowlisted measurement
 and an allowed TCB status, and is not a debug TD. Each failure has its own reason, is recorded, and no secret
 leaves Django (asserted at the network boundary)."""

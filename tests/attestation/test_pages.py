@@ -1,4 +1,4 @@
-"""The public executors page (issue 6, scope 8): attested executors with measurement, TCB status and last
+"""The public executors page: attested executors with measurement, TCB status and last
 verification; dev-root executors marked "not hardware-attested"; failed and revoked ones left out."""
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ async def test_anonymous_and_non_staff_are_refused() -> None:
 
 @pytest.mark.slow
 async def test_idle_connection_stays_open_past_redis_socket_timeouts() -> None:
-    # redis-py 8 made idle channel-layer reads time out after 5 s (STACK-NOTES.md); stay idle for 7 s.
+    # redis-py 8 made idle channel-layer reads time out after 5 s (ADR 0004); stay idle for 7 s.
     from channels.layers import get_channel_layer
 
     staff = await sync_to_async(user_with)(Role.STAFF)

@@ -1,4 +1,4 @@
-"""Two workers on the same order at once (issue 5, scope 4: tasks safe when two run together): two starts make one
+"""Two workers on the same order at once (tasks must be safe when two run together): two starts make one
 job with one credential delivery and one transition of each kind; two report pulls store each report once and
 book each fill once. PostgreSQL only — SQLite serializes writers itself, so it cannot show a race."""
 

@@ -1,4 +1,4 @@
-"""Failure modes of the running loop (issue 5, scope 6), driven by the simulator's fault injection and a transport
+"""Failure modes of the running loop, driven by the simulator's fault injection and a transport
 that loses executor calls: exchange downtime while running, partial fills, insufficient balance at start, and a
 timeout on every call Django makes to the executor — each asserting that nothing happened twice (no second job,
 no second order id, no fill booked twice) and that the order is left in a state the next beat resumes from."""

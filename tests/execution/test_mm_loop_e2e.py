@@ -1,5 +1,6 @@
-"""Acceptance (issues 5 and 6): the whole loop on the devnet — Anvil, the exchange simulator with a live market,
-the EasyEnclave control-plane stand-in, an executor quoting with the dev TDX authority, and a real Celery worker.
+"""Acceptance of the market-making loop: the whole loop on the devnet — Anvil, the exchange simulator with a live
+market, the EasyEnclave control-plane stand-in, an executor quoting with the dev TDX authority, and a real Celery
+worker.
 Create an order → funds on the exchange, confirmed by its history and the chain → the executor discovered through
 a verified control plane, attested (fresh nonce, DCAP quote, allowlist) and given sealed credentials → job running
 → reports stored and verified against the attested key → stop → funds back in custody; the ledger balances to the

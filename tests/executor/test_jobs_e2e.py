@@ -1,4 +1,4 @@
-"""Acceptance (issue 4): simulator + executor. A job started through the API quotes both sides at the configured
+"""Acceptance of the executor: simulator + executor. A job started through the API quotes both sides at the configured
 spreads and levels, is filled by the simulator's takers, keeps inventory within its caps, produces reports
 that verify as a chain; stop leaves no open order."""
 

@@ -1,4 +1,4 @@
-"""Chaos tests (issue 4, scope 5): one per fault of the simulator's injection, each asserting that nothing is
+"""Chaos tests: one per fault of the simulator's injection, each asserting that nothing is
 placed twice, and that after recovery the executor's tracker equals the exchange's own view; the kill switch
 halts within one tick of its trigger."""
 
