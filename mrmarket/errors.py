@@ -35,3 +35,13 @@ class ControllerNotConfigured(ApplicationError):
 
     code = "controller_not_configured"
     status = 503
+
+
+class InvalidCredentials(ApplicationError):
+    code = "invalid_credentials"
+    status = 400
+
+
+class LoginLockedOut(ApplicationError):
+    code = "login_locked_out"
+    status = 429

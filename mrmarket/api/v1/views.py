@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 
 from mrmarket import selectors
 from mrmarket.api.permissions import PUBLIC, RolePermission, user_roles
-from mrmarket.errors import ApplicationError
+from mrmarket.errors import InvalidCredentials, LoginLockedOut
 from mrmarket.login_security import AuthRateThrottle
 from mrmarket.roles import ALL_ROLES, Role
 from mrmarket.tasks import refresh_system_status
@@ -40,16 +40,6 @@ class MeApi(APIView):
     def get(self, request: Request) -> Response:
         roles = sorted(r.value for r in user_roles(request.user))
         return Response(self.OutputSerializer({"username": request.user.get_username(), "roles": roles}).data)
-
-
-class InvalidCredentials(ApplicationError):
-    code = "invalid_credentials"
-    status = 400
-
-
-class LoginLockedOut(ApplicationError):
-    code = "login_locked_out"
-    status = 429
 
 
 class TokenObtainApi(APIView):
