@@ -117,7 +117,10 @@ class StrategySpec:
 
 @dataclass(frozen=True)
 class JobSpec:
-    """A complete job spec, checked: where the job runs, its strategy, its risk limits and its report cadence."""
+    """A complete job spec, checked: where the job runs, its strategy, its risk limits and its report cadence.
+
+    A job is identified by its `digest()`, never by `==`: equality compares parsed values, so specs that write a
+    limit as `50` and as `50.0` compare equal and still digest differently (the digest binds what was written)."""
 
     job_id: str
     exchange: str
