@@ -53,17 +53,20 @@ def depth_vector(inputs: EpochInputs, ctx: SampleContext) -> DepthOutcome | None
 
     # 1. Static eligibility per interval: confirmed, notional ≥ min_order_quote, the sample range where live+rested.
     rows: list[tuple[int, int, int, Fraction, Fraction, int, int]] = []  # who, sell, level, price, rem, k_lo, k_hi
-    levels: dict[tuple[int, Fraction], int] = {}
+    levels: dict[tuple[int, int, int], int] = {}  # (sell, price numerator, denominator) → id
+    quote = params.min_order_quote
     for pi, participant in enumerate(inputs.participants):
         for order in participant.orders:
             if not order.confirmed:
                 continue
             sell = 0 if order.side == "buy" else 1
+            pn, pd = order.price.numerator, order.price.denominator
             run_start = order.live[0].live_from_ms
             for j, interval in enumerate(order.live):
                 if j and order.live[j - 1].live_to_ms != interval.live_from_ms:
                     run_start = interval.live_from_ms
-                if order.price * interval.remaining < params.min_order_quote:
+                rn, rd = interval.remaining.numerator, interval.remaining.denominator
+                if pn * rn * quote.denominator < quote.numerator * pd * rd:  # price × remaining < min_order_quote
                     continue
                 first = max(interval.live_from_ms, run_start + min_rest_ms)
                 k_lo = max(0, _ceil_div(first - start, step))
@@ -71,7 +74,7 @@ def depth_vector(inputs: EpochInputs, ctx: SampleContext) -> DepthOutcome | None
                 k_hi = n_s if end is None else min(n_s, max(0, _ceil_div(end - start, step)))
                 if k_lo >= k_hi:
                     continue
-                level = levels.setdefault((sell, order.price), len(levels))
+                level = levels.setdefault((sell, pn, pd), len(levels))
                 rows.append((pi, sell, level, order.price, interval.remaining, k_lo, k_hi))
     zeros = dict.fromkeys(addresses, 0)
     if not rows:
@@ -85,7 +88,7 @@ def depth_vector(inputs: EpochInputs, ctx: SampleContext) -> DepthOutcome | None
             continue
         for book_sell, book_side in ((0, book.bids), (1, book.asks)):
             for book_price, size in book_side:
-                level_id = levels.get((book_sell, book_price))
+                level_id = levels.get((book_sell, book_price.numerator, book_price.denominator))
                 if level_id is not None:
                     book_entries.append((sample * n_levels + level_id, size))
     mid2 = [Fraction(0) if m is None else 2 * m for m in ctx.mids]

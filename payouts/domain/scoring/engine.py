@@ -9,13 +9,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from math import floor
 from typing import Any, Literal
 
 from payouts.domain.payout import amounts, shares
 from payouts.domain.scoring.depth import DepthOutcome, SampleContext, depth_reference, sample_context
 from payouts.domain.scoring.depth_vector import depth_vector
-from payouts.domain.scoring.inputs import EpochInputs, Fill, Participant, ratio_str
+from payouts.domain.scoring.inputs import EpochInputs, Participant, ratio_str
 
 DepthPath = Literal["auto", "reference", "vector"]
 
@@ -134,10 +133,6 @@ def linked_groups(participants: Iterable[Participant]) -> dict[str, str]:
     return {a: find(a) for a in parent}
 
 
-def _cents(fill: Fill) -> int:
-    return floor(fill.price * fill.amount * 100)
-
-
 def _reference_mid(ctx: SampleContext, ts_ms: int) -> Fraction | None:
     """The mid of the oracle's last snapshot at or before ts (within the epoch); None if there is none."""
     k = (ts_ms - ctx.times[0]) // (ctx.times[1] - ctx.times[0]) if len(ctx.times) > 1 else 0
@@ -163,13 +158,13 @@ def volume_scores(
         for f in fs:
             owners[f.trade_id].add(address)
             sides[(address, f.trade_id)].add(f.side)
-    maker_volume = {a: sum(_cents(f) for f in fs if f.maker) for a, fs in confirmed.items()}
+    maker_volume = {a: sum(f.cents for f in fs if f.maker) for a, fs in confirmed.items()}
     with_other: dict[tuple[str, str], int] = defaultdict(int)  # (i, j) → i's cents in trades shared with j
     for address, fs in confirmed.items():
         for f in fs:
             for other in owners[f.trade_id]:
                 if other != address:
-                    with_other[(address, other)] += _cents(f)
+                    with_other[(address, other)] += f.cents
 
     def mutual_wash(i: str, j: str) -> bool:
         return 2 * with_other[(i, j)] > maker_volume[i] or 2 * with_other[(j, i)] > maker_volume[j]
@@ -200,7 +195,7 @@ def volume_scores(
                 elif abs(f.price - mid) * 10_000 > limit * mid:
                     reason = OFF_MARKET
             if reason is None:
-                total += _cents(f)
+                total += f.cents
             else:
                 excluded.append(FillExclusion(trade_id=f.trade_id, side=f.side, reason=reason))
         volume[address] = total

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Literal
 
 from payouts.domain.payout import ADDRESS_RE
@@ -74,16 +74,16 @@ def ratio_str(value: Fraction) -> str:
 # --- reading helpers: each takes the value and its path ---------------------------------------------------------
 
 
-def _obj(value: Any, path: str, keys: Sequence[str], optional: Sequence[str] = ()) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
+def _obj(value: Any, path: str, keys: Sequence[str]) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
         raise ScoringInputError(path, "must be an object")
+    if len(value) == len(keys) and all(k in value for k in keys):
+        return value
     missing = [k for k in keys if k not in value]
     if missing:
         raise ScoringInputError(f"{path}.{missing[0]}", "is missing")
-    unknown = sorted(set(value) - set(keys) - set(optional))
-    if unknown:
-        raise ScoringInputError(f"{path}.{unknown[0]}", "is not a known field")
-    return value
+    unknown = sorted(set(value) - set(keys))
+    raise ScoringInputError(f"{path}.{unknown[0]}", "is not a known field")
 
 
 def _list(value: Any, path: str) -> list[Any]:
@@ -114,7 +114,7 @@ def _dec(value: Any, path: str, *, positive: bool = True) -> Fraction:
     parsed = _parse_decimal(value) if isinstance(value, str) else None
     if parsed is None:
         raise ScoringInputError(path, 'must be a decimal string such as "12.5"')
-    if positive and parsed <= 0:
+    if positive and parsed.numerator == 0:
         raise ScoringInputError(path, "must be positive")
     return parsed
 
@@ -246,15 +246,16 @@ Level = tuple[Fraction, Fraction]  # (price, size)
 
 def _levels(value: Any, path: str) -> tuple[Level, ...]:
     levels: list[Level] = []
-    seen: set[Fraction] = set()
+    seen: set[tuple[int, int]] = set()  # (numerator, denominator): hashing a Fraction is slow
     for i, item in enumerate(_list(value, path)):
         p = f"{path}[{i}]"
         if not isinstance(item, list) or len(item) != 2:
             raise ScoringInputError(p, "must be a [price, size] pair")
         price, size = _dec(item[0], f"{p}[0]"), _dec(item[1], f"{p}[1]")
-        if price in seen:
+        key = (price.numerator, price.denominator)
+        if key in seen:
             raise ScoringInputError(f"{p}[0]", "repeats a price of this side")
-        seen.add(price)
+        seen.add(key)
         levels.append((price, size))
     return tuple(levels)
 
@@ -383,7 +384,7 @@ class Order:
     def closed_ms(self) -> int | None:
         return self.live[-1].live_to_ms
 
-    @property
+    @cached_property
     def confirmed(self) -> bool:
         """The exchange agrees on side, price, amount, creation time and close time (both None while open)."""
         x = self.exchange
@@ -477,7 +478,13 @@ class Fill:
     ts_ms: int
     exchange: FillConfirmation | None
 
-    @property
+    @cached_property
+    def cents(self) -> int:
+        """floor(price × amount × 100): the fill's notional in hundredths of a quote unit."""
+        p, a = self.price, self.amount
+        return p.numerator * a.numerator * 100 // (p.denominator * a.denominator)
+
+    @cached_property
     def confirmed(self) -> bool:
         x = self.exchange
         return (
