@@ -22,6 +22,7 @@ from payouts.domain.scoring.inputs import EpochInputs
 
 INT64_MAX = 2**63 - 1
 BLOCK_SAMPLES = 64  # samples per pass: bounds the size of the (sample, order) arrays
+DENSE_LOOKUP_MAX = 1 << 24  # entries (128 MB); larger books use a binary search
 I64 = npt.NDArray[np.int64]
 
 
@@ -36,6 +37,11 @@ class _Intervals:
     remaining: I64  # remaining × size_scale
     k_lo: I64  # first sample index at which it is live and rested
     k_hi: I64  # one past the last
+
+
+def _scaled(value: Fraction, scale: int) -> int:
+    """value × scale, where scale is a multiple of value's denominator (no Fraction arithmetic: it is slow)."""
+    return value.numerator * (scale // value.denominator)
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -96,10 +102,10 @@ def depth_vector(inputs: EpochInputs, ctx: SampleContext) -> DepthOutcome | None
     # 3. Scales and bounds, all in Python ints before any array exists.
     price_scale = lcm(*(r[3].denominator for r in rows), *(m.denominator for m in mid2))
     size_scale = lcm(*(r[4].denominator for r in rows), *(s.denominator for _, s in book_entries))
-    prices = [int(r[3] * price_scale) for r in rows]
-    remainings = [int(r[4] * size_scale) for r in rows]
-    mids2 = [int(m * price_scale) for m in mid2]
-    sizes = [int(s * size_scale) for _, s in book_entries]
+    prices = [_scaled(r[3], price_scale) for r in rows]
+    remainings = [_scaled(r[4], size_scale) for r in rows]
+    mids2 = [_scaled(m, price_scale) for m in mid2]
+    sizes = [_scaled(s, size_scale) for _, s in book_entries]
     max_p, max_r = max(prices), max(remainings)
     nc_max = max_p * max_r * 100 // (price_scale * size_scale)
     q_bound = len(rows) * nc_max  # no participant's side can sum past this at one sample
@@ -131,6 +137,10 @@ def depth_vector(inputs: EpochInputs, ctx: SampleContext) -> DepthOutcome | None
     by_key = sorted(range(len(book_entries)), key=lambda i: book_entries[i][0])
     book_keys = np.array([book_entries[i][0] for i in by_key], dtype=np.int64)
     book_sizes = np.array([sizes[i] for i in by_key], dtype=np.int64)
+    dense: I64 | None = None  # (sample, level) → position in the book arrays, −1 when absent; when it is small
+    if n_s * n_levels <= DENSE_LOOKUP_MAX:
+        dense = np.full(n_s * n_levels, -1, dtype=np.int64)
+        dense[book_keys] = np.arange(book_keys.size, dtype=np.int64)
     mid2_arr = np.array(mids2, dtype=np.int64)
     gap = np.array([b is None for b in ctx.books], dtype=np.bool_)
     moves = np.array(ctx.window_moves, dtype=np.int64)
@@ -156,8 +166,12 @@ def depth_vector(inputs: EpochInputs, ctx: SampleContext) -> DepthOutcome | None
         if idx.size == 0:
             continue
         key = k * n_levels + iv.level[idx]
-        pos = np.minimum(np.searchsorted(book_keys, key), max(book_keys.size - 1, 0))
-        visible = book_keys[pos] == key if book_keys.size else np.zeros(key.size, dtype=np.bool_)
+        if dense is not None:
+            pos = dense[key]
+            visible = pos >= 0
+        else:
+            pos = np.minimum(np.searchsorted(book_keys, key), max(book_keys.size - 1, 0))
+            visible = book_keys[pos] == key if book_keys.size else np.zeros(key.size, dtype=np.bool_)
         who = iv.participant[idx]
         not_visible += np.bincount(who[~visible], minlength=n_p)
         idx, k, pos, who = idx[visible], k[visible], pos[visible], who[visible]
