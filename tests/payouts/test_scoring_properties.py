@@ -7,10 +7,14 @@ from __future__ import annotations
 import copy
 import random
 from typing import Any
+from unittest import mock
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from payouts.domain.scoring import depth_vector
+from payouts.domain.scoring.depth import sample_context
 from payouts.domain.scoring.engine import score_epoch
 from payouts.domain.scoring.inputs import EpochInputs
 from tests.payouts.scoring_fixtures import STEP, T0, document, fill, order, participant
@@ -145,3 +149,27 @@ def test_amounts_sum_to_the_budget_whenever_anyone_scored(doc: dict[str, Any], b
     total = sum(p.amount for p in scores.participants)
     anyone = any(p.depth or p.volume for p in scores.participants)
     assert total == (budget if anyone else 0)
+
+
+@FAST
+@given(epochs())
+def test_the_binary_search_book_lookup_equals_the_dense_one(doc: dict[str, Any]) -> None:
+    inputs = EpochInputs.from_json(doc)
+    dense = score_epoch(inputs, depth_path="vector")
+    with mock.patch.object(depth_vector, "DENSE_LOOKUP_MAX", 0):
+        searched = score_epoch(inputs, depth_path="vector")
+    assert searched.as_json() == dense.as_json()
+
+
+def test_an_epoch_past_int64_bounds_falls_back_to_the_exact_reference() -> None:
+    fine = "99.800000000000000000001"  # 21 decimals: 2 × price × 10^6 at that scale is past int64
+    book = {"bids": [["99.95", "2"], [fine, "10"]], "asks": [["100.05", "5"]]}
+    doc = document([participant(ADDRESSES[0], [order("b", "buy", fine, "2")])], books=[book])
+    inputs = EpochInputs.from_json(doc)
+    assert depth_vector.depth_vector(inputs, sample_context(inputs)) is None
+    scores = score_epoch(inputs)
+    assert scores.depth_path == "reference"
+    # dist floor(0.199…999 × 10^6 / 100) = 1999, closeness floor(8001² / 100) = 640160, notional_cents 19960
+    assert scores.participants[0].depth == 640160 * 19960 // 10**6 // 3
+    with pytest.raises(ValueError, match="int64"):
+        score_epoch(inputs, depth_path="vector")
