@@ -6,6 +6,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
+import rfc8785
 
 from payouts.domain.scoring.depth import sample_context, weighted
 from payouts.domain.scoring.engine import score_epoch
@@ -172,7 +173,7 @@ def test_a_fill_the_exchange_does_not_show_is_not_volume() -> None:
     mismatch["exchange"]["amount"] = "0.4"
     fills.append(mismatch)
     got = score_epoch(inputs([participant(A, [], fills)])).by_address()[A]
-    assert got.volume == 99.8 * 0.5 * 100 == 4990
+    assert got.volume == 4990  # floor(99.8 × 0.5 × 100), t2 only
     assert [(x.trade_id, x.reason) for x in got.exclusions] == [("t1", "not_on_exchange"), ("t3", "not_on_exchange")]
 
 
@@ -346,6 +347,9 @@ def test_the_inputs_document_round_trips() -> None:
     assert again == doc
     assert again.as_json()["participants"][0]["fills"][0]["price"] == "99.8"
     assert again.as_json()["params"]["epoch_budget"] == "1000"
+    # both documents are canonical-JSON-able (no float, no integer past 2^53)
+    rfc8785.dumps(doc.as_json())
+    rfc8785.dumps(score_epoch(doc).as_json())
 
 
 @pytest.mark.parametrize(
