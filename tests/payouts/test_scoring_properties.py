@@ -153,12 +153,12 @@ def test_amounts_sum_to_the_budget_whenever_anyone_scored(doc: dict[str, Any], b
 
 @FAST
 @given(epochs())
-def test_the_binary_search_book_lookup_equals_the_dense_one(doc: dict[str, Any]) -> None:
+def test_binary_search_lookups_and_small_sample_blocks_equal_the_reference(doc: dict[str, Any]) -> None:
     inputs = EpochInputs.from_json(doc)
-    dense = score_epoch(inputs, depth_path="vector")
-    with mock.patch.object(depth_vector, "DENSE_LOOKUP_MAX", 0):
+    reference = score_epoch(inputs, depth_path="reference")
+    with mock.patch.object(depth_vector, "DENSE_LOOKUP_MAX", 0), mock.patch.object(depth_vector, "BLOCK_SAMPLES", 2):
         searched = score_epoch(inputs, depth_path="vector")
-    assert searched.as_json() == dense.as_json()
+    assert searched.as_json() == reference.as_json()
 
 
 def test_an_epoch_past_int64_bounds_falls_back_to_the_exact_reference() -> None:
