@@ -37,7 +37,7 @@ class SampleContext:
 def sample_context(inputs: EpochInputs) -> SampleContext:
     times = inputs.params.sample_times()
     books = tuple(inputs.books())
-    mids = tuple(None if b is None else b.mid() for b in books)
+    mids = tuple(None if b is None else b.mid for b in books)
     moves: list[int] = []
     for k, mid in enumerate(mids):
         prev = mids[k - 1] if k > 0 else None  # the window stops at the epoch start (implementation choice)

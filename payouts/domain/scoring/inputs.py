@@ -265,6 +265,7 @@ class Book:
     bids: tuple[Level, ...]
     asks: tuple[Level, ...]
 
+    @cached_property
     def mid(self) -> Fraction | None:
         """(best bid + best ask) / 2; None when a side is empty (the sample is then a gap)."""
         if not self.bids or not self.asks:
@@ -633,5 +634,5 @@ class EpochInputs:
         books: list[Book | None] = []
         for t in self.params.sample_times():
             book = by_time.get(t)
-            books.append(book if book is not None and book.mid() is not None else None)
+            books.append(book if book is not None and book.mid is not None else None)
         return books
