@@ -204,6 +204,7 @@ def volume_scores(
 
 
 def review_flags(participant: Participant, depth: DepthOutcome, params_start: int, params_end: int) -> Flags:
+    """The participant's flags: depth drops from the depth pass, and the review-only cancel and rate figures."""
     filled: dict[str, Fraction] = defaultdict(Fraction)
     for f in participant.fills:
         filled[f.order_id] += f.amount
