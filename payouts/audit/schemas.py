@@ -56,6 +56,9 @@ def _violation(error: ValidationError, root: str) -> SchemaViolation:
         known = set(error.schema.get("properties", {}))
         unknown = sorted(k for k in instance if k not in known)
         return SchemaViolation(json_path(root, [*parts, unknown[0]]), "is not a known field")
+    description = error.schema.get("description") if isinstance(error.schema, dict) else None
+    if error.validator == "pattern" and isinstance(description, str):
+        return SchemaViolation(json_path(root, parts), f"{error.message} ({description})")
     return SchemaViolation(json_path(root, parts), error.message)
 
 
