@@ -241,7 +241,7 @@ class Params:
         start = _int(d["epoch_start_ms"], at["epoch_start_ms"])
         end = _int(d["epoch_end_ms"], at["epoch_end_ms"])
         if end <= start:
-            raise ScoringInputError(at["epoch_end_ms"], "must be after epoch_start_ms")
+            raise ScoringInputError(at["epoch_end_ms"], "must be after the epoch start")
         epoch_seconds = _int(d["epoch_seconds"], at["epoch_seconds"], minimum=1)
         if end - start > epoch_seconds * 1000:
             raise ScoringInputError(at["epoch_end_ms"], "the epoch is longer than epoch_seconds")
