@@ -1,5 +1,10 @@
 """The inputs of one epoch of one campaign (docs/reward-model.md, published artifact 1) as frozen dataclasses.
 
+Two shapes are read: the bare epoch (`EpochInputs`: params, snapshots, participants), which is what the engine
+scores, and the published document `mrmarket.oracle-inputs/v1` (`OracleInputs`), which wraps the same snapshots and
+participants with the schema id, the campaign, the epoch and the digests of the source reports
+(`docs/api/oracle-inputs-v1.schema.json`).
+
 Parsed from and serialised to plain JSON-able dicts with no floats: prices, sizes and `min_order_quote` are decimal
 strings read exactly (`fractions.Fraction`), `depth_weight` is "num/den" or a decimal string, times are integer
 milliseconds, `epoch_budget` is an integer or a decimal-integer string (serialised as a string: canonical JSON per
@@ -23,6 +28,9 @@ _DECIMAL_RE = re.compile(r"(\d{1,40})(?:\.(\d{1,40}))?")
 _RATIO_RE = re.compile(r"(\d{1,40})/(\d{1,40})")
 _INT_STR_RE = re.compile(r"0|[1-9]\d{0,77}")
 _MAX_ID = 128
+_DIGEST_RE = re.compile(r"[0-9a-f]{64}")
+_HASH32_RE = re.compile(r"0x[0-9a-f]{64}")
+INPUTS_SCHEMA = "mrmarket.oracle-inputs/v1"
 
 
 class ScoringInputError(ValueError):
@@ -74,7 +82,7 @@ def ratio_str(value: Fraction) -> str:
 # --- reading helpers: each takes the value and its path ---------------------------------------------------------
 
 
-def _obj(value: Any, path: str, keys: Sequence[str]) -> Mapping[str, Any]:
+def _obj(value: Any, path: str, keys: Sequence[str], optional: Sequence[str] = ()) -> Mapping[str, Any]:
     if not isinstance(value, dict):
         raise ScoringInputError(path, "must be an object")
     if len(value) == len(keys) and all(k in value for k in keys):
@@ -82,8 +90,10 @@ def _obj(value: Any, path: str, keys: Sequence[str]) -> Mapping[str, Any]:
     missing = [k for k in keys if k not in value]
     if missing:
         raise ScoringInputError(f"{path}.{missing[0]}", "is missing")
-    unknown = sorted(set(value) - set(keys))
-    raise ScoringInputError(f"{path}.{unknown[0]}", "is not a known field")
+    unknown = sorted(set(value) - set(keys) - set(optional))
+    if unknown:
+        raise ScoringInputError(f"{path}.{unknown[0]}", "is not a known field")
+    return value
 
 
 def _list(value: Any, path: str) -> list[Any]:
@@ -148,6 +158,16 @@ def _weight(value: Any, path: str) -> Fraction:
     raise ScoringInputError(path, 'must be a string "num/den" or a decimal')
 
 
+def _digest(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not _DIGEST_RE.fullmatch(value):
+        raise ScoringInputError(path, "must be a SHA-256 digest in lower-case hex (64 characters)")
+    return value
+
+
+def _opt_digest(d: Mapping[str, Any], path: str) -> str | None:
+    return _digest(d["report_digest"], f"{path}.report_digest") if "report_digest" in d else None
+
+
 def _budget(value: Any, path: str) -> int:
     if isinstance(value, str) and _INT_STR_RE.fullmatch(value):
         return int(value)
@@ -197,31 +217,56 @@ class Params:
         """The epoch start, then every `sample_seconds`, strictly before the epoch end."""
         return tuple(range(self.epoch_start_ms, self.epoch_end_ms, self.sample_ms))
 
+    # The published document carries the epoch apart from the parameters: its keys there, by field.
+    EPOCH_KEYS = {"epoch_index": "index", "epoch_start_ms": "start_ms", "epoch_end_ms": "end_ms"}
+
     @classmethod
     def from_json(cls, value: Any, path: str) -> Params:
         d = _obj(value, path, cls.FIELDS)
-        start = _int(d["epoch_start_ms"], f"{path}.epoch_start_ms")
-        end = _int(d["epoch_end_ms"], f"{path}.epoch_end_ms")
+        return cls._read(d, {k: f"{path}.{k}" for k in cls.FIELDS})
+
+    @classmethod
+    def from_epoch_and_parameters(cls, epoch: Any, parameters: Any, path: str) -> Params:
+        """The published document's `epoch` (index, start_ms, end_ms) and `parameters` (every other field)."""
+        e = _obj(epoch, f"{path}.epoch", tuple(cls.EPOCH_KEYS.values()))
+        names = tuple(k for k in cls.FIELDS if k not in cls.EPOCH_KEYS)
+        p = _obj(parameters, f"{path}.parameters", names)
+        merged = {**{k: e[key] for k, key in cls.EPOCH_KEYS.items()}, **p}
+        paths = {k: f"{path}.epoch.{key}" for k, key in cls.EPOCH_KEYS.items()}
+        paths.update({k: f"{path}.parameters.{k}" for k in names})
+        return cls._read(merged, paths)
+
+    @classmethod
+    def _read(cls, d: Mapping[str, Any], at: Mapping[str, str]) -> Params:
+        start = _int(d["epoch_start_ms"], at["epoch_start_ms"])
+        end = _int(d["epoch_end_ms"], at["epoch_end_ms"])
         if end <= start:
-            raise ScoringInputError(f"{path}.epoch_end_ms", "must be after epoch_start_ms")
-        epoch_seconds = _int(d["epoch_seconds"], f"{path}.epoch_seconds", minimum=1)
+            raise ScoringInputError(at["epoch_end_ms"], "must be after the epoch start")
+        epoch_seconds = _int(d["epoch_seconds"], at["epoch_seconds"], minimum=1)
         if end - start > epoch_seconds * 1000:
-            raise ScoringInputError(f"{path}.epoch_end_ms", "the epoch is longer than epoch_seconds")
+            raise ScoringInputError(at["epoch_end_ms"], "the epoch is longer than epoch_seconds")
         return cls(
-            epoch_index=_int(d["epoch_index"], f"{path}.epoch_index"),
+            epoch_index=_int(d["epoch_index"], at["epoch_index"]),
             epoch_start_ms=start,
             epoch_end_ms=end,
             epoch_seconds=epoch_seconds,
-            sample_seconds=_int(d["sample_seconds"], f"{path}.sample_seconds", minimum=1),
-            max_spread_bps=_int(d["max_spread_bps"], f"{path}.max_spread_bps", minimum=1),
-            min_order_quote=_dec(d["min_order_quote"], f"{path}.min_order_quote", positive=False),
-            min_rest_seconds=_int(d["min_rest_seconds"], f"{path}.min_rest_seconds"),
-            single_side_divisor=_int(d["single_side_divisor"], f"{path}.single_side_divisor", minimum=1),
-            depth_weight=_weight(d["depth_weight"], f"{path}.depth_weight"),
-            volatility_weighting=_bool(d["volatility_weighting"], f"{path}.volatility_weighting"),
-            max_off_mid_trade_bps=_int(d["max_off_mid_trade_bps"], f"{path}.max_off_mid_trade_bps"),
-            epoch_budget=_budget(d["epoch_budget"], f"{path}.epoch_budget"),
+            sample_seconds=_int(d["sample_seconds"], at["sample_seconds"], minimum=1),
+            max_spread_bps=_int(d["max_spread_bps"], at["max_spread_bps"], minimum=1),
+            min_order_quote=_dec(d["min_order_quote"], at["min_order_quote"], positive=False),
+            min_rest_seconds=_int(d["min_rest_seconds"], at["min_rest_seconds"]),
+            single_side_divisor=_int(d["single_side_divisor"], at["single_side_divisor"], minimum=1),
+            depth_weight=_weight(d["depth_weight"], at["depth_weight"]),
+            volatility_weighting=_bool(d["volatility_weighting"], at["volatility_weighting"]),
+            max_off_mid_trade_bps=_int(d["max_off_mid_trade_bps"], at["max_off_mid_trade_bps"]),
+            epoch_budget=_budget(d["epoch_budget"], at["epoch_budget"]),
         )
+
+    def epoch_json(self) -> dict[str, Any]:
+        return {"index": self.epoch_index, "start_ms": self.epoch_start_ms, "end_ms": self.epoch_end_ms}
+
+    def parameters_json(self) -> dict[str, Any]:
+        """Every field but the epoch's, in their canonical written form."""
+        return {k: v for k, v in self.as_json().items() if k not in self.EPOCH_KEYS}
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -368,7 +413,8 @@ class OrderConfirmation:
 
 @dataclass(frozen=True)
 class Order:
-    """A reported resting order: its live intervals in time order, and the exchange's answer (None: no answer)."""
+    """A reported resting order: its live intervals in time order, and the exchange's answer (None: no answer).
+    `report_digest`, optional, names the source report it came from (one of the document's `source_reports`)."""
 
     order_id: str
     side: Side
@@ -376,6 +422,7 @@ class Order:
     amount: Fraction
     live: tuple[LiveInterval, ...]
     exchange: OrderConfirmation | None
+    report_digest: str | None = None
 
     @property
     def created_ms(self) -> int:
@@ -406,7 +453,7 @@ class Order:
 
     @classmethod
     def from_json(cls, value: Any, path: str) -> Order:
-        d = _obj(value, path, ("order_id", "side", "price", "amount", "live", "exchange"))
+        d = _obj(value, path, ("order_id", "side", "price", "amount", "live", "exchange"), ("report_digest",))
         live = tuple(
             LiveInterval.from_json(x, f"{path}.live[{i}]") for i, x in enumerate(_list(d["live"], f"{path}.live"))
         )
@@ -424,10 +471,11 @@ class Order:
             amount=_dec(d["amount"], f"{path}.amount"),
             live=live,
             exchange=exchange,
+            report_digest=_opt_digest(d, path),
         )
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "order_id": self.order_id,
             "side": self.side,
             "price": decimal_str(self.price),
@@ -435,6 +483,9 @@ class Order:
             "live": [x.as_json() for x in self.live],
             "exchange": None if self.exchange is None else self.exchange.as_json(),
         }
+        if self.report_digest is not None:
+            out["report_digest"] = self.report_digest
+        return out
 
 
 @dataclass(frozen=True)
@@ -478,6 +529,7 @@ class Fill:
     maker: bool
     ts_ms: int
     exchange: FillConfirmation | None
+    report_digest: str | None = None  # the source report it came from, when given
 
     @cached_property
     def cents(self) -> int:
@@ -499,7 +551,12 @@ class Fill:
 
     @classmethod
     def from_json(cls, value: Any, path: str) -> Fill:
-        d = _obj(value, path, ("trade_id", "order_id", "side", "price", "amount", "maker", "ts_ms", "exchange"))
+        d = _obj(
+            value,
+            path,
+            ("trade_id", "order_id", "side", "price", "amount", "maker", "ts_ms", "exchange"),
+            ("report_digest",),
+        )
         exchange = None if d["exchange"] is None else FillConfirmation.from_json(d["exchange"], f"{path}.exchange")
         return cls(
             trade_id=_ident(d["trade_id"], f"{path}.trade_id"),
@@ -510,10 +567,11 @@ class Fill:
             maker=_bool(d["maker"], f"{path}.maker"),
             ts_ms=_int(d["ts_ms"], f"{path}.ts_ms"),
             exchange=exchange,
+            report_digest=_opt_digest(d, path),
         )
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "trade_id": self.trade_id,
             "order_id": self.order_id,
             "side": self.side,
@@ -523,6 +581,9 @@ class Fill:
             "ts_ms": self.ts_ms,
             "exchange": None if self.exchange is None else self.exchange.as_json(),
         }
+        if self.report_digest is not None:
+            out["report_digest"] = self.report_digest
+        return out
 
 
 def _keys(value: Any, path: str) -> tuple[str, ...]:
@@ -595,10 +656,14 @@ class EpochInputs:
     @classmethod
     def from_json(cls, value: Any) -> EpochInputs:
         d = _obj(value, "inputs", ("params", "snapshots", "participants"))
-        params = Params.from_json(d["params"], "inputs.params")
+        return cls.from_parts(Params.from_json(d["params"], "inputs.params"), d["snapshots"], d["participants"])
+
+    @classmethod
+    def from_parts(cls, params: Params, snapshots_value: Any, participants_value: Any) -> EpochInputs:
+        """The snapshots and participants of a document (read at `inputs.snapshots`, `inputs.participants`)."""
         grid = set(params.sample_times())
         snapshots: dict[int, Snapshot] = {}
-        for i, x in enumerate(_list(d["snapshots"], "inputs.snapshots")):
+        for i, x in enumerate(_list(snapshots_value, "inputs.snapshots")):
             snap = Snapshot.from_json(x, f"inputs.snapshots[{i}]")
             if snap.t_ms not in grid:
                 raise ScoringInputError(f"inputs.snapshots[{i}].t_ms", "is not a sample time of the epoch")
@@ -607,7 +672,7 @@ class EpochInputs:
             snapshots[snap.t_ms] = snap
         participants = tuple(
             Participant.from_json(x, f"inputs.participants[{i}]")
-            for i, x in enumerate(_list(d["participants"], "inputs.participants"))
+            for i, x in enumerate(_list(participants_value, "inputs.participants"))
         )
         seen: set[str] = set()
         for i, p in enumerate(participants):
@@ -636,3 +701,78 @@ class EpochInputs:
             book = by_time.get(t)
             books.append(book if book is not None and book.mid is not None else None)
         return books
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """The campaign on chain: its escrow's chain and address, and the SHA-256 of its metadata (0x-prefixed)."""
+
+    chain_id: int
+    address: str
+    metadata_hash: str
+
+    @classmethod
+    def from_json(cls, value: Any, path: str) -> Campaign:
+        d = _obj(value, path, ("chain_id", "address", "metadata_hash"))
+        address, metadata_hash = d["address"], d["metadata_hash"]
+        if not isinstance(address, str) or not ADDRESS_RE.fullmatch(address):
+            raise ScoringInputError(f"{path}.address", "must be a lower-case 0x address")
+        if not isinstance(metadata_hash, str) or not _HASH32_RE.fullmatch(metadata_hash):
+            raise ScoringInputError(f"{path}.metadata_hash", "must be 0x and 32 bytes of lower-case hex")
+        return cls(
+            chain_id=_int(d["chain_id"], f"{path}.chain_id", minimum=1), address=address, metadata_hash=metadata_hash
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {"chain_id": self.chain_id, "address": self.address, "metadata_hash": self.metadata_hash}
+
+
+@dataclass(frozen=True)
+class OracleInputs:
+    """The published inputs document `mrmarket.oracle-inputs/v1`: the campaign, the epoch to score, and the digests
+    of every source report (sorted); an order's or fill's `report_digest` must be one of them."""
+
+    campaign: Campaign
+    epoch: EpochInputs
+    source_reports: tuple[str, ...]
+
+    FIELDS = ("schema", "campaign", "epoch", "parameters", "snapshots", "participants", "source_reports")
+
+    @classmethod
+    def from_json(cls, value: Any) -> OracleInputs:
+        d = _obj(value, "inputs", cls.FIELDS)
+        if d["schema"] != INPUTS_SCHEMA:
+            raise ScoringInputError("inputs.schema", f'must be "{INPUTS_SCHEMA}"')
+        campaign = Campaign.from_json(d["campaign"], "inputs.campaign")
+        params = Params.from_epoch_and_parameters(d["epoch"], d["parameters"], "inputs")
+        reports: set[str] = set()
+        for i, x in enumerate(_list(d["source_reports"], "inputs.source_reports")):
+            if _digest(x, f"inputs.source_reports[{i}]") in reports:
+                raise ScoringInputError(f"inputs.source_reports[{i}]", "repeats a report digest")
+            reports.add(x)
+        epoch = EpochInputs.from_parts(params, d["snapshots"], d["participants"])
+        cls._check_report_digests(d["participants"], reports)
+        return cls(campaign=campaign, epoch=epoch, source_reports=tuple(sorted(reports)))
+
+    @staticmethod
+    def _check_report_digests(participants: list[Any], reports: set[str]) -> None:
+        # Paths follow the document's own order (the parsed participants are sorted by address).
+        for i, p in enumerate(participants):
+            for kind in ("orders", "fills"):
+                for k, item in enumerate(p[kind]):
+                    if "report_digest" in item and item["report_digest"] not in reports:
+                        raise ScoringInputError(
+                            f"inputs.participants[{i}].{kind}[{k}].report_digest", "is not among source_reports"
+                        )
+
+    def as_json(self) -> dict[str, Any]:
+        inner = self.epoch.as_json()
+        return {
+            "schema": INPUTS_SCHEMA,
+            "campaign": self.campaign.as_json(),
+            "epoch": self.epoch.params.epoch_json(),
+            "parameters": self.epoch.params.parameters_json(),
+            "snapshots": inner["snapshots"],
+            "participants": inner["participants"],
+            "source_reports": list(self.source_reports),
+        }
