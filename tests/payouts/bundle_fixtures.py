@@ -17,19 +17,18 @@ def envelope(bare: dict[str, Any], *, source_reports: list[str] | None = None) -
     """The published document wrapping a bare epoch ({params, snapshots, participants}); a fresh tree, no value
     shared between two places (as parsed from a file)."""
     params = bare["params"]
-    return json.loads(
-        json.dumps(
-            {
-                "schema": INPUTS_SCHEMA,
-                "campaign": CAMPAIGN,
-                "epoch": {key: params[name] for name, key in Params.EPOCH_KEYS.items()},
-                "parameters": {k: v for k, v in params.items() if k not in Params.EPOCH_KEYS},
-                "snapshots": bare["snapshots"],
-                "participants": bare["participants"],
-                "source_reports": REPORTS if source_reports is None else source_reports,
-            }
-        )
-    )
+    published = {
+        "schema": INPUTS_SCHEMA,
+        "campaign": CAMPAIGN,
+        "epoch": {key: params[name] for name, key in Params.EPOCH_KEYS.items()},
+        "parameters": {k: v for k, v in params.items() if k not in Params.EPOCH_KEYS},
+        "snapshots": bare["snapshots"],
+        "participants": bare["participants"],
+        "source_reports": REPORTS if source_reports is None else source_reports,
+    }
+    if "prior_snapshots" in bare:
+        published["prior_snapshots"] = bare["prior_snapshots"]
+    return json.loads(json.dumps(published))
 
 
 def rich_document() -> dict[str, Any]:

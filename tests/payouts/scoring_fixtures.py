@@ -106,16 +106,21 @@ def document(
     *,
     books: list[dict[str, Any] | None] | None = None,
     samples: int = 3,
+    prior_books: list[dict[str, Any] | None] | None = None,
     **over: Any,
 ) -> dict[str, Any]:
+    """`prior_books` are the snapshots at the sample times just before the epoch, the last at T0 − STEP (the epoch
+    must then not be the first: pass `epoch_index`)."""
     chosen = books if books is not None else [BOOK] * samples
-    return copy.deepcopy(
-        {
-            "params": params(len(chosen), **over),
-            "snapshots": [{"t_ms": T0 + k * STEP, "book": b} for k, b in enumerate(chosen)],
-            "participants": participants,
-        }
-    )
+    doc: dict[str, Any] = {
+        "params": params(len(chosen), **over),
+        "snapshots": [{"t_ms": T0 + k * STEP, "book": b} for k, b in enumerate(chosen)],
+        "participants": participants,
+    }
+    if prior_books is not None:
+        n = len(prior_books)
+        doc["prior_snapshots"] = [{"t_ms": T0 - (n - k) * STEP, "book": b} for k, b in enumerate(prior_books)]
+    return copy.deepcopy(doc)
 
 
 def inputs(participants: list[dict[str, Any]], **kw: Any) -> EpochInputs:

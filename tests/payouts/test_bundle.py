@@ -18,7 +18,7 @@ from payouts.domain.bundle import BUNDLE_SCHEMA, Software, bundle_bytes, bundle_
 from payouts.domain.scoring.engine import score_epoch
 from payouts.domain.scoring.inputs import EpochInputs, OracleInputs, ScoringInputError
 from tests.payouts.bundle_fixtures import CAMPAIGN, REPORTS, envelope, rich_document
-from tests.payouts.scoring_fixtures import BOOK, STEP, T0, A, B, C, document, fill, order, participant
+from tests.payouts.scoring_fixtures import BOOK, STEP, T0, A, B, C, document, fill, mid_book, order, participant
 from tests.payouts.test_scoring_properties import FAST, epochs
 from wire.canonical import canonical_bytes, digest
 from wire.errors import CanonicalFormError
@@ -76,6 +76,23 @@ def test_the_schema_accepts_the_fixtures_documents() -> None:
     for doc in (rich_document(), worked_example(), envelope(document([]), source_reports=[])):
         validate_inputs(doc)
         OracleInputs.from_json(doc)
+
+
+def test_the_published_form_carries_the_prior_snapshots_to_the_same_scores() -> None:
+    # A later epoch: the moves reach back into the previous epoch's last samples (docs/reward-model.md).
+    honest = participant(A, orders=[order("b1", "buy", "99.80", "2"), order("a1", "sell", "100.20", "2")])
+    bare = document([honest], prior_books=[mid_book("98.9", "99.1")], epoch_index=1)
+    doc = envelope(bare, source_reports=[])
+    validate_inputs(doc)
+    published = OracleInputs.from_json(doc)
+    assert published.epoch == EpochInputs.from_json(bare)
+    assert len(published.epoch.prior_snapshots) == 1
+    assert published.as_json()["prior_snapshots"] == bare["prior_snapshots"]
+    assert score_epoch(published.epoch) == score_epoch(EpochInputs.from_json(bare))
+    doc["prior_snapshots"][0]["t_ms"] += 1  # not a sample time of the previous epoch: refused
+    with pytest.raises(ScoringInputError) as caught:
+        OracleInputs.from_json(doc)
+    assert caught.value.path == "inputs.prior_snapshots[0].t_ms"
 
 
 @FAST

@@ -77,11 +77,18 @@ def epochs(draw: st.DrawFn, *, huge_levels: bool = False, max_participants: int 
             )
             for _ in range(draw(st.integers(0, 4)))
         ]
+        fills = list({(f["trade_id"], f["side"]): f for f in fills}.values())  # a repeated (trade, side) is malformed
         deposit = tuple(draw(st.lists(st.sampled_from(["d1", "d2", "d3"]), max_size=1)))
         people.append(participant(address, orders, fills, deposit=deposit))
+    # Sometimes a later epoch, with snapshots at the sample times before it (the previous epoch's tail).
+    prior: list[dict[str, Any] | None] | None = None
+    if draw(st.booleans()):
+        prior = [draw(st.sampled_from([None, *books])) for _ in range(min(n_samples, 10))]
     return document(
         people,
         books=books,
+        prior_books=prior,
+        epoch_index=0 if prior is None else 1,
         min_rest_seconds=draw(st.sampled_from([0, 30, 60])),
         single_side_divisor=draw(st.integers(1, 4)),
         max_spread_bps=draw(st.sampled_from([5, 50, 100, 300])),

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from math import floor
 
-from payouts.domain.scoring.inputs import Book, EpochInputs, Order, Side
+from payouts.domain.scoring.inputs import VOLATILITY_WINDOW, Book, EpochInputs, Order, Side
 
 PPM = 10**6
-VOLATILITY_WINDOW = 10  # samples, t included
 
 
 @dataclass(frozen=True)
@@ -24,6 +23,7 @@ class SampleContext:
     times: tuple[int, ...]
     books: tuple[Book | None, ...]  # None: a gap (no snapshot, or one without a mid)
     mids: tuple[Fraction | None, ...]
+    prior_mids: tuple[Fraction | None, ...]  # at the sample times just before the epoch (never scored)
     moves: tuple[int, ...]  # move_k, ppm
     window_moves: tuple[int, ...]  # m_t
     median_move: int  # M (lower median of m_t)
@@ -38,17 +38,23 @@ def sample_context(inputs: EpochInputs) -> SampleContext:
     times = inputs.params.sample_times()
     books = tuple(inputs.books())
     mids = tuple(None if b is None else b.mid for b in books)
+    prior_mids = tuple(None if b is None else b.mid for b in inputs.prior_books())
+    # The previous sample of the epoch's first is the last prior one, and m_t's window reaches back into the prior
+    # samples; with none (the campaign's first epoch) the first move is 0 and the window starts at the epoch.
+    every = prior_mids + mids
     moves: list[int] = []
-    for k, mid in enumerate(mids):
-        prev = mids[k - 1] if k > 0 else None  # the window stops at the epoch start (implementation choice)
+    for k, mid in enumerate(every):
+        prev = every[k - 1] if k > 0 else None
         moves.append(0 if mid is None or prev is None else floor(abs(mid - prev) * PPM / prev))
-    window = tuple(sum(moves[max(0, k - VOLATILITY_WINDOW + 1) : k + 1]) for k in range(len(moves)))
-    ordered = sorted(window)
+    first = len(prior_mids)
+    window = tuple(sum(moves[max(0, k - VOLATILITY_WINDOW + 1) : k + 1]) for k in range(first, len(moves)))
+    ordered = sorted(window)  # M: over this epoch's samples only
     return SampleContext(
         times=times,
         books=books,
         mids=mids,
-        moves=tuple(moves),
+        prior_mids=prior_mids,
+        moves=tuple(moves[first:]),
         window_moves=window,
         median_move=ordered[(len(ordered) - 1) // 2],
         weighting=inputs.params.volatility_weighting,

@@ -134,10 +134,10 @@ def linked_groups(participants: Iterable[Participant]) -> dict[str, str]:
 
 
 def _reference_mid(ctx: SampleContext, ts_ms: int) -> Fraction | None:
-    """The mid of the oracle's last snapshot at or before ts (within the epoch); None if there is none."""
+    """The mid of the oracle's last snapshot at or before ts: this epoch's, else the prior samples'; None if the
+    inputs hold none."""
     k = (ts_ms - ctx.times[0]) // (ctx.times[1] - ctx.times[0]) if len(ctx.times) > 1 else 0
-    for i in range(min(k, len(ctx.times) - 1), -1, -1):
-        mid = ctx.mids[i]
+    for mid in reversed(ctx.prior_mids + ctx.mids[: min(k, len(ctx.times) - 1) + 1]):
         if mid is not None:
             return mid
     return None
@@ -151,13 +151,19 @@ def volume_scores(
     start, end = params.epoch_start_ms, params.epoch_end_ms
     fills = {p.address: [f for f in p.fills if start <= f.ts_ms < end] for p in inputs.participants}
     confirmed = {a: [f for f in fs if f.confirmed] for a, fs in fills.items()}
-    # Only what the exchange confirmed is evidence of a trade between participants.
-    owners: dict[str, set[str]] = defaultdict(set)
+    # Self-trades and linked washes read "appears in the fills": every reported fill of the epoch counts, confirmed
+    # or not (a participant's own report, or its group's, is evidence against it). The mutual-volume test weighs
+    # volume, so only what the exchange confirmed counts there.
+    reported_by: dict[str, set[str]] = defaultdict(set)
     sides: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for address, fs in fills.items():
+        for f in fs:
+            reported_by[f.trade_id].add(address)
+            sides[(address, f.trade_id)].add(f.side)
+    owners: dict[str, set[str]] = defaultdict(set)
     for address, fs in confirmed.items():
         for f in fs:
             owners[f.trade_id].add(address)
-            sides[(address, f.trade_id)].add(f.side)
     maker_volume = {a: sum(f.cents for f in fs if f.maker) for a, fs in confirmed.items()}
     with_other: dict[tuple[str, str], int] = defaultdict(int)  # (i, j) → i's cents in trades shared with j
     for address, fs in confirmed.items():
@@ -184,7 +190,7 @@ def volume_scores(
                 reason = NOT_ON_EXCHANGE
             elif len(sides[(address, f.trade_id)]) > 1:
                 reason = SELF_TRADE
-            elif any(group_of[o] == group_of[address] for o in others):
+            elif any(group_of[o] == group_of[address] for o in reported_by[f.trade_id] - {address}):
                 reason = WASH_LINKED
             elif any(mutual_wash(address, o) for o in others):
                 reason = WASH_MUTUAL
@@ -204,21 +210,27 @@ def volume_scores(
 
 
 def review_flags(participant: Participant, depth: DepthOutcome, params_start: int, params_end: int) -> Flags:
-    """The participant's flags: depth drops from the depth pass, and the review-only cancel and rate figures."""
+    """The participant's flags: depth drops from the depth pass, and the review-only cancel and rate figures, which
+    count only the epoch's events (orders closed, orders created, fills in [start, end))."""
+
+    def in_epoch(ts_ms: int | None) -> bool:
+        return ts_ms is not None and params_start <= ts_ms < params_end
+
     filled: dict[str, Fraction] = defaultdict(Fraction)
     for f in participant.fills:
-        filled[f.order_id] += f.amount
-    cancelled = sum(1 for o in participant.orders if o.closed_ms is not None and filled[o.order_id] < o.amount)
+        filled[f.order_id] += f.amount  # all reported fills: whether the order was filled in full
+    cancelled = sum(1 for o in participant.orders if in_epoch(o.closed_ms) and filled[o.order_id] < o.amount)
     per_second: dict[int, int] = defaultdict(int)
     for o in participant.orders:
-        per_second[o.created_ms // 1000] += 1
+        if in_epoch(o.created_ms):
+            per_second[o.created_ms // 1000] += 1
     address = participant.address
     return Flags(
         not_on_exchange=tuple(sorted(o.order_id for o in participant.orders if not o.confirmed)),
         not_visible=depth.not_visible[address],
         over_claimed=depth.over_claimed[address],
         cancelled=cancelled,
-        fills=sum(1 for f in participant.fills if params_start <= f.ts_ms < params_end),
+        fills=sum(1 for f in participant.fills if in_epoch(f.ts_ms)),
         orders_per_second_peak=max(per_second.values(), default=0),
     )
 

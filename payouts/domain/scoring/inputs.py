@@ -31,6 +31,7 @@ _MAX_ID = 128
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 _HASH32_RE = re.compile(r"0x[0-9a-f]{64}")
 INPUTS_SCHEMA = "mrmarket.oracle-inputs/v1"
+VOLATILITY_WINDOW = 10  # samples in m_t, t included; also how many sample times before the epoch the inputs carry
 
 
 class ScoringInputError(ValueError):
@@ -219,6 +220,19 @@ class Params:
 
     # The published document carries the epoch apart from the parameters: its keys there, by field.
     EPOCH_KEYS = {"epoch_index": "index", "epoch_start_ms": "start_ms", "epoch_end_ms": "end_ms"}
+
+    def prior_sample_times(self) -> tuple[int, ...]:
+        """The up to `VOLATILITY_WINDOW` sample times just before the epoch start, in time order: the tails of the
+        earlier epochs, each `epoch_seconds` long and aligned to the campaign start (none for epoch 0)."""
+        epoch_ms = self.epoch_seconds * 1000
+        times: list[int] = []
+        start = self.epoch_start_ms
+        for _ in range(self.epoch_index):
+            start -= epoch_ms
+            times[:0] = range(start, start + epoch_ms, self.sample_ms)[-(VOLATILITY_WINDOW - len(times)) :]
+            if len(times) == VOLATILITY_WINDOW:
+                break
+        return tuple(times)
 
     @classmethod
     def from_json(cls, value: Any, path: str) -> Params:
@@ -634,6 +648,11 @@ class Participant:
                 raise ScoringInputError(f"{path}.orders[{i}].order_id", "repeats an order id")
             seen.add(o.order_id)
         fills = tuple(Fill.from_json(x, f"{path}.fills[{i}]") for i, x in enumerate(_list(d["fills"], f"{path}.fills")))
+        seen_fills: set[tuple[str, str]] = set()  # one trade gives one account one fill per side: a repeat is a copy
+        for i, f in enumerate(fills):
+            if (f.trade_id, f.side) in seen_fills:
+                raise ScoringInputError(f"{path}.fills[{i}].trade_id", "repeats a trade id on the same side")
+            seen_fills.add((f.trade_id, f.side))
         return cls(address=address, orders=orders, fills=fills, links=Links.from_json(d["links"], f"{path}.links"))
 
     def as_json(self) -> dict[str, Any]:
@@ -645,31 +664,63 @@ class Participant:
         }
 
 
+def _snapshots(value: Any, path: str, grid: tuple[int, ...], where: str) -> tuple[Snapshot, ...]:
+    """Snapshots at distinct times of `grid`, sorted by time."""
+    allowed = set(grid)
+    snapshots: dict[int, Snapshot] = {}
+    for i, x in enumerate(_list(value, path)):
+        snap = Snapshot.from_json(x, f"{path}[{i}]")
+        if snap.t_ms not in allowed:
+            raise ScoringInputError(f"{path}[{i}].t_ms", f"is not {where}")
+        if snap.t_ms in snapshots:
+            raise ScoringInputError(f"{path}[{i}].t_ms", "repeats a sample time")
+        snapshots[snap.t_ms] = snap
+    return tuple(snapshots[t] for t in sorted(snapshots))
+
+
+def _books_at(snapshots: Sequence[Snapshot], times: Sequence[int]) -> list[Book | None]:
+    by_time = {s.t_ms: s.book for s in snapshots}
+    books: list[Book | None] = []
+    for t in times:
+        book = by_time.get(t)
+        books.append(book if book is not None and book.mid is not None else None)
+    return books
+
+
 @dataclass(frozen=True)
 class EpochInputs:
-    """One epoch of one campaign: parameters, the oracle's snapshots (sorted by time), the participants."""
+    """One epoch of one campaign: parameters, the oracle's snapshots (sorted by time), the participants, and the
+    oracle's snapshots at the sample times just before the epoch (`prior_snapshots`, optional; used only for the
+    volatility moves and as a fill's reference mid, never scored)."""
 
     params: Params
     snapshots: tuple[Snapshot, ...]
     participants: tuple[Participant, ...]
+    prior_snapshots: tuple[Snapshot, ...] = ()
 
     @classmethod
     def from_json(cls, value: Any) -> EpochInputs:
-        d = _obj(value, "inputs", ("params", "snapshots", "participants"))
-        return cls.from_parts(Params.from_json(d["params"], "inputs.params"), d["snapshots"], d["participants"])
+        d = _obj(value, "inputs", ("params", "snapshots", "participants"), optional=("prior_snapshots",))
+        return cls.from_parts(
+            Params.from_json(d["params"], "inputs.params"),
+            d["snapshots"],
+            d["participants"],
+            d.get("prior_snapshots", []),
+        )
 
     @classmethod
-    def from_parts(cls, params: Params, snapshots_value: Any, participants_value: Any) -> EpochInputs:
-        """The snapshots and participants of a document (read at `inputs.snapshots`, `inputs.participants`)."""
-        grid = set(params.sample_times())
-        snapshots: dict[int, Snapshot] = {}
-        for i, x in enumerate(_list(snapshots_value, "inputs.snapshots")):
-            snap = Snapshot.from_json(x, f"inputs.snapshots[{i}]")
-            if snap.t_ms not in grid:
-                raise ScoringInputError(f"inputs.snapshots[{i}].t_ms", "is not a sample time of the epoch")
-            if snap.t_ms in snapshots:
-                raise ScoringInputError(f"inputs.snapshots[{i}].t_ms", "repeats a sample time")
-            snapshots[snap.t_ms] = snap
+    def from_parts(
+        cls, params: Params, snapshots_value: Any, participants_value: Any, prior_value: Any = None
+    ) -> EpochInputs:
+        """The snapshots, participants and prior snapshots of a document (read at `inputs.snapshots`,
+        `inputs.participants`, `inputs.prior_snapshots`)."""
+        snapshots = _snapshots(snapshots_value, "inputs.snapshots", params.sample_times(), "a sample time of the epoch")
+        prior = _snapshots(
+            [] if prior_value is None else prior_value,
+            "inputs.prior_snapshots",
+            params.prior_sample_times(),
+            f"one of the {VOLATILITY_WINDOW} sample times before the epoch",
+        )
         participants = tuple(
             Participant.from_json(x, f"inputs.participants[{i}]")
             for i, x in enumerate(_list(participants_value, "inputs.participants"))
@@ -681,26 +732,30 @@ class EpochInputs:
             seen.add(p.address)
         return cls(
             params=params,
-            snapshots=tuple(snapshots[t] for t in sorted(snapshots)),
+            snapshots=snapshots,
             participants=tuple(sorted(participants, key=lambda p: p.address)),
+            prior_snapshots=prior,
         )
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        """`prior_snapshots` is written only when there are any (absent and empty read the same)."""
+        out: dict[str, Any] = {
             "params": self.params.as_json(),
             "snapshots": [s.as_json() for s in self.snapshots],
             "participants": [p.as_json() for p in self.participants],
         }
+        if self.prior_snapshots:
+            out["prior_snapshots"] = [s.as_json() for s in self.prior_snapshots]
+        return out
 
     def books(self) -> list[Book | None]:
         """The book at each sample time, in order; None where the oracle has no snapshot or the snapshot has no
         mid (an empty side)."""
-        by_time = {s.t_ms: s.book for s in self.snapshots}
-        books: list[Book | None] = []
-        for t in self.params.sample_times():
-            book = by_time.get(t)
-            books.append(book if book is not None and book.mid is not None else None)
-        return books
+        return _books_at(self.snapshots, self.params.sample_times())
+
+    def prior_books(self) -> list[Book | None]:
+        """Likewise at each of `Params.prior_sample_times`, in order."""
+        return _books_at(self.prior_snapshots, self.params.prior_sample_times())
 
 
 @dataclass(frozen=True)
@@ -740,7 +795,7 @@ class OracleInputs:
 
     @classmethod
     def from_json(cls, value: Any) -> OracleInputs:
-        d = _obj(value, "inputs", cls.FIELDS)
+        d = _obj(value, "inputs", cls.FIELDS, optional=("prior_snapshots",))
         if d["schema"] != INPUTS_SCHEMA:
             raise ScoringInputError("inputs.schema", f'must be "{INPUTS_SCHEMA}"')
         campaign = Campaign.from_json(d["campaign"], "inputs.campaign")
@@ -750,7 +805,7 @@ class OracleInputs:
             if _digest(x, f"inputs.source_reports[{i}]") in reports:
                 raise ScoringInputError(f"inputs.source_reports[{i}]", "repeats a report digest")
             reports.add(x)
-        epoch = EpochInputs.from_parts(params, d["snapshots"], d["participants"])
+        epoch = EpochInputs.from_parts(params, d["snapshots"], d["participants"], d.get("prior_snapshots", []))
         cls._check_report_digests(d["participants"], reports)
         return cls(campaign=campaign, epoch=epoch, source_reports=tuple(sorted(reports)))
 
@@ -767,7 +822,7 @@ class OracleInputs:
 
     def as_json(self) -> dict[str, Any]:
         inner = self.epoch.as_json()
-        return {
+        out = {
             "schema": INPUTS_SCHEMA,
             "campaign": self.campaign.as_json(),
             "epoch": self.epoch.params.epoch_json(),
@@ -776,3 +831,6 @@ class OracleInputs:
             "participants": inner["participants"],
             "source_reports": list(self.source_reports),
         }
+        if "prior_snapshots" in inner:
+            out["prior_snapshots"] = inner["prior_snapshots"]
+        return out
