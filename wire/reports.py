@@ -3,7 +3,7 @@
 A report covers one window `[window_start_ms, window_end_ms)` of one job. Its digest is SHA-256 of its
 canonical JSON; the envelope carries the digest and the executor's Ed25519 signature over it. Report n holds
 the digest of report n-1 (`prev_digest`), so a verifier detects a missing, reordered or rewritten report.
-The recording oracle scores from these (docs/reward-model.md): resting orders at each book sample with the time they
+The recording oracle scores from these (docs/scoring.md): resting orders at each book sample with the time they
 were placed, and fills with exchange trade ids. Field by field: `docs/api/report-v1.md`.
 """
 

@@ -6,7 +6,7 @@ Per tick, from the reference price r (the book's mid unless the job names anothe
 - inventory skew moves **spreads**, not sizes (ADR 0008): with base ratio b (base value / total value) and
   target t, skew = (b − t)·inventory_skew is added to the bid spread and taken from the ask spread, so a
   maker long in base quotes sells closer and buys further — while both sides keep their full size, which is
-  what the two-sided depth score pays for (docs/reward-model.md);
+  what the two-sided depth score pays for (docs/scoring.md);
 - hard inventory caps stop one side: no buys at or above `max_base`, no sells at or below `min_base`;
 - `price_ceiling` / `price_floor`: above the ceiling only sells, below the floor only buys;
 - no order closer to r than `minimum_spread`; post-only: an order that would take is dropped, not sent;

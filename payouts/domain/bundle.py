@@ -1,4 +1,4 @@
-"""The results bundle `mrmarket.results-bundle/v1` (docs/reward-model.md, published artifact 2): one epoch's scores
+"""The results bundle `mrmarket.results-bundle/v1` (docs/scoring.md, published artifact 2): one epoch's scores
 wrapped with what they were computed from, as canonical JSON (`docs/api/results-bundle-v1.schema.json`).
 
 `results_bundle` parses an inputs document (`mrmarket.oracle-inputs/v1`), scores it and returns the bundle as a

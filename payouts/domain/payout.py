@@ -1,4 +1,4 @@
-"""Epoch shares, payout amounts and the payout manifest, exactly as docs/reward-model.md specifies. Pure.
+"""Epoch shares, payout amounts and the payout manifest, exactly as docs/scoring.md specifies. Pure.
 
 All arithmetic is on exact rationals (`fractions.Fraction`); the only rounding is the floor of each amount,
 and the remainder is handed out one base unit at a time, so the amounts always sum to the epoch budget
@@ -86,7 +86,7 @@ class Manifest:
     def as_json(
         self, *, campaign: Mapping[str, object], epoch: int, results_digest: str, budget: int
     ) -> dict[str, object]:
-        """The document whose canonical digest goes on chain with publishPayout (docs/reward-model.md, artifact 3)."""
+        """The document whose canonical digest goes on chain with publishPayout (docs/scoring.md, artifact 3)."""
         return {
             "schema": MANIFEST_SCHEMA,
             "campaign": dict(campaign),

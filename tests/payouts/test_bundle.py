@@ -79,7 +79,7 @@ def test_the_schema_accepts_the_fixtures_documents() -> None:
 
 
 def test_the_published_form_carries_the_prior_snapshots_to_the_same_scores() -> None:
-    # A later epoch: the moves reach back into the previous epoch's last samples (docs/reward-model.md).
+    # A later epoch: the moves reach back into the previous epoch's last samples (docs/scoring.md).
     honest = participant(A, orders=[order("b1", "buy", "99.80", "2"), order("a1", "sell", "100.20", "2")])
     bare = document([honest], prior_books=[mid_book("98.9", "99.1")], epoch_index=1)
     doc = envelope(bare, source_reports=[])

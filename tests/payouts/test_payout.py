@@ -1,4 +1,4 @@
-"""Epoch payouts per docs/reward-model.md: exact shares, floors, remainder by largest fraction, sum = budget."""
+"""Epoch payouts per docs/scoring.md: exact shares, floors, remainder by largest fraction, sum = budget."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The scoring engine against the reward model (docs/reward-model.md), one acceptance case per test, every number
+"""The scoring engine against the reward model (docs/scoring.md), one acceptance case per test, every number
 worked out by hand here. Small epochs (3–5 samples of 60 s), mid 100 unless a test says otherwise. No database."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The depth score D (docs/reward-model.md, "Depth score D"): the per-sample context both depth paths share (mids,
+"""The depth score D (docs/scoring.md, "Depth score D"): the per-sample context both depth paths share (mids,
 gaps, volatility weights), the integer formulas, and the exact reference computation in Python ints and Fractions.
 
 `depth_vector` computes the same numbers over numpy arrays and must agree with `depth_reference` bit for bit.

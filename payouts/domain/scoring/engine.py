@@ -1,4 +1,4 @@
-"""One epoch's scores (docs/reward-model.md): depth D, volume V with its exclusions, linked groups scored as one,
+"""One epoch's scores (docs/scoring.md): depth D, volume V with its exclusions, linked groups scored as one,
 the review-only flags, then shares and amounts through `payouts.domain.payout`. Exact: Python ints and Fractions
 (numpy int64 only inside the vectorized depth path, and only where it provably cannot overflow).
 """

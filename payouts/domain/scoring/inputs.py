@@ -1,4 +1,4 @@
-"""The inputs of one epoch of one campaign (docs/reward-model.md, published artifact 1) as frozen dataclasses.
+"""The inputs of one epoch of one campaign (docs/scoring.md, published artifact 1) as frozen dataclasses.
 
 Two shapes are read: the bare epoch (`EpochInputs`: params, snapshots, participants), which is what the engine
 scores, and the published document `mrmarket.oracle-inputs/v1` (`OracleInputs`), which wraps the same snapshots and
