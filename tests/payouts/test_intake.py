@@ -404,3 +404,32 @@ def test_end_to_end_depth_of_a_two_sided_quote():
     (score,) = score_epoch(EpochInputs.from_json(epoch.as_json())).participants  # through the published form too
     assert (score.depth, score.volume, score.amount) == (13021, 4990, 1000)
     assert score_epoch(epoch).participants == (score,)
+
+
+def test_fills_around_the_close():
+    # a fill that beat the cancel, learned after it: the size dropped at the exchange's time, before the close
+    reports = chain(
+        (
+            [ev(S + 1000, "placed", "c1", "1001"), ev(S + 5000, "cancelled", "c1", "1001", amount="1.5")],
+            [fl(S + 6000, S + 4000, "t1", "c1", "1001"), fl(S + 7000, S + 6500, "t2", "c1", "1001")],
+        )
+    )
+    job = normalize_job(reports)
+    assert job.orders[0].live == live((S + 1000, S + 4000, "2"), (S + 4000, S + 5000, "1.5"))
+    assert [f.trade_id for f in job.fills] == ["t1", "t2"]  # the fill after the close is kept, the intervals not
+    # a close reported after the fills used the whole amount changes nothing: the last fill closed the order
+    reports = chain(
+        (
+            [ev(S + 1000, "placed", "c1", "1001"), ev(S + 9000, "cancelled", "c1", "1001", amount="0")],
+            [fl(S + 3000, S + 3000, "t1", "c1", "1001", amount="2")],
+        )
+    )
+    assert normalize_job(reports).orders[0].live == live((S + 1000, S + 3000, "2"))
+
+
+def test_digests_and_empty_chains():
+    (r0,) = chain(([], []))
+    refused([], "no_reports", "reports")
+    refused([r0.report], "report_digests_invalid", "reports[0]")  # a bare report needs its digest
+    refused([r0], "report_digests_invalid", "report_digests[0]", report_digests=["00" * 32])
+    assert normalize_job([r0.report], report_digests=[r0.digest]) == normalize_job([r0])
