@@ -351,6 +351,16 @@ class JobRunner:
             return int(exc.retry_after * 1000)
         return int(min(0.25 * 2 ** (self.failures - 1), MAX_BACKOFF_S) * 1000)
 
+    def _honour_retry_after(self, exc: Transient) -> None:
+        """An order call refused with a Retry-After (a 429, a 503 in maintenance) pauses the whole job for that long,
+        whichever call drew it: an exchange bans a client that keeps calling through its rate limit. Other
+        transient failures of an order call are settled by the next sync's lookup, not by a pause."""
+        if exc.retry_after is None:
+            return
+        self.last_error = exc.message
+        self.backoff_until_ms = max(self.backoff_until_ms, self.clock() + int(exc.retry_after * 1000))
+        log.info("exchange_trouble", job_id=self.job_id, error=exc.message, backoff_ms=int(exc.retry_after * 1000))
+
     def _trouble(self, exc: Transient, now: int) -> None:
         self.backoff_until_ms = now + self._backoff(exc)
         lost_for = now - (self.last_contact_ms or now)
@@ -534,8 +544,9 @@ class JobRunner:
                 client_order_id=order.client_order_id,
                 post_only=True,
             )
-        except Transient:
+        except Transient as exc:
             self.tracker.unanswered(order.client_order_id)  # resolved by lookup, never re-sent
+            self._honour_retry_after(exc)
             return
         except Rejected as exc:
             now = self.clock()
@@ -558,7 +569,8 @@ class JobRunner:
             self.tracker.cancel_sent(order.client_order_id, now)
             try:
                 snap = await gw.cancel(self.symbol, order.client_order_id)
-            except Transient:
+            except Transient as exc:
+                self._honour_retry_after(exc)
                 return  # lost ack: re-checked on the next sync
             except NotFound:
                 await self._resolve_missing(order, self.clock())

@@ -134,6 +134,21 @@ async def test_rate_limit_backs_off_for_retry_after(harness: Harness) -> None:
     await harness.stop_and_check(runner, key)
 
 
+@pytest.mark.parametrize(("method", "job"), [("POST", "chaos-429-create"), ("DELETE", "chaos-429-cancel")])
+async def test_a_rate_limited_order_call_pauses_the_job_for_retry_after(
+    harness: Harness, method: str, job: str
+) -> None:
+    # The 429 lands on an order call (a create or a cancel) rather than on the sync: the pause is the same. Orders
+    # a second old are replaced, so a cancel and a create go out every second whatever the market does.
+    runner, key = await harness.run(job, params={"max_order_age_seconds": 1})
+    limited = harness.fault(key, FaultKind.RATE_LIMIT, endpoint="/api/v3/order", method=method, count=1, retry_after=2)
+    await until(lambda: bool(harness.seen(limited)))
+    refused_at = harness.seen(limited)[0].at_ms
+    await until(lambda: runner.backoff_until_ms > refused_at)
+    assert runner.backoff_until_ms - refused_at > 1500, "the pause is the Retry-After"
+    await harness.stop_and_check(runner, key)
+
+
 async def test_exchange_down_holds_trips_the_dead_man_and_resumes(harness: Harness) -> None:
     runner, key = await harness.run("chaos-down", risk={"dead_man_seconds": 1})
     down = harness.fault(key, FaultKind.MAINTENANCE)  # until the test lifts it, however slow the machine
