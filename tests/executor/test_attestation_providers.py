@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import threading
 import time
@@ -53,18 +54,24 @@ class TsmImitation:
     def _run(self) -> None:
         while not self._stop.is_set():
             for entry in list(self.root.iterdir()) if self.root.exists() else []:
-                if not (entry / "provider").exists():
-                    (entry / "provider").write_text(self.provider + "\n")
-                    (entry / "generation").write_text("0\n")
-                inblob = entry / "inblob"
-                if inblob.exists():
-                    data = inblob.read_bytes()
-                    if self._seen.get(entry) != data and len(data) == 64:
-                        self._seen[entry] = data
-                        generation = int((entry / "generation").read_text())
-                        (entry / "generation").write_text(f"{generation + 1}\n")
-                        (entry / "outblob").write_bytes(fake_quote(data))
+                # The provider removes its entry once it has read the quote, at any moment of this pass (as with
+                # the kernel's configfs, a removed entry is simply gone): skip it rather than race its removal.
+                with contextlib.suppress(FileNotFoundError):
+                    self._serve(entry)
             time.sleep(0.002)
+
+    def _serve(self, entry: Path) -> None:
+        if not (entry / "provider").exists():
+            (entry / "provider").write_text(self.provider + "\n")
+            (entry / "generation").write_text("0\n")
+        inblob = entry / "inblob"
+        if inblob.exists():
+            data = inblob.read_bytes()
+            if self._seen.get(entry) != data and len(data) == 64:
+                self._seen[entry] = data
+                generation = int((entry / "generation").read_text())
+                (entry / "generation").write_text(f"{generation + 1}\n")
+                (entry / "outblob").write_bytes(fake_quote(data))
 
     def __enter__(self) -> TsmImitation:
         self.thread.start()
