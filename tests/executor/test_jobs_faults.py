@@ -197,6 +197,10 @@ async def test_a_lost_cancel_ack_is_rechecked(harness: Harness) -> None:
 
 async def test_the_kill_switch_halts_within_a_tick_and_resumes(harness: Harness) -> None:
     runner, key = await harness.run("chaos-kill", risk={"max_loss_quote": "0.000001"})
+    # A loss, whatever the market did before: another account sells into the job's bid, so the job buys above
+    # the mid that follows and pays its maker fee.
+    seller = trading_key(harness.ex)
+    harness.ex.make_ccxt(seller.key, seller.secret).create_order("MMT/USDT", "market", "sell", 400)
     await until(lambda: runner.state == "halted", timeout=40)
     assert runner.halted_at_ms is not None
     assert runner.reason is not None
