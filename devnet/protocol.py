@@ -18,6 +18,12 @@ from web3 import Web3
 from contracts import load_artifact
 from devnet.chain import DevAccount, deploy_contract, send
 
+# The demo's campaign: short epochs and samples, so that within minutes of `make demo` an epoch has been measured,
+# closed and recorded on chain (a real campaign would run daily epochs of one-minute samples).
+DEMO_EPOCH_SECONDS = 180
+DEMO_EPOCHS = 2_880  # six days
+DEMO_SCORING = {"sample_seconds": 10, "min_rest_seconds": 30, "max_spread_bps": 100}
+
 
 @dataclass(frozen=True)
 class CampaignParams:
@@ -113,7 +119,7 @@ def ensure_demo_protocol(w3: Web3, state_file: Path) -> dict[str, Any]:
         return state
     factory_address = deploy_factory(w3, sender=deployer)
     start = now(w3) + 60
-    end = start + 7 * 86_400
+    end = start + DEMO_EPOCHS * DEMO_EPOCH_SECONDS
     budget = 7_000 * 10**6
     metadata = build_metadata(
         template_id="stable_depth",
@@ -125,10 +131,22 @@ def ensure_demo_protocol(w3: Web3, state_file: Path) -> dict[str, Any]:
         end=end,
         budget=budget,
         title="Demo: stable depth on MMT/USDT",
+        epoch_seconds=DEMO_EPOCH_SECONDS,
+        scoring_overrides=DEMO_SCORING,
     )
     digest = metadata_hash(metadata)
     params = CampaignParams(
-        token_address, oracle.address, oracle.address, oracle.address, start, end, 86_400, 2 * 86_400, budget, 0, digest
+        token_address,
+        oracle.address,
+        oracle.address,
+        oracle.address,
+        start,
+        end,
+        DEMO_EPOCH_SECONDS,
+        2 * 86_400,
+        budget,
+        0,
+        digest,
     )
     salt = b"\x00" * 31 + b"\x01"
     predicted = (

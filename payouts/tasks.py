@@ -1,1 +1,49 @@
-"""Thin Celery tasks of the payouts app: ids in, one service call, retries with backoff."""
+"""Thin Celery tasks of the payouts app: ids in, one service call, retries with backoff.
+
+One task per (campaign, epoch): `close_epochs` (beat) only finds what is due and queues `close_epoch` for each, so
+closes of many campaigns spread over the workers and a slow exchange holds up only its own campaign.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from celery import current_task, shared_task
+
+from mrmarket.exchanges.errors import ExchangeUnavailable
+from mrmarket.observability.logging import get_logger
+from mrmarket.tasks import RetryingTask
+from payouts import closing
+
+log = get_logger(__name__)
+
+
+class OracleTask(RetryingTask):
+    """An exchange or a chain node that is down is an outage: retried with backoff, the close stays where it is."""
+
+    autoretry_for: ClassVar[tuple[type[BaseException], ...]] = (ConnectionError, TimeoutError, ExchangeUnavailable)
+
+
+@shared_task(base=OracleTask, name="payouts.close_epochs")
+def close_epochs() -> None:
+    due = closing.epoch_closes_due()
+    for close_id in due:
+        close_epoch.delay(close_id)
+    if due:
+        log.info("epoch_closes_queued", closes=len(due))
+
+
+@shared_task(base=OracleTask, name="payouts.close_epoch")
+def close_epoch(close_id: int) -> None:
+    closing.epoch_close_advance(close_id=close_id, worker=str(current_task.request.id or "worker"))
+
+
+@shared_task(base=OracleTask, name="payouts.preview_epochs")
+def preview_epochs() -> None:
+    for campaign_id in closing.epoch_previews_due():
+        preview_epoch.delay(campaign_id)
+
+
+@shared_task(base=OracleTask, name="payouts.preview_epoch", max_retries=1)
+def preview_epoch(campaign_id: int) -> None:
+    closing.epoch_preview_refresh(campaign_id=campaign_id)

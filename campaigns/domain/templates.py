@@ -110,8 +110,10 @@ def build_metadata(
     dispute_window_seconds: int = 172_800,
     title: str = "",
     scoring_overrides: dict[str, Any] | None = None,
+    epoch_seconds: int | None = None,
 ) -> dict[str, Any]:
-    """The metadata a creator signs for: a template's defaults, their edits within its bounds, validated."""
+    """The metadata a creator signs for: a template's defaults, their edits within its bounds, validated.
+    `epoch_seconds` replaces the template's epoch length (the schema bounds it)."""
     template = TEMPLATES.get(template_id)
     if template is None:
         raise MetadataError(
@@ -140,7 +142,7 @@ def build_metadata(
         "pair": pair,
         "start": start,
         "end": end,
-        "epoch_seconds": template.epoch_seconds,
+        "epoch_seconds": template.epoch_seconds if epoch_seconds is None else epoch_seconds,
         "budget": str(budget),
         "dispute_window_seconds": dispute_window_seconds,
         "scoring": scoring,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import django_stubs_ext
 import environ
@@ -341,6 +342,53 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "static_root")))
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(DATA_DIR / "media")))
+
+# --- the recording oracle ---------------------------------------------------------------------------------------
+# Where the published inputs and bundles live: "filesystem" (MEDIA_ROOT/oracle) or "s3" (any S3-compatible store
+# through django-storages; ORACLE_S3_* name the bucket, endpoint and region, credentials come the usual AWS ways).
+ORACLE_ARTIFACTS_STORAGE = env.str("ORACLE_ARTIFACTS_STORAGE", default="filesystem")
+if ORACLE_ARTIFACTS_STORAGE == "filesystem":
+    _ORACLE_STORAGE: dict[str, Any] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT / "oracle")},
+    }
+elif ORACLE_ARTIFACTS_STORAGE == "s3":
+    _ORACLE_STORAGE = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("ORACLE_S3_BUCKET"),
+            "endpoint_url": env.str("ORACLE_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("ORACLE_S3_REGION", default="") or None,
+            "location": env.str("ORACLE_S3_PREFIX", default="oracle"),
+            "file_overwrite": False,
+            "default_acl": None,
+        },
+    }
+else:
+    raise ConfigError("ORACLE_ARTIFACTS_STORAGE must be 'filesystem' or 's3'")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "oracle_artifacts": _ORACLE_STORAGE,
+}
+# The public origin of this deployment: the bundle URI put on chain with recordResults is built on it.
+ORACLE_PUBLIC_BASE_URL = env.str("ORACLE_PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+# How long after an epoch's end reports may still arrive (the executor's pull cadence plus its own window).
+ORACLE_REPORT_GRACE_SECONDS = env.int("ORACLE_REPORT_GRACE_SECONDS", default=600)
+# A worker building an epoch's inputs holds it this long; a crashed worker's close is taken over after it.
+ORACLE_CLOSE_LEASE_SECONDS = env.int("ORACLE_CLOSE_LEASE_SECONDS", default=900)
+# The participants' running estimate of the open epoch (a full score of the epoch so far, cross-checks included).
+CELERY_BEAT_SCHEDULE["payouts-preview-epochs"] = {
+    "task": "payouts.preview_epochs",
+    "schedule": float(env.int("ORACLE_PREVIEW_INTERVAL_SECONDS", default=300)),
+    "options": {"expires": float(env.int("ORACLE_PREVIEW_INTERVAL_SECONDS", default=300))},
+}
+CELERY_BEAT_SCHEDULE["payouts-close-epochs"] = {
+    "task": "payouts.close_epochs",
+    "schedule": float(env.int("ORACLE_CLOSE_INTERVAL_SECONDS", default=60)),
+    "options": {"expires": float(env.int("ORACLE_CLOSE_INTERVAL_SECONDS", default=60))},
+}
 
 # --- logging -----------------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()

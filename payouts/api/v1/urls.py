@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import path
+
+from payouts.api.v1 import views
 
 app_name = "payouts"
-urlpatterns: list[URLPattern] = []
+urlpatterns = [
+    path("reports/<str:digest>.json", views.ReportApi.as_view(), name="report"),
+    path("<int:chain_id>/<str:address>/epochs", views.EpochCloseListApi.as_view(), name="epochs"),
+    path("<int:chain_id>/<str:address>/<int:epoch>/inputs.json", views.EpochInputsApi.as_view(), name="inputs"),
+    path("<int:chain_id>/<str:address>/<int:epoch>/bundle.json", views.EpochBundleApi.as_view(), name="bundle"),
+]

@@ -1,0 +1,122 @@
+"""Public API v1 of the recording oracle's results: each epoch's close, and the documents anyone can recompute.
+
+The inputs and the bundle are served as their stored bytes (canonical JSON), so their SHA-256 is the digest the
+close lists and, for the bundle, the one recorded on chain. Each is immutable once stored: the responses say so.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from mrmarket.api.permissions import PUBLIC
+from payouts import selectors
+from payouts.errors import ArtifactNotFound
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+class EpochCloseSerializer(serializers.Serializer):
+    epoch = serializers.IntegerField()
+    state = serializers.CharField(help_text="collecting, closing, stored, recorded or failed")
+    epoch_start = serializers.DateTimeField()
+    epoch_end = serializers.DateTimeField()
+    participants = serializers.IntegerField()
+    inputs_digest = serializers.CharField(help_text="SHA-256 of the stored inputs document (lower-case hex).")
+    bundle_digest = serializers.CharField(help_text="SHA-256 of the stored bundle: the digest recorded on chain.")
+    inputs_url = serializers.SerializerMethodField()
+    bundle_url = serializers.SerializerMethodField()
+    tx_hash = serializers.CharField(help_text="The recordResults transaction, once mined.")
+    block_number = serializers.IntegerField(allow_null=True)
+    failure_reason = serializers.CharField()
+    notes = serializers.ListField(child=serializers.DictField(), help_text="What was left out of the inputs, and why.")
+
+    def _url(self, close: Any, kind: str) -> str | None:
+        if not getattr(close, f"{kind}_name"):
+            return None
+        request = self.context["request"]
+        return str(
+            request.build_absolute_uri(
+                f"/api/v1/payouts/{close.campaign.chain_id}/{close.campaign.address}/{close.epoch}/{kind}.json"
+            )
+        )
+
+    def get_inputs_url(self, close: Any) -> str | None:
+        return self._url(close, "inputs")
+
+    def get_bundle_url(self, close: Any) -> str | None:
+        return self._url(close, "bundle")
+
+
+class EpochCloseListApi(APIView):
+    """Every epoch of a campaign the oracle has opened, with its state and, once stored, its documents."""
+
+    allowed_roles: ClassVar[frozenset[str]] = PUBLIC
+    authentication_classes = []
+
+    @extend_schema(responses=EpochCloseSerializer(many=True), operation_id="payouts_epochs_list")
+    def get(self, request: Request, chain_id: int, address: str) -> Response:
+        closes = selectors.epoch_close_list(chain_id=chain_id, address=address)
+        return Response(EpochCloseSerializer(closes, many=True, context={"request": request}).data)
+
+
+class _ArtifactApi(APIView):
+    allowed_roles: ClassVar[frozenset[str]] = PUBLIC
+    authentication_classes = []
+    kind: ClassVar[str]
+
+    def _serve(self, chain_id: int, address: str, epoch: int) -> HttpResponse:
+        close = selectors.epoch_close_get(chain_id=chain_id, address=address, epoch=epoch)
+        data = None if close is None else selectors.epoch_artifact(close=close, kind=self.kind)
+        if close is None or data is None:
+            raise ArtifactNotFound(
+                f"no stored {self.kind} for epoch {epoch} of {address} on chain {chain_id}",
+                extra={"state": None if close is None else close.state},
+            )
+        response = HttpResponse(data, content_type="application/json")
+        response["Cache-Control"] = IMMUTABLE
+        response["ETag"] = f'"{getattr(close, f"{self.kind}_digest")}"'
+        return response
+
+
+class EpochInputsApi(_ArtifactApi):
+    """The epoch's inputs document (`mrmarket.oracle-inputs/v1`), byte for byte as stored."""
+
+    kind = "inputs"
+
+    @extend_schema(responses={(200, "application/json"): OpenApiTypes.BINARY}, operation_id="payouts_inputs_get")
+    def get(self, request: Request, chain_id: int, address: str, epoch: int) -> HttpResponse:
+        return self._serve(chain_id, address, epoch)
+
+
+class EpochBundleApi(_ArtifactApi):
+    """The epoch's results bundle (`mrmarket.results-bundle/v1`), byte for byte as stored and hashed on chain."""
+
+    kind = "bundle"
+
+    @extend_schema(responses={(200, "application/json"): OpenApiTypes.BINARY}, operation_id="payouts_bundle_get")
+    def get(self, request: Request, chain_id: int, address: str, epoch: int) -> HttpResponse:
+        return self._serve(chain_id, address, epoch)
+
+
+class ReportApi(APIView):
+    """A verified executor report (signed envelope, canonical JSON) by its digest: the sources of the inputs."""
+
+    allowed_roles: ClassVar[frozenset[str]] = PUBLIC
+    authentication_classes = []
+
+    @extend_schema(responses={(200, "application/json"): OpenApiTypes.BINARY}, operation_id="payouts_report_get")
+    def get(self, request: Request, digest: str) -> HttpResponse:
+        envelope = selectors.report_envelope(digest=digest)
+        if envelope is None:
+            raise ArtifactNotFound(f"no verified report with digest {digest}")
+        response = HttpResponse(envelope.encode(), content_type="application/json")
+        response["Cache-Control"] = IMMUTABLE
+        return response

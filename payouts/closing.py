@@ -1,0 +1,338 @@
+"""Writes of the epoch close: one row per (campaign, epoch) through collecting → closing → stored → recorded.
+
+- collecting → closing once the epoch's end plus `ORACLE_REPORT_GRACE_SECONDS` (late reports) has passed;
+- closing: a worker takes a lease, builds the inputs (`payouts.inputs_build`), scores them exactly as
+  `python -m payouts.audit score` does, stores both documents under names that carry their digests, and only
+  then moves the row to stored with the digests — a crash before that leaves the row in closing, and the next
+  worker (once the lease has run out) builds again;
+- stored → recorded: `recordResults(epoch, bundle digest, bundle URI)` signed with the recording-oracle key and
+  stored before it is broadcast (`payouts.oracle_tx`), so a crash after sending resumes the same transaction and
+  the chain's own check (`ResultsAlreadyRecorded`) is the last line, never the first; an epoch whose results are
+  already on chain with the same digest is adopted, a different digest fails the close without sending anything.
+
+Every transition is recorded once per key (`EpochCloseTransition`); a retry is never a second step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
+from django.db import transaction
+from django.utils import timezone
+
+from campaigns.models import Campaign
+from mrmarket.exchanges.errors import ExchangeUnavailable
+from mrmarket.observability.logging import get_logger
+from payouts import oracle_tx
+from payouts.audit.cli import software_version
+from payouts.audit.schemas import SchemaViolation, validate_inputs
+from payouts.domain.bundle import bundle_bytes, results_bundle
+from payouts.domain.epochs import CloseEvent, CloseState, close_transition
+from payouts.domain.scoring.inputs import ScoringInputError
+from payouts.inputs_build import build_inputs, campaign_terms
+from payouts.models import EpochClose, EpochCloseTransition, EpochPreview
+from payouts.selectors import ARTIFACT_STORAGE
+from wire.canonical import canonical_bytes, parse
+
+log = get_logger(__name__)
+
+
+def _storage() -> Any:
+    return storages[ARTIFACT_STORAGE]
+
+
+def _at(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def artifact_dir(close: EpochClose) -> str:
+    return f"{close.campaign.chain_id}/{close.campaign.address}/{close.epoch}"
+
+
+def artifact_uri(close: EpochClose, kind: str) -> str:
+    """The stable public URL of one of the epoch's documents (`inputs` or `bundle`)."""
+    base = settings.ORACLE_PUBLIC_BASE_URL.rstrip("/")
+    return f"{base}/api/v1/payouts/{close.campaign.chain_id}/{close.campaign.address}/{close.epoch}/{kind}.json"
+
+
+def _transition(
+    close: EpochClose, event: CloseEvent, *, key: str, detail: dict[str, Any] | None = None, **fields: Any
+) -> EpochClose:
+    """Apply one event to a row already locked by the caller, once per key, with the fields it sets."""
+    if EpochCloseTransition.objects.filter(close=close, key=key).exists():
+        return close
+    new_state = close_transition(CloseState(close.state), event)
+    EpochCloseTransition.objects.create(
+        close=close,
+        key=key,
+        event=event.value,
+        from_state=close.state,
+        to_state=new_state.value,
+        detail=detail or {},
+    )
+    for name, value in fields.items():
+        setattr(close, name, value)
+    close.state = new_state.value
+    close.save()
+    log.info(
+        "epoch_close_transition",
+        campaign_id=close.campaign_id,
+        epoch=close.epoch,
+        close_event=event.value,
+        to_state=new_state.value,
+    )
+    return close
+
+
+def epoch_close_ensure(*, campaign: Campaign, epoch: int) -> EpochClose:
+    """The close row of an epoch that has started (created in collecting when new)."""
+    start, end = campaign_terms(campaign).epoch_bounds(epoch)
+    close, _ = EpochClose.objects.get_or_create(
+        campaign=campaign, epoch=epoch, defaults={"epoch_start": _at(start), "epoch_end": _at(end)}
+    )
+    return close
+
+
+def _fail(close_id: int, reason: str, *, key: str) -> EpochClose:
+    with transaction.atomic():
+        close = EpochClose.objects.select_for_update().get(pk=close_id)
+        if CloseState(close.state) not in (CloseState.CLOSING, CloseState.STORED):
+            return close
+        log.error("epoch_close_failed", campaign_id=close.campaign_id, epoch=close.epoch, reason=reason)
+        return _transition(
+            close,
+            CloseEvent.FAILED,
+            key=key,
+            detail={"reason": reason},
+            failure_reason=reason[:500],
+            lease_owner="",
+            lease_until=None,
+        )
+
+
+def _grace_over(close_id: int, now: datetime) -> EpochClose:
+    with transaction.atomic():
+        close = EpochClose.objects.select_for_update().get(pk=close_id)
+        if close.state != CloseState.COLLECTING or now < close.epoch_end + timedelta(
+            seconds=settings.ORACLE_REPORT_GRACE_SECONDS
+        ):
+            return close
+        return _transition(close, CloseEvent.GRACE_OVER, key="grace_over")
+
+
+def _take_lease(close_id: int, worker: str, now: datetime) -> bool:
+    with transaction.atomic():
+        close = EpochClose.objects.select_for_update().get(pk=close_id)
+        if close.state != CloseState.CLOSING:
+            return False
+        if close.lease_owner and close.lease_owner != worker and close.lease_until and close.lease_until > now:
+            return False  # another worker is building it
+        close.lease_owner = worker
+        close.lease_until = now + timedelta(seconds=settings.ORACLE_CLOSE_LEASE_SECONDS)
+        close.attempts += 1
+        close.save(update_fields=["lease_owner", "lease_until", "attempts", "updated_at"])
+        return True
+
+
+def _release(close_id: int, worker: str, error: str) -> None:
+    with transaction.atomic():
+        close = EpochClose.objects.select_for_update().get(pk=close_id)
+        if close.lease_owner == worker:
+            close.lease_owner, close.lease_until, close.last_error = "", None, error[:500]
+            close.save(update_fields=["lease_owner", "lease_until", "last_error", "updated_at"])
+
+
+def _store_document(directory: str, kind: str, data: bytes) -> tuple[str, str]:
+    """Store bytes under a name carrying their digest; the same bytes again are left as they are."""
+    digest = hashlib.sha256(data).hexdigest()
+    name = f"{directory}/{kind}-{digest}.json"
+    storage = _storage()
+    if not storage.exists(name):
+        saved = storage.save(name, ContentFile(data))
+        if saved != name:  # a concurrent writer stored the same bytes first; ours is a duplicate
+            storage.delete(saved)
+    return name, digest
+
+
+def scored_documents(document: dict[str, Any]) -> tuple[bytes, bytes]:
+    """The canonical bytes of the inputs and of their bundle, computed exactly as the audit CLI does from the
+    stored inputs file (schema first, then the engine), so `score` on the stored file reproduces the bundle."""
+    inputs_data = canonical_bytes(document)
+    parsed = parse(inputs_data)
+    validate_inputs(parsed)
+    return inputs_data, bundle_bytes(results_bundle(parsed, software=software_version()))
+
+
+def _build(close_id: int, worker: str) -> EpochClose:
+    close = EpochClose.objects.select_related("campaign").get(pk=close_id)
+    try:
+        built = build_inputs(campaign=close.campaign, epoch=close.epoch)
+        inputs_data, bundle_data = scored_documents(built.document)
+    except ExchangeUnavailable as exc:
+        _release(close_id, worker, f"{exc.code}: {exc.message}")
+        raise  # the task retries with backoff; the row stays in closing
+    except (SchemaViolation, ScoringInputError) as exc:
+        _release(close_id, worker, str(exc))
+        return _fail(close_id, f"the oracle built inputs it cannot score: {exc}", key=f"failed:{close.attempts}")
+    directory = artifact_dir(close)
+    inputs_name, inputs_digest = _store_document(directory, "inputs", inputs_data)
+    bundle_name, bundle_digest = _store_document(directory, "bundle", bundle_data)
+    with transaction.atomic():
+        close = EpochClose.objects.select_for_update().select_related("campaign").get(pk=close_id)
+        if close.state != CloseState.CLOSING or close.lease_owner != worker:
+            return close  # the lease ran out and another worker took over: its result stands
+        return _transition(
+            close,
+            CloseEvent.STORED,
+            key="stored",
+            detail={"inputs_digest": inputs_digest, "bundle_digest": bundle_digest},
+            inputs_digest=inputs_digest,
+            bundle_digest=bundle_digest,
+            inputs_name=inputs_name,
+            bundle_name=bundle_name,
+            bundle_uri=artifact_uri(close, "bundle"),
+            participants=built.participants,
+            notes=built.notes,
+            lease_owner="",
+            lease_until=None,
+            last_error="",
+        )
+
+
+def _record(close_id: int) -> EpochClose:
+    with transaction.atomic():
+        close = EpochClose.objects.select_for_update().select_related("campaign").get(pk=close_id)
+        if close.state != CloseState.STORED:
+            return close
+        if close.record_tx_id is None:
+            try:
+                tx = oracle_tx.record_results_tx(
+                    chain_id=close.campaign.chain_id,
+                    campaign_address=close.campaign.address,
+                    epoch=close.epoch,
+                    digest_hex=close.bundle_digest,
+                    uri=close.bundle_uri,
+                )
+            except oracle_tx.ResultsAlreadyRecordedDifferently as exc:
+                close = _transition(
+                    close,
+                    CloseEvent.FAILED,
+                    key="failed:recorded_differently",
+                    detail={"reason": exc.message, **exc.extra},
+                    failure_reason=exc.message[:500],
+                )
+                return close
+            close.record_tx = tx
+            close.save(update_fields=["record_tx", "updated_at"])
+        tx_id = close.record_tx_id
+    outcome = oracle_tx.oracle_tx_advance(tx_id=tx_id)
+    with transaction.atomic():
+        close = EpochClose.objects.select_for_update().select_related("campaign", "record_tx").get(pk=close_id)
+        if close.state != CloseState.STORED:
+            return close
+        tx = close.record_tx
+        assert tx is not None
+        if outcome.mined:
+            return _transition(
+                close,
+                CloseEvent.RECORDED,
+                key="recorded",
+                detail={"tx_hash": outcome.tx_hash, "block": outcome.block_number},
+                tx_hash=outcome.tx_hash,
+                block_number=outcome.block_number,
+            )
+        if outcome.failed:
+            return _transition(
+                close,
+                CloseEvent.FAILED,
+                key=f"failed:tx:{outcome.tx_hash}",
+                detail={"reason": outcome.reason, "tx_hash": outcome.tx_hash},
+                failure_reason=f"recordResults failed: {outcome.reason}"[:500],
+                tx_hash=outcome.tx_hash,
+            )
+        return close  # sent, not mined yet: the next pass looks again (and bumps the gas when due)
+
+
+def epoch_close_advance(*, close_id: int, worker: str, now: datetime | None = None) -> EpochClose:
+    """Take one close as far as it can go now; safe to call at any time, from any number of workers."""
+    now = now or timezone.now()
+    close = _grace_over(close_id, now)
+    if close.state == CloseState.CLOSING and _take_lease(close_id, worker, now):
+        close = _build(close_id, worker)
+    if close.state == CloseState.STORED:
+        close = _record(close_id)
+    return EpochClose.objects.get(pk=close_id)
+
+
+@transaction.atomic
+def epoch_close_retry(*, close_id: int) -> EpochClose:
+    """An operator sends a failed close back to closing (its inputs are built again from scratch)."""
+    close = EpochClose.objects.select_for_update().get(pk=close_id)
+    return _transition(
+        close,
+        CloseEvent.RETRY,
+        key=f"retry:{close.transitions.count()}",
+        failure_reason="",
+        record_tx=None,
+        tx_hash="",
+        attempts=0,
+    )
+
+
+def epoch_closes_due(*, now: datetime | None = None) -> list[int]:
+    """Create the close row of every started epoch of every campaign this oracle records for, and return the ids
+    of those not yet recorded or failed: one task each. Campaigns naming another recording oracle are not ours."""
+    now = now or timezone.now()
+    ours = oracle_tx.oracle_address("recording")
+    if ours is None:
+        return []
+    due: list[int] = []
+    seconds = int(now.timestamp())
+    campaigns = Campaign.objects.filter(funded=True, recording_oracle__iexact=ours, start__lte=now).exclude(
+        end__lt=now - timedelta(days=366)
+    )
+    for campaign in campaigns.order_by("pk"):
+        terms = campaign_terms(campaign)
+        current = terms.epoch_at(seconds)
+        last = terms.epoch_count - 1 if current is None else current
+        for epoch in range(last + 1):
+            close = epoch_close_ensure(campaign=campaign, epoch=epoch)
+            if close.state not in (CloseState.RECORDED, CloseState.FAILED):
+                due.append(close.pk)
+    return due
+
+
+def epoch_preview_refresh(*, campaign_id: int, now: datetime | None = None) -> EpochPreview | None:
+    """Score the open epoch of a campaign over its part so far and keep the bundle as the running estimate;
+    None outside the campaign. The same build and scoring as the close, so the estimate is what the close would
+    say if the epoch ended now."""
+    now = now or timezone.now()
+    campaign = Campaign.objects.get(pk=campaign_id)
+    epoch = campaign_terms(campaign).epoch_at(int(now.timestamp()))
+    if epoch is None:
+        return None
+    until_ms = int(now.timestamp() * 1000)
+    built = build_inputs(campaign=campaign, epoch=epoch, until_ms=until_ms)
+    _, bundle_data = scored_documents(built.document)
+    preview, _ = EpochPreview.objects.update_or_create(
+        campaign=campaign, defaults={"epoch": epoch, "as_of_ms": until_ms, "bundle": parse(bundle_data)}
+    )
+    return preview
+
+
+def epoch_previews_due(*, now: datetime | None = None) -> list[int]:
+    """Campaigns running now that this oracle records for: one preview task each."""
+    now = now or timezone.now()
+    ours = oracle_tx.oracle_address("recording")
+    if ours is None:
+        return []
+    return list(
+        Campaign.objects.filter(funded=True, recording_oracle__iexact=ours, start__lte=now, end__gt=now)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
