@@ -7,3 +7,16 @@ from mrmarket.errors import ApplicationError
 
 class PayoutsError(ApplicationError):
     code = "payouts_error"
+
+
+class CrossCheckFailed(PayoutsError):
+    """The exchange answered the cross-check in a way that cannot be read as a confirmation or a refusal (a
+    malformed answer, an unexpected error): nothing is confirmed or unconfirmed on it."""
+
+    code = "crosscheck_failed"
+
+
+class CrossCheckUnsupported(PayoutsError):
+    """No cross-check is known for the exchange (where its exact numbers are written in its answers)."""
+
+    code = "crosscheck_unsupported"
