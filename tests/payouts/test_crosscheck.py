@@ -162,7 +162,12 @@ def test_an_order_the_history_leaves_out_is_asked_by_itself(account, client_of, 
     late = report_of(raw, live=(LiveInterval(raw["info"]["time"] + 60_000, None, Fraction("0.001")),))
     asked: list[Any] = []
     fetch_order = client.fetch_order
-    monkeypatch.setattr(client, "fetch_order", lambda *a, **kw: asked.append(a) or fetch_order(*a, **kw))
+
+    def counted(*args: Any, **kw: Any) -> Any:
+        asked.append(args)
+        return fetch_order(*args, **kw)
+
+    monkeypatch.setattr(client, "fetch_order", counted)
 
     (out,) = crosscheck.confirm_orders(client=client, symbol=SYMBOL, orders=[late])
 
@@ -290,7 +295,7 @@ def test_an_exchange_that_stays_down_raises_a_typed_error(account, taker, client
     row, _ = trade(client, client_of(taker))
     client.cancel_order(raw["id"], SYMBOL)
     fault(**rule, account=account.account_id)
-    fast = {"attempts": 2, "backoff_seconds": 0.0}
+    fast: dict[str, Any] = {"attempts": 2, "backoff_seconds": 0.0}
 
     with pytest.raises(ExchangeUnavailable) as orders_down:
         crosscheck.confirm_orders(client=client, symbol=SYMBOL, orders=[report_of(raw)], **fast)
