@@ -14,11 +14,14 @@ import pytest
 
 from devnet.exchange.fixtures import RunningExchange
 from devnet.exchange.keys import ApiKey, Permission
+from execution import accounts
 from mrmarket.exchanges.client import exchange_client
 from mrmarket.exchanges.credentials import ExchangeCredentials
 from mrmarket.exchanges.errors import ExchangeUnavailable, InvalidExchangeKey
 from payouts import crosscheck
 from payouts.domain.scoring.inputs import Fill, FillConfirmation, LiveInterval, Order, OrderConfirmation
+from payouts.errors import CrossCheckFailed, CrossCheckUnsupported
+from tests.factories import user_with
 
 pytestmark = [pytest.mark.chain]
 SYMBOL = "BTC/USDT"
@@ -344,3 +347,44 @@ def test_a_filled_order_is_closed_at_its_last_fill(account, taker, client_of) ->
     assert out.exchange is not None
     assert out.exchange.closed_ms == last_fill
     assert out.confirmed
+
+
+def test_an_unexpected_answer_raises_a_typed_error(account, client_of) -> None:
+    client = client_of(account)
+    bid, _ = inside_spread(client)
+    raw = place(client, "buy", "0.001", bid)
+    client.cancel_order(raw["id"], SYMBOL)
+
+    with pytest.raises(CrossCheckFailed) as unlisted:
+        crosscheck.confirm_orders(client=client, symbol="NOPE/USDT", orders=[report_of(raw)])
+    with pytest.raises(CrossCheckFailed) as no_such_asset:
+        crosscheck.link_keys(client=client, assets=["USDT", "DOGE"])
+
+    assert unlisted.value.code == no_such_asset.value.code == "crosscheck_failed"
+
+
+def test_an_exchange_without_known_raw_fields_is_not_cross_checked() -> None:
+    report = Order("1", "buy", Fraction(1), Fraction(1), (LiveInterval(0, None, Fraction(1)),), None)
+    with pytest.raises(CrossCheckUnsupported):
+        crosscheck.confirm_orders(client=exchange_client("kraken"), symbol=SYMBOL, orders=[report])
+
+
+@pytest.mark.django_db
+def test_an_enrolled_accounts_own_client_confirms_its_orders(sim, account, client_of) -> None:
+    # A trading key may not withdraw: the account's second key, without that permission.
+    trading = sim.sim.create_key(account.account_id, permissions=frozenset({Permission.READ, Permission.TRADE}))
+    enrolled = accounts.exchange_account_enrol(
+        owner_id=user_with().pk,
+        exchange="binance",
+        label="mm",
+        role="trading",
+        credentials=ExchangeCredentials(trading.key, trading.secret),
+    )
+    client = accounts.exchange_account_client(account=enrolled)
+    bid, _ = inside_spread(client)
+    raw = place(client, "buy", "0.001", bid)
+
+    (out,) = crosscheck.confirm_orders(client=client, symbol=SYMBOL, orders=[report_of(raw)])
+
+    assert out.confirmed
+    client.cancel_order(raw["id"], SYMBOL)
