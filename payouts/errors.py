@@ -13,10 +13,6 @@ class CampaignMetadataMissing(PayoutsError):
     code = "campaign_metadata_missing"
 
 
-class EpochNotClosable(PayoutsError):
-    code = "epoch_not_closable"
-
-
 class ArtifactNotFound(PayoutsError):
     code = "artifact_not_found"
     status = 404
@@ -24,3 +20,16 @@ class ArtifactNotFound(PayoutsError):
 
 class EpochNotStarted(PayoutsError):
     code = "epoch_not_started"
+
+
+class CrossCheckFailed(PayoutsError):
+    """The exchange answered the cross-check in a way that cannot be read as a confirmation or a refusal (a
+    malformed answer, an unexpected error): nothing is confirmed or unconfirmed on it."""
+
+    code = "crosscheck_failed"
+
+
+class CrossCheckUnsupported(PayoutsError):
+    """No cross-check is known for the exchange (where its exact numbers are written in its answers)."""
+
+    code = "crosscheck_unsupported"

@@ -331,7 +331,9 @@ class Engine:
                         return fills
                 fills.append(self._execute(spec, taker, maker, price, qty))
                 if maker.remaining == 0:
-                    self._close(spec, maker, Status.FILLED)  # removes it: `i` now points at the next one
+                    # Filled by this trade: it last changed then, as Binance's updateTime says, not a clock
+                    # reading later. Removing it leaves `i` pointing at the next one.
+                    self._close(spec, maker, Status.FILLED, at=maker.update_time)
                 elif maker.fillable() == 0:
                     i += 1
         return fills
@@ -420,11 +422,12 @@ class Engine:
             bal.free += order.locked
             order.locked = ZERO
 
-    def _close(self, spec: MarketSpec, order: Order, status: Status) -> None:
-        """Take a resting order off the book in a final status, releasing what it still holds."""
+    def _close(self, spec: MarketSpec, order: Order, status: Status, *, at: int | None = None) -> None:
+        """Take a resting order off the book in a final status, releasing what it still holds; its last change is
+        `at` (the trade that filled it) or now."""
         self.books[spec.symbol].remove(order)
         order.status = status
-        order.update_time = self.clock()
+        order.update_time = self.clock() if at is None else at
         self._release(spec, order)
 
     def find_order(self, account_id: str, symbol: str, *, order_id: int | None, client_id: str | None) -> Order:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -319,3 +320,37 @@ def test_self_trade_prevention_expires_whom_each_mode_says(
     assert (own.order_id in resting_ids) is (maker_after is Status.NEW)
     assert taker.order.order_id not in resting_ids
     check_balances(engine)  # whatever expired released what it held
+
+
+def test_an_orders_times_are_its_creation_and_its_last_change():
+    """Binance's `time` is the creation and `updateTime` the last change: each fill, and the cancel; an order
+    filled in full last changed at its last trade (the clock here moves on at every reading)."""
+    engine, _ = fresh()
+
+    def limit(account: str, side: Side, qty: str, cid: str) -> Any:
+        return engine.place_order(
+            account_id=account,
+            symbol="BTCUSDT",
+            side=side,
+            type=OrderType.LIMIT,
+            quantity=Decimal(qty),
+            price=Decimal("200"),
+            tif=TimeInForce.GTC,
+            client_order_id=cid,
+        ).order
+
+    filled, cancelled = limit("a", Side.SELL, "1", "m1"), limit("a", Side.SELL, "1", "m2")
+    created = (filled.time, cancelled.time)
+    assert (filled.update_time, cancelled.update_time) == created
+    limit("b", Side.BUY, "0.4", "t1")
+    (first,) = engine.my_fills("a", "BTCUSDT")
+    assert filled.update_time == first.trade.time
+    limit("b", Side.BUY, "0.6", "t2")
+    last = engine.my_fills("a", "BTCUSDT")[-1]
+    assert filled.status is Status.FILLED
+    assert filled.update_time == last.trade.time
+    before_cancel = cancelled.update_time
+    engine.cancel_order("a", "BTCUSDT", order_id=cancelled.order_id, client_id=None)
+    assert cancelled.update_time > before_cancel
+    assert cancelled.status is Status.CANCELED
+    assert (filled.time, cancelled.time) == created
