@@ -37,7 +37,7 @@ from payouts.domain.scoring.inputs import (
     Params,
     Participant,
 )
-from payouts.errors import CampaignMetadataMissing, EpochNotStarted
+from payouts.errors import CampaignMetadataMissing, CrossCheckFailed, CrossCheckUnsupported, EpochNotStarted
 from payouts.models import Participant as ParticipantRow
 from payouts.selectors import epoch_snapshots
 from wire.canonical import parse
@@ -139,10 +139,13 @@ def _links(accounts: Sequence[ExchangeAccount], assets: Sequence[str]) -> Links:
     return Links(deposit_addresses=tuple(sorted(deposit)), withdrawal_addresses=tuple(sorted(withdrawal)))
 
 
-def _participant(
+def _note(notes: list[dict[str, Any]], address: str, left_out: str, **why: Any) -> None:
+    notes.append({"participant": address, "left_out": left_out, **why})
+
+
+def _normalized_jobs(
     row: ParticipantRow, campaign: Campaign, params: Params, notes: list[dict[str, Any]], sources: set[str]
-) -> Participant:
-    symbol = campaign.pair
+) -> tuple[list[tuple[NormalizedJob, MMOrder]], dict[int, ExchangeAccount]]:
     jobs: list[tuple[NormalizedJob, MMOrder]] = []
     accounts: dict[int, ExchangeAccount] = {}
     for link in row.orders.select_related("mm_order__exchange_account").order_by("mm_order_id"):
@@ -159,39 +162,52 @@ def _participant(
             try:
                 job = normalize_job(reports)
             except IntakeError as exc:
-                notes.append(
-                    {
-                        "participant": row.reward_address,
-                        "job_id": job_id,
-                        "left_out": exc.code,
-                        "where": exc.path,
-                        "why": exc.problem,
-                    }
-                )
+                _note(notes, row.reward_address, exc.code, job_id=job_id, where=exc.path, why=exc.problem)
                 log.warning("oracle_job_left_out", job_id=job_id, code=exc.code, campaign_id=campaign.pk)
                 continue
-            if (job.exchange, job.symbol) != (campaign.exchange, symbol):
-                notes.append({"participant": row.reward_address, "job_id": job_id, "left_out": "market_mismatch"})
+            if (job.exchange, job.symbol) != (campaign.exchange, campaign.pair):
+                _note(notes, row.reward_address, "market_mismatch", job_id=job_id)
                 continue
             jobs.append((job, order))
     for enrolled in row.accounts.select_related("exchange_account").order_by("exchange_account_id"):
         accounts[enrolled.exchange_account_id] = enrolled.exchange_account
+    return jobs, accounts
+
+
+def _participant(
+    row: ParticipantRow, campaign: Campaign, params: Params, notes: list[dict[str, Any]], sources: set[str]
+) -> Participant | None:
+    """The participant's scoring input, or None when the exchange cannot vouch for its accounts (noted): an account
+    whose link keys cannot be read could hide a wash or a sybil link, so it is not scored rather than scored
+    unlinked. `ExchangeUnavailable` (an outage) propagates: the whole close is retried later."""
+    symbol = campaign.pair
+    jobs, accounts = _normalized_jobs(row, campaign, params, notes, sources)
     confirmed: list[NormalizedJob] = []
     for job, order in jobs:
         client = exchange_account_client(account=order.exchange_account)
-        orders = crosscheck.confirm_orders(client=client, symbol=symbol, orders=_in_epoch_orders(job.orders, params))
-        fills = crosscheck.confirm_fills(
-            client=client,
-            symbol=symbol,
-            fills=_in_epoch_fills(job.fills, params),
-            since_ms=params.epoch_start_ms,
-            until_ms=params.epoch_end_ms,
-        )
+        try:
+            orders = crosscheck.confirm_orders(
+                client=client, symbol=symbol, orders=_in_epoch_orders(job.orders, params)
+            )
+            fills = crosscheck.confirm_fills(
+                client=client,
+                symbol=symbol,
+                fills=_in_epoch_fills(job.fills, params),
+                since_ms=params.epoch_start_ms,
+                until_ms=params.epoch_end_ms,
+            )
+        except (CrossCheckFailed, CrossCheckUnsupported) as exc:
+            _note(notes, row.reward_address, exc.code, job_id=job.job_id, why=exc.message)
+            continue
         used = {o.report_digest for o in orders} | {f.report_digest for f in fills}
         sources.update(d for d in used if d is not None)
         confirmed.append(replace(job, orders=tuple(orders), fills=tuple(fills)))
     base, quote = symbol.split("/")
-    links = _links(list(accounts.values()), (base, quote))
+    try:
+        links = _links(list(accounts.values()), (base, quote))
+    except (CrossCheckFailed, CrossCheckUnsupported) as exc:
+        _note(notes, row.reward_address, exc.code, why=f"link keys unreadable: {exc.message}")
+        return None
     return participant_inputs(confirmed, address=row.reward_address, links=links)
 
 
@@ -204,8 +220,9 @@ def build_inputs(*, campaign: Campaign, epoch: int, until_ms: int | None = None)
     notes: list[dict[str, Any]] = []
     sources: set[str] = set()
     participants = [
-        _participant(row, campaign, params, notes, sources)
+        p
         for row in ParticipantRow.objects.filter(campaign=campaign).order_by("reward_address")
+        if (p := _participant(row, campaign, params, notes, sources)) is not None
     ]
     document: dict[str, Any] = {
         "schema": INPUTS_SCHEMA,
