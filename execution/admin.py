@@ -121,6 +121,9 @@ class MMOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[MMOrder]):
         "strategy",
         "job_spec",
         "failure_reason",
+        "campaign_chain_id",
+        "campaign_address",
+        "reward_address",
         "created_at",
         "updated_at",
     )

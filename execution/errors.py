@@ -94,3 +94,14 @@ class WithdrawalRefused(OrderRejected):
 class CustodyNotConfigured(ExecutionError):
     code = "custody_not_configured"
     status = 503
+
+
+class CampaignBindingInvalid(OrderRejected):
+    """The campaign and reward address an MM order asks to serve are malformed or incomplete: both are given, or
+    neither, each a 0x address of 40 hex digits, with the campaign's chain id."""
+
+    code = "campaign_binding_invalid"
+
+
+class RewardAddressInvalid(CampaignBindingInvalid):
+    code = "reward_address_invalid"

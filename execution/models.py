@@ -136,11 +136,30 @@ class MMOrder(models.Model):
         max_length=64, blank=True, default="", help_text="The key the job's reports must be signed with."
     )
     failure_reason = models.CharField(max_length=500, blank=True, default="")
+    # The campaign this order serves and the address its rewards go to: set at creation (both or neither),
+    # never changed after, since the recording oracle pays the order's reports to this address.
+    campaign_chain_id = models.PositiveBigIntegerField(null=True, blank=True)
+    campaign_address = models.CharField(max_length=42, blank=True, default="", help_text="Lower-case 0x address.")
+    reward_address = models.CharField(max_length=42, blank=True, default="", help_text="Lower-case 0x address.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         indexes = [models.Index(fields=("state",))]
+        constraints = [
+            # A campaign without a reward address (or the reverse) could be neither scored nor paid.
+            models.CheckConstraint(
+                condition=(
+                    models.Q(campaign_chain_id__isnull=True, campaign_address="", reward_address="")
+                    | (
+                        models.Q(campaign_chain_id__isnull=False)
+                        & ~models.Q(campaign_address="")
+                        & ~models.Q(reward_address="")
+                    )
+                ),
+                name="mm_order_campaign_and_reward_together",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"MM order {self.pk} {self.symbol} ({self.state})"

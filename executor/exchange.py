@@ -72,7 +72,10 @@ class OrderSnapshot:
     amount: Decimal
     filled: Decimal
     status: str  # open, closed, canceled, rejected, expired
-    timestamp_ms: int | None
+    timestamp_ms: int | None  # ccxt `timestamp`: the order's creation on the exchange (Binance `time`)
+    # ccxt `lastUpdateTimestamp`: the exchange's time of its last change, the close time of a closed order
+    # (Binance `updateTime`, or a cancel's `transactTime`). None when the exchange did not say.
+    last_update_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -277,4 +280,5 @@ class Gateway:
             filled=_dec(raw.get("filled")),
             status=str(raw.get("status") or "open"),
             timestamp_ms=raw.get("timestamp"),
+            last_update_ms=raw.get("lastUpdateTimestamp"),
         )

@@ -33,9 +33,13 @@ _side = s.one_of("buy", "sell")
 _ts = s.integer(minimum=0)
 _id = s.string(pattern=s.ID_RE)
 
+# `ts_ms` is when the executor saw the event (it orders the stream); `exchange_ts_ms` is the exchange's own time
+# of it, null when the exchange did not say: a placement's creation time, a close's update time, a fill's trade
+# time. The recording oracle compares the exchange's times with what the exchange answers, exactly.
 ORDER_EVENT = s.obj(
     {
         "ts_ms": _ts,
+        "exchange_ts_ms": s.nullable(_ts),
         "event": s.one_of("placed", "cancelled", "rejected", "expired", "filled"),
         "client_order_id": _id,
         "exchange_order_id": s.nullable(_id),

@@ -102,7 +102,7 @@ class OrderTracker:
         self._link(order, snap.exchange_order_id)
         if order.placed_at_ms is None:
             order.placed_at_ms = snap.timestamp_ms or now_ms
-            self._event(now_ms, "placed", order, amount=order.amount)
+            self._event(now_ms, "placed", order, amount=order.amount, exchange_ts_ms=snap.timestamp_ms)
         self.apply_snapshot(snap, now_ms)
 
     def refused(self, cid: str, reason: str, now_ms: int) -> None:
@@ -136,7 +136,7 @@ class OrderTracker:
         self._link(order, snap.exchange_order_id)
         if order.placed_at_ms is None:
             order.placed_at_ms = snap.timestamp_ms or now_ms
-            self._event(now_ms, "placed", order, amount=order.amount)
+            self._event(now_ms, "placed", order, amount=order.amount, exchange_ts_ms=snap.timestamp_ms)
         if order.status in FINAL:
             return
         if snap.status == "open":
@@ -147,7 +147,9 @@ class OrderTracker:
         elif snap.status in ("canceled", "cancelled", "expired", "rejected"):
             order.status = "cancelled" if snap.status != "rejected" else "rejected"
             event = {"canceled": "cancelled", "cancelled": "cancelled"}.get(snap.status, snap.status)
-            self._event(now_ms, event, order, amount=max(snap.amount - snap.filled, ZERO))
+            self._event(
+                now_ms, event, order, amount=max(snap.amount - snap.filled, ZERO), exchange_ts_ms=snap.last_update_ms
+            )
 
     def adopt(self, snap: OrderSnapshot, *, level: int, now_ms: int) -> TrackedOrder:
         """An open order of this job found on the exchange but not in memory (an earlier run): tracked again."""
@@ -166,7 +168,14 @@ class OrderTracker:
         )
         self.orders[cid] = order
         self._link(order, snap.exchange_order_id)
-        self._event(now_ms, "placed", order, amount=order.remaining, reason="adopted from an earlier run")
+        self._event(
+            now_ms,
+            "placed",
+            order,
+            amount=order.remaining,
+            reason="adopted from an earlier run",
+            exchange_ts_ms=snap.timestamp_ms,
+        )
         return order
 
     def trade(self, t: TradeSnapshot, now_ms: int) -> bool:
@@ -196,7 +205,7 @@ class OrderTracker:
                 "liquidity": t.liquidity,
             }
         )
-        self._event(now_ms, "filled", order, amount=t.amount, price=t.price)
+        self._event(now_ms, "filled", order, amount=t.amount, price=t.price, exchange_ts_ms=t.timestamp_ms)
         return True
 
     # -- views -------------------------------------------------------------------------------------------------
@@ -238,10 +247,14 @@ class OrderTracker:
         amount: Decimal,
         price: Decimal | None = None,
         reason: str | None = None,
+        exchange_ts_ms: int | None = None,
     ) -> None:
+        """`now_ms` is the executor's clock, which orders the stream; `exchange_ts_ms` the exchange's own time of
+        the event (None when it did not say), which is what the recording oracle checks against the exchange."""
         self.events.append(
             {
                 "ts_ms": now_ms,
+                "exchange_ts_ms": exchange_ts_ms,
                 "event": event,
                 "client_order_id": order.client_order_id,
                 "exchange_order_id": order.exchange_order_id,

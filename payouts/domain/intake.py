@@ -2,8 +2,11 @@
 
 Pure (no Django, no I/O). `normalize_job` reads one job's whole chain of reports, in sequence order from 0, and
 derives each order's live intervals and the job's fills, each naming the digest of the report it came from;
-`participant_inputs` merges the jobs of one participant into a scoring `Participant`. Exchange confirmations are
-left None: asking the exchange is a separate step. Every choice is listed in docs/scoring.md, "Report intake".
+`participant_inputs` merges the jobs of one participant into a scoring `Participant`. Live intervals run on the
+exchange's own times (`exchange_ts_ms` of the placement, the close and each fill), which are what the exchange
+confirms and the cross-check compares exactly; the executor's `ts_ms` only orders the stream (and stands in for an
+exchange time the exchange did not give). Exchange confirmations are left None: asking the exchange is a separate
+step. Every choice is listed in docs/scoring.md, "Report intake".
 An inconsistent event stream raises `IntakeError`, whose `code` says what is wrong and `path` where
 (`reports[2].fills[0].amount`).
 """
@@ -41,6 +44,12 @@ BAD_ADDRESS = "address_invalid"
 _CLOSING = frozenset({"cancelled", "expired", "rejected"})
 
 
+def _exchange_time(item: Mapping[str, Any]) -> int:
+    """An order event's time on the exchange's clock, or the executor's when the exchange did not say."""
+    at = item["exchange_ts_ms"]
+    return int(item["ts_ms"] if at is None else at)
+
+
 class IntakeError(ValueError):
     """An event stream the intake cannot turn into orders and fills; `path` names the offending value."""
 
@@ -74,7 +83,7 @@ class _Tracked:
     side: Side
     price: Fraction | None  # None: placed without a limit price, it never rests
     amount: Fraction
-    placed_ms: int
+    placed_ms: int  # the exchange's creation time (the executor's when the exchange gave none)
     path: str
     report_digest: str
     closed_ms: int | None = None
@@ -170,7 +179,7 @@ class _Orders:
             side=item["side"],
             price=None if item["price"] is None else Fraction(item["price"]),
             amount=amount,
-            placed_ms=item["ts_ms"],
+            placed_ms=_exchange_time(item),
             path=path,
             report_digest=report_digest,
         )
@@ -269,9 +278,9 @@ def normalize_job(
         if order.filled + amount > order.amount:
             raise IntakeError(OVERFILLED, f"{path}.amount", f"is more than order {order.order_id} has left")
         order.filled += amount
-        # The size drops at the exchange's trade time, kept between the placement and when the executor learned
-        # of it, so it never falls before the order was live nor after the report that carries it.
-        order.splits.append((min(max(item["exchange_ts_ms"], order.placed_ms), item["ts_ms"]), amount))
+        # The size drops at the exchange's trade time, on the same clock as the placement and the close; never
+        # before the order was live on the exchange.
+        order.splits.append((max(item["exchange_ts_ms"], order.placed_ms), amount))
         facts[trade_id] = _fill_facts(item)
         fills[trade_id] = Fill(
             trade_id=trade_id,
@@ -309,7 +318,12 @@ def _event(orders: _Orders, item: Mapping[str, Any], path: str, report_digest: s
     if event in _CLOSING:
         if order.closed_ms is not None:
             raise IntakeError(ALREADY_CLOSED, f"{path}.event", f"order {order.order_id} was closed before")
-        order.closed_ms = item["ts_ms"]
+        closed = _exchange_time(item)
+        if closed < order.placed_ms:
+            raise IntakeError(
+                TIME_BACKWARDS, f"{path}.exchange_ts_ms", f"closes order {order.order_id} before it was placed"
+            )
+        order.closed_ms = closed
 
 
 def _orders_out(placed: Sequence[_Tracked]) -> tuple[Order, ...]:

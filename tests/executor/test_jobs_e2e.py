@@ -111,6 +111,23 @@ async def test_a_job_quotes_fills_reports_and_stops_clean(
     events = [e["event"] for r in reports for e in r.report["order_events"]]
     assert "placed" in events
     assert "cancelled" in events
+    # Each event carries the exchange's own time of it: what the exchange says when asked about the order.
+    ccxt_client = exchange.make_ccxt(key.key, key.secret)
+    checked = {"placed": 0, "cancelled": 0, "filled": 0}
+    for e in (e for r in reports for e in r.report["order_events"]):
+        if checked.get(e["event"], 5) >= 5:
+            continue
+        checked[e["event"]] += 1
+        if e["event"] == "filled":
+            trades = {f["exchange_ts_ms"] for f in fills if f["exchange_order_id"] == e["exchange_order_id"]}
+            assert e["exchange_ts_ms"] in trades
+            continue
+        said = ccxt_client.fetch_order(e["exchange_order_id"], "MMT/USDT")
+        wanted = said["timestamp"] if e["event"] == "placed" else said["lastUpdateTimestamp"]
+        assert isinstance(wanted, int)
+        assert e["exchange_ts_ms"] == wanted, (e, said["timestamp"], said["lastUpdateTimestamp"])
+    assert checked["placed"]
+    assert checked["cancelled"]
     samples = [s for r in reports for s in r.report["book_samples"]]
     assert len(samples) >= 2
     assert all(s["ts_ms"] % 1000 == 0 for s in samples)

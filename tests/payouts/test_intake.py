@@ -57,9 +57,11 @@ def ev(
     price: str | None = "99.8",
     amount: str = "2",
     reason: str | None = None,
+    xts: int | None = None,
 ) -> dict[str, Any]:
     return {
         "ts_ms": ts,
+        "exchange_ts_ms": xts,
         "event": event,
         "client_order_id": cid,
         "exchange_order_id": eid,
@@ -433,3 +435,80 @@ def test_digests_and_empty_chains():
     refused([r0.report], "report_digests_invalid", "reports[0]")  # a bare report needs its digest
     refused([r0], "report_digests_invalid", "report_digests[0]", report_digests=["00" * 32])
     assert normalize_job([r0.report], report_digests=[r0.digest]) == normalize_job([r0])
+
+
+# --- the exchange's own times ------------------------------------------------------------------------------------
+
+
+def test_live_intervals_run_on_the_exchange_times_not_the_executors():
+    # The executor saw each event later than it happened on the exchange, by a varying delay; the intervals are
+    # the exchange's times, which the cross-check compares with the exchange's answers exactly.
+    (r0,) = chain(
+        (
+            [
+                ev(S + 1000, "placed", "c1", "1001", xts=S + 870),
+                ev(S + 10_100, "filled", "c1", "1001", amount="0.5", xts=S + 10_000),
+                ev(S + 30_000, "cancelled", "c1", "1001", amount="1.5", xts=S + 29_412),
+            ],
+            [fl(S + 10_100, S + 10_000, "t1", "c1", "1001")],
+        )
+    )
+    (order,) = normalize_job([r0]).orders
+    assert order.live == live((S + 870, S + 10_000, "2"), (S + 10_000, S + 29_412, "1.5"))
+    assert (order.created_ms, order.closed_ms) == (S + 870, S + 29_412)
+
+
+def test_a_fill_splits_at_its_exchange_time_even_past_when_the_executor_learned_of_it():
+    # The exchange's clock runs ahead of the executor's: all of an order's times are the exchange's, so the
+    # split stays at the trade time rather than being pulled back to the executor's clock.
+    (r0,) = chain(
+        (
+            [ev(S + 1000, "placed", "c1", "1001", xts=S + 1150), ev(S + 9000, "expired", "c1", "1001", xts=S + 9150)],
+            [fl(S + 5000, S + 5150, "t1", "c1", "1001")],
+        )
+    )
+    (order,) = normalize_job([r0]).orders
+    assert order.live == live((S + 1150, S + 5150, "2"), (S + 5150, S + 9150, "1.5"))
+
+
+def test_a_fill_before_the_exchange_placement_time_drops_the_size_at_the_placement():
+    (r0,) = chain(
+        ([ev(S + 1000, "placed", "c1", "1001", xts=S + 900)], [fl(S + 2000, S + 800, "t1", "c1", "1001")]),
+    )
+    (order,) = normalize_job([r0]).orders
+    assert order.live == live((S + 900, None, "1.5"))
+
+
+def test_an_exchange_time_the_exchange_did_not_give_falls_back_to_the_executors():
+    (r0,) = chain(
+        (
+            [ev(S + 1000, "placed", "c1", "1001", xts=None), ev(S + 9000, "cancelled", "c1", "1001", xts=S + 8800)],
+            [],
+        ),
+    )
+    assert normalize_job([r0]).orders[0].live == live((S + 1000, S + 8800, "2"))
+    (r0,) = chain(
+        ([ev(S + 1000, "placed", "c1", "1001", xts=S + 950), ev(S + 9000, "cancelled", "c1", "1001", xts=None)], []),
+    )
+    assert normalize_job([r0]).orders[0].live == live((S + 950, S + 9000, "2"))
+
+
+def test_an_order_created_on_the_exchange_before_the_window_keeps_its_creation_time():
+    # Adopted from an earlier run of the job: the exchange created it before this chain's first window.
+    (r0,) = chain(([ev(S + 1000, "placed", "c1", "1001", xts=S - 45_000, reason="adopted from an earlier run")], []))
+    assert normalize_job([r0]).orders[0].live == live((S - 45_000, None, "2"))
+
+
+def test_a_close_before_the_placement_on_the_exchange_clock_is_refused():
+    (r0,) = chain(
+        ([ev(S + 1000, "placed", "c1", "1001", xts=S + 900), ev(S + 2000, "cancelled", "c1", "1001", xts=S + 899)], []),
+    )
+    refused([r0], TIME_BACKWARDS, "reports[0].order_events[1].exchange_ts_ms")
+
+
+@pytest.mark.parametrize("value", ["1700000000000", 1.0, True, -5, {"ms": 1}])
+def test_the_schema_refuses_an_exchange_time_that_is_not_a_non_negative_integer(value: object):
+    report = doc(0, [ev(S + 1000, "placed", "c1", "1001", xts=S)], [])
+    report["order_events"][0]["exchange_ts_ms"] = value
+    with pytest.raises(SchemaError, match=r"order_events\[0\]\.exchange_ts_ms"):
+        validate_report(report)

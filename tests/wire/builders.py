@@ -30,6 +30,7 @@ def report(sequence: int = 0, *, prev_digest: str | None = None, key: SigningKey
         "order_events": [
             {
                 "ts_ms": start + 1,
+                "exchange_ts_ms": start,
                 "event": "placed",
                 "client_order_id": f"j1-{sequence}-b0",
                 "exchange_order_id": "1001",

@@ -43,6 +43,11 @@ def test_a_signed_report_verifies_and_round_trips() -> None:
         ("executor.measurement", "ab", "report.executor.measurement: does not match"),
         ("window_end_ms", 1_700_000_000_000, "window_end_ms must be after window_start_ms"),
         ("fills.0.ts_ms", 1_800_000_000_000, "report.fills[0].ts_ms: timestamp outside the report window"),
+        ("order_events.0.exchange_ts_ms", "1700000000000", "report.order_events[0].exchange_ts_ms: must be an integer"),
+        ("order_events.0.exchange_ts_ms", 1.5, "report.order_events[0].exchange_ts_ms: must be an integer"),
+        ("order_events.0.exchange_ts_ms", True, "report.order_events[0].exchange_ts_ms: must be an integer"),
+        ("order_events.0.exchange_ts_ms", -1, "report.order_events[0].exchange_ts_ms: must be ≥ 0"),
+        ("order_events.0.exchange_ts_ms", DELETE, "report.order_events[0]: missing exchange_ts_ms"),
         ("prev_digest", "cd" * 32, "prev_digest is null exactly for sequence 0"),
         ("symbol", "mrm-usdt", "report.symbol: does not match"),
     ],
@@ -178,3 +183,9 @@ def test_too_many_fills_or_events_are_refused_as_too_large(key: str, cap: int) -
     doc[key].append(doc[key][-1])
     with pytest.raises(TooLarge, match=re.escape(f"report.{key}: more than {cap} items")):
         sign_report(doc, KEY)
+
+
+def test_an_order_event_without_the_exchange_time_carries_null() -> None:
+    # The exchange did not say when: null, never a made-up time and never a missing key.
+    doc = mutated(report(), "order_events.0.exchange_ts_ms", None)
+    assert sign_report(doc, KEY).report["order_events"][0]["exchange_ts_ms"] is None

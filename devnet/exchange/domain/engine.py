@@ -393,7 +393,10 @@ class Engine:
         return buy_fill if buy is taker else sell_fill
 
     def _finish_taker(self, spec: MarketSpec, order: Order) -> None:
+        # A taker that ends here without filling in full ends now: its updateTime is that moment, as on Binance
+        # (a full fill already carries its last trade's time).
         if order.status is Status.EXPIRED_IN_MATCH:
+            order.update_time = self.clock()
             self._release(spec, order)
             return
         if order.quote_order_qty > 0:
@@ -410,6 +413,7 @@ class Engine:
             self.books[spec.symbol].add(order)
         else:
             order.status = Status.EXPIRED
+            order.update_time = self.clock()
             self._release(spec, order)
         if order.quote_order_qty > 0:
             order.orig_qty = order.executed_qty  # Binance reports a quote-sized order's origQty as what it traded

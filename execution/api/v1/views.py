@@ -101,6 +101,9 @@ class MMOrderSerializer(serializers.Serializer):
     job_id = serializers.CharField(help_text="The job on the executor; empty once released.")
     executor_url = serializers.CharField()
     executor_signing_key = serializers.CharField(help_text="The key its reports must be signed with.")
+    campaign_chain_id = serializers.IntegerField(allow_null=True, help_text="The campaign it serves: its chain.")
+    campaign_address = serializers.CharField(help_text="The campaign it serves (lower-case 0x); empty for none.")
+    reward_address = serializers.CharField(help_text="Where its rewards are paid (lower-case 0x); empty for none.")
     reports = serializers.SerializerMethodField()
     timeline = TransitionSerializer(many=True, source="transitions.all")
     ledger = serializers.SerializerMethodField()
@@ -127,6 +130,19 @@ class MMOrderListApi(APIView):
             help_text="Optional: {name, params, risk, report_interval_seconds, sample_seconds}; "
             "defaults fill the rest at job start (sizes from the funding).",
         )
+        # The campaign served and the reward address: all three or none; fixed at creation, no call changes them.
+        campaign_chain_id = serializers.IntegerField(
+            required=False, allow_null=True, min_value=1, help_text="Optional: the chain of the campaign served."
+        )
+        campaign_address = serializers.CharField(
+            required=False, allow_blank=True, max_length=64, help_text="Optional: the campaign served (0x address)."
+        )
+        reward_address = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            max_length=64,
+            help_text="Where the campaign's rewards for this order go (0x address); required with a campaign.",
+        )
 
     @extend_schema(responses=MMOrderSerializer(many=True), operation_id="mm_orders_list")
     def get(self, request: Request) -> Response:
@@ -144,6 +160,9 @@ class MMOrderListApi(APIView):
             funding_asset=v["funding_asset"],
             funding_amount=int(v["funding_amount"]),
             strategy=v.get("strategy"),
+            campaign_chain_id=v.get("campaign_chain_id"),
+            campaign_address=v.get("campaign_address") or None,
+            reward_address=v.get("reward_address") or None,
         )
         return Response(MMOrderSerializer(order).data, status=status.HTTP_201_CREATED)
 

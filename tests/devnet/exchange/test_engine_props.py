@@ -354,3 +354,49 @@ def test_an_orders_times_are_its_creation_and_its_last_change():
     assert cancelled.update_time > before_cancel
     assert cancelled.status is Status.CANCELED
     assert (filled.time, cancelled.time) == created
+
+
+def test_time_is_the_creation_and_update_time_the_last_change_as_on_binance():
+    # The executor reports these as the exchange's own times of a placement and a close; the recording oracle
+    # compares them exactly, so the stand-in must keep them as Binance does.
+    engine, clock = fresh()
+    resting = engine.place_order(
+        account_id="a",
+        symbol="BTCUSDT",
+        side=Side.BUY,
+        type=OrderType.LIMIT,
+        quantity=Decimal("1"),
+        price=Decimal("200"),
+        tif=TimeInForce.GTC,
+        client_order_id="x",
+    ).order
+    created = resting.time
+    assert resting.update_time == resting.working_time == created
+    taker = engine.place_order(
+        account_id="b",
+        symbol="BTCUSDT",
+        side=Side.SELL,
+        type=OrderType.MARKET,
+        quantity=Decimal("0.4"),
+        client_order_id="y",
+    ).order
+    (fill,) = engine.account("a").fills
+    assert resting.time == created
+    assert resting.update_time == fill.trade.time > created  # a fill changes it
+    assert taker.update_time == fill.trade.time
+    clock[0] += 100
+    engine.cancel_order("a", "BTCUSDT", order_id=resting.order_id, client_id=None)
+    assert resting.time == created
+    assert resting.update_time == clock[0] > fill.trade.time  # the cancel's time
+    ioc = engine.place_order(
+        account_id="c",
+        symbol="BTCUSDT",
+        side=Side.BUY,
+        type=OrderType.LIMIT,
+        quantity=Decimal("1"),
+        price=Decimal("199"),
+        tif=TimeInForce.IOC,
+        client_order_id="z",
+    ).order
+    assert ioc.status is Status.EXPIRED
+    assert ioc.update_time == clock[0] > ioc.time  # it ended after it was created, when it expired
