@@ -136,6 +136,10 @@ class MMOrder(models.Model):
         max_length=64, blank=True, default="", help_text="The key the job's reports must be signed with."
     )
     failure_reason = models.CharField(max_length=500, blank=True, default="")
+    # The campaign this order makes markets for and the address its rewards go to; set at creation, never changed.
+    campaign_chain_id = models.PositiveBigIntegerField(null=True, blank=True)
+    campaign_address = models.CharField(max_length=42, blank=True, default="")
+    reward_address = models.CharField(max_length=42, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

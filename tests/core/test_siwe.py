@@ -15,6 +15,7 @@ from siwe import SiweMessage
 from devnet.chain import deploy_contract, dev_accounts
 from mrmarket import siwe
 from mrmarket.models import SiweNonce
+from tests.plugins.require import require_postgresql
 
 pytestmark = pytest.mark.django_db
 CHAIN = 31337
@@ -139,8 +140,7 @@ def test_a_nonce_we_did_not_issue_or_that_expired_is_refused() -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_uses_of_one_nonce_one_wins() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks under concurrency are PostgreSQL's")
+    require_postgresql("SQLite serializes writers itself; the race needs PostgreSQL's row locks")
     account = Account.create()
     nonce = siwe.siwe_nonce_issue().value
     message = build(account, nonce)
