@@ -126,6 +126,16 @@ def test_garbage_is_malformed() -> None:
         siwe.siwe_verify(message="sign me", signature="0x00", chain_id=CHAIN)
 
 
+def test_an_address_without_its_checksum_is_malformed() -> None:
+    # EIP-4361 wants the EIP-55 form; a lower-case address is refused before anything else, the nonce untouched.
+    account = Account.create()
+    nonce = siwe.siwe_nonce_issue().value
+    message = build(account, nonce).replace(account.address, account.address.lower())
+    with pytest.raises(siwe.SiweMalformed):
+        siwe.siwe_verify(message=message, signature=sign(account, message), chain_id=CHAIN, resource=RESOURCE)
+    assert not used(nonce)
+
+
 def test_a_nonce_we_did_not_issue_or_that_expired_is_refused() -> None:
     account = Account.create()
     message = build(account, "notissued1234")

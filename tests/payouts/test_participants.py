@@ -410,3 +410,23 @@ def test_nonces_are_limited_per_client_address() -> None:
     assert SiweNonce.objects.count() == before
     elsewhere = APIClient(REMOTE_ADDR="10.0.0.9")
     assert elsewhere.post("/api/v1/participants/nonce").status_code == 201
+
+
+def test_the_status_of_an_address_that_did_not_join_is_404() -> None:
+    campaign = CampaignFactory.create()
+    client = APIClient()
+    client.force_authenticate(user_with(Role.AUDITOR))
+    response = client.get(f"/api/v1/participants/{CHAIN}/{campaign.address}/{Account.create().address}")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+def test_key_enrolments_are_limited_per_user() -> None:
+    client = APIClient()
+    client.force_authenticate(user_with(Role.OPERATOR))
+    for _ in range(_limit("participant_enrol")):
+        assert client.post("/api/v1/participants/1/accounts", {}, format="json").status_code == 400
+    assert client.post("/api/v1/participants/1/accounts", {}, format="json").status_code == 429
+    other = APIClient()
+    other.force_authenticate(user_with(Role.OPERATOR))
+    assert other.post("/api/v1/participants/1/accounts", {}, format="json").status_code == 400
