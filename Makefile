@@ -7,10 +7,11 @@ export DJANGO_SETTINGS_MODULE ?= mrmarket.settings.dev
 
 .PHONY: demo demo-reset test lint typecheck format schema contracts bench deps master-key lock executor-lock clean
 
-$(VENV)/.installed: requirements/base.txt requirements/dev.txt requirements/executor.txt requirements/constraints.txt
+$(VENV)/.installed: requirements/base.txt requirements/dev.txt requirements/executor.txt requirements/constraints.txt requirements/nodeps.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
 	$(PY) -m pip install --quiet -r requirements/dev.txt
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/nodeps.txt
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json

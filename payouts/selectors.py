@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.core.files.storage import storages
+from django.db.models import Count
 
 from execution.models import ExecutionReport
-from payouts.models import EpochClose, EpochPreview
+from mrmarket.errors import NotFound
+from payouts.models import EpochClose, EpochPreview, Participant
 
 ARTIFACT_STORAGE = "oracle_artifacts"
 ARTIFACT_KINDS = ("inputs", "bundle")
@@ -80,3 +83,99 @@ def participant_estimate(*, campaign_id: int, address: str) -> ParticipantEstima
         flags=dict(entry["flags"]),
         exclusions=list(entry["exclusions"]),
     )
+
+
+# --- Participants (Sign-In with Ethereum joining; docs/participants.md) ------------------------------------
+
+
+@dataclass(frozen=True)
+class ParticipantAccountStatus:
+    exchange_account_id: int
+    exchange: str
+    label: str
+    api_key_hint: str
+    status: str
+    added_at: datetime
+
+
+@dataclass(frozen=True)
+class ParticipantOrderStatus:
+    mm_order_id: int
+    job_id: str
+    state: str
+    verified_reports: int
+
+
+@dataclass(frozen=True)
+class ParticipantStatus:
+    """What a participant sees of itself. The epoch fields are None when no preview was supplied."""
+
+    participant_id: int
+    chain_id: int
+    campaign_address: str
+    reward_address: str
+    joined_at: datetime
+    accounts: tuple[ParticipantAccountStatus, ...]
+    orders: tuple[ParticipantOrderStatus, ...]
+    estimate: ParticipantEstimate | None = None  # the open epoch so far, from the latest preview
+
+
+def participant_get(*, chain_id: int, campaign_address: str, reward_address: str) -> Participant:
+    participant = (
+        Participant.objects.select_related("campaign")
+        .filter(
+            campaign__chain_id=chain_id,
+            campaign__address=campaign_address.lower(),
+            reward_address=reward_address.lower(),
+        )
+        .first()
+    )
+    if participant is None:
+        raise NotFound("this address has not joined this campaign")
+    return participant
+
+
+def participant_status(*, participant: Participant) -> ParticipantStatus:
+    """Joined when, which read-only keys (never the key itself), which MM orders with how many verified reports
+    each, and the open epoch's figures so far (D, V, flags, estimated reward) from the latest preview."""
+    accounts = tuple(
+        ParticipantAccountStatus(
+            exchange_account_id=link.exchange_account.pk,
+            exchange=link.exchange_account.exchange,
+            label=link.exchange_account.label,
+            api_key_hint=link.exchange_account.api_key_hint,
+            status=link.exchange_account.status,
+            added_at=link.added_at,
+        )
+        for link in participant.accounts.select_related("exchange_account").order_by("added_at", "pk")
+    )
+    links = list(participant.orders.select_related("mm_order").order_by("mm_order_id"))
+    # Stored reports are verified ones: a report is kept only once its signature and chain checked out.
+    counts = dict(
+        ExecutionReport.objects.filter(order_id__in=[link.mm_order_id for link in links])
+        .values_list("order_id")
+        .annotate(n=Count("pk"))
+        .values_list("order_id", "n")
+    )
+    orders = tuple(
+        ParticipantOrderStatus(
+            mm_order_id=link.mm_order.pk,
+            job_id=link.mm_order.job_id,
+            state=link.mm_order.state,
+            verified_reports=counts.get(link.mm_order_id, 0),
+        )
+        for link in links
+    )
+    return ParticipantStatus(
+        participant_id=participant.pk,
+        chain_id=participant.campaign.chain_id,
+        campaign_address=participant.campaign.address,
+        reward_address=participant.reward_address,
+        joined_at=participant.joined_at,
+        accounts=accounts,
+        orders=orders,
+        estimate=participant_estimate(campaign_id=participant.campaign_id, address=participant.reward_address),
+    )
+
+
+# --- end of Participants -----------------------------------------------------------------------------------

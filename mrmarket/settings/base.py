@@ -305,6 +305,13 @@ AXES_LOCKOUT_CALLABLE = "mrmarket.login_security.lockout_response"
 AXES_SENSITIVE_PARAMETERS = ["password", "csrfmiddlewaretoken"]
 AXES_VERBOSE = False
 
+# Sign-In with Ethereum (mrmarket/siwe.py, docs/participants.md): the authority every message must name (host, and
+# port when not the scheme's default), how long an issued nonce may be used, and how far ahead of our clock a
+# message's Issued At may be.
+SIWE_DOMAIN = env.str("SIWE_DOMAIN", default=ALLOWED_HOSTS[0] if ALLOWED_HOSTS else "localhost")
+SIWE_NONCE_TTL_SECONDS = env.int("SIWE_NONCE_TTL_SECONDS", default=600)
+SIWE_CLOCK_SKEW_SECONDS = env.int("SIWE_CLOCK_SKEW_SECONDS", default=60)
+
 REST_KNOX = {
     "TOKEN_TTL": timedelta(seconds=env.int("API_TOKEN_TTL_SECONDS", default=86400)),
     "AUTO_REFRESH": False,
@@ -320,7 +327,14 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["mrmarket.api.permissions.RolePermission"],
     "DEFAULT_SCHEMA_CLASS": "mrmarket.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "mrmarket.api.errors.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"auth": env.str("AUTH_THROTTLE_RATE", default="10/min")},
+    "DEFAULT_THROTTLE_RATES": {
+        "auth": env.str("AUTH_THROTTLE_RATE", default="10/min"),
+        # Participants (payouts/api/v1/participants.py): nonces per client address, joins per reward address,
+        # key enrolments per user.
+        "participant_nonce": env.str("PARTICIPANT_NONCE_THROTTLE_RATE", default="30/min"),
+        "participant_join": env.str("PARTICIPANT_JOIN_THROTTLE_RATE", default="10/hour"),
+        "participant_enrol": env.str("PARTICIPANT_ENROL_THROTTLE_RATE", default="10/hour"),
+    },
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -37,7 +38,8 @@ def _walk(patterns: list, prefix: str = "") -> list[Endpoint]:
             if view is None:
                 continue
             path = "/" + prefix + str(p.pattern)
-            path = path.replace("<int:pk>", "1").replace("<str:pk>", "x").replace("<pk>", "1")
+            path = re.sub(r"<int:\w+>|<pk>", "1", path)
+            path = re.sub(r"<(?:str:)?\w+>", "x", path)
             methods = tuple(m for m in METHODS if hasattr(view, m))
             found.append(Endpoint(path=path, view=view, methods=methods))
     return found

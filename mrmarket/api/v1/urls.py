@@ -21,4 +21,5 @@ urlpatterns = [
         "attestation/", include("execution.api.v1.proof_urls")
     ),  # the proof of execution, built from execution's reports
     path("payouts/", include("payouts.api.v1.urls")),
+    path("participants/", include("payouts.api.v1.participant_urls")),
 ]
