@@ -34,6 +34,8 @@ def _register_configured_secrets() -> None:
         getattr(settings, "CUSTODY_PRIVATE_KEY", ""),
         getattr(settings, "RECORDING_ORACLE_PRIVATE_KEY", ""),
         getattr(settings, "REPUTATION_ORACLE_PRIVATE_KEY", ""),
+        *getattr(settings, "RECORDING_ORACLE_RETIRED_KEYS", []),
+        *getattr(settings, "REPUTATION_ORACLE_RETIRED_KEYS", []),
         getattr(settings, "CONTROLLER_SIGNING_KEY", ""),
         getattr(settings, "CREDENTIALS_SIGNING_KEY", ""),
         getattr(settings, "METRICS_TOKEN", ""),

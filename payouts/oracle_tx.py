@@ -41,7 +41,6 @@ from payouts.errors import (
     OracleCallRejected,
     OracleChainMismatch,
     OracleChainUnavailable,
-    OracleKeyNotConfigured,
     OraclePurposeConflict,
     ResultsAlreadyRecordedDifferently,
 )
@@ -91,16 +90,26 @@ def decode_revert(data: Any) -> str:
 
 
 def oracle_tx_prepare(
-    *, purpose_key: str, role: OracleRole, chain_id: int, to: str, data: str, gas: int | None = None
+    *,
+    purpose_key: str,
+    role: OracleRole,
+    chain_id: int,
+    to: str,
+    data: str,
+    sender: str | None = None,
+    gas: int | None = None,
 ) -> OracleTransaction:
     """Sign and store the call for `purpose_key` (nothing is sent); the row already stored for it when there is
-    one. The gas limit is estimated unless given; a call that reverts in the estimate raises OracleCallRejected
-    and nothing is stored."""
+    one. Signed by the role's key for `sender` (the address the escrow names; the current key when None). The gas
+    limit is estimated unless given; a call that reverts in the estimate raises OracleCallRejected and nothing is
+    stored."""
     to, data = _checked_call(to, data)
     existing = OracleTransaction.objects.filter(purpose_key=purpose_key).first()
     if existing is not None:
         return _same(existing, role=role, chain_id=chain_id, to=to, data=data)
-    signer = oracle_signer(role)
+    if sender is not None and not Web3.is_address(sender):
+        raise InvalidOracleCall("the sender is not an Ethereum address", extra={"sender": str(sender)})
+    signer = oracle_signer(role, address=sender)
     w3 = _connected(chain_id)
     if gas is None:
         gas = _estimate(w3, signer.address, to, data)
@@ -186,10 +195,16 @@ def record_results_tx(
     campaign = w3.eth.contract(address=Web3.to_checksum_address(campaign_address), abi=CAMPAIGN_ABI)
     purpose_key = f"record:{chain_id}:{campaign_address.lower()}:{epoch}"
     data = str(campaign.encode_abi("recordResults", args=[epoch, digest, uri]))
+    recorder = str(campaign.functions.params().call()[2])  # Params.recordingOracle, fixed at creation
     recorded = bytes(campaign.functions.resultsHash(epoch).call())
     if recorded == b"\0" * 32:
         return oracle_tx_prepare(
-            purpose_key=purpose_key, role="recording", chain_id=chain_id, to=campaign_address, data=data
+            purpose_key=purpose_key,
+            role="recording",
+            chain_id=chain_id,
+            to=campaign_address,
+            data=data,
+            sender=recorder,
         )
     if recorded != digest:
         raise ResultsAlreadyRecordedDifferently(
@@ -200,7 +215,6 @@ def record_results_tx(
     existing = OracleTransaction.objects.filter(purpose_key=purpose_key).first()
     if existing is not None:
         return _same(existing, role="recording", chain_id=chain_id, to=to, data=data)  # ours: advance settles it
-    recorder = str(campaign.functions.params().call()[2])
     try:
         with transaction.atomic():
             row = OracleTransaction.objects.create(
@@ -422,12 +436,9 @@ def _bump_due(row: OracleTransaction) -> bool:
 def _sign_replacement(w3: Web3, row: OracleTransaction) -> None:
     """The same call, same nonce, at a higher gas price; stored before it is broadcast (the caller holds the row
     lock)."""
-    signer = oracle_signer(row.role)  # type: ignore[arg-type]
-    if signer.address.lower() != row.sender or row.nonce is None:
-        raise OracleKeyNotConfigured(
-            f"this process's {row.role} oracle key is not the sender of {row.purpose_key}: it cannot replace it",
-            extra={"tx_id": row.pk, "role": row.role},
-        )
+    signer = oracle_signer(row.role, address=row.sender)  # type: ignore[arg-type]
+    if row.nonce is None:
+        return  # adopted rows have nothing of ours pending
     current = row.gas_price
     price = max(int(w3.eth.gas_price), current + max(1, -(-current * settings.ORACLE_GAS_BUMP_PERCENT // 100)))
     cap = settings.ORACLE_GAS_PRICE_CAP_WEI

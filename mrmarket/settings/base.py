@@ -220,6 +220,9 @@ CUSTODY_ADDRESS = custody_address(CUSTODY_PRIVATE_KEY, env.str("CUSTODY_ADDRESS"
 # name their addresses (payouts.oracle_keys); only the process that signs holds them (docs/key-lifecycle.md).
 RECORDING_ORACLE_PRIVATE_KEY = env.str("RECORDING_ORACLE_PRIVATE_KEY", default="")
 REPUTATION_ORACLE_PRIVATE_KEY = env.str("REPUTATION_ORACLE_PRIVATE_KEY", default="")
+# Keys a rotation retired that campaigns created before it still name (comma-separated), until those campaigns end.
+RECORDING_ORACLE_RETIRED_KEYS: list[str] = env.list("RECORDING_ORACLE_RETIRED_KEYS", default=[])
+REPUTATION_ORACLE_RETIRED_KEYS: list[str] = env.list("REPUTATION_ORACLE_RETIRED_KEYS", default=[])
 # An oracle transaction still pending this long is replaced (same nonce) at a gas price this many percent higher,
 # never above the cap (wei; 0 = no cap); reaching the cap raises an alert instead.
 ORACLE_GAS_BUMP_SECONDS = env.int("ORACLE_GAS_BUMP_SECONDS", default=180)

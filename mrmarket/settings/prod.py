@@ -106,6 +106,8 @@ if PROCESS_ROLE == "web":
         ("CUSTODY_PRIVATE_KEY", "it knows the custody wallet by CUSTODY_ADDRESS"),
         ("RECORDING_ORACLE_PRIVATE_KEY", "only the worker that records results signs with it"),
         ("REPUTATION_ORACLE_PRIVATE_KEY", "only the worker that publishes payouts signs with it"),
+        ("RECORDING_ORACLE_RETIRED_KEYS", "only the worker that records results signs with them"),
+        ("REPUTATION_ORACLE_RETIRED_KEYS", "only the worker that publishes payouts signs with them"),
     ):
         if env.str(_name, default=""):
             raise ConfigError(f"the web process is never given {_name}: {_instead}")
@@ -168,12 +170,18 @@ else:
 if PROCESS_ROLE == "web":
     RECORDING_ORACLE_PRIVATE_KEY = ""
     REPUTATION_ORACLE_PRIVATE_KEY = ""
+    RECORDING_ORACLE_RETIRED_KEYS: list[str] = []
+    REPUTATION_ORACLE_RETIRED_KEYS: list[str] = []
 else:
     RECORDING_ORACLE_PRIVATE_KEY = env.str("RECORDING_ORACLE_PRIVATE_KEY", default="")
     REPUTATION_ORACLE_PRIVATE_KEY = env.str("REPUTATION_ORACLE_PRIVATE_KEY", default="")
+    RECORDING_ORACLE_RETIRED_KEYS = env.list("RECORDING_ORACLE_RETIRED_KEYS", default=[])
+    REPUTATION_ORACLE_RETIRED_KEYS = env.list("REPUTATION_ORACLE_RETIRED_KEYS", default=[])
     for _name, _value in (
         ("RECORDING_ORACLE_PRIVATE_KEY", RECORDING_ORACLE_PRIVATE_KEY),
         ("REPUTATION_ORACLE_PRIVATE_KEY", REPUTATION_ORACLE_PRIVATE_KEY),
+        *(("RECORDING_ORACLE_RETIRED_KEYS", _key) for _key in RECORDING_ORACLE_RETIRED_KEYS),
+        *(("REPUTATION_ORACLE_RETIRED_KEYS", _key) for _key in REPUTATION_ORACLE_RETIRED_KEYS),
     ):
         if _value:
             require_custody_key(_name, _value)

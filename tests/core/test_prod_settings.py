@@ -255,6 +255,14 @@ def test_the_oracle_keys_reach_only_processes_that_sign_and_are_checked() -> Non
         assert GOOD_CUSTODY_KEY not in shared
     worker = probe(prod_env(MRMARKET_PROCESS="worker", RECORDING_ORACLE_PRIVATE_KEY=GOOD_ORACLE_KEY), *names)
     assert worker == {"RECORDING_ORACLE_PRIVATE_KEY": GOOD_ORACLE_KEY, "REPUTATION_ORACLE_PRIVATE_KEY": ""}
+    # Retired keys (campaigns created before a rotation still name them) follow the same rules.
+    retired = ("RECORDING_ORACLE_RETIRED_KEYS", "REPUTATION_ORACLE_RETIRED_KEYS")
+    for name in retired:
+        assert f"the web process is never given {name}" in refusal(**web_env(**{name: GOOD_ORACLE_KEY}))
+        dev = refusal(MRMARKET_PROCESS="worker", **{name: f"{GOOD_ORACLE_KEY},{DEV_CHAIN_PRIVATE_KEYS[2]}"})
+        assert f"{name} is a public dev-chain key" in dev
+    ring = probe(prod_env(MRMARKET_PROCESS="worker", RECORDING_ORACLE_RETIRED_KEYS=GOOD_ORACLE_KEY), *retired)
+    assert ring == {"RECORDING_ORACLE_RETIRED_KEYS": [GOOD_ORACLE_KEY], "REPUTATION_ORACLE_RETIRED_KEYS": []}
 
 
 def test_a_web_process_with_custody_assets_needs_the_custody_address() -> None:

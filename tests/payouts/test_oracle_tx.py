@@ -17,7 +17,7 @@ from django.db import connections
 from django.utils import timezone
 from eth_account import Account
 from web3 import Web3
-from web3.exceptions import TransactionNotFound
+from web3.exceptions import TransactionNotFound, Web3RPCError
 
 from devnet.chain import Anvil, deploy_dev_token, dev_accounts
 from devnet.protocol import CampaignParams, call, create_campaign, deploy_factory, now, travel_to
@@ -326,25 +326,66 @@ def test_an_epoch_not_over_is_refused_before_signing(w3, campaign) -> None:
 @pytest.mark.django_db
 def test_a_key_the_campaign_does_not_name_is_refused_or_reverts_with_unauthorized(settings, w3, campaign) -> None:
     settings.RECORDING_ORACLE_PRIVATE_KEY = STRANGER.private_key
-    with pytest.raises(OracleCallRejected) as err:
+    # The campaign names ORACLE: this process holds no key for it, and says so before signing anything.
+    with pytest.raises(OracleKeyNotConfigured) as absent:
         record(w3, campaign)
+    assert absent.value.extra["address"] == ORACLE.address
+    assert not OracleTransaction.objects.exists()
+    assert not CustodyNonce.objects.exists()
+
+    # Asked to sign with the key it holds, the estimate shows the escrow refusing it.
+    data = campaign_contract(w3, campaign).encode_abi("recordResults", args=[0, bytes.fromhex(DIGEST[2:]), "u"])
+    common = {"purpose_key": "record:test:unauthorized", "role": "recording", "chain_id": w3.eth.chain_id}
+    with pytest.raises(OracleCallRejected) as err:
+        oracle_tx.oracle_tx_prepare(**common, to=campaign, data=data)
     assert err.value.extra == {"error": "Unauthorized"}
     assert not OracleTransaction.objects.exists()
     assert not CustodyNonce.objects.exists()
 
     # Sent all the same (a gas limit given, so nothing estimates it first): it reverts on chain, and the row
     # says with which Campaign error.
-    data = campaign_contract(w3, campaign).encode_abi("recordResults", args=[0, bytes.fromhex(DIGEST[2:]), "u"])
-    row = oracle_tx.oracle_tx_prepare(
-        purpose_key="record:test:unauthorized", role="recording", chain_id=w3.eth.chain_id, to=campaign, data=data,
-        gas=200_000,
-    )  # fmt: skip
+    row = oracle_tx.oracle_tx_prepare(**common, to=campaign, data=data, gas=200_000)
     assert row.sender == STRANGER.address.lower()
     assert oracle_tx.oracle_tx_advance(tx_id=row.pk) == OracleTransaction.Status.REVERTED
     row.refresh_from_db()
     assert row.revert_reason == "Unauthorized"
     assert row.block_number is not None
     assert results_hash(w3, campaign) == "0x" + "00" * 32
+
+
+@pytest.mark.django_db
+def test_a_campaign_naming_a_retired_key_is_signed_by_that_key(settings, w3, campaign) -> None:
+    settings.RECORDING_ORACLE_PRIVATE_KEY = "0x" + Account.create().key.hex()  # the key new campaigns name
+    settings.RECORDING_ORACLE_RETIRED_KEYS = [STRANGER.private_key, ORACLE.private_key]
+    row = record(w3, campaign)
+    assert row.sender == ORACLE.address.lower()
+    assert oracle_tx.oracle_tx_advance(tx_id=row.pk) == OracleTransaction.Status.MINED
+    assert results_hash(w3, campaign) == DIGEST
+    assert oracle_signer("recording", address=STRANGER.address).address == STRANGER.address
+    assert oracle_signer("recording").address != ORACLE.address
+    with pytest.raises(OracleKeyNotConfigured):
+        oracle_signer("reputation", address=STRANGER.address)
+
+
+@pytest.mark.django_db
+def test_a_revert_caused_by_an_earlier_transaction_of_the_same_block_is_named(w3, campaign, automine_off) -> None:
+    first = record(w3, campaign)
+    other = campaign_contract(w3, campaign).encode_abi("recordResults", args=[0, bytes.fromhex(OTHER_DIGEST[2:]), "u"])
+    # Prepared while the chain holds no results yet (the estimate passes), mined right after the first.
+    second = oracle_tx.oracle_tx_prepare(
+        purpose_key="record:test:second", role="recording", chain_id=w3.eth.chain_id, to=campaign, data=other
+    )
+    assert second.nonce == first.nonce + 1  # type: ignore[operator]
+    for row in (first, second):
+        assert oracle_tx.oracle_tx_advance(tx_id=row.pk) == OracleTransaction.Status.BROADCAST
+    mine(w3)
+    assert oracle_tx.oracle_tx_advance(tx_id=first.pk) == OracleTransaction.Status.MINED
+    assert oracle_tx.oracle_tx_advance(tx_id=second.pk) == OracleTransaction.Status.REVERTED
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.block_number == second.block_number
+    assert second.revert_reason == "ResultsAlreadyRecorded"
+    assert results_hash(w3, campaign) == DIGEST
 
 
 @pytest.mark.django_db
@@ -399,6 +440,31 @@ def test_a_pending_transaction_is_replaced_and_exactly_one_version_mines(
     assert "0x" + mined[0].hex() == row.tx_hash
     assert results_hash(w3, campaign) == DIGEST
     assert not Alert.objects.filter(kind="oracle_tx_stuck", resolved_at__isnull=True).exists()
+
+
+@pytest.mark.django_db
+def test_an_earlier_version_that_mines_after_its_replacement_is_adopted(w3, campaign, automine_off, monkeypatch):
+    row = record(w3, campaign)
+    assert oracle_tx.oracle_tx_advance(tx_id=row.pk) == OracleTransaction.Status.BROADCAST
+    original = (row.tx_hash, row.gas_price)
+
+    def underpriced(w3: Web3, raw_tx: str) -> None:
+        raise Web3RPCError("replacement transaction underpriced")
+
+    # The node refuses the replacement while the original still waits in its pool: no failure, it can mine.
+    monkeypatch.setattr(oracle_tx, "_send_raw", underpriced)
+    waited(row)
+    assert oracle_tx.oracle_tx_advance(tx_id=row.pk) == OracleTransaction.Status.BROADCAST
+    row.refresh_from_db()
+    assert row.versions.count() == 2
+    assert row.tx_hash != original[0]
+
+    mine(w3)
+    assert oracle_tx.oracle_tx_advance(tx_id=row.pk) == OracleTransaction.Status.MINED
+    row.refresh_from_db()
+    assert (row.tx_hash, row.gas_price) == original
+    assert row.raw_tx == row.versions.get(tx_hash=original[0]).raw_tx
+    assert results_hash(w3, campaign) == DIGEST
 
 
 # ---------------------------------------------------------------------------------------------- two workers
