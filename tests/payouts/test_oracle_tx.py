@@ -513,3 +513,15 @@ def test_two_workers_advancing_at_once_send_each_version_once(w3, campaign, broa
     assert results == [OracleTransaction.Status.MINED] * 2
     assert sorted(broadcasts.values()) == [1, 1]
     assert results_hash(w3, campaign) == DIGEST
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_preparing_the_same_purpose_at_once_get_one_row_and_one_nonce(w3, campaign) -> None:
+    require_postgresql("SQLite serializes writers itself; races need PostgreSQL")
+    results = at_once([lambda: record(w3, campaign).pk] * 2)
+    assert results[0] == results[1], results
+    row = OracleTransaction.objects.get()
+    assert row.nonce is not None
+    # The loser's nonce was rolled back with its row: the next transaction takes the very next nonce.
+    assert CustodyNonce.objects.get(address=ORACLE.address.lower()).next_nonce == row.nonce + 1
+    assert oracle_tx.oracle_tx_advance(tx_id=row.pk) == OracleTransaction.Status.MINED
