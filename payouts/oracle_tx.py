@@ -186,8 +186,10 @@ def record_results_tx(
     ResultsAlreadyRecordedDifferently (recordResults can never overwrite it) and nothing is stored."""
     if not Web3.is_address(campaign_address):
         raise InvalidOracleCall("the campaign address is not an Ethereum address", extra={"to": campaign_address})
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-        raise InvalidOracleCall("the epoch is not a non-negative integer", extra={"epoch": str(epoch)})
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < 2**256:
+        raise InvalidOracleCall("the epoch is not a uint256", extra={"epoch": str(epoch)})
+    if not isinstance(uri, str):
+        raise InvalidOracleCall("the results uri is not a string")
     if not isinstance(digest_hex, str) or not _HASH32.match(digest_hex) or int(digest_hex, 16) == 0:
         raise InvalidOracleCall("the results digest is not a non-zero 32-byte 0x hex string")
     digest = bytes.fromhex(digest_hex[2:])

@@ -28,6 +28,7 @@ from payouts import oracle_tx
 from payouts.errors import (
     InvalidOracleCall,
     OracleCallRejected,
+    OracleChainMismatch,
     OracleKeyNotConfigured,
     OraclePurposeConflict,
     ResultsAlreadyRecordedDifferently,
@@ -295,6 +296,8 @@ def test_results_recorded_with_another_digest_raise_and_store_nothing(w3, campai
     [
         ({"campaign_address": "0x1234"}, "address"),
         ({"epoch": -1}, "epoch"),
+        ({"epoch": 2**256}, "epoch"),
+        ({"uri": None}, "uri"),
         ({"digest_hex": "0x" + "00" * 32}, "digest"),
         ({"digest_hex": "ab" * 32}, "digest"),
     ],
@@ -310,6 +313,15 @@ def test_malformed_arguments_raise_and_store_nothing(w3, campaign, kwargs, field
     with pytest.raises(InvalidOracleCall) as err:
         oracle_tx.record_results_tx(**{**args, **kwargs})
     assert field in err.value.message
+    assert not OracleTransaction.objects.exists()
+    assert not CustodyNonce.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_node_serving_another_chain_is_refused_before_signing(w3, campaign) -> None:
+    with pytest.raises(OracleChainMismatch) as err:
+        oracle_tx.record_results_tx(chain_id=1, campaign_address=campaign, epoch=0, digest_hex=DIGEST, uri="u")
+    assert err.value.extra == {"served": w3.eth.chain_id, "chain_id": 1}
     assert not OracleTransaction.objects.exists()
     assert not CustodyNonce.objects.exists()
 
