@@ -32,6 +32,10 @@ def _register_configured_secrets() -> None:
     values: list[str | bytes | None] = [
         settings.SECRET_KEY,
         getattr(settings, "CUSTODY_PRIVATE_KEY", ""),
+        getattr(settings, "RECORDING_ORACLE_PRIVATE_KEY", ""),
+        getattr(settings, "REPUTATION_ORACLE_PRIVATE_KEY", ""),
+        *getattr(settings, "RECORDING_ORACLE_RETIRED_KEYS", []),
+        *getattr(settings, "REPUTATION_ORACLE_RETIRED_KEYS", []),
         getattr(settings, "CONTROLLER_SIGNING_KEY", ""),
         getattr(settings, "CREDENTIALS_SIGNING_KEY", ""),
         getattr(settings, "METRICS_TOKEN", ""),

@@ -61,6 +61,8 @@ DEV_CHAIN_PRIVATE_KEYS = (
     "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
 )
 DEV_CUSTODY_PRIVATE_KEY = DEV_CHAIN_PRIVATE_KEYS[3]
+# The oracle the demo campaign names for recording and for reputation (devnet.protocol.ensure_demo_protocol).
+DEV_ORACLE_PRIVATE_KEY = DEV_CHAIN_PRIVATE_KEYS[2]
 
 
 def _looks_typed(raw: bytes) -> bool:

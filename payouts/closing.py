@@ -23,6 +23,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from campaigns.models import Campaign
@@ -34,8 +35,15 @@ from payouts.audit.schemas import SchemaViolation, validate_inputs
 from payouts.domain.bundle import bundle_bytes, results_bundle
 from payouts.domain.epochs import CloseEvent, CloseState, close_transition
 from payouts.domain.scoring.inputs import ScoringInputError
+from payouts.errors import (
+    OracleCallRejected,
+    OracleKeyNotConfigured,
+    OraclePurposeConflict,
+    ResultsAlreadyRecordedDifferently,
+)
 from payouts.inputs_build import build_inputs, campaign_terms
-from payouts.models import EpochClose, EpochCloseTransition, EpochPreview
+from payouts.models import EpochClose, EpochCloseTransition, EpochPreview, OracleTransaction
+from payouts.oracle_keys import oracle_addresses
 from payouts.selectors import ARTIFACT_STORAGE
 from wire.canonical import canonical_bytes, parse
 
@@ -204,58 +212,67 @@ def _build(close_id: int, worker: str) -> EpochClose:
         )
 
 
+def _record_tx(close: EpochClose) -> OracleTransaction:
+    """The close's recordResults transaction, prepared (signed and stored) once; later passes find it."""
+    if close.record_tx is not None:
+        return close.record_tx
+    tx = oracle_tx.record_results_tx(
+        chain_id=close.campaign.chain_id,
+        campaign_address=close.campaign.address,
+        epoch=close.epoch,
+        digest_hex="0x" + close.bundle_digest,
+        uri=close.bundle_uri,
+    )
+    close.record_tx = tx
+    close.save(update_fields=["record_tx", "updated_at"])
+    return tx
+
+
 def _record(close_id: int) -> EpochClose:
-    with transaction.atomic():
-        close = EpochClose.objects.select_for_update().select_related("campaign").get(pk=close_id)
-        if close.state != CloseState.STORED:
-            return close
-        if close.record_tx_id is None:
-            try:
-                tx = oracle_tx.record_results_tx(
-                    chain_id=close.campaign.chain_id,
-                    campaign_address=close.campaign.address,
-                    epoch=close.epoch,
-                    digest_hex=close.bundle_digest,
-                    uri=close.bundle_uri,
-                )
-            except oracle_tx.ResultsAlreadyRecordedDifferently as exc:
-                close = _transition(
-                    close,
-                    CloseEvent.FAILED,
-                    key="failed:recorded_differently",
-                    detail={"reason": exc.message, **exc.extra},
-                    failure_reason=exc.message[:500],
-                )
-                return close
-            close.record_tx = tx
-            close.save(update_fields=["record_tx", "updated_at"])
-        tx_id = close.record_tx_id
-    outcome = oracle_tx.oracle_tx_advance(tx_id=tx_id)
     with transaction.atomic():
         close = EpochClose.objects.select_for_update().select_related("campaign", "record_tx").get(pk=close_id)
         if close.state != CloseState.STORED:
             return close
+        try:
+            tx_id = _record_tx(close).pk
+        except OracleCallRejected as exc:
+            if exc.extra.get("error") == "EpochNotEnded":
+                return close  # the chain's clock is behind ours: the next pass tries again
+            return _refused(close, f"recordResults would revert: {exc.extra.get('error') or exc.message}")
+        except (ResultsAlreadyRecordedDifferently, OraclePurposeConflict, OracleKeyNotConfigured) as exc:
+            return _refused(close, exc.message, **exc.extra)
+    status = oracle_tx.oracle_tx_advance(tx_id=tx_id)
+    with transaction.atomic():
+        close = EpochClose.objects.select_for_update().select_related("campaign", "record_tx").get(pk=close_id)
         tx = close.record_tx
-        assert tx is not None
-        if outcome.mined:
+        if close.state != CloseState.STORED or tx is None:
+            return close
+        if status in (OracleTransaction.Status.MINED, OracleTransaction.Status.ADOPTED):
             return _transition(
                 close,
                 CloseEvent.RECORDED,
                 key="recorded",
-                detail={"tx_hash": outcome.tx_hash, "block": outcome.block_number},
-                tx_hash=outcome.tx_hash,
-                block_number=outcome.block_number,
+                detail={"tx_hash": tx.tx_hash or "", "block": tx.block_number, "status": status},
+                tx_hash=tx.tx_hash or "",
+                block_number=tx.block_number,
             )
-        if outcome.failed:
-            return _transition(
-                close,
-                CloseEvent.FAILED,
-                key=f"failed:tx:{outcome.tx_hash}",
-                detail={"reason": outcome.reason, "tx_hash": outcome.tx_hash},
-                failure_reason=f"recordResults failed: {outcome.reason}"[:500],
-                tx_hash=outcome.tx_hash,
-            )
+        if status in (OracleTransaction.Status.REVERTED, OracleTransaction.Status.PARKED):
+            reason = tx.revert_reason or ("its nonce was used by another transaction" if status == "parked" else "")
+            return _refused(close, f"recordResults {status}: {reason}", tx_hash=tx.tx_hash or "")
         return close  # sent, not mined yet: the next pass looks again (and bumps the gas when due)
+
+
+def _refused(close: EpochClose, reason: str, **detail: Any) -> EpochClose:
+    """Fail a close the chain will not take (the row is locked by the caller); nothing more is sent for it."""
+    log.error("epoch_close_failed", campaign_id=close.campaign_id, epoch=close.epoch, reason=reason)
+    return _transition(
+        close,
+        CloseEvent.FAILED,
+        key=f"failed:{close.transitions.count()}",
+        detail={"reason": reason, **{k: str(v) for k, v in detail.items()}},
+        failure_reason=reason[:500],
+        tx_hash=str(detail.get("tx_hash", close.tx_hash)),
+    )
 
 
 def epoch_close_advance(*, close_id: int, worker: str, now: datetime | None = None) -> EpochClose:
@@ -284,18 +301,24 @@ def epoch_close_retry(*, close_id: int) -> EpochClose:
     )
 
 
+def _ours(campaigns: QuerySet[Campaign], addresses: list[str]) -> QuerySet[Campaign]:
+    """Campaigns whose recording oracle is one of ours, still within the window the escrow accepts results in."""
+    recorder = Q()
+    for address in addresses:
+        recorder |= Q(recording_oracle__iexact=address)
+    return campaigns.filter(recorder)
+
+
 def epoch_closes_due(*, now: datetime | None = None) -> list[int]:
     """Create the close row of every started epoch of every campaign this oracle records for, and return the ids
     of those not yet recorded or failed: one task each. Campaigns naming another recording oracle are not ours."""
     now = now or timezone.now()
-    ours = oracle_tx.oracle_address("recording")
-    if ours is None:
+    ours = oracle_addresses("recording")
+    if not ours:
         return []
     due: list[int] = []
     seconds = int(now.timestamp())
-    campaigns = Campaign.objects.filter(funded=True, recording_oracle__iexact=ours, start__lte=now).exclude(
-        end__lt=now - timedelta(days=366)
-    )
+    campaigns = _ours(Campaign.objects.filter(funded=True, start__lte=now), ours)
     for campaign in campaigns.order_by("pk"):
         terms = campaign_terms(campaign)
         current = terms.epoch_at(seconds)
@@ -328,11 +351,11 @@ def epoch_preview_refresh(*, campaign_id: int, now: datetime | None = None) -> E
 def epoch_previews_due(*, now: datetime | None = None) -> list[int]:
     """Campaigns running now that this oracle records for: one preview task each."""
     now = now or timezone.now()
-    ours = oracle_tx.oracle_address("recording")
-    if ours is None:
+    ours = oracle_addresses("recording")
+    if not ours:
         return []
     return list(
-        Campaign.objects.filter(funded=True, recording_oracle__iexact=ours, start__lte=now, end__gt=now)
+        _ours(Campaign.objects.filter(funded=True, start__lte=now, end__gt=now), ours)
         .order_by("pk")
         .values_list("pk", flat=True)
     )

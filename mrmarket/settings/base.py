@@ -217,6 +217,18 @@ CUSTODY_GAS_BUMP_PERCENT = env.int("CUSTODY_GAS_BUMP_PERCENT", default=25)
 CUSTODY_GAS_PRICE_CAP_WEI = env.int("CUSTODY_GAS_PRICE_CAP_WEI", default=500 * 10**9)
 # Public: what the web process knows of the custody wallet (it never holds the key in production).
 CUSTODY_ADDRESS = custody_address(CUSTODY_PRIVATE_KEY, env.str("CUSTODY_ADDRESS", default=""))
+# The recording and reputation oracle keys sign recordResults / publishPayout / distribute for the campaigns that
+# name their addresses (payouts.oracle_keys); only the process that signs holds them (docs/key-lifecycle.md).
+RECORDING_ORACLE_PRIVATE_KEY = env.str("RECORDING_ORACLE_PRIVATE_KEY", default="")
+REPUTATION_ORACLE_PRIVATE_KEY = env.str("REPUTATION_ORACLE_PRIVATE_KEY", default="")
+# Keys a rotation retired that campaigns created before it still name (comma-separated), until those campaigns end.
+RECORDING_ORACLE_RETIRED_KEYS: list[str] = env.list("RECORDING_ORACLE_RETIRED_KEYS", default=[])
+REPUTATION_ORACLE_RETIRED_KEYS: list[str] = env.list("REPUTATION_ORACLE_RETIRED_KEYS", default=[])
+# An oracle transaction still pending this long is replaced (same nonce) at a gas price this many percent higher,
+# never above the cap (wei; 0 = no cap); reaching the cap raises an alert instead.
+ORACLE_GAS_BUMP_SECONDS = env.int("ORACLE_GAS_BUMP_SECONDS", default=180)
+ORACLE_GAS_BUMP_PERCENT = env.int("ORACLE_GAS_BUMP_PERCENT", default=25)
+ORACLE_GAS_PRICE_CAP_WEI = env.int("ORACLE_GAS_PRICE_CAP_WEI", default=500 * 10**9)
 EASYENCLAVE_URL = env.str("EASYENCLAVE_URL", default="")
 # Which of a service's endpoints (environment → URL) we use, extra discovery tags, and the caches (docs/easyenclave.md).
 EASYENCLAVE_ENVIRONMENT = env.str("EASYENCLAVE_ENVIRONMENT", default="production")

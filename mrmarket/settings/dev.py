@@ -8,6 +8,7 @@ from mrmarket.config import (
     DEV_CREDENTIALS_SIGNING_KEY,
     DEV_CUSTODY_PRIVATE_KEY,
     DEV_MASTER_KEY,
+    DEV_ORACLE_PRIVATE_KEY,
     DEV_SECRET_KEY,
     custody_address,
     ed25519_public_hex,
@@ -25,6 +26,10 @@ SECRET_KEY = env.str("SECRET_KEY", default=DEV_SECRET_KEY)
 # Anvil's public dev account 3; production takes the custody key from its secret store (docs/threat-model.md).
 CUSTODY_PRIVATE_KEY = env.str("CUSTODY_PRIVATE_KEY", default=DEV_CUSTODY_PRIVATE_KEY)
 CUSTODY_ADDRESS = custody_address(CUSTODY_PRIVATE_KEY, env.str("CUSTODY_ADDRESS", default=""))
+# Anvil's public dev account 2, the oracle the demo campaign names (devnet.protocol); production injects real keys
+# into the signing worker only.
+RECORDING_ORACLE_PRIVATE_KEY = env.str("RECORDING_ORACLE_PRIVATE_KEY", default=DEV_ORACLE_PRIVATE_KEY)
+REPUTATION_ORACLE_PRIVATE_KEY = env.str("REPUTATION_ORACLE_PRIVATE_KEY", default=DEV_ORACLE_PRIVATE_KEY)
 # Dev-only controller key (its public half is what dev executors pin); production sets a secret one.
 CONTROLLER_SIGNING_KEY = env.str("CONTROLLER_SIGNING_KEY", default=DEV_CONTROLLER_SIGNING_KEY)
 # The devnet's EasyEnclave stand-in listens on plain http (its answers are signed all the same).

@@ -104,6 +104,10 @@ if PROCESS_ROLE == "web":
         ("CREDENTIALS_MASTER_KEY", "it seals credentials with CREDENTIALS_PUBLIC_KEY alone"),
         ("CREDENTIALS_RETIRED_KEYS", "it seals credentials with CREDENTIALS_PUBLIC_KEY alone"),
         ("CUSTODY_PRIVATE_KEY", "it knows the custody wallet by CUSTODY_ADDRESS"),
+        ("RECORDING_ORACLE_PRIVATE_KEY", "only the worker that records results signs with it"),
+        ("REPUTATION_ORACLE_PRIVATE_KEY", "only the worker that publishes payouts signs with it"),
+        ("RECORDING_ORACLE_RETIRED_KEYS", "only the worker that records results signs with them"),
+        ("REPUTATION_ORACLE_RETIRED_KEYS", "only the worker that publishes payouts signs with them"),
     ):
         if env.str(_name, default=""):
             raise ConfigError(f"the web process is never given {_name}: {_instead}")
@@ -160,6 +164,29 @@ else:
     if CUSTODY_PRIVATE_KEY:
         require_custody_key("CUSTODY_PRIVATE_KEY", CUSTODY_PRIVATE_KEY)
     CUSTODY_ADDRESS = custody_address(CUSTODY_PRIVATE_KEY, env.str("CUSTODY_ADDRESS", default=""))
+
+# The oracle keys: no default, and never on the web process (refused above). A worker that signs for an oracle is
+# given its key; the others run without it and raise OracleKeyNotConfigured if asked to sign.
+if PROCESS_ROLE == "web":
+    RECORDING_ORACLE_PRIVATE_KEY = ""
+    REPUTATION_ORACLE_PRIVATE_KEY = ""
+    RECORDING_ORACLE_RETIRED_KEYS: list[str] = []
+    REPUTATION_ORACLE_RETIRED_KEYS: list[str] = []
+else:
+    RECORDING_ORACLE_PRIVATE_KEY = env.str("RECORDING_ORACLE_PRIVATE_KEY", default="")
+    REPUTATION_ORACLE_PRIVATE_KEY = env.str("REPUTATION_ORACLE_PRIVATE_KEY", default="")
+    RECORDING_ORACLE_RETIRED_KEYS = env.list("RECORDING_ORACLE_RETIRED_KEYS", default=[])
+    REPUTATION_ORACLE_RETIRED_KEYS = env.list("REPUTATION_ORACLE_RETIRED_KEYS", default=[])
+    for _name, _value in (
+        ("RECORDING_ORACLE_PRIVATE_KEY", RECORDING_ORACLE_PRIVATE_KEY),
+        ("REPUTATION_ORACLE_PRIVATE_KEY", REPUTATION_ORACLE_PRIVATE_KEY),
+        *(("RECORDING_ORACLE_RETIRED_KEYS", _key) for _key in RECORDING_ORACLE_RETIRED_KEYS),
+        *(("REPUTATION_ORACLE_RETIRED_KEYS", _key) for _key in REPUTATION_ORACLE_RETIRED_KEYS),
+    ):
+        if _value:
+            require_custody_key(_name, _value)
+            if _value.strip().lower().removeprefix("0x") == CUSTODY_PRIVATE_KEY.strip().lower().removeprefix("0x"):
+                raise ConfigError(f"{_name} is the custody key: each role signs with its own key")
 
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True

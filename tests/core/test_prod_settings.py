@@ -237,6 +237,34 @@ def test_the_web_process_never_loads_the_custody_key() -> None:
     assert worker == {"PROCESS_ROLE": "worker", "CUSTODY_PRIVATE_KEY": GOOD_CUSTODY_KEY, "CUSTODY_ADDRESS": address}
 
 
+GOOD_ORACLE_KEY = "0x5a3c91e07bd2f4681e0c7a95d3b24f6e18a07c5d92e3b1f4a6c8d0e2f4b6a8c1"
+
+
+def test_the_oracle_keys_reach_only_processes_that_sign_and_are_checked() -> None:
+    names = ("RECORDING_ORACLE_PRIVATE_KEY", "REPUTATION_ORACLE_PRIVATE_KEY")
+    assert probe(web_env(), *names) == dict.fromkeys(names, "")
+    assert probe(prod_env(), *names) == dict.fromkeys(names, "")  # no default: absent unless injected
+    for name in names:
+        message = refusal(**web_env(**{name: GOOD_ORACLE_KEY}))
+        assert f"the web process is never given {name}" in message
+        assert GOOD_ORACLE_KEY not in message
+        dev = refusal(MRMARKET_PROCESS="worker", **{name: DEV_CHAIN_PRIVATE_KEYS[2]})
+        assert f"{name} is a public dev-chain key" in dev
+        shared = refusal(MRMARKET_PROCESS="worker", CUSTODY_PRIVATE_KEY=GOOD_CUSTODY_KEY, **{name: GOOD_CUSTODY_KEY})
+        assert f"{name} is the custody key" in shared
+        assert GOOD_CUSTODY_KEY not in shared
+    worker = probe(prod_env(MRMARKET_PROCESS="worker", RECORDING_ORACLE_PRIVATE_KEY=GOOD_ORACLE_KEY), *names)
+    assert worker == {"RECORDING_ORACLE_PRIVATE_KEY": GOOD_ORACLE_KEY, "REPUTATION_ORACLE_PRIVATE_KEY": ""}
+    # Retired keys (campaigns created before a rotation still name them) follow the same rules.
+    retired = ("RECORDING_ORACLE_RETIRED_KEYS", "REPUTATION_ORACLE_RETIRED_KEYS")
+    for name in retired:
+        assert f"the web process is never given {name}" in refusal(**web_env(**{name: GOOD_ORACLE_KEY}))
+        dev = refusal(MRMARKET_PROCESS="worker", **{name: f"{GOOD_ORACLE_KEY},{DEV_CHAIN_PRIVATE_KEYS[2]}"})
+        assert f"{name} is a public dev-chain key" in dev
+    ring = probe(prod_env(MRMARKET_PROCESS="worker", RECORDING_ORACLE_RETIRED_KEYS=GOOD_ORACLE_KEY), *retired)
+    assert ring == {"RECORDING_ORACLE_RETIRED_KEYS": [GOOD_ORACLE_KEY], "REPUTATION_ORACLE_RETIRED_KEYS": []}
+
+
 def test_a_web_process_with_custody_assets_needs_the_custody_address() -> None:
     assets = '{"USDT": {"token": "0x000000000000000000000000000000000000bEEF", "decimals": 6}}'
     message = refusal(**web_env(CUSTODY_ASSETS=assets))
