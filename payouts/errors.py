@@ -7,3 +7,9 @@ from mrmarket.errors import ApplicationError
 
 class PayoutsError(ApplicationError):
     code = "payouts_error"
+
+
+class SnapshotInvalid(PayoutsError):
+    """A book snapshot that is neither a book nor a gap with its reason, or has an unknown source."""
+
+    code = "book_snapshot_invalid"
