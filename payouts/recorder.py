@@ -21,7 +21,7 @@ from typing import Any
 import ccxt
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from mrmarket import heartbeats
 from mrmarket.exchanges.client import exchange_stream_client
@@ -249,6 +249,7 @@ class Recorder:
             with contextlib.suppress(Exception):  # closing is best effort: the process is going anyway
                 await client.close()
         self._clients.clear()
+        await sync_to_async(connections.close_all, thread_sensitive=True)()  # the database thread's connection
 
 
 def _fields(campaign: RecordedCampaign) -> dict[str, Any]:

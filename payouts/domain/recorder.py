@@ -61,7 +61,7 @@ def decimal_text(value: float | int | str) -> str:
         if not math.isfinite(value):
             raise LevelError(f"{value!r} is not finite")
         text = repr(value)
-        if len(Decimal(text).as_tuple().digits) > 15:  # beyond what a float carries exactly
+        if len(Decimal(text).normalize().as_tuple().digits) > 15:  # beyond what a float carries exactly
             raise LevelError(f"{value!r} has more digits than a float keeps exactly")
     else:
         text = str(value)
