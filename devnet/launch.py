@@ -564,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devnet.launch", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command")
     stage = sub.add_parser("stage", help=argparse.SUPPRESS)
-    stage.add_argument("name", choices=["web", "worker", "beat", "exchange"])
+    stage.add_argument("name", choices=["web", "worker", "beat", "exchange", "recorder"])
     web_port = os.environ.get("DEMO_WEB_PORT")
     parser.add_argument("--web-port", type=int, default=int(web_port) if web_port else None)
     parser.add_argument("--redis-port", type=int, default=None)
