@@ -38,8 +38,7 @@ STREAM_RETRY_SECONDS = (0.5, 10.0)  # first and longest wait before re-opening a
 
 
 class GapReason:
-    STALE = "stale_book"  # a book, but none within the tolerance of the sample time
-    NO_BOOK = "no_book"  # neither the stream nor REST gave a book
+    STALE = "stale_book"  # the stream's book too old, and no REST answer within the tolerance either
     EXCHANGE_UNAVAILABLE = "exchange_unavailable"  # REST failed: down, in maintenance, rate-limiting
     EXCHANGE_ERROR = "exchange_error"  # REST refused the request otherwise
     ONE_SIDED = "one_sided_book"  # a side is empty: no mid, nothing in the band
@@ -51,7 +50,9 @@ def now_ms() -> int:
 
 
 @dataclass(frozen=True)
-class _Book:
+class LocalBook:
+    """A book as ccxt holds it (levels of numbers, any order) and its time."""
+
     bids: Any
     asks: Any
     ts_ms: int
@@ -96,11 +97,11 @@ class BookWatch:
             self._book, self._arrived_ms = book, now_ms()
             wait = STREAM_RETRY_SECONDS[0]
 
-    def current(self) -> _Book | None:
+    def current(self) -> LocalBook | None:
         if self._book is None or self._arrived_ms is None:
             return None
         ts = self._book.get("timestamp")
-        return _Book(self._book["bids"], self._book["asks"], ts if isinstance(ts, int) else self._arrived_ms)
+        return LocalBook(self._book["bids"], self._book["asks"], ts if isinstance(ts, int) else self._arrived_ms)
 
     async def close(self) -> None:
         self.task.cancel()
@@ -173,27 +174,45 @@ class Recorder:
         return self._watches[market]
 
     async def _sample(self, campaign: RecordedCampaign) -> None:
+        # Each sample time is its own task: a slow REST fallback (bounded by the tolerance) or a slow database
+        # write for one sample time must not make the next ones go missing.
+        pending: set[asyncio.Task[None]] = set()
         t = sample_time_at_or_after(start_ms=campaign.start_ms, sample_ms=campaign.sample_ms, now_ms=now_ms())
-        while t < campaign.end_ms:
-            await asyncio.sleep(max(0, t - now_ms()) / 1000)
-            try:
-                await self.record(campaign, t)
-            except Exception as exc:  # one failed sample (the database away, say) must not end the campaign's loop
-                log.exception("recorder_sample_failed", t_ms=t, error=repr(exc), **_fields(campaign))
-            t = sample_time_at_or_after(
-                start_ms=campaign.start_ms, sample_ms=campaign.sample_ms, now_ms=max(now_ms(), t + 1)
-            )
+        try:
+            while t < campaign.end_ms:
+                await asyncio.sleep(max(0, t - now_ms()) / 1000)
+                task = asyncio.create_task(self._record_logged(campaign, t))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                t = sample_time_at_or_after(
+                    start_ms=campaign.start_ms, sample_ms=campaign.sample_ms, now_ms=max(now_ms(), t + 1)
+                )
+            await asyncio.gather(*pending)
+        finally:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _record_logged(self, campaign: RecordedCampaign, t_ms: int) -> None:
+        try:
+            await self.record(campaign, t_ms)
+        except Exception as exc:  # one failed sample (the database away, say) must not end the campaign's loop
+            log.exception("recorder_sample_failed", t_ms=t_ms, error=repr(exc), **_fields(campaign))
 
     async def record(self, campaign: RecordedCampaign, t_ms: int) -> bool:
-        """Store sample time t of one campaign: the stream's book, else a REST snapshot, else a gap."""
+        """Store sample time t of one campaign: the stream's book, else a REST snapshot, else a gap. False when
+        the sample time already had its row."""
         tolerance = int(settings.RECORDER_TOLERANCE_MS)
-        book, source, reason = self._watch(campaign).current(), "ws", GapReason.NO_BOOK
+        book, source, reason = self._watch(campaign).current(), "ws", ""
         if book is None or is_stale(book_ms=book.ts_ms, t_ms=t_ms, tolerance_ms=tolerance):
-            book, source, reason = await self._rest_book(campaign)
-            if book is not None and is_stale(book_ms=book.ts_ms, t_ms=t_ms, tolerance_ms=tolerance):
-                book, reason = None, GapReason.STALE
+            # An answer arriving after t + tolerance could not stand for t anyway: no point waiting longer.
+            budget = max(0.1, (t_ms + tolerance - now_ms()) / 1000)
+            rest, source, reason = await self._rest_book(campaign, timeout=budget)
+            book = rest if rest is not None else book  # a stale stream book still tells when the book was seen
         stored: dict[str, Any] | None = None
-        if book is not None:
+        if book is not None and is_stale(book_ms=book.ts_ms, t_ms=t_ms, tolerance_ms=tolerance):
+            reason = reason or GapReason.STALE
+        elif book is not None:
             try:
                 trimmed = trim_book(
                     bids=book.bids,
@@ -222,10 +241,16 @@ class Recorder:
         )
         return created
 
-    async def _rest_book(self, campaign: RecordedCampaign) -> tuple[_Book | None, str, str]:
+    async def _rest_book(self, campaign: RecordedCampaign, *, timeout: float) -> tuple[LocalBook | None, str, str]:
+        """A REST snapshot, its source, and "" or why there is none."""
         client = self._clients[campaign.exchange]
         try:
-            answer = await client.fetch_order_book(campaign.symbol, int(settings.RECORDER_REST_DEPTH))
+            answer = await asyncio.wait_for(
+                client.fetch_order_book(campaign.symbol, int(settings.RECORDER_REST_DEPTH)), timeout=timeout
+            )
+        except TimeoutError:
+            log.warning("recorder_rest_late", **_fields(campaign))
+            return None, "rest", GapReason.STALE
         except (ccxt.NetworkError, ccxt.ExchangeNotAvailable) as exc:
             log.warning("recorder_rest_unavailable", error=repr(exc), **_fields(campaign))
             return None, "rest", GapReason.EXCHANGE_UNAVAILABLE
@@ -234,7 +259,7 @@ class Recorder:
             return None, "rest", GapReason.EXCHANGE_ERROR
         ts = answer.get("timestamp")
         # Binance's REST depth carries no time of its own: the book is as of its arrival.
-        return _Book(answer["bids"], answer["asks"], ts if isinstance(ts, int) else now_ms()), "rest", ""
+        return LocalBook(answer["bids"], answer["asks"], ts if isinstance(ts, int) else now_ms()), "rest", ""
 
     async def _shutdown(self) -> None:
         samplers = list(self._samplers.values())
