@@ -261,7 +261,8 @@ def run_demo(args: argparse.Namespace) -> int:
     anvil_cmd = [str(anvil), "--port", str(anvil_port), "--silent", "--block-time", "1"]
     anvil_cmd += ["--state", str(data_dir / "anvil-state.json"), "--state-interval", "5"]
     manager.add_process("anvil", shlex.join(anvil_cmd), env=env, cwd=str(ROOT))
-    for name in ("web", "worker", "beat", "exchange"):
+    # The recorder is one shard of the market-data recorder: the books the recording oracle scores against.
+    for name in ("web", "worker", "beat", "exchange", "recorder"):
         manager.add_process(name, shlex.join([PY, "-m", "devnet.launch", "stage", name]), env=env, cwd=str(ROOT))
     if not args.no_executor:
         executor_cmd = [PY, "-m", "executor", "--host", "127.0.0.1", "--port", str(executor_port)]
@@ -547,6 +548,9 @@ def run_stage(name: str) -> None:
         argv += ["--chain-rpc", os.environ["CHAIN_RPC_URL"], "--token-state", state, "--fund-hot-wallet", "1000000"]
         argv += ["--asset", f"MMT={json.loads(Path(state).read_text())['base_token']}"]
         argv += ["--state", str(_data_dir() / EXCHANGE_STATE_FILE)]
+    elif name == "recorder":
+        _wait_for_bootstrap(name)
+        argv = [PY, "manage.py", "run_recorder", "--shard", "0", "--shards", "1"]
     else:
         _wait_for_bootstrap(name)
         argv = [PY, "manage.py", name]
@@ -560,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devnet.launch", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command")
     stage = sub.add_parser("stage", help=argparse.SUPPRESS)
-    stage.add_argument("name", choices=["web", "worker", "beat", "exchange"])
+    stage.add_argument("name", choices=["web", "worker", "beat", "exchange", "recorder"])
     web_port = os.environ.get("DEMO_WEB_PORT")
     parser.add_argument("--web-port", type=int, default=int(web_port) if web_port else None)
     parser.add_argument("--redis-port", type=int, default=None)

@@ -97,3 +97,9 @@ class ResultsAlreadyRecordedDifferently(PayoutsError):
 
     code = "results_already_recorded_differently"
     status = 409
+
+
+class SnapshotInvalid(PayoutsError):
+    """A book snapshot that is neither a book nor a gap with its reason, or has an unknown source."""
+
+    code = "book_snapshot_invalid"

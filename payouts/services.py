@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -13,8 +14,8 @@ from execution.models import MMOrder
 from mrmarket.errors import NotFound
 from mrmarket.exchanges.credentials import ExchangeCredentials
 from mrmarket.siwe import IssuedNonce, NonceStore, campaign_resource, siwe_nonce_issue, siwe_verify
-from payouts.errors import CampaignUnknown, MMOrderNotForParticipant, ParticipantOwnedByAnother
-from payouts.models import Participant, ParticipantAccount, ParticipantOrder
+from payouts.errors import CampaignUnknown, MMOrderNotForParticipant, ParticipantOwnedByAnother, SnapshotInvalid
+from payouts.models import BookSnapshot, Participant, ParticipantAccount, ParticipantOrder
 
 # --- Participants (Sign-In with Ethereum joining; docs/participants.md) ------------------------------------
 
@@ -115,3 +116,37 @@ def participant_account_enrol(
 
 
 # --- end of Participants -----------------------------------------------------------------------------------
+
+
+# --- Market-data recorder ---------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def book_snapshot_record(
+    *,
+    campaign_id: int,
+    t_ms: int,
+    book: dict[str, Any] | None,
+    exchange_ts_ms: int | None,
+    recorded_ms: int,
+    source: str,
+    gap_reason: str = "",
+) -> bool:
+    """Store the book (or the gap) of one sample time once: a second write for the same (campaign, t_ms), from
+    a retry or a restarted recorder, changes nothing and returns False."""
+    if (book is None) != bool(gap_reason):
+        raise SnapshotInvalid("a snapshot has either a book or a gap reason", extra={"t_ms": t_ms})
+    if book is not None and source not in BookSnapshot.Source.values:
+        raise SnapshotInvalid(f"unknown source {source!r}", extra={"t_ms": t_ms})
+    _, created = BookSnapshot.objects.get_or_create(
+        campaign_id=campaign_id,
+        t_ms=t_ms,
+        defaults={
+            "book": book,
+            "exchange_ts_ms": exchange_ts_ms,
+            "recorded_ms": recorded_ms,
+            "source": source,
+            "gap_reason": gap_reason,
+        },
+    )
+    return created

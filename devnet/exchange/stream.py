@@ -6,6 +6,7 @@ published every 100 ms for books that changed, each covering the update ids `U..
 that a client that syncs from the REST snapshot (`lastUpdateId`) finds the first event with
 `U <= lastUpdateId + 1 <= u` and then contiguous ones — Binance's own procedure. (`/stream/ws` because ccxt
 tells spot from futures streams by "/stream" in the URL; it only matters when futures markets are loaded too.)
+A 5xx or maintenance fault rule covering a stream path refuses new connections there and drops open ones.
 """
 
 from __future__ import annotations
@@ -20,17 +21,22 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from devnet.exchange.domain.model import ZERO, Side, Trade, fmt
+from devnet.exchange.faults import FaultKind
 
 if TYPE_CHECKING:
     from devnet.exchange.simulator import Simulator
 
 PUBLISH_INTERVAL = 0.1
+# The request faults a stream endpoint honours, as a load balancer in front of it would: a new connection is
+# refused with the fault's answer, and connections already open on the path are dropped.
+STREAM_FAULTS = frozenset({FaultKind.HTTP_5XX, FaultKind.MAINTENANCE})
 
 
 class StreamHub:
     def __init__(self, sim: Simulator) -> None:
         self.sim = sim
         self._subs: dict[web.WebSocketResponse, set[str]] = {}
+        self._paths: dict[web.WebSocketResponse, str] = {}
         self._trades: list[Trade] = []
         self._trades_lock = threading.Lock()
         self._published_id: dict[str, int] = {}
@@ -54,10 +60,20 @@ class StreamHub:
             self._published[symbol] = self._levels(symbol)
             self._published_id[symbol] = self.sim.engine.book_update_id[symbol]
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+    def _fault(self, path: str) -> FaultKind | None:
+        fault = self.sim.faults.take(STREAM_FAULTS, path=path, method="GET", account=None, now_ms=self.sim.clock())
+        return None if fault is None else fault.kind
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        refused = self._fault(request.path)
+        if refused is FaultKind.MAINTENANCE:
+            return web.json_response({"code": -1, "msg": "System is under maintenance."}, status=503)
+        if refused is not None:
+            return web.Response(status=502, text="<html><body><h1>502 Bad Gateway</h1></body></html>")
         ws = web.WebSocketResponse(heartbeat=30)
         await ws.prepare(request)
         self._subs[ws] = set()
+        self._paths[ws] = request.path
         try:
             async for msg in ws:
                 if msg.type is not WSMsgType.TEXT:
@@ -81,7 +97,14 @@ class StreamHub:
                 await ws.send_json({"result": None, "id": req_id})
         finally:
             self._subs.pop(ws, None)
+            self._paths.pop(ws, None)
         return ws
+
+    async def drop_faulted(self) -> None:
+        """Close the connections whose path a stream fault now covers."""
+        for ws, path in list(self._paths.items()):
+            if self._fault(path) is not None:
+                await ws.close()
 
     def _wanted(self, stream: str) -> list[web.WebSocketResponse]:
         return [ws for ws, subs in self._subs.items() if any(s == stream or s.startswith(stream + "@") for s in subs)]
@@ -137,6 +160,7 @@ class StreamHub:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(PUBLISH_INTERVAL)
+            await self.drop_faulted()
             await self.publish_once()
 
     async def close(self) -> None:

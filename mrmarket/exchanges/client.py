@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import ccxt
+import ccxt.pro
 from django.conf import settings
 from django.core.cache import cache
 
@@ -51,23 +52,41 @@ SPOT_OPTIONS: dict[str, Any] = {
 }
 
 
-def exchange_client(exchange_id: str, *, credentials: ExchangeCredentials | None = None) -> Any:
-    if exchange_id not in ccxt.exchanges:
-        raise UnknownExchange(f"{exchange_id!r} is not an exchange ccxt knows", extra={"exchange": exchange_id})
-    config: dict[str, Any] = {
+def _base_config() -> dict[str, Any]:
+    return {
         "timeout": int(settings.OUTBOUND_HTTP_TIMEOUT_SECONDS * 1000),
         "enableRateLimit": True,
         "options": dict(SPOT_OPTIONS),
     }
+
+
+def _rerooted(exchange_id: str, client: Any) -> Any:
+    base_url = settings.EXCHANGE_API_URLS.get(exchange_id)
+    if base_url:
+        client.urls["api"] = reroot_api_urls(client.urls["api"], base_url)
+    return client
+
+
+def exchange_client(exchange_id: str, *, credentials: ExchangeCredentials | None = None) -> Any:
+    if exchange_id not in ccxt.exchanges:
+        raise UnknownExchange(f"{exchange_id!r} is not an exchange ccxt knows", extra={"exchange": exchange_id})
+    config = _base_config()
     if credentials is not None:
         config.update(apiKey=credentials.api_key, secret=credentials.secret)
         if credentials.password:
             config["password"] = credentials.password
     client = getattr(ccxt, exchange_id)(config)
-    base_url = settings.EXCHANGE_API_URLS.get(exchange_id)
-    if base_url:
-        client.urls["api"] = reroot_api_urls(client.urls["api"], base_url)
-    return client
+    return _rerooted(exchange_id, client)
+
+
+def exchange_stream_client(exchange_id: str) -> Any:
+    """A public (no key) asyncio client of ccxt.pro for an exchange: its WebSocket streams and async REST, with
+    the same options and URL re-rooting as `exchange_client`."""
+    if exchange_id not in ccxt.pro.exchanges:
+        raise UnknownExchange(f"{exchange_id!r} has no ccxt.pro streams", extra={"exchange": exchange_id})
+    config = _base_config()
+    client = getattr(ccxt.pro, exchange_id)(config)
+    return _rerooted(exchange_id, client)
 
 
 def probe_permissions(exchange_id: str, credentials: ExchangeCredentials) -> KeyPermissions:

@@ -207,6 +207,16 @@ EXECUTOR_URLS: list[str] = env.list("EXECUTOR_URLS", default=[])
 # {"binance": "https://testnet.binance.vision"}: ccxt exchange id → base URL replacing its API hosts.
 EXCHANGE_API_URLS: dict[str, str] = env.json("EXCHANGE_API_URLS", default={})
 EXCHANGE_MARKETS_TTL_SECONDS = env.int("EXCHANGE_MARKETS_TTL_SECONDS", default=3600)
+# The market-data recorder (docs/scoring.md, "Market-data recorder"). A book stands for a sample time when its own
+# time is within the tolerance of it: Binance publishes diffs every 100 ms (1 s on the slow stream) and a REST
+# snapshot takes well under a second, so 2 s passes a healthy feed with room and refuses one that has stalled.
+RECORDER_TOLERANCE_MS = env.int("RECORDER_TOLERANCE_MS", default=2000)
+# Levels kept beyond the campaign's max_spread_bps, so a reader sees the book just outside the scoring band.
+RECORDER_LEVEL_MARGIN_BPS = env.int("RECORDER_LEVEL_MARGIN_BPS", default=50)
+# How often a recorder re-reads its campaigns (new ones start, ended ones stop).
+RECORDER_REFRESH_SECONDS = env.float("RECORDER_REFRESH_SECONDS", default=30.0)
+# Levels asked of a REST snapshot when the stream is down (a Binance limit: 5, 10, 20, 50, 100, 500, 1000, 5000).
+RECORDER_REST_DEPTH = env.int("RECORDER_REST_DEPTH", default=500)
 # The custody wallet that funds MM orders: its ERC-20 assets ({"USDT": {"token": "0x…", "decimals": 6}}).
 CUSTODY_ASSETS: dict[str, dict[str, object]] = env.json("CUSTODY_ASSETS", default={})
 CUSTODY_PRIVATE_KEY = env.str("CUSTODY_PRIVATE_KEY", default="")

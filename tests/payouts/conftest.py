@@ -1,46 +1,82 @@
-"""Fixtures for the exchange cross-check: the exchange simulator on its own Anvil (deposit addresses come from a
-fixed seed, so a simulator must not share a chain with another one's deposits), with USDT and BTC as tokens so
-that deposit addresses and withdrawals of the BTC/USDT market's assets exist, and a quiet market (no agents: every
-order and trade is one a test made)."""
+"""Fixtures of the recorder's tests: the exchange simulator (its market running, as in tests/execution) and
+campaigns on one of its markets, with their metadata documents."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
+import factory as fb
 import pytest
-from web3 import Web3
 
-from devnet.chain import Anvil, deploy_dev_token, dev_accounts, mint
-from devnet.exchange.config import ChainConfig, SimConfig
-from devnet.exchange.fixtures import RunningExchange, run_exchange
-from tests.fixtures.chain import connect, running_anvil
+from campaigns.models import Campaign, CampaignMetadata
+from devnet.exchange.fixtures import RunningExchange
+from tests.executor.harness import live_exchange
 
-HOT_WALLET = dev_accounts()[9]
+SYMBOL = "MMT/USDT"  # a market the simulator lists (devnet/exchange/config.py)
 
 
 @pytest.fixture(scope="module")
-def anvil() -> Iterator[Anvil]:
-    yield from running_anvil()
+def sim() -> Iterator[RunningExchange]:
+    with live_exchange() as ex:
+        yield ex
 
 
-@pytest.fixture(scope="module")
-def w3(anvil: Anvil) -> Web3:
-    return connect(anvil)
+class CampaignFactory(fb.django.DjangoModelFactory[Campaign]):
+    class Meta:
+        model = Campaign
+
+    chain_id = 31337
+    address = fb.Sequence(lambda n: f"0x{n + 0xC0FFEE:040x}")
+    factory = "0x" + "fa" * 20
+    creator = "0x" + "c0" * 20
+    token = "0x" + "ab" * 20
+    recording_oracle = "0x" + "01" * 20
+    reputation_oracle = "0x" + "02" * 20
+    fee_recipient = "0x" + "03" * 20
+    epoch_seconds = 60
+    dispute_window_seconds = 3600
+    budget = 10**24
+    fee_bps = 0
+    exchange = "binance"
+    pair = SYMBOL
+    created_block = fb.Sequence(lambda n: n + 1)
+    created_tx = "0x" + "77" * 32
+    funded = True
 
 
-@pytest.fixture(scope="module")
-def sim(anvil: Anvil, w3: Web3) -> Iterator[RunningExchange]:
-    owner = dev_accounts()[0]
-    usdt = deploy_dev_token(w3, sender=owner)
-    btc = deploy_dev_token(w3, sender=owner, name="Dev BTC", symbol="BTC", decimals=8)
-    mint(w3, usdt, HOT_WALLET.address, 1_000_000 * 10**6, sender=owner)
-    mint(w3, btc, HOT_WALLET.address, 1_000 * 10**8, sender=owner)
-    chain = ChainConfig(
-        rpc_url=anvil.url,
-        assets={"USDT": usdt, "BTC": btc},
-        hot_wallet_key=HOT_WALLET.private_key,
-        confirmations=1,
-        poll_interval=0.1,
-    )
-    with run_exchange(SimConfig(run_market=False, chain=chain)) as running:
-        yield running
+def scoring(*, sample_seconds: int, max_spread_bps: int) -> dict[str, object]:
+    return {
+        "sample_seconds": sample_seconds,
+        "max_spread_bps": max_spread_bps,
+        "min_order_quote": "10",
+        "min_rest_seconds": 0,
+        "single_side_divisor": 3,
+        "depth_weight": "1/2",
+        "volatility_weighting": False,
+        "max_off_mid_trade_bps": 100,
+    }
+
+
+def ms_datetime(t_ms: int) -> datetime:
+    return datetime.fromtimestamp(t_ms / 1000, tz=UTC)
+
+
+@pytest.fixture
+def make_campaign() -> Callable[..., Campaign]:
+    """A campaign from `start_ms` to `end_ms` whose metadata document sets the sample period and the band.
+    (Rows made directly: the schema's 10 s floor on sample_seconds would make every test minutes long.)"""
+
+    def make(
+        *, start_ms: int, end_ms: int, sample_seconds: int = 1, max_spread_bps: int = 40, **fields: object
+    ) -> Campaign:
+        params = scoring(sample_seconds=sample_seconds, max_spread_bps=max_spread_bps)
+        document = {"version": 1, "scoring": params}
+        digest = "0x" + hashlib.sha256(repr(sorted(params.items())).encode()).hexdigest()
+        CampaignMetadata.objects.get_or_create(hash=digest, defaults={"document": document})
+        return CampaignFactory.create(
+            start=ms_datetime(start_ms), end=ms_datetime(end_ms), metadata_hash=digest, **fields
+        )
+
+    return make

@@ -1,10 +1,14 @@
-"""ccxt's watch_order_book and watch_trades against the simulator's public WebSocket streams."""
+"""ccxt's watch_order_book and watch_trades against the simulator's public WebSocket streams, and stream faults."""
 
 from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
 
+import aiohttp
+import pytest
+
+from devnet.exchange.faults import Fault, FaultKind
 from devnet.exchange.keys import Permission
 
 BTC = "BTC/USDT"
@@ -41,3 +45,21 @@ async def test_stream_at_binance_path_when_urls_are_rerooted_as_is(exchange):
         assert book["asks"][0] == [60060.0, 0.05]
     finally:
         await client.close()
+
+
+async def test_a_stream_fault_drops_open_connections_and_refuses_new_ones(exchange):
+    ws_url = exchange.base_url.replace("http://", "ws://") + "/ws"
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(ws_url)
+        await ws.send_json({"method": "SUBSCRIBE", "params": ["btcusdt@depth"], "id": 1})
+        assert (await asyncio.wait_for(ws.receive_json(), 5)) == {"result": None, "id": 1}
+        fault = exchange.sim.faults.add(Fault(kind=FaultKind.HTTP_5XX, status=502, endpoint="/ws*"))
+        closed = await asyncio.wait_for(ws.receive(), 5)  # the next publish round drops it
+        assert closed.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await session.ws_connect(ws_url)
+        assert refused.value.status == 502
+        exchange.sim.faults.remove(fault.fault_id)
+        again = await session.ws_connect(ws_url)
+        await again.close()
+    exchange.sim.faults.clear()
