@@ -26,7 +26,7 @@ from mrmarket.errors import NotFound
 from mrmarket.exchanges.credentials import ExchangeCredentials
 from mrmarket.models import SiweNonce
 from mrmarket.roles import Role
-from payouts import selectors, services
+from payouts import services
 from payouts.errors import CampaignUnknown, MMOrderNotForParticipant, ParticipantOwnedByAnother
 from payouts.models import EpochPreview, Participant, ParticipantAccount, ParticipantOrder
 from tests.campaigns.test_api import CampaignFactory

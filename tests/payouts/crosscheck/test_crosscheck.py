@@ -22,7 +22,6 @@ from payouts import crosscheck
 from payouts.domain.scoring.inputs import Fill, FillConfirmation, LiveInterval, Order, OrderConfirmation
 from payouts.errors import CrossCheckFailed, CrossCheckUnsupported
 from tests.factories import user_with
-from tests.payouts.chain_exchange import anvil, sim, w3  # noqa: F401 - fixtures: a simulator on its own chain
 
 pytestmark = [pytest.mark.chain]
 SYMBOL = "BTC/USDT"

@@ -1,7 +1,7 @@
-"""Fixtures for the exchange cross-check (imported by its module, overriding the conftest's `sim`): the exchange simulator on its own Anvil (deposit addresses come from a
-fixed seed, so a simulator must not share a chain with another one's deposits), with USDT and BTC as tokens so
-that deposit addresses and withdrawals of the BTC/USDT market's assets exist, and a quiet market (no agents: every
-order and trade is one a test made)."""
+"""Fixtures for the exchange cross-check (this folder's `sim` overrides the payouts one): the exchange simulator
+on its own Anvil (deposit addresses come from a fixed seed, so a simulator must not share a chain with another
+one's deposits), with USDT and BTC as tokens so that deposit addresses and withdrawals of the BTC/USDT market's
+assets exist, and a quiet market (no agents: every order and trade is one a test made)."""
 
 from __future__ import annotations
 
