@@ -132,12 +132,20 @@ class Recorder:
         next_refresh = next_beat = 0.0
         try:
             while not self._stop.is_set():
+                # A failed refresh or heartbeat (database or Redis away) is tried again next round; the samplers
+                # already running keep recording meanwhile.
                 if time.monotonic() >= next_refresh:
-                    await self._refresh()
                     next_refresh = time.monotonic() + refresh
+                    try:
+                        await self._refresh()
+                    except Exception as exc:
+                        log.exception("recorder_refresh_failed", shard=self.shard, error=repr(exc))
                 if time.monotonic() >= next_beat:
-                    await _db(heartbeats.record)(self.component)
                     next_beat = time.monotonic() + beat
+                    try:
+                        await _db(heartbeats.record)(self.component)
+                    except Exception as exc:
+                        log.exception("recorder_heartbeat_failed", shard=self.shard, error=repr(exc))
                 with contextlib.suppress(TimeoutError):
                     wait = max(0.0, min(next_refresh, next_beat) - time.monotonic())
                     await asyncio.wait_for(self._stop.wait(), timeout=wait)

@@ -240,8 +240,6 @@ def recorder_campaigns(*, now: datetime, shard: int, shards: int) -> list[Record
 def epoch_snapshots(*, campaign: Campaign, sample_times: Sequence[int]) -> list[Snapshot]:
     """The recorded book at each sample time, in the order asked; a sample time with no row, or a row without
     a book, is a gap (`book=None`)."""
-    rows = dict(BookSnapshot.objects.filter(campaign=campaign, t_ms__in=set(sample_times)).values_list("t_ms", "book"))
-    return [
-        Snapshot(t_ms=t, book=None if rows.get(t) is None else stored_book(rows[t]))  # type: ignore[arg-type]
-        for t in sample_times
-    ]
+    found = BookSnapshot.objects.filter(campaign=campaign, t_ms__in=set(sample_times), book__isnull=False)
+    books = {t: stored_book(book) for t, book in found.values_list("t_ms", "book") if book is not None}
+    return [Snapshot(t_ms=t, book=books.get(t)) for t in sample_times]

@@ -18,12 +18,13 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection, connections
+from django.db import OperationalError, connection, connections
 
 from campaigns.models import Campaign
 from devnet.exchange.faults import Fault, FaultKind
 from devnet.exchange.fixtures import RunningExchange
 from mrmarket import heartbeats
+from payouts import recorder as recorder_module
 from payouts.domain.recorder import sample_time_at_or_after
 from payouts.errors import SnapshotInvalid
 from payouts.health import check_recorder
@@ -291,6 +292,25 @@ def test_new_campaigns_are_picked_up_and_ended_ones_stop(
     added = json_logs.events("recorder_campaign_added")
     assert {line["campaign_id"] for line in added} == {ending.pk, made[0].pk}
     assert all(line["exchange"] == "binance" and line["chain_id"] == 31337 for line in added)
+
+
+def test_a_failed_refresh_is_tried_again_and_recording_goes_on(
+    sim: RunningExchange, make_campaign: Callable[..., Campaign], monkeypatch: pytest.MonkeyPatch, json_logs: Any
+) -> None:
+    campaign = running_campaign(make_campaign)
+    calls: list[int] = []
+
+    def flaky(**kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("the database went away")
+        return recorder_campaigns(**kwargs)
+
+    monkeypatch.setattr(recorder_module, "recorder_campaigns", flaky)
+    run_recorder(2.6)
+    assert json_logs.events("recorder_refresh_failed")
+    assert len(calls) >= 2
+    assert rows(campaign), "nothing recorded after the refresh failed once"
 
 
 def test_shards_split_the_running_campaigns_disjointly_and_completely(make_campaign: Callable[..., Campaign]) -> None:
