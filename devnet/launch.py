@@ -31,6 +31,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 from urllib.request import urlopen
 
 from devnet.ports import free_port, port_is_free, wait_for_port
@@ -60,6 +61,8 @@ PORTS_FILE = "ports.json"
 EXCHANGE_STATE_FILE = "exchange-state.json"
 RESET_MARKER = "reset-database"
 DEMO_LABEL = "demo"
+# The Anvil dev account whose address the demo order's rewards go to (it joins the campaign as a participant).
+DEMO_REWARD_ACCOUNT_INDEX = 5
 
 
 def _say(text: str) -> None:
@@ -221,6 +224,14 @@ def run_demo(args: argparse.Namespace) -> int:
             "DEMO_EXCHANGE_PORT": str(exchange_port),
             "DEMO_EXECUTOR_URL": "" if args.no_executor else executor_url,
             "DEMO_WEB_PORT": str(web_port),
+            # Sign-In with Ethereum messages name the site as the browser shows it (host and port).
+            "SIWE_DOMAIN": f"localhost:{web_port}",
+            # The recording oracle: the bundle URI it records on chain, and the demo's short epochs (a few
+            # minutes, docs/scoring.md "Epoch close"), so that an epoch is closed and recorded within minutes.
+            "ORACLE_PUBLIC_BASE_URL": f"http://127.0.0.1:{web_port}",
+            "ORACLE_REPORT_GRACE_SECONDS": "30",
+            "ORACLE_CLOSE_INTERVAL_SECONDS": "10",
+            "ORACLE_PREVIEW_INTERVAL_SECONDS": "30",
         }
     )
     manager = Manager()
@@ -461,8 +472,10 @@ def _wait_for_bootstrap(name: str) -> None:
 
 def _ensure_demo_order() -> None:
     """The demo's market-making order: an operator's trading and treasury keys on the devnet exchange, enrolled,
-    and an MM order funded from custody; beat then drives it to a running job on the executor. Once for the
-    life of the database (the exchange keeps its accounts across restarts): a later start resumes that order."""
+    and an MM order funded from custody, serving the demo campaign for a reward address that joins it as a
+    participant (Sign-In with Ethereum); beat then drives it to a running job on the executor, and the recording
+    oracle scores it. Once for the life of the database (the exchange keeps its accounts across restarts): a later
+    start resumes that order."""
     import django
 
     _wait(f"http://127.0.0.1:{os.environ['DEMO_EXCHANGE_PORT']}", "beat", timeout=120)
@@ -483,6 +496,7 @@ def _ensure_demo_order() -> None:
         # A first start stopped between enrolling the keys and creating the order: `make demo-reset` redoes it.
         print("[beat] the demo's keys are enrolled but it has no MM order: `make demo-reset` starts afresh", flush=True)
         return
+    campaign = _indexed_demo_campaign()
     exchange = f"http://127.0.0.1:{os.environ['DEMO_EXCHANGE_PORT']}/_devnet"
     account = _post_json(f"{exchange}/accounts", {"permissions": ["read", "trade"]})
     treasury = _post_json(f"{exchange}/accounts/{account['account_id']}/keys", {"permissions": ["withdraw"]})
@@ -507,10 +521,92 @@ def _ensure_demo_order() -> None:
         symbol="MMT/USDT",
         funding_asset="USDT",
         funding_amount=2_000 * 10**6,
-        strategy={"params": {"bid_spread": "0.002", "ask_spread": "0.002", "levels": 2, "order_amount": "400"}},
+        strategy={
+            "params": {"bid_spread": "0.002", "ask_spread": "0.002", "levels": 2, "order_amount": "400"},
+            # Reports every 10 s: well inside the oracle's grace for late reports after each short epoch.
+            "report_interval_seconds": 10,
+        },
+        campaign_chain_id=campaign.chain_id,
+        campaign_address=campaign.address,
+        reward_address=_reward_account().address.lower(),
     )
+    _join_demo_campaign(campaign, owner_id=owner.pk, order_id=order.pk)
     tasks.fund_order.delay(order.pk)
-    print(f"[beat] demo MM order {order.pk} on MMT/USDT: funding queued; beat drives it to a running job", flush=True)
+    print(
+        f"[beat] demo MM order {order.pk} on MMT/USDT for campaign {campaign.address}, rewards to "
+        f"{_reward_account().address}: funding queued; beat drives it to a running job",
+        flush=True,
+    )
+
+
+def _reward_account() -> Any:
+    from devnet.chain import dev_accounts
+
+    return dev_accounts()[DEMO_REWARD_ACCOUNT_INDEX]
+
+
+def _indexed_demo_campaign() -> Any:
+    """The demo campaign as the indexer mirrors it (indexed here at once rather than at the next beat)."""
+    from django.conf import settings
+
+    from campaigns.indexer import chain_index
+    from campaigns.models import Campaign
+    from mrmarket.chain import get_web3
+
+    address = json.loads((_data_dir() / "devnet-chain.json").read_text())["campaign"].lower()
+    deadline = time.monotonic() + 120
+    while True:
+        chain_index(
+            w3=get_web3(), factory=settings.CAMPAIGN_FACTORY_ADDRESS, confirmations=settings.CHAIN_CONFIRMATIONS
+        )
+        campaign = Campaign.objects.filter(address=address, funded=True).first()
+        if campaign is not None:
+            return campaign
+        if time.monotonic() > deadline:
+            raise SystemExit(f"[beat] the demo campaign {address} was not indexed in time")
+        time.sleep(1)
+
+
+def _join_demo_campaign(campaign: Any, *, owner_id: int, order_id: int) -> None:
+    """The reward address joins the campaign as a participant would from a wallet: an EIP-4361 message naming the
+    campaign, signed with its key, checked by the same verifier (nonce, domain, chain, expiry)."""
+    from datetime import UTC, datetime, timedelta
+
+    from django.conf import settings
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+    from siwe import SiweMessage
+
+    from mrmarket.siwe import campaign_resource
+    from payouts import services
+
+    reward = _reward_account()
+    now = datetime.now(UTC)
+
+    def iso(at: datetime) -> str:
+        return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    message = SiweMessage(
+        domain=settings.SIWE_DOMAIN,
+        address=reward.address,
+        statement="Join the campaign as a market maker.",
+        uri=f"http://{settings.SIWE_DOMAIN}/participants",
+        version="1",
+        chain_id=campaign.chain_id,
+        nonce=services.participant_nonce_issue().value,
+        issued_at=iso(now),
+        expiration_time=iso(now + timedelta(minutes=5)),
+        resources=[campaign_resource(campaign.chain_id, campaign.address)],
+    ).prepare_message()
+    signature = Account.from_key(reward.private_key).sign_message(encode_defunct(text=message)).signature.hex()
+    services.participant_join(
+        chain_id=campaign.chain_id,
+        campaign_address=campaign.address,
+        message=message,
+        signature="0x" + signature.removeprefix("0x"),
+        owner_id=owner_id,
+        mm_order_ids=(order_id,),
+    )
 
 
 def _reattest_restarted_executor() -> None:
