@@ -191,7 +191,7 @@ def _build(close_id: int, worker: str) -> EpochClose:
     inputs_name, inputs_digest = _store_document(directory, "inputs", inputs_data)
     bundle_name, bundle_digest = _store_document(directory, "bundle", bundle_data)
     with transaction.atomic():
-        close = EpochClose.objects.select_for_update().select_related("campaign").get(pk=close_id)
+        close = EpochClose.objects.select_for_update(of=("self",)).select_related("campaign").get(pk=close_id)
         if close.state != CloseState.CLOSING or close.lease_owner != worker:
             return close  # the lease ran out and another worker took over: its result stands
         return _transition(
@@ -230,7 +230,9 @@ def _record_tx(close: EpochClose) -> OracleTransaction:
 
 def _record(close_id: int) -> EpochClose:
     with transaction.atomic():
-        close = EpochClose.objects.select_for_update().select_related("campaign", "record_tx").get(pk=close_id)
+        close = (
+            EpochClose.objects.select_for_update(of=("self",)).select_related("campaign", "record_tx").get(pk=close_id)
+        )
         if close.state != CloseState.STORED:
             return close
         try:
@@ -243,7 +245,9 @@ def _record(close_id: int) -> EpochClose:
             return _refused(close, exc.message, **exc.extra)
     status = oracle_tx.oracle_tx_advance(tx_id=tx_id)
     with transaction.atomic():
-        close = EpochClose.objects.select_for_update().select_related("campaign", "record_tx").get(pk=close_id)
+        close = (
+            EpochClose.objects.select_for_update(of=("self",)).select_related("campaign", "record_tx").get(pk=close_id)
+        )
         tx = close.record_tx
         if close.state != CloseState.STORED or tx is None:
             return close
