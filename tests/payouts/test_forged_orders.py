@@ -33,7 +33,7 @@ from mrmarket.exchanges.credentials import ExchangeCredentials
 from payouts import crosscheck
 from payouts.domain.intake import NormalizedJob, normalize_job, participant_inputs
 from payouts.domain.scoring.engine import EpochScores, score_epoch
-from payouts.domain.scoring.inputs import EpochInputs, Links, Params, Participant
+from payouts.domain.scoring.inputs import EpochInputs, Links, Order, Params, Participant, Snapshot
 from payouts.inputs_build import epoch_params
 from payouts.recorder import Recorder, now_ms
 from payouts.selectors import epoch_snapshots
@@ -246,7 +246,19 @@ def oracle_participant(order: MMOrder, job: NormalizedJob, params: Params, *, ad
     return participant_inputs([confirmed], address=address, links=Links())
 
 
-def scored(params: Params, snapshots: list[Any], participants: list[Participant]) -> EpochScores:
+def quotable(order: Order, snapshot: Snapshot, params: Params) -> bool:
+    """Whether `order` rests at the snapshot's time inside the band and above the notional floor."""
+    mid = snapshot.book.mid if snapshot.book is not None else None
+    live = next((i for i in order.live if i.contains(snapshot.t_ms)), None)
+    if mid is None or live is None:
+        return False
+    return (
+        abs(order.price - mid) * 10_000 < params.max_spread_bps * mid
+        and order.price * live.remaining >= params.min_order_quote
+    )
+
+
+def scored(params: Params, snapshots: list[Snapshot], participants: list[Participant]) -> EpochScores:
     # Through the engine's own reading of a document: the inputs are what the oracle would publish.
     inputs = EpochInputs.from_parts(params, [s.as_json() for s in snapshots], [p.as_json() for p in participants])
     return score_epoch(inputs)
@@ -315,6 +327,10 @@ def test_a_job_behind_a_forging_host_earns_nothing_for_the_orders_it_invents(
     assert forger.orders
     assert {o.order_id for o in forger.orders} <= forged_ids
     assert all(o.exchange is None for o in forger.orders)
+    # Yet but for the exchange's word they were candidates: each rested at a sample time with a book, inside
+    # the band and above the notional floor, so the cross-check is what keeps them out.
+    for forged in forger.orders:
+        assert any(quotable(forged, s, params) for s in snapshots), forged.order_id
     real = make_ccxt(sim.base_url, *_key(orders[FORGER].exchange_account))
     assert real.fetch_orders(SYMBOL) == []  # nothing of the forger's ever reached the exchange
     # The honest job's orders are all the exchange's, confirmed as reported.
