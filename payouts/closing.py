@@ -97,6 +97,12 @@ def _transition(
     return close
 
 
+def _round(close: EpochClose) -> int:
+    """How many times an operator sent the close back to closing: each round may store and fail once more, so
+    the keys of those steps carry it (a retry would otherwise find its step already taken, and stop there)."""
+    return close.transitions.filter(event=CloseEvent.RETRY.value).count()
+
+
 def epoch_close_ensure(*, campaign: Campaign, epoch: int) -> EpochClose:
     """The close row of an epoch that has started (created in collecting when new)."""
     start, end = campaign_terms(campaign).epoch_bounds(epoch)
@@ -138,8 +144,10 @@ def _take_lease(close_id: int, worker: str, now: datetime) -> bool:
         close = EpochClose.objects.select_for_update().get(pk=close_id)
         if close.state != CloseState.CLOSING:
             return False
-        if close.lease_owner and close.lease_owner != worker and close.lease_until and close.lease_until > now:
-            return False  # another worker is building it
+        if close.lease_until and close.lease_until > now:
+            # Someone is building it: another worker, or this very task delivered twice (a broker redelivery
+            # runs the same task id again while the first delivery still builds).
+            return False
         close.lease_owner = worker
         close.lease_until = now + timedelta(seconds=settings.ORACLE_CLOSE_LEASE_SECONDS)
         close.attempts += 1
@@ -160,10 +168,15 @@ def _store_document(directory: str, kind: str, data: bytes) -> tuple[str, str]:
     digest = hashlib.sha256(data).hexdigest()
     name = f"{directory}/{kind}-{digest}.json"
     storage = _storage()
-    if not storage.exists(name):
-        saved = storage.save(name, ContentFile(data))
-        if saved != name:  # a concurrent writer stored the same bytes first; ours is a duplicate
-            storage.delete(saved)
+    if storage.exists(name):
+        with storage.open(name, "rb") as existing:
+            if hashlib.sha256(existing.read()).hexdigest() == digest:
+                return name, digest
+        # A writer killed mid-write left a truncated file under the digest's name: it is not these bytes.
+        storage.delete(name)
+    saved = storage.save(name, ContentFile(data))
+    if saved != name:  # a concurrent writer stored the same bytes first; ours is a duplicate
+        storage.delete(saved)
     return name, digest
 
 
@@ -186,18 +199,23 @@ def _build(close_id: int, worker: str) -> EpochClose:
         raise  # the task retries with backoff; the row stays in closing
     except (SchemaViolation, ScoringInputError) as exc:
         _release(close_id, worker, str(exc))
-        return _fail(close_id, f"the oracle built inputs it cannot score: {exc}", key=f"failed:{close.attempts}")
+        return _fail(close_id, f"the oracle built inputs it cannot score: {exc}", key=f"failed:{_round(close)}")
+    except Exception as exc:
+        # Anything else (the metadata document missing, the chain node or the database down): the next pass
+        # builds again at once instead of waiting out this worker's lease.
+        _release(close_id, worker, f"{type(exc).__name__}: {exc}")
+        raise
     directory = artifact_dir(close)
     inputs_name, inputs_digest = _store_document(directory, "inputs", inputs_data)
     bundle_name, bundle_digest = _store_document(directory, "bundle", bundle_data)
     with transaction.atomic():
-        close = EpochClose.objects.select_for_update().select_related("campaign").get(pk=close_id)
+        close = EpochClose.objects.select_for_update(of=("self",)).select_related("campaign").get(pk=close_id)
         if close.state != CloseState.CLOSING or close.lease_owner != worker:
             return close  # the lease ran out and another worker took over: its result stands
         return _transition(
             close,
             CloseEvent.STORED,
-            key="stored",
+            key=f"stored:{_round(close)}",
             detail={"inputs_digest": inputs_digest, "bundle_digest": bundle_digest},
             inputs_digest=inputs_digest,
             bundle_digest=bundle_digest,
@@ -230,7 +248,9 @@ def _record_tx(close: EpochClose) -> OracleTransaction:
 
 def _record(close_id: int) -> EpochClose:
     with transaction.atomic():
-        close = EpochClose.objects.select_for_update().select_related("campaign", "record_tx").get(pk=close_id)
+        close = (
+            EpochClose.objects.select_for_update(of=("self",)).select_related("campaign", "record_tx").get(pk=close_id)
+        )
         if close.state != CloseState.STORED:
             return close
         try:
@@ -240,10 +260,12 @@ def _record(close_id: int) -> EpochClose:
                 return close  # the chain's clock is behind ours: the next pass tries again
             return _refused(close, f"recordResults would revert: {exc.extra.get('error') or exc.message}")
         except (ResultsAlreadyRecordedDifferently, OraclePurposeConflict, OracleKeyNotConfigured) as exc:
-            return _refused(close, exc.message, **exc.extra)
+            return _refused(close, exc.message, exc.extra)
     status = oracle_tx.oracle_tx_advance(tx_id=tx_id)
     with transaction.atomic():
-        close = EpochClose.objects.select_for_update().select_related("campaign", "record_tx").get(pk=close_id)
+        close = (
+            EpochClose.objects.select_for_update(of=("self",)).select_related("campaign", "record_tx").get(pk=close_id)
+        )
         tx = close.record_tx
         if close.state != CloseState.STORED or tx is None:
             return close
@@ -258,18 +280,20 @@ def _record(close_id: int) -> EpochClose:
             )
         if status in (OracleTransaction.Status.REVERTED, OracleTransaction.Status.PARKED):
             reason = tx.revert_reason or ("its nonce was used by another transaction" if status == "parked" else "")
-            return _refused(close, f"recordResults {status}: {reason}", tx_hash=tx.tx_hash or "")
+            return _refused(close, f"recordResults {status}: {reason}", {"tx_hash": tx.tx_hash or ""})
         return close  # sent, not mined yet: the next pass looks again (and bumps the gas when due)
 
 
-def _refused(close: EpochClose, reason: str, **detail: Any) -> EpochClose:
-    """Fail a close the chain will not take (the row is locked by the caller); nothing more is sent for it."""
+def _refused(close: EpochClose, reason: str, detail: dict[str, Any] | None = None) -> EpochClose:
+    """Fail a close the chain will not take (the row is locked by the caller); nothing more is sent for it.
+    `detail` is the error's own (an error's `extra` may name any key, `reason` included)."""
+    detail = detail or {}
     log.error("epoch_close_failed", campaign_id=close.campaign_id, epoch=close.epoch, reason=reason)
     return _transition(
         close,
         CloseEvent.FAILED,
-        key=f"failed:{close.transitions.count()}",
-        detail={"reason": reason, **{k: str(v) for k, v in detail.items()}},
+        key=f"failed:{_round(close)}",
+        detail={**{k: str(v) for k, v in detail.items()}, "reason": reason},
         failure_reason=reason[:500],
         tx_hash=str(detail.get("tx_hash", close.tx_hash)),
     )
