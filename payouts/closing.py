@@ -36,6 +36,7 @@ from payouts.domain.bundle import bundle_bytes, results_bundle
 from payouts.domain.epochs import CloseEvent, CloseState, close_transition
 from payouts.domain.scoring.inputs import ScoringInputError
 from payouts.errors import (
+    EpochNotStarted,
     OracleCallRejected,
     OracleKeyNotConfigured,
     OraclePurposeConflict,
@@ -347,24 +348,35 @@ def epoch_closes_due(*, now: datetime | None = None) -> list[int]:
         terms = campaign_terms(campaign)
         current = terms.epoch_at(seconds)
         last = terms.epoch_count - 1 if current is None else current
+        # One read per campaign for the rows it has: a campaign of thousands of epochs costs a query, not
+        # thousands, on every pass of the beat.
+        opened = set(EpochClose.objects.filter(campaign=campaign).values_list("epoch", flat=True))
         for epoch in range(last + 1):
-            close = epoch_close_ensure(campaign=campaign, epoch=epoch)
-            if close.state not in (CloseState.RECORDED, CloseState.FAILED):
-                due.append(close.pk)
+            if epoch not in opened:
+                epoch_close_ensure(campaign=campaign, epoch=epoch)
+        due.extend(
+            EpochClose.objects.filter(campaign=campaign, epoch__lte=last)
+            .exclude(state__in=(CloseState.RECORDED.value, CloseState.FAILED.value))
+            .order_by("epoch")
+            .values_list("pk", flat=True)
+        )
     return due
 
 
 def epoch_preview_refresh(*, campaign_id: int, now: datetime | None = None) -> EpochPreview | None:
     """Score the open epoch of a campaign over its part so far and keep the bundle as the running estimate;
-    None outside the campaign. The same build and scoring as the close, so the estimate is what the close would
-    say if the epoch ended now."""
+    None outside the campaign, and at the very first instant of an epoch (nothing of it to score yet). The same
+    build and scoring as the close, so the estimate is what the close would say if the epoch ended now."""
     now = now or timezone.now()
     campaign = Campaign.objects.get(pk=campaign_id)
     epoch = campaign_terms(campaign).epoch_at(int(now.timestamp()))
     if epoch is None:
         return None
     until_ms = int(now.timestamp() * 1000)
-    built = build_inputs(campaign=campaign, epoch=epoch, until_ms=until_ms)
+    try:
+        built = build_inputs(campaign=campaign, epoch=epoch, until_ms=until_ms)
+    except EpochNotStarted:
+        return None
     _, bundle_data = scored_documents(built.document)
     preview, _ = EpochPreview.objects.update_or_create(
         campaign=campaign, defaults={"epoch": epoch, "as_of_ms": until_ms, "bundle": parse(bundle_data)}

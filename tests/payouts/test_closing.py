@@ -38,6 +38,7 @@ from mrmarket.exchanges.errors import ExchangeUnavailable
 from payouts import closing, oracle_tx, tasks
 from payouts.domain.epochs import CloseState, IllegalCloseTransition
 from payouts.domain.scoring.inputs import ScoringInputError
+from payouts.errors import OracleChainUnavailable
 from payouts.models import BookSnapshot, EpochClose, EpochPreview, OracleTransaction
 from payouts.selectors import ARTIFACT_STORAGE
 from tests.fixtures.chain import connect, running_anvil
@@ -733,3 +734,72 @@ def test_the_preview_scores_the_running_epoch_so_far(w3, factory_address, token)
     assert later.as_of_ms == row.as_of_ms + 5000
     assert closing.epoch_preview_refresh(campaign_id=campaign.pk, now=campaign.end) is None
     assert EpochPreview.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_chain_node_refusing_the_broadcast_leaves_the_close_stored_and_the_task_retries(
+    w3, factory_address, token, monkeypatch
+) -> None:
+    campaign = open_campaign(w3, factory_address, token)
+    close = closing.epoch_close_ensure(campaign=campaign, epoch=0)
+    real_advance = oracle_tx.oracle_tx_advance
+    calls: list[int] = []
+
+    def refused_once(*, tx_id: int) -> str:
+        calls.append(tx_id)
+        if len(calls) == 1:
+            raise OracleChainUnavailable("the chain refused oracle transaction", extra={"tx_id": tx_id})
+        return real_advance(tx_id=tx_id)
+
+    monkeypatch.setattr(oracle_tx, "oracle_tx_advance", refused_once)
+    with pytest.raises(OracleChainUnavailable):
+        advance(w3, close)
+    close.refresh_from_db()
+    assert close.state == CloseState.STORED
+    assert results_recorded(w3, campaign) == []
+
+    calls.clear()
+    monkeypatch.setattr(closing.timezone, "now", lambda: chain_now(w3))
+    result = tasks.close_epoch.apply(args=[close.pk])
+    assert result.successful(), result.traceback
+    assert len(calls) == 2
+    close.refresh_from_db()
+    assert close.state == CloseState.RECORDED
+    assert OracleTransaction.objects.count() == 1
+    assert len(results_recorded(w3, campaign)) == 1
+
+
+@pytest.mark.django_db
+def test_a_close_not_stored_yet_is_a_typed_404_and_listed_without_urls(w3, factory_address, token, client) -> None:
+    campaign = open_campaign(w3, factory_address, token)
+    closing.epoch_close_ensure(campaign=campaign, epoch=2)
+    base = f"/api/v1/payouts/{campaign.chain_id}/{campaign.address}"
+    for kind in ("inputs", "bundle"):
+        response = client.get(f"{base}/2/{kind}.json")
+        assert response.status_code == 404
+        assert response.json()["code"] == "artifact_not_found"
+        assert response.json()["extra"] == {"state": "collecting"}
+    (row,) = client.get(f"{base}/epochs").json()
+    assert (row["state"], row["inputs_url"], row["bundle_url"]) == ("collecting", None, None)
+    assert client.get(f"/api/v1/payouts/{campaign.chain_id}/0x{'00' * 20}/epochs").json() == []
+
+
+@pytest.mark.django_db
+def test_closes_due_cost_a_few_queries_per_campaign_however_many_epochs_it_has(
+    w3, factory_address, token, django_assert_max_num_queries
+) -> None:
+    campaign = open_campaign(w3, factory_address, token)
+    when = campaign.end + timedelta(seconds=1)  # every epoch is over
+    first = closing.epoch_closes_due(now=when)
+    assert len(first) == EPOCHS
+    with django_assert_max_num_queries(3):
+        assert closing.epoch_closes_due(now=when) == first
+
+
+@pytest.mark.django_db
+def test_the_preview_at_the_first_instant_of_an_epoch_is_none(w3, factory_address, token) -> None:
+    campaign = open_campaign(w3, factory_address, token)
+    at_start = campaign.start + timedelta(seconds=2 * EPOCH)
+    assert closing.epoch_preview_refresh(campaign_id=campaign.pk, now=at_start) is None
+    assert not EpochPreview.objects.exists()
+    assert closing.epoch_preview_refresh(campaign_id=campaign.pk, now=at_start + timedelta(milliseconds=1))
