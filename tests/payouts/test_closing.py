@@ -32,7 +32,7 @@ from campaigns.indexer import chain_index
 from campaigns.models import Campaign, CampaignMetadata
 from devnet.chain import Anvil, DevAccount, deploy_dev_token, dev_accounts, mint
 from devnet.chain import token as token_contract
-from devnet.protocol import CampaignParams, call, create_campaign, deploy_factory, factory, now
+from devnet.protocol import CampaignParams, call, create_campaign, deploy_factory, factory, now, travel_to
 from devnet.protocol import campaign as campaign_contract
 from mrmarket.exchanges.errors import ExchangeUnavailable
 from payouts import closing, oracle_tx, tasks
@@ -99,7 +99,7 @@ def close_settings(settings, anvil: Anvil, tmp_path: Path) -> Path:
         **django_settings.STORAGES,
         ARTIFACT_STORAGE: {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": location}},
     }
-    assert Path(storages[ARTIFACT_STORAGE].location) == location
+    assert storages[ARTIFACT_STORAGE].path("x") == str(location / "x")
     return location
 
 
@@ -685,7 +685,7 @@ def test_an_exchange_outage_leaves_the_close_in_closing_released_and_the_task_re
 
     monkeypatch.setattr(closing, "build_inputs", down_once)
     monkeypatch.setattr(closing.timezone, "now", lambda: chain_now(w3))
-    result = tasks.close_epoch.apply(args=[close.pk])
+    result = tasks.close_epoch.apply(args=(close.pk,))
     assert result.successful(), result.traceback
     assert len(calls) == 2
     close.refresh_from_db()
@@ -760,7 +760,7 @@ def test_a_chain_node_refusing_the_broadcast_leaves_the_close_stored_and_the_tas
 
     calls.clear()
     monkeypatch.setattr(closing.timezone, "now", lambda: chain_now(w3))
-    result = tasks.close_epoch.apply(args=[close.pk])
+    result = tasks.close_epoch.apply(args=(close.pk,))
     assert result.successful(), result.traceback
     assert len(calls) == 2
     close.refresh_from_db()
@@ -803,3 +803,54 @@ def test_the_preview_at_the_first_instant_of_an_epoch_is_none(w3, factory_addres
     assert closing.epoch_preview_refresh(campaign_id=campaign.pk, now=at_start) is None
     assert not EpochPreview.objects.exists()
     assert closing.epoch_preview_refresh(campaign_id=campaign.pk, now=at_start + timedelta(milliseconds=1))
+
+
+@pytest.mark.django_db
+def test_the_admin_retry_action_sends_failed_closes_back_and_warns_about_the_others(
+    w3, factory_address, token, admin_client, monkeypatch
+) -> None:
+    campaign = open_campaign(w3, factory_address, token)
+
+    def unscorable(document: dict[str, Any]) -> tuple[bytes, bytes]:
+        raise ScoringInputError("snapshots", "out of order")
+
+    monkeypatch.setattr(closing, "scored_documents", unscorable)
+    failed = advance(w3, closing.epoch_close_ensure(campaign=campaign, epoch=0))
+    assert failed.state == CloseState.FAILED
+    collecting = closing.epoch_close_ensure(campaign=campaign, epoch=2)
+
+    response = admin_client.post(
+        "/admin/payouts/epochclose/",
+        {"action": "retry", "_selected_action": [failed.pk, collecting.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    shown = [str(m) for m in response.context["messages"]]
+    assert any("cannot take retry" in m for m in shown), shown
+    assert any("Sent 1 close(s) back to closing" in m for m in shown), shown
+    assert EpochClose.objects.get(pk=failed.pk).state == CloseState.CLOSING
+    assert EpochClose.objects.get(pk=collecting.pk).state == CloseState.COLLECTING
+    assert not collecting.transitions.exists()
+
+
+@pytest.mark.django_db
+def test_a_chain_clock_behind_ours_leaves_the_close_stored_until_the_chain_sees_the_epoch_over(
+    w3, factory_address, token, broadcasts
+) -> None:
+    campaign = open_campaign(w3, factory_address, token)
+    end = int(campaign.start.timestamp()) + 3 * EPOCH  # epoch 2 runs on chain
+    close = closing.epoch_close_ensure(campaign=campaign, epoch=2)
+    ours = datetime.fromtimestamp(end + 1, tz=UTC)  # our clock says it is over
+    assert now(w3) < end
+
+    close = closing.epoch_close_advance(close_id=close.pk, worker="w1", now=ours)
+    assert close.state == CloseState.STORED
+    assert not OracleTransaction.objects.exists()  # nothing signed for a call the chain refuses yet
+    assert not broadcasts
+    assert close.failure_reason == ""
+
+    travel_to(w3, end + 1)
+    close = closing.epoch_close_advance(close_id=close.pk, worker="w1", now=ours)
+    assert close.state == CloseState.RECORDED
+    (event,) = results_recorded(w3, campaign)
+    assert event["args"]["epoch"] == 2
