@@ -25,8 +25,10 @@ from django.core.files.storage import storages
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from web3 import Web3
 
 from campaigns.models import Campaign
+from mrmarket.chain import get_web3
 from mrmarket.exchanges.errors import ExchangeUnavailable
 from mrmarket.observability.logging import get_logger
 from payouts import oracle_tx
@@ -271,18 +273,35 @@ def _record(close_id: int) -> EpochClose:
         if close.state != CloseState.STORED or tx is None:
             return close
         if status in (OracleTransaction.Status.MINED, OracleTransaction.Status.ADOPTED):
+            tx_hash, block = tx.tx_hash or "", tx.block_number
+            if status == OracleTransaction.Status.ADOPTED:
+                # Nothing of ours was sent: the close points at the transaction that did record it.
+                tx_hash, block = _recorded_by(close)
             return _transition(
                 close,
                 CloseEvent.RECORDED,
                 key="recorded",
-                detail={"tx_hash": tx.tx_hash or "", "block": tx.block_number, "status": status},
-                tx_hash=tx.tx_hash or "",
-                block_number=tx.block_number,
+                detail={"tx_hash": tx_hash, "block": block, "status": status},
+                tx_hash=tx_hash,
+                block_number=block,
             )
         if status in (OracleTransaction.Status.REVERTED, OracleTransaction.Status.PARKED):
             reason = tx.revert_reason or ("its nonce was used by another transaction" if status == "parked" else "")
             return _refused(close, f"recordResults {status}: {reason}", {"tx_hash": tx.tx_hash or ""})
         return close  # sent, not mined yet: the next pass looks again (and bumps the gas when due)
+
+
+def _recorded_by(close: EpochClose) -> tuple[str, int | None]:
+    """The transaction and block of the ResultsRecorded event of the close's epoch (the escrow emits it once)."""
+    w3 = get_web3()
+    contract = w3.eth.contract(address=Web3.to_checksum_address(close.campaign.address), abi=oracle_tx.CAMPAIGN_ABI)
+    events = contract.events.ResultsRecorded().get_logs(
+        from_block=close.campaign.created_block, argument_filters={"epoch": close.epoch}
+    )
+    if not events:
+        return "", None
+    event = events[0]
+    return "0x" + bytes(event["transactionHash"]).hex(), int(event["blockNumber"])
 
 
 def _refused(close: EpochClose, reason: str, detail: dict[str, Any] | None = None) -> EpochClose:

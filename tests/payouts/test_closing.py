@@ -472,7 +472,7 @@ def test_results_already_recorded_with_the_same_digest_are_adopted_without_a_tra
     fn = campaign_contract(w3, campaign.address).functions.recordResults(
         0, bytes.fromhex(close.bundle_digest), "ipfs://by-hand"
     )
-    call(w3, fn, ORACLE)
+    by_hand = call(w3, fn, ORACLE)
 
     close = advance(w3, close, "w2")
     assert close.state == CloseState.RECORDED
@@ -480,6 +480,9 @@ def test_results_already_recorded_with_the_same_digest_are_adopted_without_a_tra
     assert tx.status == OracleTransaction.Status.ADOPTED
     assert tx.raw_tx in ("", None)
     assert not broadcasts
+    # The close names the transaction that did record it.
+    assert close.tx_hash == "0x" + bytes(by_hand["transactionHash"]).hex()
+    assert close.block_number == by_hand["blockNumber"]
     assert len(results_recorded(w3, campaign)) == 1
     assert transitions(close) == HAPPY
 
@@ -854,3 +857,34 @@ def test_a_chain_clock_behind_ours_leaves_the_close_stored_until_the_chain_sees_
     assert close.state == CloseState.RECORDED
     (event,) = results_recorded(w3, campaign)
     assert event["args"]["epoch"] == 2
+
+
+@pytest.mark.django_db
+def test_a_worker_killed_while_building_holds_the_lease_until_it_runs_out_then_another_builds(
+    w3, factory_address, token, settings, monkeypatch
+) -> None:
+    settings.ORACLE_CLOSE_LEASE_SECONDS = 900
+    campaign = open_campaign(w3, factory_address, token)
+    close = closing.epoch_close_ensure(campaign=campaign, epoch=0)
+    real_build = closing.build_inputs
+
+    def killed(**kwargs: Any) -> Any:
+        raise Killed
+
+    monkeypatch.setattr(closing, "build_inputs", killed)
+    when = chain_now(w3)
+    with pytest.raises(Killed):
+        closing.epoch_close_advance(close_id=close.pk, worker="w1", now=when)
+    close.refresh_from_db()
+    assert (close.state, close.lease_owner, close.attempts) == (CloseState.CLOSING, "w1", 1)
+    assert close.lease_until is not None
+
+    monkeypatch.setattr(closing, "build_inputs", real_build)
+    for worker in ("w2", "w1"):  # nobody, not even the same task delivered again, builds within the lease
+        close = closing.epoch_close_advance(close_id=close.pk, worker=worker, now=when + timedelta(seconds=899))
+        assert (close.state, close.lease_owner, close.attempts) == (CloseState.CLOSING, "w1", 1)
+    close = closing.epoch_close_advance(close_id=close.pk, worker="w2", now=when + timedelta(seconds=900))
+    assert close.state == CloseState.RECORDED
+    assert close.attempts == 2
+    assert (close.lease_owner, close.lease_until) == ("", None)
+    assert len(results_recorded(w3, campaign)) == 1
