@@ -32,15 +32,20 @@ from campaigns.indexer import chain_index
 from campaigns.models import Campaign, CampaignMetadata
 from devnet.chain import Anvil, DevAccount, deploy_dev_token, dev_accounts, mint
 from devnet.chain import token as token_contract
+from devnet.exchange.fixtures import RunningExchange, run_exchange
 from devnet.protocol import CampaignParams, call, create_campaign, deploy_factory, factory, now, travel_to
 from devnet.protocol import campaign as campaign_contract
+from execution import accounts as exchange_accounts
+from mrmarket.exchanges.credentials import ExchangeCredentials
 from mrmarket.exchanges.errors import ExchangeUnavailable
+from mrmarket.roles import Role
 from payouts import closing, oracle_tx, tasks
 from payouts.domain.epochs import CloseState, IllegalCloseTransition
 from payouts.domain.scoring.inputs import ScoringInputError
 from payouts.errors import OracleChainUnavailable
-from payouts.models import BookSnapshot, EpochClose, EpochPreview, OracleTransaction
+from payouts.models import BookSnapshot, EpochClose, EpochPreview, OracleTransaction, Participant, ParticipantAccount
 from payouts.selectors import ARTIFACT_STORAGE
+from tests.factories import user_with
 from tests.fixtures.chain import connect, running_anvil
 from tests.plugins.require import require_postgresql
 
@@ -888,3 +893,60 @@ def test_a_worker_killed_while_building_holds_the_lease_until_it_runs_out_then_a
     assert close.attempts == 2
     assert (close.lease_owner, close.lease_until) == ("", None)
     assert len(results_recorded(w3, campaign)) == 1
+
+
+@pytest.fixture(scope="module")
+def exchange_sim() -> Iterator[RunningExchange]:
+    with run_exchange() as running:
+        yield running
+
+
+@pytest.mark.django_db
+def test_an_exchange_down_while_a_participants_keys_are_read_keeps_the_close_in_closing(
+    w3, factory_address, token, settings, exchange_sim, close_settings
+) -> None:
+    """The real path: a participant with a read-only key, whose link keys the close asks the exchange for."""
+    settings.EXCHANGE_API_URLS = {"binance": exchange_sim.base_url}
+    campaign = open_campaign(w3, factory_address, token)
+    owner = user_with(Role.OPERATOR)
+    key = exchange_sim.sim.create_account(permissions=frozenset())
+    account = exchange_accounts.exchange_account_enrol(
+        owner_id=owner.pk,
+        exchange="binance",
+        label="watch",
+        role="read_only",
+        credentials=ExchangeCredentials(key.key, key.secret),
+    )
+    reward = Web3.to_checksum_address("0x" + "5a" * 20).lower()
+    participant = Participant.objects.create(
+        campaign=campaign,
+        reward_address=reward,
+        owner=owner,
+        joined_at=campaign.start,
+        siwe_message="(joined in a test)",
+        siwe_signature="0x",
+    )
+    ParticipantAccount.objects.create(participant=participant, exchange_account=account)
+    close = closing.epoch_close_ensure(campaign=campaign, epoch=0)
+
+    settings.EXCHANGE_API_URLS = {"binance": "http://127.0.0.1:9"}  # nothing listens there
+    with pytest.raises(ExchangeUnavailable):
+        advance(w3, close)
+    close.refresh_from_db()
+    assert close.state == CloseState.CLOSING
+    assert close.last_error.startswith("exchange_unavailable: binance did not answer")
+    assert (close.lease_owner, close.lease_until) == ("", None)
+    assert not close.inputs_name
+    assert not OracleTransaction.objects.exists()
+
+    settings.EXCHANGE_API_URLS = {"binance": exchange_sim.base_url}
+    close = advance(w3, close, "w2")
+    assert close.state == CloseState.RECORDED
+    assert close.last_error == ""
+    # Back up, the exchange answers, but this simulator keeps no deposit addresses without a chain: an account
+    # whose link keys cannot be read is left out, said so in the notes, and the close goes on for everybody else.
+    assert close.participants == 0
+    (note,) = close.notes
+    assert (note["participant"], note["left_out"]) == (reward, "crosscheck_failed")
+    assert note["why"].startswith("link keys unreadable")
+    assert json.loads(stored(close_settings, close.inputs_name))["participants"] == []
