@@ -29,6 +29,7 @@ from web3 import Web3
 
 from campaigns.models import Campaign
 from mrmarket.chain import get_web3
+from mrmarket.errors import ApplicationError
 from mrmarket.exchanges.errors import ExchangeUnavailable
 from mrmarket.observability.logging import get_logger
 from payouts import oracle_tx
@@ -203,10 +204,14 @@ def _build(close_id: int, worker: str) -> EpochClose:
     except (SchemaViolation, ScoringInputError) as exc:
         _release(close_id, worker, str(exc))
         return _fail(close_id, f"the oracle built inputs it cannot score: {exc}", key=f"failed:{_round(close)}")
+    except ApplicationError as exc:
+        # A typed error (the metadata document missing, say): its message is written to be shown.
+        _release(close_id, worker, f"{exc.code}: {exc.message}")
+        raise
     except Exception as exc:
-        # Anything else (the metadata document missing, the chain node or the database down): the next pass
-        # builds again at once instead of waiting out this worker's lease.
-        _release(close_id, worker, f"{type(exc).__name__}: {exc}")
+        # Anything else (the chain node or the database down): the next pass builds again at once instead of
+        # waiting out this worker's lease. Only the type is kept: an untyped error's text may quote a URL with a key.
+        _release(close_id, worker, type(exc).__name__)
         raise
     directory = artifact_dir(close)
     inputs_name, inputs_digest = _store_document(directory, "inputs", inputs_data)

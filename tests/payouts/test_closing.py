@@ -42,7 +42,7 @@ from mrmarket.roles import Role
 from payouts import closing, oracle_tx, tasks
 from payouts.domain.epochs import CloseState, IllegalCloseTransition
 from payouts.domain.scoring.inputs import ScoringInputError
-from payouts.errors import OracleChainUnavailable
+from payouts.errors import CampaignMetadataMissing, OracleChainUnavailable
 from payouts.models import BookSnapshot, EpochClose, EpochPreview, OracleTransaction, Participant, ParticipantAccount
 from payouts.selectors import ARTIFACT_STORAGE
 from tests.factories import user_with
@@ -950,3 +950,30 @@ def test_an_exchange_down_while_a_participants_keys_are_read_keeps_the_close_in_
     assert (note["participant"], note["left_out"]) == (reward, "crosscheck_failed")
     assert note["why"].startswith("link keys unreadable")
     assert json.loads(stored(close_settings, close.inputs_name))["participants"] == []
+
+
+@pytest.mark.django_db
+def test_any_error_of_the_build_releases_the_lease_and_keeps_no_untyped_text(
+    w3, factory_address, token, monkeypatch
+) -> None:
+    campaign = open_campaign(w3, factory_address, token)
+    close = closing.epoch_close_ensure(campaign=campaign, epoch=0)
+    CampaignMetadata.objects.filter(hash=campaign.metadata_hash).delete()
+    with pytest.raises(CampaignMetadataMissing):
+        advance(w3, close)
+    close.refresh_from_db()
+    assert close.state == CloseState.CLOSING
+    assert close.last_error.startswith("campaign_metadata_missing: the oracle does not hold")
+    assert (close.lease_owner, close.lease_until) == ("", None)
+
+    def node_down(**kwargs: Any) -> Any:
+        raise OSError("cannot reach https://rpc.example/v3/SECRETKEY")
+
+    monkeypatch.setattr(closing, "build_inputs", node_down)
+    with pytest.raises(OSError, match="cannot reach"):
+        advance(w3, close, "w2")
+    close.refresh_from_db()
+    assert close.last_error == "OSError"
+    assert (close.state, close.lease_owner, close.lease_until) == (CloseState.CLOSING, "", None)
+    assert close.attempts == 2
+    assert not close.inputs_name
