@@ -25,8 +25,11 @@ from django.core.files.storage import storages
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from web3 import Web3
 
 from campaigns.models import Campaign
+from mrmarket.chain import get_web3
+from mrmarket.errors import ApplicationError
 from mrmarket.exchanges.errors import ExchangeUnavailable
 from mrmarket.observability.logging import get_logger
 from payouts import oracle_tx
@@ -36,6 +39,7 @@ from payouts.domain.bundle import bundle_bytes, results_bundle
 from payouts.domain.epochs import CloseEvent, CloseState, close_transition
 from payouts.domain.scoring.inputs import ScoringInputError
 from payouts.errors import (
+    EpochNotStarted,
     OracleCallRejected,
     OracleKeyNotConfigured,
     OraclePurposeConflict,
@@ -97,6 +101,12 @@ def _transition(
     return close
 
 
+def _round(close: EpochClose) -> int:
+    """How many times an operator sent the close back to closing: each round may store and fail once more, so
+    the keys of those steps carry it (a retry would otherwise find its step already taken, and stop there)."""
+    return close.transitions.filter(event=CloseEvent.RETRY.value).count()
+
+
 def epoch_close_ensure(*, campaign: Campaign, epoch: int) -> EpochClose:
     """The close row of an epoch that has started (created in collecting when new)."""
     start, end = campaign_terms(campaign).epoch_bounds(epoch)
@@ -138,8 +148,10 @@ def _take_lease(close_id: int, worker: str, now: datetime) -> bool:
         close = EpochClose.objects.select_for_update().get(pk=close_id)
         if close.state != CloseState.CLOSING:
             return False
-        if close.lease_owner and close.lease_owner != worker and close.lease_until and close.lease_until > now:
-            return False  # another worker is building it
+        if close.lease_until and close.lease_until > now:
+            # Someone is building it: another worker, or this very task delivered twice (a broker redelivery
+            # runs the same task id again while the first delivery still builds).
+            return False
         close.lease_owner = worker
         close.lease_until = now + timedelta(seconds=settings.ORACLE_CLOSE_LEASE_SECONDS)
         close.attempts += 1
@@ -160,10 +172,15 @@ def _store_document(directory: str, kind: str, data: bytes) -> tuple[str, str]:
     digest = hashlib.sha256(data).hexdigest()
     name = f"{directory}/{kind}-{digest}.json"
     storage = _storage()
-    if not storage.exists(name):
-        saved = storage.save(name, ContentFile(data))
-        if saved != name:  # a concurrent writer stored the same bytes first; ours is a duplicate
-            storage.delete(saved)
+    if storage.exists(name):
+        with storage.open(name, "rb") as existing:
+            if hashlib.sha256(existing.read()).hexdigest() == digest:
+                return name, digest
+        # A writer killed mid-write left a truncated file under the digest's name: it is not these bytes.
+        storage.delete(name)
+    saved = storage.save(name, ContentFile(data))
+    if saved != name:  # a concurrent writer stored the same bytes first; ours is a duplicate
+        storage.delete(saved)
     return name, digest
 
 
@@ -186,7 +203,16 @@ def _build(close_id: int, worker: str) -> EpochClose:
         raise  # the task retries with backoff; the row stays in closing
     except (SchemaViolation, ScoringInputError) as exc:
         _release(close_id, worker, str(exc))
-        return _fail(close_id, f"the oracle built inputs it cannot score: {exc}", key=f"failed:{close.attempts}")
+        return _fail(close_id, f"the oracle built inputs it cannot score: {exc}", key=f"failed:{_round(close)}")
+    except ApplicationError as exc:
+        # A typed error (the metadata document missing, say): its message is written to be shown.
+        _release(close_id, worker, f"{exc.code}: {exc.message}")
+        raise
+    except Exception as exc:
+        # Anything else (the chain node or the database down): the next pass builds again at once instead of
+        # waiting out this worker's lease. Only the type is kept: an untyped error's text may quote a URL with a key.
+        _release(close_id, worker, type(exc).__name__)
+        raise
     directory = artifact_dir(close)
     inputs_name, inputs_digest = _store_document(directory, "inputs", inputs_data)
     bundle_name, bundle_digest = _store_document(directory, "bundle", bundle_data)
@@ -197,7 +223,7 @@ def _build(close_id: int, worker: str) -> EpochClose:
         return _transition(
             close,
             CloseEvent.STORED,
-            key="stored",
+            key=f"stored:{_round(close)}",
             detail={"inputs_digest": inputs_digest, "bundle_digest": bundle_digest},
             inputs_digest=inputs_digest,
             bundle_digest=bundle_digest,
@@ -242,7 +268,7 @@ def _record(close_id: int) -> EpochClose:
                 return close  # the chain's clock is behind ours: the next pass tries again
             return _refused(close, f"recordResults would revert: {exc.extra.get('error') or exc.message}")
         except (ResultsAlreadyRecordedDifferently, OraclePurposeConflict, OracleKeyNotConfigured) as exc:
-            return _refused(close, exc.message, **exc.extra)
+            return _refused(close, exc.message, exc.extra)
     status = oracle_tx.oracle_tx_advance(tx_id=tx_id)
     with transaction.atomic():
         close = (
@@ -252,28 +278,47 @@ def _record(close_id: int) -> EpochClose:
         if close.state != CloseState.STORED or tx is None:
             return close
         if status in (OracleTransaction.Status.MINED, OracleTransaction.Status.ADOPTED):
+            tx_hash, block = tx.tx_hash or "", tx.block_number
+            if status == OracleTransaction.Status.ADOPTED:
+                # Nothing of ours was sent: the close points at the transaction that did record it.
+                tx_hash, block = _recorded_by(close)
             return _transition(
                 close,
                 CloseEvent.RECORDED,
                 key="recorded",
-                detail={"tx_hash": tx.tx_hash or "", "block": tx.block_number, "status": status},
-                tx_hash=tx.tx_hash or "",
-                block_number=tx.block_number,
+                detail={"tx_hash": tx_hash, "block": block, "status": status},
+                tx_hash=tx_hash,
+                block_number=block,
             )
         if status in (OracleTransaction.Status.REVERTED, OracleTransaction.Status.PARKED):
             reason = tx.revert_reason or ("its nonce was used by another transaction" if status == "parked" else "")
-            return _refused(close, f"recordResults {status}: {reason}", tx_hash=tx.tx_hash or "")
+            return _refused(close, f"recordResults {status}: {reason}", {"tx_hash": tx.tx_hash or ""})
         return close  # sent, not mined yet: the next pass looks again (and bumps the gas when due)
 
 
-def _refused(close: EpochClose, reason: str, **detail: Any) -> EpochClose:
-    """Fail a close the chain will not take (the row is locked by the caller); nothing more is sent for it."""
+def _recorded_by(close: EpochClose) -> tuple[str, int | None]:
+    """The transaction and block of the ResultsRecorded event of the close's epoch (the escrow emits it once)."""
+    w3 = get_web3()
+    contract = w3.eth.contract(address=Web3.to_checksum_address(close.campaign.address), abi=oracle_tx.CAMPAIGN_ABI)
+    events = contract.events.ResultsRecorded().get_logs(
+        from_block=close.campaign.created_block, argument_filters={"epoch": close.epoch}
+    )
+    if not events:
+        return "", None
+    event = events[0]
+    return "0x" + bytes(event["transactionHash"]).hex(), int(event["blockNumber"])
+
+
+def _refused(close: EpochClose, reason: str, detail: dict[str, Any] | None = None) -> EpochClose:
+    """Fail a close the chain will not take (the row is locked by the caller); nothing more is sent for it.
+    `detail` is the error's own (an error's `extra` may name any key, `reason` included)."""
+    detail = detail or {}
     log.error("epoch_close_failed", campaign_id=close.campaign_id, epoch=close.epoch, reason=reason)
     return _transition(
         close,
         CloseEvent.FAILED,
-        key=f"failed:{close.transitions.count()}",
-        detail={"reason": reason, **{k: str(v) for k, v in detail.items()}},
+        key=f"failed:{_round(close)}",
+        detail={**{k: str(v) for k, v in detail.items()}, "reason": reason},
         failure_reason=reason[:500],
         tx_hash=str(detail.get("tx_hash", close.tx_hash)),
     )
@@ -327,24 +372,35 @@ def epoch_closes_due(*, now: datetime | None = None) -> list[int]:
         terms = campaign_terms(campaign)
         current = terms.epoch_at(seconds)
         last = terms.epoch_count - 1 if current is None else current
+        # One read per campaign for the rows it has: a campaign of thousands of epochs costs a query, not
+        # thousands, on every pass of the beat.
+        opened = set(EpochClose.objects.filter(campaign=campaign).values_list("epoch", flat=True))
         for epoch in range(last + 1):
-            close = epoch_close_ensure(campaign=campaign, epoch=epoch)
-            if close.state not in (CloseState.RECORDED, CloseState.FAILED):
-                due.append(close.pk)
+            if epoch not in opened:
+                epoch_close_ensure(campaign=campaign, epoch=epoch)
+        due.extend(
+            EpochClose.objects.filter(campaign=campaign, epoch__lte=last)
+            .exclude(state__in=(CloseState.RECORDED.value, CloseState.FAILED.value))
+            .order_by("epoch")
+            .values_list("pk", flat=True)
+        )
     return due
 
 
 def epoch_preview_refresh(*, campaign_id: int, now: datetime | None = None) -> EpochPreview | None:
     """Score the open epoch of a campaign over its part so far and keep the bundle as the running estimate;
-    None outside the campaign. The same build and scoring as the close, so the estimate is what the close would
-    say if the epoch ended now."""
+    None outside the campaign, and at the very first instant of an epoch (nothing of it to score yet). The same
+    build and scoring as the close, so the estimate is what the close would say if the epoch ended now."""
     now = now or timezone.now()
     campaign = Campaign.objects.get(pk=campaign_id)
     epoch = campaign_terms(campaign).epoch_at(int(now.timestamp()))
     if epoch is None:
         return None
     until_ms = int(now.timestamp() * 1000)
-    built = build_inputs(campaign=campaign, epoch=epoch, until_ms=until_ms)
+    try:
+        built = build_inputs(campaign=campaign, epoch=epoch, until_ms=until_ms)
+    except EpochNotStarted:
+        return None
     _, bundle_data = scored_documents(built.document)
     preview, _ = EpochPreview.objects.update_or_create(
         campaign=campaign, defaults={"epoch": epoch, "as_of_ms": until_ms, "bundle": parse(bundle_data)}

@@ -14,6 +14,7 @@ from mrmarket.exchanges.errors import ExchangeUnavailable
 from mrmarket.observability.logging import get_logger
 from mrmarket.tasks import RetryingTask
 from payouts import closing
+from payouts.errors import OracleChainUnavailable
 
 log = get_logger(__name__)
 
@@ -21,7 +22,12 @@ log = get_logger(__name__)
 class OracleTask(RetryingTask):
     """An exchange or a chain node that is down is an outage: retried with backoff, the close stays where it is."""
 
-    autoretry_for: ClassVar[tuple[type[BaseException], ...]] = (ConnectionError, TimeoutError, ExchangeUnavailable)
+    autoretry_for: ClassVar[tuple[type[BaseException], ...]] = (
+        ConnectionError,
+        TimeoutError,
+        ExchangeUnavailable,
+        OracleChainUnavailable,  # the node refused or did not answer a broadcast: retry later, as it says
+    )
 
 
 @shared_task(base=OracleTask, name="payouts.close_epochs")

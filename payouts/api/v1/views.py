@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -48,9 +48,11 @@ class EpochCloseSerializer(serializers.Serializer):
             )
         )
 
+    @extend_schema_field(serializers.URLField(allow_null=True))
     def get_inputs_url(self, close: Any) -> str | None:
         return self._url(close, "inputs")
 
+    @extend_schema_field(serializers.URLField(allow_null=True))
     def get_bundle_url(self, close: Any) -> str | None:
         return self._url(close, "bundle")
 
