@@ -28,7 +28,7 @@ from execution.accounts import exchange_account_client
 from execution.models import ExchangeAccount, ExecutionReport, MMOrder
 from payouts import crosscheck
 from payouts.domain.epochs import CampaignTerms
-from payouts.domain.intake import IntakeError, NormalizedJob, normalize_job, participant_inputs
+from payouts.domain.intake import IntakeError, NormalizedJob, normalize_job, order_as_of, participant_inputs
 from payouts.domain.scoring.inputs import (
     INPUTS_SCHEMA,
     Fill,
@@ -199,6 +199,7 @@ def _participant(
         except (CrossCheckFailed, CrossCheckUnsupported) as exc:
             _note(notes, row.reward_address, exc.code, job_id=job.job_id, why=exc.message)
             continue
+        orders = tuple(order_as_of(o, params.epoch_end_ms) for o in orders)
         used = {o.report_digest for o in orders} | {f.report_digest for f in fills}
         sources.update(d for d in used if d is not None)
         confirmed.append(replace(job, orders=tuple(orders), fills=tuple(fills)))

@@ -14,7 +14,7 @@ An inconsistent event stream raises `IntakeError`, whose `code` says what is wro
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
@@ -379,3 +379,20 @@ def participant_inputs(jobs: Sequence[NormalizedJob], *, address: str, links: Li
         fills=tuple(sorted(fills.values(), key=lambda f: (f.ts_ms, f.trade_id, f.side))),
         links=links,
     )
+
+
+def order_as_of(order: Order, end_ms: int) -> Order:
+    """The order and the exchange's answer about it as they stood at `end_ms` (the epoch's end): intervals from
+    then on dropped, and a close at or after it — in the reports or on the exchange — written as still open. What
+    happens after the epoch cannot be scored in it, and a close reported only in a report not yet pulled, or asked
+    of the exchange after the epoch, must not make an order of the epoch disagree with the exchange."""
+    live = [iv for iv in order.live if iv.live_from_ms < end_ms]
+    if not live:
+        raise ValueError(f"order {order.order_id} was not live before {end_ms}")
+    last = live[-1]
+    if last.live_to_ms is not None and last.live_to_ms >= end_ms:
+        live[-1] = LiveInterval(live_from_ms=last.live_from_ms, live_to_ms=None, remaining=last.remaining)
+    answer = order.exchange
+    if answer is not None and answer.closed_ms is not None and answer.closed_ms >= end_ms:
+        answer = replace(answer, closed_ms=None)
+    return replace(order, live=tuple(live), exchange=answer)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
@@ -24,6 +25,7 @@ from payouts.domain.intake import (
     IntakeError,
     NormalizedJob,
     normalize_job,
+    order_as_of,
     participant_inputs,
 )
 from payouts.domain.scoring.engine import score_epoch
@@ -512,3 +514,34 @@ def test_the_schema_refuses_an_exchange_time_that_is_not_a_non_negative_integer(
     report["order_events"][0]["exchange_ts_ms"] = value
     with pytest.raises(SchemaError, match=r"order_events\[0\]\.exchange_ts_ms"):
         validate_report(report)
+
+
+def test_an_order_is_taken_as_it_stood_at_the_epochs_end() -> None:
+    """A close at or after the end — reported, or on the exchange — reads as still open; later intervals go."""
+    answer = OrderConfirmation(side="buy", price=Fraction(1), amount=Fraction(5), created_ms=100, closed_ms=900)
+    order = Order(
+        order_id="o1",
+        side="buy",
+        price=Fraction(1),
+        amount=Fraction(5),
+        live=(
+            LiveInterval(live_from_ms=100, live_to_ms=400, remaining=Fraction(5)),
+            LiveInterval(live_from_ms=400, live_to_ms=700, remaining=Fraction(3)),
+            LiveInterval(live_from_ms=700, live_to_ms=900, remaining=Fraction(1)),
+        ),
+        exchange=answer,
+    )
+    at_end = order_as_of(order, 600)
+    assert at_end.live == (
+        LiveInterval(live_from_ms=100, live_to_ms=400, remaining=Fraction(5)),
+        LiveInterval(live_from_ms=400, live_to_ms=None, remaining=Fraction(3)),
+    )
+    assert at_end.exchange == replace(answer, closed_ms=None)
+    assert at_end.confirmed
+    # A close before the end stays as it was on both sides, and a disagreement there is kept.
+    assert order_as_of(order, 1_000) == order
+    # The report still shows it open while the exchange closed it within the epoch: not confirmed.
+    unreported = replace(order, live=(LiveInterval(live_from_ms=100, live_to_ms=None, remaining=Fraction(5)),))
+    assert not order_as_of(unreported, 1_000).confirmed
+    with pytest.raises(ValueError, match="not live before"):
+        order_as_of(order, 100)

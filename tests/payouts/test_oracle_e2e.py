@@ -53,7 +53,6 @@ from payouts.models import EpochClose, OracleTransaction
 from payouts.recorder import Recorder
 from tests.execution.executor_thread import running_executor
 from tests.execution.gate_stand_in import GateStandIn
-from tests.executor.harness import busy_markets
 from tests.factories import user_with
 from tests.fixtures.chain import connect, running_anvil
 
@@ -88,11 +87,12 @@ def tokens(w3: Web3) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def sim(anvil: Anvil, tokens: dict[str, str]) -> Iterator[RunningExchange]:
-    """The simulator with its busy market, on the chain: every account has deposit addresses (the link keys)."""
+    """The simulator with its market running, on the chain: every account has deposit addresses (the link keys)."""
     chain = ChainConfig(
         rpc_url=anvil.url, assets=tokens, hot_wallet_key=HOT.private_key, confirmations=1, poll_interval=0.2
     )
-    config = SimConfig(markets=busy_markets(), run_market=True, tick_seconds=Decimal("0.2"), chain=chain)
+    # The default market: its takers leave quotes a few ticks from the touch resting long enough to score.
+    config = SimConfig(run_market=True, tick_seconds=Decimal("0.2"), chain=chain)
     with run_exchange(config) as running:
         yield running
 
@@ -198,7 +198,18 @@ def an_order(sim: RunningExchange, campaign: Campaign, reward: DevAccount) -> MM
         funding_asset="USDT",
         funding_amount=1_000 * USDT,
         state=mm.State.DEPOSIT_CONFIRMED,
-        strategy={"params": {"order_amount": "50", "levels": 1}, "report_interval_seconds": 10, "sample_seconds": 1},
+        strategy={
+            "params": {
+                "order_amount": "50",
+                "levels": 1,
+                "bid_spread": "0.004",
+                "ask_spread": "0.004",
+                # Quotes stay while the mid wanders within 30 bps, so they rest past min_rest_seconds.
+                "refresh_tolerance": "0.003",
+            },
+            "report_interval_seconds": 10,
+            "sample_seconds": 1,
+        },
         campaign_chain_id=campaign.chain_id,
         campaign_address=campaign.address,
         reward_address=reward.address.lower(),
