@@ -522,7 +522,14 @@ def _ensure_demo_order() -> None:
         funding_asset="USDT",
         funding_amount=2_000 * 10**6,
         strategy={
-            "params": {"bid_spread": "0.002", "ask_spread": "0.002", "levels": 2, "order_amount": "400"},
+            # Quotes stay while the mid wanders within 30 bps, so that they rest long enough to score.
+            "params": {
+                "bid_spread": "0.002",
+                "ask_spread": "0.002",
+                "levels": 2,
+                "order_amount": "400",
+                "refresh_tolerance": "0.003",
+            },
             # Reports every 10 s: well inside the oracle's grace for late reports after each short epoch.
             "report_interval_seconds": 10,
         },

@@ -114,7 +114,7 @@ def gate_stand_in(monkeypatch: pytest.MonkeyPatch) -> GateStandIn:
 
 
 @pytest.fixture
-def oracle_settings(settings, anvil: Anvil, sim: RunningExchange, executor: str, tmp_path: Path) -> Iterator[None]:
+def oracle_settings(settings, anvil: Anvil, sim: RunningExchange, executor: str, tmp_path: Path) -> None:
     settings.CHAIN_RPC_URL = anvil.url
     settings.CHAIN_CONFIRMATIONS = 0
     settings.EXCHANGE_API_URLS = {"binance": sim.base_url}
@@ -135,8 +135,7 @@ def oracle_settings(settings, anvil: Anvil, sim: RunningExchange, executor: str,
             "OPTIONS": {"location": str(tmp_path / "oracle")},
         },
     }
-    yield
-    storages._storages.pop("oracle_artifacts", None)  # the handler caches backends: the next test builds its own
+    # Assigning STORAGES sends setting_changed, on which Django drops the storage handler's cached backends.
 
 
 def the_campaign(w3: Web3, tokens: dict[str, str]) -> Campaign:
@@ -292,6 +291,7 @@ def test_two_participants_are_measured_closed_and_recorded_on_chain(
     executor: str,
     oracle_settings: None,
     gate_stand_in: GateStandIn,
+    tmp_path: Path,
 ) -> None:
     campaign = the_campaign(w3, tokens)
     orders = [an_order(sim, campaign, reward) for reward in REWARDS]
@@ -357,7 +357,7 @@ def test_two_participants_are_measured_closed_and_recorded_on_chain(
     assert inputs["source_reports"], "the reports the orders came from are named"
 
     # Anyone holding the stored inputs reproduces the bundle byte for byte with the shipped command.
-    out = Path(storage.location) / "recomputed"
+    out = tmp_path / "recomputed"
     done = subprocess.run(
         [sys.executable, "-m", "payouts.audit", "score", "--inputs", storage.path(close.inputs_name), "--out", out],
         cwd=ROOT,
