@@ -9,7 +9,15 @@ from django.http import HttpRequest
 from mrmarket.admin import ReadOnlyAdminMixin
 from payouts import closing
 from payouts.domain.epochs import IllegalCloseTransition
-from payouts.models import EpochClose, EpochCloseTransition
+from payouts.models import (
+    BookSnapshot,
+    EpochClose,
+    EpochCloseTransition,
+    OracleTransaction,
+    Participant,
+    ParticipantAccount,
+    ParticipantOrder,
+)
 
 
 class EpochCloseTransitionInline(ReadOnlyAdminMixin, admin.TabularInline[EpochCloseTransition, EpochClose]):
@@ -39,3 +47,44 @@ class EpochCloseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[EpochClose]):
             except IllegalCloseTransition as exc:
                 self.message_user(request, f"{close}: {exc}", messages.WARNING)
         self.message_user(request, f"Sent {done} close(s) back to closing.", messages.SUCCESS)
+
+
+class ParticipantOrderInline(ReadOnlyAdminMixin, admin.TabularInline[ParticipantOrder, Participant]):
+    model = ParticipantOrder
+    extra = 0
+    fields = ("mm_order", "added_at")
+    readonly_fields = fields
+
+
+class ParticipantAccountInline(ReadOnlyAdminMixin, admin.TabularInline[ParticipantAccount, Participant]):
+    model = ParticipantAccount
+    extra = 0
+    fields = ("exchange_account", "added_at")  # the account's own page shows its key hint, never the key
+    readonly_fields = fields
+
+
+@admin.register(Participant)
+class ParticipantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Participant]):
+    list_display = ("reward_address", "campaign", "owner", "joined_at")
+    search_fields = ("reward_address", "campaign__address")
+    readonly_fields = ("campaign", "reward_address", "owner", "joined_at", "siwe_message", "siwe_signature")
+    inlines = (ParticipantOrderInline, ParticipantAccountInline)
+
+
+@admin.register(BookSnapshot)
+class BookSnapshotAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[BookSnapshot]):
+    list_display = ("campaign", "t_ms", "source", "gap_reason", "exchange_ts_ms")
+    list_filter = ("source", "gap_reason")
+    readonly_fields = ("campaign", "t_ms", "book", "exchange_ts_ms", "recorded_ms", "source", "gap_reason")
+
+
+@admin.register(OracleTransaction)
+class OracleTransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[OracleTransaction]):
+    list_display = ("purpose_key", "status", "chain_id", "sender", "nonce", "tx_hash", "block_number")
+    list_filter = ("status", "role")
+    search_fields = ("purpose_key", "tx_hash")
+    exclude = ("raw_tx",)  # signed bytes: public once broadcast, but nothing a person needs to read here
+    readonly_fields = (
+        "purpose_key", "role", "chain_id", "sender", "to", "data", "nonce", "gas", "gas_price", "tx_hash", "status",
+        "block_number", "revert_reason", "signed_at", "broadcast_at", "settled_at",
+    )  # fmt: skip
