@@ -103,3 +103,47 @@ class SnapshotInvalid(PayoutsError):
     """A book snapshot that is neither a book nor a gap with its reason, or has an unknown source."""
 
     code = "book_snapshot_invalid"
+
+
+# --- Reports from executors elsewhere (payouts.services.external_reports_submit) ----------------------------------
+
+
+class AccountNotForParticipant(PayoutsError):
+    """The exchange account named is not one of the participant's enrolled read-only accounts."""
+
+    code = "account_not_for_participant"
+
+
+class ReportKeyNotAttested(PayoutsError):
+    """A report is signed by a key that no accepted attestation of an executor in good standing binds now."""
+
+    code = "report_key_not_attested"
+    status = 403
+
+
+class ExternalReportInvalid(PayoutsError):
+    """An envelope that is not a well-formed report signed by the key it names (`extra.reason_code` says which
+    wire check refused it): nothing of the batch was stored."""
+
+    code = "report_invalid"
+
+
+class ExternalReportChainBroken(PayoutsError):
+    """A report that does not continue the job's stored chain (a gap, a wrong prev_digest, a rewritten report, a
+    change of key or job spec within the job): nothing of the batch was stored."""
+
+    code = "report_chain_broken"
+
+
+class ExternalReportWrongMarket(PayoutsError):
+    """A report of another exchange or symbol than the campaign's market."""
+
+    code = "report_market_mismatch"
+
+
+class ExternalReportClaimed(PayoutsError):
+    """The report is stored already for another account, or as a report of one of this system's MM orders: one
+    executor's report counts once."""
+
+    code = "report_already_claimed"
+    status = 409

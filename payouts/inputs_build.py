@@ -4,9 +4,10 @@ What goes in (docs/scoring.md, "Published artifacts" and "Epoch close"):
 - the campaign's parameters from its metadata document (the one whose SHA-256 is on chain), the epoch's bounds and
   the budget the participants can be paid, as the escrow computes them (`payouts.domain.epochs`);
 - the oracle's own book snapshots at every sample time of the epoch and the few before it (gaps as gaps);
-- per participant, the orders and fills of the verified reports of every job it named, each confirmed — or not —
-  by the exchange's own record of the account, asked with that account's key (`payouts.crosscheck`), and the link
-  keys of every account it trades through;
+- per participant, the orders and fills of the verified reports of every job it named — the jobs of its MM orders,
+  and the jobs pushed for its enrolled read-only accounts by executors elsewhere (`ExternalReport`) — each confirmed
+  — or not — by the exchange's own record of the account the job traded, asked with that account's key
+  (`payouts.crosscheck`), and the link keys of every account it trades through;
 - the digests of every source report.
 
 Reads only: nothing here writes. Exactly one epoch of one campaign is loaded at a time. A job whose reports cannot
@@ -38,7 +39,9 @@ from payouts.domain.scoring.inputs import (
     Participant,
 )
 from payouts.errors import CampaignMetadataMissing, CrossCheckFailed, CrossCheckUnsupported, EpochNotStarted
+from payouts.models import ExternalReport
 from payouts.models import Participant as ParticipantRow
+from payouts.models import ParticipantAccount as ParticipantAccountRow
 from payouts.selectors import epoch_snapshots
 from wire.canonical import parse
 from wire.reports import SignedReport
@@ -115,6 +118,14 @@ def _job_reports(order: MMOrder) -> dict[str, list[SignedReport]]:
     return jobs
 
 
+def _external_job_reports(link: ParticipantAccountRow) -> dict[str, list[SignedReport]]:
+    """Every report pushed for the enrolled account (verified when stored), by job, each chain in sequence order."""
+    jobs: dict[str, list[SignedReport]] = {}
+    for row in ExternalReport.objects.filter(account=link).order_by("job_id", "sequence").iterator():
+        jobs.setdefault(row.job_id, []).append(SignedReport.from_json(parse(row.envelope)))
+    return jobs
+
+
 def _in_epoch_orders(orders: Iterable[Order], params: Params) -> list[Order]:
     """Orders live at some point in [start − min_rest, end): only those can be eligible at a sample time."""
     since = params.epoch_start_ms - params.min_rest_seconds * 1000
@@ -145,32 +156,39 @@ def _note(notes: list[dict[str, Any]], address: str, left_out: str, **why: Any) 
 
 def _normalized_jobs(
     row: ParticipantRow, campaign: Campaign, params: Params, notes: list[dict[str, Any]], sources: set[str]
-) -> tuple[list[tuple[NormalizedJob, MMOrder]], dict[int, ExchangeAccount]]:
-    jobs: list[tuple[NormalizedJob, MMOrder]] = []
+) -> tuple[list[tuple[NormalizedJob, ExchangeAccount]], dict[int, ExchangeAccount]]:
+    """Each job the participant is scored on, with the exchange account it traded (whose key cross-checks it):
+    the jobs of its MM orders on the order's account, and the jobs pushed from executors elsewhere on the enrolled
+    read-only account they were pushed for. Every account it trades through, for the link keys."""
+    chains: list[tuple[str, list[SignedReport], ExchangeAccount]] = []
     accounts: dict[int, ExchangeAccount] = {}
     for link in row.orders.select_related("mm_order__exchange_account").order_by("mm_order_id"):
         order = link.mm_order
         accounts[order.exchange_account_id] = order.exchange_account
-        for job_id, reports in _job_reports(order).items():
-            # Every report covering part of the epoch is a source, whether or not it carries an order or a fill.
-            sources.update(
-                r.digest
-                for r in reports
-                if r.report["window_start_ms"] < params.epoch_end_ms
-                and r.report["window_end_ms"] > params.epoch_start_ms
-            )
-            try:
-                job = normalize_job(reports)
-            except IntakeError as exc:
-                _note(notes, row.reward_address, exc.code, job_id=job_id, where=exc.path, why=exc.problem)
-                log.warning("oracle_job_left_out", job_id=job_id, code=exc.code, campaign_id=campaign.pk)
-                continue
-            if (job.exchange, job.symbol) != (campaign.exchange, campaign.pair):
-                _note(notes, row.reward_address, "market_mismatch", job_id=job_id)
-                continue
-            jobs.append((job, order))
+        chains.extend((job_id, reports, order.exchange_account) for job_id, reports in _job_reports(order).items())
     for enrolled in row.accounts.select_related("exchange_account").order_by("exchange_account_id"):
         accounts[enrolled.exchange_account_id] = enrolled.exchange_account
+        chains.extend(
+            (job_id, reports, enrolled.exchange_account) for job_id, reports in _external_job_reports(enrolled).items()
+        )
+    jobs: list[tuple[NormalizedJob, ExchangeAccount]] = []
+    for job_id, reports, account in chains:
+        # Every report covering part of the epoch is a source, whether or not it carries an order or a fill.
+        sources.update(
+            r.digest
+            for r in reports
+            if r.report["window_start_ms"] < params.epoch_end_ms and r.report["window_end_ms"] > params.epoch_start_ms
+        )
+        try:
+            job = normalize_job(reports)
+        except IntakeError as exc:
+            _note(notes, row.reward_address, exc.code, job_id=job_id, where=exc.path, why=exc.problem)
+            log.warning("oracle_job_left_out", job_id=job_id, code=exc.code, campaign_id=campaign.pk)
+            continue
+        if (job.exchange, job.symbol) != (campaign.exchange, campaign.pair):
+            _note(notes, row.reward_address, "market_mismatch", job_id=job_id)
+            continue
+        jobs.append((job, account))
     return jobs, accounts
 
 
@@ -183,8 +201,8 @@ def _participant(
     symbol = campaign.pair
     jobs, accounts = _normalized_jobs(row, campaign, params, notes, sources)
     confirmed: list[NormalizedJob] = []
-    for job, order in jobs:
-        client = exchange_account_client(account=order.exchange_account)
+    for job, account in jobs:
+        client = exchange_account_client(account=account)
         try:
             orders = crosscheck.confirm_orders(
                 client=client, symbol=symbol, orders=_in_epoch_orders(job.orders, params)

@@ -250,3 +250,38 @@ class BookSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"book of campaign {self.campaign_id} at {self.t_ms}"
+
+
+# --- Reports from executors elsewhere: signed reports pushed by the operator of an attested executor that trades
+# an enrolled read-only account (docs/participants.md, "Reports from executors elsewhere") ----------------------
+
+
+class ExternalReport(AppendOnlyModel):
+    """One signed report of a job run by an attested executor of another operator, pushed for one enrolled
+    read-only account and stored verbatim once its signature, schema and chain verified. The digest is unique
+    across accounts: one executor's report scores for one account only."""
+
+    account = models.ForeignKey(ParticipantAccount, on_delete=models.PROTECT, related_name="external_reports")
+    job_id = models.CharField(max_length=128)
+    sequence = models.PositiveIntegerField()
+    digest = models.CharField(max_length=64, unique=True)
+    prev_digest = models.CharField(max_length=64, blank=True, default="")
+    signing_key = models.CharField(max_length=64)
+    window_start_ms = models.BigIntegerField()
+    window_end_ms = models.BigIntegerField()
+    envelope = models.TextField(help_text="The envelope's canonical JSON, as verified.")
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("account_id", "job_id", "sequence")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("account", "job_id", "sequence"), name="external_report_account_job_sequence_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"external report {self.job_id}#{self.sequence} of {self.account_id}"
+
+
+# --- end of Reports from executors elsewhere ----------------------------------------------------------------------

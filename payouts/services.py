@@ -8,14 +8,29 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from attestation.selectors import signing_key_attested
 from campaigns.models import Campaign
 from execution.accounts import exchange_account_enrol
-from execution.models import MMOrder
+from execution.models import ExecutionReport, MMOrder
 from mrmarket.errors import NotFound
 from mrmarket.exchanges.credentials import ExchangeCredentials
 from mrmarket.siwe import IssuedNonce, NonceStore, campaign_resource, siwe_nonce_issue, siwe_verify
-from payouts.errors import CampaignUnknown, MMOrderNotForParticipant, ParticipantOwnedByAnother, SnapshotInvalid
-from payouts.models import BookSnapshot, Participant, ParticipantAccount, ParticipantOrder
+from payouts.errors import (
+    AccountNotForParticipant,
+    CampaignUnknown,
+    ExternalReportChainBroken,
+    ExternalReportClaimed,
+    ExternalReportInvalid,
+    ExternalReportWrongMarket,
+    MMOrderNotForParticipant,
+    ParticipantOwnedByAnother,
+    ReportKeyNotAttested,
+    SnapshotInvalid,
+)
+from payouts.models import BookSnapshot, ExternalReport, Participant, ParticipantAccount, ParticipantOrder
+from wire.canonical import digest, parse
+from wire.errors import ChainError, WireError
+from wire.reports import SignedReport, report_bytes, validate_report, verify_chain
 
 # --- Participants (Sign-In with Ethereum joining; docs/participants.md) ------------------------------------
 
@@ -150,3 +165,134 @@ def book_snapshot_record(
         },
     )
     return created
+
+
+# --- Reports from executors elsewhere (docs/participants.md, "Reports from executors elsewhere") ----------------
+
+
+def external_reports_submit(*, participant_id: int, account_id: int, owner_id: int, envelopes: list[Any]) -> int:
+    """Store the signed reports an attested executor of another operator made while trading one of the
+    participant's enrolled read-only accounts, and return how many were new. Each must be signed by the key it
+    names, that key bound by an accepted attestation of an executor in good standing now, be of the campaign's
+    market, and continue its job's stored chain for this account (sequence 0 first, no gap, each linking to the
+    digest before it). All or nothing: the first refusal (typed) stores nothing of the batch. Reports stored
+    already are skipped, so a retried push is harmless."""
+    try:
+        with transaction.atomic():
+            participant = (
+                Participant.objects.select_related("campaign").filter(pk=participant_id, owner_id=owner_id).first()
+            )
+            if participant is None:
+                raise NotFound(f"you have no participant {participant_id}")
+            # Locked: two pushes for one account cannot both extend the same chain.
+            link = (
+                ParticipantAccount.objects.select_for_update()
+                .filter(participant=participant, exchange_account_id=account_id)
+                .first()
+            )
+            if link is None:
+                raise AccountNotForParticipant(
+                    f"exchange account {account_id} is not enrolled for participant {participant_id}",
+                    extra={"account_id": account_id},
+                )
+            rows = _external_verified(link=link, campaign=participant.campaign, envelopes=envelopes)
+            ExternalReport.objects.bulk_create(rows)
+    except IntegrityError as exc:
+        # Only the digest can collide once the account is locked: the same report pushed at the same moment for
+        # another account.
+        raise ExternalReportClaimed("a report is being stored for another account") from exc
+    return len(rows)
+
+
+def _external_verified(*, link: ParticipantAccount, campaign: Campaign, envelopes: list[Any]) -> list[ExternalReport]:
+    last: dict[str, SignedReport | None] = {}  # the chain's head per job: stored, then extended by the batch
+    batch: dict[tuple[str, int], str] = {}
+    attested: set[str] = set()
+    rows: list[ExternalReport] = []
+    for index, envelope in enumerate(envelopes):
+        try:
+            signed = SignedReport.from_json(envelope)
+            # Schema and size caps first: every step after reads only fields of a checked, bounded report.
+            validate_report(signed.report)
+        except WireError as exc:
+            raise ExternalReportInvalid(
+                f"report {index}: {exc}", extra={"index": index, "reason_code": exc.code}
+            ) from None
+        r = signed.report
+        job_id, sequence, key = r["job_id"], signed.sequence, r["executor"]["signing_key"]
+        where = {"index": index, "job_id": job_id, "sequence": sequence}
+        if (r["exchange"], r["symbol"]) != (campaign.exchange, campaign.pair):
+            raise ExternalReportWrongMarket(
+                f"report {index} is of {r['exchange']} {r['symbol']}, the campaign's market is "
+                f"{campaign.exchange} {campaign.pair}",
+                extra=where,
+            )
+        if job_id not in last:
+            last[job_id] = _external_head(link, job_id)
+        after = last[job_id]
+        try:
+            if after is not None and sequence <= after.sequence:
+                known = batch.get((job_id, sequence)) or _external_digest(link, job_id, sequence)
+                if known != signed.digest or digest(r) != signed.digest:
+                    raise ChainError(f"report {sequence} differs from the one already stored (rewritten history)")
+                continue
+            if key not in attested:
+                if signing_key_attested(key) is None:
+                    raise ReportKeyNotAttested(
+                        f"report {index} is signed by a key no accepted attestation binds now",
+                        extra={**where, "signing_key": key},
+                    )
+                attested.add(key)
+            if after is not None and after.report["executor"]["signing_key"] != key:
+                raise ChainError(f"report {sequence} is signed by another key than the job's earlier reports")
+            verify_chain(
+                [signed],
+                signing_key=key,
+                after=after,
+                job_spec_digest=after.report["job_spec_digest"] if after is not None else None,
+            )
+        except ChainError as exc:
+            raise ExternalReportChainBroken(
+                f"report {index}: {exc}", extra={**where, "reason_code": exc.code}
+            ) from None
+        except WireError as exc:
+            raise ExternalReportInvalid(f"report {index}: {exc}", extra={**where, "reason_code": exc.code}) from None
+        if (
+            ExternalReport.objects.filter(digest=signed.digest).exists()
+            or ExecutionReport.objects.filter(digest=signed.digest).exists()
+        ):
+            raise ExternalReportClaimed(
+                f"report {index} is stored already for another account or MM order", extra=where
+            )
+        rows.append(
+            ExternalReport(
+                account=link,
+                job_id=job_id,
+                sequence=sequence,
+                digest=signed.digest,
+                prev_digest=r["prev_digest"] or "",
+                signing_key=key,
+                window_start_ms=r["window_start_ms"],
+                window_end_ms=r["window_end_ms"],
+                envelope=report_bytes(signed).decode(),
+            )
+        )
+        batch[(job_id, sequence)] = signed.digest
+        last[job_id] = signed
+    return rows
+
+
+def _external_head(link: ParticipantAccount, job_id: str) -> SignedReport | None:
+    row = ExternalReport.objects.filter(account=link, job_id=job_id).order_by("-sequence").first()
+    return None if row is None else SignedReport.from_json(parse(row.envelope))
+
+
+def _external_digest(link: ParticipantAccount, job_id: str, sequence: int) -> str | None:
+    return (
+        ExternalReport.objects.filter(account=link, job_id=job_id, sequence=sequence)
+        .values_list("digest", flat=True)
+        .first()
+    )
+
+
+# --- end of Reports from executors elsewhere ----------------------------------------------------------------

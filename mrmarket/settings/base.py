@@ -352,10 +352,11 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "auth": env.str("AUTH_THROTTLE_RATE", default="10/min"),
         # Participants (payouts/api/v1/participants.py): nonces per client address, joins per reward address,
-        # key enrolments per user.
+        # key enrolments and report pushes per user.
         "participant_nonce": env.str("PARTICIPANT_NONCE_THROTTLE_RATE", default="30/min"),
         "participant_join": env.str("PARTICIPANT_JOIN_THROTTLE_RATE", default="10/hour"),
         "participant_enrol": env.str("PARTICIPANT_ENROL_THROTTLE_RATE", default="10/hour"),
+        "participant_reports": env.str("PARTICIPANT_REPORTS_THROTTLE_RATE", default="120/hour"),
     },
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

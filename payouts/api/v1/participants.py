@@ -1,5 +1,6 @@
 """Participants (API v1, mounted at /api/v1/participants/): a nonce, joining by Sign-In with Ethereum, read-only
-exchange keys, and a participant's status. Rate limits per identity: docs/participants.md."""
+exchange keys, reports pushed from executors elsewhere, and a participant's status. Rate limits per identity:
+docs/participants.md."""
 
 from __future__ import annotations
 
@@ -156,6 +157,39 @@ class ParticipantAccountEnrolApi(APIView):
             "added_at": link.added_at,
         }
         return Response(ParticipantAccountSerializer(body).data, status=status.HTTP_201_CREATED)
+
+
+class ParticipantReportsSubmitApi(APIView):
+    """The operator of an attested executor elsewhere pushes the signed reports of its jobs on an enrolled
+    read-only account (that executor answers report pulls only to its own controller)."""
+
+    allowed_roles: ClassVar[frozenset[str]] = frozenset({Role.OPERATOR})
+    throttle_classes = [UserThrottle]
+    throttle_scope = "participant_reports"
+
+    class InputSerializer(serializers.Serializer):
+        account_id = serializers.IntegerField(min_value=1, help_text="The enrolled read-only exchange account.")
+        reports = serializers.ListField(
+            child=serializers.JSONField(),
+            min_length=1,
+            max_length=100,
+            help_text="Signed report envelopes ({report, digest, signature}), in chain order (docs/api/report-v1.md).",
+        )
+
+    class OutputSerializer(serializers.Serializer):
+        stored = serializers.IntegerField(help_text="Reports new to the oracle; 0 when all were stored already.")
+
+    @extend_schema(
+        request=InputSerializer, responses={200: OutputSerializer}, operation_id="participants_reports_submit"
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        stored = services.external_reports_submit(
+            participant_id=pk, account_id=v["account_id"], owner_id=_user_id(request), envelopes=v["reports"]
+        )
+        return Response(self.OutputSerializer({"stored": stored}).data)
 
 
 class ParticipantOrderSerializer(serializers.Serializer):
