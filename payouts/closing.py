@@ -35,7 +35,7 @@ from mrmarket.observability.logging import get_logger
 from payouts import oracle_tx
 from payouts.audit.cli import software_version
 from payouts.audit.schemas import SchemaViolation, validate_inputs
-from payouts.domain.bundle import bundle_bytes, results_bundle
+from payouts.domain.bundle import UNKNOWN, bundle_bytes, results_bundle
 from payouts.domain.epochs import CloseEvent, CloseState, close_transition
 from payouts.domain.scoring.inputs import ScoringInputError
 from payouts.errors import (
@@ -44,6 +44,7 @@ from payouts.errors import (
     OracleKeyNotConfigured,
     OraclePurposeConflict,
     ResultsAlreadyRecordedDifferently,
+    SoftwareUnknown,
 )
 from payouts.inputs_build import build_inputs, campaign_terms
 from payouts.models import EpochClose, EpochCloseTransition, EpochPreview, OracleTransaction
@@ -116,11 +117,13 @@ def epoch_close_ensure(*, campaign: Campaign, epoch: int) -> EpochClose:
     return close
 
 
-def _fail(close_id: int, reason: str, *, key: str) -> EpochClose:
+def _fail(close_id: int, reason: str, *, key: str, worker: str) -> EpochClose:
     with transaction.atomic():
         close = EpochClose.objects.select_for_update().get(pk=close_id)
         if CloseState(close.state) not in (CloseState.CLOSING, CloseState.STORED):
             return close
+        if close.lease_owner and close.lease_owner != worker:
+            return close  # another worker took the close over: its build decides
         log.error("epoch_close_failed", campaign_id=close.campaign_id, epoch=close.epoch, reason=reason)
         return _transition(
             close,
@@ -196,6 +199,10 @@ def scored_documents(document: dict[str, Any]) -> tuple[bytes, bytes]:
 def _build(close_id: int, worker: str) -> EpochClose:
     close = EpochClose.objects.select_related("campaign").get(pk=close_id)
     try:
+        if software_version().commit == UNKNOWN:
+            # The bundle names the commit that computed it, so that anyone can check it out and recompute: a
+            # bundle that cannot say so is not published (set MRMARKET_COMMIT where the code has no .git).
+            raise SoftwareUnknown("the oracle cannot tell which commit it runs: set MRMARKET_COMMIT")
         built = build_inputs(campaign=close.campaign, epoch=close.epoch)
         inputs_data, bundle_data = scored_documents(built.document)
     except ExchangeUnavailable as exc:
@@ -203,7 +210,9 @@ def _build(close_id: int, worker: str) -> EpochClose:
         raise  # the task retries with backoff; the row stays in closing
     except (SchemaViolation, ScoringInputError) as exc:
         _release(close_id, worker, str(exc))
-        return _fail(close_id, f"the oracle built inputs it cannot score: {exc}", key=f"failed:{_round(close)}")
+        return _fail(
+            close_id, f"the oracle built inputs it cannot score: {exc}", key=f"failed:{_round(close)}", worker=worker
+        )
     except ApplicationError as exc:
         # A typed error (the metadata document missing, say): its message is written to be shown.
         _release(close_id, worker, f"{exc.code}: {exc.message}")

@@ -23,9 +23,12 @@ import ccxt
 
 from mrmarket.exchanges.client import TRANSIENT
 from mrmarket.exchanges.errors import ExchangeUnavailable, InvalidExchangeKey
+from mrmarket.observability.logging import get_logger
 from payouts.domain import crosscheck as domain
 from payouts.domain.scoring.inputs import Fill, Links, Order
 from payouts.errors import CrossCheckFailed, CrossCheckUnsupported
+
+log = get_logger(__name__)
 
 T = TypeVar("T")
 
@@ -70,8 +73,12 @@ def _fields(client: Any) -> domain.RawFields:
 
 
 def _failed(client: Any, what: str, exc: Exception) -> CrossCheckFailed:
+    # The exception's text is not repeated: ccxt's quotes the request (its URL carries the signed query) and the
+    # answer, and this message ends up in the epoch's public notes. The server log keeps the type.
+    log.warning("crosscheck_unexpected_answer", exchange=client.id, what=what, error_type=type(exc).__name__)
     return CrossCheckFailed(
-        f"{client.id} answered {what} unexpectedly ({type(exc).__name__}: {exc})", extra={"exchange": client.id}
+        f"{client.id} answered {what} unexpectedly ({type(exc).__name__})",
+        extra={"exchange": client.id, "error_type": type(exc).__name__},
     )
 
 

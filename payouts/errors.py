@@ -147,3 +147,10 @@ class ExternalReportClaimed(PayoutsError):
 
     code = "report_already_claimed"
     status = 409
+
+
+class SoftwareUnknown(PayoutsError):
+    """The oracle cannot name the commit it runs, which a bundle must carry for anyone to recompute it."""
+
+    code = "software_unknown"
+    status = 503

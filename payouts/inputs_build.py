@@ -27,6 +27,8 @@ import structlog
 from campaigns.models import Campaign, CampaignMetadata
 from execution.accounts import exchange_account_client
 from execution.models import ExchangeAccount, ExecutionReport, MMOrder
+from mrmarket.errors import ApplicationError
+from mrmarket.exchanges.errors import ExchangeUnavailable
 from payouts import crosscheck
 from payouts.domain.epochs import CampaignTerms
 from payouts.domain.intake import IntakeError, NormalizedJob, normalize_job, order_as_of, participant_inputs
@@ -38,12 +40,13 @@ from payouts.domain.scoring.inputs import (
     Params,
     Participant,
 )
-from payouts.errors import CampaignMetadataMissing, CrossCheckFailed, CrossCheckUnsupported, EpochNotStarted
+from payouts.errors import CampaignMetadataMissing, EpochNotStarted
 from payouts.models import ExternalReport
 from payouts.models import Participant as ParticipantRow
 from payouts.models import ParticipantAccount as ParticipantAccountRow
 from payouts.selectors import epoch_snapshots
 from wire.canonical import parse
+from wire.errors import WireError
 from wire.reports import SignedReport
 
 log = structlog.get_logger(__name__)
@@ -110,20 +113,29 @@ def epoch_params(campaign: Campaign, epoch: int, *, until_ms: int | None = None)
     )
 
 
-def _job_reports(order: MMOrder) -> dict[str, list[SignedReport]]:
-    """Every verified report of every job the MM order ran, by job, each chain in sequence order."""
-    jobs: dict[str, list[SignedReport]] = {}
-    for row in ExecutionReport.objects.filter(order=order).order_by("job_id", "sequence").iterator():
-        jobs.setdefault(row.job_id, []).append(SignedReport.from_json(parse(row.envelope)))
+def _chains(rows: Iterable[Any]) -> dict[str, list[SignedReport] | WireError]:
+    """Stored report rows (verified when stored) by job, each chain in sequence order; a chain one of whose
+    envelopes no longer reads under the current wire schema is given as the error instead."""
+    jobs: dict[str, list[SignedReport] | WireError] = {}
+    for row in rows:
+        chain = jobs.setdefault(row.job_id, [])
+        if isinstance(chain, WireError):
+            continue
+        try:
+            chain.append(SignedReport.from_json(parse(row.envelope)))
+        except WireError as exc:
+            jobs[row.job_id] = exc
     return jobs
 
 
-def _external_job_reports(link: ParticipantAccountRow) -> dict[str, list[SignedReport]]:
-    """Every report pushed for the enrolled account (verified when stored), by job, each chain in sequence order."""
-    jobs: dict[str, list[SignedReport]] = {}
-    for row in ExternalReport.objects.filter(account=link).order_by("job_id", "sequence").iterator():
-        jobs.setdefault(row.job_id, []).append(SignedReport.from_json(parse(row.envelope)))
-    return jobs
+def _job_reports(order: MMOrder) -> dict[str, list[SignedReport] | WireError]:
+    """Every verified report of every job the MM order ran, by job."""
+    return _chains(ExecutionReport.objects.filter(order=order).order_by("job_id", "sequence").iterator())
+
+
+def _external_job_reports(link: ParticipantAccountRow) -> dict[str, list[SignedReport] | WireError]:
+    """Every report pushed for the enrolled account (verified when stored), by job."""
+    return _chains(ExternalReport.objects.filter(account=link).order_by("job_id", "sequence").iterator())
 
 
 def _in_epoch_orders(orders: Iterable[Order], params: Params) -> list[Order]:
@@ -160,7 +172,7 @@ def _normalized_jobs(
     """Each job the participant is scored on, with the exchange account it traded (whose key cross-checks it):
     the jobs of its MM orders on the order's account, and the jobs pushed from executors elsewhere on the enrolled
     read-only account they were pushed for. Every account it trades through, for the link keys."""
-    chains: list[tuple[str, list[SignedReport], ExchangeAccount]] = []
+    chains: list[tuple[str, list[SignedReport] | WireError, ExchangeAccount]] = []
     accounts: dict[int, ExchangeAccount] = {}
     for link in row.orders.select_related("mm_order__exchange_account").order_by("mm_order_id"):
         order = link.mm_order
@@ -173,6 +185,9 @@ def _normalized_jobs(
         )
     jobs: list[tuple[NormalizedJob, ExchangeAccount]] = []
     for job_id, reports, account in chains:
+        if isinstance(reports, WireError):
+            _note(notes, row.reward_address, "report_unreadable", job_id=job_id, why=reports.code)
+            continue
         # Every report covering part of the epoch is a source, whether or not it carries an order or a fill.
         sources.update(
             r.digest
@@ -202,8 +217,8 @@ def _participant(
     jobs, accounts = _normalized_jobs(row, campaign, params, notes, sources)
     confirmed: list[NormalizedJob] = []
     for job, account in jobs:
-        client = exchange_account_client(account=account)
         try:
+            client = exchange_account_client(account=account)
             orders = crosscheck.confirm_orders(
                 client=client, symbol=symbol, orders=_in_epoch_orders(job.orders, params)
             )
@@ -214,7 +229,11 @@ def _participant(
                 since_ms=params.epoch_start_ms,
                 until_ms=params.epoch_end_ms,
             )
-        except (CrossCheckFailed, CrossCheckUnsupported) as exc:
+        except ExchangeUnavailable:
+            raise  # an outage: the whole close is retried later
+        except ApplicationError as exc:
+            # The account cannot be asked (revoked, untrusted credentials, a refused key) or its answer cannot be
+            # read: the job is left out, never scored unconfirmed, and never holds back everybody else's close.
             _note(notes, row.reward_address, exc.code, job_id=job.job_id, why=exc.message)
             continue
         orders = tuple(order_as_of(o, params.epoch_end_ms) for o in orders)
@@ -224,10 +243,17 @@ def _participant(
     base, quote = symbol.split("/")
     try:
         links = _links(list(accounts.values()), (base, quote))
-    except (CrossCheckFailed, CrossCheckUnsupported) as exc:
+    except ExchangeUnavailable:
+        raise
+    except ApplicationError as exc:
         _note(notes, row.reward_address, exc.code, why=f"link keys unreadable: {exc.message}")
         return None
-    return participant_inputs(confirmed, address=row.reward_address, links=links)
+    try:
+        return participant_inputs(confirmed, address=row.reward_address, links=links)
+    except IntakeError as exc:
+        # Its jobs contradict each other (one order or trade in two jobs): none of them can be trusted.
+        _note(notes, row.reward_address, exc.code, where=exc.path, why=exc.problem)
+        return None
 
 
 def build_inputs(*, campaign: Campaign, epoch: int, until_ms: int | None = None) -> BuiltInputs:

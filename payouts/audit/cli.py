@@ -60,6 +60,11 @@ def package_version(root: Path = ROOT) -> str:
 
 
 def git_commit(root: Path = ROOT) -> str:
+    """`MRMARKET_COMMIT` when set (a deployment built without its .git says which commit it runs), else the
+    checkout's `git rev-parse HEAD`; "unknown" when neither can be read."""
+    pinned = os.environ.get("MRMARKET_COMMIT", "").strip().lower()
+    if pinned:
+        return pinned if _COMMIT_RE.fullmatch(pinned) else UNKNOWN
     git = shutil.which("git")
     if git is None:
         return UNKNOWN

@@ -42,7 +42,7 @@ from mrmarket.roles import Role
 from payouts import closing, oracle_tx, tasks
 from payouts.domain.epochs import CloseState, IllegalCloseTransition
 from payouts.domain.scoring.inputs import ScoringInputError
-from payouts.errors import CampaignMetadataMissing, OracleChainUnavailable
+from payouts.errors import CampaignMetadataMissing, OracleChainUnavailable, SoftwareUnknown
 from payouts.models import BookSnapshot, EpochClose, EpochPreview, OracleTransaction, Participant, ParticipantAccount
 from payouts.selectors import ARTIFACT_STORAGE
 from tests.factories import user_with
@@ -977,3 +977,24 @@ def test_any_error_of_the_build_releases_the_lease_and_keeps_no_untyped_text(
     assert (close.state, close.lease_owner, close.lease_until) == (CloseState.CLOSING, "", None)
     assert close.attempts == 2
     assert not close.inputs_name
+
+
+@pytest.mark.django_db
+def test_an_oracle_that_cannot_name_its_commit_stores_nothing_and_says_why(
+    w3, factory_address, token, monkeypatch
+) -> None:
+    campaign = open_campaign(w3, factory_address, token)
+    close = closing.epoch_close_ensure(campaign=campaign, epoch=0)
+    monkeypatch.setenv("MRMARKET_COMMIT", "not-a-commit")  # a deployment without .git, misconfigured
+    with pytest.raises(SoftwareUnknown):
+        advance(w3, close)
+    close.refresh_from_db()
+    assert close.state == CloseState.CLOSING
+    assert close.last_error.startswith("software_unknown:")
+    assert not close.inputs_name
+    assert not OracleTransaction.objects.exists()
+    monkeypatch.setenv("MRMARKET_COMMIT", "ab" * 20)  # told which commit it runs: the bundle names it
+    close = advance(w3, close)
+    assert close.state == CloseState.RECORDED
+    with storages[ARTIFACT_STORAGE].open(close.bundle_name, "rb") as f:
+        assert json.loads(f.read())["software"]["commit"] == "ab" * 20

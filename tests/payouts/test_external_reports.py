@@ -5,6 +5,7 @@ oracle's inputs then read those chains like MM orders' reports, cross-checked wi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from rest_framework.test import APIClient
 from attestation.models import AttestationRecord, ExecutorRecord
 from campaigns.models import Campaign
 from devnet.exchange.fixtures import RunningExchange, run_exchange
+from execution.accounts import exchange_account_revoke
 from execution.models import ExchangeAccount, ExecutionReport, MMOrder
 from mrmarket.errors import NotFound
 from mrmarket.roles import Role
@@ -374,3 +376,18 @@ def test_the_inputs_score_a_pushed_job_checked_with_the_read_only_accounts_key(e
     # The job's cross-checks and the link keys were asked with the read-only account's key, the only account.
     assert set(asked) == {account.pk}
     assert len(asked) == 2
+
+
+def test_a_revoked_account_leaves_its_participant_out_with_a_note_and_holds_back_nobody(enrolled) -> None:
+    """The account cannot be asked any more (its credentials destroyed after the epoch): its job is left out and
+    its link keys unreadable, so the participant is not scored, and the inputs are still built for everyone."""
+    owner, participant, account = enrolled
+    submit(owner, participant, account, envelopes(signed_chain(2)))
+    exchange_account_revoke(account_id=account.pk)
+    built = inputs_build.build_inputs(campaign=participant.campaign, epoch=0)
+    assert built.document["participants"] == []
+    assert [(n["participant"], n["left_out"]) for n in built.notes] == [
+        (participant.reward_address, "exchange_account_revoked"),
+        (participant.reward_address, "exchange_account_revoked"),
+    ]
+    assert "secret" not in json.dumps(built.notes).lower()

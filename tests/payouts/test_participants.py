@@ -422,6 +422,24 @@ def test_the_join_after_the_limit_for_one_address_is_429_and_other_addresses_sti
     assert client.post("/api/v1/participants/join", body, format="json").status_code == 200
 
 
+def test_another_users_refused_joins_do_not_use_up_this_users_allowance_for_an_address() -> None:
+    campaign = CampaignFactory.create()
+    wallet = Account.create()
+    attacker = APIClient()
+    attacker.force_authenticate(user_with(Role.OPERATOR))
+    bad = signed(Account.create(), campaign)[1]
+    for _ in range(_limit("participant_join") + 1):
+        message = signed(wallet, campaign)[0]
+        body = {"chain_id": CHAIN, "campaign_address": campaign.address, "message": message, "signature": bad}
+        attacker.post("/api/v1/participants/join", body, format="json")
+    owner = APIClient()
+    owner.force_authenticate(user_with(Role.OPERATOR))
+    message, signature = signed(wallet, campaign)
+    body = {"chain_id": CHAIN, "campaign_address": campaign.address, "message": message, "signature": signature}
+    assert owner.post("/api/v1/participants/join", body, format="json").status_code == 200
+    assert Participant.objects.get().reward_address == wallet.address.lower()
+
+
 def test_nonces_are_limited_per_client_address() -> None:
     client = APIClient()
     for _ in range(_limit("participant_nonce")):

@@ -38,13 +38,14 @@ class ClientAddressThrottle(ScopedRateThrottle):
 
 
 class RewardAddressThrottle(ScopedRateThrottle):
-    """Keyed on the reward address the message claims, so one address cannot be tried without end from many
-    clients; a body without a readable address falls back to the client address."""
+    """Keyed on the signed-in user and the reward address the message claims: one user cannot try an address
+    without end, and nobody can spend another user's allowance for an address by sending bad messages naming it;
+    a body without a readable address falls back to the user alone."""
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
         message = request.data.get("message") if hasattr(request.data, "get") else None
         address = siwe_claimed_address(message) if isinstance(message, str) else None
-        ident = f"address:{address}" if address else f"ip:{client_ip(request._request)}"
+        ident = f"user:{request.user.pk}:address:{address}" if address else f"user:{request.user.pk}"
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
