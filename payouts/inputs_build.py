@@ -237,6 +237,7 @@ def _participant(
             _note(notes, row.reward_address, exc.code, job_id=job.job_id, why=exc.message)
             continue
         orders = tuple(order_as_of(o, params.epoch_end_ms) for o in orders)
+        fills = tuple(_in_epoch_fills(fills, params))  # a confirmed fill is timed by the exchange: still in it?
         used = {o.report_digest for o in orders} | {f.report_digest for f in fills}
         sources.update(d for d in used if d is not None)
         confirmed.append(replace(job, orders=tuple(orders), fills=tuple(fills)))

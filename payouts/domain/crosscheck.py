@@ -148,16 +148,23 @@ def fill_confirmation(raw: Mapping[str, Any], fields: RawFields) -> FillConfirma
 def confirm_fills(fills: Sequence[Fill], trades: Iterable[Mapping[str, Any]], fields: RawFields) -> tuple[Fill, ...]:
     """Copies of `fills`, each with the history's row of its trade id (the row on the fill's side when the
     account holds both, as in a self-trade), or None when the history has no such trade."""
-    rows: dict[str, list[FillConfirmation]] = {}
+    rows: dict[str, list[tuple[FillConfirmation, int | None]]] = {}
     for raw in trades:
         c = fill_confirmation(raw, fields)
-        rows.setdefault(c.trade_id, []).append(c)
+        stamp = raw.get("timestamp")
+        rows.setdefault(c.trade_id, []).append((c, int(stamp) if isinstance(stamp, int) else None))
     out = []
     for f in fills:
         found = rows.get(f.trade_id, [])
-        same_side = [c for c in found if c.side == f.side]
+        same_side = [row for row in found if row[0].side == f.side]
         pick = same_side[0] if same_side else (found[0] if found else None)
-        out.append(dataclasses.replace(f, exchange=pick))
+        if pick is None:
+            out.append(dataclasses.replace(f, exchange=None))
+            continue
+        # A trade the exchange shows happened when the exchange says: the reported time (which the executor's host
+        # could shift, towards a sample whose mid suits the price) is replaced by the exchange's own.
+        confirmation, at = pick
+        out.append(dataclasses.replace(f, exchange=confirmation, ts_ms=f.ts_ms if at is None else at))
     return tuple(out)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 from typing import Any
 
@@ -198,3 +199,14 @@ def test_links_are_deduplicated_and_sorted() -> None:
 def test_only_exchanges_with_known_fields_are_cross_checked() -> None:
     assert cc.raw_fields("binance") is BINANCE
     assert cc.raw_fields("kraken") is None
+
+
+def test_a_confirmed_fill_happened_when_the_exchange_says_not_when_it_was_reported() -> None:
+    # The host moved the trade's time (towards a sample whose mid suits its price): the exchange's time stands.
+    shifted = dataclasses.replace(fill(), ts_ms=9_999)
+    (out,) = cc.confirm_fills([shifted], [ccxt_trade()], BINANCE)
+    assert out.confirmed
+    assert out.ts_ms == 2_000
+    # A fill the exchange does not show keeps the reported time (it is not counted anyway).
+    (unknown,) = cc.confirm_fills([dataclasses.replace(fill("9"), ts_ms=9_999)], [ccxt_trade()], BINANCE)
+    assert (unknown.exchange, unknown.ts_ms) == (None, 9_999)
