@@ -162,6 +162,20 @@ def _take_lease(close_id: int, worker: str, now: datetime) -> bool:
         return True
 
 
+class LeaseLost(Exception):
+    """Another worker holds the close now (this one's lease ran out): stop building, its build stands."""
+
+
+def _renew(close_id: int, worker: str) -> None:
+    """Extend this worker's lease while it builds; raise LeaseLost when the close is no longer its own."""
+    with transaction.atomic():
+        close = EpochClose.objects.select_for_update().get(pk=close_id)
+        if close.state != CloseState.CLOSING or close.lease_owner != worker:
+            raise LeaseLost(close_id)
+        close.lease_until = timezone.now() + timedelta(seconds=settings.ORACLE_CLOSE_LEASE_SECONDS)
+        close.save(update_fields=["lease_until", "updated_at"])
+
+
 def _release(close_id: int, worker: str, error: str) -> None:
     with transaction.atomic():
         close = EpochClose.objects.select_for_update().get(pk=close_id)
@@ -203,8 +217,10 @@ def _build(close_id: int, worker: str) -> EpochClose:
             # The bundle names the commit that computed it, so that anyone can check it out and recompute: a
             # bundle that cannot say so is not published (set MRMARKET_COMMIT where the code has no .git).
             raise SoftwareUnknown("the oracle cannot tell which commit it runs: set MRMARKET_COMMIT")
-        built = build_inputs(campaign=close.campaign, epoch=close.epoch)
+        built = build_inputs(campaign=close.campaign, epoch=close.epoch, progress=lambda: _renew(close_id, worker))
         inputs_data, bundle_data = scored_documents(built.document)
+    except LeaseLost:
+        return EpochClose.objects.get(pk=close_id)  # another worker took the close over: its build stands
     except ExchangeUnavailable as exc:
         _release(close_id, worker, f"{exc.code}: {exc.message}")
         raise  # the task retries with backoff; the row stays in closing

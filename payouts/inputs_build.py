@@ -17,7 +17,7 @@ than blocking every other participant's pay.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -257,7 +257,9 @@ def _participant(
         return None
 
 
-def build_inputs(*, campaign: Campaign, epoch: int, until_ms: int | None = None) -> BuiltInputs:
+def build_inputs(
+    *, campaign: Campaign, epoch: int, until_ms: int | None = None, progress: Callable[[], None] | None = None
+) -> BuiltInputs:
     """The inputs document of one epoch (a JSON-able dict, canonical-JSON-ready) and what was left out of it;
     with `until_ms`, of the part of a running epoch before it (for the participants' estimate, never recorded)."""
     params = epoch_params(campaign, epoch, until_ms=until_ms)
@@ -265,11 +267,13 @@ def build_inputs(*, campaign: Campaign, epoch: int, until_ms: int | None = None)
     prior = epoch_snapshots(campaign=campaign, sample_times=params.prior_sample_times())
     notes: list[dict[str, Any]] = []
     sources: set[str] = set()
-    participants = [
-        p
-        for row in ParticipantRow.objects.filter(campaign=campaign).order_by("reward_address")
-        if (p := _participant(row, campaign, params, notes, sources)) is not None
-    ]
+    participants: list[Participant] = []
+    for row in ParticipantRow.objects.filter(campaign=campaign).order_by("reward_address"):
+        scored = _participant(row, campaign, params, notes, sources)
+        if scored is not None:
+            participants.append(scored)
+        if progress is not None:
+            progress()  # the close renews its lease here: a long build is not taken over while it runs
     document: dict[str, Any] = {
         "schema": INPUTS_SCHEMA,
         "campaign": {

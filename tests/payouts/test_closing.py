@@ -24,6 +24,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.files.storage import storages
 from django.db import connections
+from django.utils import timezone
 from web3 import Web3
 
 from campaigns.domain.metadata import metadata_hash
@@ -998,3 +999,38 @@ def test_an_oracle_that_cannot_name_its_commit_stores_nothing_and_says_why(
     assert close.state == CloseState.RECORDED
     with storages[ARTIFACT_STORAGE].open(close.bundle_name, "rb") as f:
         assert json.loads(f.read())["software"]["commit"] == "ab" * 20
+
+
+@pytest.mark.django_db
+def test_a_long_build_renews_its_lease_and_stops_once_another_worker_took_it_over(
+    w3, factory_address, token, monkeypatch, settings
+) -> None:
+    settings.ORACLE_CLOSE_LEASE_SECONDS = 60
+    campaign = open_campaign(w3, factory_address, token)
+    close = closing.epoch_close_ensure(campaign=campaign, epoch=0)
+    real_build = closing.build_inputs
+    leases: list[Any] = []
+
+    def slow(**kwargs: Any) -> Any:
+        # Between participants the build says it is still at work: the lease is pushed out each time.
+        EpochClose.objects.filter(pk=close.pk).update(lease_until=timezone.now() + timedelta(seconds=1))
+        kwargs["progress"]()
+        leases.append(EpochClose.objects.get(pk=close.pk).lease_until)
+        return real_build(**kwargs)
+
+    monkeypatch.setattr(closing, "build_inputs", slow)
+    assert advance(w3, close).state == CloseState.RECORDED
+    assert leases[0] > timezone.now() + timedelta(seconds=30)
+
+    other = closing.epoch_close_ensure(campaign=campaign, epoch=1)
+    travel_to(w3, int(other.epoch_end.timestamp()) + 1)
+
+    def taken_over(**kwargs: Any) -> Any:
+        # This worker's lease ran out mid-build and another took the close: at its next progress it stops.
+        EpochClose.objects.filter(pk=other.pk).update(lease_owner="w2")
+        kwargs["progress"]()
+        raise AssertionError("the build went on after losing its lease")
+
+    monkeypatch.setattr(closing, "build_inputs", taken_over)
+    after = advance(w3, other)
+    assert (after.state, after.lease_owner, after.inputs_name) == (CloseState.CLOSING, "w2", "")
