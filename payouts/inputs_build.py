@@ -17,12 +17,13 @@ than blocking every other participant's pay.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 import structlog
+from django.db.models import QuerySet
 
 from campaigns.models import Campaign, CampaignMetadata
 from execution.accounts import exchange_account_client
@@ -113,29 +114,27 @@ def epoch_params(campaign: Campaign, epoch: int, *, until_ms: int | None = None)
     )
 
 
-def _chains(rows: Iterable[Any]) -> dict[str, list[SignedReport] | WireError]:
-    """Stored report rows (verified when stored) by job, each chain in sequence order; a chain one of whose
-    envelopes no longer reads under the current wire schema is given as the error instead."""
-    jobs: dict[str, list[SignedReport] | WireError] = {}
+def _parsed(rows: Iterable[Any]) -> Iterator[SignedReport]:
+    """Stored report rows (verified when stored) read one at a time, in sequence order: a job's chain is never
+    held whole. An envelope that no longer reads under the current wire schema raises WireError."""
     for row in rows:
-        chain = jobs.setdefault(row.job_id, [])
-        if isinstance(chain, WireError):
-            continue
-        try:
-            chain.append(SignedReport.from_json(parse(row.envelope)))
-        except WireError as exc:
-            jobs[row.job_id] = exc
-    return jobs
+        yield SignedReport.from_json(parse(row.envelope))
 
 
-def _job_reports(order: MMOrder) -> dict[str, list[SignedReport] | WireError]:
+def _chains(reports: QuerySet[Any]) -> list[tuple[str, QuerySet[Any]]]:
+    """Each job of a set of stored reports, with the query of its chain in sequence order."""
+    job_ids = reports.order_by("job_id").values_list("job_id", flat=True).distinct()
+    return [(job_id, reports.filter(job_id=job_id).order_by("sequence")) for job_id in job_ids]
+
+
+def _job_reports(order: MMOrder) -> list[tuple[str, QuerySet[Any]]]:
     """Every verified report of every job the MM order ran, by job."""
-    return _chains(ExecutionReport.objects.filter(order=order).order_by("job_id", "sequence").iterator())
+    return _chains(ExecutionReport.objects.filter(order=order))
 
 
-def _external_job_reports(link: ParticipantAccountRow) -> dict[str, list[SignedReport] | WireError]:
+def _external_job_reports(link: ParticipantAccountRow) -> list[tuple[str, QuerySet[Any]]]:
     """Every report pushed for the enrolled account (verified when stored), by job."""
-    return _chains(ExternalReport.objects.filter(account=link).order_by("job_id", "sequence").iterator())
+    return _chains(ExternalReport.objects.filter(account=link))
 
 
 def _in_epoch_orders(orders: Iterable[Order], params: Params) -> list[Order]:
@@ -172,30 +171,30 @@ def _normalized_jobs(
     """Each job the participant is scored on, with the exchange account it traded (whose key cross-checks it):
     the jobs of its MM orders on the order's account, and the jobs pushed from executors elsewhere on the enrolled
     read-only account they were pushed for. Every account it trades through, for the link keys."""
-    chains: list[tuple[str, list[SignedReport] | WireError, ExchangeAccount]] = []
+    chains: list[tuple[str, QuerySet[Any], ExchangeAccount]] = []
     accounts: dict[int, ExchangeAccount] = {}
     for link in row.orders.select_related("mm_order__exchange_account").order_by("mm_order_id"):
         order = link.mm_order
         accounts[order.exchange_account_id] = order.exchange_account
-        chains.extend((job_id, reports, order.exchange_account) for job_id, reports in _job_reports(order).items())
+        chains.extend((job_id, reports, order.exchange_account) for job_id, reports in _job_reports(order))
     for enrolled in row.accounts.select_related("exchange_account").order_by("exchange_account_id"):
         accounts[enrolled.exchange_account_id] = enrolled.exchange_account
         chains.extend(
-            (job_id, reports, enrolled.exchange_account) for job_id, reports in _external_job_reports(enrolled).items()
+            (job_id, reports, enrolled.exchange_account) for job_id, reports in _external_job_reports(enrolled)
         )
     jobs: list[tuple[NormalizedJob, ExchangeAccount]] = []
     for job_id, reports, account in chains:
-        if isinstance(reports, WireError):
-            _note(notes, row.reward_address, "report_unreadable", job_id=job_id, why=reports.code)
-            continue
         # Every report covering part of the epoch is a source, whether or not it carries an order or a fill.
         sources.update(
-            r.digest
-            for r in reports
-            if r.report["window_start_ms"] < params.epoch_end_ms and r.report["window_end_ms"] > params.epoch_start_ms
+            reports.filter(
+                window_start_ms__lt=params.epoch_end_ms, window_end_ms__gt=params.epoch_start_ms
+            ).values_list("digest", flat=True)
         )
         try:
-            job = normalize_job(reports)
+            job = normalize_job(_parsed(reports.iterator()))
+        except WireError as exc:
+            _note(notes, row.reward_address, "report_unreadable", job_id=job_id, why=exc.code)
+            continue
         except IntakeError as exc:
             _note(notes, row.reward_address, exc.code, job_id=job_id, where=exc.path, why=exc.problem)
             log.warning("oracle_job_left_out", job_id=job_id, code=exc.code, campaign_id=campaign.pk)

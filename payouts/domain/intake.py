@@ -13,7 +13,7 @@ An inconsistent event stream raises `IntakeError`, whose `code` says what is wro
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
@@ -91,70 +91,66 @@ class _Tracked:
     splits: list[tuple[int, Fraction]] = field(default_factory=list)  # (when its size dropped, by how much)
 
 
-def _unpack(
-    reports: Sequence[SignedReport | Mapping[str, Any]], report_digests: Sequence[str] | None
-) -> tuple[list[Mapping[str, Any]], list[str]]:
-    docs = [r.report if isinstance(r, SignedReport) else r for r in reports]
+def _pairs(
+    reports: Iterable[SignedReport | Mapping[str, Any]], report_digests: Sequence[str] | None
+) -> Iterator[tuple[Mapping[str, Any], str]]:
+    """(report, digest) one at a time: a report is never held longer than it takes to read its events."""
     if report_digests is None:
-        digests: list[str] = []
         for i, r in enumerate(reports):
             if not isinstance(r, SignedReport):
                 raise IntakeError(BAD_DIGESTS, f"reports[{i}]", "a bare report needs its digest in report_digests")
-            digests.append(r.digest)
-        return docs, digests
-    if len(report_digests) != len(docs):
+            yield r.report, r.digest
+        return
+    given = list(reports)  # digests given apart (bare reports): the two lists must agree first
+    if len(report_digests) != len(given):
         raise IntakeError(BAD_DIGESTS, "report_digests", "must give one digest per report")
-    for i, r in enumerate(reports):
+    for i, r in enumerate(given):
         if isinstance(r, SignedReport) and r.digest != report_digests[i]:
             raise IntakeError(BAD_DIGESTS, f"report_digests[{i}]", "is not the digest of its signed report")
-    return docs, list(report_digests)
+    for r, d in zip(given, report_digests, strict=True):
+        yield (r.report if isinstance(r, SignedReport) else r), d
 
 
-def _check_chain(docs: Sequence[Mapping[str, Any]], digests: Sequence[str]) -> None:
-    if not docs:
-        raise IntakeError(NO_REPORTS, "reports", "a job's intake needs its reports")
-    for i, doc in enumerate(docs):
-        at = f"reports[{i}]"
-        if doc["sequence"] != i:
-            raise IntakeError(
-                OUT_OF_SEQUENCE,
-                f"{at}.sequence",
-                f"is {doc['sequence']}, expected {i}: the chain from 0, in order",
-            )
-        if i == 0:
-            continue
-        prev = docs[i - 1]
-        if doc["job_id"] != prev["job_id"]:
-            raise IntakeError(OUT_OF_SEQUENCE, f"{at}.job_id", f"belongs to job {doc['job_id']}, not {prev['job_id']}")
-        if doc["prev_digest"] != digests[i - 1]:
-            raise IntakeError(OUT_OF_SEQUENCE, f"{at}.prev_digest", "does not link to the previous report's digest")
-        if doc["window_start_ms"] != prev["window_end_ms"]:
-            raise IntakeError(OUT_OF_SEQUENCE, f"{at}.window_start_ms", "does not start where the previous one ended")
-        for key in ("exchange", "symbol"):
-            if doc[key] != prev[key]:
-                raise IntakeError(MARKET_MISMATCH, f"{at}.{key}", f"is {doc[key]}, the job's is {prev[key]}")
+def _check_link(i: int, doc: Mapping[str, Any], prev: tuple[Mapping[str, Any], str] | None) -> None:
+    """Report i continues the chain from 0: its sequence, job, link to the previous digest, window and market."""
+    at = f"reports[{i}]"
+    if doc["sequence"] != i:
+        raise IntakeError(
+            OUT_OF_SEQUENCE,
+            f"{at}.sequence",
+            f"is {doc['sequence']}, expected {i}: the chain from 0, in order",
+        )
+    if prev is None:
+        return
+    before, before_digest = prev
+    if doc["job_id"] != before["job_id"]:
+        raise IntakeError(OUT_OF_SEQUENCE, f"{at}.job_id", f"belongs to job {doc['job_id']}, not {before['job_id']}")
+    if doc["prev_digest"] != before_digest:
+        raise IntakeError(OUT_OF_SEQUENCE, f"{at}.prev_digest", "does not link to the previous report's digest")
+    if doc["window_start_ms"] != before["window_end_ms"]:
+        raise IntakeError(OUT_OF_SEQUENCE, f"{at}.window_start_ms", "does not start where the previous one ended")
+    for key in ("exchange", "symbol"):
+        if doc[key] != before[key]:
+            raise IntakeError(MARKET_MISMATCH, f"{at}.{key}", f"is {doc[key]}, the job's is {before[key]}")
 
 
-def _stream(docs: Sequence[Mapping[str, Any]]) -> list[tuple[int, str, int, Mapping[str, Any]]]:
-    """(report index, list, item index, item) of every order event and fill, in time order: within one report by
-    `ts_ms`, an order event before a fill at the same millisecond, each list in its own order."""
-    last = {"order_events": -1, "fills": -1}
-    out: list[tuple[int, str, int, Mapping[str, Any]]] = []
-    for i, doc in enumerate(docs):
-        start, end = doc["window_start_ms"], doc["window_end_ms"]
-        items: list[tuple[int, int, int, str, Mapping[str, Any]]] = []
-        for rank, key in enumerate(("order_events", "fills")):
-            for k, item in enumerate(doc[key]):
-                ts, at = item["ts_ms"], f"reports[{i}].{key}[{k}].ts_ms"
-                if ts < last[key]:
-                    raise IntakeError(TIME_BACKWARDS, at, f"{ts} is before the previous {key} entry ({last[key]})")
-                if not start <= ts < end:
-                    raise IntakeError(OUTSIDE_WINDOW, at, f"{ts} is outside the report window [{start}, {end})")
-                last[key] = ts
-                items.append((ts, rank, k, key, item))
-        items.sort(key=lambda x: (x[0], x[1], x[2]))
-        out.extend((i, key, k, item) for _, _, k, key, item in items)
-    return out
+def _report_items(i: int, doc: Mapping[str, Any], last: dict[str, int]) -> list[tuple[str, int, Mapping[str, Any]]]:
+    """(list, item index, item) of one report's order events and fills, in time order: by `ts_ms`, an order
+    event before a fill at the same millisecond, each list in its own order. `last` carries each list's latest
+    time across reports (time never goes backwards along the chain)."""
+    start, end = doc["window_start_ms"], doc["window_end_ms"]
+    items: list[tuple[int, int, int, str, Mapping[str, Any]]] = []
+    for rank, key in enumerate(("order_events", "fills")):
+        for k, item in enumerate(doc[key]):
+            ts, at = item["ts_ms"], f"reports[{i}].{key}[{k}].ts_ms"
+            if ts < last[key]:
+                raise IntakeError(TIME_BACKWARDS, at, f"{ts} is before the previous {key} entry ({last[key]})")
+            if not start <= ts < end:
+                raise IntakeError(OUTSIDE_WINDOW, at, f"{ts} is outside the report window [{start}, {end})")
+            last[key] = ts
+            items.append((ts, rank, k, key, item))
+    items.sort(key=lambda x: (x[0], x[1], x[2]))
+    return [(key, k, item) for _, _, k, key, item in items]
 
 
 class _Orders:
@@ -249,57 +245,79 @@ def _fill_facts(item: Mapping[str, Any]) -> tuple[Any, ...]:
 
 
 def normalize_job(
-    reports: Sequence[SignedReport | Mapping[str, Any]], *, report_digests: Sequence[str] | None = None
+    reports: Iterable[SignedReport | Mapping[str, Any]], *, report_digests: Sequence[str] | None = None
 ) -> NormalizedJob:
     """One job's orders and fills from its verified reports, the whole chain from sequence 0 in order.
 
     `report_digests` gives each report's digest; it may be left out when every report is a `SignedReport` (its
     own digest is used). The reports are taken as verified (`wire.reports.verify_chain`); the checks here are
-    those of the event stream across reports, and the chain order again (cheap, and this may be called apart)."""
-    docs, digests = _unpack(reports, report_digests)
-    _check_chain(docs, digests)
+    those of the event stream across reports, and the chain order again (cheap, and this may be called apart).
+    Reports are read one at a time from the iterable (a generator over stored rows holds one report at a time):
+    only the job's order and fill state is kept."""
     orders = _Orders()
     fills: dict[str, Fill] = {}
     facts: dict[str, tuple[Any, ...]] = {}
-    for i, key, k, item in _stream(docs):
-        path = f"reports[{i}].{key}[{k}]"
-        if key == "order_events":
-            _event(orders, item, path, digests[i])
-            continue
-        trade_id = item["trade_id"]
-        if trade_id in facts:
-            if facts[trade_id] != _fill_facts(item):
-                raise IntakeError(FILL_CONFLICT, f"{path}.trade_id", f"trade {trade_id} was reported otherwise")
-            continue  # the same trade reported again: one fill, from the report it first appeared in
-        order = orders.find(item, path)
-        if order is None:
-            raise IntakeError(NOT_PLACED, f"{path}.client_order_id", "fills an order the job has not placed")
-        amount = Fraction(item["amount"])
-        if order.filled + amount > order.amount:
-            raise IntakeError(OVERFILLED, f"{path}.amount", f"is more than order {order.order_id} has left")
-        order.filled += amount
-        # The size drops at the exchange's trade time, on the same clock as the placement and the close; never
-        # before the order was live on the exchange.
-        order.splits.append((max(item["exchange_ts_ms"], order.placed_ms), amount))
-        facts[trade_id] = _fill_facts(item)
-        fills[trade_id] = Fill(
-            trade_id=trade_id,
-            order_id=order.order_id,
-            side=order.side,
-            price=Fraction(item["price"]),
-            amount=amount,
-            maker=item["liquidity"] == "maker",
-            ts_ms=item["exchange_ts_ms"],
-            exchange=None,
-            report_digest=digests[i],
-        )
+    digests: list[str] = []
+    first: Mapping[str, Any] | None = None
+    prev: tuple[Mapping[str, Any], str] | None = None
+    last = {"order_events": -1, "fills": -1}
+    for i, (doc, digest) in enumerate(_pairs(reports, report_digests)):
+        _check_link(i, doc, prev)
+        first = doc if first is None else first
+        prev = (doc, digest)
+        digests.append(digest)
+        for key, k, item in _report_items(i, doc, last):
+            path = f"reports[{i}].{key}[{k}]"
+            if key == "order_events":
+                _event(orders, item, path, digest)
+            else:
+                _fill(orders, fills, facts, item, path, digest)
+    if first is None:
+        raise IntakeError(NO_REPORTS, "reports", "a job's intake needs its reports")
     return NormalizedJob(
-        job_id=docs[0]["job_id"],
-        exchange=docs[0]["exchange"],
-        symbol=docs[0]["symbol"],
+        job_id=first["job_id"],
+        exchange=first["exchange"],
+        symbol=first["symbol"],
         orders=_orders_out(orders.placed),
         fills=tuple(fills.values()),
         source_reports=tuple(digests),
+    )
+
+
+def _fill(
+    orders: _Orders,
+    fills: dict[str, Fill],
+    facts: dict[str, tuple[Any, ...]],
+    item: Mapping[str, Any],
+    path: str,
+    report_digest: str,
+) -> None:
+    trade_id = item["trade_id"]
+    if trade_id in facts:
+        if facts[trade_id] != _fill_facts(item):
+            raise IntakeError(FILL_CONFLICT, f"{path}.trade_id", f"trade {trade_id} was reported otherwise")
+        return  # the same trade reported again: one fill, from the report it first appeared in
+    order = orders.find(item, path)
+    if order is None:
+        raise IntakeError(NOT_PLACED, f"{path}.client_order_id", "fills an order the job has not placed")
+    amount = Fraction(item["amount"])
+    if order.filled + amount > order.amount:
+        raise IntakeError(OVERFILLED, f"{path}.amount", f"is more than order {order.order_id} has left")
+    order.filled += amount
+    # The size drops at the exchange's trade time, on the same clock as the placement and the close; never
+    # before the order was live on the exchange.
+    order.splits.append((max(item["exchange_ts_ms"], order.placed_ms), amount))
+    facts[trade_id] = _fill_facts(item)
+    fills[trade_id] = Fill(
+        trade_id=trade_id,
+        order_id=order.order_id,
+        side=order.side,
+        price=Fraction(item["price"]),
+        amount=amount,
+        maker=item["liquidity"] == "maker",
+        ts_ms=item["exchange_ts_ms"],
+        exchange=None,
+        report_digest=report_digest,
     )
 
 
