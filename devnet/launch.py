@@ -600,7 +600,7 @@ def _join_demo_campaign(campaign: Any, *, owner_id: int, order_id: int) -> None:
         uri=f"http://{settings.SIWE_DOMAIN}/participants",
         version="1",
         chain_id=campaign.chain_id,
-        nonce=services.participant_nonce_issue().value,
+        nonce=services.participant_nonce_issue(owner_id=owner_id).value,
         issued_at=iso(now),
         expiration_time=iso(now + timedelta(minutes=5)),
         resources=[campaign_resource(campaign.chain_id, campaign.address)],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 
@@ -12,6 +13,11 @@ class SiweNonce(models.Model):
     issued_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
+    # The signed-in user it was issued to, when it was: only that user's sign-in can use it, so a signed message
+    # that leaks before it is used cannot be played by anyone else.
+    issued_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         indexes = [models.Index(fields=("expires_at",))]

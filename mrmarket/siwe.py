@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from eth_account import Account
 from eth_account.messages import defunct_hash_message, encode_defunct
@@ -128,16 +129,27 @@ class NonceStore(Protocol):
 class DatabaseNonceStore:
     """Nonces in `core.SiweNonce`: consumed by one conditional UPDATE, so of two concurrent uses exactly one
     passes (the second waits on the row lock, then finds `used_at` set). Inside the caller's transaction: a
-    sign-in that fails after this (and rolls back) leaves the nonce unused."""
+    sign-in that fails after this (and rolls back) leaves the nonce unused. With `user_id`, a nonce issued to
+    another user is refused as unknown (one issued to nobody, by an in-process caller, is taken); without, only one
+    issued to nobody."""
+
+    def __init__(self, *, user_id: int | None = None) -> None:
+        self.user_id = user_id
 
     def consume(self, nonce: str, *, now: datetime) -> None:
         with transaction.atomic():
-            taken = SiweNonce.objects.filter(value=nonce, used_at__isnull=True, expires_at__gt=now).update(used_at=now)
+            owner = (
+                Q(issued_to__isnull=True)
+                if self.user_id is None
+                else Q(issued_to__isnull=True) | Q(issued_to_id=self.user_id)
+            )
+            mine = SiweNonce.objects.filter(owner, value=nonce)
+            taken = mine.filter(used_at__isnull=True, expires_at__gt=now).update(used_at=now)
             if taken == 1:
                 return
-            row = SiweNonce.objects.filter(value=nonce).first()
+            row = mine.first()
         if row is None:
-            raise SiweNonceUnknown("this nonce was not issued here: ask for a new one")
+            raise SiweNonceUnknown("this nonce was not issued here, to you: ask for a new one")
         if row.used_at is not None:
             raise SiweNonceUsed("this nonce was used already: ask for a new one")
         raise SiweExpired("the nonce expired: ask for a new one", extra={"expired": "nonce"})
@@ -148,11 +160,12 @@ def campaign_resource(chain_id: int, campaign_address: str) -> str:
     return f"{CAMPAIGN_RESOURCE_PREFIX}{int(chain_id)}:{campaign_address.lower()}"
 
 
-def siwe_nonce_issue(*, now: datetime | None = None) -> IssuedNonce:
+def siwe_nonce_issue(*, now: datetime | None = None, user_id: int | None = None) -> IssuedNonce:
+    """A fresh nonce; with `user_id`, usable only by that signed-in user's sign-in."""
     issued = now or timezone.now()
     value = "".join(secrets.choice(_NONCE_ALPHABET) for _ in range(NONCE_LENGTH))
     expires_at = issued + timedelta(seconds=settings.SIWE_NONCE_TTL_SECONDS)
-    SiweNonce.objects.create(value=value, issued_at=issued, expires_at=expires_at)
+    SiweNonce.objects.create(value=value, issued_at=issued, expires_at=expires_at, issued_to_id=user_id)
     return IssuedNonce(value=value, expires_at=expires_at)
 
 

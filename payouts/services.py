@@ -14,7 +14,14 @@ from execution.accounts import exchange_account_enrol
 from execution.models import ExecutionReport, MMOrder
 from mrmarket.errors import NotFound
 from mrmarket.exchanges.credentials import ExchangeCredentials
-from mrmarket.siwe import IssuedNonce, NonceStore, campaign_resource, siwe_nonce_issue, siwe_verify
+from mrmarket.siwe import (
+    DatabaseNonceStore,
+    IssuedNonce,
+    NonceStore,
+    campaign_resource,
+    siwe_nonce_issue,
+    siwe_verify,
+)
 from payouts.errors import (
     AccountNotForParticipant,
     CampaignUnknown,
@@ -35,9 +42,10 @@ from wire.reports import SignedReport, report_bytes, validate_report, verify_cha
 # --- Participants (Sign-In with Ethereum joining; docs/participants.md) ------------------------------------
 
 
-def participant_nonce_issue() -> IssuedNonce:
-    """A fresh single-use nonce for the EIP-4361 message of a join."""
-    return siwe_nonce_issue()
+def participant_nonce_issue(*, owner_id: int | None = None) -> IssuedNonce:
+    """A fresh single-use nonce for the EIP-4361 message of a join: issued to a signed-in user (as the API always
+    does), only that user's join can use it; issued to nobody (in-process callers), any user's join can."""
+    return siwe_nonce_issue(user_id=owner_id)
 
 
 def participant_join(
@@ -63,7 +71,7 @@ def participant_join(
             signature=signature,
             chain_id=chain_id,
             resource=campaign_resource(chain_id, address),
-            nonces=nonces,
+            nonces=nonces or DatabaseNonceStore(user_id=owner_id),
         )
         orders = _orders_for(
             order_ids=mm_order_ids, owner_id=owner_id, chain_id=chain_id, campaign=address, reward=verified.address

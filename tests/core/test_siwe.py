@@ -15,6 +15,7 @@ from siwe import SiweMessage
 from devnet.chain import deploy_contract, dev_accounts
 from mrmarket import siwe
 from mrmarket.models import SiweNonce
+from tests.factories import user_with
 from tests.plugins.require import require_postgresql
 
 pytestmark = pytest.mark.django_db
@@ -205,3 +206,18 @@ def test_a_contract_wallet_is_not_checked_against_another_chain(settings, anvil,
     with pytest.raises(siwe.SiweChainUnavailable):
         siwe.siwe_verify(message=message, signature=sign(owner, message), chain_id=CHAIN + 1)
     assert not used(nonce)
+
+
+def test_a_nonce_issued_to_a_user_serves_only_that_users_sign_in() -> None:
+    owner, other = user_with(), user_with()
+    account = Account.create()
+    nonce = siwe.siwe_nonce_issue(user_id=owner.pk).value
+    message = build(account, nonce)
+    signature = sign(account, message)
+    for store in (siwe.DatabaseNonceStore(user_id=other.pk), siwe.DatabaseNonceStore()):
+        with pytest.raises(siwe.SiweNonceUnknown):
+            siwe.siwe_verify(message=message, signature=signature, chain_id=CHAIN, resource=RESOURCE, nonces=store)
+    assert not used(nonce)
+    mine = siwe.DatabaseNonceStore(user_id=owner.pk)
+    siwe.siwe_verify(message=message, signature=signature, chain_id=CHAIN, resource=RESOURCE, nonces=mine)
+    assert used(nonce)

@@ -240,7 +240,7 @@ def join(campaign: Campaign, reward: DevAccount, order: MMOrder) -> None:
         uri="http://localhost/participants",
         version="1",
         chain_id=campaign.chain_id,
-        nonce=payout_services.participant_nonce_issue().value,
+        nonce=payout_services.participant_nonce_issue(owner_id=order.owner_id).value,
         issued_at=iso(now),
         expiration_time=iso(now + timedelta(minutes=5)),
         resources=[siwe.campaign_resource(campaign.chain_id, campaign.address)],

@@ -382,12 +382,20 @@ def test_the_api_issues_a_nonce_and_joins() -> None:
     owner = user_with(Role.OPERATOR)
     campaign = CampaignFactory.create()
     wallet = Account.create()
-    issued = APIClient().post("/api/v1/participants/nonce")
-    assert issued.status_code == 201
-    message, signature = signed(wallet, campaign, nonce=issued.json()["nonce"])
+    assert APIClient().post("/api/v1/participants/nonce").status_code in (401, 403)  # a nonce is for a user
     client = APIClient()
     client.force_authenticate(owner)
+    issued = client.post("/api/v1/participants/nonce")
+    assert issued.status_code == 201
+    message, signature = signed(wallet, campaign, nonce=issued.json()["nonce"])
     body = {"chain_id": CHAIN, "campaign_address": campaign.address, "message": message, "signature": signature}
+    # The signed message leaks before it is used: another user cannot play it, its nonce was issued to the owner.
+    thief = APIClient()
+    thief.force_authenticate(user_with(Role.OPERATOR))
+    stolen = thief.post("/api/v1/participants/join", body, format="json")
+    assert stolen.status_code == 400
+    assert stolen.json()["code"] == "siwe_nonce_unknown"
+    assert not Participant.objects.exists()
     joined = client.post("/api/v1/participants/join", body, format="json")
     assert joined.status_code == 200, joined.json()
     assert joined.json()["reward_address"] == wallet.address.lower()
@@ -440,15 +448,19 @@ def test_another_users_refused_joins_do_not_use_up_this_users_allowance_for_an_a
     assert Participant.objects.get().reward_address == wallet.address.lower()
 
 
-def test_nonces_are_limited_per_client_address() -> None:
+def test_nonces_are_limited_per_user() -> None:
+    operator = user_with(Role.OPERATOR)
     client = APIClient()
+    client.force_authenticate(operator)
     for _ in range(_limit("participant_nonce")):
         assert client.post("/api/v1/participants/nonce").status_code == 201
     before = SiweNonce.objects.count()
     assert client.post("/api/v1/participants/nonce").status_code == 429
     assert SiweNonce.objects.count() == before
-    elsewhere = APIClient(REMOTE_ADDR="10.0.0.9")
-    assert elsewhere.post("/api/v1/participants/nonce").status_code == 201
+    assert set(SiweNonce.objects.values_list("issued_to_id", flat=True)) == {operator.pk}
+    other = APIClient()
+    other.force_authenticate(user_with(Role.OPERATOR))
+    assert other.post("/api/v1/participants/nonce").status_code == 201
 
 
 def test_the_status_of_an_address_that_did_not_join_is_404() -> None:

@@ -13,9 +13,8 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from mrmarket.api.permissions import PUBLIC, user_roles
+from mrmarket.api.permissions import user_roles
 from mrmarket.errors import NotFound
-from mrmarket.login_security import client_ip
 from mrmarket.roles import Role
 from mrmarket.siwe import siwe_claimed_address
 from payouts import selectors, services
@@ -24,17 +23,10 @@ ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 
 
 def _user_id(request: Request) -> int:
-    # Every view here but the public nonce allows a role, so the user is authenticated and has a primary key.
+    # Every view here allows a role, so the user is authenticated and has a primary key.
     pk = request.user.pk
     assert pk is not None
     return int(pk)
-
-
-class ClientAddressThrottle(ScopedRateThrottle):
-    """Keyed on the trusted client address (TRUSTED_PROXY_COUNT), as the login's limit is."""
-
-    def get_ident(self, request: Request) -> str:
-        return client_ip(request._request)
 
 
 class RewardAddressThrottle(ScopedRateThrottle):
@@ -55,9 +47,11 @@ class UserThrottle(ScopedRateThrottle):
 
 
 class ParticipantNonceApi(APIView):
-    allowed_roles: ClassVar[frozenset[str]] = PUBLIC
-    authentication_classes = []
-    throttle_classes = [ClientAddressThrottle]
+    """A nonce for the signed-in operator's join: only their join can use it, so a signed message that leaks
+    before it is used cannot be played by anyone else."""
+
+    allowed_roles: ClassVar[frozenset[str]] = frozenset({Role.OPERATOR})
+    throttle_classes = [UserThrottle]
     throttle_scope = "participant_nonce"
 
     class OutputSerializer(serializers.Serializer):
@@ -66,7 +60,7 @@ class ParticipantNonceApi(APIView):
 
     @extend_schema(request=None, responses={201: OutputSerializer}, operation_id="participants_nonce")
     def post(self, request: Request) -> Response:
-        issued = services.participant_nonce_issue()
+        issued = services.participant_nonce_issue(owner_id=_user_id(request))
         body = {"nonce": issued.value, "expires_at": issued.expires_at}
         return Response(self.OutputSerializer(body).data, status=status.HTTP_201_CREATED)
 
