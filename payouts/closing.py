@@ -273,6 +273,7 @@ def _record_tx(close: EpochClose) -> OracleTransaction:
         epoch=close.epoch,
         digest_hex="0x" + close.bundle_digest,
         uri=close.bundle_uri,
+        attempt=_round(close),
     )
     close.record_tx = tx
     close.save(update_fields=["record_tx", "updated_at"])

@@ -179,7 +179,7 @@ def oracle_tx_advance(*, tx_id: int) -> str:
 
 
 def record_results_tx(
-    *, chain_id: int, campaign_address: str, epoch: int, digest_hex: str, uri: str
+    *, chain_id: int, campaign_address: str, epoch: int, digest_hex: str, uri: str, attempt: int = 0
 ) -> OracleTransaction:
     """Prepare `recordResults(epoch, digest, uri)` for a campaign. The chain is read first: results already
     recorded with this digest give an `adopted` row and nothing is signed; another digest raises
@@ -195,7 +195,9 @@ def record_results_tx(
     digest = bytes.fromhex(digest_hex[2:])
     w3 = _connected(chain_id)
     campaign = w3.eth.contract(address=Web3.to_checksum_address(campaign_address), abi=CAMPAIGN_ABI)
-    purpose_key = f"record:{chain_id}:{campaign_address.lower()}:{epoch}"
+    # An operator's retry of a close whose record was refused is a new purpose (the refused one stays as it was);
+    # the resultsHash read below and the contract's own check keep it to one record.
+    purpose_key = f"record:{chain_id}:{campaign_address.lower()}:{epoch}" + (f":retry{attempt}" if attempt else "")
     data = str(campaign.encode_abi("recordResults", args=[epoch, digest, uri]))
     recorder = str(campaign.functions.params().call()[2])  # Params.recordingOracle, fixed at creation
     recorded = bytes(campaign.functions.resultsHash(epoch).call())

@@ -189,6 +189,7 @@ def transitions(close: EpochClose) -> list[tuple[str, str, str]]:
 
 
 _REAL_RECORD = closing._record
+_REAL_ADVANCE = oracle_tx.oracle_tx_advance
 HAPPY = [
     ("grace_over", "collecting", "closing"),
     ("stored", "closing", "stored"),
@@ -1034,3 +1035,47 @@ def test_a_long_build_renews_its_lease_and_stops_once_another_worker_took_it_ove
     monkeypatch.setattr(closing, "build_inputs", taken_over)
     after = advance(w3, other)
     assert (after.state, after.lease_owner, after.inputs_name) == (CloseState.CLOSING, "w2", "")
+
+
+@pytest.mark.django_db
+def test_a_close_whose_record_was_parked_records_under_a_new_purpose_after_a_retry(
+    w3, factory_address, token, monkeypatch
+) -> None:
+    campaign = open_campaign(w3, factory_address, token)
+    close = closing.epoch_close_ensure(campaign=campaign, epoch=0)
+
+    def killed(*, tx_id: int) -> str:
+        raise Killed  # the worker dies once the transaction is signed and stored, before it is broadcast
+
+    monkeypatch.setattr(oracle_tx, "oracle_tx_advance", killed)
+    with pytest.raises(Killed):
+        advance(w3, close)
+    signed = OracleTransaction.objects.get()
+    # Meanwhile the key's owner spends that nonce on something else: the stored transaction can never be mined.
+    other = w3.eth.account.sign_transaction(
+        {
+            "to": ORACLE.address,
+            "value": 0,
+            "gas": 21_000,
+            "gasPrice": w3.eth.gas_price,
+            "nonce": signed.nonce,
+            "chainId": w3.eth.chain_id,
+        },
+        ORACLE.private_key,
+    )
+    w3.eth.send_raw_transaction(other.raw_transaction)
+    monkeypatch.setattr(oracle_tx, "oracle_tx_advance", _REAL_ADVANCE)
+    close = advance(w3, close)
+    assert close.state == CloseState.FAILED
+    assert "parked" in close.failure_reason
+    assert results_recorded(w3, campaign) == []
+
+    closing.epoch_close_retry(close_id=close.pk)
+    close = advance(w3, close)
+    assert close.state == CloseState.RECORDED
+    (event,) = results_recorded(w3, campaign)
+    assert event["args"]["resultsHash"].hex().removeprefix("0x") == close.bundle_digest
+    assert sorted(OracleTransaction.objects.values_list("purpose_key", "status")) == [
+        (signed.purpose_key, "parked"),
+        (f"{signed.purpose_key}:retry1", "mined"),
+    ]
