@@ -179,7 +179,11 @@ def recompute_files(inputs_path: Path, bundle_path: Path, manifest_path: Path) -
     manifest_raw, manifest = read_json(manifest_path, name="manifest")
     software = recorded_software(bundle)
     rebuilt = score_file(inputs_path, software=software)
-    rebuilt_manifest = manifest_bytes(payout_manifest(parse(rebuilt)))
+    try:
+        rebuilt_manifest = manifest_bytes(payout_manifest(parse(rebuilt)))
+    except ManifestError as exc:
+        # Inputs the engine scores but no payout can follow (a budget beyond a uint256).
+        raise InputsRefused(f"inputs: the recomputed bundle has no manifest: {exc}") from None
     differences = [
         found
         for found in (

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from payouts.audit import cli
+from payouts.audit.compare import first_difference
 from payouts.domain.bundle import Software, bundle_bytes, results_bundle
 from payouts.domain.manifest import manifest_bytes, payout_manifest
 from tests.payouts.bundle_fixtures import paying_document
@@ -206,6 +207,18 @@ def test_refused_files_exit_2_naming_the_path(
     assert captured.err.startswith(message), captured.err
 
 
+def test_inputs_scored_but_not_payable_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inputs, bundle, manifest = published(tmp_path)
+    doc = json.loads(inputs.read_text())
+    doc["parameters"]["epoch_budget"] = "9" * 78  # the inputs' schema allows it; a uint256 does not
+    write(inputs, doc)
+    assert recompute(inputs, bundle, manifest) == 2
+    assert capsys.readouterr().err == (
+        "refused: inputs: the recomputed bundle has no manifest: bundle.parameters.epoch_budget: "
+        "does not fit in a uint256\n"
+    )
+
+
 def test_a_missing_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     inputs, bundle, _ = published(tmp_path)
     assert recompute(inputs, bundle, tmp_path / "absent.json") == 2
@@ -230,3 +243,21 @@ def test_the_commands_run_as_a_stranger_would_run_them(tmp_path: Path) -> None:
     forged = run_cli(*args)
     assert forged.returncode == 1
     assert forged.stderr.startswith("differs: manifest.leaves[0].amount: recomputed ")
+
+
+@pytest.mark.parametrize(
+    ("recomputed", "given", "expected"),
+    [
+        ({"a": [1, 2]}, {"a": [1, 2]}, None),
+        ({"a": [1, 2]}, {"a": [1]}, "x.a[1]: recomputed 2, given (absent)"),
+        ({"a": [1]}, {"a": [1, {"b": 1}]}, 'x.a[1]: recomputed (absent), given {"b": 1}'),
+        ({"a": 1}, {"a": True}, "x.a: recomputed 1, given true"),
+        ({"a": {"b": "1"}, "c": 1}, {"a": {"b": "2"}, "c": 2}, 'x.a.b: recomputed "1", given "2"'),
+        ({"a": None}, {"a": {}}, "x.a: recomputed null, given {}"),
+        ({"a": "y" * 200}, {"a": "z"}, f'x.a: recomputed "{"y" * 118}…, given "z"'),
+    ],
+    ids=["equal", "shorter", "longer", "bool-for-int", "first-in-order", "kind", "long-value"],
+)
+def test_the_first_difference_is_found_in_document_order(recomputed: Any, given: Any, expected: str | None) -> None:
+    found = first_difference(recomputed, given, root="x")
+    assert (found.describe() if found is not None else None) == expected
