@@ -18,6 +18,7 @@ from jsonschema.exceptions import ValidationError, best_match
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "docs" / "api"
 INPUTS_SCHEMA_FILE = SCHEMA_DIR / "oracle-inputs-v1.schema.json"
 BUNDLE_SCHEMA_FILE = SCHEMA_DIR / "results-bundle-v1.schema.json"
+MANIFEST_SCHEMA_FILE = SCHEMA_DIR / "payout-manifest-v1.schema.json"
 
 
 class SchemaViolation(ValueError):
@@ -75,3 +76,7 @@ def validate_inputs(document: Any) -> None:
 
 def validate_bundle(document: Any) -> None:
     validate(document, BUNDLE_SCHEMA_FILE, root="bundle")
+
+
+def validate_manifest(document: Any) -> None:
+    validate(document, MANIFEST_SCHEMA_FILE, root="manifest")

@@ -84,19 +84,45 @@ class Manifest:
     merkle_root: str  # 0x-prefixed hex
 
     def as_json(
-        self, *, campaign: Mapping[str, object], epoch: int, results_digest: str, budget: int
+        self,
+        *,
+        campaign: Mapping[str, object],
+        epoch: Mapping[str, object],
+        results_digest: str,
+        budget: int,
+        software: Mapping[str, object],
     ) -> dict[str, object]:
         """The document whose canonical digest goes on chain with publishPayout (docs/scoring.md, artifact 3)."""
-        return {
-            "schema": MANIFEST_SCHEMA,
-            "campaign": dict(campaign),
-            "epoch": epoch,
-            "results_digest": results_digest,
-            "epoch_budget": str(budget),
-            "leaves": [{"index": x.index, "account": x.account, "amount": str(x.amount)} for x in self.leaves],
-            "total": str(self.total),
-            "merkle_root": self.merkle_root,
-        }
+        return manifest_json(
+            self, campaign=campaign, epoch=epoch, results_digest=results_digest, budget=budget, software=software
+        )
+
+
+def manifest_json(
+    paid: Manifest | None,
+    *,
+    campaign: Mapping[str, object],
+    epoch: Mapping[str, object],
+    results_digest: str,
+    budget: int,
+    software: Mapping[str, object],
+) -> dict[str, object]:
+    """The manifest document; with nobody paid (`None`) it has no leaves, a total of 0 and a null root, a
+    document that is published for the record but never sent with publishPayout (the contract refuses a zero
+    root)."""
+    return {
+        "schema": MANIFEST_SCHEMA,
+        "campaign": dict(campaign),
+        "epoch": dict(epoch),
+        "results_digest": results_digest,
+        "epoch_budget": str(budget),
+        "leaves": []
+        if paid is None
+        else [{"index": x.index, "account": x.account, "amount": str(x.amount)} for x in paid.leaves],
+        "total": "0" if paid is None else str(paid.total),
+        "merkle_root": None if paid is None else paid.merkle_root,
+        "software": dict(software),
+    }
 
 
 def manifest(paid: Mapping[str, int]) -> Manifest | None:

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from payouts.domain.scoring.inputs import INPUTS_SCHEMA, Params
-from tests.payouts.scoring_fixtures import BEFORE, BOOK, STEP, T0, A, B, document, fill, order, participant
+from tests.payouts.scoring_fixtures import BEFORE, BOOK, STEP, T0, A, B, C, D, E, document, fill, order, participant
 
 CAMPAIGN = {"chain_id": 31337, "address": "0x" + "c0" * 20, "metadata_hash": "0x" + "11" * 32}
 REPORTS = [hashlib.sha256(f"report {n}".encode()).hexdigest() for n in range(3)]
@@ -53,5 +53,20 @@ def rich_document() -> dict[str, Any]:
         books=[BOOK, None, {"bids": [["99", "1"]], "asks": []}, BOOK],
         volatility_weighting=True,
         epoch_budget="123456789012345678901234567890",
+    )
+    return envelope(bare)
+
+
+def paying_document() -> dict[str, Any]:
+    """Three participants paid (depth and volume, an ask-only one) and one who scores nothing, over a budget that
+    does not divide evenly (so the remainder rounding shows in the amounts)."""
+    bare = document(
+        [
+            participant(A, [order("a1", "buy", "99.80", "2"), order("a2", "sell", "100.3", "1")]),
+            participant(C, [order("c1", "buy", "99.95", "3")], [fill("tc", "buy", "99.95", "1", maker=True)]),
+            participant(D, [order("d1", "sell", "100.1", "4")]),
+            participant(E),
+        ],
+        epoch_budget="1000000000000000000007",
     )
     return envelope(bare)

@@ -111,7 +111,13 @@ def test_manifest_is_sorted_by_account_with_index_as_position() -> None:
     assert [(x.index, x.account, x.amount) for x in m.leaves] == [(0, A, 7), (1, B, 1), (2, C, 5)]
     assert m.total == 13
     assert m.merkle_root == "0x" + PayoutTree(list(m.leaves)).root.hex()
-    doc = m.as_json(campaign={"chain_id": 31337}, epoch=3, results_digest="ab" * 32, budget=13)
+    doc = m.as_json(
+        campaign={"chain_id": 31337},
+        epoch={"index": 3, "start_ms": 0, "end_ms": 60_000},
+        results_digest="ab" * 32,
+        budget=13,
+        software={"version": "0.1.0", "commit": "unknown"},
+    )
     assert doc["leaves"] == [
         {"index": 0, "account": A, "amount": "7"},
         {"index": 1, "account": B, "amount": "1"},
