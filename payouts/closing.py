@@ -37,6 +37,7 @@ from payouts.audit.cli import software_version
 from payouts.audit.schemas import SchemaViolation, validate_inputs
 from payouts.domain.bundle import UNKNOWN, bundle_bytes, results_bundle
 from payouts.domain.epochs import CloseEvent, CloseState, close_transition
+from payouts.domain.manifest import ManifestError, manifest_bytes, payout_manifest
 from payouts.domain.scoring.inputs import ScoringInputError
 from payouts.errors import (
     EpochNotStarted,
@@ -219,12 +220,13 @@ def _build(close_id: int, worker: str) -> EpochClose:
             raise SoftwareUnknown("the oracle cannot tell which commit it runs: set MRMARKET_COMMIT")
         built = build_inputs(campaign=close.campaign, epoch=close.epoch, progress=lambda: _renew(close_id, worker))
         inputs_data, bundle_data = scored_documents(built.document)
+        manifest_data = manifest_bytes(payout_manifest(parse(bundle_data)))
     except LeaseLost:
         return EpochClose.objects.get(pk=close_id)  # another worker took the close over: its build stands
     except ExchangeUnavailable as exc:
         _release(close_id, worker, f"{exc.code}: {exc.message}")
         raise  # the task retries with backoff; the row stays in closing
-    except (SchemaViolation, ScoringInputError) as exc:
+    except (SchemaViolation, ScoringInputError, ManifestError) as exc:
         _release(close_id, worker, str(exc))
         return _fail(
             close_id, f"the oracle built inputs it cannot score: {exc}", key=f"failed:{_round(close)}", worker=worker
@@ -241,6 +243,9 @@ def _build(close_id: int, worker: str) -> EpochClose:
     directory = artifact_dir(close)
     inputs_name, inputs_digest = _store_document(directory, "inputs", inputs_data)
     bundle_name, bundle_digest = _store_document(directory, "bundle", bundle_data)
+    # The payout manifest of the bundle, beside it (docs/scoring.md, "Payout manifest"): what the reputation oracle
+    # publishes once the results are on chain; anyone rebuilds it from the bundle alone.
+    manifest_name, manifest_digest = _store_document(directory, "manifest", manifest_data)
     with transaction.atomic():
         close = EpochClose.objects.select_for_update(of=("self",)).select_related("campaign").get(pk=close_id)
         if close.state != CloseState.CLOSING or close.lease_owner != worker:
@@ -254,6 +259,8 @@ def _build(close_id: int, worker: str) -> EpochClose:
             bundle_digest=bundle_digest,
             inputs_name=inputs_name,
             bundle_name=bundle_name,
+            manifest_digest=manifest_digest,
+            manifest_name=manifest_name,
             bundle_uri=artifact_uri(close, "bundle"),
             participants=built.participants,
             notes=built.notes,

@@ -88,6 +88,8 @@ class EpochClose(models.Model):
     bundle_digest = models.CharField(max_length=64, blank=True, default="")
     inputs_name = models.CharField(max_length=300, blank=True, default="", help_text="Path in the artifact storage.")
     bundle_name = models.CharField(max_length=300, blank=True, default="", help_text="Path in the artifact storage.")
+    manifest_digest = models.CharField(max_length=64, blank=True, default="")
+    manifest_name = models.CharField(max_length=300, blank=True, default="", help_text="Path in the artifact storage.")
     bundle_uri = models.CharField(max_length=2048, blank=True, default="", help_text="The URI put on chain.")
     participants = models.PositiveIntegerField(default=0)
     notes = models.JSONField(default=list, blank=True, help_text="What was left out of the inputs, and why.")

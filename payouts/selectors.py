@@ -18,7 +18,7 @@ from payouts.domain.scoring.inputs import Snapshot
 from payouts.models import BookSnapshot, EpochClose, EpochPreview, Participant
 
 ARTIFACT_STORAGE = "oracle_artifacts"
-ARTIFACT_KINDS = ("inputs", "bundle")
+ARTIFACT_KINDS = ("inputs", "bundle", "manifest")
 
 # --- Epoch closes and their artifacts ------------------------------------------------------------------------------
 
@@ -40,8 +40,8 @@ def epoch_close_get(*, chain_id: int, address: str, epoch: int) -> EpochClose | 
 
 
 def epoch_artifact(*, close: EpochClose, kind: str) -> bytes | None:
-    """The stored bytes of an epoch's inputs or bundle; None before they are stored."""
-    name = {"inputs": close.inputs_name, "bundle": close.bundle_name}[kind]
+    """The stored bytes of an epoch's inputs, bundle or payout manifest; None before they are stored."""
+    name = {"inputs": close.inputs_name, "bundle": close.bundle_name, "manifest": close.manifest_name}[kind]
     if not name:
         return None
     with storages[ARTIFACT_STORAGE].open(name, "rb") as stored:

@@ -42,6 +42,7 @@ from mrmarket.exchanges.errors import ExchangeUnavailable
 from mrmarket.roles import Role
 from payouts import closing, oracle_tx, tasks
 from payouts.domain.epochs import CloseState, IllegalCloseTransition
+from payouts.domain.manifest import manifest_bytes, payout_manifest
 from payouts.domain.scoring.inputs import ScoringInputError
 from payouts.errors import CampaignMetadataMissing, OracleChainUnavailable, SoftwareUnknown
 from payouts.models import BookSnapshot, EpochClose, EpochPreview, OracleTransaction, Participant, ParticipantAccount
@@ -283,6 +284,14 @@ def test_a_close_is_built_stored_recorded_reproduced_and_served(
     assert bundle["ETag"] == f'"{close.bundle_digest}"'
     assert "immutable" in bundle["Cache-Control"]
     assert client.get(f"{base}/0/inputs.json").content == inputs_data
+    # The payout manifest is stored and served beside the bundle, exactly what anyone builds from the bundle alone.
+    manifest_data = stored(close_settings, close.manifest_name)
+    assert close.manifest_name == f"{directory}/manifest-{close.manifest_digest}.json"
+    assert manifest_data == manifest_bytes(payout_manifest(json.loads(bundle_data)))
+    assert hashlib.sha256(manifest_data).hexdigest() == close.manifest_digest
+    assert json.loads(manifest_data)["results_digest"] == close.bundle_digest
+    served = client.get(f"{base}/0/manifest.json")
+    assert (served.status_code, served.content, served["ETag"]) == (200, manifest_data, f'"{close.manifest_digest}"')
     # Addresses are accepted in any case (a checksummed address is what most people paste).
     assert (
         client.get(
@@ -297,6 +306,8 @@ def test_a_close_is_built_stored_recorded_reproduced_and_served(
     assert row["state"] == "recorded"
     assert row["bundle_digest"] == close.bundle_digest
     assert row["inputs_digest"] == close.inputs_digest
+    assert row["manifest_digest"] == close.manifest_digest
+    assert row["manifest_url"].endswith(f"{base}/0/manifest.json")
     assert row["tx_hash"] == close.tx_hash
     assert row["bundle_url"].endswith(f"{base}/0/bundle.json")
     missing = client.get(f"{base}/3/bundle.json")
@@ -396,7 +407,7 @@ def test_a_truncated_file_under_the_digest_name_is_replaced_by_the_real_bytes(
     assert (name, digest) == (close.bundle_name, close.bundle_digest)
     assert bundle_path.read_bytes() == whole
     assert sorted(p.name for p in bundle_path.parent.iterdir()) == sorted(
-        [bundle_path.name, Path(close.inputs_name).name]
+        [bundle_path.name, Path(close.inputs_name).name, Path(close.manifest_name).name]
     )
 
 

@@ -369,3 +369,17 @@ def test_two_participants_are_measured_closed_and_recorded_on_chain(
     assert done.returncode == 0, done.stderr
     assert (out / "bundle.json").read_bytes() == bundle_bytes
     assert done.stdout.strip() == close.bundle_digest
+    # And the payout manifest stored beside the bundle: `recompute` rebuilds both from the inputs alone.
+    recomputed = subprocess.run(
+        [
+            sys.executable, "-m", "payouts.audit", "recompute", "--inputs", storage.path(close.inputs_name),
+            "--bundle", storage.path(close.bundle_name), "--manifest", storage.path(close.manifest_name),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert recomputed.returncode == 0, recomputed.stdout + recomputed.stderr
+    assert f"manifest {close.manifest_digest}" in recomputed.stdout

@@ -31,8 +31,10 @@ class EpochCloseSerializer(serializers.Serializer):
     participants = serializers.IntegerField()
     inputs_digest = serializers.CharField(help_text="SHA-256 of the stored inputs document (lower-case hex).")
     bundle_digest = serializers.CharField(help_text="SHA-256 of the stored bundle: the digest recorded on chain.")
+    manifest_digest = serializers.CharField(help_text="SHA-256 of the stored payout manifest built from the bundle.")
     inputs_url = serializers.SerializerMethodField()
     bundle_url = serializers.SerializerMethodField()
+    manifest_url = serializers.SerializerMethodField()
     tx_hash = serializers.CharField(help_text="The recordResults transaction, once mined.")
     block_number = serializers.IntegerField(allow_null=True)
     failure_reason = serializers.CharField()
@@ -55,6 +57,10 @@ class EpochCloseSerializer(serializers.Serializer):
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_bundle_url(self, close: Any) -> str | None:
         return self._url(close, "bundle")
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_manifest_url(self, close: Any) -> str | None:
+        return self._url(close, "manifest")
 
 
 class EpochCloseListApi(APIView):
@@ -104,6 +110,16 @@ class EpochBundleApi(_ArtifactApi):
     kind = "bundle"
 
     @extend_schema(responses={(200, "application/json"): OpenApiTypes.BINARY}, operation_id="payouts_bundle_get")
+    def get(self, request: Request, chain_id: int, address: str, epoch: int) -> HttpResponse:
+        return self._serve(chain_id, address, epoch)
+
+
+class EpochManifestApi(_ArtifactApi):
+    """The epoch's payout manifest (`mrmarket.payout-manifest/v1`), byte for byte as stored beside the bundle."""
+
+    kind = "manifest"
+
+    @extend_schema(responses={(200, "application/json"): OpenApiTypes.BINARY}, operation_id="payouts_manifest_get")
     def get(self, request: Request, chain_id: int, address: str, epoch: int) -> HttpResponse:
         return self._serve(chain_id, address, epoch)
 
