@@ -50,7 +50,7 @@ from payouts.errors import (
 from payouts.inputs_build import build_inputs, campaign_terms
 from payouts.models import EpochClose, EpochCloseTransition, EpochPreview, OracleTransaction
 from payouts.oracle_keys import oracle_addresses
-from payouts.selectors import ARTIFACT_STORAGE
+from payouts.selectors import ARTIFACT_STORAGE, artifact_path
 from wire.canonical import canonical_bytes, parse
 
 log = get_logger(__name__)
@@ -70,8 +70,7 @@ def artifact_dir(close: EpochClose) -> str:
 
 def artifact_uri(close: EpochClose, kind: str) -> str:
     """The stable public URL of one of the epoch's documents (`inputs` or `bundle`)."""
-    base = settings.ORACLE_PUBLIC_BASE_URL.rstrip("/")
-    return f"{base}/api/v1/payouts/{close.campaign.chain_id}/{close.campaign.address}/{close.epoch}/{kind}.json"
+    return settings.ORACLE_PUBLIC_BASE_URL.rstrip("/") + artifact_path(close, kind)
 
 
 def _transition(

@@ -18,7 +18,6 @@ from payouts.domain.scoring.inputs import Snapshot
 from payouts.models import BookSnapshot, EpochClose, EpochPreview, Participant
 
 ARTIFACT_STORAGE = "oracle_artifacts"
-ARTIFACT_KINDS = ("inputs", "bundle", "manifest")
 
 # --- Epoch closes and their artifacts ------------------------------------------------------------------------------
 
@@ -37,6 +36,11 @@ def epoch_close_get(*, chain_id: int, address: str, epoch: int) -> EpochClose | 
         .select_related("campaign")
         .first()
     )
+
+
+def artifact_path(close: EpochClose, kind: str) -> str:
+    """The public path of one of an epoch's documents (`inputs`, `bundle` or `manifest`)."""
+    return f"/api/v1/payouts/{close.campaign.chain_id}/{close.campaign.address}/{close.epoch}/{kind}.json"
 
 
 def epoch_artifact(*, close: EpochClose, kind: str) -> bytes | None:

@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 from django.conf import settings as django_settings
 from django.core.files.storage import storages
-from django.db import connections
 from django.utils import timezone
 from web3 import Web3
 
@@ -49,6 +48,7 @@ from payouts.models import BookSnapshot, EpochClose, EpochPreview, OracleTransac
 from payouts.selectors import ARTIFACT_STORAGE
 from tests.factories import user_with
 from tests.fixtures.chain import connect, running_anvil
+from tests.payouts.threads import at_once
 from tests.plugins.require import require_postgresql
 
 pytestmark = [pytest.mark.chain, pytest.mark.timeout(180)]
@@ -412,28 +412,6 @@ def test_a_truncated_file_under_the_digest_name_is_replaced_by_the_real_bytes(
 
 
 # ---------------------------------------------------------------------------------------------- two workers
-
-
-def at_once(works: list[Callable[[], Any]]) -> list[Any]:
-    """Each work in its own thread (own connection), released together; results or exceptions, in order."""
-    barrier = threading.Barrier(len(works))
-    results: list[Any] = [None] * len(works)
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = works[i]()
-        except Exception as exc:  # collected, asserted by the caller
-            results[i] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(works))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    return results
 
 
 @pytest.mark.django_db(transaction=True)

@@ -6,14 +6,12 @@ second broadcast (PostgreSQL for the race)."""
 from __future__ import annotations
 
 import itertools
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connections
 from django.utils import timezone
 from eth_account import Account
 from web3 import Web3
@@ -36,6 +34,7 @@ from payouts.errors import (
 from payouts.models import OracleTransaction
 from payouts.oracle_keys import oracle_signer
 from tests.fixtures.chain import connect, running_anvil
+from tests.payouts.threads import at_once
 from tests.plugins.require import require_postgresql
 from wire.redaction import redact_text
 
@@ -480,28 +479,6 @@ def test_an_earlier_version_that_mines_after_its_replacement_is_adopted(w3, camp
 
 
 # ---------------------------------------------------------------------------------------------- two workers
-
-
-def at_once(works: list[Callable[[], Any]]) -> list[Any]:
-    """Each work in its own thread (own connection), released together; results or exceptions, in order."""
-    barrier = threading.Barrier(len(works))
-    results: list[Any] = [None] * len(works)
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = works[i]()
-        except Exception as exc:  # collected, asserted by the caller
-            results[i] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(works))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return results
 
 
 @pytest.mark.django_db(transaction=True)

@@ -43,12 +43,7 @@ class EpochCloseSerializer(serializers.Serializer):
     def _url(self, close: Any, kind: str) -> str | None:
         if not getattr(close, f"{kind}_name"):
             return None
-        request = self.context["request"]
-        return str(
-            request.build_absolute_uri(
-                f"/api/v1/payouts/{close.campaign.chain_id}/{close.campaign.address}/{close.epoch}/{kind}.json"
-            )
-        )
+        return str(self.context["request"].build_absolute_uri(selectors.artifact_path(close, kind)))
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_inputs_url(self, close: Any) -> str | None:
