@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 
 from execution.models import AppendOnlyModel
+from mrmarket.fields import BaseUnitsField
+from payouts.domain.distribution import BatchKind, BatchStatus, PayoutState
 from payouts.domain.epochs import CloseState
 
 # --- Participants (Sign-In with Ethereum joining; docs/participants.md) ------------------------------------
@@ -287,3 +289,98 @@ class ExternalReport(AppendOnlyModel):
 
 
 # --- end of Reports from executors elsewhere ----------------------------------------------------------------------
+
+
+# --- Payout: the reputation oracle's publication and payment of one epoch (payouts.paying; docs/scoring.md, "Payout")
+
+
+class EpochPayout(models.Model):
+    """One recorded epoch on its way to being paid: pending → publishing → distributing → paid, or → empty when
+    nobody is paid, or → failed with a reason. Holds what the stored manifest commits to (its digest, root, total
+    and number of leaves) and, once known, the publishPayout transaction; the batches hold the payments."""
+
+    STATE_CHOICES = [(s.value, s.value) for s in PayoutState]
+
+    close = models.OneToOneField(EpochClose, on_delete=models.PROTECT, related_name="payout")
+    state = models.CharField(max_length=16, choices=STATE_CHOICES, default=PayoutState.PENDING.value)
+    manifest_digest = models.CharField(max_length=64)
+    merkle_root = models.CharField(
+        max_length=66, blank=True, default="", help_text="0x hex; empty when nobody is paid."
+    )
+    total = BaseUnitsField(default=0)
+    leaf_count = models.PositiveIntegerField(default=0)
+    publish_tx = models.ForeignKey(
+        "payouts.OracleTransaction", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    published_tx_hash = models.CharField(max_length=66, blank=True, default="")
+    published_block = models.PositiveBigIntegerField(null=True, blank=True)
+    distributed_amount = BaseUnitsField(default=0, help_text="Paid by mined batches of this oracle.")
+    claimed_amount = BaseUnitsField(default=0, help_text="Paid by claims (the participant's, or anyone's).")
+    claimed_leaves = models.JSONField(default=list, blank=True, help_text="Indices paid by claim, ascending.")
+    failure_reason = models.CharField(max_length=500, blank=True, default="")
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    paid_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=("state",))]
+        ordering = ("close_id",)
+
+    def __str__(self) -> str:
+        return f"payout of {self.close} ({self.state})"
+
+
+class EpochPayoutTransition(AppendOnlyModel):
+    """The payout's timeline: every applied transition, once per idempotency key."""
+
+    payout = models.ForeignKey(EpochPayout, on_delete=models.PROTECT, related_name="transitions")
+    key = models.CharField(max_length=200)
+    event = models.CharField(max_length=32)
+    from_state = models.CharField(max_length=16)
+    to_state = models.CharField(max_length=16)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("id",)
+        constraints = [models.UniqueConstraint(fields=("payout", "key"), name="epoch_payout_transition_key_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.from_state} --{self.event}--> {self.to_state}"
+
+
+class PayoutBatch(models.Model):
+    """One payment transaction of a payout: `distribute` of the leaves first_index … first_index + count − 1, or
+    `claim` of one leaf. Created in the same database transaction as its signed transaction, so no signed nonce is
+    ever left without the row that sends it; `attempt` counts earlier batches over the same first leaf that paid
+    nothing (reverted because a claim came first, or parked)."""
+
+    STATUS_CHOICES = [(s.value, s.value) for s in BatchStatus]
+    KIND_CHOICES = [(k.value, k.value) for k in BatchKind]
+
+    payout = models.ForeignKey(EpochPayout, on_delete=models.PROTECT, related_name="batches")
+    kind = models.CharField(max_length=16, choices=KIND_CHOICES, default=BatchKind.DISTRIBUTE.value)
+    first_index = models.PositiveIntegerField()
+    count = models.PositiveIntegerField()
+    amount = BaseUnitsField(default=0)
+    attempt = models.PositiveIntegerField(default=0)
+    tx = models.OneToOneField("payouts.OracleTransaction", on_delete=models.PROTECT, related_name="payout_batch")
+    status = models.CharField(max_length=16, choices=STATUS_CHOICES, default=BatchStatus.PENDING.value)
+    gas_used = models.PositiveBigIntegerField(null=True, blank=True)
+    revert_reason = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("payout_id", "first_index", "attempt")
+        constraints = [
+            models.UniqueConstraint(fields=("payout", "first_index", "attempt"), name="payout_batch_attempt_unique")
+        ]
+        indexes = [models.Index(fields=("payout", "status"))]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.first_index}+{self.count} of {self.payout_id} ({self.status})"
+
+
+# --- end of Payout ------------------------------------------------------------------------------------------------

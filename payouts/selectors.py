@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from django.core.files.storage import storages
-from django.db.models import Count
+from django.db.models import Count, F
+from web3 import Web3
 
 from campaigns.models import Campaign, CampaignMetadata
+from contracts import load_artifact
 from execution.models import ExecutionReport
 from mrmarket.errors import NotFound
+from payouts.domain.distribution import BatchStatus, PayoutState
+from payouts.domain.merkle import PayoutLeaf, PayoutTree
 from payouts.domain.recorder import shard_of, stored_book
 from payouts.domain.scoring.inputs import Snapshot
-from payouts.models import BookSnapshot, EpochClose, EpochPreview, Participant
+from payouts.models import BookSnapshot, EpochClose, EpochPayout, EpochPreview, Participant
 
 ARTIFACT_STORAGE = "oracle_artifacts"
 
@@ -57,6 +63,92 @@ def report_envelope(*, digest: str) -> str | None:
     """A verified report's envelope as it was verified (canonical JSON), by its digest."""
     row = ExecutionReport.objects.filter(digest=digest.lower()).only("envelope").first()
     return None if row is None else row.envelope
+
+
+# --- Payouts: a participant's leaf and its proof -------------------------------------------------------------------
+
+
+class LeafStatus:
+    NOT_PUBLISHED = "not_published"  # the root is not on chain yet: the proof cannot be used yet
+    CLAIMABLE = "claimable"  # the root is on chain and the leaf is unpaid: a batch will push it, or claim it now
+    DISTRIBUTED = "distributed"  # paid by one of the oracle's batches
+    CLAIMED = "claimed"  # paid by a claim
+
+
+@dataclass(frozen=True)
+class LeafProof:
+    """One account's leaf of an epoch's payout manifest, its Merkle proof, and the `claim` call that pays it."""
+
+    chain_id: int
+    campaign: str
+    epoch: int
+    index: int
+    account: str
+    amount: int
+    proof: list[str]
+    merkle_root: str
+    manifest_digest: str
+    status: str
+    claim_to: str
+    claim_data: str
+
+
+@lru_cache(maxsize=16)
+def _payout_tree(manifest_digest: str, data: bytes) -> tuple[PayoutTree, dict[str, int]] | None:
+    """The manifest's tree and its leaf index by account, None when it pays nobody; cached by digest (a stored
+    manifest never changes)."""
+    leaves = [
+        PayoutLeaf(int(leaf["index"]), str(leaf["account"]), int(leaf["amount"])) for leaf in json.loads(data)["leaves"]
+    ]
+    if not leaves:
+        return None
+    return PayoutTree(leaves), {leaf.account: leaf.index for leaf in leaves}
+
+
+def payout_leaf_proof(*, close: EpochClose, account: str) -> LeafProof | None:
+    """The leaf of `account` in the epoch's stored manifest with its proof and payment status; None when the
+    manifest pays it nothing (or is not stored yet)."""
+    data = epoch_artifact(close=close, kind="manifest")
+    if data is None or not close.manifest_digest:
+        return None
+    built = _payout_tree(close.manifest_digest, data)
+    if built is None:
+        return None
+    tree, by_account = built
+    index = by_account.get(account.lower())
+    if index is None:
+        return None
+    leaf = tree.leaves[index]
+    proof = tree.proof(index)
+    payout = EpochPayout.objects.filter(close=close).first()
+    status = LeafStatus.NOT_PUBLISHED
+    if payout is not None and payout.state in (PayoutState.DISTRIBUTING, PayoutState.PAID):
+        status = LeafStatus.CLAIMABLE
+        if index in payout.claimed_leaves:
+            status = LeafStatus.CLAIMED
+        elif payout.batches.filter(
+            status=BatchStatus.PAID, first_index__lte=index, first_index__gt=index - F("count")
+        ).exists():
+            status = LeafStatus.DISTRIBUTED
+    calldata = (
+        Web3()
+        .eth.contract(abi=load_artifact("Campaign").abi)
+        .encode_abi("claim", args=[close.epoch, index, Web3.to_checksum_address(leaf.account), leaf.amount, proof])
+    )
+    return LeafProof(
+        chain_id=close.campaign.chain_id,
+        campaign=close.campaign.address,
+        epoch=close.epoch,
+        index=index,
+        account=leaf.account,
+        amount=leaf.amount,
+        proof=["0x" + node.hex() for node in proof],
+        merkle_root="0x" + tree.root.hex(),
+        manifest_digest=close.manifest_digest,
+        status=status,
+        claim_to=close.campaign.address,
+        claim_data=str(calldata),
+    )
 
 
 @dataclass(frozen=True)
