@@ -154,3 +154,22 @@ class SoftwareUnknown(PayoutsError):
 
     code = "software_unknown"
     status = 503
+
+
+class PayoutManifestMissing(PayoutsError):
+    """A recorded epoch whose payout manifest is not in the artifact storage (lost, or never stored)."""
+
+    code = "payout_manifest_missing"
+    status = 409
+
+
+class PayoutNotFound(PayoutsError):
+    """The epoch's manifest pays the address nothing, or is not stored yet."""
+
+    code = "payout_not_found"
+    status = 404
+
+
+class InvalidAddress(PayoutsError):
+    code = "invalid_address"
+    status = 400

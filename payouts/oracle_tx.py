@@ -143,6 +143,13 @@ def oracle_tx_prepare(
     return row
 
 
+def oracle_call_gas(*, chain_id: int, sender: str, to: str, data: str) -> int:
+    """The gas limit a call would be signed with (the node's estimate plus headroom), against the chain's current
+    state; raises OracleCallRejected naming the Campaign error when it would revert. Nothing is signed."""
+    to, data = _checked_call(to, data)
+    return _estimate(_connected(chain_id), sender, to, data)
+
+
 def oracle_tx_send(*, tx_id: int) -> str:
     """Broadcast the stored bytes of a signed transaction (a no-op once broadcast or settled); its status."""
     with transaction.atomic():

@@ -94,7 +94,7 @@ class LeafProof:
 
 
 @lru_cache(maxsize=16)
-def _payout_tree(manifest_digest: str, data: bytes) -> tuple[PayoutTree, dict[str, int]] | None:
+def payout_tree(manifest_digest: str, data: bytes) -> tuple[PayoutTree, dict[str, int]] | None:
     """The manifest's tree and its leaf index by account, None when it pays nobody; cached by digest (a stored
     manifest never changes)."""
     leaves = [
@@ -111,7 +111,7 @@ def payout_leaf_proof(*, close: EpochClose, account: str) -> LeafProof | None:
     data = epoch_artifact(close=close, kind="manifest")
     if data is None or not close.manifest_digest:
         return None
-    built = _payout_tree(close.manifest_digest, data)
+    built = payout_tree(close.manifest_digest, data)
     if built is None:
         return None
     tree, by_account = built

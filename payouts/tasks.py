@@ -13,7 +13,7 @@ from celery import current_task, shared_task
 from mrmarket.exchanges.errors import ExchangeUnavailable
 from mrmarket.observability.logging import get_logger
 from mrmarket.tasks import RetryingTask
-from payouts import closing
+from payouts import closing, paying
 from payouts.errors import OracleChainUnavailable
 
 log = get_logger(__name__)
@@ -53,3 +53,17 @@ def preview_epochs() -> None:
 @shared_task(base=OracleTask, name="payouts.preview_epoch", max_retries=1)
 def preview_epoch(campaign_id: int) -> None:
     closing.epoch_preview_refresh(campaign_id=campaign_id)
+
+
+@shared_task(base=OracleTask, name="payouts.pay_epochs")
+def pay_epochs() -> None:
+    due = paying.epoch_payouts_due()
+    for payout_id in due:
+        pay_epoch.delay(payout_id)
+    if due:
+        log.info("epoch_payouts_queued", payouts=len(due))
+
+
+@shared_task(base=OracleTask, name="payouts.pay_epoch")
+def pay_epoch(payout_id: int) -> None:
+    paying.epoch_payout_advance(payout_id=payout_id)

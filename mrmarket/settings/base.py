@@ -427,6 +427,19 @@ CELERY_BEAT_SCHEDULE["payouts-close-epochs"] = {
     "options": {"expires": float(env.int("ORACLE_CLOSE_INTERVAL_SECONDS", default=60))},
 }
 
+# The reputation oracle (payouts.paying): publish each recorded epoch's root, then push its leaves in batches. A
+# batch's gas limit stays under the cap (Ethereum's per-transaction cap is 16,777,216); at most this many batches of
+# one epoch wait to be mined at a time.
+PAYOUT_BATCH_GAS_CAP = env.int("PAYOUT_BATCH_GAS_CAP", default=12_000_000)
+PAYOUT_BATCHES_IN_FLIGHT = env.int("PAYOUT_BATCHES_IN_FLIGHT", default=2)
+if PAYOUT_BATCH_GAS_CAP < 200_000 or PAYOUT_BATCHES_IN_FLIGHT < 1:
+    raise ConfigError("PAYOUT_BATCH_GAS_CAP must be at least 200000 and PAYOUT_BATCHES_IN_FLIGHT at least 1")
+CELERY_BEAT_SCHEDULE["payouts-pay-epochs"] = {
+    "task": "payouts.pay_epochs",
+    "schedule": float(env.int("ORACLE_PAYOUT_INTERVAL_SECONDS", default=30)),
+    "options": {"expires": float(env.int("ORACLE_PAYOUT_INTERVAL_SECONDS", default=30))},
+}
+
 # --- logging -----------------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")

@@ -13,4 +13,5 @@ urlpatterns = [
     path("<int:chain_id>/<str:address>/<int:epoch>/inputs.json", views.EpochInputsApi.as_view(), name="inputs"),
     path("<int:chain_id>/<str:address>/<int:epoch>/bundle.json", views.EpochBundleApi.as_view(), name="bundle"),
     path("<int:chain_id>/<str:address>/<int:epoch>/manifest.json", views.EpochManifestApi.as_view(), name="manifest"),
+    path("<int:chain_id>/<str:address>/<int:epoch>/proof/<str:account>", views.LeafProofApi.as_view(), name="proof"),
 ]

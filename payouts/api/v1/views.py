@@ -6,6 +6,7 @@ close lists and, for the bundle, the one recorded on chain. Each is immutable on
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 from django.http import HttpResponse
@@ -18,9 +19,10 @@ from rest_framework.views import APIView
 
 from mrmarket.api.permissions import PUBLIC
 from payouts import selectors
-from payouts.errors import ArtifactNotFound
+from payouts.errors import ArtifactNotFound, InvalidAddress, PayoutNotFound
 
 IMMUTABLE = "public, max-age=31536000, immutable"
+ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
 class EpochCloseSerializer(serializers.Serializer):
@@ -133,3 +135,55 @@ class ReportApi(APIView):
         response = HttpResponse(envelope.encode(), content_type="application/json")
         response["Cache-Control"] = IMMUTABLE
         return response
+
+
+class LeafProofSerializer(serializers.Serializer):
+    chain_id = serializers.IntegerField()
+    campaign = serializers.CharField()
+    epoch = serializers.IntegerField()
+    index = serializers.IntegerField(help_text="The leaf's index in the manifest (its position, accounts ascending).")
+    account = serializers.CharField()
+    amount = serializers.CharField(help_text="Token base units, a decimal string.")
+    proof = serializers.ListField(child=serializers.CharField(), help_text="Sibling hashes, leaf to root (0x hex).")
+    merkle_root = serializers.CharField()
+    manifest_digest = serializers.CharField()
+    status = serializers.CharField(help_text="not_published, claimable, distributed or claimed")
+    claim = serializers.SerializerMethodField(help_text="The escrow call that pays this leaf, from any account.")
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "properties": {"to": {"type": "string"}, "data": {"type": "string"}},
+            "required": ["to", "data"],
+        }
+    )
+    def get_claim(self, leaf: Any) -> dict[str, str]:
+        return {"to": leaf.claim_to, "data": leaf.claim_data}
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(instance)
+        data["amount"] = str(instance.amount)
+        return data
+
+
+class LeafProofApi(APIView):
+    """One account's leaf of an epoch's payout manifest, its Merkle proof against the published root, its status,
+    and the `claim(epoch, index, account, amount, proof)` call that pays it (anyone may send it; the amount always
+    goes to the account)."""
+
+    allowed_roles: ClassVar[frozenset[str]] = PUBLIC
+    authentication_classes = []
+
+    @extend_schema(responses=LeafProofSerializer, operation_id="payouts_proof_get")
+    def get(self, request: Request, chain_id: int, address: str, epoch: int, account: str) -> Response:
+        if not ADDRESS.fullmatch(account):
+            raise InvalidAddress(f"{account!r} is not a 0x-prefixed 20-byte hex address", extra={"account": account})
+        close = selectors.epoch_close_get(chain_id=chain_id, address=address, epoch=epoch)
+        leaf = None if close is None else selectors.payout_leaf_proof(close=close, account=account)
+        if leaf is None:
+            raise PayoutNotFound(
+                f"epoch {epoch} of {address} on chain {chain_id} pays {account} nothing (or its manifest is not "
+                f"stored yet)",
+                extra={"state": None if close is None else close.state},
+            )
+        return Response(LeafProofSerializer(leaf).data)

@@ -1,0 +1,485 @@
+"""The reputation oracle on Anvil: a recorded epoch's payout published once, its leaves pushed in contiguous batches
+under the gas cap, claims by participants taken into account, and every leaf paid exactly once — asserted from
+the chain's own events — after a worker is killed between publication and the first batch, after a batch was
+signed and not broadcast, after it was broadcast and not mined, when a participant claims a leaf of a batch
+already signed, and when two workers advance the same payout at once (PostgreSQL)."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
+from eth_account import Account
+from web3 import Web3
+
+from campaigns.indexer import chain_index
+from campaigns.models import Campaign
+from devnet.chain import Anvil, DevAccount, deploy_dev_token, dev_accounts, mint
+from devnet.chain import token as token_contract
+from devnet.protocol import CampaignParams, call, create_campaign, deploy_factory, now, travel_to
+from devnet.protocol import campaign as campaign_contract
+from devnet.protocol import factory as factory_contract
+from payouts import oracle_tx, paying
+from payouts.domain.epochs import CampaignTerms
+from payouts.domain.manifest import manifest_bytes
+from payouts.domain.merkle import PayoutLeaf, PayoutTree
+from payouts.domain.payout import manifest, manifest_json
+from payouts.models import EpochClose, EpochPayout, OracleTransaction, PayoutBatch
+from tests.fixtures.chain import connect, running_anvil
+from tests.payouts.threads import at_once
+from tests.plugins.require import require_postgresql
+
+pytestmark = [pytest.mark.chain, pytest.mark.timeout(180)]
+
+ACCOUNTS = dev_accounts()
+DEPLOYER, CREATOR, RECORDER, REPUTATION, FEES = ACCOUNTS[0], ACCOUNTS[1], ACCOUNTS[2], ACCOUNTS[3], ACCOUNTS[4]
+EPOCH_LENGTH = 100
+EPOCHS = 3
+FEE_BPS = 250
+BUDGET = 3_000 * 10**6
+_salts = itertools.count(1)
+
+
+class Killed(BaseException):
+    """A worker killed at this point: nothing after it runs, nothing catches it."""
+
+
+@pytest.fixture(scope="module")
+def anvil() -> Iterator[Anvil]:
+    yield from running_anvil()
+
+
+@pytest.fixture(scope="module")
+def w3(anvil: Anvil) -> Web3:
+    return connect(anvil)
+
+
+@pytest.fixture(scope="module")
+def factory_and_token(w3: Web3) -> tuple[str, str]:
+    token = deploy_dev_token(w3, sender=DEPLOYER)
+    mint(w3, token, CREATOR.address, 100 * BUDGET, sender=DEPLOYER)
+    return deploy_factory(w3, sender=DEPLOYER), token
+
+
+@pytest.fixture(autouse=True)
+def chain_settings(settings, anvil: Anvil, tmp_path: Path) -> None:
+    settings.CHAIN_RPC_URL = anvil.url
+    settings.RECORDING_ORACLE_PRIVATE_KEY = RECORDER.private_key
+    settings.REPUTATION_ORACLE_PRIVATE_KEY = REPUTATION.private_key
+    settings.ORACLE_GAS_BUMP_SECONDS = 3600
+    settings.PAYOUT_BATCH_GAS_CAP = 12_000_000
+    settings.PAYOUT_BATCHES_IN_FLIGHT = 2
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "oracle_artifacts": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "oracle")},
+        },
+    }
+
+
+def recipients(n: int, seed: int) -> list[str]:
+    """n fresh addresses (they hold no token yet: the costly case)."""
+    return [Account.from_key((seed * 1_000_003 + i + 1).to_bytes(32, "big")).address.lower() for i in range(n)]
+
+
+def a_campaign(w3: Web3, factory_and_token: tuple[str, str]) -> Campaign:
+    """A funded campaign of three epochs naming RECORDER and REPUTATION, indexed, with its epoch 0 over."""
+    factory, token = factory_and_token
+    start = now(w3) + 10
+    params = CampaignParams(
+        token, RECORDER.address, REPUTATION.address, FEES.address, start, start + EPOCHS * EPOCH_LENGTH,
+        EPOCH_LENGTH, 10_000, BUDGET, FEE_BPS, b"\x01" * 32,
+    )  # fmt: skip
+    salt = next(_salts).to_bytes(32, "big")
+    address = (
+        factory_contract(w3, factory).functions.predictCampaignAddress(params.as_tuple(), CREATOR.address, salt).call()
+    )
+    call(w3, token_contract(w3, token).functions.approve(address, BUDGET), CREATOR)
+    create_campaign(w3, factory, params, creator=CREATOR, salt=salt, fund_now=True)
+    chain_index(w3=w3, factory=factory, confirmations=0)
+    travel_to(w3, start + EPOCH_LENGTH + 1)
+    return Campaign.objects.get(address=address.lower())
+
+
+def payable(campaign: Campaign, epoch: int) -> int:
+    terms = CampaignTerms(
+        start=int(campaign.start.timestamp()),
+        end=int(campaign.end.timestamp()),
+        epoch_seconds=campaign.epoch_seconds,
+        budget=campaign.budget,
+        fee_bps=campaign.fee_bps,
+    )
+    return terms.epoch_payable(epoch)
+
+
+def amounts_for(accounts: list[str], total: int) -> dict[str, int]:
+    """Unequal amounts summing to total."""
+    weights = [i + 1 for i in range(len(accounts))]
+    paid = {a: total * w // sum(weights) for a, w in zip(accounts, weights, strict=True)}
+    paid[accounts[-1]] += total - sum(paid.values())
+    return paid
+
+
+def recorded_epoch(w3: Web3, campaign: Campaign, epoch: int, paid: dict[str, int]) -> EpochClose:
+    """The epoch's results on chain (sent by RECORDER) and its close recorded, with a manifest stored beside."""
+    digest = hashlib.sha256(f"bundle {campaign.address} {epoch}".encode()).hexdigest()
+    receipt = call(
+        w3,
+        campaign_contract(w3, campaign.address).functions.recordResults(epoch, bytes.fromhex(digest), "https://x/b"),
+        RECORDER,
+    )
+    document = manifest_json(
+        manifest(paid),
+        campaign={"chain_id": campaign.chain_id, "address": campaign.address},
+        epoch={"index": epoch, "start_ms": 0, "end_ms": 1},
+        results_digest=digest,
+        budget=payable(campaign, epoch),
+        software={"version": "0", "commit": "0" * 40},
+    )
+    data = manifest_bytes(document)
+    manifest_digest = hashlib.sha256(data).hexdigest()
+    name = storages["oracle_artifacts"].save(
+        f"{campaign.address}/{epoch}/manifest-{manifest_digest}.json", ContentFile(data)
+    )
+    at = datetime.fromtimestamp(0, tz=UTC)
+    return EpochClose.objects.create(
+        campaign=campaign,
+        epoch=epoch,
+        state="recorded",
+        epoch_start=at,
+        epoch_end=at,
+        bundle_digest=digest,
+        manifest_digest=manifest_digest,
+        manifest_name=name,
+        tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+        block_number=int(receipt["blockNumber"]),
+    )
+
+
+def run_until_settled(w3: Web3, payout_id: int, *, passes: int = 40) -> EpochPayout:
+    for _ in range(passes):
+        payout = paying.epoch_payout_advance(payout_id=payout_id)
+        if payout.state in ("paid", "empty", "failed"):
+            return payout
+    raise AssertionError(f"the payout stayed {payout.state}")
+
+
+def balances(w3: Web3, token: str, accounts: list[str]) -> dict[str, int]:
+    erc20 = token_contract(w3, token)
+    return {a: int(erc20.functions.balanceOf(Web3.to_checksum_address(a)).call()) for a in accounts}
+
+
+def paid_events(w3: Web3, campaign: Campaign, epoch: int) -> Counter[int]:
+    """How many times the chain's events say each leaf was paid."""
+    escrow = campaign_contract(w3, campaign.address)
+    seen: Counter[int] = Counter()
+    for event in escrow.events.Claimed().get_logs(from_block=0, argument_filters={"epoch": epoch}):
+        seen[int(event.args.index)] += 1
+    for event in escrow.events.Distributed().get_logs(from_block=0, argument_filters={"epoch": epoch}):
+        for index in range(event.args.firstIndex, event.args.firstIndex + event.args.count):
+            seen[index] += 1
+    return seen
+
+
+def claim(w3: Web3, campaign: Campaign, epoch: int, paid: dict[str, int], account: str, sender: DevAccount) -> None:
+    leaves = [PayoutLeaf(i, a, paid[a]) for i, a in enumerate(sorted(paid))]
+    index = sorted(paid).index(account)
+    tree = PayoutTree(leaves)
+    call(
+        w3,
+        campaign_contract(w3, campaign.address).functions.claim(
+            epoch, index, Web3.to_checksum_address(account), paid[account], tree.proof(index)
+        ),
+        sender,
+    )
+
+
+def assert_paid_once(w3: Web3, campaign: Campaign, epoch: int, paid: dict[str, int], before: dict[str, int]) -> None:
+    after = balances(w3, campaign.token, list(paid))
+    assert {a: after[a] - before[a] for a in paid} == paid
+    assert paid_events(w3, campaign, epoch) == Counter(range(len(paid)))
+    state = campaign_contract(w3, campaign.address).functions.epochs(epoch).call()
+    assert state[0] == 0  # remaining: the published total is paid to the last unit
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_recorded_epoch_is_published_once_and_every_leaf_pushed_in_batches_under_the_gas_cap(
+    w3: Web3, factory_and_token: tuple[str, str], settings
+) -> None:
+    settings.PAYOUT_BATCH_GAS_CAP = 1_200_000  # about forty fresh recipients a batch: several batches
+    campaign = a_campaign(w3, factory_and_token)
+    paid = amounts_for(recipients(100, seed=1), payable(campaign, 0))
+    close = recorded_epoch(w3, campaign, 0, paid)
+    fees_before = balances(w3, campaign.token, [FEES.address.lower()])[FEES.address.lower()]
+    before = balances(w3, campaign.token, list(paid))
+
+    assert paying.epoch_payouts_due() == [EpochPayout.objects.get(close=close).pk]
+    payout = run_until_settled(w3, close.payout.pk)
+
+    assert payout.state == "paid", payout.failure_reason
+    assert_paid_once(w3, campaign, 0, paid, before)
+    total = sum(paid.values())
+    assert (payout.total, payout.distributed_amount, payout.claimed_amount) == (total, total, 0)
+    fee = total * FEE_BPS // 10_000
+    assert balances(w3, campaign.token, [FEES.address.lower()])[FEES.address.lower()] - fees_before == fee
+    batches = list(payout.batches.order_by("first_index"))
+    assert len(batches) > 2
+    assert all(b.status == "paid" for b in batches)
+    # Contiguous, in index order, covering every leaf once; each under the cap.
+    assert [b.first_index for b in batches] == list(itertools.accumulate([0] + [b.count for b in batches[:-1]]))
+    assert all(b.tx.gas <= settings.PAYOUT_BATCH_GAS_CAP for b in batches)
+    escrow = campaign_contract(w3, campaign.address)
+    assert escrow.functions.payoutRoot(0).call().hex() == payout.merkle_root[2:]
+    published = escrow.events.PayoutPublished().get_logs(from_block=0)
+    assert [(e.args.epoch, e.args.manifestHash.hex(), e.args.total) for e in published] == [
+        (0, close.manifest_digest, total)
+    ]
+    assert OracleTransaction.objects.filter(purpose_key__startswith="publish:").count() == 1
+    # Nothing more is due, and another pass changes nothing.
+    assert paying.epoch_payouts_due() == []
+    assert paying.epoch_payout_advance(payout_id=payout.pk).state == "paid"
+    assert PayoutBatch.objects.count() == len(batches)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_leaves_already_claimed_are_left_out_of_the_batches(w3: Web3, factory_and_token: tuple[str, str]) -> None:
+    campaign = a_campaign(w3, factory_and_token)
+    paid = amounts_for(recipients(9, seed=2), payable(campaign, 0))
+    close = recorded_epoch(w3, campaign, 0, paid)
+    before = balances(w3, campaign.token, list(paid))
+    paying.epoch_payouts_due()
+    payout = EpochPayout.objects.get(close=close)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(paying, "_distribute", lambda payout_id: None)
+        assert paying.epoch_payout_advance(payout_id=payout.pk).state == "distributing"
+    accounts = sorted(paid)
+    for account in (accounts[0], accounts[4], accounts[8]):  # the first, one inside, the last
+        claim(w3, campaign, 0, paid, account, ACCOUNTS[7])
+
+    payout = run_until_settled(w3, payout.pk)
+
+    assert payout.state == "paid"
+    assert_paid_once(w3, campaign, 0, paid, before)
+    assert [(b.first_index, b.count) for b in payout.batches.order_by("first_index")] == [(1, 3), (5, 3)]
+    assert payout.claimed_leaves == [0, 4, 8]
+    assert payout.claimed_amount == sum(paid[accounts[i]] for i in (0, 4, 8))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_between_publication_and_the_first_batch(w3: Web3, factory_and_token: tuple[str, str]) -> None:
+    campaign = a_campaign(w3, factory_and_token)
+    paid = amounts_for(recipients(5, seed=3), payable(campaign, 0))
+    close = recorded_epoch(w3, campaign, 0, paid)
+    before = balances(w3, campaign.token, list(paid))
+    paying.epoch_payouts_due()
+    payout = EpochPayout.objects.get(close=close)
+
+    def killed(payout_id: int) -> None:
+        raise Killed
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(paying, "_distribute", killed)
+        with pytest.raises(Killed):
+            paying.epoch_payout_advance(payout_id=payout.pk)
+    assert EpochPayout.objects.get(pk=payout.pk).state == "distributing"
+    assert not PayoutBatch.objects.exists()
+
+    payout = run_until_settled(w3, payout.pk)
+    assert payout.state == "paid"
+    assert_paid_once(w3, campaign, 0, paid, before)
+    assert OracleTransaction.objects.filter(purpose_key__startswith="publish:").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_after_signing_a_batch_and_before_broadcasting_it(
+    w3: Web3, factory_and_token: tuple[str, str]
+) -> None:
+    campaign = a_campaign(w3, factory_and_token)
+    paid = amounts_for(recipients(6, seed=4), payable(campaign, 0))
+    close = recorded_epoch(w3, campaign, 0, paid)
+    before = balances(w3, campaign.token, list(paid))
+    paying.epoch_payouts_due()
+    payout = EpochPayout.objects.get(close=close)
+    real_send = oracle_tx._send_raw
+
+    def send_unless_batch(w3_: Web3, raw_tx: str) -> None:
+        if PayoutBatch.objects.filter(tx__raw_tx=raw_tx).exists():
+            raise Killed
+        real_send(w3_, raw_tx)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(oracle_tx, "_send_raw", send_unless_batch)
+        with pytest.raises(Killed):
+            paying.epoch_payout_advance(payout_id=payout.pk)
+    batch = PayoutBatch.objects.get()
+    assert (batch.status, batch.tx.status) == ("pending", "signed")
+    signed_hash = batch.tx.tx_hash
+
+    payout = run_until_settled(w3, payout.pk)
+    assert payout.state == "paid"
+    assert_paid_once(w3, campaign, 0, paid, before)
+    # The very transaction signed before the kill is the one that paid: the same nonce, the same hash.
+    assert PayoutBatch.objects.get().tx.tx_hash == signed_hash
+
+
+@pytest.fixture
+def mining(w3: Web3) -> Iterator[Callable[[bool], None]]:
+    """Switch Anvil's automine (off: blocks only on demand); automine is back on after the test."""
+
+    def automine(on: bool) -> None:
+        w3.provider.make_request("evm_setAutomine", [on])  # type: ignore[arg-type]
+
+    try:
+        yield automine
+    finally:
+        automine(True)
+        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_after_broadcasting_a_batch_and_before_it_mined(
+    w3: Web3, factory_and_token: tuple[str, str], mining: Callable[[bool], None]
+) -> None:
+    campaign = a_campaign(w3, factory_and_token)
+    paid = amounts_for(recipients(6, seed=5), payable(campaign, 0))
+    close = recorded_epoch(w3, campaign, 0, paid)
+    before = balances(w3, campaign.token, list(paid))
+    paying.epoch_payouts_due()
+    payout = EpochPayout.objects.get(close=close)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(paying, "_distribute", lambda payout_id: None)
+        assert paying.epoch_payout_advance(payout_id=payout.pk).state == "distributing"  # publishPayout mined
+    mining(False)
+    real_send = oracle_tx._send_raw
+
+    def send_then_die(w3_: Web3, raw_tx: str) -> None:
+        real_send(w3_, raw_tx)
+        if PayoutBatch.objects.filter(tx__raw_tx=raw_tx).exists():
+            raise Killed  # sent, and the worker died before it could write down that it had
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(oracle_tx, "_send_raw", send_then_die)
+        with pytest.raises(Killed):
+            paying.epoch_payout_advance(payout_id=payout.pk)
+    batch = PayoutBatch.objects.get()
+    assert batch.status == "pending"
+    assert w3.eth.get_transaction(batch.tx.tx_hash) is not None  # in the node's pool, not mined
+
+    paying.epoch_payout_advance(payout_id=payout.pk)  # the next worker: rebroadcast is "already known"
+    assert PayoutBatch.objects.get().status == "pending"
+    mining(True)
+    payout = run_until_settled(w3, payout.pk)
+    assert payout.state == "paid"
+    assert_paid_once(w3, campaign, 0, paid, before)
+    assert PayoutBatch.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_participant_claiming_a_leaf_of_a_signed_batch_is_paid_once_and_the_rest_pushed_again(
+    w3: Web3, factory_and_token: tuple[str, str]
+) -> None:
+    campaign = a_campaign(w3, factory_and_token)
+    paid = amounts_for(recipients(7, seed=6), payable(campaign, 0))
+    close = recorded_epoch(w3, campaign, 0, paid)
+    before = balances(w3, campaign.token, list(paid))
+    paying.epoch_payouts_due()
+    payout = EpochPayout.objects.get(close=close)
+    real_send = oracle_tx._send_raw
+
+    def hold_batches(w3_: Web3, raw_tx: str) -> None:
+        if PayoutBatch.objects.filter(tx__raw_tx=raw_tx).exists():
+            raise Killed
+        real_send(w3_, raw_tx)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(oracle_tx, "_send_raw", hold_batches)
+        with pytest.raises(Killed):
+            paying.epoch_payout_advance(payout_id=payout.pk)
+    signed = PayoutBatch.objects.get()
+    assert (signed.first_index, signed.count) == (0, 7)
+    # While the batch waits, a participant claims a leaf in its range.
+    claim(w3, campaign, 0, paid, sorted(paid)[3], ACCOUNTS[8])
+
+    payout = run_until_settled(w3, payout.pk)
+
+    assert payout.state == "paid"
+    assert_paid_once(w3, campaign, 0, paid, before)
+    signed.refresh_from_db()
+    assert (signed.status, signed.revert_reason) == ("reverted", "AlreadyClaimed")
+    later = [(b.first_index, b.count, b.status) for b in payout.batches.exclude(pk=signed.pk).order_by("first_index")]
+    assert later == [(0, 3, "paid"), (4, 3, "paid")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_advancing_one_payout_at_once_pay_every_leaf_once(
+    w3: Web3, factory_and_token: tuple[str, str], settings
+) -> None:
+    require_postgresql()
+    settings.PAYOUT_BATCH_GAS_CAP = 400_000
+    campaign = a_campaign(w3, factory_and_token)
+    paid = amounts_for(recipients(20, seed=7), payable(campaign, 0))
+    close = recorded_epoch(w3, campaign, 0, paid)
+    before = balances(w3, campaign.token, list(paid))
+    paying.epoch_payouts_due()
+    payout_id = EpochPayout.objects.get(close=close).pk
+    for _ in range(12):
+        results = at_once([lambda: paying.epoch_payout_advance(payout_id=payout_id)] * 2)
+        assert not [r for r in results if isinstance(r, Exception)], results
+        if EpochPayout.objects.get(pk=payout_id).state == "paid":
+            break
+    payout = EpochPayout.objects.get(pk=payout_id)
+    assert payout.state == "paid"
+    assert_paid_once(w3, campaign, 0, paid, before)
+    assert not payout.batches.exclude(status="paid").exists()
+    assert OracleTransaction.objects.filter(purpose_key__startswith="publish:").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_epoch_that_pays_nobody_publishes_nothing(w3: Web3, factory_and_token: tuple[str, str]) -> None:
+    campaign = a_campaign(w3, factory_and_token)
+    close = recorded_epoch(w3, campaign, 0, {})
+    paying.epoch_payouts_due()
+    payout = run_until_settled(w3, EpochPayout.objects.get(close=close).pk)
+    assert (payout.state, payout.leaf_count, payout.total) == ("empty", 0, 0)
+    assert not OracleTransaction.objects.filter(purpose_key__startswith="publish:").exists()
+    assert campaign_contract(w3, campaign.address).functions.payoutRoot(0).call() == b"\0" * 32
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_root_already_on_chain_is_adopted_when_ours_and_fails_the_payout_when_not(
+    w3: Web3, factory_and_token: tuple[str, str]
+) -> None:
+    campaign = a_campaign(w3, factory_and_token)
+    paid = amounts_for(recipients(3, seed=8), payable(campaign, 0))
+    close = recorded_epoch(w3, campaign, 0, paid)
+    escrow = campaign_contract(w3, campaign.address)
+    document_root = bytes.fromhex(manifest(paid).merkle_root[2:])  # type: ignore[union-attr]
+    call(
+        w3,
+        escrow.functions.publishPayout(0, document_root, bytes.fromhex(close.manifest_digest), sum(paid.values())),
+        REPUTATION,
+    )  # published by the same key before this row existed (a restore from an old backup, say)
+    paying.epoch_payouts_due()
+    payout = run_until_settled(w3, EpochPayout.objects.get(close=close).pk)
+    assert payout.state == "paid"
+    assert payout.published_tx_hash
+    assert not OracleTransaction.objects.filter(purpose_key__startswith="publish:").exists()
+
+    # Epoch 1: another root is on chain; nothing is sent, the payout fails with the reason and an alert.
+    travel_to(w3, now(w3) + EPOCH_LENGTH)
+    other = amounts_for(recipients(3, seed=9), payable(campaign, 1))
+    close1 = recorded_epoch(w3, campaign, 1, other)
+    call(w3, escrow.functions.publishPayout(1, b"\x11" * 32, b"\x22" * 32, 1), REPUTATION)
+    paying.epoch_payouts_due()
+    payout1 = run_until_settled(w3, EpochPayout.objects.get(close=close1).pk)
+    assert payout1.state == "failed"
+    assert "another payout root" in payout1.failure_reason
+    assert not payout1.batches.exists()
