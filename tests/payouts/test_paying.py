@@ -17,11 +17,13 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from eth_account import Account
+from eth_typing import HexStr
+from rest_framework.test import APIClient
 from web3 import Web3
 
 from campaigns.indexer import chain_index
 from campaigns.models import Campaign
-from devnet.chain import Anvil, DevAccount, deploy_dev_token, dev_accounts, mint
+from devnet.chain import Anvil, DevAccount, deploy_dev_token, dev_accounts, mint, send
 from devnet.chain import token as token_contract
 from devnet.protocol import CampaignParams, call, create_campaign, deploy_factory, now, travel_to
 from devnet.protocol import campaign as campaign_contract
@@ -371,7 +373,7 @@ def test_a_worker_killed_after_broadcasting_a_batch_and_before_it_mined(
             paying.epoch_payout_advance(payout_id=payout.pk)
     batch = PayoutBatch.objects.get()
     assert batch.status == "pending"
-    assert w3.eth.get_transaction(batch.tx.tx_hash) is not None  # in the node's pool, not mined
+    assert w3.eth.get_transaction(HexStr(batch.tx.tx_hash or "")) is not None  # in the pool, not mined
 
     paying.epoch_payout_advance(payout_id=payout.pk)  # the next worker: rebroadcast is "already known"
     assert PayoutBatch.objects.get().status == "pending"
@@ -483,3 +485,57 @@ def test_a_root_already_on_chain_is_adopted_when_ours_and_fails_the_payout_when_
     assert payout1.state == "failed"
     assert "another payout root" in payout1.failure_reason
     assert not payout1.batches.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_proof_api_serves_a_leaf_whose_claim_call_pays_it(w3: Web3, factory_and_token: tuple[str, str]) -> None:
+    client = APIClient()
+    campaign = a_campaign(w3, factory_and_token)
+    paid = amounts_for(recipients(5, seed=10), payable(campaign, 0))
+    close = recorded_epoch(w3, campaign, 0, paid)
+    account = sorted(paid)[2]
+    url = f"/api/v1/payouts/{campaign.chain_id}/{campaign.address}/0/proof/{account}"
+
+    body = client.get(url).json()
+    assert (body["index"], body["account"], body["amount"], body["status"]) == (
+        2,
+        account,
+        str(paid[account]),
+        "not_published",
+    )
+    leaves = [PayoutLeaf(i, a, paid[a]) for i, a in enumerate(sorted(paid))]
+    assert body["merkle_root"] == "0x" + PayoutTree(leaves).root.hex()
+    assert body["proof"] == ["0x" + p.hex() for p in PayoutTree(leaves).proof(2)]
+
+    paying.epoch_payouts_due()
+    payout = EpochPayout.objects.get(close=close)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(paying, "_distribute", lambda payout_id: None)
+        paying.epoch_payout_advance(payout_id=payout.pk)
+    body = client.get(url).json()
+    assert body["status"] == "claimable"
+    # The claim is one call, sent by anyone; the amount goes to the account.
+    before = balances(w3, campaign.token, [account])[account]
+    stranger = ACCOUNTS[9]
+    tx = {"to": Web3.to_checksum_address(body["claim"]["to"]), "data": body["claim"]["data"], "from": stranger.address}
+    send(w3, tx, stranger)
+    assert balances(w3, campaign.token, [account])[account] - before == paid[account]
+
+    payout = run_until_settled(w3, payout.pk)
+    assert payout.claimed_leaves == [2]
+    assert client.get(url).json()["status"] == "claimed"
+    other = sorted(paid)[0]
+    assert client.get(url.replace(account, other)).json()["status"] == "distributed"
+
+
+@pytest.mark.django_db
+def test_the_proof_api_refuses_a_bad_address_and_names_what_it_does_not_hold(make_campaign) -> None:
+    client = APIClient()
+    campaign = make_campaign(start_ms=0, end_ms=60_000)
+    base = f"/api/v1/payouts/{campaign.chain_id}/{campaign.address}/0/proof/"
+    response = client.get(base + "0x1234")
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_address"
+    response = client.get(base + "0x" + "12" * 20)
+    assert response.status_code == 404
+    assert response.json()["code"] == "payout_not_found"
