@@ -7,16 +7,20 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from mrmarket.admin import ReadOnlyAdminMixin
-from payouts import closing
+from payouts import closing, paying
+from payouts.domain.distribution import IllegalPayoutTransition
 from payouts.domain.epochs import IllegalCloseTransition
 from payouts.models import (
     BookSnapshot,
     EpochClose,
     EpochCloseTransition,
+    EpochPayout,
+    EpochPayoutTransition,
     OracleTransaction,
     Participant,
     ParticipantAccount,
     ParticipantOrder,
+    PayoutBatch,
 )
 
 
@@ -88,3 +92,39 @@ class OracleTransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[OracleTransact
         "purpose_key", "role", "chain_id", "sender", "to", "data", "nonce", "gas", "gas_price", "tx_hash", "status",
         "block_number", "revert_reason", "signed_at", "broadcast_at", "settled_at",
     )  # fmt: skip
+
+
+class EpochPayoutTransitionInline(ReadOnlyAdminMixin, admin.TabularInline[EpochPayoutTransition, EpochPayout]):
+    model = EpochPayoutTransition
+    extra = 0
+    fields = ("created_at", "event", "from_state", "to_state", "detail")
+    readonly_fields = fields
+
+
+class PayoutBatchInline(ReadOnlyAdminMixin, admin.TabularInline[PayoutBatch, EpochPayout]):
+    model = PayoutBatch
+    extra = 0
+    fields = ("kind", "first_index", "count", "amount", "attempt", "status", "tx", "gas_used", "revert_reason")
+    readonly_fields = fields
+
+
+@admin.register(EpochPayout)
+class EpochPayoutAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[EpochPayout]):
+    list_display = ("close", "state", "leaf_count", "total", "distributed_amount", "claimed_amount", "paid_at")
+    list_filter = ("state",)
+    search_fields = ("close__campaign__address", "merkle_root", "manifest_digest", "published_tx_hash")
+    readonly_fields = [f.name for f in EpochPayout._meta.fields]
+    inlines = (PayoutBatchInline, EpochPayoutTransitionInline)
+    actions = ("retry",)
+    allowed = frozenset({"change"})
+
+    @admin.action(permissions=["change"], description="Retry a failed payout (prepare its publication again)")
+    def retry(self, request: HttpRequest, queryset: QuerySet[EpochPayout]) -> None:
+        done = 0
+        for payout in queryset:
+            try:
+                paying.epoch_payout_retry(payout_id=payout.pk)
+                done += 1
+            except IllegalPayoutTransition as exc:
+                self.message_user(request, f"{payout}: {exc}", messages.WARNING)
+        self.message_user(request, f"Sent {done} payout(s) back to pending.", messages.SUCCESS)

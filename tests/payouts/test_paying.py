@@ -28,6 +28,7 @@ from devnet.chain import token as token_contract
 from devnet.protocol import CampaignParams, call, create_campaign, deploy_factory, now, travel_to
 from devnet.protocol import campaign as campaign_contract
 from devnet.protocol import factory as factory_contract
+from execution.models import Alert
 from payouts import oracle_tx, paying
 from payouts.domain.epochs import CampaignTerms
 from payouts.domain.manifest import manifest_bytes
@@ -457,7 +458,7 @@ def test_an_epoch_that_pays_nobody_publishes_nothing(w3: Web3, factory_and_token
 
 @pytest.mark.django_db(transaction=True)
 def test_a_root_already_on_chain_is_adopted_when_ours_and_fails_the_payout_when_not(
-    w3: Web3, factory_and_token: tuple[str, str]
+    w3: Web3, factory_and_token: tuple[str, str], admin_client
 ) -> None:
     campaign = a_campaign(w3, factory_and_token)
     paid = amounts_for(recipients(3, seed=8), payable(campaign, 0))
@@ -485,6 +486,18 @@ def test_a_root_already_on_chain_is_adopted_when_ours_and_fails_the_payout_when_
     assert payout1.state == "failed"
     assert "another payout root" in payout1.failure_reason
     assert not payout1.batches.exists()
+    assert Alert.objects.filter(kind="payout_failed", resolved_at__isnull=True).count() == 1
+
+    # An operator's retry from the admin sends it back to pending; the chain still holds the other root.
+    response = admin_client.post(
+        "/admin/payouts/epochpayout/", {"action": "retry", "_selected_action": [payout1.pk, payout.pk]}, follow=True
+    )
+    shown = [str(m) for m in response.context["messages"]]
+    assert any("Sent 1 payout(s) back to pending" in m for m in shown), shown
+    assert any("paid cannot take retry" in m for m in shown), shown
+    assert EpochPayout.objects.get(pk=payout1.pk).state == "pending"
+    assert run_until_settled(w3, payout1.pk).state == "failed"
+    assert [t.event for t in payout1.transitions.order_by("id")] == ["failed", "retry", "failed"]
 
 
 @pytest.mark.django_db(transaction=True)
