@@ -420,8 +420,8 @@ def _sized(
             raise
         if gas <= cap or plan.count == 1:
             return plan, data, gas
-        # Scale by what the estimate says, a little under, and never to more than half as large again.
-        smaller = max(1, min(plan.count // 2, plan.count * cap * 9 // (gas * 10)))
+        # Scale by what the estimate says, a little under; always at least one leaf fewer.
+        smaller = max(1, min(plan.count - 1, plan.count * cap * 95 // (gas * 100)))
         plan = PlannedBatch(plan.kind, plan.first_index, smaller)
 
 
