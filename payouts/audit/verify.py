@@ -48,6 +48,7 @@ HTTP_TIMEOUT_SECONDS = 30
 FEE_DENOMINATOR = 10_000  # fee_bps is in basis points of the published total (Campaign.publishPayout)
 _ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
+_UINT_RE = re.compile(r"0|[1-9][0-9]*")
 _SHOWN_UNPAID = 20  # unpaid leaf indices listed before "…"
 
 
@@ -444,11 +445,11 @@ def check_bundle(chain: ChainEpoch, evidence: Evidence) -> Iterator[Check]:
         yield _digest_line("inputs", _sha256(inputs_raw), str(_get(bundle, "inputs_digest")), "bundle.inputs_digest")
 
 
-def manifest_leaves(manifest: Any) -> tuple[list[PayoutLeaf] | None, Check | None]:
+def manifest_leaves(manifest: Any) -> list[PayoutLeaf] | Check:
     """The manifest's leaves, or the FAIL line naming the first malformed one."""
     leaves = _get(manifest, "leaves")
     if not isinstance(leaves, list):
-        return None, fail("manifest.leaves: is not an array")
+        return fail("manifest.leaves: is not an array")
     out: list[PayoutLeaf] = []
     for i, leaf in enumerate(leaves):
         index, account, amount = _get(leaf, "index"), _get(leaf, "account"), _get(leaf, "amount")
@@ -458,18 +459,20 @@ def manifest_leaves(manifest: Any) -> tuple[list[PayoutLeaf] | None, Check | Non
             or not isinstance(account, str)
             or not _ADDRESS_RE.fullmatch(account)
             or not isinstance(amount, str)
-            or not amount.isdigit()
+            or not _UINT_RE.fullmatch(amount)
         ):
-            return None, fail(f"manifest.leaves[{i}]: {leaf!r} is not an {{index, account, amount}} leaf")
+            return fail(f"manifest.leaves[{i}]: {leaf!r} is not an {{index, account, amount}} leaf")
         out.append(PayoutLeaf(index, account, int(amount)))
-    return out, None
+    return out
 
 
 def check_manifest(chain: ChainEpoch, evidence: Evidence) -> Iterator[Check]:
     manifest_raw, manifest, problems = _document(evidence.manifest, "manifest")
     yield from problems
     payout = chain.payouts[0] if chain.payouts else None
-    if payout is None:
+    if payout is None and _get(manifest, "total") == "0":
+        yield note(f"payout: nobody is paid in epoch {chain.epoch}; such a manifest is never published on chain")
+    elif payout is None:
         yield note(f"payout: not published yet for epoch {chain.epoch}; the manifest is checked against the bundle")
     elif len(chain.payouts) > 1:
         yield fail(
@@ -498,9 +501,9 @@ def _check_tree(manifest: Any, payout: PayoutRecord | None) -> Iterator[Check]:
             yield ok(f"manifest.merkle_root {root} == the on-chain merkleRoot")
         else:
             yield fail(f"manifest.merkle_root is {root}, the on-chain merkleRoot is {payout.merkle_root}")
-    leaves, problem = manifest_leaves(manifest)
-    if problem is not None or leaves is None:
-        yield problem or fail("manifest.leaves: unreadable")
+    leaves = manifest_leaves(manifest)
+    if isinstance(leaves, Check):
+        yield leaves
         return
     total = _get(manifest, "total")
     if str(sum(leaf.amount for leaf in leaves)) != total:
@@ -704,11 +707,10 @@ def check_reports(evidence: Evidence, *, require_hardware: bool) -> Iterator[Che
 
 
 def check_recompute(evidence: Evidence, *, running: Software) -> Iterator[Check]:
-    raws = (evidence.inputs.body, evidence.bundle.body, evidence.manifest.body)
-    if any(raw is None for raw in raws):
+    inputs_raw, bundle_raw, manifest_raw = evidence.inputs.body, evidence.bundle.body, evidence.manifest.body
+    if inputs_raw is None or bundle_raw is None or manifest_raw is None:
         yield fail("recompute: not possible without the inputs, the bundle and the manifest")
         return
-    inputs_raw, bundle_raw, manifest_raw = (raw or b"" for raw in raws)
     try:
         found = recompute_bytes(inputs_raw, bundle_raw, manifest_raw)
     except InputsRefused as exc:
@@ -729,9 +731,9 @@ def check_payments(chain: ChainEpoch, evidence: Evidence) -> Iterator[Check]:
             yield fail("chain: payments without a published payout")
         return
     payout = chain.payouts[0]
-    leaves, problem = manifest_leaves(_json(evidence.manifest.body))
-    if leaves is None:
-        yield fail(f"payments: cannot be matched: {problem.text if problem else 'no manifest'}")
+    leaves = manifest_leaves(_json(evidence.manifest.body))
+    if isinstance(leaves, Check):
+        yield fail(f"payments: cannot be matched with the manifest: {leaves.text}")
         return
     by_index = {leaf.index: leaf for leaf in leaves}
     paid_by: dict[int, str] = {}
@@ -781,7 +783,7 @@ def check_payments(chain: ChainEpoch, evidence: Evidence) -> Iterator[Check]:
         )
     unpaid = [leaf.index for leaf in leaves if leaf.index not in paid_by]
     yield note(
-        f"payments: paid {paid} of {payout.total} ({len(paid_by)} of {len(leaves)} leaves); unpaid "
+        f"payments: paid {paid} of {payout.total} ({len(leaves) - len(unpaid)} of {len(leaves)} leaves); unpaid "
         f"{max(payout.total - paid, 0)} ({_indices(unpaid)})"
     )
 

@@ -480,6 +480,33 @@ def test_the_verifier_checks_pure_evidence_without_io() -> None:
     assert "FAIL recompute: not possible without the inputs, the bundle and the manifest" in lines
 
 
+def test_payments_the_escrow_would_refuse_are_still_named() -> None:
+    """What a correct escrow never emits (a leaf paid twice, a claim of another amount, more than the total) is
+    named all the same: the verifier does not trust the contract it checks."""
+    leaves = [{"index": i, "account": "0x" + c * 40, "amount": "10"} for i, c in enumerate("abc")]
+    manifest = canonical_bytes({"leaves": leaves, "total": "30"})
+    payout = verify.PayoutRecord(merkle_root="0x" + "00" * 32, manifest_hash="00" * 32, total=30, fee=0)
+    chain = verify.ChainEpoch(
+        chain_id=31337,
+        campaign="0x" + "c0" * 20,
+        epoch=0,
+        terms=verify.CampaignTerms(start=0, end=600, epoch_length=180, fee_bps=0, metadata_hash="0x" + "11" * 32),
+        results=(),
+        payouts=(payout,),
+        claims=(verify.ClaimEvent(1, "0x" + "b" * 40, 11, "0xt1"), verify.ClaimEvent(5, "0x" + "b" * 40, 1, "0xt2")),
+        distributions=(verify.DistributionEvent(0, 2, 20, "0xt3"),),
+    )
+    served = verify.Download(url="http://x/manifest.json", body=manifest, status=200)
+    evidence = verify.Evidence(inputs=served, bundle=served, manifest=served)
+    assert [c.line() for c in verify.check_payments(chain, evidence)] == [
+        f"FAIL claim of leaf 1 (tx 0xt1): paid 11 to 0x{'b' * 40}, the leaf is 10 to 0x{'b' * 40}",
+        "FAIL claim (tx 0xt2): index 5 is not a leaf of the manifest",
+        "FAIL leaf 1 is paid twice (tx 0xt1 and tx 0xt3)",
+        "FAIL payments: 32 paid, more than the published total 30",
+        "note payments: paid 32 of 30 (2 of 3 leaves); unpaid 0 (leaves 2)",
+    ]
+
+
 def test_the_verifier_imports_no_django() -> None:
     probe = "import sys, payouts.audit.verify, payouts.audit.cli; sys.exit(1 if 'django' in sys.modules else 0)"
     done = subprocess.run(
