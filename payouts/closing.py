@@ -33,7 +33,7 @@ from mrmarket.errors import ApplicationError
 from mrmarket.exchanges.errors import ExchangeUnavailable
 from mrmarket.observability.logging import get_logger
 from payouts import oracle_tx
-from payouts.audit.cli import software_version
+from payouts.audit.recompute import software_version
 from payouts.audit.schemas import SchemaViolation, validate_inputs
 from payouts.domain.bundle import UNKNOWN, bundle_bytes, results_bundle
 from payouts.domain.epochs import CloseEvent, CloseState, close_transition

@@ -2,7 +2,10 @@
 participants (two MM orders on one executor, each joined by its reward address with Sign-In with Ethereum), the
 recorder's own snapshots of the simulator's book, the jobs' signed reports pulled, the epoch closed, inputs and
 bundle stored, `recordResults` mined, the digest on chain equal to the SHA-256 of the stored bundle, and
-`python -m payouts.audit score` on the stored inputs reproducing the bundle byte for byte."""
+`python -m payouts.audit score` on the stored inputs reproducing the bundle byte for byte. Then the reputation
+oracle pays both epochs (every participant's balance rises by exactly its manifest amount, the sums equal the
+published totals), `python -m payouts.audit verify` checks them against the chain and the served documents, and
+after the end and the dispute window `refund` returns to the creator only what nobody is owed."""
 
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ from devnet.chain import token as token_contract
 from devnet.exchange.config import ChainConfig, SimConfig
 from devnet.exchange.fixtures import RunningExchange, run_exchange
 from devnet.exchange.keys import Permission
-from devnet.protocol import CampaignParams, call, create_campaign, deploy_factory
+from devnet.protocol import CampaignParams, call, create_campaign, deploy_factory, travel_to
 from devnet.protocol import campaign as campaign_contract
 from devnet.protocol import factory as factory_contract
 from devnet.protocol import now as chain_now
@@ -47,7 +50,7 @@ from execution.executor_client import ExecutorClient
 from execution.models import ExecutionReport, MMOrder
 from mrmarket import siwe
 from mrmarket.exchanges.credentials import ExchangeCredentials
-from payouts import closing
+from payouts import closing, paying
 from payouts import services as payout_services
 from payouts.models import EpochClose, OracleTransaction
 from payouts.recorder import Recorder
@@ -125,6 +128,7 @@ def oracle_settings(settings, anvil: Anvil, sim: RunningExchange, executor: str,
     }
     settings.RECORDING_ORACLE_PRIVATE_KEY = ORACLE.private_key
     settings.ORACLE_REPORT_GRACE_SECONDS = 0
+    settings.REPUTATION_ORACLE_PRIVATE_KEY = ORACLE.private_key
     settings.ORACLE_PUBLIC_BASE_URL = "https://oracle.example"
     settings.RECORDER_REFRESH_SECONDS = 0.5
     settings.SIWE_DOMAIN = "localhost"
@@ -284,7 +288,8 @@ def reported_until(order: MMOrder) -> int:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_participants_are_measured_closed_and_recorded_on_chain(
+def test_two_participants_are_measured_closed_recorded_paid_and_verified(
+    anvil: Anvil,
     w3: Web3,
     tokens: dict[str, str],
     sim: RunningExchange,
@@ -292,18 +297,23 @@ def test_two_participants_are_measured_closed_and_recorded_on_chain(
     oracle_settings: None,
     gate_stand_in: GateStandIn,
     tmp_path: Path,
+    settings,
+    live_server,
 ) -> None:
+    # The documents' public URLs (the one put on chain among them) point at this test's own server, so that
+    # `verify` downloads them as anyone would.
+    settings.ORACLE_PUBLIC_BASE_URL = live_server.url
     campaign = the_campaign(w3, tokens)
     orders = [an_order(sim, campaign, reward) for reward in REWARDS]
     for reward, order in zip(REWARDS, orders, strict=True):
         join(campaign, reward, order)
-    epoch_end_ms = int(campaign.start.timestamp() + EPOCH_SECONDS) * 1000
+    epoch_end_ms = int(campaign.start.timestamp() + 2 * EPOCH_SECONDS) * 1000  # two epochs
     try:
         with recording():
             for order in orders:
                 assert jobs.mm_order_start_job(order_id=order.pk).state == "running"
-            # Quote through epoch 0 and until both jobs have reported past its end.
-            deadline = time.monotonic() + EPOCH_SECONDS + 120
+            # Quote through epochs 0 and 1 and until both jobs have reported past the end of epoch 1.
+            deadline = time.monotonic() + 2 * EPOCH_SECONDS + 120
             while not all(reported_until(o) >= epoch_end_ms for o in orders):
                 assert time.monotonic() < deadline, "the jobs did not report past the epoch's end in time"
                 for order in orders:
@@ -315,17 +325,19 @@ def test_two_participants_are_measured_closed_and_recorded_on_chain(
                 client.stop(order.job_id)
 
     due = closing.epoch_closes_due()
+    closes = [EpochClose.objects.get(campaign=campaign, epoch=epoch) for epoch in (0, 1)]
+    assert {c.pk for c in closes} <= set(due)
+    for close in closes:
+        deadline = time.monotonic() + 60
+        while close.state != "recorded":
+            assert close.state != "failed", close.failure_reason
+            assert time.monotonic() < deadline, f"the close stayed {close.state}: {close.last_error}"
+            # Anvil mines only on demand here: a block now carries a timestamp past the epoch's end, as a live
+            # chain's next block would (recordResults is refused, EpochNotEnded, against a block from before it).
+            w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+            close = closing.epoch_close_advance(close_id=close.pk, worker="test")
+            time.sleep(0.5)
     close = EpochClose.objects.get(campaign=campaign, epoch=0)
-    assert close.pk in due
-    deadline = time.monotonic() + 60
-    while close.state != "recorded":
-        assert close.state != "failed", close.failure_reason
-        assert time.monotonic() < deadline, f"the close stayed {close.state}: {close.last_error}"
-        # Anvil mines only on demand here: a block now carries a timestamp past the epoch's end, as a live chain's
-        # next block would (recordResults is refused, EpochNotEnded, against a block from before it).
-        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
-        close = closing.epoch_close_advance(close_id=close.pk, worker="test")
-        time.sleep(0.5)
 
     storage = storages["oracle_artifacts"]
     with storage.open(close.bundle_name, "rb") as f:
@@ -337,11 +349,11 @@ def test_two_participants_are_measured_closed_and_recorded_on_chain(
     # The digest on chain is the SHA-256 of the stored bundle, and it was recorded once.
     escrow = campaign_contract(w3, campaign.address)
     assert bytes(escrow.functions.resultsHash(0).call()).hex() == close.bundle_digest
-    events = escrow.events.ResultsRecorded().get_logs(from_block=0)
+    events = escrow.events.ResultsRecorded().get_logs(from_block=0, argument_filters={"epoch": 0})
     assert [(e.args.epoch, e.args.resultsHash.hex(), e.args.uri) for e in events] == [
-        (0, close.bundle_digest, f"https://oracle.example/api/v1/payouts/31337/{campaign.address}/0/bundle.json")
+        (0, close.bundle_digest, f"{live_server.url}/api/v1/payouts/31337/{campaign.address}/0/bundle.json")
     ]
-    tx = OracleTransaction.objects.get()
+    tx = OracleTransaction.objects.get(purpose_key__startswith="record:", purpose_key__endswith=":0")
     assert (tx.status, close.tx_hash, close.block_number) == ("mined", tx.tx_hash, tx.block_number)
 
     # Both participants were measured: depth from orders the exchange confirms and the oracle's book shows.
@@ -383,3 +395,65 @@ def test_two_participants_are_measured_closed_and_recorded_on_chain(
     )  # fmt: skip
     assert recomputed.returncode == 0, recomputed.stdout + recomputed.stderr
     assert f"manifest {close.manifest_digest}" in recomputed.stdout
+
+    # The reputation oracle pays both epochs: each participant's balance rises by exactly its manifest amounts.
+    usdt = token_contract(w3, tokens["USDT"])
+
+    def balance(address: str) -> int:
+        return int(usdt.functions.balanceOf(Web3.to_checksum_address(address)).call())
+
+    before = {r.address.lower(): balance(r.address) for r in REWARDS}
+    creator_before = balance(CREATOR.address)
+    owed = {r.address.lower(): 0 for r in REWARDS}
+    totals = 0
+    for close in EpochClose.objects.filter(campaign=campaign, epoch__in=(0, 1)).order_by("epoch"):
+        document = json.loads(storages["oracle_artifacts"].open(close.manifest_name, "rb").read())
+        for leaf in document["leaves"]:
+            owed[leaf["account"]] += int(leaf["amount"])
+        totals += int(document["total"])
+    assert totals > 0
+    payout_ids = paying.epoch_payouts_due()
+    assert len(payout_ids) == 2
+    for payout_id in payout_ids:
+        payout = paying.epoch_payout_advance(payout_id=payout_id)
+        for _ in range(20):
+            if payout.state == "paid":
+                break
+            w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+            payout = paying.epoch_payout_advance(payout_id=payout_id)
+        assert payout.state == "paid", (payout.state, payout.failure_reason)
+    assert {a: balance(a) - before[a] for a in before} == owed
+    published = escrow.events.PayoutPublished().get_logs(from_block=0)
+    distributed = escrow.events.Distributed().get_logs(from_block=0)
+    assert sorted(e.args.epoch for e in published) == [0, 1]
+    assert sum(e.args.total for e in published) == totals == sum(e.args.amount for e in distributed)
+
+    # `verify` from a checkout, against the chain and the served documents. The jobs ran on the test executor
+    # behind the trust gate's stand-in, which attests nothing: every other check passes, and each report's key is
+    # named as linking to no accepted attestation (the demo's executor is attested, and passes them all).
+    for epoch in (0, 1):
+        checked = subprocess.run(
+            [sys.executable, "-m", "payouts.audit", "verify", "--rpc", anvil.url, "--campaign", campaign.address,
+             "--epoch", str(epoch)],
+            cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        failed = [line for line in checked.stdout.splitlines() if line.startswith("FAIL")]
+        assert checked.returncode == 1, checked.stdout + checked.stderr
+        assert failed, checked.stdout
+        assert all("no accepted attestation" in line for line in failed), failed
+        for what in (
+            "ok chain: epoch",
+            "== the on-chain merkleRoot",
+            "== the on-chain total",
+            "ok recompute: bundle and manifest rebuilt from the inputs byte for byte",
+        ):
+            assert what in checked.stdout, (what, checked.stdout)
+
+    # After the end and the dispute window, refund returns to the creator what no published payout holds: the
+    # budget of the eight epochs nobody was paid for; nothing is owed any more.
+    assert escrow.functions.outstanding().call() == 0
+    params = escrow.functions.params().call()
+    travel_to(w3, int(params[6]) + int(params[8]))  # end + disputeWindow
+    call(w3, escrow.functions.refund(), CREATOR)
+    assert balance(CREATOR.address) - creator_before == campaign.budget - totals
+    assert balance(campaign.address) == 0
