@@ -232,6 +232,8 @@ def run_demo(args: argparse.Namespace) -> int:
             "ORACLE_REPORT_GRACE_SECONDS": "30",
             "ORACLE_CLOSE_INTERVAL_SECONDS": "10",
             "ORACLE_PREVIEW_INTERVAL_SECONDS": "30",
+            # The reputation oracle pays each recorded epoch as soon as beat sees it.
+            "ORACLE_PAYOUT_INTERVAL_SECONDS": "10",
         }
     )
     manager = Manager()
@@ -490,6 +492,7 @@ def _ensure_demo_order() -> None:
     existing = MMOrder.objects.filter(exchange_account__label=label).order_by("pk").first()
     if existing is not None:
         print(f"[beat] demo MM order {existing.pk} on {existing.symbol} resumes ({existing.state})", flush=True)
+        _say_audit_page(existing.campaign_chain_id, existing.campaign_address)
         _reattest_restarted_executor()
         return
     if ExchangeAccount.objects.filter(label=label).exists():
@@ -542,6 +545,20 @@ def _ensure_demo_order() -> None:
     print(
         f"[beat] demo MM order {order.pk} on MMT/USDT for campaign {campaign.address}, rewards to "
         f"{_reward_account().address}: funding queued; beat drives it to a running job",
+        flush=True,
+    )
+    _say_audit_page(campaign.chain_id, campaign.address)
+
+
+def _say_audit_page(chain_id: int | None, address: str | None) -> None:
+    """Where the campaign's epochs show as they are closed, recorded and paid (the first within about ten minutes)."""
+    from django.conf import settings
+
+    if chain_id is None or not address:
+        return
+    base = settings.ORACLE_PUBLIC_BASE_URL.rstrip("/")
+    print(
+        f"[beat] audit page: {base}/campaigns/{chain_id}/{address}/audit (each epoch closed, recorded, paid)",
         flush=True,
     )
 
