@@ -34,6 +34,7 @@ from payouts.models import (
     EpochClose,
     EpochPayout,
     EpochPreview,
+    ExternalReport,
     OracleTransaction,
     Participant,
     PayoutBatch,
@@ -76,9 +77,13 @@ def epoch_artifact(*, close: EpochClose, kind: str) -> bytes | None:
 
 
 def report_envelope(*, digest: str) -> str | None:
-    """A verified report's envelope as it was verified (canonical JSON), by its digest."""
+    """A verified report's envelope as it was verified (canonical JSON), by its digest: one of this system's
+    executors', or one pushed from an executor elsewhere (both are source reports of the inputs)."""
     row = ExecutionReport.objects.filter(digest=digest.lower()).only("envelope").first()
-    return None if row is None else row.envelope
+    if row is not None:
+        return row.envelope
+    pushed = ExternalReport.objects.filter(digest=digest.lower()).only("envelope").first()
+    return None if pushed is None else pushed.envelope
 
 
 # --- Payouts: a participant's leaf and its proof -------------------------------------------------------------------

@@ -22,7 +22,15 @@ from campaigns.models import Campaign, CampaignMetadata
 from execution.models import ExchangeAccount, ExecutionReport, MMOrder
 from payouts.domain.bundle import Software, bundle_bytes, results_bundle
 from payouts.domain.manifest import manifest_bytes, payout_manifest
-from payouts.models import EpochClose, EpochPayout, OracleTransaction, PayoutBatch
+from payouts.models import (
+    EpochClose,
+    EpochPayout,
+    ExternalReport,
+    OracleTransaction,
+    Participant,
+    ParticipantAccount,
+    PayoutBatch,
+)
 from payouts.selectors import ARTIFACT_STORAGE
 from tests.factories import user_with
 from tests.payouts.bundle_fixtures import envelope, paying_document
@@ -168,23 +176,29 @@ def batch(target: EpochPayout, first: int, count: int, amount: int, status: str,
     )
 
 
-def source_reports(digests: list[str]) -> None:
-    """Verified reports with these digests, so that their public links resolve."""
-    owner = user_with(username="audit-operator")
-    account = ExchangeAccount.objects.create(
+def exchange_account(owner: Any, label: str, role: str) -> ExchangeAccount:
+    return ExchangeAccount.objects.create(
         owner=owner,
         exchange="binance",
-        label="audit",
-        role=ExchangeAccount.Role.TRADING,
+        label=label,
+        role=role,
         credentials_key_id="k1",
         credentials_wrapped_key=b"",
         credentials_ciphertext=b"",
         api_key_hint="abcd",
     )
+
+
+def source_reports(target: Campaign, digests: list[str]) -> None:
+    """Verified reports with these digests, so that their public links resolve: the last one pushed from an
+    executor elsewhere for a participant's read-only account, the others from this system's own executor."""
+    owner = user_with(username="audit-operator")
+    trading = exchange_account(owner, "audit", ExchangeAccount.Role.TRADING)
     order = MMOrder.objects.create(
-        owner=owner, exchange_account=account, symbol="MMT/USDT", funding_asset="USDT", funding_amount=1, job_id="j1"
+        owner=owner, exchange_account=trading, symbol="MMT/USDT", funding_asset="USDT", funding_amount=1, job_id="j1"
     )
-    for seq, digest in enumerate(digests):
+    *own, pushed = digests
+    for seq, digest in enumerate(own):
         ExecutionReport.objects.create(
             order=order,
             job_id="j1",
@@ -195,6 +209,22 @@ def source_reports(digests: list[str]) -> None:
             window_end_ms=seq + 1,
             envelope=json.dumps({"digest": digest}),
         )
+    joined = Participant.objects.create(
+        campaign=target, reward_address=A, owner=owner, joined_at=START, siwe_message="…", siwe_signature="0x"
+    )
+    link = ParticipantAccount.objects.create(
+        participant=joined, exchange_account=exchange_account(owner, "watch", ExchangeAccount.Role.READ_ONLY)
+    )
+    ExternalReport.objects.create(
+        account=link,
+        job_id="elsewhere",
+        sequence=0,
+        digest=pushed,
+        signing_key="bb" * 32,
+        window_start_ms=0,
+        window_end_ms=1,
+        envelope=json.dumps({"digest": pushed}),
+    )
 
 
 @dataclass
@@ -257,5 +287,5 @@ def scene() -> Scene:
     txs["batch_3_2"] = last.tx.tx_hash or ""
 
     closes[4] = close(target, 4, "collecting")
-    source_reports(REPORTS)
+    source_reports(target, REPORTS)
     return Scene(campaign=target, closes=closes, paying=paying, txs=txs)

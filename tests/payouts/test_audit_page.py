@@ -170,8 +170,10 @@ def test_digests_and_every_download_resolve_to_the_stored_bytes(audit_scene: Sce
     assert reports.find("details") is not None  # five reports: collapsed
     links = [a["href"] for a in reports.find_all("a")]
     assert links == [f"/api/v1/payouts/reports/{d}.json" for d in REPORTS]
-    for link in links:
-        assert client.get(link).status_code == 200
+    for link, digest in zip(links, REPORTS, strict=True):  # the last one pushed from an executor elsewhere
+        response = client.get(link)
+        assert response.status_code == 200
+        assert response.json() == {"digest": digest}
     few = epoch(tree, 2).one("td", class_="reports")
     assert few.find("details") is None  # two reports: listed as they are
     assert len(few.find_all("a")) == 2
@@ -291,3 +293,7 @@ def test_without_a_verified_token_amounts_are_in_base_units(audit_scene: Scene) 
     audit = campaign_audit(chain_id=CHAIN, address=ADDRESS)
     assert audit.token_decimals is None
     assert audit.budget.text == "5,000,000,000,000,000,000,005 base units"
+
+
+def test_the_page_only_reads(audit_scene: Scene, client: Client) -> None:
+    assert client.post(PAGE).status_code == 405
