@@ -297,3 +297,11 @@ def test_without_a_verified_token_amounts_are_in_base_units(audit_scene: Scene) 
 
 def test_the_page_only_reads(audit_scene: Scene, client: Client) -> None:
     assert client.post(PAGE).status_code == 405
+
+
+def test_the_page_reads_in_a_fixed_number_of_queries(
+    audit_scene: Scene, client: Client, django_assert_num_queries
+) -> None:
+    # The campaign, its metadata, the closes with their payouts and transactions, the batches: however many epochs.
+    with django_assert_num_queries(4):
+        assert client.get(PAGE).status_code == 200
