@@ -5,6 +5,7 @@ from django.urls import include, path
 
 from attestation.views import executors_page
 from mrmarket import views
+from payouts.views import campaign_audit_page
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,4 +15,5 @@ urlpatterns = [
     path("api/v1/", include("mrmarket.api.v1.urls", namespace="api-v1")),
     path("admin/", admin.site.urls),
     path("executors/", executors_page, name="executors"),
+    path("campaigns/<int:chain_id>/<str:address>/audit", campaign_audit_page, name="campaign-audit"),
 ]

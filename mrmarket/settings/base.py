@@ -203,6 +203,16 @@ CELERY_BEAT_SCHEDULE = {
 CHAIN_RPC_URL = env.str("CHAIN_RPC_URL", default="")
 CAMPAIGN_FACTORY_ADDRESS = env.str("CAMPAIGN_FACTORY_ADDRESS", default="")
 CHAIN_CONFIRMATIONS = env.int("CHAIN_CONFIRMATIONS", default=2)
+# {"1": "https://etherscan.io"}: chain id → block explorer base URL; the public pages link a transaction as
+# base + "/tx/" + hash (and an address as base + "/address/" + address). A chain without one shows plain hashes.
+CHAIN_EXPLORER_URLS: dict[str, str] = env.json("CHAIN_EXPLORER_URLS", default={})
+if not isinstance(CHAIN_EXPLORER_URLS, dict) or not all(
+    isinstance(k, str) and k.isdigit() and isinstance(v, str) and v.startswith(("https://", "http://"))
+    for k, v in CHAIN_EXPLORER_URLS.items()
+):
+    raise ConfigError(
+        'CHAIN_EXPLORER_URLS must be a JSON object of chain id → http(s) URL, e.g. {"1": "https://etherscan.io"}'
+    )
 EXECUTOR_URLS: list[str] = env.list("EXECUTOR_URLS", default=[])
 # {"binance": "https://testnet.binance.vision"}: ccxt exchange id → base URL replacing its API hosts.
 EXCHANGE_API_URLS: dict[str, str] = env.json("EXCHANGE_API_URLS", default={})
