@@ -460,7 +460,13 @@ def _plan_and_sign(w3: Web3, payout_id: int, leaves: Leaves) -> list[int]:
         sender = str(escrow.functions.params().call()[3])
         signed: list[int] = []
         for plan in plans:
-            sized = _sized(escrow, payout, plan, leaves, sender)
+            try:
+                sized = _sized(escrow, payout, plan, leaves, sender)
+            except OracleCallRejected as exc:
+                # The escrow refuses a batch of our own manifest against our own root: nothing is signed, the batches
+                # already in flight go on, and anyone can still claim. A person must look (the error is named).
+                _batch_refused(payout, plan, exc)
+                break
             if sized is None:
                 break  # a leaf was paid since the events were read: plan again on the next pass
             plan, data, gas = sized
@@ -493,6 +499,20 @@ def _plan_and_sign(w3: Web3, payout_id: int, leaves: Leaves) -> list[int]:
             )
             signed.append(tx.pk)
         return signed
+
+
+def _batch_refused(payout: EpochPayout, plan: PlannedBatch, exc: OracleCallRejected) -> None:
+    error = str(exc.extra.get("error") or exc.message)
+    close = payout.close
+    execution_services.alert_raise(
+        "payout_batch_refused",
+        f"a {plan.kind} of leaves {plan.first_index}..{plan.first_index + plan.count - 1} of epoch {close.epoch} of "
+        f"campaign {close.campaign.address} would revert with {error}; nothing was signed (docs/runbook.md)",
+        dedup=f"payout-batch-refused:p{payout.pk}:{plan.first_index}",
+        detail={"payout_id": payout.pk, "first_index": plan.first_index, "count": plan.count, "error": error},
+    )
+    payout.last_error = f"{plan.kind} {plan.first_index}+{plan.count}: {error}"[:500]
+    payout.save(update_fields=["last_error", "updated_at"])
 
 
 def _distribute(payout_id: int) -> None:

@@ -77,7 +77,7 @@ def payout_transition(state: PayoutState, event: PayoutEvent) -> PayoutState:
 
 class BatchKind(StrEnum):
     DISTRIBUTE = "distribute"
-    CLAIM = "claim"  # one leaf whose amount does not fit distribute's 96 bits
+    CLAIM = "claim"  # one leaf whose amount does not fit distribute's 96 bits, or the only leaf of its tree
 
 
 class BatchStatus(StrEnum):
@@ -123,6 +123,10 @@ def plan_batches(
     for first, size in in_flight:
         for index in range(max(first, 0), min(first + size, count)):
             taken[index] = 1
+    if count == 1:
+        # A tree of one leaf is its own root: the escrow's multiproof walk needs at least one hash to compute, so
+        # that leaf is paid by claim, with an empty proof.
+        return [] if taken[0] else [PlannedBatch(BatchKind.CLAIM, 0, 1)]
     planned: list[PlannedBatch] = []
 
     def add(batch: PlannedBatch) -> bool:

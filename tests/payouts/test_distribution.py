@@ -60,6 +60,13 @@ def test_a_leaf_too_large_for_distribute_is_a_claim_of_its_own() -> None:
         packed_leaves(["0x" + "11" * 20], [DISTRIBUTE_AMOUNT_LIMIT])
 
 
+def test_the_only_leaf_of_a_tree_is_a_claim() -> None:
+    # Its tree's root is the leaf itself: the escrow's multiproof walk has no hash to compute.
+    assert plan_batches(amounts=[5], settled=[], in_flight=[], capacity=10) == [PlannedBatch(BatchKind.CLAIM, 0, 1)]
+    assert plan_batches(amounts=[5], settled=[0], in_flight=[], capacity=10) == []
+    assert plan_batches(amounts=[5], settled=[], in_flight=[(0, 1)], capacity=10) == []
+
+
 def test_leaves_are_packed_as_the_escrow_reads_them() -> None:
     account = "0x" + "ab" * 20
     assert packed_leaves([account], [5]) == [int(account, 16) << 96 | 5]
@@ -93,7 +100,7 @@ def test_a_plan_pays_exactly_the_leaves_nobody_pays_or_is_paying(
         assert 1 <= batch.count <= capacity
         if batch.kind == BatchKind.CLAIM:
             assert batch.count == 1
-            assert amounts[batch.first_index] >= DISTRIBUTE_AMOUNT_LIMIT
+            assert n == 1 or amounts[batch.first_index] >= DISTRIBUTE_AMOUNT_LIMIT
         else:
             assert all(
                 amounts[i] < DISTRIBUTE_AMOUNT_LIMIT for i in range(batch.first_index, batch.first_index + batch.count)

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.files.base import ContentFile
@@ -552,3 +553,45 @@ def test_the_proof_api_refuses_a_bad_address_and_names_what_it_does_not_hold(mak
     response = client.get(base + "0x" + "12" * 20)
     assert response.status_code == 404
     assert response.json()["code"] == "payout_not_found"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("n", [1, 2])
+def test_the_smallest_payouts_are_pushed_too(w3: Web3, factory_and_token: tuple[str, str], n: int) -> None:
+    campaign = a_campaign(w3, factory_and_token)
+    paid = amounts_for(recipients(n, seed=20 + n), payable(campaign, 0))
+    close = recorded_epoch(w3, campaign, 0, paid)
+    before = balances(w3, campaign.token, list(paid))
+    paying.epoch_payouts_due()
+    payout = run_until_settled(w3, EpochPayout.objects.get(close=close).pk)
+    assert payout.state == "paid", payout.failure_reason
+    assert_paid_once(w3, campaign, 0, paid, before)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_the_escrow_refuses_is_not_signed_and_raises_an_alert(
+    w3: Web3, factory_and_token: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    campaign = a_campaign(w3, factory_and_token)
+    paid = amounts_for(recipients(4, seed=30), payable(campaign, 0))
+    close = recorded_epoch(w3, campaign, 0, paid)
+    before = balances(w3, campaign.token, list(paid))
+    paying.epoch_payouts_due()
+    payout_id = EpochPayout.objects.get(close=close).pk
+    real_call = paying._batch_call
+
+    def wrong_amounts(escrow: Any, epoch: int, plan: Any, leaves: paying.Leaves) -> str:
+        bent = paying.Leaves(accounts=leaves.accounts, amounts=[a + 1 for a in leaves.amounts], tree=leaves.tree)
+        return real_call(escrow, epoch, plan, bent)
+
+    monkeypatch.setattr(paying, "_batch_call", wrong_amounts)
+    payout = paying.epoch_payout_advance(payout_id=payout_id)
+    assert payout.state == "distributing"
+    assert not PayoutBatch.objects.exists()
+    assert "InvalidProof" in payout.last_error
+    alert = Alert.objects.get(kind="payout_batch_refused")
+    assert "would revert with InvalidProof" in alert.message
+
+    monkeypatch.setattr(paying, "_batch_call", real_call)
+    assert run_until_settled(w3, payout_id).state == "paid"
+    assert_paid_once(w3, campaign, 0, paid, before)
