@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +13,6 @@ from django.db.models import QuerySet, Sum
 from execution.domain import mm_order as mm
 from execution.domain.ledger import exchange_scope, in_transit
 from execution.models import ExchangeAccount, ExecutionReport, LedgerPosting, MMOrder, MMOrderTransition
-from wire.canonical import digest
 
 
 def _exact_sums_in_python() -> bool:
@@ -90,15 +90,20 @@ class JobProofInputs:
 
 
 def job_proof_inputs(*, job_id: str) -> JobProofInputs | None:
-    """The job's spec digest and its stored reports, or None when no order ran it or none of its reports is
-    stored."""
-    order = MMOrder.objects.filter(job_spec__job_id=job_id).first()
+    """The job's spec digest and its stored reports, or None when none of its reports is stored.
+
+    The spec digest is the one the job's first stored report carries (verified against the order's spec when the
+    report was ingested, and signed): an order whose job was replaced (its executor restarted) now holds the new
+    job's spec, and the old job's proof must stay published — the oracle's inputs name its reports."""
     rows: list[dict[str, Any]] = [
         dict(row)
         for row in ExecutionReport.objects.filter(job_id=job_id)
         .order_by("sequence")
         .values("sequence", "digest", "window_start_ms", "window_end_ms", "signing_key")
     ]
-    if order is None or order.job_spec is None or not rows:
+    if not rows:
         return None
-    return JobProofInputs(job_spec_digest=digest(order.job_spec), reports=rows)
+    first = ExecutionReport.objects.filter(job_id=job_id).order_by("sequence").only("envelope").first()
+    assert first is not None  # rows is not empty
+    spec_digest = str(json.loads(first.envelope)["report"]["job_spec_digest"])
+    return JobProofInputs(job_spec_digest=spec_digest, reports=rows)

@@ -4,6 +4,7 @@ no accepted attestation bound."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -108,8 +109,11 @@ def test_public_list_shows_verified_executors_and_marks_dev_roots(entry: Measure
 
 
 def test_the_proof_links_reports_to_the_attestation(entry: MeasurementEntry) -> None:
+    from wire.canonical import digest
+
     verified_executor("http://exec-a", entry=entry, signing_key="aa" * 32)
     order = order_on("http://exec-a")
+    spec_digest = digest(order.job_spec)
     for seq in range(2):
         ExecutionReport.objects.create(
             order=order,
@@ -119,9 +123,15 @@ def test_the_proof_links_reports_to_the_attestation(entry: MeasurementEntry) -> 
             signing_key="aa" * 32,
             window_start_ms=seq * 10_000,
             window_end_ms=(seq + 1) * 10_000,
-            envelope="{}",
+            envelope=json.dumps({"report": {"job_spec_digest": spec_digest}}),
         )
-    body = Client().get(f"/api/v1/attestation/proofs/{order.job_id}").json()
+    old_job = order.job_id
+    # The order's job is replaced (its executor restarted): the old job's proof stays published, with its own spec.
+    order.job_spec = {**order.job_spec, "job_id": "replacement"}
+    order.job_id = "replacement"
+    order.save(update_fields=["job_spec", "job_id"])
+    body = Client().get(f"/api/v1/attestation/proofs/{old_job}").json()
+    assert body["proof"]["job_spec_digest"] == spec_digest
     proof = body["proof"]
     assert proof["schema"] == "mrmarket.proof-of-execution/v1"
     assert [r["sequence"] for r in proof["reports"]] == [0, 1]
@@ -129,8 +139,6 @@ def test_the_proof_links_reports_to_the_attestation(entry: MeasurementEntry) -> 
     assert proof["executor"]["signing_key"] == "aa" * 32
     assert proof["attestation"]["allowlist_entry"]["source_commit"] == "abc123"
     assert proof["attestation"]["hardware_attested"] is False
-    from wire.canonical import digest
-
     assert body["digest"] == digest(proof)
     missing = Client().get("/api/v1/attestation/proofs/nope")
     assert missing.status_code == 404
