@@ -51,6 +51,7 @@ from payouts.inputs_build import build_inputs, campaign_terms
 from payouts.models import EpochClose, EpochCloseTransition, EpochPreview, OracleTransaction
 from payouts.oracle_keys import oracle_addresses
 from payouts.selectors import ARTIFACT_STORAGE, artifact_path
+from payouts.timeline import transition_once
 from wire.canonical import canonical_bytes, parse
 
 log = get_logger(__name__)
@@ -77,28 +78,24 @@ def _transition(
     close: EpochClose, event: CloseEvent, *, key: str, detail: dict[str, Any] | None = None, **fields: Any
 ) -> EpochClose:
     """Apply one event to a row already locked by the caller, once per key, with the fields it sets."""
-    if EpochCloseTransition.objects.filter(close=close, key=key).exists():
-        return close
-    new_state = close_transition(CloseState(close.state), event)
-    EpochCloseTransition.objects.create(
-        close=close,
+    applied = transition_once(
+        close,
+        EpochCloseTransition,
+        "close",
         key=key,
         event=event.value,
-        from_state=close.state,
-        to_state=new_state.value,
-        detail=detail or {},
+        next_state=lambda state: close_transition(CloseState(state), event).value,
+        detail=detail,
+        fields=fields,
     )
-    for name, value in fields.items():
-        setattr(close, name, value)
-    close.state = new_state.value
-    close.save()
-    log.info(
-        "epoch_close_transition",
-        campaign_id=close.campaign_id,
-        epoch=close.epoch,
-        close_event=event.value,
-        to_state=new_state.value,
-    )
+    if applied:
+        log.info(
+            "epoch_close_transition",
+            campaign_id=close.campaign_id,
+            epoch=close.epoch,
+            close_event=event.value,
+            to_state=close.state,
+        )
     return close
 
 

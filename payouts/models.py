@@ -117,10 +117,10 @@ class EpochClose(models.Model):
         return f"epoch {self.epoch} of {self.campaign_id} ({self.state})"
 
 
-class EpochCloseTransition(AppendOnlyModel):
-    """The close's timeline: every applied transition, once per idempotency key."""
+class TransitionRecord(AppendOnlyModel):
+    """One applied transition of a state machine's row, once per idempotency key (`payouts.timeline`): a
+    subclass adds the row it belongs to and the key's uniqueness per row."""
 
-    close = models.ForeignKey(EpochClose, on_delete=models.PROTECT, related_name="transitions")
     key = models.CharField(max_length=200)
     event = models.CharField(max_length=32)
     from_state = models.CharField(max_length=16)
@@ -129,11 +129,20 @@ class EpochCloseTransition(AppendOnlyModel):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        abstract = True
         ordering = ("id",)
-        constraints = [models.UniqueConstraint(fields=("close", "key"), name="epoch_close_transition_key_unique")]
 
     def __str__(self) -> str:
         return f"{self.from_state} --{self.event}--> {self.to_state}"
+
+
+class EpochCloseTransition(TransitionRecord):
+    """The close's timeline: every applied transition, once per idempotency key."""
+
+    close = models.ForeignKey(EpochClose, on_delete=models.PROTECT, related_name="transitions")
+
+    class Meta(TransitionRecord.Meta):
+        constraints = [models.UniqueConstraint(fields=("close", "key"), name="epoch_close_transition_key_unique")]
 
 
 class EpochPreview(models.Model):
@@ -331,23 +340,14 @@ class EpochPayout(models.Model):
         return f"payout of {self.close} ({self.state})"
 
 
-class EpochPayoutTransition(AppendOnlyModel):
-    """The payout's timeline: every applied transition, once per idempotency key."""
+class EpochPayoutTransition(TransitionRecord):
+    """The payout's timeline: every applied transition (and every batch signed, paid or refused, which changes no
+    state), once per idempotency key."""
 
     payout = models.ForeignKey(EpochPayout, on_delete=models.PROTECT, related_name="transitions")
-    key = models.CharField(max_length=200)
-    event = models.CharField(max_length=32)
-    from_state = models.CharField(max_length=16)
-    to_state = models.CharField(max_length=16)
-    detail = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
-    class Meta:
-        ordering = ("id",)
+    class Meta(TransitionRecord.Meta):
         constraints = [models.UniqueConstraint(fields=("payout", "key"), name="epoch_payout_transition_key_unique")]
-
-    def __str__(self) -> str:
-        return f"{self.from_state} --{self.event}--> {self.to_state}"
 
 
 class PayoutBatch(models.Model):

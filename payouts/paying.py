@@ -54,6 +54,7 @@ from payouts.domain.merkle import PayoutTree
 from payouts.errors import OracleCallRejected, OracleKeyNotConfigured, OraclePurposeConflict, PayoutManifestMissing
 from payouts.models import EpochClose, EpochPayout, EpochPayoutTransition, OracleTransaction, PayoutBatch
 from payouts.oracle_keys import oracle_addresses
+from payouts.timeline import transition_once
 
 log = get_logger(__name__)
 Tx = OracleTransaction.Status
@@ -91,22 +92,18 @@ def _transition(
     payout: EpochPayout, event: PayoutEvent, *, key: str, detail: dict[str, Any] | None = None, **fields: Any
 ) -> EpochPayout:
     """Apply one event to a row the caller holds locked, once per key, with the fields it sets."""
-    if EpochPayoutTransition.objects.filter(payout=payout, key=key).exists():
-        return payout
-    new_state = payout_transition(PayoutState(payout.state), event)
-    EpochPayoutTransition.objects.create(
-        payout=payout,
+    applied = transition_once(
+        payout,
+        EpochPayoutTransition,
+        "payout",
         key=key,
         event=event.value,
-        from_state=payout.state,
-        to_state=new_state.value,
-        detail=detail or {},
+        next_state=lambda state: payout_transition(PayoutState(state), event).value,
+        detail=detail,
+        fields=fields,
     )
-    for name, value in fields.items():
-        setattr(payout, name, value)
-    payout.state = new_state.value
-    payout.save()
-    log.info("epoch_payout_transition", payout_id=payout.pk, payout_event=event.value, to_state=new_state.value)
+    if applied:
+        log.info("epoch_payout_transition", payout_id=payout.pk, payout_event=event.value, to_state=payout.state)
     return payout
 
 

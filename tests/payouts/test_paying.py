@@ -10,6 +10,7 @@ import hashlib
 import itertools
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -253,38 +254,74 @@ def test_a_recorded_epoch_is_published_once_and_every_leaf_pushed_in_batches_und
     assert PayoutBatch.objects.count() == len(batches)
 
 
-@pytest.mark.django_db(transaction=True)
-def test_leaves_already_claimed_are_left_out_of_the_batches(w3: Web3, factory_and_token: tuple[str, str]) -> None:
+@dataclass(frozen=True)
+class Epoch:
+    """A recorded epoch 0 with its payout opened: what it pays, and every payee's balance before."""
+
+    campaign: Campaign
+    paid: dict[str, int]
+    before: dict[str, int]
+    payout_id: int
+
+    def assert_paid_once(self, w3: Web3) -> None:
+        assert_paid_once(w3, self.campaign, 0, self.paid, self.before)
+
+
+def an_epoch(w3: Web3, factory_and_token: tuple[str, str], *, payees: int, seed: int) -> Epoch:
     campaign = a_campaign(w3, factory_and_token)
-    paid = amounts_for(recipients(9, seed=2), payable(campaign, 0))
+    paid = amounts_for(recipients(payees, seed=seed), payable(campaign, 0))
     close = recorded_epoch(w3, campaign, 0, paid)
     before = balances(w3, campaign.token, list(paid))
     paying.epoch_payouts_due()
-    payout = EpochPayout.objects.get(close=close)
+    return Epoch(campaign, paid, before, EpochPayout.objects.get(close=close).pk)
+
+
+def published_only(payout_id: int) -> None:
+    """One pass that publishes and stops there (the batches are left for the next)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(paying, "_distribute", lambda payout_id: None)
-        assert paying.epoch_payout_advance(payout_id=payout.pk).state == "distributing"
-    accounts = sorted(paid)
-    for account in (accounts[0], accounts[4], accounts[8]):  # the first, one inside, the last
-        claim(w3, campaign, 0, paid, account, ACCOUNTS[7])
+        assert paying.epoch_payout_advance(payout_id=payout_id).state == "distributing"
 
-    payout = run_until_settled(w3, payout.pk)
+
+def killed_at_a_batch_broadcast(payout_id: int, *, after_sending: bool) -> None:
+    """One pass whose worker is killed when it broadcasts a batch: before the bytes reach the node, or after they
+    did and before it could write down that they had."""
+    real_send = oracle_tx._send_raw
+
+    def send(w3_: Web3, raw_tx: str) -> None:
+        batch = PayoutBatch.objects.filter(tx__raw_tx=raw_tx).exists()
+        if batch and not after_sending:
+            raise Killed
+        real_send(w3_, raw_tx)
+        if batch:
+            raise Killed
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(oracle_tx, "_send_raw", send)
+        with pytest.raises(Killed):
+            paying.epoch_payout_advance(payout_id=payout_id)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_leaves_already_claimed_are_left_out_of_the_batches(w3: Web3, factory_and_token: tuple[str, str]) -> None:
+    epoch = an_epoch(w3, factory_and_token, payees=9, seed=2)
+    published_only(epoch.payout_id)
+    accounts = sorted(epoch.paid)
+    for account in (accounts[0], accounts[4], accounts[8]):  # the first, one inside, the last
+        claim(w3, epoch.campaign, 0, epoch.paid, account, ACCOUNTS[7])
+
+    payout = run_until_settled(w3, epoch.payout_id)
 
     assert payout.state == "paid"
-    assert_paid_once(w3, campaign, 0, paid, before)
+    epoch.assert_paid_once(w3)
     assert [(b.first_index, b.count) for b in payout.batches.order_by("first_index")] == [(1, 3), (5, 3)]
     assert payout.claimed_leaves == [0, 4, 8]
-    assert payout.claimed_amount == sum(paid[accounts[i]] for i in (0, 4, 8))
+    assert payout.claimed_amount == sum(epoch.paid[accounts[i]] for i in (0, 4, 8))
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_between_publication_and_the_first_batch(w3: Web3, factory_and_token: tuple[str, str]) -> None:
-    campaign = a_campaign(w3, factory_and_token)
-    paid = amounts_for(recipients(5, seed=3), payable(campaign, 0))
-    close = recorded_epoch(w3, campaign, 0, paid)
-    before = balances(w3, campaign.token, list(paid))
-    paying.epoch_payouts_due()
-    payout = EpochPayout.objects.get(close=close)
+    epoch = an_epoch(w3, factory_and_token, payees=5, seed=3)
 
     def killed(payout_id: int) -> None:
         raise Killed
@@ -292,13 +329,12 @@ def test_a_worker_killed_between_publication_and_the_first_batch(w3: Web3, facto
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(paying, "_distribute", killed)
         with pytest.raises(Killed):
-            paying.epoch_payout_advance(payout_id=payout.pk)
-    assert EpochPayout.objects.get(pk=payout.pk).state == "distributing"
+            paying.epoch_payout_advance(payout_id=epoch.payout_id)
+    assert EpochPayout.objects.get(pk=epoch.payout_id).state == "distributing"
     assert not PayoutBatch.objects.exists()
 
-    payout = run_until_settled(w3, payout.pk)
-    assert payout.state == "paid"
-    assert_paid_once(w3, campaign, 0, paid, before)
+    assert run_until_settled(w3, epoch.payout_id).state == "paid"
+    epoch.assert_paid_once(w3)
     assert OracleTransaction.objects.filter(purpose_key__startswith="publish:").count() == 1
 
 
@@ -306,30 +342,14 @@ def test_a_worker_killed_between_publication_and_the_first_batch(w3: Web3, facto
 def test_a_worker_killed_after_signing_a_batch_and_before_broadcasting_it(
     w3: Web3, factory_and_token: tuple[str, str]
 ) -> None:
-    campaign = a_campaign(w3, factory_and_token)
-    paid = amounts_for(recipients(6, seed=4), payable(campaign, 0))
-    close = recorded_epoch(w3, campaign, 0, paid)
-    before = balances(w3, campaign.token, list(paid))
-    paying.epoch_payouts_due()
-    payout = EpochPayout.objects.get(close=close)
-    real_send = oracle_tx._send_raw
-
-    def send_unless_batch(w3_: Web3, raw_tx: str) -> None:
-        if PayoutBatch.objects.filter(tx__raw_tx=raw_tx).exists():
-            raise Killed
-        real_send(w3_, raw_tx)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(oracle_tx, "_send_raw", send_unless_batch)
-        with pytest.raises(Killed):
-            paying.epoch_payout_advance(payout_id=payout.pk)
+    epoch = an_epoch(w3, factory_and_token, payees=6, seed=4)
+    killed_at_a_batch_broadcast(epoch.payout_id, after_sending=False)
     batch = PayoutBatch.objects.get()
     assert (batch.status, batch.tx.status) == ("pending", "signed")
     signed_hash = batch.tx.tx_hash
 
-    payout = run_until_settled(w3, payout.pk)
-    assert payout.state == "paid"
-    assert_paid_once(w3, campaign, 0, paid, before)
+    assert run_until_settled(w3, epoch.payout_id).state == "paid"
+    epoch.assert_paid_once(w3)
     # The very transaction signed before the kill is the one that paid: the same nonce, the same hash.
     assert PayoutBatch.objects.get().tx.tx_hash == signed_hash
 
@@ -352,37 +372,19 @@ def mining(w3: Web3) -> Iterator[Callable[[bool], None]]:
 def test_a_worker_killed_after_broadcasting_a_batch_and_before_it_mined(
     w3: Web3, factory_and_token: tuple[str, str], mining: Callable[[bool], None]
 ) -> None:
-    campaign = a_campaign(w3, factory_and_token)
-    paid = amounts_for(recipients(6, seed=5), payable(campaign, 0))
-    close = recorded_epoch(w3, campaign, 0, paid)
-    before = balances(w3, campaign.token, list(paid))
-    paying.epoch_payouts_due()
-    payout = EpochPayout.objects.get(close=close)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(paying, "_distribute", lambda payout_id: None)
-        assert paying.epoch_payout_advance(payout_id=payout.pk).state == "distributing"  # publishPayout mined
+    epoch = an_epoch(w3, factory_and_token, payees=6, seed=5)
+    published_only(epoch.payout_id)
     mining(False)
-    real_send = oracle_tx._send_raw
-
-    def send_then_die(w3_: Web3, raw_tx: str) -> None:
-        real_send(w3_, raw_tx)
-        if PayoutBatch.objects.filter(tx__raw_tx=raw_tx).exists():
-            raise Killed  # sent, and the worker died before it could write down that it had
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(oracle_tx, "_send_raw", send_then_die)
-        with pytest.raises(Killed):
-            paying.epoch_payout_advance(payout_id=payout.pk)
+    killed_at_a_batch_broadcast(epoch.payout_id, after_sending=True)
     batch = PayoutBatch.objects.get()
     assert batch.status == "pending"
     assert w3.eth.get_transaction(HexStr(batch.tx.tx_hash or "")) is not None  # in the pool, not mined
 
-    paying.epoch_payout_advance(payout_id=payout.pk)  # the next worker: rebroadcast is "already known"
+    paying.epoch_payout_advance(payout_id=epoch.payout_id)  # the next worker: rebroadcast is "already known"
     assert PayoutBatch.objects.get().status == "pending"
     mining(True)
-    payout = run_until_settled(w3, payout.pk)
-    assert payout.state == "paid"
-    assert_paid_once(w3, campaign, 0, paid, before)
+    assert run_until_settled(w3, epoch.payout_id).state == "paid"
+    epoch.assert_paid_once(w3)
     assert PayoutBatch.objects.count() == 1
 
 
@@ -390,32 +392,17 @@ def test_a_worker_killed_after_broadcasting_a_batch_and_before_it_mined(
 def test_a_participant_claiming_a_leaf_of_a_signed_batch_is_paid_once_and_the_rest_pushed_again(
     w3: Web3, factory_and_token: tuple[str, str]
 ) -> None:
-    campaign = a_campaign(w3, factory_and_token)
-    paid = amounts_for(recipients(7, seed=6), payable(campaign, 0))
-    close = recorded_epoch(w3, campaign, 0, paid)
-    before = balances(w3, campaign.token, list(paid))
-    paying.epoch_payouts_due()
-    payout = EpochPayout.objects.get(close=close)
-    real_send = oracle_tx._send_raw
-
-    def hold_batches(w3_: Web3, raw_tx: str) -> None:
-        if PayoutBatch.objects.filter(tx__raw_tx=raw_tx).exists():
-            raise Killed
-        real_send(w3_, raw_tx)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(oracle_tx, "_send_raw", hold_batches)
-        with pytest.raises(Killed):
-            paying.epoch_payout_advance(payout_id=payout.pk)
+    epoch = an_epoch(w3, factory_and_token, payees=7, seed=6)
+    killed_at_a_batch_broadcast(epoch.payout_id, after_sending=False)
     signed = PayoutBatch.objects.get()
     assert (signed.first_index, signed.count) == (0, 7)
     # While the batch waits, a participant claims a leaf in its range.
-    claim(w3, campaign, 0, paid, sorted(paid)[3], ACCOUNTS[8])
+    claim(w3, epoch.campaign, 0, epoch.paid, sorted(epoch.paid)[3], ACCOUNTS[8])
 
-    payout = run_until_settled(w3, payout.pk)
+    payout = run_until_settled(w3, epoch.payout_id)
 
     assert payout.state == "paid"
-    assert_paid_once(w3, campaign, 0, paid, before)
+    epoch.assert_paid_once(w3)
     signed.refresh_from_db()
     assert (signed.status, signed.revert_reason) == ("reverted", "AlreadyClaimed")
     later = [(b.first_index, b.count, b.status) for b in payout.batches.exclude(pk=signed.pk).order_by("first_index")]
@@ -428,12 +415,8 @@ def test_two_workers_advancing_one_payout_at_once_pay_every_leaf_once(
 ) -> None:
     require_postgresql()
     settings.PAYOUT_BATCH_GAS_CAP = 400_000
-    campaign = a_campaign(w3, factory_and_token)
-    paid = amounts_for(recipients(20, seed=7), payable(campaign, 0))
-    close = recorded_epoch(w3, campaign, 0, paid)
-    before = balances(w3, campaign.token, list(paid))
-    paying.epoch_payouts_due()
-    payout_id = EpochPayout.objects.get(close=close).pk
+    epoch = an_epoch(w3, factory_and_token, payees=20, seed=7)
+    payout_id = epoch.payout_id
     for _ in range(12):
         results = at_once([lambda: paying.epoch_payout_advance(payout_id=payout_id)] * 2)
         assert not [r for r in results if isinstance(r, Exception)], results
@@ -441,7 +424,7 @@ def test_two_workers_advancing_one_payout_at_once_pay_every_leaf_once(
             break
     payout = EpochPayout.objects.get(pk=payout_id)
     assert payout.state == "paid"
-    assert_paid_once(w3, campaign, 0, paid, before)
+    epoch.assert_paid_once(w3)
     assert not payout.batches.exclude(status="paid").exists()
     assert OracleTransaction.objects.filter(purpose_key__startswith="publish:").count() == 1
 
@@ -558,31 +541,23 @@ def test_the_proof_api_refuses_a_bad_address_and_names_what_it_does_not_hold(mak
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("n", [1, 2])
 def test_the_smallest_payouts_are_pushed_too(w3: Web3, factory_and_token: tuple[str, str], n: int) -> None:
-    campaign = a_campaign(w3, factory_and_token)
-    paid = amounts_for(recipients(n, seed=20 + n), payable(campaign, 0))
-    close = recorded_epoch(w3, campaign, 0, paid)
-    before = balances(w3, campaign.token, list(paid))
-    paying.epoch_payouts_due()
-    payout = run_until_settled(w3, EpochPayout.objects.get(close=close).pk)
+    epoch = an_epoch(w3, factory_and_token, payees=n, seed=20 + n)
+    payout = run_until_settled(w3, epoch.payout_id)
     assert payout.state == "paid", payout.failure_reason
-    assert_paid_once(w3, campaign, 0, paid, before)
+    epoch.assert_paid_once(w3)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_batch_the_escrow_refuses_is_not_signed_and_raises_an_alert(
     w3: Web3, factory_and_token: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    campaign = a_campaign(w3, factory_and_token)
-    paid = amounts_for(recipients(4, seed=30), payable(campaign, 0))
-    close = recorded_epoch(w3, campaign, 0, paid)
-    before = balances(w3, campaign.token, list(paid))
-    paying.epoch_payouts_due()
-    payout_id = EpochPayout.objects.get(close=close).pk
+    epoch = an_epoch(w3, factory_and_token, payees=4, seed=30)
+    payout_id = epoch.payout_id
     real_call = paying._batch_call
 
-    def wrong_amounts(escrow: Any, epoch: int, plan: Any, leaves: paying.Leaves) -> str:
+    def wrong_amounts(escrow: Any, index: int, plan: Any, leaves: paying.Leaves) -> str:
         bent = paying.Leaves(accounts=leaves.accounts, amounts=[a + 1 for a in leaves.amounts], tree=leaves.tree)
-        return real_call(escrow, epoch, plan, bent)
+        return real_call(escrow, index, plan, bent)
 
     monkeypatch.setattr(paying, "_batch_call", wrong_amounts)
     payout = paying.epoch_payout_advance(payout_id=payout_id)
@@ -594,4 +569,4 @@ def test_a_batch_the_escrow_refuses_is_not_signed_and_raises_an_alert(
 
     monkeypatch.setattr(paying, "_batch_call", real_call)
     assert run_until_settled(w3, payout_id).state == "paid"
-    assert_paid_once(w3, campaign, 0, paid, before)
+    epoch.assert_paid_once(w3)
