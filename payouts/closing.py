@@ -32,7 +32,7 @@ from mrmarket.chain import get_web3
 from mrmarket.errors import ApplicationError
 from mrmarket.exchanges.errors import ExchangeUnavailable
 from mrmarket.observability.logging import get_logger
-from payouts import oracle_tx
+from payouts import oracle_tx, selectors
 from payouts.audit.recompute import software_version
 from payouts.audit.schemas import SchemaViolation, validate_inputs
 from payouts.domain.bundle import UNKNOWN, bundle_bytes, results_bundle
@@ -44,6 +44,7 @@ from payouts.errors import (
     OracleCallRejected,
     OracleKeyNotConfigured,
     OraclePurposeConflict,
+    PayoutManifestMissing,
     ResultsAlreadyRecordedDifferently,
     SoftwareUnknown,
 )
@@ -264,6 +265,28 @@ def _build(close_id: int, worker: str) -> EpochClose:
             lease_until=None,
             last_error="",
         )
+
+
+def epoch_manifest_restore(*, close_id: int) -> EpochClose:
+    """Store the payout manifest of a stored bundle whose manifest is not in the artifact storage (a close stored
+    before manifests were, or a lost file): rebuilt from the bundle alone, as anyone would rebuild it. Raises
+    PayoutManifestMissing when the bundle is not stored either."""
+    close = EpochClose.objects.select_related("campaign").get(pk=close_id)
+    bundle_data = selectors.epoch_artifact(close=close, kind="bundle")
+    if bundle_data is None or hashlib.sha256(bundle_data).hexdigest() != close.bundle_digest:
+        raise PayoutManifestMissing(
+            f"epoch {close.epoch} of {close.campaign.address} has neither its payout manifest nor its results "
+            f"bundle in the artifact storage",
+            extra={"close_id": close.pk},
+        )
+    name, digest = _store_document(artifact_dir(close), "manifest", manifest_bytes(payout_manifest(parse(bundle_data))))
+    with transaction.atomic():
+        close = EpochClose.objects.select_for_update().get(pk=close_id)
+        if (close.manifest_name, close.manifest_digest) != (name, digest):
+            close.manifest_name, close.manifest_digest = name, digest
+            close.save(update_fields=["manifest_name", "manifest_digest", "updated_at"])
+    log.warning("epoch_manifest_restored", close_id=close.pk, manifest_digest=digest)
+    return close
 
 
 def _record_tx(close: EpochClose) -> OracleTransaction:

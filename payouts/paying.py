@@ -21,11 +21,13 @@ transition is recorded once per key (`EpochPayoutTransition`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.files.storage import storages
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -36,7 +38,7 @@ from web3.contract import Contract
 from execution import services as execution_services
 from mrmarket.chain import get_web3
 from mrmarket.observability.logging import get_logger
-from payouts import oracle_tx, selectors
+from payouts import closing, oracle_tx, selectors
 from payouts.domain.distribution import (
     TERMINAL,
     BatchKind,
@@ -74,9 +76,15 @@ class Leaves:
 
 
 def _manifest(close: EpochClose) -> tuple[dict[str, Any], Leaves]:
-    data = selectors.epoch_artifact(close=close, kind="manifest")
-    if data is None:
-        raise PayoutManifestMissing(f"epoch {close.epoch} of {close.campaign.address} has no stored payout manifest")
+    data = None
+    if close.manifest_name and storages[selectors.ARTIFACT_STORAGE].exists(close.manifest_name):
+        data = selectors.epoch_artifact(close=close, kind="manifest")
+    if data is None or hashlib.sha256(data).hexdigest() != close.manifest_digest:
+        # Not stored (a close from before manifests were), or lost: rebuilt from the stored bundle, or refused.
+        close = closing.epoch_manifest_restore(close_id=close.pk)
+        data = selectors.epoch_artifact(close=close, kind="manifest")
+        if data is None:
+            raise PayoutManifestMissing(f"epoch {close.epoch} of {close.campaign.address} has no payout manifest")
     document = json.loads(data)
     built = selectors.payout_tree(close.manifest_digest, data)
     accounts = [str(leaf["account"]) for leaf in document["leaves"]]
@@ -155,6 +163,7 @@ def epoch_payout_ensure(*, close: EpochClose) -> EpochPayout:
     if existing is not None:
         return existing
     document, leaves = _manifest(close)
+    close.refresh_from_db(fields=["manifest_digest", "manifest_name"])  # a manifest rebuilt just now names itself
     payout, _ = EpochPayout.objects.get_or_create(
         close=close,
         defaults={
@@ -185,7 +194,16 @@ def epoch_payouts_due() -> list[int]:
         named |= Q(campaign__reputation_oracle__iexact=address)
     recorded = EpochClose.objects.filter(named, state=CloseState.RECORDED.value, payout__isnull=True)
     for close in recorded.select_related("campaign").order_by("pk"):
-        epoch_payout_ensure(close=close)
+        try:
+            epoch_payout_ensure(close=close)
+        except PayoutManifestMissing as exc:
+            # One epoch whose documents are gone holds up nobody else's payout; a person restores them.
+            execution_services.alert_raise(
+                "payout_manifest_missing",
+                exc.message,
+                dedup=f"payout-manifest-missing:c{close.pk}",
+                detail={"close_id": close.pk, "epoch": close.epoch, "campaign": close.campaign.address},
+            )
     settled = [s.value for s in TERMINAL] + [PayoutState.FAILED.value]
     open_payouts = EpochPayout.objects.filter(_ours()).exclude(state__in=settled)
     return list(open_payouts.order_by("pk").values_list("pk", flat=True))

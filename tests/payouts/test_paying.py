@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,12 +33,14 @@ from devnet.protocol import campaign as campaign_contract
 from devnet.protocol import factory as factory_contract
 from execution.models import Alert
 from payouts import oracle_tx, paying
+from payouts.domain.bundle import Software, bundle_bytes, results_bundle
 from payouts.domain.epochs import CampaignTerms
-from payouts.domain.manifest import manifest_bytes
+from payouts.domain.manifest import manifest_bytes, payout_manifest
 from payouts.domain.merkle import PayoutLeaf, PayoutTree
 from payouts.domain.payout import manifest, manifest_json
 from payouts.models import EpochClose, EpochPayout, OracleTransaction, PayoutBatch
 from tests.fixtures.chain import connect, running_anvil
+from tests.payouts.bundle_fixtures import paying_document
 from tests.payouts.threads import at_once
 from tests.plugins.require import require_postgresql
 
@@ -570,3 +573,40 @@ def test_a_batch_the_escrow_refuses_is_not_signed_and_raises_an_alert(
     monkeypatch.setattr(paying, "_batch_call", real_call)
     assert run_until_settled(w3, payout_id).state == "paid"
     epoch.assert_paid_once(w3)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lost_manifest_is_rebuilt_from_the_stored_bundle_and_a_lost_bundle_holds_up_only_its_epoch(
+    w3: Web3, factory_and_token: tuple[str, str]
+) -> None:
+    campaign = a_campaign(w3, factory_and_token)
+    bundle = bundle_bytes(results_bundle(paying_document(), software=Software(version="1", commit="ab" * 20)))
+    storage = storages["oracle_artifacts"]
+    name = storage.save(f"{campaign.address}/0/bundle.json", ContentFile(bundle))
+    at = datetime.fromtimestamp(0, tz=UTC)
+    close = EpochClose.objects.create(
+        campaign=campaign,
+        epoch=0,
+        state="recorded",
+        epoch_start=at,
+        epoch_end=at,
+        bundle_digest=hashlib.sha256(bundle).hexdigest(),
+        bundle_name=name,
+    )  # stored before manifests were: no manifest
+    lost = EpochClose.objects.create(
+        campaign=campaign, epoch=1, state="recorded", epoch_start=at, epoch_end=at, bundle_digest="ab" * 32
+    )
+
+    due = paying.epoch_payouts_due()
+
+    payout = EpochPayout.objects.get(close=close)
+    assert due == [payout.pk]
+    expected = manifest_bytes(payout_manifest(json.loads(bundle)))
+    close.refresh_from_db()
+    assert close.manifest_digest == hashlib.sha256(expected).hexdigest() == payout.manifest_digest
+    assert storage.open(close.manifest_name, "rb").read() == expected
+    assert not EpochPayout.objects.filter(close=lost).exists()
+    alert = Alert.objects.get(kind="payout_manifest_missing")
+    assert "neither its payout manifest nor its results bundle" in alert.message
+    assert paying.epoch_payouts_due() == [payout.pk]  # asked again: the same, and one alert
+    assert Alert.objects.filter(kind="payout_manifest_missing").count() == 1
