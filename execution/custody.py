@@ -7,13 +7,14 @@ and what keeps one moving until the chain mines a version of it.
   adopted (found by receipt). A nonce the chain used for none of our versions parks the transfer with a
   critical alert instead of failing on every beat.
 
+The mechanics are the core's one sender (`mrmarket.chain_tx`, shared with the oracles' transactions): this module
+gives it the transfer rows, how a replacement is signed and stored, the `CUSTODY_GAS_*` settings and the alerts.
 What a transfer means for an order (its ledger moves and state) is the outbound leg's (`execution.outbound`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -28,6 +29,7 @@ from contracts import load_artifact
 from execution import services
 from execution.funds import custody_asset
 from execution.models import CustodyNonce, CustodyTransfer, CustodyTransferVersion
+from mrmarket import chain_tx
 from mrmarket.exchanges.errors import ExchangeUnavailable
 from mrmarket.observability.logging import get_logger
 
@@ -36,13 +38,7 @@ ERC20_ABI = load_artifact("DevToken").abi
 
 
 def allocate_nonce(w3: Web3, address: str) -> int:
-    chain_id = w3.eth.chain_id
-    row, _ = CustodyNonce.objects.get_or_create(chain_id=chain_id, address=address.lower())
-    row = CustodyNonce.objects.select_for_update().get(pk=row.pk)
-    nonce = max(row.next_nonce, w3.eth.get_transaction_count(Web3.to_checksum_address(address), "pending"))
-    row.next_nonce = nonce + 1
-    row.save(update_fields=["next_nonce"])
-    return nonce
+    return chain_tx.allocate_nonce(w3, address, counters=CustodyNonce)
 
 
 @dataclass(frozen=True)
@@ -88,38 +84,22 @@ def send(w3: Web3, sent: CustodyTransfer) -> bool:
     """Broadcast the transfer's newest version. False when the chain has used its nonce already (by one of our
     versions, or by a transaction that is not ours: the caller finds out which by receipt)."""
     try:
-        w3.eth.send_raw_transaction(HexStr(sent.raw_tx))
-    except Exception as exc:  # "already known", "nonce too low", "underpriced": the chain's state decides, not the text
-        if known(w3, sent.tx_hash):
-            return True
-        if nonce_used(w3, sent):
-            return False
-        raise ExchangeUnavailable(f"the chain refused the custody transfer ({type(exc).__name__})") from None
-    return True
+        return chain_tx.send(w3, _pending(sent), send_raw=lambda raw: w3.eth.send_raw_transaction(HexStr(raw)))
+    except chain_tx.BroadcastRefused as exc:
+        raise ExchangeUnavailable(f"the chain refused the custody transfer ({exc.cause})") from None
 
 
 def known(w3: Web3, tx_hash: str) -> bool:
-    try:
-        w3.eth.get_transaction(HexStr(tx_hash))
-    except TransactionNotFound:
-        return False
-    return True
+    return chain_tx.known(w3, tx_hash)
 
 
 def nonce_used(w3: Web3, sent: CustodyTransfer) -> bool:
-    return int(w3.eth.get_transaction_count(Web3.to_checksum_address(sent.from_address), "latest")) > sent.nonce
+    return chain_tx.nonce_used(w3, sent.from_address, sent.nonce)
 
 
 def mined_version(w3: Web3, sent: CustodyTransfer) -> tuple[str, TxReceipt] | None:
     """The version of the transfer that the chain mined, with its receipt; None while none has."""
-    hashes = [sent.tx_hash]
-    hashes += [h for h in sent.versions.order_by("-pk").values_list("tx_hash", flat=True) if h != sent.tx_hash]
-    for tx_hash in hashes:
-        try:
-            return tx_hash, w3.eth.get_transaction_receipt(HexStr(tx_hash))
-        except TransactionNotFound:
-            continue
-    return None
+    return chain_tx.mined_version(w3, _pending(sent))
 
 
 def adopt(sent: CustodyTransfer, tx_hash: str) -> CustodyTransfer:
@@ -137,39 +117,57 @@ def adopt(sent: CustodyTransfer, tx_hash: str) -> CustodyTransfer:
 def park(sent: CustodyTransfer) -> None:
     """The nonce went to a transaction that is none of ours (the key used elsewhere, a nonce reset): nothing
     of ours can mine any more, and sending again would only fail. The transfer waits for an operator."""
-    CustodyTransfer.objects.filter(pk=sent.pk).exclude(status=CustodyTransfer.Status.MINED).update(
-        status=CustodyTransfer.Status.PARKED
-    )
-    services.alert_raise(
-        "custody_nonce_taken",
-        f"custody nonce {sent.nonce} of order {sent.order_id} was used by a transaction that is not one of its "
-        f"signed versions; the transfer is parked (docs/runbook.md)",
-        dedup=f"custody-parked:t{sent.pk}",
-        detail={"order_id": sent.order_id, "transfer_id": sent.pk, "nonce": sent.nonce, "tx_hash": sent.tx_hash},
+    chain_tx.park(
+        mark=lambda: (
+            CustodyTransfer.objects.filter(pk=sent.pk)
+            .exclude(status=CustodyTransfer.Status.MINED)
+            .update(status=CustodyTransfer.Status.PARKED)
+        ),
+        alert=chain_tx.Alert(
+            "custody_nonce_taken",
+            f"custody nonce {sent.nonce} of order {sent.order_id} was used by a transaction that is not one of its "
+            f"signed versions; the transfer is parked (docs/runbook.md)",
+            dedup=f"custody-parked:t{sent.pk}",
+            detail={"order_id": sent.order_id, "transfer_id": sent.pk, "nonce": sent.nonce, "tx_hash": sent.tx_hash},
+        ),
+        sink=services.alert_raise,
     )
 
 
 def keep_moving(w3: Web3, sent: CustodyTransfer) -> None:
     """A pending transfer: replaced at a higher gas price once it has waited too long (every later custody
     transfer queues behind its nonce), and sent again if the mempool dropped it."""
-    if _bump_due(sent):
-        sent = sign_replacement(w3, sent)
-    if known(w3, sent.tx_hash):
-        return
-    try:
-        send(w3, sent)  # False: the nonce was used meanwhile; the next beat finds by receipt which version
-    except ExchangeUnavailable:
-        # A replacement the node refuses (underpriced for its policy) while an earlier version still waits in
-        # its pool is no failure: that version can still mine, and the next bump offers more.
-        earlier = sent.versions.exclude(tx_hash=sent.tx_hash).values_list("tx_hash", flat=True)
-        if not any(known(w3, tx_hash) for tx_hash in earlier):
-            raise
-        log.warning("custody_replacement_refused", transfer_id=sent.pk, tx_hash=sent.tx_hash)
+    chain_tx.keep_moving(
+        w3,
+        sent,
+        view=_pending,
+        replace=(lambda row: sign_replacement(w3, row)) if _bump_due(sent) else None,
+        send=lambda row: send(w3, row),
+        refused=ExchangeUnavailable,
+        on_refused=lambda row: log.warning("custody_replacement_refused", transfer_id=row.pk, tx_hash=row.tx_hash),
+    )
+
+
+def _pending(sent: CustodyTransfer) -> chain_tx.Pending:
+    return chain_tx.Pending(
+        sender=sent.from_address,
+        nonce=sent.nonce,
+        tx_hash=sent.tx_hash,
+        raw_tx=sent.raw_tx,
+        versions=lambda: sent.versions.order_by("-pk").values_list("tx_hash", flat=True),
+    )
+
+
+def _bump() -> chain_tx.Bump:
+    return chain_tx.Bump(
+        seconds=settings.CUSTODY_GAS_BUMP_SECONDS,
+        percent=settings.CUSTODY_GAS_BUMP_PERCENT,
+        cap=settings.CUSTODY_GAS_PRICE_CAP_WEI,
+    )
 
 
 def _bump_due(sent: CustodyTransfer) -> bool:
-    since = sent.signed_at or sent.created_at
-    return timezone.now() - since >= timedelta(seconds=settings.CUSTODY_GAS_BUMP_SECONDS)
+    return chain_tx.bump_due(since=sent.signed_at or sent.created_at, seconds=settings.CUSTODY_GAS_BUMP_SECONDS)
 
 
 @transaction.atomic
@@ -180,35 +178,41 @@ def sign_replacement(w3: Web3, sent: CustodyTransfer) -> CustodyTransfer:
     if mined_version(w3, sent) is not None:
         return sent  # a version mined meanwhile (the tracker adopts it): a replacement could never mine
     current = sent.gas_price or _pending_gas_price(w3, sent)
-    price = max(int(w3.eth.gas_price), current + max(1, -(-current * settings.CUSTODY_GAS_BUMP_PERCENT // 100)))
-    cap = settings.CUSTODY_GAS_PRICE_CAP_WEI
     detail = {"order_id": sent.order_id, "transfer_id": sent.pk, "nonce": sent.nonce, "gas_price": current}
-    if cap and price > cap:
-        if current >= cap:
-            services.alert_raise(
-                "custody_gas_cap",
-                f"custody transfer of order {sent.order_id} (nonce {sent.nonce}) is still pending at the gas price "
-                f"cap {cap} wei; every later custody transfer waits behind it (docs/runbook.md)",
-                dedup=f"custody-gas-cap:t{sent.pk}",
-                detail=detail,
-            )
-            return sent
-        price = cap
-    # The version being replaced stays on record: it can still be the one that mines.
-    CustodyTransferVersion.objects.get_or_create(
-        tx_hash=sent.tx_hash, defaults={"transfer": sent, "raw_tx": sent.raw_tx, "gas_price": current}
-    )
-    signed = sign_transfer(w3, sent.order.funding_asset, sent.to_address, sent.amount, sent.nonce, price)
-    CustodyTransferVersion.objects.create(transfer=sent, tx_hash=signed.tx_hash, raw_tx=signed.raw_tx, gas_price=price)
-    sent.tx_hash, sent.raw_tx, sent.gas_price, sent.signed_at = signed.tx_hash, signed.raw_tx, price, timezone.now()
-    sent.save(update_fields=["tx_hash", "raw_tx", "gas_price", "signed_at"])
-    services.alert_raise(
-        "custody_transfer_stuck",
-        f"custody transfer of order {sent.order_id} (nonce {sent.nonce}) was pending for "
-        f"{settings.CUSTODY_GAS_BUMP_SECONDS}s; replaced at gas price {price} wei",
-        dedup=f"custody-stuck:t{sent.pk}",
-        detail={**detail, "gas_price": price, "replaced": current},
-        warning=True,
+
+    def resign(price: int) -> None:
+        # The version being replaced stays on record: it can still be the one that mines.
+        CustodyTransferVersion.objects.get_or_create(
+            tx_hash=sent.tx_hash, defaults={"transfer": sent, "raw_tx": sent.raw_tx, "gas_price": current}
+        )
+        signed = sign_transfer(w3, sent.order.funding_asset, sent.to_address, sent.amount, sent.nonce, price)
+        CustodyTransferVersion.objects.create(
+            transfer=sent, tx_hash=signed.tx_hash, raw_tx=signed.raw_tx, gas_price=price
+        )
+        sent.tx_hash, sent.raw_tx, sent.gas_price, sent.signed_at = signed.tx_hash, signed.raw_tx, price, timezone.now()
+        sent.save(update_fields=["tx_hash", "raw_tx", "gas_price", "signed_at"])
+
+    chain_tx.replace(
+        w3,
+        current=current,
+        bump=_bump(),
+        resign=resign,
+        cap_alert=lambda cap: chain_tx.Alert(
+            "custody_gas_cap",
+            f"custody transfer of order {sent.order_id} (nonce {sent.nonce}) is still pending at the gas price "
+            f"cap {cap} wei; every later custody transfer waits behind it (docs/runbook.md)",
+            dedup=f"custody-gas-cap:t{sent.pk}",
+            detail=detail,
+        ),
+        stuck_alert=lambda price: chain_tx.Alert(
+            "custody_transfer_stuck",
+            f"custody transfer of order {sent.order_id} (nonce {sent.nonce}) was pending for "
+            f"{settings.CUSTODY_GAS_BUMP_SECONDS}s; replaced at gas price {price} wei",
+            dedup=f"custody-stuck:t{sent.pk}",
+            detail={**detail, "gas_price": price, "replaced": current},
+            warning=True,
+        ),
+        sink=services.alert_raise,
     )
     return sent
 

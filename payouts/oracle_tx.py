@@ -1,5 +1,5 @@
-"""Oracle transactions: the calls the recording and reputation oracles send to campaign escrows, with custody's
-discipline (`execution.custody`).
+"""Oracle transactions: the calls the recording and reputation oracles send to campaign escrows, sent by the core's
+one sender (`mrmarket.chain_tx`, as custody's transfers are).
 
 - Each transaction is known by its purpose (`record:<chain>:<campaign>:<epoch>`): preparing it twice returns the
   same row. It is signed and stored before anything is sent, its nonce allocated under a row lock in execution's
@@ -16,7 +16,6 @@ discipline (`execution.custody`).
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -27,13 +26,14 @@ from eth_abi.exceptions import DecodingError
 from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 from web3 import Web3
-from web3.exceptions import ContractLogicError, TransactionNotFound, Web3Exception
+from web3.exceptions import ContractLogicError, Web3Exception
 from web3.types import TxParams, TxReceipt
 
 from contracts import load_artifact
 from execution import services as execution_services
 from execution.custody import allocate_nonce
 from execution.models import Alert
+from mrmarket import chain_tx
 from mrmarket.chain import get_web3
 from mrmarket.observability.logging import get_logger
 from payouts.errors import (
@@ -320,19 +320,23 @@ def _send_raw(w3: Web3, raw_tx: str) -> None:
 def _broadcast(w3: Web3, row: OracleTransaction) -> bool:
     """Send the newest version. False when the chain has used its nonce already (by one of our versions or by a
     transaction that is not ours: the caller finds out which by receipt)."""
+
+    def sent() -> None:
+        row.broadcast_at = timezone.now()
+        row.save(update_fields=["broadcast_at", "updated_at"])
+
     try:
-        _send_raw(w3, row.raw_tx)
-    except (Web3Exception, OSError) as exc:  # "already known", "nonce too low", "underpriced": the chain decides
-        if _known(w3, row.tx_hash):
-            return True
-        if _nonce_used(w3, row):
-            return False
+        return chain_tx.send(
+            w3,
+            _pending(row),
+            send_raw=lambda raw: _send_raw(w3, raw),
+            refusals=(Web3Exception, OSError),
+            on_sent=sent,
+        )
+    except chain_tx.BroadcastRefused as exc:
         raise OracleChainUnavailable(
-            f"the chain refused oracle transaction {row.pk} ({type(exc).__name__})", extra={"tx_id": row.pk}
+            f"the chain refused oracle transaction {row.pk} ({exc.cause})", extra={"tx_id": row.pk}
         ) from None
-    row.broadcast_at = timezone.now()
-    row.save(update_fields=["broadcast_at", "updated_at"])
-    return True
 
 
 def _send_signed(w3: Web3, row: OracleTransaction) -> None:
@@ -343,30 +347,22 @@ def _send_signed(w3: Web3, row: OracleTransaction) -> None:
     row.save(update_fields=["status", "updated_at"])
 
 
-def _known(w3: Web3, tx_hash: str | None) -> bool:
-    if not tx_hash:
-        return False
-    try:
-        w3.eth.get_transaction(HexStr(tx_hash))
-    except TransactionNotFound:
-        return False
-    return True
+def _pending(row: OracleTransaction) -> chain_tx.Pending:
+    return chain_tx.Pending(
+        sender=row.sender,
+        nonce=row.nonce,
+        tx_hash=row.tx_hash,
+        raw_tx=row.raw_tx,
+        versions=lambda: row.versions.order_by("-pk").values_list("tx_hash", flat=True),
+    )
 
 
 def _nonce_used(w3: Web3, row: OracleTransaction) -> bool:
-    count = int(w3.eth.get_transaction_count(Web3.to_checksum_address(row.sender), "latest"))
-    return row.nonce is not None and count > row.nonce
+    return chain_tx.nonce_used(w3, row.sender, row.nonce)
 
 
 def _mined_version(w3: Web3, row: OracleTransaction) -> tuple[str, TxReceipt] | None:
-    hashes = [row.tx_hash] if row.tx_hash else []
-    hashes += [h for h in row.versions.order_by("-pk").values_list("tx_hash", flat=True) if h != row.tx_hash]
-    for tx_hash in hashes:
-        try:
-            return tx_hash, w3.eth.get_transaction_receipt(HexStr(tx_hash))
-        except TransactionNotFound:
-            continue
-    return None
+    return chain_tx.mined_version(w3, _pending(row))
 
 
 def _settle(w3: Web3, row: OracleTransaction, tx_hash: str, receipt: TxReceipt) -> None:
@@ -410,72 +406,84 @@ def _revert_reason(w3: Web3, row: OracleTransaction, block: int) -> str:
 def _park(row: OracleTransaction) -> None:
     """The nonce went to a transaction that is none of ours (the key used elsewhere, a nonce reset): nothing of
     ours can mine any more. The transaction waits for an operator."""
-    row.status = Status.PARKED
-    row.settled_at = timezone.now()
-    row.save(update_fields=["status", "settled_at", "updated_at"])
-    execution_services.alert_raise(
-        "oracle_nonce_taken",
-        f"{row.role} oracle nonce {row.nonce} of {row.purpose_key} was used by a transaction that is not one of "
-        f"its signed versions; the transaction is parked: treat the {row.role} oracle key as exposed "
-        f"(docs/key-lifecycle.md)",
-        dedup=f"oracle-parked:t{row.pk}",
-        detail={"tx_id": row.pk, "purpose_key": row.purpose_key, "nonce": row.nonce, "tx_hash": row.tx_hash},
+
+    def mark() -> None:
+        row.status = Status.PARKED
+        row.settled_at = timezone.now()
+        row.save(update_fields=["status", "settled_at", "updated_at"])
+
+    chain_tx.park(
+        mark=mark,
+        alert=chain_tx.Alert(
+            "oracle_nonce_taken",
+            f"{row.role} oracle nonce {row.nonce} of {row.purpose_key} was used by a transaction that is not one of "
+            f"its signed versions; the transaction is parked: treat the {row.role} oracle key as exposed "
+            f"(docs/key-lifecycle.md)",
+            dedup=f"oracle-parked:t{row.pk}",
+            detail={"tx_id": row.pk, "purpose_key": row.purpose_key, "nonce": row.nonce, "tx_hash": row.tx_hash},
+        ),
+        sink=execution_services.alert_raise,
     )
 
 
 def _keep_moving(w3: Web3, row: OracleTransaction) -> None:
-    if _bump_due(row):
-        _sign_replacement(w3, row)
-    if _known(w3, row.tx_hash):
-        return
-    try:
-        _broadcast(w3, row)  # False: the nonce was used meanwhile; the next step finds by receipt which version
-    except OracleChainUnavailable:
-        # A replacement the node refuses (underpriced for its policy) while an earlier version still waits in its
-        # pool is no failure: that version can still mine, and the next bump offers more.
-        earlier = row.versions.exclude(tx_hash=row.tx_hash).values_list("tx_hash", flat=True)
-        if not any(_known(w3, tx_hash) for tx_hash in earlier):
-            raise
-        log.warning("oracle_tx_replacement_refused", tx_id=row.pk, tx_hash=row.tx_hash)
+    chain_tx.keep_moving(
+        w3,
+        row,
+        view=_pending,
+        replace=(lambda r: _sign_replacement(w3, r)) if _bump_due(row) else None,
+        send=lambda r: _broadcast(w3, r),
+        refused=OracleChainUnavailable,
+        on_refused=lambda r: log.warning("oracle_tx_replacement_refused", tx_id=r.pk, tx_hash=r.tx_hash),
+    )
 
 
 def _bump_due(row: OracleTransaction) -> bool:
-    since = row.signed_at or row.created_at
-    return timezone.now() - since >= timedelta(seconds=settings.ORACLE_GAS_BUMP_SECONDS)
+    return chain_tx.bump_due(since=row.signed_at or row.created_at, seconds=settings.ORACLE_GAS_BUMP_SECONDS)
 
 
-def _sign_replacement(w3: Web3, row: OracleTransaction) -> None:
+def _sign_replacement(w3: Web3, row: OracleTransaction) -> OracleTransaction:
     """The same call, same nonce, at a higher gas price; stored before it is broadcast (the caller holds the row
     lock)."""
     signer = oracle_signer(row.role, address=row.sender)  # type: ignore[arg-type]
-    if row.nonce is None:
-        return  # adopted rows have nothing of ours pending
+    nonce = row.nonce
+    if nonce is None:
+        return row  # adopted rows have nothing of ours pending
     current = row.gas_price
-    price = max(int(w3.eth.gas_price), current + max(1, -(-current * settings.ORACLE_GAS_BUMP_PERCENT // 100)))
-    cap = settings.ORACLE_GAS_PRICE_CAP_WEI
-    detail = {"tx_id": row.pk, "purpose_key": row.purpose_key, "nonce": row.nonce, "gas_price": current}
-    if cap and price > cap:
-        if current >= cap:
-            execution_services.alert_raise(
-                "oracle_gas_cap",
-                f"oracle transaction {row.purpose_key} (nonce {row.nonce}) is still pending at the gas price cap "
-                f"{cap} wei; every later {row.role} oracle transaction waits behind it (docs/runbook.md)",
-                dedup=f"oracle-gas-cap:t{row.pk}",
-                detail=detail,
-            )
-            return
-        price = cap
-    raw, tx_hash = _sign(
-        signer, chain_id=row.chain_id, to=row.to, data=row.data, nonce=row.nonce, gas=row.gas, price=price
+    detail = {"tx_id": row.pk, "purpose_key": row.purpose_key, "nonce": nonce, "gas_price": current}
+
+    def resign(price: int) -> None:
+        raw, tx_hash = _sign(
+            signer, chain_id=row.chain_id, to=row.to, data=row.data, nonce=nonce, gas=row.gas, price=price
+        )
+        OracleTransactionVersion.objects.create(transaction=row, tx_hash=tx_hash, raw_tx=raw, gas_price=price)
+        row.tx_hash, row.raw_tx, row.gas_price, row.signed_at = tx_hash, raw, price, timezone.now()
+        row.save(update_fields=["tx_hash", "raw_tx", "gas_price", "signed_at", "updated_at"])
+
+    chain_tx.replace(
+        w3,
+        current=current,
+        bump=chain_tx.Bump(
+            seconds=settings.ORACLE_GAS_BUMP_SECONDS,
+            percent=settings.ORACLE_GAS_BUMP_PERCENT,
+            cap=settings.ORACLE_GAS_PRICE_CAP_WEI,
+        ),
+        resign=resign,
+        cap_alert=lambda cap: chain_tx.Alert(
+            "oracle_gas_cap",
+            f"oracle transaction {row.purpose_key} (nonce {nonce}) is still pending at the gas price cap "
+            f"{cap} wei; every later {row.role} oracle transaction waits behind it (docs/runbook.md)",
+            dedup=f"oracle-gas-cap:t{row.pk}",
+            detail=detail,
+        ),
+        stuck_alert=lambda price: chain_tx.Alert(
+            "oracle_tx_stuck",
+            f"oracle transaction {row.purpose_key} (nonce {nonce}) was pending for "
+            f"{settings.ORACLE_GAS_BUMP_SECONDS}s; replaced at gas price {price} wei",
+            dedup=f"oracle-stuck:t{row.pk}",
+            detail={**detail, "gas_price": price, "replaced": current},
+            warning=True,
+        ),
+        sink=execution_services.alert_raise,
     )
-    OracleTransactionVersion.objects.create(transaction=row, tx_hash=tx_hash, raw_tx=raw, gas_price=price)
-    row.tx_hash, row.raw_tx, row.gas_price, row.signed_at = tx_hash, raw, price, timezone.now()
-    row.save(update_fields=["tx_hash", "raw_tx", "gas_price", "signed_at", "updated_at"])
-    execution_services.alert_raise(
-        "oracle_tx_stuck",
-        f"oracle transaction {row.purpose_key} (nonce {row.nonce}) was pending for "
-        f"{settings.ORACLE_GAS_BUMP_SECONDS}s; replaced at gas price {price} wei",
-        dedup=f"oracle-stuck:t{row.pk}",
-        detail={**detail, "gas_price": price, "replaced": current},
-        warning=True,
-    )
+    return row
