@@ -127,7 +127,7 @@ def test_the_proof_links_reports_to_the_attestation(entry: MeasurementEntry) -> 
         )
     old_job = order.job_id
     # The order's job is replaced (its executor restarted): the old job's proof stays published, with its own spec.
-    order.job_spec = {**order.job_spec, "job_id": "replacement"}
+    order.job_spec = {**(order.job_spec or {}), "job_id": "replacement"}
     order.job_id = "replacement"
     order.save(update_fields=["job_spec", "job_id"])
     body = Client().get(f"/api/v1/attestation/proofs/{old_job}").json()
