@@ -326,6 +326,12 @@ class EpochPayout(models.Model):
     distributed_amount = BaseUnitsField(default=0, help_text="Paid by mined batches of this oracle.")
     claimed_amount = BaseUnitsField(default=0, help_text="Paid by claims (the participant's, or anyone's).")
     claimed_leaves = models.JSONField(default=list, blank=True, help_text="Indices paid by claim, ascending.")
+    distributed_ranges = models.JSONField(
+        default=list, blank=True, help_text="[first index, count] of every distribute on chain, by anyone."
+    )
+    refused_leaves = models.JSONField(
+        default=list, blank=True, help_text="Indices no batch can pay (their transfer fails): left to be claimed."
+    )
     failure_reason = models.CharField(max_length=500, blank=True, default="")
     last_error = models.CharField(max_length=500, blank=True, default="")
     paid_at = models.DateTimeField(null=True, blank=True)

@@ -16,6 +16,7 @@ one sender (`mrmarket.chain_tx`, as custody's transfers are).
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -163,6 +164,7 @@ def oracle_tx_advance(*, tx_id: int) -> str:
     """Move a transaction one step towards settled: broadcast it if it never was, settle it by the receipt of
     whichever version mined, park it if its nonce went elsewhere, else replace it once it has waited too long and
     rebroadcast it if the node dropped it. Idempotent, safe to run from several workers at once. Its status."""
+    _replace_when_due(tx_id)  # committed on its own: a replacement is stored before anything can broadcast it
     with transaction.atomic():
         row = OracleTransaction.objects.select_for_update().get(pk=tx_id)
         if row.status in SETTLED:
@@ -183,6 +185,15 @@ def oracle_tx_advance(*, tx_id: int) -> str:
                 return row.status
         _settle(w3, row, *found)
         return row.status
+
+
+def oracle_txs_unsettled(*, older_than_seconds: int) -> list[int]:
+    """Transactions signed or broadcast longer ago than that and not settled: what the sweep advances, whatever
+    row (a close, a payout, a batch) they were signed for. A signed nonce left unsent blocks every later
+    transaction of its key, so nothing depends on the caller that signed it coming back."""
+    since = timezone.now() - timedelta(seconds=older_than_seconds)
+    unsettled = OracleTransaction.objects.filter(status__in=(Status.SIGNED, Status.BROADCAST), created_at__lt=since)
+    return list(unsettled.order_by("nonce", "pk").values_list("pk", flat=True))
 
 
 def record_results_tx(
@@ -426,12 +437,27 @@ def _park(row: OracleTransaction) -> None:
     )
 
 
+def _replace_when_due(tx_id: int) -> None:
+    """Sign and store the replacement of a broadcast transaction that has waited too long, and commit it: the
+    broadcast is the next step's, so a worker killed after the node took the replacement still holds its record
+    (without it, the replacement mining would look like a nonce taken by someone else)."""
+    with transaction.atomic():
+        row = OracleTransaction.objects.select_for_update().get(pk=tx_id)
+        if row.status != Status.BROADCAST or not _bump_due(row):
+            return
+        w3 = _connected(row.chain_id)
+        if _mined_version(w3, row) is not None or _nonce_used(w3, row):
+            return  # mined, or its nonce went elsewhere: the next step settles or parks it
+        _sign_replacement(w3, row)
+
+
 def _keep_moving(w3: Web3, row: OracleTransaction) -> None:
+    """Send the newest version again if the node dropped it (its replacement, when due, is already stored)."""
     chain_tx.keep_moving(
         w3,
         row,
         view=_pending,
-        replace=(lambda r: _sign_replacement(w3, r)) if _bump_due(row) else None,
+        replace=None,
         send=lambda r: _broadcast(w3, r),
         refused=OracleChainUnavailable,
         on_refused=lambda r: log.warning("oracle_tx_replacement_refused", tx_id=r.pk, tx_hash=r.tx_hash),

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -206,7 +207,24 @@ def epoch_payouts_due() -> list[int]:
             )
     settled = [s.value for s in TERMINAL] + [PayoutState.FAILED.value]
     open_payouts = EpochPayout.objects.filter(_ours()).exclude(state__in=settled)
+    _alert_stalled(open_payouts)
     return list(open_payouts.order_by("pk").values_list("pk", flat=True))
+
+
+def _alert_stalled(open_payouts: Any) -> None:
+    """A payout still open `PAYOUT_STALL_SECONDS` after it was opened is told to a person, whatever holds it (a node
+    that refuses every broadcast, a key without gas, a task failing on every pass)."""
+    since = timezone.now() - timedelta(seconds=settings.PAYOUT_STALL_SECONDS)
+    for payout in open_payouts.filter(created_at__lt=since).select_related("close", "close__campaign"):
+        close = payout.close
+        execution_services.alert_raise(
+            "payout_stalled",
+            f"the payout of epoch {close.epoch} of campaign {close.campaign.address} has been {payout.state} for "
+            f"more than {settings.PAYOUT_STALL_SECONDS}s (last error: {payout.last_error or 'none'})",
+            dedup=f"payout-stalled:p{payout.pk}",
+            detail={"payout_id": payout.pk, "state": payout.state},
+            warning=True,
+        )
 
 
 # ---------------------------------------------------------------------------------------------- publication
@@ -336,6 +354,7 @@ class ChainPaid:
 
     indices: set[int]
     claimed: list[int]
+    distributed: list[list[int]]  # [first index, count] of every Distributed event, in index order
     claimed_amount: int
     distributed_amount: int
 
@@ -348,6 +367,7 @@ def _chain_paid(w3: Web3, payout: EpochPayout, leaves: Leaves) -> ChainPaid:
     pushes = escrow.events.Distributed().get_logs(from_block=since, argument_filters={"epoch": close.epoch})
     indices: set[int] = set()
     claimed: list[int] = []
+    distributed: list[list[int]] = []
     claimed_amount = distributed_amount = 0
     for event in claims:
         index = int(event["args"]["index"])
@@ -356,6 +376,7 @@ def _chain_paid(w3: Web3, payout: EpochPayout, leaves: Leaves) -> ChainPaid:
         claimed_amount += int(event["args"]["amount"])
     for event in pushes:
         first, count = int(event["args"]["firstIndex"]), int(event["args"]["count"])
+        distributed.append([first, count])
         indices.update(range(first, first + count))
         distributed_amount += int(event["args"]["amount"])
     if any(not 0 <= i < len(leaves.amounts) for i in indices):
@@ -363,6 +384,7 @@ def _chain_paid(w3: Web3, payout: EpochPayout, leaves: Leaves) -> ChainPaid:
     return ChainPaid(
         indices=indices,
         claimed=sorted(claimed),
+        distributed=sorted(distributed),
         claimed_amount=claimed_amount,
         distributed_amount=distributed_amount,
     )
@@ -416,11 +438,28 @@ def _batch_call(escrow: Contract, epoch: int, plan: PlannedBatch, leaves: Leaves
     )
 
 
+class LeafRefused(Exception):
+    """The escrow would refuse a batch of one leaf for a reason of that leaf (its token transfer fails)."""
+
+    def __init__(self, index: int, error: str) -> None:
+        super().__init__(f"leaf {index}: {error}")
+        self.index = index
+        self.error = error
+
+
+# What the escrow says when the manifest, the root or the epoch is wrong, not one leaf: no batch can go through.
+_WHOLE_PAYOUT_ERRORS = frozenset({"InvalidProof", "OverBudget", "NoPayout", "UnknownEpoch"})
+# A range whose batches reverted this many times on chain (after passing the estimate) is left to be claimed.
+REVERTS_BEFORE_REFUSAL = 3
+
+
 def _sized(
     escrow: Contract, payout: EpochPayout, plan: PlannedBatch, leaves: Leaves, sender: str
 ) -> tuple[PlannedBatch, str, int] | None:
-    """The batch cut down until the node's gas estimate fits the cap: (plan, calldata, gas), or None when the
-    call would revert because a leaf in it was paid meanwhile (the next pass reads the events again)."""
+    """The batch cut down until the node's gas estimate fits the cap (a single leaf is sent whatever its gas):
+    (plan, calldata, gas); None when the call would revert because a leaf in it was paid meanwhile (the next pass
+    reads the events again). A batch refused for a reason of one of its leaves is halved until the leaf is found
+    (LeafRefused); one refused for a reason of the whole payout raises OracleCallRejected."""
     cap = settings.PAYOUT_BATCH_GAS_CAP
     close = payout.close
     while True:
@@ -430,9 +469,15 @@ def _sized(
                 chain_id=close.campaign.chain_id, sender=sender, to=close.campaign.address, data=data
             )
         except OracleCallRejected as exc:
-            if exc.extra.get("error") == "AlreadyClaimed":
+            error = str(exc.extra.get("error") or "")
+            if error == "AlreadyClaimed":
                 return None
-            raise
+            if error in _WHOLE_PAYOUT_ERRORS:
+                raise
+            if plan.count == 1:
+                raise LeafRefused(plan.first_index, error or "unknown") from None
+            plan = PlannedBatch(plan.kind, plan.first_index, plan.count // 2)  # the leaf is in one half
+            continue
         if gas <= cap or plan.count == 1:
             return plan, data, gas
         # Scale by what the estimate says, a little under; always at least one leaf fewer.
@@ -440,18 +485,36 @@ def _sized(
         plan = PlannedBatch(plan.kind, plan.first_index, smaller)
 
 
+def _ranges(pairs: list[tuple[int, int]]) -> set[int]:
+    return {i for first, count in pairs for i in range(first, first + count)}
+
+
 def _plan_and_sign(w3: Web3, payout_id: int, leaves: Leaves) -> list[int]:
-    """Settle the payout as paid when the chain says so, else sign the next batches; the new transactions' ids."""
-    paid = _chain_paid(w3, EpochPayout.objects.select_related("close", "close__campaign").get(pk=payout_id), leaves)
+    """Settle the payout as paid when the chain says every leaf is and no batch of ours is in flight, else sign
+    the next batches; the new transactions' ids. Everything it decides on is read under the payout's lock."""
     with transaction.atomic():
         payout = _locked(payout_id)
         if payout.state != PayoutState.DISTRIBUTING:
             return []
+        paid = _chain_paid(w3, payout, leaves)
+        batches = list(payout.batches.values_list("first_index", "count", "status", "revert_reason"))
+        pending = [(first, count) for first, count, status, _ in batches if status == BatchStatus.PENDING]
+        # Our mined batches count as paid even before the node's logs show them (a lagging or balanced RPC).
+        settled = paid.indices | _ranges([(f, c) for f, c, status, _ in batches if status == BatchStatus.PAID])
         payout.claimed_leaves = paid.claimed
+        payout.distributed_ranges = paid.distributed
         payout.claimed_amount = paid.claimed_amount
         payout.distributed_amount = paid.distributed_amount
-        payout.save(update_fields=["claimed_leaves", "claimed_amount", "distributed_amount", "updated_at"])
-        if len(paid.indices) >= payout.leaf_count:
+        payout.save(
+            update_fields=[
+                "claimed_leaves", "claimed_amount", "distributed_ranges", "distributed_amount", "updated_at"
+            ]
+        )  # fmt: skip
+        if len(settled) >= payout.leaf_count:
+            if pending:
+                # Every leaf is paid, but a batch of ours is still in flight: it is sent and settled first (it
+                # reverts), or its nonce would stay a hole that every later transaction of the key waits behind.
+                return []
             _transition(
                 payout,
                 PayoutEvent.PAID,
@@ -460,7 +523,7 @@ def _plan_and_sign(w3: Web3, payout_id: int, leaves: Leaves) -> list[int]:
                 paid_at=timezone.now(),
             )
             return []
-        pending = list(payout.batches.filter(status=BatchStatus.PENDING).values_list("first_index", "count"))
+        _refuse_reverted_ranges(payout, batches)
         room = settings.PAYOUT_BATCHES_IN_FLIGHT - len(pending)
         if room <= 0:
             return []
@@ -468,7 +531,11 @@ def _plan_and_sign(w3: Web3, payout_id: int, leaves: Leaves) -> list[int]:
             gas_cap=settings.PAYOUT_BATCH_GAS_CAP, base_gas=BATCH_BASE_GAS, per_leaf_gas=BATCH_PER_LEAF_GAS
         )
         plans = plan_batches(
-            amounts=leaves.amounts, settled=paid.indices, in_flight=pending, capacity=capacity, limit=room
+            amounts=leaves.amounts,
+            settled=settled | set(payout.refused_leaves),
+            in_flight=pending,
+            capacity=capacity,
+            limit=room,
         )
         close = payout.close
         escrow = _escrow(w3, close)
@@ -477,6 +544,9 @@ def _plan_and_sign(w3: Web3, payout_id: int, leaves: Leaves) -> list[int]:
         for plan in plans:
             try:
                 sized = _sized(escrow, payout, plan, leaves, sender)
+            except LeafRefused as refused:
+                _leaf_refused(payout, refused.index, refused.error)
+                break  # the rest of the range is planned on the next pass
             except OracleCallRejected as exc:
                 # The escrow refuses a batch of our own manifest against our own root: nothing is signed, the batches
                 # already in flight go on, and anyone can still claim. A person must look (the error is named).
@@ -516,6 +586,35 @@ def _plan_and_sign(w3: Web3, payout_id: int, leaves: Leaves) -> list[int]:
         return signed
 
 
+def _refuse_reverted_ranges(payout: EpochPayout, batches: list[tuple[int, int, str, str]]) -> None:
+    """A first leaf whose batches reverted on chain `REVERTS_BEFORE_REFUSAL` times for another reason than a claim
+    (they passed the estimate, then failed: out of gas, a token that changed its mind) is left to be claimed."""
+    reverts: dict[int, int] = {}
+    for first, _, status, reason in batches:
+        if status == BatchStatus.REVERTED and reason != "AlreadyClaimed":
+            reverts[first] = reverts.get(first, 0) + 1
+    for first, count in reverts.items():
+        if count >= REVERTS_BEFORE_REFUSAL and first not in payout.refused_leaves:
+            _leaf_refused(payout, first, f"reverted {count} times on chain")
+
+
+def _leaf_refused(payout: EpochPayout, index: int, error: str) -> None:
+    """One leaf the escrow will not pay in a batch (its transfer fails): left out of every later batch, so the rest
+    is paid; it stays claimable by anyone, and a person is told."""
+    close = payout.close
+    payout.refused_leaves = sorted({*payout.refused_leaves, index})
+    payout.last_error = f"leaf {index}: {error}"[:500]
+    payout.save(update_fields=["refused_leaves", "last_error", "updated_at"])
+    _note(payout, key=f"leaf:{index}:refused", event="leaf_refused", detail={"index": index, "error": error})
+    execution_services.alert_raise(
+        "payout_leaf_refused",
+        f"leaf {index} of epoch {close.epoch} of campaign {close.campaign.address} cannot be pushed ({error}); the "
+        f"other leaves are paid, this one stays claimable (docs/runbook.md)",
+        dedup=f"payout-leaf-refused:p{payout.pk}:{index}",
+        detail={"payout_id": payout.pk, "index": index, "error": error},
+    )
+
+
 def _batch_refused(payout: EpochPayout, plan: PlannedBatch, exc: OracleCallRejected) -> None:
     error = str(exc.extra.get("error") or exc.message)
     close = payout.close
@@ -551,7 +650,23 @@ def epoch_payout_advance(*, payout_id: int) -> EpochPayout:
     if publish_tx is not None:
         oracle_tx.oracle_tx_send(tx_id=publish_tx)
     _published(payout_id)
-    _distribute(payout_id)
+    try:
+        _distribute(payout_id)
+    except PayoutManifestMissing as exc:
+        # The manifest of a published payout is gone, and the bundle with it: nothing can be planned, the batches in
+        # flight wait; the root is on chain, so participants can still claim with a proof from a restored copy.
+        payout = EpochPayout.objects.select_related("close", "close__campaign").get(pk=payout_id)
+        EpochPayout.objects.filter(pk=payout_id).update(last_error=exc.message[:500])
+        execution_services.alert_raise(
+            "payout_manifest_missing",
+            exc.message,
+            dedup=f"payout-manifest-missing:c{payout.close_id}",
+            detail={
+                "close_id": payout.close_id,
+                "epoch": payout.close.epoch,
+                "campaign": payout.close.campaign.address,
+            },
+        )
     return EpochPayout.objects.get(pk=payout_id)
 
 

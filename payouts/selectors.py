@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -92,7 +93,7 @@ def report_envelope(*, digest: str) -> str | None:
 class LeafStatus:
     NOT_PUBLISHED = "not_published"  # the root is not on chain yet: the proof cannot be used yet
     CLAIMABLE = "claimable"  # the root is on chain and the leaf is unpaid: a batch will push it, or claim it now
-    DISTRIBUTED = "distributed"  # paid by one of the oracle's batches
+    DISTRIBUTED = "distributed"  # paid by a distribute batch (the oracle's, or anyone's)
     CLAIMED = "claimed"  # paid by a claim
 
 
@@ -130,8 +131,8 @@ def payout_leaf_proof(*, close: EpochClose, account: str) -> LeafProof | None:
     """The leaf of `account` in the epoch's stored manifest with its proof and payment status; None when the
     manifest pays it nothing (or is not stored yet)."""
     data = epoch_artifact(close=close, kind="manifest")
-    if data is None or not close.manifest_digest:
-        return None
+    if data is None or hashlib.sha256(data).hexdigest() != close.manifest_digest:
+        return None  # not stored, or not the bytes the close names: no proof is served from it
     built = payout_tree(close.manifest_digest, data)
     if built is None:
         return None
@@ -144,12 +145,19 @@ def payout_leaf_proof(*, close: EpochClose, account: str) -> LeafProof | None:
     payout = EpochPayout.objects.filter(close=close).first()
     status = LeafStatus.NOT_PUBLISHED
     if payout is not None and payout.state in (PayoutState.DISTRIBUTING, PayoutState.PAID):
+        # What the chain's events said at the payout's last pass (a distribute by anyone counts), and our own
+        # mined batches; a paid payout has no leaf left to claim.
+        pushed = any(first <= index < first + count for first, count in payout.distributed_ranges)
         status = LeafStatus.CLAIMABLE
         if index in payout.claimed_leaves:
             status = LeafStatus.CLAIMED
-        elif payout.batches.filter(
-            status=BatchStatus.PAID, first_index__lte=index, first_index__gt=index - F("count")
-        ).exists():
+        elif (
+            pushed
+            or payout.state == PayoutState.PAID
+            or payout.batches.filter(
+                status=BatchStatus.PAID, first_index__lte=index, first_index__gt=index - F("count")
+            ).exists()
+        ):
             status = LeafStatus.DISTRIBUTED
     calldata = (
         Web3()

@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 from celery import current_task, shared_task
+from django.conf import settings
 
 from mrmarket.exchanges.errors import ExchangeUnavailable
 from mrmarket.observability.logging import get_logger
 from mrmarket.tasks import RetryingTask
-from payouts import closing, paying
+from payouts import closing, oracle_tx, paying
 from payouts.errors import OracleChainUnavailable
 
 log = get_logger(__name__)
@@ -67,3 +68,16 @@ def pay_epochs() -> None:
 @shared_task(base=OracleTask, name="payouts.pay_epoch")
 def pay_epoch(payout_id: int) -> None:
     paying.epoch_payout_advance(payout_id=payout_id)
+
+
+@shared_task(base=OracleTask, name="payouts.sweep_oracle_txs")
+def sweep_oracle_txs() -> None:
+    """The safety net under every oracle transaction: each one still unsettled after a while is advanced (sent,
+    settled, bumped or parked) even if what signed it never comes back to it."""
+    for tx_id in oracle_tx.oracle_txs_unsettled(older_than_seconds=settings.ORACLE_TX_SWEEP_AFTER_SECONDS):
+        advance_oracle_tx.delay(tx_id)
+
+
+@shared_task(base=OracleTask, name="payouts.advance_oracle_tx")
+def advance_oracle_tx(tx_id: int) -> None:
+    oracle_tx.oracle_tx_advance(tx_id=tx_id)

@@ -444,6 +444,16 @@ PAYOUT_BATCH_GAS_CAP = env.int("PAYOUT_BATCH_GAS_CAP", default=12_000_000)
 PAYOUT_BATCHES_IN_FLIGHT = env.int("PAYOUT_BATCHES_IN_FLIGHT", default=2)
 if PAYOUT_BATCH_GAS_CAP < 200_000 or PAYOUT_BATCHES_IN_FLIGHT < 1:
     raise ConfigError("PAYOUT_BATCH_GAS_CAP must be at least 200000 and PAYOUT_BATCHES_IN_FLIGHT at least 1")
+# A payout still open this long after it was opened raises an alert (payout_stalled).
+PAYOUT_STALL_SECONDS = env.int("PAYOUT_STALL_SECONDS", default=3600)
+# Every oracle transaction still unsettled this long after it was signed is advanced by the sweep, whatever
+# signed it (a signed nonce left unsent would block every later transaction of its key).
+ORACLE_TX_SWEEP_AFTER_SECONDS = env.int("ORACLE_TX_SWEEP_AFTER_SECONDS", default=120)
+CELERY_BEAT_SCHEDULE["payouts-sweep-oracle-txs"] = {
+    "task": "payouts.sweep_oracle_txs",
+    "schedule": 60.0,
+    "options": {"expires": 60.0},
+}
 CELERY_BEAT_SCHEDULE["payouts-pay-epochs"] = {
     "task": "payouts.pay_epochs",
     "schedule": float(env.int("ORACLE_PAYOUT_INTERVAL_SECONDS", default=30)),

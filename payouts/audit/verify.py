@@ -33,6 +33,7 @@ from web3.exceptions import Web3Exception
 from contracts import load_artifact
 from payouts.audit.recompute import InputsRefused, recompute_bytes, software_note
 from payouts.domain.bundle import Software
+from payouts.domain.epochs import CampaignTerms as EpochTerms
 from payouts.domain.merkle import MerkleError, PayoutLeaf, PayoutTree
 from wire.canonical import digest, parse
 from wire.errors import WireError
@@ -103,6 +104,7 @@ class CampaignTerms:
     epoch_length: int
     fee_bps: int
     metadata_hash: str  # 0x + 64 hex
+    budget: int = 0  # the campaign's whole budget, base units
 
     def epoch_window_ms(self, epoch: int) -> tuple[int, int]:
         """`[start_ms, end_ms)` of an epoch as the escrow computes it (Campaign._epochEnd)."""
@@ -266,6 +268,7 @@ class ChainReader:
                 epoch_length=int(params[7]),
                 fee_bps=int(params[10]),
                 metadata_hash="0x" + _hex(params[11]),
+                budget=int(params[9]),
             ),
             results=tuple(
                 ResultsRecord(results_hash=_hex(e["args"]["resultsHash"]), uri=str(e["args"]["uri"]))
@@ -431,6 +434,26 @@ def check_identity(chain: ChainEpoch, bundle: Any) -> Check:
     return ok(f"bundle: names campaign {chain.chain_id}/{chain.campaign}, epoch {chain.epoch} [{start_ms}, {end_ms})")
 
 
+def check_budget(chain: ChainEpoch, bundle: Any) -> Check:
+    """The bundle pays out the whole epoch: its `epoch_budget` is the largest total the escrow accepts for the
+    epoch (`total + fee ≤ epochBudget`), so nothing is held back to go back to the creator."""
+    terms = chain.terms
+    try:
+        payable = EpochTerms(
+            start=terms.start,
+            end=terms.end,
+            epoch_seconds=terms.epoch_length,
+            budget=terms.budget,
+            fee_bps=terms.fee_bps,
+        ).epoch_payable(chain.epoch)
+    except ValueError as exc:
+        return fail(f"chain: the escrow's parameters give no budget for epoch {chain.epoch}: {exc}")
+    found = _get(bundle, "parameters", "epoch_budget")
+    if found == str(payable):
+        return ok(f"bundle.parameters.epoch_budget {found} == what the escrow lets epoch {chain.epoch} pay")
+    return fail(f"bundle.parameters.epoch_budget is {found!r}, the escrow lets epoch {chain.epoch} pay {payable}")
+
+
 def check_bundle(chain: ChainEpoch, evidence: Evidence) -> Iterator[Check]:
     inputs_raw, _, problems = _document(evidence.inputs, "inputs")
     yield from problems
@@ -441,6 +464,7 @@ def check_bundle(chain: ChainEpoch, evidence: Evidence) -> Iterator[Check]:
     if bundle is None:
         return
     yield check_identity(chain, bundle)
+    yield check_budget(chain, bundle)
     if inputs_raw is not None:
         yield _digest_line("inputs", _sha256(inputs_raw), str(_get(bundle, "inputs_digest")), "bundle.inputs_digest")
 

@@ -96,7 +96,7 @@ class PlannedBatch:
 
 def batch_capacity(*, gas_cap: int, base_gas: int, per_leaf_gas: int) -> int:
     """How many leaves a first guess of a batch holds under `gas_cap` (at least 1); the chain's estimate of the
-    actual call decides, and the batch is halved while it does not fit."""
+    actual call decides, and the batch is cut in proportion while it does not fit."""
     if gas_cap <= 0 or base_gas < 0 or per_leaf_gas <= 0:
         raise ValueError("the gas cap and the per-leaf gas are positive, the base gas is not negative")
     return max(1, (gas_cap - base_gas) // per_leaf_gas)

@@ -480,6 +480,25 @@ def test_the_verifier_checks_pure_evidence_without_io() -> None:
     assert "FAIL recompute: not possible without the inputs, the bundle and the manifest" in lines
 
 
+def test_a_bundle_that_pays_out_less_than_the_epoch_may_is_named() -> None:
+    """Inputs and bundle consistent with each other, digests on chain, yet half the epoch's budget held back (it would
+    go back to the creator): the escrow's own arithmetic says what the epoch may pay."""
+    terms = verify.CampaignTerms(
+        start=0, end=720, epoch_length=180, fee_bps=100, metadata_hash="0x" + "11" * 32, budget=1_000_000
+    )
+    chain = verify.ChainEpoch(
+        chain_id=31337, campaign="0x" + "c0" * 20, epoch=1, terms=terms, results=(), payouts=(), claims=(),
+        distributions=(),
+    )  # fmt: skip
+    # Four epochs of 250,000 each; T + floor(T / 100) <= 250,000 gives T = 247,525.
+    assert verify.check_budget(chain, {"parameters": {"epoch_budget": "247525"}}).line() == (
+        "ok bundle.parameters.epoch_budget 247525 == what the escrow lets epoch 1 pay"
+    )
+    assert verify.check_budget(chain, {"parameters": {"epoch_budget": "123762"}}).line() == (
+        "FAIL bundle.parameters.epoch_budget is '123762', the escrow lets epoch 1 pay 247525"
+    )
+
+
 def test_payments_the_escrow_would_refuse_are_still_named() -> None:
     """What a correct escrow never emits (a leaf paid twice, a claim of another amount, more than the total) is
     named all the same: the verifier does not trust the contract it checks."""

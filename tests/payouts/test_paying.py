@@ -32,12 +32,13 @@ from devnet.protocol import CampaignParams, call, create_campaign, deploy_factor
 from devnet.protocol import campaign as campaign_contract
 from devnet.protocol import factory as factory_contract
 from execution.models import Alert
-from payouts import oracle_tx, paying
+from payouts import oracle_tx, paying, selectors, tasks
 from payouts.domain.bundle import Software, bundle_bytes, results_bundle
 from payouts.domain.epochs import CampaignTerms
 from payouts.domain.manifest import manifest_bytes, payout_manifest
 from payouts.domain.merkle import PayoutLeaf, PayoutTree
 from payouts.domain.payout import manifest, manifest_json
+from payouts.errors import OracleCallRejected
 from payouts.models import EpochClose, EpochPayout, OracleTransaction, PayoutBatch
 from tests.fixtures.chain import connect, running_anvil
 from tests.payouts.bundle_fixtures import paying_document
@@ -610,3 +611,151 @@ def test_a_lost_manifest_is_rebuilt_from_the_stored_bundle_and_a_lost_bundle_hol
     assert "neither its payout manifest nor its results bundle" in alert.message
     assert paying.epoch_payouts_due() == [payout.pk]  # asked again: the same, and one alert
     assert Alert.objects.filter(kind="payout_manifest_missing").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_payout_whose_leaves_were_all_claimed_is_not_paid_before_its_signed_batch_is_sent(
+    w3: Web3, factory_and_token: tuple[str, str]
+) -> None:
+    epoch = an_epoch(w3, factory_and_token, payees=3, seed=40)
+    published_only(epoch.payout_id)
+    killed_at_a_batch_broadcast(epoch.payout_id, after_sending=False)  # worker A signed a batch, then died
+    batch = PayoutBatch.objects.get()
+    for account in sorted(epoch.paid):  # meanwhile every participant claims
+        claim(w3, epoch.campaign, 0, epoch.paid, account, ACCOUNTS[8])
+    _, leaves = paying._manifest(EpochPayout.objects.get(pk=epoch.payout_id).close)
+
+    # Worker B, past its settle step before A committed, plans: every leaf is paid, but A's batch is in flight.
+    assert paying._plan_and_sign(w3, epoch.payout_id, leaves) == []
+    assert EpochPayout.objects.get(pk=epoch.payout_id).state == "distributing"
+
+    payout = run_until_settled(w3, epoch.payout_id)
+    assert payout.state == "paid"
+    batch.refresh_from_db()
+    assert (batch.status, batch.revert_reason) == ("reverted", "AlreadyClaimed")
+    # Its nonce was used: the key's next transaction is not stuck behind it.
+    assert w3.eth.get_transaction_count(REPUTATION.address) > (batch.tx.nonce or 0)
+    epoch.assert_paid_once(w3)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_after_the_node_took_a_replacement_keeps_its_record(
+    w3: Web3, factory_and_token: tuple[str, str], mining: Callable[[bool], None], settings
+) -> None:
+    epoch = an_epoch(w3, factory_and_token, payees=3, seed=41)
+    published_only(epoch.payout_id)
+    mining(False)
+    killed_at_a_batch_broadcast(epoch.payout_id, after_sending=True)
+    paying.epoch_payout_advance(payout_id=epoch.payout_id)  # the next pass finds it sent ("already known")
+    batch = PayoutBatch.objects.get()
+    assert batch.tx.status == "broadcast"
+    first_hash = batch.tx.tx_hash
+    settings.ORACLE_GAS_BUMP_SECONDS = 0  # the replacement is due at once
+    real = oracle_tx._send_raw
+
+    def send_then_die(w3_: Web3, raw: str) -> None:
+        real(w3_, raw)
+        if raw != batch.tx.raw_tx:
+            raise Killed  # the node took the replacement; the worker died before writing anything more
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(oracle_tx, "_send_raw", send_then_die)
+        with pytest.raises(Killed):
+            paying.epoch_payout_advance(payout_id=epoch.payout_id)
+    tx = OracleTransaction.objects.get(pk=batch.tx_id)
+    assert tx.tx_hash != first_hash  # the replacement was stored (and committed) before it was sent
+    assert tx.versions.count() == 2
+
+    settings.ORACLE_GAS_BUMP_SECONDS = 3600
+    mining(True)
+    assert run_until_settled(w3, epoch.payout_id).state == "paid"
+    tx.refresh_from_db()
+    assert tx.status == "mined"
+    assert not Alert.objects.filter(kind="oracle_nonce_taken").exists()
+    epoch.assert_paid_once(w3)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_leaf_whose_transfer_fails_is_left_to_be_claimed_and_the_rest_is_paid(
+    w3: Web3, factory_and_token: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    epoch = an_epoch(w3, factory_and_token, payees=8, seed=42)
+    blocked = sorted(epoch.paid)[5]  # a recipient the token refuses (a blacklist, say)
+    real_gas = oracle_tx.oracle_call_gas
+
+    def refusing(*, chain_id: int, sender: str, to: str, data: str) -> int:
+        if blocked[2:] in data:
+            raise OracleCallRejected("the call reverts", extra={"error": "unknown"})
+        return real_gas(chain_id=chain_id, sender=sender, to=to, data=data)
+
+    monkeypatch.setattr(oracle_tx, "oracle_call_gas", refusing)
+    for _ in range(12):
+        payout = paying.epoch_payout_advance(payout_id=epoch.payout_id)
+
+    assert payout.state == "distributing"
+    assert payout.refused_leaves == [5]
+    alert = Alert.objects.get(kind="payout_leaf_refused")
+    assert "leaf 5 of epoch 0" in alert.message
+    paid = paid_events(w3, epoch.campaign, 0)
+    assert paid == Counter(i for i in range(8) if i != 5)  # everyone else paid once
+    # The refused leaf is claimable, and once claimed the payout is paid.
+    assert payout_leaf_status(epoch, blocked) == "claimable"
+    claim(w3, epoch.campaign, 0, epoch.paid, blocked, ACCOUNTS[8])
+    assert run_until_settled(w3, epoch.payout_id).state == "paid"
+    epoch.assert_paid_once(w3)
+
+
+def payout_leaf_status(epoch: Epoch, account: str) -> str:
+    close = EpochPayout.objects.get(pk=epoch.payout_id).close
+    leaf = selectors.payout_leaf_proof(close=close, account=account)
+    assert leaf is not None
+    return leaf.status
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_range_pushed_by_someone_else_is_shown_distributed_and_not_pushed_again(
+    w3: Web3, factory_and_token: tuple[str, str], settings
+) -> None:
+    settings.PAYOUT_BATCHES_IN_FLIGHT = 1
+    epoch = an_epoch(w3, factory_and_token, payees=6, seed=43)
+    published_only(epoch.payout_id)
+    accounts = sorted(epoch.paid)
+    leaves = [PayoutLeaf(i, a, epoch.paid[a]) for i, a in enumerate(accounts)]
+    multiproof = PayoutTree(leaves).multiproof(range(0, 3))
+    packed = [int(a, 16) << 96 | epoch.paid[a] for a in accounts[:3]]
+    escrow = campaign_contract(w3, epoch.campaign.address)
+    fn = escrow.functions.distribute(0, 0, packed, list(multiproof.proof), multiproof.flag_words())
+    call(w3, fn, ACCOUNTS[9])  # a stranger pushes leaves 0..2
+
+    payout = run_until_settled(w3, epoch.payout_id)
+    assert payout.state == "paid"
+    assert [(b.first_index, b.count) for b in payout.batches.all()] == [(3, 3)]
+    assert payout.distributed_ranges == [[0, 3], [3, 3]]
+    assert payout_leaf_status(epoch, accounts[0]) == "distributed"
+    epoch.assert_paid_once(w3)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sweep_sends_a_signed_transaction_nothing_came_back_for_and_a_stalled_payout_is_told(
+    w3: Web3, factory_and_token: tuple[str, str], settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    epoch = an_epoch(w3, factory_and_token, payees=4, seed=44)
+    published_only(epoch.payout_id)
+    killed_at_a_batch_broadcast(epoch.payout_id, after_sending=False)
+    batch = PayoutBatch.objects.get()
+    assert oracle_tx.oracle_txs_unsettled(older_than_seconds=3600) == []  # too fresh to sweep
+    assert oracle_tx.oracle_txs_unsettled(older_than_seconds=0) == [batch.tx_id]
+    settings.ORACLE_TX_SWEEP_AFTER_SECONDS = 0
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.advance_oracle_tx, "delay", queued.append)
+    tasks.sweep_oracle_txs.apply()
+    assert queued == [batch.tx_id]
+    tasks.advance_oracle_tx.apply(args=(batch.tx_id,))  # what the worker runs for it
+    batch.tx.refresh_from_db()
+    assert batch.tx.status == "mined"  # sent and settled by the sweep alone
+
+    settings.PAYOUT_STALL_SECONDS = 0
+    paying.epoch_payouts_due()
+    assert Alert.objects.get(kind="payout_stalled").severity == "warning"
+    assert run_until_settled(w3, epoch.payout_id).state == "paid"
+    epoch.assert_paid_once(w3)
