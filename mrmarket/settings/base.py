@@ -444,6 +444,8 @@ PAYOUT_BATCH_GAS_CAP = env.int("PAYOUT_BATCH_GAS_CAP", default=12_000_000)
 PAYOUT_BATCHES_IN_FLIGHT = env.int("PAYOUT_BATCHES_IN_FLIGHT", default=2)
 if PAYOUT_BATCH_GAS_CAP < 200_000 or PAYOUT_BATCHES_IN_FLIGHT < 1:
     raise ConfigError("PAYOUT_BATCH_GAS_CAP must be at least 200000 and PAYOUT_BATCHES_IN_FLIGHT at least 1")
+# The health check oracle_keys fails when an oracle key this process signs with holds less ether than this.
+ORACLE_MIN_BALANCE_WEI = env.int("ORACLE_MIN_BALANCE_WEI", default=10**16)
 # A payout still open this long after it was opened raises an alert (payout_stalled).
 PAYOUT_STALL_SECONDS = env.int("PAYOUT_STALL_SECONDS", default=3600)
 # Every oracle transaction still unsettled this long after it was signed is advanced by the sweep, whatever

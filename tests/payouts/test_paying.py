@@ -39,6 +39,7 @@ from payouts.domain.manifest import manifest_bytes, payout_manifest
 from payouts.domain.merkle import PayoutLeaf, PayoutTree
 from payouts.domain.payout import manifest, manifest_json
 from payouts.errors import OracleCallRejected
+from payouts.health import check_oracle_keys
 from payouts.models import EpochClose, EpochPayout, OracleTransaction, PayoutBatch
 from tests.fixtures.chain import connect, running_anvil
 from tests.payouts.bundle_fixtures import paying_document
@@ -759,3 +760,16 @@ def test_the_sweep_sends_a_signed_transaction_nothing_came_back_for_and_a_stalle
     assert Alert.objects.get(kind="payout_stalled").severity == "warning"
     assert run_until_settled(w3, epoch.payout_id).state == "paid"
     epoch.assert_paid_once(w3)
+
+
+@pytest.mark.django_db
+def test_the_oracle_keys_health_check_says_which_key_runs_out_of_gas(w3: Web3, settings) -> None:
+    state, detail = check_oracle_keys()
+    assert state == "ok"
+    assert f"reputation {REPUTATION.address.lower()}" in detail
+    settings.ORACLE_MIN_BALANCE_WEI = 10**30
+    state, detail = check_oracle_keys()
+    assert state == "fail"
+    assert detail.startswith("below 1000000000000 ETH: recording ")
+    settings.RECORDING_ORACLE_PRIVATE_KEY = settings.REPUTATION_ORACLE_PRIVATE_KEY = ""
+    assert check_oracle_keys() == ("not_configured", "this process holds no oracle key")
