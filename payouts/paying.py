@@ -65,6 +65,7 @@ Tx = OracleTransaction.Status
 # recipient's transfer, bitmap share, calldata and proof share, rounded up (docs/gas.md has the measured figures).
 BATCH_BASE_GAS = 80_000
 BATCH_PER_LEAF_GAS = 31_000
+LOG_BLOCKS = 2_000  # blocks per eth_getLogs, as the indexer asks
 
 
 @dataclass(frozen=True)
@@ -359,12 +360,23 @@ class ChainPaid:
     distributed_amount: int
 
 
+def _epoch_logs(event: Any, epoch: int, since: int, head: int) -> list[Any]:
+    """The epoch's events of one kind from `since` to `head`, asked `LOG_BLOCKS` blocks at a time (providers cap
+    the range of one `eth_getLogs`, and a payout with a leaf left to be claimed stays open for long)."""
+    found: list[Any] = []
+    for first in range(since, head + 1, LOG_BLOCKS):
+        last = min(head, first + LOG_BLOCKS - 1)
+        found += event().get_logs(from_block=first, to_block=last, argument_filters={"epoch": epoch})
+    return found
+
+
 def _chain_paid(w3: Web3, payout: EpochPayout, leaves: Leaves) -> ChainPaid:
     close = payout.close
     escrow = _escrow(w3, close)
     since = payout.published_block or close.block_number or close.campaign.created_block
-    claims = escrow.events.Claimed().get_logs(from_block=since, argument_filters={"epoch": close.epoch})
-    pushes = escrow.events.Distributed().get_logs(from_block=since, argument_filters={"epoch": close.epoch})
+    head = int(w3.eth.block_number)
+    claims = _epoch_logs(escrow.events.Claimed, close.epoch, since, head)
+    pushes = _epoch_logs(escrow.events.Distributed, close.epoch, since, head)
     indices: set[int] = set()
     claimed: list[int] = []
     distributed: list[list[int]] = []

@@ -308,7 +308,10 @@ def killed_at_a_batch_broadcast(payout_id: int, *, after_sending: bool) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_leaves_already_claimed_are_left_out_of_the_batches(w3: Web3, factory_and_token: tuple[str, str]) -> None:
+def test_leaves_already_claimed_are_left_out_of_the_batches(
+    w3: Web3, factory_and_token: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(paying, "LOG_BLOCKS", 2)  # the events are read two blocks at a time, as a capped provider
     epoch = an_epoch(w3, factory_and_token, payees=9, seed=2)
     published_only(epoch.payout_id)
     accounts = sorted(epoch.paid)
