@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from campaigns.models import Campaign, CampaignMetadata
+from campaigns.models import Campaign, CampaignEvent, CampaignMetadata
 
 
 class CampaignStatus(StrEnum):
@@ -64,3 +65,86 @@ def campaign_get(*, chain_id: int, address: str) -> Campaign | None:
 def campaign_metadata_get(*, metadata_hash: str) -> dict[str, Any] | None:
     row = CampaignMetadata.objects.filter(hash=metadata_hash.lower()).first()
     return dict(row.document) if row is not None else None
+
+
+# --- Discovery for the landing page: every campaign of every configured chain, as a card ------------------------
+
+
+@dataclass(frozen=True)
+class CampaignCard:
+    """One campaign as the landing page lists it; amounts in base units, with what a person needs to read them."""
+
+    campaign: Campaign
+    status: CampaignStatus
+    title: str
+    symbol: str  # "" when the metadata does not name the campaign's own token
+    decimals: int | None  # None: amounts are shown in base units
+    budget_left: int  # budget − published fees − paid − refunded, from the indexed events
+    epochs: int
+
+
+def reward_token(campaign: Campaign, metadata: dict[str, Any]) -> tuple[str, int | None]:
+    """The token's symbol and decimals from the campaign's metadata document (verified by its on-chain hash), when
+    it names the campaign's own token; otherwise no decimals (and amounts are shown in base units)."""
+    token = metadata.get("reward_token")
+    if not isinstance(token, dict) or str(token.get("address", "")).lower() != campaign.token.lower():
+        return "", None
+    symbol, decimals = token.get("symbol"), token.get("decimals")
+    if not isinstance(decimals, int) or isinstance(decimals, bool) or not 0 <= decimals <= 36:
+        return "", None
+    return (symbol if isinstance(symbol, str) else ""), decimals
+
+
+def campaign_cards(
+    *,
+    chain_id: int | None = None,
+    status: CampaignStatus | None = None,
+    exchange: str | None = None,
+    pair: str | None = None,
+    with_budget_left: bool = False,
+) -> list[CampaignCard]:
+    """Campaign discovery over every chain the indexer mirrors (one selector, seed 6.2), newest first."""
+    campaigns = campaign_list(chain_id=chain_id, status=status, exchange=exchange, pair=pair)
+    documents = {
+        row.hash: row.document
+        for row in CampaignMetadata.objects.filter(hash__in={c.metadata_hash.lower() for c in campaigns})
+    }
+    fees: dict[int, int] = {}
+    published = CampaignEvent.objects.filter(
+        campaign__in=campaigns, kind=CampaignEvent.Kind.PAYOUT_PUBLISHED
+    ).values_list("campaign_id", "data")
+    for campaign_id, data in published:
+        fees[campaign_id] = fees.get(campaign_id, 0) + int(data.get("fee", 0))
+    now = timezone.now()
+    cards = []
+    for campaign in campaigns:
+        metadata = documents.get(campaign.metadata_hash.lower())
+        metadata = metadata if isinstance(metadata, dict) else {}
+        symbol, decimals = reward_token(campaign, metadata)
+        left = campaign.budget - fees.get(campaign.pk, 0) - campaign.paid_out - campaign.refunded
+        if with_budget_left and left <= 0:
+            continue
+        title = metadata.get("title")
+        span = int((campaign.end - campaign.start).total_seconds())
+        cards.append(
+            CampaignCard(
+                campaign=campaign,
+                status=campaign_status(campaign, now=now),
+                title=title if isinstance(title, str) and title else f"{campaign.pair or 'campaign'}",
+                symbol=symbol,
+                decimals=decimals,
+                budget_left=max(left, 0),
+                epochs=-(-span // campaign.epoch_seconds),
+            )
+        )
+    return cards
+
+
+def campaign_facets() -> dict[str, list[Any]]:
+    """The values the landing page's filters offer: every chain, exchange and pair with a campaign."""
+    rows = Campaign.objects.values_list("chain_id", "exchange", "pair")
+    return {
+        "chains": sorted({chain for chain, _, _ in rows}),
+        "exchanges": sorted({exchange for _, exchange, _ in rows if exchange}),
+        "pairs": sorted({pair for _, _, pair in rows if pair}),
+    }

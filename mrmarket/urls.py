@@ -4,11 +4,12 @@ from django.contrib import admin
 from django.urls import include, path
 
 from attestation.views import executors_page
+from campaigns.views import landing
 from mrmarket import views
 from payouts.views import campaign_audit_page
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", landing, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", views.metrics, name="metrics"),

@@ -6,7 +6,6 @@ import hmac
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django_prometheus.exports import ExportToDjangoView
@@ -48,13 +47,3 @@ def metrics(request: HttpRequest) -> HttpResponse:
         if not hmac.compare_digest(supplied.encode(), token.encode()):
             return HttpResponse("metrics token required\n", status=401, content_type="text/plain")
     return ExportToDjangoView(request)
-
-
-@never_cache
-@require_GET
-def home(request: HttpRequest) -> HttpResponse:
-    """The root page until the public pages land: what this deployment runs and where to go next. The same
-    cached results /readyz serves, and what it tells anyone: the state per check, its detail to staff only."""
-    staff = bool(request.user.is_active and request.user.is_staff)
-    checks = [{"name": r.name, "state": r.state, "detail": r.detail if staff else ""} for r in health.readyz_results()]
-    return render(request, "home.html", {"checks": checks, "version": settings.VERSION, "staff": staff})

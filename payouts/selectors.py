@@ -19,7 +19,7 @@ from django.utils import timezone
 from web3 import Web3
 
 from campaigns.models import Campaign, CampaignMetadata
-from campaigns.selectors import campaign_status
+from campaigns.selectors import campaign_status, reward_token
 from contracts import load_artifact
 from execution.domain.units import for_people
 from execution.models import ExecutionReport
@@ -609,15 +609,7 @@ def _metadata(campaign: Campaign) -> dict[str, Any]:
 
 
 def _reward_token(campaign: Campaign, metadata: dict[str, Any]) -> tuple[str, int | None]:
-    """The token's symbol and decimals from the campaign's metadata document (verified by its on-chain hash), when
-    it names the campaign's own token; otherwise no decimals (and amounts are shown in base units)."""
-    token = metadata.get("reward_token")
-    if not isinstance(token, dict) or str(token.get("address", "")).lower() != campaign.token.lower():
-        return "", None
-    symbol, decimals = token.get("symbol"), token.get("decimals")
-    if not isinstance(decimals, int) or isinstance(decimals, bool) or not 0 <= decimals <= 36:
-        return "", None
-    return (symbol if isinstance(symbol, str) else ""), decimals
+    return reward_token(campaign, metadata)
 
 
 @lru_cache(maxsize=256)
