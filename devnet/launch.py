@@ -225,7 +225,7 @@ def run_demo(args: argparse.Namespace) -> int:
             "DEMO_EXECUTOR_URL": "" if args.no_executor else executor_url,
             "DEMO_WEB_PORT": str(web_port),
             # Sign-In with Ethereum messages name the site as the browser shows it (host and port).
-            "SIWE_DOMAIN": f"localhost:{web_port}",
+            "SIWE_DOMAIN": f"127.0.0.1:{web_port}",
             # The recording oracle: the bundle URI it records on chain, and the demo's short epochs (a few
             # minutes, docs/scoring.md "Epoch close"), so that an epoch is closed and recorded within minutes.
             "ORACLE_PUBLIC_BASE_URL": f"http://127.0.0.1:{web_port}",

@@ -11,7 +11,7 @@ import re
 import secrets
 import string
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -153,6 +153,47 @@ class DatabaseNonceStore:
         if row.used_at is not None:
             raise SiweNonceUsed("this nonce was used already: ask for a new one")
         raise SiweExpired("the nonce expired: ask for a new one", extra={"expired": "nonce"})
+
+
+class SessionNonceStore:
+    """A sign-in's nonce, bound to the browser session it was issued to: only a message carrying the nonce this
+    session asked for is taken (a signed message that leaks cannot be played from another browser), then it is
+    used once in the database like any other."""
+
+    def __init__(self, expected: str | None) -> None:
+        self.expected = expected
+
+    def consume(self, nonce: str, *, now: datetime) -> None:
+        if not self.expected or not secrets.compare_digest(nonce, self.expected):
+            raise SiweNonceUnknown("this nonce was not issued to this browser: ask for a new one")
+        DatabaseNonceStore().consume(nonce, now=now)
+
+
+def siwe_sign_in_message(*, address: object, chain_id: int, now: datetime | None = None) -> tuple[str, IssuedNonce]:
+    """The EIP-4361 message this site asks a wallet to sign to sign in as `address` (any case), with a fresh nonce:
+    this site's domain and URI, the chain, a lifetime of `SIWE_NONCE_TTL_SECONDS`. The caller binds the nonce to
+    the session."""
+    if not isinstance(address, str) or not Web3.is_address(address):
+        raise SiweMalformed("the address is not a 0x-prefixed 20-byte hex address", extra={"address": str(address)})
+    at = now or timezone.now()
+    issued = siwe_nonce_issue(now=at)
+    scheme = "http" if urlsplit(f"//{settings.SIWE_DOMAIN}").hostname in _LOCAL_HOSTS else "https"
+    message = SiweMessage(
+        domain=settings.SIWE_DOMAIN,
+        address=Web3.to_checksum_address(address),
+        statement="Sign in to Mr.Market with this address.",
+        uri=f"{scheme}://{settings.SIWE_DOMAIN}/",
+        version="1",
+        chain_id=chain_id,
+        nonce=issued.value,
+        issued_at=_iso(at),
+        expiration_time=_iso(issued.expires_at),
+    ).prepare_message()
+    return message, issued
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def campaign_resource(chain_id: int, campaign_address: str) -> str:

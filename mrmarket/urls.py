@@ -5,8 +5,8 @@ from django.urls import include, path
 
 from attestation.views import executors_page
 from campaigns.views import landing
-from mrmarket import views
-from payouts.views import campaign_audit_page
+from mrmarket import siwe_views, views
+from payouts.views import campaign_audit_page, my_page
 
 urlpatterns = [
     path("", landing, name="home"),
@@ -16,5 +16,9 @@ urlpatterns = [
     path("api/v1/", include("mrmarket.api.v1.urls", namespace="api-v1")),
     path("admin/", admin.site.urls),
     path("executors/", executors_page, name="executors"),
+    path("auth/siwe/message", siwe_views.siwe_message, name="siwe-message"),
+    path("auth/siwe/sign-in", siwe_views.siwe_sign_in, name="siwe-sign-in"),
+    path("auth/siwe/sign-out", siwe_views.siwe_sign_out, name="siwe-sign-out"),
+    path("me/", my_page, name="me"),
     path("campaigns/<int:chain_id>/<str:address>/audit", campaign_audit_page, name="campaign-audit"),
 ]

@@ -790,3 +790,61 @@ def campaign_audit(*, chain_id: int, address: str, account: str | None = None) -
 
 
 # --- end of The public audit page ---------------------------------------------------------------------------------
+
+
+# --- A signed-in address's own page: the campaigns it created, the ones it joined, and its leaves ----------------
+
+
+@dataclass(frozen=True)
+class OwnLeaf:
+    epoch: int
+    index: int
+    amount: AuditAmount
+    status: str  # LeafStatus
+
+
+@dataclass(frozen=True)
+class OwnCampaign:
+    campaign: Campaign
+    title: str
+    leaves: tuple[OwnLeaf, ...]  # newest epoch first, the latest OWN_EPOCHS recorded ones
+
+    @property
+    def claimable(self) -> int:
+        return sum(1 for leaf in self.leaves if leaf.status == LeafStatus.CLAIMABLE)
+
+
+@dataclass(frozen=True)
+class AddressOverview:
+    address: str
+    created: tuple[OwnCampaign, ...]
+    joined: tuple[OwnCampaign, ...]
+
+
+OWN_EPOCHS = 50
+
+
+def _own(campaign: Campaign, address: str) -> OwnCampaign:
+    metadata = _metadata(campaign)
+    units = _Units(*_reward_token(campaign, metadata))
+    leaves = []
+    closes = EpochClose.objects.filter(campaign=campaign, state=CloseState.RECORDED.value).order_by("-epoch")
+    for close in closes.select_related("campaign")[:OWN_EPOCHS]:
+        leaf = payout_leaf_proof(close=close, account=address)
+        if leaf is not None:
+            leaves.append(OwnLeaf(close.epoch, leaf.index, units(leaf.amount), leaf.status))
+    title = metadata.get("title")
+    return OwnCampaign(campaign, title if isinstance(title, str) and title else campaign.pair, tuple(leaves))
+
+
+def address_overview(*, address: str) -> AddressOverview:
+    """What a signed-in address has here: the campaigns it created (as their creator on chain), the campaigns it
+    joined as a participant, and in each its leaves of the latest recorded epochs with their payment status."""
+    address = address.lower()
+    created = Campaign.objects.filter(creator__iexact=address).order_by("-created_block")
+    joined = Campaign.objects.filter(participants__reward_address=address).order_by("-created_block").distinct()
+    return AddressOverview(
+        address=address,
+        created=tuple(_own(c, address) for c in created[:100]),
+        joined=tuple(_own(c, address) for c in joined[:100]),
+    )

@@ -1,4 +1,5 @@
-"""Public pages of the payouts app: a campaign's audit page (docs/participants.md, "The audit page").
+"""Public pages of the payouts app: a campaign's audit page (docs/participants.md, "The audit page"), and a
+signed-in address's own page (`/me/`).
 
 Rendered by Django and readable without JavaScript; the Claim button is an enhancement (`static/js/claim.js`)
 over data the page already shows (the claim call's target and calldata)."""
@@ -9,11 +10,13 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_safe
 from web3 import Web3
 
+from mrmarket.siwe_views import signed_in_address
 from payouts.errors import CampaignUnknown
-from payouts.selectors import campaign_audit
+from payouts.selectors import address_overview, campaign_audit
 
 
 class AuditAddressForm(forms.Form):
@@ -48,3 +51,12 @@ def campaign_audit_page(request: HttpRequest, chain_id: int, address: str) -> Ht
     except CampaignUnknown as exc:
         raise Http404(exc.message) from None
     return render(request, "payouts/campaign_audit.html", {"audit": audit, "form": form}, status=200 if valid else 400)
+
+
+@ensure_csrf_cookie  # the sign-in script posts with the CSRF token from its cookie
+@require_safe
+def my_page(request: HttpRequest) -> HttpResponse:
+    """A signed-in address's own campaigns, joins and leaves; without a sign-in, the way to sign in."""
+    address = signed_in_address(request)
+    overview = address_overview(address=address) if address else None
+    return render(request, "payouts/me.html", {"overview": overview})
