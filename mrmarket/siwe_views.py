@@ -9,18 +9,40 @@ at sign-in (no fixation)."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
+from rest_framework.request import Request
 
 from mrmarket.chain import get_web3
 from mrmarket.errors import ApplicationError
+from mrmarket.login_security import AuthRateThrottle
 from mrmarket.siwe import SessionNonceStore, SiweMalformed, siwe_sign_in_message, siwe_verify
 
 SESSION_NONCE = "siwe_nonce"
 SESSION_ADDRESS = "siwe_address"
+
+
+# Messages asked and sign-ins tried, per trusted client address (`SIWE_SIGN_IN_THROTTLE_RATE`): each message stores
+# a nonce, and the endpoints need no account. DRF's scoped throttle reads its scope from the view.
+_SCOPE = SimpleNamespace(throttle_scope="siwe_sign_in")
+
+
+def _throttled(request: HttpRequest) -> JsonResponse | None:
+    throttle = AuthRateThrottle()
+    if throttle.allow_request(Request(request), _SCOPE):  # type: ignore[arg-type]  # reads only throttle_scope
+        return None
+    wait = throttle.wait()
+    response = JsonResponse(
+        {"code": "throttled", "message": "too many sign-in requests from this address: try again later", "extra": {}},
+        status=429,
+    )
+    if wait is not None:
+        response["Retry-After"] = str(int(wait) + 1)
+    return response
 
 
 def signed_in_address(request: HttpRequest) -> str | None:
@@ -52,6 +74,8 @@ def served_chain_id() -> int:
 @require_POST
 def siwe_message(request: HttpRequest) -> JsonResponse:
     """`{"address"}` → `{"message", "expires_at"}`: the message to sign, its nonce bound to this session."""
+    if (refused := _throttled(request)) is not None:
+        return refused
     try:
         message, issued = siwe_sign_in_message(address=_body(request).get("address"), chain_id=served_chain_id())
     except ApplicationError as exc:
@@ -64,6 +88,8 @@ def siwe_message(request: HttpRequest) -> JsonResponse:
 @require_POST
 def siwe_sign_in(request: HttpRequest) -> JsonResponse:
     """`{"message", "signature"}` → `{"address"}`: verified, the nonce used, the session signed in as the address."""
+    if (refused := _throttled(request)) is not None:
+        return refused
     try:
         body = _body(request)
         message, signature = body.get("message"), body.get("signature")

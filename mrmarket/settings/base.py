@@ -367,6 +367,8 @@ REST_FRAMEWORK = {
         "participant_join": env.str("PARTICIPANT_JOIN_THROTTLE_RATE", default="10/hour"),
         "participant_enrol": env.str("PARTICIPANT_ENROL_THROTTLE_RATE", default="10/hour"),
         "participant_reports": env.str("PARTICIPANT_REPORTS_THROTTLE_RATE", default="120/hour"),
+        # The site's Sign-In with Ethereum (mrmarket/siwe_views.py): messages asked and sign-ins, per client address.
+        "siwe_sign_in": env.str("SIWE_SIGN_IN_THROTTLE_RATE", default="30/min"),
     },
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

@@ -5,9 +5,12 @@ The signed-in address's own page lists the campaigns it created and joined, with
 
 from __future__ import annotations
 
+import itertools
+import os
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.test import Client
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -20,6 +23,15 @@ from tests.campaigns.test_api import CampaignFactory
 pytestmark = pytest.mark.django_db
 CHAIN = 31337
 WALLET = dev_accounts()[5]
+
+
+_addresses = itertools.count(1)
+
+
+def fresh_client() -> Client:
+    """A browser of its own client address: the sign-in rate limit is per address, and it outlives a test."""
+    n = next(_addresses) + os.getpid() % 200 * 1000
+    return Client(REMOTE_ADDR=f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}")
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +57,7 @@ def sign_in(client: Client, message: str, signature: str) -> Any:
 
 
 def test_a_wallet_signs_the_sites_message_and_the_session_is_signed_in() -> None:
-    client = Client()
+    client = fresh_client()
     issued = message_for(client, WALLET.address.lower())
     message = issued["message"]
     assert message.startswith(f"localhost wants you to sign in with your Ethereum account:\n{WALLET.address}\n")
@@ -73,7 +85,7 @@ def test_a_wallet_signs_the_sites_message_and_the_session_is_signed_in() -> None
 
 
 def test_a_message_issued_to_another_browser_signs_nobody_in() -> None:
-    theirs, ours = Client(), Client()
+    theirs, ours = fresh_client(), fresh_client()
     message = message_for(theirs, WALLET.address)["message"]
     message_for(ours, WALLET.address)  # this browser has a nonce of its own
 
@@ -93,7 +105,7 @@ def test_a_message_issued_to_another_browser_signs_nobody_in() -> None:
     ],
 )
 def test_a_bad_address_is_refused_and_issues_no_nonce(body: dict[str, Any], code: str) -> None:
-    client = Client()
+    client = fresh_client()
     response = client.post("/auth/siwe/message", body, content_type="application/json")
     assert response.status_code == 400
     assert response.json()["code"] == code
@@ -101,7 +113,7 @@ def test_a_bad_address_is_refused_and_issues_no_nonce(body: dict[str, Any], code
 
 
 def test_a_signature_by_another_key_and_a_body_that_is_not_json_are_refused() -> None:
-    client = Client()
+    client = fresh_client()
     message = message_for(client, WALLET.address)["message"]
     bad = sign_in(client, message, sign(message, key=dev_accounts()[6].private_key))
     assert bad.status_code == 400
@@ -126,7 +138,7 @@ def test_the_own_page_lists_what_the_address_created_and_joined(django_user_mode
         siwe_signature="s",
     )
     CampaignFactory.create(pair="BTC/USDT")  # someone else's
-    client = Client()
+    client = fresh_client()
     message = message_for(client, WALLET.address)["message"]
     assert sign_in(client, message, sign(message)).status_code == 200
 
@@ -139,6 +151,19 @@ def test_the_own_page_lists_what_the_address_created_and_joined(django_user_mode
 
 
 def test_the_own_page_without_a_sign_in_says_how_to_sign_in() -> None:
-    page = Client().get("/me/").content.decode()
+    page = fresh_client().get("/me/").content.decode()
     assert "data-siwe-sign-in" in page
     assert "?address=0x" in page  # the way without JavaScript
+
+
+def test_sign_in_requests_are_rate_limited_per_client_address(redis_clean: None) -> None:
+    limit = int(django_settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["siwe_sign_in"].split("/")[0])
+    client = fresh_client()
+    body = {"address": WALLET.address}
+    for _ in range(limit):
+        assert client.post("/auth/siwe/message", body, content_type="application/json").status_code == 200
+    limited = client.post("/auth/siwe/sign-in", {}, content_type="application/json")
+    assert limited.status_code == 429
+    assert limited.json()["code"] == "throttled"
+    assert int(limited["Retry-After"]) > 0
+    assert siwe_views.SESSION_ADDRESS not in client.session
