@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignEvent, CampaignMetadata
+from execution.domain.units import for_people
 
 
 class CampaignStatus(StrEnum):
@@ -105,10 +106,7 @@ def campaign_cards(
 ) -> list[CampaignCard]:
     """Campaign discovery over every chain the indexer mirrors (one selector, seed 6.2), newest first."""
     campaigns = campaign_list(chain_id=chain_id, status=status, exchange=exchange, pair=pair)
-    documents = {
-        row.hash: row.document
-        for row in CampaignMetadata.objects.filter(hash__in={c.metadata_hash.lower() for c in campaigns})
-    }
+    documents = campaign_metadata_documents(campaigns)
     fees: dict[int, int] = {}
     published = CampaignEvent.objects.filter(
         campaign__in=campaigns, kind=CampaignEvent.Kind.PAYOUT_PUBLISHED
@@ -148,3 +146,16 @@ def campaign_facets() -> dict[str, list[Any]]:
         "exchanges": sorted({exchange for _, exchange, _ in rows if exchange}),
         "pairs": sorted({pair for _, _, pair in rows if pair}),
     }
+
+
+def token_units_text(campaign: Campaign, units: int, metadata: dict[str, Any] | None) -> str | None:
+    """Base units of the campaign's reward token as a person reads them ("2,500.5 USDT"), or None when the
+    metadata does not say the token's decimals (the base units are then all there is)."""
+    symbol, decimals = reward_token(campaign, metadata or {})
+    return None if decimals is None else for_people(units, decimals, symbol)
+
+
+def campaign_metadata_documents(campaigns: list[Campaign]) -> dict[str, dict[str, Any]]:
+    """The metadata documents of these campaigns we hold, by lower-case hash: one query for a whole listing."""
+    rows = CampaignMetadata.objects.filter(hash__in={c.metadata_hash.lower() for c in campaigns})
+    return {row.hash.lower(): row.document for row in rows if isinstance(row.document, dict)}

@@ -19,7 +19,7 @@ from django.utils import timezone
 from web3 import Web3
 
 from campaigns.models import Campaign, CampaignMetadata
-from campaigns.selectors import campaign_status, reward_token
+from campaigns.selectors import campaign_status, reward_token, token_units_text
 from contracts import load_artifact
 from execution.domain.units import for_people
 from execution.models import ExecutionReport
@@ -113,6 +113,7 @@ class LeafProof:
     status: str
     claim_to: str
     claim_data: str
+    amount_display: str | None = None  # the amount in token units, for people (None: the decimals are unknown)
 
 
 @lru_cache(maxsize=16)
@@ -177,6 +178,7 @@ def payout_leaf_proof(*, close: EpochClose, account: str) -> LeafProof | None:
         status=status,
         claim_to=close.campaign.address,
         claim_data=str(calldata),
+        amount_display=token_units_text(close.campaign, leaf.amount, _metadata(close.campaign)),
     )
 
 

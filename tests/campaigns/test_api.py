@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from campaigns.models import Campaign
+from campaigns.models import Campaign, CampaignMetadata
 from campaigns.selectors import CampaignStatus, campaign_status
 
 pytestmark = pytest.mark.django_db
@@ -84,3 +84,21 @@ def test_status(funded: bool, start_days: int, end_days: int, expected: Campaign
     now = timezone.now()
     c = CampaignFactory.build(funded=funded, start=now + timedelta(days=start_days), end=now + timedelta(days=end_days))
     assert campaign_status(c, now=now) == expected
+
+
+def test_amounts_come_with_their_token_units_when_the_metadata_says_the_decimals() -> None:
+    digest = "0x" + "22" * 32
+    CampaignMetadata.objects.create(
+        hash=digest, document={"reward_token": {"address": TOKEN, "symbol": "USDT", "decimals": 6}}
+    )
+    named = CampaignFactory.create(metadata_hash=digest, budget=7_000_500_000, paid_out=2_500_000)
+    unnamed = CampaignFactory.create()
+    client = APIClient()
+    listing = {c["address"]: c for c in client.get("/api/v1/campaigns/").json()}
+    assert listing[named.address]["budget"] == "7000500000"
+    assert listing[named.address]["budget_display"] == "7,000.5 USDT"
+    assert listing[named.address]["paid_out_display"] == "2.5 USDT"
+    assert listing[named.address]["refunded_display"] == "0 USDT"
+    assert listing[unnamed.address]["budget_display"] is None  # decimals unknown: the base units are all there is
+    detail = client.get(f"/api/v1/campaigns/31337/{named.address}").json()
+    assert detail["budget_display"] == "7,000.5 USDT"

@@ -25,12 +25,13 @@ from rest_framework.test import APIClient
 from web3 import Web3
 
 from campaigns.indexer import chain_index
-from campaigns.models import Campaign
+from campaigns.models import Campaign, CampaignMetadata
 from devnet.chain import Anvil, DevAccount, deploy_dev_token, dev_accounts, mint, send
 from devnet.chain import token as token_contract
 from devnet.protocol import CampaignParams, call, create_campaign, deploy_factory, now, travel_to
 from devnet.protocol import campaign as campaign_contract
 from devnet.protocol import factory as factory_contract
+from execution.domain.units import for_people
 from execution.models import Alert
 from payouts import oracle_tx, paying, selectors, tasks
 from payouts.domain.bundle import Software, bundle_bytes, results_bundle
@@ -501,7 +502,12 @@ def test_the_proof_api_serves_a_leaf_whose_claim_call_pays_it(w3: Web3, factory_
     account = sorted(paid)[2]
     url = f"/api/v1/payouts/{campaign.chain_id}/{campaign.address}/0/proof/{account}"
 
+    CampaignMetadata.objects.create(
+        hash=campaign.metadata_hash,
+        document={"reward_token": {"address": campaign.token, "symbol": "USDT", "decimals": 6}},
+    )
     body = client.get(url).json()
+    assert body["amount_display"] == for_people(paid[account], 6, "USDT")
     assert (body["index"], body["account"], body["amount"], body["status"]) == (
         2,
         account,

@@ -45,7 +45,32 @@ class CampaignSerializer(serializers.Serializer):
     funded = serializers.BooleanField()
     paid_out = serializers.CharField()
     refunded = serializers.CharField()
+    budget_display = serializers.SerializerMethodField(help_text="The budget in token units, for people.")
+    paid_out_display = serializers.SerializerMethodField()
+    refunded_display = serializers.SerializerMethodField()
     status = serializers.SerializerMethodField()
+
+    def _display(self, campaign: Any, units: int) -> str | None:
+        documents = self.context.get("metadata")
+        if documents is None:
+            metadata = selectors.campaign_metadata_get(metadata_hash=campaign.metadata_hash)
+        else:
+            metadata = documents.get(campaign.metadata_hash.lower())
+        return selectors.token_units_text(campaign, units, metadata)
+
+    @extend_schema_field(
+        serializers.CharField(allow_null=True, help_text="Null when the token's decimals are unknown.")
+    )
+    def get_budget_display(self, campaign: Any) -> str | None:
+        return self._display(campaign, campaign.budget)
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_paid_out_display(self, campaign: Any) -> str | None:
+        return self._display(campaign, campaign.paid_out)
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_refunded_display(self, campaign: Any) -> str | None:
+        return self._display(campaign, campaign.refunded)
 
     @extend_schema_field(serializers.ChoiceField(choices=[s.value for s in selectors.CampaignStatus]))
     def get_status(self, campaign: Any) -> str:
@@ -86,7 +111,8 @@ class CampaignListApi(APIView):
             exchange=data.get("exchange"),
             pair=data.get("pair"),
         )
-        return Response(CampaignSerializer(campaigns, many=True).data)
+        documents = selectors.campaign_metadata_documents(campaigns)
+        return Response(CampaignSerializer(campaigns, many=True, context={"metadata": documents}).data)
 
 
 class CampaignDetailApi(APIView):

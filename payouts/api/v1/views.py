@@ -144,6 +144,7 @@ class LeafProofSerializer(serializers.Serializer):
     index = serializers.IntegerField(help_text="The leaf's index in the manifest (its position, accounts ascending).")
     account = serializers.CharField()
     amount = serializers.CharField(help_text="Token base units, a decimal string.")
+    amount_display = serializers.CharField(allow_null=True, help_text="The amount in token units, for people.")
     proof = serializers.ListField(child=serializers.CharField(), help_text="Sibling hashes, leaf to root (0x hex).")
     merkle_root = serializers.CharField()
     manifest_digest = serializers.CharField()
