@@ -10,7 +10,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connections
 from django.utils import timezone
 
 from execution import outbound, selectors
@@ -18,6 +17,7 @@ from execution.domain.ledger import asset_totals
 from execution.errors import LedgerOverdraft
 from execution.models import CustodyNonce, CustodyTransfer, LedgerTransaction, MMOrder
 from tests.execution.test_funds import UNIT, account, dev_token, new_order, sim  # noqa: F401 (fixtures)
+from tests.fixtures.threads import at_once
 from tests.plugins.require import require_postgresql
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
@@ -26,28 +26,6 @@ pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True), pytest
 @pytest.fixture(autouse=True)
 def _postgresql_only() -> None:
     require_postgresql("SQLite serializes writers itself; races need PostgreSQL")
-
-
-def at_once(works: list[Callable[[], Any]]) -> list[Any]:
-    """Run each work in its own thread (own connection), released together; results or exceptions, in order."""
-    barrier = threading.Barrier(len(works))
-    results: list[Any] = [None] * len(works)
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = works[i]()
-        except Exception as exc:  # collected, asserted by the caller
-            results[i] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(works))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return results
 
 
 def test_two_fundings_at_once_against_a_balance_for_one_sign_once(account, monkeypatch) -> None:  # noqa: F811

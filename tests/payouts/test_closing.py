@@ -48,7 +48,7 @@ from payouts.models import BookSnapshot, EpochClose, EpochPreview, OracleTransac
 from payouts.selectors import ARTIFACT_STORAGE
 from tests.factories import user_with
 from tests.fixtures.chain import connect, running_anvil
-from tests.payouts.threads import at_once
+from tests.fixtures.threads import at_once
 from tests.plugins.require import require_postgresql
 
 pytestmark = [pytest.mark.chain, pytest.mark.timeout(180)]

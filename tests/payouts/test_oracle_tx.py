@@ -34,7 +34,7 @@ from payouts.errors import (
 from payouts.models import OracleTransaction
 from payouts.oracle_keys import oracle_signer
 from tests.fixtures.chain import connect, running_anvil
-from tests.payouts.threads import at_once
+from tests.fixtures.threads import at_once
 from tests.plugins.require import require_postgresql
 from wire.redaction import redact_text
 

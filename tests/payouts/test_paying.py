@@ -43,8 +43,8 @@ from payouts.errors import OracleCallRejected
 from payouts.health import check_oracle_keys
 from payouts.models import EpochClose, EpochPayout, OracleTransaction, PayoutBatch
 from tests.fixtures.chain import connect, running_anvil
+from tests.fixtures.threads import at_once
 from tests.payouts.bundle_fixtures import paying_document
-from tests.payouts.threads import at_once
 from tests.plugins.require import require_postgresql
 
 pytestmark = [pytest.mark.chain, pytest.mark.timeout(180)]
