@@ -6,7 +6,7 @@ from django.urls import include, path
 from attestation.views import executors_page
 from campaigns.views import landing
 from mrmarket import siwe_views, views
-from payouts.views import campaign_audit_page, my_page
+from payouts.views import campaign_audit_page, campaign_public_page, my_page
 
 urlpatterns = [
     path("", landing, name="home"),
@@ -20,5 +20,6 @@ urlpatterns = [
     path("auth/siwe/sign-in", siwe_views.siwe_sign_in, name="siwe-sign-in"),
     path("auth/siwe/sign-out", siwe_views.siwe_sign_out, name="siwe-sign-out"),
     path("me/", my_page, name="me"),
+    path("campaigns/<int:chain_id>/<str:address>/", campaign_public_page, name="campaign-page"),
     path("campaigns/<int:chain_id>/<str:address>/audit", campaign_audit_page, name="campaign-audit"),
 ]

@@ -1,5 +1,5 @@
-"""Public pages of the payouts app: a campaign's audit page (docs/participants.md, "The audit page"), and a
-signed-in address's own page (`/me/`).
+"""Public pages of the payouts app: a campaign's page (docs/campaign-page.md), its audit page (docs/participants.md,
+"The audit page"), and a signed-in address's own page (`/me/`).
 
 Rendered by Django and readable without JavaScript; the Claim button is an enhancement (`static/js/claim.js`)
 over data the page already shows (the claim call's target and calldata)."""
@@ -10,11 +10,13 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_safe
 from web3 import Web3
 
 from mrmarket.siwe_views import signed_in_address
+from payouts.campaign_page import campaign_page
 from payouts.errors import CampaignUnknown
 from payouts.selectors import address_overview, campaign_audit
 
@@ -60,3 +62,14 @@ def my_page(request: HttpRequest) -> HttpResponse:
     address = signed_in_address(request)
     overview = address_overview(address=address) if address else None
     return render(request, "payouts/me.html", {"overview": overview})
+
+
+@never_cache  # budget, nodes, leaderboard and book are read at each request
+@require_safe
+def campaign_public_page(request: HttpRequest, chain_id: int, address: str) -> HttpResponse:
+    """The campaign: its market, rules, budget left, nodes quoting, leaderboard, depth and the no-admin proof."""
+    try:
+        page = campaign_page(chain_id=chain_id, address=address)
+    except CampaignUnknown as exc:
+        raise Http404(exc.message) from None
+    return render(request, "campaigns/campaign_page.html", {"page": page})
