@@ -60,6 +60,7 @@ def test_every_chains_campaigns_with_their_budget_left_in_token_units(client: Cl
     assert "of 7,000 USDT" in html
     assert f"{10**24 + 7:,} base units" in html  # no decimals known: base units, said so
     assert f'href="/campaigns/31337/{live.address}/audit"' in html
+    assert f'href="/campaigns/31337/{live.address}/"' in html  # the campaign page, from its title and its row
     assert "Stable depth" in html
 
 
