@@ -69,6 +69,11 @@ class NoAdminProof:
     permissions: tuple[tuple[str, str, str], ...] = field(default=PERMISSIONS)
 
     @property
+    def permission_rows(self) -> tuple[tuple[str, str, str], ...]:
+        """The table for people: the doc's Markdown code marks dropped."""
+        return tuple((name, who.replace("`", ""), what.replace("`", "")) for name, who, what in self.permissions)
+
+    @property
     def passed(self) -> bool:
         return not self.unreachable and bool(self.checks) and all(c.passed for c in self.checks)
 

@@ -5,6 +5,7 @@ and redraws the chart when a frame comes through the market's Channels group."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from tests.browser.conftest import off_loop
 from tests.payouts.test_campaign_page import DOWN, FRAME, campaign_with
 
 pytestmark = pytest.mark.slow
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 
 
 # Rows are made before the browser starts (Django's connection would otherwise bind to Playwright's event loop).
@@ -43,6 +45,10 @@ def test_without_javascript_every_figure_is_shown(asgi_server: str, campaign: Ca
     assert page.locator('svg [data-part="band"]').bounding_box()["width"] > 0
     assert page.locator("[data-stream-status]").inner_text().startswith("Snapshot of")
     assert page.locator("table[data-permissions] tbody tr").count() == 6
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "campaign_page_no_js.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    page.screenshot(path=str(SCREENSHOTS / "campaign_page_phone.png"), full_page=True)
     context.close()
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from django.test import Client
 from web3 import Web3
 
 from campaigns.indexer import chain_index
@@ -20,6 +21,7 @@ from devnet.chain import ANVIL, Anvil, dev_accounts, send
 from devnet.protocol import CampaignParams, create_campaign, deploy_factory, ensure_demo_protocol
 from devnet.protocol import factory as factory_contract
 from tests.fixtures.chain import connect, running_anvil
+from tests.payouts.page_tree import parse
 from tests.plugins.require import requires
 
 pytestmark = [
@@ -81,7 +83,28 @@ def test_the_demo_campaign_passes_every_check(demo: Demo, mirrored: Campaign) ->
     assert values(checks["permissions"])["owner, upgrade, pause or setter functions"] == "none"
 
 
-def test_a_clone_of_another_implementation_fails_the_implementation_check(demo: Demo, mirrored: Campaign) -> None:
+def shown_checks(client: Client, campaign: Campaign) -> dict[str, str]:
+    """The campaign page's checks as a visitor sees them: key → passed ("true"/"false")."""
+    response = client.get(f"/campaigns/{campaign.chain_id}/{campaign.address}/")
+    assert response.status_code == 200
+    page = parse(response.content.decode())
+    return {li["data-check"]: li["data-passed"] for li in page.find_all("li", data_check=True)}
+
+
+def test_the_demo_campaigns_page_shows_every_check_passed_and_its_budget(
+    demo: Demo, mirrored: Campaign, client: Client, settings
+) -> None:
+    settings.CHAIN_RPC_URL = demo.anvil.url
+    assert shown_checks(client, mirrored) == dict.fromkeys(
+        ("clone", "implementation", "bytecode", "params", "permissions"), "true"
+    )
+    html = client.get(f"/campaigns/{mirrored.chain_id}/{mirrored.address}/").content.decode()
+    assert "7,000 USDT</strong>" in html  # funded, nothing paid yet: the whole budget is in the escrow
+
+
+def test_a_clone_of_another_implementation_fails_the_implementation_check(
+    demo: Demo, mirrored: Campaign, client: Client, settings
+) -> None:
     # A second factory deploys its own Campaign implementation (the same code, at another address): its clone is
     # not a clone of the implementation of the factory this site trusts.
     accounts = dev_accounts()
@@ -102,6 +125,14 @@ def test_a_clone_of_another_implementation_fails_the_implementation_check(demo: 
     assert shown["clone's implementation"] == other_implementation
     assert shown[f"factory {demo.state['factory'].lower()} implementation()"] != other_implementation
     assert "another contract" in checks["implementation"].detail  # type: ignore[attr-defined]
+    settings.CHAIN_RPC_URL = demo.anvil.url
+    assert shown_checks(client, other) == {
+        "clone": "true",
+        "implementation": "false",
+        "bytecode": "true",  # the same code, deployed again: only where it lives differs
+        "params": "true",
+        "permissions": "true",
+    }
 
 
 def params_of(campaign: Campaign) -> CampaignParams:
