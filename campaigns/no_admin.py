@@ -22,9 +22,11 @@ from web3 import Web3
 from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 
 from campaigns.domain.clones import NotAClone, decode_args, parse_clone
-from campaigns.models import Campaign
+from campaigns.models import Campaign, CampaignMetadata
 from contracts import load_artifact
 from mrmarket.chain import get_web3
+from wire.canonical import digest
+from wire.errors import CanonicalFormError
 
 # docs/protocol.md, "Permission surface" (tests/campaigns/test_no_admin.py holds the two equal): the
 # state-changing functions of the escrow, who may call each, and what it can do.
@@ -168,19 +170,37 @@ def _params_check(campaign: Campaign, read: Callable[[], Any], args: bytes) -> C
         appended_differ = [name for name, value in decode_args(args).items() if chain[name] != value]
     except NotAClone as exc:
         appended_differ = [str(exc)]
-    values = tuple((name, str(chain[name])) for name in chain)
+    document, document_differs = _document_text(str(chain["metadata_hash"]))
+    values = (*((name, str(chain[name])) for name in chain), ("metadata document", document))
     if differ:
         detail = "params() differs from this site's record in: " + ", ".join(
             f"{name} ({chain[name]} on chain, {row[name]} here)" for name in differ
         )
     elif appended_differ:
         detail = "params() differs from the parameters appended to the clone's code: " + ", ".join(appended_differ)
+    elif document_differs:
+        detail = "The metadata document held here does not hash to params().metadataHash."
     else:
         detail = (
             "params() equals this site's record, the metadata hash included, and the parameters appended to the "
             "clone's code: nothing can change them."
         )
-    return Check("params", title, not differ and not appended_differ, detail, values)
+    return Check("params", title, not (differ or appended_differ or document_differs), detail, values)
+
+
+def _document_text(metadata_hash: str) -> tuple[str, bool]:
+    """Whether the metadata document held under this hash hashes to it (RFC 8785 canonical form, SHA-256), in
+    words; and whether it does not."""
+    row = CampaignMetadata.objects.filter(hash=metadata_hash.lower()).only("document").first()
+    if row is None:
+        return "not held here: the rules and market shown cannot be checked against the hash", False
+    try:
+        held = "0x" + digest(row.document)
+    except CanonicalFormError as exc:
+        return f"held, but has no canonical form ({exc})", True
+    if held != metadata_hash.lower():
+        return f"held, but its SHA-256 is {held}", True
+    return "held; its canonical SHA-256 is this hash", False
 
 
 def _permissions_check() -> Check:

@@ -203,6 +203,21 @@ def test_a_record_that_differs_from_the_chain_fails_the_params_check(demo: Demo,
     assert "metadata_hash" in check.detail  # type: ignore[attr-defined]
 
 
+def test_a_held_document_that_is_not_the_hashed_one_fails_the_params_check(demo: Demo, mirrored: Campaign) -> None:
+    check = by_key(no_admin_proof(campaign=mirrored, w3=demo.w3))["params"]
+    assert values(check)["metadata document"] == "held; its canonical SHA-256 is this hash"
+    CampaignMetadata.objects.filter(hash=demo.state["metadata_hash"]).update(
+        document={**demo.metadata, "title": "Something else"}
+    )
+    check = by_key(no_admin_proof(campaign=mirrored, w3=demo.w3))["params"]
+    assert not check.passed  # type: ignore[attr-defined]
+    assert values(check)["metadata document"].startswith("held, but its SHA-256 is 0x")
+    CampaignMetadata.objects.filter(hash=demo.state["metadata_hash"]).delete()
+    check = by_key(no_admin_proof(campaign=mirrored, w3=demo.w3))["params"]
+    assert check.passed  # type: ignore[attr-defined]
+    assert values(check)["metadata document"].startswith("not held here")
+
+
 def test_an_unreachable_chain_is_said_to_be_so(demo: Demo, mirrored: Campaign, settings) -> None:
     settings.CHAIN_RPC_URL = "http://127.0.0.1:9"  # discard port: nothing answers
     proof = no_admin_proof(campaign=mirrored)
