@@ -18,7 +18,9 @@ from tests.browser.conftest import off_loop
 from tests.payouts.test_campaign_page import DOWN, FRAME, campaign_with
 
 pytestmark = pytest.mark.slow
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "var" / "screenshots"
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 
 
 # Rows are made before the browser starts (Django's connection would otherwise bind to Playwright's event loop).
@@ -65,6 +67,16 @@ def test_with_javascript_the_script_runs_and_reconnects_while_no_stream_answers(
     page.wait_for_function("document.querySelector('[data-stream-status]').dataset.state === 'reconnecting'")
     assert status.inner_text().startswith("reconnecting in ")
     assert blocked == []
+
+
+@pytest.mark.skipif(not AXE.exists(), reason="axe-core is not installed (npm ci)")
+def test_no_serious_accessibility_violations(asgi_server: str, campaign: Campaign, browser_page: Any) -> None:
+    page = browser_page
+    page.goto(url(asgi_server, campaign))
+    page.evaluate(AXE.read_text())  # through the debugging protocol: the page's CSP does not apply to it
+    found = page.evaluate("axe.run(document, {resultTypes: ['violations']}).then(r => r.violations)")
+    serious = [(v["id"], v["impact"], len(v["nodes"])) for v in found if v["impact"] in ("serious", "critical")]
+    assert serious == []
 
 
 def test_each_frame_redraws_the_chart_and_a_down_message_is_said(
