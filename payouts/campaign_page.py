@@ -27,6 +27,7 @@ from contracts import load_artifact
 from execution.domain import mm_order as mm
 from execution.models import ExecutionReport
 from mrmarket.chain import get_web3
+from mrmarket.config import ConfigError
 from payouts.errors import CampaignUnknown
 from payouts.models import EpochClose, EpochPreview
 from payouts.selectors import AuditAmount, _metadata, _Units, duration_text
@@ -36,6 +37,7 @@ from payouts.selectors import AuditAmount, _metadata, _Units, duration_text
 NODE_WINDOW_SECONDS = 180
 LEADERBOARD_ROWS = 100
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+NO_RPC = "chain unreachable (no CHAIN_RPC_URL is configured)"
 
 
 @dataclass(frozen=True)
@@ -117,10 +119,9 @@ def epochs_so_far(campaign: Campaign, *, now: datetime) -> Epochs:
     return Epochs(total, ended, ended, recorded)
 
 
-def budget_left(campaign: Campaign, units: _Units) -> Budget:
+def budget_left(campaign: Campaign, units: _Units, w3: Web3) -> Budget:
     """The escrow's balance of its reward token, from the chain: what is left to pay (and to refund)."""
     try:
-        w3 = get_web3(timeout=CHAIN_TIMEOUT_SECONDS)
         if w3.eth.chain_id != campaign.chain_id:
             return Budget(None, f"no RPC for chain {campaign.chain_id} is configured")
         erc20 = w3.eth.contract(address=Web3.to_checksum_address(campaign.token), abi=load_artifact("DevToken").abi)
@@ -233,6 +234,10 @@ def campaign_page(*, chain_id: int, address: str) -> CampaignPage:
     units = _Units(symbol, decimals)
     rules, rules_unknown, band = _rules(metadata, campaign.pair)
     title = metadata.get("title")
+    try:
+        w3: Web3 | None = get_web3(timeout=CHAIN_TIMEOUT_SECONDS)  # one client for the page's reads
+    except ConfigError:
+        w3 = None
     return CampaignPage(
         campaign=campaign,
         title=title if isinstance(title, str) and title else campaign.pair or "Campaign",
@@ -242,7 +247,7 @@ def campaign_page(*, chain_id: int, address: str) -> CampaignPage:
         token_symbol=symbol,
         token_decimals=decimals,
         budget_total=units(int(campaign.budget)),
-        budget_left=budget_left(campaign, units),
+        budget_left=budget_left(campaign, units, w3) if w3 else Budget(None, NO_RPC),
         nodes=nodes_quoting(campaign, now=now),
         node_window_seconds=NODE_WINDOW_SECONDS,
         rules=rules,
@@ -250,7 +255,7 @@ def campaign_page(*, chain_id: int, address: str) -> CampaignPage:
         band_bps=band,
         leaderboard=leaderboard(campaign, units),
         chart=first_paint(campaign, band),
-        proof=no_admin_proof(campaign=campaign),
+        proof=no_admin_proof(campaign=campaign, w3=w3) if w3 else NoAdminProof(unreachable=NO_RPC),
         audit_url=reverse("campaign-audit", args=[campaign.chain_id, campaign.address]),
         metadata_url=reverse("api-v1:campaigns:metadata", args=[campaign.metadata_hash]),
         depth_ws_path=f"/ws/v1/campaigns/{campaign.chain_id}/{campaign.address}/depth",

@@ -151,6 +151,13 @@ def test_an_unreachable_chain_is_said_and_the_page_still_served(
     assert "recordResults" in page.one("table", data_permissions=True).text()  # the permission table stays
 
 
+def test_without_an_rpc_configured_the_page_says_so(client: Client, settings) -> None:
+    settings.CHAIN_RPC_URL = ""
+    page, _ = page_of(client, campaign_with())
+    assert "no CHAIN_RPC_URL is configured" in page.one(data_budget_left=True).text()
+    assert "no CHAIN_RPC_URL is configured" in page.one(data_proof_unreachable=True).text()
+
+
 def test_the_leaderboard_ranks_by_estimated_reward_in_token_units(client: Client, chain_down: None) -> None:
     campaign = campaign_with()
     a, b, c = "0x" + "a1" * 20, "0x" + "b2" * 20, "0x" + "c3" * 20
