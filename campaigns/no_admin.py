@@ -248,7 +248,7 @@ def no_admin_proof(*, campaign: Campaign, w3: Web3 | None = None) -> NoAdminProo
         )
         escrow = w3.eth.contract(address=address, abi=load_artifact("Campaign").abi)
         params = _params_check(campaign, escrow.functions.params().call, args)
-    except Exception as exc:
+    except Exception as exc:  # refused, timed out, misconfigured: the page says the chain is out of reach
         return NoAdminProof(unreachable=f"chain unreachable ({type(exc).__name__})")
     checks = (
         clone,

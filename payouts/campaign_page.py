@@ -23,11 +23,12 @@ from campaigns.domain.rules import RulesUnknown, percent_of_fraction, rules_summ
 from campaigns.models import Campaign
 from campaigns.no_admin import CHAIN_TIMEOUT_SECONDS, NoAdminProof, no_admin_proof
 from campaigns.selectors import campaign_status, reward_token
-from contracts import load_artifact
+from campaigns.services import ERC20_ABI
 from execution.domain import mm_order as mm
 from execution.models import ExecutionReport
 from mrmarket.chain import get_web3
 from mrmarket.config import ConfigError
+from payouts.domain.epochs import CloseState
 from payouts.errors import CampaignUnknown
 from payouts.models import EpochClose, EpochPreview
 from payouts.selectors import AuditAmount, _metadata, _Units, duration_text
@@ -110,7 +111,7 @@ class CampaignPage:
 def epochs_so_far(campaign: Campaign, *, now: datetime) -> Epochs:
     span = int((campaign.end - campaign.start).total_seconds())
     total = -(-span // campaign.epoch_seconds)
-    recorded = EpochClose.objects.filter(campaign=campaign, state="recorded").count()
+    recorded = EpochClose.objects.filter(campaign=campaign, state=CloseState.RECORDED.value).count()
     if now < campaign.start:
         return Epochs(total, 0, None, recorded)
     if now >= campaign.end:
@@ -124,9 +125,9 @@ def budget_left(campaign: Campaign, units: _Units, w3: Web3) -> Budget:
     try:
         if w3.eth.chain_id != campaign.chain_id:
             return Budget(None, f"no RPC for chain {campaign.chain_id} is configured")
-        erc20 = w3.eth.contract(address=Web3.to_checksum_address(campaign.token), abi=load_artifact("DevToken").abi)
+        erc20 = w3.eth.contract(address=Web3.to_checksum_address(campaign.token), abi=ERC20_ABI)
         balance = int(erc20.functions.balanceOf(Web3.to_checksum_address(campaign.address)).call())
-    except Exception as exc:
+    except Exception as exc:  # any RPC failure (refused, timeout, bad answer): the page says so and shows the rest
         return Budget(None, f"chain unreachable ({type(exc).__name__})")
     return Budget(units(balance))
 
