@@ -89,6 +89,13 @@ def test_each_frame_redraws_the_chart_and_a_down_message_is_said(
     first_d = page.locator('svg [data-part="asks"]').get_attribute("d")
     page.wait_for_function("document.querySelector('[data-stream-status]').dataset.state === 'connecting'")
     assert sockets[0].url.endswith(f"/ws/v1/campaigns/31337/{campaign.address}/depth")
+    # The same book drawn by the script is the server's drawing: the two geometries are in step.
+    drawn = {p: page.locator(f'svg [data-part="{p}"]').get_attribute("d") for p in ("bids", "asks")}
+    band = page.locator('svg [data-part="band"]').get_attribute("width")
+    sockets[0].send(json.dumps({**FRAME, "seq": 49}))
+    page.wait_for_function("document.querySelector('[data-depth-chart]').dataset.seq === '49'")
+    assert {p: page.locator(f'svg [data-part="{p}"]').get_attribute("d") for p in ("bids", "asks")} == drawn
+    assert page.locator('svg [data-part="band"]').get_attribute("width") == band
     frame = {**FRAME, "seq": 50, "mid": "0.1001", "asks": [["0.1003", "9000"], ["0.1005", "1"]]}
     sockets[0].send(json.dumps(frame))
     page.wait_for_function("document.querySelector('[data-depth-chart]').dataset.seq === '50'")
