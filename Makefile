@@ -18,7 +18,16 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-deps: $(VENV)/.installed node_modules/.installed
+## The browser bundles: each static/src/*.js entry with its npm imports (viem) into static/dist/, by the pinned
+## esbuild; nothing is fetched at run time (ADR 0020).
+BUNDLES := $(wildcard static/src/*.js)
+static/dist/.built: node_modules/.installed $(BUNDLES) $(wildcard static/js/*.js)
+	rm -rf static/dist
+	node_modules/.bin/esbuild $(BUNDLES) --bundle --format=esm --target=es2020 --minify --sourcemap \
+		--legal-comments=linked --log-level=warning --outdir=static/dist
+	@touch $@
+
+deps: $(VENV)/.installed node_modules/.installed static/dist/.built
 
 ## The whole system on its embedded defaults (Ctrl-C stops everything; the next `make demo` resumes).
 demo: deps
@@ -75,4 +84,4 @@ executor-lock: deps
 	$(PY) executor/lock_wheels.py
 
 clean:
-	rm -rf $(VENV) node_modules var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) node_modules static/dist var .mypy_cache .ruff_cache .pytest_cache

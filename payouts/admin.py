@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from campaigns.admin import campaign_amount
 from mrmarket.admin import ReadOnlyAdminMixin
 from payouts import closing, paying
 from payouts.domain.distribution import IllegalPayoutTransition
@@ -104,19 +105,48 @@ class EpochPayoutTransitionInline(ReadOnlyAdminMixin, admin.TabularInline[EpochP
 class PayoutBatchInline(ReadOnlyAdminMixin, admin.TabularInline[PayoutBatch, EpochPayout]):
     model = PayoutBatch
     extra = 0
-    fields = ("kind", "first_index", "count", "amount", "attempt", "status", "tx", "gas_used", "revert_reason")
+    fields = ("kind", "first_index", "count", "amount_display", "attempt", "status", "tx", "gas_used", "revert_reason")
     readonly_fields = fields
+
+    @admin.display(description="amount")
+    def amount_display(self, batch: PayoutBatch) -> str:
+        return campaign_amount(batch.payout.close.campaign, batch.amount)
 
 
 @admin.register(EpochPayout)
 class EpochPayoutAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[EpochPayout]):
-    list_display = ("close", "state", "leaf_count", "total", "distributed_amount", "claimed_amount", "paid_at")
+    list_display = (
+        "close",
+        "state",
+        "leaf_count",
+        "total_display",
+        "distributed_display",
+        "claimed_display",
+        "paid_at",
+    )
     list_filter = ("state",)
     search_fields = ("close__campaign__address", "merkle_root", "manifest_digest", "published_tx_hash")
-    readonly_fields = [f.name for f in EpochPayout._meta.fields]
+    readonly_fields = [
+        *(f.name for f in EpochPayout._meta.fields),
+        "total_display",
+        "distributed_display",
+        "claimed_display",
+    ]
     inlines = (PayoutBatchInline, EpochPayoutTransitionInline)
     actions = ("retry",)
     allowed = frozenset({"change"})
+
+    @admin.display(description="total", ordering="total")
+    def total_display(self, payout: EpochPayout) -> str:
+        return campaign_amount(payout.close.campaign, payout.total)
+
+    @admin.display(description="distributed", ordering="distributed_amount")
+    def distributed_display(self, payout: EpochPayout) -> str:
+        return campaign_amount(payout.close.campaign, payout.distributed_amount)
+
+    @admin.display(description="claimed", ordering="claimed_amount")
+    def claimed_display(self, payout: EpochPayout) -> str:
+        return campaign_amount(payout.close.campaign, payout.claimed_amount)
 
     @admin.action(permissions=["change"], description="Retry a failed payout (prepare its publication again)")
     def retry(self, request: HttpRequest, queryset: QuerySet[EpochPayout]) -> None:
