@@ -43,9 +43,13 @@ FRAME = {
 }
 
 
+def campaign_title() -> str:
+    return "Stable depth on MMT/USDT"
+
+
 def campaign_with(token: str = "0x" + "ab" * 20, **fields: Any) -> Campaign:
     metadata = {
-        "title": "Stable depth on MMT/USDT",
+        "title": campaign_title(),
         "reward_token": {"address": token, "symbol": "USDT", "decimals": 6},
         "scoring": TEMPLATES["stable_depth"].scoring,
     }
@@ -107,6 +111,7 @@ def test_the_page_shows_everything_without_javascript(client: Client, chain_down
     assert "1 with results on chain" in epochs
     assert f'href="/campaigns/31337/{campaign.address}/audit"' in html
     assert f'href="/api/v1/campaigns/metadata/{campaign.metadata_hash}"' in html
+    assert client.get(f"/api/v1/campaigns/metadata/{campaign.metadata_hash}").json()["title"] == campaign_title()
     rules = [li.text() for li in page.one(data_rules=True).find_all("li")]
     assert "orders within 0.50 % of the mid count" in rules[0]
     assert "at least 100 USDT" in rules[1]
