@@ -29,6 +29,7 @@ from tests.factories import user_with
 from tests.payouts.page_tree import Node, parse
 
 pytestmark = pytest.mark.django_db
+TITLE = "Stable depth on MMT/USDT"
 DOWN = "http://127.0.0.1:9"  # the discard port: nothing answers
 FRAME = {
     "type": "depth.frame",
@@ -43,13 +44,9 @@ FRAME = {
 }
 
 
-def campaign_title() -> str:
-    return "Stable depth on MMT/USDT"
-
-
 def campaign_with(token: str = "0x" + "ab" * 20, **fields: Any) -> Campaign:
     metadata = {
-        "title": campaign_title(),
+        "title": TITLE,
         "reward_token": {"address": token, "symbol": "USDT", "decimals": 6},
         "scoring": TEMPLATES["stable_depth"].scoring,
     }
@@ -111,7 +108,7 @@ def test_the_page_shows_everything_without_javascript(client: Client, chain_down
     assert "1 with results on chain" in epochs
     assert f'href="/campaigns/31337/{campaign.address}/audit"' in html
     assert f'href="/api/v1/campaigns/metadata/{campaign.metadata_hash}"' in html
-    assert client.get(f"/api/v1/campaigns/metadata/{campaign.metadata_hash}").json()["title"] == campaign_title()
+    assert client.get(f"/api/v1/campaigns/metadata/{campaign.metadata_hash}").json()["title"] == TITLE
     rules = [li.text() for li in page.one(data_rules=True).find_all("li")]
     assert "orders within 0.50 % of the mid count" in rules[0]
     assert "at least 100 USDT" in rules[1]
