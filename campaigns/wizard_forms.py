@@ -196,6 +196,9 @@ class MarketStep(WizardForm):
             self.add_error("exchange", f"{exc.message}; try again, or choose another exchange")
         return data
 
+    def stored(self) -> dict[str, str]:
+        return {"exchange": self.cleaned_data["exchange"], "pair": self.cleaned_data["pair"]}  # the pair upper-cased
+
     def cleaned(self) -> dict[str, Any]:
         pair = self.cleaned_data["pair"]
         base, quote = pair.split("/")

@@ -112,12 +112,14 @@ def wizard_step(request: HttpRequest, step: str) -> HttpResponse:
         status = 400
     else:
         form = _initial(step, draft, form_class, state.context)
+        if form.is_bound:
+            form.is_valid()  # a stored step: its facts (read while validating) and, if it went stale, its errors
         status = 200
     context: dict[str, Any] = {
         "step": step,
         "title": TITLES[step],
         "form": form,
-        "facts": form.facts() if form.is_bound or step in ("template", "scoring") else {},
+        "facts": form.facts() if form.is_bound or step in ("template", "scoring") else {},  # after validation
         "nav": _nav(step, state.done),
         "creator": creator,
         "wizard": state.context,
