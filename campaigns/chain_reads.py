@@ -60,6 +60,10 @@ class GasEstimate:
     gas: int | None
     method: str  # how the figure was obtained, for the page
 
+    @property
+    def text(self) -> str:
+        return "—" if self.gas is None else f"{self.gas:,} gas"
+
 
 def _allowance_slot(owner: str, spender: str) -> str:
     inner = Web3.keccak(abi_encode(["address", "uint256"], [owner, OZ_ALLOWANCES_SLOT]))
@@ -74,30 +78,27 @@ def gas_estimates(
     supports it and the token keeps allowances where OpenZeppelin's does; otherwise it is not estimated."""
     w3 = get_web3()
     owner = Web3.to_checksum_address(creator)
-    estimates = []
+    needs_approve = any(t["kind"] == "approve" for t in transactions)
     override: dict[Any, Any] | None = None
-    if any(t["kind"] == "approve" for t in transactions):
+    if needs_approve:
         value = "0x" + budget.to_bytes(32, "big").hex()
-        override = {Web3.to_checksum_address(token): {"stateDiff": {_allowance_slot(owner, spender): value}}}
-        if not _override_holds(w3, owner=owner, token=token, spender=spender, budget=budget, override=override):
-            override = None
-            approve_pending = True
-        else:
-            approve_pending = False
-    else:
-        approve_pending = False
+        candidate = {Web3.to_checksum_address(token): {"stateDiff": {_allowance_slot(owner, spender): value}}}
+        if _override_holds(w3, owner=owner, token=token, spender=spender, budget=budget, override=candidate):
+            override = candidate
+    estimates = []
     for tx in transactions:
         call = {"from": owner, "to": Web3.to_checksum_address(tx["to"]), "data": tx["data"], "value": int(tx["value"])}
-        if tx["kind"] == "create" and override is not None:
-            estimates.append(_estimate(w3, "create", call, override, "eth_estimateGas, the allowance overridden"))
-        elif tx["kind"] == "create" and approve_pending:
+        if tx["kind"] == "create" and needs_approve and override is None:
             estimates.append(
                 GasEstimate(
                     kind="create",
                     gas=None,
-                    method="not estimated: the node cannot simulate it before approve is mined (no state override)",
+                    method="not estimated: it cannot be simulated before approve is mined, and this node or token "
+                    "does not take the allowance override",
                 )
             )
+        elif tx["kind"] == "create" and override is not None:
+            estimates.append(_estimate(w3, "create", call, override, "eth_estimateGas, the allowance overridden"))
         else:
             estimates.append(_estimate(w3, tx["kind"], call, None, "eth_estimateGas"))
     return estimates

@@ -119,7 +119,7 @@ def wizard_step(request: HttpRequest, step: str) -> HttpResponse:
         "step": step,
         "title": TITLES[step],
         "form": form,
-        "facts": form.facts() if form.is_bound or step in ("template", "scoring") else {},  # after validation
+        "facts": form.facts(),  # after validation: a bound form's facts are read while it validates
         "nav": _nav(step, state.done),
         "creator": creator,
         "wizard": state.context,
@@ -166,7 +166,12 @@ def wizard_review(request: HttpRequest) -> HttpResponse:
     state = draft_state(draft)
     if state.failed is not None or furthest_step(state.done) != "review":
         return redirect("campaign-wizard")
-    context: dict[str, Any] = {"step": "review", "title": TITLES["review"], "nav": _nav("review", state.done)}
+    context: dict[str, Any] = {
+        "step": "review",
+        "title": TITLES["review"],
+        "nav": _nav("review", state.done),
+        "creator": creator,
+    }
     try:
         review = campaign_wizard_review(
             draft=draft,

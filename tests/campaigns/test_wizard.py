@@ -166,7 +166,7 @@ def test_the_steps_lead_to_a_review_whose_hash_is_the_shown_json_and_whose_trans
     assert 'id="campaign-sign-button"' in text
     assert "dist/campaign_sign.js" in text
     assert "7,000 USDT" in re.search(r"data-total-cost>(.*?)</td>", text, re.S).group(1)
-    gas = dict(re.findall(r'data-gas="(approve|create)">([0-9]+) gas', text))
+    gas = {k: v.replace(",", "") for k, v in re.findall(r'data-gas="(approve|create)">([0-9,]+) gas', text)}
     assert set(gas) == {"approve", "create"}, text
     assert "the allowance overridden" in text
     # Reloading prepares the same campaign: the salt is the draft's.
