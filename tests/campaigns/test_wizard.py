@@ -334,3 +334,22 @@ def test_the_status_endpoint_refuses_what_is_not_an_address(deployed: dict) -> N
     response = Client().get("/campaigns/new/status?address=nope")
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_address"
+
+
+def test_without_the_oracles_addresses_the_review_says_so_and_prepares_nothing(
+    settings, deployed: dict, w3: Web3
+) -> None:
+    client = signed_in()
+    walk(client, deployed, w3)
+    settings.RECORDING_ORACLE_ADDRESS = ""
+    page = client.get("/campaigns/new/review")
+    assert page.status_code == 503
+    assert b'data-refused="oracle_address_not_configured"' in page.content
+    assert b"campaign-prepared" not in page.content
+    assert not CampaignMetadata.objects.exists()
+
+
+def test_a_later_steps_check_refuses_before_the_earlier_steps(deployed: dict) -> None:
+    response = signed_in().post("/campaigns/new/budget/check", {"budget": "1"})
+    assert response.status_code == 409
+    assert response.json()["code"] == "step_not_open"
