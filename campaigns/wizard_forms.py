@@ -268,6 +268,13 @@ class BudgetStep(WizardForm):
         self.token_facts: TokenFacts | None = None
         self.units: int | None = None
         self.chain_now = int(get_web3().eth.get_block("latest")["timestamp"])
+        if data is None and context.template is not None:  # a new step: the template's epoch, a start soon
+            start = (self.chain_now // 3600 + 2) * 3600  # the next whole hour after an hour from now
+            self.initial = {
+                "start": datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d %H:%M"),
+                "duration_days": 7,
+                "epoch_seconds": context.template.epoch_seconds,
+            }
 
     def clean_token(self) -> str:
         address = self.cleaned_data["token"].strip()

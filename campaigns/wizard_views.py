@@ -26,7 +26,7 @@ from campaigns.wizard import (
     draft_save_step,
     draft_state,
 )
-from campaigns.wizard_forms import FORMS, TemplateExample, WizardForm, template_card
+from campaigns.wizard_forms import FORMS, TemplateExample, WizardContext, WizardForm, template_card
 from mrmarket.errors import ApplicationError
 from mrmarket.siwe_views import served_chain_id, signed_in_address
 
@@ -75,19 +75,12 @@ def wizard_start(request: HttpRequest) -> HttpResponse:
     return redirect(_step_url(state.failed.step if state.failed else furthest_step(state.done)))
 
 
-def _initial(step: str, draft: Draft, form_class: type[WizardForm], context: Any) -> WizardForm:
+def _initial(step: str, draft: Draft, form_class: type[WizardForm], context: WizardContext) -> WizardForm:
     if step in draft.steps:
-        return form_class(draft.steps[step], context=context)  # bound: a stored step that went stale shows why
-    form = form_class(context=context)
-    if step == "budget" and context.template is not None:
-        now = form.chain_now  # type: ignore[attr-defined]
-        start = (now // 3600 + 2) * 3600  # the next whole hour after an hour from now
-        form.initial = {
-            "start": datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d %H:%M"),
-            "duration_days": 7,
-            "epoch_seconds": context.template.epoch_seconds,
-        }
-    return form
+        form = form_class(draft.steps[step], context=context)
+        form.is_valid()  # a stored step: its facts (read while validating) and, if it went stale, its errors
+        return form
+    return form_class(context=context)
 
 
 @never_cache
@@ -112,8 +105,6 @@ def wizard_step(request: HttpRequest, step: str) -> HttpResponse:
         status = 400
     else:
         form = _initial(step, draft, form_class, state.context)
-        if form.is_bound:
-            form.is_valid()  # a stored step: its facts (read while validating) and, if it went stale, its errors
         status = 200
     context: dict[str, Any] = {
         "step": step,

@@ -100,6 +100,12 @@ def field_errors(response) -> dict[str, list[str]]:
     return found
 
 
+def found(pattern: str, text: str) -> str:
+    match = re.search(pattern, text, re.S)
+    assert match is not None, pattern
+    return match.group(1)
+
+
 def stored_steps(client: Client) -> dict:
     return dict((client.session.get(SESSION_DRAFT) or {}).get("steps") or {})
 
@@ -142,17 +148,15 @@ def test_the_steps_lead_to_a_review_whose_hash_is_the_shown_json_and_whose_trans
     page = client.get("/campaigns/new/review")
     assert page.status_code == 200, page.content.decode()[:2000]
     text = page.content.decode()
-    shown = json.loads(html.unescape(re.search(r"<pre[^>]*data-metadata-json>(.*?)</pre>", text, re.S).group(1)))
-    shown_hash = re.search(r"data-metadata-hash>(0x[0-9a-f]{64})<", text).group(1)
+    shown = json.loads(html.unescape(found(r"<pre[^>]*data-metadata-json>(.*?)</pre>", text)))
+    shown_hash = found(r"data-metadata-hash>(0x[0-9a-f]{64})<", text)
     assert "0x" + metadata_hash(shown).hex() == shown_hash
     assert shown["scoring"]["max_spread_bps"] == 40
     assert shown["budget"] == "7000000000"
     assert shown["reward_token"] == {"address": deployed["token"], "symbol": "USDT", "decimals": 6}
     assert shown["pair"] == "MMT/USDT"
     assert shown["chain_id"] == 31337
-    prepared = json.loads(
-        re.search(r'<script id="campaign-prepared" type="application/json">(.*?)</script>', text, re.S).group(1)
-    )
+    prepared = json.loads(found(r'<script id="campaign-prepared" type="application/json">(.*?)</script>', text))
     assert prepared["metadata_hash"] == shown_hash
     assert prepared["creator"] == CREATOR.address
     assert prepared["token"] == {"address": deployed["token"], "symbol": "USDT", "decimals": 6}
@@ -165,7 +169,7 @@ def test_the_steps_lead_to_a_review_whose_hash_is_the_shown_json_and_whose_trans
     assert prepared["campaign_url"] == f"/campaigns/31337/{address}/"
     assert 'id="campaign-sign-button"' in text
     assert "dist/campaign_sign.js" in text
-    assert "7,000 USDT" in re.search(r"data-total-cost>(.*?)</td>", text, re.S).group(1)
+    assert "7,000 USDT" in found(r"data-total-cost>(.*?)</td>", text)
     gas = {k: v.replace(",", "") for k, v in re.findall(r'data-gas="(approve|create)">([0-9,]+) gas', text)}
     assert set(gas) == {"approve", "create"}, text
     assert "the allowance overridden" in text
