@@ -129,6 +129,7 @@ def campaign_wizard_review(*, draft: Draft, state: DraftState, uri_base: str, cr
             "fee_bps": fee_bps(),
         },
         scoring_overrides=context.scoring or None,
+        title=context.market.get("title", ""),
         uri_base=uri_base,
         created_by_id=created_by_id,
         salt=bytes.fromhex(draft.salt.removeprefix("0x")),

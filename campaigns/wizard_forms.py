@@ -162,6 +162,13 @@ class MarketStep(WizardForm):
         choices=[], error_messages={"required": "choose an exchange", "invalid_choice": "one of: %(value)s"}
     )
     pair = forms.CharField(max_length=41, error_messages={"required": "a pair as BASE/QUOTE, such as MMT/USDT"})
+    title = forms.CharField(
+        max_length=120,
+        required=False,
+        label="Title (optional)",
+        help_text="Shown on the campaign's page and in the list; at most 120 characters.",
+        error_messages={"max_length": "at most 120 characters"},
+    )
 
     def __init__(self, data: Any = None, *, context: WizardContext) -> None:
         super().__init__(data, context=context)
@@ -197,12 +204,14 @@ class MarketStep(WizardForm):
         return data
 
     def stored(self) -> dict[str, str]:
-        return {"exchange": self.cleaned_data["exchange"], "pair": self.cleaned_data["pair"]}  # the pair upper-cased
+        data = self.cleaned_data
+        return {"exchange": data["exchange"], "pair": data["pair"], "title": data["title"].strip()}  # pair upper-cased
 
     def cleaned(self) -> dict[str, Any]:
         pair = self.cleaned_data["pair"]
         base, quote = pair.split("/")
-        return {"exchange": self.cleaned_data["exchange"], "pair": pair, "base": base, "quote": quote}
+        title = self.cleaned_data["title"].strip()
+        return {"exchange": self.cleaned_data["exchange"], "pair": pair, "base": base, "quote": quote, "title": title}
 
     def facts(self) -> dict[str, Any]:
         if self.market is None:

@@ -176,6 +176,7 @@ def wizard_review(request: HttpRequest) -> HttpResponse:
     address = review.prepared.predicted_address
     context.update(
         review=review,
+        exists=selectors.campaign_get(chain_id=review.chain_id, address=address) is not None,
         duration_days=(state.context.budget["end"] - state.context.budget["start"]) // DAY,
         start_text=datetime.fromtimestamp(state.context.budget["start"], UTC).strftime("%Y-%m-%d %H:%M UTC"),
         end_text=datetime.fromtimestamp(state.context.budget["end"], UTC).strftime("%Y-%m-%d %H:%M UTC"),

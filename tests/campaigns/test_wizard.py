@@ -78,7 +78,7 @@ def walk(client: Client, deployed: dict, w3: Web3, *, upto: str = "review") -> N
     """Submit each step in order up to (not including) `upto`."""
     steps = [
         ("template", {"template": "stable_depth"}),
-        ("market", {"exchange": "binance", "pair": "mmt/usdt"}),
+        ("market", {"exchange": "binance", "pair": "mmt/usdt", "title": "MMT depth, week one"}),
         ("budget", budget_form(deployed, w3)),
         ("scoring", {"max_spread_bps": "40", "min_rest_seconds": "60", "single_side_divisor": "3"}),
     ]
@@ -156,6 +156,7 @@ def test_the_steps_lead_to_a_review_whose_hash_is_the_shown_json_and_whose_trans
     assert shown["reward_token"] == {"address": deployed["token"], "symbol": "USDT", "decimals": 6}
     assert shown["pair"] == "MMT/USDT"
     assert shown["chain_id"] == 31337
+    assert shown["title"] == "MMT depth, week one"
     prepared = json.loads(found(r'<script id="campaign-prepared" type="application/json">(.*?)</script>', text))
     assert prepared["metadata_hash"] == shown_hash
     assert prepared["creator"] == CREATOR.address
@@ -191,6 +192,8 @@ def test_the_steps_lead_to_a_review_whose_hash_is_the_shown_json_and_whose_trans
     assert int(gas["create"]) >= used["create"]
     chain_index(w3=w3, factory=settings.CAMPAIGN_FACTORY_ADDRESS, confirmations=0)
     assert client.get(prepared["status_url"]).json() == {"mirrored": True, "campaign_url": prepared["campaign_url"]}
+    # Coming back to the review after that says so, and links to its page.
+    assert b"data-exists" in client.get("/campaigns/new/review").content
 
 
 def test_the_draft_survives_a_new_request_and_resumes_at_the_furthest_step(deployed: dict, w3: Web3) -> None:
@@ -253,6 +256,7 @@ def test_choosing_another_template_drops_the_scoring_step(deployed: dict, w3: We
         ("market", {"exchange": "binance", "pair": "DOGE/USDT"}, "pair", "binance does not list DOGE/USDT"),
         ("market", {"exchange": "binance", "pair": "MMTUSDT"}, "pair", "a pair as BASE/QUOTE"),
         ("market", {"exchange": "kraken", "pair": "MMT/USDT"}, "exchange", "one of the exchanges configured here"),
+        ("market", {"exchange": "binance", "pair": "MMT/USDT", "title": "x" * 121}, "title", "at most 120 characters"),
         ("budget", {"budget": "20000000"}, "budget", "above your balance: at most 10,000,000 USDT"),
         ("budget", {"budget": "1.0000001"}, "budget", "at most 6 decimals: this token has 6"),
         ("budget", {"budget": "-5"}, "budget", "a plain decimal number of tokens"),
