@@ -32,7 +32,7 @@ from campaigns.domain.wizard import (
     token_units,
 )
 from campaigns.errors import NotAToken
-from execution.domain.units import for_people
+from execution.domain.units import for_people, to_decimal
 from mrmarket.chain import get_web3
 from mrmarket.errors import ApplicationError
 from mrmarket.exchanges.client import configured_exchanges, exchange_market, exchange_symbols
@@ -220,7 +220,8 @@ class MarketStep(WizardForm):
 
 
 def _number(value: Any) -> str | None:
-    return None if value is None else format(value, "f") if not isinstance(value, str) else value
+    """ccxt's float as the decimal it stands for (`1e-08` → `0.00000001`), via its shortest repr."""
+    return None if value is None else format(to_decimal(value).normalize(), "f")
 
 
 def market_minimums(market: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from campaigns.domain.wizard import (
     reachable,
     token_units,
 )
+from campaigns.wizard_forms import market_minimums
 from payouts.domain.scoring import depth
 
 
@@ -110,3 +111,23 @@ def test_a_draft_opens_at_its_first_missing_step() -> None:
     assert furthest_step(dict.fromkeys(("template", "market", "budget", "scoring"), True)) == "review"
     assert reachable("market", {"template": True})
     assert not reachable("scoring", {"template": True, "market": True})
+
+
+def test_the_markets_minimums_are_the_decimals_ccxts_floats_stand_for() -> None:
+    market = {
+        "symbol": "MMT/USDT",
+        "base": "MMT",
+        "quote": "USDT",
+        "limits": {"amount": {"min": 1e-08}, "cost": {"min": 5.0}, "price": {"min": None}},
+        "precision": {"amount": 0.001, "price": 1e-06},
+    }
+    assert market_minimums(market) == {
+        "symbol": "MMT/USDT",
+        "base": "MMT",
+        "quote": "USDT",
+        "min_amount": "0.00000001",
+        "min_cost": "5",
+        "min_price": None,
+        "amount_precision": "0.001",
+        "price_precision": "0.000001",
+    }
