@@ -14,6 +14,7 @@ from django.core.cache import cache
 from django.test import Client
 from web3 import Web3
 
+from campaigns import chain_reads
 from campaigns.domain.metadata import metadata_hash
 from campaigns.indexer import chain_index
 from campaigns.models import CampaignMetadata
@@ -361,3 +362,17 @@ def test_a_later_steps_check_refuses_before_the_earlier_steps(deployed: dict) ->
     response = signed_in().post("/campaigns/new/budget/check", {"budget": "1"})
     assert response.status_code == 409
     assert response.json()["code"] == "step_not_open"
+
+
+def test_where_the_allowance_override_does_not_hold_the_gas_is_the_measured_figure_labelled(
+    monkeypatch: pytest.MonkeyPatch, deployed: dict, w3: Web3
+) -> None:
+    monkeypatch.setattr(chain_reads, "OZ_ALLOWANCES_SLOT", 7)  # a token that keeps its allowances elsewhere
+    client = signed_in()
+    walk(client, deployed, w3)
+    text = client.get("/campaigns/new/review").content.decode()
+    assert re.search(r'data-gas="approve">[0-9,]+ gas <small>\(eth_estimateGas\)', text)
+    create = found(r'data-gas="create">(.*?)</td>', text)
+    assert create.startswith(f"{chain_reads.CREATE_AND_FUND_GAS_MEASURED:,} gas")
+    assert "not estimated" in create
+    assert "docs/gas.md" in create
