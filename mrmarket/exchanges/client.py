@@ -134,7 +134,8 @@ def exchange_market(exchange_id: str, symbol: str) -> dict[str, Any]:
     key = f"exchange-market:{exchange_id}:{symbol}"
     market = cache.get(key)
     if market is None:
-        market = exchange_client(exchange_id).load_markets()[symbol]
+        with exchange_call(exchange_id, "its market list"):
+            market = exchange_client(exchange_id).load_markets()[symbol]
         market = {k: market[k] for k in ("symbol", "base", "quote", "precision", "limits")}
         cache.set(key, market, timeout=settings.EXCHANGE_MARKETS_TTL_SECONDS)
     return dict(market)

@@ -20,6 +20,7 @@ from campaigns.indexer import chain_index
 from campaigns.models import CampaignMetadata
 from campaigns.wizard import SESSION_DRAFT
 from devnet.chain import deploy_dev_token, dev_accounts, mint, send, token
+from devnet.ports import free_port
 from devnet.protocol import campaign, deploy_factory, now
 from mrmarket import siwe_views
 
@@ -376,3 +377,14 @@ def test_where_the_allowance_override_does_not_hold_the_gas_is_the_measured_figu
     assert create.startswith(f"{chain_reads.CREATE_AND_FUND_GAS_MEASURED:,} gas")
     assert "not estimated" in create
     assert "docs/gas.md" in create
+
+
+def test_an_exchange_that_does_not_answer_is_the_exchange_fields_error(settings, deployed: dict, w3: Web3) -> None:
+    client = signed_in()
+    walk(client, deployed, w3, upto="market")
+    settings.EXCHANGE_API_URLS = {"binance": f"http://127.0.0.1:{free_port()}"}
+    cache.delete("exchange-symbols:binance")
+    response = client.post("/campaigns/new/market", {"exchange": "binance", "pair": "MMT/USDT"})
+    assert response.status_code == 400
+    assert "binance did not answer its market list" in field_errors(response)["exchange"][0]
+    assert "market" not in stored_steps(client)
