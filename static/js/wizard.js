@@ -3,7 +3,7 @@
 // keeps nothing; each field's errors and the facts beside the fields are shown in place. Without JavaScript the
 // same errors come back when the form is submitted. No dependency; every text is set with textContent.
 
-const DEBOUNCE_MS = 400;
+const DEBOUNCE_MS = 150; // a change that moves focus to the next field and changes it too: one check
 
 function lookup(facts, path) {
   return path.split(".").reduce((value, key) => (value == null ? undefined : value[key]), facts);
@@ -66,8 +66,7 @@ for (const form of document.querySelectorAll("form[data-check-url]")) {
       });
     }, delay);
   };
-  form.addEventListener("change", () => schedule(0));
-  form.addEventListener("input", (event) => {
-    if (event.target.type !== "radio" && event.target.type !== "checkbox") schedule(DEBOUNCE_MS);
-  });
+  // On change (a text field changes when it loses focus or Enter is pressed), not on every key: a half-typed
+  // address is not an error yet.
+  form.addEventListener("change", () => schedule(DEBOUNCE_MS));
 }
