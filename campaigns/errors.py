@@ -34,3 +34,9 @@ class BudgetNotApproved(CampaignsError):
 class FactoryNotConfigured(CampaignsError):
     code = "factory_not_configured"
     status = 503
+
+
+class NotAToken(CampaignsError):
+    """The reward token address holds no contract, or one that does not answer as an ERC-20."""
+
+    code = "not_a_token"

@@ -81,8 +81,12 @@ def campaign_prepare(
     title: str = "",
     uri_base: str,
     created_by_id: int | None = None,
+    salt: bytes | None = None,
+    epoch_seconds: int | None = None,
 ) -> PreparedCampaign:
-    """Build and check a campaign for the creator's wallet; sends nothing to the chain."""
+    """Build and check a campaign for the creator's wallet; sends nothing to the chain. The same inputs and `salt`
+    give the same metadata, hash and predicted address (the wizard keeps its salt in the draft, so a reload prepares
+    the same campaign); without a salt a fresh one is drawn."""
     w3 = get_web3()
     try:
         metadata = build_metadata(
@@ -96,6 +100,7 @@ def campaign_prepare(
             budget=budget,
             title=title,
             scoring_overrides=scoring_overrides,
+            epoch_seconds=epoch_seconds,
         )
     except MetadataError as exc:
         raise InvalidMetadata("the campaign metadata is invalid", extra={"fields": exc.fields}) from None
@@ -107,7 +112,7 @@ def campaign_prepare(
     digest = metadata_hash(metadata)
     factory = _factory(w3)
     creator = Web3.to_checksum_address(creator)
-    salt = os.urandom(32)
+    salt = os.urandom(32) if salt is None else salt
     params = _params_tuple(metadata, digest, oracles)
     predicted = factory.functions.predictCampaignAddress(params, creator, salt).call()
     token = w3.eth.contract(address=Web3.to_checksum_address(reward_token["address"]), abi=ERC20_ABI)
@@ -126,6 +131,7 @@ def campaign_prepare(
         approve = token.functions.approve(predicted, budget)
         transactions.append(
             {
+                "kind": "approve",
                 "to": token.address,
                 "data": approve._encode_transaction_data(),
                 "value": "0",
@@ -135,6 +141,7 @@ def campaign_prepare(
     create = factory.functions.createCampaign(params, uri, salt, True)
     transactions.append(
         {
+            "kind": "create",
             "to": factory.address,
             "data": create._encode_transaction_data(),
             "value": "0",

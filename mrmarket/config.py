@@ -223,16 +223,23 @@ def missing_variables(environ: Mapping[str, str], names: list[str]) -> list[str]
 
 def custody_address(private_key: str, configured: str) -> str:
     """The custody wallet's address: derived from its key where the key is held, else as configured."""
+    return key_address(private_key, configured, key_name="CUSTODY_PRIVATE_KEY", address_name="CUSTODY_ADDRESS")
+
+
+def key_address(private_key: str, configured: str, *, key_name: str, address_name: str) -> str:
+    """A signer's public address: derived from its key where the process holds it (and then checked against the
+    configured address, if any), else as configured; "" when neither is given. The web process knows the custody
+    wallet and the oracles by their addresses alone."""
     if private_key:
         try:
             derived = str(Account.from_key(private_key).address)
         except (ValueError, TypeError):
-            raise ConfigError("CUSTODY_PRIVATE_KEY is not a valid private key") from None
+            raise ConfigError(f"{key_name} is not a valid private key") from None
         if configured and configured.lower() != derived.lower():
-            raise ConfigError("CUSTODY_ADDRESS is not the address of CUSTODY_PRIVATE_KEY")
+            raise ConfigError(f"{address_name} is not the address of {key_name}")
         return derived
     if not configured:
         return ""
     if not Web3.is_address(configured):
-        raise ConfigError("CUSTODY_ADDRESS is not an Ethereum address")
+        raise ConfigError(f"{address_name} is not an Ethereum address")
     return str(Web3.to_checksum_address(configured))

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from attestation.views import executors_page
+from campaigns import wizard_views
 from campaigns.views import landing
 from mrmarket import siwe_views, views
 from payouts.views import campaign_audit_page, campaign_public_page, my_page
@@ -21,5 +22,11 @@ urlpatterns = [
     path("auth/siwe/sign-out", siwe_views.siwe_sign_out, name="siwe-sign-out"),
     path("me/", my_page, name="me"),
     path("campaigns/<int:chain_id>/<str:address>/", campaign_public_page, name="campaign-page"),
+    path("campaigns/new", wizard_views.wizard_start, name="campaign-wizard"),
+    path("campaigns/new/review", wizard_views.wizard_review, name="campaign-wizard-review"),
+    path("campaigns/new/status", wizard_views.wizard_status, name="campaign-wizard-status"),
+    path("campaigns/new/restart", wizard_views.wizard_restart, name="campaign-wizard-restart"),
+    path("campaigns/new/<str:step>", wizard_views.wizard_step, name="campaign-wizard-step"),
+    path("campaigns/new/<str:step>/check", wizard_views.wizard_check, name="campaign-wizard-check"),
     path("campaigns/<int:chain_id>/<str:address>/audit", campaign_audit_page, name="campaign-audit"),
 ]

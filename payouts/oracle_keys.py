@@ -7,15 +7,12 @@ addresses for good, so a campaign created before a rotation is served by the key
 
 from __future__ import annotations
 
-from typing import Literal
-
 from django.conf import settings
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from mrmarket.oracle_addresses import OracleRole
 from payouts.errors import OracleKeyNotConfigured
-
-OracleRole = Literal["recording", "reputation"]
 
 _SETTINGS: dict[str, tuple[str, str]] = {
     "recording": ("RECORDING_ORACLE_PRIVATE_KEY", "RECORDING_ORACLE_RETIRED_KEYS"),

@@ -37,6 +37,7 @@ from execution.models import Alert
 from mrmarket import chain_tx
 from mrmarket.chain import get_web3
 from mrmarket.observability.logging import get_logger
+from mrmarket.oracle_addresses import OracleRole
 from payouts.errors import (
     InvalidOracleCall,
     OracleCallRejected,
@@ -46,7 +47,7 @@ from payouts.errors import (
     ResultsAlreadyRecordedDifferently,
 )
 from payouts.models import OracleTransaction, OracleTransactionVersion
-from payouts.oracle_keys import OracleRole, oracle_signer
+from payouts.oracle_keys import oracle_signer
 
 log = get_logger(__name__)
 CAMPAIGN_ABI = load_artifact("Campaign").abi

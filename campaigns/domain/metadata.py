@@ -50,6 +50,12 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
+def integer_bounds(field: str) -> tuple[int, int]:
+    """The schema's inclusive bounds of a top-level integer field (`epoch_seconds`), for forms that say them."""
+    spec = _validator().schema["properties"][field]
+    return int(spec["minimum"]), int(spec["maximum"])
+
+
 def _path(parts: Any) -> str:
     return ".".join(str(p) for p in parts)
 

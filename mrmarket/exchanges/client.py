@@ -119,6 +119,12 @@ def _binance_permissions(client: Any) -> KeyPermissions:
 _PROBERS: dict[str, Callable[[Any], KeyPermissions]] = {"binance": _binance_permissions}
 
 
+def configured_exchanges() -> list[str]:
+    """The exchanges campaigns can name here: those whose keys can be enrolled (their permissions can be verified)
+    and those `EXCHANGE_API_URLS` re-roots (a testnet, the devnet)."""
+    return sorted(set(_PROBERS) | set(settings.EXCHANGE_API_URLS))
+
+
 def exchange_market(exchange_id: str, symbol: str) -> dict[str, Any]:
     """One spot market's description (base, quote, precision, limits); MarketNotListed when absent."""
     if symbol not in exchange_symbols(exchange_id):
@@ -128,7 +134,8 @@ def exchange_market(exchange_id: str, symbol: str) -> dict[str, Any]:
     key = f"exchange-market:{exchange_id}:{symbol}"
     market = cache.get(key)
     if market is None:
-        market = exchange_client(exchange_id).load_markets()[symbol]
+        with exchange_call(exchange_id, "its market list"):
+            market = exchange_client(exchange_id).load_markets()[symbol]
         market = {k: market[k] for k in ("symbol", "base", "quote", "precision", "limits")}
         cache.set(key, market, timeout=settings.EXCHANGE_MARKETS_TTL_SECONDS)
     return dict(market)

@@ -244,6 +244,13 @@ REPUTATION_ORACLE_PRIVATE_KEY = env.str("REPUTATION_ORACLE_PRIVATE_KEY", default
 # Keys a rotation retired that campaigns created before it still name (comma-separated), until those campaigns end.
 RECORDING_ORACLE_RETIRED_KEYS: list[str] = env.list("RECORDING_ORACLE_RETIRED_KEYS", default=[])
 REPUTATION_ORACLE_RETIRED_KEYS: list[str] = env.list("REPUTATION_ORACLE_RETIRED_KEYS", default=[])
+# Public: the oracles' current addresses, which new campaigns name (mrmarket.oracle_addresses); derived from the key
+# where a process holds it. The web process, which never holds the keys in production, is given these.
+RECORDING_ORACLE_ADDRESS = env.str("RECORDING_ORACLE_ADDRESS", default="")
+REPUTATION_ORACLE_ADDRESS = env.str("REPUTATION_ORACLE_ADDRESS", default="")
+# The operator's fee on every payout, in basis points of the paid total, taken from the epoch's budget
+# (Campaign.publishPayout; at most 1000); paid to the reputation oracle's address. New campaigns name it.
+CAMPAIGN_FEE_BPS = env.int("CAMPAIGN_FEE_BPS", default=0)
 # An oracle transaction still pending this long is replaced (same nonce) at a gas price this many percent higher,
 # never above the cap (wei; 0 = no cap); reaching the cap raises an alert instead.
 ORACLE_GAS_BUMP_SECONDS = env.int("ORACLE_GAS_BUMP_SECONDS", default=180)

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from math import floor
 
+from campaigns.domain.points import PPM, order_points, two_sided
 from payouts.domain.scoring.inputs import VOLATILITY_WINDOW, Book, EpochInputs, Order, Side
-
-PPM = 10**6
 
 
 @dataclass(frozen=True)
@@ -59,21 +58,6 @@ def sample_context(inputs: EpochInputs) -> SampleContext:
         median_move=ordered[(len(ordered) - 1) // 2],
         weighting=inputs.params.volatility_weighting,
     )
-
-
-def order_points(*, price: Fraction, counted: Fraction, mid: Fraction, max_ppm: int) -> int:
-    """Step 3: integer points of one order at one sample, flooring exactly where the model says."""
-    dist_ppm = floor(abs(price - mid) * PPM / mid)
-    if dist_ppm >= max_ppm:
-        return 0
-    closeness = (max_ppm - dist_ppm) ** 2 * PPM // max_ppm**2
-    notional_cents = floor(price * counted * 100)
-    return closeness * notional_cents // PPM
-
-
-def two_sided(bids: int, asks: int, divisor: int) -> int:
-    """Step 5: Q = max(min(Qb, Qa), floor(max(Qb, Qa) / c))."""
-    return max(min(bids, asks), max(bids, asks) // divisor)
 
 
 def weighted(q: int, m_t: int, median: int) -> int:
