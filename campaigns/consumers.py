@@ -1,0 +1,73 @@
+"""Live depth of a campaign's market for its public page: no sign-in, one group per market, newest frame only.
+
+The group handler never waits on the client's socket: it keeps the frame as the newest and wakes this
+connection's sender task, which sends the newest frame whenever the previous send has finished. A slow client
+therefore skips frames instead of queueing them, and the channel layer's queue for this consumer stays drained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from campaigns.live import alatest_frame, market_group
+from campaigns.selectors import campaign_get
+
+CLOSE_UNKNOWN_CAMPAIGN = 4404
+
+
+class CampaignDepthConsumer(AsyncJsonWebsocketConsumer):
+    _group: str | None = None
+    _sender: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        kwargs = self.scope["url_route"]["kwargs"]
+        campaign = await database_sync_to_async(campaign_get)(chain_id=kwargs["chain_id"], address=kwargs["address"])
+        # Accepted, then closed: a browser sees the close code only on an open socket (a refused handshake is a
+        # bare 403).
+        await self.accept()
+        if campaign is None or not campaign.exchange or not campaign.pair:
+            await self.close(code=CLOSE_UNKNOWN_CAMPAIGN)
+            return
+        self._latest: dict[str, Any] | None = None
+        self._newest_ms = -1  # created_ms of the newest frame taken, so the cached one never overtakes a live one
+        self._wake = asyncio.Event()
+        self._group = market_group(campaign.exchange, campaign.pair)
+        await self.channel_layer.group_add(self._group, self.channel_name)
+        self._sender = asyncio.create_task(self._send_newest())
+        cached = await alatest_frame(campaign.exchange, campaign.pair)
+        if cached is not None:
+            self._take(cached)
+
+    async def disconnect(self, code: int) -> None:
+        if self._group is not None:
+            await self.channel_layer.group_discard(self._group, self.channel_name)
+        if self._sender is not None:
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        """The page only listens: anything it sends is ignored."""
+
+    async def depth_relay(self, event: dict[str, Any]) -> None:
+        self._take(event["frame"])
+
+    def _take(self, frame: dict[str, Any]) -> None:
+        created = frame.get("created_ms")
+        if not isinstance(created, int) or created < self._newest_ms:
+            return
+        self._latest, self._newest_ms = frame, created
+        self._wake.set()
+
+    async def _send_newest(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            frame, self._latest = self._latest, None
+            if frame is not None:
+                await self.send_json(frame)
