@@ -12,15 +12,15 @@ import contextlib
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
 
-from campaigns.live import alatest_frame, market_group
+from campaigns.live import alatest_frame, frame_text, market_group
 from campaigns.selectors import campaign_get
 
 CLOSE_UNKNOWN_CAMPAIGN = 4404
 
 
-class CampaignDepthConsumer(AsyncJsonWebsocketConsumer):
+class CampaignDepthConsumer(AsyncWebsocketConsumer):
     _group: str | None = None
     _sender: asyncio.Task[None] | None = None
 
@@ -33,15 +33,15 @@ class CampaignDepthConsumer(AsyncJsonWebsocketConsumer):
         if campaign is None or not campaign.exchange or not campaign.pair:
             await self.close(code=CLOSE_UNKNOWN_CAMPAIGN)
             return
-        self._latest: dict[str, Any] | None = None
+        self._latest: str | None = None  # the newest frame not sent yet, as its JSON text
         self._newest_ms = -1  # created_ms of the newest frame taken, so the cached one never overtakes a live one
         self._wake = asyncio.Event()
         self._group = market_group(campaign.exchange, campaign.pair)
         await self.channel_layer.group_add(self._group, self.channel_name)
         self._sender = asyncio.create_task(self._send_newest())
         cached = await alatest_frame(campaign.exchange, campaign.pair)
-        if cached is not None:
-            self._take(cached)
+        if cached is not None and isinstance(cached.get("created_ms"), int):
+            self._take(cached["created_ms"], frame_text(cached))
 
     async def disconnect(self, code: int) -> None:
         if self._group is not None:
@@ -55,19 +55,18 @@ class CampaignDepthConsumer(AsyncJsonWebsocketConsumer):
         """The page only listens: anything it sends is ignored."""
 
     async def depth_relay(self, event: dict[str, Any]) -> None:
-        self._take(event["frame"])
+        self._take(event["created_ms"], event["text"])
 
-    def _take(self, frame: dict[str, Any]) -> None:
-        created = frame.get("created_ms")
-        if not isinstance(created, int) or created < self._newest_ms:
+    def _take(self, created_ms: int, text: str) -> None:
+        if created_ms < self._newest_ms:
             return
-        self._latest, self._newest_ms = frame, created
+        self._latest, self._newest_ms = text, created_ms
         self._wake.set()
 
     async def _send_newest(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            frame, self._latest = self._latest, None
-            if frame is not None:
-                await self.send_json(frame)
+            text, self._latest = self._latest, None
+            if text is not None:
+                await self.send(text_data=text)

@@ -5,6 +5,7 @@ per market, and the market's latest frame in the cache so that a page opening no
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from typing import Any
 
@@ -45,11 +46,18 @@ async def alatest_frame(exchange: str, symbol: str) -> dict[str, Any] | None:
     return frame if isinstance(frame, dict) else None
 
 
+def frame_text(frame: dict[str, Any]) -> str:
+    """A frame as the clients receive it: compact JSON."""
+    return json.dumps(frame, separators=(",", ":"))
+
+
 async def frame_publish(frame: dict[str, Any]) -> None:
     """Store a frame as its market's latest and send it to the market's group (the producer calls this; one
-    producer per market, so there is one writer of each entry)."""
+    producer per market, so there is one writer of each entry). The group's message carries the frame encoded
+    once, so that a web process serving a thousand pages does not encode it a thousand times."""
     market = Market(frame["exchange"], frame["symbol"])
     await cache.aset(_cache_key(market), frame, timeout=FRAME_TTL_SECONDS)
     layer = get_channel_layer()
     if layer is not None:
-        await layer.group_send(market_group(market.exchange, market.symbol), {"type": RELAY_EVENT, "frame": frame})
+        event = {"type": RELAY_EVENT, "created_ms": frame["created_ms"], "text": frame_text(frame)}
+        await layer.group_send(market_group(market.exchange, market.symbol), event)

@@ -5,6 +5,7 @@ that gets the newest frame only while the layer's queue for it stays drained."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from decimal import Decimal
@@ -232,12 +233,12 @@ class SlowClientConsumer(CampaignDepthConsumer):
         await super().connect()
 
     async def depth_relay(self, event: dict[str, Any]) -> None:
-        type(self).relayed.append(event["frame"]["seq"])
+        type(self).relayed.append(json.loads(event["text"])["seq"])
         await super().depth_relay(event)
 
-    async def send_json(self, content: Any, close: bool = False) -> None:
+    async def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False) -> None:
         await asyncio.sleep(0.3)
-        await super().send_json(content, close)
+        await super().send(text_data, bytes_data, close)
 
 
 @pytest.mark.django_db(transaction=True)
