@@ -1,8 +1,9 @@
 """Live depth of a campaign's market for its public page: no sign-in, one group per market, newest frame only.
 
-The group handler never waits on the client's socket: it keeps the frame as the newest and wakes this
-connection's sender task, which sends the newest frame whenever the previous send has finished. A slow client
-therefore skips frames instead of queueing them, and the channel layer's queue for this consumer stays drained.
+Frames reach the page through its process's hub for the market (`campaigns.depth_hub`: one group member per process
+and market). Offering a frame never waits on the client's socket: the page keeps it as the newest and wakes its
+sender task, which sends the newest frame whenever the previous send has finished. A slow client therefore skips
+frames instead of queueing them, and the channel layer's queue for the process stays drained.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from campaigns.depth_hub import hub_join, hub_leave
 from campaigns.live import alatest_frame, frame_text, market_group
 from campaigns.selectors import campaign_get
 
@@ -35,17 +37,18 @@ class CampaignDepthConsumer(AsyncWebsocketConsumer):
             return
         self._latest: str | None = None  # the newest frame not sent yet, as its JSON text
         self._newest_ms = -1  # created_ms of the newest frame taken, so the cached one never overtakes a live one
+        self._newest_text = ""
         self._wake = asyncio.Event()
         self._group = market_group(campaign.exchange, campaign.pair)
-        await self.channel_layer.group_add(self._group, self.channel_name)
         self._sender = asyncio.create_task(self._send_newest())
+        await hub_join(self._group, self)
         cached = await alatest_frame(campaign.exchange, campaign.pair)
         if cached is not None and isinstance(cached.get("created_ms"), int):
-            self._take(cached["created_ms"], frame_text(cached))
+            self.offer(cached["created_ms"], frame_text(cached))
 
     async def disconnect(self, code: int) -> None:
         if self._group is not None:
-            await self.channel_layer.group_discard(self._group, self.channel_name)
+            await hub_leave(self._group, self)
         if self._sender is not None:
             self._sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -54,13 +57,10 @@ class CampaignDepthConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         """The page only listens: anything it sends is ignored."""
 
-    async def depth_relay(self, event: dict[str, Any]) -> None:
-        self._take(event["created_ms"], event["text"])
-
-    def _take(self, created_ms: int, text: str) -> None:
-        if created_ms < self._newest_ms:
-            return
-        self._latest, self._newest_ms = text, created_ms
+    def offer(self, created_ms: int, text: str) -> None:
+        if created_ms < self._newest_ms or (created_ms == self._newest_ms and text == self._newest_text):
+            return  # older than one taken, or the same frame twice (from the cache and the group)
+        self._latest, self._newest_ms, self._newest_text = text, created_ms, text
         self._wake.set()
 
     async def _send_newest(self) -> None:

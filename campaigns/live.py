@@ -15,7 +15,7 @@ from django.core.cache import cache
 from campaigns.domain.depth import Market
 
 FRAME_TTL_SECONDS = 10  # two keep-alives: a live market's entry never lapses, a dead producer's soon does
-RELAY_EVENT = "depth.relay"  # the channel-layer message type; consumers handle it in `depth_relay`
+RELAY_EVENT = "depth.relay"  # the channel-layer message type, read by the web processes' hubs (depth_hub.py)
 _READABLE_EXCHANGE = re.compile(r"[a-z0-9]{1,30}")
 _READABLE_SYMBOL = re.compile(r"[A-Z0-9]{1,24}/[A-Z0-9]{1,24}")
 
