@@ -267,3 +267,24 @@ async def test_a_slow_client_gets_the_newest_frame_only_and_never_backs_up_the_l
     assert got[-1] == pushed[-1]
     assert [f["seq"] for f in got] == sorted({f["seq"] for f in got})
     await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_pages_of_one_market_share_one_group_member_per_process(no_cached_frame: None) -> None:
+    campaign = await a_campaign()
+    other = await a_campaign()  # another campaign on the same market
+    layer = get_channel_layer()
+    group_key = layer._group_key(market_group("binance", "MMT/USDT"))
+    members = layer.connection(layer.consistent_hash(market_group("binance", "MMT/USDT")))
+    pages = [await connect(campaign), await connect(campaign), await connect(other)]
+    assert await members.zcard(group_key) == 1
+    sent = frame(5)
+    await frame_publish(sent)
+    for page in pages:
+        assert await page.receive_json_from(timeout=2) == sent
+    await pages[0].disconnect()
+    await pages[1].disconnect()
+    assert await members.zcard(group_key) == 1  # a page of the market is still open
+    await pages[2].disconnect()
+    assert await members.zcard(group_key) == 0  # the last one left: the process is out of the group
