@@ -156,11 +156,19 @@ async def measure(url: str, origin: str) -> tuple[list[float], int]:
         if failed is not None:
             raise SystemExit(f"a client could not connect: {failed.exception()!r}")
     print(f"{CLIENTS} clients connected", file=sys.stderr, flush=True)
-    await asyncio.sleep(1.0)  # every consumer has joined the group
     market = Market("binance", "MMT/USDT")
     bids = [[round(1.0 - i * 0.0005, 4), 100 + i] for i in range(60)]
     asks = [[round(1.0005 + i * 0.0005, 4), 100 + i] for i in range(60)]
     book = depth_book(bids=bids, asks=asks)
+    # Warm-up frames (seq 0) until every client has one: each page has joined, nothing measured yet.
+    deadline = time.monotonic() + 30
+    while not all(0 in got for got in received):
+        if time.monotonic() > deadline:
+            raise SystemExit("not every client received the warm-up frame within 30 s")
+        created = time.time_ns() // 1_000_000
+        await frame_publish(depth_frame(market=market, seq=0, created_ms=created, exchange_ts_ms=None, book=book))
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(1.0)
     published = list(range(1, FRAMES + 1))
     for seq in published:
         created = time.time_ns() // 1_000_000
