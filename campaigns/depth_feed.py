@@ -88,8 +88,9 @@ class MarketFeed:
         down_sent = False
         last_ms = 0
         while True:
+            keepalive_in = (last_ms + KEEPALIVE_SECONDS * 1000 - now_ms()) / 1000
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout=KEEPALIVE_SECONDS)
+                await asyncio.wait_for(self._changed.wait(), timeout=max(0.0, keepalive_in) if sent else None)
             self._changed.clear()
             if self._down:
                 if not down_sent:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from channels.layers import get_channel_layer
 
-from campaigns.depth_feed import DepthFeed
+from campaigns.depth_feed import KEEPALIVE_SECONDS, DepthFeed
 from campaigns.domain.depth import Market, market_shard
 from campaigns.health import check_depth_feed
 from campaigns.live import latest_frame, market_group
@@ -145,3 +145,18 @@ def test_a_dropped_stream_is_announced_once_and_the_frames_resume(sim: RunningEx
     assert kinds[down_at + 1 :]
     assert set(kinds[down_at + 1 :]) == {"depth.frame"}
     assert sim_faults.events(fault_id=faults[0].fault_id)
+
+
+def test_an_unchanged_book_is_sent_once_then_only_as_a_keep_alive(settings: Any) -> None:
+    # A market that does not move: after the first frame only the keep-alive, KEEPALIVE_SECONDS later.
+    with run_exchange(SimConfig(markets=busy_markets(), run_market=False)) as still:
+        settings.EXCHANGE_API_URLS = {"binance": still.base_url}
+        now = datetime.now(tz=UTC)
+        CampaignFactory.create(exchange="binance", pair="MMT/USDT", start=now - timedelta(hours=1))
+        _, frames = run_feeds(KEEPALIVE_SECONDS + 2.5, shards=1)
+    got = frames[market_group("binance", "MMT/USDT")]
+    assert len(got) == 2, [f["created_ms"] for f in got]
+    first, again = got
+    assert (again["bids"], again["asks"], again["mid"]) == (first["bids"], first["asks"], first["mid"])
+    assert again["seq"] > first["seq"]
+    assert KEEPALIVE_SECONDS * 1000 <= again["created_ms"] - first["created_ms"] <= KEEPALIVE_SECONDS * 1000 + 300
