@@ -14,6 +14,11 @@ from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
 
+from mrmarket.observability.logging import get_logger
+
+log = get_logger(__name__)
+
+RETRY_SECONDS = 1.0  # after a failed receive from the channel layer
 REJOIN_SECONDS = 3600.0  # channels-redis forgets a group member after group_expiry (a day): say it again hourly
 
 
@@ -26,12 +31,18 @@ class MarketHub:
         self.group = group
         self.pages: set[Page] = set()
         self._joined = asyncio.Event()
+        self._error: BaseException | None = None  # why joining the group failed (pages waiting on it see it too)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         layer = get_channel_layer()
-        channel = await layer.new_channel()
-        await layer.group_add(self.group, channel)
+        try:
+            channel = await layer.new_channel()
+            await layer.group_add(self.group, channel)
+        except BaseException as exc:
+            self._error = exc
+            self._joined.set()
+            raise
         self._tasks = [
             asyncio.create_task(self._relay(layer, channel)),
             asyncio.create_task(self._rejoin(layer, channel)),
@@ -41,10 +52,19 @@ class MarketHub:
 
     async def joined(self) -> None:
         await self._joined.wait()
+        if self._error is not None:
+            raise RuntimeError(f"the live-depth hub could not join {self.group}") from self._error
 
     async def _relay(self, layer: Any, channel: str) -> None:
         while True:
-            message = await layer.receive(channel)
+            try:
+                message = await layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis away: the pages keep their last frame until it is back
+                log.warning("depth_hub_receive_failed", group=self.group, error=repr(exc))
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
             for page in list(self.pages):
                 page.offer(message["created_ms"], message["text"])
 
@@ -56,6 +76,8 @@ class MarketHub:
 
     async def stop(self) -> None:
         await self._joined.wait()
+        if self._error is not None:
+            return
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -76,7 +98,8 @@ async def hub_join(group: str, page: Page) -> None:
         try:
             await hub.start()
         except Exception:
-            _hubs.pop(key, None)
+            if _hubs.get(key) is hub:
+                del _hubs[key]
             raise
     else:
         hub.pages.add(page)
