@@ -10,6 +10,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from campaigns.domain.depth import Market, market_shard
 from campaigns.models import Campaign, CampaignEvent, CampaignMetadata
 from execution.domain.units import for_people
 
@@ -159,3 +160,11 @@ def campaign_metadata_documents(campaigns: list[Campaign]) -> dict[str, dict[str
     """The metadata documents of these campaigns we hold, by lower-case hash: one query for a whole listing."""
     rows = CampaignMetadata.objects.filter(hash__in={c.metadata_hash.lower() for c in campaigns})
     return {row.hash.lower(): row.document for row in rows if isinstance(row.document, dict)}
+
+
+def depth_feed_markets(*, now: datetime, shard: int, shards: int) -> list[Market]:
+    """The markets shard `shard` of `shards` of the live-depth producer keeps: those of the running campaigns
+    ([start, end) holds `now`), each market once however many campaigns share it, sharded by market."""
+    running = Campaign.objects.filter(start__lte=now, end__gt=now).exclude(exchange="").exclude(pair="")
+    markets = {Market(exchange, pair) for exchange, pair in running.values_list("exchange", "pair").distinct()}
+    return sorted((m for m in markets if market_shard(m, shards=shards) == shard), key=lambda m: (m.exchange, m.symbol))

@@ -275,7 +275,8 @@ def run_demo(args: argparse.Namespace) -> int:
     anvil_cmd += ["--state", str(data_dir / "anvil-state.json"), "--state-interval", "5"]
     manager.add_process("anvil", shlex.join(anvil_cmd), env=env, cwd=str(ROOT))
     # The recorder is one shard of the market-data recorder: the books the recording oracle scores against.
-    for name in ("web", "worker", "beat", "exchange", "recorder"):
+    # depth_feed is one shard of the live-depth producer: the frames the public campaign pages draw.
+    for name in ("web", "worker", "beat", "exchange", "recorder", "depth_feed"):
         manager.add_process(name, shlex.join([PY, "-m", "devnet.launch", "stage", name]), env=env, cwd=str(ROOT))
     if not args.no_executor:
         executor_cmd = [PY, "-m", "executor", "--host", "127.0.0.1", "--port", str(executor_port)]
@@ -671,6 +672,9 @@ def run_stage(name: str) -> None:
     elif name == "recorder":
         _wait_for_bootstrap(name)
         argv = [PY, "manage.py", "run_recorder", "--shard", "0", "--shards", "1"]
+    elif name == "depth_feed":
+        _wait_for_bootstrap(name)
+        argv = [PY, "manage.py", "run_depth_feed", "--shard", "0", "--shards", "1"]
     else:
         _wait_for_bootstrap(name)
         argv = [PY, "manage.py", name]
@@ -684,7 +688,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devnet.launch", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command")
     stage = sub.add_parser("stage", help=argparse.SUPPRESS)
-    stage.add_argument("name", choices=["web", "worker", "beat", "exchange", "recorder"])
+    stage.add_argument("name", choices=["web", "worker", "beat", "exchange", "recorder", "depth_feed"])
     web_port = os.environ.get("DEMO_WEB_PORT")
     parser.add_argument("--web-port", type=int, default=int(web_port) if web_port else None)
     parser.add_argument("--redis-port", type=int, default=None)

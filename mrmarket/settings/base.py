@@ -227,6 +227,8 @@ RECORDER_LEVEL_MARGIN_BPS = env.int("RECORDER_LEVEL_MARGIN_BPS", default=50)
 RECORDER_REFRESH_SECONDS = env.float("RECORDER_REFRESH_SECONDS", default=30.0)
 # Levels asked of a REST snapshot when the stream is down (a Binance limit: 5, 10, 20, 50, 100, 500, 1000, 5000).
 RECORDER_REST_DEPTH = env.int("RECORDER_REST_DEPTH", default=500)
+# How often the live-depth producer re-reads the markets of the running campaigns (docs/api/live-depth.md).
+DEPTH_FEED_REFRESH_SECONDS = env.float("DEPTH_FEED_REFRESH_SECONDS", default=10.0)
 # The custody wallet that funds MM orders: its ERC-20 assets ({"USDT": {"token": "0x…", "decimals": 6}}).
 CUSTODY_ASSETS: dict[str, dict[str, object]] = env.json("CUSTODY_ASSETS", default={})
 CUSTODY_PRIVATE_KEY = env.str("CUSTODY_PRIVATE_KEY", default="")
