@@ -5,11 +5,11 @@ and redraws the chart when a frame comes through the market's Channels group."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 
 from campaigns import live
 from campaigns.models import Campaign
@@ -101,23 +101,20 @@ def test_each_frame_redraws_the_chart_and_a_down_message_is_said(
     assert page.locator("svg[data-depth-chart]").is_hidden()
 
 
-@pytest.mark.skip(reason="the depth stream's group and consumer come with h-live: remove this mark once it is merged")
 def test_a_frame_through_the_channel_layer_makes_the_page_live(
     asgi_server: str, campaign: Campaign, browser_page: Any
 ) -> None:
     page = browser_page
     page.goto(url(asgi_server, campaign))
     moved = {**FRAME, "seq": 42, "mid": "0.1001", "asks": [["0.1003", "9000"]]}
-    group = live.market_group(campaign.exchange, campaign.pair)  # type: ignore[attr-defined]
 
     def push() -> None:
-        event = {"type": live.RELAY_EVENT, "frame": moved}  # type: ignore[attr-defined]
-        async_to_sync(get_channel_layer().group_send)(group, event)
+        async_to_sync(live.frame_publish)({**moved, "created_ms": int(time.time() * 1000)})
 
-    page.wait_for_function("document.querySelector('[data-stream-status]').dataset.state !== undefined")
+    page.locator("[data-stream-status][data-state]").wait_for()
     for _ in range(20):  # the consumer joins the group once its socket is open: push until the page has it
         off_loop(push)
-        if page.evaluate("document.querySelector('[data-depth-chart]').dataset.seq") == str(moved["seq"]):
+        if page.locator(f'[data-depth-chart][data-seq="{moved["seq"]}"]').count():
             break
         page.wait_for_timeout(250)
     assert page.locator("[data-stream-status]").inner_text() == "live"
