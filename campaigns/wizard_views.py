@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -41,6 +42,7 @@ TITLES = {
 
 
 def _sign_in(request: HttpRequest, *, status: int = 200) -> HttpResponse:
+    get_token(request)  # the sign-in script posts with the CSRF token from its cookie
     return render(request, "campaigns/wizard/sign_in.html", {"nav": _nav("template", {})}, status=status)
 
 

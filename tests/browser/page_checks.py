@@ -13,6 +13,11 @@ SCREENSHOTS = ROOT / "var" / "screenshots"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 SERIOUS = {"serious", "critical"}
+# The elements that reach past the viewport's right edge, outermost first: what to fix when a page overflows.
+WIDEST = """() => [...document.querySelectorAll('body *')]
+  .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 1)
+  .slice(0, 8)
+  .map((el) => `${el.tagName.toLowerCase()}.${el.className} ${(el.textContent || '').trim().slice(0, 30)}`)"""
 
 
 def axe_violations(page: Any) -> list[dict[str, Any]]:
@@ -43,6 +48,6 @@ def check_page(page: Any, name: str) -> None:
     page.set_viewport_size(PHONE)
     overflow = sideways_overflow(page)
     page.screenshot(path=str(SCREENSHOTS / f"{name}-phone.png"), full_page=True)
-    assert overflow == 0, f"{name}: {overflow}px wider than a phone's screen"
+    assert overflow == 0, f"{name}: {overflow}px wider than a phone's screen: {page.evaluate(WIDEST)}"
     assert not axe_violations(page), f"{name}: axe-core violations at phone size"
     page.set_viewport_size(DESKTOP)
