@@ -558,8 +558,14 @@ def _say_audit_page(chain_id: int | None, address: str | None) -> None:
     if chain_id is None or not address:
         return
     base = settings.ORACLE_PUBLIC_BASE_URL.rstrip("/")
+    print(f"[beat] campaign page: {base}/campaigns/{chain_id}/{address}/ (live depth, budget left, no-admin checks)")
     print(
         f"[beat] audit page: {base}/campaigns/{chain_id}/{address}/audit (each epoch closed, recorded, paid)",
+        flush=True,
+    )
+    print(
+        f"[beat] create a campaign: {base}/campaigns/new with a browser wallet on {settings.CHAIN_RPC_URL} (chain id "
+        f"{chain_id}); Anvil's dev accounts 0-3 (its well-known test mnemonic) hold the demo's USDT",
         flush=True,
     )
 
