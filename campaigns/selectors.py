@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
+from web3 import Web3
 
 from campaigns.domain.depth import Market, market_shard
 from campaigns.models import Campaign, CampaignEvent, CampaignMetadata
@@ -168,3 +169,15 @@ def depth_feed_markets(*, now: datetime, shard: int, shards: int) -> list[Market
     running = Campaign.objects.filter(start__lte=now, end__gt=now).exclude(exchange="").exclude(pair="")
     markets = {Market(exchange, pair) for exchange, pair in running.values_list("exchange", "pair").distinct()}
     return sorted((m for m in markets if market_shard(m, shards=shards) == shard), key=lambda m: (m.exchange, m.symbol))
+
+
+def known_reward_tokens(*, chain_id: int) -> list[tuple[str, str]]:
+    """The reward tokens campaigns on this chain already use, as (address, symbol or ""), for the wizard to
+    suggest: a creator still types or pastes any token, and the wizard reads it from the chain either way."""
+    campaigns = list(Campaign.objects.filter(chain_id=chain_id).order_by("-pk")[:200])
+    documents = campaign_metadata_documents(campaigns)
+    seen: dict[str, str] = {}
+    for campaign in campaigns:
+        symbol, _ = reward_token(campaign, documents.get(campaign.metadata_hash.lower(), {}))
+        seen.setdefault(Web3.to_checksum_address(campaign.token), symbol)
+    return sorted(seen.items(), key=lambda item: (item[1], item[0]))

@@ -249,7 +249,10 @@ EPOCH_RANGE = f"from {EPOCH_MIN:,} to {EPOCH_MAX:,} seconds (1 minute to 30 days
 class BudgetStep(WizardForm):
     step = "budget"
     token = forms.CharField(
-        max_length=42, label="Reward token address", error_messages={"required": "the reward token's address (0x…)"}
+        max_length=42,
+        label="Reward token address",
+        error_messages={"required": "the reward token's address (0x…)"},
+        widget=forms.TextInput(attrs={"list": "known-tokens", "autocomplete": "off", "spellcheck": "false"}),
     )
     budget = forms.CharField(
         max_length=80, label="Budget, in tokens", error_messages={"required": "the budget, in tokens (such as 10000)"}

@@ -117,6 +117,8 @@ def wizard_step(request: HttpRequest, step: str) -> HttpResponse:
         "creator": creator,
         "wizard": state.context,
     }
+    if step == "budget":
+        context["known_tokens"] = selectors.known_reward_tokens(chain_id=served_chain_id())
     if step == "template":
         example = TemplateExample(request.GET or None)
         context["example"] = example
@@ -185,7 +187,7 @@ def wizard_review(request: HttpRequest) -> HttpResponse:
         wizard=state.context,
         signing=review.signing(
             status_url=f"{reverse('campaign-wizard-status')}?address={address}",
-            campaign_url=f"/campaigns/{review.chain_id}/{address}/",
+            campaign_url=f"/campaigns/{review.chain_id}/{address.lower()}/",
         ),
     )
     return render(request, "campaigns/wizard/review.html", context)
@@ -202,7 +204,7 @@ def wizard_status(request: HttpRequest) -> JsonResponse:
         )
     chain_id = served_chain_id()
     mirrored = selectors.campaign_get(chain_id=chain_id, address=address) is not None
-    return JsonResponse({"mirrored": mirrored, "campaign_url": f"/campaigns/{chain_id}/{address}/"})
+    return JsonResponse({"mirrored": mirrored, "campaign_url": f"/campaigns/{chain_id}/{address.lower()}/"})
 
 
 @never_cache

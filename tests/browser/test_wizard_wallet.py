@@ -121,7 +121,7 @@ def test_a_creator_signs_in_creates_and_funds_a_campaign_and_lands_on_its_page(
     prepared = json.loads(page.locator("#campaign-prepared").text_content() or "")
 
     page.click("#campaign-sign-button")
-    page.wait_for_url(f"**/campaigns/31337/{prepared['predicted_address']}/", timeout=90_000)
+    page.wait_for_url(f"**/campaigns/31337/{prepared['predicted_address'].lower()}/", timeout=90_000)
     assert wallet.sent() == ["eth_sendTransaction", "eth_sendTransaction"]  # approve, then create-and-fund
     escrow = w3.eth.contract(
         address=Web3.to_checksum_address(prepared["predicted_address"]), abi=load_artifact("Campaign").abi

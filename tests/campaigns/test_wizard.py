@@ -23,6 +23,7 @@ from devnet.chain import deploy_dev_token, dev_accounts, mint, send, token
 from devnet.ports import free_port
 from devnet.protocol import campaign, deploy_factory, now
 from mrmarket import siwe_views
+from tests.campaigns.test_api import CampaignFactory
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db]
 CREATOR, ORACLE, POOR = dev_accounts()[5], dev_accounts()[6], dev_accounts()[7]
@@ -169,7 +170,7 @@ def test_the_steps_lead_to_a_review_whose_hash_is_the_shown_json_and_whose_trans
     assert {"InvalidParams", "OverBudget", "ERC20InsufficientAllowance"} <= {e["name"] for e in prepared["errors_abi"]}
     address = prepared["predicted_address"]
     assert prepared["status_url"] == f"/campaigns/new/status?address={address}"
-    assert prepared["campaign_url"] == f"/campaigns/31337/{address}/"
+    assert prepared["campaign_url"] == f"/campaigns/31337/{address.lower()}/"
     assert 'id="campaign-sign-button"' in text
     assert "dist/campaign_sign.js" in text
     assert "7,000 USDT" in found(r"data-total-cost>(.*?)</td>", text)
@@ -388,3 +389,18 @@ def test_an_exchange_that_does_not_answer_is_the_exchange_fields_error(settings,
     assert response.status_code == 400
     assert "binance did not answer its market list" in field_errors(response)["exchange"][0]
     assert "market" not in stored_steps(client)
+
+
+def test_the_budget_step_suggests_the_reward_tokens_campaigns_here_already_use(deployed: dict, w3: Web3) -> None:
+    digest = "0x" + "ab" * 32
+    CampaignMetadata.objects.create(
+        hash=digest, document={"reward_token": {"address": deployed["token"], "symbol": "USDT", "decimals": 6}}
+    )
+    CampaignFactory.create(chain_id=31337, token=deployed["token"].lower(), metadata_hash=digest)
+    CampaignFactory.create(chain_id=8453, token="0x" + "77" * 20)  # another chain's token is not suggested
+    client = signed_in()
+    walk(client, deployed, w3, upto="budget")
+    page = client.get("/campaigns/new/budget").content.decode()
+    assert f'<option value="{Web3.to_checksum_address(deployed["token"])}">USDT</option>' in page
+    assert 'list="known-tokens"' in page
+    assert "0x" + "77" * 20 not in page.lower()
