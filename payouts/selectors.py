@@ -19,7 +19,7 @@ from django.utils import timezone
 from web3 import Web3
 
 from campaigns.models import Campaign, CampaignMetadata
-from campaigns.selectors import campaign_status, reward_token, token_units_text
+from campaigns.selectors import campaign_metadata_get, campaign_status, reward_token, token_units_text
 from contracts import load_artifact
 from execution.domain.units import for_people
 from execution.models import ExecutionReport
@@ -195,6 +195,7 @@ class ParticipantEstimate:
     estimated_reward: int  # reward token base units, if the epoch ended at `as_of_ms`
     flags: dict[str, Any]
     exclusions: list[dict[str, Any]]
+    estimated_reward_display: str | None = None  # in token units; None when the metadata lacks the decimals
 
 
 def participant_estimate(*, campaign_id: int, address: str) -> ParticipantEstimate | None:
@@ -213,6 +214,9 @@ def participant_estimate(*, campaign_id: int, address: str) -> ParticipantEstima
         estimated_reward=int(entry["amount"]),
         flags=dict(entry["flags"]),
         exclusions=list(entry["exclusions"]),
+        estimated_reward_display=token_units_text(
+            preview.campaign, int(entry["amount"]), campaign_metadata_get(metadata_hash=preview.campaign.metadata_hash)
+        ),
     )
 
 

@@ -69,6 +69,7 @@ def test_create_then_read_with_timeline_and_ledger(operator) -> None:
     detail = client.get(f"/api/v1/execution/mm-orders/{order_id}").json()
     assert [t["event"] for t in detail["timeline"]] == ["fund"]
     assert detail["ledger"] == {}
+    assert (detail["funding_amount"], detail["funding_amount_display"]) == (str(500 * UNIT), "500 USDT")
     assert [o["id"] for o in client.get("/api/v1/execution/mm-orders").json()] == [order_id]
 
 

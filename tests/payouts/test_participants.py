@@ -16,6 +16,7 @@ from eth_account.messages import encode_defunct
 from rest_framework.test import APIClient
 from siwe import SiweMessage
 
+from campaigns.models import CampaignMetadata
 from devnet.exchange.fixtures import RunningExchange, run_exchange
 from devnet.exchange.keys import Permission
 from execution import accounts
@@ -259,7 +260,10 @@ def test_two_joins_racing_on_one_nonce_one_wins(settings, sim: RunningExchange) 
 
 def test_a_read_only_key_is_enrolled_and_shown_without_the_key(trading, sim: RunningExchange) -> None:
     owner, account = trading
-    campaign = CampaignFactory.create()
+    digest = "0x" + "5e" * 32
+    campaign = CampaignFactory.create(metadata_hash=digest)
+    token = {"address": campaign.token, "symbol": "MMT", "decimals": 18}
+    CampaignMetadata.objects.create(hash=digest, document={"reward_token": token})
     wallet = Account.create()
     order = order_for(owner, campaign, wallet.address, account=account)
     participant = join(owner, campaign, *signed(wallet, campaign), mm_order_ids=[order.pk])
@@ -322,6 +326,7 @@ def test_a_read_only_key_is_enrolled_and_shown_without_the_key(trading, sim: Run
         "volume_cents": 1234,
         "share": "1/2",
         "estimated_reward": str(10**20),
+        "estimated_reward_display": "100 MMT",  # 10**20 base units of an 18-decimal token
         "flags": {"not_visible": 2},
         "exclusions": [{"trade_id": "t1", "side": "buy", "reason": "self_trade"}],
     }

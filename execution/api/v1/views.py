@@ -12,6 +12,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from execution import accounts, operations, orders, selectors
+from execution.domain.units import for_people
+from execution.funds import asset_decimals
 from execution.models import ExchangeAccount, MMOrder
 from mrmarket.errors import NotFound
 from mrmarket.exchanges.credentials import ExchangeCredentials
@@ -94,6 +96,7 @@ class MMOrderSerializer(serializers.Serializer):
     symbol = serializers.CharField()
     funding_asset = serializers.CharField()
     funding_amount = serializers.CharField(help_text="Base units of the funding asset.")
+    funding_amount_display = serializers.SerializerMethodField(help_text='In the asset\'s units ("1,000 USDT").')
     state = serializers.CharField()
     failure_reason = serializers.CharField()
     created_at = serializers.DateTimeField()
@@ -107,6 +110,9 @@ class MMOrderSerializer(serializers.Serializer):
     reports = serializers.SerializerMethodField()
     timeline = TransitionSerializer(many=True, source="transitions.all")
     ledger = serializers.SerializerMethodField()
+
+    def get_funding_amount_display(self, order: MMOrder) -> str:
+        return for_people(int(order.funding_amount), asset_decimals(order.funding_asset), order.funding_asset)
 
     @extend_schema_field(serializers.DictField(child=serializers.IntegerField(allow_null=True)))
     def get_reports(self, order: MMOrder) -> dict[str, int | None]:

@@ -201,6 +201,9 @@ class ParticipantEstimateSerializer(serializers.Serializer):
     volume_cents = serializers.IntegerField(help_text="V so far (hundredths of a quote unit).")
     share = serializers.CharField(help_text='The share of the epoch budget so far, a reduced fraction "num/den".')
     estimated_reward = serializers.CharField(help_text="Campaign token base units, if the epoch ended now.")
+    estimated_reward_display = serializers.CharField(
+        allow_null=True, help_text='In token units with the symbol ("12.5 USDT"); null when the decimals are unknown.'
+    )
     flags = serializers.DictField(help_text="The scoring's flags so far (not_on_exchange, not_visible, …).")
     exclusions = serializers.ListField(child=serializers.DictField(), help_text="Fills left out of V, with reasons.")
 
