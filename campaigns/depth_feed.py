@@ -9,21 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections, connections
 
 from campaigns.domain.depth import DepthBook, DepthLevelError, Market, depth_book, depth_frame, down_frame
 from campaigns.live import frame_publish
 from campaigns.selectors import depth_feed_markets
-from mrmarket import heartbeats
 from mrmarket.errors import ApplicationError
 from mrmarket.exchanges.client import exchange_stream_client
 from mrmarket.observability.logging import get_logger
+from mrmarket.sharded_loop import ShardedLoop, db_call
 
 log = get_logger(__name__)
 
@@ -35,16 +32,6 @@ STREAM_RETRY_SECONDS = (0.5, 10.0)  # first and longest wait before re-opening a
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _db(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """A sync database or Redis call from the loop, on one thread, after replacing a connection a restart broke."""
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        close_old_connections()
-        return fn(*args, **kwargs)
-
-    return sync_to_async(call, thread_sensitive=True)
 
 
 class MarketFeed:
@@ -131,51 +118,22 @@ class MarketFeed:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-class DepthFeed:
+class DepthFeed(ShardedLoop):
     """Publishes live depth for the markets of shard `shard` of `shards` until `stop()`."""
 
+    service = "depth_feed"
+
     def __init__(self, *, shard: int, shards: int) -> None:
-        if not 0 <= shard < shards:
-            raise ValueError("the shard must be in [0, shards)")
-        self.shard, self.shards = shard, shards
-        self.component = f"{HEARTBEAT_PREFIX}{shard}/{shards}"
+        super().__init__(shard=shard, shards=shards, heartbeat_prefix=HEARTBEAT_PREFIX)
         self.feeds: dict[Market, MarketFeed] = {}
         self._clients: dict[str, Any] = {}
-        self._stop = asyncio.Event()
 
-    def stop(self) -> None:
-        self._stop.set()
-
-    async def run(self) -> None:
-        refresh = float(settings.DEPTH_FEED_REFRESH_SECONDS)
-        beat = float(settings.HEARTBEAT_INTERVAL_SECONDS)
-        log.info("depth_feed_started", shard=self.shard, shards=self.shards)
-        next_refresh = next_beat = 0.0
-        try:
-            while not self._stop.is_set():
-                # A failed refresh or heartbeat (database or Redis away) is tried next round; feeds keep going.
-                if time.monotonic() >= next_refresh:
-                    next_refresh = time.monotonic() + refresh
-                    try:
-                        await self._refresh()
-                    except Exception as exc:
-                        log.exception("depth_feed_refresh_failed", shard=self.shard, error=repr(exc))
-                if time.monotonic() >= next_beat:
-                    next_beat = time.monotonic() + beat
-                    try:
-                        await _db(heartbeats.record)(self.component)
-                    except Exception as exc:
-                        log.exception("depth_feed_heartbeat_failed", shard=self.shard, error=repr(exc))
-                with contextlib.suppress(TimeoutError):
-                    wait = max(0.0, min(next_refresh, next_beat) - time.monotonic())
-                    await asyncio.wait_for(self._stop.wait(), timeout=wait)
-        finally:
-            await self._shutdown()
-            log.info("depth_feed_stopped", shard=self.shard, shards=self.shards)
+    def refresh_seconds(self) -> float:
+        return float(settings.DEPTH_FEED_REFRESH_SECONDS)
 
     async def _refresh(self) -> None:
         now = datetime.now(tz=UTC)
-        markets = set(await _db(depth_feed_markets)(now=now, shard=self.shard, shards=self.shards))
+        markets = set(await db_call(depth_feed_markets)(now=now, shard=self.shard, shards=self.shards))
         for gone in [m for m in self.feeds if m not in markets]:
             await self.feeds.pop(gone).close()
             log.info("depth_market_dropped", exchange=gone.exchange, symbol=gone.symbol)
@@ -192,7 +150,7 @@ class DepthFeed:
             with contextlib.suppress(Exception):  # best effort: the client is dropped either way
                 await self._clients.pop(exchange).close()
 
-    async def _shutdown(self) -> None:
+    async def _close(self) -> None:
         for feed in self.feeds.values():
             await feed.close()
         self.feeds.clear()
@@ -200,4 +158,3 @@ class DepthFeed:
             with contextlib.suppress(Exception):  # closing is best effort: the process is going anyway
                 await client.close()
         self._clients.clear()
-        await sync_to_async(connections.close_all, thread_sensitive=True)()  # the database thread's connection

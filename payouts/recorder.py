@@ -13,19 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import ccxt
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections, connections
 
-from mrmarket import heartbeats
 from mrmarket.exchanges.client import exchange_stream_client
 from mrmarket.observability.logging import get_logger
+from mrmarket.sharded_loop import ShardedLoop, db_call
 from payouts.domain.recorder import LevelError, is_stale, sample_time_at_or_after, trim_book
 from payouts.health import RECORDER_HEARTBEAT_PREFIX
 from payouts.selectors import RecordedCampaign, recorder_campaigns
@@ -56,17 +53,6 @@ class LocalBook:
     bids: Any
     asks: Any
     ts_ms: int
-
-
-def _db(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """A sync database call from the loop: one thread for all of them, and a connection that a database restart
-    broke is replaced first."""
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        close_old_connections()
-        return fn(*args, **kwargs)
-
-    return sync_to_async(call, thread_sensitive=True)
 
 
 class BookWatch:
@@ -109,53 +95,23 @@ class BookWatch:
             await self.task
 
 
-class Recorder:
+class Recorder(ShardedLoop):
     """Records the campaigns of shard `shard` of `shards` until `stop()`."""
 
+    service = "recorder"
+
     def __init__(self, *, shard: int, shards: int) -> None:
-        if not 0 <= shard < shards:
-            raise ValueError("the shard must be in [0, shards)")
-        self.shard, self.shards = shard, shards
-        self.component = f"{HEARTBEAT_PREFIX}{shard}/{shards}"
-        self._stop = asyncio.Event()
+        super().__init__(shard=shard, shards=shards, heartbeat_prefix=HEARTBEAT_PREFIX)
         self._clients: dict[str, Any] = {}
         self._watches: dict[tuple[str, str], BookWatch] = {}
         self._samplers: dict[RecordedCampaign, asyncio.Task[None]] = {}
 
-    def stop(self) -> None:
-        self._stop.set()
-
-    async def run(self) -> None:
-        refresh = float(settings.RECORDER_REFRESH_SECONDS)
-        beat = float(settings.HEARTBEAT_INTERVAL_SECONDS)
-        log.info("recorder_started", shard=self.shard, shards=self.shards)
-        next_refresh = next_beat = 0.0
-        try:
-            while not self._stop.is_set():
-                # A failed refresh or heartbeat (database or Redis away) is tried again next round; the samplers
-                # already running keep recording meanwhile.
-                if time.monotonic() >= next_refresh:
-                    next_refresh = time.monotonic() + refresh
-                    try:
-                        await self._refresh()
-                    except Exception as exc:
-                        log.exception("recorder_refresh_failed", shard=self.shard, error=repr(exc))
-                if time.monotonic() >= next_beat:
-                    next_beat = time.monotonic() + beat
-                    try:
-                        await _db(heartbeats.record)(self.component)
-                    except Exception as exc:
-                        log.exception("recorder_heartbeat_failed", shard=self.shard, error=repr(exc))
-                with contextlib.suppress(TimeoutError):
-                    wait = max(0.0, min(next_refresh, next_beat) - time.monotonic())
-                    await asyncio.wait_for(self._stop.wait(), timeout=wait)
-        finally:
-            await self._shutdown()
-            log.info("recorder_stopped", shard=self.shard, shards=self.shards)
+    def refresh_seconds(self) -> float:
+        return float(settings.RECORDER_REFRESH_SECONDS)
 
     async def _refresh(self) -> None:
         now = datetime.now(tz=UTC)
-        campaigns = set(await _db(recorder_campaigns)(now=now, shard=self.shard, shards=self.shards))
+        campaigns = set(await db_call(recorder_campaigns)(now=now, shard=self.shard, shards=self.shards))
         for gone in [c for c in self._samplers if c not in campaigns]:
             self._samplers.pop(gone).cancel()
             log.info("recorder_campaign_dropped", **_fields(gone))
@@ -238,7 +194,7 @@ class Recorder:
                     stored = trimmed.as_json()
         if stored is None:
             log.warning("recorder_gap", t_ms=t_ms, reason=reason, **_fields(campaign))
-        created: bool = await _db(book_snapshot_record)(
+        created: bool = await db_call(book_snapshot_record)(
             campaign_id=campaign.campaign_id,
             t_ms=t_ms,
             book=stored,
@@ -269,7 +225,7 @@ class Recorder:
         # Binance's REST depth carries no time of its own: the book is as of its arrival.
         return LocalBook(answer["bids"], answer["asks"], ts if isinstance(ts, int) else now_ms()), "rest", ""
 
-    async def _shutdown(self) -> None:
+    async def _close(self) -> None:
         samplers = list(self._samplers.values())
         for task in samplers:
             task.cancel()
@@ -282,7 +238,6 @@ class Recorder:
             with contextlib.suppress(Exception):  # closing is best effort: the process is going anyway
                 await client.close()
         self._clients.clear()
-        await sync_to_async(connections.close_all, thread_sensitive=True)()  # the database thread's connection
 
 
 def _fields(campaign: RecordedCampaign) -> dict[str, Any]:

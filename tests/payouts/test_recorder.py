@@ -238,7 +238,7 @@ def test_a_book_that_cannot_be_scored_is_stored_as_a_gap_with_its_reason(
         try:
             return await recorder.record(recorded, t)
         finally:
-            await recorder._shutdown()
+            await recorder.close()
 
     assert asyncio.run(main())
     (row,) = rows(campaign)
