@@ -18,8 +18,11 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from campaigns.depth_hub import hub_join, hub_leave
 from campaigns.live import alatest_frame, frame_text, market_group
 from campaigns.selectors import campaign_get
+from mrmarket.observability.logging import get_logger
 
 CLOSE_UNKNOWN_CAMPAIGN = 4404
+CLOSE_TRY_AGAIN = 1013  # RFC 6455: try again later (the channel layer did not answer)
+log = get_logger(__name__)
 
 
 class CampaignDepthConsumer(AsyncWebsocketConsumer):
@@ -39,20 +42,30 @@ class CampaignDepthConsumer(AsyncWebsocketConsumer):
         self._newest_ms = -1  # created_ms of the newest frame taken, so the cached one never overtakes a live one
         self._newest_text = ""
         self._wake = asyncio.Event()
-        self._group = market_group(campaign.exchange, campaign.pair)
+        group = market_group(campaign.exchange, campaign.pair)
+        self._group = group  # set first: a join that fails half-way is undone by leaving
+        try:
+            await hub_join(group, self)
+            cached = await alatest_frame(campaign.exchange, campaign.pair)
+        except Exception as exc:  # Redis away: no live depth now; the page reconnects later and shows its snapshot
+            log.warning("depth_connect_failed", group=group, error=repr(exc))
+            await self._leave()
+            await self.close(code=CLOSE_TRY_AGAIN)
+            return
         self._sender = asyncio.create_task(self._send_newest())
-        await hub_join(self._group, self)
-        cached = await alatest_frame(campaign.exchange, campaign.pair)
         if cached is not None and isinstance(cached.get("created_ms"), int):
             self.offer(cached["created_ms"], frame_text(cached))
 
     async def disconnect(self, code: int) -> None:
-        if self._group is not None:
-            await hub_leave(self._group, self)
-        if self._sender is not None:
-            self._sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sender
+        await self._leave()
+
+    async def _leave(self) -> None:
+        await self._leave_hub()
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # a send that failed ended it already
+                await sender
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         """The page only listens: anything it sends is ignored."""
@@ -69,4 +82,15 @@ class CampaignDepthConsumer(AsyncWebsocketConsumer):
             self._wake.clear()
             text, self._latest = self._latest, None
             if text is not None:
-                await self.send(text_data=text)
+                try:
+                    await self.send(text_data=text)
+                except Exception as exc:  # the socket is gone: stop offering it frames; disconnect follows
+                    log.info("depth_send_failed", group=self._group, error=repr(exc))
+                    await self._leave_hub()
+                    return
+
+    async def _leave_hub(self) -> None:
+        group, self._group = self._group, None
+        if group is not None:
+            with contextlib.suppress(Exception):  # Redis away: the hub forgets the page all the same
+                await hub_leave(group, self)

@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 
 from campaigns.domain.depth import DepthBook, DepthLevelError, Market, depth_book, depth_frame, down_frame
-from campaigns.live import frame_publish
+from campaigns.live import frame_keep, frame_publish
 from campaigns.selectors import depth_feed_markets
 from mrmarket.errors import ApplicationError
 from mrmarket.exchanges.client import exchange_stream_client
@@ -77,12 +77,17 @@ class MarketFeed:
         while True:
             keepalive_in = (last_ms + KEEPALIVE_SECONDS * 1000 - now_ms()) / 1000
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout=max(0.0, keepalive_in) if sent else None)
+                timeout = max(0.0, keepalive_in) if sent or down_sent else None
+                await asyncio.wait_for(self._changed.wait(), timeout=timeout)
             self._changed.clear()
             if self._down:
+                down = down_frame(market=self.market, created_ms=now_ms())
                 if not down_sent:
-                    await self._send(down_frame(market=self.market, created_ms=now_ms()))
-                    down_sent, sent = True, None
+                    await self._send(down)
+                    down_sent, sent, last_ms = True, None, down["created_ms"]
+                elif down["created_ms"] - last_ms >= KEEPALIVE_SECONDS * 1000:
+                    await self._keep(down)  # announced once; kept in the cache for pages opening meanwhile
+                    last_ms = down["created_ms"]
                 continue
             if self._book is None:
                 continue
@@ -105,6 +110,12 @@ class MarketFeed:
                 sent, down_sent, last_ms = book, False, frame["created_ms"]
                 # Coalescing: the books arriving meanwhile only replace `_book`; the newest is built next round.
                 await asyncio.sleep(FRAME_INTERVAL_SECONDS)
+
+    async def _keep(self, frame: dict[str, Any]) -> None:
+        try:
+            await frame_keep(frame)
+        except Exception as exc:  # Redis away: the next keep-alive tries again
+            log.warning("depth_keep_failed", exchange=self.market.exchange, error=repr(exc))
 
     async def _send(self, frame: dict[str, Any]) -> None:
         try:

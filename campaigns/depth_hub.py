@@ -65,8 +65,15 @@ class MarketHub:
                 log.warning("depth_hub_receive_failed", group=self.group, error=repr(exc))
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
+            created_ms, text = message.get("created_ms"), message.get("text")
+            if not isinstance(created_ms, int) or not isinstance(text, str):
+                log.warning("depth_hub_bad_message", group=self.group, keys=sorted(message))
+                continue  # not a frame of ours: the next one is
             for page in list(self.pages):
-                page.offer(message["created_ms"], message["text"])
+                try:
+                    page.offer(created_ms, text)
+                except Exception as exc:  # one page's fault ends neither the relay nor the other pages
+                    log.warning("depth_hub_offer_failed", group=self.group, error=repr(exc))
 
     async def _rejoin(self, layer: Any, channel: str) -> None:
         while True:

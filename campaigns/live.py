@@ -51,6 +51,12 @@ def frame_text(frame: dict[str, Any]) -> str:
     return json.dumps(frame, separators=(",", ":"))
 
 
+async def frame_keep(frame: dict[str, Any]) -> None:
+    """Store a frame as its market's latest again without sending it: the producer's keep-alive of a `depth.down`,
+    so that a page opening during a long outage says "stream down", while the pages open already heard it once."""
+    await cache.aset(_cache_key(Market(frame["exchange"], frame["symbol"])), frame, timeout=FRAME_TTL_SECONDS)
+
+
 async def frame_publish(frame: dict[str, Any]) -> None:
     """Store a frame as its market's latest and send it to the market's group (the producer calls this; one
     producer per market, so there is one writer of each entry). The group's message carries the frame encoded

@@ -6,7 +6,8 @@ change this campaign" (docs/campaign-page.md). Each check is passed or failed wi
 - the implementation's runtime bytecode hashes to the committed artifact's `deployedBytecode`;
 - the immutable parameters read back (`params()`) equal the mirrored row and its metadata hash;
 - the ABI has no owner, upgrade, pause or setter, and its state-changing functions are exactly those of the
-  permission table (docs/protocol.md, "Permission surface").
+  permission table (docs/protocol.md, "Permission surface");
+- the two oracles the escrow names (who alone record results and publish payouts) are this site's.
 
 When the chain cannot be read, the proof says so (`unreachable`) instead of failing any check."""
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from eth_account import Account
 from web3 import Web3
 from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 
@@ -25,6 +27,7 @@ from campaigns.domain.clones import NotAClone, decode_args, parse_clone
 from campaigns.models import Campaign, CampaignMetadata
 from contracts import load_artifact
 from mrmarket.chain import get_web3
+from mrmarket.oracle_addresses import OracleAddressNotConfigured, oracle_address
 from wire.canonical import digest
 from wire.errors import CanonicalFormError
 
@@ -57,7 +60,7 @@ CHAIN_TIMEOUT_SECONDS = 5.0  # a page waits at most this long for each RPC answe
 
 @dataclass(frozen=True)
 class Check:
-    key: str  # clone, implementation, bytecode, params, permissions
+    key: str  # clone, implementation, bytecode, params, permissions, oracles
     title: str
     passed: bool
     detail: str  # what the check found, in plain words
@@ -148,7 +151,7 @@ def _params_check(campaign: Campaign, read: Callable[[], Any], args: bytes) -> C
     title = "Immutable parameters"
     try:
         p = read()
-    except CALL_REFUSED as exc:  # a revert (NotAClone) or no contract answering: the check fails
+    except Exception as exc:  # the chain answered the other reads: a revert, no code, or a call that never ends
         return Check("params", title, False, f"params() could not be read: {type(exc).__name__}")
     chain: dict[str, str | int] = {
         "token": p[0].lower(),
@@ -201,6 +204,54 @@ def _document_text(metadata_hash: str) -> tuple[str, bool]:
     if held != metadata_hash.lower():
         return f"held, but its SHA-256 is {held}", True
     return "held; its canonical SHA-256 is this hash", False
+
+
+def _site_oracles() -> tuple[set[str], set[str], str]:
+    """This site's recording and reputation oracle addresses (current, and retired ones whose keys it still
+    holds), lower-case; or why it does not know them."""
+    try:
+        recording = {oracle_address("recording").lower()}
+        reputation = {oracle_address("reputation").lower()}
+    except OracleAddressNotConfigured as exc:
+        return set(), set(), exc.message
+    for key in settings.RECORDING_ORACLE_RETIRED_KEYS:
+        recording.add(str(Account.from_key(key).address).lower())
+    for key in settings.REPUTATION_ORACLE_RETIRED_KEYS:
+        reputation.add(str(Account.from_key(key).address).lower())
+    return recording, reputation, ""
+
+
+def _oracles_check(campaign: Campaign) -> Check:
+    """The two oracles alone decide what the escrow pays: are they this site's? A campaign naming others is
+    mirrored and shown like any other, but its payouts are not this site's to make or to vouch for."""
+    recording, reputation, unknown = _site_oracles()
+    named_recording, named_reputation = campaign.recording_oracle.lower(), campaign.reputation_oracle.lower()
+    values = (
+        ("recording oracle named", named_recording),
+        ("reputation oracle named", named_reputation),
+        ("fee", f"{campaign.fee_bps / 100:g} % of each payout, to {campaign.fee_recipient.lower()}"),
+        ("this site's recording oracle", ", ".join(sorted(recording)) or "unknown"),
+        ("this site's reputation oracle", ", ".join(sorted(reputation)) or "unknown"),
+    )
+    title = "This site's oracles"
+    if unknown:
+        return Check("oracles", title, False, f"This site cannot say who its oracles are: {unknown}.", values)
+    strangers = [
+        role
+        for role, named, ours in (
+            ("recording", named_recording, recording),
+            ("reputation", named_reputation, reputation),
+        )
+        if named not in ours
+    ]
+    if strangers:
+        detail = (
+            f"The {' and '.join(strangers)} oracle named at creation is not this site's: whoever holds that key "
+            "decides what this campaign records and pays, and this site's scoring does not bind it."
+        )
+        return Check("oracles", title, False, detail, values)
+    detail = "Both oracles named at creation are this site's: the scoring and payouts shown here are the ones it makes."
+    return Check("oracles", title, True, detail, values)
 
 
 def _permissions_check() -> Check:
@@ -256,5 +307,6 @@ def no_admin_proof(*, campaign: Campaign, w3: Web3 | None = None) -> NoAdminProo
         _bytecode_check(implementation_code),
         params,
         _permissions_check(),
+        _oracles_check(campaign),
     )
     return NoAdminProof(checks=checks)

@@ -111,9 +111,12 @@ class TemplateExample(forms.Form):
         error_messages={"min_value": "from 1 to 3660 days", "max_value": "from 1 to 3660 days"},
     )  # fmt: skip
     depth = forms.DecimalField(
-        min_value=1, max_digits=30, decimal_places=6, initial=DEFAULT_ASSUMED_DEPTH, required=False,
+        min_value=1000, max_digits=30, decimal_places=6, initial=DEFAULT_ASSUMED_DEPTH, required=False,
         label="depth in the band, quote units per side",
-        error_messages={"min_value": "at least 1 quote unit", "invalid": "a number of quote units, such as 50000"},
+        error_messages={
+            "min_value": "at least 1,000 quote units: the example's own 1,000 are part of it",
+            "invalid": "a number of quote units, such as 50000",
+        },
     )  # fmt: skip
 
     @staticmethod

@@ -21,9 +21,10 @@ from campaigns import live
 from campaigns.domain.depth_chart import ChartRefused, DepthChart, depth_chart, parse_levels
 from campaigns.domain.rules import RulesUnknown, percent_of_fraction, rules_summary
 from campaigns.models import Campaign
-from campaigns.no_admin import CHAIN_TIMEOUT_SECONDS, NoAdminProof, no_admin_proof
+from campaigns.no_admin import CALL_REFUSED, CHAIN_TIMEOUT_SECONDS, NoAdminProof, no_admin_proof
 from campaigns.selectors import campaign_status, reward_token
 from campaigns.services import ERC20_ABI
+from contracts import load_artifact
 from execution.domain import mm_order as mm
 from execution.models import ExecutionReport
 from mrmarket.chain import get_web3
@@ -36,6 +37,7 @@ from payouts.selectors import AuditAmount, _metadata, _Units, duration_text
 # An executor quotes a market "now" when it signed a verified report for a running MM order on that market within
 # this window: three of the default 60 s report intervals, so one late report does not drop a node.
 NODE_WINDOW_SECONDS = 180
+CAMPAIGN_ABI = load_artifact("Campaign").abi
 LEADERBOARD_ROWS = 100
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NO_RPC = "chain unreachable (no CHAIN_RPC_URL is configured)"
@@ -43,10 +45,21 @@ NO_RPC = "chain unreachable (no CHAIN_RPC_URL is configured)"
 
 @dataclass(frozen=True)
 class Budget:
-    """The reward token the escrow holds now (`balanceOf(campaign)`), or why it could not be read."""
+    """What the escrow holds now that no published payout owes (`balanceOf(campaign) − outstanding()`), and what
+    published payouts still owe to their claimants; or why it could not be read."""
 
     amount: AuditAmount | None
     unreachable: str = ""
+    owed: AuditAmount | None = None  # published, not yet claimed or distributed
+
+
+@dataclass(frozen=True)
+class TokenUnits:
+    """The units amounts are shown in: the token's own `symbol()` and `decimals()` when the chain answers (the
+    metadata's are the creator's word only), and a note when the two differ or the token could not be read."""
+
+    units: _Units
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -93,6 +106,7 @@ class CampaignPage:
     epochs: Epochs
     token_symbol: str
     token_decimals: int | None
+    token_note: str
     budget_total: AuditAmount
     budget_left: Budget
     nodes: int
@@ -121,15 +135,45 @@ def epochs_so_far(campaign: Campaign, *, now: datetime) -> Epochs:
 
 
 def budget_left(campaign: Campaign, units: _Units, w3: Web3) -> Budget:
-    """The escrow's balance of its reward token, from the chain: what is left to pay (and to refund)."""
+    """From the chain: the escrow's balance of its reward token less what published payouts still owe (the
+    escrow's `outstanding`): what is left to pay in epochs to come, and to refund."""
     try:
         if w3.eth.chain_id != campaign.chain_id:
             return Budget(None, f"no RPC for chain {campaign.chain_id} is configured")
+        escrow = Web3.to_checksum_address(campaign.address)
         erc20 = w3.eth.contract(address=Web3.to_checksum_address(campaign.token), abi=ERC20_ABI)
-        balance = int(erc20.functions.balanceOf(Web3.to_checksum_address(campaign.address)).call())
+        balance = int(erc20.functions.balanceOf(escrow).call())
+        try:
+            owed = int(w3.eth.contract(address=escrow, abi=CAMPAIGN_ABI).functions.outstanding().call())
+        except CALL_REFUSED:  # no escrow answers there (the no-admin checks say what is): its balance is all we know
+            return Budget(units(balance))
     except Exception as exc:  # any RPC failure (refused, timeout, bad answer): the page says so and shows the rest
         return Budget(None, f"chain unreachable ({type(exc).__name__})")
-    return Budget(units(balance))
+    return Budget(units(max(0, balance - owed)), owed=units(owed))
+
+
+def token_units(campaign: Campaign, metadata_units: _Units, w3: Web3 | None) -> TokenUnits:
+    """The token's own symbol and decimals, read from the chain, which amounts on the page are shown in; the
+    metadata's when the chain cannot be read (said so)."""
+    if w3 is None:
+        return TokenUnits(metadata_units, "the token's decimals are the metadata's: no chain to check them against")
+    try:
+        erc20 = w3.eth.contract(address=Web3.to_checksum_address(campaign.token), abi=ERC20_ABI)
+        decimals = int(erc20.functions.decimals().call())
+        symbol = str(erc20.functions.symbol().call())
+    except Exception as exc:  # unreachable, or no ERC-20 metadata functions: the creator's word is all there is
+        return TokenUnits(metadata_units, f"the token's decimals could not be read ({type(exc).__name__})")
+    if not 0 <= decimals <= 36 or not symbol.isprintable() or len(symbol) > 20:
+        return TokenUnits(_Units("", None), "the token reports decimals or a symbol no amount can be shown in")
+    if metadata_units.decimals is None:
+        return TokenUnits(_Units(symbol, decimals), f"the metadata gives no decimals; the token says {decimals}")
+    if (metadata_units.symbol, metadata_units.decimals) != (symbol, decimals):
+        note = (
+            f"the metadata says {metadata_units.symbol or 'no symbol'} with {metadata_units.decimals} decimals; the "
+            f"token itself says {symbol} with {decimals}: amounts are shown as the token says"
+        )
+        return TokenUnits(_Units(symbol, decimals), note)
+    return TokenUnits(metadata_units)
 
 
 def nodes_quoting(campaign: Campaign, *, now: datetime) -> int:
@@ -231,14 +275,15 @@ def campaign_page(*, chain_id: int, address: str) -> CampaignPage:
         raise CampaignUnknown(f"no campaign {address} on chain {chain_id}")
     now = timezone.now()
     metadata = _metadata(campaign)
-    symbol, decimals = reward_token(campaign, metadata)
-    units = _Units(symbol, decimals)
     rules, rules_unknown, band = _rules(metadata, campaign.pair)
     title = metadata.get("title")
     try:
         w3: Web3 | None = get_web3(timeout=CHAIN_TIMEOUT_SECONDS)  # one client for the page's reads
     except ConfigError:
         w3 = None
+    token = token_units(campaign, _Units(*reward_token(campaign, metadata)), w3)
+    units = token.units
+    symbol, decimals = units.symbol, units.decimals
     return CampaignPage(
         campaign=campaign,
         title=title if isinstance(title, str) and title else campaign.pair or "Campaign",
@@ -247,6 +292,7 @@ def campaign_page(*, chain_id: int, address: str) -> CampaignPage:
         epochs=epochs_so_far(campaign, now=now),
         token_symbol=symbol,
         token_decimals=decimals,
+        token_note=token.note,
         budget_total=units(int(campaign.budget)),
         budget_left=budget_left(campaign, units, w3) if w3 else Budget(None, NO_RPC),
         nodes=nodes_quoting(campaign, now=now),

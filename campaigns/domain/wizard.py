@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from fractions import Fraction
 from typing import Any
 
@@ -24,6 +24,9 @@ DAY = 86_400
 _AMOUNT = re.compile(r"^\s*[0-9]+(\.[0-9]+)?\s*$")
 
 
+EXACT_DIGITS = 160  # more than any amount the form takes (80 characters) shifted by any token's decimals (≤ 36)
+
+
 class AmountError(ValueError):
     """A typed amount that is not a plain positive decimal, or finer than the token's decimals."""
 
@@ -36,7 +39,8 @@ def token_units(text: str, decimals: int) -> int:
         amount = Decimal(text.strip())
     except InvalidOperation:
         raise AmountError("a plain decimal number of tokens, such as 1000 or 2500.5") from None
-    scaled = amount.scaleb(decimals)
+    with localcontext(prec=EXACT_DIGITS):  # the default 28 digits would round a long amount before the check
+        scaled = amount.scaleb(decimals)
     if scaled != scaled.to_integral_value():
         raise AmountError(f"at most {decimals} decimals: this token has {decimals}")
     units = int(scaled)

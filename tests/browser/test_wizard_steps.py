@@ -32,13 +32,12 @@ def exchange_sim():
         yield running
 
 
-# Everything touching the database happens before the browser starts (Django's connection would otherwise bind to
-# Playwright's event loop).
-@pytest.fixture
-def site(asgi_server: str, settings, anvil, w3: Web3, exchange_sim) -> dict:
+def wizard_world(settings, anvil, w3: Web3, exchange_sim, creator: str) -> dict:
+    """A chain with the factory and a 6-decimal token the creator holds, the exchange simulator, and the oracles'
+    addresses the wizard names; the web process holds no oracle key, as in production."""
     deployer = dev_accounts()[0]
     tok = deploy_dev_token(w3, sender=deployer)
-    mint(w3, tok, CREATOR.address, 10**13, sender=deployer)
+    mint(w3, tok, creator, 10**13, sender=deployer)
     settings.CHAIN_RPC_URL = anvil.url
     settings.EXCHANGE_API_URLS = {"binance": exchange_sim.base_url}
     settings.RECORDING_ORACLE_PRIVATE_KEY = ""
@@ -47,10 +46,18 @@ def site(asgi_server: str, settings, anvil, w3: Web3, exchange_sim) -> dict:
     settings.REPUTATION_ORACLE_ADDRESS = ORACLE.address
     settings.CAMPAIGN_FACTORY_ADDRESS = deploy_factory(w3, sender=deployer)
     cache.delete("exchange-symbols:binance")
+    return {"token": tok, "factory": settings.CAMPAIGN_FACTORY_ADDRESS, "rpc": anvil.url}
+
+
+# Everything touching the database happens before the browser starts (Django's connection would otherwise bind to
+# Playwright's event loop).
+@pytest.fixture
+def site(asgi_server: str, settings, anvil, w3: Web3, exchange_sim) -> dict:
+    world = wizard_world(settings, anvil, w3, exchange_sim, CREATOR.address)
     session = SessionStore()
     session[siwe_views.SESSION_ADDRESS] = CREATOR.address.lower()  # as the SIWE sign-in leaves it
     session.create()
-    return {"url": asgi_server, "token": tok, "session": session.session_key}
+    return {**world, "url": asgi_server, "session": session.session_key}
 
 
 def test_a_creator_walks_the_five_steps_with_live_validation(site: dict, browser_page) -> None:

@@ -12,45 +12,32 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.core.cache import cache
 from django.db import connections
 from playwright.sync_api import expect
 from web3 import Web3
 
 from campaigns.indexer import chain_index
 from contracts import load_artifact
-from devnet.chain import deploy_dev_token, dev_accounts, mint
-from devnet.protocol import deploy_factory
+from devnet.chain import dev_accounts
+from devnet.exchange.fixtures import run_exchange
 from tests.browser.anvil_wallet import AnvilWallet
 from tests.browser.page_checks import check_page
+from tests.browser.test_wizard_steps import wizard_world
 
 pytestmark = [pytest.mark.slow, pytest.mark.chain]
-CREATOR, ORACLE = dev_accounts()[8], dev_accounts()[6]
+CREATOR = dev_accounts()[8]
 
 
 @pytest.fixture(scope="module")
 def exchange_sim():
-    from devnet.exchange.fixtures import run_exchange
-
     with run_exchange() as running:
         yield running
 
 
 @pytest.fixture
 def site(asgi_server: str, settings, anvil, w3: Web3, exchange_sim) -> dict[str, Any]:
-    deployer = dev_accounts()[0]
-    tok = deploy_dev_token(w3, sender=deployer)
-    mint(w3, tok, CREATOR.address, 10**13, sender=deployer)
     settings.SIWE_DOMAIN = asgi_server.removeprefix("http://")
-    settings.CHAIN_RPC_URL = anvil.url
-    settings.EXCHANGE_API_URLS = {"binance": exchange_sim.base_url}
-    settings.RECORDING_ORACLE_PRIVATE_KEY = ""
-    settings.REPUTATION_ORACLE_PRIVATE_KEY = ""
-    settings.RECORDING_ORACLE_ADDRESS = ORACLE.address
-    settings.REPUTATION_ORACLE_ADDRESS = ORACLE.address
-    settings.CAMPAIGN_FACTORY_ADDRESS = deploy_factory(w3, sender=deployer)
-    cache.delete("exchange-symbols:binance")
-    return {"url": asgi_server, "token": tok, "factory": settings.CAMPAIGN_FACTORY_ADDRESS, "rpc": anvil.url}
+    return {**wizard_world(settings, anvil, w3, exchange_sim, CREATOR.address), "url": asgi_server}
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -70,7 +70,7 @@ def values(check: object) -> dict[str, str]:
 def test_the_demo_campaign_passes_every_check(demo: Demo, mirrored: Campaign) -> None:
     proof = no_admin_proof(campaign=mirrored, w3=demo.w3)
     assert proof.unreachable == ""
-    assert [c.key for c in proof.checks] == ["clone", "implementation", "bytecode", "params", "permissions"]
+    assert [c.key for c in proof.checks] == ["clone", "implementation", "bytecode", "params", "permissions", "oracles"]
     assert proof.passed, [(c.key, c.detail) for c in proof.checks if not c.passed]
     checks = by_key(proof)
     implementation = factory_contract(demo.w3, demo.state["factory"]).functions.implementation().call().lower()
@@ -96,7 +96,7 @@ def test_the_demo_campaigns_page_shows_every_check_passed_and_its_budget(
 ) -> None:
     settings.CHAIN_RPC_URL = demo.anvil.url
     assert shown_checks(client, mirrored) == dict.fromkeys(
-        ("clone", "implementation", "bytecode", "params", "permissions"), "true"
+        ("clone", "implementation", "bytecode", "params", "permissions", "oracles"), "true"
     )
     html = client.get(f"/campaigns/{mirrored.chain_id}/{mirrored.address}/").content.decode()
     assert "7,000 USDT</strong>" in html  # funded, nothing paid yet: the whole budget is in the escrow
@@ -132,7 +132,40 @@ def test_a_clone_of_another_implementation_fails_the_implementation_check(
         "bytecode": "true",  # the same code, deployed again: only where it lives differs
         "params": "true",
         "permissions": "true",
+        "oracles": "true",
     }
+
+
+def test_a_campaign_naming_oracles_that_are_not_this_sites_fails_the_oracles_check(
+    demo: Demo, mirrored: Campaign, client: Client, settings
+) -> None:
+    # The factory takes any oracles: a creator who names himself records and pays each epoch as he likes.
+    accounts = dev_accounts()
+    p = replace(params_of(mirrored), recording_oracle=accounts[1].address, reputation_oracle=accounts[1].address)
+    address, _ = create_campaign(demo.w3, demo.state["factory"], p, creator=accounts[1], salt=b"\x09" * 32)
+    chain_index(w3=demo.w3, factory=demo.state["factory"], confirmations=0)
+    selfish = Campaign.objects.get(address=address.lower())
+
+    check = by_key(no_admin_proof(campaign=selfish, w3=demo.w3))["oracles"]
+
+    assert not check.passed  # type: ignore[attr-defined]
+    assert "recording and reputation oracle named at creation is not this site's" in check.detail  # type: ignore[attr-defined]
+    assert values(check)["recording oracle named"] == accounts[1].address.lower()
+    assert values(check)["this site's recording oracle"] == accounts[2].address.lower()
+    settings.CHAIN_RPC_URL = demo.anvil.url
+    shown = shown_checks(client, selfish)
+    assert shown["oracles"] == "false"
+    assert {k: v for k, v in shown.items() if k != "oracles"} == dict.fromkeys(
+        ("clone", "implementation", "bytecode", "params", "permissions"), "true"
+    )
+
+
+def test_a_site_that_does_not_know_its_oracles_says_so(demo: Demo, mirrored: Campaign, settings) -> None:
+    settings.RECORDING_ORACLE_PRIVATE_KEY = settings.REPUTATION_ORACLE_PRIVATE_KEY = ""
+    settings.RECORDING_ORACLE_ADDRESS = settings.REPUTATION_ORACLE_ADDRESS = ""
+    check = by_key(no_admin_proof(campaign=mirrored, w3=demo.w3))["oracles"]
+    assert not check.passed  # type: ignore[attr-defined]
+    assert "cannot say who its oracles are" in check.detail  # type: ignore[attr-defined]
 
 
 def params_of(campaign: Campaign) -> CampaignParams:

@@ -139,6 +139,9 @@ def test_the_template_step_says_what_a_budget_buys(deployed: dict) -> None:
     buys = re.search(r'data-buys="stable_depth">(.*?)</p>', text, re.S)
     assert buys is not None
     assert "<strong>16 tokens a day</strong>" in buys.group(1)
+    # A band thinner than the example's own 1,000 would promise more than the whole budget: refused.
+    thin = signed_in().get("/campaigns/new/template?budget=7000&days=7&depth=10").content.decode()
+    assert "at least 1,000 quote units" in thin
 
 
 def test_the_steps_lead_to_a_review_whose_hash_is_the_shown_json_and_whose_transactions_create_it(

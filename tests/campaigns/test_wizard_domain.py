@@ -7,6 +7,8 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from campaigns.domain.points import order_points
 from campaigns.domain.templates import TEMPLATES
@@ -34,6 +36,9 @@ def test_the_oracle_scores_with_the_wizards_functions() -> None:
         ("0.000001", 6, 1),
         ("1.5", 18, 15 * 10**17),
         ("12345678901234567890.1", 1, 123456789012345678901),
+        # Longer than Decimal's default 28 digits once shifted: exact all the same.
+        ("123456789012.123456789012345678", 18, 123456789012123456789012345678),
+        ("99999999999999999999999999999", 18, 99999999999999999999999999999 * 10**18),
     ],
 )
 def test_a_budget_in_tokens_is_exact_base_units(text: str, decimals: int, units: int) -> None:
@@ -44,6 +49,7 @@ def test_a_budget_in_tokens_is_exact_base_units(text: str, decimals: int, units:
     ("text", "message"),
     [
         ("1.0000001", "at most 6 decimals: this token has 6"),
+        ("1.0000000000000000000000000001", "at most 6 decimals"),  # 29 digits: not rounded to 1
         ("0", "more than 0"),
         ("0.000000", "more than 0"),
         ("-1", "a plain decimal number"),
@@ -55,6 +61,14 @@ def test_a_budget_in_tokens_is_exact_base_units(text: str, decimals: int, units:
 def test_a_budget_that_is_not_whole_base_units_is_refused(text: str, message: str) -> None:
     with pytest.raises(AmountError, match=message):
         token_units(text, 6)
+
+
+@given(whole=st.integers(min_value=0, max_value=10**40), fraction=st.integers(min_value=0, max_value=10**18 - 1))
+def test_any_amount_with_at_most_the_tokens_decimals_is_exact(whole: int, fraction: int) -> None:
+    text = f"{whole}.{fraction:018d}"
+    if whole == 0 and fraction == 0:
+        return
+    assert token_units(text, 18) == whole * 10**18 + fraction
 
 
 def test_the_epoch_split_and_the_fee_follow_the_escrow() -> None:

@@ -19,7 +19,7 @@ from attestation.models import ExecutorRecord
 from campaigns import live
 from campaigns.domain.templates import TEMPLATES
 from campaigns.models import Campaign, CampaignMetadata
-from devnet.chain import Anvil, dev_accounts, mint
+from devnet.chain import Anvil, deploy_dev_token, dev_accounts, mint
 from execution.domain import mm_order as mm
 from execution.models import ExchangeAccount, ExecutionReport, MMOrder
 from payouts.campaign_page import NODE_WINDOW_SECONDS, nodes_quoting
@@ -140,6 +140,22 @@ def test_budget_left_is_read_from_the_chain_in_token_units(
     assert "of 7,000 USDT" in cell
     # No code at this address: the proof is read, and its first check fails with what it found.
     assert page.one("li", data_check="clone")["data-passed"] == "false"
+
+
+def test_amounts_are_shown_in_the_tokens_own_decimals_when_the_metadata_lies(
+    client: Client, settings, anvil: Anvil, w3: Web3, frame: dict[str, Any]
+) -> None:
+    # The metadata says "USDT, 6 decimals" (its hash binds only the creator's word); the token has 18 and is MMT.
+    settings.CHAIN_RPC_URL = anvil.url
+    junk = deploy_dev_token(w3, sender=dev_accounts()[0], symbol="MMT", decimals=18)
+    campaign = campaign_with(token=junk, address="0x" + "5f" * 20)
+    mint(w3, junk, Web3.to_checksum_address(campaign.address), 7 * 10**18, sender=dev_accounts()[0])
+    page, _ = page_of(client, campaign)
+    cell = page.one(data_budget_left=True).text()
+    assert "7 MMT" in cell  # not 7,000,000,000,000 USDT
+    assert "of 0.000000007 MMT" in cell  # the budget of 7,000 × 10^6 base units, as the token counts them
+    note = page.one(data_token_note=True).text()
+    assert "the metadata says USDT with 6 decimals; the token itself says MMT with 18" in note
 
 
 def test_an_unreachable_chain_is_said_and_the_page_still_served(
