@@ -40,3 +40,10 @@ class NotAToken(CampaignsError):
     """The reward token address holds no contract, or one that does not answer as an ERC-20."""
 
     code = "not_a_token"
+
+
+class ChainUnavailable(CampaignsError):
+    """The chain's node did not answer a read the wizard needs (refused, timed out, or answered nonsense)."""
+
+    code = "chain_unavailable"
+    status = 503

@@ -5,20 +5,25 @@ Views are thin: the forms validate (campaigns.wizard_forms), campaigns.wizard ke
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import requests
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from web3.exceptions import Web3Exception
 
 from campaigns import selectors
 from campaigns.domain.templates import TEMPLATES
 from campaigns.domain.wizard import DAY, STEPS, furthest_step, reachable
+from campaigns.errors import ChainUnavailable
 from campaigns.wizard import (
     Draft,
     campaign_wizard_review,
@@ -39,6 +44,28 @@ TITLES = {
     "scoring": "4. Scoring",
     "review": "5. Review and sign",
 }
+
+
+# What a node that does not answer raises through web3.py: refused or timed out (requests, aiohttp), or an answer
+# that is no JSON-RPC reply. A view that meets one says so with the typed 503; the draft is untouched.
+NODE_FAILURES = (Web3Exception, requests.RequestException, ConnectionError, TimeoutError)
+
+
+def chain_answers(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except NODE_FAILURES as exc:
+            refused = ChainUnavailable(f"the chain's node does not answer ({type(exc).__name__})")
+            if request.path.endswith("/check") or request.path.endswith("/status"):
+                return JsonResponse(
+                    {"code": refused.code, "message": refused.message, "extra": {}}, status=refused.status
+                )
+            context = {"title": "Chain unavailable", "nav": _nav("template", {}), "refused": refused}
+            return render(request, "campaigns/wizard/unavailable.html", context, status=refused.status)
+
+    return wrapped
 
 
 def _sign_in(request: HttpRequest, *, status: int = 200) -> HttpResponse:
@@ -67,6 +94,7 @@ def _step_url(step: str) -> str:
 
 
 @never_cache
+@chain_answers
 @require_GET
 def wizard_start(request: HttpRequest) -> HttpResponse:
     """Resume the draft at its furthest valid step (the first missing, or the first that no longer validates)."""
@@ -86,6 +114,7 @@ def _initial(step: str, draft: Draft, form_class: type[WizardForm], context: Wiz
 
 
 @never_cache
+@chain_answers
 @require_http_methods(["GET", "POST"])
 def wizard_step(request: HttpRequest, step: str) -> HttpResponse:
     """Show one step (GET) or take its form (POST: a valid step is kept in the draft, and the next step opens)."""
@@ -127,6 +156,7 @@ def wizard_step(request: HttpRequest, step: str) -> HttpResponse:
 
 
 @never_cache
+@chain_answers
 @require_POST
 def wizard_check(request: HttpRequest, step: str) -> JsonResponse:
     """Live validation: the step's form as posted → `{"errors": {field: [message]}, "facts": {...}}`; keeps nothing."""
@@ -151,6 +181,7 @@ def wizard_check(request: HttpRequest, step: str) -> JsonResponse:
 
 
 @never_cache
+@chain_answers
 @require_GET
 def wizard_review(request: HttpRequest) -> HttpResponse:
     """The canonical metadata and its hash, the predicted address, the cost and the gas; the signing section."""
@@ -194,6 +225,7 @@ def wizard_review(request: HttpRequest) -> HttpResponse:
 
 
 @never_cache
+@chain_answers
 @require_GET
 def wizard_status(request: HttpRequest) -> JsonResponse:
     """`?address=0x…` → `{"mirrored": bool, "campaign_url": str}`: whether the indexer has mirrored the campaign."""

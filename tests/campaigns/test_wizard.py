@@ -407,3 +407,17 @@ def test_the_budget_step_suggests_the_reward_tokens_campaigns_here_already_use(d
     assert f'<option value="{Web3.to_checksum_address(deployed["token"])}">USDT</option>' in page
     assert 'list="known-tokens"' in page
     assert "0x" + "77" * 20 not in page.lower()
+
+
+def test_a_chain_that_does_not_answer_is_a_typed_503_and_the_draft_is_kept(settings, deployed: dict, w3: Web3) -> None:
+    client = signed_in()
+    walk(client, deployed, w3, upto="budget")
+    kept = stored_steps(client)
+    settings.CHAIN_RPC_URL = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    page = client.get("/campaigns/new/budget")
+    assert page.status_code == 503
+    assert 'data-refused="chain_unavailable"' in page.content.decode()
+    assert "your draft is kept" in page.content.decode()
+    check = client.post("/campaigns/new/budget/check", budget_form(deployed, w3))
+    assert (check.status_code, check.json()["code"]) == (503, "chain_unavailable")
+    assert stored_steps(client) == kept
