@@ -164,9 +164,10 @@ def campaign_metadata_documents(campaigns: list[Campaign]) -> dict[str, dict[str
 
 
 def depth_feed_markets(*, now: datetime, shard: int, shards: int) -> list[Market]:
-    """The markets shard `shard` of `shards` of the live-depth producer keeps: those of the running campaigns
-    ([start, end) holds `now`), each market once however many campaigns share it, sharded by market."""
-    running = Campaign.objects.filter(start__lte=now, end__gt=now).exclude(exchange="").exclude(pair="")
+    """The markets shard `shard` of `shards` of the live-depth producer keeps: those of the funded campaigns not
+    ended yet (a page opened before the start shows the book it will score), each market once however many
+    campaigns share it, sharded by market. An unfunded campaign makes no stream run."""
+    running = Campaign.objects.filter(end__gt=now, funded=True).exclude(exchange="").exclude(pair="")
     markets = {Market(exchange, pair) for exchange, pair in running.values_list("exchange", "pair").distinct()}
     return sorted((m for m in markets if market_shard(m, shards=shards) == shard), key=lambda m: (m.exchange, m.symbol))
 

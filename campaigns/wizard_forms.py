@@ -452,8 +452,8 @@ EXPLAIN = {
     "max_spread_bps": "The band around the mid, in basis points (100 = 1 %): orders farther away score nothing, "
     "and an order's points fall with the square of its distance.",
     "min_rest_seconds": "How long an order must have rested before a sample counts it: flickering quotes earn nothing.",
-    "single_side_divisor": "A maker quoting one side only counts that side divided by this; both sides count their "
-    "thinner side in full.",
+    "single_side_divisor": "A maker counts the thinner of its two sides, or the thicker divided by this if that is "
+    "more: quoting one side only counts that side divided by this.",
 }
 
 

@@ -104,11 +104,11 @@ def rules_summary(scoring: dict[str, Any], *, quote: str) -> tuple[str, ...]:
         f"An order counts only if it is worth at least {_amount_text(minimum, quote)} and has been resting "
         f"on the book for at least {seconds_text(rest)}"
         + (" (an order cancelled sooner never counts)." if rest else "."),
-        "Quoting both sides scores the thinner side."
-        + (
-            " Quoting one side only scores that side in full."
+        (
+            "Each side counts in full, whether or not the other is quoted."
             if divisor == 1
-            else f" Quoting one side only earns {one_side_text(divisor)} of that side."
+            else f"Quoting both sides scores the thinner side, or {one_side_text(divisor)} of the thicker one if "
+            f"that is more; quoting one side only earns {one_side_text(divisor)} of that side."
         ),
     ]
     volume = 1 - depth

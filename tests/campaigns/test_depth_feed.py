@@ -92,7 +92,10 @@ def running_campaigns() -> None:
     for m in MARKETS:
         for _ in range(2):  # two campaigns on one market still make one market to publish
             CampaignFactory.create(exchange=m.exchange, pair=m.symbol, start=now - timedelta(hours=1))
-    CampaignFactory.create(exchange="binance", pair="SOL/USDT", start=now + timedelta(hours=1))  # not running yet
+    CampaignFactory.create(exchange="binance", pair="SOL/USDT", funded=False)  # unfunded: streams nothing
+    CampaignFactory.create(  # ended: streams nothing
+        exchange="binance", pair="DOGE/USDT", start=now - timedelta(days=9), end=now - timedelta(days=2)
+    )
 
 
 def test_the_selector_shards_markets_disjointly_and_completely() -> None:
@@ -102,6 +105,9 @@ def test_the_selector_shards_markets_disjointly_and_completely() -> None:
     split = [depth_feed_markets(now=now, shard=k, shards=2) for k in range(2)]
     assert sorted([m for part in split for m in part], key=lambda m: m.symbol) == MARKETS
     assert all(market_shard(m, shards=2) == k for k, part in enumerate(split) for m in part)
+    # A funded campaign that has not started yet: its page shows the book it will score, so its market streams.
+    CampaignFactory.create(exchange="binance", pair="SOL/USDT", start=now + timedelta(hours=1))
+    assert Market("binance", "SOL/USDT") in depth_feed_markets(now=now, shard=0, shards=1)
 
 
 def test_books_changing_many_times_a_second_give_at_most_a_frame_a_second_from_one_shard() -> None:

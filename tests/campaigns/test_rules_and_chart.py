@@ -31,7 +31,7 @@ def test_the_stable_depth_template_in_plain_words() -> None:
     assert "orders within 0.50 % of the mid count" in rules[0]
     assert "at least 100 USDT" in rules[1]
     assert "at least 60 seconds" in rules[1]
-    assert "one side only earns a third of that side" in rules[2]
+    assert "or a third of the thicker one if that is more; quoting one side only earns a third of that side" in rules[2]
     assert "80 % of each epoch's budget pays for depth and 20 % for maker volume" in rules[3]
     assert "within 1.00 % of the mid" in rules[3]
     assert "Every sample counts the same" in text
@@ -44,7 +44,7 @@ def test_other_parameters_change_the_words() -> None:
     assert "within 2.00 %" in rules[0]
     assert "at least 12.5 USDC" in rules[1]
     assert "cancelled sooner" not in rules[1]
-    assert "one side only scores that side in full" in rules[2]
+    assert rules[2] == "Each side counts in full, whether or not the other is quoted."
     assert rules[3] == "The whole of each epoch's budget pays for depth; traded volume earns nothing."
     assert "count more (up to twice)" in rules[4]
     assert "one side only earns 1/7 of that side" in rules_summary({**scoring, "single_side_divisor": 7}, quote="X")[2]
