@@ -20,6 +20,7 @@ from campaigns.domain.metadata import metadata_hash
 from campaigns.wizard_forms import DraftState, WizardForm, budget_facts, draft_walk, fee_bps
 from contracts import load_artifact
 from execution.domain.units import for_people
+from mrmarket.chain import get_web3
 from mrmarket.oracle_addresses import oracle_address
 
 SESSION_DRAFT = "campaign_wizard"
@@ -146,6 +147,7 @@ def campaign_wizard_review(*, draft: Draft, state: DraftState, uri_base: str, cr
         budget=budget["budget"],
     )
     facts = budget_facts(budget, context)
+    facts["gas_cost"] = gas_cost_text(gas, gas_price=int(get_web3().eth.gas_price))
     facts["allowance"] = for_people(allowance, token["decimals"], token["symbol"])
     facts["balance"] = for_people(budget["balance"], token["decimals"], token["symbol"])
     return Review(
@@ -159,6 +161,15 @@ def campaign_wizard_review(*, draft: Draft, state: DraftState, uri_base: str, cr
         gas=gas,
         metadata_json=_pretty(prepared.metadata),
     )
+
+
+def gas_cost_text(gas: list[GasEstimate], *, gas_price: int) -> str:
+    """What the two transactions cost in the chain's own coin at the node's gas price now (18 decimals, as every
+    EVM chain's native coin has); an estimate: the wallet sets the price it pays."""
+    total = sum(g.gas or 0 for g in gas)
+    cost = for_people(total * gas_price, 18, "")
+    gwei = for_people(gas_price, 9, "gwei")
+    return f"about {cost.strip()} of the chain's coin ({total:,} gas at {gwei})"
 
 
 def _pretty(metadata: dict[str, Any]) -> str:

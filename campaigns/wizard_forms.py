@@ -199,9 +199,13 @@ class MarketStep(WizardForm):
         try:
             self.market = exchange_market(exchange, pair)
         except MarketNotListed:
-            listed = sorted(exchange_symbols(exchange))
+            try:
+                listed = sorted(exchange_symbols(exchange))
+            except ApplicationError:  # the listing cannot be read now: the refusal stands without examples
+                listed = []
             some = ", ".join(listed[:8]) + (" …" if len(listed) > 8 else "")
-            self.add_error("pair", f"{exchange} does not list {pair} as an active spot market; it lists {some}")
+            lists = f"; it lists {some}" if some else ""
+            self.add_error("pair", f"{exchange} does not list {pair} as an active spot market{lists}")
         except ApplicationError as exc:  # unreachable, unknown to ccxt: the exchange is the field to change
             self.add_error("exchange", f"{exc.message}; try again, or choose another exchange")
         return data

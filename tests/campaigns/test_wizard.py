@@ -180,6 +180,9 @@ def test_the_steps_lead_to_a_review_whose_hash_is_the_shown_json_and_whose_trans
     gas = {k: v.replace(",", "") for k, v in re.findall(r'data-gas="(approve|create)">([0-9,]+) gas', text)}
     assert set(gas) == {"approve", "create"}, text
     assert "the allowance overridden" in text
+    total_gas = int(gas["approve"]) + int(gas["create"])
+    cost = html.unescape(found(r"data-gas-cost>(.*?)</td>", text))
+    assert re.match(rf"about 0\.[0-9]+ of the chain's coin \({total_gas:,} gas at [0-9.]+ gwei\)", cost), cost
     # Reloading prepares the same campaign: the salt is the draft's.
     again = client.get("/campaigns/new/review").content.decode()
     assert f"data-predicted-address>{address}<" in again
