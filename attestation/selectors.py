@@ -8,7 +8,7 @@ from django.conf import settings
 
 from attestation.collateral import platform_key
 from attestation.domain.allowlist import Measurements, Rule, first_match, unpinned
-from attestation.models import AttestationRecord, ExecutorRecord, MeasurementEntry
+from attestation.models import AllowlistAudit, AttestationRecord, ExecutorRecord, MeasurementEntry
 
 
 def allowlist_rules(*, service: str = "mm-executor") -> list[Rule]:
@@ -88,3 +88,13 @@ def platform_quotes() -> list[bytes]:
         quote = base64.b64decode(quote_b64)
         seen.setdefault(platform_key(quote), quote)
     return list(seen.values())
+
+
+def allowlist_published(*, service: str | None = None) -> tuple[list[MeasurementEntry], list[AllowlistAudit]]:
+    """The allowlist as the public sees it: every entry ever approved (active and removed, oldest first) and every
+    change to it, in order. Who made a change stays internal (staff accounts are not public)."""
+    entries = MeasurementEntry.objects.order_by("id")
+    audit = AllowlistAudit.objects.select_related("entry").order_by("id")
+    if service is not None:
+        entries, audit = entries.filter(service=service), audit.filter(entry__service=service)
+    return list(entries), list(audit)

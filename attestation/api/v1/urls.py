@@ -9,4 +9,5 @@ from attestation.api.v1 import views
 app_name = "attestation"
 urlpatterns = [
     path("executors/", views.ExecutorListApi.as_view(), name="executor-list"),
+    path("allowlist", views.AllowlistApi.as_view(), name="allowlist"),
 ]

@@ -11,7 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from attestation.selectors import attested_executors
+from attestation.models import AllowlistAudit, MeasurementEntry
+from attestation.selectors import allowlist_published, attested_executors
 from mrmarket.api.permissions import PUBLIC
 
 
@@ -42,3 +43,53 @@ class ExecutorListApi(APIView):
     @extend_schema(responses=PublicExecutorSerializer(many=True), operation_id="attestation_executors_list")
     def get(self, request: Request) -> Response:
         return Response(PublicExecutorSerializer(attested_executors(), many=True).data)
+
+
+class PublishedMeasurementSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    service = serializers.CharField()
+    mrtd = serializers.CharField()
+    rtmrs = serializers.SerializerMethodField(help_text="RTMR0–3; an empty string is a register not pinned.")
+    build_version = serializers.CharField()
+    source_commit = serializers.CharField()
+    note = serializers.CharField()
+    added_at = serializers.DateTimeField()
+    removed_at = serializers.DateTimeField(allow_null=True)
+    active = serializers.SerializerMethodField()
+
+    def get_rtmrs(self, entry: MeasurementEntry) -> list[str]:
+        return [entry.rtmr0, entry.rtmr1, entry.rtmr2, entry.rtmr3]
+
+    def get_active(self, entry: MeasurementEntry) -> bool:
+        return entry.removed_at is None
+
+
+class AllowlistChangeSerializer(serializers.Serializer):
+    entry_id = serializers.IntegerField()
+    action = serializers.CharField(help_text="added or removed")
+    at = serializers.DateTimeField()
+
+
+class AllowlistApi(APIView):
+    """The measurement allowlist, public: every build ever approved (what an executor's TD must measure to be
+    trusted), active or removed, and the history of changes. Who changed it is not published."""
+
+    allowed_roles: ClassVar[frozenset[str]] = PUBLIC
+
+    class OutputSerializer(serializers.Serializer):
+        schema = serializers.CharField()
+        entries = PublishedMeasurementSerializer(many=True)
+        history = AllowlistChangeSerializer(many=True)
+
+    @extend_schema(responses=OutputSerializer, operation_id="attestation_allowlist")
+    def get(self, request: Request) -> Response:
+        entries, audit = allowlist_published()
+        body = {"schema": ALLOWLIST_SCHEMA, "entries": entries, "history": [_change(a) for a in audit]}
+        return Response(self.OutputSerializer(body).data)
+
+
+ALLOWLIST_SCHEMA = "mrmarket.measurement-allowlist/v1"
+
+
+def _change(audit: AllowlistAudit) -> dict[str, object]:
+    return {"entry_id": audit.entry_id, "action": audit.action, "at": audit.at}
