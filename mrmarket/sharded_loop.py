@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -32,7 +33,7 @@ def db_call(fn: Callable[..., Any]) -> Callable[..., Any]:
     return sync_to_async(call, thread_sensitive=True)
 
 
-class ShardedLoop:
+class ShardedLoop(ABC):
     """Subclasses name themselves (`service`, the prefix of their log events), say how often to refresh, and
     implement `_refresh()` and `_close()`."""
 
@@ -45,14 +46,14 @@ class ShardedLoop:
         self.component = f"{heartbeat_prefix}{shard}/{shards}"
         self._stop = asyncio.Event()
 
-    def refresh_seconds(self) -> float:
-        raise NotImplementedError
+    @abstractmethod
+    def refresh_seconds(self) -> float: ...
 
-    async def _refresh(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    async def _refresh(self) -> None: ...
 
-    async def _close(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    async def _close(self) -> None: ...
 
     def stop(self) -> None:
         self._stop.set()
