@@ -149,6 +149,21 @@ def check_workers() -> tuple[State, str]:
     return "fail", "no worker heartbeat yet"
 
 
+def shards_alive(prefix: str, what: str) -> tuple[State, str]:
+    """Every shard of a sharded service (heartbeat components `prefix` + `K/N`) seen recently is alive; `what`
+    names the service in the detail."""
+    now = _now()
+    shards = [b for b in heartbeats.all_heartbeats() if b.component.startswith(prefix)]
+    if not shards:
+        return "fail", f"no {what} heartbeat yet"
+    stale = [b for b in shards if not b.is_fresh(now)]
+    if stale:
+        names = ", ".join(f"{b.component} {b.age(now).total_seconds():.0f}s ago" for b in stale)
+        return "fail", f"{what} shard(s) silent: {names}"
+    youngest = min(b.age(now).total_seconds() for b in shards)
+    return "ok", f"{len(shards)} shard(s) alive, last heartbeat {youngest:.0f}s ago"
+
+
 def check_beat() -> tuple[State, str]:
     now = _now()
     beat = next((b for b in heartbeats.all_heartbeats() if b.component == "beat"), None)

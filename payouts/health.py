@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.conf import settings
 from web3 import Web3
 
-from mrmarket import health, heartbeats
+from mrmarket import health
 from mrmarket.chain import get_web3
 from payouts.oracle_keys import oracle_addresses
 
@@ -17,16 +16,7 @@ RECORDER_HEARTBEAT_PREFIX = "recorder:"  # the component names `payouts.recorder
 
 def check_recorder() -> tuple[health.State, str]:
     """Every market-data recorder shard seen recently is alive (its heartbeat fresh)."""
-    now = datetime.now(tz=UTC)
-    shards = [b for b in heartbeats.all_heartbeats() if b.component.startswith(RECORDER_HEARTBEAT_PREFIX)]
-    if not shards:
-        return "fail", "no recorder heartbeat yet"
-    stale = [b for b in shards if not b.is_fresh(now)]
-    if stale:
-        names = ", ".join(f"{b.component} {b.age(now).total_seconds():.0f}s ago" for b in stale)
-        return "fail", f"recorder shard(s) silent: {names}"
-    youngest = min(b.age(now).total_seconds() for b in shards)
-    return "ok", f"{len(shards)} shard(s) alive, last heartbeat {youngest:.0f}s ago"
+    return health.shards_alive(RECORDER_HEARTBEAT_PREFIX, "recorder")
 
 
 def check_oracle_keys() -> tuple[health.State, str]:
