@@ -149,7 +149,8 @@ class EasyEnclaveClient:
             expected = report_data(nonce=nonce, signing_key=signing_key)
         except ControlPlaneBindingError as exc:
             self._refuse("malformed_evidence", exc.message)
-        verdict, hardware = verify_quote_evidence(quote, expected=expected)
+        checked = verify_quote_evidence(quote, expected=expected)
+        verdict, hardware = checked.verdict, checked.hardware
         if not verdict.ok:
             self._refuse(str(verdict.reason or "verification_failed"), verdict.detail)
         assert verdict.fields is not None

@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -55,7 +57,10 @@ NONCE_PURPOSE = "executor"
 # Failures of our own side only (our collateral source, Intel Trust Authority down): they say nothing against the
 # executor. Decided by where the failure came from, never by what its evidence can provoke: a quote that does not
 # parse, or whose own certificates have expired, is the executor's failure.
-INDETERMINATE_REASONS = frozenset({"collateral_unavailable", "ita_unavailable"})
+INDETERMINATE_REASONS = frozenset({"collateral_unavailable", "ita_unavailable", "registration_rate_limited"})
+# (A registration over the rate limit is refused without revoking anything: the executor leaves selection until a
+# check under a key it already registered passes.)
+REGISTRATION_WINDOW = timedelta(hours=1)
 
 
 class AttestationFailed(AttestationError):
@@ -84,17 +89,27 @@ def collateral_for(quote: bytes) -> str:
     return collateral_json(quote)
 
 
-def verify_quote_evidence(quote: bytes, *, expected: bytes) -> tuple[QuoteVerdict, bool]:
-    """Verify under Intel's root; under the dev root only when one is configured. Returns (verdict, hardware)."""
+@dataclass(frozen=True)
+class QuoteCheck:
+    """A quote's verdict and what it was verified with: kept with the record so anyone can check it again."""
+
+    verdict: QuoteVerdict
+    hardware: bool
+    collateral: str = ""
+    at: int | None = None
+
+
+def verify_quote_evidence(quote: bytes, *, expected: bytes) -> QuoteCheck:
+    """Verify under Intel's root; under the dev root only when one is configured."""
     now = int(time.time())
     try:
         parse_quote_fields(quote)  # before any collateral is asked for it: garbage is the executor's failure
     except QuoteError as exc:
-        return QuoteVerdict(False, "malformed_quote", str(exc), None, (), None), False
+        return QuoteCheck(QuoteVerdict(False, "malformed_quote", str(exc), None, (), None), False)
     try:
         collateral = collateral_for(quote)
     except AttestationError as exc:
-        return QuoteVerdict(False, "collateral_unavailable", exc.message, None, (), None), False
+        return QuoteCheck(QuoteVerdict(False, "collateral_unavailable", exc.message, None, (), None), False)
     verdict = verify_quote(quote, collateral, now=now)
     hardware = verdict.ok
     root = dev_root_ca()
@@ -103,7 +118,8 @@ def verify_quote_evidence(quote: bytes, *, expected: bytes) -> tuple[QuoteVerdic
         if dev.ok or verdict.reason == "untrusted_root":
             verdict = dev
     allowed = frozenset(settings.ATTESTATION_TCB_ALLOWED)
-    return evaluate_policy(verdict, expected_report_data=expected, allowed_tcb=allowed), hardware
+    verdict = evaluate_policy(verdict, expected_report_data=expected, allowed_tcb=allowed)
+    return QuoteCheck(verdict, hardware, collateral, now)
 
 
 def verify_token_evidence(token: str, *, expected: bytes) -> QuoteVerdict:
@@ -116,34 +132,36 @@ def verify_token_evidence(token: str, *, expected: bytes) -> QuoteVerdict:
     return evaluate_policy(claims_verdict(claims), expected_report_data=expected, allowed_tcb=allowed)
 
 
-def verify_evidence(quote: bytes, token: str, *, expected: bytes) -> tuple[QuoteVerdict, bool]:
+def verify_evidence(quote: bytes, token: str, *, expected: bytes) -> QuoteCheck:
     """A quote (verified here with dcap-qvl), an ITA token (Intel's appraisal of one), or both.
 
     With both, and ITA configured, each must pass on its own and they must describe the same TD (MRTD, RTMRs,
     REPORTDATA); a token is ignored where ITA is not configured only when a quote came with it.
-    Returns (verdict, hardware). A token alone is accepted, as hardware-attested (Intel appraised the quote), only
+    A token alone is accepted, as hardware-attested (Intel appraised the quote), only
     when `ATTESTATION_ITA_ROOT_CA_FILE` pins ITA's root: without it whoever serves the JWKS could vouch for any
     TD, so it is refused (`ita_root_not_pinned`) — send the quote with it and the quote decides here.
     """
     if not quote:
         if ita.configured() and not settings.ATTESTATION_ITA_ROOT_CA_FILE:
             detail = "a token without its quote is accepted only with ITA's root pinned (ATTESTATION_ITA_ROOT_CA_FILE)"
-            return QuoteVerdict(False, "ita_root_not_pinned", detail, None, (), None), False
-        return verify_token_evidence(token, expected=expected), True
-    verdict, hardware = verify_quote_evidence(quote, expected=expected)
+            return QuoteCheck(QuoteVerdict(False, "ita_root_not_pinned", detail, None, (), None), False)
+        return QuoteCheck(verify_token_evidence(token, expected=expected), True)
+    checked = verify_quote_evidence(quote, expected=expected)
+    verdict = checked.verdict
     if not verdict.ok or not token or not ita.configured():
-        return verdict, hardware
+        return checked
     appraisal = verify_token_evidence(token, expected=expected)
     if not appraisal.ok:
-        return appraisal, hardware
+        return dataclasses.replace(checked, verdict=appraisal)
     assert verdict.fields is not None
     assert appraisal.fields is not None
     mine, intels = verdict.fields, appraisal.fields
     if (mine.mrtd, mine.rtmrs, mine.report_data) != (intels.mrtd, intels.rtmrs, intels.report_data):
-        return QuoteVerdict(
+        mismatch = QuoteVerdict(
             False, "ita_mismatch", "the ITA token describes another TD than the quote", None, (), verdict.fields
-        ), hardware
-    return verdict, hardware
+        )
+        return dataclasses.replace(checked, verdict=mismatch)
+    return checked
 
 
 def verify_executor_evidence(executor: ExecutorRecord, evidence: dict[str, Any], *, nonce: str) -> Verified:
@@ -167,7 +185,8 @@ def verify_executor_evidence(executor: ExecutorRecord, evidence: dict[str, Any],
         return _refuse(executor, nonce, evidence, b"", "malformed_evidence", str(exc))
     if str(evidence.get("nonce", "")).lower() != nonce:
         return _refuse(executor, nonce, evidence, quote, "wrong_nonce", "the evidence answers another nonce")
-    verdict, hardware = verify_evidence(quote, token, expected=expected)
+    checked = verify_evidence(quote, token, expected=expected)
+    verdict = checked.verdict
     if not verdict.ok:
         return _refuse(executor, nonce, evidence, quote, verdict.reason or "verification_failed", verdict.detail)
     refusal = runtime_config_refusal(runtime)  # now known to be what the TD runs with (bound in REPORTDATA)
@@ -178,6 +197,8 @@ def verify_executor_evidence(executor: ExecutorRecord, evidence: dict[str, Any],
     entry = measurement_allowed(measured=measured)
     if entry is None:
         return _refuse(executor, nonce, evidence, quote, "unknown_measurement", measurement_refusal(measured=measured))
+    if (refused := registration_refusal(executor, signing)) is not None:
+        return _refuse(executor, nonce, evidence, quote, "registration_rate_limited", refused)
     with transaction.atomic():
         # Re-check under locks, entry first then executor (the order allowlist removal takes them), so a removal or
         # a revocation that committed after this check began wins over it, and one that comes later sees this
@@ -185,9 +206,7 @@ def verify_executor_evidence(executor: ExecutorRecord, evidence: dict[str, Any],
         live = MeasurementEntry.objects.select_for_update().get(pk=entry.pk).removed_at is None
         revoked = ExecutorRecord.objects.select_for_update().get(pk=executor.pk).state == ExecutorRecord.State.REVOKED
         if live and not revoked:
-            record = _accept(
-                executor, nonce, signing, sealing, quote, token, runtime, verdict, measured, hardware, entry
-            )
+            record = _accept(executor, nonce, signing, sealing, quote, token, runtime, checked, measured, entry)
     if revoked:
         return _refuse(
             executor, nonce, evidence, quote, "executor_revoked", "the executor was revoked during the check"
@@ -197,8 +216,23 @@ def verify_executor_evidence(executor: ExecutorRecord, evidence: dict[str, Any],
             executor, nonce, evidence, quote, "unknown_measurement", "its allowlist entry was removed during the check"
         )
     executor.refresh_from_db()
-    log.info("executor_verified", executor=executor.url, tcb_status=verdict.tcb_status, hardware=hardware)
+    log.info("executor_verified", executor=executor.url, tcb_status=verdict.tcb_status, hardware=checked.hardware)
     return Verified(record, executor)
+
+
+def registration_refusal(executor: ExecutorRecord, signing_key: str) -> str | None:
+    """Why a new identity (a signing key this executor has not had accepted before) may not be registered now: more
+    than `ATTESTATION_REGISTRATIONS_PER_HOUR` new keys within the last hour. A key it registered already is never
+    limited, so re-attestations of a running executor always go through."""
+    accepted = AttestationRecord.objects.filter(executor=executor, ok=True)
+    if accepted.filter(signing_key=signing_key).exists():
+        return None
+    since = timezone.now() - REGISTRATION_WINDOW
+    recent = accepted.filter(verified_at__gte=since).values("signing_key").distinct().count()
+    limit = settings.ATTESTATION_REGISTRATIONS_PER_HOUR
+    if recent < limit:
+        return None
+    return f"the executor registered {recent} new signing keys within the hour (limit {limit})"
 
 
 def _accept(
@@ -209,11 +243,11 @@ def _accept(
     quote: bytes,
     token: str,
     runtime: dict[str, Any],
-    verdict: QuoteVerdict,
+    checked: QuoteCheck,
     measured: Measurements,
-    hardware: bool,
     entry: MeasurementEntry,
 ) -> AttestationRecord:
+    verdict, hardware = checked.verdict, checked.hardware
     record = AttestationRecord.objects.create(
         executor=executor,
         nonce=nonce,
@@ -222,6 +256,8 @@ def _accept(
         quote_sha256=hashlib.sha256(quote).hexdigest() if quote else "",
         quote_b64=base64.b64encode(quote).decode(),
         ita_token=token,
+        collateral=checked.collateral,
+        verified_at_unix=checked.at,
         runtime_config=runtime,
         ok=True,
         tcb_status=verdict.tcb_status or "",

@@ -124,6 +124,10 @@ class AttestationRecord(models.Model):
     quote_sha256 = models.CharField(max_length=64, blank=True, default="")
     quote_b64 = models.TextField(blank=True, default="")
     ita_token = models.TextField(blank=True, default="", help_text="Intel Trust Authority token, when one came")
+    collateral = models.TextField(
+        blank=True, default="", help_text="the DCAP collateral the quote was verified with (published as evidence)"
+    )
+    verified_at_unix = models.BigIntegerField(null=True, blank=True, help_text="the time the quote was verified at")
     runtime_config = models.JSONField(
         default=dict, blank=True, help_text="the runtime configuration the evidence bound (ADR 0012)"
     )
@@ -146,3 +150,30 @@ class AttestationRecord(models.Model):
 
     def __str__(self) -> str:
         return f"attestation {self.pk} of {self.executor_id}: {'ok' if self.ok else self.reason}"
+
+
+class IdentityObservation(models.Model):
+    """What the oracle saw of one attestation identity (a report-signing key) over one source — one epoch of one
+    campaign, `<chain_id>:<address>:<epoch>` — from its own book snapshots and the exchange's records: replaced,
+    not added to, each time that epoch is scored again, so the counts are never taken twice."""
+
+    executor = models.ForeignKey(
+        ExecutorRecord, on_delete=models.PROTECT, null=True, blank=True, related_name="observations"
+    )
+    signing_key = models.CharField(max_length=64)
+    source = models.CharField(max_length=120)
+    orders_checked = models.PositiveIntegerField(default=0, help_text="(sample, order) pairs the oracle checked")
+    orders_not_visible = models.PositiveIntegerField(
+        default=0, help_text="…of which the oracle's own book had no level at the order's price"
+    )
+    fills_checked = models.PositiveIntegerField(default=0)
+    fills_unconfirmed = models.PositiveIntegerField(default=0, help_text="fills the exchange's records do not show")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=("signing_key", "source"), name="identity_observation_unique_source")
+        ]
+
+    def __str__(self) -> str:
+        return f"observation of {self.signing_key[:12]}… in {self.source}"

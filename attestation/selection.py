@@ -1,10 +1,12 @@
 """Choosing an executor for a job, behind one interface: `select_executor(candidates)`.
 
 Candidates are executors that are reachable (from `EXECUTOR_URLS` or EasyEnclave discovery). Revoked and
-failed executors are never chosen, nor ones the last check could not reach. Among the rest, the one with the
-most free capacity wins, ties broken by reputation — fewest verification failures, then best uptime (share of
-scheduled checks passed), then fewest refused reports, then most accepted reports — and then round-robin, so
-that with no information the choice is plain round-robin.
+failed executors are never chosen, nor ones the last check could not reach. An executor whose reported orders the
+oracle's own book does not show, or whose fills the exchange does not show, beyond the tolerance
+(`selectors.Behaviour.deviating`) goes after every other. Among the rest, the one with the most free capacity wins,
+ties broken by reputation — least deviation, fewest verification failures, then best uptime (share of scheduled
+checks passed), then fewest refused reports, then most accepted reports — and then round-robin, so that with no
+information the choice is plain round-robin.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import itertools
 from collections.abc import Sequence
 
 from attestation.models import FULL_UPTIME_PERMILLE, ExecutorRecord
+from attestation.selectors import Behaviour, executor_behaviour
 
 _turn = itertools.count()
 
@@ -28,16 +31,20 @@ def select_executor(urls: Sequence[str]) -> str:
     usable = [u for u in urls if u not in known or known[u].state not in ("revoked", "failed", "unreachable")]
     if not usable:
         raise NoExecutorAvailable("every executor is revoked, failed its last verification or is unreachable")
+    behaviour = executor_behaviour(r.pk for r in known.values())
     offset = next(_turn)
     rotated = [usable[(offset + i) % len(usable)] for i in range(len(usable))]
 
-    def rank(url: str) -> tuple[int, int, int, int, int]:
+    def rank(url: str) -> tuple[int, ...]:
         record = known.get(url)
         if record is None:
-            return (0, 0, -FULL_UPTIME_PERMILLE, 0, 0)  # nothing known is held against it
+            return (0, 0, 0, 0, -FULL_UPTIME_PERMILLE, 0, 0)  # nothing known is held against it
         capacity = record.capacity_available if record.capacity_available is not None else 0
+        seen = behaviour.get(record.pk, Behaviour())
         return (
+            int(seen.deviating),
             -capacity,
+            seen.deviation_permille,
             record.verification_failures,
             -record.uptime_permille,
             record.reports_refused,

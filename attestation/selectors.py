@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from django.conf import settings
+from django.db.models import Sum
 
-from attestation.collateral import platform_key
+from attestation.collateral import collateral_json, platform_key
 from attestation.domain.allowlist import Measurements, Rule, first_match, unpinned
-from attestation.models import AllowlistAudit, AttestationRecord, ExecutorRecord, MeasurementEntry
+from attestation.models import (
+    AllowlistAudit,
+    AttestationRecord,
+    ExecutorRecord,
+    IdentityObservation,
+    MeasurementEntry,
+)
+from wire.attestation import runtime_config_digest
 
 
 def allowlist_rules(*, service: str = "mm-executor") -> list[Rule]:
@@ -98,3 +112,114 @@ def allowlist_published(*, service: str | None = None) -> tuple[list[Measurement
     if service is not None:
         entries, audit = entries.filter(service=service), audit.filter(entry__service=service)
     return list(entries), list(audit)
+
+
+def latest_accepted(executor_id: int) -> AttestationRecord | None:
+    """The executor's most recent accepted attestation: the evidence its standing rests on now."""
+    return (
+        AttestationRecord.objects.select_related("executor", "allowlist_entry")
+        .filter(executor_id=executor_id, ok=True)
+        .order_by("-id")
+        .first()
+    )
+
+
+def evidence_body(record: AttestationRecord) -> dict[str, Any]:
+    """The published evidence of one accepted attestation (`attestation.domain.evidence`): the quote, the collateral
+    it was verified with, the token, the nonce and keys it binds, the root, and what the server concluded."""
+    collateral = record.collateral
+    if not collateral and record.quote_b64:
+        collateral = collateral_json(base64.b64decode(record.quote_b64))  # verified before collateral was kept
+    at = record.verified_at_unix if record.verified_at_unix is not None else int(record.verified_at.timestamp())
+    root = b"" if record.hardware_attested else _dev_root()
+    rtmrs = list(record.rtmrs) + [""] * (4 - len(record.rtmrs))
+    entry = record.allowlist_entry
+    return {
+        "executor": {
+            "id": record.executor_id,  # not its URL: where an executor runs is not published
+            "signing_key": record.signing_key,
+            "sealing_key": record.sealing_key,
+            "build_version": entry.build_version if entry else record.executor.build_version,
+        },
+        "attestation": {
+            "record": record.pk,
+            "verified_at": record.verified_at.isoformat(),
+            "verified_at_unix": at,
+            "nonce": record.nonce,
+            "runtime_config": record.runtime_config,
+            "runtime_config_digest": runtime_config_digest(record.runtime_config),
+        },
+        "quote_b64": record.quote_b64,
+        "collateral": collateral,
+        "ita_token": record.ita_token,
+        "root": {
+            "kind": "intel" if record.hardware_attested else "dev",
+            "ca_der_b64": base64.b64encode(root).decode(),
+        },
+        "server_verdict": {
+            "ok": record.ok,
+            "tcb_status": record.tcb_status,
+            "advisory_ids": list(record.advisory_ids),
+            "mrtd": record.mrtd,
+            **{f"rtmr{i}": rtmrs[i] for i in range(4)},
+            "hardware_attested": record.hardware_attested,
+            "reason": record.reason,
+        },
+        "allowlist_entry": (
+            {"id": entry.pk, "build_version": entry.build_version, "source_commit": entry.source_commit}
+            if entry
+            else None
+        ),
+    }
+
+
+def _dev_root() -> bytes:
+    """The dev quote authority's root (DER) a dev-root executor was verified under; empty where none is set."""
+    path = settings.ATTESTATION_DEV_ROOT_CA_FILE
+    if not path:
+        return b""
+    data = Path(path).read_bytes()
+    if data.lstrip().startswith(b"-----BEGIN"):
+        data = x509.load_pem_x509_certificate(data).public_bytes(serialization.Encoding.DER)
+    return data
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """What the oracle saw of an executor's identities over every source: its reported orders the oracle's own book
+    did not show, and its fills the exchange did not show (docs/proof.md, "Executor reputation")."""
+
+    orders_checked: int = 0
+    orders_not_visible: int = 0
+    fills_checked: int = 0
+    fills_unconfirmed: int = 0
+
+    @property
+    def deviation_permille(self) -> int:
+        """‰ of its checked orders and fills the oracle or the exchange could not find (0 with nothing checked)."""
+        checked = self.orders_checked + self.fills_checked
+        missing = self.orders_not_visible + self.fills_unconfirmed
+        return missing * 1000 // checked if checked else 0
+
+    @property
+    def deviating(self) -> bool:
+        """Enough checked to judge, and more missing than the configured tolerance."""
+        checked = self.orders_checked + self.fills_checked
+        return (
+            checked >= settings.EXECUTOR_DEVIATION_MIN_CHECKED
+            and self.deviation_permille > settings.EXECUTOR_DEVIATION_TOLERANCE_PERMILLE
+        )
+
+
+def executor_behaviour(executor_ids: Iterable[int]) -> dict[int, Behaviour]:
+    rows = (
+        IdentityObservation.objects.filter(executor_id__in=list(executor_ids))
+        .values("executor_id")
+        .annotate(
+            oc=Sum("orders_checked"),
+            onv=Sum("orders_not_visible"),
+            fc=Sum("fills_checked"),
+            fu=Sum("fills_unconfirmed"),
+        )
+    )
+    return {r["executor_id"]: Behaviour(r["oc"], r["onv"], r["fc"], r["fu"]) for r in rows}

@@ -25,7 +25,14 @@ from attestation.errors import (
     NonceReused,
     NonceUnknown,
 )
-from attestation.models import AllowlistAudit, AttestationNonce, AttestationRecord, ExecutorRecord, MeasurementEntry
+from attestation.models import (
+    AllowlistAudit,
+    AttestationNonce,
+    AttestationRecord,
+    ExecutorRecord,
+    IdentityObservation,
+    MeasurementEntry,
+)
 from attestation.selectors import required_rtmrs
 from attestation.signals import executors_lost_trust
 from mrmarket.observability import context
@@ -192,3 +199,19 @@ def executor_checked(*, executor_id: int, ok: bool, capacity: int | None = None,
         ExecutorRecord.objects.filter(
             pk=executor_id, state__in=[ExecutorRecord.State.VERIFIED, ExecutorRecord.State.UNVERIFIED]
         ).update(state=ExecutorRecord.State.UNREACHABLE)
+
+
+def identity_observations_replace(*, source: str, figures: dict[str, dict[str, int]]) -> None:
+    """What the oracle saw of each identity (report-signing key) in one source (an epoch of a campaign), replacing
+    what an earlier scoring of the same source stored: a preview scored again, or the close after its previews.
+    Each identity is linked to the executor whose accepted attestation bound its key."""
+    fields = ("orders_checked", "orders_not_visible", "fills_checked", "fills_unconfirmed")
+    for key, counts in figures.items():
+        if not key:
+            continue  # orders of no known identity: nothing to hold against anyone
+        record = AttestationRecord.objects.filter(signing_key=key, ok=True).order_by("-id").first()
+        IdentityObservation.objects.update_or_create(
+            signing_key=key,
+            source=source,
+            defaults={"executor_id": record.executor_id if record else None, **{f: int(counts[f]) for f in fields}},
+        )

@@ -3,10 +3,11 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from attestation.views import executors_page
+from attestation.views import executor_evidence, executors_page
 from campaigns import wizard_views
 from campaigns.views import landing
 from mrmarket import siwe_views, views
+from payouts import proof_views
 from payouts.views import campaign_audit_page, campaign_public_page, my_page
 
 urlpatterns = [
@@ -17,6 +18,9 @@ urlpatterns = [
     path("api/v1/", include("mrmarket.api.v1.urls", namespace="api-v1")),
     path("admin/", admin.site.urls),
     path("executors/", executors_page, name="executors"),
+    path("proof/", proof_views.proof, name="proof"),
+    path("proof/campaigns/<int:chain_id>/<str:address>", proof_views.campaign_proof, name="campaign-proof"),
+    path("proof/executors/<int:executor_id>/evidence.json", executor_evidence, name="executor-evidence"),
     path("auth/siwe/message", siwe_views.siwe_message, name="siwe-message"),
     path("auth/siwe/sign-in", siwe_views.siwe_sign_in, name="siwe-sign-in"),
     path("auth/siwe/sign-out", siwe_views.siwe_sign_out, name="siwe-sign-out"),

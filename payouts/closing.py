@@ -38,7 +38,7 @@ from payouts.audit.schemas import SchemaViolation, validate_inputs
 from payouts.domain.bundle import UNKNOWN, bundle_bytes, results_bundle
 from payouts.domain.epochs import CloseEvent, CloseState, close_transition
 from payouts.domain.manifest import ManifestError, manifest_bytes, payout_manifest
-from payouts.domain.scoring.inputs import ScoringInputError
+from payouts.domain.scoring.inputs import OracleInputs, ScoringInputError
 from payouts.errors import (
     EpochNotStarted,
     OracleCallRejected,
@@ -51,6 +51,7 @@ from payouts.errors import (
 from payouts.inputs_build import build_inputs, campaign_terms
 from payouts.models import EpochClose, EpochCloseTransition, EpochPreview, OracleTransaction
 from payouts.oracle_keys import oracle_addresses
+from payouts.proof import epoch_attribution
 from payouts.selectors import ARTIFACT_STORAGE, artifact_path
 from payouts.timeline import transition_once
 from wire.canonical import canonical_bytes, parse
@@ -453,9 +454,11 @@ def epoch_preview_refresh(*, campaign_id: int, now: datetime | None = None) -> E
         built = build_inputs(campaign=campaign, epoch=epoch, until_ms=until_ms)
     except EpochNotStarted:
         return None
-    _, bundle_data = scored_documents(built.document)
+    inputs_data, bundle_data = scored_documents(built.document)
+    attested = epoch_attribution(campaign=campaign, epoch=epoch, inputs=OracleInputs.from_json(parse(inputs_data)))
     preview, _ = EpochPreview.objects.update_or_create(
-        campaign=campaign, defaults={"epoch": epoch, "as_of_ms": until_ms, "bundle": parse(bundle_data)}
+        campaign=campaign,
+        defaults={"epoch": epoch, "as_of_ms": until_ms, "bundle": parse(bundle_data), "attested_depth": attested},
     )
     return preview
 

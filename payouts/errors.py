@@ -114,6 +114,13 @@ class AccountNotForParticipant(PayoutsError):
     code = "account_not_for_participant"
 
 
+class IdentityRateLimited(PayoutsError):
+    """A signing key pushed more reports within the hour than `REPORTS_PER_IDENTITY_PER_HOUR` allows."""
+
+    code = "identity_rate_limited"
+    status = 429
+
+
 class ReportKeyNotAttested(PayoutsError):
     """A report is signed by a key that no accepted attestation of an executor in good standing binds now."""
 

@@ -154,6 +154,9 @@ class EpochPreview(models.Model):
     epoch = models.PositiveIntegerField()
     as_of_ms = models.BigIntegerField(help_text="The estimate covers the epoch from its start until this time.")
     bundle = models.JSONField()
+    attested_depth = models.JSONField(
+        default=dict, blank=True, help_text="The epoch's in-band depth so far and who reported it (docs/proof.md)."
+    )
     computed_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -292,6 +295,7 @@ class ExternalReport(AppendOnlyModel):
                 fields=("account", "job_id", "sequence"), name="external_report_account_job_sequence_unique"
             )
         ]
+        indexes = [models.Index(fields=("signing_key", "received_at"), name="external_report_key_time")]
 
     def __str__(self) -> str:
         return f"external report {self.job_id}#{self.sequence} of {self.account_id}"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -29,6 +31,7 @@ from payouts.errors import (
     ExternalReportClaimed,
     ExternalReportInvalid,
     ExternalReportWrongMarket,
+    IdentityRateLimited,
     MMOrderNotForParticipant,
     ParticipantOwnedByAnother,
     ReportKeyNotAttested,
@@ -216,6 +219,7 @@ def _external_verified(*, link: ParticipantAccount, campaign: Campaign, envelope
     last: dict[str, SignedReport | None] = {}  # the chain's head per job: stored, then extended by the batch
     batch: dict[tuple[str, int], str] = {}
     attested: set[str] = set()
+    pushed: dict[str, int] = {}  # new reports of the batch per signing key, for the identity's rate limit
     rows: list[ExternalReport] = []
     for index, envelope in enumerate(envelopes):
         try:
@@ -251,6 +255,7 @@ def _external_verified(*, link: ParticipantAccount, campaign: Campaign, envelope
                         extra={**where, "signing_key": key},
                     )
                 attested.add(key)
+            pushed[key] = pushed.get(key, 0) + 1
             if after is not None and after.report["executor"]["signing_key"] != key:
                 raise ChainError(f"report {sequence} is signed by another key than the job's earlier reports")
             verify_chain(
@@ -287,7 +292,25 @@ def _external_verified(*, link: ParticipantAccount, campaign: Campaign, envelope
         )
         batch[(job_id, sequence)] = signed.digest
         last[job_id] = signed
+    _identity_rate_check(pushed)
     return rows
+
+
+IDENTITY_RATE_WINDOW = timedelta(hours=1)
+
+
+def _identity_rate_check(pushed: dict[str, int]) -> None:
+    """Refuse the batch when a signing key would have pushed more new reports within the hour than its limit."""
+    limit = settings.REPORTS_PER_IDENTITY_PER_HOUR
+    since = timezone.now() - IDENTITY_RATE_WINDOW
+    for key, count in sorted(pushed.items()):
+        stored = ExternalReport.objects.filter(signing_key=key, received_at__gte=since).count()
+        if stored + count > limit:
+            raise IdentityRateLimited(
+                f"signing key {key[:16]}… may push {limit} reports an hour: {stored} stored within the hour, "
+                f"{count} more pushed now",
+                extra={"signing_key": key, "limit": limit, "stored": stored, "pushed": count},
+            )
 
 
 def _external_head(link: ParticipantAccount, job_id: str) -> SignedReport | None:

@@ -279,6 +279,14 @@ CONTROLLER_SIGNING_KEY = env.str("CONTROLLER_SIGNING_KEY", default="")
 EXECUTOR_REPORT_GRACE_SECONDS = env.int("EXECUTOR_REPORT_GRACE_SECONDS", default=300)
 # Whether the gate accepts an executor whose attested runtime configuration says dev mode (http exchanges allowed).
 EXECUTOR_ACCEPT_DEV_RUNTIME = env.bool("EXECUTOR_ACCEPT_DEV_RUNTIME", default=False)
+# Executor reputation (docs/proof.md): an executor whose reported orders the oracle's book does not show, or whose
+# fills the exchange does not show, more than this ‰ of those checked (once at least MIN_CHECKED were) ranks last.
+EXECUTOR_DEVIATION_TOLERANCE_PERMILLE = env.int("EXECUTOR_DEVIATION_TOLERANCE_PERMILLE", default=50)
+EXECUTOR_DEVIATION_MIN_CHECKED = env.int("EXECUTOR_DEVIATION_MIN_CHECKED", default=20)
+# Rate limits per attestation identity: new report-signing keys one executor may register in an hour, and reports
+# one signing key may push in an hour (docs/proof.md, "Limits").
+ATTESTATION_REGISTRATIONS_PER_HOUR = env.int("ATTESTATION_REGISTRATIONS_PER_HOUR", default=12)
+REPORTS_PER_IDENTITY_PER_HOUR = env.int("REPORTS_PER_IDENTITY_PER_HOUR", default=3600)
 ATTESTATION_NONCE_TTL_SECONDS = env.int("ATTESTATION_NONCE_TTL_SECONDS", default=300)
 # DCAP collateral: a PCCS/PCS URL in production; a file (written by the dev quote authority) in dev and tests.
 ATTESTATION_PCCS_URL = env.str("ATTESTATION_PCCS_URL", default="")
