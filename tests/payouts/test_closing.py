@@ -722,6 +722,10 @@ def test_the_preview_scores_the_running_epoch_so_far(w3, factory_address, token)
     assert row.bundle["epoch"]["start_ms"] == start * 1000
     assert row.bundle["epoch"]["end_ms"] == int(when.timestamp()) * 1000
     assert closing.epoch_previews_due(now=when) == [campaign.pk]
+    # The proof page's figures ride along: the two-sided samples of the epoch so far, no reported order (nobody
+    # takes part).
+    assert 1 <= row.attested_depth["samples"] <= 3
+    assert row.attested_depth["by_identity"] == {}
     # Nothing is closed, stored or sent for a preview.
     assert not EpochClose.objects.exists()
     assert not OracleTransaction.objects.exists()

@@ -30,6 +30,7 @@ from eth_account.messages import encode_defunct
 from siwe import SiweMessage
 from web3 import Web3
 
+from attestation.models import IdentityObservation
 from campaigns.domain.metadata import metadata_hash
 from campaigns.domain.templates import build_metadata
 from campaigns.indexer import chain_index
@@ -52,7 +53,9 @@ from mrmarket import siwe
 from mrmarket.exchanges.credentials import ExchangeCredentials
 from payouts import closing, paying
 from payouts import services as payout_services
+from payouts.domain.scoring.inputs import OracleInputs
 from payouts.models import EpochClose, OracleTransaction
+from payouts.proof import epoch_attribution
 from payouts.recorder import Recorder
 from tests.execution.executor_thread import running_executor
 from tests.execution.gate_stand_in import GateStandIn
@@ -346,6 +349,17 @@ def test_two_participants_are_measured_closed_recorded_paid_and_verified(
         inputs_bytes = f.read()
     assert hashlib.sha256(bundle_bytes).hexdigest() == close.bundle_digest
     assert hashlib.sha256(inputs_bytes).hexdigest() == close.inputs_digest
+    # The proof page's attribution of the epoch's in-band depth: the executors' signing keys own depth there.
+    attributed = epoch_attribution(campaign=campaign, epoch=0, inputs=OracleInputs.from_json(json.loads(inputs_bytes)))
+    keys = set(ExecutionReport.objects.filter(order__in=orders).values_list("signing_key", flat=True))
+    assert attributed["samples"] > 0
+    assert keys <= set(attributed["by_identity"])
+    for key in keys:
+        assert attributed["by_identity"][key]["orders_checked"] > 0
+        assert Decimal(attributed["by_identity"][key]["depth_quote"]) > 0
+    assert IdentityObservation.objects.filter(
+        signing_key__in=keys, source=f"31337:{campaign.address}:0"
+    ).count() == len(keys)
     # The digest on chain is the SHA-256 of the stored bundle, and it was recorded once.
     escrow = campaign_contract(w3, campaign.address)
     assert bytes(escrow.functions.resultsHash(0).call()).hex() == close.bundle_digest
