@@ -31,6 +31,7 @@ from payouts.errors import (
     ExternalReportClaimed,
     ExternalReportInvalid,
     ExternalReportWrongMarket,
+    IdentityRateLimited,
     ReportKeyNotAttested,
 )
 from payouts.models import ExternalReport, Participant
@@ -329,6 +330,27 @@ def test_report_pushes_are_limited_per_user(enrolled) -> None:
     other = APIClient()
     other.force_authenticate(user_with(Role.OPERATOR))
     assert other.post(url, {}, format="json").status_code == 400
+
+
+def test_report_pushes_are_limited_per_signing_key_and_a_refused_batch_stores_nothing(enrolled, settings) -> None:
+    owner, participant, account = enrolled
+    settings.REPORTS_PER_IDENTITY_PER_HOUR = 3
+    chain = signed_chain(5)
+    assert submit(owner, participant, account, envelopes(chain[:2])) == 2
+    with pytest.raises(IdentityRateLimited) as caught:
+        submit(owner, participant, account, envelopes(chain[:4]))  # 2 stored + 2 new > 3
+    assert caught.value.extra == {"signing_key": KEY.public_hex, "limit": 3, "stored": 2, "pushed": 2}
+    assert ExternalReport.objects.count() == 2  # all or nothing
+    assert submit(owner, participant, account, envelopes(chain[:3])) == 1  # within the limit: the third goes in
+    client = APIClient()
+    client.force_authenticate(owner)
+    response = client.post(
+        f"/api/v1/participants/{participant.pk}/reports",
+        {"account_id": account.pk, "reports": envelopes(chain[:4])},
+        format="json",
+    )
+    assert (response.status_code, response.json()["code"]) == (429, "identity_rate_limited")
+    assert ExternalReport.objects.count() == 3
 
 
 # --- the oracle's inputs ----------------------------------------------------------------------------------------
