@@ -200,6 +200,25 @@ def test_demo_comes_up_green_and_resumes_after_ctrl_c(tmp_path: Path) -> None:
             assert [e["hardware_attested"] for e in executors] == [False]
             registry = browser.get("/admin/attestation/executorrecord/")
             assert "NOT hardware-attested" in registry.text
+            # The public proof page lists it, marked dev root, with its evidence, which the offline verifier accepts
+            # (and refuses once a byte of it is changed).
+            proof = httpx.get(f"{base}/proof/", timeout=10).text
+            assert "not hardware-attested (dev root)" in proof
+            (evidence_url,) = re.findall(r'data-evidence-url="([^"]+)"', proof)
+            evidence = tmp_path / "evidence.json"
+            evidence.write_bytes(httpx.get(base + evidence_url, timeout=10).content)
+            (tmp_path / "allowlist.json").write_bytes(
+                httpx.get(f"{base}/api/v1/attestation/allowlist", timeout=10).content
+            )
+            verify = [sys.executable, "-m", "attestation.offline", "verify", str(evidence)]
+            pinned = ["--allowlist", str(tmp_path / "allowlist.json"), "--root-ca", str(tmp_path / "tdx-root.der")]
+            checked = subprocess.run([*verify, *pinned], cwd=ROOT, capture_output=True, text=True, timeout=60)
+            assert checked.returncode == 0, checked.stdout + checked.stderr
+            bent = bytearray(evidence.read_bytes())
+            bent[bent.index(b'"quote_b64":"') + 300] ^= 0x01
+            evidence.write_bytes(bytes(bent))
+            refused = subprocess.run([*verify, *pinned], cwd=ROOT, capture_output=True, text=True, timeout=60)
+            assert refused.returncode in (1, 2), refused.stdout
             # A fresh demo raises no alert: reconciliation ran over every account (the operator's trading and
             # treasury keys of one exchange account, custody) and found the ledger in agreement.
             seen = demo.reconciliations()
