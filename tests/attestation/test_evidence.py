@@ -117,7 +117,8 @@ def test_a_measurement_not_on_the_allowlist_then_is_refused(verified: Any) -> No
 def test_the_real_intel_quote_verifies_but_binds_someone_elses_nonce() -> None:
     require("the real TDX quote fixture", (FIXTURES / "tdx_quote").exists(), f"looked in {FIXTURES}")
     keys = Identity.generate().public()
-    body = {
+    intel_mrtd = "91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7"
+    body: dict[str, Any] = {
         "executor": {"id": 1, **keys, "build_version": "x"},
         "attestation": {
             "record": 1,
@@ -130,16 +131,13 @@ def test_the_real_intel_quote_verifies_but_binds_someone_elses_nonce() -> None:
         "collateral": (FIXTURES / "tdx_quote_collateral.json").read_text(),
         "ita_token": "",
         "root": {"kind": "intel", "ca_der_b64": ""},
-        "server_verdict": {
-            "ok": True,
-            "mrtd": "91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7",
-        },
+        "server_verdict": {"ok": True, "mrtd": intel_mrtd},
     }
     result = verify_evidence(evidence_bytes(body))
     by_name = {c.name: c for c in result.checks}
     assert by_name["quote"].ok
     assert result.tcb_status == "UpToDate"
-    assert result.mrtd == body["server_verdict"]["mrtd"]
+    assert result.mrtd == intel_mrtd
     assert not by_name["report_data"].ok  # Intel signed it, but not for our nonce and these keys
     assert not result.ok
 
