@@ -8,6 +8,7 @@ from campaigns import wizard_views
 from campaigns.views import landing
 from mrmarket import siwe_views, views
 from payouts import proof_views
+from payouts.stability_views import campaign_stability_csv, campaign_stability_json, campaign_stability_page
 from payouts.views import campaign_audit_page, campaign_public_page, my_page
 
 urlpatterns = [
@@ -33,4 +34,9 @@ urlpatterns = [
     path("campaigns/new/<str:step>", wizard_views.wizard_step, name="campaign-wizard-step"),
     path("campaigns/new/<str:step>/check", wizard_views.wizard_check, name="campaign-wizard-check"),
     path("campaigns/<int:chain_id>/<str:address>/audit", campaign_audit_page, name="campaign-audit"),
+    path("campaigns/<int:chain_id>/<str:address>/stability", campaign_stability_page, name="campaign-stability"),
+    path("campaigns/<int:chain_id>/<str:address>/stability.csv", campaign_stability_csv, name="campaign-stability-csv"),
+    path(
+        "campaigns/<int:chain_id>/<str:address>/stability.json", campaign_stability_json, name="campaign-stability-json"
+    ),
 ]
