@@ -563,6 +563,8 @@ def _say_audit_page(chain_id: int | None, address: str | None) -> None:
         f"[beat] audit page: {base}/campaigns/{chain_id}/{address}/audit (each epoch closed, recorded, paid)",
         flush=True,
     )
+    print(f"[beat] stability reports: {base}/campaigns/{chain_id}/{address}/stability (uptime, spread, drawdown)")
+    print(f"[beat] depth is real: {base}/proof/ (each executor's evidence, checked again in your browser)", flush=True)
     print(
         f"[beat] create a campaign: {base}/campaigns/new with a browser wallet on {settings.CHAIN_RPC_URL} (chain id "
         f"{chain_id}); Anvil's dev accounts 0-3 (its well-known test mnemonic) hold the demo's USDT",

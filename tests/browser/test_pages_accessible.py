@@ -27,6 +27,9 @@ def pages(campaign: Campaign) -> dict[str, str]:
     return {
         "landing": "/",
         "executors": "/executors/",
+        "proof": "/proof/",
+        "campaign-proof": f"/proof/campaigns/{campaign.chain_id}/{campaign.address}",
+        "stability": f"/campaigns/{campaign.chain_id}/{campaign.address}/stability",
         "me": "/me/",
         "audit": f"/campaigns/{campaign.chain_id}/{campaign.address}/audit",
         "campaign": f"/campaigns/{campaign.chain_id}/{campaign.address}/",
@@ -58,7 +61,8 @@ def test_the_data_pages_render_without_javascript(asgi_server: str, campaign: Ca
             page.goto(asgi_server + pages(campaign)["campaign"])
             assert page.locator("h1").inner_text() == "Stable depth"
             assert page.locator("[data-budget-left]").count() == 1
-            page.goto(asgi_server + "/executors/")
-            assert page.locator("h1").count() == 1
+            for path in ("/executors/", "/proof/", pages(campaign)["stability"]):
+                page.goto(asgi_server + path)
+                assert page.locator("h1").count() == 1
         finally:
             browser.close()
