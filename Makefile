@@ -5,7 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export DJANGO_SETTINGS_MODULE ?= mrmarket.settings.dev
 
-.PHONY: demo demo-reset test lint typecheck format schema contracts bench deps master-key lock executor-lock clean
+.PHONY: demo demo-reset test lint typecheck format schema contracts bench deps master-key lock executor-lock \
+	executor-image executor-image-lock clean
 
 $(VENV)/.installed: requirements/base.txt requirements/dev.txt requirements/executor.txt requirements/constraints.txt requirements/nodeps.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -82,6 +83,15 @@ lock: deps
 
 executor-lock: deps
 	$(PY) executor/lock_wheels.py
+
+## The executor's OCI image from pinned inputs, without a container engine (docs/executor-image.md; root and
+## mmdebstrap): writes var/executor-image/oci with expected.json and prints the image digest and its RTMR3.
+executor-image: $(VENV)/.installed
+	$(PY) -m executor.image.build --output var/executor-image/oci
+
+## Re-pin the image's Debian packages against the archive (executor/image/packages.lock; a new image digest).
+executor-image-lock: $(VENV)/.installed
+	$(PY) -m executor.image.build lock
 
 clean:
 	rm -rf $(VENV) node_modules static/dist var .mypy_cache .ruff_cache .pytest_cache

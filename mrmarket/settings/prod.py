@@ -4,6 +4,7 @@ see docs/configuration.md."""
 from __future__ import annotations
 
 import os
+import re
 
 from mrmarket.config import (
     DEV_CONTROLLER_SIGNING_KEY,
@@ -188,11 +189,21 @@ else:
             if _value.strip().lower().removeprefix("0x") == CUSTODY_PRIVATE_KEY.strip().lower().removeprefix("0x"):
                 raise ConfigError(f"{_name} is the custody key: each role signs with its own key")
 
+# Cookies travel over TLS only, with no switch: production is served over https (docs/deploy.md).
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The header the TLS-terminating proxy sets to tell Django the request came over https; empty when Django is
+# reached directly (then no client can claim https with a header). Trusted only because the proxy overwrites it.
+_proxy_ssl_header = env.str("SECURE_PROXY_SSL_HEADER", default="X-Forwarded-Proto").strip()
+if _proxy_ssl_header and not re.fullmatch(r"[A-Za-z0-9-]+", _proxy_ssl_header):
+    raise ConfigError("SECURE_PROXY_SSL_HEADER must be a header name (letters, digits, '-') or empty")
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https") if _proxy_ssl_header else None
+)
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-SECURE_HSTS_PRELOAD = True
+if SECURE_HSTS_SECONDS < 0:
+    raise ConfigError("SECURE_HSTS_SECONDS must be 0 (no HSTS) or a positive number of seconds")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 SECURE_REFERRER_POLICY = "same-origin"
