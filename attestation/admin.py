@@ -12,6 +12,7 @@ from django.http import HttpRequest
 
 from attestation import services
 from attestation.domain.allowlist import MeasurementFormatError, MeasurementUnpinnedError, normalize, require_pinned
+from attestation.errors import InvalidMeasurement, MeasurementImageMismatch, MeasurementUnmeasuredWorkload
 from attestation.models import AllowlistAudit, AttestationRecord, ExecutorRecord, MeasurementEntry
 from attestation.selectors import required_rtmrs
 from mrmarket.admin import ReadOnlyAdminMixin
@@ -31,7 +32,18 @@ class MeasurementEntryForm(forms.ModelForm[MeasurementEntry]):
 
     class Meta:
         model = MeasurementEntry
-        fields = ("service", "mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "build_version", "source_commit", "note")
+        fields = (
+            "service",
+            "mrtd",
+            "rtmr0",
+            "rtmr1",
+            "rtmr2",
+            "rtmr3",
+            "image_digest",
+            "build_version",
+            "source_commit",
+            "note",
+        )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -40,7 +52,12 @@ class MeasurementEntryForm(forms.ModelForm[MeasurementEntry]):
         try:
             normalize(str(data.get("mrtd", "")), "mrtd")
             rtmrs = tuple(normalize(str(data.get(f"rtmr{i}", "")), f"rtmr{i}", optional=True) for i in range(4))
-            require_pinned(rtmrs, required_rtmrs())
+            _, data["rtmr3"] = services.allowlist_image_rtmr3(str(data.get("image_digest", "")), rtmrs[3])
+            require_pinned((*rtmrs[:3], data["rtmr3"]), required_rtmrs())
+        except (MeasurementImageMismatch, MeasurementUnmeasuredWorkload) as exc:
+            raise forms.ValidationError({"rtmr3": exc.message}) from None
+        except InvalidMeasurement as exc:  # the image digest itself is malformed
+            raise forms.ValidationError({"image_digest": exc.message}) from None
         except MeasurementUnpinnedError as exc:
             raise forms.ValidationError({f"rtmr{i}": str(exc) for i in exc.registers}) from None
         except MeasurementFormatError as exc:
@@ -54,7 +71,18 @@ class MeasurementEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[MeasurementEntr
     list_display = ("service", "build_version", "source_commit", "mrtd", "added_by", "added_at", "removed_at")
     list_filter = ("service", "removed_at")
     search_fields = ("mrtd", "build_version", "source_commit", "note")
-    fields = ("service", "mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "build_version", "source_commit", "note")
+    fields = (
+        "service",
+        "mrtd",
+        "rtmr0",
+        "rtmr1",
+        "rtmr2",
+        "rtmr3",
+        "image_digest",
+        "build_version",
+        "source_commit",
+        "note",
+    )
     inlines = (AllowlistAuditInline,)
     actions = ("remove",)
     allowed = frozenset({"add", "change"})  # added through the form (the service), removed by the action
@@ -73,6 +101,7 @@ class MeasurementEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[MeasurementEntr
             source_commit=obj.source_commit,
             service=obj.service,
             note=obj.note,
+            image_digest=obj.image_digest,
         )
         obj.pk = entry.pk
 

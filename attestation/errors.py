@@ -32,6 +32,18 @@ class MeasurementUnpinned(InvalidMeasurement):
     code = "measurement_unpinned"
 
 
+class MeasurementImageMismatch(InvalidMeasurement):
+    """An entry names an image whose expected RTMR3 (`wire.measurement.expected_rtmr3`) is not the RTMR3 it pins."""
+
+    code = "measurement_image_mismatch"
+
+
+class MeasurementUnmeasuredWorkload(InvalidMeasurement):
+    """An entry pins RTMR3 to zeros: a TD whose runtime measured no workload, so it would admit any workload."""
+
+    code = "measurement_unmeasured_workload"
+
+
 class AllowlistConflict(AttestationError):
     code = "allowlist_conflict"
     status = 409

@@ -30,6 +30,12 @@ class MeasurementEntry(models.Model):
     rtmr3 = models.CharField(max_length=96, blank=True, default="")
     build_version = models.CharField(max_length=64)
     source_commit = models.CharField(max_length=64)
+    image_digest = models.CharField(
+        max_length=71,
+        blank=True,
+        default="",
+        help_text="The executor image's manifest digest (sha256:…) RTMR3 pins (docs/executor-image.md)",
+    )
     note = models.CharField(max_length=500, blank=True, default="")
     added_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     added_at = models.DateTimeField(auto_now_add=True)

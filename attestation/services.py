@@ -20,6 +20,8 @@ from attestation.domain.allowlist import MeasurementFormatError, MeasurementUnpi
 from attestation.errors import (
     AllowlistConflict,
     InvalidMeasurement,
+    MeasurementImageMismatch,
+    MeasurementUnmeasuredWorkload,
     MeasurementUnpinned,
     NonceExpired,
     NonceReused,
@@ -37,8 +39,10 @@ from attestation.selectors import required_rtmrs
 from attestation.signals import executors_lost_trust
 from mrmarket.observability import context
 from mrmarket.observability.logging import get_logger
+from wire.measurement import MeasurementError, expected_rtmr3
 
 log = get_logger(__name__)
+UNMEASURED_RTMR = "00" * 48
 
 
 def nonce_issue(*, purpose: str) -> AttestationNonce:
@@ -77,15 +81,20 @@ def allowlist_add(
     source_commit: str,
     service: str = "mm-executor",
     note: str = "",
+    image_digest: str = "",
 ) -> MeasurementEntry:
     """Allow a build: its MRTD and the RTMRs that measure its image and configuration (`ATTESTATION_REQUIRED_RTMRS`
-    must all be named; an entry pinning the firmware alone would admit any workload booted on it)."""
+    must all be named; an entry pinning the firmware alone would admit any workload booted on it). With the
+    executor image's digest, RTMR3 is what that image implies (`wire.measurement.expected_rtmr3`): given empty it is
+    filled in, given otherwise it must be equal. An RTMR3 of zeros (no workload measured) is refused where
+    `ATTESTATION_REFUSE_UNMEASURED_WORKLOAD` is on (production)."""
     if len(rtmrs) != 4:
         raise InvalidMeasurement("an entry names four RTMRs (empty for any value where allowed)")
     try:
         fields = {"mrtd": normalize(mrtd, "mrtd")}
         for i, value in enumerate(rtmrs):
             fields[f"rtmr{i}"] = normalize(value, f"rtmr{i}", optional=True)
+        fields["image_digest"], fields["rtmr3"] = allowlist_image_rtmr3(image_digest, fields["rtmr3"])
         require_pinned((fields["rtmr0"], fields["rtmr1"], fields["rtmr2"], fields["rtmr3"]), required_rtmrs())
     except MeasurementUnpinnedError as exc:
         raise MeasurementUnpinned(str(exc), extra={"registers": exc.registers}) from None
@@ -158,6 +167,27 @@ def executors_revoke(*, urls: list[str], state: str, reason: str) -> None:
                 log.error("executors_lost_trust_receiver_failed", receiver=repr(receiver), error=repr(outcome))
     for url in urls:
         log.warning("executor_revoked", executor=url, state=state, reason=reason)
+
+
+def allowlist_image_rtmr3(image_digest: str, rtmr3: str) -> tuple[str, str]:
+    """(image digest, RTMR3) of a new entry, checked against each other and the unmeasured-workload rule."""
+    digest_text = image_digest.strip().lower()
+    if digest_text:
+        try:
+            expected = expected_rtmr3(digest_text)
+        except MeasurementError as exc:
+            raise InvalidMeasurement(exc.message) from None
+        if rtmr3 and rtmr3 != expected:
+            raise MeasurementImageMismatch(
+                f"image {digest_text} implies RTMR3 {expected[:16]}…, the entry pins {rtmr3[:16]}…",
+                extra={"expected_rtmr3": expected},
+            )
+        rtmr3 = expected
+    if rtmr3 == UNMEASURED_RTMR and settings.ATTESTATION_REFUSE_UNMEASURED_WORKLOAD:
+        raise MeasurementUnmeasuredWorkload(
+            "RTMR3 of zeros means the runtime measured no workload: such an entry would admit any workload on it"
+        )
+    return digest_text, rtmr3
 
 
 def _snapshot(entry: MeasurementEntry) -> dict[str, object]:

@@ -24,6 +24,7 @@ from payouts.campaign_page import NODE_WINDOW_SECONDS
 from payouts.domain.attested_depth import UNATTRIBUTED
 from payouts.errors import CampaignUnknown
 from payouts.models import EpochPreview, ExternalReport
+from wire.measurement import expected_rtmr3
 
 CENT = Decimal("0.01")
 
@@ -50,6 +51,10 @@ class ProofExecutor:
     signing_key: str
     tags: tuple[str, ...]
     evidence_url: str | None
+    allowlist_entry_id: int | None = None
+    image_digest: str = ""  # the executor image the allowlist entry was made for
+    expected_rtmr3: str = ""  # what that image implies (wire.measurement)
+    rtmr3_matches: bool | None = None  # the executor's measured RTMR3 against it; None without an image
 
     @property
     def deviating(self) -> bool:
@@ -134,6 +139,8 @@ def proof_executors(*, only: set[int] | None = None, now: datetime | None = None
         seen = behaviour.get(e.pk, Behaviour())
         checked = seen.orders_checked + seen.fills_checked
         entry = record.allowlist_entry if record else None
+        expected = expected_rtmr3(entry.image_digest) if entry and entry.image_digest else ""
+        measured_rtmr3 = e.rtmrs[3] if len(e.rtmrs) == 4 else ""
         out.append(
             ProofExecutor(
                 id=e.pk,
@@ -163,6 +170,10 @@ def proof_executors(*, only: set[int] | None = None, now: datetime | None = None
                 signing_key=e.signing_key,
                 tags=tuple(str(t) for t in e.tags),
                 evidence_url=reverse("executor-evidence", args=[e.pk]) if record else None,
+                allowlist_entry_id=entry.pk if entry else None,
+                image_digest=entry.image_digest if entry else "",
+                expected_rtmr3=expected,
+                rtmr3_matches=(measured_rtmr3 == expected) if expected else None,
             )
         )
     return sorted(out, key=lambda x: (not x.quoting_now, x.id))

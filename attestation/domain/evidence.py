@@ -130,9 +130,11 @@ def _allowlisted(allowlist: Mapping[str, Any], mrtd: str, rtmrs: Sequence[str], 
     for entry in entries:
         if not isinstance(entry, dict) or entry.get("mrtd") != mrtd:
             continue
-        pinned = [(i, entry.get(f"rtmr{i}") or "") for i in range(4)]
-        if any(value and value != rtmrs[i] for i, value in pinned):
-            continue
+        pinned = entry.get("rtmrs")
+        if not isinstance(pinned, list) or len(pinned) != 4:
+            raise EvidenceFormatError(f"allowlist entry {entry.get('id')} has no list of four rtmrs")
+        if any(value and value != rtmrs[i] for i, value in enumerate(pinned)):
+            continue  # an empty string is a register the entry does not pin
         added, removed = _unix(entry.get("added_at")), _unix(entry.get("removed_at"))
         if added is not None and added > at:
             continue

@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import executor
-from executor.image import debian, measure, oci
+from executor.image import debian, oci
 from executor.image.debian import ImageBuildError, MissingTool
 from executor.lock_wheels import PLATFORMS
+from wire import measurement as measure
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE_DIR = Path(__file__).resolve().parent

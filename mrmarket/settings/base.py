@@ -303,6 +303,8 @@ ATTESTATION_ITA_LEEWAY_SECONDS = env.int("ATTESTATION_ITA_LEEWAY_SECONDS", defau
 ATTESTATION_ITA_JWKS_CACHE_SECONDS = env.int("ATTESTATION_ITA_JWKS_CACHE_SECONDS", default=3600)
 # ITA's token-signing root (PEM or DER file): when set, JWKS keys count only with an x5c chain to it.
 ATTESTATION_ITA_ROOT_CA_FILE = env.str("ATTESTATION_ITA_ROOT_CA_FILE", default="")
+# An allowlist entry may not pin RTMR3 to zeros (a runtime that measured no workload) where this is on: production.
+ATTESTATION_REFUSE_UNMEASURED_WORKLOAD = env.bool("ATTESTATION_REFUSE_UNMEASURED_WORKLOAD", default=False)
 # RTMRs every allowlist entry must pin next to the MRTD (docs/attestation.md): the MRTD measures only the firmware.
 ATTESTATION_REQUIRED_RTMRS: list[int] = env.list("ATTESTATION_REQUIRED_RTMRS", cast=int, default=[1, 2, 3])
 if not set(ATTESTATION_REQUIRED_RTMRS) <= {0, 1, 2, 3}:

@@ -91,6 +91,8 @@ if not {1, 2, 3} <= set(env.list("ATTESTATION_REQUIRED_RTMRS", cast=int, default
     raise ConfigError("the prod profile pins RTMR1-3 in every allowlist entry (ATTESTATION_REQUIRED_RTMRS)")
 if env.bool("EXECUTOR_ACCEPT_DEV_RUNTIME", default=False):
     raise ConfigError("the prod profile never accepts executors running in dev mode (EXECUTOR_ACCEPT_DEV_RUNTIME)")
+# An allowlist entry pinning RTMR3 to zeros (no workload measured) would admit any workload on that runtime.
+ATTESTATION_REFUSE_UNMEASURED_WORKLOAD = True
 
 CONTROLLER_SIGNING_KEY = env.str("CONTROLLER_SIGNING_KEY")
 require_strong_key_bytes(

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from executor.image import build, debian, measure, oci
+from executor.image import build, debian, oci
+from wire import measurement as measure
 
 EPOCH = 1_796_083_200
 SHA = "0" * 64

@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from executor.image import measure
+from wire import measurement as measure
 
 DIGEST = "sha256:" + "ab" * 32
 

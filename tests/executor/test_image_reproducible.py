@@ -22,8 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from executor.image import build, measure, oci
+from executor.image import build, oci
 from tests.plugins.require import require
+from wire import measurement as measure
 
 pytestmark = [pytest.mark.image, pytest.mark.slow, pytest.mark.timeout(1800)]
 

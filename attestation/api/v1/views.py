@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from attestation.models import AllowlistAudit, MeasurementEntry
 from attestation.selectors import allowlist_published, attested_executors
 from mrmarket.api.permissions import PUBLIC
+from wire.measurement import expected_rtmr3
 
 
 class PublicExecutorSerializer(serializers.Serializer):
@@ -52,6 +53,12 @@ class PublishedMeasurementSerializer(serializers.Serializer):
     rtmrs = serializers.SerializerMethodField(help_text="RTMR0–3; an empty string is a register not pinned.")
     build_version = serializers.CharField()
     source_commit = serializers.CharField()
+    image_digest = serializers.CharField(
+        help_text="The executor image's manifest digest the entry was made for; empty when not recorded."
+    )
+    expected_rtmr3 = serializers.SerializerMethodField(
+        help_text="RTMR3 a TD must show once its runtime started that image (docs/executor-image.md), or null."
+    )
     note = serializers.CharField()
     added_at = serializers.DateTimeField()
     removed_at = serializers.DateTimeField(allow_null=True)
@@ -59,6 +66,9 @@ class PublishedMeasurementSerializer(serializers.Serializer):
 
     def get_rtmrs(self, entry: MeasurementEntry) -> list[str]:
         return [entry.rtmr0, entry.rtmr1, entry.rtmr2, entry.rtmr3]
+
+    def get_expected_rtmr3(self, entry: MeasurementEntry) -> str | None:
+        return expected_rtmr3(entry.image_digest) if entry.image_digest else None
 
     def get_active(self, entry: MeasurementEntry) -> bool:
         return entry.removed_at is None
