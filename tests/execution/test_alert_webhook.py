@@ -40,7 +40,8 @@ def queued(callbacks: list[Any]) -> list[int]:
     """The delivery ids the committed events queued (each callback is `partial(_queue_delivery, id)`)."""
     ids = []
     for callback in callbacks:
-        assert isinstance(callback, functools.partial) and callback.func is alerts._queue_delivery
+        assert isinstance(callback, functools.partial)
+        assert callback.func is alerts._queue_delivery
         ids.append(callback.args[0])
     return ids
 
@@ -75,8 +76,10 @@ def test_each_event_is_delivered_once_signed_with_a_stable_delivery_id(
     first = got[0].json
     assert first["alert_id"] == alert.pk
     assert (first["kind"], first["severity"], first["message"]) == ("side_missing", "critical", "the asks are gone")
-    assert first["detail"] == {"campaign": "0xabc"} and first["operator_id"] == operator.pk
-    assert first["at"].endswith("Z") and first["by"] is None
+    assert first["detail"] == {"campaign": "0xabc"}
+    assert first["operator_id"] == operator.pk
+    assert first["at"].endswith("Z")
+    assert first["by"] is None
     assert got[2].json["by"] == operator.get_username()
     assert got[0].headers["x-mrmarket-event"] == "raised"
     assert got[0].headers["content-type"] == "application/json"
@@ -89,7 +92,8 @@ def test_no_webhook_configured_queues_nothing(settings, django_capture_on_commit
     settings.ALERT_WEBHOOK_URL = ""
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         raise_one()
-    assert callbacks == [] and AlertDelivery.objects.count() == 0
+    assert callbacks == []
+    assert AlertDelivery.objects.count() == 0
 
 
 def test_a_500_is_retried_and_the_event_arrives_once_more_under_the_same_delivery_id(receiver: Receiver) -> None:
@@ -100,14 +104,16 @@ def test_a_500_is_retried_and_the_event_arrives_once_more_under_the_same_deliver
         tasks.deliver_alert_webhook(delivery.pk)  # the task asks Celery to retry it after the backoff
     delivery.refresh_from_db()
     assert (delivery.attempts, delivery.last_status, delivery.last_error) == (1, 500, "HTTP 500")
-    assert delivery.delivered_at is None and delivery.next_attempt_at is not None
+    assert delivery.delivered_at is None
+    assert delivery.next_attempt_at is not None
     assert alert_webhook.alert_deliveries_due() == [delivery.pk]  # the sweep would queue it again
     assert alert_webhook.alert_delivery_attempt(delivery_id=delivery.pk).outcome == "delivered"
     assert alert_webhook.alert_delivery_attempt(delivery_id=delivery.pk).outcome == "done"
     got = receiver.wait_for(2)
     assert len(got) == 2
     assert got[0].headers["x-mrmarket-delivery"] == got[1].headers["x-mrmarket-delivery"] == str(delivery.delivery_id)
-    assert got[0].body == got[1].body and all(r.signature_valid(SECRET) for r in got)
+    assert got[0].body == got[1].body
+    assert all(r.signature_valid(SECRET) for r in got)
     delivery.refresh_from_db()
     assert (delivery.attempts, delivery.last_status, delivery.last_error) == (2, 200, "")
     assert alert_webhook.alert_deliveries_due() == []
@@ -137,7 +143,8 @@ def test_a_refusal_other_than_5xx_or_429_is_not_retried(receiver: Receiver) -> N
     assert alert_webhook.alert_delivery_attempt(delivery_id=delivery.pk).outcome == "done"
     delivery.refresh_from_db()
     assert (delivery.attempts, delivery.last_status, delivery.delivered_at) == (1, 400, None)
-    assert delivery.abandoned_at is not None and alert_webhook.alert_deliveries_due() == []
+    assert delivery.abandoned_at is not None
+    assert alert_webhook.alert_deliveries_due() == []
 
 
 def test_attempts_are_bounded(receiver: Receiver, settings) -> None:
@@ -159,11 +166,13 @@ def test_a_refused_connection_is_retried_and_neither_secret_nor_url_is_logged(se
     (delivery,) = AlertDelivery.objects.all()
     assert alert_webhook.alert_delivery_attempt(delivery_id=delivery.pk).outcome == "failed"
     delivery.refresh_from_db()
-    assert delivery.last_status is None and delivery.last_error.startswith("ConnectError")
+    assert delivery.last_status is None
+    assert delivery.last_error.startswith("ConnectError")
     logged = json.dumps(json_logs.lines)
     assert "alert_webhook_failed" in logged
     for secret in (SECRET, "capability-token-in-the-path", url):
-        assert secret not in logged and secret not in delivery.last_error
+        assert secret not in logged
+        assert secret not in delivery.last_error
 
 
 @pytest.mark.django_db(transaction=True)
@@ -180,4 +189,5 @@ def test_two_workers_delivering_at_once_deliver_once(settings) -> None:
         assert len(receiver.wait_for(1)) == 1
         assert receiver.deliveries() == [str(delivery.delivery_id)]
     delivery.refresh_from_db()
-    assert delivery.attempts == 1 and delivery.delivered_at is not None
+    assert delivery.attempts == 1
+    assert delivery.delivered_at is not None

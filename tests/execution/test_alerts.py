@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.contrib import admin
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Permission
 from django.db.models import Q
 from django.test import Client
@@ -60,10 +60,13 @@ def test_the_operator_acknowledges_then_resolves_their_alert_recorded_who_and_wh
     alert = raised(operator)
     alerts.alert_acknowledge(alert_id=alert.pk, user=operator)
     acknowledged_at, by, resolved_at, _ = snapshot(alert)
-    assert by == operator.pk and acknowledged_at is not None and resolved_at is None
+    assert by == operator.pk
+    assert acknowledged_at is not None
+    assert resolved_at is None
     alerts.alert_resolve(alert_id=alert.pk, user=operator)
     _, _, resolved_at, resolved_by = snapshot(alert)
-    assert resolved_by == operator.pk and resolved_at is not None
+    assert resolved_by == operator.pk
+    assert resolved_at is not None
     # The fact happening again is a new alert: the resolved one stays as history.
     assert alerts.alert_raise("test", "again", dedup="fact:1", detail={}, owner_id=operator.pk)
     assert Alert.objects.filter(dedup_key="fact:1").count() == 2
@@ -112,9 +115,10 @@ def test_the_admin_actions_acknowledge_and_resolve_through_the_service() -> None
     client.force_login(root)
     url = f"/admin/{Alert._meta.app_label}/alert/"
     for action in ("acknowledge", "resolve"):
-        response = client.post(url, {"action": action, admin.helpers.ACTION_CHECKBOX_NAME: [first.pk, second.pk]})
+        response = client.post(url, {"action": action, ACTION_CHECKBOX_NAME: [first.pk, second.pk]})
         assert response.status_code == 302
-    assert snapshot(first)[1] == root.pk and snapshot(first)[3] == root.pk
+    assert snapshot(first)[1] == root.pk
+    assert snapshot(first)[3] == root.pk
     # The one resolved before was refused (typed) by both actions and kept as it was.
     assert snapshot(second)[0] is None
 
@@ -126,7 +130,7 @@ def test_a_rule_opens_its_findings_once_and_resolves_only_what_it_judged() -> No
     alerts.alert_raise("k", "other scope", dedup="k:2", detail={})
     assert alerts.alert_rule_apply(kinds=["k"], findings=[], scope=Q(dedup_key="k:1")) == alerts.RuleOutcome(0, 1)
     assert list(Alert.objects.filter(resolved_at__isnull=True).values_list("dedup_key", flat=True)) == ["k:2"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="its own kinds"):
         alerts.alert_rule_apply(kinds=["k"], findings=[alerts.Finding(kind="z", dedup="z", message="m")])
 
 
@@ -148,7 +152,8 @@ def test_report_overdue_raises_once_and_clears_when_a_report_covers_the_gap(oper
     alert_rules.order_report_gap_check(order, now_ms=now)  # the pull's own check clears it at once
     assert open_of("report_gap") == []
     gap.refresh_from_db()
-    assert gap.resolved_at is not None and gap.resolved_by is None
+    assert gap.resolved_at is not None
+    assert gap.resolved_by is None
 
 
 def test_report_overdue_clears_when_the_order_stops_running(operator: Any) -> None:
@@ -173,7 +178,8 @@ def test_executor_down_raises_once_per_operator_and_clears_when_it_answers(opera
     assert alert_rules.rule_executor_down().raised == 1
     assert alert_rules.rule_executor_down().raised == 0
     (down,) = open_of("executor_down")
-    assert down.owner_id == operator.pk and len(down.detail["orders"]) == 2
+    assert down.owner_id == operator.pk
+    assert len(down.detail["orders"]) == 2
     ExecutorRecord.objects.filter(pk=record.pk).update(state=ExecutorRecord.State.VERIFIED)
     assert alert_rules.rule_executor_down().resolved == 1
 
@@ -186,7 +192,8 @@ def test_attestation_failure_stays_open_after_the_job_is_wound_down_until_the_ex
     order = running_order(operator)
     assert alert_rules.rule_attestation_failed().raised == 1
     (failed,) = open_of("attestation_failed")
-    assert "measurement_not_allowed" in failed.message and failed.severity == "critical"
+    assert "measurement_not_allowed" in failed.message
+    assert failed.severity == "critical"
     MMOrder.objects.filter(pk=order.pk).update(state=mm.State.SETTLED, job_id="")  # wound down, funds home
     outcome = alert_rules.rule_attestation_failed()
     assert (outcome.raised, outcome.resolved) == (0, 0)
@@ -203,7 +210,7 @@ class HaltedExecutor:
 
 
 @pytest.fixture
-def halted(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+def halted(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """The executor's own status of a job its kill switch halted (`executor.engine.runner._kill_switch`)."""
     status = {"state": "halted", "reason": "kill switch: loss limit: net PnL -51 ≤ −50", "halted_at_ms": 1234}
 
@@ -214,7 +221,7 @@ def halted(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     monkeypatch.setattr(jobs, "client_for", client_for)
     monkeypatch.setattr(jobs, "mm_order_pull_reports", lambda *, order_id: 0)
     monkeypatch.setattr(jobs, "executor_lost_trust", lambda order: False)
-    yield status
+    return status
 
 
 def test_the_kill_switch_raises_once_from_the_sync_and_clears_when_the_order_runs_again(
@@ -223,7 +230,8 @@ def test_the_kill_switch_raises_once_from_the_sync_and_clears_when_the_order_run
     order = running_order(operator)
     assert jobs.mm_order_sync_job(order_id=order.pk).state == mm.State.PAUSED
     (tripped,) = open_of("kill_switch")
-    assert tripped.owner_id == operator.pk and "loss limit" in tripped.message
+    assert tripped.owner_id == operator.pk
+    assert "loss limit" in tripped.message
     assert alert_rules.rule_kill_switch().raised == 0  # the beat rule finds the same fact open
     services.mm_order_transition(order_id=order.pk, event=mm.Event.RESUME, key=f"o{order.pk}-resume-1")
     assert alert_rules.rule_kill_switch().resolved == 1

@@ -104,7 +104,8 @@ def test_a_mismatch_alert_names_the_operator_and_clears_once_the_ledger_agrees(k
     )
     assert reconciliation.reconcile_exchange_accounts() == []
     alert.refresh_from_db()
-    assert alert.resolved_at is not None and alert.resolved_by is None
+    assert alert.resolved_at is not None
+    assert alert.resolved_by is None
 
 
 def test_keys_of_two_accounts_are_reconciled_apart(keys, sim: RunningExchange, settings) -> None:
