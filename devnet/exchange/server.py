@@ -753,9 +753,10 @@ async def admin_step(sim: Simulator, request: web.Request) -> Any:
 
 
 async def admin_makers(sim: Simulator, request: web.Request) -> Any:
-    """`{"symbol": "MMT/USDT", "side": "BUY"|"SELL", "quoting": false}`: stop or resume one side's noise makers."""
+    """`{"symbol": "MMTUSDT" (or "MMT/USDT"), "side": "BUY"|"SELL", "quoting": false}`: stop or resume one side's
+    noise makers."""
     data = await _body(request)
-    symbol, side = str(data["symbol"]), Side(str(data["side"]).upper())
+    symbol, side = str(data["symbol"]).replace("/", ""), Side(str(data["side"]).upper())
     if symbol not in sim.market.symbols:
         raise KeyError(symbol)
     sim.market.set_makers(symbol, side, quoting=bool(data.get("quoting", False)))
