@@ -29,7 +29,7 @@ class Line:
     label: str
     css: str
     points: str  # SVG polyline points "x,y x,y …"
-    last: Decimal  # the latest value, for the legend
+    last: str  # the latest value, for the legend
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class TrendChart:
     start_ms: int
     end_ms: int
     zero_y: str | None  # where 0 is, when the axis spans it
-    limit_y: str | None  # where the limit is, when one is drawn
+    limit_y: str | None  # where the limit is, when it is drawn (near enough to the values to be read beside them)
     limit: Decimal | None
 
 
@@ -52,17 +52,27 @@ def _coord(value: Decimal) -> str:
     return str(value.quantize(CENT, rounding=ROUND_HALF_EVEN))
 
 
+def _plain(value: Decimal) -> str:
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def trend_chart(
     *, title: str, unit: str, series: Sequence[Series], limit: Decimal | None = None, width: int = WIDTH
 ) -> TrendChart | None:
     """The chart of the series over their common time span; None when there are fewer than two points in all (no
-    trend to draw). The value axis spans every value, the limit and zero."""
+    trend to draw). The value axis spans every value and zero, and the limit when it lies within the values' own
+    span of them: a limit far off would flatten the trend into a line (the caption still names it)."""
     points = [p for s in series for p in s.points]
     if len(points) < 2:
         return None
     start, end = min(t for t, _ in points), max(t for t, _ in points)
-    values = [v for _, v in points] + ([limit] if limit is not None else [])
+    values = [v for _, v in points]
     low, high = min([*values, Decimal(0)]), max([*values, Decimal(0)])
+    span = high - low
+    drawn = limit is not None and low - span <= limit <= high + span
+    if drawn and limit is not None:
+        low, high = min(low, limit), max(high, limit)
     if low == high:
         high = low + 1
     span_t = Decimal(max(end - start, 1))
@@ -75,7 +85,7 @@ def trend_chart(
         return _coord(PAD_TOP + plot_h - (v - low) / (high - low) * plot_h)
 
     lines = tuple(
-        Line(s.label, s.css, " ".join(f"{x(t)},{y(v)}" for t, v in sorted(s.points)), sorted(s.points)[-1][1])
+        Line(s.label, s.css, " ".join(f"{x(t)},{y(v)}" for t, v in sorted(s.points)), _plain(sorted(s.points)[-1][1]))
         for s in series
         if s.points
     )
@@ -90,6 +100,6 @@ def trend_chart(
         start_ms=start,
         end_ms=end,
         zero_y=y(Decimal(0)) if low < 0 < high else None,
-        limit_y=y(limit) if limit is not None else None,
+        limit_y=y(limit) if drawn and limit is not None else None,
         limit=limit,
     )
