@@ -563,6 +563,7 @@ def _say_audit_page(chain_id: int | None, address: str | None) -> None:
         f"[beat] audit page: {base}/campaigns/{chain_id}/{address}/audit (each epoch closed, recorded, paid)",
         flush=True,
     )
+    print(f"[beat] operator panel: {base}/admin/operator/ (the demo order's exposure, PnL, alerts)", flush=True)
     print(
         f"[beat] create a campaign: {base}/campaigns/new with a browser wallet on {settings.CHAIN_RPC_URL} (chain id "
         f"{chain_id}); Anvil's dev accounts 0-3 (its well-known test mnemonic) hold the demo's USDT",
