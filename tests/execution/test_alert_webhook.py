@@ -183,9 +183,13 @@ def test_two_workers_delivering_at_once_deliver_once(settings) -> None:
         raise_one()
         (delivery,) = AlertDelivery.objects.all()
         attempt = functools.partial(alert_webhook.alert_delivery_attempt, delivery_id=delivery.pk)
-        outcomes = at_once([attempt, attempt, attempt])
-        assert sorted(o.outcome for o in outcomes) == ["busy", "busy", "delivered"]
-        assert [o.outcome for o in at_once([attempt, attempt])] == ["done", "done"]
+        outcomes = sorted(o.outcome for o in at_once([attempt, attempt, attempt]))
+        # One sends; the others find the row locked by it (busy) or, arriving after its commit, delivered (done).
+        assert outcomes[0] == "busy"
+        assert outcomes.count("delivered") == 1
+        assert set(outcomes) <= {"busy", "delivered", "done"}
+        # Again, two at once: neither sends (one may find the row locked by the other, which is reading it).
+        assert {o.outcome for o in at_once([attempt, attempt])} <= {"done", "busy"}
         assert len(receiver.wait_for(1)) == 1
         assert receiver.deliveries() == [str(delivery.delivery_id)]
     delivery.refresh_from_db()

@@ -96,7 +96,9 @@ def test_stopping_one_sides_makers_raises_side_missing_within_the_samples_and_th
 
     asyncio.run(main())
     assert seen.get("before") == 0, seen  # nothing while both sides quoted
-    assert seen.get("raised_after") == SAMPLES, seen  # raised at the N-th one-sided sample, not before or after
+    # Raised at the N-th one-sided sample, never before; the rule is run every 0.2 s against 1 s samples, so a
+    # slow machine may let one more sample land before the run that sees the N-th (exactly N: test_alert_rules).
+    assert SAMPLES <= seen.get("raised_after", 0) <= SAMPLES + 1, seen
     assert seen.get("cleared") is True, seen
     (alert,) = Alert.objects.filter(kind="side_missing")
     assert alert.owner_id == operator.pk
