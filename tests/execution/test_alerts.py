@@ -24,6 +24,7 @@ from execution.models import Alert, MMOrder
 from mrmarket.roles import Role
 from tests.factories import user_with
 from tests.fixtures.orders import running_order, store_report
+from tests.payouts.page_tree import parse
 
 pytestmark = pytest.mark.django_db
 
@@ -121,6 +122,9 @@ def test_the_admin_actions_acknowledge_and_resolve_through_the_service() -> None
     assert snapshot(first)[3] == root.pk
     # The one resolved before was refused (typed) by both actions and kept as it was.
     assert snapshot(second)[0] is None
+    page = parse(client.get(f"{url}{first.pk}/change/").content)
+    assert root.username in page.one("div", class_="field-acknowledged_by").text()
+    assert root.username in page.one("div", class_="field-resolved_by").text()
 
 
 def test_a_rule_opens_its_findings_once_and_resolves_only_what_it_judged() -> None:
