@@ -564,7 +564,8 @@ def _say_audit_page(chain_id: int | None, address: str | None) -> None:
         flush=True,
     )
     print(f"[beat] stability reports: {base}/campaigns/{chain_id}/{address}/stability (uptime, spread, drawdown)")
-    print(f"[beat] depth is real: {base}/proof/ (each executor's evidence, checked again in your browser)", flush=True)
+    print(f"[beat] depth is real: {base}/proof/ (each executor's evidence, checked again in your browser)")
+    print(f"[beat] operator panel: {base}/admin/operator/ (the demo order's exposure, PnL, alerts)", flush=True)
     print(
         f"[beat] create a campaign: {base}/campaigns/new with a browser wallet on {settings.CHAIN_RPC_URL} (chain id "
         f"{chain_id}); Anvil's dev accounts 0-3 (its well-known test mnemonic) hold the demo's USDT",

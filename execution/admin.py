@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
 
-from execution import accounts, services, tasks
+from execution import accounts, alerts, services, tasks
 from execution.domain.units import for_people
-from execution.errors import InvalidOrderTransition
+from execution.errors import ExecutionError, InvalidOrderTransition
 from execution.funds import asset_decimals
 from execution.models import (
     Alert,
+    AlertDelivery,
     ExchangeAccount,
     ExecutionReport,
     LedgerPosting,
@@ -153,15 +155,53 @@ class MMOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[MMOrder]):
                 tasks.wind_down.delay(stopped.pk)
 
 
+class AlertDeliveryInline(ReadOnlyAdminMixin, admin.TabularInline[AlertDelivery, Alert]):
+    """The alert's events on their way to the webhook: attempts, last error, when delivered (the body as sent)."""
+
+    model = AlertDelivery
+    fields = ("event", "delivery_id", "attempts", "last_status", "last_error", "delivered_at", "abandoned_at", "body")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
 @admin.register(Alert)
 class AlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Alert]):
-    list_display = ("created_at", "severity", "kind", "message", "resolved_at")
-    list_filter = ("severity", "kind", "resolved_at")
-    readonly_fields = ("kind", "severity", "message", "detail", "dedup_key", "created_at", "resolved_at")
-    actions = ("resolve",)
-    allowed = frozenset({"change"})  # what the action requires
+    list_display = ("created_at", "severity", "kind", "owner", "message", "acknowledged_at", "resolved_at")
+    list_filter = ("severity", "kind", "resolved_at", "acknowledged_at")
+    search_fields = ("message", "dedup_key", "owner__username")
+    readonly_fields = (
+        "kind",
+        "severity",
+        "owner",
+        "message",
+        "detail",
+        "dedup_key",
+        "created_at",
+        "acknowledged_at",
+        "acknowledged_by",
+        "resolved_at",
+        "resolved_by",
+    )
+    inlines = (AlertDeliveryInline,)
+    actions = ("acknowledge", "resolve")
+    allowed = frozenset({"change"})  # what the actions require
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[Alert], act: Any, done: str) -> None:
+        count = 0
+        for alert in queryset.order_by("pk"):
+            try:
+                act(alert_id=alert.pk, user=request.user)
+            except ExecutionError as exc:
+                self.message_user(request, f"Alert {alert.pk}: {exc.message}", messages.WARNING)
+                continue
+            count += 1
+        self.message_user(request, f"{done} {count} alert(s).", messages.SUCCESS)
+
+    @admin.action(permissions=["change"], description="Acknowledge: someone is on it")
+    def acknowledge(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
+        self._each(request, queryset, alerts.alert_acknowledge, "Acknowledged")
 
     @admin.action(permissions=["change"], description="Mark resolved")
     def resolve(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
-        resolved = queryset.filter(resolved_at__isnull=True).update(resolved_at=timezone.now())
-        self.message_user(request, f"Resolved {resolved} alert(s).", messages.SUCCESS)
+        self._each(request, queryset, alerts.alert_resolve, "Resolved")

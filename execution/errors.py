@@ -105,3 +105,27 @@ class CampaignBindingInvalid(OrderRejected):
 
 class RewardAddressInvalid(CampaignBindingInvalid):
     code = "reward_address_invalid"
+
+
+class AlertUnknown(ExecutionError):
+    code = "alert_unknown"
+    status = 404
+
+
+class AlertAlreadyResolved(ExecutionError):
+    """The alert was resolved already (by a person, or by its rule when the condition cleared): nothing to do."""
+
+    code = "alert_already_resolved"
+    status = 409
+
+
+class AlertAlreadyAcknowledged(ExecutionError):
+    code = "alert_already_acknowledged"
+    status = 409
+
+
+class AlertNotYours(ExecutionError):
+    """The alert concerns another operator (or the system), and the user may not handle every alert."""
+
+    code = "alert_not_yours"
+    status = 403

@@ -47,6 +47,7 @@ def _note_stranded(order: MMOrder, holdings: dict[str, int]) -> None:
             dedup=f"withdrawal-stranded:o{order.pk}:{','.join(stranded)}",
             detail={"order": order.pk, "assets": {a: str(u) for a, u in stranded.items()}},
             warning=True,
+            owner_id=order.owner_id,
         )
 
 

@@ -18,6 +18,7 @@ from django.db import transaction
 
 from attestation.easyenclave import EasyEnclaveError, discovered_executor_urls
 from execution import accounts, services
+from execution.alert_rules import KILL_SWITCH, is_kill_switch, kill_switch_dedup
 from execution.domain import mm_order as mm
 from execution.errors import ExecutorRefused, ExecutorUnavailable, ReportRejected
 from execution.jobspec import build_job_spec, order_mid
@@ -165,17 +166,24 @@ def mm_order_sync_job(*, order_id: int) -> MMOrder:
             raise  # an outage: the job holds on its own risk limits and the next beat asks again
         return _restart_lost_job(order)
     if order.state == mm.State.RUNNING and status["state"] in ("halted", "failed", "revoked", "stopped"):
+        reason, halted_at = status.get("reason") or "", status.get("halted_at_ms")
+        # The executor's kill switch halts the job with a reason that names it: that alert has its own kind, and
+        # the beat rule keeps it open while the order stays paused by it (`alert_rules.rule_kill_switch`).
+        tripped = status["state"] == "halted" and is_kill_switch(reason)
         services.alert_raise(
-            "job_" + status["state"],
-            f"order {order.pk}: job {order.job_id} is {status['state']}: {status.get('reason') or ''}",
-            dedup=f"job:{order.job_id}:{status['state']}:{status.get('halted_at_ms')}",
-            detail={"order": order.pk, "job_id": order.job_id, "reason": status.get("reason") or ""},
+            KILL_SWITCH if tripped else "job_" + status["state"],
+            f"order {order.pk}: job {order.job_id} is {status['state']}: {reason}",
+            dedup=kill_switch_dedup(order.job_id, halted_at)
+            if tripped
+            else f"job:{order.job_id}:{status['state']}:{halted_at}",
+            detail={"order": order.pk, "job_id": order.job_id, "reason": reason},
+            owner_id=order.owner_id,
         )
         return services.mm_order_transition(
             order_id=order_id,
             event=mm.Event.PAUSE,
-            key=f"o{order_id}-pause-{status['state']}-{status.get('halted_at_ms') or 0}",
-            detail={"reason": status.get("reason") or status["state"]},
+            key=f"o{order_id}-pause-{status['state']}-{halted_at or 0}",
+            detail={"reason": reason or status["state"], "job_id": order.job_id, "halted_at_ms": halted_at},
         )
     return order
 
@@ -205,6 +213,7 @@ def _restart_lost_job(order: MMOrder) -> MMOrder:
             f"order {order.pk}: the executor no longer knows job {lost}; the order stays {order.state}",
             dedup=f"job-lost:{lost}",
             detail={"order": order.pk, "job_id": lost},
+            owner_id=order.owner_id,
         )
         return order
     cancelled = lost_job_cancel_orders(order, lost_job_id=lost)
@@ -220,6 +229,7 @@ def _restart_lost_job(order: MMOrder) -> MMOrder:
             f"order {order.pk}: its lost job cannot be replaced, the job spec would be refused: {exc}",
             dedup=f"job-spec-refused:{lost}",
             detail={"order": order.pk, "job_id": lost, "code": exc.code},
+            owner_id=order.owner_id,
         )
         return services.mm_order_transition(
             order_id=order.pk,

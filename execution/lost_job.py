@@ -63,6 +63,7 @@ def lost_job_book_fills(order: MMOrder, *, lost_job_id: str) -> int:
             f"order {order.pk}: the fills lost job {lost_job_id} left cannot be booked: {exc.message}",
             dedup=f"report-unbookable:{lost_job_id}:lost-fills",
             detail={"order": order.pk, "job_id": lost_job_id, "reason": exc.message, "code": exc.code},
+            owner_id=order.owner_id,
         )
         raise ReportRejected(
             f"the lost job's fills cannot be booked: {exc.message}",

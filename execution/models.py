@@ -319,9 +319,14 @@ class ExecutionReport(AppendOnlyModel):
 
 
 class Alert(models.Model):
-    """Something a person must look at (a reconciliation mismatch, a key that changed). Resolved, never deleted."""
+    """Something a person must look at (a reconciliation mismatch, a key that changed). Resolved, never deleted.
+
+    `owner` is the operator the alert concerns (the owner of the order or exchange key it is about); null for a
+    system alert (custody, the oracles). Acknowledging says someone is on it; resolving says the fact is gone, by a
+    person (`resolved_by`) or by the rule that raised it once its condition cleared (`resolved_by` null)."""
 
     class Severity(models.TextChoices):
+        INFO = "info"
         WARNING = "warning"
         CRITICAL = "critical"
 
@@ -330,8 +335,28 @@ class Alert(models.Model):
     message = models.CharField(max_length=500)
     detail = models.JSONField(default=dict, blank=True)
     dedup_key = models.CharField(max_length=200, help_text="One open alert per fact.")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="alerts",
+        help_text="The operator the alert concerns; empty for a system alert.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Who resolved it; empty when its rule saw the condition clear.",
+    )
 
     class Meta:
         constraints = [
@@ -339,6 +364,40 @@ class Alert(models.Model):
                 fields=("dedup_key",), condition=models.Q(resolved_at__isnull=True), name="alert_open_unique"
             )
         ]
+        indexes = [models.Index(fields=("owner", "resolved_at")), models.Index(fields=("kind", "resolved_at"))]
 
     def __str__(self) -> str:
         return f"{self.severity}: {self.message}"
+
+
+class AlertDelivery(models.Model):
+    """One event of one alert (raised, acknowledged, resolved) on its way to the alert webhook, delivered once.
+
+    The body is frozen when the event happens, so every attempt sends the same bytes under the same delivery id
+    (`X-MrMarket-Delivery`) and a receiver can dedupe. The row is locked while an attempt is made, so two workers
+    never send it at the same time; `delivered_at` set ends it, as does `abandoned_at` (attempts exhausted, or a
+    receiver that refused it for good)."""
+
+    class Event(models.TextChoices):
+        RAISED = "raised"
+        ACKNOWLEDGED = "acknowledged"
+        RESOLVED = "resolved"
+
+    alert = models.ForeignKey(Alert, on_delete=models.PROTECT, related_name="deliveries")
+    event = models.CharField(max_length=16, choices=Event.choices)
+    delivery_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    body = models.TextField(help_text="The JSON body, exactly as sent.")
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True, default="")
+    last_status = models.PositiveSmallIntegerField(null=True, blank=True, help_text="HTTP status of the last answer.")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    abandoned_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=("alert", "event"), name="alert_delivery_once_per_event")]
+        indexes = [models.Index(fields=("delivered_at", "abandoned_at"))]
+
+    def __str__(self) -> str:
+        return f"{self.event} of alert {self.alert_id} ({'delivered' if self.delivered_at else 'pending'})"

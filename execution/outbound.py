@@ -22,6 +22,7 @@ from eth_account import Account
 from web3 import Web3
 
 from execution import accounts, custody, selectors, services
+from execution.alerts import alerts_resolve_keys
 from execution.domain import mm_order as mm
 from execution.domain.ledger import (
     CUSTODY,
@@ -35,7 +36,7 @@ from execution.domain.ledger import (
 from execution.domain.units import same_amount
 from execution.errors import LedgerOverdraft
 from execution.funds import custody_asset
-from execution.models import Alert, CustodyTransfer, CustodyTransferVersion, ExchangeAccount, MMOrder
+from execution.models import CustodyTransfer, CustodyTransferVersion, ExchangeAccount, MMOrder
 from mrmarket.chain import get_web3
 from mrmarket.exchanges.client import TRANSIENT, exchange_call
 from mrmarket.observability import context
@@ -195,9 +196,7 @@ def mm_order_track_deposit(*, order_id: int) -> MMOrder:
             status=CustodyTransfer.Status.MINED, block_number=receipt["blockNumber"]
         )
         # The stall is over: its alerts describe a fact that is no longer true.
-        Alert.objects.filter(
-            dedup_key__in=[f"custody-stuck:t{sent.pk}", f"custody-gas-cap:t{sent.pk}"], resolved_at__isnull=True
-        ).update(resolved_at=timezone.now())
+        alerts_resolve_keys([f"custody-stuck:t{sent.pk}", f"custody-gas-cap:t{sent.pk}"])
         order = services.mm_order_transition(
             order_id=order_id,
             event=mm.Event.TRANSFER_MINED,

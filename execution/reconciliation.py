@@ -11,11 +11,13 @@ from typing import Any
 
 import ccxt
 from django.conf import settings
+from django.db.models import Q
 from eth_account import Account
 from web3 import Web3
 
 from contracts import load_artifact
 from execution import accounts, selectors, services
+from execution.alerts import Finding, Severity, alert_rule_apply
 from execution.domain import mm_order as mm
 from execution.domain import withdrawal as wd
 from execution.domain.ledger import CUSTODY, exchange_scope, in_transit
@@ -132,8 +134,9 @@ def _reconcile_venue(members: list[ExchangeAccount], balance: dict[str, Any]) ->
         for asset in sorted(set(expected) | set(actual))
         if not -shortfall_ok.get(asset, 0) <= actual.get(asset, 0) - expected.get(asset, 0) <= surplus_ok.get(asset, 0)
     ]
-    for mismatch in mismatches:
-        _raise_alert(mismatch)
+    # The alerts of this account are exactly its mismatches now: one that no longer differs clears (the orders it
+    # paused stay paused: resuming is the operator's decision).
+    _apply_alerts(scope, mismatches, owner_id=trading[0].owner_id)
     if mismatches:
         for key in members:
             _pause_running_orders(key)
@@ -187,17 +190,29 @@ def reconcile_custody() -> list[Mismatch]:
         )
         if actual != ledger:
             mismatches.append(Mismatch(CUSTODY, asset, ledger, actual))
-    for mismatch in mismatches:
-        _raise_alert(mismatch)
+    _apply_alerts(CUSTODY, mismatches, owner_id=None)
     return mismatches
 
 
-def _raise_alert(m: Mismatch) -> None:
-    services.alert_raise(
-        "reconciliation_mismatch",
-        m.message,
-        dedup=f"recon:{m.scope}:{m.asset}",
-        detail={"scope": m.scope, "asset": m.asset, "ledger": str(m.ledger), "actual": str(m.actual)},
+RECONCILIATION_MISMATCH = "reconciliation_mismatch"
+
+
+def _apply_alerts(scope: str, mismatches: list[Mismatch], *, owner_id: int | None) -> None:
+    """One open alert per mismatched asset of a scope, for the operator whose key it is (none for custody); the
+    scope's other open mismatch alerts are resolved, their difference gone."""
+    findings = [
+        Finding(
+            kind=RECONCILIATION_MISMATCH,
+            dedup=f"recon:{m.scope}:{m.asset}",
+            message=m.message,
+            detail={"scope": m.scope, "asset": m.asset, "ledger": str(m.ledger), "actual": str(m.actual)},
+            severity=Severity.CRITICAL,
+            owner_id=owner_id,
+        )
+        for m in mismatches
+    ]
+    alert_rule_apply(
+        kinds=[RECONCILIATION_MISMATCH], findings=findings, scope=Q(dedup_key__startswith=f"recon:{scope}:")
     )
 
 

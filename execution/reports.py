@@ -4,17 +4,15 @@ ledger (`execution.domain.fills` does the arithmetic); and the alert when a runn
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from attestation import services as attestation_services
 from attestation.selectors import signing_key_attested
 from execution import selectors, services
+from execution.alert_rules import order_report_gap_check
 from execution.domain import fills as fill_booking
-from execution.domain import mm_order as mm
 from execution.domain.ledger import Transaction, exchange_holdings, of_asset, transfer, unbooked_source
 from execution.errors import LedgerConflict, LedgerOverdraft, ReportRejected
 from execution.funds import asset_decimals, is_custody_asset
@@ -42,6 +40,7 @@ def ingest_reports(order: MMOrder, envelopes: list[Any]) -> int:
             f"order {order.pk}: reports of job {order.job_id} are signed by a key no accepted attestation bound",
             dedup=f"report-unattested:{order.job_id}",
             detail={"order": order.pk, "job_id": order.job_id},
+            owner_id=order.owner_id,
         )
         raise ReportRejected(
             "the reports' signing key is not linked to an accepted attestation",
@@ -78,6 +77,7 @@ def ingest_reports(order: MMOrder, envelopes: list[Any]) -> int:
             f"order {order.pk}: a report of job {order.job_id} was refused: {exc}",
             dedup=f"report:{order.job_id}:{type(exc).__name__}",
             detail={"order": order.pk, "job_id": order.job_id, "reason": str(exc), "code": exc.code},
+            owner_id=order.owner_id,
         )
         raise ReportRejected(
             f"report refused: {exc}",
@@ -103,6 +103,7 @@ def _store_verified(order: MMOrder, verified: list[tuple[SignedReport, list[Tran
                 f"order {order.pk}: report {signed.sequence} of job {order.job_id} cannot be booked: {exc.message}",
                 dedup=f"report-unbookable:{order.job_id}:{signed.sequence}",
                 detail={"order": order.pk, "job_id": order.job_id, "reason": exc.message, "code": exc.code},
+                owner_id=order.owner_id,
             )
             raise ReportRejected(
                 f"report {signed.sequence} cannot be booked: {exc.message}",
@@ -203,19 +204,6 @@ def order_fill_transactions(order: MMOrder, fills: list[dict[str, Any]]) -> list
 
 
 def reports_check_overdue(order: MMOrder) -> None:
-    """Alert (once per gap) when a running job has sent no report for longer than its interval and the grace."""
-    if order.state != mm.State.RUNNING or order.job_spec is None:
-        return
-    last = ExecutionReport.objects.filter(order=order, job_id=order.job_id).order_by("-sequence").first()
-    started = order.transitions.filter(event=mm.Event.JOB_RUNNING.value).values_list("created_at", flat=True).last()
-    if started is None:
-        return
-    since_ms = last.window_end_ms if last else int(started.timestamp() * 1000)
-    allowed = (order.job_spec["report_interval_seconds"] + settings.EXECUTOR_REPORT_GRACE_SECONDS) * 1000
-    if time.time() * 1000 - since_ms > allowed:
-        services.alert_raise(
-            "report_gap",
-            f"order {order.pk}: no report from job {order.job_id} since {since_ms} ms",
-            dedup=f"report-gap:{order.job_id}:{since_ms}",
-            detail={"order": order.pk, "job_id": order.job_id, "since_ms": since_ms},
-        )
+    """Alert (once per gap) when a running job has sent no report for longer than its interval and the grace; clear
+    the gap's alert once a report covers it (`alert_rules.order_report_gap_check`, the beat rule for one order)."""
+    order_report_gap_check(order)

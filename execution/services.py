@@ -13,12 +13,17 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 
 from execution import selectors
+
+# The alert sink every flow module calls as `services.alert_raise` (alerts live in their own module).
+from execution.alerts import alert_raise
 from execution.domain import mm_order as mm
 from execution.domain.ledger import Posting, Transaction
 from execution.errors import InvalidOrderTransition, LedgerConflict, LedgerOverdraft
-from execution.models import Alert, LedgerPosting, LedgerTransaction, MMOrder, MMOrderTransition
+from execution.models import LedgerPosting, LedgerTransaction, MMOrder, MMOrderTransition
 from mrmarket.observability import context
 from mrmarket.observability.logging import get_logger
+
+__all__ = ["alert_raise", "ledger_record", "mm_order_stop", "mm_order_transition"]
 
 log = get_logger(__name__)
 
@@ -77,19 +82,6 @@ def ledger_record(*, tx: Transaction, memo: str = "") -> bool:
             raise LedgerConflict(f"ledger key {tx.key} was already used for another transaction") from None
         return False
     log.info("ledger_recorded", key=tx.key, kind=tx.kind, postings=len(tx.postings))
-    return True
-
-
-def alert_raise(kind: str, message: str, *, dedup: str, detail: dict[str, Any], warning: bool = False) -> bool:
-    """Open an alert for a fact, once while it is open (`dedup` is unique among open alerts); True when this call
-    opened it. Critical unless `warning`."""
-    severity = Alert.Severity.WARNING if warning else Alert.Severity.CRITICAL
-    try:
-        with transaction.atomic():
-            Alert.objects.create(kind=kind, severity=severity, message=message[:500], detail=detail, dedup_key=dedup)
-    except IntegrityError:
-        return False  # already open for this fact
-    (log.warning if warning else log.error)(kind, **{k: str(v) for k, v in detail.items()})
     return True
 
 

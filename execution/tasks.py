@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 from django.db.models import Q
 
-from execution import accounts, homeward, jobs, outbound, reconciliation
+from execution import accounts, alert_rules, alert_webhook, homeward, jobs, outbound, reconciliation
+from execution.alerts import alert_rules_run
 from execution.domain import mm_order as mm
 from execution.domain import withdrawal as wd
 from execution.errors import (
@@ -132,3 +134,27 @@ def wind_down(order_id: int) -> None:
         jobs.mm_order_wind_down(order_id=order_id)
     except ExecutorUnavailable as exc:
         log.warning("executor_unavailable", order_id=order_id, error=exc.message)
+
+
+# -- alerts ---------------------------------------------------------------------------------------------------
+
+
+@shared_task(name="execution.evaluate_alert_rules", ignore_result=True)
+def evaluate_alert_rules() -> None:
+    """Beat: each of execution's alert rules, on its own (one that fails is logged, the others still run)."""
+    alert_rules_run(alert_rules.RULES)
+
+
+@shared_task(name="execution.deliver_alert_webhook", base=RetryingTask, bind=True)
+def deliver_alert_webhook(self: RetryingTask, delivery_id: int) -> None:
+    """One attempt at one alert event; a failure that may pass is retried when its row says (the row bounds the
+    attempts; the sweep queues it again should this task be lost)."""
+    attempt = alert_webhook.alert_delivery_attempt(delivery_id=delivery_id)
+    if attempt.outcome in ("failed", "not_due") and attempt.retry_in is not None:
+        raise self.retry(countdown=attempt.retry_in, max_retries=2 * settings.ALERT_WEBHOOK_MAX_ATTEMPTS)
+
+
+@shared_task(name="execution.sweep_alert_webhooks", ignore_result=True)
+def sweep_alert_webhooks() -> None:
+    for delivery_id in alert_webhook.alert_deliveries_due():
+        deliver_alert_webhook.delay(delivery_id)

@@ -3,10 +3,13 @@ page of any app refuses to add, change or delete rows itself."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 from django.contrib import admin
 from django.contrib.admin.options import BaseModelAdmin, InlineModelAdmin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, path
@@ -45,8 +48,30 @@ class MrMarketAdminSite(admin.AdminSite):
     site_title = "Mr.Market"
     index_title = "Operations"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pages: list[tuple[str, Callable[..., HttpResponse], str]] = []
+
+    def register_page(self, route: str, view: Callable[..., HttpResponse], *, name: str) -> None:
+        """A page of an app above the core in the admin (`/admin/<route>`, named `admin:<name>`), registered from
+        that app's admin module: the core cannot import it. Staff only, as every admin page; a signed-in user who
+        is not staff is refused (403) rather than sent to a login form they have already passed."""
+        self._pages.append((route, view, name))
+
+    def _staff_page(self, view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        inner = self.admin_view(view)
+
+        @functools.wraps(view)
+        def page(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.user.is_authenticated and not self.has_permission(request):
+                raise PermissionDenied
+            return inner(request, *args, **kwargs)
+
+        return page
+
     def get_urls(self) -> list[URLResolver | URLPattern]:
         extra = [path("system-status/", self.admin_view(self.system_status_view), name="system-status")]
+        extra += [path(route, self._staff_page(view), name=name) for route, view, name in self._pages]
         return extra + super().get_urls()
 
     def system_status_view(self, request: HttpRequest) -> HttpResponse:

@@ -39,6 +39,8 @@ def _register_configured_secrets() -> None:
         getattr(settings, "CONTROLLER_SIGNING_KEY", ""),
         getattr(settings, "CREDENTIALS_SIGNING_KEY", ""),
         getattr(settings, "METRICS_TOKEN", ""),
+        getattr(settings, "ALERT_WEBHOOK_SECRET", ""),
+        getattr(settings, "ALERT_WEBHOOK_URL", ""),  # a chat hook's URL is its credential
         *getattr(settings, "CREDENTIALS_MASTER_KEYS", {}).values(),
         *(db.get("PASSWORD") for db in settings.DATABASES.values()),
     ]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from campaigns.admin import campaign_amount
-from mrmarket.admin import ReadOnlyAdminMixin
-from payouts import closing, paying
+from mrmarket.admin import MrMarketAdminSite, ReadOnlyAdminMixin
+from payouts import admin_views, closing, paying
 from payouts.domain.distribution import IllegalPayoutTransition
 from payouts.domain.epochs import IllegalCloseTransition
 from payouts.models import (
@@ -158,3 +160,12 @@ class EpochPayoutAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[EpochPayout]):
             except IllegalPayoutTransition as exc:
                 self.message_user(request, f"{payout}: {exc}", messages.WARNING)
         self.message_user(request, f"Sent {done} payout(s) back to pending.", messages.SUCCESS)
+
+
+# The operator panel (payouts.admin_views): pages of the admin site, which the core cannot import from here.
+site = cast(MrMarketAdminSite, admin.site)  # the project's site (mrmarket.apps.MrMarketAdminConfig)
+site.register_page("operator/", admin_views.operator_panel_index, name="operator-panel")
+site.register_page("operator/<int:user_id>/", admin_views.operator_panel_page, name="operator-panel-operator")
+site.register_page(
+    "operator/alerts/<int:alert_id>/<str:action>/", admin_views.operator_alert_action, name="operator-alert-action"
+)

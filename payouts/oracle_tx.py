@@ -32,8 +32,8 @@ from web3.types import TxParams, TxReceipt
 
 from contracts import load_artifact
 from execution import services as execution_services
+from execution.alerts import alerts_resolve_keys
 from execution.custody import allocate_nonce
-from execution.models import Alert
 from mrmarket import chain_tx
 from mrmarket.chain import get_web3
 from mrmarket.observability.logging import get_logger
@@ -393,9 +393,7 @@ def _settle(w3: Web3, row: OracleTransaction, tx_hash: str, receipt: TxReceipt) 
         log.error("oracle_tx_reverted", tx_id=row.pk, tx_hash=tx_hash, reason=row.revert_reason)
     row.save()
     # The stall is over: its alerts describe a fact that is no longer true.
-    Alert.objects.filter(
-        dedup_key__in=[f"oracle-stuck:t{row.pk}", f"oracle-gas-cap:t{row.pk}"], resolved_at__isnull=True
-    ).update(resolved_at=timezone.now())
+    alerts_resolve_keys([f"oracle-stuck:t{row.pk}", f"oracle-gas-cap:t{row.pk}"])
     log.info("oracle_tx_settled", tx_id=row.pk, status=row.status, block=row.block_number, tx_hash=row.tx_hash)
 
 

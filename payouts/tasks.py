@@ -11,10 +11,11 @@ from typing import ClassVar
 from celery import current_task, shared_task
 from django.conf import settings
 
+from execution.alerts import alert_rules_run
 from mrmarket.exchanges.errors import ExchangeUnavailable
 from mrmarket.observability.logging import get_logger
 from mrmarket.tasks import RetryingTask
-from payouts import closing, oracle_tx, paying
+from payouts import alert_rules, closing, oracle_tx, paying
 from payouts.errors import OracleChainUnavailable
 
 log = get_logger(__name__)
@@ -81,3 +82,9 @@ def sweep_oracle_txs() -> None:
 @shared_task(base=OracleTask, name="payouts.advance_oracle_tx")
 def advance_oracle_tx(tx_id: int) -> None:
     oracle_tx.oracle_tx_advance(tx_id=tx_id)
+
+
+@shared_task(name="payouts.evaluate_alert_rules", ignore_result=True)
+def evaluate_alert_rules() -> None:
+    """Beat: the alert rules that read the oracle's book snapshots and the jobs' reports against campaign bands."""
+    alert_rules_run(alert_rules.RULES)

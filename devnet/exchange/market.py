@@ -7,6 +7,10 @@
 - Poisson takers send market orders of exponential size at rate `taker_intensity`, either side.
 - An occasional sweep takes several levels of one side at once.
 
+A control (`set_makers`, admin `POST /_devnet/market/makers`) stops the noise makers of one side of a symbol: their
+resting orders on it are cancelled and not requoted until they are resumed, so that side of the book empties
+unless someone else quotes it (a market maker walking away, as the side-missing alert is there to catch).
+
 Everything is driven by a seeded `random.Random` and by `step(seconds)`: the same seed and the same sequence of
 steps and orders give the same fills. The server steps it on a timer; tests step it themselves.
 Random draws are floats (a Gaussian shock, an exponential size); each becomes a Decimal quantized to the
@@ -49,6 +53,7 @@ class _Symbol:
     rng: random.Random
     fair: Decimal
     seq: int = 0
+    stopped: frozenset[Side] = frozenset()  # sides whose noise makers do not quote
 
 
 class MarketSim:
@@ -71,6 +76,16 @@ class MarketSim:
         with self.engine.lock:
             self.symbols[symbol].fair = price
             self._requote(self.symbols[symbol])
+
+    def set_makers(self, symbol: str, side: Side, *, quoting: bool) -> None:
+        """Stop (or resume) the noise makers of one side of a symbol, and requote at once."""
+        with self.engine.lock:
+            sym = self.symbols[symbol]
+            sym.stopped = sym.stopped - {side} if quoting else sym.stopped | {side}
+            self._requote(sym)
+
+    def makers_stopped(self, symbol: str) -> frozenset[Side]:
+        return self.symbols[symbol].stopped
 
     def step(self, seconds: Decimal) -> None:
         with self.engine.lock:
@@ -132,9 +147,10 @@ class MarketSim:
             bid = to_tick(sym.fair * (1 - off), spec.tick_size, up=False)
             ask = to_tick(sym.fair * (1 + off), spec.tick_size, up=True)
             qty = self._lot(spec, a.maker_size)
-            if bid >= spec.min_price:
+            if bid >= spec.min_price and Side.BUY not in sym.stopped:
                 self._order(sym, MAKER, Side.BUY, OrderType.LIMIT_MAKER, qty, bid)
-            self._order(sym, MAKER, Side.SELL, OrderType.LIMIT_MAKER, qty, ask)
+            if Side.SELL not in sym.stopped:
+                self._order(sym, MAKER, Side.SELL, OrderType.LIMIT_MAKER, qty, ask)
 
     def _arbitrage(self, sym: _Symbol) -> None:
         spec = sym.spec

@@ -752,6 +752,17 @@ async def admin_step(sim: Simulator, request: web.Request) -> Any:
     return {s: fmt(sim.market.fair(s)) for s in sim.engine.markets}
 
 
+async def admin_makers(sim: Simulator, request: web.Request) -> Any:
+    """`{"symbol": "MMTUSDT" (or "MMT/USDT"), "side": "BUY"|"SELL", "quoting": false}`: stop or resume one side's
+    noise makers."""
+    data = await _body(request)
+    symbol, side = str(data["symbol"]).replace("/", ""), Side(str(data["side"]).upper())
+    if symbol not in sim.market.symbols:
+        raise KeyError(symbol)
+    sim.market.set_makers(symbol, side, quoting=bool(data.get("quoting", False)))
+    return {"symbol": symbol, "stopped": sorted(s.value for s in sim.market.makers_stopped(symbol))}
+
+
 async def admin_info(sim: Simulator, request: web.Request) -> Any:
     funds = sim.funds
     return {
@@ -828,6 +839,7 @@ def build_app(sim: Simulator) -> web.Application:
     r.add_delete("/_devnet/faults", _admin(admin_clear_faults))
     r.add_delete("/_devnet/faults/{fault_id}", _admin(admin_delete_fault))
     r.add_post("/_devnet/market/step", _admin(admin_step))
+    r.add_post("/_devnet/market/makers", _admin(admin_makers))
     r.add_post("/_devnet/chain/poll", _admin(admin_poll_chain))
     r.add_get("/_devnet/info", _admin(admin_info))
     app[_TASKS] = []

@@ -320,6 +320,45 @@ READYZ_REQUIRED: list[str] = env.list(
 READYZ_CACHE_SECONDS = env.float("READYZ_CACHE_SECONDS", default=5.0)
 OUTBOUND_HTTP_TIMEOUT_SECONDS = env.float("OUTBOUND_HTTP_TIMEOUT_SECONDS", default=10.0)
 
+# --- alerts: the rules beat evaluates, and the signed webhook each alert event is delivered to (docs/operators.md)
+ALERT_RULES_INTERVAL_SECONDS = env.int("ALERT_RULES_INTERVAL_SECONDS", default=30)
+# A side of the book missing (no level inside the campaign's band, or a one-sided book) in this many consecutive
+# samples of the oracle's recorder raises `side_missing`: one sample can be a blip, three at 10 s are half a minute.
+ALERT_SIDE_MISSING_SAMPLES = env.int("ALERT_SIDE_MISSING_SAMPLES", default=3)
+if ALERT_SIDE_MISSING_SAMPLES < 1:
+    raise ConfigError("ALERT_SIDE_MISSING_SAMPLES must be 1 or more")
+# Empty: no webhook. The URL can be a capability (a chat hook's path): it is masked like a secret in every log.
+ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")
+ALERT_WEBHOOK_SECRET = env.str("ALERT_WEBHOOK_SECRET", default="")  # HMAC-SHA256 key of the signature. Secret.
+if ALERT_WEBHOOK_URL and not ALERT_WEBHOOK_URL.startswith(("https://", "http://")):
+    raise ConfigError("ALERT_WEBHOOK_URL must be an http(s) URL")
+if ALERT_WEBHOOK_URL and len(ALERT_WEBHOOK_SECRET) < 16:
+    raise ConfigError("ALERT_WEBHOOK_SECRET must be set (16 characters or more) when ALERT_WEBHOOK_URL is")
+ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("ALERT_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+# Attempts per event before it is given up (transport failures, 5xx and 429 are retried; the first wait is the
+# backoff, doubled after each failure, at most an hour): 10 attempts from 2 s span about 17 minutes.
+ALERT_WEBHOOK_MAX_ATTEMPTS = env.int("ALERT_WEBHOOK_MAX_ATTEMPTS", default=10)
+ALERT_WEBHOOK_BACKOFF_SECONDS = env.float("ALERT_WEBHOOK_BACKOFF_SECONDS", default=2.0)
+if ALERT_WEBHOOK_MAX_ATTEMPTS < 1 or ALERT_WEBHOOK_BACKOFF_SECONDS < 0:
+    raise ConfigError("ALERT_WEBHOOK_MAX_ATTEMPTS must be 1 or more and ALERT_WEBHOOK_BACKOFF_SECONDS not negative")
+CELERY_BEAT_SCHEDULE["execution-evaluate-alert-rules"] = {
+    "task": "execution.evaluate_alert_rules",
+    "schedule": float(ALERT_RULES_INTERVAL_SECONDS),
+    "options": {"expires": float(ALERT_RULES_INTERVAL_SECONDS)},
+}
+CELERY_BEAT_SCHEDULE["payouts-evaluate-alert-rules"] = {
+    "task": "payouts.evaluate_alert_rules",
+    "schedule": float(ALERT_RULES_INTERVAL_SECONDS),
+    "options": {"expires": float(ALERT_RULES_INTERVAL_SECONDS)},
+}
+# The safety net under the webhook: a delivery whose task was lost (a worker died, the broker dropped it) is queued
+# again once due.
+CELERY_BEAT_SCHEDULE["execution-sweep-alert-webhooks"] = {
+    "task": "execution.sweep_alert_webhooks",
+    "schedule": 60.0,
+    "options": {"expires": 60.0},
+}
+
 # --- credentials at rest (envelope encryption; master key from the environment) ----------------------------
 CREDENTIALS_MASTER_KEY_ID = env.str("CREDENTIALS_MASTER_KEY_ID", default="k1")
 

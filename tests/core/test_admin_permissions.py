@@ -25,7 +25,7 @@ EXPECTED: dict[type[Any], tuple[tuple[bool, bool, bool], list[tuple[bool, bool, 
     ExchangeAccount: ((False, True, True), []),
     LedgerTransaction: ((False, False, False), [(False, True, True)]),
     MMOrder: ((False, True, False), [(False, True, True), (False, True, True)]),
-    Alert: ((False, True, False), []),
+    Alert: ((False, True, False), [(False, False, False)]),
     MeasurementEntry: ((True, True, False), [(False, True, True)]),
     ExecutorRecord: ((False, True, False), [(False, True, True)]),
     # The events inline has no policy of its own: the campaign page is read-only, so Django shows it read-only.

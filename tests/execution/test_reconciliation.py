@@ -83,6 +83,31 @@ def test_a_real_difference_is_one_alert_for_the_account_whichever_key_sees_it(ke
     assert Alert.objects.filter(resolved_at__isnull=True).count() == 1
 
 
+def test_a_mismatch_alert_names_the_operator_and_clears_once_the_ledger_agrees(keys, sim: RunningExchange) -> None:
+    trading, _ = keys
+    venue = sim.sim.keys.authenticate(accounts.exchange_account_credentials(account=trading).api_key).account_id
+    sim.admin("POST", f"/_devnet/accounts/{venue}/credit", {"asset": "USDT", "amount": "7"})
+    reconciliation.reconcile_exchange_accounts()
+    reconciliation.reconcile_exchange_accounts()  # the same fact again: still one alert
+    (alert,) = Alert.objects.filter(kind="reconciliation_mismatch")
+    assert (alert.owner_id, alert.resolved_at, alert.severity) == (trading.owner_id, None, "critical")
+    # The 7 USDT are booked (a deposit the ledger had missed): the next pass finds no difference and clears it.
+    services.ledger_record(
+        tx=transfer(
+            "late-credit",
+            "deposit_credit",
+            asset="USDT",
+            amount=7 * UNIT,
+            source="external:chain",
+            target=f"exchange:a{trading.pk}:free",
+        )
+    )
+    assert reconciliation.reconcile_exchange_accounts() == []
+    alert.refresh_from_db()
+    assert alert.resolved_at is not None
+    assert alert.resolved_by is None
+
+
 def test_keys_of_two_accounts_are_reconciled_apart(keys, sim: RunningExchange, settings) -> None:
     trading, _ = keys
     other = sim.sim.create_account(permissions=frozenset({Permission.TRADE}), balances={"USDT": Decimal(5)})

@@ -12,6 +12,7 @@ import ccxt
 import pytest
 
 from devnet.exchange.config import SimConfig
+from devnet.exchange.domain.model import Side
 from devnet.exchange.fixtures import run_exchange
 from devnet.ports import free_port, wait_for_port
 
@@ -38,6 +39,19 @@ def test_admin_accounts_keys_credit_and_step(exchange):
     assert "lost_cancel_ack" in info["fault_kinds"]
 
 
+def test_the_makers_of_one_side_stop_and_resume(exchange):
+    books = exchange.sim.engine.books["MMTUSDT"]
+    exchange.sim.market.seed_books()
+    assert books.best(Side.SELL) is not None
+    stopped = exchange.admin("POST", "/_devnet/market/makers", {"symbol": "MMT/USDT", "side": "sell", "quoting": False})
+    assert stopped == {"symbol": "MMTUSDT", "stopped": ["SELL"]}
+    exchange.admin("POST", "/_devnet/market/step", {"steps": 3, "seconds": "1"})
+    assert books.best(Side.SELL) is None  # nobody else quotes it here
+    assert books.best(Side.BUY) is not None
+    exchange.admin("POST", "/_devnet/market/makers", {"symbol": "MMTUSDT", "side": "SELL", "quoting": True})
+    assert books.best(Side.SELL) is not None
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "status"),
     [
@@ -48,6 +62,8 @@ def test_admin_accounts_keys_credit_and_step(exchange):
         ("GET", "/_devnet/accounts/acct-999", None, 404),
         ("POST", "/_devnet/market/step", {"steps": 0}, 400),
         ("POST", "/_devnet/chain/poll", {}, 400),
+        ("POST", "/_devnet/market/makers", {"symbol": "NOPE/USDT", "side": "SELL"}, 404),
+        ("POST", "/_devnet/market/makers", {"symbol": "MMT/USDT", "side": "UP"}, 400),
     ],
 )
 def test_admin_rejects(exchange, method, path, body, status):
