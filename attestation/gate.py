@@ -43,7 +43,7 @@ from attestation.domain.ita import TokenError, claims_verdict
 from attestation.domain.quote import QuoteError, QuoteVerdict, evaluate_policy, parse_quote_fields, verify_quote
 from attestation.errors import AttestationError, EvidenceRefused, ProvisioningRefused
 from attestation.interface import AttestingExecutor, ExecutorIdentity
-from attestation.models import AttestationRecord, ExecutorRecord, MeasurementEntry
+from attestation.models import AttestationRecord, CollateralDocument, ExecutorRecord, MeasurementEntry
 from attestation.selectors import measurement_allowed, measurement_refusal
 from mrmarket.controller import controller_key
 from mrmarket.errors import ControllerNotConfigured
@@ -256,7 +256,7 @@ def _accept(
         quote_sha256=hashlib.sha256(quote).hexdigest() if quote else "",
         quote_b64=base64.b64encode(quote).decode(),
         ita_token=token,
-        collateral=checked.collateral,
+        collateral=_collateral_document(checked.collateral),
         verified_at_unix=checked.at,
         runtime_config=runtime,
         ok=True,
@@ -279,6 +279,15 @@ def _accept(
         last_verified_at=timezone.now(),
     )
     return record
+
+
+def _collateral_document(text: str) -> CollateralDocument | None:
+    if not text:
+        return None
+    document, _ = CollateralDocument.objects.get_or_create(
+        sha256=hashlib.sha256(text.encode()).hexdigest(), defaults={"text": text}
+    )
+    return document
 
 
 def runtime_config_refusal(runtime: dict[str, Any]) -> tuple[str, str] | None:
@@ -329,10 +338,16 @@ def _refuse(
         # An inconclusive check (our collateral or ITA unavailable) takes a trusted executor out of selection and
         # leaves its jobs alone; any other refusal marks it failed.
         after = state.UNREACHABLE if inconclusive and trusted else state.FAILED
-        ExecutorRecord.objects.filter(pk=executor.pk).update(
-            state=Case(When(state=state.REVOKED, then=Value(state.REVOKED)), default=Value(after)),
-            verification_failures=F("verification_failures") + 1,
-        )
+        if reason == "registration_rate_limited":
+            # Nothing against its build: out of selection while trusted, otherwise left as it was, and not counted
+            # as a failed verification.
+            if trusted:
+                ExecutorRecord.objects.filter(pk=executor.pk).update(state=state.UNREACHABLE)
+        else:
+            ExecutorRecord.objects.filter(pk=executor.pk).update(
+                state=Case(When(state=state.REVOKED, then=Value(state.REVOKED)), default=Value(after)),
+                verification_failures=F("verification_failures") + 1,
+            )
         if trusted and not inconclusive:
             # It was trusted and now fails (TCB out of date, build gone, other keys…): its running jobs lose their
             # credentials and stop, as when its build leaves the allowlist.

@@ -120,6 +120,18 @@ class ExecutorRecord(models.Model):
         return self.checks_ok * FULL_UPTIME_PERMILLE // self.checks_total
 
 
+class CollateralDocument(models.Model):
+    """A DCAP collateral document (dcap-qvl's JSON) some quote was verified with, stored once by its SHA-256: a
+    platform's collateral changes about daily while its executors re-attest every few minutes."""
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"collateral {self.sha256[:12]}…"
+
+
 class AttestationRecord(models.Model):
     """One verification of one executor's evidence, kept whatever the outcome (append-only by convention)."""
 
@@ -130,8 +142,13 @@ class AttestationRecord(models.Model):
     quote_sha256 = models.CharField(max_length=64, blank=True, default="")
     quote_b64 = models.TextField(blank=True, default="")
     ita_token = models.TextField(blank=True, default="", help_text="Intel Trust Authority token, when one came")
-    collateral = models.TextField(
-        blank=True, default="", help_text="the DCAP collateral the quote was verified with (published as evidence)"
+    collateral = models.ForeignKey(
+        "CollateralDocument",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="the DCAP collateral the quote was verified with (published as evidence)",
     )
     verified_at_unix = models.BigIntegerField(null=True, blank=True, help_text="the time the quote was verified at")
     runtime_config = models.JSONField(

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.db.models import Sum
 
-from attestation.collateral import collateral_json, platform_key
+from attestation.collateral import CollateralUnavailable, collateral_json, platform_key
 from attestation.domain.allowlist import Measurements, Rule, first_match, unpinned
 from attestation.models import (
     AllowlistAudit,
@@ -117,7 +117,7 @@ def allowlist_published(*, service: str | None = None) -> tuple[list[Measurement
 def latest_accepted(executor_id: int) -> AttestationRecord | None:
     """The executor's most recent accepted attestation: the evidence its standing rests on now."""
     return (
-        AttestationRecord.objects.select_related("executor", "allowlist_entry")
+        AttestationRecord.objects.select_related("executor", "allowlist_entry", "collateral")
         .filter(executor_id=executor_id, ok=True)
         .order_by("-id")
         .first()
@@ -127,9 +127,13 @@ def latest_accepted(executor_id: int) -> AttestationRecord | None:
 def evidence_body(record: AttestationRecord) -> dict[str, Any]:
     """The published evidence of one accepted attestation (`attestation.domain.evidence`): the quote, the collateral
     it was verified with, the token, the nonce and keys it binds, the root, and what the server concluded."""
-    collateral = record.collateral
+    collateral = record.collateral.text if record.collateral is not None else ""
     if not collateral and record.quote_b64:
-        collateral = collateral_json(base64.b64decode(record.quote_b64))  # verified before collateral was kept
+        # Verified before collateral was kept: today's, which may not verify at that time (the verdict says so).
+        try:
+            collateral = collateral_json(base64.b64decode(record.quote_b64))
+        except CollateralUnavailable:
+            collateral = ""
     at = record.verified_at_unix if record.verified_at_unix is not None else int(record.verified_at.timestamp())
     root = b"" if record.hardware_attested else _dev_root()
     rtmrs = list(record.rtmrs) + [""] * (4 - len(record.rtmrs))
@@ -195,19 +199,25 @@ class Behaviour:
     fills_unconfirmed: int = 0
 
     @property
+    def orders_permille(self) -> int:
+        return self.orders_not_visible * 1000 // self.orders_checked if self.orders_checked else 0
+
+    @property
+    def fills_permille(self) -> int:
+        return self.fills_unconfirmed * 1000 // self.fills_checked if self.fills_checked else 0
+
+    @property
     def deviation_permille(self) -> int:
-        """‰ of its checked orders and fills the oracle or the exchange could not find (0 with nothing checked)."""
-        checked = self.orders_checked + self.fills_checked
-        missing = self.orders_not_visible + self.fills_unconfirmed
-        return missing * 1000 // checked if checked else 0
+        """The worse of the two: ‰ of its checked (sample, order) pairs the oracle's book did not show, and ‰ of its
+        fills the exchange did not show — two ratios, since one order is checked at every sample and a fill once."""
+        return max(self.orders_permille, self.fills_permille)
 
     @property
     def deviating(self) -> bool:
-        """Enough checked to judge, and more missing than the configured tolerance."""
-        checked = self.orders_checked + self.fills_checked
-        return (
-            checked >= settings.EXECUTOR_DEVIATION_MIN_CHECKED
-            and self.deviation_permille > settings.EXECUTOR_DEVIATION_TOLERANCE_PERMILLE
+        """Either ratio beyond the configured tolerance, over enough checked to judge."""
+        tolerance, enough = settings.EXECUTOR_DEVIATION_TOLERANCE_PERMILLE, settings.EXECUTOR_DEVIATION_MIN_CHECKED
+        return (self.orders_checked >= enough and self.orders_permille > tolerance) or (
+            self.fills_checked >= enough and self.fills_permille > tolerance
         )
 
 

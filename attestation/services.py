@@ -236,6 +236,8 @@ def identity_observations_replace(*, source: str, figures: dict[str, dict[str, i
     what an earlier scoring of the same source stored: a preview scored again, or the close after its previews.
     Each identity is linked to the executor whose accepted attestation bound its key."""
     fields = ("orders_checked", "orders_not_visible", "fills_checked", "fills_unconfirmed")
+    # An identity seen in an earlier scoring of this source but not in this one has nothing left in it.
+    IdentityObservation.objects.filter(source=source).exclude(signing_key__in=[k for k in figures if k]).delete()
     for key, counts in figures.items():
         if not key:
             continue  # orders of no known identity: nothing to hold against anyone

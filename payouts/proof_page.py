@@ -12,6 +12,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 from typing import Any
 
+from django.db.models import BooleanField, ExpressionWrapper, OuterRef, Q, Subquery
 from django.urls import reverse
 from django.utils import timezone
 
@@ -100,9 +101,33 @@ class ProofPage:
 def _evidence_kind(record: AttestationRecord | None) -> str:
     if record is None:
         return "—"
-    if record.quote_b64 and record.ita_token:
+    quote, token = getattr(record, "has_quote", False), getattr(record, "has_token", False)
+    if quote and token:
         return "TDX quote + Intel Trust Authority token"
-    return "TDX quote" if record.quote_b64 else "Intel Trust Authority token"
+    return "TDX quote" if quote else "Intel Trust Authority token"
+
+
+def _latest_accepted(executors: list[ExecutorRecord]) -> dict[int, AttestationRecord]:
+    """Each executor's latest accepted attestation, without its heavy fields (quote, token, runtime config): one
+    query for the ids, one for the rows, however many times they re-attested."""
+    newest = AttestationRecord.objects.filter(executor=OuterRef("pk"), ok=True).order_by("-id").values("id")[:1]
+    ids = [
+        i
+        for i in ExecutorRecord.objects.filter(pk__in=[e.pk for e in executors])
+        .annotate(latest=Subquery(newest))
+        .values_list("latest", flat=True)
+        if i is not None
+    ]
+    rows = (
+        AttestationRecord.objects.filter(pk__in=ids)
+        .select_related("allowlist_entry")
+        .defer("quote_b64", "ita_token", "runtime_config", "advisory_ids")
+        .annotate(
+            has_quote=ExpressionWrapper(~Q(quote_b64=""), output_field=BooleanField()),
+            has_token=ExpressionWrapper(~Q(ita_token=""), output_field=BooleanField()),
+        )
+    )
+    return {r.executor_id: r for r in rows}
 
 
 def _quoting_keys(keys: list[str], *, now: datetime) -> set[str]:
@@ -124,20 +149,13 @@ def proof_executors(*, only: set[int] | None = None, now: datetime | None = None
     if only is not None:
         records = records.filter(pk__in=only)
     executors = list(records)
-    latest: dict[int, AttestationRecord] = {}
-    for accepted in (
-        AttestationRecord.objects.select_related("allowlist_entry")
-        .filter(executor__in=executors, ok=True)
-        .order_by("executor_id", "-id")
-    ):
-        latest.setdefault(accepted.executor_id, accepted)
+    latest = _latest_accepted(executors)
     behaviour = executor_behaviour(e.pk for e in executors)
     quoting = _quoting_keys([e.signing_key for e in executors if e.signing_key], now=now)
     out = []
     for e in executors:
         record = latest.get(e.pk)
         seen = behaviour.get(e.pk, Behaviour())
-        checked = seen.orders_checked + seen.fills_checked
         entry = record.allowlist_entry if record else None
         expected = expected_rtmr3(entry.image_digest) if entry and entry.image_digest else ""
         measured_rtmr3 = e.rtmrs[3] if len(e.rtmrs) == 4 else ""
@@ -161,12 +179,7 @@ def proof_executors(*, only: set[int] | None = None, now: datetime | None = None
                 reports_refused=e.reports_refused,
                 quoting_now=bool(e.signing_key) and e.signing_key in quoting,
                 behaviour=seen,
-                deviation_text=(
-                    f"{percent_of_fraction(Fraction(seen.orders_not_visible + seen.fills_unconfirmed, checked))} "
-                    f"of {checked} checked"
-                    if checked
-                    else "nothing checked yet"
-                ),
+                deviation_text=_deviation_text(seen),
                 signing_key=e.signing_key,
                 tags=tuple(str(t) for t in e.tags),
                 evidence_url=reverse("executor-evidence", args=[e.pk]) if record else None,
@@ -179,16 +192,29 @@ def proof_executors(*, only: set[int] | None = None, now: datetime | None = None
     return sorted(out, key=lambda x: (not x.quoting_now, x.id))
 
 
+def _deviation_text(seen: Behaviour) -> str:
+    parts = []
+    if seen.orders_checked:
+        share = percent_of_fraction(Fraction(seen.orders_not_visible, seen.orders_checked))
+        parts.append(f"{share} of {seen.orders_checked} order checks not in the book")
+    if seen.fills_checked:
+        share = percent_of_fraction(Fraction(seen.fills_unconfirmed, seen.fills_checked))
+        parts.append(f"{share} of {seen.fills_checked} fills not on the exchange")
+    return "; ".join(parts) or "nothing checked yet"
+
+
 def _key_executors(keys: list[str]) -> dict[str, ExecutorRecord]:
     """Signing key → the executor in good standing whose accepted attestation bound it."""
-    found: dict[str, ExecutorRecord] = {}
-    for record in (
-        AttestationRecord.objects.select_related("executor")
-        .filter(signing_key__in=keys, ok=True, executor__state__in=STANDING_STATES)
-        .order_by("-id")
-    ):
-        found.setdefault(record.signing_key, record.executor)
-    return found
+    pairs = (
+        AttestationRecord.objects.filter(signing_key__in=keys, ok=True, executor__state__in=STANDING_STATES)
+        .order_by("signing_key", "-id")
+        .values_list("signing_key", "executor_id")
+    )
+    owner: dict[str, int] = {}
+    for key, executor_id in pairs:
+        owner.setdefault(key, executor_id)
+    executors = ExecutorRecord.objects.in_bulk(set(owner.values()))
+    return {key: executors[i] for key, i in owner.items()}
 
 
 def _quote_text(value: Fraction, pair: str) -> str:
@@ -244,7 +270,12 @@ def campaign_share(preview: EpochPreview) -> CampaignShare | None:
 
 def proof_page(*, now: datetime | None = None) -> ProofPage:
     now = now or timezone.now()
-    previews = EpochPreview.objects.select_related("campaign").filter(campaign__end__gt=now).order_by("campaign_id")
+    previews = (
+        EpochPreview.objects.select_related("campaign")
+        .defer("bundle")
+        .filter(campaign__end__gt=now)
+        .order_by("campaign_id")
+    )
     shares = tuple(s for s in (campaign_share(p) for p in previews) if s is not None)
     return ProofPage(
         executors=tuple(proof_executors(now=now)), campaigns=shares, quoting_window_seconds=NODE_WINDOW_SECONDS
@@ -264,7 +295,7 @@ def campaign_proof_page(*, chain_id: int, address: str, now: datetime | None = N
     campaign = Campaign.objects.filter(chain_id=chain_id, address=address.lower()).first()
     if campaign is None:
         raise CampaignUnknown(f"no campaign {address} on chain {chain_id} is known here")
-    preview = EpochPreview.objects.select_related("campaign").filter(campaign=campaign).first()
+    preview = EpochPreview.objects.select_related("campaign").defer("bundle").filter(campaign=campaign).first()
     share = campaign_share(preview) if preview is not None else None
     involved = {r.executor_id for r in share.rows if r.executor_id is not None} if share else set()
     return CampaignProofPage(

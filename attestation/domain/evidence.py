@@ -145,6 +145,21 @@ def _allowlisted(allowlist: Mapping[str, Any], mrtd: str, rtmrs: Sequence[str], 
     return Check("allowlisted", False, "no allowlist entry active at the verification time matches the measurement")
 
 
+def _server_verdict(server: Mapping[str, Any], tcb: str | None, advisories: Sequence[str], kind: str) -> Check:
+    """Whether what the server published (TCB status, advisories, hardware or not) is what the quote says."""
+    differ = []
+    if server.get("tcb_status") != tcb:
+        differ.append(f"TCB status {server.get('tcb_status')!r} published, {tcb!r} verified")
+    published = server.get("advisory_ids")
+    if not isinstance(published, list) or sorted(map(str, published)) != sorted(advisories):
+        differ.append("advisory ids differ")
+    if server.get("hardware_attested") is not (kind == "intel"):
+        differ.append("the hardware flag does not fit the root")
+    if differ:
+        return Check("server_verdict", False, "the server's published verdict is not the quote's: " + "; ".join(differ))
+    return Check("server_verdict", True, f"the server published what the quote says (TCB {tcb})")
+
+
 def _unix(value: Any) -> int | None:
     if not isinstance(value, str) or not value:
         return None
@@ -167,11 +182,13 @@ def verify_evidence(
     at: int | None = None,
     root_ca_der: bytes | None = None,
     allowlist: Mapping[str, Any] | None = None,
+    trust_embedded_dev_root: bool = False,
 ) -> EvidenceResult:
     """Check a downloaded evidence file. `at` defaults to the time the server verified it (collateral expires, so
     a later check needs the collateral of that time — the one served beside the quote). `root_ca_der` pins the
     dev root to check a dev-root quote against (without it, the root in the file is used and the result says it
-    proves nothing about hardware). Raises `EvidenceFormatError` when the file cannot be read at all."""
+    proves nothing about hardware, and fails the `root` check unless `trust_embedded_dev_root`: anyone can make a
+    root of their own). Raises `EvidenceFormatError` when the file cannot be read at all."""
     doc = read_evidence(data)
     body = doc["body"]
     checks: list[Check] = []
@@ -188,10 +205,16 @@ def verify_evidence(
     root: bytes | None = None
     if kind == "dev":
         root = root_ca_der or _b64(body["root"]["ca_der_b64"])
-        if root_ca_der is None:
-            notes.append(
-                "dev root taken from the file itself: this shows the quote is well formed, not that it came "
-                "from TDX hardware (pass --root-ca to pin the dev root you trust)"
+        if root_ca_der is None and trust_embedded_dev_root:
+            notes.append("dev root taken from the file itself: this shows the quote is well formed, nothing more")
+        elif root_ca_der is None:
+            checks.append(
+                Check(
+                    "root",
+                    False,
+                    "the file brings its own dev root, which anyone can make: give --root-ca with the dev root you "
+                    "trust (or --trust-embedded-dev-root to check only that the quote is well formed)",
+                )
             )
         else:
             notes.append("checked against the dev root you gave: not hardware-attested")
@@ -237,6 +260,7 @@ def verify_evidence(
             if same
             else Check("measurement", False, "the quote's MRTD/RTMRs differ from what the server published")
         )
+        checks.append(_server_verdict(server, verdict.tcb_status, verdict.advisory_ids, kind))
         if allowlist is not None:
             checks.append(_allowlisted(allowlist, fields.mrtd, fields.rtmrs, when))
     if body["ita_token"]:

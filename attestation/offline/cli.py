@@ -3,9 +3,11 @@
 `attestation.domain.evidence`).
 
 It checks, in order: the file's digest; the TDX quote against the collateral beside it, under Intel's root built
-into dcap-qvl (or, for a dev-root executor, the dev root: the one given with `--root-ca`, else the file's own, which
-proves nothing about hardware and is said so); that REPORTDATA binds the nonce, the executor's signing and sealing
-keys and its runtime configuration; that the quote measures what the server published; and, with `--allowlist`
+into dcap-qvl (or, for a dev-root executor, the dev root given with `--root-ca`; the file's own only with
+`--trust-embedded-dev-root`, which shows the quote is well formed and nothing more); that what the server published
+(TCB status, advisories, hardware flag) is what the quote says; that REPORTDATA binds the nonce, the executor's
+signing and sealing keys and its runtime configuration; that the quote measures what the server
+published; and, with `--allowlist`
 (the published `GET /api/v1/attestation/allowlist` document), that an entry matching the measurement was active at
 the verification time. Verification time: `--at`, default the time the server verified it (the collateral served
 is the one of that time).
@@ -85,6 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("evidence", help="the evidence file (mrmarket.executor-evidence/v1)")
     check.add_argument("--allowlist", help="the published allowlist document (GET /api/v1/attestation/allowlist)")
     check.add_argument("--root-ca", help="the dev root CA to check a dev-root quote against (DER or PEM)")
+    check.add_argument(
+        "--trust-embedded-dev-root",
+        action="store_true",
+        help="check a dev-root quote against the root inside the file (shows it is well formed, nothing more)",
+    )
     check.add_argument("--at", type=int, help="verification time, Unix seconds (default: when the server verified)")
     check.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -92,7 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = _read(args.evidence, "evidence")
         root = _root(_read(args.root_ca, "root CA")) if args.root_ca else None
         allowlist = _allowlist(_read(args.allowlist, "allowlist")) if args.allowlist else None
-        result = verify_evidence(data, at=args.at, root_ca_der=root, allowlist=allowlist)
+        result = verify_evidence(
+            data,
+            at=args.at,
+            root_ca_der=root,
+            allowlist=allowlist,
+            trust_embedded_dev_root=args.trust_embedded_dev_root,
+        )
     except (_Unusable, EvidenceFormatError) as exc:
         if args.json:
             _out(json.dumps({"ok": False, "error": str(exc)}))

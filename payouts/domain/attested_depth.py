@@ -3,10 +3,12 @@ executors reported — and how each reporting identity's orders and fills held u
 exchange's records (docs/proof.md, "Depth is real"). Pure: exact Fractions and integers.
 
 Orders are matched to book levels as the depth score does (docs/scoring.md, "Depth score D"): at each sample time
-with a mid, an order counts when it has rested continuously for the minimum rest time and is worth at least the
-minimum order size; it is seen when the oracle's book has a level at its price on its side, and a level claimed by
-more than its size is shared pro rata. In-band means strictly closer to the mid than the campaign's maximum spread
-(the distance floored to ppm, as the score floors it). Depth is in quote units: price × size.
+with a mid, an order inside the band is checked when it has rested continuously for the minimum rest time and is
+worth at least the minimum order size (an order farther out is not: the recorder keeps only the levels near the
+band, so its absence from the snapshot says nothing); it is seen when the oracle's book has a level at its price
+on its side, and a level claimed by more than its size is shared pro rata. In-band means strictly closer to the mid
+than the campaign's maximum spread (the distance floored to ppm, as the score floors it).
+Depth is in quote units: price × size.
 
 The identity of an order is the report-signing key of the report it came from (`report_digest` → key, given by
 the caller, who knows which attestation bound which key); orders without a known one count as "" (unattributed).
@@ -99,12 +101,14 @@ def attribute_depth(inputs: EpochInputs, key_of: Mapping[str, str]) -> DepthAttr
             remaining = live_remaining(order, t, min_rest_ms)
             if remaining is None or order.price * remaining < params.min_order_quote:
                 continue
+            if not in_band(order.price, mid, max_ppm):
+                continue  # the recorder keeps only the levels near the band: a deeper order is not for us to see
             who = figures(order.report_digest)
             who.orders_checked += 1
             if book.size_at(order.side, order.price) is None:
                 who.orders_not_visible += 1
                 continue
-            if order.confirmed and in_band(order.price, mid, max_ppm):
+            if order.confirmed:
                 claims[(order.side, order.price)].append((who, remaining))
         for (side, price), items in claims.items():
             level = book.size_at(side, price)

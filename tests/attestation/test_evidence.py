@@ -19,7 +19,7 @@ from django.test import Client
 
 from attestation import gate
 from attestation.domain.evidence import EvidenceFormatError, evidence_bytes, verify_evidence
-from attestation.models import AttestationRecord, ExecutorRecord
+from attestation.models import AttestationRecord, CollateralDocument, ExecutorRecord
 from devnet.tdx.authority import DevQuoteAuthority
 from executor.identity import Identity
 from tests.attestation.runtime import ours
@@ -59,7 +59,12 @@ def allowlist() -> dict[str, Any]:
 def test_an_accepted_attestation_keeps_its_collateral_and_time(verified: Any, settings: Any) -> None:
     executor, _ = verified
     record = AttestationRecord.objects.get(executor=executor, ok=True)
-    assert record.collateral == Path(settings.ATTESTATION_COLLATERAL_FILE).read_text()
+    assert record.collateral is not None
+    assert record.collateral.text == Path(settings.ATTESTATION_COLLATERAL_FILE).read_text()
+    # Re-attested under the same collateral: one stored document, not one per check.
+    gate.attested_identity(FakeExecutor(verified[1]))
+    assert CollateralDocument.objects.count() == 1
+    assert AttestationRecord.objects.filter(ok=True).count() == 2
     assert record.verified_at_unix is not None
     assert abs(record.verified_at_unix - time.time()) < 60
 
@@ -76,7 +81,14 @@ def test_the_download_verifies_offline_with_the_allowlist(verified: Any) -> None
     assert body["server_verdict"]["mrtd"] == executor.mrtd
     result = verify_evidence(data, allowlist=allowlist(), root_ca_der=authority.root_ca_der)
     assert result.ok, result.as_json()
-    assert [c.name for c in result.checks] == ["digest", "quote", "report_data", "measurement", "allowlisted"]
+    assert [c.name for c in result.checks] == [
+        "digest",
+        "quote",
+        "report_data",
+        "measurement",
+        "server_verdict",
+        "allowlisted",
+    ]
     assert not result.hardware  # the dev root
     assert result.mrtd == executor.mrtd
 
@@ -95,6 +107,28 @@ def test_one_changed_byte_anywhere_fails_it(verified: Any) -> None:
         except EvidenceFormatError:
             continue  # unreadable: refused too
         assert not result.ok, f"byte {at} changed and the evidence still verified"
+
+
+def test_a_dev_root_brought_by_the_file_itself_is_not_trusted_unless_asked(verified: Any) -> None:
+    executor, _ = verified
+    data = download(executor.pk)
+    refused = verify_evidence(data)  # anyone can make a root and sign a quote under it
+    assert [c.name for c in refused.checks if not c.ok] == ["root"]
+    well_formed = verify_evidence(data, trust_embedded_dev_root=True)
+    assert well_formed.ok
+    assert not well_formed.hardware
+
+
+def test_a_published_verdict_that_is_not_the_quotes_is_refused(verified: Any) -> None:
+    executor, authority = verified
+    doc = json.loads(download(executor.pk))
+    doc["body"]["server_verdict"]["tcb_status"] = "OutOfDate"
+    result = verify_evidence(evidence_bytes(doc["body"]), root_ca_der=authority.root_ca_der)
+    assert [c.name for c in result.checks if not c.ok] == ["server_verdict"]
+    doc["body"]["server_verdict"]["tcb_status"] = "UpToDate"
+    doc["body"]["server_verdict"]["hardware_attested"] = True  # a dev-root quote sold as hardware
+    result = verify_evidence(evidence_bytes(doc["body"]), root_ca_der=authority.root_ca_der)
+    assert [c.name for c in result.checks if not c.ok] == ["server_verdict"]
 
 
 def test_another_root_refuses_the_quote(verified: Any) -> None:
@@ -211,6 +245,7 @@ def test_new_identities_are_rate_limited_per_executor(
     assert caught.value.code == "registration_rate_limited"
     record = ExecutorRecord.objects.get(url=executor.base_url)
     assert record.state == "unreachable"  # out of selection, nothing revoked
+    assert record.verification_failures == 0  # and not held against it as a failed verification
     accepted = AttestationRecord.objects.filter(executor=record, ok=True)
     assert accepted.count() == 2
     assert not accepted.filter(signing_key=executor.identity.signing.public_hex).exists()

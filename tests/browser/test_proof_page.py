@@ -16,7 +16,7 @@ import pytest
 from django.utils import timezone
 
 from attestation import gate
-from attestation.models import AttestationRecord, ExecutorRecord
+from attestation.models import AttestationRecord, CollateralDocument, ExecutorRecord
 from devnet.tdx.authority import DevQuoteAuthority
 from payouts.models import EpochPreview
 from tests.attestation.test_gate import FakeExecutor, trust_dev_authority
@@ -67,7 +67,9 @@ def world(asgi_server: str, settings: Any, tmp_path: Path) -> dict[str, Any]:
         sealing_key=intel.sealing_key,
         quote_sha256=hashlib.sha256(quote).hexdigest(),
         quote_b64=base64.b64encode(quote).decode(),
-        collateral=(FIXTURES / "tdx_quote_collateral.json").read_text(),
+        collateral=CollateralDocument.objects.create(
+            sha256="ff" * 32, text=(FIXTURES / "tdx_quote_collateral.json").read_text()
+        ),
         verified_at_unix=AT,
         runtime_config=dev.attestations.get(ok=True).runtime_config,
         ok=True,

@@ -122,3 +122,10 @@ def test_the_attributed_depth_never_exceeds_the_book(claims: list[tuple[str, int
     share = out.share({K1, K2, UNATTRIBUTED})
     assert share is not None
     assert 0 < share <= 1
+
+
+def test_orders_outside_the_band_are_not_checked() -> None:
+    # 100 bps band around 100: 98.5 is out, and the recorder keeps no level that far anyway.
+    deep = signed(order("d", "buy", "98.5", "5"), R1)
+    out = attribute_depth(inputs([participant(A, [deep])], samples=2), KEYS)
+    assert K1 not in out.by_identity or out.by_identity[K1].orders_checked == 0

@@ -146,12 +146,19 @@ def test_an_executor_whose_orders_are_not_in_the_book_loses_rank_and_is_shown_so
     assert html.count("data-deviating") == 1
     liar_block = html[html.index(f'data-executor="{liar.pk}"') :]
     assert "orders not seen in the book" in liar_block.split("</article>")[0]
-    assert "100 % of 6 checked" in liar_block.split("</article>")[0]
+    assert "100 % of 6 order checks not in the book" in liar_block.split("</article>")[0]
     honest_block = html[html.index(f'data-executor="{honest.pk}"') :].split("</article>")[0]
-    assert "0 % of 3 checked" in honest_block
+    assert "0 % of 3 order checks not in the book" in honest_block
     # Scored again (a later preview of the same epoch), the counts are replaced, never added.
     with mock.patch("payouts.proof.report_keys", return_value={"aa" * 32: HW_KEY, "cc" * 32: DEV_KEY}):
         epoch_attribution(campaign=campaign, epoch=0, inputs=inputs)  # type: ignore[arg-type]
     assert IdentityObservation.objects.get(signing_key=DEV_KEY).orders_checked == 6
-    attestation_services.identity_observations_replace(source="x", figures={})  # nothing: nothing changes
+    attestation_services.identity_observations_replace(source="x", figures={})  # another source: nothing changes
     assert IdentityObservation.objects.count() == 2
+    # Scored again without the liar's orders, its row of that epoch goes.
+    source = f"{campaign.chain_id}:{campaign.address}:0"
+    attestation_services.identity_observations_replace(
+        source=source,
+        figures={HW_KEY: {"orders_checked": 3, "orders_not_visible": 0, "fills_checked": 0, "fills_unconfirmed": 0}},
+    )
+    assert list(IdentityObservation.objects.values_list("signing_key", flat=True)) == [HW_KEY]
