@@ -27,23 +27,26 @@ class AllowlistAuditInline(ReadOnlyAdminMixin, admin.TabularInline[AllowlistAudi
     allowed = frozenset({"change", "delete"})  # only adding is refused here
 
 
+ENTRY_FIELDS = (
+    "service",
+    "mrtd",
+    "rtmr0",
+    "rtmr1",
+    "rtmr2",
+    "rtmr3",
+    "image_digest",
+    "build_version",
+    "source_commit",
+    "note",
+)
+
+
 class MeasurementEntryForm(forms.ModelForm[MeasurementEntry]):
     """The service's own checks as form errors: well-formed hex, and the required RTMRs pinned."""
 
     class Meta:
         model = MeasurementEntry
-        fields = (
-            "service",
-            "mrtd",
-            "rtmr0",
-            "rtmr1",
-            "rtmr2",
-            "rtmr3",
-            "image_digest",
-            "build_version",
-            "source_commit",
-            "note",
-        )
+        fields = ENTRY_FIELDS
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -71,18 +74,7 @@ class MeasurementEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[MeasurementEntr
     list_display = ("service", "build_version", "source_commit", "mrtd", "added_by", "added_at", "removed_at")
     list_filter = ("service", "removed_at")
     search_fields = ("mrtd", "build_version", "source_commit", "note")
-    fields = (
-        "service",
-        "mrtd",
-        "rtmr0",
-        "rtmr1",
-        "rtmr2",
-        "rtmr3",
-        "image_digest",
-        "build_version",
-        "source_commit",
-        "note",
-    )
+    fields = ENTRY_FIELDS
     inlines = (AllowlistAuditInline,)
     actions = ("remove",)
     allowed = frozenset({"add", "change"})  # added through the form (the service), removed by the action
