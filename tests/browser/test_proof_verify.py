@@ -28,7 +28,7 @@ from attestation.domain.quote import verify_quote
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.browser.evidence import binding, evidence_body, evidence_document
 from tests.browser.page_checks import check_page
-from tests.plugins.require import require
+from tests.plugins.require import require, requires
 
 pytestmark = pytest.mark.slow
 
@@ -382,7 +382,7 @@ def test_an_out_of_date_dev_platform_keeps_its_status_and_advisories(browser) ->
     assert result["advisory_ids"] == list(OUT_OF_DATE_ADVISORIES)
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="missing dependency: node")
+@requires("node", shutil.which("node") is not None, "Node.js 20 (make deps needs it too)")
 def test_the_port_alone_accepts_what_the_binding_refuses(browser) -> None:
     """Pins why proof_verify.js makes its own checks: @phala/dcap-qvl 0.3.9, on its browser code path, accepts each
     of these; dcap-qvl 0.7.0 refuses each. Should this fail after an upgrade, the port has closed the gap and

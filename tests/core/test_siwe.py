@@ -87,12 +87,15 @@ def test_the_claimed_address_is_read_for_rate_limits() -> None:
         ({"resources": [siwe.campaign_resource(CHAIN, "0x" + "cd" * 20)]}, siwe.SiweWrongCampaign),
         ({"resources": [siwe.campaign_resource(1, CAMPAIGN)]}, siwe.SiweWrongCampaign),
         ({"expiration_time": None}, siwe.SiweMalformed),
-        ({"expiration_time": iso(datetime.now(UTC) - timedelta(seconds=1))}, siwe.SiweExpired),
-        ({"not_before": iso(datetime.now(UTC) + timedelta(minutes=1))}, siwe.SiweNotYetValid),
-        ({"issued_at": iso(datetime.now(UTC) + timedelta(minutes=3))}, siwe.SiweNotYetValid),
+        # Times as offsets from when the test runs, not from when it was collected (a long suite runs it later).
+        ({"expiration_time": timedelta(seconds=-1)}, siwe.SiweExpired),
+        ({"not_before": timedelta(minutes=1)}, siwe.SiweNotYetValid),
+        ({"issued_at": timedelta(minutes=3)}, siwe.SiweNotYetValid),
     ],
 )
 def test_each_refusal_is_typed_and_leaves_the_nonce_unused(overrides, error) -> None:
+    now = datetime.now(UTC)
+    overrides = {k: iso(now + v) if isinstance(v, timedelta) else v for k, v in overrides.items()}
     account = Account.create()
     nonce = siwe.siwe_nonce_issue().value
     message = build(account, nonce, **overrides)
