@@ -17,5 +17,16 @@ def reroot_api_urls(api: dict[str, Any], base_url: str) -> dict[str, Any]:
         if isinstance(value, str):
             out[name] = base + urlparse(value).path
         elif isinstance(value, dict):
-            out[name] = {k: ws_base + urlparse(v).path for k, v in value.items() if isinstance(v, str)}
+            out[name] = _reroot_ws(value, ws_base)
+    return out
+
+
+def _reroot_ws(entries: dict[str, Any], ws_base: str) -> dict[str, Any]:
+    # Nested groups too: Binance's `ws` holds the streams and, under `ws-api`, the WebSocket API per market type.
+    out: dict[str, Any] = {}
+    for name, value in entries.items():
+        if isinstance(value, str):
+            out[name] = ws_base + urlparse(value).path
+        elif isinstance(value, dict):
+            out[name] = _reroot_ws(value, ws_base)
     return out
