@@ -143,6 +143,9 @@ def _short(exc: Exception) -> str:
 class Gateway:
     """One exchange account for one job. Not shared between jobs: each job holds only its own key."""
 
+    streams = False  # `executor.exchange_stream.StreamGateway` adds the exchange's WebSocket streams
+    last_send_ns = 0  # when an order request was last written to a WebSocket (perf_counter_ns); REST: never
+
     def __init__(
         self,
         exchange_id: str,
@@ -167,9 +170,13 @@ class Gateway:
         if password:
             config["password"] = password
         self.exchange_id = exchange_id
-        self.client = getattr(ccxt_async, exchange_id)(config)
+        self.client = self._client_class(exchange_id)(config)
         if base_url:
             self.client.urls["api"] = reroot_api_urls(self.client.urls["api"], base_url)
+
+    @staticmethod
+    def _client_class(exchange_id: str) -> Any:
+        return getattr(ccxt_async, exchange_id)
 
     async def close(self) -> None:
         # Drop the key from the client before closing it: nothing of it stays reachable from this object.
@@ -214,6 +221,10 @@ class Gateway:
         """asset → (free, locked)."""
         async with _translate(self.client, "balances"):
             raw = await self.client.fetch_balance()
+        return self._balances(raw, assets)
+
+    @staticmethod
+    def _balances(raw: Mapping[str, Any], assets: tuple[str, ...]) -> dict[str, tuple[Decimal, Decimal]]:
         return {a: (_dec((raw.get(a) or {}).get("free")), _dec((raw.get(a) or {}).get("used"))) for a in assets}
 
     async def create_limit(
@@ -251,23 +262,22 @@ class Gateway:
     async def my_trades(self, symbol: str, *, since_ms: int | None = None) -> list[TradeSnapshot]:
         async with _translate(self.client, "my trades"):
             raw = await self.client.fetch_my_trades(symbol, since_ms, 1000)
-        out = []
-        for t in raw:
-            fee = t.get("fee") or {}
-            out.append(
-                TradeSnapshot(
-                    trade_id=str(t["id"]),
-                    exchange_order_id=str(t["order"]),
-                    side=t["side"],
-                    price=_dec(t["price"]),
-                    amount=_dec(t["amount"]),
-                    fee=_dec(fee.get("cost")),
-                    fee_asset=str(fee.get("currency") or ""),
-                    liquidity="maker" if t.get("takerOrMaker") == "maker" else "taker",
-                    timestamp_ms=int(t.get("timestamp") or 0),
-                )
-            )
-        return out
+        return [self._trade(t) for t in raw]
+
+    @staticmethod
+    def _trade(t: Mapping[str, Any]) -> TradeSnapshot:
+        fee = t.get("fee") or {}
+        return TradeSnapshot(
+            trade_id=str(t["id"]),
+            exchange_order_id=str(t["order"]),
+            side=t["side"],
+            price=_dec(t["price"]),
+            amount=_dec(t["amount"]),
+            fee=_dec(fee.get("cost")),
+            fee_asset=str(fee.get("currency") or ""),
+            liquidity="maker" if t.get("takerOrMaker") == "maker" else "taker",
+            timestamp_ms=int(t.get("timestamp") or 0),
+        )
 
     @staticmethod
     def _order(raw: Mapping[str, Any]) -> OrderSnapshot:

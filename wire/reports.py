@@ -89,7 +89,10 @@ METRICS = s.obj(
         "spread_bps": s.nullable(s.decimal(non_negative=True)),
         "inventory": s.mapping(s.string(pattern=re.compile(r"[A-Z0-9]{1,20}")), s.decimal()),
         "pnl": s.obj({"realized": s.decimal(), "unrealized": s.decimal(), "fees": s.decimal(non_negative=True)}),
-    }
+    },
+    # Time in the window the job quoted by polling because the exchange's streams were down or not offered
+    # (added with the streaming executor; reports signed before it have no such key).
+    optional={"polling_ms": _ts},
 )
 REPORT = s.obj(
     {

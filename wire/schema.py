@@ -125,19 +125,25 @@ def anything() -> Check:
     return check
 
 
-def obj(fields: Mapping[str, Check]) -> Check:
-    """An object with exactly these keys (every key required; use nullable() for optional values)."""
+def obj(fields: Mapping[str, Check], *, optional: Mapping[str, Check] | None = None) -> Check:
+    """An object with exactly these keys (every key of `fields` required; use nullable() for optional values).
+    Keys in `optional` may be absent — a field added to a versioned schema after documents without it were signed."""
+    extra = dict(optional or {})
+    known = set(fields) | set(extra)
 
     def check(value: Any, path: str) -> None:
         if not isinstance(value, dict):
             raise SchemaError("must be an object", path=path)
         missing = sorted(set(fields) - set(value))
-        unknown = sorted(set(value) - set(fields))
+        unknown = sorted(set(value) - known)
         if missing:
             raise SchemaError(f"missing {', '.join(missing)}", path=path)
         if unknown:
             raise SchemaError(f"unknown {', '.join(unknown)}", path=path)
         for name, field_check in fields.items():
             field_check(value[name], f"{path}.{name}" if path else name)
+        for name, field_check in extra.items():
+            if name in value:
+                field_check(value[name], f"{path}.{name}" if path else name)
 
     return check

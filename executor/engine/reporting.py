@@ -9,7 +9,8 @@ their timestamp falls in, so a window closed a little late (ticks are discrete) 
 Metrics per window: `uptime_ms` (time the job was running with the exchange reachable), `two_sided_ms` (time
 with own resting orders on both sides), `depth_quote` (the mean over the window's samples of the quote value
 of own resting orders within ±1/2/5 % of the mid), `spread_bps` (mean own spread over two-sided samples),
-`inventory` (base and quote held at the end) and `pnl` (cumulative at the end, `accounting.Position`).
+`inventory` (base and quote held at the end), `pnl` (cumulative at the end, `accounting.Position`) and `polling_ms`
+(time the job quoted by REST polling because the exchange's streams were down or not offered).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class _Window:
     end_ms: int
     uptime_ms: int = 0
     two_sided_ms: int = 0
+    polling_ms: int = 0
     samples: list[dict[str, Any]] = field(default_factory=list)
     depth_sums: dict[str, Decimal] = field(default_factory=lambda: {b: ZERO for b, _ in BANDS})
     spread_sum: Decimal = ZERO
@@ -82,8 +84,10 @@ class ReportBuilder:
         self._events.extend(events)
         self._fills.extend(fills)
 
-    def account_time(self, dt_ms: int, *, up: bool, two_sided: bool) -> None:
+    def account_time(self, dt_ms: int, *, up: bool, two_sided: bool, polling: bool = False) -> None:
         room = self._window.end_ms - self._window.start_ms
+        if polling:
+            self._window.polling_ms = min(room, self._window.polling_ms + dt_ms)
         if up:
             self._window.uptime_ms = min(room, self._window.uptime_ms + dt_ms)
         if two_sided:
@@ -172,6 +176,7 @@ class ReportBuilder:
             "metrics": {
                 "uptime_ms": min(window.uptime_ms, end - window.start_ms),
                 "two_sided_ms": min(window.two_sided_ms, end - window.start_ms),
+                "polling_ms": min(window.polling_ms, end - window.start_ms),
                 "depth_quote": {b: dec((window.depth_sums[b] / n).quantize(Q)) if n else "0" for b, _ in BANDS},
                 "spread_bps": dec((window.spread_sum / window.spread_n).quantize(Decimal("0.01")))
                 if window.spread_n

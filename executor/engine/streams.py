@@ -1,0 +1,272 @@
+"""A job's streams and their health: the book from the depth stream, its orders, fills and balances from the user
+data stream, and when either cannot be trusted.
+
+Two halves, each up or down:
+
+- **market** — up from the first book update after (re)subscribing. Down when the stream errs (disconnect, a
+  sequence gap ccxt could not bridge) or **stalls**: no depth event for `stream_stall_ms` and the REST book's update
+  id is ahead of the stream's (a quiet market is not a stall: the same id confirms the streamed book is current).
+- **account** — up once the exchange confirmed the user data subscription. Down when a watch errs, the exchange
+  ends the subscription (`eventStreamTerminated`), an order request over the WebSocket API goes unanswered, or a
+  REST reconciliation finds a fill the stream never delivered.
+
+A half that goes down is resubscribed with a backoff (doubling from `stream_retry_ms` to 30 s) for as long as the
+job runs. The job quotes from the streams only while both halves are up (`live`); otherwise it polls by REST, and
+its status, metrics and reports say so. Every (re)connect asks the job for a REST reconciliation first.
+
+Events are collected here and taken by the job in one pass (`take`); `wake` tells the job there is news, so a burst
+of book updates while a requote is in flight becomes one requote on the latest book (coalesced per market).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+import ccxt
+
+from executor.exchange import ExchangeFailure, OrderSnapshot, TradeSnapshot, Transient
+from executor.exchange_stream import StreamGateway
+from executor.logging import get_logger
+from executor.strategy.base import Book
+
+MAX_RETRY_MS = 30_000
+log = get_logger("executor.streams")
+
+
+class StreamFeed:
+    def __init__(
+        self,
+        gateway: StreamGateway,
+        *,
+        job_id: str,
+        symbol: str,
+        assets: tuple[str, str],
+        clock: Callable[[], int],
+        stall_ms: int,
+        retry_ms: int,
+    ) -> None:
+        self.gw, self.job_id, self.symbol, self.assets, self.clock = gateway, job_id, symbol, assets, clock
+        self.stall_ms, self.retry_ms = stall_ms, retry_ms
+        self.market_up = False
+        self.account_up = False
+        self.needs_resync = True
+        self.book_dirty = False
+        self.book_seen_ms: int | None = None
+        self.last_depth_ms = 0
+        self.mode_since_ms = clock()
+        self.book_events = 0
+        self.counters = {"reconnects": 0, "gaps": 0, "stalls": 0, "expired": 0, "missed_fills": 0, "timeouts": 0}
+        self.last_reason: str | None = "starting"
+        self._orders: list[OrderSnapshot] = []
+        self._trades: list[TradeSnapshot] = []
+        self._balances: dict[str, tuple[Decimal, Decimal]] | None = None
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._account_reset = asyncio.Event()
+
+    # -- the job's side ------------------------------------------------------------------------------------------
+
+    @property
+    def live(self) -> bool:
+        return self.market_up and self.account_up
+
+    @property
+    def mode(self) -> str:
+        return "streams" if self.live else "polling"
+
+    def start(self) -> None:
+        for name, loop in (("market", self._market_loop), ("account", self._account_loop), ("watch", self._watchdog)):
+            self._tasks.append(asyncio.create_task(loop(), name=f"feed-{name}-{self.job_id}"))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        self._tasks = []
+        self.gw.ws_enabled = False
+
+    async def wait(self, timeout_s: float) -> None:
+        """Until there is news (or `timeout_s` passed: the job's housekeeping runs on its own clock too)."""
+        if not self._wake.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout_s)
+        self._wake.clear()
+
+    async def wait_live(self, timeout_s: float, stop: asyncio.Event) -> None:
+        """Polling: sleep a tick, but come back at once when the streams are live again (or the job stops)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not self.live and not stop.is_set():
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return
+            await self.wait(min(left, 0.1))
+            if stop.is_set():
+                return
+
+    def take(self) -> tuple[list[OrderSnapshot], list[TradeSnapshot], dict[str, tuple[Decimal, Decimal]] | None]:
+        orders, trades, balances = self._orders, self._trades, self._balances
+        self._orders, self._trades, self._balances = [], [], None
+        return orders, trades, balances
+
+    def book(self) -> tuple[Book | None, int | None]:
+        """The streamed book and when its update reached the process (perf_counter_ns); clears the dirty mark."""
+        self.book_dirty = False
+        return self.gw.book(self.symbol), self.gw.depth_arrival_ns(self.symbol)
+
+    def resynced(self, missed_fills: int) -> None:
+        """The job reconciled by REST. Fills the stream never delivered mean the account stream cannot be trusted."""
+        self.needs_resync = False
+        if missed_fills and self.account_up:
+            self.counters["missed_fills"] += missed_fills
+            self._account_down(f"the REST reconciliation found {missed_fills} fill(s) the stream missed")
+
+    def order_call_failed(self, exc: Transient) -> None:
+        """An order request over the WebSocket API went unanswered: that connection is suspect."""
+        if self.gw.ws_orders and "WebSocket" in exc.message:
+            self.counters["timeouts"] += 1
+            self._account_down("an order request over the WebSocket API went unanswered")
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "market": "up" if self.market_up else "down",
+            "account": "up" if self.account_up else "down",
+            "since_ms": self.mode_since_ms,
+            "reason": None if self.live else self.last_reason,
+            "book_events": self.book_events,
+            **self.counters,
+        }
+
+    # -- state changes -------------------------------------------------------------------------------------------
+
+    def _changed_mode(self, was_live: bool) -> None:
+        if was_live != self.live:
+            self.mode_since_ms = self.clock()
+            log.info("feed_mode", job_id=self.job_id, mode=self.mode, reason=self.last_reason)
+        self._wake.set()
+
+    def _market_down(self, reason: str) -> None:
+        if not self.market_up:
+            return
+        was = self.live
+        self.market_up, self.last_reason = False, f"market stream: {reason}"
+        self._changed_mode(was)
+
+    def _account_down(self, reason: str) -> None:
+        if not self.account_up:
+            return
+        was = self.live
+        self.account_up, self.last_reason = False, f"account stream: {reason}"
+        self.gw.ws_enabled = False
+        self._account_reset.set()
+        self._changed_mode(was)
+
+    # -- the loops -----------------------------------------------------------------------------------------------
+
+    async def _retrying(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
+        delay = self.retry_ms
+        while True:
+            up_before = self.market_up if name == "market" else self.account_up
+            try:
+                await body()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                reason = exc.message if isinstance(exc, ExchangeFailure) else f"{type(exc).__name__}: {exc}"[:200]
+                gap = isinstance(exc, ccxt.ChecksumError)
+                if gap:
+                    self.counters["gaps"] += 1
+                (self._market_down if name == "market" else self._account_down)(reason)
+                self.counters["reconnects"] += 1
+                if up_before:
+                    delay = self.retry_ms  # it worked until now: the first retry comes soon
+                if gap:
+                    continue  # a sequence gap: resubscribe and resync from the snapshot at once
+            await asyncio.sleep(delay / 1000)
+            delay = min(delay * 2, MAX_RETRY_MS)
+
+    async def _market_loop(self) -> None:
+        async def body() -> None:
+            while True:
+                await self.gw.next_book(self.symbol)
+                now = self.clock()
+                self.last_depth_ms = self.book_seen_ms = now
+                self.book_events += 1
+                self.book_dirty = True
+                if not self.market_up:
+                    was = self.live
+                    self.market_up, self.needs_resync = True, True
+                    self._changed_mode(was)
+                self._wake.set()
+
+        await self._retrying("market", body)
+
+    async def _account_loop(self) -> None:
+        async def body() -> None:
+            if self._account_reset.is_set():
+                await self.gw.reset_stream("account")
+                self._account_reset.clear()
+            await self.gw.subscribe_account()
+            was = self.live
+            self.account_up, self.needs_resync = True, True
+            self.gw.ws_enabled = True
+            self._changed_mode(was)
+            watchers = [
+                asyncio.create_task(self._collect(self.gw.next_orders, self._orders), name="feed-orders"),
+                asyncio.create_task(self._collect(self.gw.next_trades, self._trades), name="feed-trades"),
+                asyncio.create_task(self._balance_watch(), name="feed-balance"),
+                asyncio.create_task(self._account_reset.wait(), name="feed-reset"),
+            ]
+            try:
+                done, _ = await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in watchers:
+                    task.cancel()
+                for task in watchers:
+                    with contextlib.suppress(BaseException):
+                        await task
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            raise Transient("the account stream was reset")
+
+        await self._retrying("account", body)
+
+    async def _collect(self, watch: Callable[[str], Awaitable[list[Any]]], into: list[Any]) -> None:
+        while True:
+            into.extend(await watch(self.symbol))
+            self._wake.set()
+
+    async def _balance_watch(self) -> None:
+        while True:
+            self._balances = await self.gw.next_balances(self.assets)
+            self._wake.set()
+
+    async def _watchdog(self) -> None:
+        """Catch what no exception reports: a stream gone silent, a subscription the exchange ended."""
+        period = max(self.stall_ms / 4, 100) / 1000
+        while True:
+            await asyncio.sleep(period)
+            if self.account_up and not self.gw.account_subscribed():
+                self.counters["expired"] += 1
+                self._account_down("the exchange ended the user data subscription")
+            if not self.market_up or self.clock() - self.last_depth_ms < self.stall_ms:
+                continue
+            probe_started = self.clock()
+            try:
+                rest = await self.gw.rest_book_nonce(self.symbol)
+            except ExchangeFailure:
+                continue  # the exchange itself is in trouble: the job's own calls will say so
+            streamed = self.gw.book_nonce(self.symbol)
+            if rest is not None and streamed is not None and rest > streamed:
+                self.counters["stalls"] += 1
+                self._market_down(f"no depth event for {self.stall_ms} ms while the book moved on")
+                await self.gw.reset_stream("market")
+            else:
+                self.last_depth_ms = self.book_seen_ms = probe_started  # quiet, and current as of the probe
