@@ -1,11 +1,24 @@
-"""The executor against the exchange simulator on loopback: tick-to-quote latency (book seen → replacement
-orders sent and acknowledged) for 1, 10 and 50 markets run as jobs in one executor process, and the CPU time
-the executor spends per market tick.
+"""The executor on streams against the exchange simulator on loopback: how fast one process answers a change of
+the book, and how many markets it keeps up with.
 
 The simulator runs in its own process (so it does not compete for this interpreter's GIL) with a live market
-(noise makers, takers) on 50 synthetic markets; each job quotes 2 levels a side on its own market with a
-200 ms tick and `refresh_tolerance` 0, so every tick on which the market moved replaces orders. CPU is the
-executor process's own (`time.process_time`).
+(noise makers requoting every step, takers, informed traders) on synthetic markets; each job in the one executor
+process quotes 2 levels a side on its own market, on the exchange's streams (depth, user data) with orders over
+its WebSocket API.
+
+- `executor_tick_to_quote_<N>_markets_p50|p99` — from a depth update's arrival at the executor (the moment ccxt
+  receives it, before it applies it) to the last replacement order written to the socket: the executor's own
+  processing, ccxt's included. Only updates that led to replacement orders count.
+- `executor_quote_ack_<N>_markets_p99` — from the same arrival until the exchange acknowledged every one of them.
+- `executor_cpu_per_market_event_<N>_markets` — the executor process's CPU time (`time.process_time`) over the
+  book updates its jobs received, everything included (ccxt parsing every depth and user data message, the
+  strategy, the orders, the REST reconciliation).
+- `executor_markets_sustained_one_process` — the most markets one process keeps with each book moving once a
+  second, own-processing p99 under 5 ms and no backlog (the event loop's lag p99 under 5 ms and every job still
+  on streams), tried in steps of 100 markets.
+
+The markets move several times a second for the first four figures (`STEP_SECONDS`); the job's
+`refresh_tolerance` is 0, so every move of the mid that changes a price replaces orders.
 
 Prints `BENCH <name> <value> <unit>` lines.
 """
@@ -13,16 +26,23 @@ Prints `BENCH <name> <value> <unit>` lines.
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
+import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-SECONDS = 8.0
+SECONDS = 10.0
+STEP_SECONDS = "0.25"  # each market's book moves 4 times a second
+SIZES = (1, 10, 50, 200)
+SUSTAIN_STEPS = (200, 300, 400, 500)
+TARGET_P99_MS = 5.0
 
 
 def pct(values: list[float], q: float) -> float:
@@ -36,13 +56,13 @@ def markets(n: int) -> list:
     template = next(m for m in default_markets() if m.spec.base == "MMT")
     return [
         MarketConfig(
-            replace(template.spec, base=f"BM{i:02d}"),
+            replace(template.spec, base=f"BM{i:03d}"),
             AgentConfig(
                 initial_price=Decimal("0.5"),
                 volatility=Decimal("0.3"),
                 maker_size=Decimal(2000),
                 taker_size=Decimal(300),
-                taker_intensity=Decimal(2),
+                taker_intensity=Decimal("0.5"),
                 maker_spread_bps=Decimal(20),
                 level_step_bps=Decimal(10),
             ),
@@ -52,29 +72,35 @@ def markets(n: int) -> list:
 
 
 def admin(base_url: str, path: str, body: dict) -> dict:
-    import json
-    import urllib.request
-
     request = urllib.request.Request(
         base_url + path, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=30) as response:
         return dict(json.loads(response.read()))
 
 
-async def run(n_jobs: int, base_url: str) -> tuple[list[float], float, int]:
+async def loop_lag(samples: list[float], stop: asyncio.Event) -> None:
+    """How late the event loop runs a 10 ms timer: a loop that keeps up runs it on time."""
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        due = loop.time() + 0.01
+        await asyncio.sleep(0.01)
+        samples.append((loop.time() - due) * 1000)
+
+
+async def run(n_jobs: int, base_url: str, n_markets: int, seconds: float) -> dict[str, float]:
     from executor.engine.runner import Credentials, RunnerSettings
     from executor.identity import Identity
     from executor.jobs.manager import JobManager
     from tests.executor.harness import job_spec
 
     async def lookup(exchange_id: str) -> frozenset[str]:
-        return frozenset(f"BM{i:02d}/USDT" for i in range(50))
+        return frozenset(f"BM{i:03d}/USDT" for i in range(n_markets))
 
     manager = JobManager(
         identity=Identity.generate(),
-        settings=RunnerSettings(tick_ms=200),
-        max_jobs=100,
+        settings=RunnerSettings(tick_ms=1000, streams=True),
+        max_jobs=n_jobs + 10,
         exchange_api_urls={"binance": base_url},
         markets_lookup=lookup,
     )
@@ -83,11 +109,11 @@ async def run(n_jobs: int, base_url: str) -> tuple[list[float], float, int]:
         key = admin(
             base_url,
             "/_devnet/accounts",
-            {"permissions": ["read", "trade"], "balances": {f"BM{i:02d}": "100000", "USDT": "100000"}},
+            {"permissions": ["read", "trade"], "balances": {f"BM{i:03d}": "100000", "USDT": "100000"}},
         )
         spec = job_spec(
             f"bench-{n_jobs}-{i}",
-            symbol=f"BM{i:02d}/USDT",
+            symbol=f"BM{i:03d}/USDT",
             params={"refresh_tolerance": "0", "max_base": None, "min_base": None, "order_amount": "100"},
             risk={"max_orders_per_second": 100, "max_open_orders": 20},
         )
@@ -95,56 +121,107 @@ async def run(n_jobs: int, base_url: str) -> tuple[list[float], float, int]:
         runner, _ = await manager.start(spec)
         runner.provide(Credentials(key["api_key"], key["secret"]))
         runners.append(runner)
-    while not all(r.state == "running" for r in runners):
-        await asyncio.sleep(0.05)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not all(r.feed is not None and r.feed.live for r in runners):
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)  # the first requotes after start are not the steady state
     for r in runners:
         r.tick_to_quote_ms.clear()
-    ticks0 = sum(r.ticks for r in runners)
+        r.quote_ack_ms.clear()
+    events0 = sum(r.feed.book_events for r in runners if r.feed is not None)
+    lags: list[float] = []
+    stop = asyncio.Event()
+    lag_task = asyncio.create_task(loop_lag(lags, stop))
     cpu0 = time.process_time()
-    await asyncio.sleep(SECONDS)
+    await asyncio.sleep(seconds)
     cpu = time.process_time() - cpu0
-    ticks = sum(r.ticks for r in runners) - ticks0
-    latencies = [v for r in runners for v in r.tick_to_quote_ms]
+    stop.set()
+    await lag_task
+    events = sum(r.feed.book_events for r in runners if r.feed is not None) - events0
+    live = sum(1 for r in runners if r.feed is not None and r.feed.live)
+    own = [v for r in runners for v in r.tick_to_quote_ms]
+    acks = [v for r in runners for v in r.quote_ack_ms]
     await manager.shutdown()
-    return latencies, cpu, ticks
+    return {
+        "own_p50": statistics.median(own) if own else float("nan"),
+        "own_p99": pct(own, 0.99) if own else float("nan"),
+        "ack_p99": pct(acks, 0.99) if acks else float("nan"),
+        "cpu_per_event_ms": cpu / max(events, 1) * 1000,
+        "events_per_s": events / seconds,
+        "lag_p99": pct(lags, 0.99) if lags else float("nan"),
+        "live": live,
+        "requotes": len(own),
+    }
 
 
-def serve_exchange() -> None:
-    """Child process: the simulator with 50 markets; prints its URL, runs until stdin closes."""
+def serve_exchange(n_markets: int, step: str) -> None:
+    """Child process: the simulator; prints its URL, runs until stdin closes."""
     from devnet.exchange.config import SimConfig
     from devnet.exchange.fixtures import run_exchange
 
-    with run_exchange(SimConfig(markets=markets(50), run_market=True, tick_seconds=Decimal("0.1"))) as ex:
+    config = SimConfig(markets=markets(n_markets), run_market=True, tick_seconds=Decimal(step))
+    with run_exchange(config) as ex:
         print(ex.base_url, flush=True)
         sys.stdin.read()
 
 
-def main() -> None:
-    import subprocess
+class Exchange:
+    def __init__(self, n_markets: int, step: str) -> None:
+        self.child = subprocess.Popen(
+            [sys.executable, __file__, "--serve-exchange", str(n_markets), step],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.child.stdout is not None
+        self.base_url = self.child.stdout.readline().strip()
 
+    def close(self) -> None:
+        if self.child.stdin is not None:
+            self.child.stdin.close()
+        self.child.wait(60)
+
+
+def main() -> None:
     from executor.logging import configure
 
     configure(level="ERROR", version="bench")
-    child = subprocess.Popen(
-        [sys.executable, __file__, "--serve-exchange"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
+    exchange = Exchange(max(SIZES), STEP_SECONDS)
     try:
-        assert child.stdout is not None
-        base_url = child.stdout.readline().strip()
-        for n in (1, 10, 50):
-            latencies, cpu, ticks = asyncio.run(run(n, base_url))
-            if not latencies:
-                print(f"BENCH executor_tick_to_quote_{n}_markets_p50 n/a ms (no replacement in {SECONDS} s)")
-                continue
-            print(f"BENCH executor_tick_to_quote_{n}_markets_p50 {statistics.median(latencies):.2f} ms")
-            print(f"BENCH executor_tick_to_quote_{n}_markets_p99 {pct(latencies, 0.99):.2f} ms")
-            print(f"BENCH executor_cpu_per_market_tick_{n}_markets {cpu / max(ticks, 1) * 1000:.3f} ms")
-            print(f"BENCH executor_market_ticks_per_s_{n}_markets {ticks / SECONDS:.1f} ticks/s")
+        for n in SIZES:
+            r = asyncio.run(run(n, exchange.base_url, max(SIZES), SECONDS))
+            print(
+                f"# {n} markets: {r['events_per_s']:.0f} book events/s, {r['requotes']} requotes, "
+                f"{r['live']}/{n} jobs on streams, loop lag p99 {r['lag_p99']:.2f} ms"
+            )
+            print(f"BENCH executor_tick_to_quote_{n}_markets_p50 {r['own_p50']:.2f} ms")
+            print(f"BENCH executor_tick_to_quote_{n}_markets_p99 {r['own_p99']:.2f} ms")
+            print(f"BENCH executor_quote_ack_{n}_markets_p99 {r['ack_p99']:.2f} ms")
+            print(f"BENCH executor_cpu_per_market_event_{n}_markets {r['cpu_per_event_ms']:.3f} ms")
     finally:
-        if child.stdin is not None:
-            child.stdin.close()
-        child.wait(30)
+        exchange.close()
+    sustained = 0
+    for n in SUSTAIN_STEPS:
+        exchange = Exchange(n, "1.0")
+        try:
+            r = asyncio.run(run(n, exchange.base_url, n, SECONDS))
+        finally:
+            exchange.close()
+        ok = r["own_p99"] < TARGET_P99_MS and r["lag_p99"] < TARGET_P99_MS and r["live"] == n
+        print(
+            f"# sustained {n} markets at 1 update/s: own p99 {r['own_p99']:.2f} ms, loop lag p99 "
+            f"{r['lag_p99']:.2f} ms, {r['live']}/{n} on streams, {r['events_per_s']:.0f} events/s -> "
+            f"{'kept up' if ok else 'did not keep up'}"
+        )
+        if not ok:
+            break
+        sustained = n
+    print(f"BENCH executor_markets_sustained_one_process {sustained} markets")
 
 
 if __name__ == "__main__":
-    serve_exchange() if "--serve-exchange" in sys.argv else main()
+    if "--serve-exchange" in sys.argv:
+        at = sys.argv.index("--serve-exchange")
+        serve_exchange(int(sys.argv[at + 1]), sys.argv[at + 2])
+    else:
+        main()

@@ -80,6 +80,9 @@ class OrderTracker:
     events: list[dict[str, Any]] = field(default_factory=list)
     fills: list[dict[str, Any]] = field(default_factory=list)
     _seq: int = 0
+    # The orders not yet final, in creation order: what the views walk, so that a long run's history (every order
+    # ever placed stays in `orders` for lookups) does not slow each pass down.
+    _active: dict[str, TrackedOrder] = field(default_factory=dict)
 
     @property
     def prefix(self) -> str:
@@ -95,6 +98,7 @@ class OrderTracker:
         cid = f"{self.prefix}{_base36(self.incarnation_s)}-{self._seq}"
         order = TrackedOrder(cid, side, level, price, amount, created_ms=now_ms)
         self.orders[cid] = order
+        self._active[cid] = order
         return order
 
     def acknowledged(self, cid: str, snap: OrderSnapshot, now_ms: int) -> None:
@@ -167,6 +171,7 @@ class OrderTracker:
             adopted=True,
         )
         self.orders[cid] = order
+        self._active[cid] = order
         self._link(order, snap.exchange_order_id)
         self._event(
             now_ms,
@@ -210,12 +215,19 @@ class OrderTracker:
 
     # -- views -------------------------------------------------------------------------------------------------
 
+    def active(self) -> list[TrackedOrder]:
+        """The orders not yet final (statuses are set in place, so the final ones are dropped here, lazily)."""
+        done = [cid for cid, o in self._active.items() if o.status in FINAL]
+        for cid in done:
+            del self._active[cid]
+        return list(self._active.values())
+
     def live(self) -> list[TrackedOrder]:
-        return [o for o in self.orders.values() if o.live]
+        return [o for o in self.active() if o.live]
 
     def resting(self) -> list[TrackedOrder]:
         """Orders the exchange holds and we have not asked to cancel: what the strategy may keep."""
-        return [o for o in self.orders.values() if o.status == "open" and o.remaining > 0]
+        return [o for o in self.active() if o.status == "open" and o.remaining > 0]
 
     def for_strategy(self) -> tuple[OpenOrder, ...]:
         return tuple(
@@ -224,7 +236,8 @@ class OrderTracker:
         )
 
     def in_state(self, *states: str) -> list[TrackedOrder]:
-        return [o for o in self.orders.values() if o.status in states]
+        pool = self.active() if LIVE.issuperset(states) else list(self.orders.values())
+        return [o for o in pool if o.status in states]
 
     def take_events(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         events, fills = self.events, self.fills
