@@ -6,22 +6,28 @@ published every 100 ms for books that changed, each covering the update ids `U..
 that a client that syncs from the REST snapshot (`lastUpdateId`) finds the first event with
 `U <= lastUpdateId + 1 <= u` and then contiguous ones — Binance's own procedure. (`/stream/ws` because ccxt
 tells spot from futures streams by "/stream" in the URL; it only matters when futures markets are loaded too.)
-A 5xx or maintenance fault rule covering a stream path refuses new connections there and drops open ones.
+
+Publishing is incremental: the engine names every price level it touches (its level listeners), and a diff
+carries those levels with their quantities now — nothing copies or compares whole books. Each event is
+serialized once and queued to every subscriber of its stream.
+
+Faults: a 5xx or maintenance rule covering a stream path refuses new connections there and drops open ones;
+the stream faults (faults.py) act on the connections and their events.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import threading
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from devnet.exchange.domain.model import ZERO, Side, Trade, fmt
-from devnet.exchange.faults import FaultKind
+from devnet.exchange.faults import Fault, FaultKind
+from devnet.exchange.wsconn import WS_METHOD, Connection, dumps, new_socket
 
 if TYPE_CHECKING:
     from devnet.exchange.simulator import Simulator
@@ -30,139 +36,189 @@ PUBLISH_INTERVAL = 0.1
 # The request faults a stream endpoint honours, as a load balancer in front of it would: a new connection is
 # refused with the fault's answer, and connections already open on the path are dropped.
 STREAM_FAULTS = frozenset({FaultKind.HTTP_5XX, FaultKind.MAINTENANCE})
+EVENT_FAULTS = frozenset({FaultKind.STREAM_DROP, FaultKind.STREAM_DELAY})
+
+
+def stream_key(name: str) -> str:
+    """`btcusdt@depth@100ms` → `btcusdt@depth`: the update speed does not change what is sent here."""
+    parts = name.split("@")
+    return "@".join(parts[:2])
+
+
+class Deliverer:
+    """Queues one serialized event to connections, applying the drop and delay faults per delivery."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+
+    def deliver(self, conns: list[Connection], text: str, event: str, symbol: str | None) -> None:
+        faults = self.sim.faults
+        if not faults.any(EVENT_FAULTS):
+            for conn in conns:
+                conn.send(text)
+            return
+        now = self.sim.clock()
+        for conn in conns:
+            if self._take(FaultKind.STREAM_DROP, conn, now, event, symbol) is not None:
+                continue
+            delay = self._take(FaultKind.STREAM_DELAY, conn, now, event, symbol)
+            conn.send(text, delay_ms=delay.latency_ms if delay is not None else 0)
+
+    def _take(self, kind: FaultKind, conn: Connection, now: int, event: str, symbol: str | None) -> Fault | None:
+        return self.sim.faults.take(
+            kind, path=conn.path, method=WS_METHOD, account=conn.account, now_ms=now, event=event, symbol=symbol
+        )
+
+
+def refusal(sim: Simulator, path: str) -> web.Response | None:
+    """The answer to a new connection on a path a 5xx or maintenance rule covers."""
+    fault = sim.faults.take(STREAM_FAULTS, path=path, method="GET", account=None, now_ms=sim.clock())
+    if fault is None:
+        return None
+    if fault.kind is FaultKind.MAINTENANCE:
+        return web.json_response({"code": -1, "msg": "System is under maintenance."}, status=503)
+    return web.Response(status=502, text="<html><body><h1>502 Bad Gateway</h1></body></html>")
 
 
 class StreamHub:
     def __init__(self, sim: Simulator) -> None:
         self.sim = sim
-        self._subs: dict[web.WebSocketResponse, set[str]] = {}
-        self._paths: dict[web.WebSocketResponse, str] = {}
+        self.deliverer = Deliverer(sim)
+        self._conns: dict[web.WebSocketResponse, Connection] = {}
+        self._subs: dict[Connection, set[str]] = {}
+        self._by_stream: dict[str, set[Connection]] = {}
         self._trades: list[Trade] = []
         self._trades_lock = threading.Lock()
-        self._published_id: dict[str, int] = {}
-        self._published: dict[str, dict[Side, dict[Decimal, Decimal]]] = {}
+        self._published_id: dict[str, int] = dict(sim.engine.book_update_id)
+        # Levels touched since the last diff, per symbol; written under the engine's lock by its listeners.
+        self._dirty: dict[str, set[tuple[Side, Decimal]]] = {}
         sim.engine.trade_listeners.append(self._on_trade)
-        for symbol in sim.engine.markets:
-            self._snapshot(symbol)
+        sim.engine.level_listeners.append(self._on_level)
 
     def _on_trade(self, trade: Trade) -> None:
         # Called under the engine's lock, maybe from another thread: queue it for the publisher.
-        with self._trades_lock:
-            if self._subs:
+        if self._conns:  # subscribers are looked up when publishing (one may be subscribing now)
+            with self._trades_lock:
                 self._trades.append(trade)
 
-    def _levels(self, symbol: str) -> dict[Side, dict[Decimal, Decimal]]:
-        book = self.sim.engine.books[symbol]
-        return {side: dict(book.depth(side, 100_000)) for side in (Side.BUY, Side.SELL)}
+    def _on_level(self, symbol: str, side: Side, price: Decimal) -> None:
+        dirty = self._dirty.get(symbol)
+        if dirty is None:
+            dirty = self._dirty[symbol] = set()
+        dirty.add((side, price))
 
-    def _snapshot(self, symbol: str) -> None:
-        with self.sim.engine.lock:
-            self._published[symbol] = self._levels(symbol)
-            self._published_id[symbol] = self.sim.engine.book_update_id[symbol]
-
-    def _fault(self, path: str) -> FaultKind | None:
-        fault = self.sim.faults.take(STREAM_FAULTS, path=path, method="GET", account=None, now_ms=self.sim.clock())
-        return None if fault is None else fault.kind
+    @property
+    def connections(self) -> list[Connection]:
+        return list(self._conns.values())
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        refused = self._fault(request.path)
-        if refused is FaultKind.MAINTENANCE:
-            return web.json_response({"code": -1, "msg": "System is under maintenance."}, status=503)
+        refused = refusal(self.sim, request.path)
         if refused is not None:
-            return web.Response(status=502, text="<html><body><h1>502 Bad Gateway</h1></body></html>")
-        ws = web.WebSocketResponse(heartbeat=30)
+            return refused
+        ws = new_socket()
         await ws.prepare(request)
-        self._subs[ws] = set()
-        self._paths[ws] = request.path
+        conn = Connection(self.sim, ws, request.path)
+        self._conns[ws] = conn
+        self._subs[conn] = set()
         try:
-            async for msg in ws:
-                if msg.type is not WSMsgType.TEXT:
-                    continue
-                try:
-                    data = json.loads(msg.data)
-                    method, params, req_id = data.get("method"), data.get("params") or [], data.get("id")
-                except (ValueError, AttributeError):
-                    await ws.send_json({"error": {"code": 2, "msg": "Invalid request"}})
-                    continue
-                if method == "SUBSCRIBE":
-                    self._subs[ws].update(str(p) for p in params)
-                elif method == "UNSUBSCRIBE":
-                    self._subs[ws].difference_update(str(p) for p in params)
-                elif method == "LIST_SUBSCRIPTIONS":
-                    await ws.send_json({"result": sorted(self._subs[ws]), "id": req_id})
-                    continue
-                else:
-                    await ws.send_json({"error": {"code": 1, "msg": "Unknown method"}, "id": req_id})
-                    continue
-                await ws.send_json({"result": None, "id": req_id})
+            async for text in conn.messages():
+                self._request(conn, text)
         finally:
-            self._subs.pop(ws, None)
-            self._paths.pop(ws, None)
+            self._unsubscribe(conn, set(self._subs.pop(conn, set())))
+            self._conns.pop(ws, None)
+            await conn.close()
         return ws
+
+    def _request(self, conn: Connection, text: str) -> None:
+        try:
+            data = json.loads(text)
+            method, params, req_id = data.get("method"), data.get("params") or [], data.get("id")
+        except (ValueError, AttributeError):
+            conn.send_json({"error": {"code": 2, "msg": "Invalid request"}})
+            return
+        names = {str(p) for p in params}
+        if method == "SUBSCRIBE":
+            self._subs[conn].update(names)
+            for name in names:
+                self._by_stream.setdefault(stream_key(name), set()).add(conn)
+        elif method == "UNSUBSCRIBE":
+            self._subs[conn].difference_update(names)
+            self._unsubscribe(conn, names)
+        elif method == "LIST_SUBSCRIPTIONS":
+            conn.send_json({"result": sorted(self._subs[conn]), "id": req_id})
+            return
+        else:
+            conn.send_json({"error": {"code": 1, "msg": "Unknown method"}, "id": req_id})
+            return
+        conn.send_json({"result": None, "id": req_id})
+
+    def _unsubscribe(self, conn: Connection, names: set[str]) -> None:
+        left = {stream_key(n) for n in self._subs.get(conn, set())}
+        for key in {stream_key(n) for n in names} - left:
+            subscribers = self._by_stream.get(key)
+            if subscribers is not None:
+                subscribers.discard(conn)
+                if not subscribers:
+                    del self._by_stream[key]
 
     async def drop_faulted(self) -> None:
         """Close the connections whose path a stream fault now covers."""
-        for ws, path in list(self._paths.items()):
-            if self._fault(path) is not None:
-                await ws.close()
+        for conn in self.connections:
+            fault = self.sim.faults.take(
+                STREAM_FAULTS, path=conn.path, method="GET", account=None, now_ms=self.sim.clock()
+            )
+            if fault is not None:
+                await conn.close()
 
-    def _wanted(self, stream: str) -> list[web.WebSocketResponse]:
-        return [ws for ws, subs in self._subs.items() if any(s == stream or s.startswith(stream + "@") for s in subs)]
-
-    async def publish_once(self) -> None:
+    def publish_once(self) -> None:
         now = self.sim.clock()
         with self._trades_lock:
             trades, self._trades = self._trades, []
         for t in trades:
-            event = {
-                "e": "trade",
-                "E": now,
-                "s": t.symbol,
-                "t": t.trade_id,
-                "p": fmt(t.price),
-                "q": fmt(t.qty),
-                "T": t.time,
-                "m": t.buyer_is_maker,
-                "M": True,
-            }
-            await self._send(self._wanted(f"{t.symbol.lower()}@trade"), event)
-        for symbol in self.sim.engine.markets:
-            with self.sim.engine.lock:
-                current = self.sim.engine.book_update_id[symbol]
-                if current == self._published_id[symbol]:
-                    continue
-                levels = self._levels(symbol)
-            before = self._published[symbol]
-            diff: dict[Side, list[list[str]]] = {}
-            for side in (Side.BUY, Side.SELL):
-                old, new = before[side], levels[side]
-                changed = [p for p in new if new[p] != old.get(p)] + [p for p in old if p not in new]
-                diff[side] = [[fmt(p), fmt(new.get(p, ZERO))] for p in sorted(changed)]
-            event = {
-                "e": "depthUpdate",
-                "E": now,
-                "s": symbol,
-                "U": self._published_id[symbol] + 1,
-                "u": current,
-                "b": diff[Side.BUY],
-                "a": diff[Side.SELL],
-            }
-            self._published[symbol] = levels
-            self._published_id[symbol] = current
-            await self._send(self._wanted(f"{symbol.lower()}@depth"), event)
+            event = {"e": "trade", "E": now, "s": t.symbol, "t": t.trade_id, "p": fmt(t.price), "q": fmt(t.qty),
+                     "T": t.time, "m": t.buyer_is_maker, "M": True}  # fmt: skip
+            self._publish(f"{t.symbol.lower()}@trade", event)
+        engine = self.sim.engine
+        with engine.lock:
+            dirty, self._dirty = self._dirty, {}
+            changed = [s for s, current in engine.book_update_id.items() if current != self._published_id[s]]
+            events = [e for e in (self._depth_event(s, dirty.get(s, set()), now) for s in changed) if e is not None]
+        for stream, event in events:
+            self._publish(stream, event)
 
-    async def _send(self, targets: list[web.WebSocketResponse], event: dict[str, Any]) -> None:
-        text = json.dumps(event, separators=(",", ":"))
-        for ws in targets:
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await ws.send_str(text)
+    def _depth_event(self, symbol: str, levels: set[tuple[Side, Decimal]], now: int) -> tuple[str, Any] | None:
+        """The diff since the last one (called under the engine's lock); None when no one listens or a gap
+        fault swallows it (the ids move on either way)."""
+        first, current = self._published_id[symbol] + 1, self.sim.engine.book_update_id[symbol]
+        self._published_id[symbol] = current
+        stream = f"{symbol.lower()}@depth"
+        if not self._by_stream.get(stream):
+            return None
+        gap = self.sim.faults.take(
+            FaultKind.STREAM_GAP, path="/ws", method=WS_METHOD, account=None, now_ms=now, symbol=symbol,
+            event="depthUpdate",
+        )  # fmt: skip
+        if gap is not None:
+            return None
+        book = self.sim.engine.books[symbol]
+        sides: dict[Side, list[list[str]]] = {Side.BUY: [], Side.SELL: []}
+        for side, price in sorted(levels):
+            sides[side].append([fmt(price), fmt(book.level_qty(side, price) or ZERO)])
+        event = {"e": "depthUpdate", "E": now, "s": symbol, "U": first, "u": current, "b": sides[Side.BUY],
+                 "a": sides[Side.SELL]}  # fmt: skip
+        return stream, event
+
+    def _publish(self, stream: str, event: dict[str, Any]) -> None:
+        conns = self._by_stream.get(stream)
+        if conns:
+            self.deliverer.deliver(list(conns), dumps(event), event["e"], event.get("s"))
 
     async def run(self) -> None:
         while True:
             await asyncio.sleep(PUBLISH_INTERVAL)
             await self.drop_faulted()
-            await self.publish_once()
+            self.publish_once()
 
     async def close(self) -> None:
-        for ws in list(self._subs):
-            await ws.close()
+        for conn in self.connections:
+            await conn.close()

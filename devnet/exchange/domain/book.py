@@ -62,3 +62,8 @@ class OrderBook:
         for side in (Side.BUY, Side.SELL):
             for queue in self._levels[side].values():
                 yield from queue
+
+    def level_qty(self, side: Side, price: Decimal) -> Decimal:
+        """What rests at one price (zero when the level is gone)."""
+        queue = self._levels[side].get(price)
+        return sum((o.remaining for o in queue), ZERO) if queue else ZERO

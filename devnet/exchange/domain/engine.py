@@ -12,13 +12,22 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from devnet.exchange.domain import errors
 from devnet.exchange.domain.book import OrderBook
+from devnet.exchange.domain.events import (
+    AccountEvent,
+    AccountListener,
+    AccountPosition,
+    BalanceDelta,
+    Execution,
+    OrderUpdate,
+)
 from devnet.exchange.domain.model import (
     ASSET_EXP,
+    OPEN_STATUSES,
     ZERO,
     Account,
     Fill,
@@ -38,6 +47,12 @@ TAPE_LENGTH = 50_000  # public trades kept per market (aggTrades, klines, the 24
 
 TradeListener = Callable[[Trade], None]
 BookListener = Callable[[str], None]
+# Level listeners hear (symbol, side, price) for every price level whose resting quantity may have changed.
+LevelListener = Callable[[str, Side, Decimal], None]
+
+
+def _everyone(account_id: str) -> bool:
+    return True
 
 
 @dataclass(frozen=True)
@@ -63,6 +78,14 @@ class Engine:
         self.trade_listeners: list[TradeListener] = []
         self.book_listeners: list[BookListener] = []
         self.book_update_id: dict[str, int] = dict.fromkeys(self.markets, 1)
+        self.level_listeners: list[LevelListener] = []
+        # Account events (order updates, balances) go to these, for the accounts `watching` selects: the user
+        # streams watch only subscribed accounts, so the agents' churn costs no snapshots. Events of one
+        # operation are batched and delivered together at its end, under the lock, in the order they happened.
+        self.account_listeners: list[AccountListener] = []
+        self.watching: Callable[[str], bool] = _everyone
+        self._batch: list[AccountEvent] = []
+        self._touched: dict[str, set[str]] = {}
 
     # -- accounts and balances ------------------------------------------------------------------------------
 
@@ -85,6 +108,7 @@ class Engine:
             raise errors.invalid_quantity()
         with self.lock:
             self.account(account_id).balance(asset).free += amount
+            self._balance_delta(account_id, asset, amount)
 
     def debit(self, account_id: str, asset: str, amount: Decimal) -> None:
         """Take `amount` from the free balance (a withdrawal); raises when it is not there, changing nothing."""
@@ -93,6 +117,7 @@ class Engine:
             if amount <= 0 or bal.free < amount:
                 raise errors.insufficient_balance()
             bal.free -= amount
+            self._balance_delta(account_id, asset, -amount)
 
     def totals(self) -> dict[str, Decimal]:
         """Per asset: every account's free + locked, plus the fees collected (the conserved quantity)."""
@@ -134,15 +159,19 @@ class Engine:
             if fill_cap_fraction is not None and order.orig_qty > 0:
                 order.fill_cap = max(spec.step_size, floor_to(order.orig_qty * fill_cap_fraction, spec.step_size))
             acct = self.account(account_id)
-            self._lock_funds(spec, acct, order)
-            order.order_id = self._next_order_id
-            self._next_order_id += 1
-            self._orders[order.order_id] = order
-            acct.orders[order.order_id] = order
-            self._by_client_id[(account_id, symbol, client_order_id)] = order.order_id
-            fills = self._match(spec, order)
-            self._finish_taker(spec, order)
-            self._book_changed(symbol)
+            try:
+                self._lock_funds(spec, acct, order)
+                order.order_id = self._next_order_id
+                self._next_order_id += 1
+                self._orders[order.order_id] = order
+                acct.orders[order.order_id] = order
+                self._by_client_id[(account_id, symbol, client_order_id)] = order.order_id
+                self._order_event(order, Execution.NEW)
+                fills = self._match(spec, order)
+                self._finish_taker(spec, order)
+                self._book_changed(symbol)
+            finally:
+                self._flush()
             return PlaceResult(order, fills)
 
     def _validate(
@@ -239,6 +268,7 @@ class Engine:
         bal.free -= need
         bal.locked += need
         order.locked = need
+        self._touch(acct.account_id, asset)
 
     def _cost_to_buy(self, spec: MarketSpec, qty: Decimal) -> Decimal:
         cost, left = ZERO, qty
@@ -388,6 +418,13 @@ class Engine:
         buyer.fills.append(buy_fill)
         seller.fills.append(sell_fill)
         self.tape[spec.symbol].append(trade)
+        self._level(spec.symbol, maker)
+        if self.account_listeners:
+            for account_id in (buy.account_id, sell.account_id):
+                self._touch(account_id, spec.base)
+                self._touch(account_id, spec.quote)
+            self._order_event(buy, Execution.TRADE, buy_fill)
+            self._order_event(sell, Execution.TRADE, sell_fill)
         for listener in self.trade_listeners:
             listener(trade)
         return buy_fill if buy is taker else sell_fill
@@ -398,6 +435,7 @@ class Engine:
         if order.status is Status.EXPIRED_IN_MATCH:
             order.update_time = self.clock()
             self._release(spec, order)
+            self._order_event(order, Execution.TRADE_PREVENTION)
             return
         if order.quote_order_qty > 0:
             # Sized in quote: done once what is left of the amount cannot trade one more step at the best price.
@@ -406,17 +444,20 @@ class Engine:
             done = left == 0 or (best is not None and order.executed_qty > 0 and left < best * spec.step_size)
         else:
             done = order.remaining == 0
+        if order.quote_order_qty > 0:
+            order.orig_qty = order.executed_qty  # Binance reports a quote-sized order's origQty as what it traded
         if done:
             order.status = Status.FILLED
             self._release(spec, order)
+            self._mark_last_trade_filled(order)
         elif order.tif is TimeInForce.GTC:
             self.books[spec.symbol].add(order)
+            self._level(spec.symbol, order)
         else:
             order.status = Status.EXPIRED
             order.update_time = self.clock()
             self._release(spec, order)
-        if order.quote_order_qty > 0:
-            order.orig_qty = order.executed_qty  # Binance reports a quote-sized order's origQty as what it traded
+            self._order_event(order, Execution.EXPIRED)
 
     def _release(self, spec: MarketSpec, order: Order) -> None:
         if order.locked:
@@ -425,14 +466,22 @@ class Engine:
             bal.locked -= order.locked
             bal.free += order.locked
             order.locked = ZERO
+            self._touch(order.account_id, asset)
 
-    def _close(self, spec: MarketSpec, order: Order, status: Status, *, at: int | None = None) -> None:
+    def _close(
+        self, spec: MarketSpec, order: Order, status: Status, *, at: int | None = None, cancel_id: str | None = None
+    ) -> None:
         """Take a resting order off the book in a final status, releasing what it still holds; its last change is
         `at` (the trade that filled it) or now."""
         self.books[spec.symbol].remove(order)
+        self._level(spec.symbol, order)
         order.status = status
         order.update_time = self.clock() if at is None else at
         self._release(spec, order)
+        if status is Status.CANCELED:
+            self._order_event(order, Execution.CANCELED, cancel_id=cancel_id)
+        elif status is Status.EXPIRED_IN_MATCH:
+            self._order_event(order, Execution.TRADE_PREVENTION)
 
     def find_order(self, account_id: str, symbol: str, *, order_id: int | None, client_id: str | None) -> Order:
         self.market(symbol)
@@ -444,7 +493,15 @@ class Engine:
                 raise errors.order_does_not_exist()
             return order
 
-    def cancel_order(self, account_id: str, symbol: str, *, order_id: int | None, client_id: str | None) -> Order:
+    def cancel_order(
+        self,
+        account_id: str,
+        symbol: str,
+        *,
+        order_id: int | None,
+        client_id: str | None,
+        cancel_client_id: str | None = None,
+    ) -> Order:
         spec = self.market(symbol)
         with self.lock:
             try:
@@ -453,18 +510,24 @@ class Engine:
                 raise errors.unknown_order_cancel() from None
             if not order.is_open:
                 raise errors.unknown_order_cancel()
-            self._close(spec, order, Status.CANCELED)
-            self._book_changed(symbol)
+            try:
+                self._close(spec, order, Status.CANCELED, cancel_id=cancel_client_id)
+                self._book_changed(symbol)
+            finally:
+                self._flush()
             return order
 
     def cancel_all(self, account_id: str, symbol: str) -> list[Order]:
         spec = self.market(symbol)
         with self.lock:
             orders = self.open_orders(account_id, symbol)
-            for order in orders:
-                self._close(spec, order, Status.CANCELED)
-            if orders:
-                self._book_changed(symbol)
+            try:
+                for order in orders:
+                    self._close(spec, order, Status.CANCELED)
+                if orders:
+                    self._book_changed(symbol)
+            finally:
+                self._flush()
             return orders
 
     def open_orders(self, account_id: str, symbol: str | None = None) -> list[Order]:
@@ -499,3 +562,71 @@ class Engine:
         self.book_update_id[symbol] += 1
         for listener in self.book_listeners:
             listener(symbol)
+
+    # -- observers ------------------------------------------------------------------------------------------
+
+    def _level(self, symbol: str, order: Order) -> None:
+        if self.level_listeners and order.price is not None:
+            for listener in self.level_listeners:
+                listener(symbol, order.side, order.price)
+
+    def _touch(self, account_id: str, asset: str) -> None:
+        if self.account_listeners and self.watching(account_id):
+            self._touched.setdefault(account_id, set()).add(asset)
+
+    def _order_event(
+        self, order: Order, execution: Execution, fill: Fill | None = None, *, cancel_id: str | None = None
+    ) -> None:
+        if not self.account_listeners or not self.watching(order.account_id):
+            return
+        if execution is Execution.TRADE:
+            status = Status.FILLED if order.remaining == 0 and order.quote_order_qty == 0 else Status.PARTIALLY_FILLED
+        else:
+            status = order.status
+        when = order.time if execution is Execution.NEW else order.update_time
+        time = fill.trade.time if fill is not None else when
+        on_book = order.tif is TimeInForce.GTC and order.type is not OrderType.MARKET and status in OPEN_STATUSES
+        self._batch.append(
+            OrderUpdate(
+                order,
+                execution,
+                status,
+                order.orig_qty,
+                order.executed_qty,
+                order.cumm_quote,
+                fill,
+                time,
+                on_book,
+                cancel_id,
+            )
+        )
+
+    def _mark_last_trade_filled(self, order: Order) -> None:
+        """A taker's last fill says FILLED: with a quote-sized order that is known only once matching stops."""
+        for i in range(len(self._batch) - 1, -1, -1):
+            event = self._batch[i]
+            if isinstance(event, OrderUpdate) and event.order is order:
+                if event.execution is Execution.TRADE and event.status is not Status.FILLED:
+                    self._batch[i] = replace(event, status=Status.FILLED, orig_qty=order.orig_qty, on_book=False)
+                return
+
+    def _balance_delta(self, account_id: str, asset: str, delta: Decimal) -> None:
+        if self.account_listeners and self.watching(account_id):
+            self._batch.append(BalanceDelta(account_id, asset, delta, self.clock()))
+            self._touched.setdefault(account_id, set()).add(asset)
+            self._flush()
+
+    def _flush(self) -> None:
+        """Deliver the batched events of the operation that just ended, then each touched account's position."""
+        if not self._batch and not self._touched:
+            return
+        batch, self._batch = self._batch, []
+        touched, self._touched = self._touched, {}
+        now = self.clock()
+        for account_id, assets in touched.items():
+            acct = self.accounts[account_id]
+            balances = tuple((a, acct.balances[a].free, acct.balances[a].locked) for a in sorted(assets))
+            batch.append(AccountPosition(account_id, balances, now))
+        for event in batch:
+            for listener in self.account_listeners:
+                listener(event)

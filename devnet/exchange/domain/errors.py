@@ -11,11 +11,12 @@ from __future__ import annotations
 class ExchangeError(Exception):
     """An error answered as `{"code": code, "msg": msg}` with the given HTTP status."""
 
-    def __init__(self, code: int, msg: str, *, http_status: int = 400) -> None:
+    def __init__(self, code: int, msg: str, *, http_status: int = 400, retry_after: int | None = None) -> None:
         super().__init__(f"{code}: {msg}")
         self.code = code
         self.msg = msg
         self.http_status = http_status
+        self.retry_after = retry_after  # seconds, for a 429 (the order-count window's reset)
 
 
 # The catalogue: one constructor per answer, so the wire text is written exactly once.
