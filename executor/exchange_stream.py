@@ -141,6 +141,9 @@ class StreamGateway(Gateway):
         async with _translate(self.client, "user data stream"):
             if self.client.markets is None:
                 await self.client.load_markets()
+            # ccxt creates its balance cache in watch_balance; an account event that arrives before that call
+            # (right after the subscription is confirmed) would otherwise raise inside its receive loop.
+            self.client.balance.setdefault("spot", {})
             await asyncio.wait_for(self.client.authenticate({"type": "spot"}), self._timeout())
 
     def account_subscribed(self) -> bool:

@@ -221,8 +221,9 @@ class Engine:
                 if best is not None and (price >= best if side is Side.BUY else price <= best):
                     raise errors.would_take()
         if eff_tif is TimeInForce.GTC and type is not OrderType.MARKET:
-            acct = self.accounts.get(account_id)
-            open_here = sum(1 for o in acct.orders.values() if o.is_open and o.symbol == spec.symbol) if acct else 0
+            # Counted on the symbol's book (every open GTC order rests there), not over the account's orders: the
+            # market agents hold thousands across all markets, and this runs for each order they place.
+            open_here = sum(1 for o in self.books[spec.symbol].orders() if o.account_id == account_id)
             if open_here >= spec.max_num_orders:
                 raise errors.filter_failure("MAX_NUM_ORDERS")
         existing = self._by_client_id.get((account_id, spec.symbol, client_order_id))
@@ -535,7 +536,12 @@ class Engine:
             self.market(symbol)
         with self.lock:
             acct = self.account(account_id)
-            return [o for o in acct.orders.values() if o.is_open and (symbol is None or o.symbol == symbol)]
+            if symbol is not None:
+                return sorted(
+                    (o for o in self.books[symbol].orders() if o.account_id == account_id and o.is_open),
+                    key=lambda o: o.order_id,
+                )
+            return [o for o in acct.orders.values() if o.is_open]
 
     def my_fills(self, account_id: str, symbol: str) -> list[Fill]:
         self.market(symbol)
