@@ -18,15 +18,19 @@ its WebSocket API.
   on streams), tried in steps of 100 markets.
 
 The markets move several times a second for the first four figures (`STEP_SECONDS`); the job's
-`refresh_tolerance` is 0, so every move of the mid that changes a price replaces orders.
+`refresh_tolerance` is 0.1 % (`BENCH_REFRESH_TOLERANCE`), Hummingbot's `order_refresh_tolerance_pct`: an order is
+replaced when the mid moved it more than that from where the strategy wants it. The event loop is uvloop, as in the
+executor service (`BENCH_LOOP=asyncio` for the standard loop).
 
-Prints `BENCH <name> <value> <unit>` lines.
+Prints `BENCH <name> <value> <unit>` lines. `BENCH_PROFILE=FILE` writes a cProfile of each measurement window.
 """
 
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -40,9 +44,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 SECONDS = 10.0
 STEP_SECONDS = "0.25"  # each market's book moves 4 times a second
-SIZES = (1, 10, 50, 200)
+SIZES = tuple(int(n) for n in os.environ.get("BENCH_SIZES", "1,10,50,200").split(","))
 SUSTAIN_STEPS = (200, 300, 400, 500)
 TARGET_P99_MS = 5.0
+REFRESH_TOLERANCE = os.environ.get("BENCH_REFRESH_TOLERANCE", "0.001")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -114,7 +119,7 @@ async def run(n_jobs: int, base_url: str, n_markets: int, seconds: float) -> dic
         spec = job_spec(
             f"bench-{n_jobs}-{i}",
             symbol=f"BM{i:03d}/USDT",
-            params={"refresh_tolerance": "0", "max_base": None, "min_base": None, "order_amount": "100"},
+            params={"refresh_tolerance": REFRESH_TOLERANCE, "max_base": None, "min_base": None, "order_amount": "100"},
             risk={"max_orders_per_second": 100, "max_open_orders": 20},
         )
         spec["strategy"]["params"] = {k: v for k, v in spec["strategy"]["params"].items() if v is not None}
@@ -132,13 +137,20 @@ async def run(n_jobs: int, base_url: str, n_markets: int, seconds: float) -> dic
     lags: list[float] = []
     stop = asyncio.Event()
     lag_task = asyncio.create_task(loop_lag(lags, stop))
+    profile = cProfile.Profile() if os.environ.get("BENCH_PROFILE") else None
     cpu0 = time.process_time()
+    if profile is not None:
+        profile.enable()
     await asyncio.sleep(seconds)
+    if profile is not None:
+        profile.disable()
+        profile.dump_stats(os.environ["BENCH_PROFILE"])  # the measurement window only: `python -m pstats FILE`
     cpu = time.process_time() - cpu0
     stop.set()
     await lag_task
     events = sum(r.feed.book_events for r in runners if r.feed is not None) - events0
     live = sum(1 for r in runners if r.feed is not None and r.feed.live)
+    fallbacks = sum(r.feed.counters["reconnects"] for r in runners if r.feed is not None)
     own = [v for r in runners for v in r.tick_to_quote_ms]
     acks = [v for r in runners for v in r.quote_ack_ms]
     await manager.shutdown()
@@ -151,6 +163,7 @@ async def run(n_jobs: int, base_url: str, n_markets: int, seconds: float) -> dic
         "lag_p99": pct(lags, 0.99) if lags else float("nan"),
         "live": live,
         "requotes": len(own),
+        "fallbacks": fallbacks,
     }
 
 
@@ -185,6 +198,11 @@ class Exchange:
 def main() -> None:
     from executor.logging import configure
 
+    if os.environ.get("BENCH_LOOP", "uvloop") == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
     configure(level="ERROR", version="bench")
     exchange = Exchange(max(SIZES), STEP_SECONDS)
     try:
@@ -192,7 +210,7 @@ def main() -> None:
             r = asyncio.run(run(n, exchange.base_url, max(SIZES), SECONDS))
             print(
                 f"# {n} markets: {r['events_per_s']:.0f} book events/s, {r['requotes']} requotes, "
-                f"{r['live']}/{n} jobs on streams, loop lag p99 {r['lag_p99']:.2f} ms"
+                f"{r['live']}/{n} jobs on streams ({r['fallbacks']} fallbacks), loop lag p99 {r['lag_p99']:.2f} ms"
             )
             print(f"BENCH executor_tick_to_quote_{n}_markets_p50 {r['own_p50']:.2f} ms")
             print(f"BENCH executor_tick_to_quote_{n}_markets_p99 {r['own_p99']:.2f} ms")

@@ -44,6 +44,7 @@ from wire.redaction import forget_secret, register_secret
 __all__ = ["TERMINAL", "Credentials", "JobRunner", "JobState", "RunnerSettings", "WallClock"]
 
 ZERO = Decimal(0)
+MISSED_GRACE_MS = 3_000
 log = get_logger("executor.job")
 
 
@@ -337,12 +338,14 @@ class JobRunner(StatusView):
                         self.tracker.cancel_sent(order.client_order_id, now)
                     self.dead_man_tripped = False
                     log.warning("dead_man_cleared", job_id=self.job_id)
-                missed = await self._sync(now)
+                booked = await self._sync(now)
                 self._contact()
             except Transient as exc:
                 self._trouble(exc, now)
                 return
-            feed.resynced(missed)
+            # A fill the stream has not delivered a while after it happened was missed (one still on its way, or
+            # collected but not yet taken, is not).
+            feed.resynced(sum(1 for t in booked if t.timestamp_ms < now - MISSED_GRACE_MS))
             self._next_reconcile_ms = now + self.settings.reconcile_ms
             orders_changed = True
             if not feed.live:

@@ -37,16 +37,16 @@ class Reconciler(Connectivity):
     async def _cancel(self, orders: list[TrackedOrder], now: int) -> None:  # pragma: no cover - OrderFlow's
         raise NotImplementedError
 
-    def _book_trades(self, trades: Iterable[TradeSnapshot], now: int) -> int:
-        """Book fills not seen before (by trade id), oldest first; returns how many were new."""
-        booked = 0
+    def _book_trades(self, trades: Iterable[TradeSnapshot], now: int) -> list[TradeSnapshot]:
+        """Book fills not seen before (by trade id), oldest first; returns those that were new."""
+        booked: list[TradeSnapshot] = []
         for t in sorted(trades, key=lambda t: (t.timestamp_ms, t.trade_id)):
             if t.timestamp_ms < self.created_ms - TRADE_OVERLAP_MS:
                 continue
             if self.tracker.trade(t, now) and self.position is not None:
                 self.position.fill(side=t.side, price=t.price, amount=t.amount, fee=t.fee, fee_asset=t.fee_asset)
                 self._last_trade_ms = max(self._last_trade_ms, t.timestamp_ms)
-                booked += 1
+                booked.append(t)
         return booked
 
     def _take_balances(self, free_locked: dict[str, tuple[Decimal, Decimal]]) -> None:
@@ -64,7 +64,7 @@ class Reconciler(Connectivity):
     ) -> bool:
         """The user data stream's news since the last pass. Returns whether our orders changed."""
         # Trades first: an order update saying "filled" and its trade may come in either order.
-        changed = self._book_trades(trades, now) > 0
+        changed = bool(self._book_trades(trades, now))
         for snap in orders:
             if snap.client_order_id in self.tracker.orders or snap.exchange_order_id in self.tracker.by_exchange_id:
                 self.tracker.apply_snapshot(snap, now)
@@ -73,9 +73,9 @@ class Reconciler(Connectivity):
             self._take_balances(balances)
         return changed
 
-    async def _sync(self, now: int, *, first: bool = False) -> int:
+    async def _sync(self, now: int, *, first: bool = False) -> list[TradeSnapshot]:
         """Read trades, open orders and balances (concurrently: one round trip), then apply them in that order.
-        Returns how many fills it booked that no stream had delivered."""
+        Returns the fills it booked that no stream had delivered (yet)."""
         assert self.gateway is not None
         gw, tr = self.gateway, self.tracker
         since = max(0, self._last_trade_ms - TRADE_OVERLAP_MS)
