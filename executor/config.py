@@ -58,6 +58,9 @@ class Config:
     build_version: str = __version__
     max_jobs: int = 10
     tick_ms: int = 1000
+    streams: bool = True
+    reconcile_ms: int = 30_000
+    stream_stall_ms: int = 3_000
     request_timeout_ms: int = 10_000
     quote_provider: str = "none"
     tsm_path: Path = Path("/sys/kernel/config/tsm/report")
@@ -131,6 +134,9 @@ class Config:
             build_version=env.get("EXECUTOR_BUILD_VERSION", __version__),
             max_jobs=_int(env, "EXECUTOR_MAX_JOBS", cls.max_jobs, 1, 1000),
             tick_ms=_int(env, "EXECUTOR_TICK_MS", cls.tick_ms, 50, 60_000),
+            streams=_choice(env, "EXECUTOR_STREAMS", "true", ("true", "false")) == "true",
+            reconcile_ms=_int(env, "EXECUTOR_RECONCILE_MS", cls.reconcile_ms, 1_000, 600_000),
+            stream_stall_ms=_int(env, "EXECUTOR_STREAM_STALL_MS", cls.stream_stall_ms, 200, 60_000),
             request_timeout_ms=_int(env, "EXECUTOR_REQUEST_TIMEOUT_MS", cls.request_timeout_ms, 100, 120_000),
             quote_provider=_choice(env, "EXECUTOR_QUOTE_PROVIDER", cls.quote_provider, QUOTE_PROVIDERS),
             tsm_path=Path(env.get("EXECUTOR_TSM_PATH", str(cls.tsm_path))),

@@ -64,6 +64,9 @@ def create_app(
         identity=identity,
         settings=RunnerSettings(
             tick_ms=config.tick_ms,
+            streams=config.streams,
+            reconcile_ms=config.reconcile_ms,
+            stream_stall_ms=config.stream_stall_ms,
             unknown_orders=config.unknown_orders,
             build_version=config.build_version,
             request_timeout_ms=config.request_timeout_ms,

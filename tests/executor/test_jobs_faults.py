@@ -32,9 +32,14 @@ def exchange() -> Iterator[RunningExchange]:
         yield ex
 
 
+# On streams the job's orders go over the WebSocket API, whose requests the simulator matches as
+# `/ws-api/v3/<method>` (method "WS"): the same faults aimed at the same calls.
+WS_ORDER_CALLS = {"POST": "/ws-api/v3/order.place", "DELETE": "/ws-api/v3/order.cancel"}
+
+
 class Harness:
-    def __init__(self, ex: RunningExchange, ctl: Controller, identity: Identity, app: Any) -> None:
-        self.ex, self.ctl, self.identity, self.app = ex, ctl, identity, app
+    def __init__(self, ex: RunningExchange, ctl: Controller, identity: Identity, app: Any, *, streams: bool) -> None:
+        self.ex, self.ctl, self.identity, self.app, self.streams = ex, ctl, identity, app, streams
 
     async def run(self, job_id: str, **spec_overrides: Any) -> tuple[JobRunner, Any]:
         key = trading_key(self.ex)
@@ -47,6 +52,8 @@ class Harness:
         return runner, key
 
     def fault(self, key: Any, kind: FaultKind, **fields: Any) -> Fault:
+        if self.streams and fields.get("endpoint") == "/api/v3/order" and fields.get("method") in WS_ORDER_CALLS:
+            fields = {**fields, "endpoint": WS_ORDER_CALLS[fields["method"]], "method": "WS"}
         return self.ex.sim.faults.add(Fault(kind=kind, account=key.account_id, **fields))
 
     def counter(self, key: Any, endpoint: str = "*", method: str | None = None) -> Fault:
@@ -88,11 +95,15 @@ async def until(predicate: Any, timeout: float = 30.0) -> None:
         await asyncio.sleep(0.05)
 
 
-@pytest.fixture
-async def harness(exchange: RunningExchange) -> AsyncIterator[Harness]:
+@pytest.fixture(params=["rest", "streams"])
+async def harness(exchange: RunningExchange, request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    """Each fault against a job polling by REST, and against one on the exchange's streams (orders over its
+    WebSocket API): the guarantees are the same."""
     identity = Identity.generate()
+    streams = request.param == "streams"
     config = Config(
         tick_ms=TICK_MS,
+        streams=streams,
         request_timeout_ms=1000,
         exchange_api_urls={"binance": exchange.base_url},
         controller_key=CONTROLLER.public_hex,
@@ -100,7 +111,7 @@ async def harness(exchange: RunningExchange) -> AsyncIterator[Harness]:
     )
     app = create_app(config, identity=identity)
     async with TestClient(TestServer(app)) as client:
-        yield Harness(exchange, Controller(client), identity, app)
+        yield Harness(exchange, Controller(client), identity, app, streams=streams)
 
 
 async def test_an_ambiguous_create_is_resolved_by_lookup_never_resent(harness: Harness) -> None:
