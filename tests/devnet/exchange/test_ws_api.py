@@ -55,19 +55,15 @@ async def test_typed_errors_change_nothing(exchange, case, error):
         if case == "stale_timestamp":
             client.options["timeDifference"] = 120_000  # the client's clock two minutes behind
         before = snapshot(exchange, key.account_id)
+        attempt = {
+            "insufficient": lambda: client.create_order_ws(BTC, "limit", "buy", 1, 59000),
+            "post_only_takes": lambda: client.create_order_ws(BTC, "limit", "buy", 0.001, 60060, {"postOnly": True}),
+            "unknown_cancel": lambda: client.cancel_order_ws("999999", BTC),
+            "duplicate": lambda: client.create_order_ws(BTC, "limit", "buy", 0.001, 59000, {"clientOrderId": "dup-1"}),
+            "filter": lambda: client.create_order_ws(BTC, "limit", "buy", 0.00001, 59000),  # under 5 USDT
+        }.get(case, lambda: client.create_order_ws(BTC, "limit", "buy", 0.001, 59000))
         with pytest.raises(error):
-            if case == "insufficient":
-                await client.create_order_ws(BTC, "limit", "buy", 1, 59000)
-            elif case == "post_only_takes":
-                await client.create_order_ws(BTC, "limit", "buy", 0.001, 60060, {"postOnly": True})
-            elif case == "unknown_cancel":
-                await client.cancel_order_ws("999999", BTC)
-            elif case == "duplicate":
-                await client.create_order_ws(BTC, "limit", "buy", 0.001, 59000, {"clientOrderId": "dup-1"})
-            elif case == "filter":
-                await client.create_order_ws(BTC, "limit", "buy", 0.00001, 59000)  # under the 5 USDT minimum
-            else:
-                await client.create_order_ws(BTC, "limit", "buy", 0.001, 59000)
+            await attempt()
         assert snapshot(exchange, key.account_id) == before
 
 
@@ -163,7 +159,7 @@ async def test_raw_protocol_shapes_and_an_unanswered_hang(exchange):
         refused = await api.answer(await api.send("order.cancel", {"symbol": "BTCUSDT", "orderId": "1"}, signed=True))
         assert (refused["status"], refused["error"]["code"]) == (400, -2011)
         unsigned = await api.answer(await api.send("order.cancel", {"symbol": "BTCUSDT", "orderId": "1"}))
-        assert unsigned["status"] == 401 and unsigned["error"]["code"] == -2014
+        assert (unsigned["status"], unsigned["error"]["code"]) == (401, -2014)
         # A hang never answers: a ping sent after it is answered, the hung request is not.
         exchange.sim.faults.add(Fault(kind=FaultKind.HANG, endpoint="/ws-api/v3/time", hang_ms=60_000, count=1))
         hung = await api.send("time")
