@@ -44,6 +44,19 @@ async def pro_client(exchange: RunningExchange, key: ApiKey | None = None, **con
         await client.close()
 
 
+async def subscribe(client: Any) -> None:
+    """Subscribe the user data stream and have ccxt ready for its events. Not `authenticate()` alone: ccxt's
+    handle_balance needs the balance cache that watch_orders / watch_balance set up, and an
+    outboundAccountPosition arriving before it raises inside ccxt's receive loop (which then stops reading)."""
+    await client.authenticate()
+    asyncio.ensure_future(client.watch_orders())  # noqa: RUF006 - resolved or cancelled with the client
+    for _ in range(1000):
+        if "spot" in client.balance:  # watch_orders has set the caches up
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("ccxt did not set its balance cache up")
+
+
 async def until(watch: Callable[[], Any], done: Callable[[Any], bool], *, rounds: int = 100) -> Any:
     """Call a ccxt watch_* until what it returns satisfies `done` (each round waits for the next update)."""
     for _ in range(rounds):
@@ -61,6 +74,28 @@ async def fault_event(exchange: RunningExchange, kind: FaultKind, count: int = 1
             return events
         await asyncio.sleep(0.01)
     raise AssertionError(f"no {kind} fault event")
+
+
+async def order_until(client: Any, order_id: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The order as ccxt's order cache (what watch_orders returns) has it once `done` holds. The cache is read
+    rather than each watch_orders result: a watch resolves on the next update only, and updates that arrived
+    while the test did something else are in the cache already."""
+    for _ in range(WAIT_S * 100):
+        cached = by_id(list(client.orders or []), order_id)
+        if cached is not None and done(cached):
+            return cached
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"order {order_id}: condition not reached; cache {list(client.orders or [])}")
+
+
+async def trades_until(client: Any, done: Callable[[list[dict[str, Any]]], bool]) -> list[dict[str, Any]]:
+    """ccxt's own-trades cache (what watch_my_trades returns) once `done` holds."""
+    for _ in range(WAIT_S * 100):
+        cached = list(client.myTrades or [])
+        if done(cached):
+            return cached
+        await asyncio.sleep(0.01)
+    raise AssertionError("trades condition not reached")
 
 
 def by_id(orders: list[dict[str, Any]], order_id: str) -> dict[str, Any] | None:
