@@ -218,8 +218,9 @@ class Engine(Observed):
                 if best is not None and (price >= best if side is Side.BUY else price <= best):
                     raise errors.would_take()
         if eff_tif is TimeInForce.GTC and type is not OrderType.MARKET:
-            acct = self.accounts.get(account_id)
-            open_here = sum(1 for o in acct.orders.values() if o.is_open and o.symbol == spec.symbol) if acct else 0
+            # An open order is a resting one (IOC, FOK and market orders end within their request), so the book
+            # of this symbol counts them; the account's whole history would cost the agents O(all their orders).
+            open_here = sum(1 for o in book.orders() if o.account_id == account_id)
             if open_here >= spec.max_num_orders:
                 raise errors.filter_failure("MAX_NUM_ORDERS")
         existing = self._by_client_id.get((account_id, spec.symbol, client_order_id))
