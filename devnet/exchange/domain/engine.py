@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 
 from devnet.exchange.domain import errors
@@ -20,14 +20,10 @@ from devnet.exchange.domain.book import OrderBook
 from devnet.exchange.domain.events import (
     AccountEvent,
     AccountListener,
-    AccountPosition,
-    BalanceDelta,
     Execution,
-    OrderUpdate,
 )
 from devnet.exchange.domain.model import (
     ASSET_EXP,
-    OPEN_STATUSES,
     ZERO,
     Account,
     Fill,
@@ -42,6 +38,7 @@ from devnet.exchange.domain.model import (
     fee_of,
     floor_to,
 )
+from devnet.exchange.domain.observed import Observed
 
 TAPE_LENGTH = 50_000  # public trades kept per market (aggTrades, klines, the 24 h ticker)
 
@@ -61,7 +58,7 @@ class PlaceResult:
     fills: list[Fill]  # the taker side's fills of this request, in execution order
 
 
-class Engine:
+class Engine(Observed):
     def __init__(self, markets: Sequence[MarketSpec], *, clock: Callable[[], int]) -> None:
         self.markets: dict[str, MarketSpec] = {m.symbol: m for m in markets}
         self.books: dict[str, OrderBook] = {s: OrderBook(s) for s in self.markets}
@@ -221,9 +218,9 @@ class Engine:
                 if best is not None and (price >= best if side is Side.BUY else price <= best):
                     raise errors.would_take()
         if eff_tif is TimeInForce.GTC and type is not OrderType.MARKET:
-            # Counted on the symbol's book (every open GTC order rests there), not over the account's orders: the
-            # market agents hold thousands across all markets, and this runs for each order they place.
-            open_here = sum(1 for o in self.books[spec.symbol].orders() if o.account_id == account_id)
+            # An open order is a resting one (IOC, FOK and market orders end within their request), so the book
+            # of this symbol counts them; the account's whole history would cost the agents O(all their orders).
+            open_here = sum(1 for o in book.orders() if o.account_id == account_id)
             if open_here >= spec.max_num_orders:
                 raise errors.filter_failure("MAX_NUM_ORDERS")
         existing = self._by_client_id.get((account_id, spec.symbol, client_order_id))
@@ -568,71 +565,3 @@ class Engine:
         self.book_update_id[symbol] += 1
         for listener in self.book_listeners:
             listener(symbol)
-
-    # -- observers ------------------------------------------------------------------------------------------
-
-    def _level(self, symbol: str, order: Order) -> None:
-        if self.level_listeners and order.price is not None:
-            for listener in self.level_listeners:
-                listener(symbol, order.side, order.price)
-
-    def _touch(self, account_id: str, asset: str) -> None:
-        if self.account_listeners and self.watching(account_id):
-            self._touched.setdefault(account_id, set()).add(asset)
-
-    def _order_event(
-        self, order: Order, execution: Execution, fill: Fill | None = None, *, cancel_id: str | None = None
-    ) -> None:
-        if not self.account_listeners or not self.watching(order.account_id):
-            return
-        if execution is Execution.TRADE:
-            status = Status.FILLED if order.remaining == 0 and order.quote_order_qty == 0 else Status.PARTIALLY_FILLED
-        else:
-            status = order.status
-        when = order.time if execution is Execution.NEW else order.update_time
-        time = fill.trade.time if fill is not None else when
-        on_book = order.tif is TimeInForce.GTC and order.type is not OrderType.MARKET and status in OPEN_STATUSES
-        self._batch.append(
-            OrderUpdate(
-                order,
-                execution,
-                status,
-                order.orig_qty,
-                order.executed_qty,
-                order.cumm_quote,
-                fill,
-                time,
-                on_book,
-                cancel_id,
-            )
-        )
-
-    def _mark_last_trade_filled(self, order: Order) -> None:
-        """A taker's last fill says FILLED: with a quote-sized order that is known only once matching stops."""
-        for i in range(len(self._batch) - 1, -1, -1):
-            event = self._batch[i]
-            if isinstance(event, OrderUpdate) and event.order is order:
-                if event.execution is Execution.TRADE and event.status is not Status.FILLED:
-                    self._batch[i] = replace(event, status=Status.FILLED, orig_qty=order.orig_qty, on_book=False)
-                return
-
-    def _balance_delta(self, account_id: str, asset: str, delta: Decimal) -> None:
-        if self.account_listeners and self.watching(account_id):
-            self._batch.append(BalanceDelta(account_id, asset, delta, self.clock()))
-            self._touched.setdefault(account_id, set()).add(asset)
-            self._flush()
-
-    def _flush(self) -> None:
-        """Deliver the batched events of the operation that just ended, then each touched account's position."""
-        if not self._batch and not self._touched:
-            return
-        batch, self._batch = self._batch, []
-        touched, self._touched = self._touched, {}
-        now = self.clock()
-        for account_id, assets in touched.items():
-            acct = self.accounts[account_id]
-            balances = tuple((a, acct.balances[a].free, acct.balances[a].locked) for a in sorted(assets))
-            batch.append(AccountPosition(account_id, balances, now))
-        for event in batch:
-            for listener in self.account_listeners:
-                listener(event)
