@@ -120,6 +120,8 @@ async def _translate(client: Any, what: str) -> AsyncIterator[None]:
         raise Rejected(f"{what}: duplicate client order id", kind="duplicate") from None
     except ccxt.NetworkError as exc:  # timeouts, 5xx, maintenance, 429 (DDoSProtection / RateLimitExceeded)
         raise Transient(f"{what}: {type(exc).__name__}", retry_after=_retry_after(client)) from None
+    except ccxt.OperationFailed as exc:  # the WebSocket API's answer to an internal error (-1001): a 5xx
+        raise Transient(f"{what}: {type(exc).__name__}", retry_after=_retry_after(client)) from None
     except ccxt.InvalidOrder as exc:
         text = str(exc).lower()
         if "insufficient balance" in text:

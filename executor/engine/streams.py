@@ -218,8 +218,8 @@ class StreamFeed:
             self.gw.ws_enabled = True
             self._changed_mode(was)
             watchers = [
-                asyncio.create_task(self._collect(self.gw.next_orders, self._orders), name="feed-orders"),
-                asyncio.create_task(self._collect(self.gw.next_trades, self._trades), name="feed-trades"),
+                asyncio.create_task(self._collect(self.gw.next_orders, "_orders"), name="feed-orders"),
+                asyncio.create_task(self._collect(self.gw.next_trades, "_trades"), name="feed-trades"),
                 asyncio.create_task(self._balance_watch(), name="feed-balance"),
                 asyncio.create_task(self._account_reset.wait(), name="feed-reset"),
             ]
@@ -238,9 +238,11 @@ class StreamFeed:
 
         await self._retrying("account", body)
 
-    async def _collect(self, watch: Callable[[str], Awaitable[list[Any]]], into: list[Any]) -> None:
+    async def _collect(self, watch: Callable[[str], Awaitable[list[Any]]], into: str) -> None:
+        # By name: `take` hands the collected list to the job and starts a new one.
         while True:
-            into.extend(await watch(self.symbol))
+            items = await watch(self.symbol)
+            getattr(self, into).extend(items)
             self._wake.set()
 
     async def _balance_watch(self) -> None:
