@@ -7,7 +7,6 @@ import asyncio
 import sys
 
 import uvloop
-
 from aiohttp import web
 
 from executor.api.app import create_app

@@ -15,6 +15,8 @@ Prices and amounts go out as decimal strings (ccxt accepts strings) and come bac
 from __future__ import annotations
 
 import contextlib
+import re
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -104,6 +106,22 @@ def _retry_after(client: Any) -> float | None:
         return None
 
 
+_BAN_END = re.compile(r'"retryAfter":\s*(\d+)')
+_SERVER_TIME = re.compile(r'"serverTime":\s*(\d+)')
+
+
+def _ws_retry_after(exc: Exception) -> float | None:
+    """A WebSocket API's 429 says when the ban ends (`data.retryAfter`, epoch ms, next to `serverTime`); ccxt keeps
+    the error's JSON in the message."""
+    text = str(exc)
+    end = _BAN_END.search(text)
+    if end is None:
+        return None
+    server = _SERVER_TIME.search(text)
+    now_ms = int(server.group(1)) if server else int(time.time() * 1000)
+    return max(0.0, (int(end.group(1)) - now_ms) / 1000)
+
+
 @contextlib.asynccontextmanager
 async def _translate(client: Any, what: str) -> AsyncIterator[None]:
     try:
@@ -119,7 +137,10 @@ async def _translate(client: Any, what: str) -> AsyncIterator[None]:
     except ccxt.DuplicateOrderId:
         raise Rejected(f"{what}: duplicate client order id", kind="duplicate") from None
     except ccxt.NetworkError as exc:  # timeouts, 5xx, maintenance, 429 (DDoSProtection / RateLimitExceeded)
-        raise Transient(f"{what}: {type(exc).__name__}", retry_after=_retry_after(client)) from None
+        retry_after = _ws_retry_after(exc)
+        if retry_after is None:
+            retry_after = _retry_after(client)
+        raise Transient(f"{what}: {type(exc).__name__}", retry_after=retry_after) from None
     except ccxt.OperationFailed as exc:  # the WebSocket API's answer to an internal error (-1001): a 5xx
         raise Transient(f"{what}: {type(exc).__name__}", retry_after=_retry_after(client)) from None
     except ccxt.InvalidOrder as exc:

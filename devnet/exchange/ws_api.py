@@ -146,11 +146,15 @@ class WsApi:
                            "count": call.order_count})  # fmt: skip
         return {"id": call.id, "status": 200, "result": result, "rateLimits": limits}
 
-    @staticmethod
-    def _error(call: Call, exc: ExchangeError, limits: list[dict[str, Any]]) -> dict[str, Any]:
+    def _ban_data(self, retry_after_s: int) -> dict[str, int]:
+        # Binance's WebSocket API says when the ban ends (epoch ms) next to its own time, not for how long.
+        now = self.sim.clock()
+        return {"serverTime": now, "retryAfter": now + retry_after_s * 1000}
+
+    def _error(self, call: Call, exc: ExchangeError, limits: list[dict[str, Any]]) -> dict[str, Any]:
         error: dict[str, Any] = {"code": exc.code, "msg": exc.msg}
         if exc.http_status == 429:
-            error["data"] = {"retryAfter": (exc.retry_after or 1) * 1000}
+            error["data"] = self._ban_data(exc.retry_after or 1)
         return {"id": call.id, "status": exc.http_status, "error": error, "rateLimits": limits}
 
     async def _fault_answer(self, call: Call, fault: Fault) -> dict[str, Any] | None:
@@ -160,7 +164,7 @@ class WsApi:
         if fault.kind is FaultKind.HTTP_5XX:
             return {"id": call.id, "status": fault.status, "error": INTERNAL_ERROR}
         if fault.kind is FaultKind.RATE_LIMIT:
-            error = {**rate_limit_body(), "data": {"retryAfter": fault.retry_after * 1000}}
+            error = {**rate_limit_body(), "data": self._ban_data(fault.retry_after)}
             return {"id": call.id, "status": 429, "error": error}
         return {"id": call.id, "status": 503, "error": MAINTENANCE_BODY}
 
