@@ -22,7 +22,7 @@ ZERO = Decimal(0)
 
 
 class OrderFlow(Reconciler):
-    async def _quote(self, book: Book, seen: int, *, arrival_ns: int | None = None) -> None:
+    async def _quote(self, book: Book, seen: int, *, arrival_ns: int | None = None, streams: bool = False) -> None:
         """Ask the strategy, admit through the risk gates, send cancels and places concurrently.
 
         `arrival_ns` (streams) is when the book update this decision answers reached the process
@@ -72,7 +72,7 @@ class OrderFlow(Reconciler):
             if sent_ns >= started_ns:  # written to the WebSocket (an order sent by REST has no such moment)
                 self.tick_to_quote_ms.append((sent_ns - arrival_ns) / 1e6)
             self.quote_ack_ms.append((done_ns - arrival_ns) / 1e6)
-        elif intents:
+        elif intents and not streams:  # polling: from the book's fetch to the acknowledgements
             self.tick_to_quote_ms.append((self.clock() - seen) * 1.0)
         self._flush_events()
 

@@ -373,7 +373,7 @@ class JobRunner(StatusView):
             await self._cancel(self.tracker.resting(), now)
             return
         if book_changed or orders_changed or self.side_cooldown:
-            await self._quote(book, now, arrival_ns=arrival_ns if book_changed else None)
+            await self._quote(book, now, arrival_ns=arrival_ns if book_changed else None, streams=True)
 
     def _take_book(self, book: Book, now: int) -> None:
         self.book, self.book_seen_ms = book, now
