@@ -87,9 +87,12 @@ class MarketSim:
     def makers_stopped(self, symbol: str) -> frozenset[Side]:
         return self.symbols[symbol].stopped
 
-    def step(self, seconds: Decimal) -> None:
+    def step(self, seconds: Decimal, *, slot: int | None = None, slots: int = 1) -> None:
+        """Advance every market by `seconds`, or (with `slot`) the markets whose index is `slot` modulo `slots`:
+        the server steps its markets in staggered slices, as real markets do not all move in the same instant."""
         with self.engine.lock:
-            for sym in self.symbols.values():
+            chosen = list(self.symbols.values()) if slot is None else list(self.symbols.values())[slot::slots]
+            for sym in chosen:
                 self._advance(sym, seconds)
                 self._arbitrage(sym)
                 self._requote(sym)

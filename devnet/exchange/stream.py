@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from devnet.exchange.simulator import Simulator
 
 PUBLISH_INTERVAL = 0.1
+PUBLISH_SLOTS = 10
 # The request faults a stream endpoint honours, as a load balancer in front of it would: a new connection is
 # refused with the fault's answer, and connections already open on the path are dropped.
 STREAM_FAULTS = frozenset({FaultKind.HTTP_5XX, FaultKind.MAINTENANCE})
@@ -90,6 +91,7 @@ class StreamHub:
         self._trades: list[Trade] = []
         self._trades_lock = threading.Lock()
         self._published_id: dict[str, int] = dict(sim.engine.book_update_id)
+        self._slot = {symbol: i % PUBLISH_SLOTS for i, symbol in enumerate(sim.engine.book_update_id)}
         # Levels touched since the last diff, per symbol; written under the engine's lock by its listeners.
         self._dirty: dict[str, set[tuple[Side, Decimal]]] = {}
         sim.engine.trade_listeners.append(self._on_trade)
@@ -170,7 +172,9 @@ class StreamHub:
             if fault is not None:
                 await conn.close()
 
-    def publish_once(self) -> None:
+    def publish_once(self, slot: int | None = None) -> None:
+        """Publish trades, and the depth diffs of the books that changed — of every book, or (with `slot`) of those in
+        that phase slot: each book's stream is published every `PUBLISH_INTERVAL`, the books at staggered phases."""
         now = self.sim.clock()
         with self._trades_lock:
             trades, self._trades = self._trades, []
@@ -180,8 +184,12 @@ class StreamHub:
             self._publish(f"{t.symbol.lower()}@trade", event)
         engine = self.sim.engine
         with engine.lock:
-            dirty, self._dirty = self._dirty, {}
-            changed = [s for s, current in engine.book_update_id.items() if current != self._published_id[s]]
+            changed = [
+                s
+                for s, current in engine.book_update_id.items()
+                if current != self._published_id[s] and (slot is None or self._slot[s] == slot)
+            ]
+            dirty = {s: self._dirty.pop(s) for s in changed if s in self._dirty}
             events = [e for e in (self._depth_event(s, dirty.get(s, set()), now) for s in changed) if e is not None]
         for stream, event in events:
             self._publish(stream, event)
@@ -214,10 +222,13 @@ class StreamHub:
             self.deliverer.deliver(list(conns), dumps(event), event["e"], event.get("s"))
 
     async def run(self) -> None:
+        slot = 0
         while True:
-            await asyncio.sleep(PUBLISH_INTERVAL)
-            await self.drop_faulted()
-            self.publish_once()
+            await asyncio.sleep(PUBLISH_INTERVAL / PUBLISH_SLOTS)
+            if slot == 0:
+                await self.drop_faulted()
+            self.publish_once(slot)
+            slot = (slot + 1) % PUBLISH_SLOTS
 
     async def close(self) -> None:
         for conn in self.connections:
