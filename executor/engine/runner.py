@@ -330,23 +330,11 @@ class JobRunner(StatusView):
         if now < self.backoff_until_ms:
             self._sample(now)
             return
-        if self.dead_man_tripped or feed.needs_resync or now >= self._next_reconcile_ms:
-            try:
-                if self.dead_man_tripped:
-                    await self.gateway.cancel_all(self.symbol)
-                    for order in self.tracker.in_state("open", "cancelling"):
-                        self.tracker.cancel_sent(order.client_order_id, now)
-                    self.dead_man_tripped = False
-                    log.warning("dead_man_cleared", job_id=self.job_id)
-                booked = await self._sync(now)
-                self._contact()
-            except Transient as exc:
-                self._trouble(exc, now)
+        # Before quoting only when the job's view may be wrong (a (re)connect, a gap, the dead-man switch); the slow
+        # periodic reconciliation runs after the quote, so its REST round trip never delays an answer to the book.
+        if self.dead_man_tripped or feed.needs_resync:
+            if not await self._reconcile(now):
                 return
-            # A fill the stream has not delivered a while after it happened was missed (one still on its way, or
-            # collected but not yet taken, is not).
-            feed.resynced(sum(1 for t in booked if t.timestamp_ms < now - MISSED_GRACE_MS))
-            self._next_reconcile_ms = now + self.settings.reconcile_ms
             orders_changed = True
             if not feed.live:
                 return
@@ -374,6 +362,32 @@ class JobRunner(StatusView):
             return
         if book_changed or orders_changed or self.side_cooldown:
             await self._quote(book, now, arrival_ns=arrival_ns if book_changed else None, streams=True)
+        if now >= self._next_reconcile_ms:
+            await self._reconcile(now)
+
+    async def _reconcile(self, now: int) -> bool:
+        """The REST pass on streams (clearing the dead-man switch first when it is set). False when the exchange
+        did not answer."""
+        feed = self.feed
+        assert feed is not None
+        assert self.gateway is not None
+        try:
+            if self.dead_man_tripped:
+                await self.gateway.cancel_all(self.symbol)
+                for order in self.tracker.in_state("open", "cancelling"):
+                    self.tracker.cancel_sent(order.client_order_id, now)
+                self.dead_man_tripped = False
+                log.warning("dead_man_cleared", job_id=self.job_id)
+            booked = await self._sync(now)
+            self._contact()
+        except Transient as exc:
+            self._trouble(exc, now)
+            return False
+        # A fill the stream has not delivered a while after it happened was missed (one still on its way, or
+        # collected but not yet taken, is not).
+        feed.resynced(sum(1 for t in booked if t.timestamp_ms < now - MISSED_GRACE_MS))
+        self._next_reconcile_ms = now + self.settings.reconcile_ms
+        return True
 
     def _take_book(self, book: Book, now: int) -> None:
         self.book, self.book_seen_ms = book, now
