@@ -25,7 +25,8 @@ from wire.reports import SignedReport, verify_chain
 
 pytestmark = pytest.mark.timeout(120)
 SYMBOL = "MMT/USDT"
-MARKET = "/ws*"  # the public streams (the executor's depth stream is Binance's /ws, re-rooted)
+MARKET = "/ws*"  # every stream path (Binance's /ws re-rooted; the executor's depth stream is /ws/<n>)
+DEPTH = "/ws/*"  # the public streams only, not the WebSocket API
 ACCOUNT = "/ws-api/v3*"  # the WebSocket API: the user data stream and orders
 SETTINGS = RunnerSettings(
     tick_ms=200, reconcile_ms=1000, stream_stall_ms=1000, stream_retry_ms=200, request_timeout_ms=2000
@@ -120,7 +121,7 @@ class Jobs:
 def above_bid(ex: RunningExchange, price: Decimal) -> Decimal:
     """The quantity bid at or above `price` on the simulator's book (what a sell at `price` meets first)."""
     with ex.sim.engine.lock:
-        orders = ex.sim.engine.resting(SYMBOL)
+        orders = ex.sim.engine.resting(SYMBOL.replace("/", ""))
         return sum((o.remaining for o in orders if o.side is Side.BUY and (o.price or 0) >= price), start=Decimal(0))
 
 
@@ -152,7 +153,7 @@ async def jobs(exchange: RunningExchange) -> AsyncIterator[Jobs]:
         await manager.shutdown()
 
 
-@pytest.mark.parametrize(("endpoint", "half"), [(MARKET, "market"), (ACCOUNT, "account")])
+@pytest.mark.parametrize(("endpoint", "half"), [(DEPTH, "market"), (ACCOUNT, "account")])
 async def test_a_disconnect_is_reconnected_and_nothing_is_placed_twice(jobs: Jobs, endpoint: str, half: str) -> None:
     runner, key = await jobs.start(f"sf-disconnect-{half}")
     reconnects = counter(runner, "reconnects")
@@ -166,7 +167,7 @@ async def test_a_disconnect_is_reconnected_and_nothing_is_placed_twice(jobs: Job
 
 async def test_a_stalled_depth_stream_is_detected_polled_through_and_left(jobs: Jobs) -> None:
     runner, key = await jobs.start("sf-stall")
-    stall = jobs.fault(FaultKind.STREAM_STALL, endpoint="/ws", method="WS")  # the depth stream, not the WS API
+    stall = jobs.fault(FaultKind.STREAM_STALL, endpoint=DEPTH)  # the depth stream, not the WS API
     # stream_stall_ms is 1 s: the watchdog's probe sees the REST book ahead of the silent stream soon after.
     await wait_for(lambda: not streaming(runner) and counter(runner, "stalls") >= 1, timeout=5)
     feed = runner.status()["feed"]
@@ -184,7 +185,7 @@ async def test_a_stalled_depth_stream_is_detected_polled_through_and_left(jobs: 
 
 def engine_top(ex: RunningExchange) -> tuple[Decimal | None, Decimal | None]:
     with ex.sim.engine.lock:
-        orders = ex.sim.engine.resting(SYMBOL)
+        orders = ex.sim.engine.resting(SYMBOL.replace("/", ""))
         bids = [o.price for o in orders if o.side is Side.BUY and o.price is not None]
         asks = [o.price for o in orders if o.side is Side.SELL and o.price is not None]
     return (max(bids) if bids else None, min(asks) if asks else None)
