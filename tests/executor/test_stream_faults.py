@@ -101,8 +101,9 @@ class Jobs:
         bid = max((o for o in runner.tracker.resting() if o.side == "buy"), key=lambda o: o.price)
         amount = int(above_bid(self.ex, bid.price) + bid.amount) + 1  # whole lots, past the job's order
         taker = trading_key(self.ex, base=str(amount), quote="1")
+        ioc = {"timeInForce": "IOC"}
         await asyncio.to_thread(
-            self.client(taker).create_order, SYMBOL, "limit", "sell", str(amount), str(bid.price), {"timeInForce": "IOC"}
+            self.client(taker).create_order, SYMBOL, "limit", "sell", str(amount), str(bid.price), ioc
         )
         return bid.client_order_id
 
@@ -245,11 +246,16 @@ async def test_dropped_user_events_are_found_by_reconciliation_and_booked_once(j
 
 async def test_a_fill_on_both_paths_is_booked_once(jobs: Jobs) -> None:
     runner, key = await jobs.start("sf-both")
+    # A zero-latency rule that sees the account's REST trade reads: the simulator records each one.
+    reads = jobs.fault(FaultKind.LATENCY, endpoint="/api/v3/myTrades", account=key.account_id, count=10**6)
     crossed = await jobs.cross_bid(runner)
+    crossed_at = jobs.ex.sim.clock()
     await wait_for(lambda: runner.tracker.orders[crossed].filled > 0)
     # The stream delivered it; the next REST reconciliations (every second) return it again.
-    reconciled = runner.ticks
-    await wait_for(lambda: runner.ticks >= reconciled + 5 and streaming(runner))
+    await wait_for(
+        lambda: sum(e.at_ms > crossed_at + 100 for e in jobs.ex.sim.faults.events(fault_id=reads.fault_id)) >= 2
+    )
+    assert streaming(runner)
     await fills_match(jobs, runner, key)
     assert counter(runner, "missed_fills") == 0, "the stream delivered the fill: none was missed"
     reports = await jobs.stop(runner, key)
