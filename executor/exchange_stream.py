@@ -175,9 +175,12 @@ class StreamGateway(Gateway):
 
     async def reset_stream(self, which: str) -> None:
         """Drop one stream's connection ("market" or "account"): the next watch reconnects and resubscribes."""
-        url = self._depth_url() if which == "market" else self._ws_api_url()
-        ws = (self.client.clients or {}).pop(url, None) if url else None
-        if ws is not None:
+        base = self._depth_url() if which == "market" else self._ws_api_url()
+        clients = self.client.clients if self.client.clients is not None else {}
+        # ccxt numbers Binance's stream connections under the base URL (`…/ws/0`): every one of them is the market's.
+        urls = [u for u in clients if base and (u == base or (which == "market" and u.startswith(base + "/")))]
+        for url in urls:
+            ws = clients.pop(url)
             ws.reject(ccxt.NetworkError(f"{which} stream reset by the executor"))
             await ws.close()
         if which == "market":

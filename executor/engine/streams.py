@@ -34,6 +34,7 @@ from executor.logging import get_logger
 from executor.strategy.base import Book
 
 MAX_RETRY_MS = 30_000
+FIRST_BOOK_MS = 5_000  # at least this long for the subscription's answer, the REST snapshot and a first diff
 log = get_logger("executor.streams")
 
 
@@ -194,7 +195,10 @@ class StreamFeed:
     async def _market_loop(self) -> None:
         async def body() -> None:
             while True:
-                await self.gw.next_book(self.symbol)
+                if self.market_up:
+                    await self.gw.next_book(self.symbol)
+                else:
+                    await self._first_book()
                 now = self.clock()
                 self.last_depth_ms = self.book_seen_ms = now
                 self.book_events += 1
@@ -206,6 +210,17 @@ class StreamFeed:
                 self._wake.set()
 
         await self._retrying("market", body)
+
+    async def _first_book(self) -> None:
+        """The first book after (re)subscribing, within a bound: a subscription whose confirmation or snapshot was
+        lost (the path stalled while it was sent) would otherwise leave the market half down for good, since ccxt
+        waits on it forever and the watchdog only probes a half that is up."""
+        bound_ms = max(self.stall_ms * 3, FIRST_BOOK_MS)
+        try:
+            await asyncio.wait_for(self.gw.next_book(self.symbol), bound_ms / 1000)
+        except TimeoutError:
+            await self.gw.reset_stream("market")
+            raise Transient(f"no book within {bound_ms} ms of subscribing") from None
 
     async def _account_loop(self) -> None:
         async def body() -> None:
