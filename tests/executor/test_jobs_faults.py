@@ -18,9 +18,8 @@ from devnet.exchange.fixtures import RunningExchange
 from executor.api.app import create_app
 from executor.api.keys import MANAGER_KEY
 from executor.config import Config
-from executor.engine.runner import JobRunner, RunnerSettings
+from executor.engine.runner import JobRunner
 from executor.identity import Identity
-from executor.jobs.manager import JobManager
 from tests.executor.harness import CONTROLLER, Controller, job_spec, live_exchange, trading_key
 
 pytestmark = pytest.mark.timeout(120)
@@ -110,17 +109,7 @@ async def harness(exchange: RunningExchange, request: pytest.FixtureRequest) -> 
         controller_key=CONTROLLER.public_hex,
         dev=True,
     )
-    # These faults act on the REST order and account endpoints: the jobs run polling (on streams their orders
-    # would go over the WebSocket API, which the rules here do not cover; tests/executor/test_stream_faults.py
-    # has the stream faults).
-    manager = JobManager(
-        identity=identity,
-        settings=RunnerSettings(tick_ms=TICK_MS, request_timeout_ms=1000, streams=False),
-        max_jobs=config.max_jobs,
-        exchange_api_urls={"binance": exchange.base_url},
-        controller_key=CONTROLLER.public_hex,
-    )
-    app = create_app(config, identity=identity, manager=manager)
+    app = create_app(config, identity=identity)
     async with TestClient(TestServer(app)) as client:
         yield Harness(exchange, Controller(client), identity, app, streams=streams)
 
