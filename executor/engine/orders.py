@@ -94,7 +94,7 @@ class OrderFlow(Reconciler):
             self.tracker.unanswered(order.client_order_id)  # resolved by lookup, never re-sent
             self._honour_retry_after(exc)
             if self.feed is not None:
-                self.feed.order_call_failed(exc)
+                self.feed.order_call_failed(exc)  # and the next pass reconciles by REST
             return
         except Rejected as exc:
             now = self.clock()

