@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
+from typing import Any
 
 from devnet.exchange.domain.model import OrderType, Side
 from tests.devnet.exchange.pro import BTC, account, order_until, pro_client, raw_api, subscribe, trades_until
@@ -87,7 +88,7 @@ async def test_events_arrive_in_order_with_binance_fields(exchange):
         order = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "IOC", "quantity": "0.12",
                  "price": "60090"}  # fmt: skip
         await api.send("order.place", order, signed=True)
-        kinds = []
+        kinds: list[tuple[Any, Any, Any]] = []
         while len(kinds) < 5:
             event = await api.event()
             kinds.append((event["e"], event.get("x"), event.get("X")))
