@@ -21,7 +21,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 ZERO = Decimal(0)
 BPS = Decimal(10_000)
@@ -278,4 +278,5 @@ def show(value: Decimal | int | None, places: int = 2) -> str:
         return "n/a"
     if isinstance(value, int):
         return str(value)
-    return f"{value.quantize(Decimal(1).scaleb(-places)):f}"
+    # Rounding named, not taken from the thread's decimal context (which other code may have changed).
+    return f"{value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN):f}"
