@@ -65,7 +65,10 @@ class OrderFlow(Reconciler):
             return
         self.requotes += 1
         started_ns = time.perf_counter_ns()
-        await asyncio.gather(self._cancel(cancels, seen), *(self._place(o) for o in intents))
+        # Cancels first, in the order the exchange receives them (one WebSocket keeps it): a replacement's funds are
+        # those its cancel frees, so the new order must not reach the exchange before that cancel.
+        cancelling = [o for o in cancels if o.status in ("open", "cancelling")]
+        await asyncio.gather(*(self._cancel_one(o, seen) for o in cancelling), *(self._place(o) for o in intents))
         if arrival_ns is not None:
             done_ns = time.perf_counter_ns()
             sent_ns = self.gateway.last_send_ns
@@ -110,26 +113,24 @@ class OrderFlow(Reconciler):
         self.tracker.acknowledged(order.client_order_id, snap, self.clock())
 
     async def _cancel(self, orders: list[TrackedOrder], now: int) -> None:
+        await asyncio.gather(*(self._cancel_one(o, now) for o in orders if o.status in ("open", "cancelling")))
+
+    async def _cancel_one(self, order: TrackedOrder, now: int) -> None:
         assert self.gateway is not None
-        gw = self.gateway
-
-        async def one(order: TrackedOrder) -> None:
-            self.tracker.cancel_sent(order.client_order_id, now)
-            try:
-                snap = await gw.cancel(self.symbol, order.client_order_id)
-            except Transient as exc:
-                self._honour_retry_after(exc)
-                if self.feed is not None:
-                    self.feed.order_call_failed(exc)
-                return  # lost ack: re-checked on the next sync
-            except NotFound:
-                await self._resolve_missing(order, self.clock())
-                return
-            except Rejected:
-                return
-            self.tracker.apply_snapshot(snap, self.clock())
-
-        await asyncio.gather(*(one(o) for o in orders if o.status in ("open", "cancelling")))
+        self.tracker.cancel_sent(order.client_order_id, now)
+        try:
+            snap = await self.gateway.cancel(self.symbol, order.client_order_id)
+        except Transient as exc:
+            self._honour_retry_after(exc)
+            if self.feed is not None:
+                self.feed.order_call_failed(exc)
+            return  # lost ack: re-checked on the next sync
+        except NotFound:
+            await self._resolve_missing(order, self.clock())
+            return
+        except Rejected:
+            return
+        self.tracker.apply_snapshot(snap, self.clock())
 
     async def _cancel_everything(self) -> None:
         """Cancel every order of the job and confirm with the exchange that none rests; retries through outages."""

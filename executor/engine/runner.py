@@ -45,6 +45,7 @@ __all__ = ["TERMINAL", "Credentials", "JobRunner", "JobState", "RunnerSettings",
 
 ZERO = Decimal(0)
 MISSED_GRACE_MS = 3_000
+BALANCE_WAIT_MS = 1_000
 log = get_logger("executor.job")
 
 
@@ -82,6 +83,7 @@ class JobRunner(StatusView):
         self.rules: MarketRules | None = None
         self.base_asset = self.quote_asset = ""
         self.balances = Balances(ZERO, ZERO, ZERO, ZERO)
+        self.balances_behind_since_ms: int | None = None
         self.book: Book | None = None
         self.book_seen_ms: int | None = None
         self.last_contact_ms: int | None = None
@@ -360,10 +362,17 @@ class JobRunner(StatusView):
             self.last_error = f"not quoting: the book is {(now - self.book_seen_ms) / 1000:.1f} s old"
             await self._cancel(self.tracker.resting(), now)
             return
+        behind = self.balances_behind_since_ms
+        if behind is not None and now - behind < BALANCE_WAIT_MS:
+            return  # the balance message after a fill is on its way: sizing from the old balances would overdraw
+        if behind is not None:  # it never came: the REST pass reads the balances
+            self.balances_behind_since_ms = None
+            feed.needs_resync = True
+            return
         if book_changed or orders_changed or self.side_cooldown:
             await self._quote(book, now, arrival_ns=arrival_ns if book_changed else None, streams=True)
         if now >= self._next_reconcile_ms:
-            await self._reconcile(now)
+            await self._reconcile(self.clock())  # after the quote: its own time, events must not go backwards
 
     async def _reconcile(self, now: int) -> bool:
         """The REST pass on streams (clearing the dead-man switch first when it is set). False when the exchange

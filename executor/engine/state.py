@@ -103,6 +103,7 @@ class JobCore:
     base_asset: str
     quote_asset: str
     balances: Balances
+    balances_behind_since_ms: int | None  # a fill came by stream, its balance change not yet
     book: Book | None
     book_seen_ms: int | None
     last_contact_ms: int | None

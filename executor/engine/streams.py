@@ -65,6 +65,7 @@ class StreamFeed:
         self._orders: list[OrderSnapshot] = []
         self._trades: list[TradeSnapshot] = []
         self._balances: dict[str, tuple[Decimal, Decimal]] | None = None
+        self.balance_events = 0  # balances the stream delivered: a REST read older than the last one is stale
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._account_reset = asyncio.Event()
@@ -265,6 +266,7 @@ class StreamFeed:
     async def _balance_watch(self) -> None:
         while True:
             self._balances = await self.gw.next_balances(self.assets)
+            self.balance_events += 1
             self._wake.set()
 
     async def _watchdog(self) -> None:

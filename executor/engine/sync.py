@@ -64,13 +64,19 @@ class Reconciler(Connectivity):
     ) -> bool:
         """The user data stream's news since the last pass. Returns whether our orders changed."""
         # Trades first: an order update saying "filled" and its trade may come in either order.
-        changed = bool(self._book_trades(trades, now))
+        booked = self._book_trades(trades, now)
+        changed = bool(booked)
+        if booked and balances is None:
+            # The exchange sends a fill's balance change as a message of its own, after it: until it comes, the
+            # balances the strategy would size orders from are those before the fill.
+            self.balances_behind_since_ms = self.balances_behind_since_ms or now
         for snap in orders:
             if snap.client_order_id in self.tracker.orders or snap.exchange_order_id in self.tracker.by_exchange_id:
                 self.tracker.apply_snapshot(snap, now)
                 changed = True
         if balances is not None:
             self._take_balances(balances)
+            self.balances_behind_since_ms = None
         return changed
 
     async def _sync(self, now: int, *, first: bool = False) -> list[TradeSnapshot]:
@@ -80,6 +86,7 @@ class Reconciler(Connectivity):
         gw, tr = self.gateway, self.tracker
         since = max(0, self._last_trade_ms - TRADE_OVERLAP_MS)
         trades_call = gw.my_trades(self.symbol, since_ms=since) if not first else _nothing()
+        balance_events = self.feed.balance_events if self.feed is not None else 0
         trades, open_now, free_locked = await asyncio.gather(
             trades_call, gw.open_orders(self.symbol), gw.balances((self.base_asset, self.quote_asset))
         )
@@ -102,7 +109,9 @@ class Reconciler(Connectivity):
                     await self._cancel([order], now)  # the cancel's answer was lost and the order still rests
                 continue
             await self._resolve_missing(order, now)
-        self._take_balances(free_locked)
+        if self.feed is None or self.feed.balance_events == balance_events:
+            self._take_balances(free_locked)  # else the stream's balance, which came meanwhile, is the newer one
+            self.balances_behind_since_ms = None
         self.side_cooldown = {s: t for s, t in self.side_cooldown.items() if t > now}
         return booked
 

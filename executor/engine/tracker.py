@@ -83,6 +83,7 @@ class OrderTracker:
     # The orders not yet final, in creation order: what the views walk, so that a long run's history (every order
     # ever placed stays in `orders` for lookups) does not slow each pass down.
     _active: dict[str, TrackedOrder] = field(default_factory=dict)
+    _last_ts: int = 0  # events and fills are stamped in the order they are recorded, never backwards
 
     @property
     def prefix(self) -> str:
@@ -195,6 +196,7 @@ class OrderTracker:
         order.filled += t.amount
         if order.filled >= order.amount and order.status not in ("rejected",):
             order.status = "filled"
+        now_ms = self._stamp(now_ms)
         self.fills.append(
             {
                 "ts_ms": now_ms,
@@ -246,6 +248,12 @@ class OrderTracker:
 
     # -- internals -----------------------------------------------------------------------------------------------
 
+    def _stamp(self, now_ms: int) -> int:
+        # Concurrent paths (a quote's answers, the REST pass, the stream) record with the time each started; the
+        # report requires its events in time order, so a record never carries an earlier time than the last.
+        self._last_ts = max(self._last_ts, now_ms)
+        return self._last_ts
+
     def _link(self, order: TrackedOrder, exchange_order_id: str) -> None:
         if exchange_order_id and order.exchange_order_id is None:
             order.exchange_order_id = exchange_order_id
@@ -264,6 +272,7 @@ class OrderTracker:
     ) -> None:
         """`now_ms` is the executor's clock, which orders the stream; `exchange_ts_ms` the exchange's own time of
         the event (None when it did not say), which is what the recording oracle checks against the exchange."""
+        now_ms = self._stamp(now_ms)
         self.events.append(
             {
                 "ts_ms": now_ms,

@@ -50,9 +50,11 @@ def sim() -> Iterator[RunningExchange]:
 
 
 @pytest.fixture(scope="module")
-def executor(sim: RunningExchange) -> Iterator[tuple[str, dict[str, Any]]]:
+def executor(sim: RunningExchange, request: pytest.FixtureRequest) -> Iterator[tuple[str, dict[str, Any]]]:
+    """One executor per module; a module sets `EXECUTOR_STREAMS = False` to have its jobs poll by REST."""
     holder: dict[str, Any] = {}
-    with running_executor(sim.base_url, holder=holder) as url:
+    streams = getattr(request.module, "EXECUTOR_STREAMS", True)
+    with running_executor(sim.base_url, holder=holder, streams=streams) as url:
         yield url, holder
 
 

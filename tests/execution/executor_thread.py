@@ -24,12 +24,15 @@ def running_executor(
     provider: Any = None,
     controller: str | None = None,
     port: int = 0,
+    streams: bool = True,
 ) -> Iterator[str]:
-    """`port` 0 picks a free one; a given port lets a test restart "the same" executor (new keys, no jobs)."""
+    """`port` 0 picks a free one; a given port lets a test restart "the same" executor (new keys, no jobs).
+    `streams` False: its jobs poll by REST (the exchange's streams unused)."""
     from mrmarket.controller import controller_key
 
     config = Config(
         tick_ms=250,
+        streams=streams,
         exchange_api_urls={"binance": exchange_url},
         controller_key=controller or controller_key().public_hex,
         build_version="test",

@@ -38,6 +38,13 @@ def ccxt_for(sim: RunningExchange, order: MMOrder) -> Any:
     return make_ccxt(sim.base_url, creds.api_key, creds.secret)
 
 
+# These faults act on the REST order and account endpoints, and one case asserts that nothing the exchange had to
+# refuse was ever sent, which on streams does not hold yet (a replacement sized from balances a fill's balance
+# message had not yet updated was refused now and then; open in the issue notes): the jobs here poll by REST. The
+# loop on streams is tests/execution/test_mm_loop_e2e.py, the stream faults tests/executor/test_stream_faults.py.
+EXECUTOR_STREAMS = False
+
+
 def fault(sim: RunningExchange, order: MMOrder, kind: FaultKind, **fields: Any) -> Fault:
     return sim.sim.faults.add(Fault(kind=kind, account=account_id(sim, order), **fields))
 
@@ -111,14 +118,16 @@ def test_insufficient_balance_at_start_runs_what_it_can_and_never_spins(
     creates = fault(
         sim, order, FaultKind.LATENCY, endpoint="/api/v3/order", method="POST", count=1_000_000, latency_ms=0
     )
-    ticks = fault(  # each tick reads the open orders once
-        sim, order, FaultKind.LATENCY, endpoint="/api/v3/openOrders", method="GET", count=1_000_000, latency_ms=0
+    # On the exchange's streams the creates go over its WebSocket API instead.
+    ws_creates = fault(
+        sim, order, FaultKind.LATENCY, endpoint="/ws-api/v3/order.place", method="WS", count=1_000_000, latency_ms=0
     )
     order = jobs.mm_order_start_job(order_id=order.pk)
     assert order.state == "running"
     runner = runner_of(executor, order)
-    wait(lambda: len(seen(sim, ticks)) >= 12, timeout=60)  # twelve ticks
-    sent = len(seen(sim, creates))
+    start = runner.ticks
+    wait(lambda: runner.ticks >= start + 12, timeout=60)  # twelve passes of the job's loop (ticks or stream passes)
+    sent = len(seen(sim, creates)) + len(seen(sim, ws_creates))
     assert runner.state == "running"
     orders = list(runner.tracker.orders.values())
     placed = [o for o in orders if o.exchange_order_id]
