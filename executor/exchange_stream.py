@@ -26,8 +26,18 @@ from typing import Any
 import ccxt
 import ccxt.pro
 
-from executor.exchange import Gateway, OrderSnapshot, TradeSnapshot, Transient, _translate
+from executor.exchange import (
+    Gateway,
+    OrderSnapshot,
+    TradeSnapshot,
+    Transient,
+    _retry_after,
+    _translate,
+    _ws_retry_after,
+)
 from executor.strategy.base import Book, Level
+
+DECIMAL_CACHE = 4096  # distinct prices and amounts kept converted, per gateway (one market)
 
 
 @functools.cache
@@ -75,6 +85,11 @@ class StreamGateway(Gateway):
     # Orders go over the WebSocket API only while its connection is known good (the feed says so); REST otherwise.
     ws_enabled = False
 
+    def __init__(self, exchange_id: str, **kwargs: Any) -> None:
+        super().__init__(exchange_id, **kwargs)
+        self._books: dict[str, tuple[tuple[int, int], Book]] = {}
+        self._decimals: dict[float, Decimal] = {}
+
     @staticmethod
     def _client_class(exchange_id: str) -> Any:
         if exchange_id not in ccxt.pro.exchanges:
@@ -116,16 +131,38 @@ class StreamGateway(Gateway):
         return None if ob is None else ob.get("nonce")
 
     def book(self, symbol: str, *, depth: int = 10) -> Book | None:
-        """The top `depth` levels of the streamed book, or None before it is synced. Only those levels are copied."""
+        """The top `depth` levels of the streamed book, or None before it is synced. Only those levels are copied,
+        and only once per change of the book (by its update id)."""
         ob = self.client.orderbooks.get(symbol)
         if ob is None or ob.get("nonce") is None:
             return None
+        key = (ob["nonce"], depth)
+        cached = self._books.get(symbol)
+        if cached is not None and cached[0] == key:
+            return cached[1]
         bids, asks = ob["bids"], ob["asks"]
-        return Book(
-            bids=tuple(Level(_level_dec(p), _level_dec(a)) for p, a, *_ in bids[:depth]),
-            asks=tuple(Level(_level_dec(p), _level_dec(a)) for p, a, *_ in asks[:depth]),
+        dec = self._decimal
+        book = Book(
+            bids=tuple(Level(dec(p), dec(a)) for p, a, *_ in bids[:depth]),
+            asks=tuple(Level(dec(p), dec(a)) for p, a, *_ in asks[:depth]),
             ts_ms=int(ob.get("timestamp") or 0),
         )
+        self._books[symbol] = (key, book)
+        return book
+
+    def _decimal(self, value: float) -> Decimal:
+        # Prices and amounts repeat from one update to the next: each float is turned into its Decimal once.
+        found = self._decimals.get(value)
+        if found is None:
+            if len(self._decimals) >= DECIMAL_CACHE:
+                self._decimals.clear()
+            found = self._decimals[value] = _level_dec(value)
+        return found
+
+    def retry_after_of(self, exc: Exception) -> float | None:
+        """The pause the exchange asked for with a failure ccxt raised inside a stream (its REST snapshot, say)."""
+        retry_after = _ws_retry_after(exc)
+        return retry_after if retry_after is not None else _retry_after(self.client)
 
     async def rest_book_nonce(self, symbol: str) -> int | None:
         """The exchange's current book update id by REST (Binance `lastUpdateId`): is the stream behind?"""

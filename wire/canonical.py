@@ -42,8 +42,31 @@ def _check(value: Any, path: str) -> None:
     raise CanonicalFormError(f"{type(value).__name__} is not a JSON value", path=path)
 
 
+def _valid(value: Any) -> bool:
+    """`_check` without the error paths (the common case, kept cheap); `_check` says where a value went wrong."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
+    if kind is dict:
+        return all(type(k) is str for k in value) and all(_valid(v) for v in value.values())
+    if kind is list or kind is tuple:
+        return all(_valid(v) for v in value)
+    return False
+
+
 def canonical_bytes(value: Any) -> bytes:
-    _check(value, "")
+    if not _valid(value):
+        _check(value, "")  # raises, with the path (or accepts a subclass of a JSON type, as before)
+    # Within the rules above (strings, safe integers, booleans, null, arrays, objects with string keys), the
+    # standard library's sorted, compact, non-ASCII-escaping output IS the RFC 8785 form when it is all ASCII:
+    # integers print as RFC 8785 prints them, strings escape the same characters the same way, and ASCII keys sort
+    # by code point as by UTF-16 unit. Anything else (non-ASCII text, whose keys may sort differently) goes through
+    # the RFC 8785 library. tests/wire/test_canonical.py holds the two to the same bytes.
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    if text.isascii():
+        return text.encode("ascii")
     try:
         encoded: bytes = rfc8785.dumps(value)
     except rfc8785.CanonicalizationError as exc:

@@ -9,24 +9,15 @@ from urllib.parse import urlparse
 
 
 def reroot_api_urls(api: dict[str, Any], base_url: str) -> dict[str, Any]:
-    """Every string entry of ccxt's `urls["api"]` at `base_url` + its path; WebSocket entries at ws(s)://."""
+    """Every string entry of ccxt's `urls["api"]` at `base_url` + its path, nested groups too (Binance's `ws` holds
+    the streams and, under `ws-api`, the WebSocket API per market type); WebSocket entries at ws(s)://."""
     base = base_url.rstrip("/")
     ws_base = base.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
     out: dict[str, Any] = {}
     for name, value in api.items():
         if isinstance(value, str):
-            out[name] = base + urlparse(value).path
+            url = urlparse(value)
+            out[name] = (ws_base if url.scheme in ("ws", "wss") else base) + url.path
         elif isinstance(value, dict):
-            out[name] = _reroot_ws(value, ws_base)
-    return out
-
-
-def _reroot_ws(entries: dict[str, Any], ws_base: str) -> dict[str, Any]:
-    # Nested groups too: Binance's `ws` holds the streams and, under `ws-api`, the WebSocket API per market type.
-    out: dict[str, Any] = {}
-    for name, value in entries.items():
-        if isinstance(value, str):
-            out[name] = ws_base + urlparse(value).path
-        elif isinstance(value, dict):
-            out[name] = _reroot_ws(value, ws_base)
+            out[name] = reroot_api_urls(value, base_url)
     return out

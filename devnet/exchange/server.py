@@ -14,7 +14,7 @@ from devnet.exchange import account, admin, capital, public, trading
 from devnet.exchange.faults import Fault, FaultKind
 from devnet.exchange.http import SIM_KEY
 from devnet.exchange.simulator import Simulator
-from devnet.exchange.stream import StreamHub
+from devnet.exchange.stream import MARKET_SLOTS, StreamHub
 from devnet.exchange.user_stream import UserStreams
 from devnet.exchange.ws_api import WS_API_PATH, WsApi
 from devnet.exchange.wsconn import WS_METHOD
@@ -64,9 +64,6 @@ async def act_on_stream_faults(app: web.Application) -> None:
         )
         if rule is not None:
             await conn.close()
-
-
-MARKET_SLOTS = 10
 
 
 async def _market_loop(sim: Simulator) -> None:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 PUBLISH_INTERVAL = 0.1
 PUBLISH_SLOTS = 10
+MARKET_SLOTS = 10  # the market loop moves every MARKET_SLOTS-th market at once (server.py)
 # The request faults a stream endpoint honours, as a load balancer in front of it would: a new connection is
 # refused with the fault's answer, and connections already open on the path are dropped.
 STREAM_FAULTS = frozenset({FaultKind.HTTP_5XX, FaultKind.MAINTENANCE})
@@ -91,7 +92,11 @@ class StreamHub:
         self._trades: list[Trade] = []
         self._trades_lock = threading.Lock()
         self._published_id: dict[str, int] = dict(sim.engine.book_update_id)
-        self._slot = {symbol: i % PUBLISH_SLOTS for i, symbol in enumerate(sim.engine.book_update_id)}
+        # Each symbol's diffs go out in a slot of its own phase: markets that moved in the same step of the market
+        # loop (every MARKET_SLOTS-th, server.py) are spread over the slots, not sent in one burst.
+        self._slot = {
+            symbol: (i // MARKET_SLOTS + i) % PUBLISH_SLOTS for i, symbol in enumerate(sim.engine.book_update_id)
+        }
         # Levels touched since the last diff, per symbol; written under the engine's lock by its listeners.
         self._dirty: dict[str, set[tuple[Side, Decimal]]] = {}
         sim.engine.trade_listeners.append(self._on_trade)

@@ -69,18 +69,19 @@ class OrderFlow(Reconciler):
         # those its cancel frees, so the new order must not reach the exchange before that cancel.
         cancelling = [o for o in cancels if o.status in ("open", "cancelling")]
         await asyncio.gather(*(self._cancel_one(o, seen) for o in cancelling), *(self._place(o) for o in intents))
+        done_ns = time.perf_counter_ns()
         if arrival_ns is not None:
-            done_ns = time.perf_counter_ns()
             sent_ns = self.gateway.last_send_ns
             if sent_ns >= started_ns:  # written to the WebSocket (an order sent by REST has no such moment)
-                self.tick_to_quote_ms.append((sent_ns - arrival_ns) / 1e6)
+                # The executor's own processing: an update that arrived while this market's previous requote was
+                # in flight waited, by the coalescing rule, for the exchange's answers; that wait is in quote_ack.
+                taken_up_ns = max(arrival_ns, self.requote_done_ns)
+                self.tick_to_quote_ms.append((sent_ns - taken_up_ns) / 1e6)
             self.quote_ack_ms.append((done_ns - arrival_ns) / 1e6)
         elif intents and not streams:  # polling: from the book's fetch to the acknowledgements
             self.tick_to_quote_ms.append((self.clock() - seen) * 1.0)
+        self.requote_done_ns = done_ns
         self._flush_events()
-
-    def _flush_events(self) -> None:  # pragma: no cover - JobRunner's
-        raise NotImplementedError
 
     async def _place(self, order: TrackedOrder) -> None:
         assert self.gateway is not None

@@ -98,7 +98,10 @@ class JobRunner(StatusView):
         self.ticks = 0
         self.book_events = 0
         self.requotes = 0
-        self.tick_to_quote_ms: deque[float] = deque(maxlen=4000)  # streams: arrival → written; polling: seen → acked
+        # Streams: from the update's arrival, or from the end of the market's previous requote when the update came
+        # while that requote was in flight, to the last order written; polling: from the book's fetch to the acks.
+        self.tick_to_quote_ms: deque[float] = deque(maxlen=4000)
+        self.requote_done_ns = 0  # when the last requote's answers were all in (perf_counter_ns)
         self.quote_ack_ms: deque[float] = deque(maxlen=4000)  # streams: arrival → acknowledged
         self._next_reconcile_ms = 0
         self._task: asyncio.Task[None] | None = None
@@ -226,6 +229,8 @@ class JobRunner(StatusView):
             clock=self.clock,
             stall_ms=self.settings.stream_stall_ms,
             retry_ms=self.settings.stream_retry_ms,
+            refused=self._honour_retry_after,
+            held_until=lambda: self.backoff_until_ms,
         )
         self.feed.start()
 
@@ -278,12 +283,7 @@ class JobRunner(StatusView):
         # clock, and Binance's REST depth has none): a slow answer is an old book.
         self._take_book(book, now)
         try:
-            if self.dead_man_tripped:
-                await self.gateway.cancel_all(self.symbol)
-                for order in self.tracker.in_state("open", "cancelling"):
-                    self.tracker.cancel_sent(order.client_order_id, seen)
-                self.dead_man_tripped = False
-                log.warning("dead_man_cleared", job_id=self.job_id)
+            await self._clear_dead_man(seen)
             await self._sync(seen)
             self._contact()  # the account's own calls answered: the exchange is reachable for this job
         except Transient as exc:
@@ -292,20 +292,36 @@ class JobRunner(StatusView):
         self._sample(seen)
         if self._kill_switch(seen):
             return
+        # By now (the account's own calls took their time) the prices we would quote from may be too old.
+        if await self._not_quoting(book, self.clock()):
+            return
+        await self._quote(book, seen)
+
+    async def _not_quoting(self, book: Book, now: int) -> bool:
+        """The gates between a book and a quote: prices outside the job's band or a book too old to quote from
+        cancel what rests and say why. True when the job must not quote now."""
         params = self.spec.strategy.params
         insane = price_insanity(book, floor=params.price_floor, ceiling=params.price_ceiling)
         if insane is not None:
             self.last_error = f"not quoting: {insane}"
-            await self._cancel(self.tracker.resting(), seen)
-            return
-        checked = self.clock()
-        if self.risk.stale(self.book_seen_ms, checked):
-            # By now (the account's own calls took their time) the prices we would quote from are too old.
+        elif self.risk.stale(self.book_seen_ms, now):
             assert self.book_seen_ms is not None
-            self.last_error = f"not quoting: the book is {(checked - self.book_seen_ms) / 1000:.1f} s old"
-            await self._cancel(self.tracker.resting(), checked)
+            self.last_error = f"not quoting: the book is {(now - self.book_seen_ms) / 1000:.1f} s old"
+        else:
+            return False
+        await self._cancel(self.tracker.resting(), now)
+        return True
+
+    async def _clear_dead_man(self, now: int) -> None:
+        """After the exchange's dead-man switch fired: everything of ours is cancelled there, so say so here."""
+        assert self.gateway is not None
+        if not self.dead_man_tripped:
             return
-        await self._quote(book, seen)
+        await self.gateway.cancel_all(self.symbol)
+        for order in self.tracker.in_state("open", "cancelling"):
+            self.tracker.cancel_sent(order.client_order_id, now)
+        self.dead_man_tripped = False
+        log.warning("dead_man_cleared", job_id=self.job_id)
 
     def _housekeeping(self, now: int) -> None:
         """Close report windows that ended and account the time since the last pass (up, two-sided, polling)."""
@@ -351,16 +367,7 @@ class JobRunner(StatusView):
         self._sample(now)
         if self._kill_switch(now):
             return
-        params = self.spec.strategy.params
-        insane = price_insanity(book, floor=params.price_floor, ceiling=params.price_ceiling)
-        if insane is not None:
-            self.last_error = f"not quoting: {insane}"
-            await self._cancel(self.tracker.resting(), now)
-            return
-        if self.risk.stale(self.book_seen_ms, now):
-            assert self.book_seen_ms is not None
-            self.last_error = f"not quoting: the book is {(now - self.book_seen_ms) / 1000:.1f} s old"
-            await self._cancel(self.tracker.resting(), now)
+        if await self._not_quoting(book, now):
             return
         behind = self.balances_behind_since_ms
         if behind is not None and now - behind < BALANCE_WAIT_MS:
@@ -381,12 +388,7 @@ class JobRunner(StatusView):
         assert feed is not None
         assert self.gateway is not None
         try:
-            if self.dead_man_tripped:
-                await self.gateway.cancel_all(self.symbol)
-                for order in self.tracker.in_state("open", "cancelling"):
-                    self.tracker.cancel_sent(order.client_order_id, now)
-                self.dead_man_tripped = False
-                log.warning("dead_man_cleared", job_id=self.job_id)
+            await self._clear_dead_man(now)
             booked = await self._sync(now)
             self._contact()
         except Transient as exc:
@@ -453,11 +455,6 @@ class JobRunner(StatusView):
         if due is not None:
             self.reporter.sample(due, self.book, self.tracker.resting())
         self._flush_events()
-
-    def _flush_events(self) -> None:
-        if self.reporter is not None:
-            events, fills = self.tracker.take_events()
-            self.reporter.add(events, fills)
 
     def _close_windows(self, now: int, *, final: bool = False) -> None:
         assert self.reporter is not None

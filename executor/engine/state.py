@@ -23,6 +23,7 @@ from wire.keys import SigningKey
 
 if TYPE_CHECKING:
     from executor.engine.streams import StreamFeed
+    from executor.engine.tracker import TrackedOrder
 
 ZERO = Decimal(0)
 
@@ -120,7 +121,18 @@ class JobCore:
     requotes: int
     tick_to_quote_ms: deque[float]
     quote_ack_ms: deque[float]
+    requote_done_ns: int
     _stop: asyncio.Event
     _resume: asyncio.Event
     _last_tick_ms: int | None
     _last_trade_ms: int
+
+    def _flush_events(self) -> None:
+        """Hand the tracker's new order events and fills to the report being built."""
+        if self.reporter is not None:
+            events, fills = self.tracker.take_events()
+            self.reporter.add(events, fills)
+
+    if TYPE_CHECKING:  # `OrderFlow` defines it; the reconciliation below it in the stack calls it
+
+        async def _cancel(self, orders: list[TrackedOrder], now: int) -> None: ...

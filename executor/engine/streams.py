@@ -28,6 +28,7 @@ from typing import Any
 
 import ccxt
 
+from executor.engine.risk import VWAP_LEVELS
 from executor.exchange import ExchangeFailure, OrderSnapshot, TradeSnapshot, Transient
 from executor.exchange_stream import StreamGateway
 from executor.logging import get_logger
@@ -49,8 +50,14 @@ class StreamFeed:
         clock: Callable[[], int],
         stall_ms: int,
         retry_ms: int,
+        refused: Callable[[Transient], None] = lambda exc: None,
+        held_until: Callable[[], int] = lambda: 0,
     ) -> None:
         self.gw, self.job_id, self.symbol, self.assets, self.clock = gateway, job_id, symbol, assets, clock
+        # The job's pause: a Retry-After drawn by the feed's own REST calls pauses the job (`refused`), and the feed
+        # makes no call of its own before the job's pause ends (`held_until`): the exchange bans a client that
+        # keeps calling through its rate limit, whichever part of it calls.
+        self.refused, self.held_until = refused, held_until
         self.stall_ms, self.retry_ms = stall_ms, retry_ms
         self.market_up = False
         self.account_up = False
@@ -119,7 +126,7 @@ class StreamFeed:
     def book(self) -> tuple[Book | None, int | None]:
         """The streamed book and when its update reached the process (perf_counter_ns); clears the dirty mark."""
         self.book_dirty = False
-        return self.gw.book(self.symbol), self.gw.depth_arrival_ns(self.symbol)
+        return self.gw.book(self.symbol, depth=VWAP_LEVELS), self.gw.depth_arrival_ns(self.symbol)
 
     def resynced(self, missed_fills: int) -> None:
         """The job reconciled by REST. Fills the stream never delivered mean the account stream cannot be trusted."""
@@ -183,6 +190,10 @@ class StreamFeed:
                 raise
             except Exception as exc:
                 reason = exc.message if isinstance(exc, ExchangeFailure) else f"{type(exc).__name__}: {exc}"[:200]
+                if isinstance(exc, ccxt.NetworkError):  # ccxt's own REST snapshot for the book, refused with a pause
+                    retry_after = self.gw.retry_after_of(exc)
+                    if retry_after is not None:
+                        self.refused(Transient(f"{name} stream: {type(exc).__name__}", retry_after=retry_after))
                 gap = isinstance(exc, ccxt.ChecksumError)
                 if gap:
                     self.counters["gaps"] += 1
@@ -192,7 +203,7 @@ class StreamFeed:
                     delay = self.retry_ms  # it worked until now: the first retry comes soon
                 if gap:
                     continue  # a sequence gap: resubscribe and resync from the snapshot at once
-            await asyncio.sleep(delay / 1000)
+            await asyncio.sleep(max(delay, self.held_until() - self.clock()) / 1000)
             delay = min(delay * 2, MAX_RETRY_MS)
 
     async def _market_loop(self) -> None:
@@ -280,10 +291,16 @@ class StreamFeed:
             if not self.market_up or self.clock() - self.last_depth_ms < self.stall_ms:
                 continue
             probe_started = self.clock()
+            if probe_started < self.held_until():
+                continue
             try:
                 rest = await self.gw.rest_book_nonce(self.symbol)
-            except ExchangeFailure:
+            except Transient as exc:
+                if exc.retry_after is not None:
+                    self.refused(exc)
                 continue  # the exchange itself is in trouble: the job's own calls will say so
+            except ExchangeFailure:
+                continue
             streamed = self.gw.book_nonce(self.symbol)
             if rest is not None and streamed is not None and rest > streamed:
                 self.counters["stalls"] += 1

@@ -34,9 +34,6 @@ async def _nothing() -> list[Any]:
 
 
 class Reconciler(Connectivity):
-    async def _cancel(self, orders: list[TrackedOrder], now: int) -> None:  # pragma: no cover - OrderFlow's
-        raise NotImplementedError
-
     def _book_trades(self, trades: Iterable[TradeSnapshot], now: int) -> list[TradeSnapshot]:
         """Book fills not seen before (by trade id), oldest first; returns those that were new."""
         booked: list[TradeSnapshot] = []

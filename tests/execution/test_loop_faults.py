@@ -38,10 +38,8 @@ def ccxt_for(sim: RunningExchange, order: MMOrder) -> Any:
     return make_ccxt(sim.base_url, creds.api_key, creds.secret)
 
 
-# These faults act on the REST order and account endpoints, and one case asserts that nothing the exchange had to
-# refuse was ever sent, which on streams does not hold yet (a replacement sized from balances a fill's balance
-# message had not yet updated was refused now and then; open in the issue notes): the jobs here poll by REST. The
-# loop on streams is tests/execution/test_mm_loop_e2e.py, the stream faults tests/executor/test_stream_faults.py.
+# The jobs here poll by REST; test_loop_faults_streams.py runs the same tests with the jobs on the exchange's
+# streams (orders over its WebSocket API). The stream faults themselves are tests/executor/test_stream_faults.py.
 EXECUTOR_STREAMS = False
 
 

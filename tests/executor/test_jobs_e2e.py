@@ -73,9 +73,18 @@ async def test_a_job_quotes_fills_reports_and_stops_clean(
         sides = {o["side"] for o in s["orders"]["resting"]}
         return s if s["state"] == "running" and sides == {"buy", "sell"} and len(s["orders"]["resting"]) == 4 else None
 
-    running = await wait_for(quoting)
+    async def quoting_on_the_exchange() -> Any:
+        # The job's view and the exchange's agree: the same four orders (a taker may fill one between the two
+        # reads, so the pair is read again until they do).
+        s = await quoting()
+        if s is None:
+            return None
+        book = await asyncio.to_thread(exchange.make_ccxt(key.key, key.secret).fetch_open_orders, "MMT/USDT")
+        same = {o["clientOrderId"] for o in book} == {o["client_order_id"] for o in s["orders"]["resting"]}
+        return (s, book) if same else None
+
+    running, book = await wait_for(quoting_on_the_exchange)
     mark = Decimal(running["mark"])
-    book = exchange.make_ccxt(key.key, key.secret).fetch_open_orders("MMT/USDT")
     assert len(book) == 4
     for order in book:
         price = Decimal(str(order["price"]))

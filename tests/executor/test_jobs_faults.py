@@ -160,12 +160,11 @@ async def test_a_rate_limited_order_call_pauses_the_job_for_retry_after(
     await harness.stop_and_check(runner, key)
 
 
-# REST only for now: on streams, with the exchange's streams and then its REST calls in maintenance, the job was
-# seen with nothing live by the time its calls failed, so the dead-man switch had nothing to guard — open in the
-# issue notes. The stream-down cases are in test_stream_faults.py.
-@pytest.mark.parametrize("harness", ["rest"], indirect=True)
 async def test_exchange_down_holds_trips_the_dead_man_and_resumes(harness: Harness) -> None:
-    runner, key = await harness.run("chaos-down", risk={"dead_man_seconds": 1})
+    # The orders rest where they are while the market moves (a 10 % refresh tolerance, the most a job may ask):
+    # a requote caught by the outage (its cancels through, its places refused) would leave nothing live for the
+    # dead-man switch to guard, which is right, and not what this test is about.
+    runner, key = await harness.run("chaos-down", risk={"dead_man_seconds": 1}, params={"refresh_tolerance": "0.1"})
     streams_down = None
     if harness.streams:
         # A whole exchange in maintenance takes its streams down too (`/ws*` covers the WebSocket API): the job
@@ -228,9 +227,6 @@ async def test_a_lost_cancel_ack_is_rechecked(harness: Harness) -> None:
     await harness.stop_and_check(runner, key)
 
 
-# REST only for now: on streams this failed once in a loaded run (not alone) and the cause is not yet known — open in
-# the issue notes; the kill switch's code path is the same on both (`_kill_switch` in every pass).
-@pytest.mark.parametrize("harness", ["rest"], indirect=True)
 async def test_the_kill_switch_halts_within_a_tick_and_resumes(harness: Harness) -> None:
     runner, key = await harness.run("chaos-kill", risk={"max_loss_quote": "0.000001"})
     # A loss, whatever the market did before: another account sells into the job's bid, so the job buys above

@@ -184,6 +184,28 @@ async def test_a_stalled_depth_stream_is_detected_polled_through_and_left(jobs: 
     await jobs.stop(runner, key)
 
 
+async def test_a_rate_limit_on_the_feeds_own_call_pauses_the_job(jobs: Jobs) -> None:
+    # The stall probe is the feed's own REST call: a 429 drawn by it pauses the whole job for its Retry-After, and
+    # neither the job nor the feed calls the exchange's REST API again before that pause ends.
+    runner, _ = await jobs.start("sf-probe-429")
+    calls = jobs.fault(FaultKind.LATENCY, endpoint="/api/v3/*", count=1_000_000, latency_ms=0)
+    limited = jobs.fault(FaultKind.RATE_LIMIT, endpoint="/api/v3/depth", count=1, retry_after=3)
+    jobs.fault(FaultKind.STREAM_STALL, endpoint=DEPTH)
+    await wait_for(lambda: bool(list(jobs.ex.sim.faults.events(fault_id=limited.fault_id))), timeout=10)
+    refused_at = next(iter(jobs.ex.sim.faults.events(fault_id=limited.fault_id))).at_ms
+    await wait_for(lambda: runner.backoff_until_ms > refused_at, timeout=5)
+    pause_end = runner.backoff_until_ms
+    assert pause_end - refused_at > 2500, "the pause is the Retry-After"
+    await wait_for(lambda: runner.clock() > pause_end + 500, timeout=10)
+    early = [
+        e.at_ms
+        for e in jobs.ex.sim.faults.events(fault_id=calls.fault_id)
+        if refused_at + 500 < e.at_ms < pause_end - 100
+    ]
+    assert early == [], f"{len(early)} REST call(s) during the Retry-After"
+    await wait_for(lambda: counter(runner, "stalls") >= 1, timeout=10)  # after the pause, the probe goes on
+
+
 def engine_top(ex: RunningExchange) -> tuple[Decimal | None, Decimal | None]:
     with ex.sim.engine.lock:
         orders = ex.sim.engine.resting(SYMBOL.replace("/", ""))

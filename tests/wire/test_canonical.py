@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+import rfc8785
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -63,3 +64,28 @@ def test_key_order_does_not_change_the_digest(value: dict, rnd) -> None:
     items = list(value.items())
     rnd.shuffle(items)
     assert digest(dict(items)) == digest(value)
+
+
+ascii_heavy_text = st.text(st.characters(max_codepoint=0x7F)) | st.text()
+ascii_heavy_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | ascii_heavy_text,
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.tuples(children, children)
+        | st.dictionaries(ascii_heavy_text, children, max_size=5)
+    ),
+    max_leaves=30,
+)
+
+
+@given(ascii_heavy_values)
+def test_the_fast_path_gives_the_rfc8785_bytes(value: object) -> None:
+    # canonical_bytes takes the standard library's encoder for all-ASCII output: the same bytes as RFC 8785's own
+    # implementation, control characters, quotes, backslashes and key order included.
+    assert canonical_bytes(value) == rfc8785.dumps(value)
+
+
+def test_control_characters_escape_as_rfc8785_says() -> None:
+    value = {"k\x00": '\x01\x08\x09\x0a\x0b\x0c\x0d\x1f\x7f"\\/'}
+    assert canonical_bytes(value) == rfc8785.dumps(value)
+    assert canonical_bytes(value) == b'{"k\\u0000":"\\u0001\\b\\t\\n\\u000b\\f\\r\\u001f\x7f\\"\\\\/"}'

@@ -27,9 +27,17 @@ async def test_watch_order_book_follows_diffs(exchange):
             if book["bids"][0] == [60000.0, 0.003]:
                 break
         assert book["bids"][0] == [60000.0, 0.003]
-        await client.create_order(BTC, "market", "buy", "0.01")
-        trades = await asyncio.wait_for(client.watch_trades(BTC), 5)
+        # The trade stream carries trades made after the subscription reached the exchange: watch first, then buy
+        # until the stream delivers one (a buy that beat the subscription is on no stream, as on the real one).
+        watching = asyncio.ensure_future(client.watch_trades(BTC))
+        for _ in range(10):
+            await client.create_order(BTC, "market", "buy", "0.001")
+            done, _ = await asyncio.wait({watching}, timeout=1)
+            if done:
+                break
+        trades = watching.result()
         assert trades[-1]["price"] == 60060.0
+        assert trades[-1]["amount"] == 0.001
     finally:
         await client.close()
 
