@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import cProfile
+import gc
 import json
 import os
 import statistics
@@ -139,6 +140,16 @@ async def run(n_jobs: int, base_url: str, n_markets: int, seconds: float) -> dic
         r.quote_ack_ms.clear()
     events0 = sum(r.feed.book_events for r in runners if r.feed is not None)
     lags: list[float] = []
+    pauses: list[float] = []  # the cyclic garbage collector's pauses in the window, ms
+    gc_started: list[int] = [0]
+
+    def gc_watch(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_started[0] = time.perf_counter_ns()
+        else:
+            pauses.append((time.perf_counter_ns() - gc_started[0]) / 1e6)
+
+    gc.callbacks.append(gc_watch)
     stop = asyncio.Event()
     lag_task = asyncio.create_task(loop_lag(lags, stop))
     profile = cProfile.Profile() if os.environ.get("BENCH_PROFILE") else None
@@ -150,6 +161,7 @@ async def run(n_jobs: int, base_url: str, n_markets: int, seconds: float) -> dic
         profile.disable()
         profile.dump_stats(os.environ["BENCH_PROFILE"])  # the measurement window only: `python -m pstats FILE`
     cpu = time.process_time() - cpu0
+    gc.callbacks.remove(gc_watch)
     stop.set()
     await lag_task
     events = sum(r.feed.book_events for r in runners if r.feed is not None) - events0
@@ -168,6 +180,9 @@ async def run(n_jobs: int, base_url: str, n_markets: int, seconds: float) -> dic
         "live": live,
         "requotes": len(own),
         "fallbacks": fallbacks,
+        "gc_pauses": len(pauses),
+        "gc_max_ms": max(pauses, default=0.0),
+        "gc_total_ms": sum(pauses),
     }
 
 
@@ -200,12 +215,11 @@ class Exchange:
 
 
 def main() -> None:
+    from executor import runtime
     from executor.logging import configure
 
-    if os.environ.get("BENCH_LOOP", "uvloop") == "uvloop":
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    # As the executor service runs (executor/runtime.py); BENCH_LOOP=asyncio and BENCH_GC=default to compare.
+    runtime.configure(loop=os.environ.get("BENCH_LOOP", "uvloop"), tune_gc=os.environ.get("BENCH_GC") != "default")
 
     configure(level="ERROR", version="bench")
     for n in SIZES:
@@ -216,7 +230,8 @@ def main() -> None:
             exchange.close()
         print(
             f"# {n} markets: {r['events_per_s']:.0f} book events/s, {r['requotes']} requotes, "
-            f"{r['live']}/{n} jobs on streams ({r['fallbacks']} fallbacks), loop lag p99 {r['lag_p99']:.2f} ms"
+            f"{r['live']}/{n} jobs on streams ({r['fallbacks']} fallbacks), loop lag p99 {r['lag_p99']:.2f} ms, "
+            f"{r['gc_pauses']} gc pauses (longest {r['gc_max_ms']:.2f} ms, {r['gc_total_ms']:.0f} ms in all)"
         )
         print(f"BENCH executor_tick_to_quote_{n}_markets_p50 {r['own_p50']:.2f} ms")
         print(f"BENCH executor_tick_to_quote_{n}_markets_p99 {r['own_p99']:.2f} ms")

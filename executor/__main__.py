@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
-import uvloop
 from aiohttp import web
 
+from executor import runtime
 from executor.api.app import create_app
 from executor.config import Config, ConfigError
 from executor.logging import configure, get_logger
@@ -29,9 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     configure(level=config.log_level, version=config.build_version)
     log = get_logger("executor")
     log.info("executor_starting", host=config.host, port=config.port)
-    # One event loop for every job of the process, uvloop's: its scheduling and socket I/O cost less per event
-    # (docs/executor-streams.md). run_app creates the loop through this policy.
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    # One event loop for every job of the process, uvloop's, and the collector tuned for latency
+    # (executor/runtime.py). run_app creates the loop through this policy.
+    runtime.configure()
     # run_app handles SIGINT and SIGTERM with a graceful shutdown and returns normally.
     web.run_app(create_app(config), host=config.host, port=config.port, print=None, handle_signals=True)
     log.info("executor_stopped")
