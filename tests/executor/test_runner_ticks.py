@@ -238,3 +238,22 @@ async def test_a_book_just_inside_the_limit_is_quoted() -> None:
     gw.now_ms += 100
     await runner.tick()
     assert len(gw.open) == 4
+
+
+def test_jobs_reconcile_each_on_its_own_cadence_near_the_setting() -> None:
+    # Jobs started together must not reconcile by REST together every period: each one's interval is its own,
+    # within ±10 % of the setting, and stable for the job.
+    def interval(job_id: str) -> int:
+        accepted = accept_job_spec(job_spec(job_id), markets={"MMT/USDT"})
+        runner = JobRunner(
+            spec=accepted.spec,
+            strategy=accepted.strategy,
+            signing_key=SigningKey.from_seed(b"s" * 32),
+            settings=RunnerSettings(tick_ms=100, reconcile_ms=30_000),
+        )
+        return runner._reconcile_every_ms
+
+    intervals = [interval(f"job-{i}") for i in range(20)]
+    assert all(27_000 <= v <= 33_000 for v in intervals)
+    assert len(set(intervals)) > 15, "the cadences differ from job to job"
+    assert interval("job-3") == intervals[3], "and each job keeps its own"
