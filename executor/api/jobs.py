@@ -96,7 +96,7 @@ async def reports(request: web.Request) -> web.Response:
     limit = _int_param(request, "limit", 100, 1, 1000) or 100
     runner = manager.get(request.match_info["job_id"])
     items = runner.reporter.after(after if after != -1 else None, limit=limit) if runner.reporter else []
-    total = len(runner.reporter.reports) if runner.reporter else 0
+    total = runner.reporter.count if runner.reporter else 0
     return web.json_response(
         {
             "job_id": runner.job_id,

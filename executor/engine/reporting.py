@@ -69,6 +69,7 @@ class ReportBuilder:
     _next_sample_ms: int = field(init=False)
     _events: list[dict[str, Any]] = field(default_factory=list)
     _fills: list[dict[str, Any]] = field(default_factory=list)
+    _unsigned: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._window = _Window(self.start_ms, self._boundary_after(self.start_ms, self.interval_ms))
@@ -143,10 +144,17 @@ class ReportBuilder:
     def close_due(self, now_ms: int) -> bool:
         return now_ms >= self._window.end_ms
 
+    @property
+    def count(self) -> int:
+        """Reports closed so far, signed or about to be."""
+        return len(self.reports) + len(self._unsigned)
+
     def close(
-        self, *, inventory: dict[str, Decimal], pnl: dict[str, Decimal], end_ms: int | None = None
-    ) -> SignedReport:
-        """Close the current window (at its boundary, or at `end_ms` when the job stops) and sign its report."""
+        self, *, inventory: dict[str, Decimal], pnl: dict[str, Decimal], end_ms: int | None = None, sign: bool = True
+    ) -> None:
+        """Close the current window (at its boundary, or at `end_ms` when the job stops) and sign its report, now
+        or (`sign=False`) at the next `sign_pending`: the run loop signs after it answered the book, so a window's
+        end never delays a requote. Whoever reads the reports gets them signed (`after`)."""
         window = self._window
         end = window.end_ms if end_ms is None else max(min(end_ms, window.end_ms), window.start_ms + 1)
         events = [e for e in self._events if e["ts_ms"] < end]
@@ -158,10 +166,10 @@ class ReportBuilder:
         report = {
             "schema": REPORT_SCHEMA,
             "job_id": self.job_id,
-            "sequence": len(self.reports),
+            "sequence": self.count,
             "window_start_ms": window.start_ms,
             "window_end_ms": end,
-            "prev_digest": self.reports[-1].digest if self.reports else None,
+            "prev_digest": None,  # the previous report's digest, set when this one is signed (in order)
             "job_spec_digest": self.job_spec_digest,
             "executor": {
                 "build_version": self.build_version,
@@ -185,12 +193,20 @@ class ReportBuilder:
                 "pnl": {k: dec(v.quantize(Q)) for k, v in pnl.items()},
             },
         }
-        signed = sign_report(report, self.signing_key)
-        self.reports.append(signed)
+        self._unsigned.append(report)
         self._window = _Window(end, end + self.interval_ms if end_ms is None else end + 1)
-        return signed
+        if sign:
+            self.sign_pending()
+
+    def sign_pending(self) -> None:
+        """Sign the closed reports not yet signed, oldest first, each chained to the one before."""
+        pending, self._unsigned = self._unsigned, []
+        for report in pending:
+            report["prev_digest"] = self.reports[-1].digest if self.reports else None
+            self.reports.append(sign_report(report, self.signing_key))
 
     def after(self, cursor: int | None, *, limit: int = 100) -> list[SignedReport]:
         """Reports with sequence > cursor (all from the first when cursor is None)."""
+        self.sign_pending()
         start = 0 if cursor is None else cursor + 1
         return self.reports[start : start + limit]

@@ -196,8 +196,10 @@ class JobRunner(StatusView):
                     continue
                 if self.feed is not None and self.feed.live:
                     await self._stream_pass()
+                    self._sign_reports()
                     continue
                 await self.tick()
+                self._sign_reports()
                 await self._sleep_tick()
             await self._finish()
         except CredentialsRefused as exc:
@@ -332,7 +334,7 @@ class JobRunner(StatusView):
     def _housekeeping(self, now: int) -> None:
         """Close report windows that ended and account the time since the last pass (up, two-sided, polling)."""
         assert self.reporter is not None
-        self._close_windows(now)
+        self._close_windows(now, sign=False)  # signed once the pass is done (`_sign_reports`)
         up = self.state is JobState.RUNNING and now >= self.backoff_until_ms and self.failures == 0
         dt = now - (self._last_tick_ms or now)
         self._last_tick_ms = now
@@ -462,11 +464,16 @@ class JobRunner(StatusView):
             self.reporter.sample(due, self.book, self.tracker.resting())
         self._flush_events()
 
-    def _close_windows(self, now: int, *, final: bool = False) -> None:
+    def _sign_reports(self) -> None:
+        """After a pass has answered the book: sign the reports its housekeeping closed."""
+        if self.reporter is not None:
+            self.reporter.sign_pending()
+
+    def _close_windows(self, now: int, *, final: bool = False, sign: bool = True) -> None:
         assert self.reporter is not None
         self._flush_events()
         while self.reporter.close_due(now):
-            self.reporter.close(inventory=self._inventory(), pnl=self._pnl())
+            self.reporter.close(inventory=self._inventory(), pnl=self._pnl(), sign=sign)
         if final:
             self.reporter.close(inventory=self._inventory(), pnl=self._pnl(), end_ms=now + 1)
 

@@ -73,7 +73,7 @@ class StatusView(OrderFlow):
             "inventory": {k: dec(v) for k, v in self._inventory().items()},
             "pnl": {k: dec(v.quantize(Decimal("1e-8"))) for k, v in pnl.items()},
             "mark": dec(mark) if mark is not None else None,
-            "reports": len(self.reporter.reports) if self.reporter else 0,
+            "reports": self.reporter.count if self.reporter else 0,
             # Integers only: the wire refuses floats (docs/api/report-v1.md).
             "tick_to_quote_ms_p50": _pct(self.tick_to_quote_ms, 0.5),
             "tick_to_quote_ms_p99": _pct(self.tick_to_quote_ms, 0.99),

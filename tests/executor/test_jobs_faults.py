@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -41,14 +41,20 @@ class Harness:
     def __init__(self, ex: RunningExchange, ctl: Controller, identity: Identity, app: Any, *, streams: bool) -> None:
         self.ex, self.ctl, self.identity, self.app, self.streams = ex, ctl, identity, app, streams
 
-    async def run(self, job_id: str, **spec_overrides: Any) -> tuple[JobRunner, Any]:
+    async def run(
+        self, job_id: str, *, ready: Callable[[JobRunner], bool] | None = None, **spec_overrides: Any
+    ) -> tuple[JobRunner, Any]:
+        """Start the job and wait until it is `ready` (by default: running, both sides resting)."""
         key = trading_key(self.ex)
         status, body = await self.ctl.start(job_spec(job_id, **spec_overrides))
         assert status == 201, body
         status, body = await self.ctl.provision(job_id, self.identity.sealing.public_hex, key)
         assert status == 202, body
         runner = self.app[MANAGER_KEY].get(job_id)
-        await until(lambda: runner.state == "running" and len(runner.tracker.resting()) >= 2)
+        if ready is None:
+            await until(lambda: runner.state == "running" and len(runner.tracker.resting()) >= 2)
+        else:
+            await until(lambda: ready(runner))
         return runner, key
 
     def fault(self, key: Any, kind: FaultKind, **fields: Any) -> Fault:
@@ -161,10 +167,15 @@ async def test_a_rate_limited_order_call_pauses_the_job_for_retry_after(
 
 
 async def test_exchange_down_holds_trips_the_dead_man_and_resumes(harness: Harness) -> None:
-    # The orders rest where they are while the market moves (a 10 % refresh tolerance, the most a job may ask):
-    # a requote caught by the outage (its cancels through, its places refused) would leave nothing live for the
-    # dead-man switch to guard, which is right, and not what this test is about.
-    runner, key = await harness.run("chaos-down", risk={"dead_man_seconds": 1}, params={"refresh_tolerance": "0.1"})
+    # The orders rest 3 % from the mid, out of the takers' reach, and stay where they are while the market moves
+    # (a 10 % refresh tolerance): filled by takers during the outage (seen: all four within a second at the
+    # default spreads), or cancelled by a requote caught by it, they would leave nothing live for the dead-man
+    # switch to guard, which is right, and not what this test is about.
+    runner, key = await harness.run(
+        "chaos-down",
+        risk={"dead_man_seconds": 1},
+        params={"bid_spread": "0.03", "ask_spread": "0.03", "refresh_tolerance": "0.1"},
+    )
     streams_down = None
     if harness.streams:
         # A whole exchange in maintenance takes its streams down too (`/ws*` covers the WebSocket API): the job
@@ -228,7 +239,13 @@ async def test_a_lost_cancel_ack_is_rechecked(harness: Harness) -> None:
 
 
 async def test_the_kill_switch_halts_within_a_tick_and_resumes(harness: Harness) -> None:
-    runner, key = await harness.run("chaos-kill", risk={"max_loss_quote": "0.000001"})
+    # With a loss limit this tight the first fill trips it, a taker's as well as the seller's below: on streams the
+    # job may halt before the harness sees both sides resting, so it waits only for the job to have quoted.
+    runner, key = await harness.run(
+        "chaos-kill",
+        risk={"max_loss_quote": "0.000001"},
+        ready=lambda r: r.state == "halted" or (r.state == "running" and len(r.tracker.resting()) >= 2),
+    )
     # A loss, whatever the market did before: another account sells into the job's bid, so the job buys above
     # the mid that follows and pays its maker fee.
     seller = trading_key(harness.ex)
