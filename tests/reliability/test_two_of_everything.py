@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -103,11 +104,10 @@ def system(
     require_postgresql("the processes share one database")
     custody_assets = {"USDT": {"token": tokens["USDT"], "decimals": 6}, "MMT": {"token": tokens["MMT"], "decimals": 18}}
     executor_urls = [f"http://127.0.0.1:{free_port()}" for _ in range(2)]
-    db = connection.settings_dict
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "mrmarket.settings.test",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "DATABASE_URL": database_url(connection.settings_dict),
         "MRMARKET_DATA_DIR": str(tmp_path / "data"),
         "PYTHONUNBUFFERED": "1",
         "CHAIN_RPC_URL": anvil.url,
@@ -146,6 +146,13 @@ def system(
         yield running
     finally:
         processes.stop_all(running.all())
+
+
+def database_url(db: dict[str, Any]) -> str:
+    """The URL of this test's own database (pytest-django's `test_…`), for the processes."""
+    password = f":{quote(str(db['PASSWORD']), safe='')}" if db.get("PASSWORD") else ""
+    user = quote(str(db.get("USER") or "postgres"), safe="")
+    return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
 def until(done: Callable[[], bool], system: System, *, what: str, timeout: float = 90.0) -> None:
