@@ -5,6 +5,7 @@ custody wallet and the exchange's hot wallet, and the exchange simulator watchin
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
 from web3 import Web3
@@ -12,6 +13,7 @@ from web3 import Web3
 from devnet.chain import Anvil, DevAccount, deploy_dev_token, dev_accounts, mint
 from devnet.exchange.config import ChainConfig, SimConfig
 from devnet.exchange.fixtures import RunningExchange, run_exchange
+from tests.executor.harness import busy_markets
 from tests.fixtures.chain import connect, running_anvil
 
 USDT, MMT = 10**6, 10**18
@@ -53,5 +55,12 @@ def chain_config(anvil: Anvil, tokens: dict[str, str], *, seed: str) -> ChainCon
 
 @pytest.fixture(scope="module")
 def sim(anvil: Anvil, tokens: dict[str, str]) -> Iterator[RunningExchange]:
-    with run_exchange(SimConfig(run_market=False, chain=chain_config(anvil, tokens, seed="mrmarket-drill"))) as running:
+    """The simulator on this chain, its MMT/USDT takers busy enough to fill a job within seconds."""
+    config = SimConfig(
+        markets=busy_markets(),
+        run_market=True,
+        tick_seconds=Decimal("0.2"),
+        chain=chain_config(anvil, tokens, seed="mrmarket-drill"),
+    )
+    with run_exchange(config) as running:
         yield running

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +27,32 @@ from web3 import Web3
 
 from devnet.chain import Anvil, dev_accounts, mint, token
 from devnet.exchange.fixtures import RunningExchange
+from devnet.exchange.keys import Permission
 from devnet.protocol import deploy_factory
-from execution import accounts, homeward, orders, outbound, selectors, tasks
-from execution.domain.ledger import asset_totals
-from execution.models import CustodyTransfer, ExchangeWithdrawal, MMOrder, MMOrderTransition
+from execution import accounts, homeward, jobs, orders, outbound, provisioning, reports, selectors, services, tasks
+from execution.domain import mm_order as mm
+from execution.domain.ledger import asset_totals, transfer
+from execution.models import (
+    CustodyTransfer,
+    ExchangeWithdrawal,
+    ExecutionReport,
+    LedgerTransaction,
+    MMOrder,
+    MMOrderTransition,
+)
 from mrmarket.celery_app import app as celery_app
+from mrmarket.exchanges.credentials import ExchangeCredentials
 from payouts import closing, oracle_tx
 from payouts import tasks as payout_tasks
 from payouts.domain.epochs import CloseState
 from payouts.models import EpochClose, OracleTransaction
 from payouts.selectors import ARTIFACT_STORAGE
+from tests.execution.executor_thread import running_executor
+from tests.execution.gate_stand_in import GateStandIn
+from tests.execution.running_job import stop_and_check, wait
 from tests.execution.test_mm_loop_e2e import seed_custody
 from tests.execution.test_withdraw_back import Stopped, on_exchange
+from tests.factories import user_with
 from tests.payouts import test_closing as closing_tests
 from tests.reliability import pg
 from tests.reliability.conftest import CUSTODY, USDT
@@ -175,9 +190,6 @@ def test_a_restore_from_a_dump_taken_mid_flow_resumes_every_flow_without_sending
 
 
 def _new_key(sim: RunningExchange) -> Any:
-    from devnet.exchange.keys import Permission
-    from mrmarket.exchanges.credentials import ExchangeCredentials
-
     key = sim.sim.create_account(permissions=frozenset({Permission.TRADE}))
     return ExchangeCredentials(key.key, key.secret)
 
@@ -263,3 +275,88 @@ def test_a_restore_from_a_dump_taken_mid_close_records_the_epoch_once(
     assert OracleTransaction.objects.filter(purpose_key__endswith=f"{campaign.address}:0").count() == 1
     if len(epochs) == 1:  # no later epoch ended during the test (each is a minute long)
         assert w3.eth.get_transaction_count(closing_tests.ORACLE.address) == nonce_before
+
+
+@pytest.fixture
+def quoting(configured: None, settings, sim: RunningExchange, monkeypatch) -> Iterator[str]:
+    """An executor (in a thread) the orders' jobs run on; its keys pass the trust gate's stand-in."""
+    stand_in = GateStandIn()
+    monkeypatch.setattr(provisioning, "attested_identity", stand_in.identity)
+    monkeypatch.setattr(reports, "signing_key_attested", stand_in.signing_key_attested)
+    with running_executor(sim.base_url) as url:
+        settings.EXECUTOR_URLS = [url]
+        yield url
+
+
+def running(sim: RunningExchange) -> MMOrder:
+    """An order whose deposit is confirmed (its holdings booked), started on the executor."""
+    key = sim.sim.create_account(permissions=frozenset({Permission.TRADE}), balances={"USDT": Decimal(1500)})
+    account = accounts.exchange_account_enrol(
+        owner_id=user_with().pk,
+        exchange="binance",
+        label="mm",
+        role="trading",
+        credentials=ExchangeCredentials(key.key, key.secret),
+    )
+    order = MMOrder.objects.create(
+        owner_id=account.owner_id,
+        exchange_account=account,
+        symbol="MMT/USDT",
+        funding_asset="USDT",
+        funding_amount=1_500 * USDT,
+        state=mm.State.DEPOSIT_CONFIRMED,
+        strategy={"params": {"order_amount": "200", "levels": 1}, "report_interval_seconds": 10, "sample_seconds": 1},
+    )
+    services.ledger_record(
+        tx=transfer(
+            f"o{order.pk}-seed-USDT",
+            "deposit_credit",
+            asset="USDT",
+            amount=1_500 * USDT,
+            source="external:chain",
+            target=f"exchange:a{account.pk}:free",
+        )
+    )
+    return jobs.mm_order_start_job(order_id=order.pk)
+
+
+def stored_reports(order: MMOrder) -> list[tuple[int, str]]:
+    return list(ExecutionReport.objects.filter(order=order).order_by("sequence").values_list("sequence", "digest"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_restore_from_a_dump_taken_while_a_job_runs_fetches_its_later_reports_again_and_books_them_once(
+    quoting: str, sim: RunningExchange, tmp_path: Path
+) -> None:
+    order = running(sim)
+    assert order.state == "running"
+
+    def reported(count: int) -> Callable[[], bool]:
+        def enough() -> bool:
+            jobs.mm_order_sync_job(order_id=order.pk)
+            return len(stored_reports(order)) >= count
+
+        return enough
+
+    wait(reported(1), timeout=40)
+    pg.dump(connection.settings_dict, tmp_path / "mrmarket.dump")
+    at_dump = stored_reports(order)
+    # After the dump the job reports on, and the old database books it: the restore loses those reports.
+    wait(reported(len(at_dump) + 1), timeout=40)
+    before = stored_reports(order)
+    fills_before = LedgerTransaction.objects.filter(key__startswith=f"o{order.pk}-fill-").count()
+    ledger_before = selectors.ledger_balances(prefix=f"exchange:a{order.exchange_account_id}:")
+
+    connections.close_all()
+    pg.drop_and_restore(connection.settings_dict, tmp_path / "mrmarket.dump")
+    assert stored_reports(order) == at_dump
+
+    # The next sync asks the executor for the reports after the last one stored: the lost ones come back.
+    wait(reported(len(before)), timeout=40)
+    assert stored_reports(order)[: len(before)] == before  # the same reports, verified and stored again
+    assert LedgerTransaction.objects.filter(key__startswith=f"o{order.pk}-fill-").count() >= fills_before
+    if stored_reports(order) == before:  # no later report yet: the ledger is the one the disaster destroyed
+        assert selectors.ledger_balances(prefix=f"exchange:a{order.exchange_account_id}:") == ledger_before
+    # Stopped: nothing rests, every report stored once without gaps, every trade on the exchange one booked fill.
+    stop_and_check(MMOrder.objects.get(pk=order.pk))
+    assert asset_totals(selectors.ledger_balances()) == {"USDT": 0, "MMT": 0}

@@ -18,7 +18,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -31,8 +30,7 @@ from web3 import Web3
 
 from attestation.models import ExecutorRecord
 from devnet.chain import ANVIL, Anvil, token
-from devnet.exchange.config import SimConfig
-from devnet.exchange.fixtures import RunningExchange, make_ccxt, run_exchange
+from devnet.exchange.fixtures import RunningExchange, make_ccxt
 from devnet.ports import free_port
 from execution import accounts, selectors
 from execution.domain.ledger import asset_totals
@@ -41,11 +39,10 @@ from mrmarket.controller import controller_key
 from mrmarket.roles import Role
 from tests.execution.test_mm_loop_e2e import keys, seed_custody
 from tests.execution.test_withdraw_back import on_exchange
-from tests.executor.harness import busy_markets
 from tests.factories import user_with
 from tests.plugins.require import require, require_postgresql
 from tests.reliability import processes
-from tests.reliability.conftest import CUSTODY, USDT, chain_config
+from tests.reliability.conftest import CUSTODY, USDT
 from tests.reliability.processes import Process
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -61,18 +58,6 @@ def anvil() -> Iterator[Anvil]:
     require("Anvil (node_modules/.bin/anvil)", ANVIL.exists(), "npm ci")
     with Anvil(block_time=1) as node:  # like a real chain (and the demo): confirmations advance on their own
         yield node
-
-
-@pytest.fixture(scope="module")
-def sim(anvil: Anvil, tokens: dict[str, str]) -> Iterator[RunningExchange]:
-    config = SimConfig(
-        markets=busy_markets(),
-        run_market=True,
-        tick_seconds=Decimal("0.2"),
-        chain=chain_config(anvil, tokens, seed="mrmarket-two-of-everything"),
-    )
-    with run_exchange(config) as running:
-        yield running
 
 
 class System:
