@@ -196,7 +196,7 @@ def test_two_of_everything_with_one_of_each_killed_mid_flow_does_nothing_twice(
         what="both jobs running with a stored report",
         timeout=120,
     )
-    # One job on each executor, though each worker routed one of them (one rotation for the deployment).
+    # One job on each executor, whichever worker routed each: one rotation for the deployment.
     assert {order(pk).executor_url for pk in created} == set(system.env["EXECUTOR_URLS"].split(","))
     lost_job = order(first).job_id
     victim = next(e for e in system.executors if order(first).executor_url.endswith(f":{e.port}"))
