@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +36,7 @@ from devnet.ports import free_port
 from execution import accounts, selectors
 from execution.domain.ledger import asset_totals
 from execution.models import Alert, CustodyTransfer, ExchangeAccount, ExecutionReport, LedgerTransaction, MMOrder
+from mrmarket.celery_app import app as celery_app
 from mrmarket.controller import controller_key
 from mrmarket.roles import Role
 from tests.execution.test_mm_loop_e2e import keys, seed_custody
@@ -160,6 +162,12 @@ def api(system: System, web: int, token: str, path: str, body: dict[str, Any] | 
     return result
 
 
+def executing(name: str) -> list[str]:
+    """The tasks the worker `name` is executing now, by its own answer (Celery's remote control)."""
+    active = celery_app.control.inspect(destination=[f"{name}@{socket.gethostname()}"], timeout=1.0).active()
+    return [task["name"] for tasks in (active or {}).values() for task in tasks]
+
+
 def order(pk: int) -> MMOrder:
     return MMOrder.objects.get(pk=pk)
 
@@ -200,8 +208,9 @@ def test_two_of_everything_with_one_of_each_killed_mid_flow_does_nothing_twice(
     assert {order(pk).executor_url for pk in created} == set(system.env["EXECUTOR_URLS"].split(","))
     lost_job = order(first).job_id
     victim = next(e for e in system.executors if order(first).executor_url.endswith(f":{e.port}"))
-    # One of each, mid-flow: web 1, worker 1, and the executor of the first order's job.
+    # One of each, mid-flow: web 1, worker 1 (seen executing a task), and the executor of the first order's job.
     system.webs[0].kill()
+    until(lambda: bool(executing("worker1")), system, what="worker 1 to be seen executing a task")
     system.workers[0].kill()
     victim.kill()
     restarted = processes.executor(f"{victim.name}-restarted", int(victim.port or 0), system.env, system.logs)
