@@ -6,7 +6,9 @@ oracle's own book does not show, or whose fills the exchange does not show, beyo
 (`selectors.Behaviour.deviating`) goes after every other. Among the rest, the one with the most free capacity wins,
 ties broken by reputation — least deviation, fewest verification failures, then best uptime (share of scheduled
 checks passed), then fewest refused reports, then most accepted reports — and then round-robin, so that with no
-information the choice is plain round-robin.
+information the choice is plain round-robin — one rotation for the whole deployment (a counter in Redis), not one
+per worker process: with a rotation per process, every worker's first job after a (re)start went to the same
+executor.
 """
 
 from __future__ import annotations
@@ -14,10 +16,21 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
+import redis
+
 from attestation.models import FULL_UPTIME_PERMILLE, ExecutorRecord
 from attestation.selectors import Behaviour, executor_behaviour
+from mrmarket.redis import get_redis, key
 
-_turn = itertools.count()
+_turn = itertools.count()  # only when Redis does not answer: routing goes on, rotating within this process
+
+
+def _next_turn() -> int:
+    try:
+        turn: int = get_redis().incr(key("executor-selection-turn"))  # type: ignore[assignment]  # sync client
+        return turn
+    except redis.RedisError:
+        return next(_turn)
 
 
 class NoExecutorAvailable(Exception):
@@ -32,7 +45,7 @@ def select_executor(urls: Sequence[str]) -> str:
     if not usable:
         raise NoExecutorAvailable("every executor is revoked, failed its last verification or is unreachable")
     behaviour = executor_behaviour(r.pk for r in known.values())
-    offset = next(_turn)
+    offset = _next_turn()
     rotated = [usable[(offset + i) % len(usable)] for i in range(len(usable))]
 
     def rank(url: str) -> tuple[int, ...]:

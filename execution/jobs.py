@@ -13,6 +13,8 @@ front of credential delivery (the attestation app's verified identity, in every 
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import transaction
 
@@ -166,26 +168,38 @@ def mm_order_sync_job(*, order_id: int) -> MMOrder:
             raise  # an outage: the job holds on its own risk limits and the next beat asks again
         return _restart_lost_job(order)
     if order.state == mm.State.RUNNING and status["state"] in ("halted", "failed", "revoked", "stopped"):
-        reason, halted_at = status.get("reason") or "", status.get("halted_at_ms")
-        # The executor's kill switch halts the job with a reason that names it: that alert has its own kind, and
-        # the beat rule keeps it open while the order stays paused by it (`alert_rules.rule_kill_switch`).
-        tripped = status["state"] == "halted" and is_kill_switch(reason)
-        services.alert_raise(
-            KILL_SWITCH if tripped else "job_" + status["state"],
-            f"order {order.pk}: job {order.job_id} is {status['state']}: {reason}",
-            dedup=kill_switch_dedup(order.job_id, halted_at)
-            if tripped
-            else f"job:{order.job_id}:{status['state']}:{halted_at}",
-            detail={"order": order.pk, "job_id": order.job_id, "reason": reason},
-            owner_id=order.owner_id,
-        )
-        return services.mm_order_transition(
-            order_id=order_id,
-            event=mm.Event.PAUSE,
-            key=f"o{order_id}-pause-{status['state']}-{halted_at or 0}",
-            detail={"reason": reason or status["state"], "job_id": order.job_id, "halted_at_ms": halted_at},
-        )
+        return _pause_ended_job(order, status)
     return order
+
+
+@transaction.atomic
+def _pause_ended_job(order: MMOrder, status: dict[str, Any]) -> MMOrder:
+    """The job of a running order halted, failed or ended: alert and pause. Under the row lock, and only if the
+    order is still running that job: a stop (or a lost job's replacement) that moved it on while the executor was
+    asked is why the job ended, not news — another worker's wind-down stops the job it stopped."""
+    locked = MMOrder.objects.select_for_update().get(pk=order.pk)
+    if locked.state != mm.State.RUNNING or locked.job_id != order.job_id:
+        return locked
+    order_id = order.pk
+    reason, halted_at = status.get("reason") or "", status.get("halted_at_ms")
+    # The executor's kill switch halts the job with a reason that names it: that alert has its own kind, and the
+    # beat rule keeps it open while the order stays paused by it (`alert_rules.rule_kill_switch`).
+    tripped = status["state"] == "halted" and is_kill_switch(reason)
+    services.alert_raise(
+        KILL_SWITCH if tripped else "job_" + status["state"],
+        f"order {order_id}: job {order.job_id} is {status['state']}: {reason}",
+        dedup=kill_switch_dedup(order.job_id, halted_at)
+        if tripped
+        else f"job:{order.job_id}:{status['state']}:{halted_at}",
+        detail={"order": order_id, "job_id": order.job_id, "reason": reason},
+        owner_id=order.owner_id,
+    )
+    return services.mm_order_transition(
+        order_id=order_id,
+        event=mm.Event.PAUSE,
+        key=f"o{order_id}-pause-{status['state']}-{halted_at or 0}",
+        detail={"reason": reason or status["state"], "job_id": order.job_id, "halted_at_ms": halted_at},
+    )
 
 
 def _executor_still_listed(order: MMOrder) -> bool:

@@ -41,6 +41,16 @@ def _lock_accounts(accounts: Iterable[str]) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_id])
 
 
+def _recorded(tx: Transaction) -> bool:
+    """Whether the key is recorded already, identically; another transaction under it is a conflict."""
+    existing = LedgerTransaction.objects.filter(key=tx.key).prefetch_related("postings").first()
+    if existing is None:
+        return False
+    if not _as_domain(existing).same_as(tx):
+        raise LedgerConflict(f"ledger key {tx.key} was already used for another transaction")
+    return True
+
+
 def _as_domain(row: LedgerTransaction) -> Transaction:
     postings = tuple(Posting(p.account, p.asset, int(p.amount)) for p in row.postings.all())
     return Transaction(key=row.key, kind=row.kind, postings=postings)
@@ -52,12 +62,13 @@ def ledger_record(*, tx: Transaction, memo: str = "") -> bool:
 
     Internal accounts never go below zero; a refused transaction writes nothing.
     """
-    existing = LedgerTransaction.objects.filter(key=tx.key).prefetch_related("postings").first()
-    if existing is not None:
-        if not _as_domain(existing).same_as(tx):
-            raise LedgerConflict(f"ledger key {tx.key} was already used for another transaction")
+    if _recorded(tx):
         return False
     _lock_accounts(p.account for p in tx.postings)
+    # Another worker may have recorded this very key while we waited for the locks (two pulls of the same report
+    # page): ours is then its duplicate, not a debit to check against the balance it has just spent.
+    if _recorded(tx):
+        return False
     # The net movement per account, not each posting alone: a transaction that debits one account twice
     # must be checked against the sum of both debits, or each would pass against the same starting balance.
     net: dict[str, int] = {}
