@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from decimal import Decimal
 
+from executor import runtime
 from executor.engine.accounting import Position
 from executor.engine.reporting import ReportBuilder
 from executor.engine.risk import RiskGuard, price_insanity
@@ -267,6 +268,7 @@ class JobRunner(StatusView):
         )
         self._last_tick_ms = now
         self.state = JobState.RUNNING
+        runtime.settled()  # this job's client, its market tables and its state live as long as the job
         log.info("job_running", job_id=self.job_id, symbol=self.symbol)
 
     async def tick(self) -> None:
