@@ -237,9 +237,9 @@ class StreamGateway(Gateway):
             params["postOnly"] = True
         async with _translate(self.client, "create order"):
             try:
-                raw = await asyncio.wait_for(
-                    self.client.create_order_ws(symbol, "limit", side, str(amount), str(price), params), self._timeout()
-                )
+                # `asyncio.timeout`, not `wait_for`: no task of its own, so the request is made in this turn.
+                async with asyncio.timeout(self._timeout()):
+                    raw = await self.client.create_order_ws(symbol, "limit", side, str(amount), str(price), params)
             except TimeoutError:
                 raise Transient("create order: no answer on the WebSocket API") from None
         return self._order(raw)
@@ -249,9 +249,8 @@ class StreamGateway(Gateway):
             return await super().cancel(symbol, client_order_id)
         async with _translate(self.client, "cancel order"):
             try:
-                raw = await asyncio.wait_for(
-                    self.client.cancel_order_ws(None, symbol, {"origClientOrderId": client_order_id}), self._timeout()
-                )
+                async with asyncio.timeout(self._timeout()):
+                    raw = await self.client.cancel_order_ws(None, symbol, {"origClientOrderId": client_order_id})
             except TimeoutError:
                 raise Transient("cancel order: no answer on the WebSocket API") from None
         return self._order(raw)
