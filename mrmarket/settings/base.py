@@ -416,6 +416,12 @@ REST_FRAMEWORK = {
     # Deny by default: every view states who may call it (mrmarket.api.permissions.RolePermission).
     "DEFAULT_PERMISSION_CLASSES": ["mrmarket.api.permissions.RolePermission"],
     "DEFAULT_SCHEMA_CLASS": "mrmarket.api.schema.AutoSchema",
+    # DRF's three, the JSON one bounding nesting first (a deep body crashed the process: mrmarket/api/parsers.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "mrmarket.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "EXCEPTION_HANDLER": "mrmarket.api.errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "auth": env.str("AUTH_THROTTLE_RATE", default="10/min"),

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wire.canonical import canonical_bytes, digest, parse
+from wire.canonical import MAX_DEPTH, canonical_bytes, check_depth, digest, parse
 from wire.errors import CanonicalFormError
 
 
@@ -63,3 +63,32 @@ def test_key_order_does_not_change_the_digest(value: dict, rnd) -> None:
     items = list(value.items())
     rnd.shuffle(items)
     assert digest(dict(items)) == digest(value)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"\xff", "not UTF-8 at byte 0"),  # was UnicodeDecodeError
+        (b'{"a": "\xc3"}', "not UTF-8 at byte 7"),
+        (b"[" * 100_000, "nested deeper than 128 levels"),  # crashed the process (py_ecc lifts the recursion limit)
+        (b"1" * 5_000, "Exceeds the limit"),  # was a bare ValueError (int() digit limit)
+        (b"NaN", "NaN is not JSON"),  # were accepted as floats
+        (b'{"a": Infinity}', "Infinity is not JSON"),
+        (b"[-Infinity]", "-Infinity is not JSON"),
+    ],
+)
+def test_parse_refuses_every_bad_input_with_its_own_error(data: bytes, message: str) -> None:
+    """Found by tests/fuzz/test_parsers.py: each of these escaped as another exception type, or parsed."""
+    with pytest.raises(CanonicalFormError, match=message):
+        parse(data)
+
+
+def test_nesting_is_counted_outside_strings_only() -> None:
+    deep = "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1)
+    with pytest.raises(CanonicalFormError, match="nested deeper"):
+        check_depth(deep)
+    check_depth("[" * MAX_DEPTH + "]" * MAX_DEPTH)
+    assert parse('["' + "[{" * 500 + '"]') == ["[{" * 500]
+    assert parse('["\\"' + "[" * 500 + '"]') == ['"' + "[" * 500]
+    with pytest.raises(CanonicalFormError, match="nested deeper"):
+        parse('["a\\\\"' + "[" * 500)  # the string closes after the escaped backslash
