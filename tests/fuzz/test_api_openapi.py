@@ -37,6 +37,8 @@ from knox.models import AuthToken
 from rest_framework.test import APIClient
 from schemathesis import Case, GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.transport import Response
+from schemathesis.generation.stateful.state_machine import StepInput, StepOutput
 from schemathesis.schemas import APIOperation
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -59,6 +61,7 @@ SCHEMA = schemathesis.openapi.from_path(ROOT / "docs" / "api" / "openapi-v1.yaml
 SCHEMA.config.update(base_url="http://localhost")
 SCHEMA.config.generation.update(deterministic=True, with_security_parameters=False)
 EXAMPLES = 10  # per operation and caller
+STATEFUL_SCENARIOS = 25  # sequences of up to 6 calls
 CALLERS = ("anonymous", *(role.value for role in Role))
 
 # Tables a refused request may write by design: failed logins are counted (django-axes) and sessions touched.
@@ -185,7 +188,7 @@ def _headers(caller: str, world: World) -> dict[str, str]:
     return {} if caller == "anonymous" else {"Authorization": f"Token {world.tokens[caller]}"}
 
 
-def check_one(case: Any, caller: str, world: World, wsgi: WSGIHandler, captured: Lines) -> None:
+def check_one(case: Any, caller: str, world: World, wsgi: WSGIHandler, captured: Lines) -> Response:
     before = table_digests()
     response = case.call(app=wsgi, headers=_headers(caller, world))
     text = response.text if isinstance(response.text, str) else ""
@@ -215,6 +218,7 @@ def check_one(case: Any, caller: str, world: World, wsgi: WSGIHandler, captured:
     for line in new:
         for secret in world.secrets:
             assert secret not in line, f"a secret in a log line after {case.method} {case.path}: {line[:300]}"
+    return response
 
 
 def _allowed_callers(operation: APIOperation) -> tuple[str, ...]:
@@ -277,3 +281,34 @@ def test_the_api(
 ) -> None:
     case = data.draw(_cases(label), label="case")
     check_one(case, caller, world, wsgi, captured)
+
+
+def test_the_api_stateful(world: World, wsgi: WSGIHandler, captured: Lines) -> None:
+    """Sequences of calls along the links schemathesis infers from the schema (the document declares none: an
+    id a response returns is what a later path takes, e.g. an exchange account enrolled, then an order on it
+    created, read, funded, stopped), each step under the same checks as above. As the operator: the one caller
+    whose operations create what later ones take (a creator's prepare needs the chain, absent here)."""
+    caller = Role.OPERATOR.value
+    machine = SCHEMA.as_state_machine()
+    steps: list[tuple[str, int, bool]] = []  # operation, status, whether it took a value from an earlier response
+
+    class Workflow(machine):  # type: ignore[valid-type, misc]
+        def step(self, input: StepInput) -> StepOutput:
+            response = check_one(input.case, caller, world, wsgi, captured)
+            linked = input.transition is not None and input.is_applied
+            steps.append((input.case.operation.label, response.status_code, linked))
+            return StepOutput(response, input.case)
+
+    Workflow.run(
+        settings=settings(
+            max_examples=STATEFUL_SCENARIOS,
+            stateful_step_count=6,
+            derandomize=True,
+            database=None,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+    assert len(steps) >= STATEFUL_SCENARIOS
+    assert sum(linked for *_, linked in steps) >= 5, f"few steps followed a link: {sorted(set(steps))}"
+    assert any(linked and status < 300 for _, status, linked in steps), sorted(set(steps))
