@@ -444,6 +444,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The default hook, then the error responses every operation has (mrmarket/api/schema.py).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "mrmarket.api.schema.document_errors"],
 }
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 

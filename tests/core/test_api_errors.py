@@ -65,3 +65,20 @@ def test_a_body_the_json_parser_must_not_recurse_into_is_a_parse_error(
     assert response.status_code == 400
     assert response.json()["code"] == "parse_error"
     assert message in response.json()["message"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/execution/mm-orders/-1", "/api/v1/campaigns/x/y", "/api/v1/nothing-here"])
+def test_a_path_no_pattern_matches_is_a_json_404_under_the_api(path: str) -> None:
+    """Found by tests/fuzz: a path parameter its converter refuses (`<int:pk>` and -1) reached Django's resolver 404,
+    an HTML page, where the schema documents the error shape."""
+    response = APIClient().get(path, HTTP_X_REQUEST_ID="req-404")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    body = {"code": "not_found", "message": "No such resource.", "extra": {}, "request_id": "req-404"}
+    assert response.json() == body
+
+
+def test_outside_the_api_a_404_is_still_a_page() -> None:
+    response = APIClient().get("/no-such-page")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")

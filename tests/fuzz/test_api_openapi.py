@@ -44,6 +44,7 @@ from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_headers_conformance,
     response_schema_conformance,
+    status_code_conformance,
 )
 
 from devnet.exchange.fixtures import RunningExchange, run_exchange
@@ -178,6 +179,7 @@ def table_digests() -> dict[str, str]:
 
 CHECKS = [
     not_a_server_error,
+    status_code_conformance,
     content_type_conformance,
     response_headers_conformance,
     response_schema_conformance,
