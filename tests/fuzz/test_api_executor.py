@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -47,10 +48,11 @@ from schemathesis.specs.openapi.checks import (
 
 from devnet.exchange.fixtures import RunningExchange
 from execution.executor_client import ExecutorClient
+from executor.jobs.manager import JobManager
 from executor.quote import ConfigfsTsmProvider
 from mrmarket.controller import controller_key
 from mrmarket.observability.logging import make_formatter
-from tests.execution.executor_thread import running_executor
+from tests.execution.executor_thread import manager_of, running_executor
 from tests.executor.harness import job_spec, live_exchange, trading_key
 from tests.executor.test_attestation_providers import TsmImitation, _rmdir_with_files
 from tests.fuzz.mutations import mutated
@@ -102,6 +104,7 @@ class Executor:
     secret: str  # the canary: the planted job's exchange secret
     session: requests.Session
     client: ExecutorClient
+    manager: JobManager
 
     def signed(self, method: str, path_qs: str, body: bytes) -> dict[str, str]:
         """The controller's headers, as execution/executor_client.py makes them (Django's controller key)."""
@@ -158,13 +161,21 @@ def executor(exchange: RunningExchange, captured: Lines, quotes: ConfigfsTsmProv
     """The executor in a thread (tests/execution/executor_thread.py), pinned to Django's controller key, and a job
     planted on it through Django's own client: started, its credentials sealed and delivered, running."""
     key = trading_key(exchange)
+    state: dict[str, Any] = {}
     with (
-        running_executor(exchange.base_url, provider=quotes, streams=False) as url,
+        running_executor(exchange.base_url, holder=state, provider=quotes, streams=False) as url,
         ExecutorClient(url) as client,
         requests.Session() as session,
     ):
         health = client.health()
-        ex = Executor(url=url, audience=health["signing_key"], secret=key.secret, session=session, client=client)
+        ex = Executor(
+            url=url,
+            audience=health["signing_key"],
+            secret=key.secret,
+            session=session,
+            client=client,
+            manager=manager_of(state),
+        )
         started = client.start(job_spec(PLANTED))
         client.deliver_credentials(
             PLANTED,
@@ -276,6 +287,14 @@ def test_the_executor_api_stateful(executor: Executor, captured: Lines) -> None:
     steps: list[tuple[str, int, bool]] = []
 
     class Workflow(machine):  # type: ignore[valid-type, misc]
+        def setup(self) -> None:
+            super().setup()
+            # Each sequence meets the same executor (Hypothesis replays sequences): the jobs earlier ones started
+            # are forgotten. They never got credentials (random bytes open no seal), so nothing of theirs runs.
+            for job_id in [j for j in executor.manager.jobs if j != PLANTED]:
+                runner = executor.manager.jobs.pop(job_id)
+                assert runner._task is None, job_id
+
         def step(self, input: StepInput) -> StepOutput:
             case = input.case
             if case.operation.label == "POST /v1/jobs/start":

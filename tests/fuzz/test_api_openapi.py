@@ -29,7 +29,7 @@ import schemathesis
 from django.apps import apps
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 from django.urls import resolve
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -295,6 +295,15 @@ def test_the_api_stateful(world: World, wsgi: WSGIHandler, captured: Lines) -> N
     steps: list[tuple[str, int, bool]] = []  # operation, status, whether it took a value from an earlier response
 
     class Workflow(machine):  # type: ignore[valid-type, misc]
+        # Each sequence starts from the same database (Hypothesis replays sequences): a savepoint, rolled back.
+        def setup(self) -> None:
+            super().setup()
+            self.savepoint = transaction.savepoint()
+
+        def teardown(self) -> None:
+            transaction.savepoint_rollback(self.savepoint)
+            super().teardown()
+
         def step(self, input: StepInput) -> StepOutput:
             response = check_one(input.case, caller, world, wsgi, captured)
             linked = input.transition is not None and input.is_applied
