@@ -11,19 +11,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import requests
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from web3.exceptions import Web3Exception
 
 from campaigns import selectors
 from campaigns.domain.templates import TEMPLATES
 from campaigns.domain.wizard import DAY, STEPS, furthest_step, reachable
 from campaigns.errors import ChainUnavailable
+from campaigns.node import NODE_FAILURES
 from campaigns.wizard import (
     Draft,
     campaign_wizard_review,
@@ -46,9 +45,7 @@ TITLES = {
 }
 
 
-# What a node that does not answer raises through web3.py: refused or timed out (requests, aiohttp), or an answer
-# that is no JSON-RPC reply. A view that meets one says so with the typed 503; the draft is untouched.
-NODE_FAILURES = (Web3Exception, requests.RequestException, ConnectionError, TimeoutError)
+# A view that meets a node failure (campaigns.node.NODE_FAILURES) says so with the typed 503; the draft is untouched.
 
 
 def chain_answers(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

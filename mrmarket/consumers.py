@@ -18,6 +18,10 @@ class SystemStatusConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(SYSTEM_STATUS_GROUP, self.channel_name)
         await self.accept()
 
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        """The page only listens: what it sends is not even parsed (a deep JSON frame would recurse the decoder
+        past the C stack: py_ecc lifts the recursion limit)."""
+
     async def disconnect(self, code: int) -> None:
         await self.channel_layer.group_discard(SYSTEM_STATUS_GROUP, self.channel_name)
 

@@ -21,6 +21,7 @@ from mrmarket.chain import get_web3
 from mrmarket.errors import ApplicationError
 from mrmarket.login_security import AuthRateThrottle
 from mrmarket.siwe import SessionNonceStore, SiweMalformed, siwe_sign_in_message, siwe_verify
+from wire.canonical import check_depth
 
 SESSION_NONCE = "siwe_nonce"
 SESSION_ADDRESS = "siwe_address"
@@ -57,8 +58,10 @@ def _refused(exc: ApplicationError) -> JsonResponse:
 
 def _body(request: HttpRequest) -> dict[str, Any]:
     try:
-        body = json.loads(request.body or b"{}")
-    except ValueError:
+        text = (request.body or b"{}").decode()
+        check_depth(text)  # before json.loads recurses: a deep body crashed the process (wire/canonical.py)
+        body = json.loads(text)
+    except ValueError:  # not UTF-8, nested too deep, or not JSON
         raise SiweMalformed("the request body is not JSON") from None
     if not isinstance(body, dict):
         raise SiweMalformed("the request body is not a JSON object")

@@ -40,3 +40,6 @@ urlpatterns = [
         "campaigns/<int:chain_id>/<str:address>/stability.json", campaign_stability_json, name="campaign-stability-json"
     ),
 ]
+
+# Under /api/, a path no pattern matches answers in the API's error shape (mrmarket/views.py).
+handler404 = "mrmarket.views.not_found"

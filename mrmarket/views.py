@@ -8,9 +8,11 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from django.views.defaults import page_not_found
 from django_prometheus.exports import ExportToDjangoView
 
 from mrmarket import health
+from mrmarket.observability import context
 
 
 @never_cache
@@ -47,3 +49,18 @@ def metrics(request: HttpRequest) -> HttpResponse:
         if not hmac.compare_digest(supplied.encode(), token.encode()):
             return HttpResponse("metrics token required\n", status=401, content_type="text/plain")
     return ExportToDjangoView(request)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 404 (no URL pattern matched: a path parameter its converter refuses, `/mm-orders/-1`) in the API's
+    error shape under /api/, as DRF's own 404s are (found by tests/fuzz: an HTML page where JSON is documented);
+    Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        body: dict[str, object] = {
+            "code": "not_found",
+            "message": "No such resource.",
+            "extra": {},
+            "request_id": context.current_request_id(),
+        }
+        return JsonResponse(body, status=404)
+    return page_not_found(request, exception)

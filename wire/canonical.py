@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 import rfc8785
@@ -18,6 +19,14 @@ import rfc8785
 from wire.errors import CanonicalFormError
 
 _MAX_SAFE_INT = 2**53 - 1
+# JSON from the other side nests at most this deep. A bound of our own, not the interpreter's recursion limit:
+# py_ecc (imported with web3) raises that limit to 100 000, so a document nested deeper than the C stack holds
+# (100 kB of `[`) would crash the process in `json.loads` instead of raising RecursionError.
+MAX_DEPTH = 128
+# A string, escapes included; one left open runs to the end of the text, so that no match ever fails (and the
+# scan stays linear whatever the quotes and backslashes).
+_STRING = re.compile(r'"[^"\\]*(?:\\(?:.|\Z)[^"\\]*)*(?:"|\Z)', re.DOTALL)
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
 
 
 def _check(value: Any, path: str) -> None:
@@ -79,11 +88,31 @@ def digest(value: Any) -> str:
     return hashlib.sha256(canonical_bytes(value)).hexdigest()
 
 
+def check_depth(text: str, *, limit: int = MAX_DEPTH) -> None:
+    """Refuse (CanonicalFormError) JSON text whose arrays and objects nest deeper than `limit`, before any parser
+    recurses into it. Linear in the text; the common case (few brackets) is two `count` calls."""
+    if text.count("[") + text.count("{") <= limit:
+        return
+    depth = 0
+    for char in _NOT_BRACKETS.sub("", _STRING.sub("", text)):
+        if char in "[{":
+            depth += 1
+            if depth > limit:
+                raise CanonicalFormError(f"nested deeper than {limit} levels")
+        else:
+            depth -= 1
+
+
 def parse(data: bytes | str) -> Any:
-    """Parse JSON received from the other side, refusing floats and duplicate keys (both ambiguous)."""
+    """Parse JSON received from the other side, refusing floats (NaN and Infinity too), duplicate keys (both
+    ambiguous), bytes that are not UTF-8 and nesting deeper than the interpreter recurses: every refusal is a
+    CanonicalFormError, whatever the bytes."""
 
     def no_float(text: str) -> Any:
         raise CanonicalFormError(f"float literal {text} is not allowed; use a decimal string")
+
+    def no_constant(text: str) -> Any:
+        raise CanonicalFormError(f"{text} is not JSON (and floats are not allowed)")
 
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -93,7 +122,17 @@ def parse(data: bytes | str) -> Any:
             result[key] = value
         return result
 
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        try:
+            data = bytes(data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CanonicalFormError(f"not UTF-8 at byte {exc.start}") from None
+    check_depth(data)
     try:
-        return json.loads(data, parse_float=no_float, object_pairs_hook=no_duplicates)
+        return json.loads(data, parse_float=no_float, parse_constant=no_constant, object_pairs_hook=no_duplicates)
+    except CanonicalFormError:
+        raise
     except json.JSONDecodeError as exc:
         raise CanonicalFormError(f"not JSON: {exc.msg} at {exc.pos}") from None
+    except ValueError as exc:  # an integer literal longer than int() converts (sys.get_int_max_str_digits)
+        raise CanonicalFormError(f"not JSON we read: {str(exc)[:80]}") from None

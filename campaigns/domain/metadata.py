@@ -18,6 +18,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from wire.canonical import canonical_bytes
+from wire.errors import CanonicalFormError
 
 SCHEMA_ID = "mrmarket.campaign-metadata/v1"
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema" / "metadata-v1.json"
@@ -68,6 +69,12 @@ def validate(metadata: Any) -> None:
     ]
     if errors:
         raise MetadataError(errors)
+    try:
+        # JSON Schema's "integer" takes 1.0, and no bound keeps chain_id or start within I-JSON: what has no
+        # canonical form has no hash, so it is not metadata (it used to pass here and fail in `canonical`).
+        canonical_bytes(metadata)
+    except CanonicalFormError as exc:
+        raise MetadataError([FieldError(exc.path, exc.message)]) from None
     errors = _cross_field_errors(metadata)
     if errors:
         raise MetadataError(errors)

@@ -416,6 +416,12 @@ REST_FRAMEWORK = {
     # Deny by default: every view states who may call it (mrmarket.api.permissions.RolePermission).
     "DEFAULT_PERMISSION_CLASSES": ["mrmarket.api.permissions.RolePermission"],
     "DEFAULT_SCHEMA_CLASS": "mrmarket.api.schema.AutoSchema",
+    # DRF's three, the JSON one bounding nesting first (a deep body crashed the process: mrmarket/api/parsers.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "mrmarket.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "EXCEPTION_HANDLER": "mrmarket.api.errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "auth": env.str("AUTH_THROTTLE_RATE", default="10/min"),
@@ -438,6 +444,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The default hook, then the error responses every operation has (mrmarket/api/schema.py).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "mrmarket.api.schema.document_errors"],
 }
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 

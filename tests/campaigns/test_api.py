@@ -11,6 +11,8 @@ from rest_framework.test import APIClient
 
 from campaigns.models import Campaign, CampaignMetadata
 from campaigns.selectors import CampaignStatus, campaign_status
+from mrmarket.roles import Role
+from tests.factories import user_with
 
 pytestmark = pytest.mark.django_db
 TOKEN = "0x" + "ab" * 20
@@ -102,3 +104,31 @@ def test_amounts_come_with_their_token_units_when_the_metadata_says_the_decimals
     assert listing[unnamed.address]["budget_display"] is None  # decimals unknown: the base units are all there is
     detail = client.get(f"/api/v1/campaigns/31337/{named.address}").json()
     assert detail["budget_display"] == "7,000.5 USDT"
+
+
+@pytest.mark.parametrize("rpc_url", ["", "http://127.0.0.1:9"])  # none configured; a node that refuses
+def test_without_an_answering_chain_prepare_and_funding_check_are_a_typed_503(settings, rpc_url: str) -> None:
+    """Found by tests/fuzz/test_api_openapi.py: both answered 500 (ConfigError, ConnectionError escaped the view);
+    the wizard's pages already said `chain_unavailable`."""
+    settings.CHAIN_RPC_URL = rpc_url
+    client = APIClient()
+    client.force_authenticate(user_with(Role.CREATOR))
+    address = "0x" + "11" * 20
+    prepare = {
+        "creator": address,
+        "template": "stable_depth",
+        "reward_token": {"address": address, "symbol": "USDT", "decimals": 6},
+        "exchange": "binance",
+        "pair": "MMT/USDT",
+        "start": 1_800_000_000,
+        "end": 1_800_000_000 + 7 * 86_400,
+        "budget": "7000000000",
+        "recording_oracle": address,
+        "reputation_oracle": address,
+    }
+    funding = {"creator": address, "predicted_address": address, "token": address, "budget": "1"}
+    for path, data in (("/api/v1/campaigns/prepare", prepare), ("/api/v1/campaigns/funding-check", funding)):
+        response = client.post(path, data, format="json")
+        assert response.status_code == 503, (path, response.content)
+        assert response.json()["code"] == "chain_unavailable"
+    assert not CampaignMetadata.objects.exists()

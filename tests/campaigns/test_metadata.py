@@ -122,3 +122,22 @@ def test_valid_inputs_always_hash(template_id: str, days: int, budget: int) -> N
         budget=max(budget, epochs),
     )
     assert len(metadata_hash(m)) == 32
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "message"),
+    [
+        (lambda m: m.update(chain_id=31337.0), "chain_id", "floats are not allowed"),
+        (lambda m: m["reward_token"].update(decimals=6.0), "reward_token.decimals", "floats are not allowed"),
+        (lambda m: m.update(end=2**53), "end", "integer outside the I-JSON range"),
+        (lambda m: m.update(chain_id=2**64), "chain_id", "integer outside the I-JSON range"),
+    ],
+)
+def test_metadata_without_a_canonical_form_is_a_metadata_error(mutate, field: str, message: str) -> None:
+    """Found by tests/fuzz/test_parsers.py: the schema's "integer" takes 31337.0 and nothing bounded chain_id, so
+    such metadata validated and then had no hash (CanonicalFormError from `canonical`, not a MetadataError)."""
+    m = good()
+    mutate(m)
+    with pytest.raises(MetadataError) as err:
+        validate(m)
+    assert message in err.value.fields[field]

@@ -167,3 +167,11 @@ def test_sign_in_requests_are_rate_limited_per_client_address(redis_clean: None)
     assert limited.json()["code"] == "throttled"
     assert int(limited["Retry-After"]) > 0
     assert siwe_views.SESSION_ADDRESS not in client.session
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b"\xff\xfe{}"])
+def test_a_deeply_nested_or_undecodable_body_is_malformed_not_a_crash(body: bytes) -> None:
+    """Found by tests/fuzz: `[` × 100 000 recursed json.loads past the C stack (py_ecc lifts the recursion limit),
+    killing the process; bytes that are not UTF-8 are refused the same way."""
+    response = fresh_client().post("/auth/siwe/message", body, content_type="application/json")
+    assert (response.status_code, response.json()["code"]) == (400, "siwe_malformed")

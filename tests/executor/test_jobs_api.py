@@ -9,8 +9,10 @@ import hashlib
 import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
 from executor.api.app import create_app
@@ -341,3 +343,20 @@ async def test_a_refusal_of_the_job_manager_is_an_api_error_with_the_request_id(
             "error": {"code": code, "message": "no job none-1 on this executor", "request_id": f"rid-{code}-{method}"}
         }
         assert response.headers["X-Request-ID"] == f"rid-{code}-{method}"
+
+
+async def test_a_repeated_start_answers_200_as_the_spec_documents(
+    app_client: tuple[TestClient, Identity, JobManager],
+) -> None:
+    """Found by tests/fuzz/test_api_executor.py: the retried start's 200 (idempotent by job id) was undocumented,
+    so its JobStatus body was checked against the `default` Error schema."""
+    client, _, _ = app_client
+    controller = Controller(client)
+    first, _ = await controller.start(job_spec("start-twice"))
+    again, body = await controller.start(job_spec("start-twice"))
+    assert (first, again) == (201, 200)
+    spec = yaml.safe_load((Path(__file__).resolve().parents[2] / "docs" / "api" / "executor-v1.yaml").read_text())
+    documented = spec["paths"]["/v1/jobs/start"]["post"]["responses"]
+    for status in ("200", "201"):
+        assert documented[status]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/JobStatus"}
+    assert set(spec["components"]["schemas"]["JobStatus"]["required"]) <= set(body)

@@ -7,7 +7,7 @@ import rfc8785
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wire.canonical import canonical_bytes, digest, parse
+from wire.canonical import MAX_DEPTH, canonical_bytes, check_depth, digest, parse
 from wire.errors import CanonicalFormError
 
 
@@ -89,3 +89,32 @@ def test_control_characters_escape_as_rfc8785_says() -> None:
     value = {"k\x00": '\x01\x08\x09\x0a\x0b\x0c\x0d\x1f\x7f"\\/'}
     assert canonical_bytes(value) == rfc8785.dumps(value)
     assert canonical_bytes(value) == b'{"k\\u0000":"\\u0001\\b\\t\\n\\u000b\\f\\r\\u001f\x7f\\"\\\\/"}'
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"\xff", "not UTF-8 at byte 0"),  # was UnicodeDecodeError
+        (b'{"a": "\xc3"}', "not UTF-8 at byte 7"),
+        (b"[" * 100_000, "nested deeper than 128 levels"),  # crashed the process (py_ecc lifts the recursion limit)
+        (b"1" * 5_000, "Exceeds the limit"),  # was a bare ValueError (int() digit limit)
+        (b"NaN", "NaN is not JSON"),  # were accepted as floats
+        (b'{"a": Infinity}', "Infinity is not JSON"),
+        (b"[-Infinity]", "-Infinity is not JSON"),
+    ],
+)
+def test_parse_refuses_every_bad_input_with_its_own_error(data: bytes, message: str) -> None:
+    """Found by tests/fuzz/test_parsers.py: each of these escaped as another exception type, or parsed."""
+    with pytest.raises(CanonicalFormError, match=message):
+        parse(data)
+
+
+def test_nesting_is_counted_outside_strings_only() -> None:
+    deep = "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1)
+    with pytest.raises(CanonicalFormError, match="nested deeper"):
+        check_depth(deep)
+    check_depth("[" * MAX_DEPTH + "]" * MAX_DEPTH)
+    assert parse('["' + "[{" * 500 + '"]') == ["[{" * 500]
+    assert parse('["\\"' + "[" * 500 + '"]') == ['"' + "[" * 500]
+    with pytest.raises(CanonicalFormError, match="nested deeper"):
+        parse('["a\\\\"' + "[" * 500)  # the string closes after the escaped backslash

@@ -13,6 +13,7 @@ from web3 import Web3
 
 from campaigns import selectors, services
 from campaigns.errors import CampaignNotFound
+from campaigns.node import node_answers
 from mrmarket.api.permissions import PUBLIC
 from mrmarket.roles import Role
 
@@ -159,25 +160,26 @@ class CampaignPrepareApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        prepared = services.campaign_prepare(
-            creator=v["creator"],
-            template_id=v["template"],
-            reward_token=dict(v["reward_token"]),
-            exchange=v["exchange"],
-            pair=v["pair"],
-            start=v["start"],
-            end=v["end"],
-            budget=int(v["budget"]),
-            oracles={
-                "recording": v["recording_oracle"],
-                "reputation": v["reputation_oracle"],
-                "fee_recipient": v["reputation_oracle"],
-            },
-            scoring_overrides=v.get("scoring"),
-            title=v["title"],
-            uri_base=request.build_absolute_uri("/api/v1/campaigns/metadata"),
-            created_by_id=request.user.pk,
-        )
+        with node_answers():  # the chain's id, the factory's prediction and the exchange's listing are read
+            prepared = services.campaign_prepare(
+                creator=v["creator"],
+                template_id=v["template"],
+                reward_token=dict(v["reward_token"]),
+                exchange=v["exchange"],
+                pair=v["pair"],
+                start=v["start"],
+                end=v["end"],
+                budget=int(v["budget"]),
+                oracles={
+                    "recording": v["recording_oracle"],
+                    "reputation": v["reputation_oracle"],
+                    "fee_recipient": v["reputation_oracle"],
+                },
+                scoring_overrides=v.get("scoring"),
+                title=v["title"],
+                uri_base=request.build_absolute_uri("/api/v1/campaigns/metadata"),
+                created_by_id=request.user.pk,
+            )
         return Response(self.OutputSerializer(prepared.__dict__).data)
 
 
@@ -200,12 +202,13 @@ class CampaignFundingCheckApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        services.campaign_check_funding(
-            creator=v["creator"],
-            predicted_address=Web3.to_checksum_address(v["predicted_address"]),
-            token_address=v["token"],
-            budget=int(v["budget"]),
-        )
+        with node_answers():  # the token's allowance is read
+            services.campaign_check_funding(
+                creator=v["creator"],
+                predicted_address=Web3.to_checksum_address(v["predicted_address"]),
+                token_address=v["token"],
+                budget=int(v["budget"]),
+            )
         return Response(self.OutputSerializer({"ready": True}).data)
 
 
