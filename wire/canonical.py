@@ -51,23 +51,27 @@ def _check(value: Any, path: str) -> None:
     raise CanonicalFormError(f"{type(value).__name__} is not a JSON value", path=path)
 
 
-def _valid(value: Any) -> bool:
-    """`_check` without the error paths (the common case, kept cheap); `_check` says where a value went wrong."""
+def _valid(value: Any, depth: int = 0) -> bool:
+    """`_check` without the error paths (the common case, kept cheap); `_check` says where a value went wrong. False
+    too past MAX_DEPTH levels: the standard library's C encoder is then not used (its recursion is on the C stack)."""
     kind = type(value)
     if kind is str or kind is bool or value is None:
         return True
     if kind is int:
         return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
+    if depth >= MAX_DEPTH:
+        return False
     if kind is dict:
-        return all(type(k) is str for k in value) and all(_valid(v) for v in value.values())
+        return all(type(k) is str for k in value) and all(_valid(v, depth + 1) for v in value.values())
     if kind is list or kind is tuple:
-        return all(_valid(v) for v in value)
+        return all(_valid(v, depth + 1) for v in value)
     return False
 
 
 def canonical_bytes(value: Any) -> bytes:
     if not _valid(value):
-        _check(value, "")  # raises, with the path (or accepts a subclass of a JSON type, as before)
+        _check(value, "")  # raises, with the path (or accepts a deep value, or a subclass of a JSON type)
+        return _rfc8785(value)
     # Within the rules above (strings, safe integers, booleans, null, arrays, objects with string keys), the
     # standard library's sorted, compact, non-ASCII-escaping output IS the RFC 8785 form when it is all ASCII:
     # integers print as RFC 8785 prints them, strings escape the same characters the same way, and ASCII keys sort
@@ -76,6 +80,10 @@ def canonical_bytes(value: Any) -> bytes:
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     if text.isascii():
         return text.encode("ascii")
+    return _rfc8785(value)
+
+
+def _rfc8785(value: Any) -> bytes:
     try:
         encoded: bytes = rfc8785.dumps(value)
     except rfc8785.CanonicalizationError as exc:
