@@ -1,0 +1,523 @@
+"""Load: the API under concurrent users, report ingestion with several executors, and the close of an epoch with
+1,000 participants, on PostgreSQL (a throwaway database of the bench's own) and Redis, everything on loopback.
+
+- `api_p50_under_load_ms`, `api_p99_under_load_ms` and `api_rps_under_load` — locust (headless, its own
+  process) drives `USERS` users for `SECONDS` against the Django app served by uvicorn (`manage.py serve`, one
+  worker, production-like settings: DEBUG off, persistent database connections), with the mix of
+  `bench/load_locustfile.py`: the campaign list and detail, the public campaign page (depth) and stability page,
+  the epochs list, and the operator's MM orders and `/me` with an API token. Percentiles are locust's, over every
+  request of the run; `api_failed_requests_under_load` counts non-2xx answers (expected 0).
+- `report_ingestion_reports_per_second_<N>_executors_<M>_jobs` — `N` real executors (each its own process, the
+  executor app as `python -m executor` serves it) run `M` MM orders' jobs quoting the exchange simulator (its own
+  process); each job signs a report a second (the report window shortened in the executors' processes only, so a
+  backlog builds in seconds, not minutes). Once each job holds `BACKLOG` reports, one Django worker drains them
+  through `execution.jobs.mm_order_pull_reports`, the beat's path: fetched over HTTP, signature, hash chain and
+  spec checked, stored once, fills booked in the ledger. Reports stored over the drain's wall time.
+- `epoch_close_<P>_participants_seconds` — see `close_epoch`.
+
+Sizes come from the environment (`BENCH_LOAD_USERS`, `_SECONDS`, `_EXECUTORS`, `_JOBS`, `_BACKLOG`,
+`_PARTICIPANTS`; `BENCH_LOAD_PARTS=api,ingestion,close` picks parts) so the smoke test runs it small. The
+PostgreSQL server is the one `DATABASE_URL` names when it is PostgreSQL, else `BENCH_POSTGRES_URL` (default the
+local server as user postgres); the bench creates its own database there and drops it at the end.
+`BENCH_PROFILE=DIR` writes a cProfile of each measured window of this process (`python -m pstats FILE`).
+
+Prints `BENCH <name> <value> <unit>` lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import cProfile
+import csv
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mrmarket.settings.test")
+os.environ.setdefault("LOG_LEVEL", "WARNING")  # measure the work, not the terminal
+
+PARTS = tuple(p.strip() for p in os.environ.get("BENCH_LOAD_PARTS", "api,ingestion,close").split(",") if p.strip())
+USERS = int(os.environ.get("BENCH_LOAD_USERS", "50"))
+SECONDS = int(os.environ.get("BENCH_LOAD_SECONDS", "30"))
+EXECUTORS = int(os.environ.get("BENCH_LOAD_EXECUTORS", "4"))
+JOBS = int(os.environ.get("BENCH_LOAD_JOBS", "20"))
+BACKLOG = int(os.environ.get("BENCH_LOAD_BACKLOG", "30"))  # reports each job holds before the drain
+PARTICIPANTS = int(os.environ.get("BENCH_LOAD_PARTICIPANTS", "1000"))
+SEED = 20261203
+CAMPAIGNS = 30
+OPERATOR_ORDERS = 20
+
+
+def bench(name: str, value: float, unit: str, digits: int = 2) -> None:
+    print(f"BENCH {name} {value:.{digits}f} {unit}", flush=True)
+
+
+def note(text: str) -> None:
+    print(f"# {text}", flush=True)
+
+
+@contextlib.contextmanager
+def profiled(name: str) -> Iterator[None]:
+    """A cProfile of the block when BENCH_PROFILE names a directory."""
+    where = os.environ.get("BENCH_PROFILE")
+    if not where:
+        yield
+        return
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        yield
+    finally:
+        profile.disable()
+        Path(where).mkdir(parents=True, exist_ok=True)
+        profile.dump_stats(str(Path(where) / f"{name}.prof"))
+
+
+# ---------------------------------------------------------------------------------------------- the environment
+
+
+def postgres_server_url() -> str:
+    current = os.environ.get("DATABASE_URL", "")
+    if current.startswith(("postgres://", "postgresql://")):
+        return current
+    return os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+@contextlib.contextmanager
+def own_database() -> Iterator[str]:
+    """A fresh database on the PostgreSQL server, dropped at the end (its connections closed first)."""
+    import psycopg
+
+    server = postgres_server_url()
+    name = f"bench_load_{os.getpid()}"
+    admin = with_database(server, "postgres")
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        raise SystemExit(f"bench_load needs PostgreSQL (DATABASE_URL or BENCH_POSTGRES_URL): {exc}") from None
+    try:
+        yield with_database(server, name)
+    finally:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def own_redis() -> Iterator[str]:
+    from devnet.redis import EmbeddedRedis
+
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    redis = EmbeddedRedis().start()
+    try:
+        yield redis.url
+    finally:
+        redis.stop()
+
+
+class Child:
+    """A child process in its own process group, stopped (SIGTERM, then SIGKILL) at the end."""
+
+    def __init__(self, argv: list[str], *, env: dict[str, str] | None = None, stdout: Any = None) -> None:
+        self.process = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=stdout if stdout is not None else subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+
+    def readline(self) -> str:
+        assert self.process.stdout is not None
+        return self.process.stdout.readline().strip()
+
+    def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(20)
+
+
+def wait_until(predicate: Callable[[], bool], *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench_load: {what} did not happen within {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def main() -> None:
+    with own_database() as database_url, own_redis() as redis_url:
+        os.environ["DATABASE_URL"] = database_url
+        os.environ["REDIS_URL"] = redis_url
+        os.environ["REDIS_KEY_PREFIX"] = f"bench-load-{os.getpid()}"  # nothing of another process's cache is read
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+        from django.db import connections
+
+        call_command("migrate", verbosity=0)
+        try:
+            if "api" in PARTS:
+                api_under_load()
+            if "ingestion" in PARTS:
+                report_ingestion()
+            if "close" in PARTS:
+                close_epoch()
+        finally:
+            connections.close_all()
+
+
+# ---------------------------------------------------------------------------------------------- the API under load
+
+
+def seed_api() -> dict[str, Any]:
+    """Campaigns (with their metadata and two hours of the recorder's books each), one operator with MM orders and
+    an API token; what the locustfile asks for."""
+    from django.utils import timezone
+    from knox.models import AuthToken
+
+    from campaigns.domain.metadata import metadata_hash
+    from campaigns.domain.templates import build_metadata
+    from campaigns.models import CampaignMetadata
+    from execution.domain import mm_order as mm
+    from execution.models import ExchangeAccount, MMOrder
+    from mrmarket.roles import Role
+    from payouts.models import BookSnapshot
+    from tests.campaigns.test_api import TOKEN, CampaignFactory
+    from tests.factories import user_with
+
+    rng = random.Random(SEED)
+    now = timezone.now().replace(microsecond=0)
+    start = now - timedelta(hours=2)
+    end = start + timedelta(days=7)
+    campaigns = []
+    for i in range(CAMPAIGNS):
+        metadata = build_metadata(
+            template_id="stable_depth",
+            chain_id=31337,
+            reward_token={"address": TOKEN, "symbol": "USDT", "decimals": 6},
+            exchange="binance",
+            pair="MMT/USDT",
+            start=int(start.timestamp()),
+            end=int(end.timestamp()),
+            budget=10**12 + i,
+            epoch_seconds=86_400,
+            title=f"Load {i}",
+        )
+        digest = "0x" + metadata_hash(metadata).hex()
+        CampaignMetadata.objects.get_or_create(hash=digest, defaults={"document": metadata})
+        campaign = CampaignFactory.create(
+            start=start, end=end, budget=10**12 + i, metadata_hash=digest, epoch_seconds=86_400
+        )
+        sample_ms = int(metadata["scoring"]["sample_seconds"]) * 1000
+        t0 = int(start.timestamp()) * 1000
+        books = []
+        for k in range(0, 2 * 3600 * 1000 // sample_ms):
+            mid = 10_000 + rng.randint(-20, 20)
+            book = {
+                "bids": [[f"0.{mid - 3 - j:05d}", str(rng.randint(100, 5000))] for j in range(10)],
+                "asks": [[f"0.{mid + 3 + j:05d}", str(rng.randint(100, 5000))] for j in range(10)],
+            }
+            t = t0 + k * sample_ms
+            books.append(BookSnapshot(campaign=campaign, t_ms=t, book=book, exchange_ts_ms=t, recorded_ms=t + 5))
+        BookSnapshot.objects.bulk_create(books)
+        campaigns.append(f"{campaign.chain_id}/{campaign.address}")
+    operator = user_with(Role.OPERATOR)
+    account = ExchangeAccount.objects.create(owner=operator, exchange="binance", label="mm", role="trading")
+    for i in range(OPERATOR_ORDERS):
+        MMOrder.objects.create(
+            owner=operator,
+            exchange_account=account,
+            symbol="MMT/USDT",
+            funding_asset="USDT",
+            funding_amount=(1_000 + i) * 10**6,
+            state=mm.State.RUNNING if i % 2 else mm.State.SETTLED,
+        )
+    _, token = AuthToken.objects.create(operator)
+    return {"campaigns": campaigns, "token": token}
+
+
+def locust_stats(prefix: Path) -> list[dict[str, str]]:
+    with open(f"{prefix}_stats.csv", encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def api_under_load() -> None:
+    from devnet.ports import free_port
+
+    targets = seed_api()
+    with tempfile.TemporaryDirectory() as work:
+        target_file = Path(work) / "targets.json"
+        target_file.write_text(json.dumps(targets))
+        port = free_port()
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "mrmarket.settings.dev",
+            "DEBUG": "false",
+            "LOG_LEVEL": "WARNING",
+            "CHAIN_RPC_URL": "",  # the pages say the chain is unreachable at once, rather than time out on one
+        }
+        server = Child([sys.executable, "manage.py", "serve", "--port", str(port)], env=env)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_until(lambda: answers(base + "/healthz"), timeout=60, what="the API server answering")
+            for path in ("/api/v1/campaigns/", f"/campaigns/{targets['campaigns'][0]}/"):
+                answers(base + path)  # warm-up: templates compiled, connections open
+            prefix = Path(work) / "locust"
+            locust = Child(
+                [
+                    str(Path(sys.executable).parent / "locust"),
+                    "-f",
+                    str(ROOT / "bench" / "load_locustfile.py"),
+                    "--headless",
+                    "--users",
+                    str(USERS),
+                    "--spawn-rate",
+                    str(max(1, USERS // 2)),
+                    "--run-time",
+                    f"{SECONDS}s",
+                    "--host",
+                    base,
+                    "--csv",
+                    str(prefix),
+                    "--only-summary",
+                    "--loglevel",
+                    "WARNING",
+                    "--stop-timeout",
+                    "5",
+                ],
+                env={**os.environ, "LOAD_TARGETS": str(target_file), "LOAD_SEED": str(SEED)},
+            )
+            try:
+                code = locust.process.wait(SECONDS + 120)
+            finally:
+                locust.stop()
+            assert locust.process.stderr is not None
+            stderr = locust.process.stderr.read()
+            if code not in (0, 1):  # 1: some requests failed; counted below
+                raise SystemExit(f"locust exited {code}: {stderr[-2000:]}")
+            rows = locust_stats(prefix)
+        finally:
+            server.stop()
+    total = next(r for r in rows if r["Name"] == "Aggregated")
+    for row in rows:
+        if row["Name"] != "Aggregated":
+            note(
+                f"{row['Name']}: {row['Request Count']} requests, p50 {row['50%']} ms, p99 {row['99%']} ms, "
+                f"{row['Failure Count']} failed"
+            )
+    note(f"{USERS} users for {SECONDS} s, {total['Request Count']} requests")
+    bench("api_p50_under_load_ms", float(total["50%"]), "ms", 0)
+    bench("api_p99_under_load_ms", float(total["99%"]), "ms", 0)
+    bench("api_rps_under_load", float(total["Requests/s"]), "req/s", 1)
+    bench("api_failed_requests_under_load", int(total["Failure Count"]), "requests", 0)
+
+
+# ---------------------------------------------------------------------------------------------- report ingestion
+
+
+REPORT_MS = 1000  # each job signs a report a second (the bench's executors only: bench/load_children.py)
+SAMPLE_MS = 100  # ten book samples a report, as a job on 10 s reports sampling every second carries
+BALANCES = {"MMT": "3000", "USDT": "1500"}
+
+
+def start_child(*args: str) -> tuple[Child, str]:
+    child = Child([sys.executable, str(ROOT / "bench" / "load_children.py"), *args], stdout=subprocess.PIPE)
+    url = child.readline()
+    if not url.startswith("http://"):
+        child.stop()
+        assert child.process.stderr is not None
+        raise SystemExit(f"bench_load: {args[0]} did not start: {child.process.stderr.read()[-2000:]}")
+    return child, url
+
+
+def admin(base_url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(
+        base_url + path, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return dict(json.loads(response.read()))
+
+
+def ingestion_orders(exchange_url: str, executor_urls: list[str]) -> list[int]:
+    """`JOBS` MM orders, each on its own simulator account (enrolled, its holdings booked), started through the job
+    service on the executors in turn (`settings.EXECUTOR_URLS` one at a time, so the jobs spread evenly)."""
+    from decimal import Decimal
+
+    from django.conf import settings
+
+    from execution import accounts, jobs, services
+    from execution.domain import mm_order as mm
+    from execution.domain.ledger import transfer
+    from execution.models import MMOrder
+    from mrmarket.exchanges.credentials import ExchangeCredentials
+    from mrmarket.roles import Role
+    from tests.factories import user_with
+
+    settings.EXCHANGE_API_URLS = {"binance": exchange_url}
+    settings.CUSTODY_ASSETS = {
+        "USDT": {"token": "0x" + "ab" * 20, "decimals": 6},
+        "MMT": {"token": "0x" + "cd" * 20, "decimals": 18},
+    }
+    decimals = {"MMT": 18, "USDT": 6}
+    ids = []
+    for i in range(JOBS):
+        key = admin(exchange_url, "/_devnet/accounts", {"permissions": ["read", "trade"], "balances": BALANCES})
+        account = accounts.exchange_account_enrol(
+            owner_id=user_with(Role.OPERATOR).pk,
+            exchange="binance",
+            label=f"mm{i}",
+            role="trading",
+            credentials=ExchangeCredentials(key["api_key"], key["secret"]),
+        )
+        order = MMOrder.objects.create(
+            owner_id=account.owner_id,
+            exchange_account=account,
+            symbol="MMT/USDT",
+            funding_asset="USDT",
+            funding_amount=1_000 * 10**6,
+            state=mm.State.DEPOSIT_CONFIRMED,
+            strategy={
+                "params": {"order_amount": "200", "levels": 1},
+                "report_interval_seconds": 10,
+                "sample_seconds": 1,
+            },
+        )
+        for asset, amount in BALANCES.items():
+            services.ledger_record(
+                tx=transfer(
+                    f"o{order.pk}-seed-{asset}",
+                    "deposit_credit",
+                    asset=asset,
+                    amount=int(Decimal(amount) * 10 ** decimals[asset]),
+                    source="external:chain",
+                    target=f"exchange:a{account.pk}:free",
+                )
+            )
+        settings.EXECUTOR_URLS = [executor_urls[i % len(executor_urls)]]
+        started = jobs.mm_order_start_job(order_id=order.pk)
+        if started.state != mm.State.RUNNING:
+            raise SystemExit(f"bench_load: order {order.pk} did not start ({started.state})")
+        ids.append(order.pk)
+    settings.EXECUTOR_URLS = list(executor_urls)
+    return ids
+
+
+def latest_sequence(order: Any) -> int:
+    from execution.executor_client import ExecutorClient
+
+    with ExecutorClient(order.executor_url) as client:
+        latest = client.reports(order.job_id, after=None, limit=1)["latest_sequence"]
+    return -1 if latest is None else int(latest)
+
+
+def report_ingestion() -> None:
+    from execution import jobs, provisioning, reports
+    from execution.executor_client import ExecutorClient
+    from execution.models import ExecutionReport, MMOrder
+    from mrmarket.controller import controller_key
+    from tests.execution.gate_stand_in import GateStandIn
+
+    # The executors here run no TD: their keys pass provisioning and ingestion by the tests' stand-in for the
+    # trust gate (tests/execution/gate_stand_in.py). Everything after the gate is the product's path.
+    stand_in = GateStandIn()
+    provisioning.attested_identity = stand_in.identity
+    reports.signing_key_attested = stand_in.signing_key_attested
+    children: list[Child] = []
+    try:
+        exchange, exchange_url = start_child("exchange")
+        children.append(exchange)
+        executor_urls = []
+        for _ in range(EXECUTORS):
+            child, url = start_child(
+                "executor", controller_key().public_hex, str(REPORT_MS), str(SAMPLE_MS), exchange_url, str(JOBS)
+            )
+            children.append(child)
+            executor_urls.append(url)
+        ids = ingestion_orders(exchange_url, executor_urls)
+        orders = list(MMOrder.objects.filter(pk__in=ids))
+        wait_until(
+            lambda: all(latest_sequence(o) + 1 >= BACKLOG for o in orders),
+            timeout=BACKLOG * REPORT_MS / 1000 + 120,
+            what=f"{BACKLOG} reports from every job",
+        )
+        # The jobs stop (each signs its last window) so that the drain measures Django's side only: on this one
+        # machine, running executors would take CPU from it that real ones, elsewhere, do not.
+        for order in orders:
+            with ExecutorClient(order.executor_url) as client:
+                client.stop(order.job_id)
+
+        def stopped(order: Any) -> bool:
+            with ExecutorClient(order.executor_url) as client:
+                return client.status(order.job_id)["state"] in ("stopped", "failed")
+
+        wait_until(lambda: all(stopped(o) for o in orders), timeout=60, what="every job stopping")
+        targets = {o.pk: latest_sequence(o) + 1 for o in orders}
+        pulled = dict.fromkeys(targets, 0)
+        with profiled("ingestion"):
+            t0 = time.perf_counter()
+            while pending := sorted(k for k, n in targets.items() if pulled[k] < n):
+                for order_id in pending:  # one worker's beat: every order's page (100 reports at most) in turn
+                    pulled[order_id] += jobs.mm_order_pull_reports(order_id=order_id)
+            elapsed = time.perf_counter() - t0
+        stored = ExecutionReport.objects.filter(order_id__in=ids).count()
+        if stored != sum(targets.values()):
+            raise SystemExit(f"bench_load: stored {stored} reports, the executors hold {sum(targets.values())}")
+        fills = sum(ExecutionReport.objects.filter(order_id__in=ids).values_list("fills", flat=True))
+    finally:
+        for child in reversed(children):
+            child.stop()
+    note(
+        f"{EXECUTORS} executors, {JOBS} jobs: {stored} reports ({fills} fills) drained in {elapsed:.2f} s by one worker"
+    )
+    bench(f"report_ingestion_reports_per_second_{EXECUTORS}_executors_{JOBS}_jobs", stored / elapsed, "reports/s", 1)
+
+
+# ---------------------------------------------------------------------------------------------- the epoch close
+
+
+def close_epoch() -> None:
+    raise NotImplementedError
+
+
+if __name__ == "__main__":
+    main()
