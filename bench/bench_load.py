@@ -281,10 +281,45 @@ def locust_stats(prefix: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def api_in_process(targets: dict[str, Any]) -> None:
+    """What one request of each kind costs alone, in this process through Django's test client (no server, no
+    contention): its time and its database queries — where the profile of the load points."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(HTTP_HOST="127.0.0.1")
+    auth = {"Authorization": f"Token {targets['token']}"}
+    c = targets["campaigns"][0]
+    paths: tuple[tuple[str, dict[str, str]], ...] = (
+        ("/api/v1/campaigns/", {}),
+        (f"/api/v1/campaigns/{c}", {}),
+        (f"/campaigns/{c}/", {}),
+        (f"/campaigns/{c}/stability", {}),
+        (f"/api/v1/payouts/{c}/epochs", {}),
+        ("/api/v1/execution/mm-orders", auth),
+        ("/api/v1/me", auth),
+    )
+    for path, headers in paths:
+        client.get(path, headers=headers)  # warm
+        times = []
+        for _ in range(5):
+            with CaptureQueriesContext(connection) as queries:
+                t0 = time.perf_counter()
+                response = client.get(path, headers=headers)
+                times.append((time.perf_counter() - t0) * 1000)
+        assert response.status_code == 200, (path, response.status_code)
+        note(f"alone, in-process: {path}: {min(times):.1f} ms, {len(queries.captured_queries)} queries")
+
+
 def api_under_load() -> None:
+    from django.db import transaction
+
     from devnet.ports import free_port
 
-    targets = seed_api()
+    with transaction.atomic():
+        targets = seed_api()
+    api_in_process(targets)
     with tempfile.TemporaryDirectory() as work:
         target_file = Path(work) / "targets.json"
         target_file.write_text(json.dumps(targets))
@@ -515,8 +550,318 @@ def report_ingestion() -> None:
 # ---------------------------------------------------------------------------------------------- the epoch close
 
 
+EPOCH_SECONDS = 600  # the campaign's epochs: ten minutes, sampled every 10 s (60 sample times)
+SAMPLE_SECONDS = 10
+REPORT_WINDOW_MS = 60_000  # each job's reports: one a minute (the default interval), a book sample every 10 s
+BUDGET = 10**12  # 1,000,000 USDT (6 decimals) over two epochs
+
+
+def timed(module: Any, name: str, spent: dict[str, float]) -> None:
+    """Add the time every call of `module.name` takes to `spent[name]` (the bench's own wrapper, nothing changed)."""
+    real = getattr(module, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return real(*args, **kwargs)
+        finally:
+            spent[name] = spent.get(name, 0.0) + time.perf_counter() - t0
+
+    setattr(module, name, wrapper)
+
+
+def close_campaign(w3: Any, start: int) -> Any:
+    """A funded campaign of two epochs from `start`, created through the factory on Anvil, its metadata stored and
+    the factory indexed (as tests/payouts/test_closing.py opens one)."""
+    from campaigns.domain.metadata import metadata_hash
+    from campaigns.domain.templates import build_metadata
+    from campaigns.indexer import chain_index
+    from campaigns.models import Campaign, CampaignMetadata
+    from devnet.chain import deploy_dev_token, dev_accounts, mint, token
+    from devnet.protocol import CampaignParams, call, create_campaign, deploy_factory, factory
+
+    deployer, creator, recorder = dev_accounts()[:3]
+    tok = deploy_dev_token(w3, sender=deployer)
+    mint(w3, tok, creator.address, BUDGET, sender=deployer)
+    factory_address = deploy_factory(w3, sender=deployer)
+    end = start + 2 * EPOCH_SECONDS
+    metadata = build_metadata(
+        template_id="stable_depth",
+        chain_id=w3.eth.chain_id,
+        reward_token={"address": tok, "symbol": "USDT", "decimals": 6},
+        exchange="binance",
+        pair="MMT/USDT",
+        start=start,
+        end=end,
+        budget=BUDGET,
+        epoch_seconds=EPOCH_SECONDS,
+        scoring_overrides={"sample_seconds": SAMPLE_SECONDS},
+        dispute_window_seconds=3600,
+    )
+    digest = metadata_hash(metadata)
+    CampaignMetadata.objects.get_or_create(hash="0x" + digest.hex(), defaults={"document": metadata})
+    params = CampaignParams(
+        tok, recorder.address, recorder.address, recorder.address, start, end, EPOCH_SECONDS, 3600, BUDGET, 0, digest
+    )
+    salt = b"\x00" * 32
+    predicted = factory(w3, factory_address).functions.predictCampaignAddress(params.as_tuple(), creator.address, salt)
+    call(w3, token(w3, tok).functions.approve(predicted.call(), BUDGET), creator)
+    address, _ = create_campaign(w3, factory_address, params, creator=creator, salt=salt, fund_now=True)
+    chain_index(w3=w3, factory=factory_address, confirmations=0)
+    return Campaign.objects.get(address=address.lower())
+
+
+def close_books(campaign: Any, accounts: list[dict[str, Any]], start: int) -> None:
+    """The recorder's book at every sample time of epoch 0: every participant's orders, at their levels."""
+    from decimal import Decimal
+
+    from payouts.models import BookSnapshot
+
+    levels: dict[str, dict[str, Decimal]] = {"buy": {}, "sell": {}}
+    for account in accounts:
+        for o in account["orders"]:
+            side = levels[o["side"]]
+            side[o["price"]] = side.get(o["price"], Decimal(0)) + Decimal(o["amount"])
+    book = {
+        "bids": [[p, str(a)] for p, a in sorted(levels["buy"].items(), key=lambda kv: -Decimal(kv[0]))],
+        "asks": [[p, str(a)] for p, a in sorted(levels["sell"].items(), key=lambda kv: Decimal(kv[0]))],
+    }
+    rows = []
+    for k in range(EPOCH_SECONDS // SAMPLE_SECONDS):
+        t_ms = (start + k * SAMPLE_SECONDS) * 1000
+        rows.append(
+            BookSnapshot(
+                campaign=campaign, t_ms=t_ms, book=book, exchange_ts_ms=t_ms, recorded_ms=t_ms + 5, source="ws"
+            )
+        )
+    BookSnapshot.objects.bulk_create(rows)
+
+
+def job_reports(job_id: str, spec_digest: str, orders: list[dict[str, Any]], start: int) -> list[Any]:
+    """The signed report chain a job quoting `orders` from their placement to the epoch's end sends: a report a
+    minute, each with its book samples, the placements in the window they happened in (tests/wire/builders.py's
+    report, filled in)."""
+    from tests.wire.builders import KEY, report
+    from wire.reports import SignedReport, sign_report
+
+    chain: list[SignedReport] = []
+    placed_ms = max(o["time_ms"] for o in orders)
+    for sequence in range(EPOCH_SECONDS * 1000 // REPORT_WINDOW_MS):
+        w0 = start * 1000 + sequence * REPORT_WINDOW_MS
+        doc = report(sequence, prev_digest=chain[-1].digest if chain else None, job_id=job_id)
+        doc.update(
+            window_start_ms=w0,
+            window_end_ms=w0 + REPORT_WINDOW_MS,
+            job_spec_digest=spec_digest,
+            symbol="MMT/USDT",
+            fills=[],
+            order_events=[
+                {
+                    "ts_ms": o["time_ms"] + 2,
+                    "exchange_ts_ms": o["time_ms"],
+                    "event": "placed",
+                    "client_order_id": o["client_order_id"],
+                    "exchange_order_id": o["id"],
+                    "side": o["side"],
+                    "price": o["price"],
+                    "amount": o["amount"],
+                    "reason": None,
+                }
+                for o in orders
+                if w0 <= o["time_ms"] + 2 < w0 + REPORT_WINDOW_MS
+            ],
+            book_samples=[
+                {
+                    "ts_ms": t,
+                    "best_bid": "0.499",
+                    "best_ask": "0.501",
+                    "resting": [
+                        {
+                            "client_order_id": o["client_order_id"],
+                            "side": o["side"],
+                            "price": o["price"],
+                            "remaining": o["amount"],
+                            "placed_at_ms": o["time_ms"],
+                        }
+                        for o in orders
+                        if t >= placed_ms
+                    ],
+                }
+                for t in range(w0, w0 + REPORT_WINDOW_MS, SAMPLE_SECONDS * 1000)
+            ],
+        )
+        chain.append(sign_report(doc, KEY))
+    return chain
+
+
+def close_participants(campaign: Any, accounts: list[dict[str, Any]], start: int) -> None:
+    """Each account a participant: a user, the exchange account (its key enrolled), an MM order running its job,
+    the order linked to the participant's reward address, and the job's verified reports stored (as ingestion
+    stores them)."""
+    from django.utils import timezone
+    from eth_account import Account
+
+    from execution import accounts as exchange_accounts
+    from execution.domain import mm_order as mm
+    from execution.models import ExchangeAccount, ExecutionReport, MMOrder
+    from mrmarket.exchanges.credentials import ExchangeCredentials
+    from mrmarket.roles import Role
+    from payouts.models import Participant, ParticipantOrder
+    from tests.factories import user_with
+    from tests.wire.builders import KEY
+    from wire.canonical import canonical_bytes, digest
+
+    first = accounts[0]
+    permissions = exchange_accounts.probe_permissions(
+        "binance", ExchangeCredentials(first["api_key"], first["secret"])
+    )  # every account's key has the same permissions: asked once
+    rows: list[ExecutionReport] = []
+    for i, a in enumerate(accounts):
+        owner = user_with(Role.OPERATOR)
+        account = exchange_accounts.exchange_account_store(
+            owner_id=owner.pk,
+            exchange="binance",
+            label="mm",
+            role=ExchangeAccount.Role.TRADING,
+            credentials=ExchangeCredentials(a["api_key"], a["secret"]),
+            permissions=permissions,
+        )
+        spec = {"job_id": f"bench-close-{i}", "symbol": "MMT/USDT"}
+        order = MMOrder.objects.create(
+            owner=owner,
+            exchange_account=account,
+            symbol="MMT/USDT",
+            funding_asset="USDT",
+            funding_amount=1_000 * 10**6,
+            state=mm.State.RUNNING,
+            job_id=spec["job_id"],
+            job_spec=spec,
+            executor_url="http://executor.bench",
+            executor_signing_key=KEY.public_hex,
+        )
+        participant = Participant.objects.create(
+            campaign=campaign,
+            reward_address=Account.from_key((i + 1).to_bytes(32, "big")).address.lower(),
+            owner=owner,
+            joined_at=timezone.now(),
+            siwe_message="bench",
+            siwe_signature="bench",
+        )
+        ParticipantOrder.objects.create(participant=participant, mm_order=order)
+        for signed in job_reports(order.job_id, digest(spec), a["orders"], start):
+            r = signed.report
+            rows.append(
+                ExecutionReport(
+                    order=order,
+                    job_id=r["job_id"],
+                    sequence=r["sequence"],
+                    digest=signed.digest,
+                    prev_digest=r["prev_digest"] or "",
+                    signing_key=r["executor"]["signing_key"],
+                    window_start_ms=r["window_start_ms"],
+                    window_end_ms=r["window_end_ms"],
+                    envelope=canonical_bytes(signed.as_json()).decode(),
+                    fills=0,
+                )
+            )
+        if len(rows) >= 2000:
+            ExecutionReport.objects.bulk_create(rows)
+            rows = []
+    ExecutionReport.objects.bulk_create(rows)
+
+
 def close_epoch() -> None:
-    raise NotImplementedError
+    """`epoch_close_<P>_participants_seconds`: the close of one epoch of a campaign with `P` participants, end to
+    end as the beat runs it (`payouts.closing.epoch_close_advance` until the row is recorded): the inputs built from
+    the database (the recorder's 60 books, each participant's 10 stored reports of 60 s read and normalized), every
+    participant's orders, fills and link keys cross-checked with the exchange simulator on its own key (its own
+    process, P accounts each resting a bid and an ask), the inputs and bundle scored and stored, the payout
+    manifest built and stored, and `recordResults` signed, sent and mined on Anvil."""
+    from datetime import UTC, datetime
+
+    from django.conf import settings
+    from django.db import transaction
+    from web3 import Web3
+
+    from devnet.chain import Anvil, deploy_dev_token, dev_accounts
+    from devnet.protocol import travel_to
+    from payouts import closing, crosscheck
+    from payouts.domain.epochs import CloseState
+    from payouts.selectors import ARTIFACT_STORAGE
+
+    with tempfile.TemporaryDirectory() as work, Anvil() as node:
+        w3 = Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 120}))
+        deployer, recorder, hot = dev_accounts()[0], dev_accounts()[2], dev_accounts()[9]
+        usdt = deploy_dev_token(w3, sender=deployer)
+        mmt = deploy_dev_token(w3, sender=deployer, name="Mr.Market Token", symbol="MMT", decimals=18)
+        exchange, exchange_url = start_child(
+            "close-exchange",
+            str(PARTICIPANTS),
+            str(SEED),
+            node.url,
+            json.dumps({"USDT": usdt, "MMT": mmt}),
+            hot.private_key,
+        )
+        try:
+            accounts = json.loads(exchange.readline())
+            settings.CHAIN_RPC_URL = node.url
+            settings.RECORDING_ORACLE_PRIVATE_KEY = recorder.private_key
+            settings.REPUTATION_ORACLE_PRIVATE_KEY = recorder.private_key
+            settings.RECORDING_ORACLE_RETIRED_KEYS = []
+            settings.ORACLE_REPORT_GRACE_SECONDS = 0
+            settings.ORACLE_PUBLIC_BASE_URL = "https://oracle.bench"
+            settings.EXCHANGE_API_URLS = {"binance": exchange_url}
+            settings.STORAGES = {
+                **settings.STORAGES,
+                ARTIFACT_STORAGE: {
+                    "BACKEND": "django.core.files.storage.FileSystemStorage",
+                    "OPTIONS": {"location": str(Path(work) / "oracle")},
+                },
+            }
+            # The epoch started before the first order rested; it ends (on the chain's clock too) before the close.
+            start = min(o["time_ms"] for a in accounts for o in a["orders"]) // 1000 - 30
+            campaign = close_campaign(w3, start)
+            close_books(campaign, accounts, start)
+            t0 = time.perf_counter()
+            with profiled("epoch_close_seed"), transaction.atomic():
+                close_participants(campaign, accounts, start)
+            note(f"{PARTICIPANTS} participants seeded in {time.perf_counter() - t0:.1f} s")
+            end = start + EPOCH_SECONDS
+            travel_to(w3, end + 1)
+            close = closing.epoch_close_ensure(campaign=campaign, epoch=0)
+            spent: dict[str, float] = {}
+            timed(closing, "build_inputs", spent)
+            timed(closing, "scored_documents", spent)
+            timed(closing, "_record", spent)
+            for name in ("confirm_orders", "confirm_fills", "link_keys"):
+                timed(crosscheck, name, spent)
+            at = datetime.fromtimestamp(end + 1, tz=UTC)
+            with profiled("epoch_close"):
+                t0 = time.perf_counter()
+                for _ in range(50):  # a pass per beat; with Anvil mining at once, the first pass usually finishes
+                    close = closing.epoch_close_advance(close_id=close.pk, worker="bench", now=at)
+                    if close.state in (CloseState.RECORDED, CloseState.FAILED):
+                        break
+                elapsed = time.perf_counter() - t0
+            if close.state != CloseState.RECORDED:
+                raise SystemExit(
+                    f"bench_load: the close ended {close.state}: {close.failure_reason or close.last_error}"
+                )
+            bundle = json.loads((Path(work) / "oracle" / close.bundle_name).read_bytes())
+        finally:
+            exchange.stop()
+    paid = sum(1 for p in bundle["participants"] if int(p["amount"]) > 0)
+    if close.participants != PARTICIPANTS or paid != PARTICIPANTS:
+        raise SystemExit(
+            f"bench_load: {close.participants} participants scored, {paid} paid, of {PARTICIPANTS} ({close.notes[:3]})"
+        )
+    check = sum(spent.get(n, 0.0) for n in ("confirm_orders", "confirm_fills", "link_keys"))
+    note(
+        f"epoch close of {PARTICIPANTS} participants: inputs {spent['build_inputs']:.2f} s (of which the exchange "
+        f"cross-check {check:.2f} s), scoring and bundle {spent['scored_documents']:.2f} s, recordResults "
+        f"{spent['_record']:.2f} s"
+    )
+    bench(f"epoch_close_{PARTICIPANTS}_participants_seconds", elapsed, "s")
 
 
 if __name__ == "__main__":
