@@ -3,7 +3,8 @@
 
 - `api_p50_under_load_ms`, `api_p99_under_load_ms` and `api_rps_under_load` — locust (headless, its own
   process) drives `USERS` users for `SECONDS` against the Django app served by uvicorn (`manage.py serve`, one
-  worker, production-like settings: DEBUG off, persistent database connections), with the mix of
+  worker, production-like settings: DEBUG off, database connections closed after each request as Django requires
+  under ASGI — `BENCH_LOAD_DB_CONN_MAX_AGE=60` serves with the default instead), with the mix of
   `bench/load_locustfile.py`: the campaign list and detail, the public campaign page (depth) and stability page,
   the epochs list, and the operator's MM orders and `/me` with an API token. Percentiles are locust's, over every
   request of the run; `api_failed_requests_under_load` counts non-2xx answers (expected 0).
@@ -50,7 +51,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mrmarket.settings.test")
 os.environ.setdefault("LOG_LEVEL", "WARNING")  # measure the work, not the terminal
 
 PARTS = tuple(p.strip() for p in os.environ.get("BENCH_LOAD_PARTS", "api,ingestion,close").split(",") if p.strip())
-USERS = int(os.environ.get("BENCH_LOAD_USERS", "50"))
+USERS = int(os.environ.get("BENCH_LOAD_USERS", "25"))  # each in-flight request holds a connection of a shared server
 SECONDS = int(os.environ.get("BENCH_LOAD_SECONDS", "30"))
 EXECUTORS = int(os.environ.get("BENCH_LOAD_EXECUTORS", "4"))
 JOBS = int(os.environ.get("BENCH_LOAD_JOBS", "20"))
@@ -139,32 +140,41 @@ class Child:
     """A child process in its own process group, stopped (SIGTERM, then SIGKILL) at the end."""
 
     def __init__(self, argv: list[str], *, env: dict[str, str] | None = None, stdout: Any = None) -> None:
+        # Its stderr goes to a file, never to a pipe nobody reads (a full pipe would stall it mid-measurement).
+        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             argv,
             cwd=ROOT,
             env=env,
             stdin=subprocess.PIPE,
-            stdout=stdout if stdout is not None else subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=stdout if stdout is not None else self.log,
+            stderr=self.log,
             text=True,
             start_new_session=True,
         )
+
+    def stderr(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
 
     def readline(self) -> str:
         assert self.process.stdout is not None
         return self.process.stdout.readline().strip()
 
     def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
+        if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(20)
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(20)
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 def wait_until(predicate: Callable[[], bool], *, timeout: float, what: str) -> None:
@@ -330,6 +340,10 @@ def api_under_load() -> None:
             "DEBUG": "false",
             "LOG_LEVEL": "WARNING",
             "CHAIN_RPC_URL": "",  # the pages say the chain is unreachable at once, rather than time out on one
+            # Under ASGI every request runs in a thread of its own: a connection kept past the request (the default
+            # 60 s) is never reused and piles up until PostgreSQL refuses more ("too many clients already"). Django
+            # says to close them under ASGI; the bench does, unless told otherwise (docs/reliability.md, section 6).
+            "DB_CONN_MAX_AGE": os.environ.get("BENCH_LOAD_DB_CONN_MAX_AGE", "0"),
         }
         server = Child([sys.executable, "manage.py", "serve", "--port", str(port)], env=env)
         try:
@@ -366,13 +380,17 @@ def api_under_load() -> None:
                 code = locust.process.wait(SECONDS + 120)
             finally:
                 locust.stop()
-            assert locust.process.stderr is not None
-            stderr = locust.process.stderr.read()
             if code not in (0, 1):  # 1: some requests failed; counted below
-                raise SystemExit(f"locust exited {code}: {stderr[-2000:]}")
+                raise SystemExit(f"locust exited {code}: {locust.stderr()[-2000:]}")
             rows = locust_stats(prefix)
+            with open(f"{prefix}_failures.csv", encoding="utf-8", newline="") as f:
+                failures = list(csv.DictReader(f))
         finally:
             server.stop()
+        for failure in failures:
+            note(f"failed: {failure['Name']}: {failure['Occurrences']} x {failure['Error'][:200]}")
+        if failures:
+            note("the server's log ends: " + " | ".join(server.stderr().strip().splitlines()[-5:])[-1500:])
     total = next(r for r in rows if r["Name"] == "Aggregated")
     for row in rows:
         if row["Name"] != "Aggregated":
@@ -400,8 +418,7 @@ def start_child(*args: str) -> tuple[Child, str]:
     url = child.readline()
     if not url.startswith("http://"):
         child.stop()
-        assert child.process.stderr is not None
-        raise SystemExit(f"bench_load: {args[0]} did not start: {child.process.stderr.read()[-2000:]}")
+        raise SystemExit(f"bench_load: {args[0]} did not start: {child.stderr()[-2000:]}")
     return child, url
 
 
