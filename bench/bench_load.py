@@ -798,13 +798,14 @@ def close_epoch() -> None:
 
     from django.conf import settings
     from django.db import transaction
+    from django.test.utils import override_settings
     from web3 import Web3
 
     from devnet.chain import Anvil, deploy_dev_token, dev_accounts
     from devnet.protocol import travel_to
     from payouts import closing, crosscheck
     from payouts.domain.epochs import CloseState
-    from payouts.selectors import ARTIFACT_STORAGE
+    from payouts.selectors import ARTIFACT_STORAGE, epoch_artifact
 
     with tempfile.TemporaryDirectory() as work, Anvil() as node:
         w3 = Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 120}))
@@ -821,20 +822,25 @@ def close_epoch() -> None:
         )
         try:
             accounts = json.loads(exchange.readline())
-            settings.CHAIN_RPC_URL = node.url
-            settings.RECORDING_ORACLE_PRIVATE_KEY = recorder.private_key
-            settings.REPUTATION_ORACLE_PRIVATE_KEY = recorder.private_key
-            settings.RECORDING_ORACLE_RETIRED_KEYS = []
-            settings.ORACLE_REPORT_GRACE_SECONDS = 0
-            settings.ORACLE_PUBLIC_BASE_URL = "https://oracle.bench"
-            settings.EXCHANGE_API_URLS = {"binance": exchange_url}
-            settings.STORAGES = {
-                **settings.STORAGES,
-                ARTIFACT_STORAGE: {
-                    "BACKEND": "django.core.files.storage.FileSystemStorage",
-                    "OPTIONS": {"location": str(Path(work) / "oracle")},
+            # override_settings, not assignment: it tells the storage handler, which may already hold the artifact
+            # storage's default backend (the API part's pages open it).
+            overrides = override_settings(
+                CHAIN_RPC_URL=node.url,
+                RECORDING_ORACLE_PRIVATE_KEY=recorder.private_key,
+                REPUTATION_ORACLE_PRIVATE_KEY=recorder.private_key,
+                RECORDING_ORACLE_RETIRED_KEYS=[],
+                ORACLE_REPORT_GRACE_SECONDS=0,
+                ORACLE_PUBLIC_BASE_URL="https://oracle.bench",
+                EXCHANGE_API_URLS={"binance": exchange_url},
+                STORAGES={
+                    **settings.STORAGES,
+                    ARTIFACT_STORAGE: {
+                        "BACKEND": "django.core.files.storage.FileSystemStorage",
+                        "OPTIONS": {"location": str(Path(work) / "oracle")},
+                    },
                 },
-            }
+            )
+            overrides.enable()
             # The epoch started before the first order rested; it ends (on the chain's clock too) before the close.
             start = min(o["time_ms"] for a in accounts for o in a["orders"]) // 1000 - 30
             campaign = close_campaign(w3, start)
@@ -864,10 +870,11 @@ def close_epoch() -> None:
                 raise SystemExit(
                     f"bench_load: the close ended {close.state}: {close.failure_reason or close.last_error}"
                 )
-            bundle = json.loads((Path(work) / "oracle" / close.bundle_name).read_bytes())
+            bundle = json.loads(epoch_artifact(close=close, kind="bundle") or b"{}")
+            overrides.disable()
         finally:
             exchange.stop()
-    paid = sum(1 for p in bundle["participants"] if int(p["amount"]) > 0)
+    paid = sum(1 for p in bundle.get("participants", []) if int(p["amount"]) > 0)
     if close.participants != PARTICIPANTS or paid != PARTICIPANTS:
         raise SystemExit(
             f"bench_load: {close.participants} participants scored, {paid} paid, of {PARTICIPANTS} ({close.notes[:3]})"
