@@ -11,9 +11,10 @@
 - `report_ingestion_reports_per_second_<N>_executors_<M>_jobs` — `N` real executors (each its own process, the
   executor app as `python -m executor` serves it) run `M` MM orders' jobs quoting the exchange simulator (its own
   process); each job signs a report a second (the report window shortened in the executors' processes only, so a
-  backlog builds in seconds, not minutes). Once each job holds `BACKLOG` reports, one Django worker drains them
-  through `execution.jobs.mm_order_pull_reports`, the beat's path: fetched over HTTP, signature, hash chain and
-  spec checked, stored once, fills booked in the ledger. Reports stored over the drain's wall time.
+  backlog builds in seconds, not minutes). Once each job holds `BACKLOG` reports the jobs stop, and one Django
+  worker drains them through `execution.jobs.mm_order_pull_reports`, the beat's path: fetched over HTTP,
+  signature, hash chain and spec checked, stored once, fills booked in the ledger. Reports stored over the drain's
+  wall time.
 - `epoch_close_<P>_participants_seconds` — see `close_epoch`.
 
 Sizes come from the environment (`BENCH_LOAD_USERS`, `_SECONDS`, `_EXECUTORS`, `_JOBS`, `_BACKLOG`,
