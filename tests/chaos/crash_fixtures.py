@@ -1,0 +1,226 @@
+"""The devnet of the crash and restart tests: one Anvil, two dev tokens and an exchange simulator on that chain
+(each module its own: simulators derive deposit addresses from a fixed seed), an MM order ready to be funded with
+a trading and a treasury key of one exchange account, and the crash driver run in a subprocess."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+from web3 import Web3
+
+from devnet.chain import Anvil, deploy_dev_token, dev_accounts, mint, token
+from devnet.exchange.config import ChainConfig, SimConfig
+from devnet.exchange.fixtures import RunningExchange, run_exchange
+from devnet.exchange.keys import Permission
+from execution import accounts, orders, services
+from execution.domain.ledger import transfer
+from execution.models import ExchangeAccount, MMOrder
+from mrmarket.exchanges.credentials import ExchangeCredentials
+from mrmarket.roles import Role
+from tests.factories import user_with
+from tests.fixtures.chain import connect, running_anvil
+
+ROOT = Path(__file__).resolve().parents[2]
+USDT = 10**6
+CUSTODY = dev_accounts()[3]
+CUSTODY_SEED = 5_000 * USDT  # what the ledger says custody holds before the flow
+FUNDING = 1_000 * USDT
+
+
+@pytest.fixture(scope="module")
+def anvil() -> Iterator[Anvil]:
+    yield from running_anvil()
+
+
+@pytest.fixture(scope="module")
+def w3(anvil: Anvil) -> Web3:
+    return connect(anvil)
+
+
+@pytest.fixture(scope="module")
+def usdt(w3: Web3) -> str:
+    address = deploy_dev_token(w3, sender=dev_accounts()[0])
+    mint(w3, address, CUSTODY.address, 1_000_000 * USDT, sender=dev_accounts()[0])
+    return address
+
+
+@pytest.fixture(scope="module")
+def sim(anvil: Anvil, w3: Web3, usdt: str) -> Iterator[RunningExchange]:
+    hot = dev_accounts()[9]
+    mint(w3, usdt, hot.address, 1_000_000 * USDT, sender=dev_accounts()[0])
+    chain = ChainConfig(
+        rpc_url=anvil.url, assets={"USDT": usdt}, hot_wallet_key=hot.private_key, confirmations=2, poll_interval=0.1
+    )
+    with run_exchange(SimConfig(run_market=False, chain=chain)) as running:
+        yield running
+
+
+@dataclass
+class Flow:
+    """An MM order about to be funded, its trading and treasury accounts (keys of one exchange account) and the
+    settings every process of the flow needs (the test's and the driver's alike)."""
+
+    order: MMOrder
+    trading: ExchangeAccount
+    treasury: ExchangeAccount
+    venue: str  # the simulator's account id
+    settings: dict[str, Any]
+    custody_on_chain_before: int
+    from_block: int  # the chain's head when the flow began (the module's chain carries earlier tests' transfers)
+
+
+@pytest.fixture
+def flow(settings: Any, anvil: Anvil, sim: RunningExchange, usdt: str, w3: Web3) -> Flow:
+    chosen = {
+        "CHAIN_RPC_URL": anvil.url,
+        "CHAIN_CONFIRMATIONS": 2,
+        "EXCHANGE_API_URLS": {"binance": sim.base_url},
+        "CUSTODY_ASSETS": {"USDT": {"token": usdt, "decimals": 6}},
+        "CUSTODY_PRIVATE_KEY": CUSTODY.private_key,
+        "CUSTODY_ADDRESS": CUSTODY.address,
+    }
+    for name, value in chosen.items():
+        setattr(settings, name, value)
+    services.ledger_record(
+        tx=transfer(
+            "custody-seed",
+            "deposit_credit",
+            asset="USDT",
+            amount=CUSTODY_SEED,
+            source="external:chain",
+            target="custody",
+        )
+    )
+    owner = user_with(Role.OPERATOR)
+    key = sim.sim.create_account(permissions=frozenset({Permission.TRADE}))
+    treasury_key = sim.sim.create_key(key.account_id, permissions=frozenset({Permission.WITHDRAW}))
+    trading = accounts.exchange_account_enrol(
+        owner_id=owner.pk, exchange="binance", label="mm", role="trading",
+        credentials=ExchangeCredentials(key.key, key.secret),
+    )  # fmt: skip
+    treasury = accounts.exchange_account_enrol(
+        owner_id=owner.pk, exchange="binance", label="treasury", role="treasury",
+        credentials=ExchangeCredentials(treasury_key.key, treasury_key.secret),
+    )  # fmt: skip
+    order = orders.mm_order_create(
+        owner_id=owner.pk, exchange_account_id=trading.pk, symbol="MMT/USDT", funding_asset="USDT",
+        funding_amount=FUNDING,
+    )  # fmt: skip
+    return Flow(
+        order=order,
+        trading=trading,
+        treasury=treasury,
+        venue=key.account_id,
+        settings=chosen,
+        custody_on_chain_before=token(w3, usdt).functions.balanceOf(CUSTODY.address).call(),
+        from_block=w3.eth.block_number + 1,
+    )
+
+
+@dataclass(frozen=True)
+class DriverRun:
+    returncode: int
+    steps: list[dict[str, Any]]
+    done: bool
+    output: str
+
+    @property
+    def killed(self) -> bool:
+        return self.returncode == -9
+
+
+class Driver:
+    """`tests/chaos/crash_driver.py`, imported once, forking one worker per `run` against this session's test
+    database (committed: the crash tests are transactional)."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.chaos.crash_driver"], cwd=ROOT, env=child_env({}),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.dir = Path(tempfile.mkdtemp(prefix="chaos-driver-"))
+        self.runs = 0
+
+    def run(
+        self, flow_name: str, kill_at: int, when: str, *, settings: dict[str, Any], args: dict[str, Any]
+    ) -> DriverRun:
+        self.runs += 1
+        out = self.dir / f"run-{self.runs}.log"
+        request = {"flow": flow_name, "kill_at": kill_at, "when": when, "settings": settings, "args": args,
+                   "out": str(out)}  # fmt: skip
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        assert answer, "the crash driver's parent died"
+        text = out.read_text()
+        lines = [json.loads(line) for line in text.splitlines() if line.startswith('{"')]
+        steps = [line for line in lines if "n" in line and "machine" in line]
+        return DriverRun(json.loads(answer)["returncode"], steps, any(line.get("done") for line in lines), text[-4000:])
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def driver(django_db_setup: None, django_db_blocker: Any) -> Iterator[Driver]:
+    with django_db_blocker.unblock():
+        running = Driver()
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+def child_env(settings: dict[str, Any], **overrides: str) -> dict[str, str]:
+    """The environment of a driver or worker process: this test's database (committed: the test is transactional),
+    Redis, queue and key prefix, and the devnet's settings."""
+    db = connection.settings_dict
+    url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    return {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DJANGO_SETTINGS_MODULE": "mrmarket.settings.test",
+        "PYTHONPATH": str(ROOT),
+        "CRASH_SETTINGS": json.dumps(settings),
+        "EXECUTOR_URLS": "",
+        "EASYENCLAVE_URL": "",
+        **overrides,
+    }
+
+
+@contextlib.contextmanager
+def celery_worker(env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """`tests/chaos/worker.py` running until the block ends (then terminated, and killed if it hangs)."""
+    log = tempfile.NamedTemporaryFile("w+", prefix="chaos-worker-", suffix=".log", delete=False)  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.chaos.worker"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        log.close()
