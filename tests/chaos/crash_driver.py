@@ -96,6 +96,16 @@ def _install(hook: Hook) -> None:
 
         module.transition_once = transition_once  # type: ignore[attr-defined]
 
+    note = paying._note
+
+    def payout_note(payout: Any, *, key: str, event: str, detail: dict[str, Any]) -> None:
+        # A step of the payout that changes no state (a batch signed, paid): a kill point too.
+        if payout.transitions.filter(key=key).exists():
+            return note(payout, key=key, event=event, detail=detail)
+        return hook.step("epoch_payout", event, lambda: note(payout, key=key, event=event, detail=detail))
+
+    paying._note = payout_note
+
 
 def _mine() -> None:
     from mrmarket.chain import get_web3

@@ -2,7 +2,7 @@
 custody): the order settled with each step once in its timeline, the ledger balanced with nothing left in
 transit or reserved, one transfer on the chain and one credited deposit on the exchange, one withdrawal per asset
 on the exchange and in the database, and the custody wallet's balance on the chain moved exactly as the ledger
-says. Shared by test_crash_*, test_restart_*; helper "chaos" writes the matrix's own in invariants.py."""
+says. Shared by test_crash_*, test_restart_*; built on the chaos matrix's generic checks (invariants.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from execution.domain import withdrawal as wd
 from execution.domain.ledger import asset_totals
 from execution.models import Alert, CustodyTransfer, ExchangeWithdrawal, LedgerTransaction, MMOrder
 from mrmarket.exchanges.errors import ExchangeUnavailable
+from tests.chaos import invariants
 from tests.chaos.crash_fixtures import CUSTODY, CUSTODY_SEED, FUNDING, Flow
 
 MONEY_FLOW = ["fund", "transfer_sent", "transfer_mined", "deposit_confirmed", "stop", "orders_settled",
@@ -75,6 +76,7 @@ def resume_money_flow(order_id: int, treasury_id: int, w3: Web3, timeout: float 
 def assert_money_flow_settled(flow: Flow, *, sim: RunningExchange, w3: Web3, usdt: str) -> None:
     order_id, venue, custody, funding = flow.order.pk, flow.venue, CUSTODY.address, FUNDING
     order = MMOrder.objects.get(pk=order_id)
+    assert invariants.assert_resumed_or_parked(order.state, resumed=[mm.State.SETTLED]) == "resumed"
     assert order.state == mm.State.SETTLED, (order.state, order.failure_reason)
     events = list(order.transitions.order_by("pk").values_list("event", flat=True))
     assert events == MONEY_FLOW, "a step of the order was lost or applied twice"
@@ -96,6 +98,12 @@ def assert_money_flow_settled(flow: Flow, *, sim: RunningExchange, w3: Web3, usd
     assert (row.status, row.exchange_id) == (wd.State.CONFIRMED, on_exchange[0].withdraw_id)
     assert sim.sim.engine.account(venue).balance("USDT").total == 0
 
+    # The shared checks (tests/chaos/invariants.py): the ledger, the database's rows, the exchange's own API, the chain.
+    invariants.assert_ledger_balanced()
+    invariants.assert_no_duplicates([order])
+    invariants.assert_exchange_agrees(flow.trading)
+    invariants.assert_withdrawals_once(order, flow.treasury)
+    invariants.assert_custody_transfers_once(w3, [sent])
     # The ledger: balanced, nothing in transit, reserved or left on the exchange, every key once.
     balances = selectors.ledger_balances()
     assert asset_totals(balances) == {"USDT": 0}
