@@ -12,6 +12,7 @@ everything on the first answer, then quoting resumes)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -48,7 +49,7 @@ def chain_intact(order: MMOrder) -> list[ExecutionReport]:
     for job_id, reports in by_job.items():
         assert [r.sequence for r in reports] == list(range(len(reports))), f"job {job_id}: a report lost or doubled"
         verify_chain(
-            [SignedReport.from_json(r.envelope) for r in reports],
+            [SignedReport.from_json(json.loads(r.envelope)) for r in reports],
             signing_key=reports[0].signing_key,
         )
     return rows
