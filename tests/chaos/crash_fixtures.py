@@ -207,15 +207,29 @@ def child_env(settings: dict[str, Any], **overrides: str) -> dict[str, str]:
     }
 
 
+@dataclass
+class Worker:
+    proc: subprocess.Popen[str]
+    log: Path
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
 @contextlib.contextmanager
-def celery_worker(env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+def celery_worker(env: dict[str, str]) -> Iterator[Worker]:
     """`tests/chaos/worker.py` running until the block ends (then terminated, and killed if it hangs)."""
-    log = tempfile.NamedTemporaryFile("w+", prefix="chaos-worker-", suffix=".log", delete=False)  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.chaos.worker"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True
-    )
+    log = Path(tempfile.mkdtemp(prefix="chaos-worker-")) / "worker.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.chaos.worker"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
     try:
-        yield proc
+        yield Worker(proc, log)
     finally:
         proc.terminate()
         try:
@@ -223,4 +237,3 @@ def celery_worker(env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
-        log.close()

@@ -4,6 +4,8 @@ tests stop and start again mid-flow. Never the machine's shared servers: other t
 from __future__ import annotations
 
 import glob
+import os
+import pwd
 import shutil
 import subprocess
 import tempfile
@@ -63,6 +65,17 @@ def _pg_bin(name: str) -> str:
     return found[-1]
 
 
+def _as_server_user() -> list[str]:
+    """PostgreSQL's server refuses to run as root: as root (a CI container), its commands run as `postgres`."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        require("an OS user 'postgres' to run a private PostgreSQL as (the tests run as root)", False)
+    return ["runuser", "-u", "postgres", "--"]
+
+
 class PrivatePostgres:
     """A cluster of its own (initdb into a temporary directory, trust auth, its own port), started and stopped with
     pg_ctl. `restart` is a fast shutdown and a start: every open connection is cut."""
@@ -72,26 +85,25 @@ class PrivatePostgres:
         self.data = self.dir / "data"
         self.port = free_port()
         self.pg_ctl = _pg_bin("pg_ctl")
-        subprocess.run(
-            [_pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
-            check=True, capture_output=True,
-        )  # fmt: skip
+        self.prefix = _as_server_user()
+        if self.prefix:
+            user = pwd.getpwnam("postgres")
+            os.chown(self.dir, user.pw_uid, user.pw_gid)
+        initdb = [_pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]
+        subprocess.run([*self.prefix, *initdb], check=True, capture_output=True)
 
     def url(self, name: str) -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
 
     def start(self) -> PrivatePostgres:
         options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        subprocess.run(
-            [self.pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w", "start"],
-            check=True, capture_output=True,
-        )  # fmt: skip
+        start = [self.pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w", "start"]
+        subprocess.run([*self.prefix, *start], check=True, capture_output=True)
         return self
 
     def stop(self) -> None:
-        subprocess.run(
-            [self.pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "stop"], check=False, capture_output=True
-        )
+        stop = [self.pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "stop"]
+        subprocess.run([*self.prefix, *stop], check=False, capture_output=True)
 
     def restart(self) -> None:
         self.stop()
