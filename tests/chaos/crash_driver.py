@@ -67,7 +67,7 @@ def _install(hook: Hook) -> None:
             "mm_order", event.value, lambda: order_transition(order_id=order_id, event=event, key=key, **kwargs)
         )
 
-    services.mm_order_transition = mm_order_transition  # type: ignore[assignment]
+    services.mm_order_transition = mm_order_transition
 
     withdrawal_apply = withdrawals._apply
 

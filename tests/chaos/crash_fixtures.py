@@ -5,8 +5,6 @@ a trading and a treasury key of one exchange account, and the crash driver run i
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -16,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 from web3 import Web3
 
 from devnet.chain import Anvil, deploy_dev_token, dev_accounts, mint, token
@@ -28,10 +25,10 @@ from execution.domain.ledger import transfer
 from execution.models import ExchangeAccount, MMOrder
 from mrmarket.exchanges.credentials import ExchangeCredentials
 from mrmarket.roles import Role
+from tests.chaos.driver_plugin import ROOT
 from tests.factories import user_with
 from tests.fixtures.chain import connect, running_anvil
 
-ROOT = Path(__file__).resolve().parents[2]
 USDT = 10**6
 CUSTODY = dev_accounts()[3]
 CUSTODY_SEED = 5_000 * USDT  # what the ledger says custody holds before the flow
@@ -126,85 +123,6 @@ def flow(settings: Any, anvil: Anvil, sim: RunningExchange, usdt: str, w3: Web3)
         custody_on_chain_before=token(w3, usdt).functions.balanceOf(CUSTODY.address).call(),
         from_block=w3.eth.block_number + 1,
     )
-
-
-@dataclass(frozen=True)
-class DriverRun:
-    returncode: int
-    steps: list[dict[str, Any]]
-    done: bool
-    output: str
-
-    @property
-    def killed(self) -> bool:
-        return self.returncode == -9
-
-
-class Driver:
-    """`tests/chaos/crash_driver.py`, imported once, forking one worker per `run` against this session's test
-    database (committed: the crash tests are transactional)."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.chaos.crash_driver"], cwd=ROOT, env=child_env({}),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        self.dir = Path(tempfile.mkdtemp(prefix="chaos-driver-"))
-        self.runs = 0
-
-    def run(
-        self, flow_name: str, kill_at: int, when: str, *, settings: dict[str, Any], args: dict[str, Any]
-    ) -> DriverRun:
-        self.runs += 1
-        out = self.dir / f"run-{self.runs}.log"
-        request = {"flow": flow_name, "kill_at": kill_at, "when": when, "settings": settings, "args": args,
-                   "out": str(out)}  # fmt: skip
-        assert self.proc.stdin is not None
-        assert self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps(request) + "\n")
-        self.proc.stdin.flush()
-        answer = self.proc.stdout.readline()
-        assert answer, "the crash driver's parent died"
-        text = out.read_text()
-        lines = [json.loads(line) for line in text.splitlines() if line.startswith('{"')]
-        steps = [line for line in lines if "n" in line and "machine" in line]
-        return DriverRun(json.loads(answer)["returncode"], steps, any(line.get("done") for line in lines), text[-4000:])
-
-    def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
-@pytest.fixture(scope="module")
-def driver(django_db_setup: None, django_db_blocker: Any) -> Iterator[Driver]:
-    with django_db_blocker.unblock():
-        running = Driver()
-    try:
-        yield running
-    finally:
-        running.close()
-
-
-def child_env(settings: dict[str, Any], **overrides: str) -> dict[str, str]:
-    """The environment of a driver or worker process: this test's database (committed: the test is transactional),
-    Redis, queue and key prefix, and the devnet's settings."""
-    db = connection.settings_dict
-    url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    return {
-        **os.environ,
-        "DATABASE_URL": url,
-        "DJANGO_SETTINGS_MODULE": "mrmarket.settings.test",
-        "PYTHONPATH": str(ROOT),
-        "CRASH_SETTINGS": json.dumps(settings),
-        "EXECUTOR_URLS": "",
-        "EASYENCLAVE_URL": "",
-        **overrides,
-    }
 
 
 @dataclass

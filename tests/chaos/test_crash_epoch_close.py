@@ -20,8 +20,8 @@ from payouts import closing
 from payouts.domain.epochs import CloseState
 from payouts.models import EpochClose, OracleTransaction
 from tests.chaos import invariants
-from tests.chaos.crash_fixtures import Driver, driver  # noqa: F401 (fixtures)
 from tests.chaos.crash_invariants import wait
+from tests.chaos.driver_plugin import Driver
 from tests.payouts.test_closing import (  # noqa: F401 (fixtures)
     HAPPY,
     anvil,
@@ -81,12 +81,12 @@ def check(w3: Web3, close: EpochClose) -> None:
 @pytest.mark.parametrize("when", ["before", "after"])
 @pytest.mark.parametrize("kill_at", range(1, len(TRANSITIONS) + 1), ids=TRANSITIONS)
 def test_a_worker_killed_at_a_close_transition_resumes_and_records_once(
-    driver: Driver, w3: Web3, factory_address: str, token: str, settings: Any, kill_at: int, when: str
+    crash_driver: Driver, w3: Web3, factory_address: str, token: str, settings: Any, kill_at: int, when: str
 ) -> None:
     require_postgresql("the driver and the test share one database across processes")
     campaign = open_campaign(w3, factory_address, token)
     close = closing.epoch_close_ensure(campaign=campaign, epoch=0)
-    run = driver.run("epoch_close", kill_at, when, settings=shared(settings), args={"close": close.pk})
+    run = crash_driver.run("epoch_close", kill_at, when, settings=shared(settings), args={"close": close.pk})
     assert run.killed, f"the driver was not killed (rc {run.returncode}): {run.output}"
     assert run.steps[-1]["event"] == TRANSITIONS[kill_at - 1]
     done = [event for event, _, _ in transitions(EpochClose.objects.get(pk=close.pk))]

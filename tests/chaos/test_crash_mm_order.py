@@ -19,17 +19,15 @@ from tests.chaos.crash_fixtures import (  # noqa: F401 (fixtures)
     CUSTODY,
     CUSTODY_SEED,
     FUNDING,
-    Driver,
-    DriverRun,
     Flow,
     anvil,
-    driver,
     flow,
     sim,
     usdt,
     w3,
 )
 from tests.chaos.crash_invariants import assert_money_flow_settled, resume_money_flow
+from tests.chaos.driver_plugin import Driver, DriverRun
 from tests.plugins.require import require_postgresql
 
 pytestmark = [
@@ -65,10 +63,10 @@ def _driver(driver: Driver, flow: Flow, kill_at: int, when: str) -> DriverRun:
 
 
 def test_the_census_counts_every_transition_of_the_flow(
-    driver: Driver, flow: Flow, sim: RunningExchange, w3: Web3, usdt: str
+    crash_driver: Driver, flow: Flow, sim: RunningExchange, w3: Web3, usdt: str
 ) -> None:
     require_postgresql("the driver and the test share one database across processes")
-    run = _driver(driver, flow, 0, "after")
+    run = _driver(crash_driver, flow, 0, "after")
     assert run.returncode == 0, run.output
     assert run.done, run.output
     assert [(s["machine"], s["event"]) for s in run.steps] == TRANSITIONS
@@ -78,10 +76,10 @@ def test_the_census_counts_every_transition_of_the_flow(
 @pytest.mark.parametrize("when", ["before", "after"])
 @pytest.mark.parametrize("kill_at", range(1, len(TRANSITIONS) + 1), ids=[f"{m}-{e}" for m, e in TRANSITIONS])
 def test_a_worker_killed_at_a_transition_resumes_and_nothing_is_lost_or_doubled(
-    driver: Driver, flow: Flow, sim: RunningExchange, w3: Web3, usdt: str, kill_at: int, when: str
+    crash_driver: Driver, flow: Flow, sim: RunningExchange, w3: Web3, usdt: str, kill_at: int, when: str
 ) -> None:
     require_postgresql("the driver and the test share one database across processes")
-    run = _driver(driver, flow, kill_at, when)
+    run = _driver(crash_driver, flow, kill_at, when)
     assert run.killed, f"the driver was not killed (rc {run.returncode}): {run.output}"
     machine, event = TRANSITIONS[kill_at - 1]
     assert (run.steps[-1]["machine"], run.steps[-1]["event"]) == (machine, event)

@@ -36,13 +36,13 @@ from tests.chaos.crash_fixtures import (  # noqa: F401 (fixtures)
     Worker,
     anvil,
     celery_worker,
-    child_env,
     flow,
     sim,
     usdt,
     w3,
 )
 from tests.chaos.crash_invariants import assert_money_flow_settled
+from tests.chaos.driver_plugin import child_env
 from tests.chaos.private_services import PrivatePostgres, PrivateRedis
 from tests.plugins.require import require_postgresql
 
