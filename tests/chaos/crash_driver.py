@@ -108,9 +108,12 @@ def _install(hook: Hook) -> None:
 
 
 def _mine() -> None:
+    from django.conf import settings
+
     from mrmarket.chain import get_web3
 
-    get_web3().provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    if settings.CHAIN_RPC_URL:  # a flow on the devnet chain: its blocks come one a pass
+        get_web3().provider.make_request("evm_mine", [])  # type: ignore[arg-type]
 
 
 def _until(done: Callable[[], bool], step: Callable[[], Any], what: str, timeout: float = 60.0) -> None:
@@ -142,6 +145,28 @@ def mm_money(args: dict[str, Any]) -> None:
     homeward.mm_order_withdraw_back(order_id=order_id, treasury_account_id=treasury_id)
     _until(
         lambda: state() == "settled", lambda: homeward.mm_order_track_withdrawal(order_id=order_id), "the return leg"
+    )
+
+
+def mm_job(args: dict[str, Any]) -> None:
+    """The order's job leg as the worker runs it: started on the executor (start_job), followed (sync_job), stopped
+    (the operator) and wound down (wind_down). The test executor runs no TD: its keys pass through the same gate
+    stand-in the job tests use (tests/execution/gate_stand_in.py), set here in the worker's process."""
+    from execution import jobs, provisioning, reports, services
+    from execution.models import MMOrder
+    from tests.execution.gate_stand_in import GateStandIn
+
+    stand_in = GateStandIn()
+    provisioning.attested_identity = stand_in.identity  # type: ignore[assignment]
+    reports.signing_key_attested = stand_in.signing_key_attested  # type: ignore[assignment]
+    order_id = int(args["order"])
+    jobs.mm_order_start_job(order_id=order_id)
+    jobs.mm_order_sync_job(order_id=order_id)
+    services.mm_order_stop(order_id=order_id)
+    _until(
+        lambda: MMOrder.objects.get(pk=order_id).job_id == "",
+        lambda: jobs.mm_order_wind_down(order_id=order_id),
+        "the wind-down",
     )
 
 
@@ -181,6 +206,7 @@ def epoch_payout(args: dict[str, Any]) -> None:
 
 FLOWS: dict[str, Callable[[dict[str, Any]], None]] = {
     "mm_money": mm_money,
+    "mm_job": mm_job,
     "epoch_close": epoch_close,
     "epoch_payout": epoch_payout,
 }
