@@ -157,8 +157,8 @@ def mm_job(args: dict[str, Any]) -> None:
     from tests.execution.gate_stand_in import GateStandIn
 
     stand_in = GateStandIn()
-    provisioning.attested_identity = stand_in.identity  # type: ignore[assignment]
-    reports.signing_key_attested = stand_in.signing_key_attested  # type: ignore[assignment]
+    provisioning.attested_identity = stand_in.identity
+    reports.signing_key_attested = stand_in.signing_key_attested
     order_id = int(args["order"])
     jobs.mm_order_start_job(order_id=order_id)
     jobs.mm_order_sync_job(order_id=order_id)
