@@ -159,6 +159,10 @@ def mm_order_track_deposit(*, order_id: int) -> MMOrder:
     w3 = get_web3()
     order = MMOrder.objects.get(pk=order_id)
     sent = CustodyTransfer.objects.filter(order=order, direction="to_exchange").first()
+    if sent is None and order.state == mm.State.FUNDING:
+        # Reserved but never signed: the worker that funded it died in between. Its task comes back only when the
+        # broker redelivers it (after the visibility timeout, or never if the broker lost it): continue here.
+        return mm_order_fund(order_id=order_id)
     if sent is None or sent.status == CustodyTransfer.Status.PARKED:
         return order
     if order.state == mm.State.FUNDING:

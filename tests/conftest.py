@@ -11,7 +11,7 @@ import pytest
 
 from mrmarket.observability.logging import make_formatter
 
-pytest_plugins = ["tests.fixtures.chain"]
+pytest_plugins = ["tests.fixtures.chain", "tests.chaos.driver_plugin"]
 
 
 class JsonLines(logging.Handler):

@@ -25,9 +25,11 @@ def running_executor(
     controller: str | None = None,
     port: int = 0,
     streams: bool = True,
+    request_timeout_ms: int = 10_000,
 ) -> Iterator[str]:
     """`port` 0 picks a free one; a given port lets a test restart "the same" executor (new keys, no jobs).
-    `streams` False: its jobs poll by REST (the exchange's streams unused)."""
+    `streams` False: its jobs poll by REST (the exchange's streams unused); `request_timeout_ms` bounds each of its
+    exchange calls (a partition test shortens it)."""
     from mrmarket.controller import controller_key
 
     config = Config(
@@ -37,6 +39,7 @@ def running_executor(
         controller_key=controller or controller_key().public_hex,
         build_version="test",
         dev=True,  # the exchange simulator is plain http
+        request_timeout_ms=request_timeout_ms,
     )
     loop = asyncio.new_event_loop()
     state: dict[str, Any] = holder if holder is not None else {}

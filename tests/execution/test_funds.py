@@ -145,6 +145,21 @@ def test_a_crash_between_signing_and_broadcast_resends_the_same_transaction(acco
     assert CustodyTransfer.objects.get(order=order).tx_hash == signed.tx_hash
 
 
+def test_a_worker_killed_after_reserving_and_before_signing_is_continued_by_the_beat(account, w3: Web3) -> None:
+    order = new_order(account)
+    reserve = outbound._reservation(order)
+    services.mm_order_transition(order_id=order.pk, event=mm.Event.FUND, key=f"o{order.pk}-fund", ledger=[reserve])
+    # The worker dies here: reserved, nothing signed, and its fund_order task not redelivered (yet, or ever).
+    order = outbound.mm_order_track_deposit(order_id=order.pk)  # the next track_deposits beat
+    assert order.state == "withdrawing_to_exchange"
+    assert CustodyTransfer.objects.filter(order=order).count() == 1
+    outbound.mm_order_fund(order_id=order.pk)  # the task redelivered after all: nothing more
+    assert CustodyTransfer.objects.filter(order=order).count() == 1
+    track_until(order, "deposit_confirmed", w3)
+    assert selectors.ledger_balance(account="custody:USDT") == 4_000 * UNIT
+    assert asset_totals(selectors.ledger_balances()) == {"USDT": 0}
+
+
 def test_underfunded_custody_reserves_and_signs_nothing(account) -> None:
     order = new_order(account, amount=9_000 * UNIT)
     before = selectors.ledger_balances()

@@ -1,0 +1,259 @@
+"""A worker that dies by SIGKILL at the N-th state transition it applies (the crash tests' subprocess).
+
+    python -m tests.chaos.crash_driver   # then one JSON request a line on stdin: flow, kill_at, when, ...
+
+The parent imports Django and the flows once and forks a fresh worker per request. The database and Redis come
+from the environment, the settings that name the devnet (chain, exchange, custody) and the flow's ids from the
+request; the test process shares the same PostgreSQL database, committed across processes.
+
+The hook lives here, not in product code: the functions that apply a transition are wrapped by monkeypatching,
+and the N-th real transition either kills the process just before it is applied (its transaction dies with the
+process) or right after the transaction that wrote it committed (`transaction.on_commit`). `kill_at` 0 runs the
+flow to its end: the census of its transitions.
+
+Each transition applied is printed as one JSON line (`{"n", "machine", "event"}`), so the test knows where the
+worker died and how many transitions the flow has.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import django
+
+
+def _die() -> None:
+    sys.stdout.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Hook:
+    def __init__(self, kill_at: int, when: str) -> None:
+        self.kill_at, self.when, self.count = kill_at, when, 0
+
+    def step(self, machine: str, event: str, apply: Callable[[], Any]) -> Any:
+        from django.db import transaction
+
+        self.count += 1
+        n = self.count
+        if n == self.kill_at and self.when == "before":
+            print(json.dumps({"n": n, "machine": machine, "event": event, "killed": "before"}), flush=True)
+            _die()
+        result = apply()
+        print(json.dumps({"n": n, "machine": machine, "event": event}), flush=True)
+        if n == self.kill_at and self.when == "after":
+            transaction.on_commit(_die)  # at once when no transaction is open around it
+        return result
+
+
+def _install(hook: Hook) -> None:
+    from execution import services, withdrawals
+    from execution.models import MMOrderTransition
+    from payouts import closing, paying
+    from payouts.models import TransitionRecord
+
+    order_transition = services.mm_order_transition
+
+    def mm_order_transition(*, order_id: int, event: Any, key: str, **kwargs: Any) -> Any:
+        if MMOrderTransition.objects.filter(order_id=order_id, key=key).exists():
+            return order_transition(order_id=order_id, event=event, key=key, **kwargs)  # a no-op, not a step
+        return hook.step(
+            "mm_order", event.value, lambda: order_transition(order_id=order_id, event=event, key=key, **kwargs)
+        )
+
+    services.mm_order_transition = mm_order_transition
+
+    withdrawal_apply = withdrawals._apply
+
+    def apply(row: Any, event: Any, **kwargs: Any) -> Any:
+        return hook.step("withdrawal", event.value, lambda: withdrawal_apply(row, event, **kwargs))
+
+    withdrawals._apply = apply
+
+    for module, machine in ((closing, "epoch_close"), (paying, "epoch_payout")):
+        real = module.transition_once
+
+        def transition_once(
+            row: Any,
+            records: type[TransitionRecord],
+            owner: str,
+            *,
+            key: str,
+            event: str,
+            _real: Any = real,
+            _machine: str = machine,
+            **kwargs: Any,
+        ) -> bool:
+            if records.objects.filter(**{owner: row}, key=key).exists():
+                return bool(_real(row, records, owner, key=key, event=event, **kwargs))
+            return bool(hook.step(_machine, event, lambda: _real(row, records, owner, key=key, event=event, **kwargs)))
+
+        module.transition_once = transition_once  # type: ignore[attr-defined]
+
+    note = paying._note
+
+    def payout_note(payout: Any, *, key: str, event: str, detail: dict[str, Any]) -> None:
+        # A step of the payout that changes no state (a batch signed, paid): a kill point too.
+        if payout.transitions.filter(key=key).exists():
+            return note(payout, key=key, event=event, detail=detail)
+        return hook.step("epoch_payout", event, lambda: note(payout, key=key, event=event, detail=detail))
+
+    paying._note = payout_note
+
+
+def _mine() -> None:
+    from django.conf import settings
+
+    from mrmarket.chain import get_web3
+
+    if settings.CHAIN_RPC_URL:  # a flow on the devnet chain: its blocks come one a pass
+        get_web3().provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+
+def _until(done: Callable[[], bool], step: Callable[[], Any], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"crash driver: {what} did not happen in {timeout} s")
+        step()
+        _mine()
+        time.sleep(0.1)
+
+
+def mm_money(args: dict[str, Any]) -> None:
+    """The order's money flow as the worker runs it: funded (fund_order), tracked to the exchange (the
+    track_deposits beat), stopped (the operator), brought home (withdraw_back), tracked home (track_withdrawals)."""
+    from execution import homeward, outbound, services
+    from execution.models import MMOrder
+
+    order_id, treasury_id = int(args["order"]), int(args["treasury"])
+
+    def state() -> str:
+        return str(MMOrder.objects.get(pk=order_id).state)
+
+    outbound.mm_order_fund(order_id=order_id)
+    _until(
+        lambda: state() == "deposit_confirmed", lambda: outbound.mm_order_track_deposit(order_id=order_id), "deposit"
+    )
+    services.mm_order_stop(order_id=order_id)
+    homeward.mm_order_withdraw_back(order_id=order_id, treasury_account_id=treasury_id)
+    _until(
+        lambda: state() == "settled", lambda: homeward.mm_order_track_withdrawal(order_id=order_id), "the return leg"
+    )
+
+
+def mm_job(args: dict[str, Any]) -> None:
+    """The order's job leg as the worker runs it: started on the executor (start_job), followed (sync_job), stopped
+    (the operator) and wound down (wind_down). The test executor runs no TD: its keys pass through the same gate
+    stand-in the job tests use (tests/execution/gate_stand_in.py), set here in the worker's process."""
+    from execution import jobs, provisioning, reports, services
+    from execution.models import MMOrder
+    from tests.execution.gate_stand_in import GateStandIn
+
+    stand_in = GateStandIn()
+    provisioning.attested_identity = stand_in.identity
+    reports.signing_key_attested = stand_in.signing_key_attested
+    order_id = int(args["order"])
+    jobs.mm_order_start_job(order_id=order_id)
+    jobs.mm_order_sync_job(order_id=order_id)
+    services.mm_order_stop(order_id=order_id)
+    _until(
+        lambda: MMOrder.objects.get(pk=order_id).job_id == "",
+        lambda: jobs.mm_order_wind_down(order_id=order_id),
+        "the wind-down",
+    )
+
+
+def _chain_now() -> Any:
+    from datetime import UTC, datetime
+
+    from mrmarket.chain import get_web3
+
+    return datetime.fromtimestamp(get_web3().eth.get_block("latest")["timestamp"], tz=UTC)
+
+
+def epoch_close(args: dict[str, Any]) -> None:
+    """One close as the close_epoch task runs it, pass after pass, until its results are recorded on chain."""
+    from payouts import closing
+    from payouts.models import EpochClose
+
+    close_id = int(args["close"])
+    _until(
+        lambda: EpochClose.objects.get(pk=close_id).state == "recorded",
+        lambda: closing.epoch_close_advance(close_id=close_id, worker="crash-driver", now=_chain_now()),
+        "the close",
+    )
+
+
+def epoch_payout(args: dict[str, Any]) -> None:
+    """One payout as the pay_epoch task runs it, pass after pass, until every leaf is paid."""
+    from payouts import paying
+    from payouts.models import EpochPayout
+
+    payout_id = int(args["payout"])
+    _until(
+        lambda: EpochPayout.objects.get(pk=payout_id).state == "paid",
+        lambda: paying.epoch_payout_advance(payout_id=payout_id),
+        "the payout",
+    )
+
+
+FLOWS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "mm_money": mm_money,
+    "mm_job": mm_job,
+    "epoch_close": epoch_close,
+    "epoch_payout": epoch_payout,
+}
+
+
+def _run_child(request: dict[str, Any]) -> None:
+    """In the forked child: its own output file, settings, hook and database connection; the flow; exit."""
+    out = open(request["out"], "w", buffering=1)  # noqa: SIM115 - closed by the exit
+    os.dup2(out.fileno(), 1)
+    os.dup2(out.fileno(), 2)
+    sys.stdout = sys.stderr = out
+    code = 0
+    try:
+        from django.conf import settings
+
+        for name, value in request["settings"].items():
+            setattr(settings, name, value)
+        _install(Hook(int(request["kill_at"]), str(request["when"])))
+        FLOWS[request["flow"]](request["args"])
+        print(json.dumps({"done": True}), flush=True)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        out.flush()
+        os._exit(code)
+
+
+def serve() -> None:
+    """Import everything once, then fork one worker per request read from stdin (as Celery's prefork pool forks
+    its children from a parent that imported the app): each child opens its own database connection. Answers
+    each request with one line: the child's exit status (-9 when it was killed)."""
+    django.setup()
+    from execution import homeward, outbound, services, withdrawals  # noqa: F401 - imported before the fork
+    from payouts import closing, paying  # noqa: F401
+
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            _run_child(request)
+        _, status = os.waitpid(pid, 0)
+        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        print(json.dumps({"returncode": code}), flush=True)
+
+
+if __name__ == "__main__":
+    serve()
