@@ -90,7 +90,11 @@ class PrivatePostgres:
             user = pwd.getpwnam("postgres")
             os.chown(self.dir, user.pw_uid, user.pw_gid)
         initdb = [_pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]
-        subprocess.run([*self.prefix, *initdb], check=True, capture_output=True)
+        try:
+            subprocess.run([*self.prefix, *initdb], check=True, capture_output=True)
+        except subprocess.CalledProcessError:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
 
     def url(self, name: str) -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
