@@ -94,7 +94,11 @@ TEMPLATES = [
 ]
 
 # --- data stores -------------------------------------------------------------------------------------------
-DB_CONN_MAX_AGE = env.int("DB_CONN_MAX_AGE", default=60)  # PostgreSQL only
+# PostgreSQL only. 0 (a connection per request or task) by default: the web process serves ASGI, where Django's
+# persistent connections are kept per executor thread and never reused or closed in time (Django's docs: disable
+# them under ASGI). Under load they ran the server out of connections (docs/reliability.md, section 6). A worker
+# may set it higher for itself.
+DB_CONN_MAX_AGE = env.int("DB_CONN_MAX_AGE", default=0)
 DATABASE_URL = env.str("DATABASE_URL", default=f"sqlite:///{(DATA_DIR / 'db.sqlite3').resolve()}")
 DATABASES = {"default": parse_database_url("DATABASE_URL", DATABASE_URL, conn_max_age=DB_CONN_MAX_AGE)}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3") and DATABASES["default"]["NAME"] != ":memory:":

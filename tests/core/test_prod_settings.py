@@ -335,3 +335,14 @@ def test_no_setting_turns_the_attestation_gate_off(profile: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == dict.fromkeys(FORMER_GATE_SWITCHES, False)
+
+
+def test_the_web_process_keeps_no_database_connection_between_requests() -> None:
+    # The web process serves ASGI: persistent connections there pile up per thread until PostgreSQL refuses new
+    # clients (seen under load, docs/reliability.md section 6). Off unless a process sets DB_CONN_MAX_AGE.
+    answer = probe(prod_env(DATABASE_URL="postgres://app:pw@db.internal:5432/mrmarket"), "DATABASES")
+    assert answer["DATABASES"]["default"]["CONN_MAX_AGE"] == 0  # type: ignore[index]
+    worker = probe(
+        prod_env(DATABASE_URL="postgres://app:pw@db.internal:5432/mrmarket", DB_CONN_MAX_AGE="60"), "DATABASES"
+    )
+    assert worker["DATABASES"]["default"]["CONN_MAX_AGE"] == 60  # type: ignore[index]
