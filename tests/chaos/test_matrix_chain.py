@@ -24,7 +24,7 @@ from tests.execution import test_funds as funds
 from tests.execution.running_job import wait
 from tests.execution.test_funds import UNIT, new_order, track_until
 
-pytestmark = [pytest.mark.chaos, pytest.mark.chain, pytest.mark.django_db, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.chain, pytest.mark.django_db, pytest.mark.timeout(120)]
 
 # The funding leg's own fixtures (tests/execution/test_funds.py), on a chain of this module's own.
 anvil, w3 = execution_fixtures.anvil, execution_fixtures.w3

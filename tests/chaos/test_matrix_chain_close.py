@@ -22,7 +22,7 @@ from tests.chaos.rpc_proxy import RpcProxy
 from tests.payouts import test_closing as closing_tests
 from tests.payouts.test_closing import advance, open_campaign
 
-pytestmark = [pytest.mark.chaos, pytest.mark.chain, pytest.mark.django_db, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.chain, pytest.mark.django_db, pytest.mark.timeout(180)]
 
 # The close's own fixtures (tests/payouts/test_closing.py): a chain and a token of this module's own, a factory per
 # test, and the oracles' settings with a storage of the test's own (autouse).

@@ -23,6 +23,7 @@ from tests.payouts.test_paying import ACCOUNTS, Epoch, an_epoch, claim
 
 pytestmark = [
     pytest.mark.chaos,
+    pytest.mark.slow,
     pytest.mark.chain,
     pytest.mark.django_db(transaction=True),
     pytest.mark.timeout(180),

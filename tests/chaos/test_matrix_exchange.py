@@ -234,7 +234,7 @@ def test_running_x_stream_fault(
 # ---------------------------------------------------------------------------------------------- stop
 
 
-STOP_FAULTS: dict[str, dict[str, Any]] = {name: REQUEST_FAULTS[name] for name in ("hang", "5xx", "429", "maintenance")}
+STOP_FAULTS: dict[str, dict[str, Any]] = dict(REQUEST_FAULTS)
 
 
 @pytest.mark.parametrize("fault", list(STOP_FAULTS))

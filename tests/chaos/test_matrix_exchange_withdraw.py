@@ -27,7 +27,7 @@ from tests.execution import conftest as execution_fixtures
 from tests.execution import test_withdraw_back as withdraw_back
 from tests.execution.test_withdraw_back import CUSTODY, HOLDINGS, Stopped, on_exchange, track_until
 
-pytestmark = [pytest.mark.chaos, pytest.mark.chain, pytest.mark.django_db, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.chain, pytest.mark.django_db, pytest.mark.timeout(120)]
 
 # The return leg's own fixtures (tests/execution/test_withdraw_back.py), on a chain of this module's own.
 anvil, w3 = execution_fixtures.anvil, execution_fixtures.w3
