@@ -72,6 +72,7 @@ def run(work: Path) -> None:
     deployer, creator, recorder, reputation = dev_accounts()[:4]
     with Anvil() as node:
         settings.CHAIN_RPC_URL = node.url
+        settings.CHAIN_CONFIRMATIONS = 1  # Anvil mines only on a transaction: the last batch would never be buried
         settings.RECORDING_ORACLE_PRIVATE_KEY = recorder.private_key
         settings.REPUTATION_ORACLE_PRIVATE_KEY = reputation.private_key
         settings.STORAGES = {

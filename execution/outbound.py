@@ -10,7 +10,8 @@
   gas price, parked when its nonce is taken), applies `transfer_mined` once the receipt exists, and
   `deposit_confirmed` only when the exchange's deposit history shows **this** transaction hash credited for the
   amount **and** the chain shows `CHAIN_CONFIRMATIONS` blocks on it — never a balance threshold that other
-  funds could satisfy.
+  funds could satisfy. Until then every beat reads the receipt again: a transfer a reorg took off the chain is
+  sent again (the same bytes), one it moved is counted from its new block.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 from eth_account import Account
 from web3 import Web3
+from web3.types import TxReceipt
 
 from execution import accounts, custody, selectors, services
 from execution.alerts import alerts_resolve_keys
@@ -40,6 +42,9 @@ from execution.models import CustodyTransfer, CustodyTransferVersion, ExchangeAc
 from mrmarket.chain import get_web3
 from mrmarket.exchanges.client import TRANSIENT, exchange_call
 from mrmarket.observability import context
+from mrmarket.observability.logging import get_logger
+
+log = get_logger(__name__)
 
 
 def _deposit_address(account: ExchangeAccount, asset: str) -> str:
@@ -168,15 +173,9 @@ def mm_order_track_deposit(*, order_id: int) -> MMOrder:
     if order.state == mm.State.FUNDING:
         return _broadcast(w3, sent)  # signed but the broadcast never happened (crash): send the same tx again
     if order.state == mm.State.WITHDRAWING_TO_EXCHANGE:
-        found = custody.mined_version(w3, sent)
+        found = _on_chain(w3, sent)
         if found is None:
-            if not custody.nonce_used(w3, sent):
-                custody.keep_moving(w3, sent)
-                return order
-            found = custody.mined_version(w3, sent)  # one of ours may have mined between the two reads
-            if found is None:
-                custody.park(sent)
-                return order
+            return order
         tx_hash, receipt = found
         sent = custody.adopt(sent, tx_hash)
         if receipt["status"] != 1:
@@ -209,6 +208,18 @@ def mm_order_track_deposit(*, order_id: int) -> MMOrder:
         )
         sent.refresh_from_db()
     if order.state == mm.State.DEPOSIT_CONFIRMING:
+        # Asked again on every beat until confirmed: a reorg can take the mined transfer off the chain, or move it
+        # to another block. Gone, it is sent again (the same bytes, the same nonce) rather than waited on forever
+        # with its nonce free, which would hold every later custody transfer; moved, it is counted from where it is.
+        found = _on_chain(w3, sent)
+        if found is None:
+            log.warning("custody_transfer_reorged", order_id=order_id, transfer_id=sent.pk, tx_hash=sent.tx_hash)
+            return order
+        tx_hash, receipt = found
+        sent = custody.adopt(sent, tx_hash)
+        if receipt["blockNumber"] != sent.block_number:
+            CustodyTransfer.objects.filter(pk=sent.pk).update(block_number=receipt["blockNumber"])
+            sent.refresh_from_db()
         confirmations = w3.eth.block_number - int(sent.block_number or 0) + 1
         if confirmations < settings.CHAIN_CONFIRMATIONS or not _credited_by_exchange(order, sent):
             return order
@@ -228,6 +239,21 @@ def mm_order_track_deposit(*, order_id: int) -> MMOrder:
             detail={"tx_hash": sent.tx_hash, "confirmations": confirmations},
         )
     return order
+
+
+def _on_chain(w3: Web3, sent: CustodyTransfer) -> tuple[str, TxReceipt] | None:
+    """The version of the transfer the chain holds now, with its receipt. None while none does: the transfer is
+    then kept moving (replaced when due, sent again if the node dropped it), or parked when its nonce went to a
+    transaction that is none of ours."""
+    found = custody.mined_version(w3, sent)
+    if found is None:
+        if not custody.nonce_used(w3, sent):
+            custody.keep_moving(w3, sent)
+            return None
+        found = custody.mined_version(w3, sent)  # one of ours may have mined between the two reads
+        if found is None:
+            custody.park(sent)
+    return found
 
 
 def _credited_by_exchange(order: MMOrder, sent: CustodyTransfer) -> bool:

@@ -6,7 +6,8 @@ The discipline, once:
   the chain's pending count, so a retry after a crash sends the same bytes again.
 - A send error means what the chain's state says, not what its text says: our hash is known ("already known"),
   the nonce is used ("nonce too low": by one of our versions or not, the receipt tells), else it is refused.
-- Whichever stored version mined is found by receipt.
+- Whichever stored version mined is found by receipt, and settles only once it is `CHAIN_CONFIRMATIONS` deep
+  (`buried`): until then a reorg can take it off the chain, nonce and all, and it must still be sent again.
 - A transaction pending too long is replaced by the same call, same nonce, at a higher gas price (stored before it
   is broadcast, capped, with alerts); a replacement the node refuses while an earlier version still waits in its
   pool is no failure.
@@ -127,6 +128,11 @@ def mined_version(w3: Web3, tx: Pending) -> tuple[str, TxReceipt] | None:
         except TransactionNotFound:
             continue
     return None
+
+
+def buried(w3: Web3, receipt: TxReceipt, confirmations: int) -> bool:
+    """The receipt's block has `confirmations` blocks on it, itself included (1: mined is enough)."""
+    return int(w3.eth.block_number) - int(receipt["blockNumber"]) + 1 >= confirmations
 
 
 # ---------------------------------------------------------------------------------------------- sending

@@ -11,6 +11,9 @@ one sender (`mrmarket.chain_tx`, as custody's transfers are).
   price, stored before it is broadcast; whichever stored version mined is adopted (found by receipt). A nonce the
   chain used for none of our versions parks the transaction with a critical alert.
 - A reverted transaction stores the Campaign error it reverted with, found by replaying the call.
+- Mined (or reverted) counts once the receipt is `CHAIN_CONFIRMATIONS` deep: a transaction a shallower reorg took
+  off the chain is still ours to send again, not a result recorded, a payout published or a batch paid that the
+  chain no longer holds (its nonce left free would also hold every later transaction of the key).
 """
 
 from __future__ import annotations
@@ -163,8 +166,9 @@ def oracle_tx_send(*, tx_id: int) -> str:
 
 def oracle_tx_advance(*, tx_id: int) -> str:
     """Move a transaction one step towards settled: broadcast it if it never was, settle it by the receipt of
-    whichever version mined, park it if its nonce went elsewhere, else replace it once it has waited too long and
-    rebroadcast it if the node dropped it. Idempotent, safe to run from several workers at once. Its status."""
+    whichever version mined once that is CHAIN_CONFIRMATIONS deep, park it if its nonce went elsewhere, else
+    replace it once it has waited too long and rebroadcast it if the node dropped it. Idempotent, safe to run from
+    several workers at once. Its status."""
     _replace_when_due(tx_id)  # committed on its own: a replacement is stored before anything can broadcast it
     with transaction.atomic():
         row = OracleTransaction.objects.select_for_update().get(pk=tx_id)
@@ -184,6 +188,8 @@ def oracle_tx_advance(*, tx_id: int) -> str:
             if found is None:
                 _park(row)
                 return row.status
+        if not chain_tx.buried(w3, found[1], settings.CHAIN_CONFIRMATIONS):
+            return row.status  # mined, not yet deep enough to outlast a reorg: the next pass looks again
         _settle(w3, row, *found)
         return row.status
 

@@ -354,6 +354,7 @@ class ChainPaid:
     """What the epoch's events say is paid: leaf indices, and the amounts by each path."""
 
     indices: set[int]
+    buried: set[int]  # of those, paid by events CHAIN_CONFIRMATIONS deep: what a reorg can no longer undo
     claimed: list[int]
     distributed: list[list[int]]  # [first index, count] of every Distributed event, in index order
     claimed_amount: int
@@ -377,7 +378,9 @@ def _chain_paid(w3: Web3, payout: EpochPayout, leaves: Leaves) -> ChainPaid:
     head = int(w3.eth.block_number)
     claims = _epoch_logs(escrow.events.Claimed, close.epoch, since, head)
     pushes = _epoch_logs(escrow.events.Distributed, close.epoch, since, head)
+    deep = head - settings.CHAIN_CONFIRMATIONS + 1
     indices: set[int] = set()
+    buried: set[int] = set()
     claimed: list[int] = []
     distributed: list[list[int]] = []
     claimed_amount = distributed_amount = 0
@@ -385,16 +388,21 @@ def _chain_paid(w3: Web3, payout: EpochPayout, leaves: Leaves) -> ChainPaid:
         index = int(event["args"]["index"])
         claimed.append(index)
         indices.add(index)
+        if int(event["blockNumber"]) <= deep:
+            buried.add(index)
         claimed_amount += int(event["args"]["amount"])
     for event in pushes:
         first, count = int(event["args"]["firstIndex"]), int(event["args"]["count"])
         distributed.append([first, count])
         indices.update(range(first, first + count))
+        if int(event["blockNumber"]) <= deep:
+            buried.update(range(first, first + count))
         distributed_amount += int(event["args"]["amount"])
     if any(not 0 <= i < len(leaves.amounts) for i in indices):
         log.error("payout_events_outside_manifest", payout_id=payout.pk)
     return ChainPaid(
         indices=indices,
+        buried=buried,
         claimed=sorted(claimed),
         distributed=sorted(distributed),
         claimed_amount=claimed_amount,
@@ -511,8 +519,10 @@ def _plan_and_sign(w3: Web3, payout_id: int, leaves: Leaves) -> list[int]:
         paid = _chain_paid(w3, payout, leaves)
         batches = list(payout.batches.values_list("first_index", "count", "status", "revert_reason"))
         pending = [(first, count) for first, count, status, _ in batches if status == BatchStatus.PENDING]
-        # Our mined batches count as paid even before the node's logs show them (a lagging or balanced RPC).
-        settled = paid.indices | _ranges([(f, c) for f, c, status, _ in batches if status == BatchStatus.PAID])
+        # Our mined batches count as paid even before the node's logs show them (a lagging or balanced RPC); they
+        # are paid once CHAIN_CONFIRMATIONS deep (oracle_tx), as the events the payout settles on must be.
+        ours = _ranges([(f, c) for f, c, status, _ in batches if status == BatchStatus.PAID])
+        settled = paid.indices | ours
         payout.claimed_leaves = paid.claimed
         payout.distributed_ranges = paid.distributed
         payout.claimed_amount = paid.claimed_amount
@@ -527,6 +537,8 @@ def _plan_and_sign(w3: Web3, payout_id: int, leaves: Leaves) -> list[int]:
                 # Every leaf is paid, but a batch of ours is still in flight: it is sent and settled first (it
                 # reverts), or its nonce would stay a hole that every later transaction of the key waits behind.
                 return []
+            if len(paid.buried | ours) < payout.leaf_count:
+                return []  # a claim or push not yet deep enough to outlast a reorg: settled on a later pass
             _transition(
                 payout,
                 PayoutEvent.PAID,

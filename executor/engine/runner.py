@@ -250,7 +250,9 @@ class JobRunner(StatusView):
         book = await self._retrying(lambda: gw.order_book(self.symbol))
         now = self.clock()
         self._take_book(book, now)
-        await self._sync(now, first=True)
+        # The account's own first read (open orders, balances) waits out the exchange's trouble as the market's
+        # reads do: a failing first call is no reason to fail the job (nothing of it is applied until it answers).
+        await self._retrying(lambda: self._sync(self.clock(), first=True))
         mark = book.mid or ZERO
         self.position = Position.opening(self.base_asset, self.quote_asset, base0=self.balances.base_total, mark=mark)
         self._last_trade_ms = now

@@ -36,6 +36,9 @@ from executor.strategy.base import Book
 
 MAX_RETRY_MS = 30_000
 FIRST_BOOK_MS = 5_000  # at least this long for the subscription's answer, the REST snapshot and a first diff
+# Python 3.11's asyncio.wait_for returns its inner call's result, swallowing a cancel that lands as that call
+# completes (gh-86296): a stream task cancelled while subscribing then waits on, and must be cancelled again.
+RECANCEL_S = 0.5
 log = get_logger("executor.streams")
 
 
@@ -92,12 +95,15 @@ class StreamFeed:
             self._tasks.append(asyncio.create_task(loop(), name=f"feed-{name}-{self.job_id}"))
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await task
-        self._tasks = []
+        tasks, self._tasks = self._tasks, []
+        pending = set(tasks)
+        while pending:
+            for task in pending:
+                task.cancel()  # again for one that swallowed the last cancel and waits elsewhere now
+            _, pending = await asyncio.wait(pending, timeout=RECANCEL_S)
+        for task in tasks:
+            if not task.cancelled():
+                task.exception()  # retrieved: a loop that failed as it was stopped is no news
         self.gw.ws_enabled = False
 
     async def wait(self, timeout_s: float) -> None:

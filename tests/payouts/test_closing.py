@@ -94,6 +94,7 @@ def factory_address(w3: Web3) -> str:
 @pytest.fixture(autouse=True)
 def close_settings(settings, anvil: Anvil, tmp_path: Path) -> Path:
     settings.CHAIN_RPC_URL = anvil.url
+    settings.CHAIN_CONFIRMATIONS = 1  # mined is final here; reorgs are tests/chaos/test_matrix_chain_*.py
     settings.RECORDING_ORACLE_PRIVATE_KEY = ORACLE.private_key
     settings.REPUTATION_ORACLE_PRIVATE_KEY = ORACLE.private_key
     settings.RECORDING_ORACLE_RETIRED_KEYS = []

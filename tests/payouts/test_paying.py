@@ -82,6 +82,7 @@ def factory_and_token(w3: Web3) -> tuple[str, str]:
 @pytest.fixture(autouse=True)
 def chain_settings(settings, anvil: Anvil, tmp_path: Path) -> None:
     settings.CHAIN_RPC_URL = anvil.url
+    settings.CHAIN_CONFIRMATIONS = 1  # mined is final here; reorgs are tests/chaos/test_matrix_chain_*.py
     settings.RECORDING_ORACLE_PRIVATE_KEY = RECORDER.private_key
     settings.REPUTATION_ORACLE_PRIVATE_KEY = REPUTATION.private_key
     settings.ORACLE_GAS_BUMP_SECONDS = 3600
