@@ -102,6 +102,13 @@ def test_a_zero_amount_packs_and_accounts_and_amounts_must_pair_up() -> None:
         packed_leaves([account, account], [1])
 
 
+def test_settled_and_in_flight_indices_outside_the_tree_are_ignored_and_capacity_is_at_least_one() -> None:
+    plan = plan_batches(amounts=[1, 1, 1], settled=[-1, 3, 7], in_flight=[(-5, 6), (3, 4)], capacity=5)
+    assert plan == [PlannedBatch(BatchKind.DISTRIBUTE, 1, 2)]  # (-5, 6) covers leaf 0 only
+    with pytest.raises(ValueError, match=r"^a batch holds at least one leaf$"):
+        plan_batches(amounts=[1, 1], settled=[], in_flight=[], capacity=0)
+
+
 def test_a_refused_payout_step_names_the_state_and_the_event() -> None:
     with pytest.raises(IllegalPayoutTransition) as refused:
         payout_transition(PayoutState.PAID, PayoutEvent.PUBLISHED)

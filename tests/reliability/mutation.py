@@ -97,12 +97,18 @@ def only_mutate(root: Path = ROOT) -> list[str]:
     return list(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["mutmut"]["only_mutate"])
 
 
-def add_pending(work: Path) -> None:
-    """The copy's `[tool.mutmut]` with the PENDING files and their tests added."""
+def add_pending(work: Path, only: list[str]) -> None:
+    """The copy's `[tool.mutmut]` with the PENDING files and their tests added (or just `only` of them)."""
     path = work / "pyproject.toml"
     text = path.read_text()
-    files = "".join(f'    "{f}",\n' for f in PENDING)
-    tests = "".join(f'    "{t}",\n' for t in sorted(set(PENDING.values())))
+    pending = {f: t for f, t in PENDING.items() if not only or f in only}
+    files = "".join(f'    "{f}",\n' for f in pending)
+    tests = "".join(f'    "{t}",\n' for t in sorted(set(pending.values())))
+    if only:  # just these files: the gated ones not named are left out
+        start = text.index("only_mutate = [\n")
+        end = text.index("]\n", start)
+        kept = "".join(f'    "{f}",\n' for f in only_mutate() if f in only)
+        text = text[:start] + "only_mutate = [\n" + kept + text[end:]
     text = text.replace("only_mutate = [\n", "only_mutate = [\n" + files, 1)
     selection = "pytest_add_cli_args_test_selection = [\n"
     text = text.replace(selection, selection + tests, 1)
@@ -162,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--json", type=Path, help="write the per-file figures and the unexplained survivors here")
     parser.add_argument("--pending", action="store_true", help="mutate the PENDING files too (not yet triaged)")
+    parser.add_argument("--only", nargs="+", default=[], help="mutate just these files (gated or pending)")
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared", help="where ../shared is (fixtures)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copy (to `mutmut show` in it)")
     args = parser.parse_args(argv)
@@ -175,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     env.pop("MUTANT_UNDER_TEST", None)
     try:
         copy_checkout(work, args.shared)
-        if args.pending:
-            add_pending(work)
+        if args.pending or args.only:
+            add_pending(work, args.only)
         command = [str(MUTMUT), "run", "--max-children", str(args.max_children)]
         if args.sample:
             command += list(SAMPLE_PATTERNS)
