@@ -188,6 +188,9 @@ def _set(path: list[str | int], value: Any):
         (_set(["participants"], {}), "bundle.participants", "is not an array"),
         (_set(["participants", 0], "x"), "bundle.participants[0]", "is not an object"),
         (_set(["software"], None), "bundle.software", "is not an object"),
+        (_set(["campaign"], []), "bundle.campaign", "is not an object"),
+        (_set(["epoch"], 3), "bundle.epoch", "is not an object"),
+        (_set(["parameters"], "x"), "bundle.parameters", "is not an object"),
         (_set(["schema"], "mrmarket.results-bundle/v2"), "bundle.schema", "is not 'mrmarket.results-bundle/v1'"),
     ],
     ids=[
@@ -201,6 +204,9 @@ def _set(path: list[str | int], value: Any):
         "list",
         "entry",
         "software",
+        "campaign",
+        "epoch",
+        "parameters",
         "schema",
     ],
 )
@@ -214,6 +220,13 @@ def test_a_bundle_the_payout_cannot_rely_on_is_refused_naming_the_path(change, p
     assert caught.value.problem == problem
     assert str(caught.value) == f"{path}: {problem}"
     assert caught.value.code == "manifest_refused"
+
+
+@pytest.mark.parametrize("bundle", [None, [], "bundle", 7])
+def test_a_bundle_that_is_not_an_object_is_refused_as_such(bundle: Any) -> None:
+    with pytest.raises(ManifestError) as caught:
+        payout_manifest(bundle)
+    assert (caught.value.path, caught.value.problem) == ("bundle", "is not an object")
 
 
 def test_a_bundle_with_a_float_is_not_canonical_and_refused() -> None:

@@ -159,9 +159,9 @@ def test_amounts_always_sum_to_the_budget_and_stay_within_one_unit(depth, volume
             f"depth: the score of {A} must be a non-negative integer",
         ),
         (
-            lambda: shares(depth={A: 1.0}, volume={}, depth_weight=Fraction(1)),
+            lambda: shares(depth={A: 1.0}, volume={}, depth_weight=Fraction(1)),  # type: ignore[dict-item]
             f"depth: the score of {A} must be a non-negative integer",
-        ),  # type: ignore[dict-item]
+        ),
         (lambda: shares(depth={A: 1}, volume={}, depth_weight=Fraction(-1, 2)), "depth_weight must be within [0, 1]"),
         (lambda: shares(depth={A: 1}, volume={}, depth_weight=Fraction(3, 2)), "depth_weight must be within [0, 1]"),
         (lambda: amounts(budget=-1, shares_by_account={}), "the epoch budget is a non-negative integer of base units"),
@@ -182,6 +182,9 @@ def test_a_depth_weight_of_0_or_1_is_allowed_and_puts_everything_on_one_side() -
     assert shares(depth={A: 1}, volume={B: 1}, depth_weight=Fraction(1)) == {A: Fraction(1)}
     assert shares(depth={A: 1}, volume={B: 1}, depth_weight=Fraction(0)) == {B: Fraction(1)}
     assert amounts(budget=0, shares_by_account={A: Fraction(1)}) == {}  # a zero budget pays nobody
+    # One side with a single unit in all is still someone who scored.
+    assert shares(depth={A: 1}, volume={}, depth_weight=Fraction(1, 2)) == {A: Fraction(1)}
+    assert shares(depth={}, volume={B: 1}, depth_weight=Fraction(1, 2)) == {B: Fraction(1)}
 
 
 def test_the_manifest_document_in_full_and_when_nobody_is_paid() -> None:

@@ -40,8 +40,6 @@ UNKILLED = ("survived", "no tests", "suspicious", "segfault")
 # Money and trust code measured but whose survivors are not all triaged yet (docs/reliability.md, section 8): with
 # `--pending` they are mutated too, with their tests, and their survivors are reported like the others'.
 PENDING = {
-    "payouts/domain/payout.py": "tests/payouts/test_payout.py",
-    "payouts/domain/manifest.py": "tests/payouts/test_manifest.py",
     "payouts/domain/merkle.py": "tests/payouts/test_merkle.py",
     "wire/reports.py": "tests/wire/test_reports.py",
     "attestation/domain/quote.py": "tests/attestation/test_quote.py",

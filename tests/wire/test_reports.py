@@ -189,3 +189,37 @@ def test_an_order_event_without_the_exchange_time_carries_null() -> None:
     # The exchange did not say when: null, never a made-up time and never a missing key.
     doc = mutated(report(), "order_events.0.exchange_ts_ms", None)
     assert sign_report(doc, KEY).report["order_events"][0]["exchange_ts_ms"] is None
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "message"),
+    [
+        (lambda e: e.pop("signature"), "envelope", "an envelope has exactly report, digest and signature"),
+        (lambda e: e.update(extra=1), "envelope", "an envelope has exactly report, digest and signature"),
+        (lambda e: e.update(digest="AB" * 32), "envelope.digest", "must be 32 bytes of lower-case hex"),
+        (lambda e: e.update(signature="ab" * 32), "envelope.signature", "must be 64 bytes of lower-case hex"),
+    ],
+)
+def test_a_malformed_envelope_is_refused_naming_the_field(change, path: str, message: str) -> None:
+    (signed,) = chain(1)
+    envelope = copy.deepcopy(signed.as_json())
+    change(envelope)
+    with pytest.raises(SchemaError) as refused:
+        SignedReport.from_json(envelope)
+    assert (refused.value.path, refused.value.message) == (path, message)
+    assert SignedReport.from_json(signed.as_json()) == signed
+
+
+def test_the_refusals_of_one_report_name_the_field_and_both_digests() -> None:
+    forged = sign_report(report(key=OTHER_KEY), OTHER_KEY)
+    with pytest.raises(SignatureError) as other_key:
+        verify_report(forged, signing_key=KEY.public_hex)
+    assert other_key.value.path == "report.executor.signing_key"
+    assert other_key.value.message == "report names another signing key than the attested one"
+    (signed,) = chain(1)
+    edited = mutated(signed.report, "fills.0.amount", "2550")
+    with pytest.raises(DigestMismatch) as mismatch:
+        verify_report(SignedReport(edited, signed.digest, signed.signature), signing_key=KEY.public_hex)
+    assert str(mismatch.value) == (
+        f"digest {signed.digest} does not match the report's canonical form ({sign_report(edited, KEY).digest})"
+    )
