@@ -41,7 +41,6 @@ UNKILLED = ("survived", "no tests", "suspicious", "segfault")
 # `--pending` they are mutated too, with their tests, and their survivors are reported like the others'.
 PENDING = {
     "payouts/domain/merkle.py": "tests/payouts/test_merkle.py",
-    "wire/reports.py": "tests/wire/test_reports.py",
     "attestation/domain/quote.py": "tests/attestation/test_quote.py",
     "payouts/domain/scoring/engine.py": "tests/payouts/test_scoring.py",
     "payouts/domain/scoring/depth.py": "tests/payouts/test_scoring_properties.py",
