@@ -95,3 +95,10 @@ executor-image-lock: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) node_modules static/dist var .mypy_cache .ruff_cache .pytest_cache
+
+## Mutation testing of the money and trust code (docs/reliability.md, section 8): every mutant of the files in
+## pyproject's [tool.mutmut], in a temporary copy of the checkout; fails on a survivor not explained in
+## tests/reliability/equivalent_mutants.txt. CI runs the bounded sample (tests/reliability/test_mutation.py).
+.PHONY: mutation
+mutation: deps
+	$(PY) -m tests.reliability.mutation $(MUTATION_ARGS)

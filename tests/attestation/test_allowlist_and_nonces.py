@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from attestation import selectors, services
+from attestation.domain import allowlist
 from attestation.domain.allowlist import Measurements, Rule, first_match
 from attestation.errors import (
     AllowlistConflict,
@@ -156,6 +157,79 @@ def test_a_rule_that_leaves_a_required_rtmr_open_matches_nothing(mrtd, rtmrs, op
     loose = tuple("" if i == open_register else r for i, r in enumerate(rtmrs))
     rule = Rule(1, "mm-executor", mrtd, loose)  # type: ignore[arg-type]
     assert first_match([rule], "mm-executor", Measurements(mrtd, rtmrs)) is None
+
+
+R1, R2, R3 = "1" * 96, "2" * 96, "3" * 96
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(" 0x" + MRTD.upper() + " ", MRTD), (MRTD, MRTD), ("0X" + R0, R0)],
+)
+def test_a_measurement_is_normalized_to_96_lowercase_hex_characters(raw: str, expected: str) -> None:
+    assert allowlist.normalize(raw, "mrtd") == expected
+
+
+@pytest.mark.parametrize("raw", ["", "  ", MRTD[:-1], MRTD + "0", "g" * 96, "0x"])
+def test_a_malformed_measurement_is_refused_naming_its_field(raw: str) -> None:
+    with pytest.raises(allowlist.MeasurementFormatError) as refused:
+        allowlist.normalize(raw, "rtmr2")
+    assert str(refused.value) == "rtmr2 must be 48 bytes of hex (96 characters)"
+
+
+def test_an_optional_register_may_be_empty_but_not_malformed() -> None:
+    assert allowlist.normalize(" 0x ", "rtmr0", optional=True) == ""
+    assert allowlist.normalize(R0.upper(), "rtmr0", optional=True) == R0
+    with pytest.raises(allowlist.MeasurementFormatError):
+        allowlist.normalize("abc", "rtmr0", optional=True)
+
+
+def test_the_unpinned_registers_are_the_required_ones_left_empty_in_order() -> None:
+    assert allowlist.unpinned(("", R1, R2, R3)) == []  # RTMR0 is not required by default
+    assert allowlist.unpinned(("", "", R2, "")) == [1, 3]
+    assert allowlist.unpinned(("", R1, R2, R3), required={3, 0}) == [0]
+    allowlist.require_pinned((R0, R1, R2, R3), required={0, 1, 2, 3})
+    with pytest.raises(allowlist.MeasurementUnpinnedError) as stricter:
+        allowlist.require_pinned(("", R1, R2, R3), required={0, 1, 2, 3})  # the deployment's set, not the default
+    assert stricter.value.registers == [0]
+    with pytest.raises(allowlist.MeasurementUnpinnedError) as refused:
+        allowlist.require_pinned(("", "", R2, ""))
+    assert refused.value.registers == [1, 3]
+    assert str(refused.value) == (
+        "an entry must pin rtmr1, rtmr3: the MRTD measures only the firmware, not the executor's image"
+    )
+
+
+def test_a_rule_matches_only_its_service_and_firmware_and_names_the_registers_that_differ() -> None:
+    rule = Rule(4, "mm-executor", MRTD, ("", R1, R2, R3))
+    measured = Measurements(MRTD, (R0, R1, R2, R3))
+    assert rule.matches("mm-executor", measured)
+    assert not rule.matches("other-service", measured)
+    assert not rule.matches("mm-executor", Measurements(ZERO, (R0, R1, R2, R3)))
+    assert rule.mismatched(measured) == []
+    assert rule.mismatched(Measurements(MRTD, (ZERO, ZERO, R2, ZERO))) == [1, 3]  # RTMR0 is open in the rule
+    # A deployment that requires RTMR0 too: the same rule (RTMR0 open) matches nothing there.
+    assert not rule.matches("mm-executor", measured, required={0, 1, 2, 3})
+    assert first_match([rule], "mm-executor", measured, required={0, 1, 2, 3}) is None
+
+
+def test_measurements_with_the_wrong_number_of_registers_are_refused_not_compared() -> None:
+    rule = Rule(4, "mm-executor", MRTD, ("", R1, R2, R3))
+    short = Measurements(MRTD, (R0, R1, R2))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="shorter than argument 1"):
+        rule.mismatched(short)
+    with pytest.raises(ValueError, match="shorter than argument 1"):
+        rule.matches("mm-executor", short)
+
+
+def test_the_first_matching_rule_wins() -> None:
+    loose = Rule(1, "mm-executor", MRTD, ("", R1, R2, R3))
+    exact = Rule(2, "mm-executor", MRTD, (R0, R1, R2, R3))
+    other = Rule(3, "mm-executor", MRTD, (R0, R1, R2, ZERO))
+    measured = Measurements(MRTD, (R0, R1, R2, R3))
+    assert first_match([other, exact, loose], "mm-executor", measured) == exact
+    assert first_match([other, loose, exact], "mm-executor", measured) == loose
+    assert first_match([other], "mm-executor", measured) is None
 
 
 @pytest.mark.django_db

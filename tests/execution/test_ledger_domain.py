@@ -56,22 +56,57 @@ def test_a_full_round_trip_is_explained_by_entries() -> None:
 @pytest.mark.parametrize(
     ("build", "message"),
     [
-        (lambda: Transaction("k", "x", (Posting("custody:USDT", "USDT", 5),)), "at least two postings"),
+        (
+            lambda: Transaction("k", "x", (Posting("custody:USDT", "USDT", 5),)),
+            "a transaction needs at least two postings",
+        ),
         (
             lambda: Transaction("k", "x", (Posting("custody:USDT", "USDT", 5), Posting("transit:o:USDT", "USDT", -4))),
-            "do not sum to zero",
+            "postings do not sum to zero per asset: {'USDT': 1}",
         ),
-        (lambda: Posting("custody:USDT", "MRM", 5), "does not hold MRM"),
-        (lambda: Posting("wallet:USDT", "USDT", 5), "malformed account name"),
-        (lambda: Posting("custody:USDT", "USDT", 0), "moves nothing"),
-        (lambda: Posting("custody:USDT", "USDT", 1.5), "integers in base units"),  # type: ignore[arg-type]
-        (lambda: transfer("bad key!", "x", asset="A", amount=1, source="custody", target="transit:o"), "idempotency"),
-        (lambda: transfer("k", "x", asset="A", amount=-1, source="custody", target="transit:o"), "positive amount"),
+        (lambda: Posting("custody:USDT", "MRM", 5), "account custody:USDT does not hold MRM"),
+        (lambda: Posting("wallet:USDT", "USDT", 5), "malformed account name 'wallet:USDT'"),
+        (lambda: Posting("custody:USDT", "USDT", 0), "a posting of zero moves nothing"),
+        (lambda: Posting("custody:USDT", "USDT", 1.5), "amounts are integers in base units"),  # type: ignore[arg-type]
+        (lambda: Posting("custody:USDT", "USDT", True), "amounts are integers in base units"),
+        (
+            lambda: transfer("bad key!", "x", asset="A", amount=1, source="custody", target="transit:o"),
+            "malformed idempotency key 'bad key!'",
+        ),
+        (
+            lambda: transfer("k", "x", asset="A", amount=-1, source="custody", target="transit:o"),
+            "a transfer moves a positive amount",
+        ),
+        # Zero is refused by `transfer` itself, before a zero posting is built.
+        (
+            lambda: transfer("k", "x", asset="A", amount=0, source="custody", target="transit:o"),
+            "a transfer moves a positive amount",
+        ),
     ],
 )
 def test_malformed_transactions_are_refused(build, message: str) -> None:
-    with pytest.raises((LedgerError, Unbalanced), match=message):
+    with pytest.raises((LedgerError, Unbalanced)) as refused:
         build()
+    assert str(refused.value) == message
+
+
+def test_a_transfer_is_two_postings_of_its_kind_from_source_to_target() -> None:
+    tx = transfer("o7-send", "withdraw_debit", asset="USDT", amount=5, source="custody", target="transit:o7")
+    assert (tx.key, tx.kind) == ("o7-send", "withdraw_debit")
+    assert tx.postings == (Posting("custody:USDT", "USDT", -5), Posting("transit:o7:USDT", "USDT", 5))
+
+
+def test_the_same_transaction_is_the_same_kind_and_postings_in_any_order() -> None:
+    a, b = Posting("custody:USDT", "USDT", -5), Posting("transit:o7:USDT", "USDT", 5)
+    tx = Transaction("k1", "withdraw_debit", (a, b))
+    assert tx.same_as(Transaction("k1", "withdraw_debit", (b, a)))
+    assert not tx.same_as(Transaction("k1", "reversal", (a, b)))
+    c, d = Posting("custody:USDT", "USDT", -6), Posting("transit:o7:USDT", "USDT", 6)
+    assert not tx.same_as(Transaction("k1", "withdraw_debit", (c, d)))
+
+
+def test_asset_totals_show_what_an_inconsistent_ledger_is_off_by() -> None:
+    assert asset_totals({"custody:USDT": 5, "transit:o7:USDT": 2, "custody:MRM": -3}) == {"USDT": 7, "MRM": -3}
 
 
 moves = st.lists(

@@ -115,6 +115,17 @@ def test_terminal_states_are_final() -> None:
             next_state(state, Event.STOP)
 
 
+def test_a_refusal_names_the_state_the_event_and_what_the_state_allows() -> None:
+    with pytest.raises(InvalidTransition) as refused:
+        next_state(State.PAUSED, Event.FUND)
+    assert str(refused.value) == "cannot fund an order in state paused; allowed: resume, stop"
+    assert (refused.value.state, refused.value.event) == (State.PAUSED, Event.FUND)
+    with pytest.raises(InvalidTransition) as final:
+        next_state(State.SETTLED, Event.STOP)
+    assert str(final.value) == "cannot stop an order in state settled; it is final"
+    assert (final.value.state, final.value.event) == (State.SETTLED, Event.STOP)
+
+
 def test_every_state_is_reachable_and_every_non_terminal_state_can_end() -> None:
     reachable = {State.CREATED}
     frontier = [State.CREATED]

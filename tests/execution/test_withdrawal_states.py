@@ -123,3 +123,77 @@ def test_step_keys_are_per_attempt() -> None:
     assert mm.attempt_of(["stop", "orders_settled", "fail"]) == 1
     assert mm.step_key(7, "stop", 0) != mm.step_key(7, "stop", 1)
     assert mm.step_key(7, "stop", 1) == "o7-stop-a1"
+
+
+def entries(txs: list[Transaction]) -> list[tuple[str, str, dict[str, int]]]:
+    return [(tx.key, tx.kind, {p.account: p.amount for p in tx.postings}) for tx in txs]
+
+
+def test_each_transition_books_exactly_these_entries_under_the_rows_keys() -> None:
+    assert entries(moves(Event.ACCEPTED)) == [
+        ("o7-wd5-sent", "withdraw_debit", {"exchange:a3:free:USDT": -100, "transit:o7:USDT": 100})
+    ]
+    assert entries(moves(Event.FAILED)) == [
+        ("o7-wd5-failed", "reversal", {"transit:o7:USDT": -100, "exchange:a3:free:USDT": 100})
+    ]
+    assert entries(moves(Event.ARRIVED, fee=2)) == [
+        ("o7-wd5-arrived", "deposit_credit", {"transit:o7:USDT": -98, "custody:USDT": 98}),
+        ("o7-wd5-fee", "fee_debit", {"transit:o7:USDT": -2, "external:fees:USDT": 2}),
+    ]
+    # No fee given: none is booked; the whole amount arrives.
+    no_fee = wd.withdrawal_moves(
+        Event.ARRIVED, order_id=7, withdrawal_id=5, exchange_account_id=3, asset="USDT", amount=100
+    )
+    assert entries(no_fee) == [("o7-wd5-arrived", "deposit_credit", {"transit:o7:USDT": -100, "custody:USDT": 100})]
+    # The fee took it all: only the fee is booked (a zero transfer would be refused).
+    assert entries(moves(Event.ARRIVED, fee=100)) == [
+        ("o7-wd5-fee", "fee_debit", {"transit:o7:USDT": -100, "external:fees:USDT": 100})
+    ]
+
+
+@pytest.mark.parametrize("fee", [-1, 101])
+def test_a_fee_outside_the_amount_is_refused(fee: int) -> None:
+    with pytest.raises(ValueError, match=f"^a withdrawal fee of {fee} does not fit the amount 100$"):
+        moves(Event.ARRIVED, fee=fee)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "call_open", "expected"),
+    [
+        (39.0, True, Action.WAIT),  # just inside the in-flight time: the call may still be on its way
+        (40.0, True, Action.WAIT),  # at it: past it only when `listing_seconds` passed too
+        (89.0, False, Action.WAIT),
+        (90.0, False, Action.SEND),  # the listing window has passed at exactly `listing_seconds`
+    ],
+)
+def test_the_requesting_windows_end_where_they_say(seconds: float, call_open: bool, expected: Action) -> None:
+    action = wd.requesting_action(
+        sends=1,
+        seconds_since_send=seconds,
+        call_open=call_open,
+        in_flight_seconds=40.0,
+        deduplicated=False,
+        listing_seconds=90.0,
+    )
+    assert action is expected
+
+
+def test_the_in_flight_wait_ends_at_in_flight_seconds_where_the_exchange_deduplicates() -> None:
+    def action(seconds: float) -> Action:
+        return wd.requesting_action(
+            sends=1,
+            seconds_since_send=seconds,
+            call_open=True,
+            in_flight_seconds=40.0,
+            deduplicated=True,
+            listing_seconds=90.0,
+        )
+
+    assert (action(39.9), action(40.0)) == (Action.WAIT, Action.SEND)
+
+
+def test_a_refused_transition_names_the_event_and_the_state() -> None:
+    with pytest.raises(wd.InvalidWithdrawalTransition) as refused:
+        wd.next_state(State.CONFIRMED, Event.FAILED)
+    assert str(refused.value) == "cannot apply failed to a withdrawal in state confirmed"
+    assert (refused.value.state, refused.value.event) == (State.CONFIRMED, Event.FAILED)

@@ -107,6 +107,40 @@ def test_a_mid_far_outside_the_strategys_bound_is_refused() -> None:
     assert "outside the external bound" in reason
 
 
+def test_the_refusals_say_exactly_what_is_wrong() -> None:
+    assert price_insanity(book([], [("1.01", "100")])) == "one side of the book is empty"
+    assert price_insanity(book([("1.01", "1")], [("1.01", "1")])) == "crossed book (bid 1.01 ≥ ask 1.01)"
+    lopsided = book([("0.99", "1"), ("0.10", "1")], [("1.01", "1")])
+    assert price_insanity(lopsided) == "mid 1.00 is more than 5.00% from the book VWAP 0.70000000"
+    sane = book([("0.99", "100")], [("1.01", "100")])
+    assert price_insanity(sane, floor=D(3), ceiling=D(4)) == "mid 1.00 is far outside the external bound [3, 4]"
+
+
+def test_a_mid_exactly_at_the_band_from_the_vwap_passes() -> None:
+    # VWAP (1.04 + 0.90 + 1.06) / 3 = 1.00, mid 1.05: exactly 5 % off, which is not *more* than the band.
+    edge = book([("1.04", "1"), ("0.90", "1")], [("1.06", "1")])
+    assert book_vwap(edge) == D("1.00")
+    assert price_insanity(edge) is None
+
+
+def test_the_external_bound_is_half_the_floor_to_twice_the_ceiling_inclusive() -> None:
+    b = book([("0.99", "100")], [("1.01", "100")])  # mid 1.00
+    assert price_insanity(b, floor=D("0.8"), ceiling=D("0.9")) is None  # inside [0.4, 1.8]
+    assert price_insanity(b, floor=D("2"), ceiling=D("3")) is None  # mid = floor / 2
+    assert price_insanity(b, floor=D("0.1"), ceiling=D("0.5")) is None  # mid = 2 × ceiling
+    assert price_insanity(b, floor=D("2.01"), ceiling=D("3")) is not None
+    assert price_insanity(b, floor=None, ceiling=D("0.1")) is None  # a bound needs both ends
+
+
+def test_the_vwap_weighs_every_top_level_by_its_amount_and_an_empty_book_has_none() -> None:
+    assert book_vwap(book([("1", "0.25")], [("3", "0.25")])) == D(2)  # less than one lot in all
+    assert book_vwap(book([("1", "3")], [("3", "1")])) == D("1.5")
+    assert book_vwap(book([("1", "0")], [("3", "0")])) is None  # levels of nothing
+    assert book_vwap(book([], [])) is None
+    deep = book([(str(100 - i), "1") for i in range(7)], [("200", "1")])
+    assert book_vwap(deep, levels=1) == D(150)  # only the best level of each side
+
+
 # --- max open orders, max exposure, the rate bucket ---------------------------------------------------------
 
 
@@ -152,6 +186,12 @@ def test_the_rate_bucket_grants_a_burst_then_refills_with_time() -> None:
     assert bucket.take(T0 + 10_000, 10) == 4  # never more than the burst
 
 
+def test_the_first_take_grants_the_burst_whatever_the_clock_reads() -> None:
+    bucket = RateBucket(rate=4)
+    assert bucket.take(100, 10) == 4  # a clock near its epoch is not "no time passed since 0"
+    assert bucket.take(100, 1) == 0
+
+
 def test_the_guard_stops_placing_when_the_rate_is_spent() -> None:
     g = guard(max_orders_per_second=2)
     admitted, notes = g.admit([SELL, SELL, SELL], live_orders=0, potential_base=D(0), mark=D(1), now_ms=T0)
@@ -195,3 +235,6 @@ def test_consecutive_rejects_trip_and_an_accept_or_reset_clears_them() -> None:
     assert reason == "3 consecutive rejects (limit 3)"
     g.reset()
     assert g.kill_reason(net_pnl=D(0), drawdown=D(0)) is None
+    g.record_reject()
+    g.record_reject()
+    assert g.kill_reason(net_pnl=D(0), drawdown=D(0)) is None  # the reset left no reject behind

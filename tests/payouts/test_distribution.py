@@ -79,6 +79,43 @@ def test_the_capacity_guess() -> None:
         batch_capacity(gas_cap=0, base_gas=0, per_leaf_gas=1)
 
 
+def test_the_capacity_guess_at_its_edges() -> None:
+    assert batch_capacity(gas_cap=1, base_gas=0, per_leaf_gas=1) == 1
+    assert batch_capacity(gas_cap=10, base_gas=0, per_leaf_gas=1) == 10  # no base gas is allowed
+    assert batch_capacity(gas_cap=10, base_gas=0, per_leaf_gas=3) == 3
+    for bad in (
+        {"gas_cap": 0, "base_gas": 0, "per_leaf_gas": 1},
+        {"gas_cap": 10, "base_gas": -1, "per_leaf_gas": 1},
+        {"gas_cap": 10, "base_gas": 0, "per_leaf_gas": 0},
+    ):
+        with pytest.raises(
+            ValueError, match=r"^the gas cap and the per-leaf gas are positive, the base gas is not negative$"
+        ):
+            batch_capacity(**bad)
+
+
+def test_a_zero_amount_packs_and_accounts_and_amounts_must_pair_up() -> None:
+    account = "0x" + "ab" * 20
+    assert packed_leaves([account], [0]) == [int(account, 16) << 96]
+    assert packed_leaves([account], [DISTRIBUTE_AMOUNT_LIMIT - 1]) == [int(account, 16) << 96 | (2**96 - 1)]
+    with pytest.raises(ValueError, match="shorter than argument 1"):
+        packed_leaves([account, account], [1])
+
+
+def test_settled_and_in_flight_indices_outside_the_tree_are_ignored_and_capacity_is_at_least_one() -> None:
+    plan = plan_batches(amounts=[1, 1, 1], settled=[-1, 3, 7], in_flight=[(-5, 6), (3, 4)], capacity=5)
+    assert plan == [PlannedBatch(BatchKind.DISTRIBUTE, 1, 2)]  # (-5, 6) covers leaf 0 only
+    with pytest.raises(ValueError, match=r"^a batch holds at least one leaf$"):
+        plan_batches(amounts=[1, 1], settled=[], in_flight=[], capacity=0)
+
+
+def test_a_refused_payout_step_names_the_state_and_the_event() -> None:
+    with pytest.raises(IllegalPayoutTransition) as refused:
+        payout_transition(PayoutState.PAID, PayoutEvent.PUBLISHED)
+    assert str(refused.value) == "an epoch payout in state paid cannot take published"
+    assert (refused.value.state, refused.value.event) == (PayoutState.PAID, PayoutEvent.PUBLISHED)
+
+
 @given(
     n=st.integers(min_value=0, max_value=200),
     settled=st.sets(st.integers(min_value=0, max_value=199)),

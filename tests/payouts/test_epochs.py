@@ -88,3 +88,47 @@ def test_the_close_moves_only_along_its_transitions() -> None:
     # Nothing but an operator's retry leaves failed, and nothing reaches recorded except from stored.
     assert [k for k in TRANSITIONS if k[0] is CloseState.FAILED] == [(CloseState.FAILED, CloseEvent.RETRY)]
     assert {k[0] for k, v in TRANSITIONS.items() if v is CloseState.RECORDED} == {CloseState.STORED}
+
+
+def test_the_remainder_of_the_budget_goes_to_the_last_epoch() -> None:
+    t = CampaignTerms(start=500, end=800, epoch_seconds=100, budget=11, fee_bps=0)
+    assert [t.epoch_gross_budget(e) for e in range(3)] == [3, 3, 5]
+    assert [t.epoch_at(s) for s in (500, 599, 650, 799)] == [0, 0, 1, 2]  # whole epochs counted from the start
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"start": 10, "end": 10, "epoch_seconds": 1, "budget": 1},
+        {"start": -1, "end": 10, "epoch_seconds": 1, "budget": 1},
+        {"start": 0, "end": 10, "epoch_seconds": 0, "budget": 1},
+        {"start": 0, "end": 10, "epoch_seconds": 1, "budget": -1},
+    ],
+)
+def test_each_bad_term_alone_is_refused(kwargs: dict) -> None:
+    with pytest.raises(
+        ValueError, match=r"^campaign terms need start < end, a positive epoch length and a budget ≥ 0$"
+    ):
+        CampaignTerms(fee_bps=0, **kwargs)
+
+
+def test_the_fee_is_0_to_10000_basis_points_inclusive() -> None:
+    assert CampaignTerms(start=0, end=10, epoch_seconds=5, budget=1, fee_bps=10_000).fee_on(7) == 7
+    assert CampaignTerms(start=0, end=10, epoch_seconds=5, budget=1, fee_bps=0).fee_on(7) == 0
+    for fee_bps in (-1, 10_001):
+        with pytest.raises(ValueError, match=r"^fee_bps must be within \[0, 10000\]$"):
+            CampaignTerms(start=0, end=10, epoch_seconds=5, budget=1, fee_bps=fee_bps)
+
+
+def test_an_epoch_outside_the_campaign_is_refused_naming_the_range() -> None:
+    t = CampaignTerms(start=0, end=10, epoch_seconds=5, budget=1, fee_bps=0)
+    for epoch in (-1, 2):
+        with pytest.raises(ValueError, match=rf"^epoch {epoch} is not an epoch of this campaign \(0 … 1\)$"):
+            t.epoch_gross_budget(epoch)
+
+
+def test_a_refused_close_step_names_the_state_and_the_event() -> None:
+    with pytest.raises(IllegalCloseTransition) as refused:
+        close_transition(CloseState.COLLECTING, CloseEvent.RECORDED)
+    assert str(refused.value) == "an epoch close in state collecting cannot take recorded"
+    assert (refused.value.state, refused.value.event) == (CloseState.COLLECTING, CloseEvent.RECORDED)

@@ -154,21 +154,44 @@ def _set(path: list[str | int], value: Any):
 @pytest.mark.parametrize(
     ("change", "path", "problem"),
     [
-        (_set(["participants", 1, "amount"], "421300087408566039476"), "bundle.participants", "sum to"),
-        (_set(["participants", 0, "amount"], "0"), "bundle.participants", "not the epoch budget"),
+        (
+            _set(["participants", 1, "amount"], "421300087408566039476"),
+            "bundle.participants",
+            "the amounts sum to 1000000000000000000008, not the epoch budget 1000000000000000000007",
+        ),
+        (
+            _set(["participants", 0, "amount"], "0"),
+            "bundle.participants",
+            "the amounts sum to 819147076413488521881, not the epoch budget 1000000000000000000007",
+        ),
         (
             _set(["participants", 1, "address"], C.upper().replace("0X", "0x")),
             "bundle.participants[1].address",
-            "lower-case",
+            "'0xCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC' is not a lower-case 0x address",
         ),
-        (_set(["participants", 2, "address"], A), "bundle.participants[2].address", "listed twice"),
-        (_set(["participants", 0, "amount"], 5), "bundle.participants[0].amount", "decimal string"),
-        (_set(["participants", 0, "amount"], "-5"), "bundle.participants[0].amount", "decimal string"),
-        (_set(["parameters", "epoch_budget"], str(2**256)), "bundle.parameters.epoch_budget", "uint256"),
-        (_set(["participants"], {}), "bundle.participants", "not an array"),
-        (_set(["participants", 0], "x"), "bundle.participants[0]", "not an object"),
-        (_set(["software"], None), "bundle.software", "not an object"),
-        (_set(["schema"], "mrmarket.results-bundle/v2"), "bundle.schema", "is not"),
+        (_set(["participants", 2, "address"], A), "bundle.participants[2].address", f"{A} is listed twice"),
+        (
+            _set(["participants", 0, "amount"], 5),
+            "bundle.participants[0].amount",
+            "5 is not a decimal string of base units",
+        ),
+        (
+            _set(["participants", 0, "amount"], "-5"),
+            "bundle.participants[0].amount",
+            "'-5' is not a decimal string of base units",
+        ),
+        (
+            _set(["parameters", "epoch_budget"], str(2**256)),
+            "bundle.parameters.epoch_budget",
+            "does not fit in a uint256",
+        ),
+        (_set(["participants"], {}), "bundle.participants", "is not an array"),
+        (_set(["participants", 0], "x"), "bundle.participants[0]", "is not an object"),
+        (_set(["software"], None), "bundle.software", "is not an object"),
+        (_set(["campaign"], []), "bundle.campaign", "is not an object"),
+        (_set(["epoch"], 3), "bundle.epoch", "is not an object"),
+        (_set(["parameters"], "x"), "bundle.parameters", "is not an object"),
+        (_set(["schema"], "mrmarket.results-bundle/v2"), "bundle.schema", "is not 'mrmarket.results-bundle/v1'"),
     ],
     ids=[
         "sum-over",
@@ -181,6 +204,9 @@ def _set(path: list[str | int], value: Any):
         "list",
         "entry",
         "software",
+        "campaign",
+        "epoch",
+        "parameters",
         "schema",
     ],
 )
@@ -191,8 +217,16 @@ def test_a_bundle_the_payout_cannot_rely_on_is_refused_naming_the_path(change, p
     with pytest.raises(ManifestError) as caught:
         payout_manifest(bundle)
     assert caught.value.path == path
-    assert problem in caught.value.problem
+    assert caught.value.problem == problem
+    assert str(caught.value) == f"{path}: {problem}"
     assert caught.value.code == "manifest_refused"
+
+
+@pytest.mark.parametrize("bundle", [None, [], "bundle", 7])
+def test_a_bundle_that_is_not_an_object_is_refused_as_such(bundle: Any) -> None:
+    with pytest.raises(ManifestError) as caught:
+        payout_manifest(bundle)
+    assert (caught.value.path, caught.value.problem) == ("bundle", "is not an object")
 
 
 def test_a_bundle_with_a_float_is_not_canonical_and_refused() -> None:

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from payouts.domain.merkle import PayoutTree
-from payouts.domain.payout import PayoutError, amounts, manifest, shares
+from payouts.domain.payout import PayoutError, amounts, manifest, manifest_json, shares
 
 ROOT = Path(__file__).resolve().parents[2]
 A, B, C = "0x" + "aa" * 20, "0x" + "bb" * 20, "0x" + "cc" * 20
@@ -141,3 +141,81 @@ def test_amounts_always_sum_to_the_budget_and_stay_within_one_unit(depth, volume
         assert abs(paid.get(account, 0) - budget * share) < 1
     # Deterministic whatever the input order.
     assert amounts(budget=budget, shares_by_account=dict(reversed(list(s.items())))) == paid
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda: shares(depth={}, volume={"0xABC": 1}, depth_weight=Fraction(1)),
+            "volume: '0xABC' is not a lower-case 0x address",
+        ),
+        (
+            lambda: shares(depth={A: -1}, volume={}, depth_weight=Fraction(1)),
+            f"depth: the score of {A} must be a non-negative integer",
+        ),
+        (
+            lambda: shares(depth={A: True}, volume={}, depth_weight=Fraction(1)),
+            f"depth: the score of {A} must be a non-negative integer",
+        ),
+        (
+            lambda: shares(depth={A: 1.0}, volume={}, depth_weight=Fraction(1)),  # type: ignore[dict-item]
+            f"depth: the score of {A} must be a non-negative integer",
+        ),
+        (lambda: shares(depth={A: 1}, volume={}, depth_weight=Fraction(-1, 2)), "depth_weight must be within [0, 1]"),
+        (lambda: shares(depth={A: 1}, volume={}, depth_weight=Fraction(3, 2)), "depth_weight must be within [0, 1]"),
+        (lambda: amounts(budget=-1, shares_by_account={}), "the epoch budget is a non-negative integer of base units"),
+        (
+            lambda: amounts(budget=True, shares_by_account={}),
+            "the epoch budget is a non-negative integer of base units",
+        ),
+        (lambda: amounts(budget=10, shares_by_account={A: Fraction(1, 2)}), "shares must sum to 1, not 1/2"),
+    ],
+)
+def test_each_refusal_says_exactly_what_is_wrong(call, message: str) -> None:
+    with pytest.raises(PayoutError) as refused:
+        call()
+    assert str(refused.value) == message
+
+
+def test_a_depth_weight_of_0_or_1_is_allowed_and_puts_everything_on_one_side() -> None:
+    assert shares(depth={A: 1}, volume={B: 1}, depth_weight=Fraction(1)) == {A: Fraction(1)}
+    assert shares(depth={A: 1}, volume={B: 1}, depth_weight=Fraction(0)) == {B: Fraction(1)}
+    assert amounts(budget=0, shares_by_account={A: Fraction(1)}) == {}  # a zero budget pays nobody
+    # One side with a single unit in all is still someone who scored.
+    assert shares(depth={A: 1}, volume={}, depth_weight=Fraction(1, 2)) == {A: Fraction(1)}
+    assert shares(depth={}, volume={B: 1}, depth_weight=Fraction(1, 2)) == {B: Fraction(1)}
+
+
+def test_the_manifest_document_in_full_and_when_nobody_is_paid() -> None:
+    identity = {
+        "campaign": {"chain_id": 31337},
+        "epoch": {"index": 3, "start_ms": 0, "end_ms": 60_000},
+        "results_digest": "ab" * 32,
+        "budget": 13,
+        "software": {"version": "0.1.0", "commit": "unknown"},
+    }
+    m = manifest({B: 6, A: 7})
+    assert m is not None
+    assert m.as_json(**identity) == {  # type: ignore[arg-type]
+        "schema": "mrmarket.payout-manifest/v1",
+        "campaign": {"chain_id": 31337},
+        "epoch": {"index": 3, "start_ms": 0, "end_ms": 60_000},
+        "results_digest": "ab" * 32,
+        "epoch_budget": "13",
+        "leaves": [{"index": 0, "account": A, "amount": "7"}, {"index": 1, "account": B, "amount": "6"}],
+        "total": "13",
+        "merkle_root": m.merkle_root,
+        "software": {"version": "0.1.0", "commit": "unknown"},
+    }
+    assert manifest_json(None, **identity) == {  # type: ignore[arg-type]
+        "schema": "mrmarket.payout-manifest/v1",
+        "campaign": {"chain_id": 31337},
+        "epoch": {"index": 3, "start_ms": 0, "end_ms": 60_000},
+        "results_digest": "ab" * 32,
+        "epoch_budget": "13",
+        "leaves": [],
+        "total": "0",
+        "merkle_root": None,
+        "software": {"version": "0.1.0", "commit": "unknown"},
+    }

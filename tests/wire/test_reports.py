@@ -13,6 +13,7 @@ from wire.reports import (
     MAX_FILLS,
     MAX_ORDER_EVENTS,
     SignedReport,
+    empty_metrics,
     report_bytes,
     sign_report,
     verify_chain,
@@ -189,3 +190,101 @@ def test_an_order_event_without_the_exchange_time_carries_null() -> None:
     # The exchange did not say when: null, never a made-up time and never a missing key.
     doc = mutated(report(), "order_events.0.exchange_ts_ms", None)
     assert sign_report(doc, KEY).report["order_events"][0]["exchange_ts_ms"] is None
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "message"),
+    [
+        (lambda e: e.pop("signature"), "envelope", "an envelope has exactly report, digest and signature"),
+        (lambda e: e.update(extra=1), "envelope", "an envelope has exactly report, digest and signature"),
+        (lambda e: e.update(digest="AB" * 32), "envelope.digest", "must be 32 bytes of lower-case hex"),
+        (lambda e: e.update(signature="ab" * 32), "envelope.signature", "must be 64 bytes of lower-case hex"),
+    ],
+)
+def test_a_malformed_envelope_is_refused_naming_the_field(change, path: str, message: str) -> None:
+    (signed,) = chain(1)
+    envelope = copy.deepcopy(signed.as_json())
+    change(envelope)
+    with pytest.raises(SchemaError) as refused:
+        SignedReport.from_json(envelope)
+    assert (refused.value.path, refused.value.message) == (path, message)
+    assert SignedReport.from_json(signed.as_json()) == signed
+
+
+def test_the_refusals_of_one_report_name_the_field_and_both_digests() -> None:
+    forged = sign_report(report(key=OTHER_KEY), OTHER_KEY)
+    with pytest.raises(SignatureError) as other_key:
+        verify_report(forged, signing_key=KEY.public_hex)
+    assert other_key.value.path == "report.executor.signing_key"
+    assert other_key.value.message == "report names another signing key than the attested one"
+    (signed,) = chain(1)
+    edited = mutated(signed.report, "fills.0.amount", "2550")
+    with pytest.raises(DigestMismatch) as mismatch:
+        verify_report(SignedReport(edited, signed.digest, signed.signature), signing_key=KEY.public_hex)
+    assert str(mismatch.value) == (
+        f"digest {signed.digest} does not match the report's canonical form ({sign_report(edited, KEY).digest})"
+    )
+
+
+def _with_fill_before_the_first(doc: dict) -> dict:
+    doc["fills"].append(dict(doc["fills"][0], trade_id="t-earlier", ts_ms=doc["fills"][0]["ts_ms"] - 1))
+    return doc
+
+
+def _with_repeated_trade_id(doc: dict) -> dict:
+    doc["fills"].append(dict(doc["fills"][0], ts_ms=doc["fills"][0]["ts_ms"] + 1))
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("build", "path", "message"),
+    [
+        (
+            lambda: mutated(report(), "window_end_ms", 1_700_000_000_000),
+            "report.window_end_ms",
+            "window_end_ms must be after window_start_ms",
+        ),
+        (
+            lambda: mutated(report(), "prev_digest", "cd" * 32),
+            "report.prev_digest",
+            "prev_digest is null exactly for sequence 0",
+        ),
+        (
+            # The window is [start, end): a fill at the end belongs to the next report.
+            lambda: mutated(report(), "fills.0.ts_ms", 1_700_000_010_000),
+            "report.fills[0].ts_ms",
+            "timestamp outside the report window",
+        ),
+        (lambda: _with_fill_before_the_first(report()), "report.fills[1].ts_ms", "timestamps must not go backwards"),
+        (lambda: _with_repeated_trade_id(report()), "report.fills", "a trade id appears twice"),
+    ],
+)
+def test_the_rules_beyond_the_schema_name_their_field_exactly(build, path: str, message: str) -> None:
+    with pytest.raises(SchemaError) as refused:
+        sign_report(build(), KEY)
+    assert (refused.value.path, refused.value.message) == (path, message)
+
+
+def test_the_last_millisecond_of_the_window_is_inside_it() -> None:
+    signed = sign_report(mutated(report(), "fills.0.ts_ms", 1_700_000_009_999), KEY)
+    verify_report(signed, signing_key=KEY.public_hex)
+
+
+def test_a_report_is_signed_only_by_the_key_it_names() -> None:
+    with pytest.raises(SchemaError) as refused:
+        sign_report(report(key=OTHER_KEY), KEY)
+    assert (refused.value.path, refused.value.message) == (
+        "report.executor",
+        "executor.signing_key is not the key signing the report",
+    )
+
+
+def test_the_metrics_of_a_report_with_nothing_in_it_are_all_zero() -> None:
+    assert empty_metrics() == {
+        "uptime_ms": 0,
+        "two_sided_ms": 0,
+        "depth_quote": {"1pct": "0", "2pct": "0", "5pct": "0"},
+        "spread_bps": None,
+        "inventory": {},
+        "pnl": {"realized": "0", "unrealized": "0", "fees": "0"},
+    }
