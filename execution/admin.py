@@ -7,8 +7,10 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
 from execution import accounts, alerts, services, tasks
+from execution.domain import mm_order as mm
 from execution.domain.units import for_people
 from execution.errors import ExecutionError, InvalidOrderTransition
 from execution.funds import asset_decimals
@@ -139,6 +141,8 @@ class MMOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[MMOrder]):
 
     @admin.action(permissions=["change"], description="Fund: move the funds to the exchange (queued)")
     def fund(self, request: HttpRequest, queryset: QuerySet[MMOrder]) -> None:
+        # Recorded with each created order, as the API does: a task lost with the broker is queued again.
+        queryset.filter(state=mm.State.CREATED).update(fund_requested_at=timezone.now())
         for order in queryset:
             tasks.fund_order.delay(order.pk)
         self.message_user(request, f"Queued funding of {queryset.count()} order(s).", messages.SUCCESS)

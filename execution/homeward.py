@@ -82,6 +82,8 @@ def mm_order_withdraw_back_queued(*, order_id: int, treasury_account_id: int) ->
             dedup=f"withdraw-back:o{order_id}:{exc.code}",
             detail={"order": order_id, "treasury_account": treasury_account_id, "code": exc.code},
         )
+        # Refused, not lost: not queued again by the beat (the operator sees the alert and asks again).
+        MMOrder.objects.filter(pk=order_id).update(withdraw_back_requested_at=None)
         return None
 
 

@@ -136,6 +136,13 @@ class MMOrder(models.Model):
         max_length=64, blank=True, default="", help_text="The key the job's reports must be signed with."
     )
     failure_reason = models.CharField(max_length=500, blank=True, default="")
+    # The operator's requests that run in a worker, recorded with the order so that a queued task lost with the
+    # broker (Redis is allowed to lose it) is queued again by the beat (`operations.mm_order_redeliver_requests`).
+    fund_requested_at = models.DateTimeField(null=True, blank=True)
+    withdraw_back_requested_at = models.DateTimeField(null=True, blank=True)
+    withdraw_back_treasury = models.ForeignKey(
+        ExchangeAccount, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     # The campaign this order serves and the address its rewards go to: set at creation (both or neither),
     # never changed after, since the recording oracle pays the order's reports to this address.
     campaign_chain_id = models.PositiveBigIntegerField(null=True, blank=True)

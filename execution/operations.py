@@ -6,6 +6,7 @@ key (ADR 0015): whatever needs an exchange key or the custody key runs in `execu
 from __future__ import annotations
 
 from django.db import transaction
+from django.utils import timezone
 
 from execution import services, tasks
 from execution.domain import mm_order as mm
@@ -26,10 +27,13 @@ def _owned(*, owner_id: int, order_id: int) -> MMOrder:
 
 
 def mm_order_fund_request(*, owner_id: int, order_id: int) -> MMOrder:
-    """Queue moving a created order's funds to the exchange (`tasks.fund_order`); progress shows in its timeline."""
+    """Queue moving a created order's funds to the exchange (`tasks.fund_order`); progress shows in its timeline.
+    The request is recorded with the order: queued again if the task is lost (`execution.redelivery`)."""
     order = _owned(owner_id=owner_id, order_id=order_id)
     if order.state != mm.State.CREATED:
         raise InvalidOrderTransition(f"order {order_id} is {order.state}; only a created order can be funded")
+    order.fund_requested_at = timezone.now()
+    order.save(update_fields=["fund_requested_at", "updated_at"])
     transaction.on_commit(lambda: tasks.fund_order.delay(order.pk))
     return order
 
@@ -52,6 +56,9 @@ def mm_order_withdraw_back_request(*, owner_id: int, order_id: int, treasury_acc
     if order.state == mm.State.SETTLED:
         return order  # everything is home already
     withdraw_back_refusal(order, treasury_account_id)
+    order.withdraw_back_requested_at = timezone.now()
+    order.withdraw_back_treasury_id = treasury_account_id
+    order.save(update_fields=["withdraw_back_requested_at", "withdraw_back_treasury", "updated_at"])
     transaction.on_commit(lambda: tasks.withdraw_back.delay(order_id, treasury_account_id))
     log.info("withdraw_back_queued", order_id=order_id, treasury_account=treasury_account_id)
     return order

@@ -6,7 +6,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db.models import Q
 
-from execution import accounts, alert_rules, alert_webhook, homeward, jobs, outbound, reconciliation
+from execution import accounts, alert_rules, alert_webhook, homeward, jobs, outbound, reconciliation, redelivery
 from execution.alerts import alert_rules_run
 from execution.domain import mm_order as mm
 from execution.domain import withdrawal as wd
@@ -76,6 +76,16 @@ def track_withdrawals() -> None:
 @shared_task(name="execution.track_withdrawal", base=ExecutionTask)
 def track_withdrawal(order_id: int) -> None:
     homeward.mm_order_track_withdrawal(order_id=order_id)
+
+
+@shared_task(name="execution.redeliver_requests", ignore_result=True)
+def redeliver_requests() -> None:
+    """Beat: the operator's fund and withdraw-back requests whose task was lost are queued again."""
+    for kind, order_id, treasury_id in redelivery.mm_order_lost_requests():
+        if kind == "fund":
+            fund_order.delay(order_id)
+        else:
+            withdraw_back.delay(order_id, treasury_id)
 
 
 @shared_task(name="execution.withdraw_back", base=ExecutionTask)

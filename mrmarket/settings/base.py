@@ -156,6 +156,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 5,
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# An operator's fund or withdraw-back request whose task has not started after this long is queued again
+# (`execution.redeliver_requests`): the broker may have lost it.
+REQUEST_REDELIVERY_SECONDS = env.int("REQUEST_REDELIVERY_SECONDS", default=300)
 HEARTBEAT_INTERVAL_SECONDS = env.int("HEARTBEAT_INTERVAL_SECONDS", default=10)
 CHAIN_INDEX_INTERVAL_SECONDS = env.int("CHAIN_INDEX_INTERVAL_SECONDS", default=5)
 # Schedules are code, reviewed like code (docs/adr/0003-beat-schedule-in-settings.md).
@@ -178,6 +181,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "execution.track_withdrawals",
         "schedule": float(CHAIN_INDEX_INTERVAL_SECONDS),
         "options": {"expires": float(CHAIN_INDEX_INTERVAL_SECONDS)},
+    },
+    "execution-redeliver-requests": {
+        "task": "execution.redeliver_requests",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
     },
     "execution-drive-jobs": {
         "task": "execution.drive_jobs",
