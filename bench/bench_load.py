@@ -831,6 +831,9 @@ def close_epoch() -> None:
                 REPUTATION_ORACLE_PRIVATE_KEY=recorder.private_key,
                 RECORDING_ORACLE_RETIRED_KEYS=[],
                 ORACLE_REPORT_GRACE_SECONDS=0,
+                # Anvil mines only on a transaction: recordResults, the close's last one, would never be buried
+                # CHAIN_CONFIRMATIONS deep (its settling is the chaos matrix's, not this bench's, to measure).
+                CHAIN_CONFIRMATIONS=1,
                 ORACLE_PUBLIC_BASE_URL="https://oracle.bench",
                 EXCHANGE_API_URLS={"binance": exchange_url},
                 STORAGES={
