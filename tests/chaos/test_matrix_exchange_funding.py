@@ -19,17 +19,17 @@ from execution import accounts, outbound, selectors
 from execution.models import CustodyTransfer, ExchangeAccount, MMOrder
 from mrmarket.exchanges.errors import ExchangeUnavailable
 from tests.chaos import invariants
+from tests.chaos.test_matrix_chain import confirmed_once
 from tests.chaos.test_matrix_exchange import REQUEST_FAULTS
 from tests.execution import conftest as execution_fixtures
 from tests.execution import test_funds as funds
-from tests.execution.test_funds import UNIT, new_order, track_until
+from tests.execution.test_funds import UNIT, new_order
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.chain, pytest.mark.django_db, pytest.mark.timeout(120)]
 
 # The funding leg's own fixtures (tests/execution/test_funds.py), on a chain of this module's own.
 anvil, w3 = execution_fixtures.anvil, execution_fixtures.w3
 dev_token, sim, account = funds.dev_token, funds.sim, funds.account
-HAPPY = ["fund", "transfer_sent", "transfer_mined", "deposit_confirmed"]
 
 
 @pytest.fixture
@@ -45,18 +45,6 @@ def venue(sim: RunningExchange, account: ExchangeAccount) -> str:
 
 def add(sim: RunningExchange, account: ExchangeAccount, fields: dict[str, Any], **more: Any) -> Fault:
     return sim.sim.faults.add(Fault(**{**fields, **more}, account=venue(sim, account)))
-
-
-def confirmed_once(order: MMOrder, account: ExchangeAccount, w3: Web3) -> MMOrder:
-    order = track_until(order, "deposit_confirmed", w3)
-    assert invariants.assert_resumed_or_parked(order.state, resumed=["deposit_confirmed"]) == "resumed"
-    assert list(order.transitions.values_list("event", flat=True)) == HAPPY
-    invariants.assert_ledger_balanced()
-    invariants.assert_no_duplicates([order])
-    invariants.assert_custody_transfers_once(w3, CustodyTransfer.objects.filter(order=order))
-    assert selectors.ledger_balance(account=f"exchange:a{account.pk}:free:USDT") == 1_000 * UNIT
-    invariants.assert_exchange_agrees(account)
-    return order
 
 
 @pytest.mark.usefixtures("short_timeout")

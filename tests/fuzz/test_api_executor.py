@@ -22,8 +22,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import logging
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,10 +49,10 @@ from execution.executor_client import ExecutorClient
 from executor.jobs.manager import JobManager
 from executor.quote import ConfigfsTsmProvider
 from mrmarket.controller import controller_key
-from mrmarket.observability.logging import make_formatter
 from tests.execution.executor_thread import manager_of, running_executor
 from tests.executor.harness import job_spec, live_exchange, trading_key
 from tests.executor.test_attestation_providers import TsmImitation, _rmdir_with_files
+from tests.fuzz.logs import Lines, capturing
 from tests.fuzz.mutations import mutated
 from tests.fuzz.schemas import operations
 from wire.control import sign_request
@@ -76,25 +74,6 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
-
-
-class Lines(logging.Handler):
-    """Every record any logger emits, rendered by the production JSON formatter (tracebacks included)."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.setFormatter(make_formatter("json"))
-        self.lines: list[str] = []
-        self._lock = threading.Lock()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        line = self.format(record)
-        with self._lock:
-            self.lines.append(line)
-
-    def snapshot(self) -> list[str]:
-        with self._lock:
-            return list(self.lines)
 
 
 @dataclass
@@ -126,16 +105,8 @@ def exchange() -> Iterator[RunningExchange]:
 
 @pytest.fixture(scope="module")
 def captured() -> Iterator[Lines]:
-    handler = Lines()
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
-        yield handler
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(previous)
+    with capturing() as lines:
+        yield lines
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,7 @@ inference is tried in test_api_openapi_stateful below.
 from __future__ import annotations
 
 import functools
-import logging
 import re
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,9 +48,9 @@ from schemathesis.specs.openapi.checks import (
 from devnet.exchange.fixtures import RunningExchange, run_exchange
 from devnet.exchange.keys import Permission
 from mrmarket.api.permissions import PUBLIC
-from mrmarket.observability.logging import make_formatter
 from mrmarket.roles import Role
 from tests.factories import user_with
+from tests.fuzz.logs import Lines, capturing
 from tests.fuzz.schemas import operations
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.slow, pytest.mark.django_db]
@@ -73,22 +71,6 @@ UNAVAILABLE = {"chain_unavailable"}
 NO_NODE = "http://127.0.0.1:9"  # the discard port: nothing listens, the connection is refused at once
 
 
-class Lines(logging.Handler):
-    """Every record any logger emits, rendered by the production JSON formatter (tracebacks included)."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.setFormatter(make_formatter("json"))
-        self.lines: list[str] = []
-        self.scanned = 0  # lines already searched for secrets
-        self._lock = threading.Lock()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        line = self.format(record)
-        with self._lock:
-            self.lines.append(line)
-
-
 @pytest.fixture(scope="module")
 def sim() -> Iterator[RunningExchange]:
     with run_exchange() as running:
@@ -97,16 +79,8 @@ def sim() -> Iterator[RunningExchange]:
 
 @pytest.fixture
 def captured() -> Iterator[Lines]:
-    handler = Lines()
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
-        yield handler
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(previous)
+    with capturing() as lines:
+        yield lines
 
 
 @pytest.fixture
