@@ -163,3 +163,53 @@ def test_an_order_carries_the_complete_strategy_it_was_checked_with(operator) ->
     assert spec["strategy"] == {"name": "baseline", "params": strategy["params"]}
     assert spec["risk"] == strategy["risk"]
     assert JobSpec.parse(spec).strategy.name == "baseline"
+
+
+def test_the_list_shows_each_orders_reports_and_ledger_in_a_fixed_number_of_queries(operator) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from execution.domain.ledger import exchange_holdings, in_transit, transfer
+    from execution.models import ExecutionReport
+
+    client, account = operator
+    first = create(client, account).json()["id"]
+
+    def listed() -> tuple[list[dict], int]:
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get("/api/v1/execution/mm-orders")
+        assert response.status_code == 200
+        return response.json(), len(queries)
+
+    for sequence, fills in ((0, 3), (1, 4)):
+        ExecutionReport.objects.create(
+            order_id=first,
+            job_id="j1",
+            sequence=sequence,
+            digest=f"{sequence:02d}" * 32,
+            signing_key="aa" * 32,
+            window_start_ms=sequence * 10_000,
+            window_end_ms=(sequence + 1) * 10_000,
+            envelope="{}",
+            fills=fills,
+        )
+    services.ledger_record(
+        tx=transfer("t1", "test", asset="USDT", amount=7, source="external:chain", target=in_transit(first))
+    )
+    holdings = exchange_holdings(account.pk)
+    services.ledger_record(tx=transfer("t2", "test", asset="USDT", amount=5, source="external:chain", target=holdings))
+    _, alone = listed()
+    second = create(client, account).json()["id"]
+    third = create(client, account).json()["id"]
+    services.mm_order_transition(order_id=third, event=mm.Event.FUND, key="f3")
+
+    orders, many = listed()
+    assert many == alone  # three orders, reports and balances read in as many queries as one order alone
+    by_id = {o["id"]: o for o in orders}
+    assert by_id[first]["reports"] == {"count": 2, "fills": 7, "latest_sequence": 1}
+    assert by_id[first]["ledger"] == {f"transit:o{first}:USDT": "7", f"{holdings}:USDT": "5"}
+    assert by_id[second]["reports"] == {"count": 0, "fills": 0, "latest_sequence": None}
+    assert by_id[second]["ledger"] == {f"{holdings}:USDT": "5"}  # the exchange account's, shared; no transit
+    assert [t["event"] for t in by_id[third]["timeline"]] == ["fund"]
+    for order_id in (first, second, third):  # a single order reads the same summary on its own
+        assert client.get(f"/api/v1/execution/mm-orders/{order_id}").json() == by_id[order_id]

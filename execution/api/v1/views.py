@@ -114,13 +114,18 @@ class MMOrderSerializer(serializers.Serializer):
     def get_funding_amount_display(self, order: MMOrder) -> str:
         return for_people(int(order.funding_amount), asset_decimals(order.funding_asset), order.funding_asset)
 
+    def _summary(self, order: MMOrder) -> selectors.MMOrderSummary:
+        # A list passes every order's summary in its context, read at once; a single order reads its own.
+        summaries = self.context.get("summaries") or {}
+        return summaries.get(order.pk) or selectors.mm_order_summaries([order])[order.pk]
+
     @extend_schema_field(serializers.DictField(child=serializers.IntegerField(allow_null=True)))
     def get_reports(self, order: MMOrder) -> dict[str, int | None]:
-        return selectors.mm_order_report_summary(order=order)
+        return self._summary(order).reports
 
     @extend_schema_field(serializers.DictField(child=serializers.CharField()))
     def get_ledger(self, order: MMOrder) -> dict[str, str]:
-        return {account: str(amount) for account, amount in selectors.mm_order_ledger(order=order).items()}
+        return {account: str(amount) for account, amount in self._summary(order).ledger.items()}
 
 
 class MMOrderListApi(APIView):
@@ -152,7 +157,9 @@ class MMOrderListApi(APIView):
 
     @extend_schema(responses=MMOrderSerializer(many=True), operation_id="mm_orders_list")
     def get(self, request: Request) -> Response:
-        return Response(MMOrderSerializer(selectors.mm_order_list(owner_id=_owner(request)), many=True).data)
+        orders = list(selectors.mm_order_list(owner_id=_owner(request)))
+        summaries = selectors.mm_order_summaries(orders)
+        return Response(MMOrderSerializer(orders, many=True, context={"summaries": summaries}).data)
 
     @extend_schema(request=InputSerializer, responses={201: MMOrderSerializer}, operation_id="mm_orders_create")
     def post(self, request: Request) -> Response:
