@@ -27,7 +27,7 @@ from mrmarket.exchanges.credentials import ExchangeCredentials
 from mrmarket.roles import Role
 from tests.chaos.driver_plugin import ROOT
 from tests.factories import user_with
-from tests.fixtures.chain import connect, running_anvil
+from tests.fixtures.chain import chain_of_its_own
 
 USDT = 10**6
 CUSTODY = dev_accounts()[3]
@@ -35,14 +35,7 @@ CUSTODY_SEED = 5_000 * USDT  # what the ledger says custody holds before the flo
 FUNDING = 1_000 * USDT
 
 
-@pytest.fixture(scope="module")
-def anvil() -> Iterator[Anvil]:
-    yield from running_anvil()
-
-
-@pytest.fixture(scope="module")
-def w3(anvil: Anvil) -> Web3:
-    return connect(anvil)
+anvil, w3 = chain_of_its_own()
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ different deposit under the same key), and a database that describes another cha
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from execution import selectors, services
 from execution.domain.ledger import transfer as ledger_transfer
 from execution.models import ExchangeAccount, LedgerTransaction
 from tests.factories import user_with
-from tests.fixtures.chain import connect, running_anvil
+from tests.fixtures.chain import chain_of_its_own
 
 # The reset flushes the database, which PostgreSQL refuses inside the transaction a plain django_db test runs in.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.chain]
@@ -26,14 +25,7 @@ UNIT = 10**6
 
 # This module resets its chain (as the launcher does when the database described another): its own Anvil, not
 # the session's.
-@pytest.fixture(scope="module")
-def anvil() -> Iterator[Anvil]:
-    yield from running_anvil()
-
-
-@pytest.fixture(scope="module")
-def w3(anvil: Anvil) -> Web3:
-    return connect(anvil)
+anvil, w3 = chain_of_its_own()
 
 
 @pytest.fixture

@@ -10,9 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from web3 import Web3
 
-from devnet.chain import Anvil
 from devnet.exchange.fixtures import RunningExchange
 from devnet.exchange.keys import Permission
 from execution import accounts, provisioning, reports, services
@@ -25,7 +23,7 @@ from tests.execution.executor_thread import running_executor
 from tests.execution.gate_stand_in import GateStandIn
 from tests.executor.harness import live_exchange
 from tests.factories import user_with
-from tests.fixtures.chain import connect, running_anvil
+from tests.fixtures.chain import chain_of_its_own
 
 BALANCES = {"MMT": Decimal(3000), "USDT": Decimal(1500)}
 
@@ -33,14 +31,7 @@ BALANCES = {"MMT": Decimal(3000), "USDT": Decimal(1500)}
 # Each module here that needs a chain gets its own (these override the session-wide chain of tests/fixtures):
 # simulators derive deposit addresses from a fixed seed, so two of them on one chain would see each other's
 # deposits.
-@pytest.fixture(scope="module")
-def anvil() -> Iterator[Anvil]:
-    yield from running_anvil()
-
-
-@pytest.fixture(scope="module")
-def w3(anvil: Anvil) -> Web3:
-    return connect(anvil)
+anvil, w3 = chain_of_its_own()
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,7 @@ from payouts.errors import CampaignMetadataMissing, OracleChainUnavailable, Soft
 from payouts.models import BookSnapshot, EpochClose, EpochPreview, OracleTransaction, Participant, ParticipantAccount
 from payouts.selectors import ARTIFACT_STORAGE
 from tests.factories import user_with
-from tests.fixtures.chain import connect, running_anvil
+from tests.fixtures.chain import chain_of_its_own
 from tests.fixtures.threads import at_once
 from tests.plugins.require import require_postgresql
 
@@ -68,14 +68,7 @@ class Killed(BaseException):
     """Stands for SIGKILL: nothing after it runs, no `except Exception` catches it."""
 
 
-@pytest.fixture(scope="module")
-def anvil() -> Iterator[Anvil]:
-    yield from running_anvil()
-
-
-@pytest.fixture(scope="module")
-def w3(anvil: Anvil) -> Web3:
-    return connect(anvil)
+anvil, w3 = chain_of_its_own()
 
 
 @pytest.fixture(scope="module")

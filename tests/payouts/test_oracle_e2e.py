@@ -60,7 +60,7 @@ from payouts.recorder import Recorder
 from tests.execution.executor_thread import running_executor
 from tests.execution.gate_stand_in import GateStandIn
 from tests.factories import user_with
-from tests.fixtures.chain import connect, running_anvil
+from tests.fixtures.chain import chain_of_its_own
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow, pytest.mark.timeout(420)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,14 +71,7 @@ HOT = dev_accounts()[9]
 USDT = 10**6
 
 
-@pytest.fixture(scope="module")
-def anvil() -> Iterator[Anvil]:
-    yield from running_anvil()
-
-
-@pytest.fixture(scope="module")
-def w3(anvil: Anvil) -> Web3:
-    return connect(anvil)
+anvil, w3 = chain_of_its_own()
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ from payouts.errors import (
 )
 from payouts.models import OracleTransaction
 from payouts.oracle_keys import oracle_signer
-from tests.fixtures.chain import connect, running_anvil
+from tests.fixtures.chain import chain_of_its_own
 from tests.fixtures.threads import at_once
 from tests.plugins.require import require_postgresql
 from wire.redaction import redact_text
@@ -48,14 +48,7 @@ EPOCH_LENGTH = 100
 _salts = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def anvil() -> Iterator[Anvil]:
-    yield from running_anvil()
-
-
-@pytest.fixture(scope="module")
-def w3(anvil: Anvil) -> Web3:
-    return connect(anvil)
+anvil, w3 = chain_of_its_own()
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,7 @@ from payouts.domain.payout import manifest, manifest_json
 from payouts.errors import OracleCallRejected
 from payouts.health import check_oracle_keys
 from payouts.models import EpochClose, EpochPayout, OracleTransaction, PayoutBatch
-from tests.fixtures.chain import connect, running_anvil
+from tests.fixtures.chain import chain_of_its_own
 from tests.fixtures.threads import at_once
 from tests.payouts.bundle_fixtures import paying_document
 from tests.plugins.require import require_postgresql
@@ -62,14 +62,7 @@ class Killed(BaseException):
     """A worker killed at this point: nothing after it runs, nothing catches it."""
 
 
-@pytest.fixture(scope="module")
-def anvil() -> Iterator[Anvil]:
-    yield from running_anvil()
-
-
-@pytest.fixture(scope="module")
-def w3(anvil: Anvil) -> Web3:
-    return connect(anvil)
+anvil, w3 = chain_of_its_own()
 
 
 @pytest.fixture(scope="module")

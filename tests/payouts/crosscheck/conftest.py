@@ -13,19 +13,12 @@ from web3 import Web3
 from devnet.chain import Anvil, deploy_dev_token, dev_accounts, mint
 from devnet.exchange.config import ChainConfig, SimConfig
 from devnet.exchange.fixtures import RunningExchange, run_exchange
-from tests.fixtures.chain import connect, running_anvil
+from tests.fixtures.chain import chain_of_its_own
 
 HOT_WALLET = dev_accounts()[9]
 
 
-@pytest.fixture(scope="module")
-def anvil() -> Iterator[Anvil]:
-    yield from running_anvil()
-
-
-@pytest.fixture(scope="module")
-def w3(anvil: Anvil) -> Web3:
-    return connect(anvil)
+anvil, w3 = chain_of_its_own()
 
 
 @pytest.fixture(scope="module")
