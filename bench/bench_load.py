@@ -438,13 +438,12 @@ def ingestion_orders(exchange_url: str, executor_urls: list[str]) -> list[int]:
 
     from django.conf import settings
 
-    from execution import accounts, jobs, services
+    from execution import accounts, jobs
     from execution.domain import mm_order as mm
-    from execution.domain.ledger import transfer
-    from execution.models import MMOrder
     from mrmarket.exchanges.credentials import ExchangeCredentials
     from mrmarket.roles import Role
     from tests.factories import user_with
+    from tests.fixtures.orders import deposited_order
 
     settings.EXCHANGE_API_URLS = {"binance": exchange_url}
     settings.CUSTODY_ASSETS = {
@@ -462,30 +461,8 @@ def ingestion_orders(exchange_url: str, executor_urls: list[str]) -> list[int]:
             role="trading",
             credentials=ExchangeCredentials(key["api_key"], key["secret"]),
         )
-        order = MMOrder.objects.create(
-            owner_id=account.owner_id,
-            exchange_account=account,
-            symbol="MMT/USDT",
-            funding_asset="USDT",
-            funding_amount=1_000 * 10**6,
-            state=mm.State.DEPOSIT_CONFIRMED,
-            strategy={
-                "params": {"order_amount": "200", "levels": 1},
-                "report_interval_seconds": 10,
-                "sample_seconds": 1,
-            },
-        )
-        for asset, amount in BALANCES.items():
-            services.ledger_record(
-                tx=transfer(
-                    f"o{order.pk}-seed-{asset}",
-                    "deposit_credit",
-                    asset=asset,
-                    amount=int(Decimal(amount) * 10 ** decimals[asset]),
-                    source="external:chain",
-                    target=f"exchange:a{account.pk}:free",
-                )
-            )
+        holdings = {asset: int(Decimal(amount) * 10 ** decimals[asset]) for asset, amount in BALANCES.items()}
+        order = deposited_order(account, funding_amount=1_000 * 10**6, holdings=holdings)
         settings.EXECUTOR_URLS = [executor_urls[i % len(executor_urls)]]
         started = jobs.mm_order_start_job(order_id=order.pk)
         if started.state != mm.State.RUNNING:

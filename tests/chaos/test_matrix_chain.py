@@ -23,6 +23,7 @@ from tests.execution import conftest as execution_fixtures
 from tests.execution import test_funds as funds
 from tests.execution.running_job import wait
 from tests.execution.test_funds import UNIT, new_order, track_until
+from tests.fixtures.chain import mine, reorg
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.chain, pytest.mark.django_db, pytest.mark.timeout(120)]
 
@@ -40,18 +41,6 @@ def rpc(settings, account: ExchangeAccount, node: RpcProxy) -> RpcProxy:
     settings.CHAIN_RPC_URL = node.url
     settings.OUTBOUND_HTTP_TIMEOUT_SECONDS = TIMEOUT
     return node
-
-
-def reorg(w3: Web3, depth: int) -> None:
-    """Anvil drops its newest `depth` blocks and mines as many empty ones: their transactions are gone (not even
-    back in the pool), the worst a reorg can do to a sender."""
-    answer = w3.provider.make_request("anvil_reorg", [depth, []])  # type: ignore[arg-type]
-    assert "error" not in answer, answer
-
-
-def mine(w3: Web3, blocks: int = 1) -> None:
-    for _ in range(blocks):
-        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
 
 
 def confirmed_once(order: MMOrder, account: ExchangeAccount, w3: Web3) -> MMOrder:

@@ -19,6 +19,7 @@ from payouts import closing
 from payouts.models import EpochClose, OracleTransaction
 from tests.chaos import invariants
 from tests.chaos.rpc_proxy import RpcProxy
+from tests.fixtures.chain import mine, reorg
 from tests.payouts import test_closing as closing_tests
 from tests.payouts.test_closing import advance, open_campaign
 
@@ -55,16 +56,6 @@ def stored_close(w3: Web3, factory_address: str, token: str) -> EpochClose:
         close = advance(w3, close)
     assert close.state == "stored"
     return close
-
-
-def reorg(w3: Web3, depth: int) -> None:
-    answer = w3.provider.make_request("anvil_reorg", [depth, []])  # type: ignore[arg-type]
-    assert "error" not in answer, answer
-
-
-def mine(w3: Web3, blocks: int = 1) -> None:
-    for _ in range(blocks):
-        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
 
 
 def advance_quietly(w3: Web3, close: EpochClose) -> EpochClose:

@@ -18,6 +18,7 @@ from payouts import paying
 from payouts.models import EpochPayout, OracleTransaction, PayoutBatch
 from tests.chaos import invariants
 from tests.chaos.rpc_proxy import RpcProxy
+from tests.fixtures.chain import mine, reorg
 from tests.payouts import test_paying as paying_tests
 from tests.payouts.test_paying import ACCOUNTS, Epoch, an_epoch, claim
 
@@ -53,17 +54,6 @@ def rpc(settings, node: RpcProxy) -> RpcProxy:
 
 def epoch(w3: Web3, factory_and_token: tuple[str, str], payees: int = 5) -> Epoch:
     return an_epoch(w3, factory_and_token, payees=payees, seed=next(_seeds))
-
-
-def reorg(w3: Web3, depth: int) -> None:
-    """Anvil drops its newest `depth` blocks and mines as many empty ones: their transactions are gone."""
-    answer = w3.provider.make_request("anvil_reorg", [depth, []])  # type: ignore[arg-type]
-    assert "error" not in answer, answer
-
-
-def mine(w3: Web3, blocks: int = 1) -> None:
-    for _ in range(blocks):
-        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
 
 
 def published(w3: Web3, payout_id: int) -> None:

@@ -13,9 +13,7 @@ import pytest
 
 from devnet.exchange.fixtures import RunningExchange
 from devnet.exchange.keys import Permission
-from execution import accounts, provisioning, reports, services
-from execution.domain import mm_order as mm
-from execution.domain.ledger import transfer
+from execution import accounts, provisioning, reports
 from execution.executor_client import ExecutorClient
 from execution.models import MMOrder
 from mrmarket.exchanges.credentials import ExchangeCredentials
@@ -24,6 +22,7 @@ from tests.execution.gate_stand_in import GateStandIn
 from tests.executor.harness import live_exchange
 from tests.factories import user_with
 from tests.fixtures.chain import chain_of_its_own
+from tests.fixtures.orders import deposited_order
 
 BALANCES = {"MMT": Decimal(3000), "USDT": Decimal(1500)}
 
@@ -87,32 +86,8 @@ def make_order(
             role="trading",
             credentials=ExchangeCredentials(key.key, key.secret),
         )
-        # An order whose deposit is confirmed (the funding leg is tested in test_funds.py); its holdings booked.
-        created = MMOrder.objects.create(
-            owner_id=account.owner_id,
-            exchange_account=account,
-            symbol="MMT/USDT",
-            funding_asset="USDT",
-            funding_amount=1_000 * 10**6,
-            state=mm.State.DEPOSIT_CONFIRMED,
-            strategy={
-                "params": {"order_amount": "200", "levels": 1},
-                "report_interval_seconds": 10,
-                "sample_seconds": 1,
-            },
-        )
-        for asset, units in (("MMT", int(balances["MMT"] * 10**18)), ("USDT", int(balances["USDT"] * 10**6))):
-            if units:
-                services.ledger_record(
-                    tx=transfer(
-                        f"o{created.pk}-seed-{asset}",
-                        "deposit_credit",
-                        asset=asset,
-                        amount=units,
-                        source="external:chain",
-                        target=f"exchange:a{account.pk}:free",
-                    )
-                )
+        holdings = {"MMT": int(balances["MMT"] * 10**18), "USDT": int(balances["USDT"] * 10**6)}
+        created = deposited_order(account, funding_amount=1_000 * 10**6, holdings=holdings)
         made.append(created.pk)
         return created
 

@@ -27,7 +27,6 @@ from devnet.exchange.keys import Permission
 from devnet.serving import Served
 from execution import accounts, jobs, provisioning, reports, services
 from execution.domain import mm_order as mm
-from execution.domain.ledger import transfer
 from execution.models import ExchangeAccount, ExecutionReport, MMOrder
 from mrmarket.exchanges.credentials import ExchangeCredentials
 from payouts import crosscheck
@@ -40,6 +39,7 @@ from payouts.selectors import epoch_snapshots
 from tests.execution.executor_thread import manager_of, running_executor
 from tests.execution.gate_stand_in import GateStandIn
 from tests.factories import user_with
+from tests.fixtures.orders import book_holdings
 from tests.payouts.conftest import SYMBOL
 from wire.canonical import parse
 from wire.reports import SignedReport
@@ -180,17 +180,7 @@ def confirmed_order(sim: RunningExchange) -> MMOrder:
         state=mm.State.DEPOSIT_CONFIRMED,
         strategy={"params": {"order_amount": "200", "levels": 2}, "report_interval_seconds": 10, "sample_seconds": 1},
     )
-    for asset, units in (("MMT", int(FUNDS["MMT"] * 10**18)), ("USDT", int(FUNDS["USDT"] * 10**6))):
-        services.ledger_record(
-            tx=transfer(
-                f"o{order.pk}-seed-{asset}",
-                "deposit_credit",
-                asset=asset,
-                amount=units,
-                source="external:chain",
-                target=f"exchange:a{account.pk}:free",
-            )
-        )
+    book_holdings(order, {"MMT": int(FUNDS["MMT"] * 10**18), "USDT": int(FUNDS["USDT"] * 10**6)})
     return order
 
 

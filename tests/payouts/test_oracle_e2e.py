@@ -44,9 +44,8 @@ from devnet.protocol import CampaignParams, call, create_campaign, deploy_factor
 from devnet.protocol import campaign as campaign_contract
 from devnet.protocol import factory as factory_contract
 from devnet.protocol import now as chain_now
-from execution import accounts, jobs, provisioning, reports, services
+from execution import accounts, jobs, provisioning, reports
 from execution.domain import mm_order as mm
-from execution.domain.ledger import transfer
 from execution.executor_client import ExecutorClient
 from execution.models import ExecutionReport, MMOrder
 from mrmarket import siwe
@@ -61,6 +60,7 @@ from tests.execution.executor_thread import running_executor
 from tests.execution.gate_stand_in import GateStandIn
 from tests.factories import user_with
 from tests.fixtures.chain import chain_of_its_own
+from tests.fixtures.orders import book_holdings
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow, pytest.mark.timeout(420)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -213,17 +213,7 @@ def an_order(sim: RunningExchange, campaign: Campaign, reward: DevAccount) -> MM
         campaign_address=campaign.address,
         reward_address=reward.address.lower(),
     )
-    for asset, units in (("MMT", 3000 * 10**18), ("USDT", 1500 * USDT)):
-        services.ledger_record(
-            tx=transfer(
-                f"o{order.pk}-seed-{asset}",
-                "deposit_credit",
-                asset=asset,
-                amount=units,
-                source="external:chain",
-                target=f"exchange:a{account.pk}:free",
-            )
-        )
+    book_holdings(order, {"MMT": 3000 * 10**18, "USDT": 1500 * USDT})
     return order
 
 

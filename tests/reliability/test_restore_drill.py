@@ -29,9 +29,8 @@ from devnet.chain import Anvil, dev_accounts, mint, token
 from devnet.exchange.fixtures import RunningExchange
 from devnet.exchange.keys import Permission
 from devnet.protocol import deploy_factory
-from execution import accounts, homeward, jobs, orders, outbound, provisioning, reports, selectors, services, tasks
-from execution.domain import mm_order as mm
-from execution.domain.ledger import asset_totals, transfer
+from execution import accounts, homeward, jobs, orders, outbound, provisioning, reports, selectors, tasks
+from execution.domain.ledger import asset_totals
 from execution.models import (
     CustodyTransfer,
     ExchangeWithdrawal,
@@ -53,6 +52,7 @@ from tests.execution.running_job import stop_and_check, wait
 from tests.execution.test_mm_loop_e2e import seed_custody
 from tests.execution.test_withdraw_back import Stopped, on_exchange
 from tests.factories import user_with
+from tests.fixtures.orders import deposited_order
 from tests.payouts import test_closing as closing_tests
 from tests.reliability import pg
 from tests.reliability.conftest import CUSTODY, USDT
@@ -298,25 +298,7 @@ def running(sim: RunningExchange) -> MMOrder:
         role="trading",
         credentials=ExchangeCredentials(key.key, key.secret),
     )
-    order = MMOrder.objects.create(
-        owner_id=account.owner_id,
-        exchange_account=account,
-        symbol="MMT/USDT",
-        funding_asset="USDT",
-        funding_amount=1_500 * USDT,
-        state=mm.State.DEPOSIT_CONFIRMED,
-        strategy={"params": {"order_amount": "200", "levels": 1}, "report_interval_seconds": 10, "sample_seconds": 1},
-    )
-    services.ledger_record(
-        tx=transfer(
-            f"o{order.pk}-seed-USDT",
-            "deposit_credit",
-            asset="USDT",
-            amount=1_500 * USDT,
-            source="external:chain",
-            target=f"exchange:a{account.pk}:free",
-        )
-    )
+    order = deposited_order(account, funding_amount=1_500 * USDT, holdings={"USDT": 1_500 * USDT})
     return jobs.mm_order_start_job(order_id=order.pk)
 
 
