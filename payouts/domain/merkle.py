@@ -43,6 +43,8 @@ class PayoutLeaf:
             raw_account = bytes.fromhex(account[2:])
         except ValueError:
             raise MerkleError(f"{self.account!r} is not a 20-byte address") from None
+        if len(raw_account) != 20:  # bytes.fromhex skips whitespace between bytes: "0x  " and 19 bytes is 42 characters
+            raise MerkleError(f"{self.account!r} is not a 20-byte address")
         return self.index.to_bytes(32, "big") + raw_account.rjust(32, b"\0") + self.amount.to_bytes(32, "big")
 
     def hash(self) -> bytes:
