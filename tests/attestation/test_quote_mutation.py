@@ -132,14 +132,19 @@ def test_a_quote_one_byte_short_of_its_td_report_is_refused(real, v5) -> None:
 
 def test_the_header_bounds(real, v5) -> None:
     raw, _ = real
-    assert refusal_of(b"").message == "quote too short: 0 bytes"
-    assert refusal_of(raw[:47]).message == "quote too short: 47 bytes"
-    # A whole header is read; what is missing then is the TD report.
-    assert refusal_of(raw[:48]).message == "quote too short: 48 bytes, the TD report ends at byte 632"
-    # A v5 header needs its 6 bytes of body type and size before anything else.
-    assert refusal_of(v5[:48]).message == "quote too short: 48 bytes"
-    assert refusal_of(v5[:53]).message == "quote too short: 53 bytes"
-    assert refusal_of(v5[:54]).message == "quote too short: 54 bytes, the TD report ends at byte 638"
+    expected = [
+        (b"", "quote too short: 0 bytes"),
+        (raw[:47], "quote too short: 47 bytes"),
+        # A whole header is read; what is missing then is the TD report.
+        (raw[:48], "quote too short: 48 bytes, the TD report ends at byte 632"),
+        # A v5 header needs its 6 bytes of body type and size before anything else.
+        (v5[:48], "quote too short: 48 bytes"),
+        (v5[:53], "quote too short: 53 bytes"),
+        (v5[:54], "quote too short: 54 bytes, the TD report ends at byte 638"),
+    ]
+    for raw_prefix, message in expected:
+        refused = refusal_of(raw_prefix)
+        assert (refused.code, refused.message) == ("malformed", message)
 
 
 @pytest.mark.parametrize("body_type", [2, 3, 4])
@@ -147,7 +152,7 @@ def test_v5_td_report_body_types_are_read(v5, body_type: int) -> None:
     assert parse_quote_fields(with_v5_body(v5, body_type, 648)) == V5_FIELDS
 
 
-@pytest.mark.parametrize("body_type", [0, 1, 5])
+@pytest.mark.parametrize("body_type", [0, 1, 5, 0xFFFF])
 def test_v5_bodies_that_are_not_td_reports_are_refused(v5, body_type: int) -> None:
     refused = refusal_of(with_v5_body(v5, body_type, 648))
     assert (refused.code, refused.message) == ("malformed", f"v5 body type {body_type} of 648 bytes is not a TD report")
@@ -155,21 +160,27 @@ def test_v5_bodies_that_are_not_td_reports_are_refused(v5, body_type: int) -> No
 
 def test_a_v5_body_must_be_at_least_a_td_report_long(v5) -> None:
     assert parse_quote_fields(with_v5_body(v5, 2, 584)) == V5_FIELDS
+    # The size is unsigned: the largest one is long enough (only the TD report is read).
+    assert parse_quote_fields(with_v5_body(v5, 2, 0xFFFFFFFF)) == V5_FIELDS
     refused = refusal_of(with_v5_body(v5, 2, 583))
     assert (refused.code, refused.message) == ("malformed", "v5 body type 2 of 583 bytes is not a TD report")
 
 
-@pytest.mark.parametrize("version", [0, 3, 6])
+@pytest.mark.parametrize("version", [0, 3, 6, 0xFFFF])  # read unsigned: 65535, not -1
 def test_other_quote_versions_are_refused(real, version: int) -> None:
     raw, _ = real
     refused = refusal_of(struct.pack("<H", version) + raw[2:])
     assert (refused.code, refused.message) == ("malformed", f"unsupported quote version {version} (expected 4 or 5)")
 
 
-def test_a_non_tdx_tee_type_is_refused(real) -> None:
+@pytest.mark.parametrize(
+    ("tee_type", "message"),
+    [(0, "TEE type 0x0 is not TDX (0x81)"), (0x80000081, "TEE type 0x80000081 is not TDX (0x81)")],
+)
+def test_a_non_tdx_tee_type_is_refused(real, tee_type: int, message: str) -> None:
     raw, _ = real
-    refused = refusal_of(raw[:4] + struct.pack("<I", 0) + raw[8:])
-    assert (refused.code, refused.message) == ("malformed", "TEE type 0x0 is not TDX (0x81)")
+    refused = refusal_of(raw[:4] + struct.pack("<I", tee_type) + raw[8:])
+    assert (refused.code, refused.message) == ("malformed", message)
 
 
 def test_the_debug_flag_is_bit_0_of_the_first_td_attribute_byte(real, v5) -> None:
