@@ -198,7 +198,7 @@ def test_the_debug_flag_is_bit_0_of_the_first_td_attribute_byte(real, v5) -> Non
 # --- verify_quote: the whole verdict ------------------------------------------------------------------------
 
 
-def refused(reason: Reason, detail: str, fields: QuoteFields | None) -> QuoteVerdict:
+def refusal_verdict(reason: Reason, detail: str, fields: QuoteFields | None) -> QuoteVerdict:
     return QuoteVerdict(ok=False, reason=reason, detail=detail, tcb_status=None, advisory_ids=(), fields=fields)
 
 
@@ -212,22 +212,22 @@ def test_the_real_quote_verdict_whole(real) -> None:
 
 def test_an_unreadable_quote_is_refused_with_the_parser_s_message_and_no_fields(real) -> None:
     _, collateral = real
-    assert verify_quote(b"\x04\x00", collateral, now=AT) == refused(
+    assert verify_quote(b"\x04\x00", collateral, now=AT) == refusal_verdict(
         Reason.MALFORMED_QUOTE, "quote too short: 2 bytes", None
     )
-    assert verify_quote(None, collateral, now=AT) == refused(  # type: ignore[arg-type]
+    assert verify_quote(None, collateral, now=AT) == refusal_verdict(  # type: ignore[arg-type]
         Reason.MALFORMED_QUOTE, "cannot convert 'NoneType' object to bytes", None
     )
 
 
 def test_unreadable_collateral_is_refused_with_the_parsed_fields(real) -> None:
     raw, _ = real
-    assert verify_quote(raw, "not json", now=AT) == refused(
+    assert verify_quote(raw, "not json", now=AT) == refusal_verdict(
         Reason.BAD_COLLATERAL,
         "collateral unreadable: Failed to parse JSON: expected ident at line 1 column 2",
         REAL_FIELDS,
     )
-    assert verify_quote(raw, None, now=AT) == refused(  # type: ignore[arg-type]
+    assert verify_quote(raw, None, now=AT) == refusal_verdict(  # type: ignore[arg-type]
         Reason.BAD_COLLATERAL, "collateral unreadable: 'None' is not an instance of 'str'", REAL_FIELDS
     )
 
@@ -235,17 +235,17 @@ def test_unreadable_collateral_is_refused_with_the_parsed_fields(real) -> None:
 def test_dcap_qvl_s_refusal_is_one_line_without_its_prefix(real) -> None:
     # dcap-qvl says "Verification failed: Failed to decode quote\n\nCaused by:\n    Not enough data to fill buffer".
     raw, collateral = real
-    assert verify_quote(raw[:1000], collateral, now=AT) == refused(
+    assert verify_quote(raw[:1000], collateral, now=AT) == refusal_verdict(
         Reason.MALFORMED_QUOTE, "Failed to decode quote: Not enough data to fill buffer", REAL_FIELDS
     )
-    assert verify_quote(raw, collateral, now=1_760_000_000) == refused(
+    assert verify_quote(raw, collateral, now=1_760_000_000) == refusal_verdict(
         Reason.COLLATERAL_EXPIRED, "TCBInfo expired", REAL_FIELDS
     )
 
 
 def test_an_exception_other_than_dcap_qvl_s_is_a_refusal_too(real) -> None:
     raw, collateral = real
-    assert verify_quote(raw, collateral, now=-1) == refused(
+    assert verify_quote(raw, collateral, now=-1) == refusal_verdict(
         Reason.VERIFICATION_FAILED, "can't convert negative int to unsigned", REAL_FIELDS
     )
 
@@ -262,7 +262,7 @@ def test_a_refusal_without_a_message_is_named_by_its_exception(
 
     monkeypatch.setattr(quote.dcap_qvl, "verify", verify)
     raw, collateral = real
-    assert verify_quote(raw, collateral, now=AT) == refused(Reason.VERIFICATION_FAILED, detail, REAL_FIELDS)
+    assert verify_quote(raw, collateral, now=AT) == refusal_verdict(Reason.VERIFICATION_FAILED, detail, REAL_FIELDS)
 
 
 def test_a_dev_quote_under_its_root_keeps_status_and_advisories(authority) -> None:
@@ -283,7 +283,7 @@ def test_a_dev_quote_under_its_root_keeps_status_and_advisories(authority) -> No
 def test_a_debug_dev_quote_is_refused_by_dcap_qvl_with_its_debug_flag_read(authority) -> None:
     raw = authority.quote(b"", mrtd=b"\x02" * 48, debug=True)
     verdict = verify_quote(raw, authority.collateral_json(now=AT), now=AT, root_ca_der=authority.root_ca_der)
-    assert verdict == refused(Reason.DEBUG_TD, "Debug mode is enabled", parse_quote_fields(raw))
+    assert verdict == refusal_verdict(Reason.DEBUG_TD, "Debug mode is enabled", parse_quote_fields(raw))
     assert verdict.fields is not None
     assert (verdict.fields.td_attributes, verdict.fields.debug) == ("0100001000000000", True)
 
