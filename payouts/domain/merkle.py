@@ -154,6 +154,10 @@ def process_multiproof(multiproof: MultiProof) -> bytes:
         raise MerkleError("leaves and multiproof are not compatible")
     stack = leaves
     for flag in multiproof.flags:
+        # Counts that fit can still ask for a hash before it exists (flags out of order): refused, as the contract
+        # reverts on reading past its arrays.
+        if not stack or (flag and len(stack) < 2) or (not flag and not proof):
+            raise MerkleError("the multiproof's flags do not match its leaves and proof")
         a = stack.pop(0)
         b = stack.pop(0) if flag else proof.pop(0)
         stack.append(node_hash(a, b))

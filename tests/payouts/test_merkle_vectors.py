@@ -423,6 +423,23 @@ def test_process_multiproof_refuses_counts_that_do_not_fit(
     assert str(error.value) == "leaves and multiproof are not compatible"
 
 
+@pytest.mark.parametrize(
+    ("leaves", "proof", "flags"),
+    [
+        ((0,), (1, 2), (True, False)),  # hashes two from the stack while it holds one leaf
+        ((0, 1), (2,), (False, False)),  # takes a proof element when none is left
+        ((), (1, 2, 3), (False, False)),  # starts with nothing on the stack
+    ],
+)
+def test_flags_that_ask_for_a_hash_before_it_exists_are_refused_with_a_typed_error(
+    leaves: tuple[int, ...], proof: tuple[int, ...], flags: tuple[bool, ...]
+) -> None:
+    multiproof = MultiProof(leaves=tuple(LEAVES[i] for i in leaves), proof=tuple(nodes(8, list(proof))), flags=flags)
+    with pytest.raises(MerkleError) as error:
+        process_multiproof(multiproof)
+    assert str(error.value) == "the multiproof's flags do not match its leaves and proof"
+
+
 def test_a_multiproof_of_no_leaf_is_the_root() -> None:
     tree = PayoutTree(LEAVES[:3])
     assert process_multiproof(MultiProof(leaves=(), proof=(tree.root,), flags=())) == tree.root
