@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from schemathesis import Case, GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -54,7 +54,7 @@ from tests.executor.harness import job_spec, live_exchange, trading_key
 from tests.executor.test_attestation_providers import TsmImitation, _rmdir_with_files
 from tests.fuzz.logs import Lines, capturing
 from tests.fuzz.mutations import mutated
-from tests.fuzz.schemas import operations
+from tests.fuzz.schemas import operations, repeatable
 from wire.control import sign_request
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -203,13 +203,7 @@ def send(case: Case, ex: Executor, *, sign: bool) -> requests.Response:
 
 
 @pytest.mark.parametrize("label", sorted(OPERATIONS))
-@settings(
-    max_examples=EXAMPLES,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-)
+@repeatable(max_examples=EXAMPLES)
 @given(data=st.data())
 def test_the_executor_api(label: str, data: st.DataObject, executor: Executor, captured: Lines) -> None:
     case = data.draw(_cases(label), label="case")
@@ -281,15 +275,6 @@ def test_the_executor_api_stateful(executor: Executor, captured: Lines) -> None:
             steps.append((case.operation.label, response.status_code, linked))
             return StepOutput(Response.from_requests(response, verify=False), case)
 
-    Workflow.run(
-        settings=settings(
-            max_examples=STATEFUL_SCENARIOS,
-            stateful_step_count=6,
-            derandomize=True,
-            database=None,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-        )
-    )
+    Workflow.run(settings=repeatable(max_examples=STATEFUL_SCENARIOS, stateful_step_count=6))
     assert len(steps) >= STATEFUL_SCENARIOS
     assert any(linked for *_, linked in steps), f"no step followed a link: {sorted(set(steps))}"

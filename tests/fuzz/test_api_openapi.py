@@ -29,7 +29,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, connection, transaction
 from django.urls import resolve
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from knox.models import AuthToken
 from rest_framework.test import APIClient
@@ -51,7 +51,7 @@ from mrmarket.api.permissions import PUBLIC
 from mrmarket.roles import Role
 from tests.factories import user_with
 from tests.fuzz.logs import Lines, capturing
-from tests.fuzz.schemas import operations
+from tests.fuzz.schemas import operations, repeatable
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.slow, pytest.mark.django_db]
 
@@ -244,13 +244,7 @@ def test_the_table_digest_sees_a_write(world: World) -> None:
 
 
 @pytest.mark.parametrize(("label", "caller"), MATRIX)
-@settings(
-    max_examples=EXAMPLES,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-)
+@repeatable(max_examples=EXAMPLES)
 @given(data=st.data())
 def test_the_api(
     label: str, caller: str, data: st.DataObject, world: World, wsgi: WSGIHandler, captured: Lines
@@ -284,16 +278,7 @@ def test_the_api_stateful(world: World, wsgi: WSGIHandler, captured: Lines) -> N
             steps.append((input.case.operation.label, response.status_code, linked))
             return StepOutput(response, input.case)
 
-    Workflow.run(
-        settings=settings(
-            max_examples=STATEFUL_SCENARIOS,
-            stateful_step_count=6,
-            derandomize=True,
-            database=None,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-        )
-    )
+    Workflow.run(settings=repeatable(max_examples=STATEFUL_SCENARIOS, stateful_step_count=6))
     assert len(steps) >= STATEFUL_SCENARIOS
     assert sum(linked for *_, linked in steps) >= 5, f"few steps followed a link: {sorted(set(steps))}"
     assert any(linked and status < 300 for _, status, linked in steps), sorted(set(steps))
