@@ -39,10 +39,10 @@ STATUS |= {-24: "timeout", 152: "timeout", 255: "timeout", 34: "skipped", 37: "t
 UNKILLED = ("survived", "no tests", "suspicious", "segfault")
 # Money and trust code measured but whose survivors are not all triaged yet (docs/reliability.md, section 8): with
 # `--pending` they are mutated too, with their tests, and their survivors are reported like the others'.
-PENDING = {
+PENDING: dict[str, str | tuple[str, ...]] = {  # a file → its test file, or a tuple of them
     "payouts/domain/merkle.py": "tests/payouts/test_merkle.py",
     "attestation/domain/quote.py": "tests/attestation/test_quote.py",
-    "payouts/domain/scoring/engine.py": "tests/payouts/test_scoring.py",
+    "payouts/domain/scoring/engine.py": ("tests/payouts/test_scoring.py", "tests/payouts/test_scoring_engine_cases.py"),
     "payouts/domain/scoring/depth.py": "tests/payouts/test_scoring_properties.py",
     "payouts/domain/scoring/depth_vector.py": "tests/payouts/test_scoring_properties.py",
 }
@@ -100,7 +100,9 @@ def add_pending(work: Path, only: list[str]) -> None:
     text = path.read_text()
     pending = {f: t for f, t in PENDING.items() if not only or f in only}
     files = "".join(f'    "{f}",\n' for f in pending)
-    tests = "".join(f'    "{t}",\n' for t in sorted(set(pending.values())))
+    tests = "".join(
+        f'    "{t}",\n' for t in sorted({t for v in pending.values() for t in ((v,) if isinstance(v, str) else v)})
+    )
     if only:  # just these files: the gated ones not named are left out
         start = text.index("only_mutate = [\n")
         end = text.index("]\n", start)
