@@ -40,7 +40,6 @@ UNKILLED = ("survived", "no tests", "suspicious", "segfault")
 # Money and trust code measured but whose survivors are not all triaged yet (docs/reliability.md, section 8): with
 # `--pending` they are mutated too, with their tests, and their survivors are reported like the others'.
 PENDING: dict[str, tuple[str, ...]] = {
-    "payouts/domain/scoring/engine.py": ("tests/payouts/test_scoring.py",),
     "payouts/domain/scoring/depth.py": ("tests/payouts/test_scoring_properties.py",),
     "payouts/domain/scoring/depth_vector.py": ("tests/payouts/test_scoring_properties.py",),
 }
