@@ -285,7 +285,9 @@ def test_self_trades_and_volume_washed_between_unlinked_participants() -> None:
     a_fills = [
         fill("s1", "buy", "100", "1", maker=True),
         fill("s1", "sell", "100", "1", maker=False),  # the same trade on both sides of A: a self-trade
-        fill("t1", "buy", "100", "1", maker=True),  # with D: 10000 of A's 15000 maker cents, over half
+        # With D, a pure taker (MV_D = 0): a wash by D's side. A's own side is 10000 of 25000 maker cents, not over
+        # half (s1's maker buy counts: MV is taken before any exclusion).
+        fill("t1", "buy", "100", "1", maker=True),
         fill("t2", "buy", "100", "0.5", maker=True),
     ]
     c_fills = [fill("u1", "buy", "100", "1", maker=True), fill("u2", "buy", "100", "3", maker=True)]
