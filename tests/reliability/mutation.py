@@ -43,8 +43,8 @@ PENDING = {
     "payouts/domain/merkle.py": "tests/payouts/test_merkle.py",
     "attestation/domain/quote.py": "tests/attestation/test_quote.py",
     "payouts/domain/scoring/engine.py": "tests/payouts/test_scoring.py",
-    "payouts/domain/scoring/depth.py": "tests/payouts/test_scoring_properties.py",
-    "payouts/domain/scoring/depth_vector.py": "tests/payouts/test_scoring_properties.py",
+    "payouts/domain/scoring/depth.py": "tests/payouts/test_scoring_depth_cases.py",
+    "payouts/domain/scoring/depth_vector.py": "tests/payouts/test_scoring_depth_cases.py",
 }
 
 
