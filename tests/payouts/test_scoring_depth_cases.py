@@ -81,7 +81,8 @@ def test_a_divisor_of_one_scores_the_one_side_whole_and_two_sides_by_the_thinner
 
 def test_gap_samples_score_nothing_and_later_samples_still_count() -> None:
     # gaps first, in the middle and last: only the two sampled books count, and a gap counts no flag either
-    books = [None, BOOK, None, BOOK, None]
+    # (in blocks of two samples the first block is all gaps)
+    books = [None, None, BOOK, None, BOOK, None]
     ghost = order("g", "buy", "99.85", "2")  # no level at 99.85: not visible at each of the two non-gap samples
     got = both(inputs([participant(A, HONEST), participant(B, [ghost])], books=books))
     assert got == outcome({A: 2 * 4914, B: 0}, {A: 0, B: 2}, {A: 0, B: 0})
@@ -121,6 +122,18 @@ def test_a_bid_at_an_ask_price_is_not_the_ask_level() -> None:
     orders = [order("x", "buy", "100.3", "1"), order("y", "sell", "99.8", "2")]
     got = both(inputs([participant(A, orders)], samples=2))
     assert got == outcome({A: 0}, {A: 4}, {A: 0})
+
+
+def test_an_ask_placed_before_a_bid() -> None:
+    # the ask's level is met first, the bid's first in the book: the lookups must not depend on that order
+    assert both(inputs([participant(A, HONEST[::-1])])) == outcome({A: 3 * 4914}, {A: 0}, {A: 0})
+
+
+def test_a_level_missing_from_some_books_is_visible_only_where_it_is() -> None:
+    # 99.80 is in the third book only: A's bid scores there (4258) and is not visible at the other three
+    without = book([["99.95", "2"], ["99.9", "10"]], [["100.05", "5"]])
+    got = both(inputs([participant(A, [order("b", "buy", "99.8", "2")])], books=[without, without, BOOK, without]))
+    assert got == outcome({A: ONE_SIDED}, {A: 3}, {A: 0})
 
 
 # --- min_rest_seconds, sample instants, continuous runs -----------------------------------------------------------
@@ -348,6 +361,54 @@ def test_prices_above_and_below_the_mid_at_another_mid() -> None:
     assert both(inputs([participant(A, orders)], books=[level])).depth == {A: 4914}
 
 
+def test_notional_cents_are_floored_before_the_points() -> None:
+    # bid 99.80 × 1.99999: notional_cents floor(19959.8002) = 19959, points floor(640000 × 19959 / 10⁶) =
+    # floor(12773.76) = 12773, // 3 = 4257 (unfloored cents would give 12774 and 4258)
+    got = both(inputs([participant(A, [order("b", "buy", "99.8", "1.99999")])], samples=1))
+    assert got.depth == {A: 4257}
+
+
+def test_closeness_is_floored_before_the_points() -> None:
+    # mid 100.1: bid 99.80 × 1000 at dist floor(0.3 × 10⁶ / 100.1) = 2997, closeness floor(7003² / 100) =
+    # floor(490420.09) = 490420, notional_cents 9980000, points floor(4894391.6) = 4894391, // 3 = 1631463
+    # (the unfloored closeness would give 4894392 and 1631464)
+    level = book([["100.05", "1"], ["99.8", "1000"]], [["100.15", "1"]])
+    got = both(inputs([participant(A, [order("b", "buy", "99.8", "1000")])], books=[level]))
+    assert got.depth == {A: 1631463}
+
+
+def test_large_points_are_floored_exactly() -> None:
+    # mid 100.1, c = 1: bid 99.80 × 900000233.4, closeness 490420, notional_cents 8982002329332;
+    # 490420 × 8982002329332 = 4404953582350999440, so points floor(4404953582350.99944) = 4404953582350
+    # (as a float the quotient rounds to …351)
+    level = book([["100.05", "1"], ["99.8", "1000000000"]], [["100.15", "1"]])
+    doc = inputs([participant(A, [order("b", "buy", "99.8", "900000233.4")])], books=[level], single_side_divisor=1)
+    assert both(doc).depth == {A: 4404953582350}
+
+
+def test_a_pro_rata_notional_just_under_a_whole_cent_is_floored() -> None:
+    # price 1 at mid 1 (bid 1 / ask 1: dist 0, closeness 10⁶), c = 1, min_order_quote 0. A claims 1.29 and B
+    # 10⁻¹⁶ on a level of 1.29: A counts 1.29 × 1.29 / (1.29 + 10⁻¹⁶), notional_cents
+    # floor(129 − 10⁻¹⁴ × 0.99…) = 128, points 128 (a float quotient rounds to 129); B's cents are 0
+    level = book([["1", "1.29"]], [["1", "1"]])
+    a = participant(A, [order("a", "buy", "1", "1.29")])
+    b = participant(B, [order("b", "buy", "1", "0.0000000000000001")])
+    got = both(inputs([a, b], books=[level], single_side_divisor=1, min_order_quote="0"))
+    assert got == outcome({A: 128, B: 0}, {A: 0, B: 0}, {A: 1, B: 1})
+
+
+def test_a_depth_past_a_floats_53_bits_is_summed_exactly() -> None:
+    # 150 samples, nine bids at the mid (100 / 100: closeness 10⁶) of 920000000.0001 each: notional_cents and
+    # points 9200000000001 an order, Q = 9 × 9200000000001 = 82800000000009 per sample (c = 1, odd), and
+    # D = 150 × Q = 12420000000001350 > 2⁵³ (also summed in one-sample blocks)
+    level = book([["100", "1000000000000"]], [["100", "1"]])
+    bids = [order(f"b{i}", "buy", "100", "920000000.0001") for i in range(9)]
+    doc = inputs([participant(A, bids)], books=[level] * 150, single_side_divisor=1)
+    assert both(doc).depth == {A: 12420000000001350}
+    with mock.patch.object(depth_vector, "BLOCK_SAMPLES", 1):
+        assert vector_path(doc) == outcome({A: 12420000000001350}, {A: 0}, {A: 0})
+
+
 # --- the volatility weight --------------------------------------------------------------------------------------------
 
 
@@ -514,3 +575,102 @@ def test_a_hair_over_claimed_level_with_sizes_past_a_floats_precision() -> None:
     doc = inputs([participant(A, [bid])], books=[level], max_spread_bps=1000, min_order_quote="5")
     assert depth_vector.depth_vector(doc, sample_context(doc)) is not None
     assert both(doc) == outcome({A: 1}, {A: 0}, {A: 1})
+
+
+# Each int64 bound of the vector path (depth_vector.py, "Scales and bounds"), just under (the vector path, equal to
+# the reference) and just over (None: the caller scores the epoch with the reference). Every other bound of these
+# epochs is far below 2^63 − 1 = 9223372036854775807.
+
+
+def vector_path(doc: EpochInputs) -> DepthOutcome | None:
+    return depth_vector.depth_vector(doc, sample_context(doc))
+
+
+def test_the_distance_bound_twice_the_largest_scaled_price_times_a_million() -> None:
+    # prices of 12 decimals (price scale 10¹²) at mid 1.5 (1 / 2), the orders far outside the band:
+    # 2 × 4.000000000001 × 10¹² × 10⁶ = 8.000000000002 × 10¹⁸ is under (3 × would not be), 2 × 4.7… × 10¹⁸ is over
+    low = book([["1", "1"]], [["2", "1"]])
+    under = inputs([participant(A, [order("a", "sell", "4.000000000001", "1")])], books=[low], min_order_quote="1")
+    assert vector_path(under) is not None
+    assert both(under) == outcome({A: 0}, {A: 1}, {A: 0})
+    over = inputs([participant(A, [order("a", "sell", "4.700000000001", "1")])], books=[low], min_order_quote="1")
+    assert vector_path(over) is None
+
+
+def test_the_distance_bound_of_a_gap_is_not_a_mid() -> None:
+    # price scale 10¹³; the one mid, 0.1000000000002 (2 × 10¹³ × it × 10⁶ = 2.000000000004 × 10¹⁸), is under.
+    # A gap has no mid at all: it must not weigh in as a mid of 1 (10¹³ × 10⁶ = 10¹⁹ would be over).
+    fine = book([["0.1000000000001", "1000"]], [["0.1000000000003", "1000"]])
+    bid = order("b", "buy", "0.1000000000001", "1000")
+    doc = inputs([participant(A, [bid])], books=[fine, None], min_order_quote="0")
+    # dist floor(10⁻¹³ × 10⁶ / 0.1000000000002) = 0: closeness 10⁶, notional_cents floor(100.0000000001 × 100) =
+    # 10000, points 10000, one-sided // 3 = 3333
+    assert vector_path(doc) is not None
+    assert both(doc) == outcome({A: 3333}, {A: 0}, {A: 0})
+
+
+@pytest.mark.parametrize(("bps", "fits"), [(30370, True), (30371, False)])
+def test_the_closeness_bound_max_ppm_squared_times_a_million(bps: int, fits: bool) -> None:
+    # max_ppm = 100 × bps: 3037000² × 10⁶ = 9.22336969 × 10¹⁸ is under, 3037100² × 10⁶ = 9.22397641 × 10¹⁸ over
+    doc = inputs([participant(A, HONEST)], max_spread_bps=bps, samples=1)
+    assert (vector_path(doc) is not None) is fits
+    # bid 99.8 × 2: dist 2000, closeness floor(3035000² × 10⁶ / 3037000²) = 998683, floor(998683 × 19960 / 10⁶) =
+    # 19933; ask 100.3 × 1: dist 3000, closeness floor(3034000² × 10⁶ / 3037000²) = 998025,
+    # floor(998025 × 10030 / 10⁶) = 10010; Q = max(min(19933, 10010), 19933 // 3) = 10010
+    assert depth_reference(doc, sample_context(doc)).depth == {A: 10010}
+    if fits:
+        assert both(doc).depth == {A: 10010}
+
+
+def test_the_notional_numerator_bound_scaled_price_times_scaled_size_times_100() -> None:
+    # size scale 10⁹, price scale 1: 100 × 920000000000001 × 100 = 9.2 × 10¹⁸ is under (101 × would be over),
+    # 100 × 930000000000001 × 100 = 9.3 × 10¹⁸ over. The bid at 100 has no level (not visible).
+    under = inputs([participant(A, [order("b", "buy", "100", "920000.000000001")])], samples=1)
+    assert vector_path(under) is not None
+    assert both(under) == outcome({A: 0}, {A: 1}, {A: 0})
+    over = inputs([participant(A, [order("b", "buy", "100", "930000.000000001")])], samples=1)
+    assert vector_path(over) is None
+
+
+def test_the_points_bound_largest_notional_cents_times_a_million() -> None:
+    # price 1 (scale 1), size scale 1000: notional_cents 1 × 92233720368.549 × 100 = 9223372036854.9, floored
+    # 9223372036854, × 10⁶ = 9223372036854000000 under (the unfloored one would be over);
+    # 1 × 92233720368.55 × 100 = 9223372036855, × 10⁶ over
+    under = inputs([participant(A, [order("b", "buy", "1", "92233720368.549")])], samples=1)
+    assert vector_path(under) is not None
+    assert both(under) == outcome({A: 0}, {A: 1}, {A: 0})
+    over = inputs([participant(A, [order("b", "buy", "1", "92233720368.55")])], samples=1)
+    assert vector_path(over) is None
+
+
+def test_the_weighting_bound_twice_q_times_the_largest_move() -> None:
+    # mids 1 (0.95 / 1.05), then 1000 (999.95 / 1000.05): m_max = 999 × 10⁶ ppm. One bid at 1000 × 40000:
+    # notional_cents 4 × 10⁹, 2 × 4 × 10⁹ × 999 × 10⁶ = 7.992 × 10¹⁸ under (3 × would be over);
+    # 1000 × 50000: 2 × 5 × 10⁹ × 999 × 10⁶ = 9.99 × 10¹⁸ over
+    books = [book([["0.95", "1"]], [["1.05", "1"]]), book([["999.95", "1"]], [["1000.05", "1"]])]
+    under = inputs([participant(A, [order("b", "buy", "1000", "40000")])], books=books)
+    assert vector_path(under) is not None
+    assert both(under) == outcome({A: 0}, {A: 2}, {A: 0})
+    over = inputs([participant(A, [order("b", "buy", "1000", "50000")])], books=books)
+    assert vector_path(over) is None
+
+
+@pytest.mark.parametrize(("orders", "fits"), [(500, True), (600, False)])
+def test_the_depth_bound_samples_times_twice_q(orders: int, fits: bool) -> None:
+    # 1000 samples, each of the orders a bid at 100 × 800000000 (notional_cents 8 × 10¹², no level: not visible):
+    # 1000 × 2 × 500 × 8 × 10¹² = 8 × 10¹⁸ under (3 × would be over), with 600 orders 9.6 × 10¹⁸ over.
+    # (The reference is not run: a million (sample, order) pairs of Fractions take seconds.)
+    bids = [order(f"b{i}", "buy", "100", "800000000") for i in range(orders)]
+    doc = inputs([participant(A, bids)], samples=1000)
+    got = vector_path(doc)
+    if fits:
+        assert got == outcome({A: 0}, {A: 500 * 1000}, {A: 0})
+    else:
+        assert got is None
+
+
+def test_the_scale_bound_price_scale_times_size_scale() -> None:
+    # price 10⁻¹⁰ and size 1.0000000001: both scales 10¹⁰, their product 10²⁰ is over (every other bound is small)
+    doc = inputs([participant(A, [order("b", "buy", "0.0000000001", "1.0000000001")])], min_order_quote="0")
+    assert vector_path(doc) is None
+    assert depth_reference(doc, sample_context(doc)) == outcome({A: 0}, {A: 3}, {A: 0})
