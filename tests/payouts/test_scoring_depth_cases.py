@@ -674,3 +674,17 @@ def test_the_scale_bound_price_scale_times_size_scale() -> None:
     doc = inputs([participant(A, [order("b", "buy", "0.0000000001", "1.0000000001")])], min_order_quote="0")
     assert vector_path(doc) is None
     assert depth_reference(doc, sample_context(doc)) == outcome({A: 0}, {A: 3}, {A: 0})
+
+
+def test_a_volatility_window_past_int64_falls_back_even_when_no_order_is_worth_a_cent() -> None:
+    # The last prior mid is 10⁻¹³ and the epoch's is 100: the first move is floor((100 − 10⁻¹³) × 10⁶ / 10⁻¹³) =
+    # 999999999999999000000 ppm, past int64, and it stays in every window of the 3-sample epoch. The one order,
+    # 99.80 × 0.0001, is worth 0.998 cents (notional_cents 0), so the weighting bound 2 × Q × m is 0: the moves
+    # themselves must still fall back, not overflow (found by this triage: an OverflowError from score_epoch).
+    tiny = book([["0.0000000000001", "1"]], [["0.0000000000001", "1"]])
+    bid = order("b", "buy", "99.8", "0.0001")
+    doc = inputs([participant(A, [bid])], prior_books=[tiny], epoch_index=1, min_order_quote="0")
+    ctx = sample_context(doc)
+    assert ctx.window_moves == (999999999999999000000,) * 3
+    assert depth_vector.depth_vector(doc, ctx) is None
+    assert depth_reference(doc, ctx) == outcome({A: 0}, {A: 0}, {A: 0})
