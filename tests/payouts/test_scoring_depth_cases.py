@@ -688,3 +688,14 @@ def test_a_volatility_window_past_int64_falls_back_even_when_no_order_is_worth_a
     assert ctx.window_moves == (999999999999999000000,) * 3
     assert depth_vector.depth_vector(doc, ctx) is None
     assert depth_reference(doc, ctx) == outcome({A: 0}, {A: 0}, {A: 0})
+
+
+def test_a_volatility_window_under_half_of_int64_stays_on_the_vector_path() -> None:
+    # The last prior mid is 2.5 × 10⁻¹¹: the first move is floor((100 − 2.5 × 10⁻¹¹) × 10⁶ / (2.5 × 10⁻¹¹)) =
+    # 3999999999999000000, and 2 × it fits int64 (3 × it would not). The order is worth no cent, as above.
+    tiny = book([["0.000000000025", "1"]], [["0.000000000025", "1"]])
+    bid = order("b", "buy", "99.8", "0.0001")
+    doc = inputs([participant(A, [bid])], prior_books=[tiny], epoch_index=1, min_order_quote="0")
+    assert sample_context(doc).window_moves == (3999999999999000000,) * 3
+    assert vector_path(doc) is not None
+    assert both(doc) == outcome({A: 0}, {A: 0}, {A: 0})
