@@ -278,12 +278,12 @@ def test_claims_past_the_level_are_shared_pro_rata_and_flagged() -> None:
     # 6 + 4 + 1 = 11 > 10: counted r × 10 / 11.
     # A: 60/11 → floor(99.8 × 60/11 × 100) = floor(598800/11) = 54436, floor(640000 × 54436 / 10⁶) = 34839, // 3 = 11613
     # B: 40/11 → floor(399200/11) = 36290, floor(23225.6) = 23225, // 3 = 7741
-    # C: 10/11 → floor(99800/11) = 9072, floor(5806.08) = 5806, // 3 = 1935
+    # C: 10/11 → floor(99800/11) = 9072, floor(5806.08) = 5806, // 3 = 1935 (three samples: two blocks of two)
     a = participant(A, [order("a", "buy", "99.8", "6")])
     b = participant(B, [order("b", "buy", "99.8", "4")])
     c = participant(C, [order("c", "buy", "99.8", "1")])
-    got = both(inputs([a, b, c], samples=2))
-    assert got == outcome({A: 2 * 11613, B: 2 * 7741, C: 2 * 1935}, {A: 0, B: 0, C: 0}, {A: 2, B: 2, C: 2})
+    got = both(inputs([a, b, c], samples=3))
+    assert got == outcome({A: 3 * 11613, B: 3 * 7741, C: 3 * 1935}, {A: 0, B: 0, C: 0}, {A: 3, B: 3, C: 3})
 
 
 def test_a_fractional_level_size_is_shared_exactly() -> None:
@@ -387,14 +387,14 @@ def test_large_points_are_floored_exactly() -> None:
 
 
 def test_a_pro_rata_notional_just_under_a_whole_cent_is_floored() -> None:
-    # price 1 at mid 1 (bid 1 / ask 1: dist 0, closeness 10⁶), c = 1, min_order_quote 0. A claims 1.29 and B
-    # 10⁻¹⁶ on a level of 1.29: A counts 1.29 × 1.29 / (1.29 + 10⁻¹⁶), notional_cents
-    # floor(129 − 10⁻¹⁴ × 0.99…) = 128, points 128 (a float quotient rounds to 129); B's cents are 0
-    level = book([["1", "1.29"]], [["1", "1"]])
-    a = participant(A, [order("a", "buy", "1", "1.29")])
+    # price 1 at mid 1 (bid 1 / ask 1: dist 0, closeness 10⁶), c = 1, min_order_quote 0. A claims 3 and B 10⁻¹⁶
+    # on a level of 3: A counts 3 × 3 / (3 + 10⁻¹⁶), notional_cents floor(900 / (3 + 10⁻¹⁶)) = floor(300 − 10⁻¹⁴…)
+    # = 299, points 299 (in floats the quotient comes out as 300); B's cents are 0
+    level = book([["1", "3"]], [["1", "1"]])
+    a = participant(A, [order("a", "buy", "1", "3")])
     b = participant(B, [order("b", "buy", "1", "0.0000000000000001")])
     got = both(inputs([a, b], books=[level], single_side_divisor=1, min_order_quote="0"))
-    assert got == outcome({A: 128, B: 0}, {A: 0, B: 0}, {A: 1, B: 1})
+    assert got == outcome({A: 299, B: 0}, {A: 0, B: 0}, {A: 1, B: 1})
 
 
 def test_a_depth_past_a_floats_53_bits_is_summed_exactly() -> None:
