@@ -119,6 +119,7 @@ def depth_vector(inputs: EpochInputs, ctx: SampleContext) -> DepthOutcome | None
         max(sizes, default=0),
         n_s * n_levels,  # book keys
         2 * q_bound * max(1, m_max),  # weighting: 2Q and Q × m_t
+        2 * m_max,  # the moves array, 2 × m_t and 2 × M (even when no order is worth a cent and Q is 0)
         n_s * 2 * q_bound,  # D
         price_scale * size_scale,
     ]
