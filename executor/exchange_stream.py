@@ -42,64 +42,19 @@ DECIMAL_CACHE = 4096  # distinct prices and amounts kept converted, per gateway 
 
 @functools.cache
 def _stamped(cls: type[Any]) -> type[Any]:
-    """ccxt.pro's class for an exchange, with the two latency stamps added and a request on a live connection sent
-    one loop turn sooner (`watch`); nothing else changed."""
+    """ccxt.pro's class for an exchange, with the two latency stamps added and nothing else changed."""
 
     class Stamped(cls):
         def __init__(self, config: dict[str, Any]) -> None:
             super().__init__(config)
             self.depth_arrival_ns: dict[str, int] = {}
             self.last_send_ns = 0
-            self._sending: set[asyncio.Future[None]] = set()
 
         def handle_order_book(self, client: Any, message: dict[str, Any]) -> Any:
             market_id = message.get("s")
             if market_id:
                 self.depth_arrival_ns[market_id] = time.perf_counter_ns()
             return super().handle_order_book(client, message)
-
-        def watch(
-            self,
-            url: str,
-            message_hash: Any,
-            message: Any = None,
-            subscribe_hash: Any = None,
-            subscription: Any = None,
-        ) -> Any:
-            # ccxt's `watch` sends a request from a done-callback of the connection, which then starts a task that
-            # sends: two turns of the event loop, each behind every other ready callback (on one core with many
-            # markets, a requote's orders wait behind the other markets' passes twice). On a connection already up
-            # and with no client-side rate limit, the task is started at once: the same request, in the same
-            # order, one turn sooner. Anything else (connecting, a failed connection, a rate limit) goes to ccxt.
-            ws: Any = (self.clients or {}).get(url)
-            connected = getattr(ws, "connected", None)
-            if (
-                ws is None
-                or message is None
-                or self.enableRateLimit
-                or connected is None
-                or not connected.done()
-                or connected.cancelled()
-                or connected.exception() is not None
-            ):
-                return super().watch(url, message_hash, message, subscribe_hash, subscription)
-            if subscribe_hash is None and message_hash in ws.futures:
-                return ws.futures[message_hash]
-            future = ws.future(message_hash)
-            if ws.subscriptions.get(subscribe_hash):
-                return future
-            ws.subscriptions[subscribe_hash] = subscription or True
-
-            async def send_now() -> None:
-                try:
-                    await ws.send(message)
-                except Exception as exc:  # as ccxt's own send: the error fails the request's future
-                    ws.on_error(exc)
-
-            task = asyncio.ensure_future(send_now())
-            self._sending.add(task)  # held until it ends: the loop keeps only a weak reference to a task
-            task.add_done_callback(self._sending.discard)
-            return future
 
         def client(self, url: str) -> Any:
             ws = super().client(url)
