@@ -79,13 +79,26 @@ def published(doc: Doc | None = None) -> Doc:
         (Fraction(1, 2), "0.5"),
         (Fraction(1000), "1000"),
         (Fraction(100001, 10), "10000.1"),
+        (Fraction(1, 1024), "0.0009765625"),
+        (Fraction(1, 125), "0.008"),
+        (Fraction(7, 40), "0.175"),
     ],
 )
 def test_decimal_str_writes_the_shortest_exact_decimal(value: Fraction, text: str) -> None:
     assert decimal_str(value) == text
 
 
-@pytest.mark.parametrize(("value", "text"), [(Fraction(1, 3), "1/3"), (Fraction(7, 30), "7/30")])
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (Fraction(1, 3), "1/3"),
+        (Fraction(7, 30), "7/30"),
+        (Fraction(1, 11), "1/11"),
+        (Fraction(1, 22), "1/22"),
+        (Fraction(3, 7), "3/7"),
+        (Fraction(1, 33), "1/33"),
+    ],
+)
 def test_decimal_str_refuses_a_rational_that_is_not_decimal(value: Fraction, text: str) -> None:
     with pytest.raises(ValueError, match=f"^{text} is not a decimal number$"):
         decimal_str(value)
@@ -336,6 +349,9 @@ def test_a_parameter_at_its_bound_is_read(over: Doc, attr: str, value: object) -
 
 
 def test_params_name_a_missing_or_unknown_field() -> None:
+    renamed = params()
+    renamed["sample_secs"] = renamed.pop("sample_seconds")  # as many keys as the fields, one of them wrong
+    assert problem(renamed, lambda d: Params.from_json(d, "p")) == ("p.sample_seconds", "is missing")
     p = params()
     del p["sample_seconds"]
     assert problem(p, lambda d: Params.from_json(d, "p")) == ("p.sample_seconds", "is missing")
@@ -391,6 +407,36 @@ FIL = ["participants", 0, "fills", 0]
 @pytest.mark.parametrize(
     ("mutate", "path", "message"),
     [
+        (_set(["participants", 0], []), P0, "must be an object"),
+        (lambda d: d["participants"][0].pop("links"), f"{P0}.links", "is missing"),
+        (_set(FIL, 3), f"{P0}.fills[0]", "must be an object"),
+        (lambda d: d["participants"][0]["fills"][0].pop("maker"), f"{P0}.fills[0].maker", "is missing"),
+        (_set(ORD, "o"), f"{P0}.orders[0]", "must be an object"),
+        (lambda d: d["participants"][0]["orders"][0].pop("live"), f"{P0}.orders[0].live", "is missing"),
+        (lambda d: d["snapshots"][0].pop("book"), "inputs.snapshots[0].book", "is missing"),
+        (lambda d: d["snapshots"][0]["book"].pop("asks"), "inputs.snapshots[0].book.asks", "is missing"),
+        (
+            lambda d: d["participants"][0]["orders"][0]["live"][0].pop("remaining"),
+            f"{P0}.orders[0].live[0].remaining",
+            "is missing",
+        ),
+        (
+            lambda d: d["participants"][0]["orders"][0]["exchange"].pop("closed_ms"),
+            f"{P0}.orders[0].exchange.closed_ms",
+            "is missing",
+        ),
+        (
+            lambda d: d["participants"][0]["fills"][0]["exchange"].pop("trade_id"),
+            f"{P0}.fills[0].exchange.trade_id",
+            "is missing",
+        ),
+        (
+            lambda d: d["participants"][0]["links"].pop("deposit_addresses"),
+            f"{P0}.links.deposit_addresses",
+            "is missing",
+        ),
+        (lambda d: d["params"].pop("epoch_budget"), "inputs.params.epoch_budget", "is missing"),
+        (_set(["params"], None), "inputs.params", "must be an object"),
         (lambda d: d.update(extra=1), "inputs.extra", "is not a known field"),
         (lambda d: d.pop("participants"), "inputs.participants", "is missing"),
         (_set(["snapshots"], {}), "inputs.snapshots", "must be a list"),
@@ -520,6 +566,11 @@ def test_a_bad_value_names_its_path_and_problem(mutate: Callable[[Doc], None], p
     assert problem(doc) == (path, message)
 
 
+def test_a_document_that_is_not_an_object_is_named_as_the_inputs() -> None:
+    assert problem([]) == ("inputs", "must be an object")
+    assert problem("x", OracleInputs.from_json) == ("inputs", "must be an object")
+
+
 def test_values_at_their_bounds_are_read() -> None:
     doc = base()
     _set([*ORD, "order_id"], "x" * 128)(doc)
@@ -591,6 +642,10 @@ def test_an_order_knows_its_run_start_and_lifetime() -> None:
         (_set(["schema"], "mrmarket.oracle-inputs/v2"), "inputs.schema", 'must be "mrmarket.oracle-inputs/v1"'),
         (lambda d: d.pop("source_reports"), "inputs.source_reports", "is missing"),
         (_set(["campaign"], None), "inputs.campaign", "must be an object"),
+        (lambda d: d["campaign"].pop("chain_id"), "inputs.campaign.chain_id", "is missing"),
+        (_set(["epoch"], 1), "inputs.epoch", "must be an object"),
+        (_set(["parameters"], 1), "inputs.parameters", "must be an object"),
+        (lambda d: d["parameters"].pop("depth_weight"), "inputs.parameters.depth_weight", "is missing"),
         (_set(["campaign", "address"], B.upper()), "inputs.campaign.address", "must be a lower-case 0x address"),
         (_set(["campaign", "address"], None), "inputs.campaign.address", "must be a lower-case 0x address"),
         (
