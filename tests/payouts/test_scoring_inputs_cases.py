@@ -82,6 +82,8 @@ def published(doc: Doc | None = None) -> Doc:
         (Fraction(1, 1024), "0.0009765625"),
         (Fraction(1, 125), "0.008"),
         (Fraction(7, 40), "0.175"),
+        (Fraction(1, 10**40), "0." + "0" * 39 + "1"),  # exact past a float's precision
+        (Fraction(7, 5**40), "0.0000000000000000000000000007696581394432"),
     ],
 )
 def test_decimal_str_writes_the_shortest_exact_decimal(value: Fraction, text: str) -> None:
@@ -97,6 +99,8 @@ def test_decimal_str_writes_the_shortest_exact_decimal(value: Fraction, text: st
         (Fraction(1, 22), "1/22"),
         (Fraction(3, 7), "3/7"),
         (Fraction(1, 33), "1/33"),
+        (Fraction(1, 2 * (2**60 + 1)), f"1/{2 * (2**60 + 1)}"),  # a float would round the odd factor to 2^60
+        (Fraction(1, 5 * (2**60 + 1)), f"1/{5 * (2**60 + 1)}"),
     ],
 )
 def test_decimal_str_refuses_a_rational_that_is_not_decimal(value: Fraction, text: str) -> None:
@@ -569,6 +573,14 @@ def test_a_bad_value_names_its_path_and_problem(mutate: Callable[[Doc], None], p
 def test_a_document_that_is_not_an_object_is_named_as_the_inputs() -> None:
     assert problem([]) == ("inputs", "must be an object")
     assert problem("x", OracleInputs.from_json) == ("inputs", "must be an object")
+
+
+def test_an_unanswered_order_or_fill_writes_a_null_exchange() -> None:
+    doc = base()
+    doc["participants"][0]["orders"][0]["exchange"] = None
+    doc["participants"][0]["fills"][0]["exchange"] = None
+    out = EpochInputs.from_json(doc).as_json()["participants"][0]
+    assert (out["orders"][0]["exchange"], out["fills"][0]["exchange"]) == (None, None)
 
 
 def test_values_at_their_bounds_are_read() -> None:
