@@ -338,6 +338,7 @@ def test_a_bad_parameter_names_its_path_and_problem(over: Doc, path: str, messag
         ({"max_off_mid_trade_bps": 0}, "max_off_mid_trade_bps", 0),
         ({"min_order_quote": "0"}, "min_order_quote", 0),
         ({"depth_weight": "0/7"}, "depth_weight", 0),
+        ({"depth_weight": "0.0"}, "depth_weight", 0),
         ({"depth_weight": "1"}, "depth_weight", 1),
         ({"depth_weight": "3/3"}, "depth_weight", 1),
         ({"epoch_budget": "0"}, "epoch_budget", 0),
