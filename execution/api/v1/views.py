@@ -3,7 +3,7 @@ Secrets are accepted, never returned."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -114,18 +114,20 @@ class MMOrderSerializer(serializers.Serializer):
     def get_funding_amount_display(self, order: MMOrder) -> str:
         return for_people(int(order.funding_amount), asset_decimals(order.funding_asset), order.funding_asset)
 
-    def _summary(self, order: MMOrder) -> selectors.MMOrderSummary:
-        # A list passes every order's summary in its context, read at once; a single order reads its own.
-        summaries = self.context.get("summaries") or {}
-        return summaries.get(order.pk) or selectors.mm_order_summaries([order])[order.pk]
+    def to_representation(self, instance: MMOrder) -> dict[str, Any]:
+        # A list passes every order's summary in its context, read at once; a single order reads its own, once for
+        # both fields.
+        listed = self.context.get("summaries") or {}
+        self._summary = listed.get(instance.pk) or selectors.mm_order_summaries([instance])[instance.pk]
+        return dict(super().to_representation(instance))
 
     @extend_schema_field(serializers.DictField(child=serializers.IntegerField(allow_null=True)))
     def get_reports(self, order: MMOrder) -> dict[str, int | None]:
-        return self._summary(order).reports
+        return self._summary.reports
 
     @extend_schema_field(serializers.DictField(child=serializers.CharField()))
     def get_ledger(self, order: MMOrder) -> dict[str, str]:
-        return {account: str(amount) for account, amount in self._summary(order).ledger.items()}
+        return {account: str(amount) for account, amount in self._summary.ledger.items()}
 
 
 class MMOrderListApi(APIView):
