@@ -19,7 +19,8 @@ its WebSocket API.
   strategy, the orders, the REST reconciliation).
 - `executor_markets_sustained_one_process` — the most markets one process keeps with each book moving once a
   second, own-processing p99 under 5 ms and no backlog (the event loop's lag p99 under 5 ms and every job still
-  on streams), tried in steps of 100 markets (0 when even 100 did not).
+  on streams), tried on a rising ladder of sizes (`BENCH_SUSTAIN`: 25, 50, 75, 100, 150, 200, then steps of 100)
+  up to the first that did not keep up (0 when even the first did not).
 
 The markets move several times a second for the first four figures (`STEP_SECONDS`); the job's
 `refresh_tolerance` is 0.1 % (`BENCH_REFRESH_TOLERANCE`), Hummingbot's `order_refresh_tolerance_pct`: an order is
@@ -50,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 SECONDS = 10.0
 STEP_SECONDS = "0.25"  # each market's book moves 4 times a second
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_SIZES", "1,10,50,200").split(","))
-SUSTAIN_STEPS = tuple(int(n) for n in os.environ.get("BENCH_SUSTAIN", "100,200,300,400,500").split(",") if n)
+SUSTAIN_STEPS = tuple(int(n) for n in os.environ.get("BENCH_SUSTAIN", "25,50,75,100,150,200,300,400,500").split(",") if n)
 TARGET_P99_MS = 5.0
 REFRESH_TOLERANCE = os.environ.get("BENCH_REFRESH_TOLERANCE", "0.001")
 
