@@ -28,6 +28,7 @@ from django.utils import timezone
 from web3 import Web3
 
 from campaigns.models import Campaign
+from execution import services as execution_services
 from mrmarket.chain import get_web3
 from mrmarket.errors import ApplicationError
 from mrmarket.exchanges.errors import ExchangeUnavailable
@@ -116,6 +117,17 @@ def epoch_close_ensure(*, campaign: Campaign, epoch: int) -> EpochClose:
     return close
 
 
+def _alert_failed(close: EpochClose, reason: str) -> None:
+    """A failed close waits for a person (nothing retries it): tell one, in the transaction that fails it, so a
+    worker killed before that commits leaves neither the step nor the alert, and one after leaves both."""
+    execution_services.alert_raise(
+        "epoch_close_failed",
+        f"the close of epoch {close.epoch} of campaign {close.campaign.address} failed: {reason}"[:500],
+        dedup=f"close-failed:c{close.pk}:{_round(close)}",
+        detail={"close_id": close.pk, "epoch": close.epoch, "campaign": close.campaign.address},
+    )
+
+
 def _fail(close_id: int, reason: str, *, key: str, worker: str) -> EpochClose:
     with transaction.atomic():
         close = EpochClose.objects.select_for_update().get(pk=close_id)
@@ -124,6 +136,7 @@ def _fail(close_id: int, reason: str, *, key: str, worker: str) -> EpochClose:
         if close.lease_owner and close.lease_owner != worker:
             return close  # another worker took the close over: its build decides
         log.error("epoch_close_failed", campaign_id=close.campaign_id, epoch=close.epoch, reason=reason)
+        _alert_failed(close, reason)
         return _transition(
             close,
             CloseEvent.FAILED,
@@ -367,6 +380,7 @@ def _refused(close: EpochClose, reason: str, detail: dict[str, Any] | None = Non
     `detail` is the error's own (an error's `extra` may name any key, `reason` included)."""
     detail = detail or {}
     log.error("epoch_close_failed", campaign_id=close.campaign_id, epoch=close.epoch, reason=reason)
+    _alert_failed(close, reason)
     return _transition(
         close,
         CloseEvent.FAILED,

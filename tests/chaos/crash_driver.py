@@ -204,11 +204,56 @@ def epoch_payout(args: dict[str, Any]) -> None:
     )
 
 
+def epoch_close_settled(args: dict[str, Any]) -> None:
+    """One close as the close_epoch task runs it, pass after pass, until it is recorded or failed (a failed close
+    waits for a person: the task has nothing more to do)."""
+    from payouts import closing
+    from payouts.models import EpochClose
+
+    close_id = int(args["close"])
+    _until(
+        lambda: EpochClose.objects.get(pk=close_id).state in ("recorded", "failed"),
+        lambda: closing.epoch_close_advance(close_id=close_id, worker="crash-driver", now=_chain_now()),
+        "the close",
+    )
+
+
+def epoch_close_retry(args: dict[str, Any]) -> None:
+    """The operator's retry of a failed close, as the admin's action calls it (a web process that can die too)."""
+    from payouts import closing
+
+    closing.epoch_close_retry(close_id=int(args["close"]))
+
+
+def epoch_payout_settled(args: dict[str, Any]) -> None:
+    """One payout as the pay_epoch task runs it, pass after pass, until it is paid, empty or failed."""
+    from payouts import paying
+    from payouts.models import EpochPayout
+
+    payout_id = int(args["payout"])
+    _until(
+        lambda: EpochPayout.objects.get(pk=payout_id).state in ("paid", "empty", "failed"),
+        lambda: paying.epoch_payout_advance(payout_id=payout_id),
+        "the payout",
+    )
+
+
+def epoch_payout_retry(args: dict[str, Any]) -> None:
+    """The operator's retry of a failed payout, as the admin's action calls it."""
+    from payouts import paying
+
+    paying.epoch_payout_retry(payout_id=int(args["payout"]))
+
+
 FLOWS: dict[str, Callable[[dict[str, Any]], None]] = {
     "mm_money": mm_money,
     "mm_job": mm_job,
     "epoch_close": epoch_close,
     "epoch_payout": epoch_payout,
+    "epoch_close_settled": epoch_close_settled,
+    "epoch_close_retry": epoch_close_retry,
+    "epoch_payout_settled": epoch_payout_settled,
+    "epoch_payout_retry": epoch_payout_retry,
 }
 
 

@@ -36,6 +36,7 @@ from devnet.exchange.fixtures import RunningExchange, run_exchange
 from devnet.protocol import CampaignParams, call, create_campaign, deploy_factory, factory, now, travel_to
 from devnet.protocol import campaign as campaign_contract
 from execution import accounts as exchange_accounts
+from execution.models import Alert
 from mrmarket.exchanges.credentials import ExchangeCredentials
 from mrmarket.exchanges.errors import ExchangeUnavailable
 from mrmarket.roles import Role
@@ -501,6 +502,38 @@ def test_results_already_recorded_with_another_digest_fail_the_close_and_send_no
     # Failed waits for a person: advancing again changes nothing.
     assert advance(w3, close, "w2").state == CloseState.FAILED
     assert close.transitions.count() == 3
+
+
+@pytest.mark.django_db
+def test_a_failed_close_tells_a_person_once_per_round(w3, factory_address, token) -> None:
+    """Nothing retries a failed close by itself: an alert says so (as a failed payout's does), in the transaction
+    that fails it, once per round — whether it failed building (inputs it cannot score) or recording."""
+    campaign = open_campaign(w3, factory_address, token)
+    other = b"\xcd" * 32
+    call(w3, campaign_contract(w3, campaign.address).functions.recordResults(0, other, "ipfs://other"), ORACLE)
+    close = advance(w3, closing.epoch_close_ensure(campaign=campaign, epoch=0))
+    assert close.state == CloseState.FAILED
+    alert = Alert.objects.get(kind="epoch_close_failed")
+    assert (alert.dedup_key, alert.severity, alert.resolved_at) == (f"close-failed:c{close.pk}:0", "critical", None)
+    assert close.failure_reason in alert.message
+    assert alert.detail == {"close_id": close.pk, "epoch": 0, "campaign": campaign.address}
+    assert advance(w3, close, "w2").state == CloseState.FAILED  # asked again: the same, and one alert
+    assert Alert.objects.filter(kind="epoch_close_failed").count() == 1
+    closing.epoch_close_retry(close_id=close.pk)
+    assert advance(w3, close).state == CloseState.FAILED
+    keys = sorted(Alert.objects.filter(kind="epoch_close_failed").values_list("dedup_key", flat=True))
+    assert keys == [f"close-failed:c{close.pk}:0", f"close-failed:c{close.pk}:1"]
+
+    # Epoch 1 fails while building: a snapshot of its own repeats a price on one side.
+    t_ms = (int(campaign.start.timestamp()) + EPOCH) * 1000
+    book = {"bids": [["0.99", "1000"], ["0.99", "500"]], "asks": [["1.01", "800"]]}
+    BookSnapshot.objects.create(
+        campaign=campaign, t_ms=t_ms, book=book, exchange_ts_ms=t_ms, recorded_ms=t_ms + 5, source="ws"
+    )
+    fresh = advance(w3, closing.epoch_close_ensure(campaign=campaign, epoch=1))
+    assert fresh.state == CloseState.FAILED
+    assert fresh.failure_reason.startswith("the oracle built inputs it cannot score")
+    assert Alert.objects.get(kind="epoch_close_failed", dedup_key=f"close-failed:c{fresh.pk}:0").detail["epoch"] == 1
 
 
 # ---------------------------------------------------------------------------------------------- which, and when
