@@ -472,6 +472,12 @@ FIL = ["participants", 0, "fills", 0]
             "must be a list",
         ),
         (
+            # As many fields as it should have, none of them the right one.
+            _set(["participants", 0, "links"], {"a": [], "b": []}),
+            f"{P0}.links.deposit_addresses",
+            "is missing",
+        ),
+        (
             _set(["participants", 0, "links", "withdrawal_addresses"], ["w", ""]),
             f"{P0}.links.withdrawal_addresses[1]",
             "must be a non-empty string of at most 128 characters",
