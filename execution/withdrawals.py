@@ -111,7 +111,7 @@ def _request(row: ExchangeWithdrawal) -> ExchangeWithdrawal:
             row = _locked(row)
             if row.status == wd.State.REQUESTING:
                 row = _apply(row, wd.Event.REFUSED, failure=reason)
-        _alert_withdrawal(row, reason)
+            _alert_withdrawal(row, reason)  # with the failure it reports: a worker dying between them loses neither
         raise WithdrawalRefused(reason, extra={"asset": row.asset, "withdrawal": row.client_id}) from None
     finally:
         ExchangeWithdrawal.objects.filter(pk=row.pk, sends=row.sends).update(call_open=False)
@@ -165,8 +165,10 @@ def _track(row: ExchangeWithdrawal) -> ExchangeWithdrawal:
         if row.status != wd.State.SENT:
             return row
         row = _apply(row, outcome.event, tx_hash=outcome.tx_hash, fee=outcome.fee, failure=outcome.reason)
-    if outcome.event is wd.Event.FAILED:
-        _alert_withdrawal(row, outcome.reason)
+        if outcome.event is wd.Event.FAILED:
+            # In the failure's own transaction: once it is committed, nothing else raises this alert (the row is
+            # no longer tracked), and the order then fails on it, parked where its funds are.
+            _alert_withdrawal(row, outcome.reason)
     return row
 
 

@@ -245,6 +245,115 @@ def epoch_payout_retry(args: dict[str, Any]) -> None:
     paying.epoch_payout_retry(payout_id=int(args["payout"]))
 
 
+def _job_gate(order_id: int) -> None:
+    """The gate stand-in of the job tests (tests/execution/gate_stand_in.py) in this process, vouching for the key
+    the test process's provisioning already accepted for the order's executor (it is the same executor)."""
+    from execution import provisioning, reports
+    from execution.models import MMOrder
+    from tests.execution.gate_stand_in import GateStandIn
+
+    stand_in = GateStandIn()
+    provisioning.attested_identity = stand_in.identity
+    reports.signing_key_attested = stand_in.signing_key_attested
+    order = MMOrder.objects.get(pk=order_id)
+    if order.executor_signing_key:
+        stand_in.vouch(order.executor_signing_key, url=order.executor_url)
+
+
+def mm_job_paused(args: dict[str, Any]) -> None:
+    """A running order whose job the executor reports ended (the exchange refused its key): the sync_jobs beat
+    pauses it with an alert, then the operator stops it and wind_down releases the job."""
+    from execution import jobs, services
+    from execution.models import MMOrder
+
+    order_id = int(args["order"])
+    _job_gate(order_id)
+    _until(
+        lambda: MMOrder.objects.get(pk=order_id).state == "paused",
+        lambda: jobs.mm_order_sync_job(order_id=order_id),
+        "the pause",
+    )
+    services.mm_order_stop(order_id=order_id)
+    _until(
+        lambda: MMOrder.objects.get(pk=order_id).job_id == "",
+        lambda: jobs.mm_order_wind_down(order_id=order_id),
+        "the wind-down",
+    )
+
+
+def mm_job_lost(args: dict[str, Any]) -> None:
+    """A running order whose executor no longer knows its job (it restarted): the sync_jobs beat records the job
+    lost and starts its successor, until the order runs that new job."""
+    from execution import jobs
+    from execution.models import MMOrder
+
+    order_id, lost = int(args["order"]), str(args["lost"])
+    _job_gate(order_id)
+
+    def replaced() -> bool:
+        order = MMOrder.objects.get(pk=order_id)
+        return order.state == "running" and order.job_id != lost
+
+    _until(replaced, lambda: jobs.mm_order_sync_job(order_id=order_id), "the new job")
+
+
+def _withdraw_back_task(order_id: int, treasury_id: int) -> None:
+    """The withdraw_back task as the worker runs it (its refusals alerted, not raised)."""
+    from execution import homeward
+
+    homeward.mm_order_withdraw_back_queued(order_id=order_id, treasury_account_id=treasury_id)
+
+
+def _tracked_until(order_id: int, states: tuple[str, ...]) -> None:
+    from execution import homeward
+    from execution.models import MMOrder
+
+    _until(
+        lambda: MMOrder.objects.get(pk=order_id).state in states,
+        lambda: homeward.mm_order_track_withdrawal(order_id=order_id),
+        f"the order {' or '.join(states)}",
+    )
+
+
+def mm_withdrawal_refused(args: dict[str, Any]) -> None:
+    """A stopped order's withdraw_back task, which the exchange refuses (alerted); the operator asks again, and
+    the track_withdrawals beat brings it home."""
+    order_id, treasury_id = int(args["order"]), int(args["treasury"])
+    _withdraw_back_task(order_id, treasury_id)
+    _withdraw_back_task(order_id, treasury_id)
+    _tracked_until(order_id, ("settled",))
+
+
+def mm_withdrawal_failed(args: dict[str, Any]) -> None:
+    """A stopped order's withdraw_back task; the exchange accepts the withdrawal, then fails it (refunded), and the
+    track_withdrawals beat fails the order (alerted, its funds on the exchange); the operator stops it again (the
+    API's stop) and asks for the withdraw-back again, which the beat brings home."""
+    from execution import operations
+    from execution.models import MMOrder
+
+    order_id, treasury_id = int(args["order"]), int(args["treasury"])
+    _withdraw_back_task(order_id, treasury_id)
+    _tracked_until(order_id, ("failed",))
+    operations.mm_order_stop_request(owner_id=MMOrder.objects.get(pk=order_id).owner_id, order_id=order_id)
+    _withdraw_back_task(order_id, treasury_id)
+    _tracked_until(order_id, ("settled",))
+
+
+def mm_transfer_reverted(args: dict[str, Any]) -> None:
+    """An order funded (fund_order) whose custody transfer reverts on chain: the track_deposits beat books the
+    funds back into custody and fails the order."""
+    from execution import outbound
+    from execution.models import MMOrder
+
+    order_id = int(args["order"])
+    outbound.mm_order_fund(order_id=order_id)
+    _until(
+        lambda: MMOrder.objects.get(pk=order_id).state == "failed",
+        lambda: outbound.mm_order_track_deposit(order_id=order_id),
+        "the revert",
+    )
+
+
 FLOWS: dict[str, Callable[[dict[str, Any]], None]] = {
     "mm_money": mm_money,
     "mm_job": mm_job,
@@ -254,6 +363,11 @@ FLOWS: dict[str, Callable[[dict[str, Any]], None]] = {
     "epoch_close_retry": epoch_close_retry,
     "epoch_payout_settled": epoch_payout_settled,
     "epoch_payout_retry": epoch_payout_retry,
+    "mm_job_paused": mm_job_paused,
+    "mm_job_lost": mm_job_lost,
+    "mm_withdrawal_refused": mm_withdrawal_refused,
+    "mm_withdrawal_failed": mm_withdrawal_failed,
+    "mm_transfer_reverted": mm_transfer_reverted,
 }
 
 

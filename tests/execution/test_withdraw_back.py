@@ -14,7 +14,7 @@ from typing import Any
 
 import ccxt
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from rest_framework.test import APIClient
 from web3 import Web3
 
@@ -25,6 +25,7 @@ from devnet.exchange.fixtures import RunningExchange, run_exchange
 from devnet.exchange.keys import Permission
 from execution import accounts, homeward, selectors, services, withdrawals
 from execution.domain import mm_order as mm
+from execution.domain import withdrawal as wd
 from execution.domain.ledger import asset_totals, transfer
 from execution.errors import InvalidOrderTransition, OrderRejected
 from execution.models import Alert, ExchangeAccount, ExchangeWithdrawal, LedgerTransaction, MMOrder
@@ -327,6 +328,43 @@ def test_a_failed_asset_does_not_strand_the_other_and_the_failed_order_is_stoppe
     assert asset_totals(selectors.ledger_balances()) == {"USDT": 0, "MMT": 0}
     events = list(MMOrder.objects.get(pk=stopped.order.pk).transitions.values_list("event", flat=True))
     assert events == ["stop", "orders_settled", "fail", "stop", "orders_settled", "withdrawal_arrived"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_once_a_withdrawal_failure_committed_still_leaves_it_alerted(
+    monkeypatch, stopped: Stopped, sim: RunningExchange, w3: Web3
+) -> None:
+    """The alert of a withdrawal the exchange failed is written in the failure's own transaction. A worker that
+    died just after the failure committed used to lose it: nothing tracks a failed row again, and the order then
+    failed on it silently (tests/chaos/test_crash_mm_paths.py kills a real worker there)."""
+    sim.sim.faults.add(Fault(kind=FaultKind.WITHDRAWAL_FAILURE, account=stopped.venue, count=1))
+    assert stopped.withdraw_back().state == "withdrawing_back"
+
+    class WorkerDied(Exception):
+        pass
+
+    def die() -> None:
+        raise WorkerDied
+
+    real = withdrawals._apply
+
+    def apply(row: ExchangeWithdrawal, event: wd.Event, **kwargs: Any) -> ExchangeWithdrawal:
+        applied = real(row, event, **kwargs)
+        if event is wd.Event.FAILED:
+            transaction.on_commit(die)  # the worker dies as soon as the failure is committed
+        return applied
+
+    monkeypatch.setattr(withdrawals, "_apply", apply)
+    with pytest.raises(WorkerDied):  # noqa: PT012 - the beat, pass after pass, until the worker dies in one
+        for _ in range(200):  # bounded: 20 s
+            homeward.mm_order_track_withdrawal(order_id=stopped.order.pk)
+            w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+            time.sleep(0.1)
+    monkeypatch.setattr(withdrawals, "_apply", real)
+    (failed,) = [r for r in ExchangeWithdrawal.objects.filter(order=stopped.order) if r.status == "failed"]
+    track_until(stopped, w3, lambda: stopped.state() == "failed")  # the next beats: the order fails on it
+    (alert,) = Alert.objects.filter(kind="withdrawal_failed", resolved_at__isnull=True)
+    assert alert.detail["withdrawal"] == failed.client_id
 
 
 # --- bad input changes nothing ---------------------------------------------------------------------------------
