@@ -75,7 +75,7 @@ class LeaderRow:
     rank: int
     address: str
     depth_points: int
-    volume_cents: int
+    volume: str  # maker volume in the pair's quote unit: the score counts it in whole hundredths
     share: str  # as a percentage
     estimated: AuditAmount
 
@@ -208,6 +208,13 @@ def _share_text(share: str) -> str:
     return percent_of_fraction(value)
 
 
+def _volume_text(cents: int, pair: str) -> str:
+    """The score's maker volume, whole hundredths of a quote unit, in that unit: 1234 on MMT/USDT is "12.34 USDT"."""
+    quote = pair.split("/")[1] if "/" in pair else ""
+    whole, hundredths = divmod(cents, 100)
+    return f"{whole:,}.{hundredths:02d} {quote}".rstrip()
+
+
 def leaderboard(campaign: Campaign, units: _Units) -> Leaderboard | None:
     """The open epoch's participants ranked by estimated reward (then depth, volume, address), from the recording
     oracle's latest preview: what each would be paid if the epoch ended at its `as_of`."""
@@ -221,7 +228,7 @@ def leaderboard(campaign: Campaign, units: _Units) -> Leaderboard | None:
             rank=rank,
             address=str(p["address"]),
             depth_points=int(p["depth"]),
-            volume_cents=int(p["volume"]),
+            volume=_volume_text(int(p["volume"]), campaign.pair),
             share=_share_text(str(p["share"])),
             estimated=units(int(p["amount"])),
         )

@@ -197,6 +197,8 @@ def test_the_leaderboard_ranks_by_estimated_reward_in_token_units(client: Client
     assert [row.find_all("td")[0].text() for row in rows] == ["1", "2", "3"]
     assert rows[0].one(data_amount="estimate").text() == "62.5 USDT"
     assert "62.5 %" in rows[0].text()
+    # Maker volume is scored in hundredths of the quote unit and shown in the quote unit.
+    assert [row.one(data_volume=True).text() for row in rows] == ["0.00 USDT", "0.05 USDT", "9.00 USDT"]
     assert "epoch 2" in page.one("h2", id="leaderboard-h").text()
 
 
