@@ -135,9 +135,18 @@ def mm_order_transition(
         detail=detail or {},
         request_id=context.current_request_id() or "",
     )
-    order.state = new_state.value
+    previous, order.state = order.state, new_state.value
     if event is mm.Event.FAIL:
         order.failure_reason = str((detail or {}).get("reason", ""))[:500]
+        # A failed order waits for a person (nothing retries it): tell one, in the transaction that fails it, so a
+        # worker that dies leaves either neither or both.
+        alert_raise(
+            "mm_order_failed",
+            f"order {order.pk} failed while {previous}: {order.failure_reason}",
+            dedup=f"order-failed:{key}",
+            detail={"order": order.pk, "key": key, "reason": order.failure_reason},
+            owner_id=order.owner_id,
+        )
     order.save(update_fields=["state", "failure_reason", "updated_at"])
     with context.bound(order_id=order.pk):
         log.info("mm_order_transition", order_event=event.value, to_state=new_state.value, key=key)

@@ -15,8 +15,7 @@ the order either went on by itself or is parked with an open alert, with every s
   then fails it (refunded); the operator stops the order again and asks for the withdraw-back again.
 - the order's `fail` on the way out (withdrawing_to_exchange → failed): the custody wallet's tokens left it on
   chain, so the order's transfer reverts and the track_deposits beat books the funds back into custody. The order
-  is left failed with its reason and no alert of its own: nothing raises one for a reverted transfer (with or
-  without a crash), so this case checks where the funds are, not an alert.
+  is left failed with its reason and its `mm_order_failed` alert, committed with the failure.
 
 `resume` and `refund` are not here: no product code applies them (no service, API, admin action or task does; only
 the state machine lists them), so no real path reaches them. Nor is reconciliation's pause: it pauses running
@@ -49,7 +48,7 @@ from execution.domain import mm_order as mm
 from execution.domain import withdrawal as wd
 from execution.domain.ledger import asset_totals
 from execution.executor_client import ExecutorClient
-from execution.models import CustodyTransfer, ExchangeWithdrawal, MMOrder
+from execution.models import Alert, CustodyTransfer, ExchangeWithdrawal, MMOrder
 from executor.engine.runner import TERMINAL
 from mrmarket.exchanges.credentials import ExchangeCredentials
 from tests.chaos import invariants
@@ -533,6 +532,8 @@ def _check_reverted(flow: Flow, sim: RunningExchange, w3: Web3) -> None:
     assert resumed.state == mm.State.FAILED, resumed.state
     assert "reverted" in resumed.failure_reason
     assert _timeline(resumed.pk) == ["fund", "transfer_sent", "fail"]
+    (alert,) = Alert.objects.filter(kind="mm_order_failed", resolved_at=None)  # parked, a person told once
+    assert alert.detail["order"] == resumed.pk
     (sent,) = CustodyTransfer.objects.filter(order=resumed)
     assert sent.status == CustodyTransfer.Status.REVERTED
     assert w3.eth.get_transaction_receipt(HexStr(sent.tx_hash))["status"] == 0

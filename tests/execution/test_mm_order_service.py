@@ -8,7 +8,7 @@ from execution import accounts, selectors, services
 from execution.domain import mm_order as mm
 from execution.domain.ledger import transfer
 from execution.errors import InvalidOrderTransition, LedgerOverdraft
-from execution.models import ExchangeAccount, LedgerTransaction, MMOrder, MMOrderTransition
+from execution.models import Alert, ExchangeAccount, LedgerTransaction, MMOrder, MMOrderTransition
 from mrmarket.exchanges.credentials import ExchangeCredentials
 from tests.factories import user_with
 
@@ -99,3 +99,29 @@ def test_failure_keeps_its_reason(order: MMOrder) -> None:
         order_id=order.pk, event=mm.Event.FAIL, key="fail-1", detail={"reason": "custody transfer reverted"}
     )
     assert (failed.state, failed.failure_reason) == ("failed", "custody transfer reverted")
+
+
+def test_a_failed_order_tells_a_person_once_in_the_step_that_fails_it(order: MMOrder) -> None:
+    services.mm_order_transition(order_id=order.pk, event=mm.Event.FUND, key="fund")
+    assert not Alert.objects.filter(kind="mm_order_failed").exists()
+    for _ in range(2):  # the step retried: still one failure, one alert
+        services.mm_order_transition(
+            order_id=order.pk, event=mm.Event.FAIL, key="fail-1", detail={"reason": "custody transfer reverted"}
+        )
+    (alert,) = Alert.objects.filter(kind="mm_order_failed")
+    assert alert.owner_id == order.owner_id
+    assert alert.message == f"order {order.pk} failed while funding: custody transfer reverted"
+    assert alert.detail == {"order": order.pk, "key": "fail-1", "reason": "custody transfer reverted"}
+
+
+def test_a_failure_that_is_rolled_back_leaves_no_alert(order: MMOrder) -> None:
+    services.mm_order_transition(order_id=order.pk, event=mm.Event.FUND, key="fund")
+    too_much = transfer(
+        "o-back-big", "reversal", asset="USDT", amount=9_999, source=f"transit:o{order.pk}", target="custody"
+    )
+    with pytest.raises(LedgerOverdraft):
+        services.mm_order_transition(
+            order_id=order.pk, event=mm.Event.FAIL, key="fail-1", ledger=[too_much], detail={"reason": "r"}
+        )
+    assert MMOrder.objects.get(pk=order.pk).state == "funding"
+    assert not Alert.objects.filter(kind="mm_order_failed").exists()
