@@ -281,6 +281,20 @@ def mm_job_paused(args: dict[str, Any]) -> None:
     )
 
 
+def mm_job_spec_refused(args: dict[str, Any]) -> None:
+    """An order whose strategy no longer makes a job spec the executor accepts: the drive_jobs beat's start records
+    the start and fails it (one transaction), sending nothing anywhere."""
+    from execution import jobs
+    from execution.models import MMOrder
+
+    order_id = int(args["order"])
+    _until(
+        lambda: MMOrder.objects.get(pk=order_id).state == "failed",
+        lambda: jobs.mm_order_start_job(order_id=order_id),
+        "the refused start",
+    )
+
+
 def mm_job_lost(args: dict[str, Any]) -> None:
     """A running order whose executor no longer knows its job (it restarted): the sync_jobs beat records the job
     lost and starts its successor, until the order runs that new job."""
@@ -365,6 +379,7 @@ FLOWS: dict[str, Callable[[dict[str, Any]], None]] = {
     "epoch_payout_retry": epoch_payout_retry,
     "mm_job_paused": mm_job_paused,
     "mm_job_lost": mm_job_lost,
+    "mm_job_spec_refused": mm_job_spec_refused,
     "mm_withdrawal_refused": mm_withdrawal_refused,
     "mm_withdrawal_failed": mm_withdrawal_failed,
     "mm_transfer_reverted": mm_transfer_reverted,

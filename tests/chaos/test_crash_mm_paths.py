@@ -272,6 +272,80 @@ def test_a_worker_killed_at_a_pause_resumes_parked_and_stops_once(
     _check_paused(running.pk, running.job_id, gate_stand_in, job_executor)
 
 
+SPEC_REFUSED = [("mm_order", "start"), ("mm_order", "fail")]
+# An order stored before a bound was tightened: its strategy no longer makes a spec the executor accepts (as
+# tests/execution/test_jobs_service.py plants it).
+OLD_STRATEGY = {"params": {"order_amount": "200", "levels": 0}, "report_interval_seconds": 10, "sample_seconds": 1}
+
+
+@pytest.fixture
+def refused_spec(
+    settings: Any, market: RunningExchange, job_executor: tuple[str, dict[str, Any]], gate_stand_in: GateStandIn
+) -> MMOrder:
+    """An order whose deposit is confirmed, its strategy one the executor would refuse."""
+    settings.EXCHANGE_API_URLS = {"binance": market.base_url}
+    settings.EXECUTOR_URLS = [job_executor[0]]
+    settings.CUSTODY_ASSETS = {
+        "USDT": {"token": "0x" + "ab" * 20, "decimals": 6},
+        "MMT": {"token": "0x" + "cd" * 20, "decimals": 18},
+    }
+    key = market.sim.create_account(permissions=frozenset({Permission.TRADE}), balances=dict(BALANCES))
+    account = accounts.exchange_account_enrol(
+        owner_id=user_with().pk, exchange="binance", label="mm", role="trading",
+        credentials=ExchangeCredentials(key.key, key.secret),
+    )  # fmt: skip
+    holdings = {"MMT": int(BALANCES["MMT"] * 10**18), "USDT": int(BALANCES["USDT"] * 10**6)}
+    order = deposited_order(account, funding_amount=1_000 * 10**6, holdings=holdings)
+    MMOrder.objects.filter(pk=order.pk).update(strategy=OLD_STRATEGY)
+    return MMOrder.objects.get(pk=order.pk)
+
+
+def test_the_census_of_a_refused_spec(crash_driver: Driver, refused_spec: MMOrder, settings: Any) -> None:
+    require_postgresql("the driver and the test share one database across processes")
+    run = crash_driver.run("mm_job_spec_refused", 0, "after", settings=_job_settings(settings), args=_of(refused_spec))
+    _census(run, SPEC_REFUSED)
+
+
+def _of(order: MMOrder) -> dict[str, Any]:
+    return {"order": order.pk}
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+@pytest.mark.parametrize("kill_at", range(1, len(SPEC_REFUSED) + 1), ids=["start", "fail"])
+def test_a_worker_killed_at_a_refused_start_fails_the_order_once_and_starts_nothing(
+    crash_driver: Driver,
+    refused_spec: MMOrder,
+    job_executor: tuple[str, dict[str, Any]],
+    gate_stand_in: GateStandIn,
+    settings: Any,
+    kill_at: int,
+    when: str,
+) -> None:
+    """The start and its failure are one transaction: a worker killed anywhere in it leaves neither or both (killed
+    "after" the start, the process dies at the commit that holds the failure too)."""
+    require_postgresql("the driver and the test share one database across processes")
+    order_id = refused_spec.pk
+    jobs_before = set(manager_of(job_executor[1]).jobs)
+    run = crash_driver.run(
+        "mm_job_spec_refused", kill_at, when, settings=_job_settings(settings), args=_of(refused_spec)
+    )
+    assert run.killed, f"the driver was not killed (rc {run.returncode}): {run.output}"
+    assert _timeline(order_id) == ([] if when == "before" else ["start", "fail"])
+    _beats(order_id, gate_stand_in, lambda: MMOrder.objects.get(pk=order_id).state == mm.State.FAILED, "the failure")
+    failed = MMOrder.objects.get(pk=order_id)
+    assert _timeline(order_id) == ["start", "fail"]
+    assert failed.failure_reason.startswith("the job spec would be refused")
+    assert invariants.assert_resumed_or_parked(failed.state, resumed=[], parked={"failed": "mm_order_failed"}) == (
+        "parked"
+    )
+    assert [a.detail["order"] for a in invariants.open_alerts("mm_order_failed")] == [order_id]  # told once
+    assert set(manager_of(job_executor[1]).jobs) == jobs_before  # no job started anywhere
+    assert failed.job_spec is None
+    assert not failed.executor_signing_key
+    invariants.assert_no_duplicates([failed])
+    invariants.assert_ledger_balanced()
+
+
 def _lose(order: MMOrder, executor: tuple[str, dict[str, Any]]) -> None:
     """The fault: the executor restarted and forgot the job (tests/execution/test_job_lost.py's `lose`: stopped
     first, so that nothing it placed trades on, then gone from the executor)."""
