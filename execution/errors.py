@@ -22,6 +22,22 @@ class InvalidOrderTransition(ExecutionError):
     status = 409
 
 
+class OrderNotResumable(ExecutionError):
+    """A paused order that resume cannot bring back: it has no job, or it was paused for a reason its executor
+    cannot undo (the job failed, stopped or was revoked, or a lost job could not be replaced). Nothing changed; the
+    operator stops the order instead, which brings its funds home."""
+
+    code = "not_resumable"
+    status = 409
+
+
+class JobNotHalted(OrderNotResumable):
+    """The executor refused to resume the job because it is not halted (`not_halted`): it runs already (resumed on
+    the executor; the next sync records it) or it ended. Nothing changed in Django."""
+
+    code = "job_not_halted"
+
+
 class KeyPermissionsMismatch(ExecutionError):
     code = "key_permissions_mismatch"
 

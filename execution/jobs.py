@@ -1,6 +1,6 @@
 """MM orders on executors, the job lifecycle: start the job once the deposit is confirmed, pull its reports
-(`execution.reports` verifies and books them), follow its state, restart a job its executor lost, and wind it
-down on stop or revoke.
+(`execution.reports` verifies and books them), follow its state, resume a halted one, restart a job its executor
+lost, and wind it down on stop or revoke.
 
 Every step is idempotent and resumable from the database: a job id is chosen once, at START (`mmo<pk>-<random>`), the
 executor makes `start` idempotent by job id, the START and JOB_RUNNING transitions are keyed, reports are
@@ -22,10 +22,17 @@ from attestation.easyenclave import EasyEnclaveError, discovered_executor_urls
 from execution import accounts, services
 from execution.alert_rules import KILL_SWITCH, is_kill_switch, kill_switch_dedup
 from execution.domain import mm_order as mm
-from execution.errors import ExecutorRefused, ExecutorUnavailable, ReportRejected
+from execution.errors import (
+    ExecutorRefused,
+    ExecutorUnavailable,
+    InvalidOrderTransition,
+    JobNotHalted,
+    OrderNotResumable,
+    ReportRejected,
+)
 from execution.jobspec import build_job_spec, order_mid
 from execution.lost_job import lost_job_book_fills, lost_job_cancel_orders
-from execution.models import ExecutionReport, MMOrder
+from execution.models import ExecutionReport, MMOrder, MMOrderTransition
 from execution.provisioning import client_for, executor_lost_trust, pick_executor, provisioning_identity
 from execution.reports import ingest_reports, reports_check_overdue
 from mrmarket.observability.logging import get_logger
@@ -149,7 +156,8 @@ def mm_order_pull_reports(*, order_id: int) -> int:
 
 def mm_order_sync_job(*, order_id: int) -> MMOrder:
     """Pull reports and follow the job: a halted or failed job, or one the executor no longer knows (it
-    restarted), pauses the order with an alert."""
+    restarted), pauses the order with an alert; the halted job of a paused order that quotes again (resumed on
+    the executor) resumes the order."""
     order = MMOrder.objects.get(pk=order_id)
     if order.state not in (mm.State.RUNNING, mm.State.PAUSED) or not order.job_id:
         return order
@@ -169,6 +177,8 @@ def mm_order_sync_job(*, order_id: int) -> MMOrder:
         return _restart_lost_job(order)
     if order.state == mm.State.RUNNING and status["state"] in ("halted", "failed", "revoked", "stopped"):
         return _pause_ended_job(order, status)
+    if order.state == mm.State.PAUSED and status["state"] == "running":
+        return _adopt_resume(order)
     return order
 
 
@@ -200,6 +210,114 @@ def _pause_ended_job(order: MMOrder, status: dict[str, Any]) -> MMOrder:
         key=f"o{order_id}-pause-{status['state']}-{halted_at or 0}",
         detail={"reason": reason or status["state"], "job_id": order.job_id, "halted_at_ms": halted_at},
     )
+
+
+# --- resume --------------------------------------------------------------------------------------------------
+
+# The pauses of `_pause_ended_job` are keyed by the state the executor reported; those of a job that ended, and the
+# pause of a lost job that could not be replaced (`_restart_lost_job`), name what no executor can undo.
+_ENDED_JOB_STATES = ("failed", "stopped", "revoked")
+
+
+def mm_order_resume_job(*, order_id: int) -> MMOrder:
+    """paused → running, on the operator's word: the executor resumes the halted job (its kill switch tripped; it
+    resets the counters and quotes again), then the order records RESUME, once per pause. Refused, typed and with
+    nothing changed: an order not paused, without a job, paused for what resume cannot undo, on an executor that lost
+    its standing or whose job has ended since (`not_resumable`), or whose executor refuses (`job_not_halted`: the
+    job runs, else `executor_refused`) or does not answer. A job its executor no longer knows (it restarted) is not
+    resumed there: the order runs again and the next sync replaces the job, as for any running order whose job was
+    lost. Two resumes at once, or a resume and the sync seeing the job quote again, make one transition: they share
+    the pause's key and apply it under the row lock."""
+    order = MMOrder.objects.get(pk=order_id)
+    if order.state != mm.State.PAUSED:
+        raise InvalidOrderTransition(
+            f"order {order_id} is {order.state}; only a paused order can be resumed",
+            extra={"state": order.state, "event": mm.Event.RESUME.value},
+        )
+    pause = _latest_pause(order_id)
+    if not order.job_id or not order.executor_url:
+        raise OrderNotResumable(f"order {order_id} has no job to resume; stop it instead", extra={"state": order.state})
+    why = _not_resumable(order_id, pause)
+    if not why and executor_lost_trust(order):
+        why = "its executor lost its standing (failed its verification, or revoked); the sync stops its job"
+    if why:
+        raise OrderNotResumable(
+            f"order {order_id} cannot be resumed: {why}; stop it instead", extra={"state": order.state, "reason": why}
+        )
+    lost = False
+    with client_for(order) as client:
+        try:
+            client.resume(order.job_id)
+        except ExecutorRefused as exc:
+            code = (exc.extra or {}).get("executor_code")
+            if code == "not_halted" and (ended := client.status(order.job_id)["state"]) in _ENDED_JOB_STATES:
+                raise OrderNotResumable(
+                    f"order {order_id} cannot be resumed: its job {ended} since it paused; stop it instead",
+                    extra={"state": order.state, "reason": f"its job {ended}"},
+                ) from exc
+            if code == "not_halted":
+                raise JobNotHalted(
+                    f"order {order_id}: the executor refused to resume job {order.job_id}: {exc.message}",
+                    extra={"state": order.state, "executor_code": code},
+                ) from exc
+            if code != "unknown_job":
+                raise
+            lost = True
+    detail = {"by": "operator", "job_id": order.job_id, **({"job_lost": True} if lost else {})}
+    resumed = _apply_resume(order, pause, detail=detail)
+    log.info("mm_order_resumed", order_id=order_id, job_id=order.job_id, job_lost=lost)
+    return resumed
+
+
+def _adopt_resume(order: MMOrder) -> MMOrder:
+    """The executor reports the job of a paused order running: it was halted and someone resumed it on the
+    executor (`POST /v1/jobs/{id}/resume`). The order runs again, so Django never shows paused while the job
+    quotes. Only a pause of that very job's halt: an order paused in Django while its job went on (reconciliation,
+    an operator) stays paused."""
+    pause = _latest_pause(order.pk)
+    if (
+        pause is None
+        or not pause.key.startswith(f"o{order.pk}-pause-halted-")
+        or pause.detail.get("job_id") != order.job_id
+    ):
+        return order
+    try:
+        return _apply_resume(order, pause, detail={"by": "executor", "job_id": order.job_id})
+    except InvalidOrderTransition:
+        return MMOrder.objects.get(pk=order.pk)  # stopped (or resumed) meanwhile: nothing to adopt
+
+
+@transaction.atomic
+def _apply_resume(order: MMOrder, pause: MMOrderTransition | None, *, detail: dict[str, Any]) -> MMOrder:
+    """RESUME under the row lock, keyed by the pause it ends, and only if that pause is still the order's last
+    and its job the same: a stop, or another pause, that came while the executor was asked wins."""
+    locked = MMOrder.objects.select_for_update().get(pk=order.pk)
+    key = f"o{order.pk}-resume-{pause.pk if pause else 0}"
+    if MMOrderTransition.objects.filter(order=locked, key=key).exists():
+        return locked  # resumed already (the other request, or the sync): no second step
+    latest = _latest_pause(order.pk)
+    if locked.job_id != order.job_id or (latest.pk if latest else None) != (pause.pk if pause else None):
+        raise InvalidOrderTransition(
+            f"order {order.pk} changed while its job was resumed; it is {locked.state}",
+            extra={"state": locked.state, "event": mm.Event.RESUME.value},
+        )
+    return services.mm_order_transition(order_id=order.pk, event=mm.Event.RESUME, key=key, detail=detail)
+
+
+def _latest_pause(order_id: int) -> MMOrderTransition | None:
+    return MMOrderTransition.objects.filter(order_id=order_id, event=mm.Event.PAUSE.value).order_by("-id").first()
+
+
+def _not_resumable(order_id: int, pause: MMOrderTransition | None) -> str:
+    """Why the order's last pause is one resume cannot undo, or "" when the executor may resume it."""
+    if pause is None:
+        return ""
+    for state in _ENDED_JOB_STATES:
+        if pause.key.startswith(f"o{order_id}-pause-{state}-"):
+            return f"its job {state} ({pause.detail.get('reason') or state})"
+    if pause.key.endswith("-spec-refused"):
+        return "its lost job cannot be replaced, the job spec would be refused"
+    return ""
 
 
 def _executor_still_listed(order: MMOrder) -> bool:

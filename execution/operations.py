@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from execution import services, tasks
+from execution import jobs, services, tasks
 from execution.domain import mm_order as mm
 from execution.errors import InvalidOrderTransition
 from execution.homeward import withdraw_back_refusal
@@ -45,6 +45,13 @@ def mm_order_stop_request(*, owner_id: int, order_id: int) -> MMOrder:
     if stopped.job_id:
         transaction.on_commit(lambda: tasks.wind_down.delay(stopped.pk))
     return stopped
+
+
+def mm_order_resume_request(*, owner_id: int, order_id: int) -> MMOrder:
+    """Resume a paused order whose job its executor halted (`jobs.mm_order_resume_job`): the executor is asked at
+    once (a signed control request; no exchange key is opened), and the order runs again when it agrees."""
+    order = _owned(owner_id=owner_id, order_id=order_id)
+    return jobs.mm_order_resume_job(order_id=order.pk)
 
 
 def mm_order_withdraw_back_request(*, owner_id: int, order_id: int, treasury_account_id: int) -> MMOrder:

@@ -13,6 +13,7 @@ urlpatterns = [
     path("mm-orders/<int:pk>", views.MMOrderDetailApi.as_view(), name="mm-order"),
     path("mm-orders/<int:pk>/fund", views.MMOrderFundApi.as_view(), name="mm-order-fund"),
     path("mm-orders/<int:pk>/stop", views.MMOrderStopApi.as_view(), name="mm-order-stop"),
+    path("mm-orders/<int:pk>/resume", views.MMOrderResumeApi.as_view(), name="mm-order-resume"),
     path("mm-orders/<int:pk>/withdraw-back", views.MMOrderWithdrawBackApi.as_view(), name="mm-order-withdraw-back"),
     path("exchange-accounts/<int:pk>/revoke", views.ExchangeAccountRevokeApi.as_view(), name="exchange-account-revoke"),
 ]

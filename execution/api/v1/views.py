@@ -217,6 +217,18 @@ class MMOrderStopApi(APIView):
         return Response(MMOrderSerializer(stopped).data)
 
 
+class MMOrderResumeApi(APIView):
+    """Resume a paused order whose job its executor halted (the kill switch): the executor resumes the job, then
+    the order runs again. A pause resume cannot undo (the job ended) is refused with `not_resumable`: stop it."""
+
+    allowed_roles: ClassVar[frozenset[str]] = frozenset({Role.OPERATOR})
+
+    @extend_schema(request=None, responses=MMOrderSerializer, operation_id="mm_orders_resume")
+    def post(self, request: Request, pk: int) -> Response:
+        resumed = operations.mm_order_resume_request(owner_id=_owner(request), order_id=pk)
+        return Response(MMOrderSerializer(resumed).data)
+
+
 class MMOrderWithdrawBackApi(APIView):
     """Bring a stopped order's funds back to custody with a treasury key of the same exchange account (queued:
     a worker opens the treasury key; progress shows in the order's state and timeline, refusals as alerts)."""
