@@ -22,6 +22,14 @@ class InvalidOrderTransition(ExecutionError):
     status = 409
 
 
+class OrderNotRefundable(ExecutionError):
+    """The order cannot be refunded: it traded, or some of its funds are outside custody or on their way
+    (`extra`: its state and the reason). Nothing was changed."""
+
+    code = "not_refundable"
+    status = 409
+
+
 class KeyPermissionsMismatch(ExecutionError):
     code = "key_permissions_mismatch"
 

@@ -14,5 +14,6 @@ urlpatterns = [
     path("mm-orders/<int:pk>/fund", views.MMOrderFundApi.as_view(), name="mm-order-fund"),
     path("mm-orders/<int:pk>/stop", views.MMOrderStopApi.as_view(), name="mm-order-stop"),
     path("mm-orders/<int:pk>/withdraw-back", views.MMOrderWithdrawBackApi.as_view(), name="mm-order-withdraw-back"),
+    path("mm-orders/<int:pk>/refund", views.MMOrderRefundApi.as_view(), name="mm-order-refund"),
     path("exchange-accounts/<int:pk>/revoke", views.ExchangeAccountRevokeApi.as_view(), name="exchange-account-revoke"),
 ]
