@@ -38,6 +38,14 @@ class JobNotHalted(OrderNotResumable):
     code = "job_not_halted"
 
 
+class OrderNotRefundable(ExecutionError):
+    """The order cannot be refunded: it traded, or some of its funds are outside custody or on their way
+    (`extra`: its state and the reason). Nothing was changed."""
+
+    code = "not_refundable"
+    status = 409
+
+
 class KeyPermissionsMismatch(ExecutionError):
     code = "key_permissions_mismatch"
 

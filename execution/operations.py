@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from execution import jobs, services, tasks
+from execution import jobs, outbound, services, tasks
 from execution.domain import mm_order as mm
 from execution.errors import InvalidOrderTransition
 from execution.homeward import withdraw_back_refusal
@@ -69,3 +69,10 @@ def mm_order_withdraw_back_request(*, owner_id: int, order_id: int, treasury_acc
     transaction.on_commit(lambda: tasks.withdraw_back.delay(order_id, treasury_account_id))
     log.info("withdraw_back_queued", order_id=order_id, treasury_account=treasury_account_id)
     return order
+
+
+def mm_order_refund_request(*, owner_id: int, order_id: int) -> MMOrder:
+    """Refund an order that never traded (`outbound.mm_order_refund`): its funds are in custody already, so there is
+    nothing to queue and no key to open; what cannot be refunded is refused, typed, with nothing changed."""
+    order = _owned(owner_id=owner_id, order_id=order_id)
+    return outbound.mm_order_refund(order_id=order.pk)

@@ -12,6 +12,9 @@
   amount **and** the chain shows `CHAIN_CONFIRMATIONS` blocks on it — never a balance threshold that other
   funds could satisfy. Until then every beat reads the receipt again: a transfer a reorg took off the chain is
   sent again (the same bytes), one it moved is counted from its new block.
+- `mm_order_refund` closes an order that never traded, its funds (if any) in custody: what is reserved for it goes
+  back to free custody with `refund`, under the row lock the signer takes too, so a refund and a signing at once
+  never both happen.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from web3.types import TxReceipt
 from execution import accounts, custody, selectors, services
 from execution.alerts import alerts_resolve_keys
 from execution.domain import mm_order as mm
+from execution.domain import withdrawal as wd
 from execution.domain.ledger import (
     CUSTODY,
     Transaction,
@@ -36,7 +40,7 @@ from execution.domain.ledger import (
     transfer,
 )
 from execution.domain.units import same_amount
-from execution.errors import LedgerOverdraft
+from execution.errors import LedgerOverdraft, OrderNotRefundable
 from execution.funds import custody_asset
 from execution.models import CustodyTransfer, CustodyTransferVersion, ExchangeAccount, MMOrder
 from mrmarket.chain import get_web3
@@ -98,15 +102,21 @@ def mm_order_fund(*, order_id: int) -> MMOrder:
             # the alert of a row nobody vouched for is not rolled back with it: nothing is signed or sent.
             accounts.exchange_account_trusted(account=order.exchange_account)
             sent = _sign_deposit_transfer(w3, order)
+            if sent is None:
+                return MMOrder.objects.get(pk=order_id)  # refunded while this worker was on its way: nothing signed
         return _broadcast(w3, sent)
 
 
 @transaction.atomic
-def _sign_deposit_transfer(w3: Web3, order: MMOrder) -> CustodyTransfer:
+def _sign_deposit_transfer(w3: Web3, order: MMOrder) -> CustodyTransfer | None:
+    """The order's transfer, signed and stored once; None when the order is no longer funding (a refund took the
+    row lock first and released the reservation: signing now would send funds nothing reserves)."""
     order = MMOrder.objects.select_for_update().get(pk=order.pk)
     existing = CustodyTransfer.objects.filter(order=order, direction="to_exchange").first()
     if existing is not None:
         return existing
+    if order.state != mm.State.FUNDING:
+        return None
     token_address, _ = custody_asset(order.funding_asset)
     wallet = Account.from_key(settings.CUSTODY_PRIVATE_KEY)
     # Reserved with `fund`; an order funded before reservations existed reserves now (a no-op otherwise).
@@ -156,6 +166,79 @@ def _broadcast(w3: Web3, sent: CustodyTransfer) -> MMOrder:
         # The reservation is a no-op (recorded with `fund`) except for a transfer signed before reservations.
         ledger=[_reservation(sent.order), move],
         detail={"tx_hash": sent.tx_hash, "to": sent.to_address},
+    )
+
+
+# A custody transfer that may still move the order's funds: signed (perhaps broadcast), or parked with its nonce
+# taken by a transaction not ours (the funds are located by an operator first).
+_TRANSFER_OPEN = (CustodyTransfer.Status.SIGNED, CustodyTransfer.Status.BROADCAST, CustodyTransfer.Status.PARKED)
+
+
+def _refund_refusal(order: MMOrder) -> str:
+    """Why the order cannot be refunded, or "" when it can: read under its row lock. Created or funding, nothing
+    has left custody until its transfer is signed. Failed, its funds may be anywhere: only the ledger holding
+    nothing of it in transit or on its exchange account, with no transfer or withdrawal of it in flight, puts
+    them all in custody; and an order that started a job may have traded, so it settles the normal way."""
+    state = mm.State(order.state)
+    if state not in (mm.State.CREATED, mm.State.FUNDING, mm.State.FAILED):
+        return "only an order created, funding or failed that never traded can be refunded"
+    transfers = CustodyTransfer.objects.filter(order=order)
+    if state is not mm.State.FAILED:
+        signed = transfers.exists()
+        return "its custody transfer is signed: its funds are on their way to the exchange" if signed else ""
+    if order.transitions.filter(event=mm.Event.START.value).exists():
+        return "it started a job, which may have traded: stop it and withdraw its funds back"
+    if transfers.filter(status__in=_TRANSFER_OPEN).exists():
+        return "its custody transfer is signed and may still move its funds"
+    if order.withdrawals.filter(status__in=sorted(wd.IN_FLIGHT)).exists():
+        return "a withdrawal of its funds is in flight"
+    transit = selectors.ledger_balances(prefix=f"{in_transit(order.pk)}:")
+    if transit:
+        return f"the ledger holds funds of it in transit ({', '.join(sorted(transit))})"
+    held = sorted(asset for asset, units in selectors.order_holdings(order).items() if units > 0)
+    if held:
+        return f"the ledger holds funds of it on its exchange account ({', '.join(held)}): stop it and withdraw them"
+    return ""
+
+
+@transaction.atomic
+def mm_order_refund(*, order_id: int) -> MMOrder:
+    """Refund an order that never traded, its funds (if any) in custody: what the ledger holds reserved for it goes
+    back to free custody in the same transaction as `refund`. Anything else raises OrderNotRefundable, nothing
+    changed.
+
+    Under the order's row lock, which `_sign_deposit_transfer` takes too: a refund and a signing at once
+    serialize, and the second finds the first's result (a transfer signed: refused; the order refunded: nothing
+    signed). Refunded is final, so the order has one refund key: a repeat returns the refunded order."""
+    order = MMOrder.objects.select_for_update().get(pk=order_id)
+    key = f"o{order_id}-refund"
+    if order.transitions.filter(key=key).exists():
+        return order
+    why = _refund_refusal(order)
+    if why:
+        raise OrderNotRefundable(
+            f"order {order_id} is {order.state} and cannot be refunded: {why}",
+            extra={"state": order.state, "reason": why},
+        )
+    reserved = selectors.ledger_balance(account=of_asset(custody_reserved(order_id), order.funding_asset))
+    release = (
+        transfer(
+            f"o{order_id}-custody-released",
+            "reserve_release",
+            asset=order.funding_asset,
+            amount=reserved,
+            source=custody_reserved(order_id),
+            target=CUSTODY,
+        )
+        if reserved
+        else None
+    )
+    return services.mm_order_transition(
+        order_id=order_id,
+        event=mm.Event.REFUND,
+        key=key,
+        ledger=[release] if release else [],
+        detail={"released": str(reserved), "asset": order.funding_asset},
     )
 
 

@@ -137,6 +137,7 @@ def test_a_crash_between_signing_and_broadcast_resends_the_same_transaction(acco
     order = new_order(account)
     order = services.mm_order_transition(order_id=order.pk, event=mm.Event.FUND, key=f"o{order.pk}-fund")
     signed = outbound._sign_deposit_transfer(w3, order)  # the worker dies right after this commit
+    assert signed is not None
     assert signed.status == "signed"
     order = outbound.mm_order_track_deposit(order_id=order.pk)  # the next beat finds it and broadcasts it
     assert order.state == "withdrawing_to_exchange"

@@ -15,5 +15,6 @@ urlpatterns = [
     path("mm-orders/<int:pk>/stop", views.MMOrderStopApi.as_view(), name="mm-order-stop"),
     path("mm-orders/<int:pk>/resume", views.MMOrderResumeApi.as_view(), name="mm-order-resume"),
     path("mm-orders/<int:pk>/withdraw-back", views.MMOrderWithdrawBackApi.as_view(), name="mm-order-withdraw-back"),
+    path("mm-orders/<int:pk>/refund", views.MMOrderRefundApi.as_view(), name="mm-order-refund"),
     path("exchange-accounts/<int:pk>/revoke", views.ExchangeAccountRevokeApi.as_view(), name="exchange-account-revoke"),
 ]

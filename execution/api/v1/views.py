@@ -246,3 +246,16 @@ class MMOrderWithdrawBackApi(APIView):
             owner_id=_owner(request), order_id=pk, treasury_account_id=data.validated_data["treasury_account_id"]
         )
         return Response(MMOrderSerializer(order).data, status=status.HTTP_202_ACCEPTED)
+
+
+class MMOrderRefundApi(APIView):
+    """Refund an order that never traded, its funds (if any) in custody: created (a funding custody could not
+    cover), funding before its transfer is signed, or failed with nothing of it outside custody. Done at once, not
+    queued; a repeat returns the refunded order, anything else is refused with `not_refundable`."""
+
+    allowed_roles: ClassVar[frozenset[str]] = frozenset({Role.OPERATOR})
+
+    @extend_schema(request=None, responses=MMOrderSerializer, operation_id="mm_orders_refund")
+    def post(self, request: Request, pk: int) -> Response:
+        refunded = operations.mm_order_refund_request(owner_id=_owner(request), order_id=pk)
+        return Response(MMOrderSerializer(refunded).data)
