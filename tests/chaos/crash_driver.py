@@ -368,6 +368,25 @@ def mm_transfer_reverted(args: dict[str, Any]) -> None:
     )
 
 
+def mm_transfer_reverted_refunded(args: dict[str, Any]) -> None:
+    """The reverted transfer's failed order (its funds booked back into custody), then the operator's refund of
+    it, as the API's operation runs it in a web process."""
+    from execution import outbound
+
+    mm_transfer_reverted(args)
+    outbound.mm_order_refund(order_id=int(args["order"]))
+
+
+def mm_job_resumed(args: dict[str, Any]) -> None:
+    """The operator's resume of an order paused on its job's kill switch, as the API's operation runs it in a web
+    process: the executor resumes the job, then the order records the resume."""
+    from execution import jobs
+
+    order_id = int(args["order"])
+    _job_gate(order_id)
+    jobs.mm_order_resume_job(order_id=order_id)
+
+
 FLOWS: dict[str, Callable[[dict[str, Any]], None]] = {
     "mm_money": mm_money,
     "mm_job": mm_job,
@@ -383,6 +402,8 @@ FLOWS: dict[str, Callable[[dict[str, Any]], None]] = {
     "mm_withdrawal_refused": mm_withdrawal_refused,
     "mm_withdrawal_failed": mm_withdrawal_failed,
     "mm_transfer_reverted": mm_transfer_reverted,
+    "mm_transfer_reverted_refunded": mm_transfer_reverted_refunded,
+    "mm_job_resumed": mm_job_resumed,
 }
 
 

@@ -43,7 +43,7 @@ from devnet.exchange.faults import Fault, FaultKind
 from devnet.exchange.fixtures import RunningExchange
 from devnet.exchange.funds import WithdrawStatus
 from devnet.exchange.keys import Permission
-from execution import accounts, homeward, jobs, operations, outbound, selectors, services
+from execution import accounts, alert_rules, homeward, jobs, operations, outbound, selectors, services
 from execution.domain import mm_order as mm
 from execution.domain import withdrawal as wd
 from execution.domain.ledger import asset_totals
@@ -639,3 +639,78 @@ def test_a_worker_killed_at_a_reverted_transfer_fails_the_order_once_with_its_fu
     _killed_at(run, REVERTED, len(REVERTED))
     assert _timeline(flow.order.pk) == ["fund", "transfer_sent", *(["fail"] if when == "after" else [])]
     _check_reverted(flow, sim, w3)
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_an_operator_killed_at_a_refund_asks_again_and_the_order_is_refunded_once(
+    crash_driver: Driver, flow: Flow, drained: None, sim: RunningExchange, w3: Web3, when: str
+) -> None:
+    """The failed order of a reverted transfer, its funds in custody, refunded by the operator: the web process
+    dies at the refund; the operator asks again, and the refund happens once (a second ask returns the order)."""
+    require_postgresql("the driver and the test share one database across processes")
+    steps = [*REVERTED, ("mm_order", "refund")]
+    run = _money_run(crash_driver, "mm_transfer_reverted_refunded", flow, len(steps), when)
+    _killed_at(run, steps, len(steps))
+    order_id = flow.order.pk
+    assert _timeline(order_id) == ["fund", "transfer_sent", "fail", *(["refund"] if when == "after" else [])]
+    for _ in range(2):  # the operator asks again, and again: one refund
+        refunded = operations.mm_order_refund_request(owner_id=flow.order.owner_id, order_id=order_id)
+    assert refunded.state == mm.State.REFUNDED
+    assert _timeline(order_id) == ["fund", "transfer_sent", "fail", "refund"]
+    invariants.assert_ledger_balanced()
+    invariants.assert_no_duplicates([refunded])
+    balances = selectors.ledger_balances()
+    assert {a: v for a, v in balances.items() if a.startswith(("transit:", "exchange:", "custody:reserved"))} == {}
+    assert selectors.ledger_balance(account="custody:USDT") == CUSTODY_SEED
+    (sent,) = CustodyTransfer.objects.filter(order=refunded)
+    assert sent.status == CustodyTransfer.Status.REVERTED  # nothing of it left custody, nothing sent again
+    invariants.assert_custody_transfers_once(w3, [sent])
+
+
+def _kill_switch(order: MMOrder, executor: tuple[str, dict[str, Any]], stand_in: GateStandIn) -> MMOrder:
+    """The job's kill switch trips on the executor (its rejects counter at the limit, the executor's own way:
+    tests/execution/test_mm_order_resume.py), and the sync_jobs beat pauses the order with its alert."""
+    runner = manager_of(executor[1]).get(order.job_id)
+
+    def tripped() -> bool:
+        if runner.state != "halted":  # an accepted order in between resets the counter: set it again
+            runner.risk.consecutive_rejects = runner.risk.limits.max_consecutive_rejects
+        return runner.state == "halted"
+
+    wait(tripped, "the kill switch tripped", 30)
+    _beats(order.pk, stand_in, lambda: MMOrder.objects.get(pk=order.pk).state == mm.State.PAUSED, "the pause")
+    assert [a.detail["job_id"] for a in invariants.open_alerts("kill_switch")] == [order.job_id]
+    return MMOrder.objects.get(pk=order.pk)
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_an_operator_killed_at_a_resume_leaves_the_order_running_its_one_job(
+    crash_driver: Driver,
+    running: MMOrder,
+    job_executor: tuple[str, dict[str, Any]],
+    gate_stand_in: GateStandIn,
+    settings: Any,
+    when: str,
+) -> None:
+    """Killed before the resume is written, the executor already quotes again: the sync_jobs beat adopts it (one
+    resume per pause). Killed after, it is recorded. Either way the order runs its one job and the kill-switch alert
+    clears."""
+    require_postgresql("the driver and the test share one database across processes")
+    paused = _kill_switch(running, job_executor, gate_stand_in)
+    run = crash_driver.run("mm_job_resumed", 1, when, settings=_job_settings(settings), args={"order": paused.pk})
+    _killed_at(run, [("mm_order", "resume")], 1)
+    order_id = paused.pk
+    assert _timeline(order_id) == ["start", "job_running", "pause", *(["resume"] if when == "after" else [])]
+    runner = manager_of(job_executor[1]).get(paused.job_id)
+    wait(lambda: runner.state == "running", "the executor resumed the job", 30)
+    _beats(order_id, gate_stand_in, lambda: MMOrder.objects.get(pk=order_id).state == mm.State.RUNNING, "resumed")
+    jobs.mm_order_sync_job(order_id=order_id)  # one more beat: nothing more to adopt
+    assert _timeline(order_id) == ["start", "job_running", "pause", "resume"]
+    assert alert_rules.rule_kill_switch().resolved == 1  # the order runs again: its kill-switch alert clears
+    assert invariants.open_alerts("kill_switch") == []
+    stopped = _stopped_and_released(order_id, gate_stand_in)
+    assert _timeline(order_id) == ["start", "job_running", "pause", "resume", "stop"]
+    assert [j for j in manager_of(job_executor[1]).jobs if j.startswith(f"mmo{order_id}-")] == [paused.job_id]
+    invariants.assert_exchange_orders_once(stopped.exchange_account, "MMT/USDT")  # nothing rests, no id twice
+    invariants.assert_no_duplicates([stopped])
+    invariants.assert_ledger_balanced()
