@@ -51,7 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 SECONDS = 10.0
 STEP_SECONDS = "0.25"  # each market's book moves 4 times a second
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_SIZES", "1,10,50,200").split(","))
-SUSTAIN_STEPS = tuple(int(n) for n in os.environ.get("BENCH_SUSTAIN", "25,50,75,100,150,200,300,400,500").split(",") if n)
+SUSTAIN_LADDER = "25,50,75,100,150,200,300,400,500"
+SUSTAIN_STEPS = tuple(int(n) for n in os.environ.get("BENCH_SUSTAIN", SUSTAIN_LADDER).split(",") if n)
 TARGET_P99_MS = 5.0
 REFRESH_TOLERANCE = os.environ.get("BENCH_REFRESH_TOLERANCE", "0.001")
 
