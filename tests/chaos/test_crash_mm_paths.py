@@ -138,12 +138,9 @@ def job_executor(market: RunningExchange) -> Iterator[tuple[str, dict[str, Any]]
         yield url, holder
 
 
-@pytest.fixture
-def running(
-    settings: Any, market: RunningExchange, job_executor: tuple[str, dict[str, Any]], gate_stand_in: GateStandIn
-) -> Iterator[MMOrder]:
-    """An order whose deposit is confirmed (tests/execution/conftest.py's `make_order`), started by the drive_jobs
-    beat in this process: running its job on the executor."""
+def _deposited(settings: Any, market: RunningExchange, job_executor: tuple[str, dict[str, Any]]) -> MMOrder:
+    """An order whose deposit is confirmed (tests/execution/conftest.py's `make_order`), on a key of its own that
+    may trade, the settings pointing at the module's simulator and executor."""
     settings.EXCHANGE_API_URLS = {"binance": market.base_url}
     settings.EXECUTOR_URLS = [job_executor[0]]
     settings.CUSTODY_ASSETS = {
@@ -156,7 +153,16 @@ def running(
         credentials=ExchangeCredentials(key.key, key.secret),
     )  # fmt: skip
     holdings = {"MMT": int(BALANCES["MMT"] * 10**18), "USDT": int(BALANCES["USDT"] * 10**6)}
-    order = deposited_order(account, funding_amount=1_000 * 10**6, holdings=holdings)
+    return deposited_order(account, funding_amount=1_000 * 10**6, holdings=holdings)
+
+
+@pytest.fixture
+def running(
+    settings: Any, market: RunningExchange, job_executor: tuple[str, dict[str, Any]], gate_stand_in: GateStandIn
+) -> Iterator[MMOrder]:
+    """An order whose deposit is confirmed (tests/execution/conftest.py's `make_order`), started by the drive_jobs
+    beat in this process: running its job on the executor."""
+    order = _deposited(settings, market, job_executor)
     started = jobs.mm_order_start_job(order_id=order.pk)
     assert started.state == mm.State.RUNNING, started.failure_reason
     yield started
@@ -283,19 +289,7 @@ def refused_spec(
     settings: Any, market: RunningExchange, job_executor: tuple[str, dict[str, Any]], gate_stand_in: GateStandIn
 ) -> MMOrder:
     """An order whose deposit is confirmed, its strategy one the executor would refuse."""
-    settings.EXCHANGE_API_URLS = {"binance": market.base_url}
-    settings.EXECUTOR_URLS = [job_executor[0]]
-    settings.CUSTODY_ASSETS = {
-        "USDT": {"token": "0x" + "ab" * 20, "decimals": 6},
-        "MMT": {"token": "0x" + "cd" * 20, "decimals": 18},
-    }
-    key = market.sim.create_account(permissions=frozenset({Permission.TRADE}), balances=dict(BALANCES))
-    account = accounts.exchange_account_enrol(
-        owner_id=user_with().pk, exchange="binance", label="mm", role="trading",
-        credentials=ExchangeCredentials(key.key, key.secret),
-    )  # fmt: skip
-    holdings = {"MMT": int(BALANCES["MMT"] * 10**18), "USDT": int(BALANCES["USDT"] * 10**6)}
-    order = deposited_order(account, funding_amount=1_000 * 10**6, holdings=holdings)
+    order = _deposited(settings, market, job_executor)
     MMOrder.objects.filter(pk=order.pk).update(strategy=OLD_STRATEGY)
     return MMOrder.objects.get(pk=order.pk)
 
