@@ -98,6 +98,10 @@ class Jobs:
     async def cross_bid(self, runner: JobRunner) -> str:
         """Another account sells into the job's best bid (everything bid at or above it, then the job's order):
         a fill for the job whatever the takers do. Returns the job order's client id."""
+        # The job may be between a cancel and its replacement, or a taker may have just filled its bid: wait until
+        # it rests a bid again (a running job on a two-sided book always comes back to one). Nothing runs between
+        # the wait's end and the read below: they share this event loop.
+        await wait_for(lambda: any(o.side == "buy" for o in runner.tracker.resting()))
         bid = max((o for o in runner.tracker.resting() if o.side == "buy"), key=lambda o: o.price)
         amount = int(above_bid(self.ex, bid.price) + bid.amount) + 1  # whole lots, past the job's order
         taker = trading_key(self.ex, base=str(amount), quote="1")
